@@ -1,0 +1,51 @@
+# airlock: the two commands that matter are `make demo` and `make test`.
+# Everything else (Debian packages, the pinned llama.cpp) is set up by
+# scripts/bootstrap.sh on the first run and cached afterwards.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+JOBS       ?= $(shell nproc)
+CMAKE_ARGS ?=
+
+.PHONY: all build asan test test-unit test-asan demo bench clean deps
+
+all: build
+
+deps:
+	@scripts/bootstrap.sh deps
+
+# The bootstrap prints the llama.cpp prefix on stdout (its log goes to stderr).
+$(BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lock
+	@prefix=$$(scripts/bootstrap.sh all) && \
+	cmake -S . -B $(BUILD) -DAIRLOCK_LLAMA_PREFIX="$$prefix" $(CMAKE_ARGS) >/dev/null && \
+	touch $@
+
+build: $(BUILD)/.configured
+	@cmake --build $(BUILD) -j $(JOBS)
+
+$(ASAN_BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lock
+	@prefix=$$(scripts/bootstrap.sh all) && \
+	cmake -S . -B $(ASAN_BUILD) -DAIRLOCK_LLAMA_PREFIX="$$prefix" -DAIRLOCK_SANITIZE=ON \
+	  -DCMAKE_BUILD_TYPE=Debug $(CMAKE_ARGS) >/dev/null && \
+	touch $@
+
+asan: $(ASAN_BUILD)/.configured
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Every test (unit + integration) on the normal build, then the unit tests
+# again under AddressSanitizer + UndefinedBehaviorSanitizer.
+test: build asan
+	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j $(JOBS)
+
+test-unit: build
+	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+demo: build
+	@scripts/demo.sh "$(BUILD)"
+
+bench: build
+	@bench/run.sh "$(BUILD)"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

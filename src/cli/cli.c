@@ -1,0 +1,125 @@
+#include "cli/cli.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/version.h"
+
+/* The subcommands; each one's function is defined in cmd_<name>.c. */
+extern al_cmd_fn al_cmd_version;
+
+static const struct al_cmd commands[] = {
+    {"version", al_cmd_version, "print the version of airlock and of its llama.cpp"},
+};
+
+static int exit_table[AL_RC_COUNT] = {
+    [AL_OK] = AL_EXIT_OK,
+    [AL_ERR_USAGE] = AL_EXIT_USAGE,
+    [AL_ERR_NOT_FOUND] = AL_EXIT_NOT_FOUND,
+    [AL_ERR_EXISTS] = AL_EXIT_DENIED,
+    [AL_ERR_IO] = AL_EXIT_IO,
+    [AL_ERR_CORRUPT] = AL_EXIT_VERIFY,
+    [AL_ERR_INVALID] = AL_EXIT_INVALID,
+    [AL_ERR_LIMIT] = AL_EXIT_INVALID,
+    [AL_ERR_VERIFY] = AL_EXIT_VERIFY,
+    [AL_ERR_DENIED] = AL_EXIT_DENIED,
+    [AL_ERR_BUSY] = AL_EXIT_BUSY,
+    [AL_ERR_NOMEM] = AL_EXIT_INTERNAL,
+    [AL_ERR_INTERNAL] = AL_EXIT_INTERNAL,
+};
+
+int al_cli_exit_code(enum al_rc rc)
+{
+    if ((unsigned)rc >= AL_RC_COUNT)
+        return AL_EXIT_INTERNAL;
+    return exit_table[rc];
+}
+
+int al_cli_fail(const struct al_err *err)
+{
+    fprintf(stderr, "airlock: error: %s\n", err->msg[0] ? err->msg : al_rc_name(err->rc));
+    return al_cli_exit_code(err->rc);
+}
+
+int al_cli_usage_error(const char *cmd, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "airlock %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "\nTry 'airlock %s --help'.\n", cmd);
+    return AL_EXIT_USAGE;
+}
+
+bool al_cli_wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--") == 0)
+            break;
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            return true;
+    }
+    return false;
+}
+
+void al_cli_home(char *out, size_t size)
+{
+    const char *h = getenv("AIRLOCK_HOME");
+    if (h && *h) {
+        snprintf(out, size, "%s", h);
+        return;
+    }
+    const char *xdg = getenv("XDG_DATA_HOME");
+    if (xdg && *xdg) {
+        snprintf(out, size, "%s/airlock", xdg);
+        return;
+    }
+    const char *home = getenv("HOME");
+    snprintf(out, size, "%s/.local/share/airlock", home && *home ? home : ".");
+}
+
+static void print_help(void)
+{
+    printf("airlock %s: run and manage LLMs inside an air gap\n\n", AIRLOCK_VERSION);
+    printf("usage: airlock <command> [options] [args]\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        printf("  %-12s %s\n", commands[i].name, commands[i].summary);
+    printf("\nEvery command takes --help.\n"
+           "The store lives in $AIRLOCK_HOME (default ~/.local/share/airlock).\n\n"
+           "exit status:\n"
+           "  0  success\n"
+           "  1  failure, or a check found problems (fsck, verify)\n"
+           "  2  bad command line\n"
+           "  3  not found: model, ref, file or key\n"
+           "  4  malformed or over-limit input\n"
+           "  5  a digest or signature does not verify; damaged store\n"
+           "  6  refused by policy (trust, expiry, replay, already exists)\n"
+           "  7  input/output error from the operating system\n"
+           "  8  the store is busy (locked by another process)\n"
+           " 70  internal error\n");
+}
+
+int al_cli_main(int argc, char **argv)
+{
+    if (argc < 2 || strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "-h") == 0) {
+        if (argc >= 3 && strcmp(argv[1], "help") == 0) {
+            char *sub[] = {argv[2], (char *)"--help", NULL};
+            for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+                if (strcmp(commands[i].name, argv[2]) == 0)
+                    return commands[i].fn(2, sub);
+        }
+        print_help();
+        return argc < 2 ? AL_EXIT_USAGE : AL_EXIT_OK;
+    }
+    if (strcmp(argv[1], "--version") == 0)
+        return al_cmd_version(1, argv + 1);
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (strcmp(commands[i].name, argv[1]) == 0)
+            return commands[i].fn(argc - 1, argv + 1);
+    fprintf(stderr, "airlock: '%s' is not a command. See 'airlock help'.\n", argv[1]);
+    return AL_EXIT_USAGE;
+}

@@ -1,0 +1,162 @@
+#include "core/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/limits.h"
+
+enum al_rc al_path_fmt(char *out, size_t size, struct al_err *err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(out, size, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= size)
+        return al_err_set(err, AL_ERR_LIMIT, "path longer than %zu bytes (AL_LIMIT_PATH)", size - 1);
+    return AL_OK;
+}
+
+enum al_rc al_fs_mkdirs(const char *path, mode_t mode, struct al_err *err)
+{
+    char tmp[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(tmp, sizeof tmp, err, "%s", path);
+    if (rc)
+        return rc;
+    for (char *p = tmp + 1;; p++) {
+        if (*p != '/' && *p != '\0')
+            continue;
+        char saved = *p;
+        *p = '\0';
+        if (mkdir(tmp, mode) != 0 && errno != EEXIST)
+            return al_err_sys(err, AL_ERR_IO, "cannot create directory '%s'", tmp);
+        *p = saved;
+        if (saved == '\0')
+            break;
+    }
+    return AL_OK;
+}
+
+enum al_rc al_fs_fsync_dir(const char *dir, struct al_err *err)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot open directory '%s'", dir);
+    int r = fsync(fd);
+    close(fd);
+    if (r != 0 && errno != EINVAL)
+        return al_err_sys(err, AL_ERR_IO, "cannot fsync directory '%s'", dir);
+    return AL_OK;
+}
+
+enum al_rc al_fs_write_all(int fd, const void *data, size_t len, struct al_err *err)
+{
+    const char *p = data;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return al_err_sys(err, AL_ERR_IO, "write failed");
+        p += n;
+        len -= (size_t)n;
+    }
+    return AL_OK;
+}
+
+void al_fs_dirname(const char *path, char *out, size_t size)
+{
+    const char *slash = strrchr(path, '/');
+    if (slash == NULL) {
+        snprintf(out, size, ".");
+        return;
+    }
+    size_t n = (size_t)(slash - path);
+    if (n == 0)
+        n = 1;
+    snprintf(out, size, "%.*s", (int)n, path);
+}
+
+enum al_rc al_fs_write_atomic(const char *path, const void *data, size_t len, struct al_err *err)
+{
+    char tmp[AL_LIMIT_PATH], dir[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(tmp, sizeof tmp, err, "%s.tmp.%ld", path, (long)getpid());
+    if (rc)
+        return rc;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot create '%s'", tmp);
+    rc = al_fs_write_all(fd, data, len, err);
+    if (rc == AL_OK && fsync(fd) != 0)
+        rc = al_err_sys(err, AL_ERR_IO, "cannot fsync '%s'", tmp);
+    if (close(fd) != 0 && rc == AL_OK)
+        rc = al_err_sys(err, AL_ERR_IO, "cannot close '%s'", tmp);
+    if (rc == AL_OK && rename(tmp, path) != 0)
+        rc = al_err_sys(err, AL_ERR_IO, "cannot rename '%s' to '%s'", tmp, path);
+    if (rc) {
+        unlink(tmp);
+        return rc;
+    }
+    al_fs_dirname(path, dir, sizeof dir);
+    return al_fs_fsync_dir(dir, err);
+}
+
+enum al_rc al_fs_read_file(const char *path, size_t max, char **out, size_t *len,
+                           struct al_err *err)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot open '%s'", path);
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        close(fd);
+        return al_err_sys(err, AL_ERR_IO, "cannot stat '%s'", path);
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > max) {
+        close(fd);
+        return al_err_set(err, AL_ERR_LIMIT, "'%s' is %lld bytes, over the cap of %zu", path,
+                          (long long)st.st_size, max);
+    }
+    size_t cap = (size_t)st.st_size;
+    char *buf = malloc(cap + 1);
+    if (buf == NULL) {
+        close(fd);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory reading '%s'", path);
+    }
+    size_t got = 0;
+    while (got < cap) {
+        ssize_t n = read(fd, buf + got, cap - got);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            free(buf);
+            close(fd);
+            return al_err_sys(err, AL_ERR_IO, "cannot read '%s'", path);
+        }
+        if (n == 0)
+            break;
+        got += (size_t)n;
+    }
+    close(fd);
+    buf[got] = '\0';
+    *out = buf;
+    if (len)
+        *len = got;
+    return AL_OK;
+}
+
+bool al_fs_exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}

@@ -1,0 +1,41 @@
+/*
+ * fs.h: file system helpers with the durability rules of the store:
+ * write to a temporary name in the same directory, fsync, rename, fsync the
+ * directory. A reader never sees a half-written file under its final name.
+ */
+#ifndef AL_CORE_FS_H
+#define AL_CORE_FS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "core/err.h"
+
+/* mkdir -p with the given mode for created directories. */
+enum al_rc al_fs_mkdirs(const char *path, mode_t mode, struct al_err *err);
+
+/* fsync a directory so that renames and creations in it are durable. */
+enum al_rc al_fs_fsync_dir(const char *dir, struct al_err *err);
+
+/* Atomically replaces path with data (mode 0644): tmp, fsync, rename, fsync dir. */
+enum al_rc al_fs_write_atomic(const char *path, const void *data, size_t len, struct al_err *err);
+
+/* Reads a whole file of at most max bytes into a malloc'd NUL-terminated
+ * buffer (*out, caller frees); AL_ERR_LIMIT when larger. */
+enum al_rc al_fs_read_file(const char *path, size_t max, char **out, size_t *len,
+                           struct al_err *err);
+
+/* Writes all of data to fd, retrying short writes and EINTR. */
+enum al_rc al_fs_write_all(int fd, const void *data, size_t len, struct al_err *err);
+
+/* snprintf into out[size]; AL_ERR_LIMIT naming the cap when truncated. */
+enum al_rc al_path_fmt(char *out, size_t size, struct al_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+bool al_fs_exists(const char *path);
+
+/* The directory part of path into out (like dirname(1)). */
+void al_fs_dirname(const char *path, char *out, size_t size);
+
+#endif

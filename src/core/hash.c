@@ -1,0 +1,135 @@
+#include "core/hash.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/progress.h"
+
+#define HASH_BLOCK (1u << 20)
+
+struct al_sha256 {
+    EVP_MD_CTX *ctx;
+};
+
+struct al_sha256 *al_sha256_new(void)
+{
+    struct al_sha256 *h = calloc(1, sizeof *h);
+    if (h == NULL)
+        return NULL;
+    h->ctx = EVP_MD_CTX_new();
+    if (h->ctx == NULL || EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL) != 1) {
+        al_sha256_free(h);
+        return NULL;
+    }
+    return h;
+}
+
+void al_sha256_free(struct al_sha256 *h)
+{
+    if (h == NULL)
+        return;
+    EVP_MD_CTX_free(h->ctx);
+    free(h);
+}
+
+void al_sha256_update(struct al_sha256 *h, const void *data, size_t len)
+{
+    EVP_DigestUpdate(h->ctx, data, len);
+}
+
+void al_sha256_final(struct al_sha256 *h, uint8_t out[AL_SHA256_BYTES])
+{
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(h->ctx, out, &n);
+}
+
+void al_sha256_reset(struct al_sha256 *h) { EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL); }
+
+void al_sha256_buf(const void *data, size_t len, uint8_t out[AL_SHA256_BYTES])
+{
+    unsigned int n = 0;
+    EVP_Digest(data, len, out, &n, EVP_sha256(), NULL);
+}
+
+void al_hex(const uint8_t *raw, size_t len, char *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        out[2 * i] = digits[raw[i] >> 4];
+        out[2 * i + 1] = digits[raw[i] & 15];
+    }
+    out[2 * len] = '\0';
+}
+
+void al_digest_format(const uint8_t raw[AL_SHA256_BYTES], char out[AL_DIGEST_SIZE])
+{
+    memcpy(out, "sha256:", 7);
+    al_hex(raw, AL_SHA256_BYTES, out + 7);
+}
+
+bool al_hex64_valid(const char *s)
+{
+    for (int i = 0; i < AL_SHA256_HEX; i++) {
+        char c = s[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')))
+            return false;
+    }
+    return s[AL_SHA256_HEX] == '\0';
+}
+
+bool al_digest_valid(const char *s)
+{
+    return s != NULL && strncmp(s, "sha256:", 7) == 0 && al_hex64_valid(s + 7);
+}
+
+enum al_rc al_sha256_fd(int fd, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
+                        struct al_progress *progress, struct al_err *err)
+{
+    struct al_sha256 *h = al_sha256_new();
+    unsigned char *block = malloc(HASH_BLOCK);
+    enum al_rc rc = AL_OK;
+    uint64_t total = 0;
+    if (h == NULL || block == NULL) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory while hashing");
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, block, HASH_BLOCK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = al_err_sys(err, AL_ERR_IO, "cannot read while hashing");
+            goto out;
+        }
+        if (n == 0)
+            break;
+        al_sha256_update(h, block, (size_t)n);
+        total += (uint64_t)n;
+        al_progress_add(progress, (uint64_t)n);
+    }
+    uint8_t raw[AL_SHA256_BYTES];
+    al_sha256_final(h, raw);
+    al_digest_format(raw, digest);
+    if (size_out)
+        *size_out += total;
+out:
+    free(block);
+    al_sha256_free(h);
+    return rc;
+}
+
+enum al_rc al_sha256_path(const char *path, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
+                          struct al_progress *progress, struct al_err *err)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot open '%s'", path);
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    enum al_rc rc = al_sha256_fd(fd, digest, size_out, progress, err);
+    close(fd);
+    return rc;
+}

@@ -1,0 +1,53 @@
+/*
+ * hash.h: SHA-256 through OpenSSL (SHA-NI where the CPU has it), digests as
+ * text, and hashing an open file with progress.
+ *
+ * A digest string is "sha256:" followed by 64 lowercase hex digits
+ * (AL_DIGEST_LEN characters, AL_DIGEST_SIZE with the NUL).
+ */
+#ifndef AL_CORE_HASH_H
+#define AL_CORE_HASH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define AL_SHA256_BYTES 32
+#define AL_SHA256_HEX   64
+#define AL_DIGEST_LEN   (7 + AL_SHA256_HEX)
+#define AL_DIGEST_SIZE  (AL_DIGEST_LEN + 1)
+
+struct al_sha256; /* opaque */
+
+struct al_sha256 *al_sha256_new(void);
+void al_sha256_free(struct al_sha256 *h);
+void al_sha256_update(struct al_sha256 *h, const void *data, size_t len);
+/* Writes the raw digest; the context may be reused after al_sha256_reset(). */
+void al_sha256_final(struct al_sha256 *h, uint8_t out[AL_SHA256_BYTES]);
+void al_sha256_reset(struct al_sha256 *h);
+
+/* One-shot hash of a memory range. */
+void al_sha256_buf(const void *data, size_t len, uint8_t out[AL_SHA256_BYTES]);
+
+void al_hex(const uint8_t *raw, size_t len, char *out /* 2*len+1 */);
+/* "sha256:<hex>" into out[AL_DIGEST_SIZE]. */
+void al_digest_format(const uint8_t raw[AL_SHA256_BYTES], char out[AL_DIGEST_SIZE]);
+/* True when s is exactly "sha256:" and 64 lowercase hex digits. */
+bool al_digest_valid(const char *s);
+/* True when s is exactly 64 lowercase hex digits. */
+bool al_hex64_valid(const char *s);
+
+struct al_progress;
+
+/* Hashes fd from its current offset to EOF, reading in large blocks; adds
+ * the bytes to *size_out when non-NULL; reports to progress when non-NULL. */
+enum al_rc al_sha256_fd(int fd, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
+                        struct al_progress *progress, struct al_err *err);
+
+/* Opens path and hashes it. */
+enum al_rc al_sha256_path(const char *path, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
+                          struct al_progress *progress, struct al_err *err);
+
+#endif

@@ -1,0 +1,74 @@
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+char *tu_mkdtemp(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *path = NULL;
+    if (asprintf(&path, "%s/altest.XXXXXX", base ? base : "/tmp") < 0)
+        fail_msg("out of memory");
+    if (mkdtemp(path) == NULL)
+        fail_msg("mkdtemp failed");
+    return path;
+}
+
+void tu_rmrf(const char *path)
+{
+    if (path && *path)
+        tu_system("rm -rf '%s'", path);
+}
+
+void tu_write_file(const char *path, const void *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    if (f == NULL)
+        fail_msg("cannot create %s", path);
+    if (len && fwrite(data, 1, len, f) != len)
+        fail_msg("cannot write %s", path);
+    fclose(f);
+}
+
+char *tu_read_file(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    if (fread(buf, 1, (size_t)n, f) != (size_t)n)
+        fail_msg("short read on %s", path);
+    buf[n] = '\0';
+    fclose(f);
+    if (len)
+        *len = (size_t)n;
+    return buf;
+}
+
+int tu_system(const char *fmt, ...)
+{
+    char *cmd = NULL;
+    va_list ap;
+    va_start(ap, fmt);
+    if (vasprintf(&cmd, fmt, ap) < 0)
+        fail_msg("out of memory");
+    va_end(ap);
+    int st = system(cmd);
+    free(cmd);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+const char *tu_env(const char *name)
+{
+    const char *v = getenv(name);
+    if (v == NULL || *v == '\0')
+        skip();
+    return v;
+}

@@ -1,0 +1,27 @@
+/*
+ * testutil.h: helpers shared by the unit tests (cmocka). Each test program is
+ * its own process and works in its own temporary directory.
+ */
+#ifndef AL_TESTUTIL_H
+#define AL_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+/* Creates a fresh directory under $TMPDIR and returns its malloc'd path. */
+char *tu_mkdtemp(void);
+/* rm -rf path. */
+void tu_rmrf(const char *path);
+/* Writes len bytes to path (creating it), failing the test on error. */
+void tu_write_file(const char *path, const void *data, size_t len);
+/* Reads a whole file into a malloc'd buffer; *len gets its size. */
+char *tu_read_file(const char *path, size_t *len);
+/* Runs a shell command and returns its exit status. */
+int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* An environment variable that must be set by ctest, or skip the test. */
+const char *tu_env(const char *name);
+
+#endif
