@@ -19,16 +19,22 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 
-DEB_PACKAGES="build-essential cmake git pkg-config ca-certificates
+DEB_PACKAGES="build-essential pkg-config ca-certificates
  libssl-dev libsqlite3-dev libarchive-dev libzstd-dev libmicrohttpd-dev
  libjansson-dev libcurl4-openssl-dev libgpgme-dev libcmocka-dev
- minisign gnupg zstd curl xxd nodejs npm python3"
+ minisign gnupg zstd xxd sqlite3"
+# Tools that may come from elsewhere (a Node.js not from Debian, say): only
+# installed from Debian when the command is missing. command:package
+DEB_COMMANDS="cmake:cmake git:git curl:curl python3:python3 node:nodejs npm:npm"
 
 install_deps() {
     local missing=()
     for p in $DEB_PACKAGES; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
             || missing+=("$p")
+    done
+    for cp in $DEB_COMMANDS; do
+        command -v "${cp%%:*}" >/dev/null 2>&1 || missing+=("${cp#*:}")
     done
     [ ${#missing[@]} -eq 0 ] && { log "Debian packages: all present"; return 0; }
     log "installing Debian packages: ${missing[*]}"
