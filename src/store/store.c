@@ -1,0 +1,421 @@
+/*
+ * store.c: blobs on disk. Invariants:
+ *  - blobs/sha256/<hex> always holds bytes whose SHA-256 is <hex>, unless the
+ *    disk was damaged after the fact (fsck finds that);
+ *  - a file in tmp/ is being written while its creator holds an flock on it;
+ *    an unlocked, older file in tmp/ is debris of a crash and may be removed.
+ */
+#include "store/store.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/fs.h"
+#include "core/limits.h"
+#include "core/progress.h"
+
+#define COPY_BLOCK (4u << 20)
+#define TMP_MIN_AGE_S 5 /* a fresh tmp file may not be locked yet */
+
+struct al_store {
+    char home[AL_LIMIT_PATH];
+    char blobs[AL_LIMIT_PATH]; /* home/blobs/sha256 */
+    char tmp[AL_LIMIT_PATH];
+    int gc_fd, write_fd;       /* lock files, -1 when closed */
+};
+
+struct al_blob_writer {
+    struct al_store *store;
+    char path[AL_LIMIT_PATH];
+    int fd;
+    struct al_sha256 *hash;
+    uint64_t size;
+    bool committed;
+    bool external_digest; /* set when the content was hashed elsewhere (reflink) */
+    char digest[AL_DIGEST_SIZE];
+};
+
+static const char layout_json[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+
+const char *al_store_home(const struct al_store *s) { return s->home; }
+
+enum al_rc al_store_open(const char *home, bool create, struct al_store **out, struct al_err *err)
+{
+    *out = NULL;
+    struct al_store *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    s->gc_fd = s->write_fd = -1;
+    enum al_rc rc = al_path_fmt(s->home, sizeof s->home, err, "%s", home);
+    if (!rc)
+        rc = al_path_fmt(s->blobs, sizeof s->blobs, err, "%s/blobs/sha256", home);
+    if (!rc)
+        rc = al_path_fmt(s->tmp, sizeof s->tmp, err, "%s/tmp", home);
+    if (rc)
+        goto fail;
+    char path[AL_LIMIT_PATH];
+    if ((rc = al_path_fmt(path, sizeof path, err, "%s/oci-layout", home)))
+        goto fail;
+    if (!al_fs_exists(path)) {
+        if (!create) {
+            rc = al_err_set(err, AL_ERR_NOT_FOUND,
+                            "no airlock store at '%s'; run 'airlock init' or set AIRLOCK_HOME", home);
+            goto fail;
+        }
+        if ((rc = al_fs_mkdirs(s->blobs, 0755, err)) || (rc = al_fs_mkdirs(s->tmp, 0700, err)))
+            goto fail;
+        if ((rc = al_fs_write_atomic(path, layout_json, sizeof layout_json - 1, err)))
+            goto fail;
+    }
+    if ((rc = al_fs_mkdirs(s->blobs, 0755, err)) || (rc = al_fs_mkdirs(s->tmp, 0700, err)))
+        goto fail;
+    if ((rc = al_path_fmt(path, sizeof path, err, "%s/locks", home)) || (rc = al_fs_mkdirs(path, 0755, err)))
+        goto fail;
+    al_store_sweep_tmp(s);
+    *out = s;
+    return AL_OK;
+fail:
+    al_store_free(s);
+    return rc;
+}
+
+void al_store_free(struct al_store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->gc_fd >= 0)
+        close(s->gc_fd);
+    if (s->write_fd >= 0)
+        close(s->write_fd);
+    free(s);
+}
+
+/* ---- locks ---- */
+
+static int *lock_slot(struct al_store *s, enum al_store_lock which)
+{
+    return which == AL_LOCK_WRITE ? &s->write_fd : &s->gc_fd;
+}
+
+enum al_rc al_store_lock(struct al_store *s, enum al_store_lock which, int timeout_ms, struct al_err *err)
+{
+    int *fd = lock_slot(s, which);
+    if (*fd < 0) {
+        char path[AL_LIMIT_PATH];
+        enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/locks/%s", s->home,
+                                    which == AL_LOCK_WRITE ? "write" : "gc");
+        if (rc)
+            return rc;
+        *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (*fd < 0)
+            return al_err_sys(err, AL_ERR_IO, "cannot open lock '%s'", path);
+    }
+    int op = which == AL_LOCK_GC_SHARED ? LOCK_SH : LOCK_EX;
+    struct timespec nap = {0, 10 * 1000 * 1000};
+    for (long waited = 0;; waited += 10) {
+        if (flock(*fd, op | LOCK_NB) == 0)
+            return AL_OK;
+        if (errno != EWOULDBLOCK && errno != EINTR)
+            return al_err_sys(err, AL_ERR_IO, "cannot lock the store");
+        if (timeout_ms > 0 && waited >= timeout_ms)
+            return al_err_set(err, AL_ERR_BUSY,
+                              "the store at '%s' is locked by another airlock process; try again", s->home);
+        nanosleep(&nap, NULL);
+    }
+}
+
+void al_store_unlock(struct al_store *s, enum al_store_lock which)
+{
+    int *fd = lock_slot(s, which);
+    if (*fd >= 0)
+        flock(*fd, LOCK_UN);
+}
+
+/* ---- writing ---- */
+
+enum al_rc al_blob_writer_new(struct al_store *s, struct al_blob_writer **out, struct al_err *err)
+{
+    *out = NULL;
+    struct al_blob_writer *w = calloc(1, sizeof *w);
+    if (w == NULL || (w->hash = al_sha256_new()) == NULL) {
+        free(w);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    w->store = s;
+    w->fd = -1;
+    if (al_path_fmt(w->path, sizeof w->path, err, "%s/blob.XXXXXX", s->tmp) == AL_OK)
+        w->fd = mkostemp(w->path, O_CLOEXEC);
+    if (w->fd < 0) {
+        enum al_rc rc = al_err_sys(err, AL_ERR_IO, "cannot create a temporary file in '%s'", s->tmp);
+        al_sha256_free(w->hash);
+        free(w);
+        return rc;
+    }
+    flock(w->fd, LOCK_EX); /* marks it live for al_store_sweep_tmp() */
+    *out = w;
+    return AL_OK;
+}
+
+enum al_rc al_blob_writer_write(struct al_blob_writer *w, const void *data, size_t len, struct al_err *err)
+{
+    al_sha256_update(w->hash, data, len);
+    w->size += len;
+    enum al_rc rc = al_fs_write_all(w->fd, data, len, err);
+    if (rc)
+        return al_err_set(err, rc, "cannot write '%s'", w->path);
+    return AL_OK;
+}
+
+enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
+                                 char digest[AL_DIGEST_SIZE], uint64_t *size, struct al_err *err)
+{
+    if (!w->external_digest) {
+        uint8_t raw[AL_SHA256_BYTES];
+        al_sha256_final(w->hash, raw);
+        al_digest_format(raw, w->digest);
+    }
+    if (expected && strcmp(expected, w->digest) != 0)
+        return al_err_set(err, AL_ERR_VERIFY, "content does not match its digest: expected %s, got %s",
+                          expected, w->digest);
+    if (fsync(w->fd) != 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot fsync '%s'", w->path);
+    if (fchmod(w->fd, 0444) != 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot chmod '%s'", w->path);
+    char final[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(final, sizeof final, err, "%s/%s", w->store->blobs, w->digest + 7);
+    if (rc)
+        return rc;
+    struct stat st;
+    if (stat(final, &st) == 0 && (uint64_t)st.st_size == w->size) {
+        /* Same content already stored: keep the existing file. */
+        unlink(w->path);
+    } else if (rename(w->path, final) != 0) {
+        return al_err_sys(err, AL_ERR_IO, "cannot move blob into '%s'", final);
+    }
+    w->committed = true;
+    if ((rc = al_fs_fsync_dir(w->store->blobs, err)))
+        return rc;
+    if (digest)
+        memcpy(digest, w->digest, AL_DIGEST_SIZE);
+    if (size)
+        *size = w->size;
+    return AL_OK;
+}
+
+void al_blob_writer_free(struct al_blob_writer *w)
+{
+    if (w == NULL)
+        return;
+    if (!w->committed)
+        unlink(w->path);
+    if (w->fd >= 0)
+        close(w->fd);
+    al_sha256_free(w->hash);
+    free(w);
+}
+
+/* Hash-while-copying: one read of the source feeds both the hash and the
+ * destination. */
+static enum al_rc copy_hashing(struct al_blob_writer *w, int src, struct al_progress *progress,
+                               const char *path, struct al_err *err)
+{
+    unsigned char *block = malloc(COPY_BLOCK);
+    if (block == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    enum al_rc rc = AL_OK;
+    for (;;) {
+        ssize_t n = read(src, block, COPY_BLOCK);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = al_err_sys(err, AL_ERR_IO, "cannot read '%s'", path);
+            break;
+        }
+        if (n == 0)
+            break;
+        if ((rc = al_blob_writer_write(w, block, (size_t)n, err)))
+            break;
+        al_progress_add(progress, (uint64_t)n);
+    }
+    free(block);
+    return rc;
+}
+
+enum al_rc al_store_import_file(struct al_store *s, const char *path, char digest[AL_DIGEST_SIZE],
+                                uint64_t *size, struct al_progress *progress, struct al_err *err)
+{
+    int src = open(path, O_RDONLY | O_CLOEXEC);
+    if (src < 0)
+        return al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot open '%s'", path);
+    struct stat st;
+    if (fstat(src, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close(src);
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a regular file", path);
+    }
+    (void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
+    struct al_blob_writer *w = NULL;
+    enum al_rc rc = al_blob_writer_new(s, &w, err);
+    if (rc)
+        goto out;
+    if (ioctl(w->fd, FICLONE, src) == 0) {
+        /* Reflink: the data is shared copy-on-write; one pass to hash it. */
+        uint64_t n = 0;
+        if ((rc = al_sha256_fd(src, w->digest, &n, progress, err)))
+            goto out;
+        w->size = n;
+        w->external_digest = true;
+    } else if ((rc = copy_hashing(w, src, progress, path, err))) {
+        goto out;
+    }
+    rc = al_blob_writer_commit(w, NULL, digest, size, err);
+out:
+    al_blob_writer_free(w);
+    close(src);
+    return rc;
+}
+
+enum al_rc al_store_put(struct al_store *s, const void *data, size_t len, char digest[AL_DIGEST_SIZE],
+                        struct al_err *err)
+{
+    struct al_blob_writer *w = NULL;
+    enum al_rc rc = al_blob_writer_new(s, &w, err);
+    if (!rc)
+        rc = al_blob_writer_write(w, data, len, err);
+    if (!rc)
+        rc = al_blob_writer_commit(w, NULL, digest, NULL, err);
+    al_blob_writer_free(w);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+enum al_rc al_store_blob_path(const struct al_store *s, const char *digest, char *out, size_t size,
+                              struct al_err *err)
+{
+    if (!al_digest_valid(digest))
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a sha256 digest", digest);
+    return al_path_fmt(out, size, err, "%s/%s", s->blobs, digest + 7);
+}
+
+bool al_store_has(const struct al_store *s, const char *digest)
+{
+    char path[AL_LIMIT_PATH];
+    return al_store_blob_path(s, digest, path, sizeof path, NULL) == AL_OK && al_fs_exists(path);
+}
+
+enum al_rc al_store_read(const struct al_store *s, const char *digest, size_t max, char **out,
+                         size_t *len, struct al_err *err)
+{
+    char path[AL_LIMIT_PATH];
+    size_t n = 0;
+    enum al_rc rc = al_store_blob_path(s, digest, path, sizeof path, err);
+    if (rc || (rc = al_fs_read_file(path, max, out, &n, err)))
+        return rc;
+    uint8_t raw[AL_SHA256_BYTES];
+    char got[AL_DIGEST_SIZE];
+    al_sha256_buf(*out, n, raw);
+    al_digest_format(raw, got);
+    if (strcmp(got, digest) != 0) {
+        free(*out);
+        *out = NULL;
+        return al_err_set(err, AL_ERR_CORRUPT, "blob %s is damaged (its content hashes to %s)", digest, got);
+    }
+    if (len)
+        *len = n;
+    return AL_OK;
+}
+
+enum al_rc al_store_verify(const struct al_store *s, const char *digest, uint64_t *size_out,
+                           struct al_progress *progress, struct al_err *err)
+{
+    char path[AL_LIMIT_PATH], got[AL_DIGEST_SIZE];
+    enum al_rc rc = al_store_blob_path(s, digest, path, sizeof path, err);
+    if (rc)
+        return rc;
+    uint64_t size = 0;
+    if (!al_fs_exists(path))
+        return al_err_set(err, AL_ERR_NOT_FOUND, "blob %s is missing", digest);
+    if ((rc = al_sha256_path(path, got, &size, progress, err)))
+        return rc;
+    if (size_out)
+        *size_out = size;
+    if (strcmp(got, digest) != 0)
+        return al_err_set(err, AL_ERR_CORRUPT, "blob %s is damaged: its content hashes to %s", digest, got);
+    return AL_OK;
+}
+
+enum al_rc al_store_each_blob(const struct al_store *s, al_blob_visit_fn *fn, void *ud, struct al_err *err)
+{
+    DIR *d = opendir(s->blobs);
+    if (d == NULL)
+        return al_err_sys(err, AL_ERR_IO, "cannot list '%s'", s->blobs);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (!al_hex64_valid(e->d_name))
+            continue;
+        char digest[AL_DIGEST_SIZE];
+        memcpy(digest, "sha256:", 7);
+        memcpy(digest + 7, e->d_name, AL_SHA256_HEX + 1); /* validated: 64 hex + NUL */
+        struct stat st;
+        uint64_t size = fstatat(dirfd(d), e->d_name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
+        if (!fn(ud, digest, size))
+            break;
+    }
+    closedir(d);
+    return AL_OK;
+}
+
+enum al_rc al_store_quarantine(struct al_store *s, const char *digest, struct al_err *err)
+{
+    char from[AL_LIMIT_PATH], dir[AL_LIMIT_PATH], to[AL_LIMIT_PATH];
+    enum al_rc rc = al_store_blob_path(s, digest, from, sizeof from, err);
+    if (rc || (rc = al_path_fmt(dir, sizeof dir, err, "%s/quarantine", s->home)) ||
+        (rc = al_fs_mkdirs(dir, 0700, err)))
+        return rc;
+    if ((rc = al_path_fmt(to, sizeof to, err, "%s/%s.%ld", dir, digest + 7, (long)time(NULL))))
+        return rc;
+    if (rename(from, to) != 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot move '%s' to quarantine", from);
+    return al_fs_fsync_dir(s->blobs, err);
+}
+
+enum al_rc al_store_remove(struct al_store *s, const char *digest, struct al_err *err)
+{
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc = al_store_blob_path(s, digest, path, sizeof path, err);
+    if (rc)
+        return rc;
+    if (unlink(path) != 0 && errno != ENOENT)
+        return al_err_sys(err, AL_ERR_IO, "cannot remove '%s'", path);
+    return AL_OK;
+}
+
+int al_store_sweep_tmp(struct al_store *s)
+{
+    DIR *d = opendir(s->tmp);
+    if (d == NULL)
+        return 0;
+    int removed = 0;
+    time_t now = time(NULL);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (e->d_name[0] == '.')
+            continue;
+        int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0)
+            continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && now - st.st_mtime >= TMP_MIN_AGE_S && flock(fd, LOCK_EX | LOCK_NB) == 0 &&
+            unlinkat(dirfd(d), e->d_name, 0) == 0)
+            removed++;
+        close(fd);
+    }
+    closedir(d);
+    return removed;
+}
