@@ -1,0 +1,138 @@
+/*
+ * index.h: the model index in SQLite (WAL, foreign keys, migrations through
+ * PRAGMA user_version): models, versions, their files, tags, the active
+ * version of each model, and the append-only, hash-chained event log.
+ *
+ * This module is the only one that includes sqlite3.h. Every mutation runs
+ * inside al_index_begin()/al_index_commit() (BEGIN IMMEDIATE, so two
+ * processes serialize instead of deadlocking); readers see the last commit.
+ *
+ * Event chain: row n stores prev = hash of row n-1 (64 zeros for the first)
+ * and hash = SHA-256 over its own fields and prev. An edited row breaks its
+ * own hash; a deleted row breaks the next row's prev, or (the last row) the
+ * id sequence SQLite keeps in sqlite_sequence.
+ */
+#ifndef AL_INDEX_INDEX_H
+#define AL_INDEX_INDEX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "core/hash.h"
+#include "core/limits.h"
+
+struct al_index;
+
+enum al_rc al_index_open(const char *db_path, struct al_index **out, struct al_err *err);
+void al_index_free(struct al_index *ix);
+
+enum al_rc al_index_begin(struct al_index *ix, struct al_err *err);
+enum al_rc al_index_commit(struct al_index *ix, struct al_err *err);
+void al_index_rollback(struct al_index *ix);
+
+/* ---- references: name, name:tag, name@sha256:<hex> ---- */
+struct al_ref {
+    char name[AL_LIMIT_NAME + 1];
+    char tag[AL_LIMIT_TAG + 1];     /* "" when absent */
+    char digest[AL_DIGEST_SIZE];    /* "" when absent */
+};
+enum al_rc al_ref_parse(const char *text, struct al_ref *out, struct al_err *err);
+bool al_name_valid(const char *name);
+bool al_tag_valid(const char *tag);
+
+/* ---- versions ---- */
+struct al_version {
+    int64_t id;
+    char model[AL_LIMIT_NAME + 1];
+    char manifest[AL_DIGEST_SIZE];
+    char config[AL_DIGEST_SIZE];
+    uint64_t manifest_size;
+    int64_t seq;           /* monotonic sequence number from a bundle; 0 for local adds */
+    char created[32];      /* ISO 8601 UTC */
+    char tags[512];        /* comma-separated, "" when none */
+    uint64_t total_size;   /* sum of its files */
+    bool active;
+};
+
+struct al_file {
+    char path[AL_LIMIT_FILE_NAME + 1];
+    char digest[AL_DIGEST_SIZE];
+    uint64_t size;
+    char media_type[96];
+};
+
+/* Records a version and its files; creates the model on first use. When the
+ * same manifest is already recorded for the model, AL_ERR_EXISTS and *id is
+ * the existing version. */
+enum al_rc al_index_add_version(struct al_index *ix, const char *model, const char *manifest,
+                                uint64_t manifest_size, const char *config, int64_t seq,
+                                const struct al_file *files, size_t n_files, int64_t *id,
+                                struct al_err *err);
+enum al_rc al_index_remove_version(struct al_index *ix, int64_t version_id, struct al_err *err);
+
+/* Resolves a ref: name → active version; name:tag → tagged version;
+ * name@digest → that manifest. Unknown names get close matches in the message. */
+enum al_rc al_index_resolve(struct al_index *ix, const char *ref, struct al_version *out, struct al_err *err);
+enum al_rc al_index_get_version(struct al_index *ix, int64_t id, struct al_version *out, struct al_err *err);
+
+/* Lists versions (of one model, or all when model is NULL), oldest first.
+ * *rows is malloc'd; the caller frees it. */
+enum al_rc al_index_list_versions(struct al_index *ix, const char *model, struct al_version **rows,
+                                  size_t *n, struct al_err *err);
+enum al_rc al_index_list_files(struct al_index *ix, int64_t version_id, struct al_file **rows, size_t *n,
+                               struct al_err *err);
+
+enum al_rc al_index_set_tag(struct al_index *ix, const char *model, const char *tag, int64_t version_id,
+                            struct al_err *err);
+enum al_rc al_index_remove_tag(struct al_index *ix, const char *model, const char *tag, struct al_err *err);
+
+enum al_rc al_index_set_active(struct al_index *ix, const char *model, int64_t version_id, struct al_err *err);
+/* The version recorded just before version_id for the same model, or
+ * AL_ERR_NOT_FOUND when version_id is the oldest. */
+enum al_rc al_index_previous_version(struct al_index *ix, int64_t version_id, int64_t *prev, struct al_err *err);
+
+/* The highest sequence number ever recorded for a model (0 if none). */
+enum al_rc al_index_max_seq(struct al_index *ix, const char *model, int64_t *seq, struct al_err *err);
+
+/* Every digest the index references (manifests, configs, files), sorted and
+ * unique; *digests is a malloc'd array of AL_DIGEST_SIZE strings. */
+enum al_rc al_index_referenced(struct al_index *ix, char (**digests)[AL_DIGEST_SIZE], size_t *n,
+                               struct al_err *err);
+
+/* ---- events ---- */
+struct al_event {
+    int64_t id;
+    char time[32];
+    char kind[32];
+    char model[AL_LIMIT_NAME + 1];
+    char digest[AL_DIGEST_SIZE];
+    char actor[64];
+    char *detail;          /* JSON text, malloc'd */
+    char prev[AL_SHA256_HEX + 1];
+    char hash[AL_SHA256_HEX + 1];
+};
+
+/* Appends an event (detail: a JSON object text, may be NULL). Inside a
+ * transaction when one is open, else in its own. */
+enum al_rc al_index_event_append(struct al_index *ix, const char *kind, const char *model,
+                                 const char *digest, const char *detail, struct al_err *err);
+/* Lists events, oldest first, optionally only those of a model or digest. */
+enum al_rc al_index_list_events(struct al_index *ix, const char *model, const char *digest,
+                                struct al_event **rows, size_t *n, struct al_err *err);
+void al_index_events_free(struct al_event *rows, size_t n);
+
+/* Checks the whole chain. Each problem is reported through fn (the event id,
+ * or 0, and a message). Returns AL_OK when intact, AL_ERR_CORRUPT otherwise. */
+typedef void al_chain_problem_fn(void *ud, int64_t id, const char *msg);
+enum al_rc al_index_verify_events(struct al_index *ix, al_chain_problem_fn *fn, void *ud, size_t *checked,
+                                  struct al_err *err);
+
+/* Names of models within a small edit distance of name, comma-separated. */
+void al_index_close_matches(struct al_index *ix, const char *name, char *out, size_t size);
+
+/* The current time as ISO 8601 UTC with milliseconds. */
+void al_now_iso(char out[32]);
+
+#endif
