@@ -1,0 +1,81 @@
+/* Unit tests of src/oci: canonical manifests, defensive parsing. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "oci/oci.h"
+
+#define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
+#define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
+
+static void test_paths_and_types(void **state)
+{
+    assert_true(al_oci_path_safe("model.gguf"));
+    assert_true(al_oci_path_safe("bench/prompts.jsonl"));
+    const char *bad[] = {"", "/etc/passwd", "../x", "a/../b", "a/./b", "a//b", "a/", "a\\b", "a\nb", "..", "."};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        assert_false(al_oci_path_safe(bad[i]));
+    assert_string_equal(al_oci_media_type_for("x.gguf"), AL_MT_WEIGHT);
+    assert_string_equal(al_oci_media_type_for("tokenizer.json"), AL_MT_WEIGHT_CONFIG);
+    assert_string_equal(al_oci_media_type_for("LICENSE"), AL_MT_DOC);
+}
+
+static void test_roundtrip_and_determinism(void **state)
+{
+    struct al_oci_layer layers[2] = {
+        {"m.gguf", D1, 10, AL_MT_WEIGHT},
+        {"card.json", D2, 5, AL_MT_DOC},
+    };
+    struct al_oci_model m = {.name = "m", .version = "1.0", .architecture = "llama", .format = "gguf",
+                             .layers = layers, .n_layers = 2, .card_json = "{\"licenses\":[\"MIT\"]}"};
+    struct al_err err = AL_ERR_INIT;
+    char *c1 = NULL, *c2 = NULL, *m1 = NULL;
+    assert_int_equal(al_oci_config_build(&m, &c1, &err), AL_OK);
+    assert_int_equal(al_oci_config_build(&m, &c2, &err), AL_OK);
+    assert_string_equal(c1, c2);
+    assert_non_null(strstr(c1, "\"licenses\":[\"MIT\"]"));
+    assert_int_equal(al_oci_manifest_build(&m, D2, strlen(c1), &m1, &err), AL_OK);
+    struct al_oci_manifest pm;
+    assert_int_equal(al_oci_manifest_parse(m1, strlen(m1), &pm, &err), AL_OK);
+    assert_int_equal(pm.n_layers, 2);
+    assert_string_equal(pm.layers[1].path, "card.json");
+    assert_string_equal(pm.config_digest, D2);
+    al_oci_manifest_release(&pm);
+    m.card_json = "[1]";
+    assert_int_equal(al_oci_config_build(&m, &c2 /* untouched on error */, &err), AL_ERR_INVALID);
+    free(c1);
+    free(c2);
+    free(m1);
+}
+
+static void test_hostile_manifests(void **state)
+{
+    const char *bad[] = {
+        "", "{", "[]", "{\"schemaVersion\":1}",
+        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"x\",\"digest\":\"" D1 "\",\"size\":1},\"layers\":[]}",
+        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" AL_MT_MODEL_CONFIG "\",\"digest\":\"sha256:zz\",\"size\":1},\"layers\":[]}",
+        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" AL_MT_MODEL_CONFIG "\",\"digest\":\"" D1 "\",\"size\":1},"
+        "\"layers\":[{\"mediaType\":\"x\",\"digest\":\"" D1 "\",\"size\":1,\"annotations\":{\"org.cncf.model.filepath\":\"../x\"}}]}",
+        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" AL_MT_MODEL_CONFIG "\",\"digest\":\"" D1 "\",\"size\":1},"
+        "\"layers\":[{\"mediaType\":\"x\",\"digest\":\"" D1 "\",\"size\":1,\"annotations\":{\"org.cncf.model.filepath\":\"a\"}},"
+        "{\"mediaType\":\"x\",\"digest\":\"" D1 "\",\"size\":1,\"annotations\":{\"org.cncf.model.filepath\":\"a\"}}]}",
+        "{\"schemaVersion\":2,\"schemaVersion\":2}",
+        "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" AL_MT_MODEL_CONFIG "\",\"digest\":\"" D1 "\",\"size\":-1},\"layers\":[]}",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        struct al_oci_manifest pm;
+        struct al_err err = AL_ERR_INIT;
+        assert_int_not_equal(al_oci_manifest_parse(bad[i], strlen(bad[i]), &pm, &err), AL_OK);
+        assert_true(err.msg[0] != '\0');
+    }
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_paths_and_types),
+        cmocka_unit_test(test_roundtrip_and_determinism),
+        cmocka_unit_test(test_hostile_manifests),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
