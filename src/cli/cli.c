@@ -8,10 +8,23 @@
 #include "core/version.h"
 
 /* The subcommands; each one's function is defined in cmd_<name>.c. */
-extern al_cmd_fn al_cmd_version;
+extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show, al_cmd_tag, al_cmd_rm,
+    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log;
 
 static const struct al_cmd commands[] = {
-    {"version", al_cmd_version, "print the version of airlock and of its llama.cpp"},
+    {"init", al_cmd_init, "create an empty store"},
+    {"add", al_cmd_add, "import local files as a new model version"},
+    {"ls", al_cmd_ls, "list models and versions"},
+    {"show", al_cmd_show, "show a version: files, GGUF facts, provenance"},
+    {"tag", al_cmd_tag, "point a tag at a version, or remove it"},
+    {"activate", al_cmd_activate, "make a version the one a name resolves to"},
+    {"rollback", al_cmd_rollback, "make the previous version active again"},
+    {"rm", al_cmd_rm, "remove versions or models from the index"},
+    {"path", al_cmd_path, "print the path of a version's weight file"},
+    {"fsck", al_cmd_fsck, "re-hash and check the whole store and event log"},
+    {"gc", al_cmd_gc, "remove unreferenced blobs and old versions"},
+    {"log", al_cmd_log, "print or verify the hash-chained event log"},
+    {"version", al_cmd_version, "print the version of airlock"},
 };
 
 static int exit_table[AL_RC_COUNT] = {

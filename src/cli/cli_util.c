@@ -1,0 +1,35 @@
+#include "cli/cli_util.h"
+
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "core/limits.h"
+
+int al_cli_open_repo(bool create, struct al_repo **out)
+{
+    char home[AL_LIMIT_PATH];
+    struct al_err err = AL_ERR_INIT;
+    al_cli_home(home, sizeof home);
+    if (al_repo_open(home, create, out, &err) != AL_OK)
+        return al_cli_fail(&err);
+    return AL_EXIT_OK;
+}
+
+void al_cli_human_size(uint64_t bytes, char *out, size_t size)
+{
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, size, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+const char *al_cli_short(const char *digest)
+{
+    static _Thread_local char buf[20];
+    snprintf(buf, sizeof buf, "%.12s", strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest);
+    return buf;
+}

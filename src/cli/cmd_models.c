@@ -1,0 +1,213 @@
+/*
+ * cmd_models.c: the commands that change the store: init, add, tag, rm,
+ * activate, rollback; and path, which prints where a model's weights are.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/cli_util.h"
+#include "core/limits.h"
+
+int al_cmd_init(int argc, char **argv);
+int al_cmd_add(int argc, char **argv);
+int al_cmd_tag(int argc, char **argv);
+int al_cmd_rm(int argc, char **argv);
+int al_cmd_activate(int argc, char **argv);
+int al_cmd_rollback(int argc, char **argv);
+int al_cmd_path(int argc, char **argv);
+
+static void print_version_line(const char *verb, const struct al_version *v)
+{
+    char size[32];
+    al_cli_human_size(v->total_size, size, sizeof size);
+    printf("%s %s:%s  %s  %s%s\n", verb, v->model, v->tags[0] ? v->tags : "-", v->manifest, size,
+           v->active ? "  (active)" : "");
+}
+
+int al_cmd_init(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock init\n\n"
+               "Creates an empty store in $AIRLOCK_HOME (default ~/.local/share/airlock):\n"
+               "an OCI image layout, the SQLite index and the event log. Safe to run again.\n");
+        return AL_EXIT_OK;
+    }
+    if (argc > 1)
+        return al_cli_usage_error("init", "takes no arguments");
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(true, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_repo_sync_index_json(r, &err);
+    if (!rc)
+        printf("initialized airlock store in %s\n", al_store_home(al_repo_store(r)));
+    al_repo_free(r);
+    return rc ? al_cli_fail(&err) : AL_EXIT_OK;
+}
+
+int al_cmd_add(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"card", required_argument, NULL, 'c'},
+        {"no-activate", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct al_add_opts ao = {.show_progress = true};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'c': ao.card_path = optarg; break;
+        case 'n': ao.no_activate = true; break;
+        case 'h':
+            printf("usage: airlock add NAME[:TAG] FILE... [--card CARD.json] [--no-activate]\n\n"
+                   "Imports local files (GGUF weights, tokenizer, model card, license, prompt\n"
+                   "templates) as a new version of NAME. The files are hashed while copied (one\n"
+                   "read pass; a reflink clone where the file system supports it) into the\n"
+                   "content-addressed store. TAG defaults to 'latest'. The new version becomes\n"
+                   "the active one unless --no-activate is given.\n\n"
+                   "  --card FILE      a model card (JSON object: origin, license, date, ...)\n"
+                   "  --no-activate    keep the currently active version\n\n"
+                   "example: airlock add stories:1.0 stories260K.gguf --card card.json\n");
+            return AL_EXIT_OK;
+        default: return al_cli_usage_error("add", "unknown option");
+        }
+    }
+    if (argc - optind < 2)
+        return al_cli_usage_error("add", "needs NAME[:TAG] and at least one FILE");
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(true, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_version v;
+    bool existed = false;
+    enum al_rc rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1),
+                                &ao, &v, &existed, &err);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    print_version_line(existed ? "already present:" : "added", &v);
+    return AL_EXIT_OK;
+}
+
+int al_cmd_tag(int argc, char **argv)
+{
+    bool del = argc > 1 && (strcmp(argv[1], "-d") == 0 || strcmp(argv[1], "--delete") == 0);
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock tag REF TAG\n       airlock tag --delete NAME TAG\n\n"
+               "Points TAG of the model at the version REF names (REF: name, name:tag or\n"
+               "name@sha256:<hex>), moving the tag if it pointed elsewhere; --delete removes it.\n\n"
+               "example: airlock tag stories@sha256:1f2e... stable\n");
+        return AL_EXIT_OK;
+    }
+    if (argc - del != 3)
+        return al_cli_usage_error("tag", "needs REF and TAG");
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(false, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = del ? al_repo_untag(r, argv[2], argv[3], &err) : al_repo_tag(r, argv[1], argv[2], &err);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    if (del)
+        printf("removed tag %s:%s\n", argv[2], argv[3]);
+    else
+        printf("tagged %s as %s\n", argv[1], argv[2]);
+    return AL_EXIT_OK;
+}
+
+int al_cmd_rm(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock rm REF...\n\n"
+               "Removes versions from the index: name:tag or name@sha256:<hex> removes one\n"
+               "version, a bare name removes every version of the model. When the active\n"
+               "version goes, the newest remaining one becomes active. The blobs stay until\n"
+               "'airlock gc' removes what nothing references.\n");
+        return AL_EXIT_OK;
+    }
+    if (argc < 2)
+        return al_cli_usage_error("rm", "needs at least one REF");
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(false, &r);
+    if (st)
+        return st;
+    int status = AL_EXIT_OK;
+    for (int i = 1; i < argc; i++) {
+        struct al_err err = AL_ERR_INIT;
+        size_t n = 0;
+        if (al_repo_rm(r, argv[i], &n, &err) != AL_OK)
+            status = al_cli_fail(&err);
+        else
+            printf("removed %s (%zu version%s)\n", argv[i], n, n == 1 ? "" : "s");
+    }
+    al_repo_free(r);
+    return status;
+}
+
+static int activate_like(int argc, char **argv, bool rollback)
+{
+    const char *cmd = rollback ? "rollback" : "activate";
+    if (al_cli_wants_help(argc, argv)) {
+        if (rollback)
+            printf("usage: airlock rollback NAME\n\n"
+                   "Makes the version recorded before the active one active again. A running\n"
+                   "'airlock serve' picks it up on SIGHUP. Recorded in the event log.\n");
+        else
+            printf("usage: airlock activate REF\n\n"
+                   "Makes the version REF names (name:tag or name@sha256:<hex>) the one that\n"
+                   "'NAME' resolves to and that 'airlock serve' serves. Recorded in the event log.\n");
+        return AL_EXIT_OK;
+    }
+    if (argc != 2)
+        return al_cli_usage_error(cmd, "needs exactly one %s", rollback ? "NAME" : "REF");
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(false, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_version v;
+    enum al_rc rc = rollback ? al_repo_rollback(r, argv[1], &v, &err) : al_repo_activate(r, argv[1], &v, &err);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    print_version_line(rollback ? "rolled back to" : "activated", &v);
+    return AL_EXIT_OK;
+}
+
+int al_cmd_activate(int argc, char **argv) { return activate_like(argc, argv, false); }
+int al_cmd_rollback(int argc, char **argv) { return activate_like(argc, argv, true); }
+
+int al_cmd_path(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock path REF\n\n"
+               "Prints the path of the version's weight file (its GGUF blob) for other tools,\n"
+               "for example: sha256sum \"$(airlock path stories)\". The blob is read-only.\n");
+        return AL_EXIT_OK;
+    }
+    if (argc != 2)
+        return al_cli_usage_error("path", "needs exactly one REF");
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(false, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_version v;
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc = al_index_resolve(al_repo_index(r), argv[1], &v, &err);
+    if (!rc)
+        rc = al_repo_weight_path(r, &v, path, sizeof path, &err);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    printf("%s\n", path);
+    return AL_EXIT_OK;
+}

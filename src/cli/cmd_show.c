@@ -1,0 +1,275 @@
+/*
+ * cmd_show.c: the commands that read the store: ls, show, log. Each has a
+ * --json form for scripts (stable keys, one JSON document on stdout).
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "cli/cli_util.h"
+#include "core/limits.h"
+#include "gguf/gguf.h"
+
+int al_cmd_ls(int argc, char **argv);
+int al_cmd_show(int argc, char **argv);
+int al_cmd_log(int argc, char **argv);
+
+static bool parse_json_flag(int argc, char **argv, const char *cmd, bool *verify, int *first_arg, int *status)
+{
+    static const struct option opts[] = {
+        {"json", no_argument, NULL, 'j'}, {"verify", no_argument, NULL, 'v'}, {NULL, 0, NULL, 0}};
+    bool json = false;
+    int c;
+    optind = 0;
+    *status = -1;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        if (c == 'j')
+            json = true;
+        else if (c == 'v' && verify)
+            *verify = true;
+        else
+            *status = al_cli_usage_error(cmd, "unknown option");
+    }
+    *first_arg = optind;
+    return json;
+}
+
+static void print_json(json_t *j)
+{
+    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    if (s)
+        printf("%s\n", s);
+    free(s);
+    json_decref(j);
+}
+
+static json_t *version_json(const struct al_version *v)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "name", v->model, "manifest", v->manifest, "tags", v->tags,
+                     "created", v->created, "size", (json_int_t)v->total_size, "active", v->active, "sequence",
+                     (json_int_t)v->seq);
+}
+
+int al_cmd_ls(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock ls [NAME] [--json]\n\n"
+               "Lists the models and their versions, oldest first; '*' marks the active one.\n");
+        return AL_EXIT_OK;
+    }
+    int first = 0, st = 0;
+    bool json = parse_json_flag(argc, argv, "ls", NULL, &first, &st);
+    if (st >= 0)
+        return st;
+    struct al_repo *r = NULL;
+    if ((st = al_cli_open_repo(false, &r)))
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_version *v = NULL;
+    size_t n = 0;
+    enum al_rc rc = al_index_list_versions(al_repo_index(r), first < argc ? argv[first] : NULL, &v, &n, &err);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, version_json(&v[i]));
+        print_json(arr);
+    } else if (n == 0) {
+        printf("no models yet; add one with 'airlock add NAME FILE.gguf' or 'airlock ingest BUNDLE'\n");
+    } else {
+        printf("  %-24s %-20s %-14s %10s  %s\n", "NAME", "TAGS", "VERSION", "SIZE", "CREATED");
+        for (size_t i = 0; i < n; i++) {
+            char size[32];
+            al_cli_human_size(v[i].total_size, size, sizeof size);
+            printf("%c %-24s %-20s %-14s %10s  %.19s\n", v[i].active ? '*' : ' ', v[i].model,
+                   v[i].tags[0] ? v[i].tags : "-", al_cli_short(v[i].manifest), size, v[i].created);
+        }
+    }
+    free(v);
+    return AL_EXIT_OK;
+}
+
+static json_t *gguf_json(const struct al_gguf_info *g)
+{
+    json_t *types = json_array();
+    for (int i = 0; i < g->n_types; i++)
+        json_array_append_new(types, json_pack("{s:s, s:I, s:I}", "type", g->types[i].type, "tensors",
+                                               (json_int_t)g->types[i].tensors, "parameters",
+                                               (json_int_t)g->types[i].elements));
+    return json_pack("{s:s, s:s, s:I, s:i, s:i, s:i, s:i, s:b, s:s, s:s, s:o, s:I}", "architecture", g->arch, "name",
+                     g->name, "parameters", (json_int_t)g->n_params, "vocab_size", (int)g->vocab_size,
+                     "context_length", (int)g->context_length, "embedding_length", (int)g->embedding_length,
+                     "block_count", (int)g->block_count, "chat_template", g->has_chat_template, "license", g->license,
+                     "file_type", g->file_type, "tensor_types", types, "tensors", (json_int_t)g->n_tensors);
+}
+
+void al_format_count(uint64_t n, char *out, size_t size);
+
+static void print_gguf(const struct al_gguf_info *g)
+{
+    char params[32];
+    al_format_count(g->n_params, params, sizeof params);
+    printf("  gguf\n");
+    printf("    architecture    %s\n", g->arch[0] ? g->arch : "-");
+    printf("    parameters      %s (%" PRIu64 ")\n", params, g->n_params);
+    printf("    vocabulary      %u tokens (%s)\n", g->vocab_size, g->tokenizer_model[0] ? g->tokenizer_model : "-");
+    printf("    context length  %u\n", g->context_length);
+    printf("    layers          %u, embedding %u, heads %u/%u\n", g->block_count, g->embedding_length, g->head_count,
+           g->head_count_kv);
+    printf("    tensor types   ");
+    for (int i = 0; i < g->n_types; i++)
+        printf(" %s x%" PRIu64 " (%.1f%%)%s", g->types[i].type, g->types[i].tensors,
+               g->n_params ? 100.0 * (double)g->types[i].elements / (double)g->n_params : 0.0,
+               i + 1 < g->n_types ? "," : "");
+    printf("\n    file type       %s\n", g->file_type[0] ? g->file_type : "-");
+    printf("    chat template   %s\n", g->has_chat_template ? "yes" : "no");
+    printf("    license         %s\n", g->license[0] ? g->license : "-");
+}
+
+int al_cmd_show(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock show REF [--json]\n\n"
+               "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
+               "says (architecture, parameters, tensor types, context length, chat template,\n"
+               "license) and its events (provenance). REF: name, name:tag or name@sha256:<hex>.\n");
+        return AL_EXIT_OK;
+    }
+    int first = 0, st = 0;
+    bool json = parse_json_flag(argc, argv, "show", NULL, &first, &st);
+    if (st >= 0)
+        return st;
+    if (argc - first != 1)
+        return al_cli_usage_error("show", "needs exactly one REF");
+    struct al_repo *r = NULL;
+    if ((st = al_cli_open_repo(false, &r)))
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_version v;
+    struct al_file *files = NULL;
+    struct al_event *ev = NULL;
+    size_t nf = 0, ne = 0;
+    struct al_gguf_info g;
+    bool have_gguf = false;
+    enum al_rc rc = al_index_resolve(al_repo_index(r), argv[first], &v, &err);
+    if (!rc)
+        rc = al_index_list_files(al_repo_index(r), v.id, &files, &nf, &err);
+    if (!rc)
+        rc = al_index_list_events(al_repo_index(r), v.model, v.manifest, &ev, &ne, &err);
+    for (size_t i = 0; !rc && i < nf && !have_gguf; i++) {
+        char path[AL_LIMIT_PATH];
+        if (strstr(files[i].path, ".gguf") && al_store_blob_path(al_repo_store(r), files[i].digest, path,
+                                                                 sizeof path, &err) == AL_OK)
+            rc = al_gguf_inspect(path, &g, &err), have_gguf = rc == AL_OK;
+    }
+    al_repo_free(r);
+    if (rc) {
+        free(files);
+        al_index_events_free(ev, ne);
+        return al_cli_fail(&err);
+    }
+    if (json) {
+        json_t *j = version_json(&v), *fa = json_array(), *ea = json_array();
+        json_object_set_new(j, "config", json_string(v.config));
+        for (size_t i = 0; i < nf; i++)
+            json_array_append_new(fa, json_pack("{s:s, s:s, s:I, s:s}", "path", files[i].path, "digest",
+                                                files[i].digest, "size", (json_int_t)files[i].size, "media_type",
+                                                files[i].media_type));
+        for (size_t i = 0; i < ne; i++) {
+            json_t *d = json_loads(ev[i].detail, 0, NULL);
+            json_array_append_new(ea, json_pack("{s:I, s:s, s:s, s:s, s:o}", "id", (json_int_t)ev[i].id, "time",
+                                                ev[i].time, "kind", ev[i].kind, "actor", ev[i].actor, "detail",
+                                                d ? d : json_object()));
+        }
+        json_object_set_new(j, "files", fa);
+        json_object_set_new(j, "events", ea);
+        if (have_gguf)
+            json_object_set_new(j, "gguf", gguf_json(&g));
+        print_json(j);
+    } else {
+        printf("%s:%s%s\n", v.model, v.tags[0] ? v.tags : "-", v.active ? "  (active)" : "");
+        printf("  manifest  %s\n  config    %s\n  created   %s\n", v.manifest, v.config, v.created);
+        if (v.seq)
+            printf("  sequence  %" PRId64 "\n", v.seq);
+        printf("  files\n");
+        for (size_t i = 0; i < nf; i++) {
+            char size[32];
+            al_cli_human_size(files[i].size, size, sizeof size);
+            const char *kind = strrchr(files[i].media_type, '.');
+            printf("    %-28s %10s  %s  %s\n", files[i].path, size, files[i].digest,
+                   strstr(files[i].media_type, "weight.config") ? "weight config"
+                   : strstr(files[i].media_type, "weight")     ? "weight"
+                                                               : (kind ? kind - 3 : files[i].media_type));
+        }
+        if (have_gguf)
+            print_gguf(&g);
+        printf("  events\n");
+        for (size_t i = 0; i < ne; i++)
+            printf("    %.19s  %-14s by %-10s %s\n", ev[i].time, ev[i].kind, ev[i].actor, ev[i].detail);
+    }
+    free(files);
+    al_index_events_free(ev, ne);
+    return AL_EXIT_OK;
+}
+
+static void print_problem(void *ud, int64_t id, const char *msg)
+{
+    (*(size_t *)ud)++;
+    printf("DAMAGED  %s\n", msg);
+}
+
+int al_cmd_log(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        printf("usage: airlock log [NAME] [--json] [--verify]\n\n"
+               "Prints the event log (adds, ingests, tags, activations, rollbacks, removals,\n"
+               "repairs), oldest first. Every event carries the SHA-256 of the one before it;\n"
+               "--verify recomputes the chain and exits 5 when a row was edited or deleted.\n");
+        return AL_EXIT_OK;
+    }
+    int first = 0, st = 0;
+    bool verify = false;
+    bool json = parse_json_flag(argc, argv, "log", &verify, &first, &st);
+    if (st >= 0)
+        return st;
+    struct al_repo *r = NULL;
+    if ((st = al_cli_open_repo(false, &r)))
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_event *ev = NULL;
+    size_t n = 0, problems = 0, checked = 0;
+    enum al_rc rc;
+    if (verify) {
+        rc = al_index_verify_events(al_repo_index(r), print_problem, &problems, &checked, &err);
+        al_repo_free(r);
+        if (rc)
+            return al_cli_fail(&err);
+        printf("event log intact: %zu events, chain verified\n", checked);
+        return AL_EXIT_OK;
+    }
+    rc = al_index_list_events(al_repo_index(r), first < argc ? argv[first] : NULL, NULL, &ev, &n, &err);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    if (json) {
+        json_t *arr = json_array();
+        for (size_t i = 0; i < n; i++) {
+            json_t *d = json_loads(ev[i].detail, 0, NULL);
+            json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "id",
+                                                 (json_int_t)ev[i].id, "time", ev[i].time, "kind", ev[i].kind, "model",
+                                                 ev[i].model, "digest", ev[i].digest, "actor", ev[i].actor, "detail",
+                                                 d ? d : json_object(), "prev", ev[i].prev, "hash", ev[i].hash));
+        }
+        print_json(arr);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%5" PRId64 "  %.19s  %-14s %-20s %-14s by %s\n", ev[i].id, ev[i].time, ev[i].kind,
+                   ev[i].model[0] ? ev[i].model : "-", ev[i].digest[0] ? al_cli_short(ev[i].digest) : "-",
+                   ev[i].actor);
+    }
+    al_index_events_free(ev, n);
+    return AL_EXIT_OK;
+}

@@ -1,0 +1,44 @@
+/*
+ * facts.c: what a version's config says about its weights, read from the
+ * GGUF header through the gguf module (ggml's own reader).
+ */
+#include "repo/repo_int.h"
+
+#include "gguf/gguf.h"
+
+void al_format_count(uint64_t n, char *out, size_t size);
+
+void al_format_count(uint64_t n, char *out, size_t size)
+{
+    if (n >= 1000000000ull)
+        snprintf(out, size, "%.1fB", (double)n / 1e9);
+    else if (n >= 1000000ull)
+        snprintf(out, size, "%.1fM", (double)n / 1e6);
+    else if (n >= 1000ull)
+        snprintf(out, size, "%.1fK", (double)n / 1e3);
+    else
+        snprintf(out, size, "%" PRIu64, n);
+}
+
+enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct al_err *err)
+{
+    memset(facts, 0, sizeof *facts);
+    if (!al_gguf_has_magic(path))
+        return AL_OK; /* safetensors and others: nothing to read */
+    struct al_gguf_info info;
+    enum al_rc rc = al_gguf_inspect(path, &info, err);
+    if (rc)
+        return rc;
+    snprintf(facts->architecture, sizeof facts->architecture, "%s", info.arch);
+    al_format_count(info.n_params, facts->param_size, sizeof facts->param_size);
+    /* The dominant tensor type by parameters is the precision people mean. */
+    uint64_t best = 0;
+    for (int i = 0; i < info.n_types; i++)
+        if (info.types[i].elements > best) {
+            best = info.types[i].elements;
+            snprintf(facts->precision, sizeof facts->precision, "%s", info.types[i].type);
+        }
+    snprintf(facts->quantization, sizeof facts->quantization, "%s",
+             info.file_type[0] ? info.file_type : facts->precision);
+    return AL_OK;
+}

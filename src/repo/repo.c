@@ -1,0 +1,441 @@
+/*
+ * repo.c: add, tag, activate, rollback, rm, and index.json.
+ */
+#include "repo/repo_int.h"
+
+#include <jansson.h>
+#include <sys/stat.h>
+
+#include "core/fs.h"
+#include "core/progress.h"
+#include "oci/oci.h"
+
+#define LOCK_TIMEOUT_MS 60000
+
+enum al_rc al_repo_open(const char *home, bool create, struct al_repo **out, struct al_err *err)
+{
+    *out = NULL;
+    struct al_repo *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    char db[AL_LIMIT_PATH];
+    enum al_rc rc = al_store_open(home, create, &r->store, err);
+    if (!rc)
+        rc = al_path_fmt(db, sizeof db, err, "%s/airlock.db", home);
+    if (!rc)
+        rc = al_index_open(db, &r->index, err);
+    if (rc) {
+        al_repo_free(r);
+        return rc;
+    }
+    *out = r;
+    return AL_OK;
+}
+
+void al_repo_free(struct al_repo *r)
+{
+    if (r == NULL)
+        return;
+    al_index_free(r->index);
+    al_store_free(r->store);
+    free(r);
+}
+
+struct al_store *al_repo_store(struct al_repo *r) { return r->store; }
+struct al_index *al_repo_index(struct al_repo *r) { return r->index; }
+
+enum al_rc al_repo__begin(struct al_repo *r, struct al_err *err)
+{
+    enum al_rc rc = al_store_lock(r->store, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err);
+    if (rc)
+        return rc;
+    if ((rc = al_index_begin(r->index, err)))
+        al_store_unlock(r->store, AL_LOCK_WRITE);
+    return rc;
+}
+
+static enum al_rc write_index_json(struct al_repo *r, struct al_err *err)
+{
+    struct al_version *v = NULL;
+    size_t n = 0;
+    enum al_rc rc = al_index_list_versions(r->index, NULL, &v, &n, err);
+    if (rc)
+        return rc;
+    struct al_oci_index_entry *e = calloc(n ? n : 1, sizeof *e);
+    char *json = NULL;
+    if (e == NULL) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        /* ref.name carries the version's first tag; all tags go in io.airlock.tags. */
+        char first[AL_LIMIT_TAG + 1] = "";
+        sscanf(v[i].tags, "%128[^,]", first);
+        snprintf(e[i].ref_name, sizeof e[i].ref_name, first[0] ? "%s:%s" : "%s", v[i].model, first);
+        memcpy(e[i].digest, v[i].manifest, AL_DIGEST_SIZE);
+        e[i].size = v[i].manifest_size;
+        e[i].tags = v[i].tags;
+        e[i].active = v[i].active;
+    }
+    if ((rc = al_oci_index_build(e, n, &json, err)))
+        goto out;
+    char path[AL_LIMIT_PATH];
+    if (!(rc = al_path_fmt(path, sizeof path, err, "%s/index.json", al_store_home(r->store)))) {
+        char *old = NULL;
+        size_t old_len = 0;
+        /* Rewrite only when it changed, so readers are not disturbed. */
+        if (al_fs_read_file(path, AL_LIMIT_INDEX_JSON, &old, &old_len, NULL) != AL_OK || old_len != strlen(json) ||
+            memcmp(old, json, old_len) != 0)
+            rc = al_fs_write_atomic(path, json, strlen(json), err);
+        free(old);
+    }
+out:
+    free(json);
+    free(e);
+    free(v);
+    return rc;
+}
+
+enum al_rc al_repo__end(struct al_repo *r, enum al_rc rc, struct al_err *err)
+{
+    if (rc)
+        al_index_rollback(r->index);
+    else
+        rc = al_index_commit(r->index, err);
+    if (!rc)
+        rc = write_index_json(r, err);
+    al_store_unlock(r->store, AL_LOCK_WRITE);
+    return rc;
+}
+
+enum al_rc al_repo_sync_index_json(struct al_repo *r, struct al_err *err)
+{
+    enum al_rc rc = al_store_lock(r->store, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err);
+    if (rc)
+        return rc;
+    rc = write_index_json(r, err);
+    al_store_unlock(r->store, AL_LOCK_WRITE);
+    return rc;
+}
+
+/* ---- add ---- */
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+static enum al_rc read_card(const char *path, char **out, struct al_err *err)
+{
+    size_t len = 0;
+    enum al_rc rc = al_fs_read_file(path, AL_LIMIT_CARD, out, &len, err);
+    if (rc)
+        return rc;
+    json_error_t je;
+    json_t *j = json_loadb(*out, len, JSON_REJECT_DUPLICATES, &je);
+    bool ok = json_is_object(j);
+    json_decref(j);
+    if (!ok) {
+        free(*out);
+        *out = NULL;
+        return al_err_set(err, AL_ERR_INVALID, "model card '%s' is not a JSON object: %s (line %d)", path, je.text,
+                          je.line);
+    }
+    return AL_OK;
+}
+
+static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag)
+{
+    json_t *files = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(files, json_pack("{s:s, s:s, s:I, s:s}", "path", layers[i].path, "digest",
+                                               layers[i].digest, "size", (json_int_t)layers[i].size, "source",
+                                               paths[i]));
+    json_t *d = json_pack("{s:o, s:s}", "files", files, "tag", tag);
+    char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(d);
+    return s;
+}
+
+enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *const *paths, size_t n_paths,
+                       const struct al_add_opts *opts, struct al_version *out, bool *existed,
+                       struct al_err *err)
+{
+    struct al_ref ref;
+    enum al_rc rc = al_ref_parse(ref_text, &ref, err);
+    if (rc)
+        return rc;
+    if (ref.digest[0])
+        return al_err_set(err, AL_ERR_USAGE, "add takes NAME[:TAG], not a digest");
+    const char *tag = ref.tag[0] ? ref.tag : "latest";
+    if (n_paths == 0)
+        return al_err_set(err, AL_ERR_USAGE, "no files to add");
+    if (n_paths > AL_LIMIT_FILES_PER_MODEL)
+        return al_err_set(err, AL_ERR_LIMIT, "more than %u files (AL_LIMIT_FILES_PER_MODEL)",
+                          AL_LIMIT_FILES_PER_MODEL);
+    struct al_oci_layer *layers = calloc(n_paths, sizeof *layers);
+    char *card = NULL, *config = NULL, *manifest = NULL, *detail = NULL;
+    struct al_model_facts facts;
+    memset(&facts, 0, sizeof facts);
+    bool facts_done = false;
+    if (layers == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (opts && opts->card_path && (rc = read_card(opts->card_path, &card, err)))
+        goto out;
+    for (size_t i = 0; i < n_paths; i++) {
+        const char *name = base_name(paths[i]);
+        if (!al_oci_path_safe(name)) {
+            rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a usable file name", paths[i]);
+            goto out;
+        }
+        for (size_t j = 0; j < i; j++)
+            if (strcmp(layers[j].path, name) == 0) {
+                rc = al_err_set(err, AL_ERR_INVALID, "two files are named '%s'; each file needs its own name", name);
+                goto out;
+            }
+        snprintf(layers[i].path, sizeof layers[i].path, "%s", name);
+        snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s", al_oci_media_type_for(name));
+        if (!facts_done && strcmp(layers[i].media_type, AL_MT_WEIGHT) == 0) {
+            /* Inspect before importing: a malformed GGUF is refused before any copy. */
+            if ((rc = al_repo__facts(paths[i], &facts, err)))
+                goto out;
+            facts_done = true;
+        }
+    }
+    /* Writers hold the gc lock shared so gc cannot remove their blobs before commit. */
+    if ((rc = al_store_lock(r->store, AL_LOCK_GC_SHARED, LOCK_TIMEOUT_MS, err)))
+        goto out;
+    for (size_t i = 0; i < n_paths && !rc; i++) {
+        struct al_progress *p = NULL;
+        if (opts && opts->show_progress) {
+            struct stat st;
+            char label[64];
+            snprintf(label, sizeof label, "%s", layers[i].path);
+            p = al_progress_new(label, stat(paths[i], &st) == 0 ? (uint64_t)st.st_size : 0);
+        }
+        rc = al_store_import_file(r->store, paths[i], layers[i].digest, &layers[i].size, p, err);
+        al_progress_free(p);
+    }
+    if (rc)
+        goto unlock;
+    struct al_oci_model m = {
+        .name = ref.name, .version = tag, .architecture = facts.architecture,
+        .format = facts_done ? "gguf" : "", .param_size = facts.param_size, .precision = facts.precision,
+        .quantization = facts.quantization, .card_json = card, .layers = layers, .n_layers = n_paths,
+    };
+    char config_digest[AL_DIGEST_SIZE], manifest_digest[AL_DIGEST_SIZE];
+    if ((rc = al_oci_config_build(&m, &config, err)) ||
+        (rc = al_store_put(r->store, config, strlen(config), config_digest, err)) ||
+        (rc = al_oci_manifest_build(&m, config_digest, strlen(config), &manifest, err)) ||
+        (rc = al_store_put(r->store, manifest, strlen(manifest), manifest_digest, err)))
+        goto unlock;
+    struct al_file *files = calloc(n_paths, sizeof *files);
+    if (files == NULL) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto unlock;
+    }
+    for (size_t i = 0; i < n_paths; i++) {
+        snprintf(files[i].path, sizeof files[i].path, "%s", layers[i].path);
+        memcpy(files[i].digest, layers[i].digest, AL_DIGEST_SIZE);
+        files[i].size = layers[i].size;
+        snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
+    }
+    detail = add_detail(layers, n_paths, paths, tag);
+    int64_t id = 0;
+    struct al_err tmp = AL_ERR_INIT;
+    if (!(rc = al_repo__begin(r, err))) {
+        enum al_rc add = al_index_add_version(r->index, ref.name, manifest_digest, strlen(manifest), config_digest, 0,
+                                              files, n_paths, &id, &tmp);
+        if (existed)
+            *existed = add == AL_ERR_EXISTS;
+        if (add && add != AL_ERR_EXISTS)
+            rc = al_err_set(err, add, "%s", tmp.msg);
+        if (!rc)
+            rc = al_index_set_tag(r->index, ref.name, tag, id, err);
+        if (!rc && !(opts && opts->no_activate))
+            rc = al_index_set_active(r->index, ref.name, id, err);
+        if (!rc)
+            rc = al_index_event_append(r->index, add == AL_ERR_EXISTS ? "add-existing" : "add", ref.name,
+                                       manifest_digest, detail, err);
+        rc = al_repo__end(r, rc, err);
+    }
+    free(files);
+    if (!rc && out)
+        rc = al_index_get_version(r->index, id, out, err);
+unlock:
+    al_store_unlock(r->store, AL_LOCK_GC_SHARED);
+out:
+    free(detail);
+    free(manifest);
+    free(config);
+    free(card);
+    free(layers);
+    return rc;
+}
+
+/* ---- pointers ---- */
+
+static char *pointer_detail(const char *key, const char *value, const char *from)
+{
+    json_t *d = json_pack("{s:s}", key, value);
+    if (from && *from)
+        json_object_set_new(d, "from", json_string(from));
+    char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(d);
+    return s;
+}
+
+enum al_rc al_repo_tag(struct al_repo *r, const char *src_ref, const char *tag, struct al_err *err)
+{
+    struct al_version v;
+    enum al_rc rc = al_index_resolve(r->index, src_ref, &v, err);
+    if (rc || (rc = al_repo__begin(r, err)))
+        return rc;
+    char *detail = pointer_detail("tag", tag, NULL);
+    rc = al_index_set_tag(r->index, v.model, tag, v.id, err);
+    if (!rc)
+        rc = al_index_event_append(r->index, "tag", v.model, v.manifest, detail, err);
+    free(detail);
+    return al_repo__end(r, rc, err);
+}
+
+enum al_rc al_repo_untag(struct al_repo *r, const char *name, const char *tag, struct al_err *err)
+{
+    enum al_rc rc = al_repo__begin(r, err);
+    if (rc)
+        return rc;
+    char *detail = pointer_detail("tag", tag, NULL);
+    rc = al_index_remove_tag(r->index, name, tag, err);
+    if (!rc)
+        rc = al_index_event_append(r->index, "untag", name, "", detail, err);
+    free(detail);
+    return al_repo__end(r, rc, err);
+}
+
+static enum al_rc activate_version(struct al_repo *r, const struct al_version *v, const char *kind,
+                                   const char *from, struct al_err *err)
+{
+    enum al_rc rc = al_repo__begin(r, err);
+    if (rc)
+        return rc;
+    char *detail = pointer_detail("active", v->manifest, from);
+    rc = al_index_set_active(r->index, v->model, v->id, err);
+    if (!rc)
+        rc = al_index_event_append(r->index, kind, v->model, v->manifest, detail, err);
+    free(detail);
+    return al_repo__end(r, rc, err);
+}
+
+enum al_rc al_repo_activate(struct al_repo *r, const char *ref, struct al_version *out, struct al_err *err)
+{
+    struct al_version v, cur;
+    enum al_rc rc = al_index_resolve(r->index, ref, &v, err);
+    if (rc)
+        return rc;
+    struct al_ref parsed;
+    al_ref_parse(ref, &parsed, NULL);
+    bool had = al_index_resolve(r->index, parsed.name, &cur, NULL) == AL_OK;
+    if ((rc = activate_version(r, &v, "activate", had ? cur.manifest : NULL, err)))
+        return rc;
+    return out ? al_index_get_version(r->index, v.id, out, err) : AL_OK;
+}
+
+enum al_rc al_repo_rollback(struct al_repo *r, const char *name, struct al_version *out, struct al_err *err)
+{
+    struct al_version cur, prev;
+    int64_t prev_id = 0;
+    enum al_rc rc = al_index_resolve(r->index, name, &cur, err);
+    if (rc)
+        return rc;
+    if ((rc = al_index_previous_version(r->index, cur.id, &prev_id, err)))
+        return al_err_set(err, rc, "'%s' has no version older than the active one (%s)", cur.model, cur.manifest);
+    if ((rc = al_index_get_version(r->index, prev_id, &prev, err)) ||
+        (rc = activate_version(r, &prev, "rollback", cur.manifest, err)))
+        return rc;
+    return out ? al_index_get_version(r->index, prev_id, out, err) : AL_OK;
+}
+
+enum al_rc al_repo_rm(struct al_repo *r, const char *ref_text, size_t *removed, struct al_err *err)
+{
+    struct al_ref ref;
+    enum al_rc rc = al_ref_parse(ref_text, &ref, err);
+    if (rc)
+        return rc;
+    struct al_version *vs = NULL;
+    size_t n = 0;
+    *removed = 0;
+    if (ref.tag[0] || ref.digest[0]) {
+        vs = calloc(1, sizeof *vs);
+        if (vs == NULL)
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        if ((rc = al_index_resolve(r->index, ref_text, vs, err))) {
+            free(vs);
+            return rc;
+        }
+        n = 1;
+    } else {
+        struct al_version probe;
+        if ((rc = al_index_resolve(r->index, ref.name, &probe, err)) && rc != AL_ERR_NOT_FOUND)
+            return rc;
+        al_err_clear(err);
+        if ((rc = al_index_list_versions(r->index, ref.name, &vs, &n, err)))
+            return rc;
+        if (n == 0) {
+            free(vs);
+            char close[256];
+            al_index_close_matches(r->index, ref.name, close, sizeof close);
+            return al_err_set(err, AL_ERR_NOT_FOUND, "no model named '%s'%s%s", ref.name,
+                              close[0] ? "; did you mean: " : "", close);
+        }
+    }
+    if ((rc = al_repo__begin(r, err))) {
+        free(vs);
+        return rc;
+    }
+    bool lost_active = false;
+    for (size_t i = 0; i < n && !rc; i++) {
+        lost_active |= vs[i].active;
+        if (!(rc = al_index_remove_version(r->index, vs[i].id, err)))
+            rc = al_index_event_append(r->index, "rm", vs[i].model, vs[i].manifest, NULL, err);
+    }
+    if (!rc && lost_active && n == 1) {
+        struct al_version *rest = NULL;
+        size_t m = 0;
+        if (!(rc = al_index_list_versions(r->index, vs[0].model, &rest, &m, err)) && m > 0) {
+            rc = al_index_set_active(r->index, vs[0].model, rest[m - 1].id, err);
+            char *detail = pointer_detail("active", rest[m - 1].manifest, vs[0].manifest);
+            if (!rc)
+                rc = al_index_event_append(r->index, "activate", vs[0].model, rest[m - 1].manifest, detail, err);
+            free(detail);
+        }
+        free(rest);
+    }
+    rc = al_repo__end(r, rc, err);
+    if (!rc)
+        *removed = n;
+    free(vs);
+    return rc;
+}
+
+enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, char *out, size_t size,
+                               struct al_err *err)
+{
+    struct al_file *files = NULL;
+    size_t n = 0;
+    enum al_rc rc = al_index_list_files(r->index, v->id, &files, &n, err);
+    if (rc)
+        return rc;
+    const struct al_file *pick = NULL;
+    for (size_t i = 0; i < n && !pick; i++)
+        if (strstr(files[i].path, ".gguf"))
+            pick = &files[i];
+    if (!pick && n)
+        pick = &files[0];
+    if (!pick)
+        rc = al_err_set(err, AL_ERR_NOT_FOUND, "'%s@%s' has no files", v->model, v->manifest);
+    else
+        rc = al_store_blob_path(r->store, pick->digest, out, size, err);
+    free(files);
+    return rc;
+}

@@ -1,0 +1,90 @@
+/*
+ * repo.h: the operations a user runs on the store, each one atomic: the
+ * blob store (store/), the index (index/) and the manifests (oci/) moved in
+ * step. A failed operation leaves the store and the index exactly as before
+ * (blobs written for it may remain unreferenced until gc).
+ *
+ * Commit protocol for every change: blobs first (each proven against its
+ * digest), then under the store's write lock one SQLite transaction with the
+ * rows and the event, then index.json rewritten from the index. index.json is
+ * derived: every later write and fsck bring it back in step after a crash.
+ */
+#ifndef AL_REPO_REPO_H
+#define AL_REPO_REPO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "index/index.h"
+#include "store/store.h"
+
+struct al_repo;
+
+enum al_rc al_repo_open(const char *home, bool create, struct al_repo **out, struct al_err *err);
+void al_repo_free(struct al_repo *r);
+struct al_store *al_repo_store(struct al_repo *r);
+struct al_index *al_repo_index(struct al_repo *r);
+
+/* Hook for a file being added: fills the version's config fields from the
+ * file (the GGUF inspector), or leaves them empty. Returns AL_OK or an error
+ * that refuses the add (a malformed GGUF). */
+struct al_model_facts {
+    char architecture[64], param_size[32], precision[32], quantization[32];
+};
+
+struct al_add_opts {
+    const char *card_path;  /* model card JSON, or NULL */
+    bool no_activate;       /* leave the active version as it is */
+    bool show_progress;
+};
+
+/* Imports files as a new version of NAME[:TAG] (TAG defaults to "latest").
+ * Each file keeps its base name inside the version; names must be unique.
+ * *out describes the new (or already present, *existed = true) version. */
+enum al_rc al_repo_add(struct al_repo *r, const char *ref, const char *const *paths, size_t n_paths,
+                       const struct al_add_opts *opts, struct al_version *out, bool *existed,
+                       struct al_err *err);
+
+enum al_rc al_repo_tag(struct al_repo *r, const char *src_ref, const char *tag, struct al_err *err);
+enum al_rc al_repo_untag(struct al_repo *r, const char *name, const char *tag, struct al_err *err);
+enum al_rc al_repo_activate(struct al_repo *r, const char *ref, struct al_version *out, struct al_err *err);
+/* Activates the version recorded before the active one. */
+enum al_rc al_repo_rollback(struct al_repo *r, const char *name, struct al_version *out, struct al_err *err);
+/* Removes one version (name:tag, name@digest) or every version of a model
+ * (bare name). When the active version goes, the newest remaining one
+ * becomes active. Blobs are left for gc. *removed counts versions. */
+enum al_rc al_repo_rm(struct al_repo *r, const char *ref, size_t *removed, struct al_err *err);
+
+/* The path of the version's main weight file (its first GGUF layer, else its
+ * first layer). */
+enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, char *out, size_t size,
+                               struct al_err *err);
+
+/* Rewrites index.json from the index (takes the write lock). */
+enum al_rc al_repo_sync_index_json(struct al_repo *r, struct al_err *err);
+
+/* ---- checks ---- */
+enum al_fsck_kind { AL_FSCK_OK, AL_FSCK_INFO, AL_FSCK_DAMAGE, AL_FSCK_REPAIRED };
+typedef void al_fsck_report_fn(void *ud, enum al_fsck_kind kind, const char *msg);
+struct al_fsck_result {
+    size_t blobs_checked, versions_checked, events_checked;
+    size_t damaged, unreferenced, repaired;
+    uint64_t bytes_hashed;
+};
+/* Re-hashes every referenced blob, checks each manifest against the index,
+ * verifies the event chain. AL_ERR_CORRUPT when anything is damaged. With
+ * repair, damaged blobs move to quarantine/ and the repair is recorded. */
+enum al_rc al_repo_fsck(struct al_repo *r, bool repair, bool progress, al_fsck_report_fn *fn, void *ud,
+                        struct al_fsck_result *res, struct al_err *err);
+
+struct al_gc_result {
+    size_t versions_removed, blobs_removed;
+    uint64_t bytes_freed;
+};
+/* With keep > 0, first removes all but the newest keep versions of each model
+ * (never the active one). Then removes blobs nothing references. */
+enum al_rc al_repo_gc(struct al_repo *r, int keep, bool dry_run, al_fsck_report_fn *fn, void *ud,
+                      struct al_gc_result *res, struct al_err *err);
+
+#endif
