@@ -1,6 +1,5 @@
 /* Unit tests of src/sign/minisign: round trips, interoperability with the
  * real minisign binary both ways, and forged or malformed input. */
-#define _GNU_SOURCE
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdio.h>
