@@ -32,5 +32,7 @@
 #define AL_LIMIT_MINISIGN_KDF_OPS    (1ull << 25)     /* scrypt opslimit in a secret key */
 #define AL_LIMIT_MINISIGN_KDF_MEM    (1ull << 30)     /* scrypt memlimit in a secret key */
 #define AL_LIMIT_MINISIGN_LEGACY_MSG (64u << 20)      /* a file checked against a legacy "Ed" signature */
+#define AL_LIMIT_PGP_SIG             (64u << 10)      /* an OpenPGP detached signature */
+#define AL_LIMIT_PGP_KEY             (1u << 20)       /* an OpenPGP public key file to import */
 
 #endif
