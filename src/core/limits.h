@@ -19,4 +19,20 @@
 #define AL_LIMIT_GGUF_TENSORS    1000000          /* tensors in a GGUF file */
 #define AL_LIMIT_EVENT_DETAIL    (256u << 10)     /* one event's JSON detail */
 
+/* minisign signatures and keys (src/sign/minisign.h). The comment caps are
+ * minisign's own (COMMENTMAXBYTES, TRUSTEDCOMMENTMAXBYTES less the prefixes),
+ * so what airlock writes minisign reads and the reverse. The scrypt caps are
+ * minisign's defaults (libsodium's "sensitive" cost): a key file asking for
+ * more could make loading it take unbounded memory and time. */
+#define AL_LIMIT_MINISIGN_SIG_FILE   (16u << 10)      /* a .minisig file */
+#define AL_LIMIT_MINISIGN_KEY_FILE   (4u << 10)       /* a minisign public or secret key file */
+#define AL_LIMIT_MINISIGN_COMMENT    1003u            /* an untrusted comment */
+#define AL_LIMIT_MINISIGN_TRUSTED    8173u            /* a trusted comment */
+#define AL_LIMIT_MINISIGN_PASSWORD   1023u            /* a secret key's password */
+#define AL_LIMIT_MINISIGN_KDF_OPS    (1ull << 25)     /* scrypt opslimit in a secret key */
+#define AL_LIMIT_MINISIGN_KDF_MEM    (1ull << 30)     /* scrypt memlimit in a secret key */
+#define AL_LIMIT_MINISIGN_LEGACY_MSG (64u << 20)      /* a file checked against a legacy "Ed" signature */
+#define AL_LIMIT_PGP_SIG             (64u << 10)      /* an OpenPGP detached signature */
+#define AL_LIMIT_PGP_KEY             (1u << 20)       /* an OpenPGP public key file to import */
+
 #endif

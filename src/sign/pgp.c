@@ -1,0 +1,217 @@
+/*
+ * pgp.c: OpenPGP detached signatures through gpgme, against a keyring kept
+ * in a dedicated GnuPG home. The only file that includes gpgme.h.
+ *
+ * Each call makes its own gpgme context pointed at the home with
+ * gpgme_ctx_set_engine_info(), so that nothing depends on $GNUPGHOME or on
+ * process-wide engine settings, and sets it offline: in an air-gapped network
+ * GnuPG must never try to fetch a missing key.
+ */
+#include "sign/pgp.h"
+
+#include <gpgme.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/limits.h"
+
+static pthread_once_t gpgme_once = PTHREAD_ONCE_INIT;
+
+/* gpgme wants gpgme_check_version() before anything else, once. */
+static void gpgme_init(void) { gpgme_check_version(NULL); }
+
+static enum al_rc new_ctx(const char *home, gpgme_ctx_t *ctx, struct al_err *err)
+{
+    *ctx = NULL;
+    struct stat st;
+    if (stat(home, &st) != 0 || !S_ISDIR(st.st_mode))
+        return al_err_set(err, AL_ERR_NOT_FOUND, "keyring '%s' is not a directory", home);
+    pthread_once(&gpgme_once, gpgme_init);
+    gpgme_error_t e = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP);
+    if (e)
+        return al_err_set(err, AL_ERR_IO, "gnupg is not usable: %s", gpgme_strerror(e));
+    e = gpgme_new(ctx);
+    if (e == 0)
+        e = gpgme_set_protocol(*ctx, GPGME_PROTOCOL_OpenPGP);
+    if (e == 0)
+        e = gpgme_ctx_set_engine_info(*ctx, GPGME_PROTOCOL_OpenPGP, NULL, home);
+    if (e) {
+        gpgme_release(*ctx);
+        *ctx = NULL;
+        return al_err_set(err, AL_ERR_IO, "cannot set up gnupg with keyring '%s': %s", home,
+                          gpgme_strerror(e));
+    }
+    gpgme_set_offline(*ctx, 1);
+    return AL_OK;
+}
+
+static const char *validity_name(gpgme_validity_t v)
+{
+    switch (v) {
+    case GPGME_VALIDITY_UNDEFINED: return "undefined";
+    case GPGME_VALIDITY_NEVER: return "never";
+    case GPGME_VALIDITY_MARGINAL: return "marginal";
+    case GPGME_VALIDITY_FULL: return "full";
+    case GPGME_VALIDITY_ULTIMATE: return "ultimate";
+    case GPGME_VALIDITY_UNKNOWN:
+    default: return "unknown";
+    }
+}
+
+static const char *status_name(gpgme_error_t status)
+{
+    switch (gpgme_err_code(status)) {
+    case GPG_ERR_NO_ERROR: return "good";
+    case GPG_ERR_BAD_SIGNATURE: return "bad signature";
+    case GPG_ERR_NO_PUBKEY: return "no public key";
+    case GPG_ERR_KEY_EXPIRED: return "key expired";
+    case GPG_ERR_SIG_EXPIRED: return "signature expired";
+    case GPG_ERR_CERT_REVOKED: return "key revoked";
+    default: return gpgme_strerror(status);
+    }
+}
+
+/* Copies the verify result into plain structs; returns the count. */
+static enum al_rc collect(gpgme_verify_result_t res, struct al_pgp_signer **out, size_t *n,
+                          struct al_err *err)
+{
+    size_t count = 0;
+    for (gpgme_signature_t s = res ? res->signatures : NULL; s; s = s->next)
+        count++;
+    if (count == 0)
+        return AL_OK;
+    struct al_pgp_signer *v = calloc(count, sizeof *v);
+    if (v == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory reading openpgp signatures");
+    size_t i = 0;
+    const gpgme_sigsum_t unusable =
+        GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_KEY_EXPIRED | GPGME_SIGSUM_SIG_EXPIRED | GPGME_SIGSUM_RED;
+    for (gpgme_signature_t s = res->signatures; s; s = s->next, i++) {
+        snprintf(v[i].fpr, sizeof v[i].fpr, "%s", s->fpr ? s->fpr : "?");
+        v[i].good = gpgme_err_code(s->status) == GPG_ERR_NO_ERROR && (s->summary & unusable) == 0 &&
+                    !s->wrong_key_usage;
+        v[i].status = status_name(s->status);
+        v[i].validity = validity_name(s->validity);
+        v[i].created = (long long)s->timestamp;
+    }
+    *out = v;
+    *n = count;
+    return AL_OK;
+}
+
+enum al_rc al_pgp_verify(const char *home, const void *msg, size_t len, const void *sig,
+                         size_t siglen, struct al_pgp_signer **signers, size_t *n,
+                         struct al_err *err)
+{
+    *signers = NULL;
+    *n = 0;
+    if (siglen > AL_LIMIT_PGP_SIG)
+        return al_err_set(err, AL_ERR_LIMIT, "openpgp signature larger than %u bytes (AL_LIMIT_PGP_SIG)",
+                          AL_LIMIT_PGP_SIG);
+    gpgme_ctx_t ctx = NULL;
+    gpgme_data_t dsig = NULL, dmsg = NULL;
+    enum al_rc rc = new_ctx(home, &ctx, err);
+    if (rc)
+        return rc;
+    gpgme_error_t e = gpgme_data_new_from_mem(&dsig, sig, siglen, 0);
+    if (e == 0)
+        e = gpgme_data_new_from_mem(&dmsg, msg, len, 0);
+    if (e) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "cannot hand data to gnupg: %s", gpgme_strerror(e));
+        goto out;
+    }
+    e = gpgme_op_verify(ctx, dsig, dmsg, NULL);
+    if (gpgme_err_code(e) == GPG_ERR_NO_DATA) {
+        rc = al_err_set(err, AL_ERR_INVALID, "no openpgp signature in the signature data");
+        goto out;
+    }
+    if (e) {
+        rc = al_err_set(err, AL_ERR_IO, "gnupg cannot verify with keyring '%s': %s", home, gpgme_strerror(e));
+        goto out;
+    }
+    rc = collect(gpgme_op_verify_result(ctx), signers, n, err);
+    if (rc)
+        goto out;
+    if (*n == 0) {
+        rc = al_err_set(err, AL_ERR_INVALID, "no openpgp signature in the signature data");
+        goto out;
+    }
+    /* Good if any is good; otherwise report the most telling failure. */
+    const struct al_pgp_signer *bad = NULL, *unknown = NULL;
+    for (size_t i = 0; i < *n; i++) {
+        const struct al_pgp_signer *s = &(*signers)[i];
+        if (s->good)
+            goto out;
+        if (strcmp(s->status, "no public key") == 0) {
+            if (unknown == NULL)
+                unknown = s;
+        } else if (bad == NULL) {
+            bad = s;
+        }
+    }
+    if (bad != NULL)
+        rc = al_err_set(err, AL_ERR_VERIFY, "openpgp signature by key %s does not verify: %s", bad->fpr,
+                        bad->status);
+    else
+        rc = al_err_set(err, AL_ERR_DENIED, "signed by openpgp key %s, which is not in the keyring '%s'",
+                        unknown->fpr, home);
+out:
+    gpgme_data_release(dsig);
+    gpgme_data_release(dmsg);
+    gpgme_release(ctx);
+    return rc;
+}
+
+/* True when the data starts as a secret key: armored, or a first packet with
+ * tag 5 (secret key) or 7 (secret subkey), in the old or new packet format. */
+static bool looks_secret(const uint8_t *p, size_t len)
+{
+    static const char armor[] = "PRIVATE KEY BLOCK";
+    if (memmem(p, len, armor, sizeof armor - 1) != NULL)
+        return true;
+    if (len == 0 || (p[0] & 0x80) == 0)
+        return false;
+    unsigned tag = (p[0] & 0x40) ? (p[0] & 0x3f) : ((p[0] >> 2) & 0x0f);
+    return tag == 5 || tag == 7;
+}
+
+enum al_rc al_pgp_import(const char *home, const void *key, size_t len, size_t *imported,
+                         struct al_err *err)
+{
+    if (imported)
+        *imported = 0;
+    if (len > AL_LIMIT_PGP_KEY)
+        return al_err_set(err, AL_ERR_LIMIT, "openpgp key data larger than %u bytes (AL_LIMIT_PGP_KEY)",
+                          AL_LIMIT_PGP_KEY);
+    if (looks_secret(key, len))
+        return al_err_set(err, AL_ERR_INVALID,
+                          "refusing to import an openpgp secret key into keyring '%s'", home);
+    gpgme_ctx_t ctx = NULL;
+    gpgme_data_t d = NULL;
+    enum al_rc rc = new_ctx(home, &ctx, err);
+    if (rc)
+        return rc;
+    gpgme_error_t e = gpgme_data_new_from_mem(&d, key, len, 0);
+    if (e == 0)
+        e = gpgme_op_import(ctx, d);
+    if (e) {
+        rc = al_err_set(err, AL_ERR_IO, "gnupg cannot import into keyring '%s': %s", home, gpgme_strerror(e));
+        goto out;
+    }
+    gpgme_import_result_t res = gpgme_op_import_result(ctx);
+    if (res == NULL || res->considered == 0 || res->not_imported == res->considered) {
+        rc = al_err_set(err, AL_ERR_INVALID, "no importable openpgp public key in the data");
+        goto out;
+    }
+    if (res->secret_read > 0) {
+        rc = al_err_set(err, AL_ERR_INVALID, "the openpgp key data held a secret key, which gnupg may have stored in keyring '%s'", home);
+        goto out;
+    }
+    if (imported)
+        *imported = (size_t)(res->considered - res->not_imported);
+out:
+    gpgme_data_release(d);
+    gpgme_release(ctx);
+    return rc;
+}
