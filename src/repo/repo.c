@@ -242,27 +242,13 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
     }
     detail = add_detail(layers, n_paths, paths, tag);
-    int64_t id = 0;
-    struct al_err tmp = AL_ERR_INIT;
-    if (!(rc = al_repo__begin(r, err))) {
-        enum al_rc add = al_index_add_version(r->index, ref.name, manifest_digest, strlen(manifest), config_digest, 0,
-                                              files, n_paths, &id, &tmp);
-        if (existed)
-            *existed = add == AL_ERR_EXISTS;
-        if (add && add != AL_ERR_EXISTS)
-            rc = al_err_set(err, add, "%s", tmp.msg);
-        if (!rc)
-            rc = al_index_set_tag(r->index, ref.name, tag, id, err);
-        if (!rc && !(opts && opts->no_activate))
-            rc = al_index_set_active(r->index, ref.name, id, err);
-        if (!rc)
-            rc = al_index_event_append(r->index, add == AL_ERR_EXISTS ? "add-existing" : "add", ref.name,
-                                       manifest_digest, detail, err);
-        rc = al_repo__end(r, rc, err);
-    }
+    struct al_version_commit vc = {
+        .name = ref.name, .tag = tag, .manifest = manifest_digest, .manifest_size = strlen(manifest),
+        .config = config_digest, .files = files, .n_files = n_paths, .no_activate = opts && opts->no_activate,
+        .event_kind = "add", .event_detail = detail,
+    };
+    rc = al_repo_commit_version(r, &vc, out, existed, err);
     free(files);
-    if (!rc && out)
-        rc = al_index_get_version(r->index, id, out, err);
 unlock:
     al_store_unlock(r->store, AL_LOCK_GC_SHARED);
 out:
@@ -271,6 +257,35 @@ out:
     free(config);
     free(card);
     free(layers);
+    return rc;
+}
+
+enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_commit *c, struct al_version *out,
+                                  bool *existed, struct al_err *err)
+{
+    int64_t id = 0;
+    struct al_err tmp = AL_ERR_INIT;
+    enum al_rc rc = al_repo__begin(r, err);
+    if (rc)
+        return rc;
+    enum al_rc add = al_index_add_version(r->index, c->name, c->manifest, c->manifest_size, c->config, c->seq,
+                                          c->files, c->n_files, &id, &tmp);
+    if (existed)
+        *existed = add == AL_ERR_EXISTS;
+    if (add && add != AL_ERR_EXISTS)
+        rc = al_err_set(err, add, "%s", tmp.msg);
+    if (!rc && c->tag)
+        rc = al_index_set_tag(r->index, c->name, c->tag, id, err);
+    if (!rc && !c->no_activate)
+        rc = al_index_set_active(r->index, c->name, id, err);
+    if (!rc) {
+        char kind[40];
+        snprintf(kind, sizeof kind, "%s%s", c->event_kind, add == AL_ERR_EXISTS ? "-existing" : "");
+        rc = al_index_event_append(r->index, kind, c->name, c->manifest, c->event_detail, err);
+    }
+    rc = al_repo__end(r, rc, err);
+    if (!rc && out)
+        rc = al_index_get_version(r->index, id, out, err);
     return rc;
 }
 

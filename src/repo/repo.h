@@ -46,6 +46,27 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref, const char *const *pa
                        const struct al_add_opts *opts, struct al_version *out, bool *existed,
                        struct al_err *err);
 
+/* A version whose blobs (files, config, manifest) are all in the store and
+ * proven: the last step of add and ingest. Under the write lock and in one
+ * transaction: records the version (or finds it already there: *existed),
+ * points tag at it (when tag is non-NULL), activates it unless no_activate,
+ * appends the event (kind, detail JSON) and rewrites index.json. The caller
+ * holds the gc lock shared (al_store_lock) from before the blobs were written. */
+struct al_version_commit {
+    const char *name, *tag;
+    const char *manifest;     /* digest */
+    uint64_t manifest_size;
+    const char *config;       /* digest */
+    int64_t seq;
+    const struct al_file *files;
+    size_t n_files;
+    bool no_activate;
+    const char *event_kind;   /* "add", "ingest", ... */
+    const char *event_detail; /* JSON object text */
+};
+enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_commit *c, struct al_version *out,
+                                  bool *existed, struct al_err *err);
+
 enum al_rc al_repo_tag(struct al_repo *r, const char *src_ref, const char *tag, struct al_err *err);
 enum al_rc al_repo_untag(struct al_repo *r, const char *name, const char *tag, struct al_err *err);
 enum al_rc al_repo_activate(struct al_repo *r, const char *ref, struct al_version *out, struct al_err *err);
