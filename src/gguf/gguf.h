@@ -1,0 +1,85 @@
+/*
+ * gguf.h: what a GGUF file is, without loading it.
+ *
+ * Reads the header, key/value pairs and tensor table of a GGUF model through
+ * ggml's own reader (ggml/include/gguf.h, the one llama.cpp loads with), so
+ * what airlock accepts is what llama.cpp will parse. This module is the only
+ * one that includes gguf.h or ggml.h; the result is plain data.
+ *
+ * On top of ggml's checks it adds the ones ggml skips when tensor data is not
+ * loaded: the header counts are compared with AL_LIMIT_GGUF_KV and
+ * AL_LIMIT_GGUF_TENSORS before ggml reads them, every tensor's data must lie
+ * inside the file, and every value is type-checked before it is read (ggml
+ * aborts on a getter of the wrong type). A malformed file is an error, never
+ * a crash: AL_ERR_INVALID "'<path>' is not a valid GGUF file: <why>", or
+ * AL_ERR_LIMIT naming the cap. ggml's log lines during a call are captured
+ * (the first and last become the <why>) and sent to the al_log sink at debug
+ * level, never straight to stderr.
+ *
+ * Strings copied into the info are truncated to their field and control
+ * characters are replaced by '?', so they are safe to print. Calls may run
+ * from several threads; they are serialized inside the module because ggml's
+ * log callback is process-wide (see docs/internals/gguf.md).
+ */
+#ifndef AL_GGUF_GGUF_H
+#define AL_GGUF_GGUF_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define AL_GGUF_TYPES_MAX 48 /* distinct tensor types in the histogram (ggml has 43) */
+
+struct al_gguf_type_count {
+    char type[16];     /* ggml type name, upper case: "F32", "Q4_0", "Q6_K" */
+    uint64_t tensors;  /* tensors of this type */
+    uint64_t elements; /* their elements (parameters) */
+    uint64_t bytes;    /* their data size */
+};
+
+struct al_gguf_info {
+    uint32_t version;      /* GGUF format version (2 or 3) */
+    int64_t n_kv;          /* key/value pairs */
+    int64_t n_tensors;
+    uint64_t file_size;    /* bytes, as found by fstat */
+    uint64_t data_offset;  /* where the tensor data section starts */
+    uint64_t data_size;    /* sum of the tensors' data sizes (no padding) */
+    uint64_t n_params;     /* sum of the tensors' elements */
+    uint32_t alignment;
+
+    char arch[64];         /* general.architecture, "" when absent */
+    char name[256];        /* general.name */
+    char license[256];     /* general.license */
+    char file_type[32];    /* general.file_type as a name ("Q4_0", "F16", "Q4_K_M"), else
+                              the dominant tensor type of 2-D tensors by elements */
+    int32_t file_type_id;  /* general.file_type (llama_ftype), -1 when absent */
+
+    /* <arch>.* hyper-parameters; 0 when absent. A per-layer array counts as
+     * its largest element. vocab_size falls back to the tokenizer's list. */
+    uint32_t vocab_size, context_length, embedding_length, block_count;
+    uint32_t head_count, head_count_kv, feed_forward_length;
+
+    bool has_chat_template;  /* tokenizer.chat_template is a string */
+    char tokenizer_model[32]; /* tokenizer.ggml.model: "llama", "gpt2", ... */
+
+    struct al_gguf_type_count types[AL_GGUF_TYPES_MAX]; /* by first appearance */
+    int n_types;
+};
+
+/* Inspects the GGUF file at path into *out (overwritten; nothing to free).
+ * Errors: AL_ERR_IO (cannot open or read), AL_ERR_INVALID (not a valid GGUF
+ * file, with ggml's reason), AL_ERR_LIMIT (over AL_LIMIT_GGUF_KV or
+ * AL_LIMIT_GGUF_TENSORS). */
+enum al_rc al_gguf_inspect(const char *path, struct al_gguf_info *out, struct al_err *err);
+
+/* The same on an open, readable, seekable file descriptor, read with pread
+ * from offset 0 (the fd's position is left alone; the fd stays the caller's).
+ * name is used in messages only. */
+enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out,
+                              struct al_err *err);
+
+/* True when the file starts with the 4 bytes "GGUF". No other check. */
+bool al_gguf_has_magic(const char *path);
+
+#endif
