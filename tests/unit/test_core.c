@@ -1,5 +1,6 @@
 /* Unit tests of src/core: buffers, errors, hashing, atomic writes. */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
