@@ -151,13 +151,14 @@ struct al_gen_params {
     const char *grammar;     /* GBNF with a "root" rule, or NULL */
     const char *const *stop; /* stop strings, excluded from the output */
     int n_stop;              /* up to AL_LIMIT_STOP_STRINGS */
+    bool ignore_eos;         /* never sample an end-of-generation token (benchmarks) */
     bool add_bos;            /* add BOS/EOS as the model asks (llama-server does) */
     bool parse_special;      /* read special tokens in the prompt (llama-server does) */
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
- * strings, add_bos and parse_special true. */
+ * strings, ignore_eos false, add_bos and parse_special true. */
 struct al_gen_params al_gen_params_default(void);
 
 enum al_finish {

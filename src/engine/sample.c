@@ -31,6 +31,7 @@ struct al_gen_params al_gen_params_default(void)
         .grammar = NULL,
         .stop = NULL,
         .n_stop = 0,
+        .ignore_eos = false,
         .add_bos = true,
         .parse_special = true,
     };
@@ -105,19 +106,27 @@ enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_
         llama_sampler_chain_add(chain, g);
     }
 
+    /* The model's suppressed tokens, and with ignore_eos every end of
+     * generation token, get a bias of minus infinity (as llama-server does). */
     int32_t n_suppress = 0;
     const llama_token *suppress = llama_vocab_get_suppress_tokens(vocab, &n_suppress);
-    if (n_suppress > 0) {
-        llama_logit_bias *bias = calloc((size_t)n_suppress, sizeof *bias);
+    int n_eog = 0;
+    if (p->ignore_eos)
+        for (llama_token t = 0; t < n_vocab; t++)
+            n_eog += llama_vocab_is_eog(vocab, t);
+    if (n_suppress + n_eog > 0) {
+        llama_logit_bias *bias = calloc((size_t)(n_suppress + n_eog), sizeof *bias);
         if (!bias) {
             llama_sampler_free(chain);
             return al_err_set(err, AL_ERR_NOMEM, "out of memory building a sampler");
         }
-        for (int32_t i = 0; i < n_suppress; i++) {
-            bias[i].token = suppress[i];
-            bias[i].bias = -INFINITY;
-        }
-        llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, n_suppress, bias));
+        int n = 0;
+        for (int32_t i = 0; i < n_suppress; i++)
+            bias[n++] = (llama_logit_bias){suppress[i], -INFINITY};
+        for (llama_token t = 0; p->ignore_eos && t < n_vocab; t++)
+            if (llama_vocab_is_eog(vocab, t))
+                bias[n++] = (llama_logit_bias){t, -INFINITY};
+        llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, n, bias));
         free(bias);
     }
 

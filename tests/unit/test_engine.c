@@ -338,6 +338,20 @@ static void test_stop_strings(void **state)
     assert_string_equal(text, ", there was");
     free(text);
 
+    /* ignore_eos: the story would end well before 240 tokens; it does not. */
+    p = greedy(240);
+    p.ignore_eos = true;
+    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.n_gen, 240);
+    free(text);
+    /* Past the sequence's context (256): "length", at the context's end. */
+    p.max_tokens = -1;
+    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.n_prompt + res.n_gen, 256 + 1);
+    free(text);
+
     struct al_err err = AL_ERR_INIT;
     const char *empty[] = {""};
     p.stop = empty;
