@@ -204,8 +204,9 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
                             al_done_cb *on_done, void *ud, struct al_engine_req **out,
                             struct al_err *err);
 
-/* Asks the request to stop; any thread, any time while the handle is held.
- * Its sequence is freed at the next step of the worker; on_done follows with
+/* Asks the request to stop; any thread, any time while the handle is held
+ * and the model is loaded. A queued request leaves the queue, an active one
+ * frees its sequence, at the next step of the worker; on_done follows with
  * AL_FINISH_CANCELLED unless it finished before. */
 void al_engine_cancel(struct al_engine_req *r);
 

@@ -36,6 +36,7 @@
 struct al_engine_req {
     atomic_int refs;
     atomic_bool cancel;
+    struct al_sched *s;
     llama_token *prompt;
     int n_prompt;
     int max_tokens;
@@ -86,6 +87,8 @@ struct al_sched {
     struct al_engine_req *q_head, *q_tail;     /* lock */
     int n_queued, n_active;                    /* lock */
 
+    atomic_uint cancels;                       /* bumped by al_engine_cancel */
+    unsigned cancels_seen;                     /* worker */
     atomic_uint_fast64_t tokens_prompt, tokens_cached, tokens_gen, requests_done, decode_calls, kv_used;
 };
 
@@ -100,10 +103,13 @@ static void req_unref(struct al_engine_req *r)
     free(r);
 }
 
+/* Only a flag and a counter: the worker never sleeps while a request is
+ * queued or active, so it sees both at its next step. */
 void al_engine_cancel(struct al_engine_req *r)
 {
-    if (r)
-        atomic_store(&r->cancel, true);
+    if (!r || atomic_exchange(&r->cancel, true))
+        return;
+    atomic_fetch_add(&r->s->cancels, 1);
 }
 
 void al_engine_req_free(struct al_engine_req *r) { req_unref(r); }
@@ -374,6 +380,25 @@ static void *worker(void *arg)
         while (!s->quit && s->n_active == 0 && s->q_head == NULL)
             pthread_cond_wait(&s->wake, &s->lock);
         bool quit = s->quit;
+        unsigned cancels = atomic_load(&s->cancels);
+        if (cancels != s->cancels_seen) {
+            /* A cancelled request leaves the queue now, not when a slot frees. */
+            s->cancels_seen = cancels;
+            struct al_engine_req **pp = &s->q_head;
+            s->q_tail = NULL;
+            while (*pp) {
+                struct al_engine_req *r = *pp;
+                if (atomic_load(&r->cancel)) {
+                    *pp = r->next;
+                    s->n_queued--;
+                    r->next = dropped;
+                    dropped = r;
+                } else {
+                    s->q_tail = r;
+                    pp = &r->next;
+                }
+            }
+        }
         while (!quit && s->q_head && s->n_active < s->n_seq) {
             struct al_engine_req *r = s->q_head;
             s->q_head = r->next;
@@ -391,8 +416,13 @@ static void *worker(void *arg)
             fresh[n_fresh++] = sl;
         }
         if (quit) {
-            dropped = s->q_head;
-            s->q_head = s->q_tail = NULL;
+            while (s->q_head) {
+                struct al_engine_req *r = s->q_head;
+                s->q_head = r->next;
+                r->next = dropped;
+                dropped = r;
+            }
+            s->q_tail = NULL;
             s->n_queued = 0;
         }
         pthread_mutex_unlock(&s->lock);
@@ -548,6 +578,7 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
         return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
     atomic_init(&r->refs, 1);
     atomic_init(&r->cancel, false);
+    r->s = s;
     r->t_submit = al_engine_now_ms();
     r->max_tokens = p->max_tokens;
     r->on_token = on_token;
