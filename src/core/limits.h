@@ -35,4 +35,15 @@
 #define AL_LIMIT_PGP_SIG             (64u << 10)      /* an OpenPGP detached signature */
 #define AL_LIMIT_PGP_KEY             (1u << 20)       /* an OpenPGP public key file to import */
 
+/* inference (src/engine) */
+#define AL_LIMIT_PROMPT_BYTES    (16u << 20)      /* one prompt or text to tokenize */
+#define AL_LIMIT_PROMPT_TOKENS   262144           /* one tokenized prompt */
+#define AL_LIMIT_SEQS            64               /* parallel sequences of one model */
+#define AL_LIMIT_QUEUE           4096             /* requests waiting for a sequence */
+#define AL_LIMIT_STOP_STRINGS    16               /* stop strings of one request */
+#define AL_LIMIT_STOP_LEN        256u             /* bytes of one stop string */
+#define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
+#define AL_LIMIT_EMBED_INPUTS    4096             /* texts in one embeddings call */
+#define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
+
 #endif

@@ -1,0 +1,495 @@
+/*
+ * engine.c: the verified load, model information, tokens and chat templates,
+ * and the routing of llama.cpp's log into ours.
+ *
+ * The verified load opens the blob once and never by name again: the digest
+ * is computed on that descriptor, the stream is rewound and the same FILE is
+ * given to llama_model_load_from_file_ptr(). A rename or a replaced directory
+ * entry between the check and the load therefore changes nothing. The FILE
+ * stays open until the model is freed.
+ */
+#include "engine/engine_int.h"
+
+#include <pthread.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+
+/* ---- llama.cpp's log, into ours ---- */
+
+/* llama.cpp writes a line in pieces (GGML_LOG_LEVEL_CONT), from any thread;
+ * each thread assembles its own line. Error lines are also kept so that a
+ * failed load can say why in its al_err. */
+static __thread char log_line[1024];
+static __thread size_t log_len;
+static __thread int log_level;
+static __thread char last_error[sizeof log_line];
+
+static void log_flush(void)
+{
+    if (log_len == 0)
+        return;
+    log_line[log_len] = '\0';
+    if (log_level == GGML_LOG_LEVEL_ERROR)
+        snprintf(last_error, sizeof last_error, "%s", log_line);
+    al_log(AL_LOG_DEBUG, "llama.cpp: %s", log_line);
+    log_len = 0;
+}
+
+static void llama_log_cb(enum ggml_log_level level, const char *text, void *ud)
+{
+    if (level != GGML_LOG_LEVEL_CONT) {
+        log_flush();
+        log_level = level;
+    }
+    /* Errors are always assembled (for al_err); the rest only when shown. */
+    if (log_level != GGML_LOG_LEVEL_ERROR && al_log_get_level() > AL_LOG_DEBUG)
+        return;
+    for (const char *p = text; *p; p++) {
+        if (*p == '\n') {
+            log_flush();
+            continue;
+        }
+        if (log_len + 1 < sizeof log_line)
+            log_line[log_len++] = *p;
+    }
+}
+
+const char *al_engine_llama_last_error(void) { return last_error; }
+void al_engine_llama_clear_error(void) { last_error[0] = '\0'; }
+
+static pthread_once_t backend_once = PTHREAD_ONCE_INIT;
+
+static void backend_init(void)
+{
+    llama_log_set(llama_log_cb, NULL);
+    llama_backend_init();
+}
+
+double al_engine_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* ---- verification cache ---- */
+
+#define VCACHE_SLOTS 256
+
+struct vcache_entry {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char digest[AL_DIGEST_SIZE];
+    uint64_t used; /* for replacing the least recently used */
+};
+
+struct al_verify_cache {
+    pthread_mutex_t lock;
+    struct vcache_entry e[VCACHE_SLOTS];
+    int n;
+    uint64_t clock;
+};
+
+struct al_verify_cache *al_verify_cache_new(void)
+{
+    struct al_verify_cache *c = calloc(1, sizeof *c);
+    if (c)
+        pthread_mutex_init(&c->lock, NULL);
+    return c;
+}
+
+void al_verify_cache_free(struct al_verify_cache *c)
+{
+    if (!c)
+        return;
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+static bool same_file(const struct vcache_entry *e, const struct stat *st)
+{
+    return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+           e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static bool vcache_hit(struct al_verify_cache *c, const struct stat *st, const char *digest)
+{
+    bool hit = false;
+    pthread_mutex_lock(&c->lock);
+    for (int i = 0; i < c->n; i++) {
+        if (same_file(&c->e[i], st) && strcmp(c->e[i].digest, digest) == 0) {
+            c->e[i].used = ++c->clock;
+            hit = true;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&c->lock);
+    return hit;
+}
+
+static void vcache_put(struct al_verify_cache *c, const struct stat *st, const char *digest)
+{
+    pthread_mutex_lock(&c->lock);
+    int slot = -1;
+    for (int i = 0; i < c->n && slot < 0; i++)
+        if (same_file(&c->e[i], st))
+            slot = i;
+    if (slot < 0 && c->n < VCACHE_SLOTS)
+        slot = c->n++;
+    if (slot < 0) {
+        slot = 0;
+        for (int i = 1; i < c->n; i++)
+            if (c->e[i].used < c->e[slot].used)
+                slot = i;
+    }
+    struct vcache_entry *e = &c->e[slot];
+    e->dev = st->st_dev;
+    e->ino = st->st_ino;
+    e->size = st->st_size;
+    e->mtime = st->st_mtim;
+    snprintf(e->digest, sizeof e->digest, "%s", digest);
+    e->used = ++c->clock;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* ---- loading ---- */
+
+struct al_model_params al_model_params_default(void)
+{
+    struct al_model_params p = {
+        .threads = 2,
+        .n_ctx = 0,
+        .n_batch = 512,
+        .n_seq = 1,
+        .queue_max = 64,
+        .n_gpu_layers = -1,
+        .use_mmap = true,
+        .use_mlock = false,
+        .verify_cache = NULL,
+    };
+    return p;
+}
+
+static enum al_rc resolve_params(struct al_model_params *p, struct al_err *err)
+{
+    if (p->threads <= 0)
+        p->threads = 2;
+    if (p->n_batch <= 0)
+        p->n_batch = 512;
+    if (p->n_seq <= 0)
+        p->n_seq = 1;
+    if (p->queue_max <= 0)
+        p->queue_max = 64;
+    if (p->n_seq > AL_LIMIT_SEQS)
+        return al_err_set(err, AL_ERR_LIMIT, "%d parallel sequences is over the cap of %d (AL_LIMIT_SEQS)",
+                          p->n_seq, AL_LIMIT_SEQS);
+    if (p->queue_max > AL_LIMIT_QUEUE)
+        return al_err_set(err, AL_ERR_LIMIT, "a queue of %d requests is over the cap of %d (AL_LIMIT_QUEUE)",
+                          p->queue_max, AL_LIMIT_QUEUE);
+    if (p->n_batch < p->n_seq)
+        return al_err_set(err, AL_ERR_USAGE, "a batch of %d tokens cannot hold a step of %d sequences",
+                          p->n_batch, p->n_seq);
+    return AL_OK;
+}
+
+/* Opens path, proves its digest, leaves the stream at offset 0 in *out. */
+static enum al_rc open_verified(const char *path, const char *expected, struct al_verify_cache *cache,
+                                FILE **out, struct al_err *err)
+{
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
+    enum al_rc rc = AL_OK;
+    struct stat st;
+    if (fstat(fileno(f), &st) != 0) {
+        rc = al_err_sys(err, AL_ERR_IO, "cannot stat '%s'", path);
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a regular file", path);
+        goto out;
+    }
+    if (cache && vcache_hit(cache, &st, expected)) {
+        al_debug("'%s' verified before and unchanged, not hashed again", path);
+    } else {
+        char got[AL_DIGEST_SIZE];
+        rc = al_sha256_fd(fileno(f), got, NULL, NULL, err);
+        if (rc)
+            goto out;
+        if (strcmp(got, expected) != 0) {
+            rc = al_err_set(err, AL_ERR_VERIFY,
+                            "'%s' does not match its digest: expected %s, got %s; "
+                            "the store may be damaged, run 'airlock fsck'",
+                            path, expected, got);
+            goto out;
+        }
+        if (cache)
+            vcache_put(cache, &st, expected);
+    }
+    /* The hash read the descriptor directly; stdio has buffered nothing. */
+    if (fseek(f, 0, SEEK_SET) != 0) {
+        rc = al_err_sys(err, AL_ERR_IO, "cannot rewind '%s'", path);
+        goto out;
+    }
+out:
+    if (rc)
+        fclose(f);
+    else
+        *out = f;
+    return rc;
+}
+
+enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
+                                const struct al_model_params *params,
+                                struct al_engine_model **out, struct al_err *err)
+{
+    if (!blob_path || !expected_digest || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_model_load: bad arguments");
+    if (!al_digest_valid(expected_digest))
+        return al_err_set(err, AL_ERR_USAGE, "'%s' is not a digest (sha256:<64 hex digits>)",
+                          expected_digest);
+    pthread_once(&backend_once, backend_init);
+
+    struct al_model_params p = params ? *params : al_model_params_default();
+    enum al_rc rc = resolve_params(&p, err);
+    if (rc)
+        return rc;
+
+    struct al_engine_model *m = calloc(1, sizeof *m);
+    if (!m)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory loading '%s'", blob_path);
+    pthread_mutex_init(&m->embed_lock, NULL);
+    m->params = p;
+    snprintf(m->digest, sizeof m->digest, "%s", expected_digest);
+
+    rc = open_verified(blob_path, expected_digest, p.verify_cache, &m->file, err);
+    if (rc)
+        goto fail;
+
+    struct llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = p.n_gpu_layers;
+    if (p.use_mmap)
+        mp.load_mode = p.use_mlock ? LLAMA_LOAD_MODE_MMAP_MLOCK : LLAMA_LOAD_MODE_MMAP;
+    else
+        mp.load_mode = p.use_mlock ? LLAMA_LOAD_MODE_MLOCK : LLAMA_LOAD_MODE_NONE;
+    al_engine_llama_clear_error();
+    double t0 = al_engine_now_ms();
+    m->model = llama_model_load_from_file_ptr(m->file, mp);
+    if (!m->model) {
+        const char *why = al_engine_llama_last_error();
+        rc = al_err_set(err, AL_ERR_CORRUPT, "llama.cpp cannot load '%s'%s%s", blob_path,
+                        *why ? ": " : "", why);
+        goto fail;
+    }
+    m->vocab = llama_model_get_vocab(m->model);
+    m->n_ctx_seq = p.n_ctx > 0 ? p.n_ctx : llama_model_n_ctx_train(m->model);
+    if (m->n_ctx_seq <= 0)
+        m->n_ctx_seq = 4096;
+    if ((int64_t)m->n_ctx_seq * p.n_seq > INT32_MAX / 2) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "a context of %d tokens times %d sequences is too large",
+                        m->n_ctx_seq, p.n_seq);
+        goto fail;
+    }
+    rc = al_sched_new(m, &m->sched, err);
+    if (rc)
+        goto fail;
+    al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
+            al_engine_now_ms() - t0, p.n_seq, m->n_ctx_seq);
+    *out = m;
+    return AL_OK;
+fail:
+    al_engine_model_free(m);
+    return rc;
+}
+
+void al_engine_model_free(struct al_engine_model *m)
+{
+    if (!m)
+        return;
+    al_sched_free(m->sched);
+    al_embedder_free(m->embedder);
+    if (m->model)
+        llama_model_free(m->model);
+    if (m->file)
+        fclose(m->file);
+    pthread_mutex_destroy(&m->embed_lock);
+    free(m);
+}
+
+void al_engine_model_info(const struct al_engine_model *m, struct al_model_info *out)
+{
+    memset(out, 0, sizeof *out);
+    out->n_ctx_train = llama_model_n_ctx_train(m->model);
+    out->n_ctx = m->n_ctx_seq;
+    out->n_seq = m->params.n_seq;
+    out->n_vocab = llama_vocab_n_tokens(m->vocab);
+    out->n_embd = llama_model_n_embd_out(m->model);
+    out->n_layer = llama_model_n_layer(m->model);
+    out->n_params = llama_model_n_params(m->model);
+    out->size_bytes = llama_model_size(m->model);
+    out->has_chat_template = llama_model_chat_template(m->model, NULL) != NULL;
+    if (llama_model_desc(m->model, out->desc, sizeof out->desc) < 0)
+        out->desc[0] = '\0';
+    snprintf(out->digest, sizeof out->digest, "%s", m->digest);
+}
+
+/* ---- tokens ---- */
+
+enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *text, size_t len,
+                                  bool add_special, bool parse_special, llama_token **out,
+                                  int *n_out, struct al_err *err)
+{
+    if (len > AL_LIMIT_PROMPT_BYTES)
+        return al_err_set(err, AL_ERR_LIMIT, "a text of %zu bytes is over the cap of %u (AL_LIMIT_PROMPT_BYTES)",
+                          len, AL_LIMIT_PROMPT_BYTES);
+    /* A token covers at least one byte; the specials added come on top. */
+    int cap = (int)len + 8;
+    if (cap > AL_LIMIT_PROMPT_TOKENS + 8)
+        cap = AL_LIMIT_PROMPT_TOKENS + 8;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        llama_token *t = malloc((size_t)cap * sizeof *t);
+        if (!t)
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory tokenizing %zu bytes", len);
+        int n = llama_tokenize(vocab, text, (int32_t)len, t, cap, add_special, parse_special);
+        if (n >= 0) {
+            if (n > AL_LIMIT_PROMPT_TOKENS) {
+                free(t);
+                break;
+            }
+            *out = t;
+            *n_out = n;
+            return AL_OK;
+        }
+        free(t);
+        if (n == INT32_MIN || -n > AL_LIMIT_PROMPT_TOKENS)
+            break;
+        cap = -n;
+    }
+    return al_err_set(err, AL_ERR_LIMIT, "the text is over the cap of %d tokens (AL_LIMIT_PROMPT_TOKENS)",
+                      AL_LIMIT_PROMPT_TOKENS);
+}
+
+enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text, size_t len,
+                              bool add_special, bool parse_special,
+                              int32_t **out, size_t *n_out, struct al_err *err)
+{
+    llama_token *t = NULL;
+    int n = 0;
+    enum al_rc rc = al_engine_tokenize_int(m->vocab, text, len, add_special, parse_special, &t, &n, err);
+    if (rc)
+        return rc;
+    *out = t; /* llama_token is int32_t */
+    *n_out = (size_t)n;
+    return AL_OK;
+}
+
+enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,
+                                bool special, char **out, size_t *len_out, struct al_err *err)
+{
+    if (n > AL_LIMIT_PROMPT_TOKENS)
+        return al_err_set(err, AL_ERR_LIMIT, "%zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)", n,
+                          AL_LIMIT_PROMPT_TOKENS);
+    int n_vocab = llama_vocab_n_tokens(m->vocab);
+    for (size_t i = 0; i < n; i++)
+        if (tokens[i] < 0 || tokens[i] >= n_vocab)
+            return al_err_set(err, AL_ERR_INVALID, "token %" PRId32 " is not in the vocabulary of %d tokens",
+                              tokens[i], n_vocab);
+    size_t cap = n * 8 + 16;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char *s = malloc(cap + 1);
+        if (!s)
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory detokenizing %zu tokens", n);
+        int r = llama_detokenize(m->vocab, tokens, (int32_t)n, s, (int32_t)cap, false, special);
+        if (r >= 0) {
+            s[r] = '\0';
+            *out = s;
+            *len_out = (size_t)r;
+            return AL_OK;
+        }
+        free(s);
+        cap = (size_t)-(int64_t)r;
+    }
+    return al_err_set(err, AL_ERR_INTERNAL, "cannot detokenize %zu tokens", n);
+}
+
+/* ---- chat templates ---- */
+
+static int apply_template(const char *tmpl, const struct llama_chat_message *msgs, size_t n,
+                          bool add_ass, char **out, size_t total)
+{
+    size_t cap = 2 * total + 512;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        if (cap > AL_LIMIT_PROMPT_BYTES)
+            cap = AL_LIMIT_PROMPT_BYTES;
+        char *buf = malloc(cap + 1);
+        if (!buf)
+            return -2;
+        int r = llama_chat_apply_template(tmpl, msgs, n, add_ass, buf, (int32_t)cap);
+        if (r < 0) {
+            free(buf);
+            return -1;
+        }
+        if ((size_t)r <= cap) {
+            buf[r] = '\0';
+            *out = buf;
+            return r;
+        }
+        free(buf);
+        if ((size_t)r > AL_LIMIT_PROMPT_BYTES)
+            return -3;
+        cap = (size_t)r;
+    }
+    return -3;
+}
+
+enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct al_chat_msg *msgs,
+                                 size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
+                                 char **out, struct al_err *err)
+{
+    if (n_msgs > AL_LIMIT_CHAT_MSGS)
+        return al_err_set(err, AL_ERR_LIMIT, "%zu messages is over the cap of %d (AL_LIMIT_CHAT_MSGS)", n_msgs,
+                          AL_LIMIT_CHAT_MSGS);
+    struct llama_chat_message *lm = calloc(n_msgs ? n_msgs : 1, sizeof *lm);
+    if (!lm)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory formatting a chat");
+    size_t total = 0;
+    for (size_t i = 0; i < n_msgs; i++) {
+        lm[i].role = msgs[i].role ? msgs[i].role : "user";
+        lm[i].content = msgs[i].content ? msgs[i].content : "";
+        total += strlen(lm[i].role) + strlen(lm[i].content);
+    }
+    enum al_rc rc = AL_OK;
+    if (total > AL_LIMIT_PROMPT_BYTES) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "a chat of %zu bytes is over the cap of %u (AL_LIMIT_PROMPT_BYTES)",
+                        total, AL_LIMIT_PROMPT_BYTES);
+        goto out;
+    }
+    const char *tmpls[2] = {llama_model_chat_template(m->model, NULL),
+                            fallback_tmpl ? fallback_tmpl : "chatml"};
+    int r = -1;
+    for (int i = 0; i < 2 && r == -1; i++) {
+        if (!tmpls[i])
+            continue;
+        r = apply_template(tmpls[i], lm, n_msgs, add_assistant, out, total);
+        if (r == -1 && i == 0)
+            al_debug("the model's chat template is not one llama.cpp knows; using '%s'",
+                     fallback_tmpl ? fallback_tmpl : "chatml");
+    }
+    if (r == -2)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory formatting a chat");
+    else if (r == -3)
+        rc = al_err_set(err, AL_ERR_LIMIT, "the formatted chat is over the cap of %u bytes (AL_LIMIT_PROMPT_BYTES)",
+                        AL_LIMIT_PROMPT_BYTES);
+    else if (r < 0)
+        rc = al_err_set(err, AL_ERR_INVALID, "no usable chat template: the model has %s and '%s' is not a known template",
+                        tmpls[0] ? "one llama.cpp does not support" : "none",
+                        fallback_tmpl ? fallback_tmpl : "chatml");
+out:
+    free(lm);
+    return rc;
+}

@@ -1,0 +1,247 @@
+/*
+ * engine.h: inference on llama.cpp, behind an interface that names no llama
+ * type. This module is the only one that includes llama.h.
+ *
+ * A model is loaded from a store blob with a verified load: the file is opened
+ * once, hashed, compared with the digest the caller expects, rewound, and the
+ * same open file is handed to llama.cpp, so nothing can be swapped between the
+ * check and the load. A verification cache (keyed by device, inode, size and
+ * modification time) may skip re-hashing when the caller passes one.
+ *
+ * Each loaded model owns one scheduler: one llama.cpp context with n_seq
+ * sequences and a worker thread that batches prompt chunks of new requests
+ * together with one decode step of every active request in each llama_decode
+ * (continuous batching). A request whose prompt shares a prefix with what a
+ * free sequence already holds in the KV cache reuses that prefix. Requests
+ * wait in a bounded queue; submit answers AL_ERR_BUSY when it is full.
+ *
+ * Callbacks (al_token_cb, al_done_cb) run on the worker thread: they must be
+ * quick and must not call back into the scheduler of the same model except
+ * al_engine_cancel() and al_engine_stats(). Every submitted request gets
+ * exactly one al_done_cb call, also when it is cancelled or the model is freed.
+ *
+ * Embeddings use a second context of the same model, created on first use,
+ * with the pooling the model declares (mean pooling when it declares none);
+ * vectors come back L2-normalized.
+ *
+ * All functions are thread-safe unless said otherwise.
+ */
+#ifndef AL_ENGINE_ENGINE_H
+#define AL_ENGINE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+struct al_engine_model;   /* opaque: a loaded model and its scheduler */
+struct al_engine_req;     /* opaque: one submitted generation request */
+struct al_verify_cache;   /* opaque: remembered verifications of blobs */
+
+/* ---- verification cache ---- */
+
+/* A cache of successful verifications keyed by (st_dev, st_ino, size, mtime).
+ * Passing one to al_engine_model_load() lets a second load of an unchanged
+ * blob skip hashing; a changed size or mtime, or another inode, hashes again.
+ * Owned by the caller; must outlive the loads that use it. */
+struct al_verify_cache *al_verify_cache_new(void);
+void al_verify_cache_free(struct al_verify_cache *c);
+
+/* ---- loading ---- */
+
+struct al_model_params {
+    int threads;       /* CPU threads for decoding; <= 0: 2 */
+    int n_ctx;         /* context per sequence in tokens; <= 0: the model's n_ctx_train */
+    int n_batch;       /* most tokens in one llama_decode; <= 0: 512 */
+    int n_seq;         /* parallel sequences (requests generating at once); <= 0: 1 */
+    int queue_max;     /* requests waiting for a sequence; <= 0: 64; beyond: AL_ERR_BUSY */
+    int n_gpu_layers;  /* layers offloaded to a GPU; negative: all (where there is one) */
+    bool use_mmap;
+    bool use_mlock;
+    /* NULL: always hash. Otherwise a blob verified before, unchanged since
+     * (same device, inode, size, mtime), is not hashed again. */
+    struct al_verify_cache *verify_cache;
+};
+
+/* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
+ * n_gpu_layers -1, use_mmap true, use_mlock false, no cache. */
+struct al_model_params al_model_params_default(void);
+
+/* Loads the GGUF at blob_path after proving that its SHA-256 is
+ * expected_digest ("sha256:<64 hex>") and starts its scheduler. params may be
+ * NULL for the defaults. *out must be NULL; it is the caller's on success and
+ * is released with al_engine_model_free().
+ * Errors: AL_ERR_USAGE (malformed digest or params), AL_ERR_IO (cannot open or
+ * read), AL_ERR_VERIFY (digest mismatch: nothing is loaded), AL_ERR_CORRUPT
+ * (llama.cpp refuses the file), AL_ERR_LIMIT (n_seq over AL_LIMIT_SEQS ...),
+ * AL_ERR_NOMEM, AL_ERR_INTERNAL (context or thread creation failed). */
+enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
+                                const struct al_model_params *params,
+                                struct al_engine_model **out, struct al_err *err);
+
+/* Stops the scheduler (queued and active requests finish as "cancelled",
+ * each with its al_done_cb), then frees the contexts and the model.
+ * NULL is a no-op. No other call on m may be in progress or follow. */
+void al_engine_model_free(struct al_engine_model *m);
+
+struct al_model_info {
+    int n_ctx_train;        /* context the model was trained with */
+    int n_ctx;              /* context per sequence of the scheduler */
+    int n_seq;              /* parallel sequences */
+    int n_vocab;
+    int n_embd;             /* length of an embedding vector */
+    int n_layer;
+    uint64_t n_params;
+    uint64_t size_bytes;    /* tensor data */
+    bool has_chat_template;
+    char desc[128];         /* llama.cpp's description, e.g. "llama ?B all F32" */
+    char digest[72];        /* the verified "sha256:<hex>" */
+};
+
+void al_engine_model_info(const struct al_engine_model *m, struct al_model_info *out);
+
+/* ---- text and tokens ---- */
+
+/* Tokenizes len bytes of text. add_special adds BOS/EOS as the model asks;
+ * parse_special reads special tokens written as text ("<|im_end|>").
+ * *out must be NULL; the caller frees it. Over AL_LIMIT_PROMPT_TOKENS tokens or
+ * AL_LIMIT_PROMPT_BYTES bytes: AL_ERR_LIMIT. */
+enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text, size_t len,
+                              bool add_special, bool parse_special,
+                              int32_t **out, size_t *n_out, struct al_err *err);
+
+/* Turns tokens back into text (NUL-terminated, *len_out without the NUL);
+ * special renders special tokens. A token outside the vocabulary:
+ * AL_ERR_INVALID. *out must be NULL; the caller frees it. */
+enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,
+                                bool special, char **out, size_t *len_out, struct al_err *err);
+
+struct al_chat_msg {
+    const char *role;    /* "system", "user", "assistant" */
+    const char *content;
+};
+
+/* Formats a conversation with the chat template stored in the GGUF. A model
+ * without one, or with one llama.cpp cannot interpret without Jinja, uses
+ * fallback_tmpl: a template llama.cpp knows by name ("chatml", "llama3",
+ * "mistral-v7", ... see llama_chat_builtin_templates) or by its text; NULL
+ * means "chatml". add_assistant ends with the opening of the assistant's
+ * turn. *out (NUL-terminated) must be NULL; the caller frees it.
+ * Errors: AL_ERR_INVALID (no usable template), AL_ERR_LIMIT. */
+enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct al_chat_msg *msgs,
+                                 size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
+                                 char **out, struct al_err *err);
+
+/* ---- generation ---- */
+
+#define AL_SEED_RANDOM UINT32_MAX
+
+struct al_gen_params {
+    int max_tokens;          /* < 0: until the sequence's context is full */
+    float temperature;       /* <= 0: greedy (deterministic) */
+    float top_p;             /* 1: off */
+    float min_p;             /* 0: off */
+    int top_k;               /* <= 0: off */
+    float repeat_penalty;    /* 1: off */
+    float frequency_penalty; /* 0: off */
+    float presence_penalty;  /* 0: off */
+    int penalty_last_n;      /* tokens the penalties look back at; 0: off */
+    uint32_t seed;           /* AL_SEED_RANDOM: a fresh one */
+    const char *grammar;     /* GBNF with a "root" rule, or NULL */
+    const char *const *stop; /* stop strings, excluded from the output */
+    int n_stop;              /* up to AL_LIMIT_STOP_STRINGS */
+    bool ignore_eos;         /* never sample an end-of-generation token (benchmarks) */
+    bool add_bos;            /* add BOS/EOS as the model asks (llama-server does) */
+    bool parse_special;      /* read special tokens in the prompt (llama-server does) */
+};
+
+/* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
+ * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
+ * strings, ignore_eos false, add_bos and parse_special true. */
+struct al_gen_params al_gen_params_default(void);
+
+enum al_finish {
+    AL_FINISH_STOP,      /* end of generation token or a stop string */
+    AL_FINISH_LENGTH,    /* max_tokens or the sequence's context */
+    AL_FINISH_CANCELLED, /* al_engine_cancel(), a callback said false, or shutdown */
+    AL_FINISH_ERROR,     /* llama.cpp failed to decode */
+};
+
+/* "stop", "length", "cancelled", "error" */
+const char *al_finish_name(enum al_finish f);
+
+struct al_gen_result {
+    enum al_finish finish;
+    int n_prompt;      /* prompt tokens */
+    int n_cached;      /* of them, reused from the KV cache (not computed) */
+    int n_gen;         /* tokens generated */
+    double queue_ms;   /* submit to a sequence being assigned */
+    double prompt_ms;  /* sequence assigned to the first token sampled */
+    double gen_ms;     /* first token sampled to the end */
+    double ttft_ms;    /* submit to the first token sampled */
+    const char *error; /* with AL_FINISH_ERROR: what failed; valid during the callback */
+};
+
+/* Called with new text: one token's piece, or several once a held-back part
+ * turns out not to start a stop string, or none when a piece is an incomplete
+ * UTF-8 sequence (text arrives only in whole characters). token is the latest
+ * token. Return false to cancel the request. len is never 0. */
+typedef bool al_token_cb(void *ud, const char *piece, size_t len, int32_t token);
+/* Called once, last; res is valid during the call. */
+typedef void al_done_cb(void *ud, const struct al_gen_result *res);
+
+/* Tokenizes prompt, checks p, builds the request's sampler and queues it.
+ * on_token may be NULL; on_done may be NULL. With out non-NULL (*out NULL),
+ * the caller gets a handle for al_engine_cancel() and must release it with
+ * al_engine_req_free(), before or after on_done.
+ * Errors: AL_ERR_USAGE (params out of range), AL_ERR_INVALID (grammar does not
+ * parse), AL_ERR_LIMIT (prompt over AL_LIMIT_PROMPT_TOKENS or not fitting the
+ * context of a sequence, too many stop strings), AL_ERR_BUSY (queue full: try
+ * later), AL_ERR_NOMEM. On error no callback is ever called. */
+enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
+                            const struct al_gen_params *p, al_token_cb *on_token,
+                            al_done_cb *on_done, void *ud, struct al_engine_req **out,
+                            struct al_err *err);
+
+/* Asks the request to stop; any thread, any time while the handle is held
+ * and the model is loaded. A queued request leaves the queue, an active one
+ * frees its sequence, at the next step of the worker; on_done follows with
+ * AL_FINISH_CANCELLED unless it finished before. */
+void al_engine_cancel(struct al_engine_req *r);
+
+/* Releases the caller's handle. NULL is a no-op. */
+void al_engine_req_free(struct al_engine_req *r);
+
+/* Synchronous convenience: submits, waits, returns the whole text in *text
+ * (NUL-terminated, caller frees; must be NULL on entry) and the result in res
+ * (may be NULL). A decode error: AL_ERR_INTERNAL. */
+enum al_rc al_engine_generate(struct al_engine_model *m, const char *prompt,
+                              const struct al_gen_params *p, char **text,
+                              struct al_gen_result *res, struct al_err *err);
+
+struct al_engine_stats {
+    int n_seq;                 /* sequences */
+    int n_active;              /* sequences busy with a request */
+    int n_queued;              /* requests waiting for a sequence */
+    uint64_t kv_cells_used;    /* tokens held in the KV cache, all sequences */
+    uint64_t kv_cells_total;   /* n_seq * n_ctx */
+    uint64_t tokens_prompt;    /* prompt tokens submitted, cumulative */
+    uint64_t tokens_cached;    /* of them reused from the KV cache */
+    uint64_t tokens_gen;       /* tokens generated */
+    uint64_t requests_done;
+    uint64_t decode_calls;     /* llama_decode calls */
+};
+
+void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out);
+
+/* ---- embeddings ---- */
+
+/* Embeds n texts into out (n * n_embd floats, row i for texts[i]), each
+ * vector L2-normalized. Runs on the calling thread; calls on one model are
+ * serialized. A text over the context of a sequence: AL_ERR_LIMIT; n over
+ * AL_LIMIT_EMBED_INPUTS: AL_ERR_LIMIT; a reranking model: AL_ERR_USAGE. */
+enum al_rc al_engine_embed(struct al_engine_model *m, const char *const *texts, size_t n,
+                           float *out, struct al_err *err);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * engine_int.h: what the files of src/engine share and nothing outside may
+ * see. This header includes llama.h; only the .c files of src/engine may include it.
+ *
+ *   engine.c  verified load, model info, tokens, chat templates, log routing
+ *   sched.c   the scheduler: queue, sequences, continuous batching
+ *   generate.c  the synchronous wrapper
+ *   sample.c  sampler chains, stop strings, UTF-8 boundaries
+ *   embed.c   embeddings on a second context
+ */
+#ifndef AL_ENGINE_INT_H
+#define AL_ENGINE_INT_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include <llama.h>
+
+#include "core/hash.h"
+#include "engine/engine.h"
+
+struct al_sched; /* sched.c */
+struct al_embedder; /* embed.c */
+
+struct al_engine_model {
+    struct llama_model *model;
+    const struct llama_vocab *vocab;
+    FILE *file;                       /* the verified, open blob; kept until free */
+    struct al_model_params params;    /* with defaults resolved */
+    int n_ctx_seq;                    /* context per sequence, resolved */
+    char digest[AL_DIGEST_SIZE];
+    struct al_sched *sched;
+    pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
+    struct al_embedder *embedder;     /* created on first use */
+};
+
+/* Monotonic clock in milliseconds. */
+double al_engine_now_ms(void);
+
+/* The thread's last error line from llama.cpp's log ("" when none). */
+const char *al_engine_llama_last_error(void);
+void al_engine_llama_clear_error(void);
+
+/* Tokenizes into a malloc'd array (see al_engine_tokenize). */
+enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *text, size_t len,
+                                  bool add_special, bool parse_special, llama_token **out,
+                                  int *n_out, struct al_err *err);
+
+/* ---- sched.c ---- */
+enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct al_err *err);
+void al_sched_free(struct al_sched *s);
+
+/* ---- sample.c ---- */
+
+/* Checks p against its ranges and caps (AL_ERR_USAGE, AL_ERR_LIMIT). */
+enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err);
+
+/* Builds the sampler chain of one request; the caller frees it with
+ * llama_sampler_free(). AL_ERR_INVALID when the grammar does not parse. */
+enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_gen_params *p,
+                               struct llama_sampler **out, struct al_err *err);
+
+/* Stop strings of one request, copied. */
+struct al_stops {
+    char **s;
+    size_t *len;
+    int n;
+    size_t max_len;
+};
+
+enum al_rc al_stops_init(struct al_stops *st, const char *const *stop, int n, struct al_err *err);
+void al_stops_release(struct al_stops *st);
+
+/* Looks for a stop string in text[0..len). Returns the offset of the earliest
+ * match, or -1; with no match, *hold gets how many trailing bytes must be held
+ * back because they begin some stop string (or an incomplete UTF-8
+ * character), so that only text[0..len-*hold) may be emitted. */
+long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size_t *hold);
+
+/* Bytes at the end of text[0..len) that form an incomplete UTF-8 character. */
+size_t al_utf8_incomplete_tail(const char *text, size_t len);
+
+/* ---- embed.c ---- */
+void al_embedder_free(struct al_embedder *e);
+
+#endif

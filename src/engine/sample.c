@@ -1,0 +1,230 @@
+/*
+ * sample.c: the sampler chain of one request, and stop strings.
+ *
+ * The chain follows llama.cpp's common sampler (so that a request gives what
+ * llama-server gives for the same settings): grammar first (it masks what the
+ * grammar forbids), then the model's suppressed tokens, penalties, top_k,
+ * top_p, min_p, temperature, and a seeded draw. A temperature of zero or less
+ * ends the chain with the greedy sampler instead, which is deterministic.
+ * llama_sampler_sample() both samples and accepts, so the grammar and the
+ * penalties see every generated token.
+ */
+#include "engine/engine_int.h"
+
+#include <math.h>
+
+#include "core/limits.h"
+
+struct al_gen_params al_gen_params_default(void)
+{
+    struct al_gen_params p = {
+        .max_tokens = -1,
+        .temperature = 0.8f,
+        .top_p = 0.95f,
+        .min_p = 0.05f,
+        .top_k = 40,
+        .repeat_penalty = 1.0f,
+        .frequency_penalty = 0.0f,
+        .presence_penalty = 0.0f,
+        .penalty_last_n = 64,
+        .seed = AL_SEED_RANDOM,
+        .grammar = NULL,
+        .stop = NULL,
+        .n_stop = 0,
+        .ignore_eos = false,
+        .add_bos = true,
+        .parse_special = true,
+    };
+    return p;
+}
+
+const char *al_finish_name(enum al_finish f)
+{
+    switch (f) {
+    case AL_FINISH_STOP: return "stop";
+    case AL_FINISH_LENGTH: return "length";
+    case AL_FINISH_CANCELLED: return "cancelled";
+    case AL_FINISH_ERROR: return "error";
+    }
+    return "error";
+}
+
+enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err)
+{
+    if (!isfinite(p->temperature))
+        return al_err_set(err, AL_ERR_USAGE, "temperature %g is not a number", (double)p->temperature);
+    if (!(p->top_p > 0.0f && p->top_p <= 1.0f))
+        return al_err_set(err, AL_ERR_USAGE, "top_p %g is outside (0, 1]", (double)p->top_p);
+    if (!(p->min_p >= 0.0f && p->min_p <= 1.0f))
+        return al_err_set(err, AL_ERR_USAGE, "min_p %g is outside [0, 1]", (double)p->min_p);
+    if (!(p->repeat_penalty > 0.0f) || !isfinite(p->repeat_penalty))
+        return al_err_set(err, AL_ERR_USAGE, "repeat_penalty %g must be above 0", (double)p->repeat_penalty);
+    if (!(fabsf(p->frequency_penalty) <= 2.0f))
+        return al_err_set(err, AL_ERR_USAGE, "frequency_penalty %g is outside [-2, 2]",
+                          (double)p->frequency_penalty);
+    if (!(fabsf(p->presence_penalty) <= 2.0f))
+        return al_err_set(err, AL_ERR_USAGE, "presence_penalty %g is outside [-2, 2]",
+                          (double)p->presence_penalty);
+    if (p->penalty_last_n < -1)
+        return al_err_set(err, AL_ERR_USAGE, "penalty_last_n %d is below -1", p->penalty_last_n);
+    if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
+        return al_err_set(err, AL_ERR_USAGE, "bad stop strings");
+    if (p->n_stop > AL_LIMIT_STOP_STRINGS)
+        return al_err_set(err, AL_ERR_LIMIT, "%d stop strings is over the cap of %d (AL_LIMIT_STOP_STRINGS)",
+                          p->n_stop, AL_LIMIT_STOP_STRINGS);
+    for (int i = 0; i < p->n_stop; i++) {
+        if (!p->stop[i] || !p->stop[i][0])
+            return al_err_set(err, AL_ERR_USAGE, "stop string %d is empty", i);
+        if (strlen(p->stop[i]) > AL_LIMIT_STOP_LEN)
+            return al_err_set(err, AL_ERR_LIMIT, "stop string %d is over the cap of %u bytes (AL_LIMIT_STOP_LEN)",
+                              i, AL_LIMIT_STOP_LEN);
+    }
+    if (p->grammar && strlen(p->grammar) > AL_LIMIT_GRAMMAR)
+        return al_err_set(err, AL_ERR_LIMIT, "the grammar is over the cap of %u bytes (AL_LIMIT_GRAMMAR)",
+                          AL_LIMIT_GRAMMAR);
+    return AL_OK;
+}
+
+enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_gen_params *p,
+                               struct llama_sampler **out, struct al_err *err)
+{
+    struct llama_sampler_chain_params cp = llama_sampler_chain_default_params();
+    cp.no_perf = true;
+    struct llama_sampler *chain = llama_sampler_chain_init(cp);
+    if (!chain)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory building a sampler");
+    int n_vocab = llama_vocab_n_tokens(vocab);
+
+    if (p->grammar && p->grammar[0]) {
+        al_engine_llama_clear_error();
+        struct llama_sampler *g = llama_sampler_init_grammar(vocab, p->grammar, "root");
+        if (!g) {
+            const char *why = al_engine_llama_last_error();
+            llama_sampler_free(chain);
+            return al_err_set(err, AL_ERR_INVALID, "the grammar does not parse%s%s", *why ? ": " : "", why);
+        }
+        llama_sampler_chain_add(chain, g);
+    }
+
+    /* The model's suppressed tokens, and with ignore_eos every end of
+     * generation token, get a bias of minus infinity (as llama-server does). */
+    int32_t n_suppress = 0;
+    const llama_token *suppress = llama_vocab_get_suppress_tokens(vocab, &n_suppress);
+    int n_eog = 0;
+    if (p->ignore_eos)
+        for (llama_token t = 0; t < n_vocab; t++)
+            n_eog += llama_vocab_is_eog(vocab, t);
+    if (n_suppress + n_eog > 0) {
+        llama_logit_bias *bias = calloc((size_t)(n_suppress + n_eog), sizeof *bias);
+        if (!bias) {
+            llama_sampler_free(chain);
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory building a sampler");
+        }
+        int n = 0;
+        for (int32_t i = 0; i < n_suppress; i++)
+            bias[n++] = (llama_logit_bias){suppress[i], -INFINITY};
+        for (llama_token t = 0; p->ignore_eos && t < n_vocab; t++)
+            if (llama_vocab_is_eog(vocab, t))
+                bias[n++] = (llama_logit_bias){t, -INFINITY};
+        llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, n, bias));
+        free(bias);
+    }
+
+    bool penalties = p->penalty_last_n != 0 &&
+                     (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+    if (penalties)
+        llama_sampler_chain_add(chain, llama_sampler_init_penalties(n_vocab, p->penalty_last_n, p->repeat_penalty,
+                                                                    p->frequency_penalty, p->presence_penalty));
+    if (p->temperature <= 0.0f) {
+        llama_sampler_chain_add(chain, llama_sampler_init_greedy());
+    } else {
+        if (p->top_k > 0)
+            llama_sampler_chain_add(chain, llama_sampler_init_top_k(p->top_k));
+        if (p->top_p < 1.0f)
+            llama_sampler_chain_add(chain, llama_sampler_init_top_p(p->top_p, 1));
+        if (p->min_p > 0.0f)
+            llama_sampler_chain_add(chain, llama_sampler_init_min_p(p->min_p, 1));
+        llama_sampler_chain_add(chain, llama_sampler_init_temp(p->temperature));
+        llama_sampler_chain_add(chain, llama_sampler_init_dist(p->seed));
+    }
+    *out = chain;
+    return AL_OK;
+}
+
+/* ---- stop strings ---- */
+
+enum al_rc al_stops_init(struct al_stops *st, const char *const *stop, int n, struct al_err *err)
+{
+    memset(st, 0, sizeof *st);
+    if (n <= 0)
+        return AL_OK;
+    st->s = calloc((size_t)n, sizeof *st->s);
+    st->len = calloc((size_t)n, sizeof *st->len);
+    if (!st->s || !st->len)
+        goto nomem;
+    for (int i = 0; i < n; i++) {
+        st->s[i] = strdup(stop[i]);
+        if (!st->s[i])
+            goto nomem;
+        st->n = i + 1;
+        st->len[i] = strlen(stop[i]);
+        if (st->len[i] > st->max_len)
+            st->max_len = st->len[i];
+    }
+    return AL_OK;
+nomem:
+    al_stops_release(st);
+    return al_err_set(err, AL_ERR_NOMEM, "out of memory copying stop strings");
+}
+
+void al_stops_release(struct al_stops *st)
+{
+    for (int i = 0; i < st->n; i++)
+        free(st->s[i]);
+    free(st->s);
+    free(st->len);
+    memset(st, 0, sizeof *st);
+}
+
+size_t al_utf8_incomplete_tail(const char *text, size_t len)
+{
+    const unsigned char *t = (const unsigned char *)text;
+    for (size_t back = 1; back <= 4 && back <= len; back++) {
+        unsigned char c = t[len - back];
+        if ((c & 0xC0) == 0x80)
+            continue; /* a continuation byte: look further back */
+        size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+        return need > back ? back : 0;
+    }
+    return 0;
+}
+
+/* Invariant kept by the caller: text is what has not been emitted yet, and
+ * no stop string can begin in what has (its beginning would have been held
+ * back). So a match, if any, lies entirely in text. */
+long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size_t *hold)
+{
+    long best = -1;
+    for (int i = 0; i < st->n; i++) {
+        const char *hit = memmem(text, len, st->s[i], st->len[i]);
+        if (hit && (best < 0 || hit - text < best))
+            best = hit - text;
+    }
+    if (best >= 0) {
+        *hold = 0;
+        return best;
+    }
+    size_t h = 0;
+    for (int i = 0; i < st->n; i++) {
+        size_t k = st->len[i] - 1 < len ? st->len[i] - 1 : len;
+        for (; k > h; k--) {
+            if (memcmp(text + len - k, st->s[i], k) == 0) {
+                h = k;
+                break;
+            }
+        }
+    }
+    size_t u = al_utf8_incomplete_tail(text, len);
+    *hold = u > h ? u : h;
+    return -1;
+}

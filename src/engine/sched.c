@@ -1,0 +1,653 @@
+/*
+ * sched.c: one scheduler per loaded model. One llama_context with n_seq
+ * sequences (slots) and one worker thread running continuous batching.
+ *
+ * Each step of the worker:
+ *   1. under the lock: move queued requests into free slots (the slot whose
+ *      KV cache shares the longest prefix with the prompt, else the least
+ *      recently used one), pick up a quit request;
+ *   2. without the lock: finish cancelled requests; build one batch with the
+ *      pending token of every generating slot, then prompt chunks of the slots
+ *      still reading their prompt, up to n_batch tokens; llama_decode it;
+ *   3. sample every slot whose logits were requested, stream its text through
+ *      the stop-string filter, and finish it on EOS, a stop string, max_tokens
+ *      or a full context.
+ *
+ * Invariants:
+ *   - slot->cache[0..n_cache) are exactly the tokens of that sequence in the
+ *     KV cache, at positions 0..n_cache-1. A free slot keeps them, for reuse.
+ *   - a generating slot has one sampled token (slot->next) not yet decoded.
+ *   - only the worker touches slots, the llama_context and the batch; the lock
+ *     guards the queue and the counters that stats() reads, and is never held
+ *     during llama_decode or a callback.
+ *   - every request gets exactly one on_done, always from the worker thread.
+ *
+ * Per token nothing is allocated: the batch is made once, each slot's pending
+ * text buffer grows only when a stop string needs it.
+ */
+#include "engine/engine_int.h"
+
+#include <stdatomic.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+
+struct al_engine_req {
+    atomic_int refs;
+    atomic_bool cancel;
+    struct al_sched *s;
+    llama_token *prompt;
+    int n_prompt;
+    int max_tokens;
+    struct llama_sampler *smpl;
+    struct al_stops stops;
+    al_token_cb *on_token;
+    al_done_cb *on_done;
+    void *ud;
+    double t_submit;
+    struct al_engine_req *next; /* queue link */
+};
+
+struct slot {
+    llama_seq_id id;
+    struct al_engine_req *req; /* NULL: free */
+    llama_token *cache;        /* tokens in the KV cache, n_ctx_seq of room */
+    int n_cache;
+    int n_fed;                 /* prompt tokens in the cache or the batch */
+    int n_cached;              /* prompt tokens reused from an earlier request */
+    bool generating;
+    llama_token next;          /* sampled, to be decoded at position n_cache */
+    int i_batch;               /* index of this slot's logits in the batch, or -1 */
+    int n_batch_tokens;        /* tokens this slot put in the batch */
+    int n_gen;
+    char *pending;             /* generated text not yet emitted */
+    size_t n_pending, cap_pending;
+    double t_start, t_first;
+    uint64_t last_used;
+};
+
+struct al_sched {
+    struct al_engine_model *m;
+    struct llama_context *ctx;
+    llama_memory_t mem;
+    struct llama_batch batch;
+    int n_batch, n_seq, n_ctx_seq, queue_max;
+    struct slot *slots;
+    char *piece;               /* scratch for one token's text */
+    struct slot **fresh;       /* scratch: slots assigned in this step */
+    int cap_piece;
+    uint64_t clock;
+
+    pthread_t thread;
+    bool started;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    bool quit;                                 /* lock */
+    struct al_engine_req *q_head, *q_tail;     /* lock */
+    int n_queued, n_active;                    /* lock */
+
+    atomic_uint cancels;                       /* bumped by al_engine_cancel */
+    unsigned cancels_seen;                     /* worker */
+    atomic_uint_fast64_t tokens_prompt, tokens_cached, tokens_gen, requests_done, decode_calls, kv_used;
+};
+
+static void req_unref(struct al_engine_req *r)
+{
+    if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
+        return;
+    if (r->smpl)
+        llama_sampler_free(r->smpl);
+    al_stops_release(&r->stops);
+    free(r->prompt);
+    free(r);
+}
+
+/* Only a flag and a counter: the worker never sleeps while a request is
+ * queued or active, so it sees both at its next step. */
+void al_engine_cancel(struct al_engine_req *r)
+{
+    if (!r || atomic_exchange(&r->cancel, true))
+        return;
+    atomic_fetch_add(&r->s->cancels, 1);
+}
+
+void al_engine_req_free(struct al_engine_req *r) { req_unref(r); }
+
+/* ---- finishing ---- */
+
+static void finish_req(struct al_sched *s, struct al_engine_req *r, struct slot *sl, enum al_finish why,
+                       const char *error)
+{
+    double now = al_engine_now_ms();
+    struct al_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
+    if (sl) {
+        res.n_cached = sl->n_cached;
+        res.n_gen = sl->n_gen;
+        double t_first = sl->t_first > 0 ? sl->t_first : now;
+        res.queue_ms = sl->t_start - r->t_submit;
+        res.prompt_ms = t_first - sl->t_start;
+        res.gen_ms = now - t_first;
+        res.ttft_ms = t_first - r->t_submit;
+    } else {
+        res.queue_ms = now - r->t_submit;
+        res.ttft_ms = res.queue_ms;
+    }
+    atomic_fetch_add(&s->requests_done, 1);
+    if (r->on_done)
+        r->on_done(r->ud, &res);
+    req_unref(r);
+}
+
+/* Emits pending[0..n) and keeps the rest. False when the callback cancels. */
+static bool emit(struct slot *sl, size_t n, llama_token tok)
+{
+    bool go = true;
+    if (n > 0 && sl->req->on_token)
+        go = sl->req->on_token(sl->req->ud, sl->pending, n, tok);
+    memmove(sl->pending, sl->pending + n, sl->n_pending - n);
+    sl->n_pending -= n;
+    return go;
+}
+
+static void slot_finish(struct al_sched *s, struct slot *sl, enum al_finish why, const char *error)
+{
+    struct al_engine_req *r = sl->req;
+    if ((why == AL_FINISH_STOP || why == AL_FINISH_LENGTH) && sl->n_pending > 0)
+        emit(sl, sl->n_pending, sl->next); /* no stop string came: what was held back is text */
+    sl->n_pending = 0;
+    sl->req = NULL;
+    sl->generating = false;
+    sl->last_used = ++s->clock;
+    /* Free before on_done, so that stats read from on_done's waiter agree. */
+    pthread_mutex_lock(&s->lock);
+    s->n_active--;
+    pthread_mutex_unlock(&s->lock);
+    finish_req(s, r, sl, why, error);
+}
+
+/* ---- assignment and prefix reuse ---- */
+
+static int common_prefix(const llama_token *a, int na, const llama_token *b, int nb)
+{
+    int n = na < nb ? na : nb, i = 0;
+    while (i < n && a[i] == b[i])
+        i++;
+    return i;
+}
+
+/* The free slot for r: the longest shared prefix, ties to the least recently
+ * used, so that a slot holding a useful prefix is not overwritten needlessly. */
+static struct slot *pick_slot(struct al_sched *s, const struct al_engine_req *r)
+{
+    struct slot *best = NULL;
+    int best_lcp = -1;
+    for (int i = 0; i < s->n_seq; i++) {
+        struct slot *sl = &s->slots[i];
+        if (sl->req)
+            continue;
+        int lcp = common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt);
+        if (lcp > best_lcp || (lcp == best_lcp && sl->last_used < best->last_used)) {
+            best = sl;
+            best_lcp = lcp;
+        }
+    }
+    return best;
+}
+
+/* Keeps the shared prefix of the slot's cache and drops the rest. At least
+ * one prompt token is always decoded again: its logits start the answer. */
+static void slot_start(struct al_sched *s, struct slot *sl)
+{
+    struct al_engine_req *r = sl->req;
+    int keep = common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt);
+    if (keep >= r->n_prompt)
+        keep = r->n_prompt - 1;
+    if (keep < sl->n_cache && !llama_memory_seq_rm(s->mem, sl->id, keep, -1)) {
+        llama_memory_seq_rm(s->mem, sl->id, -1, -1);
+        keep = 0;
+    }
+    sl->n_cache = keep;
+    sl->n_fed = keep;
+    sl->n_cached = keep;
+    sl->n_gen = 0;
+    sl->n_pending = 0;
+    sl->generating = false;
+    sl->t_start = al_engine_now_ms();
+    sl->t_first = 0;
+    atomic_fetch_add(&s->tokens_cached, (uint64_t)keep);
+}
+
+/* ---- one step ---- */
+
+static void batch_add(struct llama_batch *b, llama_token t, llama_pos pos, llama_seq_id seq, bool logits)
+{
+    int i = b->n_tokens++;
+    b->token[i] = t;
+    b->pos[i] = pos;
+    b->n_seq_id[i] = 1;
+    b->seq_id[i][0] = seq;
+    b->logits[i] = logits;
+}
+
+static const char *token_text(struct al_sched *s, llama_token tok, int *len)
+{
+    int n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, false);
+    if (n < 0) {
+        char *p = realloc(s->piece, (size_t)-n);
+        if (!p) {
+            *len = 0;
+            return s->piece;
+        }
+        s->piece = p;
+        s->cap_piece = -n;
+        n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, false);
+    }
+    *len = n > 0 ? n : 0;
+    return s->piece;
+}
+
+/* Samples the slot's next token and streams its text. */
+static void slot_sample(struct al_sched *s, struct slot *sl)
+{
+    struct al_engine_req *r = sl->req;
+    llama_token tok = llama_sampler_sample(r->smpl, s->ctx, sl->i_batch);
+    if (sl->t_first == 0)
+        sl->t_first = al_engine_now_ms();
+    sl->n_gen++;
+    atomic_fetch_add(&s->tokens_gen, 1);
+    sl->next = tok;
+    if (llama_vocab_is_eog(s->m->vocab, tok)) {
+        slot_finish(s, sl, AL_FINISH_STOP, NULL);
+        return;
+    }
+    int n = 0;
+    const char *piece = token_text(s, tok, &n);
+    if (sl->n_pending + (size_t)n > sl->cap_pending) {
+        size_t cap = (sl->n_pending + (size_t)n) * 2;
+        char *p = realloc(sl->pending, cap);
+        if (!p) {
+            slot_finish(s, sl, AL_FINISH_ERROR, "out of memory");
+            return;
+        }
+        sl->pending = p;
+        sl->cap_pending = cap;
+    }
+    memcpy(sl->pending + sl->n_pending, piece, (size_t)n);
+    sl->n_pending += (size_t)n;
+
+    size_t hold = 0;
+    long at = al_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
+    if (at >= 0) {
+        emit(sl, (size_t)at, tok);
+        sl->n_pending = 0;
+        slot_finish(s, sl, AL_FINISH_STOP, NULL);
+        return;
+    }
+    if (!emit(sl, sl->n_pending - hold, tok) || atomic_load(&r->cancel)) {
+        slot_finish(s, sl, AL_FINISH_CANCELLED, NULL);
+        return;
+    }
+    if ((r->max_tokens >= 0 && sl->n_gen >= r->max_tokens) || sl->n_cache >= s->n_ctx_seq) {
+        slot_finish(s, sl, AL_FINISH_LENGTH, NULL);
+        return;
+    }
+    sl->generating = true;
+}
+
+/* Fills the batch: every generating slot's token first (decode latency must
+ * not wait behind long prompts), then prompt chunks while room is left. */
+static void build_batch(struct al_sched *s)
+{
+    struct llama_batch *b = &s->batch;
+    b->n_tokens = 0;
+    for (int i = 0; i < s->n_seq; i++) {
+        struct slot *sl = &s->slots[i];
+        sl->i_batch = -1;
+        sl->n_batch_tokens = 0;
+        if (sl->req && sl->generating) {
+            sl->i_batch = b->n_tokens;
+            sl->n_batch_tokens = 1;
+            batch_add(b, sl->next, sl->n_cache, sl->id, true);
+        }
+    }
+    /* Prompts in the order their slots were assigned would be fairer; the
+     * rotation below at least does not always favour slot 0. */
+    int start = (int)(s->clock % (uint64_t)s->n_seq);
+    for (int k = 0; k < s->n_seq && b->n_tokens < s->n_batch; k++) {
+        struct slot *sl = &s->slots[(start + k) % s->n_seq];
+        if (!sl->req || sl->generating)
+            continue;
+        int left = sl->req->n_prompt - sl->n_fed;
+        int take = s->n_batch - b->n_tokens;
+        if (take > left)
+            take = left;
+        for (int j = 0; j < take; j++) {
+            int p = sl->n_fed + j;
+            batch_add(b, sl->req->prompt[p], p, sl->id, p == sl->req->n_prompt - 1);
+        }
+        if (sl->n_fed + take == sl->req->n_prompt)
+            sl->i_batch = b->n_tokens - 1;
+        sl->n_batch_tokens = take;
+    }
+}
+
+/* After a successful decode the batch's tokens are in the KV cache. */
+static void commit_batch(struct al_sched *s)
+{
+    uint64_t used = 0;
+    for (int i = 0; i < s->n_seq; i++) {
+        struct slot *sl = &s->slots[i];
+        if (sl->n_batch_tokens > 0) {
+            if (sl->generating) {
+                sl->cache[sl->n_cache++] = sl->next;
+            } else {
+                memcpy(sl->cache + sl->n_cache, sl->req->prompt + sl->n_fed,
+                       (size_t)sl->n_batch_tokens * sizeof(llama_token));
+                sl->n_cache += sl->n_batch_tokens;
+                sl->n_fed += sl->n_batch_tokens;
+            }
+        }
+        used += (uint64_t)sl->n_cache;
+    }
+    atomic_store(&s->kv_used, used);
+}
+
+static void fail_batch(struct al_sched *s, int ret)
+{
+    char why[64];
+    snprintf(why, sizeof why, "llama_decode failed (%d)", ret);
+    al_warn("%s", why);
+    for (int i = 0; i < s->n_seq; i++) {
+        struct slot *sl = &s->slots[i];
+        if (sl->n_batch_tokens == 0)
+            continue;
+        /* The sequence's cache is unknown now: drop it all. */
+        llama_memory_seq_rm(s->mem, sl->id, -1, -1);
+        sl->n_cache = 0;
+        slot_finish(s, sl, AL_FINISH_ERROR, why);
+    }
+}
+
+static void *worker(void *arg)
+{
+    struct al_sched *s = arg;
+    struct slot **fresh = s->fresh;
+    for (;;) {
+        struct al_engine_req *dropped = NULL;
+        int n_fresh = 0;
+        pthread_mutex_lock(&s->lock);
+        while (!s->quit && s->n_active == 0 && s->q_head == NULL)
+            pthread_cond_wait(&s->wake, &s->lock);
+        bool quit = s->quit;
+        unsigned cancels = atomic_load(&s->cancels);
+        if (cancels != s->cancels_seen) {
+            /* A cancelled request leaves the queue now, not when a slot frees. */
+            s->cancels_seen = cancels;
+            struct al_engine_req **pp = &s->q_head;
+            s->q_tail = NULL;
+            while (*pp) {
+                struct al_engine_req *r = *pp;
+                if (atomic_load(&r->cancel)) {
+                    *pp = r->next;
+                    s->n_queued--;
+                    r->next = dropped;
+                    dropped = r;
+                } else {
+                    s->q_tail = r;
+                    pp = &r->next;
+                }
+            }
+        }
+        while (!quit && s->q_head && s->n_active < s->n_seq) {
+            struct al_engine_req *r = s->q_head;
+            s->q_head = r->next;
+            if (!s->q_head)
+                s->q_tail = NULL;
+            s->n_queued--;
+            if (atomic_load(&r->cancel)) {
+                r->next = dropped;
+                dropped = r;
+                continue;
+            }
+            struct slot *sl = pick_slot(s, r);
+            sl->req = r;
+            s->n_active++;
+            fresh[n_fresh++] = sl;
+        }
+        if (quit) {
+            while (s->q_head) {
+                struct al_engine_req *r = s->q_head;
+                s->q_head = r->next;
+                r->next = dropped;
+                dropped = r;
+            }
+            s->q_tail = NULL;
+            s->n_queued = 0;
+        }
+        pthread_mutex_unlock(&s->lock);
+
+        while (dropped) {
+            struct al_engine_req *r = dropped;
+            dropped = r->next;
+            finish_req(s, r, NULL, AL_FINISH_CANCELLED, NULL);
+        }
+        for (int i = 0; i < n_fresh; i++)
+            slot_start(s, fresh[i]);
+        for (int i = 0; i < s->n_seq; i++) {
+            struct slot *sl = &s->slots[i];
+            if (sl->req && (quit || atomic_load(&sl->req->cancel)))
+                slot_finish(s, sl, AL_FINISH_CANCELLED, NULL);
+        }
+        if (quit)
+            break;
+
+        build_batch(s);
+        if (s->batch.n_tokens == 0)
+            continue;
+        int ret = llama_decode(s->ctx, s->batch);
+        atomic_fetch_add(&s->decode_calls, 1);
+        if (ret != 0) {
+            fail_batch(s, ret);
+            continue;
+        }
+        commit_batch(s);
+        for (int i = 0; i < s->n_seq; i++) {
+            struct slot *sl = &s->slots[i];
+            if (sl->req && sl->i_batch >= 0)
+                slot_sample(s, sl);
+        }
+    }
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct al_err *err)
+{
+    struct al_sched *s = calloc(1, sizeof *s);
+    if (!s)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory creating a scheduler");
+    s->m = m;
+    s->n_seq = m->params.n_seq;
+    s->n_batch = m->params.n_batch;
+    s->queue_max = m->params.queue_max;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->wake, NULL);
+    enum al_rc rc = AL_OK;
+
+    struct llama_context_params cp = llama_context_default_params();
+    cp.n_ctx = (uint32_t)m->n_ctx_seq * (uint32_t)s->n_seq;
+    cp.n_batch = (uint32_t)s->n_batch;
+    cp.n_ubatch = s->n_batch < 512 ? (uint32_t)s->n_batch : 512;
+    cp.n_seq_max = (uint32_t)s->n_seq;
+    cp.n_threads = m->params.threads;
+    cp.n_threads_batch = m->params.threads;
+    cp.kv_unified = false; /* each sequence its own n_ctx_seq cells: no request starves another */
+    cp.no_perf = true;
+    al_engine_llama_clear_error();
+    s->ctx = llama_init_from_model(m->model, cp);
+    if (!s->ctx) {
+        const char *why = al_engine_llama_last_error();
+        rc = al_err_set(err, AL_ERR_INTERNAL, "cannot create a context of %d x %d tokens%s%s", s->n_seq,
+                        m->n_ctx_seq, *why ? ": " : "", why);
+        goto fail;
+    }
+    /* llama.cpp may round the context; never promise more than it has. */
+    if ((int)llama_n_ctx_seq(s->ctx) < m->n_ctx_seq)
+        m->n_ctx_seq = (int)llama_n_ctx_seq(s->ctx);
+    s->n_ctx_seq = m->n_ctx_seq;
+    s->mem = llama_get_memory(s->ctx);
+    s->batch = llama_batch_init(s->n_batch, 0, 1);
+    s->slots = calloc((size_t)s->n_seq, sizeof *s->slots);
+    s->cap_piece = 256;
+    s->piece = malloc((size_t)s->cap_piece);
+    s->fresh = calloc((size_t)s->n_seq, sizeof *s->fresh);
+    if (!s->slots || !s->piece || !s->fresh || !s->batch.token)
+        goto nomem;
+    for (int i = 0; i < s->n_seq; i++) {
+        struct slot *sl = &s->slots[i];
+        sl->id = i;
+        sl->cache = malloc((size_t)s->n_ctx_seq * sizeof *sl->cache);
+        sl->cap_pending = 2 * AL_LIMIT_STOP_LEN + 256;
+        sl->pending = malloc(sl->cap_pending);
+        if (!sl->cache || !sl->pending)
+            goto nomem;
+    }
+    if (pthread_create(&s->thread, NULL, worker, s) != 0) {
+        rc = al_err_sys(err, AL_ERR_INTERNAL, "cannot start the scheduler thread");
+        goto fail;
+    }
+    s->started = true;
+    *out = s;
+    return AL_OK;
+nomem:
+    rc = al_err_set(err, AL_ERR_NOMEM, "out of memory creating a scheduler");
+fail:
+    al_sched_free(s);
+    return rc;
+}
+
+void al_sched_free(struct al_sched *s)
+{
+    if (!s)
+        return;
+    if (s->started) {
+        pthread_mutex_lock(&s->lock);
+        s->quit = true;
+        pthread_cond_signal(&s->wake);
+        pthread_mutex_unlock(&s->lock);
+        pthread_join(s->thread, NULL);
+    }
+    if (s->slots) {
+        for (int i = 0; i < s->n_seq; i++) {
+            free(s->slots[i].cache);
+            free(s->slots[i].pending);
+        }
+        free(s->slots);
+    }
+    free(s->piece);
+    free(s->fresh);
+    if (s->batch.token)
+        llama_batch_free(s->batch);
+    if (s->ctx)
+        llama_free(s->ctx);
+    pthread_cond_destroy(&s->wake);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* ---- submitting ---- */
+
+enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
+                            const struct al_gen_params *p, al_token_cb *on_token,
+                            al_done_cb *on_done, void *ud, struct al_engine_req **out,
+                            struct al_err *err)
+{
+    if (!m || !prompt || (out && *out))
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_submit: bad arguments");
+    struct al_gen_params dp = al_gen_params_default();
+    if (!p)
+        p = &dp;
+    enum al_rc rc = al_sample_check(p, err);
+    if (rc)
+        return rc;
+    struct al_sched *s = m->sched;
+    struct al_engine_req *r = calloc(1, sizeof *r);
+    if (!r)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
+    atomic_init(&r->refs, 1);
+    atomic_init(&r->cancel, false);
+    r->s = s;
+    r->t_submit = al_engine_now_ms();
+    r->max_tokens = p->max_tokens;
+    r->on_token = on_token;
+    r->on_done = on_done;
+    r->ud = ud;
+    rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
+                                &r->n_prompt, err);
+    if (rc)
+        goto fail;
+    if (r->n_prompt == 0) {
+        rc = al_err_set(err, AL_ERR_INVALID, "the prompt has no tokens");
+        goto fail;
+    }
+    if (r->n_prompt >= s->n_ctx_seq) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "a prompt of %d tokens does not fit the context of %d tokens per sequence",
+                        r->n_prompt, s->n_ctx_seq);
+        goto fail;
+    }
+    rc = al_sample_chain_new(m->vocab, p, &r->smpl, err);
+    if (rc)
+        goto fail;
+    rc = al_stops_init(&r->stops, p->stop, p->n_stop, err);
+    if (rc)
+        goto fail;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->quit) {
+        pthread_mutex_unlock(&s->lock);
+        rc = al_err_set(err, AL_ERR_BUSY, "the model is being unloaded");
+        goto fail;
+    }
+    if (s->n_queued >= s->queue_max) {
+        pthread_mutex_unlock(&s->lock);
+        rc = al_err_set(err, AL_ERR_BUSY, "%d requests are waiting already (the queue's bound): try again later",
+                        s->n_queued);
+        goto fail;
+    }
+    if (out)
+        atomic_fetch_add(&r->refs, 1);
+    if (s->q_tail)
+        s->q_tail->next = r;
+    else
+        s->q_head = r;
+    s->q_tail = r;
+    s->n_queued++;
+    pthread_cond_signal(&s->wake);
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add(&s->tokens_prompt, (uint64_t)r->n_prompt);
+    if (out)
+        *out = r;
+    return AL_OK;
+fail:
+    req_unref(r);
+    return rc;
+}
+
+void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out)
+{
+    struct al_sched *s = m->sched;
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&s->lock);
+    out->n_active = s->n_active;
+    out->n_queued = s->n_queued;
+    pthread_mutex_unlock(&s->lock);
+    out->n_seq = s->n_seq;
+    out->kv_cells_used = atomic_load(&s->kv_used);
+    out->kv_cells_total = (uint64_t)s->n_seq * (uint64_t)s->n_ctx_seq;
+    out->tokens_prompt = atomic_load(&s->tokens_prompt);
+    out->tokens_cached = atomic_load(&s->tokens_cached);
+    out->tokens_gen = atomic_load(&s->tokens_gen);
+    out->requests_done = atomic_load(&s->requests_done);
+    out->decode_calls = atomic_load(&s->decode_calls);
+}

@@ -1,0 +1,647 @@
+/*
+ * Unit tests of src/engine on the real llama.cpp and a real trained model:
+ * ../shared/fixtures/stories260K.gguf (skipped, saying so, when missing).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <fcntl.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "engine/engine.h"
+
+#define FIXTURE_DIGEST "sha256:270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
+#define GOLDEN_PROMPT  "Once upon a time"
+#define GOLDEN_TEXT                                                                                  \
+    ", there was a little girl named Lily. She loved to play outside in the park. One day, she saw a " \
+    "big, red ball."
+/* Tokens of GOLDEN_TEXT as the model generates them (measured: see below). */
+#define GOLDEN_TOKENS 40
+
+static char fixture[4096];
+
+static bool have_fixture(void)
+{
+    const char *dir = getenv("AL_FIXTURES");
+    snprintf(fixture, sizeof fixture, "%s/stories260K.gguf", dir ? dir : "../shared/fixtures");
+    if (access(fixture, R_OK) == 0)
+        return true;
+    fprintf(stderr, "SKIP: fixture '%s' is missing (set AL_FIXTURES to ../shared/fixtures)\n", fixture);
+    return false;
+}
+
+static struct al_engine_model *load(int n_seq, int queue_max)
+{
+    struct al_model_params mp = al_model_params_default();
+    mp.threads = 2;
+    mp.n_seq = n_seq;
+    mp.n_ctx = 256;
+    mp.queue_max = queue_max;
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err);
+    if (rc)
+        fail_msg("load: %s", err.msg);
+    return m;
+}
+
+static struct al_gen_params greedy(int max_tokens)
+{
+    struct al_gen_params p = al_gen_params_default();
+    p.temperature = 0;
+    p.max_tokens = max_tokens;
+    return p;
+}
+
+static char *gen(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
+                 struct al_gen_result *res)
+{
+    char *text = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_generate(m, prompt, p, &text, res, &err))
+        fail_msg("generate: %s", err.msg);
+    return text;
+}
+
+/* (a) the golden output, as llama.cpp's own server gives it */
+static void test_golden(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_model_info info;
+    al_engine_model_info(m, &info);
+    assert_string_equal(info.digest, FIXTURE_DIGEST);
+    assert_int_equal(info.n_vocab, 512);
+    assert_int_equal(info.n_embd, 64);
+    assert_false(info.has_chat_template);
+
+    struct al_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_gen_result res;
+    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    if (strncmp(text, GOLDEN_TEXT, strlen(GOLDEN_TEXT)) != 0)
+        fail_msg("golden output differs:\n got: '%s'\nwant: '%s'", text, GOLDEN_TEXT);
+    assert_string_equal(text, GOLDEN_TEXT);
+    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.n_gen, GOLDEN_TOKENS);
+    /* BOS and the four tokens of the prompt, as llama-server counts them. */
+    assert_int_equal(res.n_prompt, 5);
+    free(text);
+    al_engine_model_free(m);
+}
+
+/* (b) a blob that does not match its digest is refused and nothing loads */
+static void test_digest_mismatch(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    const char *zero = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(al_engine_model_load(fixture, zero, NULL, &m, &err), AL_ERR_VERIFY);
+    assert_null(m);
+    assert_non_null(strstr(err.msg, "does not match its digest"));
+    assert_non_null(strstr(err.msg, FIXTURE_DIGEST)); /* what it got */
+    assert_non_null(strstr(err.msg, "airlock fsck"));
+
+    al_err_clear(&err);
+    assert_int_equal(al_engine_model_load(fixture, "sha256:abc", NULL, &m, &err), AL_ERR_USAGE);
+    assert_null(m);
+
+    /* A copy with one byte changed, under the original's digest. */
+    char *dir = tu_mkdtemp();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/blob", dir);
+    size_t len = 0;
+    char *data = tu_read_file(fixture, &len);
+    data[len / 2] ^= 1;
+    tu_write_file(path, data, len);
+    al_err_clear(&err);
+    assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, NULL, &m, &err), AL_ERR_VERIFY);
+    assert_null(m);
+
+    /* The verification cache: an unchanged blob is not hashed again, so a
+     * byte changed behind the cache's back with the mtime put back goes
+     * unseen (the operator's trade-off); a new mtime is hashed again. */
+    data[len / 2] ^= 1;
+    tu_write_file(path, data, len);
+    struct al_verify_cache *vc = al_verify_cache_new();
+    struct al_model_params mp = al_model_params_default();
+    mp.verify_cache = vc;
+    al_err_clear(&err);
+    assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, &mp, &m, &err), AL_OK);
+    al_engine_model_free(m);
+    m = NULL;
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    FILE *f = fopen(path, "r+b");
+    fseek(f, (long)(len - 1), SEEK_SET); /* the last byte: tensor data, harmless */
+    fputc(data[len - 1] ^ 1, f);
+    fclose(f);
+    struct timespec times[2] = {st.st_atim, st.st_mtim};
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, &mp, &m, &err), AL_OK);
+    al_engine_model_free(m);
+    m = NULL;
+    times[1].tv_sec -= 10;
+    assert_int_equal(utimensat(AT_FDCWD, path, times, 0), 0);
+    assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, &mp, &m, &err), AL_ERR_VERIFY);
+    assert_null(m);
+    mp.verify_cache = NULL;
+    al_verify_cache_free(vc);
+    free(data);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* ---- asynchronous helpers ---- */
+
+struct collect {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    char text[8192];
+    size_t len;
+    int n_calls;
+    int cancel_after;      /* return false after this many calls; 0: never */
+    bool block;            /* wait in the callback until released */
+    bool started;
+    bool empty_piece;      /* a callback had len 0 (must never happen) */
+    struct al_gen_result res;
+};
+
+static void collect_init(struct collect *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
+{
+    struct collect *c = ud;
+    pthread_mutex_lock(&c->mu);
+    if (len == 0)
+        c->empty_piece = true;
+    if (c->len + len < sizeof c->text) {
+        memcpy(c->text + c->len, piece, len);
+        c->len += len;
+        c->text[c->len] = '\0';
+    }
+    c->n_calls++;
+    c->started = true;
+    pthread_cond_broadcast(&c->cv);
+    while (c->block)
+        pthread_cond_wait(&c->cv, &c->mu);
+    bool go = c->cancel_after == 0 || c->n_calls < c->cancel_after;
+    pthread_mutex_unlock(&c->mu);
+    return go;
+}
+
+static void on_done(void *ud, const struct al_gen_result *res)
+{
+    struct collect *c = ud;
+    pthread_mutex_lock(&c->mu);
+    c->res = *res;
+    c->done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void wait_started(struct collect *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->started && !c->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void wait_done(struct collect *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void release(struct collect *c)
+{
+    pthread_mutex_lock(&c->mu);
+    c->block = false;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void *release_later(void *arg)
+{
+    usleep(200 * 1000);
+    release(arg);
+    return NULL;
+}
+
+static void submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
+                   struct collect *c, struct al_engine_req **r)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_submit(m, prompt, p, on_token, on_done, c, r, &err))
+        fail_msg("submit: %s", err.msg);
+}
+
+/* (c) continuous batching: four at once give what each gives alone */
+static void test_concurrent_same_as_alone(void **state)
+{
+    if (!have_fixture())
+        skip();
+    static const char *const prompts[4] = {"Once upon a time", "The little dog", "Tom and Sue went",
+                                           "One day, a big bird"};
+    struct al_engine_model *m = load(4, 8);
+    struct al_gen_params p = greedy(48);
+    char *alone[4];
+    for (int i = 0; i < 4; i++)
+        alone[i] = gen(m, prompts[i], &p, NULL);
+
+    /* Fresh model, so no prefix is reused and all four prompts are computed. */
+    al_engine_model_free(m);
+    m = load(4, 8);
+    struct collect c[4];
+    for (int i = 0; i < 4; i++) {
+        collect_init(&c[i]);
+        submit(m, prompts[i], &p, &c[i], NULL);
+    }
+    for (int i = 0; i < 4; i++) {
+        wait_done(&c[i]);
+        assert_false(c[i].empty_piece);
+        assert_string_equal(c[i].text, alone[i]);
+        free(alone[i]);
+    }
+    struct al_engine_stats st;
+    al_engine_stats(m, &st);
+    assert_int_equal(st.tokens_gen, 4 * 48);
+    /* Batched: far fewer decode calls than tokens generated. */
+    assert_true(st.decode_calls < 2 * 48);
+    assert_int_equal(st.n_active, 0);
+    assert_int_equal(st.requests_done, 4);
+    al_engine_model_free(m);
+}
+
+/* (d) stop strings, max_tokens, cancellation, the queue's bound */
+static void test_stop_strings(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_gen_params p = greedy(64);
+    const char *stop1[] = {"Lily"};
+    p.stop = stop1;
+    p.n_stop = 1;
+    struct al_gen_result res;
+    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_string_equal(text, ", there was a little girl named ");
+    assert_int_equal(res.finish, AL_FINISH_STOP);
+    free(text);
+
+    /* A stop string spanning tokens: its beginning is held back, never streamed. */
+    const char *stop2[] = {"zzz", "little girl"};
+    p.stop = stop2;
+    p.n_stop = 2;
+    struct collect c;
+    collect_init(&c);
+    submit(m, GOLDEN_PROMPT, &p, &c, NULL);
+    wait_done(&c);
+    assert_string_equal(c.text, ", there was a ");
+    assert_int_equal(c.res.finish, AL_FINISH_STOP);
+
+    /* A partial match that does not complete is released. */
+    const char *stop3[] = {"little boy"};
+    p.stop = stop3;
+    p.n_stop = 1;
+    p.max_tokens = GOLDEN_TOKENS;
+    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_string_equal(text, GOLDEN_TEXT);
+    free(text);
+
+    p = greedy(3);
+    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.n_gen, 3);
+    assert_string_equal(text, ", there was");
+    free(text);
+
+    /* ignore_eos: the story would end well before 240 tokens; it does not. */
+    p = greedy(240);
+    p.ignore_eos = true;
+    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.n_gen, 240);
+    free(text);
+    /* Past the sequence's context (256): "length", at the context's end. */
+    p.max_tokens = -1;
+    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.n_prompt + res.n_gen, 256 + 1);
+    free(text);
+
+    struct al_err err = AL_ERR_INIT;
+    const char *empty[] = {""};
+    p.stop = empty;
+    p.n_stop = 1;
+    assert_int_equal(al_engine_submit(m, "x", &p, NULL, NULL, NULL, NULL, &err), AL_ERR_USAGE);
+    al_engine_model_free(m);
+}
+
+static void test_cancel_and_busy(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 1);
+    struct al_gen_params p = greedy(-1); /* until the context is full */
+
+    /* Cancel from another thread mid-stream: the sequence is freed. */
+    struct collect a;
+    collect_init(&a);
+    struct al_engine_req *ra = NULL;
+    submit(m, GOLDEN_PROMPT, &p, &a, &ra);
+    wait_started(&a);
+    al_engine_cancel(ra);
+    wait_done(&a);
+    al_engine_req_free(ra);
+    assert_int_equal(a.res.finish, AL_FINISH_CANCELLED);
+    assert_true(a.res.n_gen < 200);
+    struct al_engine_stats st;
+    al_engine_stats(m, &st);
+    assert_int_equal(st.n_active, 0);
+
+    /* The callback says stop. */
+    struct collect b;
+    collect_init(&b);
+    b.cancel_after = 2;
+    submit(m, GOLDEN_PROMPT, &p, &b, NULL);
+    wait_done(&b);
+    assert_int_equal(b.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(b.n_calls, 2);
+
+    /* One sequence busy (its callback blocks the worker), one waiting: the
+     * next is refused with AL_ERR_BUSY. */
+    struct collect c1, c2, c3;
+    collect_init(&c1);
+    collect_init(&c2);
+    collect_init(&c3);
+    c1.block = true;
+    struct al_engine_req *r1 = NULL;
+    submit(m, GOLDEN_PROMPT, &p, &c1, &r1);
+    wait_started(&c1);
+    struct collect c2q;
+    collect_init(&c2q);
+    struct al_engine_req *r2q = NULL;
+    submit(m, GOLDEN_PROMPT, &p, &c2q, &r2q);
+    al_engine_stats(m, &st);
+    assert_int_equal(st.n_queued, 1);
+    assert_int_equal(st.n_active, 1);
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_submit(m, GOLDEN_PROMPT, &p, on_token, on_done, &c3, NULL, &err), AL_ERR_BUSY);
+    /* Cancelling the waiting one takes it out of the queue while the
+     * sequence is still busy: it never runs. */
+    al_engine_cancel(r2q);
+    release(&c1);
+    wait_done(&c2q);
+    al_engine_req_free(r2q);
+    assert_int_equal(c2q.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(c2q.n_calls, 0);
+    assert_int_equal(c2q.res.n_gen, 0);
+    al_engine_cancel(r1);
+    wait_done(&c1);
+    al_engine_req_free(r1);
+    assert_true(c1.res.finish == AL_FINISH_CANCELLED || c1.res.finish == AL_FINISH_LENGTH);
+    /* Freeing the model finishes an active request as cancelled (its
+     * callback is released from another thread meanwhile, after the quit is
+     * posted). */
+    c2.block = true;
+    submit(m, GOLDEN_PROMPT, &p, &c2, NULL);
+    wait_started(&c2);
+    pthread_t t;
+    pthread_create(&t, NULL, release_later, &c2);
+    al_engine_model_free(m);
+    pthread_join(t, NULL);
+    assert_true(c2.done);
+    assert_int_equal(c2.res.finish, AL_FINISH_CANCELLED);
+    assert_false(c3.done);
+}
+
+/* (e) a grammar constrains the output */
+static void test_grammar(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_gen_params p = al_gen_params_default();
+    p.max_tokens = 16;
+    p.grammar = "root ::= \"yes\" | \"no\"";
+    for (uint32_t seed = 1; seed <= 4; seed++) {
+        p.seed = seed;
+        struct al_gen_result res;
+        char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+        if (strcmp(text, "yes") != 0 && strcmp(text, "no") != 0)
+            fail_msg("grammar not obeyed: '%s'", text);
+        assert_int_equal(res.finish, AL_FINISH_STOP);
+        free(text);
+    }
+    p.grammar = "root ::= (";
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_submit(m, "x", &p, NULL, NULL, NULL, NULL, &err), AL_ERR_INVALID);
+    al_engine_model_free(m);
+}
+
+/* sampling with a seed is reproducible; different seeds differ somewhere */
+static void test_seeded_sampling(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(2, 4);
+    struct al_gen_params p = al_gen_params_default();
+    p.max_tokens = 40;
+    p.temperature = 1.0f;
+    p.repeat_penalty = 1.1f;
+    p.presence_penalty = 0.5f;
+    p.seed = 1234;
+    char *a = gen(m, GOLDEN_PROMPT, &p, NULL);
+    char *b = gen(m, GOLDEN_PROMPT, &p, NULL);
+    assert_string_equal(a, b);
+    int differ = 0;
+    for (uint32_t seed = 1; seed <= 3; seed++) {
+        p.seed = seed;
+        char *c = gen(m, GOLDEN_PROMPT, &p, NULL);
+        differ += strcmp(a, c) != 0;
+        free(c);
+    }
+    assert_true(differ > 0);
+    free(a);
+    free(b);
+    struct al_err err = AL_ERR_INIT;
+    p.top_p = 1.5f;
+    assert_int_equal(al_engine_submit(m, "x", &p, NULL, NULL, NULL, NULL, &err), AL_ERR_USAGE);
+    al_engine_model_free(m);
+}
+
+/* (f) embeddings: shape, unit norm, determinism */
+static void test_embeddings(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_model_info info;
+    al_engine_model_info(m, &info);
+    int d = info.n_embd;
+    const char *texts[3] = {"Once upon a time", "The cat sat on the mat.", "Once upon a time"};
+    float *v = calloc((size_t)(3 * d), sizeof *v);
+    float *w = calloc((size_t)(3 * d), sizeof *w);
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_embed(m, texts, 3, v, &err), AL_OK);
+    for (int i = 0; i < 3; i++) {
+        double n = 0;
+        for (int k = 0; k < d; k++)
+            n += (double)v[i * d + k] * v[i * d + k];
+        assert_true(fabs(sqrt(n) - 1.0) < 1e-4);
+    }
+    /* The same text in the same batch gives the same vector; another differs. */
+    for (int k = 0; k < d; k++)
+        assert_true(fabsf(v[k] - v[2 * d + k]) < 1e-5f);
+    double dot = 0;
+    for (int k = 0; k < d; k++)
+        dot += (double)v[k] * v[d + k];
+    assert_true(dot < 0.9999);
+    /* Deterministic across calls, and one text alone as in a batch. */
+    assert_int_equal(al_engine_embed(m, texts, 3, w, &err), AL_OK);
+    assert_memory_equal(v, w, (size_t)(3 * d) * sizeof *v);
+    assert_int_equal(al_engine_embed(m, texts + 1, 1, w, &err), AL_OK);
+    for (int k = 0; k < d; k++)
+        assert_true(fabsf(v[d + k] - w[k]) < 1e-5f);
+    /* Generation still works beside the embeddings context. */
+    struct al_gen_params p = greedy(GOLDEN_TOKENS);
+    char *text = gen(m, GOLDEN_PROMPT, &p, NULL);
+    assert_string_equal(text, GOLDEN_TEXT);
+    free(text);
+    free(v);
+    free(w);
+    al_engine_model_free(m);
+}
+
+/* (g) a shared prefix in the KV cache is reused, not recomputed */
+static void test_prefix_reuse(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(2, 4);
+    const char *system =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+        "One day, she saw a big, red ball. She wanted to play with it.";
+    char q1[512], q2[512];
+    snprintf(q1, sizeof q1, "%s Her mom said", system);
+    snprintf(q2, sizeof q2, "%s The dog ran", system);
+    int32_t *toks = NULL;
+    size_t n_sys = 0;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_tokenize(m, system, strlen(system), true, true, &toks, &n_sys, &err), AL_OK);
+    free(toks);
+    assert_true(n_sys > 30);
+
+    struct al_gen_params p = greedy(8);
+    struct al_gen_result r1, r2, r3;
+    char *t1 = gen(m, q1, &p, &r1);
+    assert_int_equal(r1.n_cached, 0);
+    char *t2 = gen(m, q2, &p, &r2);
+    assert_true(r2.n_cached >= (int)n_sys - 1);
+    assert_true(r2.n_prompt - r2.n_cached < r1.n_prompt - r1.n_cached);
+    /* The same prompt again: all but its last token come from the cache, and
+     * the answer is the same. (q2 went into q1's slot, the one sharing the
+     * longest prefix, so it is q2 that is whole in the cache now.) */
+    char *t3 = gen(m, q2, &p, &r3);
+    assert_int_equal(r3.n_cached, r3.n_prompt - 1);
+    assert_string_equal(t2, t3);
+    struct al_engine_stats st;
+    al_engine_stats(m, &st);
+    assert_int_equal(st.tokens_cached, (uint64_t)(r2.n_cached + r3.n_cached));
+    assert_true(st.kv_cells_used > 0);
+    free(t1);
+    free(t2);
+    free(t3);
+    al_engine_model_free(m);
+}
+
+static void test_tokens_and_chat(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_err err = AL_ERR_INIT;
+    int32_t *toks = NULL;
+    size_t n = 0;
+    assert_int_equal(al_engine_tokenize(m, GOLDEN_PROMPT, strlen(GOLDEN_PROMPT), false, false, &toks, &n, &err),
+                     AL_OK);
+    assert_int_equal(n, 4);
+    char *s = NULL;
+    size_t len = 0;
+    assert_int_equal(al_engine_detokenize(m, toks, n, false, &s, &len, &err), AL_OK);
+    assert_string_equal(s, GOLDEN_PROMPT);
+    free(s);
+    s = NULL;
+    toks[0] = 99999;
+    assert_int_equal(al_engine_detokenize(m, toks, n, false, &s, &len, &err), AL_ERR_INVALID);
+    free(toks);
+
+    /* The fixture has no chat template: the fallback applies. */
+    struct al_chat_msg msgs[2] = {{"system", "Be brief."}, {"user", "Hi"}};
+    char *chat = NULL;
+    assert_int_equal(al_engine_chat_format(m, msgs, 2, true, NULL, &chat, &err), AL_OK);
+    assert_string_equal(chat, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+                              "<|im_start|>assistant\n");
+    free(chat);
+    chat = NULL;
+    assert_int_equal(al_engine_chat_format(m, msgs, 2, true, "llama3", &chat, &err), AL_OK);
+    assert_non_null(strstr(chat, "<|start_header_id|>user<|end_header_id|>"));
+    free(chat);
+    chat = NULL;
+    al_err_clear(&err);
+    assert_int_equal(al_engine_chat_format(m, msgs, 2, true, "no-such-template", &chat, &err), AL_ERR_INVALID);
+    assert_null(chat);
+
+    /* A prompt longer than a sequence's context is refused up front. */
+    char *big = malloc(4000);
+    for (int i = 0; i < 3999; i++)
+        big[i] = i % 2 ? ' ' : 'a';
+    big[3999] = '\0';
+    struct al_gen_params p = greedy(4);
+    al_err_clear(&err);
+    assert_int_equal(al_engine_submit(m, big, &p, NULL, NULL, NULL, NULL, &err), AL_ERR_LIMIT);
+    free(big);
+    al_engine_model_free(m);
+}
+
+int main(void)
+{
+    if (getenv("AL_ENGINE_DEBUG"))
+        al_log_set_level(AL_LOG_DEBUG);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_golden),
+        cmocka_unit_test(test_digest_mismatch),
+        cmocka_unit_test(test_concurrent_same_as_alone),
+        cmocka_unit_test(test_stop_strings),
+        cmocka_unit_test(test_cancel_and_busy),
+        cmocka_unit_test(test_grammar),
+        cmocka_unit_test(test_seeded_sampling),
+        cmocka_unit_test(test_embeddings),
+        cmocka_unit_test(test_prefix_reuse),
+        cmocka_unit_test(test_tokens_and_chat),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
