@@ -15,8 +15,8 @@
 #define AL_LIMIT_FILES_PER_MODEL 256u             /* files in one model version */
 #define AL_LIMIT_FILE_NAME       255u             /* one file name inside a version */
 #define AL_LIMIT_JSON_DEPTH      64u
-#define AL_LIMIT_GGUF_KV         65536            /* key/value pairs in a GGUF header */
-#define AL_LIMIT_GGUF_TENSORS    1000000          /* tensors in a GGUF file */
+#define AL_LIMIT_GGUF_KV         4096             /* key/value pairs in a GGUF header (ggml checks duplicates pairwise) */
+#define AL_LIMIT_GGUF_TENSORS    16384            /* tensors in a GGUF file (likewise quadratic in ggml) */
 #define AL_LIMIT_EVENT_DETAIL    (256u << 10)     /* one event's JSON detail */
 
 /* minisign signatures and keys (src/sign/minisign.h). The comment caps are
