@@ -9,7 +9,6 @@
 
 #include "core/progress.h"
 
-#define HASH_BLOCK (1u << 20)
 
 struct al_sha256 {
     EVP_MD_CTX *ctx;
@@ -89,36 +88,10 @@ bool al_digest_valid(const char *s)
 enum al_rc al_sha256_fd(int fd, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
                         struct al_progress *progress, struct al_err *err)
 {
-    struct al_sha256 *h = al_sha256_new();
-    unsigned char *block = malloc(HASH_BLOCK);
-    enum al_rc rc = AL_OK;
-    uint64_t total = 0;
-    if (h == NULL || block == NULL) {
-        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory while hashing");
-        goto out;
-    }
-    for (;;) {
-        ssize_t n = read(fd, block, HASH_BLOCK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = al_err_sys(err, AL_ERR_IO, "cannot read while hashing");
-            goto out;
-        }
-        if (n == 0)
-            break;
-        al_sha256_update(h, block, (size_t)n);
-        total += (uint64_t)n;
-        al_progress_add(progress, (uint64_t)n);
-    }
-    uint8_t raw[AL_SHA256_BYTES];
-    al_sha256_final(h, raw);
-    al_digest_format(raw, digest);
-    if (size_out)
-        *size_out += total;
-out:
-    free(block);
-    al_sha256_free(h);
+    uint64_t n = 0;
+    enum al_rc rc = al_sha256_copy(fd, -1, digest, &n, progress, err);
+    if (!rc && size_out)
+        *size_out += n;
     return rc;
 }
 

@@ -41,6 +41,13 @@ bool al_hex64_valid(const char *s);
 
 struct al_progress;
 
+/* Reads src from its current offset to EOF, hashing every byte and, when
+ * dst >= 0, writing it to dst: one read pass. Reading and writing run on the
+ * calling thread while a helper thread hashes, so on two cores the copy costs
+ * little more than the hash. *size_out gets the byte count when non-NULL. */
+enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
+                          struct al_progress *progress, struct al_err *err);
+
 /* Hashes fd from its current offset to EOF, reading in large blocks; adds
  * the bytes to *size_out when non-NULL; reports to progress when non-NULL. */
 enum al_rc al_sha256_fd(int fd, char digest[AL_DIGEST_SIZE], uint64_t *size_out,

@@ -20,7 +20,6 @@
 #include "core/limits.h"
 #include "core/progress.h"
 
-#define COPY_BLOCK (4u << 20)
 #define TMP_MIN_AGE_S 5 /* a fresh tmp file may not be locked yet */
 
 struct al_store {
@@ -220,33 +219,6 @@ void al_blob_writer_free(struct al_blob_writer *w)
     free(w);
 }
 
-/* Hash-while-copying: one read of the source feeds both the hash and the
- * destination. */
-static enum al_rc copy_hashing(struct al_blob_writer *w, int src, struct al_progress *progress,
-                               const char *path, struct al_err *err)
-{
-    unsigned char *block = malloc(COPY_BLOCK);
-    if (block == NULL)
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    enum al_rc rc = AL_OK;
-    for (;;) {
-        ssize_t n = read(src, block, COPY_BLOCK);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            rc = al_err_sys(err, AL_ERR_IO, "cannot read '%s'", path);
-            break;
-        }
-        if (n == 0)
-            break;
-        if ((rc = al_blob_writer_write(w, block, (size_t)n, err)))
-            break;
-        al_progress_add(progress, (uint64_t)n);
-    }
-    free(block);
-    return rc;
-}
-
 enum al_rc al_store_import_file(struct al_store *s, const char *path, char digest[AL_DIGEST_SIZE],
                                 uint64_t *size, struct al_progress *progress, struct al_err *err)
 {
@@ -270,8 +242,15 @@ enum al_rc al_store_import_file(struct al_store *s, const char *path, char diges
             goto out;
         w->size = n;
         w->external_digest = true;
-    } else if ((rc = copy_hashing(w, src, progress, path, err))) {
-        goto out;
+    } else {
+        /* One read pass: the data is written here while a helper thread hashes it. */
+        uint64_t n = 0;
+        if ((rc = al_sha256_copy(src, w->fd, w->digest, &n, progress, err))) {
+            al_err_set(err, rc, "cannot import '%s'", path);
+            goto out;
+        }
+        w->size = n;
+        w->external_digest = true;
     }
     rc = al_blob_writer_commit(w, NULL, digest, size, err);
 out:
