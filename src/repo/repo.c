@@ -211,7 +211,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         if (opts && opts->show_progress) {
             struct stat st;
             char label[64];
-            snprintf(label, sizeof label, "%s", layers[i].path);
+            snprintf(label, sizeof label, "%.40s", layers[i].path); /* display only */
             p = al_progress_new(label, stat(paths[i], &st) == 0 ? (uint64_t)st.st_size : 0);
         }
         rc = al_store_import_file(r->store, paths[i], layers[i].digest, &layers[i].size, p, err);
