@@ -425,9 +425,17 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
     archive_read_support_filter_gzip(a);
     archive_read_support_filter_zstd(a);
     archive_read_support_format_tar(a);
+    if (st.st_size == 0) {
+        rc = al_err_set(err, AL_ERR_INVALID, "bundle '%s' is empty (0 bytes)", path);
+        goto out;
+    }
     if (archive_read_open(a, &src, NULL, src_read, NULL) != ARCHIVE_OK) {
-        rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a tar archive (plain, gzip or zstd): %s", path,
-                        archive_error_string(a) ? archive_error_string(a) : "unknown format");
+        const char *why = archive_error_string(a) ? archive_error_string(a) : "unknown format";
+        if (archive_filter_count(a) > 1)
+            rc = al_err_set(err, AL_ERR_INVALID, "bundle '%s': the %s stream is corrupt or holds no tar archive: %s",
+                            path, archive_filter_name(a, 0), why);
+        else
+            rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a tar archive (plain, gzip or zstd): %s", path, why);
         goto out;
     }
     size_t entries = 0;

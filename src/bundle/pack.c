@@ -22,6 +22,7 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+#include <zstd.h>
 
 #include "core/buf.h"
 #include "core/fs.h"
@@ -110,23 +111,55 @@ static void iso_time(time_t t, char out[40])
     strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* ---- the archive ---- */
+/* ---- the archive ----
+ * zstd is applied here with libzstd's streaming API rather than through
+ * libarchive's zstd write filter, whose output libarchive 3.6.2 itself cannot
+ * read back ("Unknown frame descriptor"). One frame, single-threaded, so the
+ * bytes are deterministic. */
 struct sink {
     int fd;
     struct al_sha256 *hash;
     uint64_t bytes;
+    ZSTD_CCtx *z;       /* NULL: no compression */
+    unsigned char *zbuf;
+    size_t zcap;
 };
+
+static int sink_raw(struct sink *s, const void *buf, size_t len, struct al_err *e)
+{
+    if (al_fs_write_all(s->fd, buf, len, e))
+        return -1;
+    al_sha256_update(s->hash, buf, len);
+    s->bytes += len;
+    return 0;
+}
+
+static int sink_zstd(struct sink *s, const void *buf, size_t len, ZSTD_EndDirective mode, struct al_err *e)
+{
+    ZSTD_inBuffer in = {buf, len, 0};
+    for (;;) {
+        ZSTD_outBuffer out = {s->zbuf, s->zcap, 0};
+        size_t left = ZSTD_compressStream2(s->z, &out, &in, mode);
+        if (ZSTD_isError(left)) {
+            al_err_set(e, AL_ERR_INTERNAL, "zstd: %s", ZSTD_getErrorName(left));
+            return -1;
+        }
+        if (out.pos && sink_raw(s, s->zbuf, out.pos, e))
+            return -1;
+        if (mode == ZSTD_e_end ? left == 0 : in.pos == in.size)
+            return 0;
+    }
+}
 
 static la_ssize_t sink_write(struct archive *a, void *ud, const void *buf, size_t len)
 {
     struct sink *s = ud;
     struct al_err e = AL_ERR_INIT;
-    if (al_fs_write_all(s->fd, buf, len, &e)) {
+    int r = s->z ? sink_zstd(s, buf, len, ZSTD_e_continue, &e) : sink_raw(s, buf, len, &e);
+    if (r) {
         archive_set_error(a, errno ? errno : EIO, "%s", e.msg);
         return -1;
     }
-    al_sha256_update(s->hash, buf, len);
-    s->bytes += len;
     return (la_ssize_t)len;
 }
 
@@ -314,9 +347,15 @@ static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char 
         total += p->files[i].l.size;
     struct al_progress *pr = o->progress ? al_progress_new("pack", total) : NULL;
     archive_write_set_format_pax_restricted(a);
-    if (o->zstd && archive_write_add_filter_zstd(a) != ARCHIVE_OK) {
-        rc = al_err_set(err, AL_ERR_INTERNAL, "libarchive has no zstd: %s", archive_error_string(a));
-        goto out;
+    if (o->zstd) {
+        sk.zcap = ZSTD_CStreamOutSize();
+        sk.zbuf = malloc(sk.zcap);
+        sk.z = ZSTD_createCCtx();
+        if (!sk.zbuf || !sk.z || ZSTD_isError(ZSTD_CCtx_setParameter(sk.z, ZSTD_c_compressionLevel, 3)) ||
+            ZSTD_isError(ZSTD_CCtx_setParameter(sk.z, ZSTD_c_checksumFlag, 1))) {
+            rc = al_err_set(err, AL_ERR_NOMEM, "cannot set up zstd");
+            goto out;
+        }
     }
     if (buf == NULL || archive_write_open(a, &sk, NULL, sink_write, NULL) != ARCHIVE_OK) {
         rc = al_err_set(err, AL_ERR_IO, "cannot start the archive: %s", archive_error_string(a));
@@ -351,12 +390,16 @@ static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char 
     }
     if (!rc && archive_write_close(a) != ARCHIVE_OK)
         rc = al_err_set(err, AL_ERR_IO, "cannot finish the archive: %s", archive_error_string(a));
+    if (!rc && sk.z && sink_zstd(&sk, "", 0, ZSTD_e_end, err))
+        rc = err->rc ? err->rc : AL_ERR_IO;
     if (!rc && fsync(sk.fd) != 0)
         rc = al_err_sys(err, AL_ERR_IO, "cannot fsync '%s'", tmp);
     if (!rc && rename(tmp, out_path) != 0)
         rc = al_err_sys(err, AL_ERR_IO, "cannot rename '%s' to '%s'", tmp, out_path);
 out:
     archive_write_free(a);
+    ZSTD_freeCCtx(sk.z);
+    free(sk.zbuf);
     al_progress_free(pr);
     close(sk.fd);
     if (rc)
