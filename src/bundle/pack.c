@@ -428,6 +428,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     char previous[AL_DIGEST_SIZE] = "", created[40] = "", cfg_d[AL_DIGEST_SIZE], man_d[AL_DIGEST_SIZE];
     struct al_version v;
     const char *name = o->name, *tag = o->tag;
+    char first[AL_LIMIT_TAG + 1] = "";
+    bool keep_manifest = false;
     enum al_rc rc = AL_OK;
     struct al_buf sb;
     al_buf_init(&sb, AL_BUNDLE_CHECKSUMS_MAX);
@@ -446,8 +448,10 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         if ((rc = collect_ref(r, o, &p, &v, &config, previous, err)))
             goto out;
         name = v.model;
-        char first[AL_LIMIT_TAG + 1] = "";
         sscanf(v.tags, "%128[^,]", first);
+        /* A version that came in a bundle leaves with its signed manifest unchanged, so its
+         * digest is the same at every site; new dates or a new sequence make a new one. */
+        keep_manifest = v.seq > 0 && o->seq == 0 && o->expires == NULL && o->created == NULL;
         tag = o->tag ? o->tag : first[0] ? first : "latest";
         if (al_bundle_parse_time(v.created, &when, NULL) == AL_OK)
             p.newest = (time_t)when;
@@ -492,7 +496,17 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     uint8_t raw[AL_SHA256_BYTES];
     al_sha256_buf(config, strlen(config), raw);
     al_digest_format(raw, cfg_d);
-    rc = al_oci_manifest_build(&m, cfg_d, strlen(config), &manifest, err);
+    if (keep_manifest) {
+        size_t mlen = 0;
+        struct al_oci_manifest pm;
+        rc = al_store_read(al_repo_store(r), v.manifest, AL_LIMIT_MANIFEST, &manifest, &mlen, err);
+        if (!rc && !(rc = al_oci_manifest_parse(manifest, mlen, &pm, err))) {
+            snprintf(created, sizeof created, "%s", pm.created);
+            al_oci_manifest_release(&pm);
+        }
+    } else {
+        rc = al_oci_manifest_build(&m, cfg_d, strlen(config), &manifest, err);
+    }
     free(layers);
     if (rc)
         goto out;
