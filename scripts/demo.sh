@@ -45,4 +45,27 @@ step "verify the whole store and the event log"
 run airlock fsck
 run airlock log
 run airlock log --verify
-printf '\ndemo finished: store was in %s (removed)\n' "$AIRLOCK_HOME"
+
+# ---- both sides of the air gap ----
+inside="$work/airgapped"
+step "build host: make a signing key, pack demo:2.0 into a signed bundle"
+run airlock key gen -o "$work/build-host" --no-password
+run airlock pack demo:2.0 -o "$work/demo-2.0.tar" --sign "$work/build-host.key" --expires 2099-12-31
+step "anyone can check it with standard tools"
+mkdir "$work/check" && tar xf "$work/demo-2.0.tar" -C "$work/check"
+printf '$ (cd check && sha256sum -c checksums.txt && minisign -Vm checksums.txt -p build-host.pub)\n'
+(cd "$work/check" && sha256sum -c checksums.txt)
+if command -v minisign >/dev/null; then minisign -Vm "$work/check/checksums.txt" -p "$work/build-host.pub"; fi
+
+step "air-gapped side: a second store trusts the key, verifies, ingests"
+export AIRLOCK_HOME="$inside"
+run airlock init
+run airlock trust add build-host --minisign "$work/build-host.pub" --models 'demo*'
+run airlock verify "$work/demo-2.0.tar"
+run airlock ingest "$work/demo-2.0.tar"
+run airlock show demo:2.0
+step "a replayed bundle is refused, and the refusal recorded"
+printf '$ airlock ingest demo-2.0.tar\n'
+airlock ingest "$work/demo-2.0.tar" 2>&1 | tail -2 || true
+run airlock log
+printf '\ndemo finished: stores were in %s (removed)\n' "$work"

@@ -10,6 +10,7 @@
 /* The subcommands; each one's function is defined in cmd_<name>.c. */
 extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show, al_cmd_tag, al_cmd_rm,
     al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log;
+extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_verify, al_cmd_ingest;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -24,6 +25,12 @@ static const struct al_cmd commands[] = {
     {"fsck", al_cmd_fsck, "re-hash and check the whole store and event log"},
     {"gc", al_cmd_gc, "remove unreferenced blobs and old versions"},
     {"log", al_cmd_log, "print or verify the hash-chained event log"},
+    {"key", al_cmd_key, "make or show a signing key (minisign format)"},
+    {"trust", al_cmd_trust, "keys trusted to sign bundles: add, ls, rm, revoke"},
+    {"pack", al_cmd_pack, "pack files or a version into a signed bundle"},
+    {"export", al_cmd_export, "re-pack a stored version as a signed bundle"},
+    {"verify", al_cmd_verify, "check a bundle without changing anything"},
+    {"ingest", al_cmd_ingest, "verify a bundle and add it to the store"},
     {"version", al_cmd_version, "print the version of airlock"},
 };
 

@@ -128,8 +128,10 @@ enum al_rc al_oci_manifest_build(const struct al_oci_model *m, const char *confi
     if (m->seq > 0) {
         char seq[32];
         snprintf(seq, sizeof seq, "%" PRId64, m->seq);
-        json_object_set_new(ann, "io.airlock.sequence", json_string(seq));
+        json_object_set_new(ann, AL_ANN_SEQUENCE, json_string(seq));
     }
+    set_str(ann, AL_ANN_EXPIRES, m->expires);
+    set_str(ann, AL_ANN_PREVIOUS, m->previous);
     json_object_set_new(root, "annotations", ann);
     return dump(root, out, err);
 }
@@ -204,9 +206,24 @@ enum al_rc al_oci_manifest_parse(const char *text, size_t len, struct al_oci_man
                 goto out;
             }
     }
-    const char *created =
-        json_string_value(json_object_get(json_object_get(root, "annotations"), "org.opencontainers.image.created"));
+    json_t *ann = json_object_get(root, "annotations");
+    const char *created = json_string_value(json_object_get(ann, "org.opencontainers.image.created"));
     snprintf(out->created, sizeof out->created, "%s", created ? created : "");
+    const char *title = json_string_value(json_object_get(ann, "org.opencontainers.image.title"));
+    const char *version = json_string_value(json_object_get(ann, "org.opencontainers.image.version"));
+    const char *expires = json_string_value(json_object_get(ann, AL_ANN_EXPIRES));
+    const char *previous = json_string_value(json_object_get(ann, AL_ANN_PREVIOUS));
+    const char *seq = json_string_value(json_object_get(ann, AL_ANN_SEQUENCE));
+    snprintf(out->title, sizeof out->title, "%s", title ? title : "");
+    snprintf(out->version, sizeof out->version, "%s", version ? version : "");
+    snprintf(out->expires, sizeof out->expires, "%s", expires ? expires : "");
+    snprintf(out->previous, sizeof out->previous, "%s", previous && al_digest_valid(previous) ? previous : "");
+    if (seq) {
+        char *end = NULL;
+        errno = 0;
+        long long v = strtoll(seq, &end, 10);
+        out->seq = (errno || end == seq || *end || v < 0) ? -1 : (int64_t)v;
+    }
 out:
     json_decref(root);
     if (rc)

@@ -29,6 +29,9 @@
 #define AL_MT_CODE          "application/vnd.cncf.model.code.v1.raw"
 #define AL_ANN_FILEPATH     "org.cncf.model.filepath"
 #define AL_ANN_REF_NAME     "org.opencontainers.image.ref.name"
+#define AL_ANN_SEQUENCE     "io.airlock.sequence"
+#define AL_ANN_EXPIRES      "io.airlock.expires"
+#define AL_ANN_PREVIOUS     "io.airlock.previous"
 
 struct al_oci_layer {
     char path[AL_LIMIT_FILE_NAME + 1];
@@ -49,6 +52,8 @@ struct al_oci_model {
     const char *quantization; /* e.g. "Q4_0" */
     const char *card_json;    /* a model card (JSON object text) or NULL */
     int64_t seq;              /* monotonic sequence number, 0 when none */
+    const char *expires;      /* ISO 8601 expiry of a bundle's manifest, or NULL */
+    const char *previous;     /* digest of the previous version's manifest, or NULL */
     const struct al_oci_layer *layers;
     size_t n_layers;
 };
@@ -73,6 +78,12 @@ struct al_oci_manifest {
     struct al_oci_layer *layers;
     size_t n_layers;
     char created[40];
+    /* Annotations of a bundle's manifest; "" / 0 when absent. */
+    char title[AL_LIMIT_NAME + 1];   /* org.opencontainers.image.title */
+    char version[AL_LIMIT_TAG + 1];  /* org.opencontainers.image.version */
+    int64_t seq;                     /* io.airlock.sequence (-1 when malformed) */
+    char expires[40];                /* io.airlock.expires */
+    char previous[AL_DIGEST_SIZE];   /* io.airlock.previous */
 };
 /* Parses and validates (media types, digests, safe unique paths, caps). */
 enum al_rc al_oci_manifest_parse(const char *json, size_t len, struct al_oci_manifest *out, struct al_err *err);

@@ -42,3 +42,8 @@ enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct
              info.file_type[0] ? info.file_type : facts->precision);
     return AL_OK;
 }
+
+enum al_rc al_repo_facts(const char *path, struct al_model_facts *facts, struct al_err *err)
+{
+    return al_repo__facts(path, facts, err);
+}

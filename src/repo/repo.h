@@ -33,6 +33,10 @@ struct al_model_facts {
     char architecture[64], param_size[32], precision[32], quantization[32];
 };
 
+/* Reads what a weight file says about itself (GGUF header); empty facts for
+ * other files. AL_ERR_INVALID for a malformed GGUF. */
+enum al_rc al_repo_facts(const char *path, struct al_model_facts *facts, struct al_err *err);
+
 struct al_add_opts {
     const char *card_path;  /* model card JSON, or NULL */
     bool no_activate;       /* leave the active version as it is */

@@ -179,6 +179,12 @@ static bool looks_secret(const uint8_t *p, size_t len)
 enum al_rc al_pgp_import(const char *home, const void *key, size_t len, size_t *imported,
                          struct al_err *err)
 {
+    return al_pgp_import_fprs(home, key, len, imported, NULL, 0, err);
+}
+
+enum al_rc al_pgp_import_fprs(const char *home, const void *key, size_t len, size_t *imported,
+                              char (*fprs)[AL_PGP_FPR_MAX], size_t max_fprs, struct al_err *err)
+{
     if (imported)
         *imported = 0;
     if (len > AL_LIMIT_PGP_KEY)
@@ -210,6 +216,17 @@ enum al_rc al_pgp_import(const char *home, const void *key, size_t len, size_t *
     }
     if (imported)
         *imported = (size_t)(res->considered - res->not_imported);
+    size_t k = 0;
+    for (gpgme_import_status_t st = res->imports; fprs && st && k < max_fprs; st = st->next)
+        if (st->result == 0 && st->fpr) {
+            bool dup = false;
+            for (size_t j = 0; j < k; j++)
+                dup = dup || strcmp(fprs[j], st->fpr) == 0;
+            if (!dup)
+                snprintf(fprs[k++], AL_PGP_FPR_MAX, "%s", st->fpr);
+        }
+    for (; fprs && k < max_fprs; k++)
+        fprs[k][0] = '\0';
 out:
     gpgme_data_release(d);
     gpgme_release(ctx);

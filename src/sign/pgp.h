@@ -58,4 +58,9 @@ enum al_rc al_pgp_verify(const char *home, const void *msg, size_t len, const vo
 enum al_rc al_pgp_import(const char *home, const void *key, size_t len, size_t *imported,
                          struct al_err *err);
 
+/* Like al_pgp_import(), also writing the fingerprints of the imported
+ * primary keys into fprs[0..max_fprs) (unused slots ""). */
+enum al_rc al_pgp_import_fprs(const char *home, const void *key, size_t len, size_t *imported,
+                              char (*fprs)[AL_PGP_FPR_MAX], size_t max_fprs, struct al_err *err);
+
 #endif

@@ -36,7 +36,7 @@ struct al_blob_writer {
     struct al_sha256 *hash;
     uint64_t size;
     bool committed;
-    bool external_digest; /* set when the content was hashed elsewhere (reflink) */
+    bool external_digest; /* set when the content was hashed elsewhere (reflink), or finished */
     char digest[AL_DIGEST_SIZE];
 };
 
@@ -205,6 +205,20 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
     if (size)
         *size = w->size;
     return AL_OK;
+}
+
+void al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size)
+{
+    if (!w->external_digest) {
+        uint8_t raw[AL_SHA256_BYTES];
+        al_sha256_final(w->hash, raw);
+        al_digest_format(raw, w->digest);
+        w->external_digest = true;
+    }
+    if (digest)
+        memcpy(digest, w->digest, AL_DIGEST_SIZE);
+    if (size)
+        *size = w->size;
 }
 
 void al_blob_writer_free(struct al_blob_writer *w)

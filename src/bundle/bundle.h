@@ -1,0 +1,147 @@
+/*
+ * bundle.h: what crosses the air gap. Packing a model version into a signed
+ * bundle on the build host, and verifying and ingesting bundles inside.
+ *
+ * A native bundle is a tar (optionally zstd-compressed) holding, in this
+ * order: checksums.txt (sha256sum format over every other file but the
+ * signatures), its detached signatures (checksums.txt.minisig, further
+ * minisign signatures as checksums.txt.<n>.minisig, and/or checksums.txt.asc),
+ * then an OCI image layout: oci-layout, index.json, the manifest blob, the
+ * config blob, the layer blobs (blobs/sha256/<hex>). The manifest names the
+ * model (org.opencontainers.image.title, .version) and carries a monotonic
+ * sequence number, creation and expiry dates and the previous version's digest
+ * (io.airlock.*), so the signature over checksums.txt covers them all. Every
+ * claim can be checked with sha256sum -c, minisign -V and gpg --verify after
+ * a plain tar xf. Packing is deterministic: fixed mtime (the creation date),
+ * uid, gid, owner names and modes, a fixed entry order, deterministic
+ * signatures; the same inputs and key give the same bytes.
+ *
+ * A plain bundle is what an operator makes by hand (sha256sum, gpg
+ * --detach-sign, tar czf): files, checksums.txt and its signature in any
+ * order; the name and tag come from the caller (--as).
+ *
+ * Ingest reads the archive once, entry by entry (plain tar, gzip, zstd,
+ * detected from the content), never extracting into the file system: each
+ * file is streamed into an uncommitted blob writer in the store's tmp/, hashed
+ * while written. Nothing becomes visible until the signatures, the trust
+ * policy (src/trust), every digest and size, expiry and sequence are proven;
+ * then the blobs are committed and the version recorded in one step
+ * (al_repo_commit_version). Refused: links, devices, FIFOs, unexpected
+ * directories, absolute or ".." paths, duplicates, entries not listed in
+ * checksums.txt, listed entries missing, entries over their listed size or
+ * over the caps, bad or untrusted signatures, revoked keys, too few
+ * signatures, expired manifests, replays. Every refusal leaves the store and
+ * index as they were and is recorded as an "ingest-refused" event; every
+ * ingest records its provenance in the "ingest" event.
+ */
+#ifndef AL_BUNDLE_BUNDLE_H
+#define AL_BUNDLE_BUNDLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+#include "index/index.h"
+#include "repo/repo.h"
+#include "sign/minisign.h"
+
+#define AL_BUNDLE_MAX_SIGS      8           /* signature files in one bundle */
+#define AL_BUNDLE_MAX_ENTRIES   (AL_LIMIT_FILES_PER_MODEL + 16u)
+#define AL_BUNDLE_CHECKSUMS_MAX (256u << 10) /* checksums.txt */
+#define AL_BUNDLE_ENTRY_NAME    1024u       /* an entry's name as found in the archive */
+#define AL_BUNDLE_KEEP_MAX      (8u << 20)  /* small entries kept in memory (manifests) */
+
+/* ---- pack ---- */
+struct al_bundle_pack_opts {
+    const char *ref;                     /* a stored version (needs a repo), or NULL */
+    const char *name, *tag;              /* for files: the version's name and tag */
+    const char *const *files;            /* local files, when ref is NULL */
+    size_t n_files;
+    const char *prompts_dir, *bench_dir; /* files added as prompts/<f>, bench/<f> */
+    const char *card_path;               /* a model card JSON (files only) */
+    struct al_mkey_sec *const *keys;     /* minisign secret keys to sign with (>= 1) */
+    size_t n_keys;
+    int64_t seq;                         /* 0: the creation time in seconds */
+    const char *created;                 /* ISO 8601; NULL: SOURCE_DATE_EPOCH, else newest input mtime */
+    const char *expires;                 /* ISO 8601 date or time, or NULL */
+    bool zstd;
+    bool progress;
+};
+
+struct al_bundle_packed {
+    char manifest[AL_DIGEST_SIZE];
+    char bundle[AL_DIGEST_SIZE]; /* SHA-256 of the bundle file */
+    uint64_t bytes;
+    int64_t seq;
+    char created[40];
+    size_t n_files;
+};
+
+/* Writes the bundle to out_path (atomically: a temporary name, then rename).
+ * r may be NULL when packing files. */
+enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o, const char *out_path,
+                          struct al_bundle_packed *res, struct al_err *err);
+
+/* ---- verify and ingest ---- */
+struct al_bundle_opts {
+    const char *as;        /* NAME[:TAG]: required for plain bundles, renames native ones */
+    bool allow_expired;    /* accept an expired manifest (recorded) */
+    bool allow_downgrade;  /* accept a sequence not above the highest seen (recorded) */
+    bool dry_run;          /* verify only: nothing is written, no event */
+    bool no_activate;
+    bool progress;
+    uint64_t max_entry;    /* cap on one entry; 0: the store's free space less a margin */
+    uint64_t max_total;    /* cap on all entries together; 0: the same default */
+};
+
+struct al_bundle_signer {
+    char kind[12];          /* "minisign", "gpg" */
+    char id[72];            /* minisign key id or OpenPGP fingerprint */
+    char key_name[72];      /* the trusted key's name, "" when not trusted */
+    char status[64];        /* "good", "untrusted key", "revoked key", "bad signature", ... */
+    char file[64];          /* the signature file */
+    bool good;              /* verified by a trusted, non-revoked key */
+};
+
+struct al_bundle_file {
+    char name[AL_LIMIT_FILE_NAME + 1]; /* entry name in the archive */
+    char digest[AL_DIGEST_SIZE];
+    uint64_t size;
+    char status[32];                   /* "ok", "signature", "checksums", ... */
+};
+
+/* What was found; filled as far as the check got, on success or failure.
+ * Release with al_bundle_report_release. */
+struct al_bundle_report {
+    char bundle[AL_DIGEST_SIZE];
+    uint64_t bundle_bytes;
+    bool native;
+    char name[AL_LIMIT_NAME + 1], tag[AL_LIMIT_TAG + 1];
+    char manifest[AL_DIGEST_SIZE];
+    int64_t seq, max_seq;
+    char created[40], expires[40], previous[AL_DIGEST_SIZE];
+    int threshold, good_signers;
+    struct al_bundle_signer signers[AL_BUNDLE_MAX_SIGS * 4];
+    size_t n_signers;
+    struct al_bundle_file *files;
+    size_t n_files;
+    char checks[512];      /* comma-separated names of what passed */
+    char overrides[64];    /* "expired", "downgrade" */
+    bool accepted;
+    struct al_version version; /* after ingest */
+    bool existed;
+};
+void al_bundle_report_release(struct al_bundle_report *rep);
+
+/* Verifies (o->dry_run) or ingests the bundle at path into r's store, as the
+ * header describes. AL_ERR_INVALID / LIMIT for malformed or over-cap archives,
+ * AL_ERR_VERIFY for digests and signatures, AL_ERR_DENIED for policy. */
+enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al_bundle_opts *o,
+                            struct al_bundle_report *rep, struct al_err *err);
+
+/* Parses an ISO 8601 date ("2026-01-31") or UTC time ("2026-01-31T12:00:00Z",
+ * optional fraction) into seconds since the epoch. */
+enum al_rc al_bundle_parse_time(const char *text, int64_t *out, struct al_err *err);
+
+#endif

@@ -1,0 +1,85 @@
+/* bundle_int.h: private to src/bundle. */
+#ifndef AL_BUNDLE_BUNDLE_INT_H
+#define AL_BUNDLE_BUNDLE_INT_H
+
+#include "bundle/bundle.h"
+#include "core/hash.h"
+
+#define AL_BUNDLE_CHECKSUMS "checksums.txt"
+#define AL_BUNDLE_BLOB_DIR  "blobs/sha256/"
+
+/* One line of checksums.txt. */
+struct al_sum {
+    char hex[AL_SHA256_HEX + 1];
+    char name[AL_LIMIT_FILE_NAME + 1];
+    bool seen; /* an entry of this name was found */
+};
+
+/* Parses sha256sum output ("<hex>  <name>" or "<hex> *<name>" lines).
+ * Names are normalized (a leading "./" dropped) and must be safe relative
+ * paths; duplicates and malformed lines are refused. *sums is malloc'd. */
+enum al_rc al_sums_parse(const char *text, size_t len, struct al_sum **sums, size_t *n, struct al_err *err);
+struct al_sum *al_sums_find(struct al_sum *sums, size_t n, const char *name);
+
+/* The kind of signature file a name is: 'm' minisign, 'g' OpenPGP, 0 none. */
+char al_bundle_sig_kind(const char *name);
+
+#endif
+
+/* ---- ingest state, shared by ingest.c (the archive pass), sigs.c
+ * (signatures, policy) and commit.c (the final checks and the commit) ---- */
+#include "oci/oci.h"
+#include "store/store.h"
+#include "trust/trust.h"
+
+struct al_ing_entry {
+    char name[AL_LIMIT_FILE_NAME + 1];
+    char digest[AL_DIGEST_SIZE];
+    uint64_t size;
+    struct al_blob_writer *w; /* uncommitted; NULL in a dry run */
+    char *mem;                /* a copy of a small entry (index.json, manifests), or NULL */
+    size_t mem_len;
+};
+
+struct al_ing_sig {
+    char name[64];
+    char kind; /* 'm' or 'g' */
+    char *text;
+    size_t len;
+};
+
+struct al_ing {
+    struct al_repo *r;
+    const struct al_bundle_opts *o;
+    struct al_bundle_report *rep;
+    struct al_trust trust;
+    struct al_ing_entry *ents;
+    size_t n_ents;
+    char *sums_text;
+    size_t sums_len;
+    struct al_sum *sums;
+    size_t n_sums;
+    struct al_ing_sig sigs[AL_BUNDLE_MAX_SIGS];
+    size_t n_sigs;
+    bool sigs_checked;
+    uint64_t max_entry, max_total, total, kept;
+    struct al_oci_manifest man; /* a native bundle's manifest, once parsed */
+    bool have_man;
+    struct al_ing_entry *man_entry, *cfg_entry;
+    char checks[512];
+};
+
+void al_ing_check(struct al_ing *g, const char *what);
+/* Verifies every signature over checksums.txt and applies revocation; refuses
+ * when no trusted key signed. Fills rep->signers. */
+enum al_rc al_ing_check_sigs(struct al_ing *g, struct al_err *err);
+/* Applies the model-name patterns and the threshold for the final name. */
+enum al_rc al_ing_check_policy(struct al_ing *g, const char *name, struct al_err *err);
+/* Parses index.json and the manifest of a native bundle when both are in. */
+enum al_rc al_ing_parse_native(struct al_ing *g, struct al_err *err);
+/* After the archive pass: every remaining check, then the commit (unless a
+ * dry run). */
+enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *err);
+/* Records the refusal (not in a dry run). */
+void al_ing_record_refusal(struct al_ing *g, const char *source, const struct al_err *why);
+struct al_ing_entry *al_ing_find(struct al_ing *g, const char *name);

@@ -1,0 +1,362 @@
+/*
+ * commit.c: after the archive pass. The checks that need the whole bundle
+ * (missing entries, the OCI layout, the policy for the model's name, expiry,
+ * sequence), then the commit: blobs made visible, the version recorded with
+ * its provenance in one step. And the record of a refusal.
+ */
+#include "bundle/bundle_int.h"
+
+#include <jansson.h>
+#include <pwd.h>
+#include <time.h>
+#include <unistd.h>
+
+enum al_rc al_bundle_parse_time(const char *text, int64_t *out, struct al_err *err)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof tm);
+    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, used = 0;
+    size_t n = strlen(text);
+    bool ok = false;
+    if (n == 10 && sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &used) == 3 && used == 10)
+        ok = true;
+    else if (n >= 20 && sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &used) == 6 &&
+             used == 19) {
+        const char *rest = text + 19;
+        if (*rest == '.')
+            rest += 1 + strspn(rest + 1, "0123456789");
+        ok = strcmp(rest, "Z") == 0;
+    }
+    if (!ok || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a date (YYYY-MM-DD) or UTC time (YYYY-MM-DDTHH:MM:SSZ)",
+                          text);
+    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d, tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s;
+    *out = (int64_t)timegm(&tm);
+    return AL_OK;
+}
+
+static void operator_name(char *out, size_t size)
+{
+    struct passwd *pw = getpwuid(geteuid());
+    const char *u = getenv("SUDO_USER");
+    snprintf(out, size, "%s%s%s", pw ? pw->pw_name : "?", u && *u ? " via sudo from " : "", u && *u ? u : "");
+}
+
+enum al_rc al_ing_parse_native(struct al_ing *g, struct al_err *err)
+{
+    if (g->have_man)
+        return AL_OK;
+    struct al_ing_entry *ix = al_ing_find(g, "index.json");
+    if (ix == NULL || ix->mem == NULL)
+        return AL_OK;
+    json_error_t je;
+    json_t *root = json_loadb(ix->mem, ix->mem_len, JSON_REJECT_DUPLICATES, &je);
+    json_t *ms = json_object_get(root, "manifests");
+    const char *digest = json_string_value(json_object_get(json_array_get(ms, 0), "digest"));
+    if (!json_is_array(ms) || json_array_size(ms) != 1 || digest == NULL || !al_digest_valid(digest)) {
+        json_decref(root);
+        return al_err_set(err, AL_ERR_INVALID, "index.json of the bundle must describe exactly one manifest");
+    }
+    char path[AL_LIMIT_FILE_NAME + 1];
+    snprintf(path, sizeof path, AL_BUNDLE_BLOB_DIR "%s", digest + 7);
+    json_decref(root);
+    struct al_ing_entry *m = al_ing_find(g, path);
+    if (m == NULL || m->mem == NULL)
+        return AL_OK; /* not read yet */
+    if (strcmp(m->digest + 7, path + sizeof AL_BUNDLE_BLOB_DIR - 1) != 0)
+        return al_err_set(err, AL_ERR_VERIFY, "blob '%s' does not match its name: content is %s", path, m->digest);
+    enum al_rc rc = al_oci_manifest_parse(m->mem, m->mem_len, &g->man, err);
+    if (rc)
+        return rc;
+    g->have_man = true;
+    g->man_entry = m;
+    return AL_OK;
+}
+
+/* A native bundle's blobs: each named by its content; config and layers there with their sizes. */
+static enum al_rc check_layout(struct al_ing *g, struct al_err *err)
+{
+    enum al_rc rc = al_ing_parse_native(g, err);
+    if (rc)
+        return rc;
+    if (!g->have_man)
+        return al_err_set(err, AL_ERR_INVALID, "the manifest that index.json names is missing from the bundle");
+    for (size_t i = 0; i < g->n_ents; i++) {
+        const char *n = g->ents[i].name;
+        if (strcmp(n, "index.json") == 0 || strcmp(n, "oci-layout") == 0)
+            continue;
+        if (strncmp(n, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) != 0 ||
+            strcmp(n + sizeof AL_BUNDLE_BLOB_DIR - 1, g->ents[i].digest + 7) != 0)
+            return al_err_set(err, AL_ERR_VERIFY, "entry '%s' is not a blob named by its content (%s)", n,
+                              g->ents[i].digest);
+    }
+    char path[AL_LIMIT_FILE_NAME + 1];
+    snprintf(path, sizeof path, AL_BUNDLE_BLOB_DIR "%s", g->man.config_digest + 7);
+    if ((g->cfg_entry = al_ing_find(g, path)) == NULL)
+        return al_err_set(err, AL_ERR_INVALID, "the config blob %s is missing from the bundle", g->man.config_digest);
+    for (size_t i = 0; i < g->man.n_layers; i++) {
+        snprintf(path, sizeof path, AL_BUNDLE_BLOB_DIR "%s", g->man.layers[i].digest + 7);
+        struct al_ing_entry *e = al_ing_find(g, path);
+        if (e == NULL)
+            return al_err_set(err, AL_ERR_INVALID, "file '%s' (%s) is missing from the bundle", g->man.layers[i].path,
+                              g->man.layers[i].digest);
+        if (e->size != g->man.layers[i].size)
+            return al_err_set(err, AL_ERR_VERIFY, "file '%s' is %" PRIu64 " bytes, the manifest lists %" PRIu64,
+                              g->man.layers[i].path, e->size, g->man.layers[i].size);
+    }
+    al_ing_check(g, "oci-layout");
+    return AL_OK;
+}
+
+static enum al_rc check_dates(struct al_ing *g, const char *name, int64_t seq, struct al_err *err)
+{
+    struct al_bundle_report *rep = g->rep;
+    if (g->have_man && g->man.expires[0]) {
+        int64_t exp = 0;
+        enum al_rc rc = al_bundle_parse_time(g->man.expires, &exp, err);
+        if (rc)
+            return rc;
+        if ((int64_t)time(NULL) > exp) {
+            if (!g->o->allow_expired)
+                return al_err_set(err, AL_ERR_DENIED, "the bundle expired on %s; ask for a fresh one, or accept it "
+                                  "with --allow-expired (recorded)", g->man.expires);
+            snprintf(rep->overrides, sizeof rep->overrides, "expired");
+        }
+        al_ing_check(g, "expiry");
+    }
+    if (seq > 0) {
+        int64_t max = 0;
+        enum al_rc rc = al_index_max_seq(al_repo_index(g->r), name, &max, err);
+        if (rc)
+            return rc;
+        rep->max_seq = max;
+        if (seq <= max) {
+            if (!g->o->allow_downgrade)
+                return al_err_set(err, AL_ERR_DENIED, "replay refused: sequence %" PRId64 " of '%s' is not above %"
+                                  PRId64 ", the highest ingested; to go back on purpose use --allow-downgrade "
+                                  "(recorded)", seq, name, max);
+            size_t n = strlen(rep->overrides);
+            snprintf(rep->overrides + n, sizeof rep->overrides - n, "%sdowngrade", n ? "," : "");
+        }
+        al_ing_check(g, "sequence");
+    }
+    return AL_OK;
+}
+
+static json_t *signers_json(const struct al_bundle_report *rep)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; i < rep->n_signers; i++) {
+        const struct al_bundle_signer *s = &rep->signers[i];
+        json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "kind", s->kind, "file", s->file, "status", s->status,
+                              strcmp(s->kind, "gpg") == 0 ? "fingerprint" : "key_id", s->id);
+        if (s->key_name[0])
+            json_object_set_new(o, "trusted_as", json_string(s->key_name));
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+static char *provenance(struct al_ing *g, const char *source, const char *verdict, const char *reason)
+{
+    const struct al_bundle_report *rep = g->rep;
+    char op[128], now[32];
+    operator_name(op, sizeof op);
+    al_now_iso(now);
+    json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "bundle", rep->bundle, "source", source,
+                          "operator", op, "time", now, "format", rep->native ? "native" : "plain", "signers",
+                          signers_json(rep), "checks", g->checks, "verdict", verdict);
+    if (reason)
+        json_object_set_new(d, "reason", json_string(reason));
+    if (rep->name[0])
+        json_object_set_new(d, "name", json_string(rep->name));
+    if (rep->tag[0])
+        json_object_set_new(d, "tag", json_string(rep->tag));
+    if (rep->seq > 0)
+        json_object_set_new(d, "sequence", json_integer(rep->seq));
+    if (rep->expires[0])
+        json_object_set_new(d, "expires", json_string(rep->expires));
+    if (rep->previous[0])
+        json_object_set_new(d, "previous", json_string(rep->previous));
+    if (rep->overrides[0])
+        json_object_set_new(d, "overrides", json_string(rep->overrides));
+    if (rep->threshold)
+        json_object_set_new(d, "threshold", json_integer(rep->threshold));
+    char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
+    json_decref(d);
+    return s;
+}
+
+void al_ing_record_refusal(struct al_ing *g, const char *source, const struct al_err *why)
+{
+    char *detail = provenance(g, source, "refused", why->msg);
+    struct al_err e2 = AL_ERR_INIT;
+    struct al_store *s = al_repo_store(g->r);
+    if (al_store_lock(s, AL_LOCK_WRITE, 60000, &e2) == AL_OK) {
+        (void)al_index_event_append(al_repo_index(g->r), "ingest-refused",
+                                    al_name_valid(g->rep->name) ? g->rep->name : "", "", detail, &e2);
+        al_store_unlock(s, AL_LOCK_WRITE);
+    }
+    free(detail);
+}
+
+/* A plain bundle: its files become the layers of a manifest made here. */
+static enum al_rc build_plain(struct al_ing *g, struct al_oci_layer *layers, size_t n, char *config_d,
+                              uint64_t *config_size, char *manifest_d, uint64_t *manifest_size, struct al_err *err)
+{
+    struct al_model_facts facts;
+    memset(&facts, 0, sizeof facts);
+    bool gguf = false;
+    struct al_store *s = al_repo_store(g->r);
+    for (size_t i = 0; i < n && !gguf; i++) {
+        char path[AL_LIMIT_PATH];
+        if (strcmp(layers[i].media_type, AL_MT_WEIGHT) == 0 &&
+            al_store_blob_path(s, layers[i].digest, path, sizeof path, NULL) == AL_OK)
+            gguf = al_repo_facts(path, &facts, NULL) == AL_OK && facts.architecture[0];
+    }
+    char created[32];
+    al_now_iso(created);
+    struct al_oci_model m = {
+        .name = g->rep->name, .version = g->rep->tag, .created = created, .architecture = facts.architecture,
+        .format = gguf ? "gguf" : "", .param_size = facts.param_size, .precision = facts.precision,
+        .quantization = facts.quantization, .previous = g->rep->previous, .layers = layers, .n_layers = n,
+    };
+    char *config = NULL, *manifest = NULL;
+    enum al_rc rc = al_oci_config_build(&m, &config, err);
+    if (!rc)
+        rc = al_store_put(s, config, strlen(config), config_d, err);
+    if (!rc)
+        rc = al_oci_manifest_build(&m, config_d, strlen(config), &manifest, err);
+    if (!rc)
+        rc = al_store_put(s, manifest, strlen(manifest), manifest_d, err);
+    if (!rc)
+        *config_size = strlen(config), *manifest_size = strlen(manifest);
+    free(config);
+    free(manifest);
+    return rc;
+}
+
+enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *err)
+{
+    struct al_bundle_report *rep = g->rep;
+    enum al_rc rc = AL_OK;
+    if (!g->sigs_checked && (rc = al_ing_check_sigs(g, err)))
+        return rc;
+    for (size_t i = 0; i < g->n_sums; i++)
+        if (al_ing_find(g, g->sums[i].name) == NULL)
+            return al_err_set(err, AL_ERR_VERIFY, "'%s' is listed in checksums.txt but missing from the bundle",
+                              g->sums[i].name);
+    for (size_t i = 0; i < g->n_ents; i++) {
+        struct al_sum *s = al_sums_find(g->sums, g->n_sums, g->ents[i].name);
+        if (s == NULL || strcmp(s->hex, g->ents[i].digest + 7) != 0)
+            return al_err_set(err, AL_ERR_VERIFY, "'%s' is not listed in checksums.txt or does not match it",
+                              g->ents[i].name);
+    }
+    if (g->n_ents == 0)
+        return al_err_set(err, AL_ERR_INVALID, "the bundle holds no files besides its checksums and signatures");
+    al_ing_check(g, "checksums");
+    al_ing_check(g, "entries");
+    rep->native = al_ing_find(g, "oci-layout") && al_ing_find(g, "index.json");
+    if (rep->native && (rc = check_layout(g, err)))
+        return rc;
+    /* The name: --as wins; a native bundle names itself. */
+    struct al_ref ref;
+    memset(&ref, 0, sizeof ref);
+    if (g->o->as) {
+        if ((rc = al_ref_parse(g->o->as, &ref, err)))
+            return rc;
+        if (ref.digest[0])
+            return al_err_set(err, AL_ERR_USAGE, "--as takes NAME[:TAG], not a digest");
+    } else if (!rep->native) {
+        return al_err_set(err, AL_ERR_USAGE, "a plain bundle does not name its model: give --as NAME:TAG");
+    }
+    if (rep->native) {
+        if (!al_name_valid(g->man.title))
+            return al_err_set(err, AL_ERR_INVALID, "the manifest names no valid model (org.opencontainers.image.title)");
+        if (g->man.seq <= 0)
+            return al_err_set(err, AL_ERR_INVALID, "the manifest has no valid sequence number (io.airlock.sequence)");
+        snprintf(rep->manifest, sizeof rep->manifest, "%s", g->man_entry->digest);
+        rep->seq = g->man.seq;
+        snprintf(rep->created, sizeof rep->created, "%s", g->man.created);
+        snprintf(rep->expires, sizeof rep->expires, "%s", g->man.expires);
+        snprintf(rep->previous, sizeof rep->previous, "%s", g->man.previous);
+    }
+    snprintf(rep->name, sizeof rep->name, "%s", ref.name[0] ? ref.name : g->man.title);
+    snprintf(rep->tag, sizeof rep->tag, "%s",
+             ref.tag[0] ? ref.tag : (rep->native && al_tag_valid(g->man.version)) ? g->man.version : "latest");
+    if ((rc = al_ing_check_policy(g, rep->name, err)) || (rc = check_dates(g, rep->name, rep->seq, err)))
+        return rc;
+    if (g->o->dry_run) {
+        rep->accepted = true;
+        return AL_OK;
+    }
+    /* Everything is proven: make the blobs visible, then record the version. */
+    size_t n_files = rep->native ? g->man.n_layers : g->n_ents;
+    struct al_oci_layer *layers = calloc(n_files + 1, sizeof *layers);
+    struct al_file *files = calloc(n_files + 1, sizeof *files);
+    char *detail = NULL;
+    if (!layers || !files) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < g->n_ents && !rc; i++) {
+        struct al_ing_entry *e = &g->ents[i];
+        if (rep->native && strncmp(e->name, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) != 0)
+            continue;
+        rc = al_blob_writer_commit(e->w, e->digest, NULL, NULL, err);
+    }
+    if (rc)
+        goto out;
+    char config_d[AL_DIGEST_SIZE], manifest_d[AL_DIGEST_SIZE];
+    uint64_t config_size = 0, manifest_size = 0;
+    if (rep->native) {
+        memcpy(layers, g->man.layers, n_files * sizeof *layers);
+        memcpy(config_d, g->man.config_digest, AL_DIGEST_SIZE);
+        memcpy(manifest_d, g->man_entry->digest, AL_DIGEST_SIZE);
+        manifest_size = g->man_entry->size;
+    } else {
+        struct al_version cur;
+        if (al_index_resolve(al_repo_index(g->r), rep->name, &cur, NULL) == AL_OK)
+            snprintf(rep->previous, sizeof rep->previous, "%s", cur.manifest);
+        for (size_t i = 0; i < n_files; i++) {
+            snprintf(layers[i].path, sizeof layers[i].path, "%s", g->ents[i].name);
+            memcpy(layers[i].digest, g->ents[i].digest, AL_DIGEST_SIZE);
+            layers[i].size = g->ents[i].size;
+            snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s", al_oci_media_type_for(g->ents[i].name));
+        }
+        if ((rc = build_plain(g, layers, n_files, config_d, &config_size, manifest_d, &manifest_size, err)))
+            goto out;
+        snprintf(rep->manifest, sizeof rep->manifest, "%s", manifest_d);
+    }
+    for (size_t i = 0; i < n_files; i++) {
+        snprintf(files[i].path, sizeof files[i].path, "%s", layers[i].path);
+        memcpy(files[i].digest, layers[i].digest, AL_DIGEST_SIZE);
+        files[i].size = layers[i].size;
+        snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
+    }
+    al_ing_check(g, "committed");
+    detail = provenance(g, source, "accepted", NULL);
+    struct al_version_commit vc = {
+        .name = rep->name, .tag = rep->tag, .manifest = manifest_d, .manifest_size = manifest_size,
+        .config = config_d, .seq = rep->seq, .files = files, .n_files = n_files, .no_activate = g->o->no_activate,
+        .event_kind = "ingest", .event_detail = detail,
+    };
+    if ((rc = al_repo_commit_version(g->r, &vc, &rep->version, &rep->existed, err)))
+        goto out;
+    rep->accepted = true;
+    if (rep->overrides[0]) {
+        /* The overrides get events of their own, so `airlock log` shows them at a glance. */
+        char *od = provenance(g, source, "accepted with override", rep->overrides);
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_store_lock(al_repo_store(g->r), AL_LOCK_WRITE, 60000, &e2) == AL_OK) {
+            (void)al_index_event_append(al_repo_index(g->r), "ingest-override", rep->name, manifest_d, od, &e2);
+            al_store_unlock(al_repo_store(g->r), AL_LOCK_WRITE);
+        }
+        free(od);
+    }
+out:
+    free(detail);
+    free(layers);
+    free(files);
+    return rc;
+}

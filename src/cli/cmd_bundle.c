@@ -1,0 +1,326 @@
+/*
+ * cmd_bundle.c: pack and export (build host), verify and ingest (air-gapped
+ * side). The work is in src/bundle; this file parses, prints and advises.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+#include "bundle/bundle.h"
+#include "cli/cli.h"
+#include "cli/cli_key.h"
+#include "cli/cli_util.h"
+#include "core/limits.h"
+
+int al_cmd_pack(int argc, char **argv);
+int al_cmd_export(int argc, char **argv);
+int al_cmd_verify(int argc, char **argv);
+int al_cmd_ingest(int argc, char **argv);
+
+static bool is_file(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+static int parse_size(const char *s, uint64_t *out)
+{
+    char *end = NULL;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || s[0] == '-')
+        return -1;
+    uint64_t mul = 1;
+    switch (*end) {
+    case '\0': break;
+    case 'k': case 'K': mul = 1ull << 10; end++; break;
+    case 'm': case 'M': mul = 1ull << 20; end++; break;
+    case 'g': case 'G': mul = 1ull << 30; end++; break;
+    case 't': case 'T': mul = 1ull << 40; end++; break;
+    default: return -1;
+    }
+    if (*end == 'i' || *end == 'B')
+        end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
+    if (*end || v == 0 || v > UINT64_MAX / mul)
+        return -1;
+    *out = (uint64_t)v * mul;
+    return 0;
+}
+
+static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"sign", required_argument, NULL, 's'},
+        {"zstd", no_argument, NULL, 'z'},         {"expires", required_argument, NULL, 'e'},
+        {"seq", required_argument, NULL, 'q'},    {"prompts", required_argument, NULL, 'p'},
+        {"bench", required_argument, NULL, 'b'},  {"card", required_argument, NULL, 'c'},
+        {"name", required_argument, NULL, 'n'},   {"created", required_argument, NULL, 'C'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+    };
+    struct al_bundle_pack_opts po = {.progress = true};
+    const char *out = NULL, *key_paths[AL_BUNDLE_MAX_SIGS], *name_arg = NULL;
+    size_t n_keys = 0;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "o:s:zh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 's':
+            if (n_keys >= AL_BUNDLE_MAX_SIGS)
+                return al_cli_usage_error(cmd, "at most %u --sign keys", AL_BUNDLE_MAX_SIGS);
+            key_paths[n_keys++] = optarg;
+            break;
+        case 'z': po.zstd = true; break;
+        case 'e': po.expires = optarg; break;
+        case 'q': {
+            char *end = NULL;
+            po.seq = strtoll(optarg, &end, 10);
+            if (po.seq < 1 || *end)
+                return al_cli_usage_error(cmd, "--seq takes a positive number");
+            break;
+        }
+        case 'p': po.prompts_dir = optarg; break;
+        case 'b': po.bench_dir = optarg; break;
+        case 'c': po.card_path = optarg; break;
+        case 'n': name_arg = optarg; break;
+        case 'C': po.created = optarg; break;
+        case 'h':
+            if (export_only)
+                printf("usage: airlock export REF -o BUNDLE.tar --sign KEY [--zstd] [--expires DATE] [--seq N]\n\n"
+                       "Re-packs a stored version as a signed native bundle, to carry it to another\n"
+                       "air-gapped site (which trusts KEY's public half). Options as for 'airlock pack'.\n");
+            else
+                printf("usage: airlock pack REF -o BUNDLE.tar --sign KEY [options]\n"
+                       "       airlock pack NAME[:TAG] FILE... -o BUNDLE.tar --sign KEY [options]\n\n"
+                       "Makes a native bundle: a tar holding checksums.txt (sha256sum format), its\n"
+                       "minisign signature(s) and an OCI image layout of the version. Deterministic:\n"
+                       "the same inputs and key give the same bytes. Check one without airlock:\n"
+                       "  tar xf B.tar && sha256sum -c checksums.txt && minisign -Vm checksums.txt -p KEY.pub\n\n"
+                       "  -o, --output FILE  the bundle to write\n"
+                       "  -s, --sign KEY     minisign secret key (airlock key gen); repeat for k-of-n\n"
+                       "  --zstd             compress with zstd\n"
+                       "  --expires DATE     refuse to ingest after DATE (YYYY-MM-DD or ...THH:MM:SSZ)\n"
+                       "  --seq N            sequence number (default: the creation time in seconds);\n"
+                       "                     the air-gapped side refuses one not above the last\n"
+                       "  --created TIME     creation date (default: SOURCE_DATE_EPOCH, else newest file)\n"
+                       "  --prompts DIR      add DIR's files as prompts/<file>\n"
+                       "  --bench DIR        add DIR's files as bench/<file>\n"
+                       "  --card CARD.json   model card: origin, license, date, quantization\n"
+                       "  --name NAME[:TAG]  name the files (instead of the first argument)\n\n"
+                       "example: airlock pack demo:1.0 demo.gguf -o demo-1.0.tar --sign build.key\n");
+            return AL_EXIT_OK;
+        default: return al_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    int npos = argc - optind;
+    if (out == NULL)
+        return al_cli_usage_error(cmd, "needs -o BUNDLE.tar");
+    if (n_keys == 0)
+        return al_cli_usage_error(cmd, "needs --sign KEY (make one with 'airlock key gen')");
+    if (npos < 1)
+        return al_cli_usage_error(cmd, "needs a REF or NAME[:TAG] FILE...");
+    struct al_ref ref;
+    memset(&ref, 0, sizeof ref);
+    bool from_store = export_only || (npos == 1 && !name_arg && !is_file(argv[optind]));
+    struct al_err err = AL_ERR_INIT;
+    if (from_store) {
+        if (npos != 1 || name_arg)
+            return al_cli_usage_error(cmd, "takes one REF");
+        po.ref = argv[optind];
+    } else {
+        const char *nt = name_arg;
+        int first = optind;
+        if (nt == NULL) {
+            if (is_file(argv[optind]))
+                return al_cli_usage_error(cmd, "files need a name: airlock pack NAME[:TAG] FILE... or --name");
+            nt = argv[optind];
+            first++;
+        }
+        if (al_ref_parse(nt, &ref, &err) || ref.digest[0])
+            return al_cli_usage_error(cmd, "'%s' is not NAME[:TAG]", nt);
+        po.name = ref.name;
+        po.tag = ref.tag[0] ? ref.tag : NULL;
+        po.files = (const char *const *)argv + first;
+        po.n_files = (size_t)(argc - first);
+    }
+    struct al_mkey_sec *keys[AL_BUNDLE_MAX_SIGS] = {0};
+    enum al_rc rc = AL_OK;
+    for (size_t i = 0; i < n_keys && !rc; i++)
+        rc = al_cli_load_secret_key(key_paths[i], &keys[i], &err);
+    struct al_repo *r = NULL;
+    if (!rc && from_store) {
+        int st = al_cli_open_repo(false, &r);
+        if (st) {
+            for (size_t i = 0; i < n_keys; i++)
+                al_minisign_sec_free(keys[i]);
+            return st;
+        }
+    } else if (!rc) {
+        /* A build host may have a store (for the previous version's digest); none is needed. */
+        char home[AL_LIMIT_PATH];
+        al_cli_home(home, sizeof home);
+        if (al_repo_open(home, false, &r, NULL) != AL_OK)
+            r = NULL;
+    }
+    po.keys = keys;
+    po.n_keys = n_keys;
+    struct al_bundle_packed res;
+    if (!rc)
+        rc = al_bundle_pack(r, &po, out, &res, &err);
+    for (size_t i = 0; i < n_keys; i++)
+        al_minisign_sec_free(keys[i]);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    char size[32];
+    al_cli_human_size(res.bytes, size, sizeof size);
+    printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n",
+           out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created);
+    if (po.expires)
+        printf("  expires   %s\n", po.expires);
+    printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
+    return AL_EXIT_OK;
+}
+
+int al_cmd_pack(int argc, char **argv) { return pack_common("pack", argc, argv, false); }
+int al_cmd_export(int argc, char **argv) { return pack_common("export", argc, argv, true); }
+
+static void print_report(const struct al_bundle_report *rep, const char *path)
+{
+    char size[32];
+    al_cli_human_size(rep->bundle_bytes, size, sizeof size);
+    printf("bundle    %s\n  digest  %s (%s)\n", path, rep->bundle[0] ? rep->bundle : "-", size);
+    if (rep->name[0]) {
+        printf("model     %s:%s (%s bundle)", rep->name, rep->tag, rep->native ? "native" : "plain");
+        if (rep->seq)
+            printf("  sequence %" PRId64 " (highest ingested %" PRId64 ")", rep->seq, rep->max_seq);
+        printf("\n");
+        if (rep->created[0])
+            printf("  created %s\n", rep->created);
+        if (rep->expires[0])
+            printf("  expires %s\n", rep->expires);
+        if (rep->previous[0])
+            printf("  previous %s\n", rep->previous);
+    }
+    printf("signers\n");
+    if (rep->n_signers == 0)
+        printf("  (none checked)\n");
+    for (size_t i = 0; i < rep->n_signers; i++) {
+        const struct al_bundle_signer *s = &rep->signers[i];
+        printf("  %-8s %-40s %-14s %s%s%s\n", s->kind, s->id[0] ? s->id : "-", s->status, s->file,
+               s->key_name[0] ? "  trusted as " : "", s->key_name);
+    }
+    if (rep->threshold)
+        printf("  %d of %d required signatures by trusted keys\n", rep->good_signers, rep->threshold);
+    printf("files\n");
+    for (size_t i = 0; i < rep->n_files; i++) {
+        const struct al_bundle_file *f = &rep->files[i];
+        al_cli_human_size(f->size, size, sizeof size);
+        printf("  %-10s %10s  %s  %s\n", f->status, size, f->digest, f->name);
+    }
+    printf("checks    %s\n", rep->checks[0] ? rep->checks : "-");
+    if (rep->overrides[0])
+        printf("overrides %s\n", rep->overrides);
+}
+
+static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
+{
+    static const struct option opts[] = {
+        {"as", required_argument, NULL, 'a'},
+        {"allow-expired", no_argument, NULL, 'E'},
+        {"allow-downgrade", no_argument, NULL, 'D'},
+        {"max-entry-size", required_argument, NULL, 'm'},
+        {"max-total-size", required_argument, NULL, 't'},
+        {"no-activate", no_argument, NULL, 'n'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct al_bundle_opts bo = {.dry_run = dry, .progress = true};
+    bool quiet = false;
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': bo.as = optarg; break;
+        case 'E': bo.allow_expired = true; break;
+        case 'D': bo.allow_downgrade = true; break;
+        case 'n': bo.no_activate = true; break;
+        case 'q': quiet = true; break;
+        case 'm':
+            if (parse_size(optarg, &bo.max_entry))
+                return al_cli_usage_error(cmd, "--max-entry-size takes a size such as 512M or 20G");
+            break;
+        case 't':
+            if (parse_size(optarg, &bo.max_total))
+                return al_cli_usage_error(cmd, "--max-total-size takes a size such as 512M or 20G");
+            break;
+        case 'h':
+            printf("usage: airlock %s BUNDLE [--as NAME[:TAG]] [--allow-expired] [--allow-downgrade]\n"
+                   "       [--max-entry-size SIZE] [--max-total-size SIZE]%s\n\n", cmd,
+                   dry ? "" : " [--no-activate]");
+            if (dry)
+                printf("Checks a bundle without changing anything: reads it once, checks every entry,\n"
+                       "checksums.txt, its signatures against the trust policy ('airlock trust ls'),\n"
+                       "expiry and sequence. Prints who signed, every file with its digest, and the\n"
+                       "verdict; the exit status is 0 only when 'airlock ingest' would accept it.\n");
+            else
+                printf("Verifies and imports a bundle (tar, tar.gz or tar.zst) in one streamed pass:\n"
+                       "nothing enters the store until the signatures, the trust policy, every digest\n"
+                       "and size, expiry and sequence are proven; then the version is added and made\n"
+                       "active at once. A refusal changes nothing and is recorded in the event log.\n"
+                       "A plain bundle (files + checksums.txt + checksums.txt.asc/.minisig, made by\n"
+                       "hand) needs --as NAME:TAG.\n");
+            printf("\n  --as NAME[:TAG]       the name to store it under\n"
+                   "  --allow-expired       accept an expired bundle (recorded as an event)\n"
+                   "  --allow-downgrade     accept a sequence not above the last (recorded)\n"
+                   "  --max-entry-size SIZE cap on one file (default: free space less a margin)\n"
+                   "  --max-total-size SIZE cap on all files together (same default)\n");
+            return AL_EXIT_OK;
+        default: return al_cli_usage_error(cmd, "unknown option");
+        }
+    }
+    if (argc - optind != 1)
+        return al_cli_usage_error(cmd, "needs one BUNDLE");
+    const char *path = argv[optind];
+    struct al_repo *r = NULL;
+    int st = al_cli_open_repo(!dry, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_bundle_report rep;
+    enum al_rc rc = al_bundle_ingest(r, path, &bo, &rep, &err);
+    al_repo_free(r);
+    if (dry || !quiet)
+        if (dry || rc)
+            print_report(&rep, path);
+    if (rc) {
+        printf("verdict   REFUSED: %s\n", err.msg);
+        if (!dry)
+            fprintf(stderr, "airlock: nothing was changed; the refusal is recorded in the event log ('airlock log')\n");
+        al_bundle_report_release(&rep);
+        return al_cli_fail(&err);
+    }
+    if (dry) {
+        printf("verdict   VALID: %s:%s would be ingested\n", rep.name, rep.tag);
+    } else {
+        char signers[512] = "";
+        for (size_t i = 0; i < rep.n_signers; i++)
+            if (rep.signers[i].good) {
+                size_t n = strlen(signers);
+                snprintf(signers + n, sizeof signers - n, "%s%s key %.64s ('%.64s')", n ? ", " : "",
+                         rep.signers[i].kind, rep.signers[i].id, rep.signers[i].key_name);
+            }
+        printf("%s %s:%s  %s%s\n  bundle     %s\n  signed by  %s\n  checks     %s\n",
+               rep.existed ? "already present:" : "ingested", rep.version.model, rep.tag, rep.version.manifest,
+               rep.version.active ? "  (active)" : "", rep.bundle, signers, rep.checks);
+        if (rep.overrides[0])
+            printf("  overrides  %s (recorded)\n", rep.overrides);
+        printf("next: airlock show %s:%s\n", rep.version.model, rep.tag);
+    }
+    al_bundle_report_release(&rep);
+    return AL_EXIT_OK;
+}
+
+int al_cmd_verify(int argc, char **argv) { return bundle_cmd("verify", argc, argv, true); }
+int al_cmd_ingest(int argc, char **argv) { return bundle_cmd("ingest", argc, argv, false); }

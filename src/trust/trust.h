@@ -1,0 +1,86 @@
+/*
+ * trust.h: the trust policy of the air-gapped side (TUF-inspired): which keys
+ * may sign bundles for which models, how many signatures a model needs, and
+ * which keys are revoked.
+ *
+ * The policy is a file, $AIRLOCK_HOME/trust/keys.json, rewritten atomically
+ * under the store's write lock; OpenPGP keys live in the dedicated GnuPG home
+ * $AIRLOCK_HOME/trust/gnupg (src/sign/pgp.h). Every change (add, rm, revoke)
+ * is appended to the hash-chained event log, so the history of the policy is
+ * as tamper-evident as the rest of the store.
+ *
+ * Each key has a name, a kind (minisign or OpenPGP), an id (minisign's 16 hex
+ * digit key id, or the OpenPGP primary key fingerprint), a model-name pattern
+ * (fnmatch(3), "*" for all) and a threshold. The threshold a model needs is
+ * the largest threshold of the non-revoked keys whose pattern matches its
+ * name (1 when none sets more): k-of-n, where n are the keys allowed for it.
+ * A revoked key stays in the file so that anything it signed, old or new, is
+ * refused; `rm` forgets a key entirely.
+ */
+#ifndef AL_TRUST_TRUST_H
+#define AL_TRUST_TRUST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "repo/repo.h"
+#include "sign/minisign.h"
+#include "sign/pgp.h"
+
+#define AL_TRUST_NAME_MAX    64   /* a key's name */
+#define AL_TRUST_PATTERN_MAX 255  /* a model-name pattern */
+#define AL_TRUST_MAX_KEYS    1024 /* keys in one policy */
+#define AL_TRUST_FILE_MAX    (1u << 20)
+
+enum al_trust_kind { AL_TRUST_MINISIGN, AL_TRUST_GPG };
+
+struct al_trust_key {
+    char name[AL_TRUST_NAME_MAX + 1];
+    enum al_trust_kind kind;
+    char id[AL_PGP_FPR_MAX];         /* minisign key id (hex) or OpenPGP fingerprint */
+    struct al_mkey_pub pub;          /* minisign keys only */
+    char models[AL_TRUST_PATTERN_MAX + 1];
+    int threshold;
+    bool revoked;
+    char added[32], revoked_at[32];
+};
+
+struct al_trust {
+    struct al_trust_key *keys;
+    size_t n;
+    char gnupg[4096]; /* the dedicated GnuPG home */
+};
+
+/* Loads the policy of the store at home (an empty policy when there is none). */
+enum al_rc al_trust_load(const char *home, struct al_trust *out, struct al_err *err);
+void al_trust_release(struct al_trust *t);
+
+/* The key with this id (minisign hex id, or OpenPGP fingerprint, compared
+ * without case; a 16-digit OpenPGP key id matches the end of a fingerprint),
+ * or NULL. Borrowed from t. */
+const struct al_trust_key *al_trust_find(const struct al_trust *t, const char *id);
+
+/* True when key may sign model (its pattern matches). */
+bool al_trust_allows(const struct al_trust_key *key, const char *model);
+
+/* The number of signatures a model needs (>= 1). */
+int al_trust_threshold(const struct al_trust *t, const char *model);
+
+/* Adds a key under name from a key file's content: a minisign public key
+ * (kind AL_TRUST_MINISIGN) or OpenPGP public key(s) (AL_TRUST_GPG, imported
+ * into the dedicated keyring; exactly one primary key). models NULL means "*";
+ * threshold 0 means 1. AL_ERR_EXISTS when the name or key is there already.
+ * Records a "trust-add" event. *out (optional) gets the new entry. */
+enum al_rc al_trust_add(struct al_repo *r, const char *name, enum al_trust_kind kind, const void *data,
+                        size_t len, const char *models, int threshold, struct al_trust_key *out,
+                        struct al_err *err);
+/* Forgets a key ("trust-rm" event); OpenPGP keys stay in the keyring but no
+ * longer count. */
+enum al_rc al_trust_remove(struct al_repo *r, const char *name, struct al_err *err);
+/* Marks a key revoked ("trust-revoke" event): it is refused from now on. */
+enum al_rc al_trust_revoke(struct al_repo *r, const char *name, struct al_err *err);
+
+const char *al_trust_kind_name(enum al_trust_kind kind);
+
+#endif
