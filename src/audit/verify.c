@@ -186,7 +186,13 @@ static void check(struct vstate *v, const char *path, size_t no, const char *lin
             problem(v, path, no, "records %" PRId64 "-%" PRId64 " before this line are missing (deleted)",
                     v->want_seq, seq - 1);
     } else if (seq < v->want_seq) {
+        /* Keep counting from the highest record seen; the next line's prev
+         * cannot be judged against this one. */
         problem(v, path, no, "record %" PRId64 " is out of order or repeated (lines reordered or copied)", seq);
+        v->resync = true;
+        v->records++;
+        json_decref(j);
+        return;
     } else if (!v->resync && strcmp(prev, v->want_prev) != 0) {
         problem(v, path, no, "does not follow the line before it (that line was edited and re-hashed, "
                 "or lines were removed)");
@@ -246,7 +252,9 @@ enum al_rc al_audit_verify(const char *home, al_audit_problem_fn *fn, void *ud, 
     char hhash[AL_SHA256_HEX + 1];
     if (!rc && al_audit__read_head(dir, &hseq, hhash)) {
         const char *last = n ? files[n - 1] : "HEAD";
-        if (hseq >= v.want_seq)
+        if (hseq == v.want_seq)
+            problem(&v, last, 0, "record %" PRId64 " is missing at the end (truncated)", hseq);
+        else if (hseq > v.want_seq)
             problem(&v, last, 0, "records %" PRId64 "-%" PRId64 " are missing at the end (truncated)", v.want_seq,
                     hseq);
         else if (hseq == v.want_seq - 1 && hseq > 0 && strcmp(hhash, v.want_prev) != 0)
