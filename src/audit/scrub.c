@@ -155,14 +155,32 @@ static size_t card_end(const char *s, size_t len, size_t ms, size_t me)
             digits[n] = s[i];
             ends[n++] = i + 1;
         }
+    if (n == 0 || digits[0] == '0')
+        return 0; /* no card number starts with 0 */
     for (size_t k = n; k >= 13; k--) {
         size_t e = ends[k - 1];
         if (e < len && isalnum((unsigned char)s[e]))
             continue;
-        if (luhn(digits, k))
+        /* One kind of separator throughout, as cards are written. */
+        char sep = 0;
+        bool mixed_sep = false;
+        for (size_t i = ms; i < e; i++)
+            if (!isdigit((unsigned char)s[i])) {
+                mixed_sep |= sep && s[i] != sep;
+                sep = s[i];
+            }
+        if (!mixed_sep && luhn(digits, k))
             return e;
     }
     return 0;
+}
+
+/* A match that continues a longer run of digit groups ("4111 1111 1111
+ * 1112" without its first group) is part of something else. */
+static bool inside_digit_groups(const char *s, size_t len, size_t ms, size_t me)
+{
+    return (ms >= 2 && strchr(" .-", s[ms - 1]) && isdigit((unsigned char)s[ms - 2])) ||
+           (me + 1 < len && strchr(" .-", s[me]) && isdigit((unsigned char)s[me + 1]));
 }
 
 static bool ssn_ok(const char *s)
@@ -225,7 +243,7 @@ static size_t accept_match(const struct al_scrub_rule *r, const char *s, size_t 
     case SCRUB_SSN:
         return ssn_ok(s + ms) ? me : 0;
     case SCRUB_PHONE:
-        return phone_ok(s + ms, n) ? me : 0;
+        return phone_ok(s + ms, n) && !inside_digit_groups(s, len, ms, me) ? me : 0;
     case SCRUB_IPV4:
         if ((ms >= 2 && s[ms - 1] == '.' && isdigit((unsigned char)s[ms - 2])) ||
             (me + 1 < len && s[me] == '.' && isdigit((unsigned char)s[me + 1])))
