@@ -86,11 +86,14 @@ struct al_apikey_info {
 
 /* Creates a key, records an "apikey-create" event in the same transaction,
  * and writes the secret token into token (shown once; the caller wipes it
- * with OPENSSL_cleanse-like care). AL_ERR_EXISTS when a live key has the
+ * with al_access_wipe). AL_ERR_EXISTS when a live key has the
  * name; AL_ERR_INVALID for a bad name, scope, pattern or date; a date in the
  * past is AL_ERR_INVALID too. */
 enum al_rc al_apikey_create(struct al_index *ix, const struct al_apikey_spec *spec,
                             char token[AL_APIKEY_TOKEN_SIZE], struct al_apikey_info *info, struct al_err *err);
+
+/* Wipes a token (or any secret) so the compiler cannot skip it. */
+void al_access_wipe(void *p, size_t n);
 
 /* Revokes the live key called name; records an "apikey-revoke" event. */
 enum al_rc al_apikey_revoke(struct al_index *ix, const char *name, struct al_err *err);

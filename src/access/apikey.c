@@ -262,6 +262,8 @@ enum al_rc al_apikey_create(struct al_index *ix, const struct al_apikey_spec *sp
     return al_apikey__create_at(ix, spec, time(NULL), token, info, err);
 }
 
+void al_access_wipe(void *p, size_t n) { OPENSSL_cleanse(p, n); }
+
 enum al_rc al_apikey_revoke(struct al_index *ix, const char *name, struct al_err *err)
 {
     struct al_apikey_row k;

@@ -3,7 +3,6 @@
  */
 #include <getopt.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
 #include <stdio.h>
 
 #include "access/access.h"
@@ -69,7 +68,7 @@ static int create(int argc, char **argv)
         char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
         printf("%s\n", s ? s : "{}");
         if (s)
-            OPENSSL_cleanse(s, strlen(s));
+            al_access_wipe(s, strlen(s));
         free(s);
         json_decref(j);
     } else {
@@ -78,7 +77,7 @@ static int create(int argc, char **argv)
                info.name, info.id, info.scopes, info.models, info.expires[0] ? info.expires : "never", token);
     }
     fflush(stdout);
-    OPENSSL_cleanse(token, sizeof token);
+    al_access_wipe(token, sizeof token);
     return AL_EXIT_OK;
 }
 
@@ -165,7 +164,7 @@ static int check(int argc, char **argv)
     if (!rc)
         rc = al_access_check(a, token[0] ? token : NULL, scope, model, who, &err);
     al_access_free(a);
-    OPENSSL_cleanse(token, sizeof token);
+    al_access_wipe(token, sizeof token);
     if (rc)
         return al_cli_fail(&err);
     printf("allowed: %s\n", who);
