@@ -46,4 +46,14 @@
 #define AL_LIMIT_EMBED_INPUTS    4096             /* texts in one embeddings call */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
 
+/* access and audit (src/access, src/audit) */
+#define AL_LIMIT_APIKEYS         10000            /* API keys on record, revoked ones included */
+#define AL_LIMIT_APIKEY_NAME     64u              /* an API key's name */
+#define AL_LIMIT_APIKEY_LIST     512u             /* its scopes or model patterns, comma-separated */
+#define AL_LIMIT_AUDIT_FIELD     256u             /* one string field of an audit record (longer: cut) */
+#define AL_LIMIT_AUDIT_TEXT      (64u << 10)      /* a captured prompt or response (longer: cut) */
+#define AL_LIMIT_AUDIT_LINE      (1u << 20)       /* one line of an audit file, when read back */
+#define AL_LIMIT_SCRUB_PATTERNS  64               /* extra PII patterns in the patterns file */
+#define AL_LIMIT_SCRUB_FILE      (64u << 10)      /* the extra patterns file */
+
 #endif

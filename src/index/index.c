@@ -57,6 +57,19 @@ static const char *const migrations[] = {
     "  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;"
     "CREATE TRIGGER events_no_delete BEFORE DELETE ON events"
     "  BEGIN SELECT RAISE(ABORT, 'the event log is append-only'); END;",
+    /* 2: API keys (src/access). Only a hash of each secret is stored; a
+     * revoked key keeps its row, so its name and id stay on record. */
+    "CREATE TABLE api_keys("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL,"
+    "  lookup TEXT NOT NULL UNIQUE,"
+    "  hash TEXT NOT NULL,"
+    "  scopes TEXT NOT NULL,"
+    "  models TEXT NOT NULL,"
+    "  created TEXT NOT NULL,"
+    "  expires INTEGER NOT NULL DEFAULT 0,"
+    "  revoked TEXT NOT NULL DEFAULT '');"
+    "CREATE UNIQUE INDEX api_keys_live_name ON api_keys(name) WHERE revoked='';",
 };
 
 enum al_rc al_index__sqlerr(struct al_index *ix, struct al_err *err, const char *what)

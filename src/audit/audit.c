@@ -1,0 +1,465 @@
+/*
+ * audit.c: writing the audit log: open (find where the chain stands),
+ * append (one line, fdatasync, then HEAD), rotation by UTC day.
+ * Pruning is in prune.c, reading back in verify.c, scrubbing in scrub.c.
+ *
+ * Invariants, under a->mu: a->seq and a->prev describe the last line on
+ * disk; HEAD never names a record that is not durably in a file (it is
+ * written after the record's fdatasync).
+ */
+#include "audit/audit_int.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <math.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/fs.h"
+#include "core/log.h"
+
+static const char zeros[AL_SHA256_HEX + 1] = "0000000000000000000000000000000000000000000000000000000000000000";
+
+void al_audit__set_now(struct al_audit *a, time_t t) { a->fake_now = t; }
+
+bool al_audit__file_day(const char *name, char day[16])
+{
+    /* audit-YYYY-MM-DD.jsonl */
+    if (strlen(name) != 22 || strncmp(name, "audit-", 6) != 0 || strcmp(name + 16, ".jsonl") != 0)
+        return false;
+    for (int i = 6; i < 16; i++)
+        if (!(i == 10 || i == 13 ? name[i] == '-' : isdigit((unsigned char)name[i])))
+            return false;
+    snprintf(day, 16, "%.10s", name + 6);
+    return true;
+}
+
+static int cmp_str(const void *x, const void *y) { return strcmp(*(char *const *)x, *(char *const *)y); }
+
+void al_audit_files_free(char **paths, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(paths[i]);
+    free(paths);
+}
+
+enum al_rc al_audit_files(const char *home, char ***paths, size_t *n, struct al_err *err)
+{
+    *paths = NULL;
+    *n = 0;
+    char dir[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(dir, sizeof dir, err, "%s/audit", home);
+    if (rc)
+        return rc;
+    DIR *d = opendir(dir);
+    if (d == NULL)
+        return errno == ENOENT ? AL_OK : al_err_sys(err, AL_ERR_IO, "cannot open '%s'", dir);
+    size_t cap = 0;
+    struct dirent *e;
+    char day[16];
+    while ((e = readdir(d)) != NULL && !rc) {
+        if (!al_audit__file_day(e->d_name, day))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            char **p = realloc(*paths, cap * sizeof *p);
+            if (p == NULL) {
+                rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            *paths = p;
+        }
+        size_t len = strlen(dir) + strlen(e->d_name) + 2;
+        if (((*paths)[*n] = malloc(len)) == NULL) {
+            rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            break;
+        }
+        snprintf((*paths)[(*n)++], len, "%s/%s", dir, e->d_name);
+    }
+    closedir(d);
+    if (rc) {
+        al_audit_files_free(*paths, *n);
+        *paths = NULL;
+        *n = 0;
+        return rc;
+    }
+    if (*n)
+        qsort(*paths, *n, sizeof **paths, cmp_str);
+    return AL_OK;
+}
+
+bool al_audit__line_hash(const char *line, size_t len, char computed[AL_SHA256_HEX + 1],
+                         char stated[AL_SHA256_HEX + 1])
+{
+    if (len < AL_AUDIT_HASH_SUFFIX + 2)
+        return false;
+    const char *suf = line + len - AL_AUDIT_HASH_SUFFIX;
+    if (strncmp(suf, ",\"hash\":\"", 9) != 0 || strncmp(line + len - 2, "\"}", 2) != 0)
+        return false;
+    memcpy(stated, suf + 9, AL_SHA256_HEX);
+    stated[AL_SHA256_HEX] = '\0';
+    if (!al_hex64_valid(stated))
+        return false;
+    struct al_sha256 *h = al_sha256_new();
+    al_sha256_update(h, line, len - AL_AUDIT_HASH_SUFFIX);
+    al_sha256_update(h, "}", 1);
+    uint8_t raw[AL_SHA256_BYTES];
+    al_sha256_final(h, raw);
+    al_sha256_free(h);
+    al_hex(raw, sizeof raw, computed);
+    return true;
+}
+
+bool al_audit__read_head(const char *dir, int64_t *seq, char hash[AL_SHA256_HEX + 1])
+{
+    char path[AL_LIMIT_PATH], text[128];
+    snprintf(path, sizeof path, "%s/HEAD", dir);
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return false;
+    bool ok = fgets(text, sizeof text, f) != NULL;
+    fclose(f);
+    long long s = 0;
+    char h[AL_SHA256_HEX + 1];
+    if (!ok || sscanf(text, "%lld %64s", &s, h) != 2 || !al_hex64_valid(h) || s < 0)
+        return false;
+    *seq = s;
+    memcpy(hash, h, sizeof h);
+    return true;
+}
+
+time_t al_audit__now(const struct al_audit *a) { return a->fake_now ? a->fake_now : time(NULL); }
+
+static void stamp(const struct al_audit *a, char iso[40], char day[16])
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    if (a->fake_now) {
+        ts.tv_sec = a->fake_now;
+        ts.tv_nsec = 0;
+    }
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    size_t n = strftime(iso, 40, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(iso + n, 40 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
+    strftime(day, 16, "%Y-%m-%d", &tm);
+}
+
+/* Reads at most AL_LIMIT_AUDIT_LINE + 1 bytes from the end: enough for the
+ * last line, without reading a whole day of records. */
+enum al_rc al_audit__last_line(const char *path, bool trim, struct al_buf *line, bool *found, struct al_err *err)
+{
+    *found = false;
+    int fd = open(path, (trim ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+    if (fd < 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
+    struct stat st;
+    enum al_rc rc = AL_OK;
+    if (fstat(fd, &st) != 0) {
+        rc = al_err_sys(err, AL_ERR_IO, "cannot stat '%s'", path);
+        close(fd);
+        return rc;
+    }
+    size_t want = (size_t)st.st_size < AL_LIMIT_AUDIT_LINE + 1 ? (size_t)st.st_size : AL_LIMIT_AUDIT_LINE + 1;
+    off_t from = st.st_size - (off_t)want;
+    char *buf = malloc(want + 1);
+    if (buf == NULL) {
+        close(fd);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    ssize_t got = want ? pread(fd, buf, want, from) : 0;
+    if (got != (ssize_t)want) {
+        rc = al_err_sys(err, AL_ERR_IO, "cannot read '%s'", path);
+    } else {
+        size_t end = want;
+        if (end && buf[end - 1] != '\n') {
+            char *nl = memrchr(buf, '\n', end);
+            end = nl ? (size_t)(nl - buf) + 1 : 0;
+            if (trim) {
+                al_log(AL_LOG_WARN, "audit: removing a cut last line from '%s'", path);
+                if (ftruncate(fd, from + (off_t)end) != 0)
+                    rc = al_err_sys(err, AL_ERR_IO, "cannot truncate '%s'", path);
+            }
+        }
+        if (!rc && end) {
+            char *nl = end >= 2 ? memrchr(buf, '\n', end - 1) : NULL;
+            size_t start = nl ? (size_t)(nl - buf) + 1 : 0;
+            if (nl == NULL && from > 0)
+                rc = al_err_set(err, AL_ERR_LIMIT, "the last line of '%s' is over %u bytes (AL_LIMIT_AUDIT_LINE)",
+                                path, AL_LIMIT_AUDIT_LINE);
+            else {
+                al_buf_reset(line);
+                al_buf_add(line, buf + start, end - 1 - start);
+                *found = true;
+            }
+        }
+    }
+    free(buf);
+    close(fd);
+    return rc;
+}
+
+/* Where the chain stands after one line: a record (its seq and hash) or an
+ * anchor (its pruned_through_seq and prev). */
+enum al_rc al_audit__line_state(const char *path, const char *line, size_t len, int64_t *seq,
+                                char hash[AL_SHA256_HEX + 1], struct al_err *err)
+{
+    char computed[AL_SHA256_HEX + 1], stated[AL_SHA256_HEX + 1];
+    json_t *j = json_loadb(line, len, 0, NULL);
+    enum al_rc rc = AL_OK;
+    if (j == NULL || !al_audit__line_hash(line, len, computed, stated)) {
+        rc = al_err_set(err, AL_ERR_CORRUPT,
+                        "the last line of '%s' is not an audit record; 'airlock audit verify' shows more", path);
+    } else if (json_is_true(json_object_get(j, "anchor"))) {
+        const char *prev = json_string_value(json_object_get(j, "prev"));
+        *seq = json_integer_value(json_object_get(j, "pruned_through_seq"));
+        snprintf(hash, AL_SHA256_HEX + 1, "%s", prev ? prev : "");
+    } else {
+        *seq = json_integer_value(json_object_get(j, "seq"));
+        memcpy(hash, stated, AL_SHA256_HEX + 1);
+    }
+    if (!rc && (*seq < 0 || !al_hex64_valid(hash)))
+        rc = al_err_set(err, AL_ERR_CORRUPT, "the last line of '%s' is not an audit record", path);
+    json_decref(j);
+    return rc;
+}
+
+/* Finds the last line of the newest file that has one (trimming a cut one). */
+static enum al_rc find_tail(struct al_audit *a, struct al_err *err)
+{
+    char **files = NULL;
+    size_t n = 0;
+    a->seq = 0;
+    memcpy(a->prev, zeros, sizeof zeros);
+    enum al_rc rc = al_audit_files(a->home, &files, &n, err);
+    struct al_buf line;
+    al_buf_init(&line, AL_LIMIT_AUDIT_LINE);
+    for (size_t i = n; i-- > 0 && !rc;) {
+        bool found = false;
+        rc = al_audit__last_line(files[i], i == n - 1, &line, &found, err);
+        if (!rc && found) {
+            rc = al_audit__line_state(files[i], line.data, line.len, &a->seq, a->prev, err);
+            break;
+        }
+    }
+    al_buf_release(&line);
+    al_audit_files_free(files, n);
+    if (rc)
+        return rc;
+    int64_t hseq = 0;
+    char hhash[AL_SHA256_HEX + 1];
+    if (al_audit__read_head(a->dir, &hseq, hhash) &&
+        (hseq > a->seq || (hseq == a->seq && hseq > 0 && strcmp(hhash, a->prev) != 0)))
+        return al_err_set(err, AL_ERR_CORRUPT,
+                          "the audit log ends at record %" PRId64 " but HEAD names record %" PRId64
+                          " (records were removed); 'airlock audit verify' shows more",
+                          a->seq, hseq);
+    return AL_OK;
+}
+
+enum al_rc al_audit_open(const char *home, const struct al_audit_opts *opts, struct al_audit **out,
+                         struct al_err *err)
+{
+    *out = NULL;
+    struct al_audit *a = calloc(1, sizeof *a);
+    if (a == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&a->mu, NULL);
+    a->lock_fd = a->head_fd = a->fd = -1;
+    if (opts) {
+        a->capture = opts->capture_text;
+        a->retention_days = opts->retention_days;
+    }
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(a->home, sizeof a->home, err, "%s", home);
+    if (!rc)
+        rc = al_path_fmt(a->dir, sizeof a->dir, err, "%s/audit", home);
+    if (!rc)
+        rc = al_fs_mkdirs(a->dir, 0700, err);
+    if (!rc)
+        rc = al_path_fmt(path, sizeof path, err, "%s/.lock", a->dir);
+    if (!rc && (a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        rc = al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
+    if (!rc && flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0)
+        rc = errno == EWOULDBLOCK ? al_err_set(err, AL_ERR_BUSY, "the audit log '%s' is open in another process",
+                                               a->dir)
+                                  : al_err_sys(err, AL_ERR_IO, "cannot lock '%s'", path);
+    if (!rc)
+        rc = al_audit__rules_load(a, opts ? opts->extra_patterns_file : NULL, err);
+    if (!rc)
+        rc = find_tail(a, err);
+    if (!rc)
+        rc = al_path_fmt(path, sizeof path, err, "%s/HEAD", a->dir);
+    if (!rc && (a->head_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
+        rc = al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
+    if (rc) {
+        al_audit_free(a);
+        return rc;
+    }
+    *out = a;
+    return AL_OK;
+}
+
+void al_audit_free(struct al_audit *a)
+{
+    if (a == NULL)
+        return;
+    if (a->fd >= 0)
+        close(a->fd);
+    if (a->head_fd >= 0)
+        close(a->head_fd);
+    if (a->lock_fd >= 0)
+        close(a->lock_fd);
+    al_audit__rules_free(a);
+    pthread_mutex_destroy(&a->mu);
+    free(a);
+}
+
+/* Copies s (NULL = "") cut to max bytes, invalid UTF-8 bytes turned to '?'. */
+static char *clean(const char *s, size_t max)
+{
+    s = s ? s : "";
+    size_t n = strnlen(s, max);
+    char *o = malloc(n + 1);
+    if (o == NULL)
+        return NULL;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = (unsigned char)s[i];
+        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
+        bool ok = k > 0 && i + k <= n;
+        for (size_t j = 1; ok && j < k; j++)
+            ok = ((unsigned char)s[i + j] >> 6) == 2;
+        if (ok && k == 2 && c < 0xc2)
+            ok = false;
+        if (ok) {
+            memcpy(o + i, s + i, k);
+            i += k;
+        } else {
+            o[i++] = '?';
+        }
+    }
+    o[n] = '\0';
+    return o;
+}
+
+static char *scrubbed(const struct al_audit *a, const char *text)
+{
+    char *cut = clean(text, AL_LIMIT_AUDIT_TEXT);
+    if (cut == NULL)
+        return NULL;
+    size_t n = al_audit_scrub(a, cut, NULL, 0);
+    char *o = malloc(n + 1);
+    if (o)
+        al_audit_scrub(a, cut, o, n + 1);
+    free(cut);
+    return o;
+}
+
+/* Turns the JSON text of an object (no hash yet) into the line with its hash. */
+char *al_audit__seal(const char *body, char hash[AL_SHA256_HEX + 1])
+{
+    size_t len = strlen(body);
+    uint8_t raw[AL_SHA256_BYTES];
+    al_sha256_buf(body, len, raw);
+    al_hex(raw, sizeof raw, hash);
+    struct al_buf b;
+    al_buf_init(&b, len + AL_AUDIT_HASH_SUFFIX + 2);
+    al_buf_add(&b, body, len - 1);
+    al_buf_addf(&b, ",\"hash\":\"%s\"}\n", hash);
+    return al_buf_take(&b);
+}
+
+
+
+static enum al_rc write_line(struct al_audit *a, const char *day, const char *line, struct al_err *err)
+{
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc;
+    if (a->fd < 0 || strcmp(day, a->day) != 0) {
+        if (a->fd >= 0)
+            close(a->fd);
+        a->fd = -1;
+        if ((rc = al_path_fmt(path, sizeof path, err, "%s/audit-%s.jsonl", a->dir, day)))
+            return rc;
+        bool is_new = !al_fs_exists(path);
+        if ((a->fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600)) < 0)
+            return al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
+        snprintf(a->day, sizeof a->day, "%s", day);
+        if (is_new && (rc = al_fs_fsync_dir(a->dir, err)))
+            return rc;
+    }
+    off_t before = lseek(a->fd, 0, SEEK_END);
+    rc = al_fs_write_all(a->fd, line, strlen(line), err);
+    if (!rc && fdatasync(a->fd) != 0)
+        rc = al_err_sys(err, AL_ERR_IO, "cannot sync the audit file of %s", day);
+    if (rc && before >= 0 && ftruncate(a->fd, before) != 0)
+        al_log(AL_LOG_ERROR, "audit: cannot remove a partly written record: %s", strerror(errno));
+    return rc;
+}
+
+static void write_head(struct al_audit *a)
+{
+    char text[128];
+    int n = snprintf(text, sizeof text, "%020" PRId64 " %s\n", a->seq, a->prev);
+    if (pwrite(a->head_fd, text, (size_t)n, 0) != n)
+        al_log(AL_LOG_WARN, "audit: cannot update HEAD: %s", strerror(errno));
+}
+
+enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec, struct al_err *err)
+{
+    char *f[4] = {clean(rec->request_id, AL_LIMIT_AUDIT_FIELD), clean(rec->caller, AL_LIMIT_AUDIT_FIELD),
+                  clean(rec->model_digest, AL_LIMIT_AUDIT_FIELD), clean(rec->route, AL_LIMIT_AUDIT_FIELD)};
+    char *prompt = a->capture && rec->prompt ? scrubbed(a, rec->prompt) : NULL;
+    char *response = a->capture && rec->response ? scrubbed(a, rec->response) : NULL;
+    double lat = isfinite(rec->latency_ms) && rec->latency_ms > 0 ? round(rec->latency_ms * 1000.0) / 1000.0 : 0;
+    enum al_rc rc = AL_OK;
+    if (!f[0] || !f[1] || !f[2] || !f[3] || (a->capture && rec->prompt && !prompt) ||
+        (a->capture && rec->response && !response))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    pthread_mutex_lock(&a->mu);
+    char iso[40], day[16], hash[AL_SHA256_HEX + 1];
+    stamp(a, iso, day);
+    json_t *j = rc ? NULL : json_object();
+    if (j) {
+        json_object_set_new(j, "seq", json_integer(a->seq + 1));
+        json_object_set_new(j, "time", json_string(iso));
+        json_object_set_new(j, "request_id", json_string(f[0]));
+        json_object_set_new(j, "caller", json_string(f[1]));
+        json_object_set_new(j, "model_digest", json_string(f[2]));
+        json_object_set_new(j, "route", json_string(f[3]));
+        json_object_set_new(j, "status", json_integer(rec->status));
+        json_object_set_new(j, "tokens_in", json_integer(rec->tokens_in));
+        json_object_set_new(j, "tokens_out", json_integer(rec->tokens_out));
+        json_object_set_new(j, "latency_ms", json_real(lat));
+        if (prompt)
+            json_object_set_new(j, "prompt", json_string(prompt));
+        if (response)
+            json_object_set_new(j, "response", json_string(response));
+        json_object_set_new(j, "prev", json_string(a->prev));
+    }
+    char *body = j ? json_dumps(j, AL_AUDIT_DUMP_FLAGS) : NULL;
+    char *line = body ? al_audit__seal(body, hash) : NULL;
+    if (!rc && line == NULL)
+        rc = al_err_set(err, AL_ERR_NOMEM, "cannot build the audit record");
+    if (!rc)
+        rc = write_line(a, day, line, err);
+    if (!rc) {
+        a->seq++;
+        memcpy(a->prev, hash, sizeof hash);
+        write_head(a);
+    }
+    pthread_mutex_unlock(&a->mu);
+    json_decref(j);
+    free(body);
+    free(line);
+    free(prompt);
+    free(response);
+    for (int i = 0; i < 4; i++)
+        free(f[i]);
+    return rc;
+}
