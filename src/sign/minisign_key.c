@@ -125,12 +125,12 @@ static enum al_rc pub_text(const uint8_t id[MS_ID], const uint8_t pk[MS_PK], cha
                            struct al_err *err)
 {
     uint8_t bin[MS_PUB_BYTES];
-    char hex[AL_MINISIGN_KEYID_HEX], comment[64];
+    char comment[64];
     memcpy(bin, "Ed", 2);
     memcpy(bin + 2, id, MS_ID);
     memcpy(bin + 2 + MS_ID, pk, MS_PK);
-    al_minisign_keyid_hex(id, hex);
-    snprintf(comment, sizeof comment, "minisign public key %s", hex);
+    /* minisign prints the id with PRIX64, without leading zeros; match it byte for byte. */
+    snprintf(comment, sizeof comment, "minisign public key %" PRIX64, al_ms_le64(id));
     return key_file(comment, bin, sizeof bin, out, err);
 }
 
