@@ -24,8 +24,7 @@
 
 struct source {
     int fd;
-    unsigned char *buf;
-    struct al_sha256 *hash;
+    struct al_hash_stream *hash; /* the bundle digest, hashed on a helper thread */
     uint64_t bytes;
     struct al_progress *progress;
 };
@@ -33,8 +32,12 @@ struct source {
 static la_ssize_t src_read(struct archive *a, void *ud, const void **out)
 {
     struct source *s = ud;
+    /* libarchive keeps using the block it was given only until it asks for
+     * the next one; the hash stream reuses a slot much later than that. */
+    size_t cap = 0;
+    unsigned char *buf = al_hash_stream_slot(s->hash, &cap);
     for (;;) {
-        ssize_t n = read(s->fd, s->buf, READ_BLOCK);
+        ssize_t n = read(s->fd, buf, cap < READ_BLOCK ? cap : READ_BLOCK);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0) {
@@ -42,10 +45,10 @@ static la_ssize_t src_read(struct archive *a, void *ud, const void **out)
                 archive_set_error(a, errno, "cannot read the bundle");
             return -1;
         }
-        al_sha256_update(s->hash, s->buf, (size_t)n);
+        al_hash_stream_submit(s->hash, (size_t)n);
         s->bytes += (uint64_t)n;
         al_progress_add(s->progress, (uint64_t)n);
-        *out = s->buf;
+        *out = buf;
         return n;
     }
 }
@@ -406,10 +409,9 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
         goto out;
     }
     (void)posix_fadvise(src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    src.buf = malloc(READ_BLOCK);
-    src.hash = al_sha256_new();
+    src.hash = al_hash_stream_new();
     g.ents = calloc(AL_BUNDLE_MAX_ENTRIES, sizeof *g.ents);
-    if (!src.buf || !src.hash || !g.ents) {
+    if (!src.hash || !g.ents) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
     }
@@ -460,9 +462,7 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
     if (!rc) {
         /* The raw bytes after the tar end (padding) belong to the digest too. */
         src_drain(&src);
-        uint8_t raw[AL_SHA256_BYTES];
-        al_sha256_final(src.hash, raw);
-        al_digest_format(raw, rep->bundle);
+        al_hash_stream_final(src.hash, rep->bundle);
         rep->bundle_bytes = src.bytes;
         rc = al_ing_finish(&g, abs, err);
     }
@@ -471,9 +471,7 @@ out:
         archive_read_free(a);
     if (src.hash && src.fd >= 0 && rep->bundle[0] == '\0') {
         src_drain(&src);
-        uint8_t raw[AL_SHA256_BYTES];
-        al_sha256_final(src.hash, raw);
-        al_digest_format(raw, rep->bundle);
+        al_hash_stream_final(src.hash, rep->bundle);
         rep->bundle_bytes = src.bytes;
     }
     al_progress_free(src.progress);
@@ -493,8 +491,7 @@ out:
     release_ing(&g); /* frees uncommitted writers: their tmp files go */
     if (locked)
         al_store_unlock(al_repo_store(r), AL_LOCK_GC_SHARED);
-    free(src.buf);
-    al_sha256_free(src.hash);
+    al_hash_stream_free(src.hash);
     if (src.fd >= 0)
         close(src.fd);
     return rc;

@@ -1,27 +1,24 @@
 /*
- * hashpipe.c: al_sha256_copy, a two-stage pipeline over a ring of blocks.
+ * hashpipe.c: SHA-256 on a helper thread (al_hash_stream) and the one-pass
+ * copy built on it (al_sha256_copy).
  *
- * The calling thread reads a block into a free slot (and writes it to dst),
- * then hands the slot to the hashing thread, which returns it when hashed.
- * SHA-256 is sequential, so the hash runs on one core at full speed while
- * the system calls that copy the data run on the other.
- *
- * Invariant: a slot is owned by exactly one side at a time: FREE slots and
- * the one being filled by the reader, FULL slots and the one being hashed by
- * the hasher. Slots are handed over in ring order, so blocks are hashed in
- * the order they were read.
+ * SHA-256 is sequential, so one stream's hash runs on one core at full speed
+ * while the caller's system calls (read, write, decompression) run on
+ * another. Invariant: a slot belongs to exactly one side at a time: free
+ * slots and the one being filled to the caller, full slots and the one being
+ * hashed to the hasher; slots change hands in ring order, so blocks are
+ * hashed in the order they were submitted.
  */
 #include "core/hash.h"
 
-#include <fcntl.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include "core/fs.h"
 #include "core/progress.h"
 
-#define PIPE_BLOCK (1u << 20)
-#define PIPE_SLOTS 4
+#define STREAM_BLOCK (1u << 20)
+#define STREAM_SLOTS 4
 
 struct slot {
     unsigned char *data;
@@ -29,65 +26,160 @@ struct slot {
     bool full; /* owned by the hasher */
 };
 
-struct pipe {
+struct al_hash_stream {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    struct slot slots[PIPE_SLOTS];
-    bool eof; /* the reader is done: no slot will become full again */
+    struct slot slots[STREAM_SLOTS];
+    size_t next;      /* the caller's next slot */
+    size_t fill;      /* bytes already copied into slots[next] by feed */
+    bool eof;         /* no slot will become full again */
+    bool threaded;
+    pthread_t thread;
     struct al_sha256 *hash;
 };
 
 static void *hasher(void *arg)
 {
-    struct pipe *p = arg;
-    for (size_t i = 0;; i = (i + 1) % PIPE_SLOTS) {
-        pthread_mutex_lock(&p->mu);
-        while (!p->slots[i].full && !p->eof)
-            pthread_cond_wait(&p->cv, &p->mu);
-        bool have = p->slots[i].full;
-        pthread_mutex_unlock(&p->mu);
+    struct al_hash_stream *s = arg;
+    for (size_t i = 0;; i = (i + 1) % STREAM_SLOTS) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->slots[i].full && !s->eof)
+            pthread_cond_wait(&s->cv, &s->mu);
+        bool have = s->slots[i].full;
+        pthread_mutex_unlock(&s->mu);
         if (!have)
-            return NULL; /* eof and nothing left in ring order */
-        al_sha256_update(p->hash, p->slots[i].data, p->slots[i].len);
-        pthread_mutex_lock(&p->mu);
-        p->slots[i].full = false;
-        pthread_cond_broadcast(&p->cv);
-        pthread_mutex_unlock(&p->mu);
+            return NULL;
+        al_sha256_update(s->hash, s->slots[i].data, s->slots[i].len);
+        pthread_mutex_lock(&s->mu);
+        s->slots[i].full = false;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
     }
+}
+
+struct al_hash_stream *al_hash_stream_new(void)
+{
+    struct al_hash_stream *s = calloc(1, sizeof *s);
+    if (s == NULL || (s->hash = al_sha256_new()) == NULL)
+        goto fail;
+    for (int i = 0; i < STREAM_SLOTS; i++)
+        if ((s->slots[i].data = malloc(STREAM_BLOCK)) == NULL)
+            goto fail;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->threaded = pthread_create(&s->thread, NULL, hasher, s) == 0;
+    return s;
+fail:
+    if (s) {
+        for (int i = 0; i < STREAM_SLOTS; i++)
+            free(s->slots[i].data);
+        al_sha256_free(s->hash);
+        free(s);
+    }
+    return NULL;
+}
+
+unsigned char *al_hash_stream_slot(struct al_hash_stream *s, size_t *cap)
+{
+    struct slot *sl = &s->slots[s->next];
+    if (s->threaded) {
+        pthread_mutex_lock(&s->mu);
+        while (sl->full)
+            pthread_cond_wait(&s->cv, &s->mu);
+        pthread_mutex_unlock(&s->mu);
+    }
+    *cap = STREAM_BLOCK;
+    return sl->data;
+}
+
+void al_hash_stream_submit(struct al_hash_stream *s, size_t len)
+{
+    struct slot *sl = &s->slots[s->next];
+    s->next = (s->next + 1) % STREAM_SLOTS;
+    s->fill = 0;
+    if (len == 0)
+        return;
+    sl->len = len;
+    if (!s->threaded) {
+        al_sha256_update(s->hash, sl->data, len);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    sl->full = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void al_hash_stream_feed(struct al_hash_stream *s, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    while (len > 0) {
+        size_t cap = 0;
+        unsigned char *slot = al_hash_stream_slot(s, &cap);
+        size_t n = cap - s->fill < len ? cap - s->fill : len;
+        memcpy(slot + s->fill, p, n);
+        s->fill += n;
+        p += n;
+        len -= n;
+        if (s->fill == cap)
+            al_hash_stream_submit(s, cap);
+    }
+}
+
+static void stop(struct al_hash_stream *s)
+{
+    if (s->fill)
+        al_hash_stream_submit(s, s->fill);
+    if (s->threaded) {
+        pthread_mutex_lock(&s->mu);
+        s->eof = true;
+        pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+        pthread_join(s->thread, NULL);
+        s->threaded = false;
+    }
+}
+
+void al_hash_stream_final(struct al_hash_stream *s, char digest[AL_DIGEST_SIZE])
+{
+    stop(s);
+    uint8_t raw[AL_SHA256_BYTES];
+    al_sha256_final(s->hash, raw);
+    al_digest_format(raw, digest);
+    /* A finished stream keeps no buffers: ingest holds many finished writers. */
+    for (int i = 0; i < STREAM_SLOTS; i++) {
+        free(s->slots[i].data);
+        s->slots[i].data = NULL;
+    }
+}
+
+void al_hash_stream_free(struct al_hash_stream *s)
+{
+    if (s == NULL)
+        return;
+    stop(s);
+    for (int i = 0; i < STREAM_SLOTS; i++)
+        free(s->slots[i].data);
+    al_sha256_free(s->hash);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
 }
 
 enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_t *size_out,
                           struct al_progress *progress, struct al_err *err)
 {
-    struct pipe p;
-    memset(&p, 0, sizeof p);
+    struct al_hash_stream *hs = al_hash_stream_new();
+    if (hs == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory while hashing");
     enum al_rc rc = AL_OK;
     uint64_t total = 0;
-    p.hash = al_sha256_new();
-    for (int i = 0; i < PIPE_SLOTS; i++)
-        if ((p.slots[i].data = malloc(PIPE_BLOCK)) == NULL)
-            rc = AL_ERR_NOMEM;
-    if (p.hash == NULL || rc) {
-        for (int i = 0; i < PIPE_SLOTS; i++)
-            free(p.slots[i].data);
-        al_sha256_free(p.hash);
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory while hashing");
-    }
-    pthread_mutex_init(&p.mu, NULL);
-    pthread_cond_init(&p.cv, NULL);
-    pthread_t th;
-    bool threaded = pthread_create(&th, NULL, hasher, &p) == 0;
-    for (size_t i = 0;; i = (i + 1) % PIPE_SLOTS) {
-        struct slot *s = &p.slots[i];
-        if (threaded) {
-            pthread_mutex_lock(&p.mu);
-            while (s->full)
-                pthread_cond_wait(&p.cv, &p.mu);
-            pthread_mutex_unlock(&p.mu);
-        }
+    for (;;) {
+        size_t cap = 0;
+        unsigned char *buf = al_hash_stream_slot(hs, &cap);
         ssize_t n;
         do
-            n = read(src, s->data, PIPE_BLOCK);
+            n = read(src, buf, cap);
         while (n < 0 && errno == EINTR);
         if (n < 0) {
             rc = al_err_sys(err, AL_ERR_IO, "cannot read while hashing");
@@ -95,38 +187,17 @@ enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_
         }
         if (n == 0)
             break;
-        if (dst >= 0 && (rc = al_fs_write_all(dst, s->data, (size_t)n, err)))
+        if (dst >= 0 && (rc = al_fs_write_all(dst, buf, (size_t)n, err)))
             break;
-        s->len = (size_t)n;
+        al_hash_stream_submit(hs, (size_t)n);
         total += (uint64_t)n;
         al_progress_add(progress, (uint64_t)n);
-        if (!threaded) {
-            al_sha256_update(p.hash, s->data, s->len);
-            continue;
-        }
-        pthread_mutex_lock(&p.mu);
-        s->full = true;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-    }
-    if (threaded) {
-        pthread_mutex_lock(&p.mu);
-        p.eof = true;
-        pthread_cond_broadcast(&p.cv);
-        pthread_mutex_unlock(&p.mu);
-        pthread_join(th, NULL);
     }
     if (!rc) {
-        uint8_t raw[AL_SHA256_BYTES];
-        al_sha256_final(p.hash, raw);
-        al_digest_format(raw, digest);
+        al_hash_stream_final(hs, digest);
         if (size_out)
             *size_out = total;
     }
-    for (int i = 0; i < PIPE_SLOTS; i++)
-        free(p.slots[i].data);
-    al_sha256_free(p.hash);
-    pthread_cond_destroy(&p.cv);
-    pthread_mutex_destroy(&p.mu);
+    al_hash_stream_free(hs);
     return rc;
 }

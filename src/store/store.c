@@ -33,7 +33,7 @@ struct al_blob_writer {
     struct al_store *store;
     char path[AL_LIMIT_PATH];
     int fd;
-    struct al_sha256 *hash;
+    struct al_hash_stream *hash; /* hashes on a helper thread while we write */
     uint64_t size;
     bool committed;
     bool external_digest; /* set when the content was hashed elsewhere (reflink), or finished */
@@ -142,7 +142,7 @@ enum al_rc al_blob_writer_new(struct al_store *s, struct al_blob_writer **out, s
 {
     *out = NULL;
     struct al_blob_writer *w = calloc(1, sizeof *w);
-    if (w == NULL || (w->hash = al_sha256_new()) == NULL) {
+    if (w == NULL || (w->hash = al_hash_stream_new()) == NULL) {
         free(w);
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     }
@@ -152,7 +152,7 @@ enum al_rc al_blob_writer_new(struct al_store *s, struct al_blob_writer **out, s
         w->fd = mkostemp(w->path, O_CLOEXEC);
     if (w->fd < 0) {
         enum al_rc rc = al_err_sys(err, AL_ERR_IO, "cannot create a temporary file in '%s'", s->tmp);
-        al_sha256_free(w->hash);
+        al_hash_stream_free(w->hash);
         free(w);
         return rc;
     }
@@ -163,7 +163,7 @@ enum al_rc al_blob_writer_new(struct al_store *s, struct al_blob_writer **out, s
 
 enum al_rc al_blob_writer_write(struct al_blob_writer *w, const void *data, size_t len, struct al_err *err)
 {
-    al_sha256_update(w->hash, data, len);
+    al_hash_stream_feed(w->hash, data, len);
     w->size += len;
     enum al_rc rc = al_fs_write_all(w->fd, data, len, err);
     if (rc)
@@ -175,9 +175,7 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
                                  char digest[AL_DIGEST_SIZE], uint64_t *size, struct al_err *err)
 {
     if (!w->external_digest) {
-        uint8_t raw[AL_SHA256_BYTES];
-        al_sha256_final(w->hash, raw);
-        al_digest_format(raw, w->digest);
+        al_hash_stream_final(w->hash, w->digest);
     }
     if (expected && strcmp(expected, w->digest) != 0)
         return al_err_set(err, AL_ERR_VERIFY, "content does not match its digest: expected %s, got %s",
@@ -210,9 +208,7 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
 void al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size)
 {
     if (!w->external_digest) {
-        uint8_t raw[AL_SHA256_BYTES];
-        al_sha256_final(w->hash, raw);
-        al_digest_format(raw, w->digest);
+        al_hash_stream_final(w->hash, w->digest);
         w->external_digest = true;
     }
     if (digest)
@@ -229,7 +225,7 @@ void al_blob_writer_free(struct al_blob_writer *w)
         unlink(w->path);
     if (w->fd >= 0)
         close(w->fd);
-    al_sha256_free(w->hash);
+    al_hash_stream_free(w->hash);
     free(w);
 }
 
