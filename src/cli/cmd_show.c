@@ -129,6 +129,52 @@ static void print_gguf(const struct al_gguf_info *g)
     printf("    license         %s\n", g->license[0] ? g->license : "-");
 }
 
+/* One scalar as text; strings as they are. */
+static void scalar_text(json_t *v, char *out, size_t size)
+{
+    if (json_is_string(v))
+        snprintf(out, size, "%s", json_string_value(v));
+    else if (json_is_integer(v))
+        snprintf(out, size, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    else if (json_is_true(v) || json_is_false(v))
+        snprintf(out, size, "%s", json_is_true(v) ? "yes" : "no");
+    else
+        snprintf(out, size, "-");
+}
+
+/* An event's detail as "key: value" lines; arrays of objects one line per item. */
+static void print_detail(const char *detail)
+{
+    json_t *d = json_loads(detail, 0, NULL);
+    const char *key;
+    json_t *v;
+    json_object_foreach(d, key, v) {
+        char text[512];
+        if (json_is_array(v)) {
+            size_t i;
+            json_t *item;
+            json_array_foreach(v, i, item) {
+                printf("        %-10s ", i == 0 ? key : "");
+                const char *k2;
+                json_t *v2;
+                if (!json_is_object(item)) {
+                    scalar_text(item, text, sizeof text);
+                    printf("%s", text);
+                }
+                json_object_foreach(item, k2, v2) {
+                    scalar_text(v2, text, sizeof text);
+                    printf("%s=%s ", k2, text);
+                }
+                printf("\n");
+            }
+        } else if (!json_is_object(v)) {
+            scalar_text(v, text, sizeof text);
+            printf("        %-10s %s\n", key, text);
+        }
+    }
+    json_decref(d);
+}
+
 int al_cmd_show(int argc, char **argv)
 {
     if (al_cli_wants_help(argc, argv)) {
@@ -206,9 +252,11 @@ int al_cmd_show(int argc, char **argv)
         }
         if (have_gguf)
             print_gguf(&g);
-        printf("  events\n");
-        for (size_t i = 0; i < ne; i++)
-            printf("    %.19s  %-14s by %-10s %s\n", ev[i].time, ev[i].kind, ev[i].actor, ev[i].detail);
+        printf("  events (provenance)\n");
+        for (size_t i = 0; i < ne; i++) {
+            printf("    %.19s  %s by %s\n", ev[i].time, ev[i].kind, ev[i].actor);
+            print_detail(ev[i].detail);
+        }
     }
     free(files);
     al_index_events_free(ev, ne);
