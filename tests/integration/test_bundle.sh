@@ -66,7 +66,7 @@ echo "$OUT" | grep -q "$keyid" || fail "verify does not name the signer"
     [ "$(airlock ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ] || fail "verify added something"
 expect_status 0 airlock ingest b1.tar
 expect_status 0 airlock show demo:1.0
-for w in "$keyid" prompts/hello.txt bench/arith.jsonl '"sequence":7' '"bundle":"sha256:' '"operator"' "sequence  7"; do
+for w in "$keyid" prompts/hello.txt bench/arith.jsonl 'sequence   7' 'bundle     sha256:' 'operator' 'key_id=' "sequence  7"; do
     echo "$OUT" | grep -qF "$w" || fail "show lacks '$w': $OUT"
 done
 airlock log --verify >/dev/null
