@@ -45,5 +45,6 @@
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
 #define AL_LIMIT_EMBED_INPUTS    4096             /* texts in one embeddings call */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
+#define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
 
 #endif

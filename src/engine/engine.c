@@ -16,6 +16,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/version.h"
 
 /* ---- llama.cpp's log, into ours ---- */
 
@@ -66,6 +67,25 @@ static void backend_init(void)
 {
     llama_log_set(llama_log_cb, NULL);
     llama_backend_init();
+}
+
+const char *al_engine_llama_commit(void) { return AIRLOCK_LLAMA_COMMIT; }
+
+/* llama_print_system_info() rebuilds a static std::string on each call; one
+ * call, once, keeps the pointer stable for every thread. */
+static pthread_once_t sysinfo_once = PTHREAD_ONCE_INIT;
+static const char *sysinfo;
+
+static void sysinfo_init(void)
+{
+    pthread_once(&backend_once, backend_init);
+    sysinfo = llama_print_system_info();
+}
+
+const char *al_engine_system_info(void)
+{
+    pthread_once(&sysinfo_once, sysinfo_init);
+    return sysinfo ? sysinfo : "";
 }
 
 double al_engine_now_ms(void)
