@@ -408,6 +408,20 @@ enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text,
     return AL_OK;
 }
 
+int al_engine_token_piece(const struct al_engine_model *m, int32_t token, bool special, char *out, size_t size)
+{
+    if (size == 0 || token < 0 || token >= llama_vocab_n_tokens(m->vocab))
+        return -1;
+    char tmp[256];
+    int n = llama_token_to_piece(m->vocab, token, tmp, (int32_t)sizeof tmp, 0, special);
+    if (n < 0)
+        n = 0; /* a piece over 256 bytes: none of the vocabularies we know has one */
+    size_t k = (size_t)n < size - 1 ? (size_t)n : size - 1;
+    memcpy(out, tmp, k);
+    out[k] = '\0';
+    return n;
+}
+
 enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,
                                 bool special, char **out, size_t *len_out, struct al_err *err)
 {

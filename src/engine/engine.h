@@ -124,6 +124,12 @@ enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text,
 enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,
                                 bool special, char **out, size_t *len_out, struct al_err *err);
 
+/* The text of one token as generation streams it (llama_token_to_piece, no
+ * leading space removed); special renders special tokens. Written into
+ * out[size] NUL-terminated (truncated when longer). Returns the piece's full
+ * length, or -1 for a token outside the vocabulary. */
+int al_engine_token_piece(const struct al_engine_model *m, int32_t token, bool special, char *out, size_t size);
+
 struct al_chat_msg {
     const char *role;    /* "system", "user", "assistant" */
     const char *content;
