@@ -45,8 +45,8 @@ static int report(const struct al_suite *s, const struct al_golden_run *run, con
         printf("conditions: as recorded (llama.cpp %s, same CPU features, same model): exact match required\n",
                run->cond.llama_commit);
     else
-        printf("conditions: %s: tolerance %g on log-probabilities, %g on ties\n", v->conditions_note, s->tol_logprob,
-               s->tol_tie);
+        printf("conditions: %s: tolerance %g (and %g%% of the top-%d spread) on log-probabilities, %g on ties\n",
+               v->conditions_note, s->tol_logprob, 100 * s->tol_relative, s->top_k, s->tol_tie);
     const struct al_prompt_cmp *first = NULL;
     for (size_t i = 0; i < v->n_cmp; i++) {
         const struct al_prompt_cmp *c = &v->cmp[i];

@@ -22,6 +22,9 @@
 
 /* Below this, two log-probabilities are the same float computation. */
 #define EXACT_EPS 1e-6
+/* The smallest top-k spread a relative drift is measured against: a near tie
+ * of all k candidates must not turn float noise into a failure. */
+#define SPREAD_FLOOR 0.02
 
 const char *al_verdict_name(enum al_verdict v)
 {
@@ -122,9 +125,13 @@ static void compare_one(const struct al_suite *s, bool exact, const struct al_go
             drift = fabs(lb - a->logprob);
         int width = a->n_top > b->n_top ? a->n_top : b->n_top;
         overlap_sum += width ? (double)common / width : 1.0;
+        double spread = a->n_top > 1 ? a->top[0].logprob - a->top[a->n_top - 1].logprob : 0;
+        double rel = drift / (spread > SPREAD_FLOOR ? spread : SPREAD_FLOOR);
         if (drift > c->max_drift)
             c->max_drift = drift;
-        if (c->drift_at < 0 && drift > (exact ? EXACT_EPS : s->tol_logprob))
+        if (rel > c->max_rel)
+            c->max_rel = rel;
+        if (c->drift_at < 0 && (exact ? drift > EXACT_EPS : drift > s->tol_logprob || rel > s->tol_relative))
             c->drift_at = p;
         if (!same_tok(a->id, a->text, b->id, b->text)) {
             /* How close the two candidates were, seen from either side. */
@@ -160,8 +167,8 @@ static void compare_one(const struct al_suite *s, bool exact, const struct al_go
         snprintf(where, sizeof where, "all %d tokens match", n);
     char drift[160] = "";
     if (c->drift_at >= 0)
-        snprintf(drift, sizeof drift, "; log-probabilities drift up to %.4g from position %d", c->max_drift,
-                 c->drift_at);
+        snprintf(drift, sizeof drift, "; log-probabilities drift up to %.4g (%.0f%% of the top-%d spread) from position %d",
+                 c->max_drift, 100 * c->max_rel, s->top_k, c->drift_at);
     else
         snprintf(drift, sizeof drift, "; largest log-probability difference %.3g", c->max_drift);
 
@@ -176,10 +183,10 @@ static void compare_one(const struct al_suite *s, bool exact, const struct al_go
     } else if (c->overlap < s->min_overlap) {
         c->verdict = AL_VERDICT_OTHER_MODEL;
         why = ": the top candidates are largely different: another model";
-    } else if (c->max_drift <= s->tol_logprob && (c->diverge_at < 0 || c->margin <= s->tol_tie)) {
+    } else if (c->drift_at < 0 && (c->diverge_at < 0 || c->margin <= s->tol_tie)) {
         c->verdict = AL_VERDICT_FLOAT_NOISE;
         why = c->diverge_at >= 0 ? ": a near tie, harmless floating-point difference" : ": within tolerance";
-    } else if (c->max_drift > s->tol_logprob) {
+    } else if (c->drift_at >= 0) {
         c->verdict = AL_VERDICT_WEIGHTS;
         /* Re-quantizing a trained model moves log-probabilities by tenths at
          * most and keeps the candidates; a damaged tensor moves them more. */

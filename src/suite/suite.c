@@ -47,6 +47,7 @@ static enum al_rc suite_new(const char *dir, struct al_suite **out, struct al_er
     s->gen_tokens = 64;
     s->top_k = 5;
     s->tol_logprob = 0.01;
+    s->tol_relative = 0.02;
     s->tol_tie = 0.05;
     s->min_overlap = 0.5;
     *out = s;
@@ -279,6 +280,7 @@ enum al_rc al_suite_load(const char *dir, struct al_suite **out, struct al_err *
         if ((rc = get_int(g, "top_k", 1, AL_LIMIT_TOP_PROBS, &s->top_k, path, err)))
             goto out;
         if (tol && ((rc = get_num(tol, "logprob", 0, 100, &s->tol_logprob, path, err)) ||
+                    (rc = get_num(tol, "relative", 0, 100, &s->tol_relative, path, err)) ||
                     (rc = get_num(tol, "tie", 0, 100, &s->tol_tie, path, err)) ||
                     (rc = get_num(tol, "min_overlap", 0, 1, &s->min_overlap, path, err))))
             goto out;
@@ -335,10 +337,10 @@ enum al_rc al_suite_init_dir(const char *dir, struct al_err *err)
     if (rc)
         return rc;
     json_t *suite = json_pack(
-        "{s:s, s:s, s:{s:[s], s:[i,i,i], s:[i,i,i], s:i, s:i}, s:{s:f, s:f, s:f}, s:{s:i, s:{s:f, s:f, s:f}}}",
+        "{s:s, s:s, s:{s:[s], s:[i,i,i], s:[i,i,i], s:i, s:i}, s:{s:f, s:f, s:f}, s:{s:i, s:{s:f, s:f, s:f, s:f}}}",
         "format", AL_SUITE_FORMAT, "name", "starter", "bench", "prompts", default_bench_text, "concurrency", 1, 2, 4,
         "prompt_lengths", 16, 128, 512, "gen_tokens", 64, "requests", 0, "targets", "min_decode_tps", 0.0,
-        "max_ttft_p95_ms", 0.0, "max_rss_mb", 0.0, "golden", "top_k", 5, "tolerance", "logprob", 0.01, "tie", 0.05,
+        "max_ttft_p95_ms", 0.0, "max_rss_mb", 0.0, "golden", "top_k", 5, "tolerance", "logprob", 0.01, "relative", 0.02, "tie", 0.05,
         "min_overlap", 0.5);
     json_t *golden = json_pack("{s:[]}", "prompts");
     if (!suite || !golden) {

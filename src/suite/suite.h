@@ -69,6 +69,8 @@ struct al_suite {
     size_t n_golden;
     int top_k;                /* log-probabilities kept per token, <= AL_LIMIT_TOP_PROBS */
     double tol_logprob;       /* largest harmless |difference| of a log-probability */
+    double tol_relative;      /* ... and relative to the spread of the recorded top k (a flat
+                                 distribution makes absolute differences small) */
     double tol_tie;           /* a divergence is harmless when the two tokens were this close */
     double min_overlap;       /* below this mean top-k overlap: another model */
 };
@@ -201,6 +203,7 @@ struct al_prompt_cmp {
     int diverge_at;           /* first position where the tokens differ; -1: none */
     int drift_at;             /* first position whose log-probabilities exceed tolerance; -1: none */
     double max_drift;         /* largest |difference| of a log-probability, common positions */
+    double max_rel;           /* largest difference relative to the recorded top-k spread */
     double overlap;           /* mean top-k overlap (0..1) over the compared positions */
     double margin;            /* at the divergence: recorded logprob(golden) - logprob(new) */
     char detail[512];         /* one line for the report */

@@ -61,6 +61,20 @@ expect_status 1 airlock validate "$T/q8.gguf" --suite "$S"
 echo "$OUT" | grep -q "another quantization" || fail "q8_0 drift not recognized as slight: $OUT"
 ok "Q8_0 told apart from F32: $(echo "$OUT" | grep '^result')"
 
+# the same for generated models (random weights, flat distributions): Q8_0
+# against F32 from the same seed, and a bit-identical F32 copy
+gen="$AL_BUILD/airlock-ggufgen"
+shape=(--layers 2 --embd 64 --ff 192 --heads 4 --kv-heads 2 --ctx 256 --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf")
+"$gen" --out "$T/g32.gguf" --type f32 --seed 7 "${shape[@]}" 2>/dev/null
+"$gen" --out "$T/g8.gguf" --type q8_0 --seed 7 "${shape[@]}" 2>/dev/null
+"$gen" --out "$T/g32b.gguf" --type f32 --seed 7 "${shape[@]}" 2>/dev/null
+mkdir "$T/gs" && cp "$S/suite.json" "$S/golden.json" "$T/gs/"
+airlock validate "$T/g32.gguf" --suite "$T/gs" --record >/dev/null
+expect_status 0 airlock validate "$T/g32b.gguf" --suite "$T/gs"
+expect_status 1 airlock validate "$T/g8.gguf" --suite "$T/gs"
+echo "$OUT" | grep -q "weights-differ" || fail "generated q8_0 not told apart: $OUT"
+ok "generated Q8_0 told apart from a bit-identical F32: $(echo "$OUT" | grep '^result')"
+
 # float noise: where conditions differ, a drift under the tolerance passes...
 python3 - "$S/recording.json" "$T/noisy" <<'PY'
 import json, sys, os, shutil
