@@ -95,12 +95,13 @@ struct al_target_check {
     const char *name;         /* "min_decode_tps", "max_ttft_p95_ms", "max_rss_mb" */
     double target;
     double measured;          /* < 0: not measured */
-    bool met;                 /* false also when it could not be measured */
+    bool met;                 /* true when it could not be measured (the line says so) */
     char line[200];           /* "min_decode_tps 100: measured 85.2 tokens/s: MISSED" */
 };
 
 /* Checks every target that is set; out gets up to 3 entries; returns how
- * many. A measured value < 0 is "not measured" and counts as missed. */
+ * many. A measured value < 0 is "not measured": reported, not a miss (a
+ * server's memory cannot be seen from its client). */
 int al_targets_check(const struct al_targets *t, double decode_tps, double ttft_p95_ms, double rss_mb,
                      struct al_target_check out[3]);
 
