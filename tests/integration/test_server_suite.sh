@@ -23,11 +23,19 @@ echo "$OUT" | grep -q "server $URL: CPU and model not known" || fail "server con
     || fail "server output differs from the engine's: $OUT"
 ok "a suite recorded in-process validates against llama-server"
 
-# a model the suite was not recorded on, served: fails, naming the prompt
+# a tampered model behind a server: fails, naming the first divergent prompt
 cp "$F" "$T/tampered.gguf"; chmod u+w "$T/tampered.gguf"
-python3 "$(dirname "$0")/gguf_tamper.py" "$T/tampered.gguf" blk.0.attn_q.weight >/dev/null
-airlock validate "$T/tampered.gguf" --suite "$T/s" >/dev/null 2>&1 && fail "tampered model passed in-process"
-ok "tampered model fails in-process (server side covered by the same comparison)"
+python3 "$(dirname "$0")/gguf_tamper.py" "$T/tampered.gguf" blk.4.ffn_down.weight --every 64 >/dev/null
+port2=$((port + 1))
+"$LS" -m "$T/tampered.gguf" --host 127.0.0.1 --port "$port2" -t 1 -np 1 -c 512 >"$T/server2.log" 2>&1 &
+pid2=$!
+trap 'kill $pid $pid2 2>/dev/null; wait $pid $pid2 2>/dev/null; rm -rf "$T"' EXIT
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port2/health" >/dev/null && break; sleep 0.2; done
+expect_status 1 airlock validate --server "http://127.0.0.1:$port2" --suite "$T/s"
+echo "$OUT" | grep -Eq "^result: FAILED: [0-9] of 4 prompts diverged, first 'story-[a-z]+' at position [0-9]+" \
+    || fail "tampered server not caught: $OUT"
+kill $pid2; wait $pid2 2>/dev/null || true
+ok "a tampered model behind llama-server fails: $(echo "$OUT" | grep '^result')"
 
 airlock bench --server "$URL" --concurrency 1,2 --prompt-lengths 16,40 --gen-tokens 10 --requests 3 \
     --json "$T/srv.json" >"$T/out.txt" 2>&1 || fail "bench --server: $(cat "$T/out.txt")"
