@@ -12,6 +12,7 @@ extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show
     al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log;
 extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_verify, al_cmd_ingest;
 extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
+extern al_cmd_fn al_cmd_validate, al_cmd_bench;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -34,6 +35,8 @@ static const struct al_cmd commands[] = {
     {"ingest", al_cmd_ingest, "verify a bundle and add it to the store"},
     {"apikey", al_cmd_apikey, "create, list, revoke API keys for the server"},
     {"audit", al_cmd_audit, "verify or tail the server's audit log"},
+    {"validate", al_cmd_validate, "check a model or server against the suite's golden outputs"},
+    {"bench", al_cmd_bench, "measure speed and latency; check the suite's targets"},
     {"version", al_cmd_version, "print the version of airlock"},
 };
 

@@ -45,6 +45,14 @@
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
 #define AL_LIMIT_EMBED_INPUTS    4096             /* texts in one embeddings call */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
+#define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
+
+/* benchmark and validation suites (src/suite, src/bench, src/loadgen) */
+#define AL_LIMIT_SUITE_FILE      (16u << 20)      /* a suite, golden, recording or bench report JSON */
+#define AL_LIMIT_SUITE_PROMPTS   1024             /* golden or bench prompts in a suite */
+#define AL_LIMIT_GOLDEN_TOKENS   4096             /* tokens generated for one golden prompt */
+#define AL_LIMIT_BENCH_REQUESTS  100000           /* requests in one benchmark run */
+#define AL_LIMIT_HTTP_RESPONSE   (16u << 20)      /* one HTTP response body read by a client */
 
 /* access and audit (src/access, src/audit) */
 #define AL_LIMIT_APIKEYS         10000            /* API keys on record, revoked ones included */

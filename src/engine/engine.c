@@ -16,6 +16,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/version.h"
 
 /* ---- llama.cpp's log, into ours ---- */
 
@@ -66,6 +67,25 @@ static void backend_init(void)
 {
     llama_log_set(llama_log_cb, NULL);
     llama_backend_init();
+}
+
+const char *al_engine_llama_commit(void) { return AIRLOCK_LLAMA_COMMIT; }
+
+/* llama_print_system_info() rebuilds a static std::string on each call; one
+ * call, once, keeps the pointer stable for every thread. */
+static pthread_once_t sysinfo_once = PTHREAD_ONCE_INIT;
+static const char *sysinfo;
+
+static void sysinfo_init(void)
+{
+    pthread_once(&backend_once, backend_init);
+    sysinfo = llama_print_system_info();
+}
+
+const char *al_engine_system_info(void)
+{
+    pthread_once(&sysinfo_once, sysinfo_init);
+    return sysinfo ? sysinfo : "";
 }
 
 double al_engine_now_ms(void)
@@ -386,6 +406,20 @@ enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text,
     *out = t; /* llama_token is int32_t */
     *n_out = (size_t)n;
     return AL_OK;
+}
+
+int al_engine_token_piece(const struct al_engine_model *m, int32_t token, bool special, char *out, size_t size)
+{
+    if (size == 0 || token < 0 || token >= llama_vocab_n_tokens(m->vocab))
+        return -1;
+    char tmp[256];
+    int n = llama_token_to_piece(m->vocab, token, tmp, (int32_t)sizeof tmp, 0, special);
+    if (n < 0)
+        n = 0; /* a piece over 256 bytes: none of the vocabularies we know has one */
+    size_t k = (size_t)n < size - 1 ? (size_t)n : size - 1;
+    memcpy(out, tmp, k);
+    out[k] = '\0';
+    return n;
 }
 
 enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,

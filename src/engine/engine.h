@@ -101,6 +101,13 @@ struct al_model_info {
 
 void al_engine_model_info(const struct al_engine_model *m, struct al_model_info *out);
 
+/* What the inference runtime is, for reports and golden recordings: the
+ * llama.cpp commit this binary is built from ("80fb11a", "unknown"), and
+ * llama.cpp's list of the CPU features its build uses and this CPU has
+ * ("CPU : SSE3 = 1 | AVX = 1 | ..."). Both static strings. */
+const char *al_engine_llama_commit(void);
+const char *al_engine_system_info(void);
+
 /* ---- text and tokens ---- */
 
 /* Tokenizes len bytes of text. add_special adds BOS/EOS as the model asks;
@@ -116,6 +123,12 @@ enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text,
  * AL_ERR_INVALID. *out must be NULL; the caller frees it. */
 enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,
                                 bool special, char **out, size_t *len_out, struct al_err *err);
+
+/* The text of one token as generation streams it (llama_token_to_piece, no
+ * leading space removed); special renders special tokens. Written into
+ * out[size] NUL-terminated (truncated when longer). Returns the piece's full
+ * length, or -1 for a token outside the vocabulary. */
+int al_engine_token_piece(const struct al_engine_model *m, int32_t token, bool special, char *out, size_t size);
 
 struct al_chat_msg {
     const char *role;    /* "system", "user", "assistant" */
@@ -137,6 +150,23 @@ enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct a
 
 #define AL_SEED_RANDOM UINT32_MAX
 
+/* The log-probabilities of one sampled token, for golden recordings and API
+ * logprobs. Computed as llama-server does for n_probs: a softmax over the raw
+ * logits of the whole vocabulary (before any sampler), natural logarithm.
+ * ids/logprobs hold the n most likely tokens, most likely first. */
+struct al_token_probs {
+    int32_t token;          /* the sampled token */
+    float logprob;          /* its log-probability */
+    int n;                  /* entries in ids and logprobs */
+    const int32_t *ids;
+    const float *logprobs;
+};
+
+/* Called on the worker thread for every sampled token, an end-of-generation
+ * token included, before that token's text goes to al_token_cb. tp is valid
+ * during the call only. */
+typedef void al_probs_cb(void *ud, const struct al_token_probs *tp);
+
 struct al_gen_params {
     int max_tokens;          /* < 0: until the sequence's context is full */
     float temperature;       /* <= 0: greedy (deterministic) */
@@ -154,11 +184,14 @@ struct al_gen_params {
     bool ignore_eos;         /* never sample an end-of-generation token (benchmarks) */
     bool add_bos;            /* add BOS/EOS as the model asks (llama-server does) */
     bool parse_special;      /* read special tokens in the prompt (llama-server does) */
+    int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
+    al_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
+    void *probs_ud;          /* passed to on_probs */
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
- * strings, ignore_eos false, add_bos and parse_special true. */
+ * strings, ignore_eos false, add_bos and parse_special true, n_probs 0, on_probs NULL. */
 struct al_gen_params al_gen_params_default(void);
 
 enum al_finish {

@@ -80,6 +80,12 @@ long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size
 /* Bytes at the end of text[0..len) that form an incomplete UTF-8 character. */
 size_t al_utf8_incomplete_tail(const char *text, size_t len);
 
+/* Fills out with the log-probability of tok and the k most likely tokens of
+ * logits[0..n_vocab) (softmax over raw logits), into the caller's ids and lps
+ * of k entries each. */
+void al_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
+                      struct al_token_probs *out);
+
 /* ---- embed.c ---- */
 void al_embedder_free(struct al_embedder *e);
 

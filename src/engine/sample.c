@@ -67,6 +67,9 @@ enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err)
                           (double)p->presence_penalty);
     if (p->penalty_last_n < -1)
         return al_err_set(err, AL_ERR_USAGE, "penalty_last_n %d is below -1", p->penalty_last_n);
+    if (p->n_probs < 0 || p->n_probs > AL_LIMIT_TOP_PROBS)
+        return al_err_set(err, AL_ERR_LIMIT, "n_probs %d is outside [0, %d] (AL_LIMIT_TOP_PROBS)", p->n_probs,
+                          AL_LIMIT_TOP_PROBS);
     if (p->n_stop < 0 || (p->n_stop > 0 && !p->stop))
         return al_err_set(err, AL_ERR_USAGE, "bad stop strings");
     if (p->n_stop > AL_LIMIT_STOP_STRINGS)
@@ -227,4 +230,44 @@ long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size
     size_t u = al_utf8_incomplete_tail(text, len);
     *hold = u > h ? u : h;
     return -1;
+}
+
+/* One pass for the maximum, one for the normalizer, one for the k best by
+ * insertion into a k-long list: O(n_vocab * k), k at most AL_LIMIT_TOP_PROBS,
+ * nothing allocated. Sums in double so that the figures do not depend on the
+ * vocabulary's order more than llama-server's own. */
+void al_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
+                      struct al_token_probs *out)
+{
+    float mx = -INFINITY;
+    for (int i = 0; i < n_vocab; i++)
+        if (logits[i] > mx)
+            mx = logits[i];
+    double sum = 0;
+    for (int i = 0; i < n_vocab; i++)
+        sum += exp((double)(logits[i] - mx));
+    double log_z = (double)mx + log(sum);
+    if (k > n_vocab)
+        k = n_vocab;
+    int n = 0;
+    for (int i = 0; i < n_vocab; i++) {
+        float v = logits[i];
+        if (n == k && v <= lps[n - 1])
+            continue;
+        int j = n < k ? n++ : n - 1;
+        while (j > 0 && lps[j - 1] < v) {
+            lps[j] = lps[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        lps[j] = v;
+        ids[j] = i;
+    }
+    for (int i = 0; i < n; i++)
+        lps[i] = (float)((double)lps[i] - log_z);
+    out->token = tok;
+    out->logprob = (tok >= 0 && tok < n_vocab) ? (float)((double)logits[tok] - log_z) : -INFINITY;
+    out->n = n;
+    out->ids = ids;
+    out->logprobs = lps;
 }

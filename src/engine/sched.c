@@ -44,6 +44,11 @@ struct al_engine_req {
     al_token_cb *on_token;
     al_done_cb *on_done;
     void *ud;
+    int n_probs;               /* > 0 with on_probs: log-probabilities per token */
+    al_probs_cb *on_probs;
+    void *probs_ud;
+    int32_t probs_ids[AL_LIMIT_TOP_PROBS];
+    float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
     struct al_engine_req *next; /* queue link */
 };
@@ -256,6 +261,12 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
     sl->n_gen++;
     atomic_fetch_add(&s->tokens_gen, 1);
     sl->next = tok;
+    if (r->on_probs) {
+        struct al_token_probs tp;
+        al_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab), tok,
+                         r->n_probs, r->probs_ids, r->probs_lps, &tp);
+        r->on_probs(r->probs_ud, &tp);
+    }
     if (llama_vocab_is_eog(s->m->vocab, tok)) {
         slot_finish(s, sl, AL_FINISH_STOP, NULL);
         return;
@@ -583,6 +594,11 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
     r->on_token = on_token;
     r->on_done = on_done;
     r->ud = ud;
+    if (p->n_probs > 0 && p->on_probs) {
+        r->n_probs = p->n_probs;
+        r->on_probs = p->on_probs;
+        r->probs_ud = p->probs_ud;
+    }
     rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
                                 &r->n_prompt, err);
     if (rc)

@@ -627,6 +627,53 @@ static void test_tokens_and_chat(void **state)
     al_engine_model_free(m);
 }
 
+/* (k) top log-probabilities per token: greedy picks the most likely one,
+ * every sampled token is reported, the figures are log-probabilities */
+struct probs_seen {
+    int n;
+    int32_t tokens[64];
+    bool ok;
+};
+
+static void on_probs(void *ud, const struct al_token_probs *tp)
+{
+    struct probs_seen *ps = ud;
+    bool ok = tp->n == 5 && tp->ids[0] == tp->token && tp->logprob <= 0.0f && tp->logprob == tp->logprobs[0];
+    for (int i = 1; i < tp->n; i++)
+        ok = ok && tp->logprobs[i] <= tp->logprobs[i - 1] && tp->ids[i] != tp->ids[0];
+    ps->ok = ps->ok && ok;
+    if (ps->n < 64)
+        ps->tokens[ps->n] = tp->token;
+    ps->n++;
+}
+
+static void test_token_probs(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_gen_params p = greedy(GOLDEN_TOKENS);
+    struct probs_seen ps = {.ok = true};
+    p.n_probs = 5;
+    p.on_probs = on_probs;
+    p.probs_ud = &ps;
+    struct al_gen_result res;
+    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_string_equal(text, GOLDEN_TEXT);
+    assert_true(ps.ok);
+    assert_int_equal(ps.n, res.n_gen);
+    char *back = NULL;
+    size_t len = 0;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_detokenize(m, ps.tokens, (size_t)ps.n, false, &back, &len, &err), AL_OK);
+    assert_string_equal(back, GOLDEN_TEXT);
+    free(back);
+    free(text);
+    p.n_probs = 21; /* AL_LIMIT_TOP_PROBS + 1 */
+    assert_int_equal(al_engine_submit(m, "x", &p, NULL, NULL, NULL, NULL, &err), AL_ERR_LIMIT);
+    al_engine_model_free(m);
+}
+
 int main(void)
 {
     if (getenv("AL_ENGINE_DEBUG"))
@@ -642,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_embeddings),
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_tokens_and_chat),
+        cmocka_unit_test(test_token_probs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

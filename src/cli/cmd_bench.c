@@ -1,0 +1,297 @@
+/*
+ * cmd_bench.c: airlock bench REF | --server URL, and --compare A.json B.json.
+ * Prints a line per cell, writes the JSON and HTML reports, checks the
+ * suite's targets (exit 1 naming each one missed and the measured value).
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bench/bench.h"
+#include "cli/cli.h"
+#include "cli/model_ref.h"
+#include "core/fs.h"
+#include "suite/suite.h"
+
+int al_cmd_bench(int argc, char **argv);
+
+static void usage(void)
+{
+    printf("usage: airlock bench REF [options]\n"
+           "       airlock bench --server URL [options]\n"
+           "       airlock bench --compare A.json B.json\n\n"
+           "Measures prompt processing and decode tokens/s, time to first token,\n"
+           "inter-token and request latency (p50/p95/p99), peak memory, CPU use and\n"
+           "temperatures, over a grid of concurrency levels and prompt lengths, in this\n"
+           "process (REF: a store reference or a GGUF file) or against a running\n"
+           "OpenAI-compatible server (streaming /v1/completions). Then checks the\n"
+           "suite's targets: exits 1 naming each target missed and the measured value.\n\n"
+           "  --suite DIR               settings and targets from DIR/suite.json\n"
+           "  --concurrency 1,2,4       concurrency levels (requests in flight)\n"
+           "  --prompt-lengths 16,512   prompt lengths in tokens\n"
+           "  --gen-tokens N            tokens generated per request (default 64)\n"
+           "  --requests N              requests per cell (default 4 x concurrency)\n"
+           "  -t, --threads N           CPU threads (default 2)\n"
+           "  --json OUT                the report with every raw sample\n"
+           "  --html OUT                a self-contained HTML report with charts\n"
+           "  --from REPORT.json        render --html from a saved report, run nothing\n"
+           "  --compare A.json B.json   show B against A per cell; exits 1 when a figure\n"
+           "                            regressed beyond --threshold percent and the noise\n"
+           "  --threshold PCT           (default 5)\n");
+}
+
+static int parse_list(const char *s, int *out, int *n, int hi)
+{
+    *n = 0;
+    while (*s) {
+        char *end = NULL;
+        long v = strtol(s, &end, 10);
+        if (end == s || v < 1 || v > hi || *n >= AL_BENCH_LEVELS_MAX)
+            return -1;
+        out[(*n)++] = (int)v;
+        s = end;
+        if (*s == ',')
+            s++;
+        else if (*s)
+            return -1;
+    }
+    return *n ? 0 : -1;
+}
+
+static int write_text(const char *path, const char *text, size_t len)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (al_fs_write_atomic(path, text, len, &err))
+        return al_cli_fail(&err);
+    return 0;
+}
+
+static int load_report(const char *path, json_t **out)
+{
+    char *data = NULL;
+    size_t len = 0;
+    struct al_err err = AL_ERR_INIT;
+    if (al_fs_read_file(path, AL_LIMIT_SUITE_FILE * 4, &data, &len, &err))
+        return al_cli_fail(&err);
+    json_error_t je;
+    *out = json_loadb(data, len, 0, &je);
+    free(data);
+    const char *fmt = json_string_value(json_object_get(*out, "format"));
+    if (!*out || !fmt || strcmp(fmt, AL_BENCH_FORMAT) != 0) {
+        json_decref(*out);
+        *out = NULL;
+        al_err_set(&err, AL_ERR_INVALID, "'%s' is not a bench report (format \"%s\")", path, AL_BENCH_FORMAT);
+        return al_cli_fail(&err);
+    }
+    return 0;
+}
+
+static int compare(const char *a_path, const char *b_path, double threshold)
+{
+    json_t *a = NULL, *b = NULL;
+    int status = load_report(a_path, &a);
+    if (!status)
+        status = load_report(b_path, &b);
+    if (!status) {
+        struct al_buf out;
+        al_buf_init(&out, 1u << 20);
+        struct al_err err = AL_ERR_INIT;
+        int regressions = 0;
+        if (al_bench_compare(a, b, threshold, &out, &regressions, &err)) {
+            status = al_cli_fail(&err);
+        } else {
+            fputs(al_buf_str(&out), stdout);
+            status = regressions ? AL_EXIT_FAILURE : AL_EXIT_OK;
+        }
+        al_buf_release(&out);
+    }
+    json_decref(a);
+    json_decref(b);
+    return status;
+}
+
+static int outputs(json_t *rep, const char *json_out, const char *html_out)
+{
+    int status = 0;
+    if (json_out) {
+        char *text = json_dumps(rep, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+        status = text ? write_text(json_out, text, strlen(text)) : AL_EXIT_INTERNAL;
+        free(text);
+        if (!status)
+            fprintf(stderr, "wrote %s\n", json_out);
+    }
+    if (html_out && !status) {
+        struct al_buf b;
+        al_buf_init(&b, 64u << 20);
+        struct al_err err = AL_ERR_INIT;
+        if (al_bench_html(rep, &b, &err))
+            status = al_cli_fail(&err);
+        else
+            status = write_text(html_out, b.data, b.len);
+        al_buf_release(&b);
+        if (!status)
+            fprintf(stderr, "wrote %s\n", html_out);
+    }
+    return status;
+}
+
+int al_cmd_bench(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"suite", required_argument, NULL, 's'},       {"server", required_argument, NULL, 'S'},
+        {"concurrency", required_argument, NULL, 'c'}, {"prompt-lengths", required_argument, NULL, 'p'},
+        {"gen-tokens", required_argument, NULL, 'n'},  {"requests", required_argument, NULL, 'r'},
+        {"threads", required_argument, NULL, 't'},     {"json", required_argument, NULL, 'j'},
+        {"html", required_argument, NULL, 'H'},        {"from", required_argument, NULL, 'f'},
+        {"compare", no_argument, NULL, 'C'},           {"threshold", required_argument, NULL, 'T'},
+        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+    const char *suite_dir = NULL, *server = NULL, *json_out = NULL, *html_out = NULL, *from = NULL;
+    int conc[AL_BENCH_LEVELS_MAX], n_conc = 0, lens[AL_BENCH_LEVELS_MAX], n_lens = 0;
+    int gen = 0, requests = -1, threads = 2, c;
+    bool do_compare = false;
+    double threshold = 5;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+        char *end = NULL;
+        long v = optarg ? strtol(optarg, &end, 10) : 0;
+        bool num_ok = optarg && end && !*end;
+        switch (c) {
+        case 's': suite_dir = optarg; break;
+        case 'S': server = optarg; break;
+        case 'j': json_out = optarg; break;
+        case 'H': html_out = optarg; break;
+        case 'f': from = optarg; break;
+        case 'C': do_compare = true; break;
+        case 'c':
+            if (parse_list(optarg, conc, &n_conc, AL_LIMIT_SEQS))
+                return al_cli_usage_error("bench", "--concurrency needs numbers from 1 to %d: 1,2,4", AL_LIMIT_SEQS);
+            break;
+        case 'p':
+            if (parse_list(optarg, lens, &n_lens, 1 << 20))
+                return al_cli_usage_error("bench", "--prompt-lengths needs token counts: 16,128,512");
+            break;
+        case 'n':
+            if (!num_ok || v < 1 || v > AL_LIMIT_GOLDEN_TOKENS)
+                return al_cli_usage_error("bench", "--gen-tokens needs a number from 1 to %d", AL_LIMIT_GOLDEN_TOKENS);
+            gen = (int)v;
+            break;
+        case 'r':
+            if (!num_ok || v < 1 || v > AL_LIMIT_BENCH_REQUESTS)
+                return al_cli_usage_error("bench", "--requests needs a positive number");
+            requests = (int)v;
+            break;
+        case 't':
+            if (!num_ok || v < 1 || v > 1024)
+                return al_cli_usage_error("bench", "--threads needs a number from 1 to 1024");
+            threads = (int)v;
+            break;
+        case 'T':
+            threshold = optarg ? strtod(optarg, &end) : -1;
+            if (!end || *end || threshold < 0 || threshold > 1000)
+                return al_cli_usage_error("bench", "--threshold needs a percentage");
+            break;
+        case 'h': usage(); return AL_EXIT_OK;
+        default: return al_cli_usage_error("bench", "unknown option");
+        }
+    }
+    if (do_compare) {
+        if (argc - optind != 2)
+            return al_cli_usage_error("bench", "--compare needs two reports: A.json B.json");
+        return compare(argv[optind], argv[optind + 1], threshold);
+    }
+    if (from) {
+        json_t *rep = NULL;
+        int st = load_report(from, &rep);
+        if (!st)
+            st = outputs(rep, NULL, html_out);
+        json_decref(rep);
+        return st;
+    }
+    const char *ref = optind < argc ? argv[optind] : NULL;
+    if (!ref && !server)
+        return al_cli_usage_error("bench", "needs a REF or --server URL");
+    if (optind + (ref ? 1 : 0) < argc)
+        return al_cli_usage_error("bench", "too many arguments");
+
+    struct al_err err = AL_ERR_INIT;
+    struct al_suite *s = NULL;
+    if (suite_dir ? al_suite_load(suite_dir, &s, &err) : al_suite_default(&s, &err))
+        return al_cli_fail(&err);
+    struct al_bench_opts o = {.threads = threads, .progress = true, .model_ref = ref ? ref : server};
+    memcpy(o.concurrency, n_conc ? conc : s->concurrency, sizeof o.concurrency);
+    o.n_concurrency = n_conc ? n_conc : s->n_concurrency;
+    memcpy(o.prompt_lengths, n_lens ? lens : s->prompt_lengths, sizeof o.prompt_lengths);
+    o.n_prompt_lengths = n_lens ? n_lens : s->n_prompt_lengths;
+    o.gen_tokens = gen ? gen : s->gen_tokens;
+    o.requests = requests > 0 ? requests : s->requests;
+    o.texts = (const char *const *)s->bench_prompts;
+    o.n_texts = s->n_bench_prompts;
+    int max_c = 1, max_len = 1;
+    for (int i = 0; i < o.n_concurrency; i++)
+        max_c = o.concurrency[i] > max_c ? o.concurrency[i] : max_c;
+    for (int i = 0; i < o.n_prompt_lengths; i++)
+        max_len = o.prompt_lengths[i] > max_len ? o.prompt_lengths[i] : max_len;
+
+    json_t *rep = NULL;
+    struct al_engine_model *m = NULL;
+    int status = 0;
+    fprintf(stderr, "bench: %s, concurrency", ref ? ref : server);
+    for (int i = 0; i < o.n_concurrency; i++)
+        fprintf(stderr, "%s%d", i ? "," : " ", o.concurrency[i]);
+    fprintf(stderr, ", prompt lengths");
+    for (int i = 0; i < o.n_prompt_lengths; i++)
+        fprintf(stderr, "%s%d", i ? "," : " ", o.prompt_lengths[i]);
+    fprintf(stderr, ", %d tokens each, %d threads\n", o.gen_tokens, threads);
+    if (server) {
+        if (al_bench_server(server, &o, &rep, &err))
+            status = al_cli_fail(&err);
+    } else {
+        struct al_model_ref mr;
+        status = al_cli_model_ref(ref, &mr);
+        if (!status && mr.n_ctx_train > 0 && max_len + o.gen_tokens + 8 > mr.n_ctx_train) {
+            al_err_set(&err, AL_ERR_USAGE, "a prompt of %d tokens and %d generated do not fit the model's context of %d",
+                       max_len, o.gen_tokens, mr.n_ctx_train);
+            status = al_cli_fail(&err);
+        }
+        if (!status)
+            status = al_cli_model_load(&mr, threads, max_c, max_len + o.gen_tokens + 16, &m);
+        if (!status && al_bench_engine(m, &o, &rep, &err))
+            status = al_cli_fail(&err);
+    }
+    al_engine_model_free(m);
+    if (!status) {
+        double dec, ttft, rss;
+        al_bench_overall(rep, &dec, &ttft, &rss);
+        struct al_target_check tc[3];
+        int nt = al_targets_check(&s->targets, dec, ttft, rss, tc), missed = 0;
+        json_t *tj = json_array();
+        for (int i = 0; tj && i < nt; i++)
+            json_array_append_new(tj, json_pack("{s:s, s:f, s:o, s:b}", "name", tc[i].name, "target", tc[i].target,
+                                                "measured", tc[i].measured >= 0 ? json_real(tc[i].measured) : json_null(),
+                                                "met", tc[i].met));
+        json_object_set_new(rep, "targets", tj ? tj : json_array());
+        json_object_set_new(rep, "overall", json_pack("{s:f, s:f, s:o}", "decode_tps", dec, "ttft_p95_ms", ttft,
+                                                      "rss_peak_mb", rss >= 0 ? json_real(rss) : json_null()));
+        status = outputs(rep, json_out, html_out);
+        printf("decode %.1f tokens/s per stream (median at the lowest concurrency); TTFT p95 %.1f ms; ", dec, ttft);
+        if (rss >= 0)
+            printf("peak RSS %.1f MiB\n", rss);
+        else
+            printf("peak RSS not measured (a server)\n");
+        for (int i = 0; i < nt; i++) {
+            printf("target %-5s %s\n", tc[i].met ? "ok" : "FAIL", tc[i].line);
+            missed += !tc[i].met;
+        }
+        if (missed && !status) {
+            printf("result: FAILED: %d target%s missed:", missed, missed == 1 ? "" : "s");
+            for (int i = 0; i < nt; i++)
+                if (!tc[i].met)
+                    printf(" %s %g (measured %.2f)", tc[i].name, tc[i].target, tc[i].measured);
+            printf("\n");
+            status = AL_EXIT_FAILURE;
+        }
+    }
+    json_decref(rep);
+    al_suite_free(s);
+    return status;
+}

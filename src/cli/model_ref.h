@@ -1,0 +1,27 @@
+/* model_ref.h: REF to a weight file and its digest, for validate and bench. */
+#ifndef AL_CLI_MODEL_REF_H
+#define AL_CLI_MODEL_REF_H
+
+#include <stddef.h>
+
+#include "core/hash.h"
+#include "core/limits.h"
+#include "engine/engine.h"
+
+struct al_model_ref {
+    char path[AL_LIMIT_PATH];
+    char digest[AL_DIGEST_SIZE];
+    int n_ctx_train;          /* from the GGUF header; 0 when unknown */
+};
+
+/* REF is a store reference (name, name:tag, name@sha256:...) or, on a build
+ * host without a store, the path of a GGUF file (hashed here). Prints the
+ * error and returns the exit status on failure, 0 on success. */
+int al_cli_model_ref(const char *ref, struct al_model_ref *out);
+
+/* Loads the model with a context of min(n_ctx, what the model was trained
+ * for); prints the error and returns the exit status on failure. */
+int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, int n_ctx,
+                      struct al_engine_model **out);
+
+#endif

@@ -1,0 +1,400 @@
+/*
+ * golden_io.c: recording.json (format "airlock-golden/1") and golden runs
+ * against an OpenAI-compatible server.
+ *
+ * Log-probabilities are floats; jansson writes the double they widen to with
+ * 17 significant digits, so a recording read back compares bit for bit.
+ */
+#include "suite/suite_int.h"
+
+#include <math.h>
+
+#include "core/fs.h"
+#include "core/limits.h"
+#include "loadgen/loadgen.h"
+
+/* ---- writing ---- */
+
+static json_t *cond_json(const struct al_golden_cond *c)
+{
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "source", c->source, "llama_commit",
+                     c->llama_commit, "system_info", c->system_info, "cpu_model", c->cpu_model, "cpu_flags",
+                     c->cpu_flags, "model_digest", c->model_digest, "model_desc", c->model_desc, "airlock_version",
+                     c->airlock_version, "threads", c->threads, "recorded_at", c->recorded_at);
+}
+
+static json_t *num_or_null(double v) { return v >= 0 ? json_real(v) : json_null(); }
+
+static json_t *result_json(const struct al_golden_result *r)
+{
+    json_t *ids = json_array(), *toks = json_array();
+    json_t *o = json_pack("{s:s, s:s}", "id", r->id, "finish", r->finish);
+    if (!ids || !toks || !o)
+        goto nomem;
+    if (r->prompt_ids) {
+        for (int i = 0; i < r->n_prompt_ids; i++)
+            json_array_append_new(ids, json_integer(r->prompt_ids[i]));
+        json_object_set(o, "prompt_ids", ids);
+    }
+    for (int t = 0; t < r->n_tok; t++) {
+        const struct al_golden_token *g = &r->tok[t];
+        json_t *top = json_array();
+        for (int k = 0; top && k < g->n_top; k++)
+            json_array_append_new(top, json_pack("[i, f, s]", g->top[k].id, (double)g->top[k].logprob,
+                                                 g->top[k].text ? g->top[k].text : ""));
+        json_array_append_new(toks, json_pack("{s:i, s:s, s:f, s:o}", "id", g->id, "text", g->text ? g->text : "",
+                                              "logprob", (double)g->logprob, "top", top ? top : json_array()));
+    }
+    json_object_set(o, "tokens", toks);
+    json_decref(ids);
+    json_decref(toks);
+    return o;
+nomem:
+    json_decref(ids);
+    json_decref(toks);
+    json_decref(o);
+    return NULL;
+}
+
+enum al_rc al_golden_save(const struct al_golden_run *run, const char *dir, struct al_err *err)
+{
+    json_t *results = json_array();
+    json_t *j = json_pack("{s:s, s:o, s:i, s:{s:o, s:o, s:o}}", "format", AL_RECORDING_FORMAT, "conditions",
+                          cond_json(&run->cond), "top_k", run->top_k, "measured", "decode_tps",
+                          num_or_null(run->decode_tps), "ttft_p95_ms", num_or_null(run->ttft_p95_ms), "rss_peak_mb",
+                          num_or_null(run->rss_peak_mb));
+    if (!j || !results) {
+        json_decref(j);
+        json_decref(results);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < run->n_res; i++) {
+        json_t *r = result_json(&run->res[i]);
+        if (!r || json_array_append_new(results, r)) {
+            json_decref(j);
+            json_decref(results);
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        }
+    }
+    json_object_set_new(j, "results", results);
+    enum al_rc rc = al_suite_write_json(dir, "recording.json", j, err);
+    json_decref(j);
+    return rc;
+}
+
+/* ---- reading ---- */
+
+static void get_str(json_t *o, const char *key, char *out, size_t size)
+{
+    const char *s = json_string_value(json_object_get(o, key));
+    snprintf(out, size, "%s", s ? s : "");
+}
+
+static double get_real(json_t *o, const char *key)
+{
+    json_t *x = json_object_get(o, key);
+    return json_is_number(x) ? json_number_value(x) : -1;
+}
+
+static bool is_id(json_t *x) { return json_is_integer(x) && json_integer_value(x) >= -1 && json_integer_value(x) < (1 << 30); }
+
+static enum al_rc parse_token(json_t *t, int top_cap, struct al_golden_token *g)
+{
+    json_t *top = json_object_get(t, "top");
+    if (!is_id(json_object_get(t, "id")) || !json_is_number(json_object_get(t, "logprob")) || !json_is_array(top) ||
+        json_array_size(top) > (size_t)top_cap)
+        return AL_ERR_INVALID;
+    g->id = (int32_t)json_integer_value(json_object_get(t, "id"));
+    g->logprob = (float)json_number_value(json_object_get(t, "logprob"));
+    const char *text = json_string_value(json_object_get(t, "text"));
+    g->text = strdup(text ? text : "");
+    g->top = calloc(json_array_size(top) + 1, sizeof *g->top);
+    if (!g->text || !g->top)
+        return AL_ERR_NOMEM;
+    for (size_t k = 0; k < json_array_size(top); k++) {
+        json_t *e = json_array_get(top, k);
+        const char *tt = json_string_value(json_array_get(e, 2));
+        if (!is_id(json_array_get(e, 0)) || !json_is_number(json_array_get(e, 1)))
+            return AL_ERR_INVALID;
+        g->top[k].id = (int32_t)json_integer_value(json_array_get(e, 0));
+        g->top[k].logprob = (float)json_number_value(json_array_get(e, 1));
+        g->top[k].text = strdup(tt ? tt : "");
+        g->n_top = (int)k + 1;
+        if (!g->top[k].text)
+            return AL_ERR_NOMEM;
+    }
+    return AL_OK;
+}
+
+static enum al_rc parse_result(json_t *o, struct al_golden_result *r)
+{
+    const char *id = json_string_value(json_object_get(o, "id"));
+    json_t *ids = json_object_get(o, "prompt_ids"), *toks = json_object_get(o, "tokens");
+    if (!id || !json_is_array(toks) || json_array_size(toks) > AL_LIMIT_GOLDEN_TOKENS ||
+        json_array_size(ids) > AL_LIMIT_PROMPT_TOKENS)
+        return AL_ERR_INVALID;
+    r->id = strdup(id);
+    get_str(o, "finish", r->finish, sizeof r->finish);
+    r->ttft_ms = r->gen_ms = -1;
+    r->tok = calloc(json_array_size(toks) + 1, sizeof *r->tok);
+    if (!r->id || !r->tok)
+        return AL_ERR_NOMEM;
+    if (json_is_array(ids)) {
+        r->prompt_ids = calloc(json_array_size(ids) + 1, sizeof *r->prompt_ids);
+        if (!r->prompt_ids)
+            return AL_ERR_NOMEM;
+        for (size_t i = 0; i < json_array_size(ids); i++) {
+            if (!is_id(json_array_get(ids, i)))
+                return AL_ERR_INVALID;
+            r->prompt_ids[i] = (int32_t)json_integer_value(json_array_get(ids, i));
+        }
+        r->n_prompt_ids = (int)json_array_size(ids);
+    }
+    for (size_t t = 0; t < json_array_size(toks); t++) {
+        r->n_tok = (int)t + 1;
+        enum al_rc rc = parse_token(json_array_get(toks, t), AL_LIMIT_TOP_PROBS, &r->tok[t]);
+        if (rc)
+            return rc;
+    }
+    return AL_OK;
+}
+
+enum al_rc al_golden_load(const char *dir, struct al_golden_run **out, struct al_err *err)
+{
+    if (!dir || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_golden_load: bad arguments");
+    char path[AL_LIMIT_PATH];
+    json_t *j = NULL;
+    enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/recording.json", dir);
+    if (!rc)
+        rc = al_suite_read_json(path, true, &j, err);
+    if (rc == AL_ERR_NOT_FOUND)
+        return al_err_set(err, AL_ERR_NOT_FOUND, "the suite in '%s' has no recording.json: record one first "
+                                                 "(airlock validate REF --suite DIR --record)", dir);
+    if (rc)
+        return rc;
+    const char *fmt = json_string_value(json_object_get(j, "format"));
+    json_t *results = json_object_get(j, "results"), *cond = json_object_get(j, "conditions");
+    json_t *meas = json_object_get(j, "measured");
+    struct al_golden_run *run = NULL;
+    if (!fmt || strcmp(fmt, AL_RECORDING_FORMAT) != 0 || !json_is_array(results) || !json_is_object(cond)) {
+        rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a recording in format \"%s\"", path, AL_RECORDING_FORMAT);
+        goto out;
+    }
+    if (json_array_size(results) > AL_LIMIT_SUITE_PROMPTS) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "'%s': over %d results (AL_LIMIT_SUITE_PROMPTS)", path,
+                        AL_LIMIT_SUITE_PROMPTS);
+        goto out;
+    }
+    run = calloc(1, sizeof *run);
+    if (run)
+        run->res = calloc(json_array_size(results) + 1, sizeof *run->res);
+    if (!run || !run->res) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    struct al_golden_cond *c = &run->cond;
+    get_str(cond, "source", c->source, sizeof c->source);
+    get_str(cond, "llama_commit", c->llama_commit, sizeof c->llama_commit);
+    get_str(cond, "system_info", c->system_info, sizeof c->system_info);
+    get_str(cond, "cpu_model", c->cpu_model, sizeof c->cpu_model);
+    get_str(cond, "cpu_flags", c->cpu_flags, sizeof c->cpu_flags);
+    get_str(cond, "model_digest", c->model_digest, sizeof c->model_digest);
+    get_str(cond, "model_desc", c->model_desc, sizeof c->model_desc);
+    get_str(cond, "airlock_version", c->airlock_version, sizeof c->airlock_version);
+    get_str(cond, "recorded_at", c->recorded_at, sizeof c->recorded_at);
+    c->threads = (int)json_integer_value(json_object_get(cond, "threads"));
+    run->top_k = (int)json_integer_value(json_object_get(j, "top_k"));
+    run->decode_tps = get_real(meas, "decode_tps");
+    run->ttft_p95_ms = get_real(meas, "ttft_p95_ms");
+    run->rss_peak_mb = get_real(meas, "rss_peak_mb");
+    for (size_t i = 0; i < json_array_size(results); i++) {
+        run->n_res = i + 1;
+        rc = parse_result(json_array_get(results, i), &run->res[i]);
+        if (rc == AL_ERR_NOMEM) {
+            rc = al_err_set(err, rc, "out of memory");
+            goto out;
+        }
+        if (rc) {
+            rc = al_err_set(err, rc, "'%s': result %zu is malformed", path, i);
+            goto out;
+        }
+    }
+out:
+    json_decref(j);
+    if (rc) {
+        al_golden_run_free(run);
+        return rc;
+    }
+    *out = run;
+    return AL_OK;
+}
+
+/* ---- against a server ---- */
+
+/* choices[0].logprobs.content: [{id, token, logprob, top_logprobs: [{id, token, logprob}]}] */
+static enum al_rc parse_content(json_t *content, int top_k, struct al_golden_result *r)
+{
+    size_t n = json_array_size(content);
+    if (n > AL_LIMIT_GOLDEN_TOKENS)
+        return AL_ERR_LIMIT;
+    r->tok = calloc(n + 1, sizeof *r->tok);
+    if (!r->tok)
+        return AL_ERR_NOMEM;
+    for (size_t t = 0; t < n; t++) {
+        json_t *e = json_array_get(content, t), *top = json_object_get(e, "top_logprobs");
+        struct al_golden_token *g = &r->tok[t];
+        r->n_tok = (int)t + 1;
+        json_t *id = json_object_get(e, "id");
+        const char *text = json_string_value(json_object_get(e, "token"));
+        g->id = is_id(id) ? (int32_t)json_integer_value(id) : -1;
+        g->logprob = (float)(json_is_number(json_object_get(e, "logprob"))
+                                 ? json_number_value(json_object_get(e, "logprob")) : -INFINITY);
+        g->text = strdup(text ? text : "");
+        size_t nt = json_array_size(top) < (size_t)top_k ? json_array_size(top) : (size_t)top_k;
+        g->top = calloc(nt + 1, sizeof *g->top);
+        if (!g->text || !g->top)
+            return AL_ERR_NOMEM;
+        for (size_t k = 0; k < nt; k++) {
+            json_t *x = json_array_get(top, k);
+            const char *tt = json_string_value(json_object_get(x, "token"));
+            g->top[k].id = is_id(json_object_get(x, "id")) ? (int32_t)json_integer_value(json_object_get(x, "id")) : -1;
+            g->top[k].logprob = (float)json_number_value(json_object_get(x, "logprob"));
+            g->top[k].text = strdup(tt ? tt : "");
+            g->n_top = (int)k + 1;
+            if (!g->top[k].text)
+                return AL_ERR_NOMEM;
+        }
+    }
+    return AL_OK;
+}
+
+/* The legacy shape: {tokens: [s], token_logprobs: [f], top_logprobs: [{s: f}]} */
+static enum al_rc parse_legacy(json_t *lp, int top_k, struct al_golden_result *r)
+{
+    json_t *toks = json_object_get(lp, "tokens"), *lps = json_object_get(lp, "token_logprobs");
+    json_t *tops = json_object_get(lp, "top_logprobs");
+    size_t n = json_array_size(toks);
+    if (n > AL_LIMIT_GOLDEN_TOKENS)
+        return AL_ERR_LIMIT;
+    r->tok = calloc(n + 1, sizeof *r->tok);
+    if (!r->tok)
+        return AL_ERR_NOMEM;
+    for (size_t t = 0; t < n; t++) {
+        struct al_golden_token *g = &r->tok[t];
+        r->n_tok = (int)t + 1;
+        const char *text = json_string_value(json_array_get(toks, t));
+        g->id = -1;
+        g->logprob = (float)json_number_value(json_array_get(lps, t));
+        g->text = strdup(text ? text : "");
+        json_t *obj = json_array_get(tops, t);
+        g->top = calloc((size_t)top_k + 1, sizeof *g->top);
+        if (!g->text || !g->top)
+            return AL_ERR_NOMEM;
+        const char *key;
+        json_t *val;
+        json_object_foreach(obj, key, val) {
+            if (g->n_top >= top_k)
+                break;
+            /* Objects have no order: insert sorted by log-probability. */
+            int k = g->n_top++;
+            float v = (float)json_number_value(val);
+            while (k > 0 && g->top[k - 1].logprob < v) {
+                g->top[k] = g->top[k - 1];
+                k--;
+            }
+            g->top[k].id = -1;
+            g->top[k].logprob = v;
+            g->top[k].text = strdup(key);
+            if (!g->top[k].text)
+                return AL_ERR_NOMEM;
+        }
+    }
+    return AL_OK;
+}
+
+static enum al_rc server_one(const char *url, const struct al_golden_prompt *gp, int top_k,
+                             struct al_golden_result *r, char *fingerprint, size_t fp_size, struct al_err *err)
+{
+    json_t *req = json_pack("{s:s, s:i, s:f, s:i, s:b, s:i}", "prompt", gp->prompt, "max_tokens", gp->max_tokens,
+                            "temperature", 0.0, "logprobs", top_k, "stream", 0, "seed", 0);
+    char *body = req ? json_dumps(req, JSON_COMPACT) : NULL;
+    json_decref(req);
+    if (!body)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    char endpoint[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(endpoint, sizeof endpoint, err, "%s/v1/completions", url);
+    char *resp = NULL;
+    long status = 0;
+    if (!rc)
+        rc = al_http_request(endpoint, body, 600, &resp, &status, err);
+    free(body);
+    if (rc)
+        return rc;
+    json_error_t je;
+    json_t *j = json_loads(resp, 0, &je);
+    json_t *choice = json_array_get(json_object_get(j, "choices"), 0);
+    json_t *lp = json_object_get(choice, "logprobs");
+    if (status != 200 || !choice) {
+        rc = al_err_set(err, AL_ERR_INVALID, "'%s' answered %ld for golden prompt '%s': %.200s", endpoint, status,
+                        gp->id, resp);
+        goto out;
+    }
+    const char *fr = json_string_value(json_object_get(choice, "finish_reason"));
+    snprintf(r->finish, sizeof r->finish, "%s", fr ? fr : "");
+    const char *sfp = json_string_value(json_object_get(j, "system_fingerprint"));
+    if (sfp)
+        snprintf(fingerprint, fp_size, "%s", sfp);
+    if (json_is_array(json_object_get(lp, "content")))
+        rc = parse_content(json_object_get(lp, "content"), top_k, r);
+    else if (json_is_array(json_object_get(lp, "tokens")))
+        rc = parse_legacy(lp, top_k, r);
+    else
+        rc = al_err_set(err, AL_ERR_INVALID, "'%s' gave no logprobs for golden prompt '%s' (asked with \"logprobs\": %d)",
+                        endpoint, gp->id, top_k);
+    if (rc == AL_ERR_NOMEM || rc == AL_ERR_LIMIT)
+        rc = al_err_set(err, rc, "golden prompt '%s': %s", gp->id,
+                        rc == AL_ERR_NOMEM ? "out of memory" : "too many tokens (AL_LIMIT_GOLDEN_TOKENS)");
+out:
+    json_decref(j);
+    free(resp);
+    return rc;
+}
+
+enum al_rc al_golden_run_server(const char *url, const struct al_suite *s, struct al_golden_run **out,
+                                struct al_err *err)
+{
+    if (!url || !s || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_golden_run_server: bad arguments");
+    if (s->n_golden == 0)
+        return al_err_set(err, AL_ERR_INVALID, "the suite in '%s' has no golden prompts (golden.json)", s->dir);
+    struct al_golden_run *run = calloc(1, sizeof *run);
+    if (run)
+        run->res = calloc(s->n_golden, sizeof *run->res);
+    if (!run || !run->res) {
+        free(run);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    run->top_k = s->top_k;
+    snprintf(run->cond.source, sizeof run->cond.source, "%s", url);
+    char fp[128] = "";
+    enum al_rc rc = AL_OK;
+    for (size_t i = 0; !rc && i < s->n_golden; i++) {
+        struct al_golden_result *r = &run->res[i];
+        run->n_res = i + 1;
+        r->ttft_ms = r->gen_ms = -1;
+        r->id = strdup(s->golden[i].id);
+        rc = r->id ? server_one(url, &s->golden[i], s->top_k, r, fp, sizeof fp, err)
+                   : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    /* llama-server's fingerprint is "b<build>-<commit>". */
+    const char *dash = strrchr(fp, '-');
+    snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%s", dash ? dash + 1 : fp);
+    run->decode_tps = run->ttft_p95_ms = run->rss_peak_mb = -1;
+    if (rc) {
+        al_golden_run_free(run);
+        return rc;
+    }
+    *out = run;
+    return AL_OK;
+}
