@@ -9,7 +9,7 @@
 
 /* The subcommands; each one's function is defined in cmd_<name>.c. */
 extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show, al_cmd_tag, al_cmd_rm,
-    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log;
+    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log, al_cmd_serve;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -24,6 +24,7 @@ static const struct al_cmd commands[] = {
     {"fsck", al_cmd_fsck, "re-hash and check the whole store and event log"},
     {"gc", al_cmd_gc, "remove unreferenced blobs and old versions"},
     {"log", al_cmd_log, "print or verify the hash-chained event log"},
+    {"serve", al_cmd_serve, "serve models over an OpenAI-compatible HTTP API"},
     {"version", al_cmd_version, "print the version of airlock"},
 };
 
