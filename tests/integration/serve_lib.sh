@@ -23,7 +23,7 @@ serve_start() {
         sleep 0.1
     done
     grep -q "airlock: ready" "$SERVE_LOG" || { cat "$SERVE_LOG" >&2; fail "airlock serve not ready in 60 s"; }
-    BASE=$(grep -o 'https\?://[^ ]*' "$SERVE_LOG" | head -1)
+    BASE=$(grep -o 'https\?://[^ ]*' "$SERVE_LOG" | head -1 || true)
 }
 
 # post PATH JSON: prints the body, sets CODE to the HTTP status.
