@@ -170,6 +170,12 @@ static void on_done(void *ud, const struct al_gen_result *res)
         al_metrics_token_latency(m, tpot);
     if (res->finish == AL_FINISH_CANCELLED)
         al_metrics_cancelled(m);
+    /* The last touch of the server: al_server_free waits for n_gens == 0. */
+    struct al_server *srv = g->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->n_gens == 0)
+        pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
     al_gen_unref(g); /* the engine's reference */
 }
 
@@ -302,10 +308,16 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
 
     struct al_err err = AL_ERR_INIT;
     atomic_fetch_add(&g->refs, 1); /* the engine's */
+    pthread_mutex_lock(&h->srv->mu);
+    h->srv->n_gens++;
+    pthread_mutex_unlock(&h->srv->mu);
     enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &go->params, on_token, on_done, g,
                                      &g->req, &err);
     if (rc) {
         atomic_fetch_sub(&g->refs, 1);
+        pthread_mutex_lock(&h->srv->mu);
+        h->srv->n_gens--;
+        pthread_mutex_unlock(&h->srv->mu);
         if (rc == AL_ERR_LIMIT && strstr(err.msg, "context"))
             return al_http_reply_error(h, 400, "invalid_request_error", "messages", "context_length_exceeded", "%s",
                                        err.msg);

@@ -552,6 +552,12 @@ void al_server_free(struct al_server *s)
     pthread_mutex_unlock(&s->mu);
     if (s->d)
         MHD_stop_daemon(s->d);
+    /* Every connection has ended and cancelled its generation; the engine
+     * still calls on_done for each, and those touch s. */
+    pthread_mutex_lock(&s->mu);
+    while (s->n_gens > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
     if (s->unix_fd >= 0) {
         close(s->unix_fd);
         unlink(s->socket_path);

@@ -36,8 +36,9 @@ struct al_server {
     char *tls_cert, *tls_key, *tls_ca; /* PEM text */
     struct al_metrics *metrics;
     pthread_mutex_t mu;
-    pthread_cond_t cv;      /* in_flight reached 0 */
+    pthread_cond_t cv;      /* in_flight or n_gens reached 0 */
     int in_flight;          /* requests counted against limits.concurrent */
+    int n_gens;             /* generations the engine has not finished (on_done) */
     bool draining;
     bool stopping;          /* cancel what still runs */
     atomic_uint_fast64_t next_id;

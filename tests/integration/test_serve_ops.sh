@@ -76,6 +76,19 @@ SERVE_PID=
 ok "SIGTERM: the request in flight finished, then a clean exit"
 kill "$notify_pid" 2>/dev/null || true
 
+# ---- SIGTERM with a request longer than the drain timeout: it is cancelled ----
+serve_start stories --port 0 --ctx 8192 --max-tokens 8000 --drain-timeout 1
+curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":8000,"ignore_eos":true,"stream":true}' \
+    >/dev/null & inflight=$!
+sleep 0.3
+kill -TERM "$SERVE_PID"
+for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVE_PID" 2>/dev/null && fail "the server hangs after the drain timeout"
+wait "$SERVE_PID" || fail "exit status $? after a cut-short drain"
+SERVE_PID=
+wait "$inflight" || true
+ok "after the drain timeout what still runs is cancelled and the server exits cleanly"
+
 # ---- listening ----
 expect_status 2 airlock serve --host 0.0.0.0 --port 0
 grep -q -- --listen-any <<<"$OUT" || fail "no hint at --listen-any: $OUT"
