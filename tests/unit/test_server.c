@@ -72,7 +72,7 @@ static void test_gbnf_on_model(void **state)
         char *g = convert(schemas[i], AL_OK);
         struct al_gen_params p = al_gen_params_default();
         p.grammar = g;
-        p.max_tokens = 300;
+        p.max_tokens = 150;
         p.seed = 7;
         char *text = NULL;
         struct al_gen_result res;
