@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # demo.sh: the main job on an embedded default, start to finish, with
 # readable output. Generates its own model (nothing is downloaded), then walks
-# through the store: add, show, tag, a second version, rollback, fsck, log.
+# through the store: add, show, tag, a second version, rollback, fsck, log,
+# and ends by serving the model and answering a request through the API.
 set -euo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -68,4 +69,22 @@ step "a replayed bundle is refused, and the refusal recorded"
 printf '$ airlock ingest demo-2.0.tar\n'
 airlock ingest "$work/demo-2.0.tar" 2>&1 | tail -2 || true
 run airlock log
+
+step "air-gapped side: serve the ingested model over the OpenAI-compatible API and ask it"
+printf '$ airlock serve demo --port 0 &\n'
+"$bin" serve demo --port 0 -q 2>"$work/serve.log" &
+serve_pid=$!
+trap 'kill "$serve_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 1 300); do grep -q 'airlock: ready' "$work/serve.log" && break; sleep 0.1; done
+cat "$work/serve.log"
+base=$(grep -o 'http://[^ ]*' "$work/serve.log" | head -1)
+run curl -s "$base/v1/models"
+echo
+printf '$ curl -s %s/v1/completions -d '"'"'{"model":"demo","prompt":"Once upon a time","max_tokens":12,"temperature":0}'"'"'\n' "$base"
+curl -s "$base/v1/completions" -d '{"model":"demo","prompt":"Once upon a time","max_tokens":12,"temperature":0}' |
+    python3 -m json.tool
+printf '(random weights: the text is noise; the shape is what OpenAI clients expect)\n'
+run kill -TERM "$serve_pid"
+wait "$serve_pid" 2>/dev/null || true
+
 printf '\ndemo finished: stores were in %s (removed)\n' "$work"

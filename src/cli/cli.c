@@ -13,6 +13,7 @@ extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show
 extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_verify, al_cmd_ingest;
 extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
+extern al_cmd_fn al_cmd_serve;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -37,6 +38,7 @@ static const struct al_cmd commands[] = {
     {"audit", al_cmd_audit, "verify or tail the server's audit log"},
     {"validate", al_cmd_validate, "check a model or server against the suite's golden outputs"},
     {"bench", al_cmd_bench, "measure speed and latency; check the suite's targets"},
+    {"serve", al_cmd_serve, "serve models over an OpenAI-compatible HTTP API"},
     {"version", al_cmd_version, "print the version of airlock"},
 };
 

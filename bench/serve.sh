@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# bench/serve.sh: `airlock serve` side by side with llama.cpp's own tools from
+# the same pinned build, same model, same threads:
+#   - single-stream decode tokens/s: airlock vs llama-bench (tg) vs llama-server -np 1
+#   - aggregate tokens/s with 8 concurrent streaming clients: airlock --parallel 8
+#     vs llama-server -np 8
+#   - time to first token p50/p95 under the 8-client load
+# on the fixture (stories260K) and on a generated ~100M-parameter Q4_0 model.
+# Contenders run interleaved, ROUNDS times; the median of the rounds is reported.
+#
+#   bench/serve.sh [BUILD_DIR] [ROUNDS] [TOKENS]      (defaults: build, 3, 128)
+# Environment: THREADS (default 2), MODELS ("fixture q4" by default).
+# Prints a table and writes bench/results/serve.json.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+rounds=${2:-3}
+ntok=${3:-128}
+threads=${THREADS:-2}
+bin="$here/$build/airlock"
+llama=$(grep '^AIRLOCK_LLAMA_PREFIX' "$here/$build/CMakeCache.txt" | cut -d= -f2)/build/bin
+load="$here/bench/serve_load.mjs"
+[ -x "$bin" ] && [ -x "$llama/llama-server" ] || { echo "build first: make build" >&2; exit 2; }
+work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/al-bench-serve.XXXXXX")
+# Servers are started inside $(...): their pids go to a file, not a variable.
+stop_servers() {
+    [ -f "$work/pids" ] || return 0
+    while read -r p; do kill "$p" 2>/dev/null || true; done <"$work/pids"
+    while read -r p; do while kill -0 "$p" 2>/dev/null; do sleep 0.1; done; done <"$work/pids"
+    rm -f "$work/pids"
+}
+cleanup() { stop_servers; rm -rf "$work"; }
+trap cleanup EXIT
+export AIRLOCK_HOME="$work/home" AIRLOCK_NO_PROGRESS=1
+mkdir -p "$here/bench/results"
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_http() { for _ in $(seq 1 600); do curl -sf "$1/health" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no server at $1" >&2; return 1; }
+
+start_airlock() { # name parallel -> URL
+    local port; port=$(free_port)
+    "$bin" serve "$1" --port "$port" --threads "$threads" --parallel "$2" --ctx 1024 --max-tokens 4096 -q \
+        >"$work/airlock-$2.log" 2>&1 &
+    echo $! >>"$work/pids"; wait_http "http://127.0.0.1:$port" && echo "http://127.0.0.1:$port"
+}
+start_llama() { # file parallel -> URL
+    local port; port=$(free_port)
+    "$llama/llama-server" -m "$1" --port "$port" -t "$threads" -np "$2" -c $((1024 * $2)) --no-webui \
+        >"$work/llama-$2.log" 2>&1 &
+    echo $! >>"$work/pids"; wait_http "http://127.0.0.1:$port" && echo "http://127.0.0.1:$port"
+}
+run_load() { # url clients requests -> JSON
+    node "$load" --url "$1" --model m --clients "$2" --requests "$3" --max-tokens "$ntok" --ignore-eos
+}
+field() { python3 -c 'import json,sys; print(json.loads(sys.argv[1])[sys.argv[2]])' "$1" "$2"; }
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+
+models=${MODELS:-fixture q4}
+"$bin" init >/dev/null
+echo '{' >"$work/results.json"
+first=1
+for which in $models; do
+    if [ "$which" = fixture ]; then
+        file="${AL_FIXTURES:-$here/../shared/fixtures}/stories260K.gguf"
+    else
+        file="$work/m100.gguf"
+        echo "generating a ~100M-parameter Q4_0 model..." >&2
+        "$here/$build/airlock-ggufgen" --out "$file" --params 100M --type q4_0 --threads "$threads" >/dev/null 2>&1
+    fi
+    "$bin" add "m:$which" "$file" >/dev/null
+    a1=$(start_airlock "m:$which" 1); a8=$(start_airlock "m:$which" 8)
+    l1=$(start_llama "$file" 1); l8=$(start_llama "$file" 8)
+    for u in "$a1" "$a8" "$l1" "$l8"; do run_load "$u" 1 1 >/dev/null; done   # warm-up
+    declare -A v=()
+    for r in $(seq 1 "$rounds"); do
+        echo "[$which] round $r/$rounds" >&2
+        bj=$("$llama/llama-bench" -m "$file" -t "$threads" -p 0 -n "$ntok" -r 2 -o json 2>/dev/null)
+        v[bench_tg]+=" $(python3 -c 'import json,sys; print(json.loads(sys.stdin.read())[0]["avg_ts"])' <<<"$bj")"
+        j=$(run_load "$a1" 1 3); v[a1_tps]+=" $(field "$j" decode_tps_p50)"; v[a1_ttft]+=" $(field "$j" ttft_p50_ms)"
+        j=$(run_load "$l1" 1 3); v[l1_tps]+=" $(field "$j" decode_tps_p50)"; v[l1_ttft]+=" $(field "$j" ttft_p50_ms)"
+        j=$(run_load "$a8" 8 3); v[a8_agg]+=" $(field "$j" agg_tps)"; v[a8_p50]+=" $(field "$j" ttft_p50_ms)"
+        v[a8_p95]+=" $(field "$j" ttft_p95_ms)"; v[a8_fail]+=" $(field "$j" failures)"
+        j=$(run_load "$l8" 8 3); v[l8_agg]+=" $(field "$j" agg_tps)"; v[l8_p50]+=" $(field "$j" ttft_p50_ms)"
+        v[l8_p95]+=" $(field "$j" ttft_p95_ms)"; v[l8_fail]+=" $(field "$j" failures)"
+    done
+    stop_servers
+    m() { median <<<"${v[$1]}"; }
+    printf '\n%s (%s), threads %s, %s tokens, median of %s rounds\n' "$which" "$(basename "$file")" "$threads" "$ntok" "$rounds"
+    printf '  %-44s %10s %10s %10s\n' "" airlock llama-srv llama-bench
+    printf '  %-44s %10s %10s %10s\n' "single-stream decode tokens/s" "$(m a1_tps)" "$(m l1_tps)" "$(m bench_tg)"
+    printf '  %-44s %10s %10s\n' "single-stream TTFT p50 ms" "$(m a1_ttft)" "$(m l1_ttft)"
+    printf '  %-44s %10s %10s\n' "8 clients aggregate tokens/s" "$(m a8_agg)" "$(m l8_agg)"
+    printf '  %-44s %10s %10s\n' "8 clients TTFT p50 ms" "$(m a8_p50)" "$(m l8_p50)"
+    printf '  %-44s %10s %10s\n' "8 clients TTFT p95 ms" "$(m a8_p95)" "$(m l8_p95)"
+    printf '  %-44s %10s %10s\n' "failed requests (all rounds)" "$(tr ' ' '\n' <<<"${v[a8_fail]}" | awk '{s+=$1} END {print s+0}')" \
+        "$(tr ' ' '\n' <<<"${v[l8_fail]}" | awk '{s+=$1} END {print s+0}')"
+    [ $first = 1 ] || echo ',' >>"$work/results.json"; first=0
+    {
+        printf '"%s": {' "$which"
+        k1=1
+        for k in "${!v[@]}"; do [ $k1 = 1 ] || printf ','; k1=0; printf '"%s": [%s]' "$k" "$(sed 's/^ //; s/ /, /g' <<<"${v[$k]}")"; done
+        printf '}'
+    } >>"$work/results.json"
+    unset v
+done
+echo '}' >>"$work/results.json"
+cp "$work/results.json" "$here/bench/results/serve.json"
+echo "raw numbers: bench/results/serve.json" >&2

@@ -1,0 +1,323 @@
+/*
+ * cmd_serve.c: `airlock serve`: the configuration (file, then flags), the
+ * model manager, the HTTP server, signals (SIGHUP reloads, SIGTERM/SIGINT
+ * drain and stop) and systemd's readiness protocol.
+ */
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "core/log.h"
+#include "access/access.h"
+#include "audit/audit.h"
+#include "server/config.h"
+
+int al_cmd_serve(int argc, char **argv);
+
+enum {
+    O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
+    O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
+    O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
+    O_AUDIT_DAYS,
+};
+
+/* Access and audit settings: flags only (they need a restart to change). */
+static struct {
+    bool require_key, no_audit, audit_text;
+    int audit_days;
+} serve_flags;
+
+static const struct option opts[] = {
+    {"config", required_argument, NULL, 'c'}, {"port", required_argument, NULL, O_PORT},
+    {"host", required_argument, NULL, O_HOST}, {"listen-any", no_argument, NULL, O_ANY},
+    {"socket", required_argument, NULL, O_SOCKET}, {"socket-mode", required_argument, NULL, O_SOCKET_MODE},
+    {"threads", required_argument, NULL, O_THREADS}, {"ctx", required_argument, NULL, O_CTX},
+    {"batch", required_argument, NULL, O_BATCH}, {"parallel", required_argument, NULL, O_PARALLEL},
+    {"queue", required_argument, NULL, O_QUEUE}, {"gpu-layers", required_argument, NULL, O_GPU},
+    {"no-mmap", no_argument, NULL, O_NO_MMAP}, {"mlock", no_argument, NULL, O_MLOCK},
+    {"budget-mb", required_argument, NULL, O_BUDGET}, {"max-models", required_argument, NULL, O_MAX_MODELS},
+    {"keep-alive", required_argument, NULL, O_KEEP_ALIVE}, {"chat-template", required_argument, NULL, O_TEMPLATE},
+    {"tls-cert", required_argument, NULL, O_CERT}, {"tls-key", required_argument, NULL, O_KEY},
+    {"tls-client-ca", required_argument, NULL, O_CA}, {"max-tokens", required_argument, NULL, O_MAX_TOKENS},
+    {"max-body", required_argument, NULL, O_MAX_BODY}, {"max-prompt-tokens", required_argument, NULL, O_MAX_PROMPT},
+    {"max-concurrent", required_argument, NULL, O_MAX_CONC}, {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"drain-timeout", required_argument, NULL, O_DRAIN}, {"verbose", no_argument, NULL, 'v'},
+    {"require-key", no_argument, NULL, O_REQUIRE_KEY}, {"no-audit", no_argument, NULL, O_NO_AUDIT},
+    {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
+    {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+};
+
+static void usage(void)
+{
+    printf("usage: airlock serve [REF...] [--config FILE] [options]\n\n"
+           "Serves models of the store over an OpenAI-compatible HTTP API: /v1/chat/completions,\n"
+           "/v1/completions, /v1/embeddings, /v1/models, /tokenize, /detokenize, /health, /metrics.\n"
+           "REFs (name, name:tag, name@sha256:...) are loaded at start and never unloaded for\n"
+           "idleness; the first is the default model. Other models load on first request.\n\n"
+           "listening (default 127.0.0.1:%d):\n"
+           "  --host ADDR          address to listen on; not loopback needs --listen-any\n"
+           "  --port N             TCP port (0: any free one, printed at start)\n"
+           "  --listen-any         allow a non-loopback address\n"
+           "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
+           "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
+           "models (per-model settings in the config file's model_settings):\n"
+           "  --threads N --ctx N --batch N --parallel N --queue N --gpu-layers N --no-mmap --mlock\n"
+           "  --budget-mb N        memory budget for loaded weights; LRU eviction beyond\n"
+           "  --max-models N       most models loaded at once\n"
+           "  --keep-alive S       unload an on-demand model idle this long (default 300; <0 never)\n"
+           "  --chat-template T    template for models without one (default chatml)\n"
+           "limits (each refusal is a JSON error):\n"
+           "  --max-body BYTES --max-prompt-tokens N --max-tokens N --max-concurrent N --timeout S\n"
+           "  --drain-timeout S    on SIGTERM, wait this long for requests in flight (default 30)\n"
+           "access and audit:\n"
+           "  --require-key        refuse requests without an API key even before the first key\n"
+           "                       exists (keys: airlock apikey create; once one exists, always)\n"
+           "  --audit-text         record prompt and response text, scrubbed of PII\n"
+           "  --audit-retention D  prune audit records older than D days (default: keep all)\n"
+           "  --no-audit           write no audit log (one JSON line per request by default)\n"
+           "  -v, --verbose  -q, --quiet\n\n"
+           "Signals: SIGHUP reloads the config and resolves names again, so a version made active\n"
+           "since (airlock activate/rollback) is served; requests in flight finish on the old one.\n"
+           "SIGTERM drains and stops. Under systemd (Type=notify) readiness is reported on\n"
+           "$NOTIFY_SOCKET. See dist/airlock.service.\n",
+           AL_SERVE_DEFAULT_PORT);
+}
+
+static bool to_int(const char *s, long lo, long hi, int *out)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 0);
+    if (errno || end == s || *end || v < lo || v > hi)
+        return false;
+    *out = (int)v;
+    return true;
+}
+
+static bool to_num(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* Builds the configuration: defaults, then the file, then the flags, then
+ * the REFs. Returns 0 or an exit status (the message printed). */
+static int build_config(int argc, char **argv, struct al_serve_config *c, int *verbosity)
+{
+    al_serve_config_default(c);
+    const char *file = NULL;
+    int ch;
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1)
+        if (ch == 'c')
+            file = optarg;
+    struct al_err err = AL_ERR_INIT;
+    if (file && al_serve_config_load(c, file, &err))
+        return al_cli_fail(&err);
+    struct al_model_settings *d = &c->models.defaults;
+    struct al_server_limits *l = &c->server.limits;
+    optind = 0;
+    while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
+        bool ok = true;
+        int iv = 0;
+        switch (ch) {
+        case 'c': break;
+        case 'v': *verbosity = 1; break;
+        case 'q': *verbosity = -1; break;
+        case O_PORT: ok = to_int(optarg, 0, 65535, &c->server.port); break;
+        case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
+        case O_ANY: c->server.listen_any = true; break;
+        case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;
+        case O_SOCKET_MODE: {
+            char *end;
+            long m = strtol(optarg, &end, 8);
+            ok = !*end && m >= 0 && m <= 0777;
+            c->server.socket_mode = (int)m;
+            break;
+        }
+        case O_THREADS: ok = to_int(optarg, 1, 1024, &d->threads); break;
+        case O_CTX: ok = to_int(optarg, 0, 1 << 24, &d->ctx); break;
+        case O_BATCH: ok = to_int(optarg, 1, 1 << 20, &d->batch); break;
+        case O_PARALLEL: ok = to_int(optarg, 1, 64, &d->n_seq); break;
+        case O_QUEUE: ok = to_int(optarg, 1, 4096, &d->queue); break;
+        case O_GPU: ok = to_int(optarg, 0, 100000, &d->gpu_layers); break;
+        case O_NO_MMAP: d->mmap = 0; break;
+        case O_MLOCK: d->mlock = 1; break;
+        case O_BUDGET: ok = to_int(optarg, 0, 1 << 30, &iv); c->models.budget_bytes = (uint64_t)iv << 20; break;
+        case O_MAX_MODELS: ok = to_int(optarg, 0, 1024, &c->models.max_loaded); break;
+        case O_KEEP_ALIVE: ok = to_num(optarg, &c->models.keep_alive_s); break;
+        case O_TEMPLATE: snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", optarg); break;
+        case O_CERT: snprintf(c->tls_cert, sizeof c->tls_cert, "%s", optarg); break;
+        case O_KEY: snprintf(c->tls_key, sizeof c->tls_key, "%s", optarg); break;
+        case O_CA: snprintf(c->tls_ca, sizeof c->tls_ca, "%s", optarg); break;
+        case O_MAX_TOKENS: ok = to_int(optarg, 1, 1 << 24, &l->max_tokens); break;
+        case O_MAX_BODY: ok = to_int(optarg, 1, 1 << 30, &iv); l->body_bytes = (size_t)iv; break;
+        case O_MAX_PROMPT: ok = to_int(optarg, 1, 1 << 24, &l->prompt_tokens); break;
+        case O_MAX_CONC: ok = to_int(optarg, 1, 100000, &l->concurrent); break;
+        case O_TIMEOUT: ok = to_num(optarg, &l->timeout_s); break;
+        case O_DRAIN: ok = to_num(optarg, &c->drain_timeout_s); break;
+        case O_REQUIRE_KEY: serve_flags.require_key = true; break;
+        case O_NO_AUDIT: serve_flags.no_audit = true; break;
+        case O_AUDIT_TEXT: serve_flags.audit_text = true; break;
+        case O_AUDIT_DAYS: ok = to_int(optarg, 1, 36500, &serve_flags.audit_days); break;
+        default: return al_cli_usage_error("serve", "unknown option");
+        }
+        if (!ok)
+            return al_cli_usage_error("serve", "bad value '%s'", optarg);
+    }
+    /* REFs on the command line come first: the first is the default model. */
+    int n_refs = argc - optind;
+    if (n_refs + c->models.n_pinned > AL_MODELS_MAX_PINNED)
+        return al_cli_usage_error("serve", "at most %d models may be named", AL_MODELS_MAX_PINNED);
+    memmove(c->models.pinned[n_refs], c->models.pinned[0], (size_t)c->models.n_pinned * sizeof c->models.pinned[0]);
+    for (int i = 0; i < n_refs; i++) {
+        if (strlen(argv[optind + i]) >= sizeof c->models.pinned[0])
+            return al_cli_usage_error("serve", "'%s' is too long a reference", argv[optind + i]);
+        snprintf(c->models.pinned[i], sizeof c->models.pinned[0], "%s", argv[optind + i]);
+    }
+    c->models.n_pinned += n_refs;
+    al_serve_config_fix(c);
+    return 0;
+}
+
+/* systemd's readiness protocol: one datagram to $NOTIFY_SOCKET. */
+static void sd_notify_msg(const char *msg)
+{
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path)
+        return;
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof sa.sun_path || (path[0] != '/' && path[0] != '@'))
+        return;
+    memcpy(sa.sun_path, path, len);
+    if (path[0] == '@')
+        sa.sun_path[0] = 0; /* abstract namespace */
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa,
+               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
+        al_warn("cannot notify systemd on '%s': %s", path, strerror(errno));
+    close(fd);
+}
+
+int al_cmd_serve(int argc, char **argv)
+{
+    if (al_cli_wants_help(argc, argv)) {
+        usage();
+        return AL_EXIT_OK;
+    }
+    struct al_serve_config cfg;
+    int verbosity = 0;
+    int st = build_config(argc, argv, &cfg, &verbosity);
+    if (st)
+        return st;
+    if (verbosity > 0)
+        al_log_set_level(AL_LOG_DEBUG);
+    else if (verbosity == 0)
+        al_log_set_level(AL_LOG_INFO);
+
+    /* Every thread inherits this mask; the main thread takes the signals with sigwait. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    char home[AL_LIMIT_PATH];
+    al_cli_home(home, sizeof home);
+    struct al_err err = AL_ERR_INIT;
+    struct al_models *mm = NULL;
+    struct al_server *srv = NULL;
+    struct al_access *access = NULL;
+    struct al_audit *audit = NULL;
+    /* API keys: open until the first key exists (or --require-key); every
+     * request audited unless --no-audit. */
+    if (al_access_open(home, &access, &err))
+        return al_cli_fail(&err);
+    if (serve_flags.require_key)
+        al_access_set_required(access, true);
+    struct al_audit_opts ao = {.capture_text = cfg.server.audit_text || serve_flags.audit_text,
+                               .retention_days = serve_flags.audit_days};
+    if (!serve_flags.no_audit && al_audit_open(home, &ao, &audit, &err)) {
+        al_access_free(access);
+        return al_cli_fail(&err);
+    }
+    if (audit && al_audit_prune(audit, &err) != AL_OK) {
+        al_log(AL_LOG_WARN, "audit retention: %s", err.msg);
+        al_err_clear(&err);
+    }
+    cfg.server.access = access;
+    cfg.server.audit = audit;
+    cfg.server.audit_text = ao.capture_text;
+    if (al_models_new(home, &cfg.models, &mm, &err)) {
+        al_audit_free(audit);
+        al_access_free(access);
+        return al_cli_fail(&err);
+    }
+    if (al_server_start(&cfg.server, mm, &srv, &err)) {
+        al_models_free(mm);
+        al_audit_free(audit);
+        al_access_free(access);
+        return al_cli_fail(&err);
+    }
+    if (cfg.server.socket_path)
+        fprintf(stderr, "airlock: listening on unix:%s\n", cfg.server.socket_path);
+    else
+        fprintf(stderr, "airlock: listening on %s://%s%s%s:%d\n", cfg.server.tls_cert ? "https" : "http",
+                strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "", al_server_port(srv));
+    if (al_models_preload(mm, &err)) {
+        al_server_free(srv);
+        al_models_free(mm);
+        al_audit_free(audit);
+        al_access_free(access);
+        return al_cli_fail(&err);
+    }
+    fprintf(stderr, "airlock: ready (%d model%s loaded)\n", cfg.models.n_pinned, cfg.models.n_pinned == 1 ? "" : "s");
+    sd_notify_msg("READY=1\nSTATUS=serving");
+
+    for (;;) {
+        int sig = 0;
+        if (sigwait(&set, &sig) != 0)
+            continue;
+        if (sig == SIGHUP) {
+            sd_notify_msg("RELOADING=1");
+            struct al_serve_config fresh;
+            int fv = verbosity;
+            if (build_config(argc, argv, &fresh, &fv) == 0) {
+                struct al_err e2 = AL_ERR_INIT;
+                if (al_models_reload(mm, &fresh.models, &e2))
+                    al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
+                else
+                    al_info("reloaded: models resolved again%s",
+                            cfg.server.port != fresh.server.port || strcmp(cfg.host, fresh.host) ? " (listening "
+                            "address changes need a restart)" : "");
+            }
+            sd_notify_msg("READY=1");
+            continue;
+        }
+        al_info("%s: draining (up to %.0f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
+        sd_notify_msg("STOPPING=1");
+        break;
+    }
+    al_server_drain(srv, cfg.drain_timeout_s);
+    al_server_free(srv);
+    al_models_free(mm);
+    al_audit_free(audit);
+    al_access_free(access);
+    fprintf(stderr, "airlock: stopped\n");
+    return AL_EXIT_OK;
+}

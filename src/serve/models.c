@@ -1,0 +1,558 @@
+/*
+ * models.c: the model manager (see models.h).
+ *
+ * Invariants, all under mm->mu:
+ * - entries holds every version loaded or being loaded, at most one entry per
+ *   manifest digest. An entry being loaded (E_LOADING) is never evicted; other
+ *   acquirers of the same version wait on mm->cv for it.
+ * - refs holds every reference resolved since the last reload; an entry no
+ *   reference points at is retired and freed at its last release.
+ * - An entry leaves the list before its model is freed, and models are freed
+ *   outside the lock (freeing joins the scheduler's worker).
+ */
+#include "serve/models.h"
+
+#include <pthread.h>
+#include <time.h>
+
+#include "core/hash.h"
+#include "core/limits.h"
+#include "core/log.h"
+#include "index/index.h"
+#include "repo/repo.h"
+
+struct rref {
+    char ref[336];
+    char name[AL_LIMIT_NAME + 1];
+    char manifest[AL_DIGEST_SIZE];
+    char digest[AL_DIGEST_SIZE];       /* weight blob */
+    char path[AL_LIMIT_PATH];
+    uint64_t size;
+    bool pinned;
+    struct rref *next;
+};
+
+enum estate { E_LOADING, E_READY };
+
+struct al_model_lease {
+    struct al_models *mm;
+    char name[AL_LIMIT_NAME + 1];
+    char manifest[AL_DIGEST_SIZE];
+    char digest[AL_DIGEST_SIZE];
+    struct al_engine_model *m;
+    struct al_model_info info;
+    enum estate state;
+    int leases;
+    double last_used;
+    bool pinned, retired;
+    uint64_t bytes;
+    struct al_model_lease *next;
+};
+
+struct al_models {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;        /* an entry finished loading; or stop */
+    struct al_repo *repo;
+    struct al_models_config cfg;
+    struct al_verify_cache *vcache;
+    struct rref *refs;
+    struct al_model_lease *entries;
+    bool preload_done;
+    bool stop;
+    pthread_t reaper;
+    bool reaper_started;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void al_models_config_default(struct al_models_config *c)
+{
+    memset(c, 0, sizeof *c);
+    struct al_model_settings unset = AL_MODEL_SETTINGS_UNSET;
+    c->defaults = unset;
+    c->keep_alive_s = 300;
+    snprintf(c->chat_fallback, sizeof c->chat_fallback, "chatml");
+}
+
+static void overlay(struct al_model_settings *dst, const struct al_model_settings *src)
+{
+    if (src->threads >= 0) dst->threads = src->threads;
+    if (src->ctx >= 0) dst->ctx = src->ctx;
+    if (src->batch >= 0) dst->batch = src->batch;
+    if (src->n_seq >= 0) dst->n_seq = src->n_seq;
+    if (src->queue >= 0) dst->queue = src->queue;
+    if (src->gpu_layers >= 0) dst->gpu_layers = src->gpu_layers;
+    if (src->mmap >= 0) dst->mmap = src->mmap;
+    if (src->mlock >= 0) dst->mlock = src->mlock;
+}
+
+static struct al_model_params params_for(const struct al_models *mm, const char *name)
+{
+    struct al_model_settings s = mm->cfg.defaults;
+    for (int i = 0; i < mm->cfg.n_overrides; i++)
+        if (strcmp(mm->cfg.overrides[i].name, name) == 0)
+            overlay(&s, &mm->cfg.overrides[i].s);
+    struct al_model_params p = al_model_params_default();
+    if (s.threads > 0) p.threads = s.threads;
+    if (s.ctx > 0) p.n_ctx = s.ctx;
+    if (s.batch > 0) p.n_batch = s.batch;
+    if (s.n_seq > 0) p.n_seq = s.n_seq;
+    if (s.queue > 0) p.queue_max = s.queue;
+    if (s.gpu_layers >= 0) p.n_gpu_layers = s.gpu_layers;
+    if (s.mmap >= 0) p.use_mmap = s.mmap;
+    if (s.mlock >= 0) p.use_mlock = s.mlock;
+    p.verify_cache = mm->vcache;
+    return p;
+}
+
+/* Under mu. Finds or resolves ref into the cache. */
+static enum al_rc resolve(struct al_models *mm, const char *ref, bool pinned, struct rref **out, struct al_err *err)
+{
+    for (struct rref *r = mm->refs; r; r = r->next)
+        if (strcmp(r->ref, ref) == 0) {
+            r->pinned |= pinned;
+            *out = r;
+            return AL_OK;
+        }
+    if (strlen(ref) >= sizeof mm->refs->ref)
+        return al_err_set(err, AL_ERR_LIMIT, "a model reference of %zu bytes is over the cap of %zu", strlen(ref),
+                          sizeof mm->refs->ref - 1);
+    struct al_version v;
+    enum al_rc rc = al_index_resolve(al_repo_index(mm->repo), ref, &v, err);
+    if (rc)
+        return rc;
+    struct rref *r = calloc(1, sizeof *r);
+    if (!r)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    rc = al_repo_weight_path(mm->repo, &v, r->path, sizeof r->path, err);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    const char *base = strrchr(r->path, '/');
+    base = base ? base + 1 : r->path;
+    if (strlen(base) != AL_SHA256_HEX) {
+        rc = al_err_set(err, AL_ERR_CORRUPT, "'%s' is not a blob path of the store", r->path);
+        free(r);
+        return rc;
+    }
+    snprintf(r->digest, sizeof r->digest, "sha256:%.64s", base);
+    snprintf(r->ref, sizeof r->ref, "%s", ref);
+    snprintf(r->name, sizeof r->name, "%s", v.model);
+    snprintf(r->manifest, sizeof r->manifest, "%s", v.manifest);
+    r->size = v.total_size;
+    r->pinned = pinned;
+    r->next = mm->refs;
+    mm->refs = r;
+    *out = r;
+    return AL_OK;
+}
+
+static void unlink_entry(struct al_models *mm, struct al_model_lease *e)
+{
+    for (struct al_model_lease **p = &mm->entries; *p; p = &(*p)->next)
+        if (*p == e) {
+            *p = e->next;
+            e->next = NULL;
+            return;
+        }
+}
+
+static void free_entries(struct al_model_lease *list)
+{
+    while (list) {
+        struct al_model_lease *next = list->next;
+        al_info("unloading model %s (%s)", list->name, list->manifest);
+        al_engine_model_free(list->m);
+        free(list);
+        list = next;
+    }
+}
+
+/* Under mu: marks entries that no reference points at as retired, and pinned
+ * ones as pinned; moves idle retired entries to *victims. */
+static void mark_entries(struct al_models *mm, struct al_model_lease **victims)
+{
+    for (struct al_model_lease *e = mm->entries, *next; e; e = next) {
+        next = e->next;
+        bool used = false, pinned = false;
+        for (struct rref *r = mm->refs; r; r = r->next)
+            if (strcmp(r->manifest, e->manifest) == 0) {
+                used = true;
+                pinned |= r->pinned;
+            }
+        e->retired = !used;
+        e->pinned = pinned;
+        if (e->retired && e->leases == 0 && e->state == E_READY) {
+            unlink_entry(mm, e);
+            e->next = *victims;
+            *victims = e;
+        }
+    }
+}
+
+/* Under mu: evicts least recently used idle models until one more of need
+ * bytes fits. AL_ERR_BUSY when the models in use leave no room. */
+static enum al_rc make_room(struct al_models *mm, uint64_t need, struct al_model_lease **victims, struct al_err *err)
+{
+    for (;;) {
+        int count = 0;
+        uint64_t bytes = 0;
+        struct al_model_lease *lru = NULL;
+        for (struct al_model_lease *e = mm->entries; e; e = e->next) {
+            count++;
+            bytes += e->bytes;
+            if (e->state == E_READY && e->leases == 0 && (!lru || e->last_used < lru->last_used))
+                lru = e;
+        }
+        bool over_count = mm->cfg.max_loaded > 0 && count + 1 > mm->cfg.max_loaded;
+        bool over_bytes = mm->cfg.budget_bytes > 0 && bytes + need > mm->cfg.budget_bytes;
+        if (!over_count && !over_bytes)
+            return AL_OK;
+        if (count == 0)
+            return AL_OK; /* one model always fits, whatever its size */
+        if (!lru)
+            return al_err_set(err, AL_ERR_BUSY,
+                              "no room to load another model: %d loaded, %" PRIu64 " of %" PRIu64
+                              " budget bytes, all in use",
+                              count, bytes, mm->cfg.budget_bytes);
+        al_info("evicting model %s (least recently used) to make room", lru->name);
+        unlink_entry(mm, lru);
+        lru->next = *victims;
+        *victims = lru;
+    }
+}
+
+enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_model_lease **out, struct al_err *err)
+{
+    struct al_model_lease *victims = NULL, *e = NULL;
+    enum al_rc rc = AL_OK;
+    pthread_mutex_lock(&mm->mu);
+    if (!ref || !*ref) {
+        if (mm->cfg.n_pinned == 0) {
+            pthread_mutex_unlock(&mm->mu);
+            return al_err_set(err, AL_ERR_USAGE, "no model named and no default model");
+        }
+        ref = mm->cfg.pinned[0];
+    }
+    struct rref *r = NULL;
+    rc = resolve(mm, ref, false, &r, err);
+    if (rc)
+        goto out_unlock;
+    for (;;) {
+        for (e = mm->entries; e; e = e->next)
+            if (strcmp(e->manifest, r->manifest) == 0)
+                break;
+        if (!e || e->state == E_READY)
+            break;
+        pthread_cond_wait(&mm->cv, &mm->mu);
+        /* A reload may have freed r meanwhile: resolve again. */
+        rc = resolve(mm, ref, false, &r, err);
+        if (rc)
+            goto out_unlock;
+    }
+    if (e) {
+        e->leases++;
+        e->retired = false;
+        e->last_used = now_s();
+        *out = e;
+        goto out_unlock;
+    }
+    rc = make_room(mm, r->size, &victims, err);
+    if (rc)
+        goto out_unlock;
+    e = calloc(1, sizeof *e);
+    if (!e) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out_unlock;
+    }
+    e->mm = mm;
+    snprintf(e->name, sizeof e->name, "%s", r->name);
+    snprintf(e->manifest, sizeof e->manifest, "%s", r->manifest);
+    snprintf(e->digest, sizeof e->digest, "%s", r->digest);
+    e->state = E_LOADING;
+    e->leases = 1;
+    e->bytes = r->size;
+    e->pinned = r->pinned;
+    e->next = mm->entries;
+    mm->entries = e;
+    struct al_model_params p = params_for(mm, r->name);
+    char path[AL_LIMIT_PATH];
+    snprintf(path, sizeof path, "%s", r->path);
+    pthread_mutex_unlock(&mm->mu);
+
+    free_entries(victims);
+    victims = NULL;
+    al_info("loading model %s (%s) threads=%d ctx=%d batch=%d parallel=%d", e->name, e->manifest, p.threads,
+            p.n_ctx, p.n_batch, p.n_seq);
+    struct al_engine_model *m = NULL;
+    rc = al_engine_model_load(path, e->digest, &p, &m, err);
+
+    pthread_mutex_lock(&mm->mu);
+    if (rc) {
+        unlink_entry(mm, e);
+        free(e);
+        e = NULL;
+    } else {
+        e->m = m;
+        al_engine_model_info(m, &e->info);
+        if (e->info.size_bytes > e->bytes)
+            e->bytes = e->info.size_bytes;
+        e->state = E_READY;
+        e->last_used = now_s();
+        *out = e;
+    }
+    pthread_cond_broadcast(&mm->cv);
+out_unlock:
+    pthread_mutex_unlock(&mm->mu);
+    free_entries(victims);
+    return rc;
+}
+
+void al_models_release(struct al_model_lease *e)
+{
+    if (!e)
+        return;
+    struct al_models *mm = e->mm;
+    bool drop = false;
+    pthread_mutex_lock(&mm->mu);
+    e->leases--;
+    e->last_used = now_s();
+    if (e->leases == 0 && e->retired) {
+        unlink_entry(mm, e);
+        drop = true;
+    }
+    pthread_mutex_unlock(&mm->mu);
+    if (drop)
+        free_entries(e);
+}
+
+struct al_engine_model *al_lease_engine(const struct al_model_lease *l) { return l->m; }
+const char *al_lease_name(const struct al_model_lease *l) { return l->name; }
+const char *al_lease_digest(const struct al_model_lease *l) { return l->digest; }
+const char *al_lease_manifest(const struct al_model_lease *l) { return l->manifest; }
+const char *al_lease_chat_fallback(const struct al_model_lease *l)
+{
+    return l->mm->cfg.chat_fallback[0] ? l->mm->cfg.chat_fallback : NULL;
+}
+
+static void *reaper_main(void *arg)
+{
+    struct al_models *mm = arg;
+    pthread_mutex_lock(&mm->mu);
+    while (!mm->stop) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += 1;
+        pthread_cond_timedwait(&mm->cv, &mm->mu, &ts);
+        if (mm->stop)
+            break;
+        struct al_model_lease *victims = NULL;
+        double now = now_s();
+        for (struct al_model_lease *e = mm->entries, *next; e; e = next) {
+            next = e->next;
+            if (e->state != E_READY || e->leases > 0)
+                continue;
+            bool idle = !e->pinned && mm->cfg.keep_alive_s >= 0 && now - e->last_used > mm->cfg.keep_alive_s;
+            if (e->retired || idle) {
+                if (idle)
+                    al_info("model %s idle for %.0f s (keep-alive)", e->name, now - e->last_used);
+                unlink_entry(mm, e);
+                e->next = victims;
+                victims = e;
+            }
+        }
+        if (victims) {
+            pthread_mutex_unlock(&mm->mu);
+            free_entries(victims);
+            pthread_mutex_lock(&mm->mu);
+        }
+    }
+    pthread_mutex_unlock(&mm->mu);
+    return NULL;
+}
+
+enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, struct al_models **out,
+                         struct al_err *err)
+{
+    struct al_models *mm = calloc(1, sizeof *mm);
+    if (!mm)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    pthread_mutex_init(&mm->mu, NULL);
+    pthread_cond_init(&mm->cv, NULL);
+    mm->cfg = *cfg;
+    enum al_rc rc = al_repo_open(home, false, &mm->repo, err);
+    if (rc)
+        goto fail;
+    mm->vcache = al_verify_cache_new();
+    if (!mm->vcache) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (pthread_create(&mm->reaper, NULL, reaper_main, mm) != 0) {
+        rc = al_err_set(err, AL_ERR_INTERNAL, "cannot start the model reaper thread");
+        goto fail;
+    }
+    mm->reaper_started = true;
+    *out = mm;
+    return AL_OK;
+fail:
+    al_models_free(mm);
+    return rc;
+}
+
+void al_models_free(struct al_models *mm)
+{
+    if (!mm)
+        return;
+    pthread_mutex_lock(&mm->mu);
+    mm->stop = true;
+    pthread_cond_broadcast(&mm->cv);
+    pthread_mutex_unlock(&mm->mu);
+    if (mm->reaper_started)
+        pthread_join(mm->reaper, NULL);
+    free_entries(mm->entries);
+    for (struct rref *r = mm->refs, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    al_verify_cache_free(mm->vcache);
+    al_repo_free(mm->repo);
+    pthread_cond_destroy(&mm->cv);
+    pthread_mutex_destroy(&mm->mu);
+    free(mm);
+}
+
+enum al_rc al_models_preload(struct al_models *mm, struct al_err *err)
+{
+    enum al_rc rc = AL_OK;
+    pthread_mutex_lock(&mm->mu);
+    for (int i = 0; i < mm->cfg.n_pinned && !rc; i++) {
+        struct rref *r = NULL;
+        rc = resolve(mm, mm->cfg.pinned[i], true, &r, err);
+    }
+    struct al_model_lease *victims = NULL;
+    mark_entries(mm, &victims);
+    int n = mm->cfg.n_pinned;
+    char (*pins)[336] = rc ? NULL : calloc((size_t)n + 1, sizeof *pins);
+    if (!rc && !pins)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (pins)
+        memcpy(pins, mm->cfg.pinned, (size_t)n * sizeof *pins);
+    pthread_mutex_unlock(&mm->mu);
+    free_entries(victims);
+    for (int i = 0; i < n && !rc && pins; i++) {
+        struct al_model_lease *l = NULL;
+        rc = al_models_acquire(mm, pins[i], &l, err);
+        al_models_release(l);
+    }
+    free(pins);
+    pthread_mutex_lock(&mm->mu);
+    mm->preload_done = true;
+    pthread_mutex_unlock(&mm->mu);
+    return rc;
+}
+
+bool al_models_loading(struct al_models *mm)
+{
+    pthread_mutex_lock(&mm->mu);
+    bool loading = !mm->preload_done;
+    for (struct al_model_lease *e = mm->entries; e; e = e->next)
+        if (e->state == E_LOADING && e->pinned)
+            loading = true;
+    pthread_mutex_unlock(&mm->mu);
+    return loading;
+}
+
+enum al_rc al_models_reload(struct al_models *mm, const struct al_models_config *cfg, struct al_err *err)
+{
+    pthread_mutex_lock(&mm->mu);
+    mm->cfg = *cfg;
+    struct rref *old = mm->refs;
+    mm->refs = NULL;
+    /* Resolve again every reference seen so far: a name now points at its
+     * newly active version; a reference that no longer resolves is dropped. */
+    for (struct rref *r = old; r; r = r->next) {
+        struct rref *nr = NULL;
+        struct al_err e2 = AL_ERR_INIT;
+        if (resolve(mm, r->ref, false, &nr, &e2) != AL_OK)
+            al_warn("reload: '%s' no longer resolves: %s", r->ref, e2.msg);
+        else if (strcmp(nr->manifest, r->manifest) != 0)
+            al_info("reload: '%s' now resolves to %s (was %s)", r->ref, nr->manifest, r->manifest);
+    }
+    for (struct rref *r = old, *next; r; r = next) {
+        next = r->next;
+        free(r);
+    }
+    pthread_mutex_unlock(&mm->mu);
+    /* Pinned references are resolved (and flagged) by preload, which also
+     * marks retired entries and loads the new versions. */
+    return al_models_preload(mm, err);
+}
+
+void al_models_foreach_loaded(struct al_models *mm, al_loaded_fn *fn, void *ud)
+{
+    pthread_mutex_lock(&mm->mu);
+    double now = now_s();
+    for (struct al_model_lease *e = mm->entries; e; e = e->next) {
+        if (e->state != E_READY)
+            continue;
+        struct al_loaded_model lm = {e->name, e->manifest, e->digest, &e->info, e->m,
+                                     e->leases, e->pinned, e->retired, now - e->last_used};
+        fn(ud, &lm);
+    }
+    pthread_mutex_unlock(&mm->mu);
+}
+
+enum al_rc al_models_names(struct al_models *mm, char ***names, size_t *n, struct al_err *err)
+{
+    struct al_version *rows = NULL;
+    size_t nrows = 0;
+    pthread_mutex_lock(&mm->mu);
+    enum al_rc rc = al_index_list_versions(al_repo_index(mm->repo), NULL, &rows, &nrows, err);
+    pthread_mutex_unlock(&mm->mu);
+    if (rc)
+        return rc;
+    char **out = calloc(nrows + 1, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; out && i < nrows; i++) {
+        if (!rows[i].active)
+            continue;
+        bool dup = false;
+        for (size_t j = 0; j < k && !dup; j++)
+            dup = strcmp(out[j], rows[i].model) == 0;
+        if (!dup && !(out[k] = strdup(rows[i].model))) {
+            al_models_names_free(out, k);
+            out = NULL;
+        } else if (!dup) {
+            k++;
+        }
+    }
+    free(rows);
+    if (!out)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    *names = out;
+    *n = k;
+    return AL_OK;
+}
+
+void al_models_names_free(char **names, size_t n)
+{
+    for (size_t i = 0; names && i < n; i++)
+        free(names[i]);
+    free(names);
+}
+
+enum al_rc al_models_exists(struct al_models *mm, const char *ref, struct al_err *err)
+{
+    pthread_mutex_lock(&mm->mu);
+    struct rref *r = NULL;
+    enum al_rc rc = resolve(mm, ref, false, &r, err);
+    pthread_mutex_unlock(&mm->mu);
+    return rc;
+}

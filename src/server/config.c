@@ -1,0 +1,213 @@
+/*
+ * config.c: the serve configuration file (see config.h).
+ */
+#include "server/config.h"
+
+#include <jansson.h>
+
+void al_serve_config_default(struct al_serve_config *c)
+{
+    memset(c, 0, sizeof *c);
+    al_server_opts_default(&c->server);
+    al_models_config_default(&c->models);
+    snprintf(c->host, sizeof c->host, "127.0.0.1");
+    c->drain_timeout_s = 30;
+    al_serve_config_fix(c);
+}
+
+void al_serve_config_fix(struct al_serve_config *c)
+{
+    c->server.host = c->host;
+    c->server.socket_path = c->socket[0] ? c->socket : NULL;
+    c->server.tls_cert = c->tls_cert[0] ? c->tls_cert : NULL;
+    c->server.tls_key = c->tls_key[0] ? c->tls_key : NULL;
+    c->server.tls_client_ca = c->tls_ca[0] ? c->tls_ca : NULL;
+}
+
+static enum al_rc keys_known(json_t *obj, const char *where, const char *const *known, struct al_err *err)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        bool ok = false;
+        for (const char *const *k = known; *k && !ok; k++)
+            ok = strcmp(*k, key) == 0;
+        if (!ok)
+            return al_err_set(err, AL_ERR_INVALID, "config: unknown key '%s%s%s'", where, *where ? "." : "", key);
+    }
+    return AL_OK;
+}
+
+static enum al_rc get_int(json_t *obj, const char *key, long long lo, long long hi, int *out, struct al_err *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return AL_OK;
+    if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be an integer from %lld to %lld", key, lo, hi);
+    *out = (int)json_integer_value(v);
+    return AL_OK;
+}
+
+static enum al_rc get_num(json_t *obj, const char *key, double *out, struct al_err *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return AL_OK;
+    if (!json_is_number(v))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be a number", key);
+    *out = json_number_value(v);
+    return AL_OK;
+}
+
+static enum al_rc get_str(json_t *obj, const char *key, char *out, size_t size, struct al_err *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return AL_OK;
+    if (!json_is_string(v))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be a string", key);
+    if (json_string_length(v) >= size)
+        return al_err_set(err, AL_ERR_LIMIT, "config: '%s' is longer than %zu bytes", key, size - 1);
+    snprintf(out, size, "%s", json_string_value(v));
+    return AL_OK;
+}
+
+static enum al_rc get_bool(json_t *obj, const char *key, int *out, struct al_err *err)
+{
+    json_t *v = json_object_get(obj, key);
+    if (!v)
+        return AL_OK;
+    if (!json_is_boolean(v))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be true or false", key);
+    *out = json_is_true(v);
+    return AL_OK;
+}
+
+static enum al_rc settings(json_t *obj, const char *where, struct al_model_settings *s, struct al_err *err)
+{
+    static const char *const known[] = {"threads", "ctx", "batch", "parallel", "queue", "gpu_layers",
+                                        "mmap", "mlock", NULL};
+    enum al_rc rc;
+    if (!json_is_object(obj))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be an object", where);
+    if ((rc = keys_known(obj, where, known, err)) || (rc = get_int(obj, "threads", 1, 1024, &s->threads, err)) ||
+        (rc = get_int(obj, "ctx", 0, 1 << 24, &s->ctx, err)) || (rc = get_int(obj, "batch", 1, 1 << 20, &s->batch, err)) ||
+        (rc = get_int(obj, "parallel", 1, AL_LIMIT_SEQS, &s->n_seq, err)) ||
+        (rc = get_int(obj, "queue", 1, AL_LIMIT_QUEUE, &s->queue, err)) ||
+        (rc = get_int(obj, "gpu_layers", 0, 100000, &s->gpu_layers, err)) ||
+        (rc = get_bool(obj, "mmap", &s->mmap, err)) || (rc = get_bool(obj, "mlock", &s->mlock, err)))
+        return rc;
+    return AL_OK;
+}
+
+static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *err)
+{
+    static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
+                                      "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
+                                      "audit_text", NULL};
+    static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
+    static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
+    static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
+                                             NULL};
+    enum al_rc rc;
+    if (!json_is_object(root))
+        return al_err_set(err, AL_ERR_INVALID, "config: the file must hold a JSON object");
+    if ((rc = keys_known(root, "", top, err)))
+        return rc;
+    json_t *v;
+    if ((v = json_object_get(root, "listen"))) {
+        int any = c->server.listen_any, mode = -1;
+        char mode_s[16] = "";
+        if ((rc = keys_known(v, "listen", listen_keys, err)) || (rc = get_str(v, "host", c->host, sizeof c->host, err)) ||
+            (rc = get_int(v, "port", 0, 65535, &c->server.port, err)) || (rc = get_bool(v, "listen_any", &any, err)) ||
+            (rc = get_str(v, "socket", c->socket, sizeof c->socket, err)) ||
+            (rc = get_str(v, "socket_mode", mode_s, sizeof mode_s, err)))
+            return rc;
+        if (mode_s[0]) {
+            char *end;
+            long m = strtol(mode_s, &end, 8);
+            if (*end || m < 0 || m > 0777)
+                return al_err_set(err, AL_ERR_INVALID, "config: 'socket_mode' must be octal, like \"0660\"");
+            mode = (int)m;
+        }
+        if (mode >= 0)
+            c->server.socket_mode = mode;
+        c->server.listen_any = any;
+    }
+    if ((v = json_object_get(root, "tls")) &&
+        ((rc = keys_known(v, "tls", tls_keys, err)) || (rc = get_str(v, "cert", c->tls_cert, sizeof c->tls_cert, err)) ||
+         (rc = get_str(v, "key", c->tls_key, sizeof c->tls_key, err)) ||
+         (rc = get_str(v, "client_ca", c->tls_ca, sizeof c->tls_ca, err))))
+        return rc;
+    if ((v = json_object_get(root, "models"))) {
+        size_t i;
+        json_t *m;
+        if (!json_is_array(v) || json_array_size(v) > AL_MODELS_MAX_PINNED)
+            return al_err_set(err, AL_ERR_INVALID, "config: 'models' must be an array of at most %d refs",
+                              AL_MODELS_MAX_PINNED);
+        c->models.n_pinned = 0;
+        json_array_foreach(v, i, m)
+        {
+            if (!json_is_string(m) || json_string_length(m) >= sizeof c->models.pinned[0])
+                return al_err_set(err, AL_ERR_INVALID, "config: models[%zu] must be a model reference", i);
+            snprintf(c->models.pinned[c->models.n_pinned++], sizeof c->models.pinned[0], "%s", json_string_value(m));
+        }
+    }
+    if ((v = json_object_get(root, "defaults")) && (rc = settings(v, "defaults", &c->models.defaults, err)))
+        return rc;
+    if ((v = json_object_get(root, "model_settings"))) {
+        const char *name;
+        json_t *s;
+        if (!json_is_object(v))
+            return al_err_set(err, AL_ERR_INVALID, "config: 'model_settings' must be an object");
+        c->models.n_overrides = 0;
+        json_object_foreach(v, name, s)
+        {
+            if (c->models.n_overrides >= AL_MODELS_MAX_OVERRIDES || strlen(name) >= sizeof c->models.overrides[0].name)
+                return al_err_set(err, AL_ERR_LIMIT, "config: too many model_settings or too long a name");
+            struct al_model_override *o = &c->models.overrides[c->models.n_overrides++];
+            struct al_model_settings unset = AL_MODEL_SETTINGS_UNSET;
+            o->s = unset;
+            snprintf(o->name, sizeof o->name, "%s", name);
+            if ((rc = settings(s, name, &o->s, err)))
+                return rc;
+        }
+    }
+    int mb = -1, audit_text = c->server.audit_text;
+    if ((rc = get_int(root, "memory_budget_mb", 0, 1 << 30, &mb, err)) ||
+        (rc = get_int(root, "max_models", 0, 1024, &c->models.max_loaded, err)) ||
+        (rc = get_num(root, "keep_alive_s", &c->models.keep_alive_s, err)) ||
+        (rc = get_str(root, "chat_template", c->models.chat_fallback, sizeof c->models.chat_fallback, err)) ||
+        (rc = get_num(root, "drain_timeout_s", &c->drain_timeout_s, err)) ||
+        (rc = get_bool(root, "audit_text", &audit_text, err)))
+        return rc;
+    if (mb >= 0)
+        c->models.budget_bytes = (uint64_t)mb << 20;
+    c->server.audit_text = audit_text;
+    if ((v = json_object_get(root, "limits"))) {
+        struct al_server_limits *l = &c->server.limits;
+        int body = (int)l->body_bytes;
+        if ((rc = keys_known(v, "limits", limit_keys, err)) || (rc = get_int(v, "body_bytes", 1, 1 << 30, &body, err)) ||
+            (rc = get_int(v, "prompt_tokens", 1, 1 << 24, &l->prompt_tokens, err)) ||
+            (rc = get_int(v, "max_tokens", 1, 1 << 24, &l->max_tokens, err)) ||
+            (rc = get_int(v, "concurrent", 1, 100000, &l->concurrent, err)) ||
+            (rc = get_num(v, "timeout_s", &l->timeout_s, err)))
+            return rc;
+        l->body_bytes = (size_t)body;
+    }
+    return AL_OK;
+}
+
+enum al_rc al_serve_config_load(struct al_serve_config *c, const char *path, struct al_err *err)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    if (!root)
+        return al_err_set(err, AL_ERR_INVALID, "cannot read config '%s': %s (line %d)", path, je.text, je.line);
+    enum al_rc rc = apply(c, root, err);
+    json_decref(root);
+    al_serve_config_fix(c);
+    return rc;
+}

@@ -1,0 +1,50 @@
+/*
+ * config.h: the configuration of `airlock serve`: a small JSON file, with
+ * command-line flags on top. Everything a reload (SIGHUP) may change is in
+ * al_models_config; the listening address, TLS and limits need a restart.
+ *
+ *   {
+ *     "listen": {"host": "127.0.0.1", "port": 8741, "listen_any": false,
+ *                "socket": "/run/airlock/airlock.sock", "socket_mode": "0660"},
+ *     "tls": {"cert": "server.pem", "key": "server.key", "client_ca": "ca.pem"},
+ *     "models": ["stories", "tiny:1.0"],
+ *     "defaults": {"threads": 2, "ctx": 4096, "batch": 512, "parallel": 4,
+ *                  "queue": 64, "gpu_layers": 0, "mmap": true, "mlock": false},
+ *     "model_settings": {"stories": {"ctx": 512, "parallel": 8}},
+ *     "memory_budget_mb": 8192, "max_models": 4, "keep_alive_s": 300,
+ *     "chat_template": "chatml",
+ *     "limits": {"body_bytes": 4194304, "prompt_tokens": 32768, "max_tokens": 4096,
+ *                "concurrent": 64, "timeout_s": 600},
+ *     "drain_timeout_s": 30,
+ *     "audit_text": false
+ *   }
+ * Unknown keys are errors, so that a typo does not pass silently.
+ */
+#ifndef AL_SERVER_CONFIG_H
+#define AL_SERVER_CONFIG_H
+
+#include "core/limits.h"
+#include "serve/models.h"
+#include "server/server.h"
+
+struct al_serve_config {
+    struct al_server_opts server;   /* its strings point into the arrays below */
+    struct al_models_config models;
+    double drain_timeout_s;
+    char host[256];
+    char socket[AL_LIMIT_PATH];
+    char tls_cert[AL_LIMIT_PATH], tls_key[AL_LIMIT_PATH], tls_ca[AL_LIMIT_PATH];
+};
+
+/* The built-in defaults. */
+void al_serve_config_default(struct al_serve_config *c);
+
+/* Reads path on top of what c holds. Errors: AL_ERR_IO, AL_ERR_INVALID
+ * (malformed, unknown key, wrong type), AL_ERR_LIMIT. */
+enum al_rc al_serve_config_load(struct al_serve_config *c, const char *path, struct al_err *err);
+
+/* Makes the string pointers of c->server point into c's own arrays (after a
+ * copy of the struct). */
+void al_serve_config_fix(struct al_serve_config *c);
+
+#endif

@@ -1,0 +1,378 @@
+/*
+ * gen.c: one generation in flight, between the engine's worker thread and the
+ * connection's thread.
+ *
+ * The engine's callbacks (worker thread) format server-sent events straight
+ * into g->sse under g->mu and signal; the connection's thread sleeps in the
+ * content reader (streaming) or in al_gen_run (not streaming) and, every
+ * TICK_MS while it waits, checks whether the client has gone, the request's
+ * time is up or the server is stopping, and cancels the engine request then.
+ *
+ * References: the request (h->gen, dropped in the finish path), the engine
+ * (until on_done) and a streaming response (until libmicrohttpd frees it)
+ * each hold one; the last one frees.
+ */
+#include "server/http_int.h"
+
+#include <time.h>
+
+#include "core/limits.h"
+#include "core/log.h"
+
+#define TICK_MS 50
+
+struct al_gen {
+    atomic_int refs;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    struct al_server *srv;
+    struct al_hreq *h;      /* NULL after the finish path */
+    enum al_gen_kind kind;
+    bool stream, include_usage;
+    char id[48];
+    char fingerprint[20];   /* fp_ and the weights' digest, shortened */
+    long long created;
+    struct al_buf head;     /* `data: {"id":...,"choices":[{"index":0,` */
+    struct al_buf sse;      /* bytes not yet given to libmicrohttpd */
+    size_t sse_off;
+    struct al_buf text;     /* the whole text */
+    struct al_engine_req *req;
+    atomic_bool cancel;
+    const char *cancel_why; /* "timeout", "client", "shutdown" */
+    bool done;
+    struct al_gen_result res;
+    char error[256];
+    double t0, t_first, t_last;
+    int n_pieces;
+};
+
+void al_json_escape(struct al_buf *b, const char *s, size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    al_buf_addch(b, '"');
+    size_t run = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c >= 0x20 && c != '"' && c != '\\')
+            continue;
+        al_buf_add(b, s + run, i - run);
+        run = i + 1;
+        switch (c) {
+        case '"': al_buf_add(b, "\\\"", 2); break;
+        case '\\': al_buf_add(b, "\\\\", 2); break;
+        case '\n': al_buf_add(b, "\\n", 2); break;
+        case '\r': al_buf_add(b, "\\r", 2); break;
+        case '\t': al_buf_add(b, "\\t", 2); break;
+        default: {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            al_buf_add(b, u, 6);
+        }
+        }
+    }
+    al_buf_add(b, s + run, len - run);
+    al_buf_addch(b, '"');
+}
+
+static void gen_free(struct al_gen *g)
+{
+    al_engine_req_free(g->req);
+    al_buf_release(&g->head);
+    al_buf_release(&g->sse);
+    al_buf_release(&g->text);
+    pthread_cond_destroy(&g->cv);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+void al_gen_unref(struct al_gen *g)
+{
+    if (g && atomic_fetch_sub(&g->refs, 1) == 1)
+        gen_free(g);
+}
+
+static const char *finish_reason(const struct al_gen *g)
+{
+    return g->res.finish == AL_FINISH_LENGTH ? "length" : "stop";
+}
+
+static void add_usage(struct al_buf *b, const struct al_gen_result *r)
+{
+    al_buf_addf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", r->n_prompt,
+                r->n_gen, r->n_prompt + r->n_gen);
+}
+
+static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
+{
+    struct al_gen *g = ud;
+    double now = al_http_now();
+    pthread_mutex_lock(&g->mu);
+    if (g->n_pieces++ == 0)
+        g->t_first = now;
+    g->t_last = now;
+    al_buf_add(&g->text, piece, len);
+    if (g->stream) {
+        al_buf_add(&g->sse, g->head.data, g->head.len);
+        al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
+        al_json_escape(&g->sse, piece, len);
+        al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
+                                                      : ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+    }
+    bool ok = !al_buf_failed(&g->sse) && !al_buf_failed(&g->text);
+    pthread_cond_signal(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+    return ok && !atomic_load(&g->cancel);
+}
+
+static void on_done(void *ud, const struct al_gen_result *res)
+{
+    struct al_gen *g = ud;
+    struct al_metrics *m = g->srv->metrics;
+    pthread_mutex_lock(&g->mu);
+    g->res = *res;
+    g->res.error = NULL;
+    if (res->error)
+        snprintf(g->error, sizeof g->error, "%s", res->error);
+    if (g->stream) {
+        struct al_buf *b = &g->sse;
+        if (res->finish == AL_FINISH_ERROR || (res->finish == AL_FINISH_CANCELLED && g->cancel_why &&
+                                               strcmp(g->cancel_why, "client") != 0)) {
+            bool timeout = g->cancel_why && strcmp(g->cancel_why, "timeout") == 0;
+            al_buf_addstr(b, "data: {\"error\":{\"message\":");
+            const char *msg = res->finish == AL_FINISH_ERROR ? g->error
+                              : timeout ? "the request took longer than the server allows (limits.timeout_s)"
+                                        : "the server is shutting down";
+            al_json_escape(b, msg, strlen(msg));
+            al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
+                        res->finish == AL_FINISH_ERROR ? "internal" : g->cancel_why);
+        } else {
+            al_buf_add(b, g->head.data, g->head.len);
+            al_buf_addf(b, "%s,\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n",
+                        g->kind == AL_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"", finish_reason(g));
+            if (g->include_usage) {
+                /* The usage chunk: the head without its choice, then usage. */
+                const char *cut = strstr(g->head.data, "\"choices\":[");
+                al_buf_add(b, g->head.data, (size_t)(cut - g->head.data));
+                al_buf_addstr(b, "\"choices\":[],");
+                add_usage(b, res);
+                al_buf_addstr(b, "}\n\n");
+            }
+        }
+        al_buf_addstr(b, "data: [DONE]\n\n");
+    }
+    g->done = true;
+    pthread_cond_broadcast(&g->cv);
+    double ttft = g->n_pieces ? g->t_first - g->t0 : -1;
+    double tpot = g->n_pieces > 1 && res->n_gen > 1 ? (g->t_last - g->t_first) / (res->n_gen - 1) : -1;
+    pthread_mutex_unlock(&g->mu);
+    if (ttft >= 0)
+        al_metrics_ttft(m, ttft);
+    if (tpot >= 0)
+        al_metrics_token_latency(m, tpot);
+    if (res->finish == AL_FINISH_CANCELLED)
+        al_metrics_cancelled(m);
+    /* The last touch of the server: al_server_free waits for n_gens == 0. */
+    struct al_server *srv = g->srv;
+    pthread_mutex_lock(&srv->mu);
+    if (--srv->n_gens == 0)
+        pthread_cond_broadcast(&srv->cv);
+    pthread_mutex_unlock(&srv->mu);
+    al_gen_unref(g); /* the engine's reference */
+}
+
+static void request_cancel(struct al_gen *g, const char *why)
+{
+    if (atomic_exchange(&g->cancel, true))
+        return;
+    g->cancel_why = why;
+    al_engine_cancel(g->req);
+}
+
+/* Under g->mu: sleeps one tick, then checks the client, the clock and the
+ * server. Returns false when the client is gone. */
+static bool wait_tick(struct al_gen *g, struct al_hreq *h)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    ts.tv_nsec += TICK_MS * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_cond_timedwait(&g->cv, &g->mu, &ts);
+    if (g->done)
+        return true;
+    if (al_http_client_gone(h)) {
+        request_cancel(g, "client");
+        return false;
+    }
+    double limit = g->srv->o.limits.timeout_s;
+    if (limit > 0 && al_http_now() - h->t0 > limit)
+        request_cancel(g, "timeout");
+    pthread_mutex_lock(&g->srv->mu);
+    bool stopping = g->srv->stopping;
+    pthread_mutex_unlock(&g->srv->mu);
+    if (stopping)
+        request_cancel(g, "shutdown");
+    return true;
+}
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct al_gen *g = cls;
+    ssize_t n = MHD_CONTENT_READER_END_OF_STREAM;
+    pthread_mutex_lock(&g->mu);
+    for (;;) {
+        if (g->sse.len > g->sse_off) {
+            size_t k = g->sse.len - g->sse_off;
+            if (k > max)
+                k = max;
+            memcpy(buf, g->sse.data + g->sse_off, k);
+            g->sse_off += k;
+            if (g->sse_off == g->sse.len) {
+                al_buf_reset(&g->sse);
+                g->sse_off = 0;
+            }
+            n = (ssize_t)k;
+            break;
+        }
+        if (g->done)
+            break;
+        if (!g->h || !wait_tick(g, g->h)) {
+            n = MHD_CONTENT_READER_END_WITH_ERROR;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+    return n;
+}
+
+static void reader_free(void *cls)
+{
+    al_gen_unref(cls);
+}
+
+static json_t *whole_response(struct al_gen *g, const char *model)
+{
+    json_t *choice;
+    const char *text = al_buf_str(&g->text);
+    if (g->kind == AL_GEN_CHAT)
+        choice = json_pack("{s:i, s:{s:s, s:s}, s:n, s:s}", "index", 0, "message", "role", "assistant", "content",
+                           text, "logprobs", "finish_reason", finish_reason(g));
+    else
+        choice = json_pack("{s:s, s:i, s:n, s:s}", "text", text, "index", 0, "logprobs", "finish_reason",
+                           finish_reason(g));
+    return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:s}", "id", g->id, "object",
+                     g->kind == AL_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
+                     model, "choices", choice, "usage", "prompt_tokens", g->res.n_prompt, "completion_tokens",
+                     g->res.n_gen, "total_tokens", g->res.n_prompt + g->res.n_gen, "system_fingerprint",
+                     g->fingerprint);
+}
+
+enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
+{
+    struct al_gen *g = calloc(1, sizeof *g);
+    if (!g)
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    atomic_init(&g->refs, 1);
+    pthread_mutex_init(&g->mu, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&g->cv, &ca);
+    pthread_condattr_destroy(&ca);
+    g->srv = h->srv;
+    g->h = h;
+    g->kind = go->kind;
+    g->stream = go->stream;
+    g->include_usage = go->include_usage;
+    g->created = (long long)time(NULL);
+    g->t0 = h->t0;
+    snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
+    al_buf_init(&g->head, 4096);
+    al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
+    al_buf_init(&g->text, AL_LIMIT_PROMPT_BYTES);
+    h->gen = g;
+    al_buf_addf(&g->head, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", g->id,
+                go->kind == AL_GEN_CHAT ? "chat.completion.chunk" : "text_completion", g->created);
+    al_json_escape(&g->head, go->model, strlen(go->model));
+    snprintf(g->fingerprint, sizeof g->fingerprint, "fp_%.12s", al_lease_digest(h->lease) + 7);
+    al_buf_addf(&g->head, ",\"system_fingerprint\":\"%s\",\"choices\":[{\"index\":0,", g->fingerprint);
+    if (al_buf_failed(&g->head))
+        return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
+    if (go->stream && go->kind == AL_GEN_CHAT) {
+        /* The first chunk names the role, as OpenAI's does. */
+        al_buf_add(&g->sse, g->head.data, g->head.len);
+        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
+                               "\"finish_reason\":null}]}\n\n");
+    }
+
+    struct al_err err = AL_ERR_INIT;
+    atomic_fetch_add(&g->refs, 1); /* the engine's */
+    pthread_mutex_lock(&h->srv->mu);
+    h->srv->n_gens++;
+    pthread_mutex_unlock(&h->srv->mu);
+    enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &go->params, on_token, on_done, g,
+                                     &g->req, &err);
+    if (rc) {
+        atomic_fetch_sub(&g->refs, 1);
+        pthread_mutex_lock(&h->srv->mu);
+        h->srv->n_gens--;
+        pthread_mutex_unlock(&h->srv->mu);
+        if (rc == AL_ERR_LIMIT && strstr(err.msg, "context"))
+            return al_http_reply_error(h, 400, "invalid_request_error", "messages", "context_length_exceeded", "%s",
+                                       err.msg);
+        return al_http_reply_rc(h, &err, rc == AL_ERR_INVALID ? "grammar" : NULL);
+    }
+    if (go->stream) {
+        atomic_fetch_add(&g->refs, 1); /* the response's */
+        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, reader, g, reader_free);
+        if (!r) {
+            atomic_fetch_sub(&g->refs, 1);
+            return MHD_NO;
+        }
+        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Cache-Control", "no-cache");
+        MHD_add_response_header(r, "X-Request-Id", h->id);
+        h->status = 200;
+        enum MHD_Result ret = MHD_queue_response(h->conn, 200, r);
+        MHD_destroy_response(r);
+        return ret;
+    }
+    pthread_mutex_lock(&g->mu);
+    bool gone = false;
+    while (!g->done)
+        if (!wait_tick(g, h))
+            gone = true;
+    pthread_mutex_unlock(&g->mu);
+    if (gone)
+        return MHD_NO; /* nobody to answer */
+    if (g->res.finish == AL_FINISH_ERROR)
+        return al_http_reply_error(h, 500, "server_error", NULL, "internal", "generation failed: %s", g->error);
+    if (g->res.finish == AL_FINISH_CANCELLED)
+        return g->cancel_why && strcmp(g->cancel_why, "timeout") == 0
+                   ? al_http_reply_error(h, 504, "server_error", NULL, "timeout",
+                                         "the request took longer than the server allows (limits.timeout_s = %.0f s)",
+                                         h->srv->o.limits.timeout_s)
+                   : al_http_reply_error(h, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
+    if (al_buf_failed(&g->text))
+        return al_http_reply_error(h, 500, "server_error", NULL, "limit", "the response is over the cap of %u bytes",
+                                   AL_LIMIT_PROMPT_BYTES);
+    return al_http_reply_json(h, 200, whole_response(g, go->model));
+}
+
+const char *al_gen_finish(struct al_gen *g, struct al_hreq *h)
+{
+    pthread_mutex_lock(&g->mu);
+    if (!g->done && g->req)
+        request_cancel(g, "client");
+    g->h = NULL;
+    if (g->done) {
+        h->tokens_in = g->res.n_prompt;
+        h->tokens_out = g->res.n_gen;
+    } else {
+        h->tokens_out = g->n_pieces;
+    }
+    const char *text = g->done ? al_buf_str(&g->text) : NULL;
+    pthread_mutex_unlock(&g->mu);
+    return text;
+}

@@ -1,0 +1,578 @@
+/*
+ * http.c: the daemon, listening, routing, the access check and the finish
+ * path. Every request passes through exactly one finish path
+ * (on_completed, libmicrohttpd's request-completed callback): metrics, the
+ * audit record, the log line, the model lease and the concurrency count are
+ * all settled there and nowhere else.
+ */
+#include "server/http_int.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "access/access.h"
+#include "audit/audit.h"
+
+double al_http_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+void al_server_opts_default(struct al_server_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = AL_SERVE_DEFAULT_PORT;
+    o->socket_mode = 0660;
+    o->limits = (struct al_server_limits){
+        .body_bytes = 4u << 20, .prompt_tokens = 32768, .max_tokens = 4096, .concurrent = 64, .timeout_s = 600};
+}
+
+/* ---- the one table from al_rc to HTTP ---- */
+
+static const struct {
+    int status;
+    const char *type;
+} rc_http[AL_RC_COUNT] = {
+    [AL_OK] = {200, NULL},
+    [AL_ERR_USAGE] = {400, "invalid_request_error"},
+    [AL_ERR_NOT_FOUND] = {404, "invalid_request_error"},
+    [AL_ERR_EXISTS] = {409, "invalid_request_error"},
+    [AL_ERR_IO] = {500, "server_error"},
+    [AL_ERR_CORRUPT] = {500, "server_error"},
+    [AL_ERR_INVALID] = {400, "invalid_request_error"},
+    [AL_ERR_LIMIT] = {400, "invalid_request_error"},
+    [AL_ERR_VERIFY] = {500, "server_error"}, /* a model blob that fails its digest */
+    [AL_ERR_DENIED] = {403, "permission_error"},
+    [AL_ERR_BUSY] = {503, "server_error"},
+    [AL_ERR_NOMEM] = {500, "server_error"},
+    [AL_ERR_INTERNAL] = {500, "server_error"},
+};
+
+static enum MHD_Result queue(struct al_hreq *h, int status, struct MHD_Response *r, const char *ctype)
+{
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", ctype);
+    MHD_add_response_header(r, "X-Request-Id", h->id);
+    if (status == 503)
+        MHD_add_response_header(r, "Retry-After", "1");
+    h->status = status;
+    enum MHD_Result ret = MHD_queue_response(h->conn, (unsigned)status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+enum MHD_Result al_http_reply_text(struct al_hreq *h, int status, const char *ctype, const char *text, size_t len)
+{
+    char *copy = malloc(len + 1);
+    if (!copy)
+        return MHD_NO;
+    memcpy(copy, text, len);
+    struct MHD_Response *r = MHD_create_response_from_buffer(len, copy, MHD_RESPMEM_MUST_FREE);
+    if (!r)
+        free(copy);
+    return queue(h, status, r, ctype);
+}
+
+enum MHD_Result al_http_reply_json(struct al_hreq *h, int status, json_t *j)
+{
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    if (!s)
+        return MHD_NO;
+    struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);
+    if (!r)
+        free(s);
+    return queue(h, status, r, "application/json");
+}
+
+static json_t *error_body(const char *type, const char *param, const char *code, const char *msg)
+{
+    return json_pack("{s:{s:s, s:s, s:s?, s:s?}}", "error", "message", msg, "type", type, "param", param, "code",
+                     code);
+}
+
+enum MHD_Result al_http_reply_error(struct al_hreq *h, int status, const char *type, const char *param,
+                                    const char *code, const char *fmt, ...)
+{
+    char msg[AL_ERR_MSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (status >= 500)
+        al_warn("%s: %d %s", h->id, status, msg);
+    return al_http_reply_json(h, status, error_body(type, param, code, msg));
+}
+
+enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, const char *param)
+{
+    enum al_rc rc = (unsigned)err->rc < AL_RC_COUNT && err->rc != AL_OK ? err->rc : AL_ERR_INTERNAL;
+    const char *code = al_rc_name(rc);
+    if (rc == AL_ERR_NOT_FOUND && param && strcmp(param, "model") == 0)
+        code = "model_not_found";
+    return al_http_reply_error(h, rc_http[rc].status, rc_http[rc].type, param, code, "%s",
+                               err->msg[0] ? err->msg : al_rc_name(rc));
+}
+
+bool al_http_client_gone(struct al_hreq *h)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(h->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci)
+        return false;
+    struct pollfd p = {.fd = ci->connect_fd, .events = POLLRDHUP};
+    return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+}
+
+bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
+{
+    json_t *jm = body ? json_object_get(body, "model") : NULL;
+    if (jm && !json_is_string(jm)) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "'model' must be a string");
+        return false;
+    }
+    struct al_err err = AL_ERR_INIT;
+    if (al_models_acquire(h->srv->mm, jm ? json_string_value(jm) : NULL, &h->lease, &err) != AL_OK) {
+        *res = al_http_reply_rc(h, &err, "model");
+        return false;
+    }
+    snprintf(h->model_digest, sizeof h->model_digest, "%s", al_lease_digest(h->lease));
+    return true;
+}
+
+/* ---- routing ---- */
+
+static const struct route {
+    const char *method, *path;
+    bool prefix;
+    const char *scope; /* NULL: no key needed */
+    bool counted;      /* against limits.concurrent */
+    enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
+} routes[] = {
+    {"POST", "/v1/chat/completions", false, "chat", true, al_route_chat},
+    {"POST", "/v1/completions", false, "chat", true, al_route_completions},
+    {"POST", "/v1/embeddings", false, "embed", true, al_route_embeddings},
+    {"GET", "/v1/models", false, "models", false, al_route_models},
+    {"GET", "/v1/models/", true, "models", false, al_route_model_get},
+    {"POST", "/tokenize", false, "chat", true, al_route_tokenize},
+    {"POST", "/detokenize", false, "chat", true, al_route_detokenize},
+    {"GET", "/health", false, NULL, false, al_route_health},
+    {"GET", "/metrics", false, "admin", false, al_route_metrics},
+};
+
+static const struct route *find_route(const char *method, const char *url, bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        const struct route *r = &routes[i];
+        bool match = r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 && url[strlen(r->path)]
+                               : strcmp(url, r->path) == 0;
+        if (!match)
+            continue;
+        *path_known = true;
+        if (strcmp(method, r->method) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static const char *route_label(const struct route *r)
+{
+    return r->prefix ? "/v1/models/{id}" : r->path;
+}
+
+/* The access hook; returns false with the refusal queued. */
+static bool check_access(struct al_hreq *h, json_t *body, enum MHD_Result *res)
+{
+    struct al_server *s = h->srv;
+    if (s->tls_ca) {
+        char subject[128];
+        if (!al_tls_client_subject(h->conn, subject, sizeof subject)) {
+            *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "client_certificate_required",
+                                       "a valid client certificate is required");
+            return false;
+        }
+        snprintf(h->caller, sizeof h->caller, "%s", subject);
+    }
+    if (!s->o.access || !h->scope)
+        return true;
+    const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
+    const char *bearer = NULL;
+    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
+        bearer = auth + 7;
+    const char *model = NULL;
+    json_t *jm = body ? json_object_get(body, "model") : NULL;
+    if (json_is_string(jm))
+        model = json_string_value(jm);
+    else if (strncmp(h->url, "/v1/models/", 11) == 0)
+        model = h->url + 11;
+    char identity[128] = "";
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc;
+    if (strcmp(h->scope, "models") == 0) {
+        /* Listing models: any key that may chat or embed. */
+        rc = al_access_check(s->o.access, bearer, "chat", model, identity, &err);
+        if (rc == AL_ERR_DENIED) {
+            al_err_clear(&err);
+            rc = al_access_check(s->o.access, bearer, "embed", model, identity, &err);
+        }
+    } else {
+        rc = al_access_check(s->o.access, bearer, h->scope, model, identity, &err);
+    }
+    if (rc == AL_OK) {
+        /* An API key names the caller; an open server ("anonymous") keeps the
+         * client certificate's subject when there is one. */
+        if (identity[0] && !(s->tls_ca && strcmp(identity, "anonymous") == 0))
+            snprintf(h->caller, sizeof h->caller, "%s", identity);
+        return true;
+    }
+    if (rc == AL_ERR_VERIFY)
+        *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "invalid_api_key", "%s",
+                                   err.msg[0] ? err.msg : "a valid API key is required");
+    else if (rc == AL_ERR_DENIED)
+        *res = al_http_reply_error(h, 403, "permission_error", NULL, "permission_denied", "%s",
+                                   err.msg[0] ? err.msg : "this key may not do that");
+    else
+        *res = al_http_reply_rc(h, &err, NULL);
+    return false;
+}
+
+static enum MHD_Result dispatch(struct al_hreq *h)
+{
+    enum MHD_Result res = MHD_NO;
+    if (al_buf_failed(&h->body))
+        return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",
+                                   "the request body is over the cap of %zu bytes (limits.body_bytes)",
+                                   h->srv->o.limits.body_bytes);
+    json_t *body = NULL;
+    if (strcmp(h->method, "POST") == 0) {
+        json_error_t je;
+        body = json_loadb(h->body.data ? h->body.data : "", h->body.len, JSON_REJECT_DUPLICATES, &je);
+        if (!body || !json_is_object(body)) {
+            json_decref(body);
+            return al_http_reply_error(h, 400, "invalid_request_error", NULL, "invalid_json",
+                                       "the request body is not a JSON object: %s", body ? "not an object" : je.text);
+        }
+    }
+    if (check_access(h, body, &res))
+        res = h->handler(h, body);
+    json_decref(body);
+    return res;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                  const char *version, const char *upload, size_t *upload_size, void **con_cls)
+{
+    struct al_server *s = cls;
+    struct al_hreq *h = *con_cls;
+    if (!h) {
+        h = calloc(1, sizeof *h);
+        if (!h)
+            return MHD_NO;
+        *con_cls = h;
+        h->srv = s;
+        h->conn = conn;
+        h->t0 = al_http_now();
+        h->url = strdup(url);
+        snprintf(h->method, sizeof h->method, "%s", method);
+        snprintf(h->id, sizeof h->id, "req-%s%06" PRIuFAST64, s->id_prefix, atomic_fetch_add(&s->next_id, 1));
+        snprintf(h->caller, sizeof h->caller, "-");
+        al_buf_init(&h->body, s->o.limits.body_bytes);
+        bool known = false;
+        const struct route *r = find_route(method, url, &known);
+        h->route = r ? route_label(r) : "other";
+        if (!h->url)
+            return MHD_NO;
+        if (!r) {
+            if (known)
+                return al_http_reply_error(h, 405, "invalid_request_error", NULL, "method_not_allowed",
+                                           "%s is not allowed on %s", method, url);
+            return al_http_reply_error(h, 404, "invalid_request_error", NULL, "unknown_url",
+                                       "unknown request URL: %s %s", method, url);
+        }
+        h->scope = r->scope;
+        h->handler = r->handler;
+        const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+        if (cl && strtoull(cl, NULL, 10) > s->o.limits.body_bytes)
+            return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",
+                                       "the request body is over the cap of %zu bytes (limits.body_bytes)",
+                                       s->o.limits.body_bytes);
+        if (r->counted) {
+            pthread_mutex_lock(&s->mu);
+            bool refuse = s->draining || s->in_flight >= s->o.limits.concurrent;
+            bool draining = s->draining;
+            if (!refuse) {
+                s->in_flight++;
+                h->counted = true;
+            }
+            pthread_mutex_unlock(&s->mu);
+            if (refuse)
+                return al_http_reply_error(h, 503, "server_error", NULL, draining ? "shutting_down" : "too_many_requests",
+                                           draining ? "the server is shutting down"
+                                                    : "%d requests are being handled already (limits.concurrent): "
+                                                      "try again later",
+                                           s->o.limits.concurrent);
+        }
+        return MHD_YES;
+    }
+    if (*upload_size) {
+        if (h->status == 0)
+            al_buf_add(&h->body, upload, *upload_size);
+        *upload_size = 0;
+        return MHD_YES;
+    }
+    if (h->status)
+        return MHD_YES; /* a refusal is queued already */
+    return dispatch(h);
+}
+
+/* The finish path. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
+{
+    struct al_server *s = cls;
+    struct al_hreq *h = *con_cls;
+    if (!h)
+        return;
+    *con_cls = NULL;
+    const char *text = h->gen ? al_gen_finish(h->gen, h) : NULL;
+    double secs = al_http_now() - h->t0;
+    int status = h->status ? h->status : 500;
+    al_metrics_request(s->metrics, h->route, status, secs);
+    al_metrics_tokens(s->metrics, h->tokens_in, h->tokens_out);
+    if (s->o.audit) {
+        struct al_audit_record rec = {
+            .request_id = h->id, .caller = h->caller, .model_digest = h->model_digest[0] ? h->model_digest : NULL,
+            .route = h->route, .status = status, .tokens_in = h->tokens_in, .tokens_out = h->tokens_out,
+            .latency_ms = secs * 1000, .prompt = s->o.audit_text ? h->prompt : NULL,
+            .response = s->o.audit_text ? text : NULL};
+        struct al_err err = AL_ERR_INIT;
+        if (al_audit_append(s->o.audit, &rec, &err) != AL_OK)
+            al_log(AL_LOG_ERROR, "%s: cannot write the audit record: %s", h->id, err.msg);
+    }
+    al_info("%s %s %s %d %.1f ms caller=%s in=%d out=%d%s", h->id, h->method, h->url ? h->url : "?", status,
+            secs * 1000, h->caller, h->tokens_in, h->tokens_out,
+            toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+    al_gen_unref(h->gen);
+    al_models_release(h->lease);
+    if (h->counted) {
+        pthread_mutex_lock(&s->mu);
+        if (--s->in_flight == 0)
+            pthread_cond_broadcast(&s->cv);
+        pthread_mutex_unlock(&s->mu);
+    }
+    al_buf_release(&h->body);
+    free(h->prompt);
+    free(h->url);
+    free(h);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char line[512];
+    vsnprintf(line, sizeof line, fmt, ap);
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = 0;
+    al_debug("libmicrohttpd: %s", line);
+}
+
+/* ---- listening ---- */
+
+static enum al_rc open_unix(struct al_server *s, struct al_err *err)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(s->o.socket_path) >= sizeof sa.sun_path)
+        return al_err_set(err, AL_ERR_USAGE, "socket path '%s' is too long", s->o.socket_path);
+    snprintf(sa.sun_path, sizeof sa.sun_path, "%s", s->o.socket_path);
+    struct stat st;
+    if (lstat(s->o.socket_path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            return al_err_set(err, AL_ERR_EXISTS, "'%s' exists and is not a socket", s->o.socket_path);
+        unlink(s->o.socket_path); /* a stale socket of an earlier run */
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot create a unix socket");
+    /* Bind under a umask that leaves nobody access until the chmod. */
+    mode_t old = umask(0177);
+    int rb = bind(fd, (struct sockaddr *)&sa, sizeof sa);
+    umask(old);
+    if (rb != 0 || chmod(s->o.socket_path, (mode_t)s->o.socket_mode) != 0 || listen(fd, 128) != 0) {
+        al_err_sys(err, AL_ERR_IO, "cannot listen on '%s'", s->o.socket_path);
+        close(fd);
+        return err->rc;
+    }
+    s->unix_fd = fd;
+    snprintf(s->socket_path, sizeof s->socket_path, "%s", s->o.socket_path);
+    return AL_OK;
+}
+
+static bool is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6)
+        return IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)sa)->sin6_addr);
+    return false;
+}
+
+enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
+                           struct al_err *err)
+{
+    if ((o->tls_cert == NULL) != (o->tls_key == NULL) || (o->tls_client_ca && !o->tls_cert))
+        return al_err_set(err, AL_ERR_USAGE, "TLS needs both a certificate and a key (and them for a client CA)");
+    if (o->limits.concurrent <= 0 || o->limits.body_bytes == 0 || o->limits.max_tokens <= 0 ||
+        o->limits.prompt_tokens <= 0)
+        return al_err_set(err, AL_ERR_USAGE, "server limits must be positive");
+    struct al_server *s = calloc(1, sizeof *s);
+    if (!s)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    s->o = *o;
+    s->mm = mm;
+    s->unix_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    uint32_t rnd = 0;
+    FILE *ur = fopen("/dev/urandom", "rbe");
+    if (ur) {
+        if (fread(&rnd, sizeof rnd, 1, ur) != 1)
+            rnd = (uint32_t)time(NULL);
+        fclose(ur);
+    }
+    snprintf(s->id_prefix, sizeof s->id_prefix, "%08x", rnd);
+    struct addrinfo *ai = NULL;
+    enum al_rc rc = al_metrics_new(&s->metrics, err);
+    if (rc)
+        goto fail;
+    if (o->tls_cert) {
+        if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+            rc = al_err_set(err, AL_ERR_USAGE, "this libmicrohttpd is built without TLS");
+            goto fail;
+        }
+        if ((rc = al_tls_read_pem(o->tls_cert, &s->tls_cert, err)) || (rc = al_tls_read_pem(o->tls_key, &s->tls_key, err)))
+            goto fail;
+        if (o->tls_client_ca && (rc = al_tls_read_pem(o->tls_client_ca, &s->tls_ca, err)))
+            goto fail;
+    }
+    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
+                     MHD_USE_ERROR_LOG;
+    struct MHD_OptionItem ops[16];
+    int n = 0;
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, o->limits.concurrent * 2 + 32, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
+    if (o->socket_path) {
+        if ((rc = open_unix(s, err)))
+            goto fail;
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_LISTEN_SOCKET, s->unix_fd, NULL};
+    } else {
+        struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
+        char port[16];
+        snprintf(port, sizeof port, "%d", o->port);
+        int g = getaddrinfo(o->host ? o->host : "127.0.0.1", port, &hints, &ai);
+        if (g != 0) {
+            rc = al_err_set(err, AL_ERR_USAGE, "cannot resolve '%s': %s", o->host, gai_strerror(g));
+            goto fail;
+        }
+        if (!is_loopback(ai->ai_addr) && !o->listen_any) {
+            rc = al_err_set(err, AL_ERR_USAGE,
+                            "'%s' is not a loopback address: listening on it needs --listen-any", o->host);
+            goto fail;
+        }
+        if (ai->ai_family == AF_INET6)
+            flags |= MHD_USE_IPv6;
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, ai->ai_addr};
+    }
+    if (s->tls_cert) {
+        flags |= MHD_USE_TLS;
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert};
+        ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key};
+        if (s->tls_ca)
+            ops[n++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0, s->tls_ca};
+    }
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
+    s->d = MHD_start_daemon(flags, (uint16_t)(o->socket_path ? 0 : o->port), NULL, NULL, on_request, s,
+                            MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+    if (!s->d) {
+        rc = al_err_set(err, AL_ERR_IO, "cannot listen on %s%s%s%s: the address may be in use",
+                        o->socket_path ? o->socket_path : o->host, o->socket_path ? "" : ":",
+                        o->socket_path ? "" : "", o->socket_path ? "" : "port");
+        goto fail;
+    }
+    if (!o->socket_path) {
+        const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
+        s->port = di ? di->port : o->port;
+    }
+    freeaddrinfo(ai);
+    *out = s;
+    return AL_OK;
+fail:
+    if (ai)
+        freeaddrinfo(ai);
+    al_server_free(s);
+    return rc;
+}
+
+int al_server_port(const struct al_server *s) { return s->port; }
+
+void al_server_drain(struct al_server *s, double timeout_s)
+{
+    pthread_mutex_lock(&s->mu);
+    s->draining = true;
+    pthread_mutex_unlock(&s->mu);
+    if (s->d)
+        MHD_quiesce_daemon(s->d);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)timeout_s;
+    pthread_mutex_lock(&s->mu);
+    while (s->in_flight > 0)
+        if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+            break;
+    if (s->in_flight > 0)
+        al_warn("drain: %d requests still running after %.0f s; cancelling them", s->in_flight, timeout_s);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void al_server_free(struct al_server *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    pthread_mutex_unlock(&s->mu);
+    if (s->d)
+        MHD_stop_daemon(s->d);
+    /* Every connection has ended and cancelled its generation; the engine
+     * still calls on_done for each, and those touch s. */
+    pthread_mutex_lock(&s->mu);
+    while (s->n_gens > 0)
+        pthread_cond_wait(&s->cv, &s->mu);
+    pthread_mutex_unlock(&s->mu);
+    if (s->unix_fd >= 0) {
+        close(s->unix_fd);
+        unlink(s->socket_path);
+    }
+    al_metrics_free(s->metrics);
+    free(s->tls_cert);
+    if (s->tls_key) {
+        explicit_bzero(s->tls_key, strlen(s->tls_key));
+        free(s->tls_key);
+    }
+    free(s->tls_ca);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}

@@ -1,0 +1,144 @@
+/*
+ * http_int.h: what the files of src/server share. Only src/server includes
+ * microhttpd.h (and gnutls, in tls.c).
+ *
+ *   http.c         daemon, listening, routing, access check, the finish path
+ *   routes_gen.c   /v1/chat/completions and /v1/completions
+ *   gen.c          a generation in flight: engine callbacks, the SSE queue
+ *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
+ *   params.c       sampling parameters and response_format from a request body
+ *   json_schema_gbnf.c  JSON schema to GBNF
+ *   metrics.c      counters and histograms, Prometheus text
+ *   tls.c          TLS files, the client certificate's subject
+ */
+#ifndef AL_SERVER_HTTP_INT_H
+#define AL_SERVER_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <jansson.h>
+#include <microhttpd.h>
+
+#include "core/buf.h"
+#include "core/hash.h"
+#include "engine/engine.h"
+#include "server/metrics.h"
+#include "server/server.h"
+
+struct al_server {
+    struct al_server_opts o;
+    struct al_models *mm;
+    struct MHD_Daemon *d;
+    int port;
+    int unix_fd;
+    char socket_path[4096];
+    char *tls_cert, *tls_key, *tls_ca; /* PEM text */
+    struct al_metrics *metrics;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;      /* in_flight or n_gens reached 0 */
+    int in_flight;          /* requests counted against limits.concurrent */
+    int n_gens;             /* generations the engine has not finished (on_done) */
+    bool draining;
+    bool stopping;          /* cancel what still runs */
+    atomic_uint_fast64_t next_id;
+    char id_prefix[16];
+};
+
+struct al_gen; /* gen.c */
+
+/* One HTTP request, from its first byte to the finish path. */
+struct al_hreq {
+    struct al_server *srv;
+    struct MHD_Connection *conn;
+    char id[40];
+    char method[8];
+    const char *route;          /* metrics label, e.g. "/v1/completions" */
+    const char *scope;          /* "chat", "embed", "admin", NULL: none needed */
+    enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
+    char *url;                  /* for /v1/models/{id} */
+    struct al_buf body;
+    double t0;                  /* monotonic seconds */
+    int status;
+    bool counted;               /* in srv->in_flight */
+    char caller[128];
+    char model_digest[AL_DIGEST_SIZE];
+    int tokens_in, tokens_out;
+    struct al_model_lease *lease;
+    struct al_gen *gen;         /* a generation, held until the finish path */
+    char *prompt;               /* for audit text capture */
+};
+
+double al_http_now(void);
+
+/* Replies; each returns MHD's result of queueing the response. */
+enum MHD_Result al_http_reply_json(struct al_hreq *h, int status, json_t *j); /* steals j */
+enum MHD_Result al_http_reply_text(struct al_hreq *h, int status, const char *ctype, const char *text, size_t len);
+enum MHD_Result al_http_reply_error(struct al_hreq *h, int status, const char *type, const char *param,
+                                    const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Maps an al_rc through the server's one table of HTTP statuses. */
+enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, const char *param);
+
+/* True once the peer has closed its side of the connection. */
+bool al_http_client_gone(struct al_hreq *h);
+
+/* Acquires the model named by body's "model" (or the default). On failure the
+ * error reply is queued and *res is set: return it. */
+bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res);
+
+/* ---- routes ---- */
+enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_completions(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_models(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_model_get(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_health(struct al_hreq *h, json_t *body);
+enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body);
+
+/* ---- gen.c ---- */
+enum al_gen_kind { AL_GEN_CHAT, AL_GEN_COMPLETION };
+
+struct al_gen_opts {
+    enum al_gen_kind kind;
+    bool stream;
+    bool include_usage;
+    const char *model;     /* the name echoed in responses */
+    const char *prompt;
+    struct al_gen_params params;
+};
+
+/* Submits a generation and answers: streaming, a callback response fed by
+ * the engine; otherwise waits and replies with the whole completion. */
+enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go);
+/* Finish path: cancels an unfinished generation, fills h's token counts and
+ * returns the generated text for the audit (borrowed until al_gen_unref). */
+const char *al_gen_finish(struct al_gen *g, struct al_hreq *h);
+void al_gen_unref(struct al_gen *g);
+
+/* Appends s as a JSON string literal (with quotes) to b. */
+void al_json_escape(struct al_buf *b, const char *s, size_t len);
+
+/* ---- params.c ---- */
+/* Reads the sampling parameters, stop strings, max_tokens and
+ * response_format/grammar of an OpenAI request body into p. Strings stay
+ * owned by body, except the grammar, written to *grammar (caller frees).
+ * On error, err has the message and *param the offending field. */
+enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
+                               const char *stops[], char **grammar, const char **param, struct al_err *err);
+
+/* ---- json_schema_gbnf.c ---- */
+/* Converts a JSON schema into a GBNF grammar (root rule "root"); schema NULL
+ * gives a grammar of any JSON object. *out must be NULL; the caller frees it.
+ * Errors: AL_ERR_INVALID (unsupported or malformed schema), AL_ERR_LIMIT. */
+enum al_rc al_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err);
+
+/* ---- tls.c ---- */
+/* Reads a PEM file into *out (caller frees); capped at 1 MiB. */
+enum al_rc al_tls_read_pem(const char *path, char **out, struct al_err *err);
+/* The verified client certificate's subject DN into out; false when the
+ * client presented none or it does not verify. */
+bool al_tls_client_subject(struct MHD_Connection *c, char *out, size_t size);
+
+#endif

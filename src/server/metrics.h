@@ -1,0 +1,26 @@
+/*
+ * metrics.h: the server's counters and histograms, rendered in Prometheus's
+ * text format. Thread-safe (one mutex; every update is a few additions).
+ */
+#ifndef AL_SERVER_METRICS_H
+#define AL_SERVER_METRICS_H
+
+#include "core/buf.h"
+#include "core/err.h"
+
+struct al_metrics;
+
+enum al_rc al_metrics_new(struct al_metrics **out, struct al_err *err);
+void al_metrics_free(struct al_metrics *m);
+
+/* One finished request: route label (a fixed string), HTTP status, seconds. */
+void al_metrics_request(struct al_metrics *m, const char *route, int status, double seconds);
+void al_metrics_tokens(struct al_metrics *m, int in, int out);
+void al_metrics_ttft(struct al_metrics *m, double seconds);
+void al_metrics_token_latency(struct al_metrics *m, double seconds);
+void al_metrics_cancelled(struct al_metrics *m);
+
+/* Appends every metric in the text format. */
+void al_metrics_render(struct al_metrics *m, struct al_buf *out);
+
+#endif

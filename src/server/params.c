@@ -1,0 +1,151 @@
+/*
+ * params.c: sampling parameters of an OpenAI request body. Unset fields keep
+ * the engine's defaults, which are llama-server's (temperature 0.8, top_k 40,
+ * top_p 0.95, min_p 0.05), so a request means the same on both servers.
+ */
+#include "server/http_int.h"
+
+#include "core/limits.h"
+
+static enum al_rc bad(const char **param, const char *name, struct al_err *err, const char *why)
+{
+    *param = name;
+    return al_err_set(err, AL_ERR_INVALID, "'%s' %s", name, why);
+}
+
+/* Reads an optional number within [lo, hi]; *set tells whether it was there. */
+static enum al_rc num(json_t *body, const char *name, double lo, double hi, double *out, bool *set,
+                      const char **param, struct al_err *err)
+{
+    json_t *v = json_object_get(body, name);
+    *set = false;
+    if (!v || json_is_null(v))
+        return AL_OK;
+    if (!json_is_number(v))
+        return bad(param, name, err, "must be a number");
+    double d = json_number_value(v);
+    if (d < lo || d > hi) {
+        *param = name;
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is %g; it must be between %g and %g", name, d, lo, hi);
+    }
+    *out = d;
+    *set = true;
+    return AL_OK;
+}
+
+enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
+                               const char *stops[], char **grammar, const char **param, struct al_err *err)
+{
+    double d;
+    bool set;
+    enum al_rc rc;
+#define NUM(name, lo, hi, field, type)                                                                               \
+    do {                                                                                                           \
+        if ((rc = num(body, name, lo, hi, &d, &set, param, err)))                                                  \
+            return rc;                                                                                             \
+        if (set)                                                                                                   \
+            p->field = (type)d;                                                                                    \
+    } while (0)
+    NUM("temperature", 0, 2, temperature, float);
+    NUM("top_p", 0, 1, top_p, float);
+    NUM("min_p", 0, 1, min_p, float);
+    NUM("top_k", 0, 1e6, top_k, int);
+    NUM("repeat_penalty", 0, 10, repeat_penalty, float);
+    NUM("frequency_penalty", -2, 2, frequency_penalty, float);
+    NUM("presence_penalty", -2, 2, presence_penalty, float);
+#undef NUM
+    json_t *seed = json_object_get(body, "seed");
+    if (json_is_integer(seed))
+        p->seed = (uint32_t)json_integer_value(seed);
+    else if (seed && !json_is_null(seed))
+        return bad(param, "seed", err, "must be an integer");
+
+    /* max_completion_tokens is the newer name of max_tokens. */
+    const char *mt_name = json_object_get(body, "max_completion_tokens") ? "max_completion_tokens" : "max_tokens";
+    if ((rc = num(body, mt_name, 1, 1e12, &d, &set, param, err)))
+        return rc;
+    if (set) {
+        if (d > lim->max_tokens) {
+            *param = mt_name;
+            return al_err_set(err, AL_ERR_LIMIT, "'%s' is %.0f; the server allows at most %d (limits.max_tokens)",
+                              mt_name, d, lim->max_tokens);
+        }
+        p->max_tokens = (int)d;
+    }
+
+    json_t *n = json_object_get(body, "n");
+    if (n && !json_is_null(n) && !(json_is_integer(n) && json_integer_value(n) == 1))
+        return bad(param, "n", err, "must be 1: one choice per request is supported");
+    json_t *lp = json_object_get(body, "logprobs");
+    if (lp && !json_is_null(lp) && !json_is_false(lp) && !(json_is_integer(lp) && json_integer_value(lp) == 0))
+        return bad(param, "logprobs", err, "is not supported");
+    json_t *tools = json_object_get(body, "tools");
+    if (tools && json_is_array(tools) && json_array_size(tools) > 0)
+        return bad(param, "tools", err, "are not supported");
+    json_t *ie = json_object_get(body, "ignore_eos");
+    if (json_is_boolean(ie))
+        p->ignore_eos = json_is_true(ie);
+
+    json_t *stop = json_object_get(body, "stop");
+    p->n_stop = 0;
+    if (json_is_string(stop)) {
+        stops[0] = json_string_value(stop);
+        p->n_stop = 1;
+    } else if (json_is_array(stop)) {
+        if (json_array_size(stop) > AL_LIMIT_STOP_STRINGS) {
+            *param = "stop";
+            return al_err_set(err, AL_ERR_LIMIT, "'stop' has %zu strings; at most %d are allowed",
+                              json_array_size(stop), AL_LIMIT_STOP_STRINGS);
+        }
+        size_t i;
+        json_t *v;
+        json_array_foreach(stop, i, v)
+        {
+            if (!json_is_string(v))
+                return bad(param, "stop", err, "must be a string or an array of strings");
+            if (json_string_length(v) == 0)
+                continue;
+            stops[p->n_stop++] = json_string_value(v);
+        }
+    } else if (stop && !json_is_null(stop)) {
+        return bad(param, "stop", err, "must be a string or an array of strings");
+    }
+    p->stop = p->n_stop ? stops : NULL;
+
+    json_t *g = json_object_get(body, "grammar");
+    json_t *rf = json_object_get(body, "response_format");
+    if (g && !json_is_null(g)) {
+        if (!json_is_string(g))
+            return bad(param, "grammar", err, "must be a string (GBNF)");
+        if (json_string_length(g) > AL_LIMIT_GRAMMAR) {
+            *param = "grammar";
+            return al_err_set(err, AL_ERR_LIMIT, "'grammar' is over the cap of %u bytes", AL_LIMIT_GRAMMAR);
+        }
+        if (!(*grammar = strdup(json_string_value(g))))
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    if (rf && !json_is_null(rf)) {
+        const char *type = json_string_value(json_object_get(rf, "type"));
+        if (!json_is_object(rf) || !type)
+            return bad(param, "response_format", err, "must be an object with a 'type'");
+        if (strcmp(type, "text") != 0 && *grammar)
+            return bad(param, "response_format", err, "cannot be combined with 'grammar'");
+        if (strcmp(type, "json_object") == 0) {
+            rc = al_json_schema_to_gbnf(NULL, grammar, err);
+        } else if (strcmp(type, "json_schema") == 0) {
+            json_t *js = json_object_get(rf, "json_schema");
+            json_t *schema = json_object_get(js, "schema");
+            if (!json_is_object(schema))
+                return bad(param, "response_format", err, "needs json_schema.schema, an object");
+            rc = al_json_schema_to_gbnf(schema, grammar, err);
+        } else if (strcmp(type, "text") != 0) {
+            return bad(param, "response_format", err, "type must be 'text', 'json_object' or 'json_schema'");
+        }
+        if (rc) {
+            *param = "response_format";
+            return rc;
+        }
+    }
+    p->grammar = *grammar;
+    return AL_OK;
+}

@@ -1,0 +1,183 @@
+/*
+ * routes_gen.c: POST /v1/chat/completions and POST /v1/completions. Both read
+ * their prompt and parameters here and hand the generation to gen.c.
+ */
+#include "server/http_int.h"
+
+#include "core/limits.h"
+
+/* Refuses a prompt over limits.prompt_tokens. A token is at least one byte,
+ * so a prompt shorter than the cap in bytes needs no tokenizing here. */
+static bool prompt_fits(struct al_hreq *h, const char *prompt, const char *param, enum MHD_Result *res)
+{
+    int cap = h->srv->o.limits.prompt_tokens;
+    size_t len = strlen(prompt);
+    if (len <= (size_t)cap)
+        return true;
+    int32_t *toks = NULL;
+    size_t n = 0;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_engine_tokenize(al_lease_engine(h->lease), prompt, len, true, true, &toks, &n, &err);
+    free(toks);
+    if (rc) {
+        *res = al_http_reply_rc(h, &err, param);
+        return false;
+    }
+    if (n > (size_t)cap) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", param, "context_length_exceeded",
+                                   "the prompt has %zu tokens; the server allows at most %d (limits.prompt_tokens)", n,
+                                   cap);
+        return false;
+    }
+    return true;
+}
+
+static bool read_stream(struct al_hreq *h, json_t *body, struct al_gen_opts *go, enum MHD_Result *res)
+{
+    json_t *st = json_object_get(body, "stream");
+    if (st && !json_is_boolean(st) && !json_is_null(st)) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "stream", NULL, "'stream' must be a boolean");
+        return false;
+    }
+    go->stream = json_is_true(st);
+    json_t *so = json_object_get(body, "stream_options");
+    go->include_usage = go->stream && json_is_true(json_object_get(so, "include_usage"));
+    return true;
+}
+
+/* Shared tail of both routes: parameters, limits, then the generation. */
+static enum MHD_Result run(struct al_hreq *h, json_t *body, struct al_gen_opts *go, int default_max)
+{
+    const char *stops[AL_LIMIT_STOP_STRINGS];
+    char *grammar = NULL;
+    const char *param = NULL;
+    struct al_err err = AL_ERR_INIT;
+    enum MHD_Result res;
+    go->params = al_gen_params_default();
+    go->params.max_tokens = default_max;
+    if (al_params_from_json(body, &h->srv->o.limits, &go->params, stops, &grammar, &param, &err) != AL_OK) {
+        free(grammar);
+        return al_http_reply_rc(h, &err, param);
+    }
+    if (!prompt_fits(h, go->prompt, go->kind == AL_GEN_CHAT ? "messages" : "prompt", &res)) {
+        free(grammar);
+        return res;
+    }
+    json_t *jm = json_object_get(body, "model");
+    go->model = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
+    res = al_gen_run(h, go);
+    free(grammar);
+    return res;
+}
+
+enum MHD_Result al_route_completions(struct al_hreq *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *jp = json_object_get(body, "prompt");
+    if (json_is_array(jp) && json_array_size(jp) == 1)
+        jp = json_array_get(jp, 0);
+    if (!json_is_string(jp))
+        return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
+                                   "'prompt' must be a string (or an array of one string)");
+    if (json_is_true(json_object_get(body, "echo")))
+        return al_http_reply_error(h, 400, "invalid_request_error", "echo", NULL, "'echo' is not supported");
+    json_t *sfx = json_object_get(body, "suffix");
+    if (sfx && !json_is_null(sfx))
+        return al_http_reply_error(h, 400, "invalid_request_error", "suffix", NULL, "'suffix' is not supported");
+    json_t *bo = json_object_get(body, "best_of");
+    if (bo && !json_is_null(bo) && !(json_is_integer(bo) && json_integer_value(bo) == 1))
+        return al_http_reply_error(h, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
+    if (!al_http_lease(h, body, &res))
+        return res;
+    struct al_gen_opts go = {.kind = AL_GEN_COMPLETION, .prompt = json_string_value(jp)};
+    if (!read_stream(h, body, &go, &res))
+        return res;
+    if (h->srv->o.audit_text && !(h->prompt = strdup(go.prompt)))
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    /* OpenAI's legacy completions default to 16 tokens. */
+    return run(h, body, &go, 16);
+}
+
+/* The text of a message's content: a string, or the text parts of an array. */
+static bool content_text(json_t *c, struct al_buf *b)
+{
+    if (!c || json_is_null(c))
+        return true;
+    if (json_is_string(c)) {
+        al_buf_add(b, json_string_value(c), json_string_length(c));
+        return true;
+    }
+    if (!json_is_array(c))
+        return false;
+    size_t i;
+    json_t *part;
+    json_array_foreach(c, i, part)
+    {
+        const char *type = json_string_value(json_object_get(part, "type"));
+        json_t *t = json_object_get(part, "text");
+        if (!type || strcmp(type, "text") != 0 || !json_is_string(t))
+            return false;
+        al_buf_add(b, json_string_value(t), json_string_length(t));
+    }
+    return true;
+}
+
+enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *msgs = json_object_get(body, "messages");
+    size_t n = json_array_size(msgs);
+    if (!json_is_array(msgs) || n == 0)
+        return al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL,
+                                   "'messages' must be a non-empty array");
+    if (n > AL_LIMIT_CHAT_MSGS)
+        return al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
+                                   "'messages' has %zu entries; at most %d are allowed", n, AL_LIMIT_CHAT_MSGS);
+    struct al_chat_msg *cm = calloc(n, sizeof *cm);
+    struct al_buf *texts = calloc(n, sizeof *texts);
+    char *prompt = NULL;
+    if (!cm || !texts) {
+        res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(msgs, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        al_buf_init(&texts[i], AL_LIMIT_PROMPT_BYTES);
+        if (!role || !content_text(json_object_get(m, "content"), &texts[i])) {
+            res = al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL,
+                                      "messages[%zu] needs a 'role' and a 'content' of text", i);
+            goto out;
+        }
+        if (al_buf_failed(&texts[i])) {
+            res = al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
+                                      "messages[%zu] is over the cap of %u bytes", i, AL_LIMIT_PROMPT_BYTES);
+            goto out;
+        }
+        cm[i].role = strcmp(role, "developer") == 0 ? "system" : role;
+        cm[i].content = al_buf_str(&texts[i]);
+    }
+    if (!al_http_lease(h, body, &res))
+        goto out;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_chat_format(al_lease_engine(h->lease), cm, n, true, al_lease_chat_fallback(h->lease), &prompt,
+                              &err) != AL_OK) {
+        res = al_http_reply_rc(h, &err, "messages");
+        goto out;
+    }
+    struct al_gen_opts go = {.kind = AL_GEN_CHAT, .prompt = prompt};
+    if (!read_stream(h, body, &go, &res))
+        goto out;
+    if (h->srv->o.audit_text && !(h->prompt = strdup(prompt))) {
+        res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+        goto out;
+    }
+    res = run(h, body, &go, h->srv->o.limits.max_tokens);
+out:
+    for (size_t i = 0; texts && i < n; i++)
+        al_buf_release(&texts[i]);
+    free(texts);
+    free(cm);
+    free(prompt);
+    return res;
+}

@@ -1,0 +1,292 @@
+/*
+ * routes_misc.c: the routes that do not generate: models, embeddings,
+ * tokenize, detokenize, health and metrics.
+ */
+#include "server/http_int.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include "core/limits.h"
+
+static json_t *model_object(const char *id)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)0, "owned_by",
+                     "airlock");
+}
+
+enum MHD_Result al_route_models(struct al_hreq *h, json_t *body)
+{
+    char **names = NULL;
+    size_t n = 0;
+    struct al_err err = AL_ERR_INIT;
+    if (al_models_names(h->srv->mm, &names, &n, &err) != AL_OK)
+        return al_http_reply_rc(h, &err, NULL);
+    json_t *data = json_array();
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(data, model_object(names[i]));
+    al_models_names_free(names, n);
+    return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
+}
+
+enum MHD_Result al_route_model_get(struct al_hreq *h, json_t *body)
+{
+    const char *id = h->url + strlen("/v1/models/");
+    struct al_err err = AL_ERR_INIT;
+    if (al_models_exists(h->srv->mm, id, &err) != AL_OK)
+        return al_http_reply_rc(h, &err, "model");
+    return al_http_reply_json(h, 200, model_object(id));
+}
+
+static void base64(struct al_buf *b, const unsigned char *p, size_t n)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    al_buf_addch(b, '"');
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)p[i] << 16 | (i + 1 < n ? (unsigned)p[i + 1] << 8 : 0) | (i + 2 < n ? p[i + 2] : 0);
+        char q[4] = {tab[v >> 18 & 63], tab[v >> 12 & 63], i + 1 < n ? tab[v >> 6 & 63] : '=', i + 2 < n ? tab[v & 63] : '='};
+        al_buf_add(b, q, 4);
+    }
+    al_buf_addch(b, '"');
+}
+
+enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *in = json_object_get(body, "input");
+    size_t n = json_is_string(in) ? 1 : json_array_size(in);
+    if (n == 0)
+        return al_http_reply_error(h, 400, "invalid_request_error", "input", NULL,
+                                   "'input' must be a string or a non-empty array of strings");
+    if (n > AL_LIMIT_EMBED_INPUTS)
+        return al_http_reply_error(h, 400, "invalid_request_error", "input", "limit",
+                                   "'input' has %zu texts; at most %d are allowed", n, AL_LIMIT_EMBED_INPUTS);
+    const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
+    bool b64 = fmt && strcmp(fmt, "base64") == 0;
+    if (fmt && !b64 && strcmp(fmt, "float") != 0)
+        return al_http_reply_error(h, 400, "invalid_request_error", "encoding_format", NULL,
+                                   "'encoding_format' must be 'float' or 'base64'");
+    const char **texts = calloc(n, sizeof *texts);
+    if (!texts)
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *t = json_is_string(in) ? in : json_array_get(in, i);
+        if (!json_is_string(t)) {
+            free(texts);
+            return al_http_reply_error(h, 400, "invalid_request_error", "input", NULL,
+                                       "'input' must be strings (token arrays are not supported)");
+        }
+        texts[i] = json_string_value(t);
+    }
+    if (!al_http_lease(h, body, &res)) {
+        free(texts);
+        return res;
+    }
+    struct al_engine_model *m = al_lease_engine(h->lease);
+    struct al_model_info info;
+    al_engine_model_info(m, &info);
+    json_t *dim = json_object_get(body, "dimensions");
+    if (dim && !json_is_null(dim) && !(json_is_integer(dim) && json_integer_value(dim) == info.n_embd)) {
+        free(texts);
+        return al_http_reply_error(h, 400, "invalid_request_error", "dimensions", NULL,
+                                   "this model's embeddings have %d dimensions", info.n_embd);
+    }
+    struct al_err err = AL_ERR_INIT;
+    int tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        int32_t *toks = NULL;
+        size_t nt = 0;
+        if (al_engine_tokenize(m, texts[i], strlen(texts[i]), true, false, &toks, &nt, &err) != AL_OK) {
+            free(texts);
+            return al_http_reply_rc(h, &err, "input");
+        }
+        free(toks);
+        tokens += (int)nt;
+    }
+    float *vec = malloc(n * (size_t)info.n_embd * sizeof *vec);
+    if (!vec) {
+        free(texts);
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
+    enum al_rc rc = al_engine_embed(m, texts, n, vec, &err);
+    free(texts);
+    if (rc) {
+        free(vec);
+        return al_http_reply_rc(h, &err, "input");
+    }
+    h->tokens_in = tokens;
+    struct al_buf b;
+    al_buf_init(&b, (size_t)1 << 30);
+    al_buf_addstr(&b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        al_buf_addf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
+        const float *row = vec + i * (size_t)info.n_embd;
+        if (b64) {
+            base64(&b, (const unsigned char *)row, (size_t)info.n_embd * sizeof *row);
+        } else {
+            al_buf_addch(&b, '[');
+            for (int k = 0; k < info.n_embd; k++)
+                al_buf_addf(&b, "%s%.9g", k ? "," : "", (double)row[k]);
+            al_buf_addch(&b, ']');
+        }
+        al_buf_addch(&b, '}');
+    }
+    free(vec);
+    json_t *jm = json_object_get(body, "model");
+    al_buf_addstr(&b, "],\"model\":");
+    const char *name = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
+    al_json_escape(&b, name, strlen(name));
+    al_buf_addf(&b, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}", tokens, tokens);
+    if (al_buf_failed(&b)) {
+        al_buf_release(&b);
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
+    res = al_http_reply_text(h, 200, "application/json", b.data, b.len);
+    al_buf_release(&b);
+    return res;
+}
+
+enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *c = json_object_get(body, "content");
+    if (!json_is_string(c))
+        return al_http_reply_error(h, 400, "invalid_request_error", "content", NULL, "'content' must be a string");
+    if (!al_http_lease(h, body, &res))
+        return res;
+    bool add_special = json_is_true(json_object_get(body, "add_special"));
+    bool pieces = json_is_true(json_object_get(body, "with_pieces"));
+    struct al_engine_model *m = al_lease_engine(h->lease);
+    int32_t *toks = NULL;
+    size_t n = 0;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_tokenize(m, json_string_value(c), json_string_length(c), add_special, true, &toks, &n, &err))
+        return al_http_reply_rc(h, &err, "content");
+    json_t *arr = json_array();
+    for (size_t i = 0; i < n; i++) {
+        if (!pieces) {
+            json_array_append_new(arr, json_integer(toks[i]));
+            continue;
+        }
+        char *piece = NULL;
+        size_t len = 0;
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_engine_detokenize(m, &toks[i], 1, true, &piece, &len, &e2) == AL_OK)
+            json_array_append_new(arr, json_pack("{s:i, s:s%}", "id", toks[i], "piece", piece, len));
+        free(piece);
+    }
+    free(toks);
+    h->tokens_in = (int)n;
+    return al_http_reply_json(h, 200, json_pack("{s:o}", "tokens", arr));
+}
+
+enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *t = json_object_get(body, "tokens");
+    size_t n = json_array_size(t);
+    if (!json_is_array(t) || n > AL_LIMIT_PROMPT_TOKENS)
+        return al_http_reply_error(h, 400, "invalid_request_error", "tokens", NULL,
+                                   "'tokens' must be an array of at most %d integers", AL_LIMIT_PROMPT_TOKENS);
+    int32_t *toks = malloc((n ? n : 1) * sizeof *toks);
+    if (!toks)
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        json_t *v = json_array_get(t, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX) {
+            free(toks);
+            return al_http_reply_error(h, 400, "invalid_request_error", "tokens", NULL,
+                                       "tokens[%zu] is not a token id", i);
+        }
+        toks[i] = (int32_t)json_integer_value(v);
+    }
+    if (!al_http_lease(h, body, &res)) {
+        free(toks);
+        return res;
+    }
+    char *text = NULL;
+    size_t len = 0;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_engine_detokenize(al_lease_engine(h->lease), toks, n, false, &text, &len, &err);
+    free(toks);
+    if (rc)
+        return al_http_reply_rc(h, &err, "tokens");
+    res = al_http_reply_json(h, 200, json_pack("{s:s%}", "content", text, len));
+    free(text);
+    return res;
+}
+
+enum MHD_Result al_route_health(struct al_hreq *h, json_t *body)
+{
+    bool loading = al_models_loading(h->srv->mm);
+    return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
+}
+
+static void gauge_head(struct al_buf *b, const char *name, const char *help)
+{
+    al_buf_addf(b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name);
+}
+
+struct gauges {
+    struct al_buf *b;
+    int pass;
+    int count;
+};
+
+static void model_gauges(void *ud, const struct al_loaded_model *lm)
+{
+    struct gauges *g = ud;
+    struct al_engine_stats st;
+    al_engine_stats(lm->engine, &st);
+    const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",
+                           "airlock_sequences", "airlock_kv_cache_used_cells", "airlock_kv_cache_total_cells",
+                           "airlock_model_weight_bytes", "airlock_model_leases"};
+    uint64_t vals[] = {1, (uint64_t)st.n_queued, (uint64_t)st.n_active, (uint64_t)st.n_seq, st.kv_cells_used,
+                       st.kv_cells_total, lm->info->size_bytes, (uint64_t)lm->leases};
+    g->count++;
+    al_buf_addf(g->b, "%s{model=\"%s\",digest=\"%s\"} %" PRIu64 "\n", names[g->pass], lm->name, lm->digest,
+                vals[g->pass]);
+}
+
+enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body)
+{
+    struct al_server *s = h->srv;
+    struct al_buf b;
+    al_buf_init(&b, 4u << 20);
+    al_metrics_render(s->metrics, &b);
+    static const char *helps[] = {
+        "A model version is loaded.", "Requests waiting for a sequence.", "Sequences generating.",
+        "Parallel sequences of the model.", "KV-cache cells in use (tokens).", "KV-cache cells in all.",
+        "Bytes of the model's tensors.", "Requests holding the model."};
+    static const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",
+                                  "airlock_sequences", "airlock_kv_cache_used_cells", "airlock_kv_cache_total_cells",
+                                  "airlock_model_weight_bytes", "airlock_model_leases"};
+    int loaded = 0;
+    for (int pass = 0; pass < 8; pass++) {
+        gauge_head(&b, names[pass], helps[pass]);
+        struct gauges g = {&b, pass, 0};
+        al_models_foreach_loaded(s->mm, model_gauges, &g);
+        loaded = g.count;
+    }
+    gauge_head(&b, "airlock_models_loaded", "Model versions loaded.");
+    al_buf_addf(&b, "airlock_models_loaded %d\n", loaded);
+    pthread_mutex_lock(&s->mu);
+    int in_flight = s->in_flight;
+    pthread_mutex_unlock(&s->mu);
+    gauge_head(&b, "airlock_requests_in_flight", "Requests being handled.");
+    al_buf_addf(&b, "airlock_requests_in_flight %d\n", in_flight);
+    long pages = 0, rss = 0;
+    FILE *f = fopen("/proc/self/statm", "re");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
+            rss = 0;
+        fclose(f);
+    }
+    gauge_head(&b, "airlock_resident_memory_bytes", "Resident memory of the server process.");
+    al_buf_addf(&b, "airlock_resident_memory_bytes %ld\n", rss * sysconf(_SC_PAGESIZE));
+    enum MHD_Result res = al_buf_failed(&b)
+                              ? al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory")
+                              : al_http_reply_text(h, 200, "text/plain; version=0.0.4", b.data, b.len);
+    al_buf_release(&b);
+    return res;
+}

@@ -1,0 +1,78 @@
+/*
+ * server.h: the HTTP front end of `airlock serve`: an OpenAI-compatible API
+ * over libmicrohttpd. It routes, checks access, parses and checks request
+ * bodies, streams tokens as server-sent events, counts metrics and writes
+ * one audit record per request; the models come from the model manager
+ * (serve/models.h) and the inference from the engine.
+ *
+ * Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
+ * /tokenize, /detokenize; GET /v1/models, /v1/models/{id}, /health, /metrics.
+ * Errors have OpenAI's shape: {"error":{"message","type","param","code"}}.
+ *
+ * Connections: one thread per connection (a generating request blocks its
+ * thread while the engine streams into a per-request queue). A client that
+ * goes away cancels its request in the engine.
+ *
+ * Listening: a TCP address (loopback unless listen_any) or a Unix socket
+ * whose file mode decides who may connect; optional TLS, and with a client CA
+ * mutual TLS, in which case the certificate's subject is the caller.
+ */
+#ifndef AL_SERVER_SERVER_H
+#define AL_SERVER_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "serve/models.h"
+
+struct al_server;
+struct al_access; /* src/access: API keys; NULL = no keys needed */
+struct al_audit;  /* src/audit: audit log; NULL = none */
+
+#define AL_SERVE_DEFAULT_PORT 8741
+
+struct al_server_limits {
+    size_t body_bytes;      /* a request body */
+    int prompt_tokens;      /* a prompt after templating */
+    int max_tokens;         /* the most a request may ask for; also the default */
+    int concurrent;         /* requests being handled at once, beyond: 503 */
+    double timeout_s;       /* time one request may take; <= 0: none */
+};
+
+struct al_server_opts {
+    const char *host;        /* numeric address or name; default 127.0.0.1 */
+    int port;                /* 0: any free port (see al_server_port) */
+    bool listen_any;         /* allow a non-loopback address */
+    const char *socket_path; /* a Unix socket instead of TCP */
+    int socket_mode;         /* its file mode, e.g. 0660 */
+    const char *tls_cert;    /* PEM files; both or neither */
+    const char *tls_key;
+    const char *tls_client_ca; /* mutual TLS: clients need a certificate from this CA */
+    struct al_server_limits limits;
+    struct al_access *access;
+    struct al_audit *audit;
+    bool audit_text;         /* give the audit module prompt and response text */
+};
+
+/* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s;
+ * 127.0.0.1:AL_SERVE_DEFAULT_PORT. */
+void al_server_opts_default(struct al_server_opts *o);
+
+/* Starts listening. The manager must outlive the server. Errors: AL_ERR_USAGE
+ * (bad options, non-loopback without listen_any), AL_ERR_IO (cannot bind,
+ * cannot read the TLS files), AL_ERR_INTERNAL. */
+enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
+                           struct al_err *err);
+
+/* The TCP port listened on (0 for a Unix socket). */
+int al_server_port(const struct al_server *s);
+
+/* Stops accepting connections and waits up to timeout_s for the requests in
+ * flight to finish; then cancels what remains. */
+void al_server_drain(struct al_server *s, double timeout_s);
+
+/* Stops and frees. NULL: no-op. */
+void al_server_free(struct al_server *s);
+
+#endif

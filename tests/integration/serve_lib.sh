@@ -1,0 +1,46 @@
+# serve_lib.sh: start and stop `airlock serve` for the integration tests.
+# Source after lib.sh. serve_start ARGS... starts a server on a free loopback
+# port (or as ARGS say), waits until it is ready and sets BASE and SERVE_PID.
+
+SERVE_PID=
+serve_stop() {
+    if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
+        kill -TERM "$SERVE_PID" 2>/dev/null || true
+        for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$SERVE_PID" 2>/dev/null || true
+    fi
+    SERVE_PID=
+}
+trap 'serve_stop; rm -rf "$T"' EXIT
+
+serve_start() {
+    SERVE_LOG="$T/serve.$RANDOM.log"
+    "$AIRLOCK_BIN" serve "$@" >"$SERVE_LOG" 2>&1 &
+    SERVE_PID=$!
+    for _ in $(seq 1 600); do
+        if grep -q "airlock: ready" "$SERVE_LOG"; then break; fi
+        kill -0 "$SERVE_PID" 2>/dev/null || { cat "$SERVE_LOG" >&2; fail "airlock serve exited at start"; }
+        sleep 0.1
+    done
+    grep -q "airlock: ready" "$SERVE_LOG" || { cat "$SERVE_LOG" >&2; fail "airlock serve not ready in 60 s"; }
+    BASE=$(grep -o 'https\?://[^ ]*' "$SERVE_LOG" | head -1 || true)
+}
+
+# post PATH JSON: prints the body, sets CODE to the HTTP status.
+post() {
+    local out; out=$(curl -s -w '\n%{http_code}' -H 'Content-Type: application/json' -d "$2" "$BASE$1")
+    CODE=${out##*$'\n'}
+    BODY=${out%$'\n'*}
+}
+get() {
+    local out; out=$(curl -s -w '\n%{http_code}' "$BASE$1")
+    CODE=${out##*$'\n'}
+    BODY=${out%$'\n'*}
+}
+expect_code() { [ "$CODE" = "$1" ] || fail "expected HTTP $1, got $CODE: $BODY"; }
+jq_py() { printf '%s' "$BODY" | json_get "$1"; }
+
+# metric NAME: the value of the first sample of NAME in /metrics.
+metric() { curl -s "$BASE/metrics" | awk -v n="$1" '$1 == n || index($1, n "{") == 1 { print $2; exit }'; }
+
+GOLDEN=', there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.'

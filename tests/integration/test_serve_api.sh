@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# airlock serve: the golden output through /v1/completions (streaming and
+# not), the shapes of every route, structured output, and error bodies.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
+command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+FIX=$(fixture)
+airlock add stories:1.0 "$FIX" >/dev/null
+serve_start stories --port 0 --parallel 2 --max-body 65536 --max-tokens 512 --max-prompt-tokens 128
+
+get /health; expect_code 200
+[ "$(jq_py 'd["status"]')" = ok ] || fail "health: $BODY"
+ok "health ok"
+
+# ---- golden output ----
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "golden (non-streaming): $BODY"
+[ "$(jq_py 'd["object"]')" = text_completion ] || fail "object: $BODY"
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" = 40 ] || fail "usage: $BODY"
+[ "$(jq_py 'd["choices"][0]["finish_reason"]')" = length ] || fail "finish_reason: $BODY"
+ok "golden output, non-streaming"
+
+curl -sN -H 'Content-Type: application/json' "$BASE/v1/completions" \
+    -d '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0,"stream":true,"stream_options":{"include_usage":true}}' \
+    >"$T/sse.txt"
+python3 - "$T/sse.txt" "$GOLDEN" <<'PY' || fail "golden (streaming): $(head -c 2000 "$T/sse.txt")"
+import json, sys
+raw = open(sys.argv[1]).read()
+assert raw.endswith("data: [DONE]\n\n"), "no [DONE] at the end"
+events = [e for e in raw.split("\n\n") if e]
+text, usage, finish = "", None, None
+for e in events[:-1]:
+    assert e.startswith("data: "), e
+    d = json.loads(e[6:])
+    assert d["object"] == "text_completion"
+    if d["choices"]:
+        text += d["choices"][0]["text"]
+        finish = d["choices"][0]["finish_reason"] or finish
+    if d.get("usage"):
+        usage = d["usage"]
+assert text == sys.argv[2], repr(text)
+assert finish == "length", finish
+assert usage and usage["completion_tokens"] == 40 and usage["prompt_tokens"] > 0, usage
+assert len(events) > 10, "not streamed token by token"
+PY
+ok "golden output, streaming (SSE, one event per token, usage, [DONE])"
+
+# ---- chat ----
+post /v1/chat/completions '{"model":"stories","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell a story."}],"max_tokens":16,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["object"]')" = chat.completion ] || fail "chat object: $BODY"
+[ "$(jq_py 'd["choices"][0]["message"]["role"]')" = assistant ] || fail "chat role: $BODY"
+[ "$(jq_py 'd["usage"]["completion_tokens"] <= 16')" = True ] || fail "chat usage: $BODY"
+curl -sN "$BASE/v1/chat/completions" -d '{"model":"stories","messages":[{"role":"user","content":[{"type":"text","text":"Hi"}]}],"max_tokens":8,"stream":true}' >"$T/chat.txt"
+python3 - "$T/chat.txt" <<'PY' || fail "chat stream: $(cat "$T/chat.txt")"
+import json, sys
+events = [e for e in open(sys.argv[1]).read().split("\n\n") if e]
+assert events[-1] == "data: [DONE]"
+ds = [json.loads(e[6:]) for e in events[:-1]]
+assert all(d["object"] == "chat.completion.chunk" for d in ds)
+assert ds[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+assert ds[-1]["choices"][0]["finish_reason"] in ("stop", "length")
+PY
+ok "chat completions, streaming and not"
+
+# ---- structured output ----
+post /v1/chat/completions '{"model":"stories","messages":[{"role":"user","content":"Pick a color"}],"max_tokens":100,"temperature":0,
+  "response_format":{"type":"json_schema","json_schema":{"name":"c","schema":{"type":"object","properties":{"color":{"enum":["red","blue"]},"n":{"type":"integer"}},"required":["color","n"]}}}}'
+expect_code 200
+python3 -c 'import json,sys; d=json.loads(json.loads(sys.argv[1])["choices"][0]["message"]["content"]); assert d["color"] in ("red","blue") and isinstance(d["n"], int), d' "$BODY" \
+    || fail "json_schema output: $BODY"
+ok "response_format json_schema gives JSON that fits the schema"
+post /v1/completions '{"model":"stories","prompt":"Is it red?","max_tokens":5,"grammar":"root ::= \"yes\" | \"no\""}'
+expect_code 200
+case "$(jq_py 'd["choices"][0]["text"]')" in yes|no) ;; *) fail "grammar: $BODY";; esac
+post /v1/completions '{"model":"stories","prompt":"{","max_tokens":30,"temperature":0,"response_format":{"type":"json_object"}}'
+expect_code 200
+case "$(jq_py 'd["choices"][0]["text"]')" in "{"*) ;; *) fail "json_object: $BODY";; esac
+post /v1/completions '{"model":"stories","prompt":"x","grammar":"root ::= nothing"}'
+expect_code 400
+ok "grammar, json_object; a broken grammar is a 400"
+
+# ---- embeddings, tokens, models ----
+post /v1/embeddings '{"model":"stories","input":["a cat","a dog"]}'
+expect_code 200
+[ "$(jq_py 'len(d["data"]) == 2 and len(d["data"][1]["embedding"]) == 64 and abs(sum(x*x for x in d["data"][0]["embedding"]) - 1) < 1e-3')" = True ] \
+    || fail "embeddings: $BODY"
+post /v1/embeddings '{"model":"stories","input":"a cat","encoding_format":"base64"}'
+expect_code 200
+[ "$(jq_py 'len(__import__("base64").b64decode(d["data"][0]["embedding"])) == 256')" = True ] || fail "base64: $BODY"
+post /tokenize '{"content":"Once upon a time"}'
+expect_code 200
+toks=$(jq_py 'd["tokens"]')
+post /detokenize "{\"tokens\":$toks}"
+expect_code 200
+[ "$(jq_py 'd["content"].strip()')" = "Once upon a time" ] || fail "detokenize: $BODY"
+get /v1/models; expect_code 200
+[ "$(jq_py '[m["id"] for m in d["data"]]')" = "['stories']" ] || fail "models: $BODY"
+get /v1/models/stories:1.0; expect_code 200
+get /v1/models/nosuch; expect_code 404
+[ "$(jq_py 'd["error"]["code"]')" = model_not_found ] || fail "404 body: $BODY"
+ok "embeddings (float and base64), tokenize/detokenize, models"
+
+# ---- errors ----
+post /v1/completions '{"model":"stories","prompt":'; expect_code 400
+[ "$(jq_py 'sorted(d["error"].keys())')" = "['code', 'message', 'param', 'type']" ] || fail "error shape: $BODY"
+post /v1/completions '{"model":"nosuch","prompt":"x"}'; expect_code 404
+post /v1/completions '{"model":"stories","prompt":"x","max_tokens":100000}'; expect_code 400
+[ "$(jq_py 'd["error"]["param"]')" = max_tokens ] || fail "max_tokens: $BODY"
+post /v1/completions '{"model":"stories","prompt":"x","n":2}'; expect_code 400
+post /v1/completions '{"model":"stories","prompt":"x","temperature":"hot"}'; expect_code 400
+long=$(python3 -c 'print("Once upon a time " * 40)')
+post /v1/completions "{\"model\":\"stories\",\"prompt\":\"$long\"}"; expect_code 400
+[ "$(jq_py 'd["error"]["code"]')" = context_length_exceeded ] || fail "prompt cap: $BODY"
+big=$(python3 -c 'print("x" * 70000)')
+post /v1/completions "{\"model\":\"stories\",\"prompt\":\"$big\"}"; expect_code 413
+post /v1/nothing '{}'; expect_code 404
+get /v1/completions; expect_code 405
+ok "errors: bad JSON, unknown model, max_tokens, n, types, prompt tokens, body size, URL, method"
+
+get /metrics; expect_code 200
+grep -q 'airlock_requests_total{route="/v1/completions",status="200"}' <<<"$BODY" || fail "metrics: $BODY"
+for m in airlock_time_to_first_token_seconds_bucket airlock_time_per_output_token_seconds_bucket airlock_queue_depth \
+         airlock_active_sequences airlock_kv_cache_used_cells airlock_models_loaded airlock_resident_memory_bytes \
+         airlock_generated_tokens_total airlock_prompt_tokens_total; do
+    grep -q "^$m" <<<"$BODY" || fail "metric $m missing"
+done
+ok "metrics in Prometheus text format"

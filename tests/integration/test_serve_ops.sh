@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# airlock serve in operation: SIGHUP picks up `airlock rollback` (requests in
+# flight finish on the old version), SIGTERM drains, systemd readiness, a Unix
+# socket with its file mode, loopback by default, TLS and mutual TLS, and a
+# Q4_0 model served end to end.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
+command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+FIX=$(fixture)
+gen="$AL_BUILD/airlock-ggufgen"
+"$gen" --out "$T/v2.gguf" --type q4_0 --seed 3 --layers 2 --embd 64 --ff 192 --heads 4 --kv-heads 2 --ctx 256 \
+    --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf" 2>/dev/null || fail "generating a model"
+airlock add stories:1.0 "$FIX" >/dev/null
+fp() { post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":8,"temperature":0}'; jq_py 'd["system_fingerprint"]'; }
+
+# ---- systemd readiness on $NOTIFY_SOCKET ----
+python3 - "$T/notify.sock" "$T/notify.txt" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(60)
+with open(sys.argv[2], "a") as f:
+    while True:
+        try: m = s.recv(4096).decode()
+        except OSError: break
+        f.write(m + "\n"); f.flush()
+PY
+notify_pid=$!
+for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+NOTIFY_SOCKET="$T/notify.sock" serve_start stories --port 0 --ctx 4096 --max-tokens 4000
+for _ in $(seq 1 20); do grep -q READY=1 "$T/notify.txt" 2>/dev/null && break; sleep 0.1; done
+grep -q READY=1 "$T/notify.txt" || fail "no READY=1 on NOTIFY_SOCKET"
+ok "READY=1 sent to \$NOTIFY_SOCKET"
+
+# ---- SIGHUP and rollback ----
+fp1=$(fp)
+airlock add stories:2.0 "$T/v2.gguf" >/dev/null      # 2.0 becomes active in the index
+[ "$(fp)" = "$fp1" ] || fail "the served version changed without a reload"
+curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":3000,"ignore_eos":true,"stream":true}' \
+    >"$T/inflight.txt" & inflight=$!
+sleep 0.3
+kill -HUP "$SERVE_PID"
+for _ in $(seq 1 50); do [ "$(fp)" != "$fp1" ] && break; sleep 0.1; done
+fp2=$(fp)
+[ "$fp2" != "$fp1" ] || fail "SIGHUP did not pick up stories:2.0"
+wait "$inflight"
+tail -c 20 "$T/inflight.txt" | grep -q 'data: \[DONE\]' || fail "the request in flight did not finish"
+grep -c "\"system_fingerprint\":\"$fp1\"" "$T/inflight.txt" | grep -qv '^0$' || fail "in-flight request changed model"
+grep -q "\"system_fingerprint\":\"$fp2\"" "$T/inflight.txt" && fail "in-flight request saw the new model"
+ok "SIGHUP serves the newly active version; the request in flight finished on the old one"
+airlock rollback stories >/dev/null
+kill -HUP "$SERVE_PID"
+for _ in $(seq 1 50); do [ "$(fp)" = "$fp1" ] && break; sleep 0.1; done
+[ "$(fp)" = "$fp1" ] || fail "SIGHUP did not pick up the rollback"
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "after rollback: $BODY"
+for _ in $(seq 1 30); do [ "$(metric airlock_models_loaded)" = 1 ] && break; sleep 0.1; done
+[ "$(metric airlock_models_loaded)" = 1 ] || fail "the retired version was not unloaded"
+ok "airlock rollback + SIGHUP: the golden output again, the retired version unloaded"
+post /v1/completions '{"model":"stories:2.0","prompt":"Once upon a time","max_tokens":8}'
+expect_code 200
+[ "$(jq_py 'd["system_fingerprint"]')" = "$fp2" ] || fail "stories:2.0 by tag: $BODY"
+ok "a Q4_0 model served by tag next to the default (two models loaded)"
+
+# ---- SIGTERM drains ----
+curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"stream":true}' \
+    >"$T/drain.txt" & inflight=$!
+sleep 0.3
+kill -TERM "$SERVE_PID"
+wait "$inflight"
+tail -c 20 "$T/drain.txt" | grep -q 'data: \[DONE\]' || fail "SIGTERM cut the request in flight"
+for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVE_PID" 2>/dev/null && fail "the server did not stop after SIGTERM"
+wait "$SERVE_PID"; rc=$?
+[ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
+grep -q STOPPING=1 "$T/notify.txt" || fail "no STOPPING=1"
+SERVE_PID=
+ok "SIGTERM: the request in flight finished, then a clean exit"
+kill "$notify_pid" 2>/dev/null || true
+
+# ---- SIGTERM with a request longer than the drain timeout: it is cancelled ----
+serve_start stories --port 0 --ctx 8192 --max-tokens 8000 --drain-timeout 1
+curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":8000,"ignore_eos":true,"stream":true}' \
+    >/dev/null & inflight=$!
+sleep 0.3
+kill -TERM "$SERVE_PID"
+for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$SERVE_PID" 2>/dev/null && fail "the server hangs after the drain timeout"
+wait "$SERVE_PID" || fail "exit status $? after a cut-short drain"
+SERVE_PID=
+wait "$inflight" || true
+ok "after the drain timeout what still runs is cancelled and the server exits cleanly"
+
+# ---- listening ----
+expect_status 2 airlock serve --host 0.0.0.0 --port 0
+grep -q -- --listen-any <<<"$OUT" || fail "no hint at --listen-any: $OUT"
+serve_start stories --socket "$T/al.sock" --socket-mode 0600
+[ "$(stat -c %a "$T/al.sock")" = 600 ] || fail "socket mode $(stat -c %a "$T/al.sock")"
+curl -s --unix-socket "$T/al.sock" http://x/health | grep -q '"ok"' || fail "health over the unix socket"
+serve_stop
+[ -e "$T/al.sock" ] && fail "the socket file was left behind"
+ok "non-loopback needs --listen-any; Unix socket with its mode"
+
+# ---- TLS and mutual TLS ----
+command -v openssl >/dev/null || { echo "SKIP: openssl missing for the TLS part"; exit 0; }
+cd "$T"
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=test CA" \
+    -keyout ca.key -out ca.pem 2>/dev/null
+mkcert() { # name subject ext
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "$2" -keyout "$1.key" -out "$1.csr" 2>/dev/null
+    printf '%s\n' "$3" >"$1.ext"
+    openssl x509 -req -in "$1.csr" -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 -extfile "$1.ext" -out "$1.pem" 2>/dev/null
+}
+mkcert server "/CN=localhost" "subjectAltName=IP:127.0.0.1,DNS:localhost"
+mkcert client "/CN=alice/O=airlock tests" "extendedKeyUsage=clientAuth"
+cd - >/dev/null
+serve_start stories --port 0 --tls-cert "$T/server.pem" --tls-key "$T/server.key" --tls-client-ca "$T/ca.pem"
+case "$BASE" in https://*) ;; *) fail "not https: $BASE";; esac
+code=$(curl -s -o "$T/tls.txt" -w '%{http_code}' --cacert "$T/ca.pem" "$BASE/health")
+[ "$code" = 401 ] || fail "mTLS without a client certificate: $code $(cat "$T/tls.txt")"
+code=$(curl -s -o "$T/tls.txt" -w '%{http_code}' --cacert "$T/ca.pem" --cert "$T/client.pem" --key "$T/client.key" \
+    "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}')
+[ "$code" = 200 ] || fail "mTLS with a client certificate: $code $(cat "$T/tls.txt")"
+python3 -c 'import json,sys; assert json.load(open(sys.argv[1]))["choices"][0]["text"] == sys.argv[2]' "$T/tls.txt" "$GOLDEN" \
+    || fail "golden over TLS"
+grep -q 'caller=.*alice' "$SERVE_LOG" || fail "the client certificate's subject is not the caller: $(tail -3 "$SERVE_LOG")"
+ok "mutual TLS: no certificate 401, a CA-signed one is the caller (CN=alice)"

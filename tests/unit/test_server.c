@@ -1,0 +1,179 @@
+/*
+ * test_server.c: the server's pure parts: JSON schema to GBNF (every grammar
+ * it writes must parse in llama.cpp and constrain real output: checked on the
+ * fixture model), the sampling parameters of a request body, the config file.
+ */
+#include "testutil.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "server/config.h"
+#include "server/http_int.h"
+
+#define FIXTURE_DIGEST "sha256:270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
+
+static char *convert(const char *schema_text, enum al_rc want)
+{
+    json_t *schema = schema_text ? json_loads(schema_text, 0, NULL) : NULL;
+    char *g = NULL;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_json_schema_to_gbnf(schema, &g, &err);
+    json_decref(schema);
+    if (rc != want)
+        fail_msg("schema %s: rc %d (%s), wanted %d", schema_text, rc, err.msg, want);
+    return g;
+}
+
+static void test_gbnf_shapes(void **state)
+{
+    char *g = convert(NULL, AL_OK);
+    assert_non_null(strstr(g, "root ::= object\n"));
+    free(g);
+    g = convert("{\"type\":\"object\",\"properties\":{\"a\":{\"type\":\"string\"},\"b\":{\"enum\":[1,\"x\",null]}},"
+                "\"required\":[\"b\"]}", AL_OK);
+    assert_non_null(strstr(g, "\"\\\"b\\\"\""));           /* the key literal "\"b\"" */
+    assert_non_null(strstr(g, "\"1\" ws | \"\\\"x\\\"\" ws | \"null\" ws"));
+    free(g);
+    convert("{\"$ref\":\"#/defs/x\"}", AL_ERR_INVALID);
+    convert("{\"type\":\"wat\"}", AL_ERR_INVALID);
+    /* Nesting over AL_LIMIT_JSON_DEPTH */
+    char deep[8192] = "";
+    size_t n = 0;
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, "{\"type\":\"array\",\"items\":");
+    n += (size_t)snprintf(deep + n, sizeof deep - n, "true");
+    for (int i = 0; i < 100; i++)
+        n += (size_t)snprintf(deep + n, sizeof deep - n, "}");
+    convert(deep, AL_ERR_LIMIT);
+}
+
+static void test_gbnf_on_model(void **state)
+{
+    const char *dir = getenv("AL_FIXTURES");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/stories260K.gguf", dir ? dir : "../shared/fixtures");
+    if (access(path, R_OK) != 0)
+        skip();
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, NULL, &m, &err), AL_OK);
+    const char *schemas[] = {
+        NULL,
+        "{\"type\":\"object\",\"properties\":{\"ok\":{\"type\":\"boolean\"},\"n\":{\"type\":\"integer\"},"
+        "\"xs\":{\"type\":\"array\",\"items\":{\"type\":\"number\"},\"minItems\":1}},\"required\":[\"ok\",\"n\",\"xs\"]}",
+        "{\"type\":\"object\",\"properties\":{\"a\":{\"const\":\"A\"},\"b\":{\"type\":[\"string\",\"null\"]}}}",
+        "{\"anyOf\":[{\"type\":\"object\",\"properties\":{\"k\":{\"enum\":[\"v\"]}},\"required\":[\"k\"]},{\"type\":\"null\"}]}",
+    };
+    for (size_t i = 0; i < sizeof schemas / sizeof schemas[0]; i++) {
+        char *g = convert(schemas[i], AL_OK);
+        struct al_gen_params p = al_gen_params_default();
+        p.grammar = g;
+        p.max_tokens = 150;
+        p.seed = 7;
+        char *text = NULL;
+        struct al_gen_result res;
+        enum al_rc rc = al_engine_generate(m, "Once upon a time", &p, &text, &res, &err);
+        if (rc != AL_OK)
+            fail_msg("schema %zu: %s\n%s", i, err.msg, g);
+        if (res.finish == AL_FINISH_STOP) {
+            json_error_t je;
+            json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
+            if (!v)
+                fail_msg("schema %zu gave '%s', not JSON: %s", i, text, je.text);
+            json_decref(v);
+        }
+        free(text);
+        free(g);
+    }
+    al_engine_model_free(m);
+}
+
+static void test_params(void **state)
+{
+    struct al_server_opts o;
+    al_server_opts_default(&o);
+    const char *stops[AL_LIMIT_STOP_STRINGS];
+    const char *param = NULL;
+    struct {
+        const char *body;
+        enum al_rc rc;
+        const char *param;
+    } cases[] = {
+        {"{\"temperature\":0.5,\"top_p\":0.9,\"top_k\":5,\"min_p\":0.1,\"seed\":42,\"stop\":[\"a\",\"b\"],\"max_tokens\":7}",
+         AL_OK, NULL},
+        {"{\"temperature\":3}", AL_ERR_INVALID, "temperature"},
+        {"{\"max_tokens\":100000}", AL_ERR_LIMIT, "max_tokens"},
+        {"{\"max_completion_tokens\":0}", AL_ERR_INVALID, "max_completion_tokens"},
+        {"{\"n\":3}", AL_ERR_INVALID, "n"},
+        {"{\"stop\":5}", AL_ERR_INVALID, "stop"},
+        {"{\"seed\":\"x\"}", AL_ERR_INVALID, "seed"},
+        {"{\"response_format\":{\"type\":\"yaml\"}}", AL_ERR_INVALID, "response_format"},
+        {"{\"response_format\":{\"type\":\"json_schema\",\"json_schema\":{}}}", AL_ERR_INVALID, "response_format"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_t *body = json_loads(cases[i].body, 0, NULL);
+        struct al_gen_params p = al_gen_params_default();
+        char *grammar = NULL;
+        struct al_err err = AL_ERR_INIT;
+        param = NULL;
+        enum al_rc rc = al_params_from_json(body, &o.limits, &p, stops, &grammar, &param, &err);
+        if (rc != cases[i].rc || (cases[i].param && (!param || strcmp(param, cases[i].param) != 0)))
+            fail_msg("%s: rc %d param %s (%s)", cases[i].body, rc, param ? param : "-", err.msg);
+        if (i == 0) {
+            assert_int_equal(p.top_k, 5);
+            assert_int_equal(p.seed, 42);
+            assert_int_equal(p.n_stop, 2);
+            assert_int_equal(p.max_tokens, 7);
+        }
+        free(grammar);
+        json_decref(body);
+    }
+}
+
+static void test_config(void **state)
+{
+    char *dir = tu_mkdtemp();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/c.json", dir);
+    const char *good = "{\"listen\":{\"port\":9000,\"socket\":\"/tmp/x.sock\",\"socket_mode\":\"0600\"},"
+                       "\"models\":[\"a\",\"b:1\"],\"defaults\":{\"threads\":3,\"mmap\":false},"
+                       "\"model_settings\":{\"a\":{\"ctx\":512}},\"memory_budget_mb\":100,\"keep_alive_s\":-1,"
+                       "\"limits\":{\"max_tokens\":99}}";
+    tu_write_file(path, good, strlen(good));
+    struct al_serve_config c;
+    al_serve_config_default(&c);
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_serve_config_load(&c, path, &err), AL_OK);
+    assert_int_equal(c.server.port, 9000);
+    assert_string_equal(c.server.socket_path, "/tmp/x.sock");
+    assert_int_equal(c.server.socket_mode, 0600);
+    assert_int_equal(c.models.n_pinned, 2);
+    assert_string_equal(c.models.pinned[1], "b:1");
+    assert_int_equal(c.models.defaults.threads, 3);
+    assert_int_equal(c.models.defaults.mmap, 0);
+    assert_int_equal(c.models.overrides[0].s.ctx, 512);
+    assert_true(c.models.budget_bytes == 100ull << 20);
+    assert_int_equal(c.server.limits.max_tokens, 99);
+    const char *typo = "{\"limits\":{\"max_token\":5}}";
+    tu_write_file(path, typo, strlen(typo));
+    al_err_clear(&err);
+    assert_int_equal(al_serve_config_load(&c, path, &err), AL_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "limits.max_token"));
+    tu_rmrf(dir);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_gbnf_shapes),
+        cmocka_unit_test(test_gbnf_on_model),
+        cmocka_unit_test(test_params),
+        cmocka_unit_test(test_config),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
