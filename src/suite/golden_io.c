@@ -410,9 +410,11 @@ enum al_rc al_golden_run_server(const char *url, const struct al_suite *s, struc
         rc = r->id ? server_one(url, &s->golden[i], s->top_k, r, fp, sizeof fp, err)
                    : al_err_set(err, AL_ERR_NOMEM, "out of memory");
     }
-    /* llama-server's fingerprint is "b<build>-<commit>". */
+    /* llama-server's fingerprint is "b<build>-<commit>"; airlock serve's is
+     * "fp_" and the start of the weights' digest, which names no llama.cpp. */
     const char *dash = strrchr(fp, '-');
-    snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%s", dash ? dash + 1 : fp);
+    if (strncmp(fp, "fp_", 3) != 0)
+        snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%s", dash ? dash + 1 : fp);
     run->decode_tps = run->ttft_p95_ms = run->rss_peak_mb = -1;
     if (rc) {
         al_golden_run_free(run);
