@@ -26,7 +26,8 @@ static void usage(void)
            "process (REF: a store reference or a GGUF file) or against a running\n"
            "OpenAI-compatible server (streaming /v1/completions). Then checks the\n"
            "suite's targets: exits 1 naming each target missed and the measured value.\n\n"
-           "  --suite DIR               settings and targets from DIR/suite.json\n"
+           "  --suite DIR               settings and targets from DIR/suite.json (default: the\n"
+           "                            suite stored with REF, if it has one)\n"
            "  --concurrency 1,2,4       concurrency levels (requests in flight)\n"
            "  --prompt-lengths 16,512   prompt lengths in tokens\n"
            "  --gen-tokens N            tokens generated per request (default 64)\n"
@@ -215,8 +216,21 @@ int al_cmd_bench(int argc, char **argv)
 
     struct al_err err = AL_ERR_INIT;
     struct al_suite *s = NULL;
-    if (suite_dir ? al_suite_load(suite_dir, &s, &err) : al_suite_default(&s, &err))
+    if (suite_dir) {
+        if (al_suite_load(suite_dir, &s, &err))
+            return al_cli_fail(&err);
+    } else if (ref) {
+        /* The suite stored with the version (bench/ of its bundle), else the defaults. */
+        int st = al_cli_version_suite(ref, true, &s, NULL);
+        if (st && st != AL_EXIT_NOT_FOUND)
+            return st;
+        if (!st)
+            fprintf(stderr, "bench: suite stored with %s (%s)\n", ref, s->dir);
+        else if (al_suite_default(&s, &err))
+            return al_cli_fail(&err);
+    } else if (al_suite_default(&s, &err)) {
         return al_cli_fail(&err);
+    }
     struct al_bench_opts o = {.threads = threads, .progress = true, .model_ref = ref ? ref : server};
     memcpy(o.concurrency, n_conc ? conc : s->concurrency, sizeof o.concurrency);
     o.n_concurrency = n_conc ? n_conc : s->n_concurrency;

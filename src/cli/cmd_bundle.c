@@ -10,7 +10,9 @@
 #include "cli/cli.h"
 #include "cli/cli_key.h"
 #include "cli/cli_util.h"
+#include "cli/model_ref.h"
 #include "core/limits.h"
+#include "suite/suite.h"
 
 int al_cmd_pack(int argc, char **argv);
 int al_cmd_export(int argc, char **argv);
@@ -47,6 +49,52 @@ static int parse_size(const char *s, uint64_t *out)
     return 0;
 }
 
+/* --record-golden: runs the suite in bench_dir on the first GGUF among files
+ * and writes bench_dir/recording.json, which the pack then carries as
+ * bench/recording.json. The recording holds the time and this machine's
+ * facts; everything else about the pack stays deterministic (the same files,
+ * recording included, give the same bundle). */
+static int record_golden(const char *cmd, const char *const *files, size_t n_files, const char *bench_dir,
+                         int threads)
+{
+    const char *gguf = NULL;
+    for (size_t i = 0; i < n_files && !gguf; i++) {
+        size_t len = strlen(files[i]);
+        if (len > 5 && strcasecmp(files[i] + len - 5, ".gguf") == 0)
+            gguf = files[i];
+    }
+    if (!gguf)
+        return al_cli_usage_error(cmd, "--record-golden needs a .gguf file among the files");
+    struct al_err err = AL_ERR_INIT;
+    struct al_suite *s = NULL;
+    struct al_engine_model *m = NULL;
+    struct al_golden_run *run = NULL;
+    struct al_model_ref mr;
+    int status = 0;
+    if (al_suite_load(bench_dir, &s, &err)) {
+        status = al_cli_fail(&err);
+        goto out;
+    }
+    if ((status = al_cli_model_ref(gguf, &mr)) || (status = al_cli_model_load(&mr, threads, 1, 4096, &m)))
+        goto out;
+    if (al_golden_record(m, s, threads, &run, &err)) {
+        status = al_cli_fail(&err);
+        goto out;
+    }
+    int toks = 0;
+    for (size_t i = 0; i < run->n_res; i++)
+        toks += run->res[i].n_tok;
+    printf("recorded %zu golden prompts (%d tokens, top-%d log-probabilities) of %s (%.19s) into "
+           "%s/recording.json\n  conditions: llama.cpp %s, %s, %d threads\n",
+           run->n_res, toks, run->top_k, gguf, mr.digest, bench_dir, run->cond.llama_commit, run->cond.cpu_model,
+           threads);
+out:
+    al_golden_run_free(run);
+    al_engine_model_free(m);
+    al_suite_free(s);
+    return status;
+}
+
 static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
 {
     static const struct option opts[] = {
@@ -55,16 +103,28 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         {"seq", required_argument, NULL, 'q'},    {"prompts", required_argument, NULL, 'p'},
         {"bench", required_argument, NULL, 'b'},  {"card", required_argument, NULL, 'c'},
         {"name", required_argument, NULL, 'n'},   {"created", required_argument, NULL, 'C'},
+        {"record-golden", no_argument, NULL, 'R'}, {"threads", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     struct al_bundle_pack_opts po = {.progress = true};
+    bool record = false;
+    int threads = 2;
     const char *out = NULL, *key_paths[AL_BUNDLE_MAX_SIGS], *name_arg = NULL;
     size_t n_keys = 0;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "o:s:zh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "o:s:zt:h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': out = optarg; break;
+        case 'R': record = true; break;
+        case 't': {
+            char *end = NULL;
+            long v = strtol(optarg, &end, 10);
+            if (*end || v < 1 || v > 1024)
+                return al_cli_usage_error(cmd, "--threads needs a number from 1 to 1024");
+            threads = (int)v;
+            break;
+        }
         case 's':
             if (n_keys >= AL_BUNDLE_MAX_SIGS)
                 return al_cli_usage_error(cmd, "at most %u --sign keys", AL_BUNDLE_MAX_SIGS);
@@ -104,7 +164,14 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
                        "                     the air-gapped side refuses one not above the last\n"
                        "  --created TIME     creation date (default: SOURCE_DATE_EPOCH, else newest file)\n"
                        "  --prompts DIR      add DIR's files as prompts/<file>\n"
-                       "  --bench DIR        add DIR's files as bench/<file>\n"
+                       "  --bench DIR        add DIR's files as bench/<file> (a suite: suite.json,\n"
+                       "                     golden.json, recording.json; see 'airlock validate')\n"
+                       "  --record-golden    first run DIR's golden prompts greedily on the GGUF here\n"
+                       "                     and write DIR/recording.json (token ids, top log-\n"
+                       "                     probabilities, llama.cpp commit, CPU features), so the\n"
+                       "                     bundle carries it, signed; 'airlock validate NAME'\n"
+                       "                     checks against it after ingest\n"
+                       "  -t, --threads N    CPU threads for --record-golden (default 2)\n"
                        "  --card CARD.json   model card: origin, license, date, quantization\n"
                        "  --name NAME[:TAG]  name the files (instead of the first argument)\n\n"
                        "example: airlock pack demo:1.0 demo.gguf -o demo-1.0.tar --sign build.key\n");
@@ -143,10 +210,20 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         po.files = (const char *const *)argv + first;
         po.n_files = (size_t)(argc - first);
     }
+    if (record && (from_store || !po.bench_dir))
+        return al_cli_usage_error(cmd, "--record-golden needs files and --bench DIR (the suite to record)");
     struct al_mkey_sec *keys[AL_BUNDLE_MAX_SIGS] = {0};
     enum al_rc rc = AL_OK;
     for (size_t i = 0; i < n_keys && !rc; i++)
         rc = al_cli_load_secret_key(key_paths[i], &keys[i], &err);
+    if (!rc && record) {
+        int st = record_golden(cmd, po.files, po.n_files, po.bench_dir, threads);
+        if (st) {
+            for (size_t i = 0; i < n_keys; i++)
+                al_minisign_sec_free(keys[i]);
+            return st;
+        }
+    }
     struct al_repo *r = NULL;
     if (!rc && from_store) {
         int st = al_cli_open_repo(false, &r);

@@ -16,8 +16,9 @@ int al_cmd_validate(int argc, char **argv);
 
 static void usage(void)
 {
-    printf("usage: airlock validate REF --suite DIR [--record] [-t THREADS]\n"
-           "       airlock validate --server URL --suite DIR\n"
+    printf("usage: airlock validate REF [--suite DIR] [-t THREADS]\n"
+           "       airlock validate REF --suite DIR --record [-t THREADS]\n"
+           "       airlock validate [REF] --server URL [--suite DIR]\n"
            "       airlock validate --init-suite DIR\n\n"
            "Runs the suite's golden prompts greedily and compares each generated token\n"
            "and its top log-probabilities with DIR/recording.json. Where the recording was\n"
@@ -28,11 +29,15 @@ static void usage(void)
            "suite's targets (min_decode_tps, max_ttft_p95_ms, max_rss_mb) against what\n"
            "the golden run measured. Exits 1 naming each prompt that diverged and where,\n"
            "and each target missed with the measured value.\n\n"
-           "REF is a store reference (name, name:tag, name@sha256:...) or a GGUF file.\n\n"
-           "  --suite DIR     the suite (a bundle's bench/ folder): suite.json, golden.json\n"
+           "REF is a store reference (name, name:tag, name@sha256:...) or a GGUF file.\n"
+           "Without --suite, the suite stored with REF is used: the bench/ files of the\n"
+           "bundle it was ingested from ('airlock pack --bench DIR --record-golden').\n\n"
+           "  --suite DIR     the suite (a bundle's bench/ folder): suite.json, golden.json,\n"
+           "                  recording.json\n"
            "  --record        record DIR/recording.json on this machine instead of checking\n"
            "  --server URL    validate a running OpenAI-compatible server (POST /v1/completions\n"
-           "                  with logprobs) instead of loading REF\n"
+           "                  with logprobs) instead of loading REF; REF then only names the\n"
+           "                  stored suite\n"
            "  -t, --threads N CPU threads (default 2)\n"
            "  --init-suite DIR  write a starter suite into DIR\n");
 }
@@ -125,8 +130,10 @@ int al_cmd_validate(int argc, char **argv)
         return AL_EXIT_OK;
     }
     const char *ref = optind < argc ? argv[optind] : NULL;
-    if (!suite_dir)
-        return al_cli_usage_error("validate", "needs --suite DIR (a bundle's bench/ folder)");
+    if (!suite_dir && record)
+        return al_cli_usage_error("validate", "--record writes DIR/recording.json: needs --suite DIR");
+    if (!suite_dir && !ref)
+        return al_cli_usage_error("validate", "needs --suite DIR, or a REF whose stored suite to use");
     if (!ref && !server)
         return al_cli_usage_error("validate", "needs a REF or --server URL");
     if (server && record)
@@ -139,14 +146,22 @@ int al_cmd_validate(int argc, char **argv)
     struct al_engine_model *m = NULL;
     struct al_validation v = {0};
     int status = AL_EXIT_OK;
-    if (al_suite_load(suite_dir, &s, &err)) {
-        status = al_cli_fail(&err);
-        goto out;
+    if (!suite_dir) {
+        /* The suite that came with the version (bench/ of its bundle). */
+        if ((status = al_cli_version_suite(ref, false, &s, &rec)))
+            goto out;
+    } else {
+        if (al_suite_load(suite_dir, &s, &err)) {
+            status = al_cli_fail(&err);
+            goto out;
+        }
+        if (!record && al_golden_load(suite_dir, &rec, &err)) {
+            status = al_cli_fail(&err);
+            goto out;
+        }
     }
-    if (!record && al_golden_load(suite_dir, &rec, &err)) {
-        status = al_cli_fail(&err);
-        goto out;
-    }
+    if (!suite_dir)
+        printf("suite: stored with %s (%s)\n", ref, s->dir);
     char what[AL_LIMIT_PATH + 128];
     if (server) {
         snprintf(what, sizeof what, "server %s", server);

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "gguf/gguf.h"
+#include "suite/suite.h"
 
 int al_cli_model_ref(const char *ref, struct al_model_ref *out)
 {
@@ -56,4 +57,87 @@ int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, in
     if (al_engine_model_load(ref->path, ref->digest, &mp, out, &err))
         return al_cli_fail(&err);
     return 0;
+}
+
+/* The stored bench/<name> of files[0..n), or NULL. */
+static const struct al_file *bench_file(const struct al_file *files, size_t n, const char *name)
+{
+    char path[64];
+    snprintf(path, sizeof path, "bench/%s", name);
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(files[i].path, path) == 0)
+            return &files[i];
+    return NULL;
+}
+
+int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec)
+{
+    struct al_err err = AL_ERR_INIT;
+    struct stat st;
+    if ((strchr(ref, '/') || strstr(ref, ".gguf")) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
+        al_err_set(&err, AL_ERR_NOT_FOUND, "'%s' is a file, which carries no suite; give --suite DIR", ref);
+        if (!quiet)
+            al_cli_fail(&err);
+        return AL_EXIT_NOT_FOUND;
+    }
+    struct al_repo *r = NULL;
+    int status = al_cli_open_repo(false, &r);
+    if (status)
+        return status;
+    struct al_version v;
+    struct al_file *files = NULL;
+    size_t n = 0;
+    char *text[3] = {NULL, NULL, NULL};
+    size_t len[3] = {0, 0, 0};
+    enum al_rc rc = al_index_resolve(al_repo_index(r), ref, &v, &err);
+    if (!rc)
+        rc = al_index_list_files(al_repo_index(r), v.id, &files, &n, &err);
+    if (rc) {
+        status = al_cli_fail(&err);
+        goto out;
+    }
+    char label[AL_LIMIT_PATH];
+    snprintf(label, sizeof label, "%s@%.19s bench", v.model, v.manifest);
+    static const char *const names[3] = {"suite.json", "golden.json", "recording.json"};
+    const struct al_file *f[3];
+    for (int i = 0; i < 3; i++)
+        f[i] = bench_file(files, n, names[i]);
+    if (!f[0]) {
+        al_err_set(&err, AL_ERR_NOT_FOUND,
+                   "'%s' (%s@%.19s) has no suite: it was packed without --bench; give --suite DIR", ref, v.model,
+                   v.manifest);
+        status = quiet ? AL_EXIT_NOT_FOUND : al_cli_fail(&err);
+        goto out;
+    }
+    if (rec && !f[2]) {
+        al_err_set(&err, AL_ERR_NOT_FOUND,
+                   "'%s' (%s@%.19s) has a suite but no recording: it was packed without --record-golden; "
+                   "give --suite DIR holding a recording.json",
+                   ref, v.model, v.manifest);
+        status = al_cli_fail(&err);
+        goto out;
+    }
+    /* al_store_read checks each blob against its digest. */
+    for (int i = 0; i < 3 && !rc; i++)
+        if (f[i] && (i < 2 || rec))
+            rc = al_store_read(al_repo_store(r), f[i]->digest, AL_LIMIT_SUITE_FILE, &text[i], &len[i], &err);
+    if (!rc)
+        rc = al_suite_parse(label, text[0], len[0], text[1], len[1], s, &err);
+    if (!rc && rec) {
+        char rlabel[AL_LIMIT_PATH + 32];
+        snprintf(rlabel, sizeof rlabel, "%s/recording.json", label);
+        rc = al_golden_parse(rlabel, text[2], len[2], rec, &err);
+        if (rc) {
+            al_suite_free(*s);
+            *s = NULL;
+        }
+    }
+    if (rc)
+        status = al_cli_fail(&err);
+out:
+    for (int i = 0; i < 3; i++)
+        free(text[i]);
+    free(files);
+    al_repo_free(r);
+    return status;
 }

@@ -2,6 +2,7 @@
 #ifndef AL_CLI_MODEL_REF_H
 #define AL_CLI_MODEL_REF_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/hash.h"
@@ -23,5 +24,17 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out);
  * for); prints the error and returns the exit status on failure. */
 int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, int n_ctx,
                       struct al_engine_model **out);
+
+struct al_suite;
+struct al_golden_run;
+
+/* The suite stored with a version: its bench/suite.json, bench/golden.json
+ * and bench/recording.json (as `airlock pack --bench DIR [--record-golden]`
+ * put them in the bundle), read from the store's blobs with their digests
+ * checked. rec may be NULL (bench needs no recording); otherwise a version
+ * without bench/recording.json is an error. Returns 0 and sets *s (and *rec);
+ * a version without bench/suite.json gives AL_EXIT_NOT_FOUND, printing the
+ * error unless quiet; other failures print and return the exit status. */
+int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec);
 
 #endif

@@ -14,6 +14,7 @@
  */
 #include "server/http_int.h"
 
+#include <math.h>
 #include <time.h>
 
 #include "core/limits.h"
@@ -44,6 +45,22 @@ struct al_gen {
     char error[256];
     double t0, t_first, t_last;
     int n_pieces;
+    /* log-probabilities (the request asked for them: lp_top >= 0) */
+    struct al_engine_model *m; /* for the tokens' text; leased until the finish path */
+    int lp_top;             /* alternatives per token to report */
+    bool has_stop;          /* stop strings: tokens past the returned text are left out */
+    struct lp_tok *lp;      /* every sampled token, from on_probs */
+    size_t n_lp, cap_lp, lp_sent; /* recorded; already sent (streaming) */
+    size_t lp_off;          /* text offset of the next token to format */
+    bool lp_nomem;
+};
+
+struct lp_tok {
+    int32_t id;
+    float logprob;
+    int n;
+    int32_t ids[AL_LIMIT_TOP_PROBS];
+    float lps[AL_LIMIT_TOP_PROBS];
 };
 
 void al_json_escape(struct al_buf *b, const char *s, size_t len)
@@ -79,6 +96,7 @@ static void gen_free(struct al_gen *g)
     al_buf_release(&g->head);
     al_buf_release(&g->sse);
     al_buf_release(&g->text);
+    free(g->lp);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -101,6 +119,173 @@ static void add_usage(struct al_buf *b, const struct al_gen_result *r)
                 r->n_gen, r->n_prompt + r->n_gen);
 }
 
+/* ---- log-probabilities ----
+ * Every sampled token's probabilities arrive in on_probs (the engine calls it
+ * before the token's text reaches on_token). Completions get OpenAI's legacy
+ * object {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}
+ * and, as llama-server adds, "content": [{id, token, logprob, bytes,
+ * top_logprobs: [{id, token, logprob, bytes}]}], whose ids tell apart tokens
+ * with the same text. Chat gets OpenAI's {content: [...], refusal: null}, the
+ * entries with "id" too. A token's text is its piece with special tokens
+ * rendered; "bytes" are its raw bytes, "token" the same with bytes that are
+ * not valid UTF-8 (a piece of a multi-byte character) as U+FFFD. */
+
+static void on_probs(void *ud, const struct al_token_probs *tp)
+{
+    struct al_gen *g = ud;
+    pthread_mutex_lock(&g->mu);
+    if (g->n_lp == g->cap_lp && !g->lp_nomem) {
+        size_t cap = g->cap_lp ? g->cap_lp * 2 : 64;
+        struct lp_tok *t = realloc(g->lp, cap * sizeof *t);
+        if (t) {
+            g->lp = t;
+            g->cap_lp = cap;
+        } else {
+            g->lp_nomem = true;
+        }
+    }
+    if (!g->lp_nomem) {
+        struct lp_tok *t = &g->lp[g->n_lp++];
+        t->id = tp->token;
+        t->logprob = tp->logprob;
+        t->n = tp->n < g->lp_top ? tp->n : g->lp_top;
+        for (int k = 0; k < t->n; k++) {
+            t->ids[k] = tp->ids[k];
+            t->lps[k] = tp->logprobs[k];
+        }
+    }
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Length of the valid UTF-8 sequence at s[0..len), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 && s[0] >= 0xC2 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
+             : (s[0] & 0xF8) == 0xF0 && s[0] <= 0xF4 ? 4 : 0;
+    if (n == 0 || n > len)
+        return 0;
+    for (size_t i = 1; i < n; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((n == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (n == 4 && s[0] == 0xF0 && s[1] < 0x90) ||
+        (n == 4 && s[0] == 0xF4 && s[1] > 0x8F) || (n == 3 && s[0] == 0xED && s[1] > 0x9F))
+        return 0;
+    return n;
+}
+
+/* The piece as a JSON string, invalid UTF-8 bytes as U+FFFD. */
+static void add_text(struct al_buf *b, const char *p, size_t len)
+{
+    char out[4 * 256];
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq((const unsigned char *)p + i, len - i);
+        if (n) {
+            memcpy(out + o, p + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(out + o, "\xEF\xBF\xBD", 3);
+            o += 3;
+            i++;
+        }
+    }
+    al_json_escape(b, out, o);
+}
+
+static void add_lp(struct al_buf *b, float lp)
+{
+    /* 9 significant digits give the float back exactly; JSON has no -Infinity. */
+    al_buf_addf(b, "%.9g", isfinite(lp) ? (double)lp : -9999.0);
+}
+
+static size_t piece(const struct al_gen *g, int32_t id, char *buf, size_t size)
+{
+    int n = al_engine_token_piece(g->m, id, true, buf, size);
+    if (n < 0)
+        n = 0;
+    buf[(size_t)n < size ? (size_t)n : size - 1] = '\0';
+    return strlen(buf);
+}
+
+/* {id, token, logprob, bytes} */
+static void add_entry(const struct al_gen *g, struct al_buf *b, int32_t id, float lp)
+{
+    char p[256];
+    size_t n = piece(g, id, p, sizeof p);
+    al_buf_addf(b, "{\"id\":%d,\"token\":", id);
+    add_text(b, p, n);
+    al_buf_addstr(b, ",\"logprob\":");
+    add_lp(b, lp);
+    al_buf_addstr(b, ",\"bytes\":[");
+    for (size_t i = 0; i < n; i++)
+        al_buf_addf(b, "%s%u", i ? "," : "", (unsigned char)p[i]);
+    al_buf_addch(b, ']');
+}
+
+/* The logprobs object for tokens [from, to) of g->lp; advances g->lp_off. */
+static void add_logprobs(struct al_gen *g, struct al_buf *b, size_t from, size_t to)
+{
+    char p[256];
+    al_buf_addstr(b, "{\"content\":[");
+    for (size_t i = from; i < to; i++) {
+        const struct lp_tok *t = &g->lp[i];
+        al_buf_addstr(b, i > from ? "," : "");
+        add_entry(g, b, t->id, t->logprob);
+        al_buf_addstr(b, ",\"top_logprobs\":[");
+        for (int k = 0; k < t->n; k++) {
+            al_buf_addstr(b, k ? "," : "");
+            add_entry(g, b, t->ids[k], t->lps[k]);
+            al_buf_addch(b, '}');
+        }
+        al_buf_addstr(b, "]}");
+    }
+    al_buf_addch(b, ']');
+    if (g->kind == AL_GEN_CHAT) {
+        al_buf_addstr(b, ",\"refusal\":null}");
+        return;
+    }
+    al_buf_addstr(b, ",\"tokens\":[");
+    for (size_t i = from; i < to; i++) {
+        size_t n = piece(g, g->lp[i].id, p, sizeof p);
+        al_buf_addstr(b, i > from ? "," : "");
+        add_text(b, p, n);
+    }
+    al_buf_addstr(b, "],\"token_logprobs\":[");
+    for (size_t i = from; i < to; i++) {
+        al_buf_addstr(b, i > from ? "," : "");
+        add_lp(b, g->lp[i].logprob);
+    }
+    al_buf_addstr(b, "],\"top_logprobs\":[");
+    for (size_t i = from; i < to; i++) {
+        const struct lp_tok *t = &g->lp[i];
+        char seen[AL_LIMIT_TOP_PROBS][256];
+        al_buf_addstr(b, i > from ? ",{" : "{");
+        int w = 0;
+        for (int k = 0; k < t->n; k++) {
+            /* An object holds each text once: the likelier token keeps it. */
+            size_t n = piece(g, t->ids[k], seen[w], sizeof seen[w]);
+            bool dup = false;
+            for (int j = 0; j < w && !dup; j++)
+                dup = strcmp(seen[j], seen[w]) == 0;
+            if (dup)
+                continue;
+            al_buf_addstr(b, w ? "," : "");
+            add_text(b, seen[w], n);
+            al_buf_addch(b, ':');
+            add_lp(b, t->lps[k]);
+            w++;
+        }
+        al_buf_addch(b, '}');
+    }
+    al_buf_addstr(b, "],\"text_offset\":[");
+    for (size_t i = from; i < to; i++) {
+        al_buf_addf(b, "%s%zu", i > from ? "," : "", g->lp_off);
+        g->lp_off += piece(g, g->lp[i].id, p, sizeof p);
+    }
+    al_buf_addstr(b, "]}");
+}
+
 static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
 {
     struct al_gen *g = ud;
@@ -114,10 +299,17 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
         al_json_escape(&g->sse, piece, len);
-        al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "},\"logprobs\":null,\"finish_reason\":null}]}\n\n"
-                                                      : ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "},\"logprobs\":" : ",\"logprobs\":");
+        if (g->lp_top >= 0 && g->n_lp > g->lp_sent) {
+            /* The tokens whose text this chunk carries. */
+            add_logprobs(g, &g->sse, g->lp_sent, g->n_lp);
+            g->lp_sent = g->n_lp;
+        } else {
+            al_buf_addstr(&g->sse, "null");
+        }
+        al_buf_addstr(&g->sse, ",\"finish_reason\":null}]}\n\n");
     }
-    bool ok = !al_buf_failed(&g->sse) && !al_buf_failed(&g->text);
+    bool ok = !al_buf_failed(&g->sse) && !al_buf_failed(&g->text) && !g->lp_nomem;
     pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     return ok && !atomic_load(&g->cancel);
@@ -146,8 +338,15 @@ static void on_done(void *ud, const struct al_gen_result *res)
                         res->finish == AL_FINISH_ERROR ? "internal" : g->cancel_why);
         } else {
             al_buf_add(b, g->head.data, g->head.len);
-            al_buf_addf(b, "%s,\"logprobs\":null,\"finish_reason\":\"%s\"}]}\n\n",
-                        g->kind == AL_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"", finish_reason(g));
+            al_buf_addf(b, "%s,\"logprobs\":", g->kind == AL_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"");
+            /* Tokens without text: an end-of-generation token (listed, as llama-server
+             * does); with stop strings, the held-back tokens of the stop string (not). */
+            if (g->lp_top >= 0 && g->n_lp > g->lp_sent && !g->has_stop)
+                add_logprobs(g, b, g->lp_sent, g->n_lp);
+            else
+                al_buf_addstr(b, "null");
+            g->lp_sent = g->n_lp;
+            al_buf_addf(b, ",\"finish_reason\":\"%s\"}]}\n\n", finish_reason(g));
             if (g->include_usage) {
                 /* The usage chunk: the head without its choice, then usage. */
                 const char *cut = strstr(g->head.data, "\"choices\":[");
@@ -251,16 +450,40 @@ static void reader_free(void *cls)
     al_gen_unref(cls);
 }
 
+/* The whole logprobs object, or JSON null. With stop strings, the tokens from
+ * the one where the returned text ends are left out (they made the stop string). */
+static json_t *whole_logprobs(struct al_gen *g)
+{
+    if (g->lp_top < 0)
+        return json_null();
+    size_t keep = g->n_lp, len = g->text.len, off = 0;
+    if (g->has_stop) {
+        char p[256];
+        for (keep = 0; keep < g->n_lp && off < len; keep++)
+            off += piece(g, g->lp[keep].id, p, sizeof p);
+    }
+    struct al_buf b;
+    al_buf_init(&b, 256u << 20);
+    g->lp_off = 0;
+    add_logprobs(g, &b, 0, keep);
+    json_error_t je;
+    json_t *j = al_buf_failed(&b) ? NULL : json_loadb(b.data, b.len, 0, &je);
+    if (!j)
+        al_log(AL_LOG_WARN, "logprobs of %s could not be encoded", g->id);
+    al_buf_release(&b);
+    return j ? j : json_null();
+}
+
 static json_t *whole_response(struct al_gen *g, const char *model)
 {
     json_t *choice;
     const char *text = al_buf_str(&g->text);
     if (g->kind == AL_GEN_CHAT)
-        choice = json_pack("{s:i, s:{s:s, s:s}, s:n, s:s}", "index", 0, "message", "role", "assistant", "content",
-                           text, "logprobs", "finish_reason", finish_reason(g));
+        choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
+                           text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
     else
-        choice = json_pack("{s:s, s:i, s:n, s:s}", "text", text, "index", 0, "logprobs", "finish_reason",
-                           finish_reason(g));
+        choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", 0, "logprobs", whole_logprobs(g),
+                           "finish_reason", finish_reason(g));
     return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:s}", "id", g->id, "object",
                      g->kind == AL_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
                      model, "choices", choice, "usage", "prompt_tokens", g->res.n_prompt, "completion_tokens",
@@ -287,6 +510,9 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     g->include_usage = go->include_usage;
     g->created = (long long)time(NULL);
     g->t0 = h->t0;
+    g->m = al_lease_engine(h->lease);
+    g->lp_top = go->logprobs;
+    g->has_stop = go->params.n_stop > 0;
     snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
@@ -311,8 +537,13 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     pthread_mutex_lock(&h->srv->mu);
     h->srv->n_gens++;
     pthread_mutex_unlock(&h->srv->mu);
-    enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &go->params, on_token, on_done, g,
-                                     &g->req, &err);
+    struct al_gen_params gp = go->params;
+    if (g->lp_top >= 0) {
+        gp.n_probs = g->lp_top > 0 ? g->lp_top : 1;
+        gp.on_probs = on_probs;
+        gp.probs_ud = g;
+    }
+    enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);
     if (rc) {
         atomic_fetch_sub(&g->refs, 1);
         pthread_mutex_lock(&h->srv->mu);

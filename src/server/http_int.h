@@ -107,6 +107,7 @@ struct al_gen_opts {
     const char *model;     /* the name echoed in responses */
     const char *prompt;
     struct al_gen_params params;
+    int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by
@@ -127,6 +128,11 @@ void al_json_escape(struct al_buf *b, const char *s, size_t len);
  * On error, err has the message and *param the offending field. */
 enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
+
+/* Reads the request's log-probability fields: for chat "logprobs": true and
+ * "top_logprobs": N, for completions "logprobs": N. *top_n is -1 when none
+ * are asked for, else the number of alternatives per token (0..20). */
+enum al_rc al_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err);
 
 /* ---- json_schema_gbnf.c ---- */
 /* Converts a JSON schema into a GBNF grammar (root rule "root"); schema NULL

@@ -76,9 +76,6 @@ enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim,
     json_t *n = json_object_get(body, "n");
     if (n && !json_is_null(n) && !(json_is_integer(n) && json_integer_value(n) == 1))
         return bad(param, "n", err, "must be 1: one choice per request is supported");
-    json_t *lp = json_object_get(body, "logprobs");
-    if (lp && !json_is_null(lp) && !json_is_false(lp) && !(json_is_integer(lp) && json_integer_value(lp) == 0))
-        return bad(param, "logprobs", err, "is not supported");
     json_t *tools = json_object_get(body, "tools");
     if (tools && json_is_array(tools) && json_array_size(tools) > 0)
         return bad(param, "tools", err, "are not supported");
@@ -147,5 +144,38 @@ enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim,
         }
     }
     p->grammar = *grammar;
+    return AL_OK;
+}
+
+enum al_rc al_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err)
+{
+    json_t *lp = json_object_get(body, "logprobs"), *tl = json_object_get(body, "top_logprobs");
+    *top_n = -1;
+    if (chat) {
+        /* Chat: "logprobs": true, "top_logprobs": 0..20 alternatives per token. */
+        if (lp && !json_is_null(lp) && !json_is_boolean(lp))
+            return bad(param, "logprobs", err, "must be a boolean (the number of alternatives is 'top_logprobs')");
+        bool on = json_is_true(lp);
+        if (tl && !json_is_null(tl)) {
+            if (!json_is_integer(tl) || json_integer_value(tl) < 0 || json_integer_value(tl) > AL_LIMIT_TOP_PROBS) {
+                *param = "top_logprobs";
+                return al_err_set(err, AL_ERR_INVALID, "'top_logprobs' must be an integer from 0 to %d",
+                                  AL_LIMIT_TOP_PROBS);
+            }
+            if (!on)
+                return bad(param, "top_logprobs", err, "needs 'logprobs': true");
+        }
+        if (on)
+            *top_n = json_is_integer(tl) ? (int)json_integer_value(tl) : 0;
+        return AL_OK;
+    }
+    /* Legacy completions: "logprobs": N alternatives per token (0: the chosen token only). */
+    if (!lp || json_is_null(lp) || json_is_false(lp))
+        return AL_OK;
+    if (!json_is_integer(lp) || json_integer_value(lp) < 0 || json_integer_value(lp) > AL_LIMIT_TOP_PROBS) {
+        *param = "logprobs";
+        return al_err_set(err, AL_ERR_INVALID, "'logprobs' must be an integer from 0 to %d", AL_LIMIT_TOP_PROBS);
+    }
+    *top_n = (int)json_integer_value(lp);
     return AL_OK;
 }

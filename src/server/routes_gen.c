@@ -55,7 +55,8 @@ static enum MHD_Result run(struct al_hreq *h, json_t *body, struct al_gen_opts *
     enum MHD_Result res;
     go->params = al_gen_params_default();
     go->params.max_tokens = default_max;
-    if (al_params_from_json(body, &h->srv->o.limits, &go->params, stops, &grammar, &param, &err) != AL_OK) {
+    if (al_params_from_json(body, &h->srv->o.limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
+        al_logprobs_from_json(body, go->kind == AL_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);
         return al_http_reply_rc(h, &err, param);
     }

@@ -159,20 +159,11 @@ static enum al_rc parse_result(json_t *o, struct al_golden_result *r)
     return AL_OK;
 }
 
-enum al_rc al_golden_load(const char *dir, struct al_golden_run **out, struct al_err *err)
+/* Reads a recording from its JSON object j (taken: released here); path
+ * names it in messages. */
+static enum al_rc golden_parse(const char *path, json_t *j, struct al_golden_run **out, struct al_err *err)
 {
-    if (!dir || !out || *out)
-        return al_err_set(err, AL_ERR_USAGE, "al_golden_load: bad arguments");
-    char path[AL_LIMIT_PATH];
-    json_t *j = NULL;
-    enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/recording.json", dir);
-    if (!rc)
-        rc = al_suite_read_json(path, true, &j, err);
-    if (rc == AL_ERR_NOT_FOUND)
-        return al_err_set(err, AL_ERR_NOT_FOUND, "the suite in '%s' has no recording.json: record one first "
-                                                 "(airlock validate REF --suite DIR --record)", dir);
-    if (rc)
-        return rc;
+    enum al_rc rc = AL_OK;
     const char *fmt = json_string_value(json_object_get(j, "format"));
     json_t *results = json_object_get(j, "results"), *cond = json_object_get(j, "conditions");
     json_t *meas = json_object_get(j, "measured");
@@ -228,6 +219,38 @@ out:
     }
     *out = run;
     return AL_OK;
+}
+
+enum al_rc al_golden_load(const char *dir, struct al_golden_run **out, struct al_err *err)
+{
+    if (!dir || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_golden_load: bad arguments");
+    char path[AL_LIMIT_PATH];
+    json_t *j = NULL;
+    enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/recording.json", dir);
+    if (!rc)
+        rc = al_suite_read_json(path, true, &j, err);
+    if (rc == AL_ERR_NOT_FOUND)
+        return al_err_set(err, AL_ERR_NOT_FOUND, "the suite in '%s' has no recording.json: record one first "
+                                                 "(airlock validate REF --suite DIR --record)", dir);
+    if (rc)
+        return rc;
+    return golden_parse(path, j, out, err);
+}
+
+enum al_rc al_golden_parse(const char *label, const char *text, size_t len, struct al_golden_run **out,
+                           struct al_err *err)
+{
+    if (!label || !text || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_golden_parse: bad arguments");
+    if (len > AL_LIMIT_SUITE_FILE)
+        return al_err_set(err, AL_ERR_LIMIT, "'%s' is over the cap of %u bytes (AL_LIMIT_SUITE_FILE)", label,
+                          AL_LIMIT_SUITE_FILE);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not valid JSON: line %d: %s", label, je.line, je.text);
+    return golden_parse(label, j, out, err);
 }
 
 /* ---- against a server ---- */
@@ -387,9 +410,11 @@ enum al_rc al_golden_run_server(const char *url, const struct al_suite *s, struc
         rc = r->id ? server_one(url, &s->golden[i], s->top_k, r, fp, sizeof fp, err)
                    : al_err_set(err, AL_ERR_NOMEM, "out of memory");
     }
-    /* llama-server's fingerprint is "b<build>-<commit>". */
+    /* llama-server's fingerprint is "b<build>-<commit>"; airlock serve's is
+     * "fp_" and the start of the weights' digest, which names no llama.cpp. */
     const char *dash = strrchr(fp, '-');
-    snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%s", dash ? dash + 1 : fp);
+    if (strncmp(fp, "fp_", 3) != 0)
+        snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%s", dash ? dash + 1 : fp);
     run->decode_tps = run->ttft_p95_ms = run->rss_peak_mb = -1;
     if (rc) {
         al_golden_run_free(run);

@@ -144,14 +144,12 @@ static enum al_rc get_levels(json_t *obj, const char *key, int hi, int *out, int
     return AL_OK;
 }
 
-static enum al_rc load_golden(struct al_suite *s, const char *path, struct al_err *err)
+/* golden.json's object j (NULL: there is none); path names it in messages. */
+static enum al_rc load_golden(struct al_suite *s, const char *path, json_t *j, struct al_err *err)
 {
-    json_t *j = NULL;
-    enum al_rc rc = al_suite_read_json(path, true, &j, err);
-    if (rc == AL_ERR_NOT_FOUND)
+    enum al_rc rc = AL_OK;
+    if (!j)
         return AL_OK;
-    if (rc)
-        return rc;
     json_t *a = json_object_get(j, "prompts");
     size_t n = json_array_size(a);
     if (!json_is_array(a)) {
@@ -195,22 +193,16 @@ static enum al_rc load_golden(struct al_suite *s, const char *path, struct al_er
         }
     }
 out:
-    json_decref(j);
     return rc;
 }
 
-enum al_rc al_suite_load(const char *dir, struct al_suite **out, struct al_err *err)
+/* Parses suite.json's object j (and golden.json's, gj, NULL when there is
+ * none) into a suite labelled dir; path and gpath name the files in messages. */
+static enum al_rc suite_parse(const char *dir, const char *path, json_t *j, const char *gpath, json_t *gj,
+                              struct al_suite **out, struct al_err *err)
 {
-    if (!dir || !out || *out)
-        return al_err_set(err, AL_ERR_USAGE, "al_suite_load: bad arguments");
-    char path[AL_LIMIT_PATH];
-    json_t *j = NULL;
     struct al_suite *s = NULL;
-    enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/suite.json", dir);
-    if (!rc)
-        rc = al_suite_read_json(path, false, &j, err);
-    if (!rc)
-        rc = suite_new(dir, &s, err);
+    enum al_rc rc = suite_new(dir, &s, err);
     if (rc)
         goto out;
     const char *fmt = json_string_value(json_object_get(j, "format"));
@@ -285,17 +277,74 @@ enum al_rc al_suite_load(const char *dir, struct al_suite **out, struct al_err *
                     (rc = get_num(tol, "min_overlap", 0, 1, &s->min_overlap, path, err))))
             goto out;
     }
-    rc = al_path_fmt(path, sizeof path, err, "%s/golden.json", dir);
-    if (!rc)
-        rc = load_golden(s, path, err);
+    rc = load_golden(s, gpath, gj, err);
 out:
-    json_decref(j);
     if (rc) {
         al_suite_free(s);
         return rc;
     }
     *out = s;
     return AL_OK;
+}
+
+enum al_rc al_suite_load(const char *dir, struct al_suite **out, struct al_err *err)
+{
+    if (!dir || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_suite_load: bad arguments");
+    char path[AL_LIMIT_PATH], gpath[AL_LIMIT_PATH];
+    json_t *j = NULL, *gj = NULL;
+    enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/suite.json", dir);
+    if (!rc)
+        rc = al_path_fmt(gpath, sizeof gpath, err, "%s/golden.json", dir);
+    if (!rc)
+        rc = al_suite_read_json(path, false, &j, err);
+    if (!rc) {
+        rc = al_suite_read_json(gpath, true, &gj, err);
+        if (rc == AL_ERR_NOT_FOUND)
+            rc = AL_OK;
+    }
+    if (!rc)
+        rc = suite_parse(dir, path, j, gpath, gj, out, err);
+    json_decref(j);
+    json_decref(gj);
+    return rc;
+}
+
+/* A JSON object from memory; label names it in messages. */
+static enum al_rc parse_text(const char *label, const char *text, size_t len, json_t **out, struct al_err *err)
+{
+    if (len > AL_LIMIT_SUITE_FILE)
+        return al_err_set(err, AL_ERR_LIMIT, "'%s' is over the cap of %u bytes (AL_LIMIT_SUITE_FILE)", label,
+                          AL_LIMIT_SUITE_FILE);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not valid JSON: line %d: %s", label, je.line, je.text);
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a JSON object", label);
+    }
+    *out = j;
+    return AL_OK;
+}
+
+enum al_rc al_suite_parse(const char *label, const char *suite_text, size_t suite_len, const char *golden_text,
+                          size_t golden_len, struct al_suite **out, struct al_err *err)
+{
+    if (!label || !suite_text || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_suite_parse: bad arguments");
+    char path[AL_LIMIT_PATH], gpath[AL_LIMIT_PATH];
+    snprintf(path, sizeof path, "%s/suite.json", label);
+    snprintf(gpath, sizeof gpath, "%s/golden.json", label);
+    json_t *j = NULL, *gj = NULL;
+    enum al_rc rc = parse_text(path, suite_text, suite_len, &j, err);
+    if (!rc && golden_text)
+        rc = parse_text(gpath, golden_text, golden_len, &gj, err);
+    if (!rc)
+        rc = suite_parse(label, path, j, gpath, gj, out, err);
+    json_decref(j);
+    json_decref(gj);
+    return rc;
 }
 
 static enum al_rc write_json(const char *dir, const char *file, json_t *j, struct al_err *err)

@@ -86,6 +86,13 @@ enum al_rc al_suite_default(struct al_suite **out, struct al_err *err);
 enum al_rc al_suite_load(const char *dir, struct al_suite **out, struct al_err *err);
 void al_suite_free(struct al_suite *s);
 
+/* The same from memory: suite.json's and golden.json's text (golden_text
+ * NULL: none), as read from a version's bench/ files in the store. label
+ * stands for the directory in messages and in s->dir ("stories:1.0 bench").
+ * Same checks and errors as al_suite_load. */
+enum al_rc al_suite_parse(const char *label, const char *suite_text, size_t suite_len, const char *golden_text,
+                          size_t golden_len, struct al_suite **out, struct al_err *err);
+
 /* Writes a starter suite (suite.json, golden.json) into dir, which must not
  * hold a suite.json yet. */
 enum al_rc al_suite_init_dir(const char *dir, struct al_err *err);
@@ -176,6 +183,9 @@ enum al_rc al_golden_save(const struct al_golden_run *run, const char *dir, stru
 
 /* Reads dir/recording.json. AL_ERR_NOT_FOUND when there is none. */
 enum al_rc al_golden_load(const char *dir, struct al_golden_run **out, struct al_err *err);
+/* The same from memory (a recording read from the store); label names it. */
+enum al_rc al_golden_parse(const char *label, const char *text, size_t len, struct al_golden_run **out,
+                           struct al_err *err);
 
 /* Records: runs the goldens on m and saves them into the suite's directory. */
 enum al_rc al_golden_record(struct al_engine_model *m, const struct al_suite *s, int threads,
