@@ -414,7 +414,7 @@ enum al_rc al_golden_run_server(const char *url, const struct al_suite *s, struc
      * "fp_" and the start of the weights' digest, which names no llama.cpp. */
     const char *dash = strrchr(fp, '-');
     if (strncmp(fp, "fp_", 3) != 0)
-        snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%s", dash ? dash + 1 : fp);
+        snprintf(run->cond.llama_commit, sizeof run->cond.llama_commit, "%.63s", dash ? dash + 1 : fp);
     run->decode_tps = run->ttft_p95_ms = run->rss_peak_mb = -1;
     if (rc) {
         al_golden_run_free(run);
