@@ -9,7 +9,7 @@
 
 /* The subcommands; each one's function is defined in cmd_<name>.c. */
 extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show, al_cmd_tag, al_cmd_rm,
-    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log;
+    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log, al_cmd_rag, al_cmd_ask;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -24,6 +24,8 @@ static const struct al_cmd commands[] = {
     {"fsck", al_cmd_fsck, "re-hash and check the whole store and event log"},
     {"gc", al_cmd_gc, "remove unreferenced blobs and old versions"},
     {"log", al_cmd_log, "print or verify the hash-chained event log"},
+    {"rag", al_cmd_rag, "document collections for retrieval: create, add, query, ..."},
+    {"ask", al_cmd_ask, "answer a question from a collection, with citations"},
     {"version", al_cmd_version, "print the version of airlock"},
 };
 
