@@ -21,6 +21,7 @@ static const char rag_usage[] =
     "  add COLL PATH... [-v] [--threads N]   index files and directories (text, Markdown, HTML, PDF)\n"
     "  rm COLL DOC...                        drop documents (by path as added, or digest)\n"
     "  query COLL QUESTION [-k N] [--mode hybrid|vector|bm25] [--json] [--text] [--vector FILE]\n"
+    "  query COLL --batch FILE [-k N] [--mode M]   one question a line, JSON Lines out\n"
     "  ls [COLL]                             list collections, or a collection's documents\n"
     "  info COLL [--json]                    embedding model, chunker, counts\n"
     "  dump COLL                             the chunk table as canonical TSV (for comparisons)\n"
@@ -226,12 +227,58 @@ static void print_hits(const struct al_rag_hits *h, bool text)
     }
 }
 
+/* One question per line of path; one JSON object per line on stdout. */
+static int query_batch(const char *coll, const char *path, const struct al_rag_query_opts *qo, int threads)
+{
+    struct al_rag *r = NULL;
+    struct al_rag_info info;
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    char *data = NULL;
+    size_t len = 0;
+    int st = open_coll(coll, false, &r, &info);
+    if (st)
+        return st;
+    if (al_fs_read_file(path, 64u << 20, &data, &len, &err)) {
+        st = al_cli_fail(&err);
+        goto out;
+    }
+    if (qo->mode != AL_RAG_BM25 && (st = load_embedder(r, threads, &m)))
+        goto out;
+    for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
+        nl = strchr(line, '\n');
+        if (nl)
+            *nl = 0;
+        if (!*line)
+            continue;
+        struct al_rag_hits h = {0};
+        if (al_rag_query(r, m, line, qo, &h, &err)) {
+            st = al_cli_fail(&err);
+            break;
+        }
+        json_t *j = al_rag_hits_json(&h, false);
+        json_object_set_new(j, "question", json_string(line));
+        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+        printf("%s\n", s ? s : "{}");
+        free(s);
+        json_decref(j);
+        al_rag_hits_release(&h);
+    }
+out:
+    free(data);
+    al_engine_model_free(m);
+    al_rag_free(r);
+    return st;
+}
+
 static int rag_query(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"mode", required_argument, NULL, 'm'}, {"json", no_argument, NULL, 'j'}, {"text", no_argument, NULL, 'T'},
-        {"vector", required_argument, NULL, 'V'}, {"threads", required_argument, NULL, 't'}, {NULL, 0, NULL, 0},
+        {"vector", required_argument, NULL, 'V'}, {"threads", required_argument, NULL, 't'},
+        {"batch", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0},
     };
+    const char *batch = NULL;
     struct al_rag_query_opts qo = {.k = 5};
     bool json = false, text = false;
     const char *vec_path = NULL;
@@ -248,14 +295,17 @@ static int rag_query(int argc, char **argv)
         case 'j': json = true; break;
         case 'T': text = true; break;
         case 'V': vec_path = optarg; break;
+        case 'b': batch = optarg; break;
         case 't': st = need_int("rag query", "--threads", optarg, 1, 256, &threads); break;
         default: return al_cli_usage_error("rag query", "unknown option");
         }
         if (st)
             return st;
     }
-    if (argc - optind != 2 && !(vec_path && argc - optind == 1))
+    if (argc - optind != 2 && !((vec_path || batch) && argc - optind == 1))
         return al_cli_usage_error("rag query", "needs COLLECTION and QUESTION");
+    if (batch)
+        return query_batch(argv[optind], batch, &qo, threads);
     const char *question = argc - optind == 2 ? argv[optind + 1] : NULL;
     struct al_rag *r = NULL;
     struct al_rag_info info;

@@ -146,7 +146,7 @@ static enum al_rc walk_dir(struct walk *w, const char *dir, const char *key, int
         if (S_ISDIR(st.st_mode)) {
             if (!S_ISLNK(lst.st_mode))
                 rc = walk_dir(w, p, k, depth + 1, err);
-        } else if (S_ISREG(st.st_mode)) {
+        } else if (S_ISREG(st.st_mode) && al_rag_format_guess(e->d_name, "", 0, false) != AL_FMT_UNKNOWN) {
             rc = walk_push(w, k, p, (uint64_t)st.st_size, false, err);
         }
     }
