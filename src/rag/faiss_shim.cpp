@@ -5,15 +5,16 @@
  *
  * Layout of an index we make: IndexIDMap2 over IndexFlatIP or
  * IndexHNSWFlat(METRIC_INNER_PRODUCT). Searches go to the inner index and
- * positions are mapped to ids here, so HNSW search parameters can be passed
- * per call (SearchParametersHNSW) without touching shared state: concurrent
- * searches on one index are safe.
+ * positions are mapped to ids here. Flat searches may run concurrently; HNSW
+ * searches take turns, because FAISS 1.7.3 reads the search width (efSearch)
+ * from the index, not from per-call parameters.
  */
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <exception>
 #include <memory>
+#include <mutex>
 #include <new>
 #include <string>
 
@@ -37,6 +38,7 @@ struct al_vindex {
     faiss::IndexIDMap *idmap = nullptr; /* nullptr: ids are positions */
     faiss::IndexHNSW *hnsw = nullptr;
     std::string desc;
+    std::mutex hnsw_lock; /* efSearch is index state in FAISS 1.7.3 */
 };
 
 static enum al_rc fail(struct al_err *err, enum al_rc rc, const char *what, const std::exception &e)
@@ -127,9 +129,11 @@ extern "C" enum al_rc al_vindex_search(const struct al_vindex *v, const float *q
     try {
         idx_t *labels = reinterpret_cast<idx_t *>(ids);
         if (v->hnsw) {
-            faiss::SearchParametersHNSW sp;
-            sp.efSearch = ef_search > k ? ef_search : k;
-            v->inner->search(1, q, k, scores, labels, &sp);
+            /* FAISS 1.7.3's IndexHNSW ignores SearchParametersHNSW: the
+             * width is set on the index, so HNSW searches take turns. */
+            std::lock_guard<std::mutex> g(const_cast<al_vindex *>(v)->hnsw_lock);
+            v->hnsw->hnsw.efSearch = ef_search > k ? ef_search : k;
+            v->inner->search(1, q, k, scores, labels);
         } else {
             v->inner->search(1, q, k, scores, labels);
         }

@@ -11,7 +11,8 @@
  * ids are the positions 0..n-1.
  *
  * No function throws: FAISS's exceptions become AL_ERR_* with its message.
- * Searching is thread-safe on an index nobody modifies.
+ * Searching is thread-safe on an index nobody modifies (HNSW searches are
+ * serialized inside).
  */
 #ifndef AL_RAG_VINDEX_H
 #define AL_RAG_VINDEX_H
