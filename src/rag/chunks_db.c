@@ -60,6 +60,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS chunks_cid ON chunks(chunk_id);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(heading, text, content='chunks',"
     "  content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
+    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');"
     "CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN"
     "  INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text); END;"
     "CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN"
@@ -424,6 +425,21 @@ enum al_rc al_rag_db_set_vector(struct al_rag_db *db, int64_t rowid, const float
     else if (sqlite3_changes(db->db) != 1)
         rc = al_err_set(err, AL_ERR_INVALID, "the vector index has id %lld, which the chunk table lacks",
                         (long long)rowid);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *term, int64_t *df, struct al_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum al_rc rc = prepare(db, "SELECT doc FROM chunks_vocab WHERE term = ?", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, term, -1, SQLITE_STATIC);
+    int s = sqlite3_step(st);
+    *df = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+    if (s != SQLITE_ROW && s != SQLITE_DONE)
+        rc = db_fail(db, err, "term statistics");
     sqlite3_finalize(st);
     return rc;
 }

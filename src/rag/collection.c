@@ -340,7 +340,7 @@ static enum al_rc build(struct al_rag *r, struct al_vindex **out, struct al_err 
 {
     struct builder b = {.dim = r->info.dim};
     enum al_vindex_kind kind = r->info.chunks >= (size_t)r->info.hnsw_threshold ? AL_VINDEX_HNSW : AL_VINDEX_FLAT;
-    enum al_rc rc = al_vindex_new(r->info.dim, kind, 32, 80, &b.vi, err);
+    enum al_rc rc = al_vindex_new(r->info.dim, kind, 32, 40, &b.vi, err);
     if (rc)
         return rc;
     b.x = malloc((size_t)BUILD_BATCH * (size_t)b.dim * sizeof(float));

@@ -126,6 +126,15 @@ extern "C" enum al_rc al_vindex_search(const struct al_vindex *v, const float *q
 {
     if (k <= 0)
         return al_err_set(err, AL_ERR_USAGE, "faiss: k must be positive");
+    /* One query gains nothing from FAISS's OpenMP loops, and waking a team
+     * of threads per query costs more than the search on a busy machine.
+     * omp_set_num_threads acts on the calling thread only. */
+    int threads = omp_get_max_threads();
+    omp_set_num_threads(1);
+    struct restore {
+        int n;
+        ~restore() { omp_set_num_threads(n); }
+    } restore_threads{threads};
     try {
         idx_t *labels = reinterpret_cast<idx_t *>(ids);
         if (v->hnsw) {

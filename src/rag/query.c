@@ -10,6 +10,8 @@
 
 #define RRF_K 60
 #define MAX_TERMS 32
+#define COMMON_MIN_CHUNKS 1000 /* below: every word counts */
+#define COMMON_FRACTION 20     /* a word in more than 1/20 of the chunks is common */
 
 const char *al_rag_mode_name(enum al_rag_mode m)
 {
@@ -46,12 +48,16 @@ static bool is_stopword(const char *w)
 }
 
 /* The question as an FTS5 expression: its words, quoted, joined by OR.
- * Quoting makes every word a plain string (no operators, no columns). */
-static char *fts_query(const char *q)
+ * Quoting makes every word a plain string (no operators, no columns).
+ * Words found verbatim in the index in more of the chunks of
+ * a large collection (more than 1/COMMON_FRACTION) are left out: their IDF is near zero, and scoring every
+ * chunk that holds them is what makes BM25 slow (the rarest word stays). */
+static char *fts_query(struct al_rag *r, const char *q)
 {
     struct al_buf b;
     al_buf_init(&b, 8192);
     char words[MAX_TERMS][64];
+    int64_t df[MAX_TERMS];
     int nw = 0;
     for (size_t i = 0; q[i] && nw < MAX_TERMS;) {
         while (q[i] && !(isalnum((unsigned char)q[i]) || (unsigned char)q[i] >= 0x80))
@@ -72,9 +78,21 @@ static char *fts_query(const char *q)
         if (dup)
             continue;
         snprintf(words[nw], sizeof words[nw], "%s", w);
-        if (nw++)
+        df[nw] = 0;
+        if (r->info.chunks >= COMMON_MIN_CHUNKS && al_rag_db_term_df(r->db, w, &df[nw], NULL))
+            df[nw] = 0;
+        nw++;
+    }
+    int rarest = 0, kept = 0;
+    for (int j = 1; j < nw; j++)
+        if (df[j] < df[rarest])
+            rarest = j;
+    for (int j = 0; j < nw; j++) {
+        if (j != rarest && (size_t)df[j] * COMMON_FRACTION > r->info.chunks)
+            continue;
+        if (kept++)
             al_buf_addstr(&b, " OR ");
-        al_buf_addf(&b, "\"%s\"", w);
+        al_buf_addf(&b, "\"%s\"", words[j]);
     }
     char *s = al_buf_take(&b);
     al_buf_release(&b);
@@ -161,7 +179,7 @@ enum al_rc al_rag_query_vec(struct al_rag *r, const float *qvec, int dim, const 
     size_t nv = n;
     if (!rc && want_bm25) {
         double t = al_rag__now_ms();
-        char *match = fts_query(question);
+        char *match = fts_query(r, question);
         size_t nb = 0;
         if (!match)
             rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");

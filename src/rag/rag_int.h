@@ -146,6 +146,9 @@ enum al_rc al_rag_db_counts(struct al_rag_db *db, size_t *docs, size_t *chunks, 
  * are -bm25() (higher is better). */
 enum al_rc al_rag_db_bm25(struct al_rag_db *db, const char *match, int k, int64_t *ids, double *scores,
                           size_t *n, struct al_err *err);
+/* Chunks holding term exactly as indexed (after stemming); 0 when the
+ * index has no such term. */
+enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *term, int64_t *df, struct al_err *err);
 /* Fills doc, heading, text, page, offsets and chunk_id of a hit by rowid. */
 enum al_rc al_rag_db_hit(struct al_rag_db *db, struct al_rag_hit *h, struct al_err *err);
 
