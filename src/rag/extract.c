@@ -292,6 +292,9 @@ static enum al_rc html_put(struct html *h, const char *s, size_t n, uint64_t src
                            struct al_err *err)
 {
     if (h->in_title) {
+        if (h->space && h->title.len > 0)
+            al_buf_addch(&h->title, ' ');
+        h->space = false;
         al_buf_add(&h->title, s, n);
         return AL_OK;
     }
