@@ -17,6 +17,7 @@
 struct al_rag_db {
     sqlite3 *db;
     sqlite3_stmt *ins_chunk;
+    sqlite3_stmt *df_add; /* terms: df += ?2 for term ?1 */
 };
 
 static enum al_rc db_fail(struct al_rag_db *db, struct al_err *err, const char *what)
@@ -60,7 +61,7 @@ static const char schema[] =
     "CREATE INDEX IF NOT EXISTS chunks_cid ON chunks(chunk_id);"
     "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_fts USING fts5(heading, text, content='chunks',"
     "  content_rowid='id', tokenize='porter unicode61 remove_diacritics 2');"
-    "CREATE VIRTUAL TABLE IF NOT EXISTS chunks_vocab USING fts5vocab(chunks_fts, 'row');"
+    "CREATE TABLE IF NOT EXISTS terms(term TEXT PRIMARY KEY, df INTEGER NOT NULL) WITHOUT ROWID;"
     "CREATE TRIGGER IF NOT EXISTS chunks_ai AFTER INSERT ON chunks BEGIN"
     "  INSERT INTO chunks_fts(rowid, heading, text) VALUES (new.id, new.heading, new.text); END;"
     "CREATE TRIGGER IF NOT EXISTS chunks_ad AFTER DELETE ON chunks BEGIN"
@@ -114,6 +115,7 @@ void al_rag_db_free(struct al_rag_db *db)
     if (!db)
         return;
     sqlite3_finalize(db->ins_chunk);
+    sqlite3_finalize(db->df_add);
     sqlite3_close(db->db);
     free(db);
 }
@@ -202,11 +204,44 @@ enum al_rc al_rag_db_doc_insert(struct al_rag_db *db, const struct al_rag_docrow
     return rc;
 }
 
+/* Adds delta to the document frequency of every distinct word of text (the
+ * words as al_rag_words splits them), in the open transaction. */
+static enum al_rc df_update(struct al_rag_db *db, const char *text, int delta, struct al_err *err)
+{
+    enum al_rc rc;
+    if (!db->df_add &&
+        (rc = prepare(db, "INSERT INTO terms(term, df) VALUES (?1, ?2) ON CONFLICT(term) DO UPDATE SET df = df + ?2",
+                      &db->df_add, err)))
+        return rc;
+    char(*w)[AL_RAG_WORD_MAX] = malloc(AL_RAG_WORDS_MAX * sizeof *w);
+    if (!w)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    size_t n = al_rag_words(text, w, AL_RAG_WORDS_MAX, true);
+    rc = AL_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        sqlite3_reset(db->df_add);
+        sqlite3_bind_text(db->df_add, 1, w[i], -1, SQLITE_STATIC);
+        sqlite3_bind_int(db->df_add, 2, delta);
+        if (sqlite3_step(db->df_add) != SQLITE_DONE)
+            rc = db_fail(db, err, "update term frequencies");
+    }
+    sqlite3_reset(db->df_add);
+    free(w);
+    return rc;
+}
+
 enum al_rc al_rag_db_doc_delete(struct al_rag_db *db, int64_t id, size_t *n_chunks, struct al_err *err)
 {
     sqlite3_stmt *st = NULL;
-    enum al_rc rc = prepare(db, "DELETE FROM chunks WHERE doc = ?", &st, err);
+    enum al_rc rc = prepare(db, "SELECT text FROM chunks WHERE doc = ?", &st, err);
     if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, id);
+    int s;
+    while (!rc && (s = sqlite3_step(st)) == SQLITE_ROW)
+        rc = df_update(db, (const char *)sqlite3_column_text(st, 0), -1, err);
+    sqlite3_finalize(st);
+    if (rc || (rc = prepare(db, "DELETE FROM chunks WHERE doc = ?", &st, err)))
         return rc;
     sqlite3_bind_int64(st, 1, id);
     if (sqlite3_step(st) != SQLITE_DONE)
@@ -256,7 +291,7 @@ enum al_rc al_rag_db_chunk_insert(struct al_rag_db *db, int64_t doc, int64_t row
         *rowid_out = sqlite3_last_insert_rowid(db->db);
     sqlite3_clear_bindings(st);
     sqlite3_reset(st);
-    return rc;
+    return rc ? rc : df_update(db, c->text, 1, err);
 }
 
 static enum al_rc count(struct al_rag_db *db, const char *sql, size_t *n, struct al_err *err)
@@ -429,13 +464,13 @@ enum al_rc al_rag_db_set_vector(struct al_rag_db *db, int64_t rowid, const float
     return rc;
 }
 
-enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *term, int64_t *df, struct al_err *err)
+enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *word, int64_t *df, struct al_err *err)
 {
     sqlite3_stmt *st = NULL;
-    enum al_rc rc = prepare(db, "SELECT doc FROM chunks_vocab WHERE term = ?", &st, err);
+    enum al_rc rc = prepare(db, "SELECT df FROM terms WHERE term = ?", &st, err);
     if (rc)
         return rc;
-    sqlite3_bind_text(st, 1, term, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 1, word, -1, SQLITE_STATIC);
     int s = sqlite3_step(st);
     *df = s == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
     if (s != SQLITE_ROW && s != SQLITE_DONE)

@@ -10,8 +10,7 @@
 
 #define RRF_K 60
 #define MAX_TERMS 32
-#define COMMON_MIN_CHUNKS 1000 /* below: every word counts */
-#define COMMON_FRACTION 20     /* a word in more than 1/20 of the chunks is common */
+#define MATCH_BUDGET 3000 /* chunks BM25 may score for one question (see fts_query) */
 
 const char *al_rag_mode_name(enum al_rag_mode m)
 {
@@ -49,28 +48,56 @@ static bool is_stopword(const char *w)
 
 /* The question as an FTS5 expression: its words, quoted, joined by OR.
  * Quoting makes every word a plain string (no operators, no columns).
- * Words found verbatim in the index in more of the chunks of
- * a large collection (more than 1/COMMON_FRACTION) are left out: their IDF is near zero, and scoring every
- * chunk that holds them is what makes BM25 slow (the rarest word stays). */
+ *
+ * FTS5 scores every chunk that holds any of the words, at a few
+ * microseconds each, so a question with common words costs tens of
+ * milliseconds on a large collection. The words are therefore taken rarest
+ * first (document frequencies from the terms table) while their posting lists
+ * add up to at most MATCH_BUDGET chunks; the rarest word is always taken.
+ * The words left out are the most common ones of the question, those with
+ * the lowest IDF. Frequencies come from the terms table (exact words;
+ * FTS5 also matches other forms of the same stem, which this does not
+ * count). Small collections keep every word. */
+static int cmp_word(const void *a, const void *b) { return strcmp(a, b); }
+
+size_t al_rag_words(const char *text, char (*out)[AL_RAG_WORD_MAX], size_t max, bool unique)
+{
+    size_t n = 0;
+    for (size_t i = 0; text[i] && n < max;) {
+        while (text[i] && !(isalnum((unsigned char)text[i]) || (unsigned char)text[i] >= 0x80))
+            i++;
+        size_t k = 0;
+        while (text[i] && (isalnum((unsigned char)text[i]) || (unsigned char)text[i] >= 0x80)) {
+            if (k < AL_RAG_WORD_MAX - 1)
+                out[n][k++] = (char)tolower((unsigned char)text[i]);
+            i++;
+        }
+        out[n][k] = 0;
+        n += k >= 2;
+    }
+    if (unique && n > 1) {
+        qsort(out, n, sizeof *out, cmp_word);
+        size_t u = 1;
+        for (size_t i = 1; i < n; i++)
+            if (strcmp(out[i], out[u - 1]) != 0)
+                memcpy(out[u++], out[i], AL_RAG_WORD_MAX);
+        n = u;
+    }
+    return n;
+}
+
 static char *fts_query(struct al_rag *r, const char *q)
 {
     struct al_buf b;
     al_buf_init(&b, 8192);
-    char words[MAX_TERMS][64];
+    char all[MAX_TERMS][AL_RAG_WORD_MAX], words[MAX_TERMS][AL_RAG_WORD_MAX];
     int64_t df[MAX_TERMS];
+    int order[MAX_TERMS];
     int nw = 0;
-    for (size_t i = 0; q[i] && nw < MAX_TERMS;) {
-        while (q[i] && !(isalnum((unsigned char)q[i]) || (unsigned char)q[i] >= 0x80))
-            i++;
-        char w[64];
-        size_t k = 0;
-        while (q[i] && (isalnum((unsigned char)q[i]) || (unsigned char)q[i] >= 0x80)) {
-            if (k < sizeof w - 1)
-                w[k++] = (char)tolower((unsigned char)q[i]);
-            i++;
-        }
-        w[k] = 0;
-        if (k < 2 || is_stopword(w))
+    size_t na = al_rag_words(q, all, MAX_TERMS, false);
+    for (size_t i = 0; i < na; i++) {
+        const char *w = all[i];
+        if (is_stopword(w))
             continue;
         bool dup = false;
         for (int j = 0; j < nw && !dup; j++)
@@ -79,16 +106,28 @@ static char *fts_query(struct al_rag *r, const char *q)
             continue;
         snprintf(words[nw], sizeof words[nw], "%s", w);
         df[nw] = 0;
-        if (r->info.chunks >= COMMON_MIN_CHUNKS && al_rag_db_term_df(r->db, w, &df[nw], NULL))
+        if (r->info.chunks > MATCH_BUDGET && al_rag_db_term_df(r->db, w, &df[nw], NULL))
             df[nw] = 0;
+        order[nw] = nw;
         nw++;
     }
-    int rarest = 0, kept = 0;
-    for (int j = 1; j < nw; j++)
-        if (df[j] < df[rarest])
-            rarest = j;
+    for (int i = 1; i < nw; i++) /* rarest first; ties in question order */
+        for (int j = i; j > 0 && df[order[j]] < df[order[j - 1]]; j--) {
+            int t = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = t;
+        }
+    int64_t total = 0;
+    bool keep[MAX_TERMS] = {false};
+    for (int i = 0; i < nw; i++) {
+        if (i > 0 && total + df[order[i]] > MATCH_BUDGET)
+            break;
+        total += df[order[i]];
+        keep[order[i]] = true;
+    }
+    int kept = 0;
     for (int j = 0; j < nw; j++) {
-        if (j != rarest && (size_t)df[j] * COMMON_FRACTION > r->info.chunks)
+        if (!keep[j])
             continue;
         if (kept++)
             al_buf_addstr(&b, " OR ");

@@ -105,6 +105,16 @@ enum al_rc al_rag_chunk_doc(const struct al_rag_doctext *d, const char *doc_dige
  * line, text (malloc'd). */
 char *al_rag_embed_text(const char *heading, const char *text);
 
+/* ---- words, as BM25 query terms and document frequencies see them ---- */
+
+#define AL_RAG_WORD_MAX 64      /* bytes of a word, NUL included (longer ones are cut) */
+#define AL_RAG_WORDS_MAX 4096   /* words taken from one text */
+
+/* Splits text into lowercase runs of ASCII letters and digits and non-ASCII
+ * bytes, at least 2 bytes long, in order; unique: sorted, without
+ * duplicates. Returns the count (at most max). */
+size_t al_rag_words(const char *text, char (*out)[AL_RAG_WORD_MAX], size_t max, bool unique);
+
 /* ---- the SQLite store of a collection ---- */
 
 struct al_rag_db;
@@ -146,9 +156,9 @@ enum al_rc al_rag_db_counts(struct al_rag_db *db, size_t *docs, size_t *chunks, 
  * are -bm25() (higher is better). */
 enum al_rc al_rag_db_bm25(struct al_rag_db *db, const char *match, int k, int64_t *ids, double *scores,
                           size_t *n, struct al_err *err);
-/* Chunks holding term exactly as indexed (after stemming); 0 when the
- * index has no such term. */
-enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *term, int64_t *df, struct al_err *err);
+/* Chunks holding word (from the terms table, kept in step with the chunks
+ * by insert and delete); 0 when none. */
+enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *word, int64_t *df, struct al_err *err);
 /* Fills doc, heading, text, page, offsets and chunk_id of a hit by rowid. */
 enum al_rc al_rag_db_hit(struct al_rag_db *db, struct al_rag_hit *h, struct al_err *err);
 
