@@ -5,7 +5,8 @@
 #     'airlock rag add') embedded by airlock (airlock-ragbench embed: the
 #     engine's al_engine_embed, 32 texts a call as 'rag add' does) and by
 #     llama.cpp's own llama-embedding, same model, same threads, the same
-#     batch (n_ctx = n_batch = n_ubatch = the model's context, 8 sequences),
+#     batch (n_ctx = n_batch = n_ubatch = the model's context; llama-embedding in its
+#     default unified-KV mode, which packs up to 64 sequences a batch, airlock 8),
 #     whole processes timed, interleaved, best of ROUNDS.
 #  2. Query latency p50/p95/p99 over a collection of N (100k) synthetic chunks
 #     (clustered 384-d unit vectors, Zipf words), query embedding excluded.
@@ -28,7 +29,7 @@ now() { date +%s.%N; }
 
 echo "== corpus: $ndocs manual pages, chunked by airlock"
 mkdir -p "$work/corpus"
-ls /usr/share/man/man1/*.1.gz | head -n "$ndocs" | while read -r p; do
+ls /usr/share/man/man1/*.1.gz | sed -n "1,${ndocs}p" | while read -r p; do
     MANWIDTH=80 man -P cat -l "$p" 2>/dev/null | col -bx >"$work/corpus/$(basename "$p" .1.gz).txt" || true
 done
 "$bin" init >/dev/null; "$bin" add emb "$model" >/dev/null
@@ -40,11 +41,11 @@ nchunks=$(wc -l <"$work/chunks.txt")
 digest=sha256:$(sha256sum "$model" | cut -d' ' -f1)
 nctx=$("$rb" embed "$model" "$digest" "$work/chunks.txt" -t "$threads" -r 1 | sed -n 's/.*n_ctx \([0-9]*\).*/\1/p')
 pool=${POOLING:-mean} # airlock's engine mean-pools a model that declares no pooling
-echo "== embedding $nchunks chunks: threads $threads, n_ctx = n_batch = n_ubatch = $nctx, 8 sequences, $rounds rounds"
+echo "== embedding $nchunks chunks: threads $threads, n_ctx = n_batch = n_ubatch = $nctx, $rounds rounds"
 best_a=0; best_l=0
 for r in $(seq 1 "$rounds"); do
     t0=$(now); "$rb" embed "$model" "$digest" "$work/chunks.txt" -t "$threads" -r 1 >/dev/null; t1=$(now)
-    "$llemb" -m "$model" -f "$work/chunks.txt" -t "$threads" -c "$nctx" -b "$nctx" -ub "$nctx" -np 8 \
+    "$llemb" -m "$model" -f "$work/chunks.txt" -t "$threads" -c "$nctx" -b "$nctx" -ub "$nctx" \
         --pooling "$pool" --embd-output-format array >/dev/null 2>"$work/llemb.log"; t2=$(now)
     a=$(python3 -c "print('%.1f' % ($nchunks / ($t1 - $t0)))"); l=$(python3 -c "print('%.1f' % ($nchunks / ($t2 - $t1)))")
     echo "  round $r: airlock $a chunks/s   llama-embedding $l chunks/s   (whole processes)"
