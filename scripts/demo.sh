@@ -63,7 +63,8 @@ cat >"$work/docs/generator.html" <<'DOC'
 DOC
 printf 'SHIFT HANDOVER\nLog every alarm and every valve position change before handing over.\n' >"$work/docs/handover.txt"
 run airlock rag create manuals --embed demo:1.0 --chunk-tokens 128
-run airlock rag add manuals "$work/docs"
+cd "$work"  # document keys are the paths as given: docs/...
+run airlock rag add manuals docs
 run airlock rag query manuals "how often is the impeller seal replaced" -k 3
 run airlock rag query manuals "generator load test" --mode bm25 -k 2 --text
 printf '(the demo model has random weights: its answer is noise; the citations are real)\n'
