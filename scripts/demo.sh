@@ -87,4 +87,29 @@ printf '(random weights: the text is noise; the shape is what OpenAI clients exp
 run kill -TERM "$serve_pid"
 wait "$serve_pid" 2>/dev/null || true
 
+step "offline RAG: index a few documents, retrieve, answer with citations"
+mkdir -p "$work/docs"
+cat >"$work/docs/pump.md" <<'DOC'
+# Coolant pump
+
+## Safety
+Close the isolation valve and lock out the motor before opening the pump housing.
+
+## Maintenance
+Replace the impeller seal every 2000 operating hours.
+DOC
+cat >"$work/docs/generator.html" <<'DOC'
+<html><head><title>Standby generator</title><script>ignored()</script></head><body>
+<h1>Standby generator</h1><h2>Fuel</h2><p>The generator runs on diesel; keep the day tank above half.</p>
+<h2>Testing</h2><p>Run the generator under load for 30 minutes every month.</p></body></html>
+DOC
+printf 'SHIFT HANDOVER\nLog every alarm and every valve position change before handing over.\n' >"$work/docs/handover.txt"
+run airlock rag create manuals --embed demo --chunk-tokens 128
+cd "$work"  # document keys are the paths as given: docs/...
+run airlock rag add manuals docs
+run airlock rag query manuals "how often is the impeller seal replaced" -k 3
+run airlock rag query manuals "generator load test" --mode bm25 -k 2 --text
+printf '(the demo model has random weights: its answer is noise; the citations are real)\n'
+run airlock ask manuals "How often must the generator be tested?" --model demo -k 2 --max-tokens 24
+
 printf '\ndemo finished: stores were in %s (removed)\n' "$work"

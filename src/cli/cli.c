@@ -14,6 +14,7 @@ extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_ve
 extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
 extern al_cmd_fn al_cmd_serve;
+extern al_cmd_fn al_cmd_rag, al_cmd_ask;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -39,6 +40,8 @@ static const struct al_cmd commands[] = {
     {"validate", al_cmd_validate, "check a model or server against the suite's golden outputs"},
     {"bench", al_cmd_bench, "measure speed and latency; check the suite's targets"},
     {"serve", al_cmd_serve, "serve models over an OpenAI-compatible HTTP API"},
+    {"rag", al_cmd_rag, "document collections for retrieval: create, add, query, ..."},
+    {"ask", al_cmd_ask, "answer a question from a collection, with citations"},
     {"version", al_cmd_version, "print the version of airlock"},
 };
 

@@ -64,4 +64,16 @@
 #define AL_LIMIT_SCRUB_PATTERNS  64               /* extra PII patterns in the patterns file */
 #define AL_LIMIT_SCRUB_FILE      (64u << 10)      /* the extra patterns file */
 
+/* retrieval (src/rag) */
+#define AL_LIMIT_RAG_NAME        64u              /* a collection name */
+#define AL_LIMIT_RAG_DOC_BYTES   (64u << 20)      /* one document file */
+#define AL_LIMIT_RAG_PDF_PAGES   20000            /* pages of one PDF */
+#define AL_LIMIT_RAG_FILES       1000000u         /* files in one 'rag add' */
+#define AL_LIMIT_RAG_DEPTH       64               /* directory depth walked by 'rag add' */
+#define AL_LIMIT_RAG_CHUNK_TOKENS 8192            /* the chunk token budget */
+#define AL_LIMIT_RAG_QUERY_BYTES (16u << 10)      /* one question */
+#define AL_LIMIT_RAG_K           1000             /* hits asked for */
+#define AL_LIMIT_RAG_TEMPLATE    (64u << 10)      /* a prompt template */
+#define AL_LIMIT_RAG_TABLE_BYTES (1u << 30)       /* a chunk table to attach */
+
 #endif

@@ -1,0 +1,235 @@
+/*
+ * rag.h: offline retrieval over local documents. A collection lives in
+ * $AIRLOCK_HOME/rag/<name>/: chunks.db (SQLite: documents, chunks with their
+ * text, metadata and vectors, an FTS5 index for BM25) and
+ * vectors-<generation>.faiss (FAISS, derived from the vectors in chunks.db and
+ * rebuilt from them when missing).
+ *
+ * Ingestion is deterministic: documents are hashed, extracted (text,
+ * Markdown, HTML, PDF per page), split on headings and paragraphs, then cut to
+ * a token budget measured with the embedding model's own tokenizer, with
+ * overlap; a chunk's id is SHA-256 over the document digest, its byte offsets
+ * and the chunker version. One 'add' processes its files sorted by document
+ * key, so the same files in any order give the same chunk table.
+ *
+ * A collection records the digest of its embedding model's weights; a query
+ * vector made by another model is refused (AL_ERR_DENIED).
+ *
+ * Retrieval: BM25 (FTS5), vector (inner product on normalized vectors: exact
+ * IndexFlatIP, HNSW from hnsw_threshold chunks on), or hybrid: both fused by
+ * reciprocal rank fusion, score = sum of 1 / (60 + rank).
+ *
+ * An open collection may be queried from several threads at once; changes
+ * (add, rm) take an exclusive lock on the collection's directory.
+ */
+#ifndef AL_RAG_RAG_H
+#define AL_RAG_RAG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "core/err.h"
+#include "core/hash.h"
+#include "engine/engine.h"
+#include "repo/repo.h"
+
+#define AL_RAG_CHUNKER_VERSION "airlock-chunker-1"
+#define AL_RAG_TEMPLATE_VERSION "airlock-rag-prompt-1"
+
+struct al_rag; /* opaque: an open collection */
+
+/* True when name is 1..AL_LIMIT_RAG_NAME of [a-z0-9._-], starting with a
+ * letter or digit. */
+bool al_rag_name_valid(const char *name);
+
+/* ---- collections ---- */
+
+struct al_rag_create_opts {
+    const char *embed_ref;     /* the model as given: recorded for people */
+    const char *embed_model;   /* name of the model */
+    const char *embed_manifest;/* its manifest digest: queries load exactly this version */
+    const char *embed_digest;  /* digest of the weights the vectors come from */
+    int dim;                   /* length of its vectors */
+    int chunk_tokens;          /* budget per chunk; <= 0: 200 */
+    int overlap_tokens;        /* overlap between pieces of a long paragraph; < 0: 32 */
+    int hnsw_threshold;        /* HNSW from this many chunks on; <= 0: 50000 */
+};
+
+/* Creates an empty collection under home. AL_ERR_EXISTS when it exists. */
+enum al_rc al_rag_create(const char *home, const char *name, const struct al_rag_create_opts *o,
+                         struct al_err *err);
+
+/* Opens a collection. writable: may change it (add, rm, persisting a
+ * rebuilt vector index). *out must be NULL. AL_ERR_NOT_FOUND when absent. */
+enum al_rc al_rag_open(const char *home, const char *name, bool writable, struct al_rag **out,
+                       struct al_err *err);
+void al_rag_free(struct al_rag *r);
+
+struct al_rag_info {
+    char name[AL_LIMIT_RAG_NAME + 1];
+    char embed_ref[AL_LIMIT_REF];
+    char embed_model[AL_LIMIT_NAME + 1];
+    char embed_manifest[AL_DIGEST_SIZE];
+    char embed_digest[AL_DIGEST_SIZE];
+    char index_kind[16];      /* "flat" or "hnsw" (what the next build makes) */
+    char chunker[32];
+    int dim, chunk_tokens, overlap_tokens, hnsw_threshold;
+    int64_t generation;       /* bumped by every change */
+    size_t docs, chunks;
+    bool readonly;            /* imported or attached: add and rm refuse */
+};
+enum al_rc al_rag_info(struct al_rag *r, struct al_rag_info *out, struct al_err *err);
+
+/* Calls fn for every document, ordered by key. */
+typedef void al_rag_doc_fn(void *ud, const char *path, const char *digest, const char *format, int pages,
+                           size_t chunks);
+enum al_rc al_rag_docs(struct al_rag *r, al_rag_doc_fn *fn, void *ud, struct al_err *err);
+
+/* Names of the collections under home, sorted; *names is a malloc'd array
+ * of malloc'd strings (free each, then the array). */
+enum al_rc al_rag_list(const char *home, char ***names, size_t *n, struct al_err *err);
+
+/* A model version in the store: the file a load verifies and reads. */
+struct al_rag_model {
+    char name[AL_LIMIT_NAME + 1];
+    char manifest[AL_DIGEST_SIZE];
+    char digest[AL_DIGEST_SIZE];   /* of the weights (the first GGUF file) */
+    char path[AL_LIMIT_PATH];      /* the blob */
+};
+/* Resolves ref (name, name:tag, name@sha256:..) to its weight blob. */
+enum al_rc al_rag_resolve_model(struct al_repo *repo, const char *ref, struct al_rag_model *out,
+                                struct al_err *err);
+
+/* Loads the collection's embedding model from the store: the exact version
+ * recorded at create, with its weights verified against the recorded digest. */
+enum al_rc al_rag_load_embedder(struct al_rag *r, struct al_repo *repo, int threads,
+                                struct al_engine_model **out, struct al_err *err);
+
+/* ---- ingestion ---- */
+
+struct al_rag_add_stats {
+    size_t files_seen, added, replaced, unchanged, skipped, chunks;
+    double ms_extract, ms_embed, ms_store;
+};
+/* Called once per document after it is handled: status is "added",
+ * "replaced", "unchanged" or "skipped" (with a reason in why). */
+typedef void al_rag_add_cb(void *ud, const char *doc, const char *status, const char *why);
+
+/* Adds files and directories (recursively; hidden entries and links to
+ * directories are not followed). The document key is the path as given,
+ * without "./" and duplicate slashes. A document whose content hash is
+ * unchanged is skipped; one that changed is replaced. Files in directories
+ * with unsupported extensions are skipped; a file named explicitly is
+ * read as text unless it looks binary. The embedder must be the
+ * collection's own model (AL_ERR_DENIED otherwise). */
+enum al_rc al_rag_add(struct al_rag *r, struct al_engine_model *embedder, const char *const *paths,
+                      size_t n_paths, bool progress, al_rag_add_cb *cb, void *ud,
+                      struct al_rag_add_stats *stats, struct al_err *err);
+
+/* Removes a document by its key (or its digest). AL_ERR_NOT_FOUND. */
+enum al_rc al_rag_rm(struct al_rag *r, const char *doc, size_t *chunks_removed, struct al_err *err);
+
+/* ---- retrieval ---- */
+
+enum al_rag_mode { AL_RAG_HYBRID = 0, AL_RAG_VECTOR, AL_RAG_BM25 };
+const char *al_rag_mode_name(enum al_rag_mode m);
+/* "hybrid", "vector", "bm25"; AL_ERR_USAGE otherwise. */
+enum al_rc al_rag_mode_parse(const char *s, enum al_rag_mode *out, struct al_err *err);
+
+struct al_rag_query_opts {
+    int k;                 /* hits; <= 0: 5; at most AL_LIMIT_RAG_K */
+    enum al_rag_mode mode;
+    int candidates;        /* per retriever before fusion; <= 0: max(50, 4k) */
+    int ef_search;         /* HNSW search width; <= 0: max(128, candidates) */
+};
+
+struct al_rag_hit {
+    int64_t rowid;
+    char chunk_id[AL_SHA256_HEX + 1];
+    char *doc;             /* document key */
+    char *heading;         /* heading path, " > " between levels; "" when none */
+    char *text;
+    int page;              /* 1-based; 0 when the format has no pages */
+    uint64_t start, end;   /* byte offsets (source file; PDF: extracted text) */
+    double score;          /* the fused score in hybrid mode, else the retriever's */
+    int bm25_rank, vector_rank; /* 1-based; 0: not found by that retriever */
+    double bm25, cosine;   /* raw scores (bm25: higher is better) */
+};
+
+struct al_rag_hits {
+    struct al_rag_hit *v;
+    size_t n;
+    enum al_rag_mode mode;
+    double ms_embed, ms_vector, ms_bm25, ms_total;
+};
+
+/* Embeds question with embedder (which must be the collection's model, else
+ * AL_ERR_DENIED; may be NULL in bm25 mode) and retrieves. out is filled
+ * (release with al_rag_hits_release). */
+enum al_rc al_rag_query(struct al_rag *r, struct al_engine_model *embedder, const char *question,
+                        const struct al_rag_query_opts *o, struct al_rag_hits *out, struct al_err *err);
+
+/* Retrieves with a vector already made (dim floats, L2-normalized) by the
+ * model whose weight digest is model_digest; a digest other than the
+ * collection's is AL_ERR_DENIED. question feeds BM25 (may be NULL in vector
+ * mode). The entry point for a server that embeds elsewhere. */
+enum al_rc al_rag_query_vec(struct al_rag *r, const float *qvec, int dim, const char *model_digest,
+                            const char *question, const struct al_rag_query_opts *o,
+                            struct al_rag_hits *out, struct al_err *err);
+
+void al_rag_hits_release(struct al_rag_hits *h);
+
+/* The hits as JSON: {"mode":..,"hits":[{"rank","chunk_id","doc","page",
+ * "heading","start","end","score","bm25_rank","vector_rank","bm25","cosine",
+ * "text"}],"timing_ms":{..}}. New reference; NULL when out of memory. */
+json_t *al_rag_hits_json(const struct al_rag_hits *h, bool with_text);
+
+/* ---- answers ---- */
+
+struct al_rag_ask_opts {
+    struct al_rag_query_opts query;
+    const char *template_text; /* NULL: the built-in AL_RAG_TEMPLATE_VERSION */
+    int max_tokens;            /* <= 0: 256 */
+    float temperature;         /* <= 0: greedy */
+    uint32_t seed;
+};
+
+struct al_rag_answer {
+    char *text;                /* the generated answer */
+    char *prompt;              /* the full prompt given to the model */
+    struct al_rag_hits hits;   /* the numbered passages, [1] first */
+    bool cited[64];            /* cited[i]: the answer cites passage i+1 */
+    char template_version[64];
+    struct al_gen_result gen;
+};
+
+/* Retrieves, fills the template with numbered passages, generates with
+ * generator (any chat model) and records which passages the answer cites.
+ * A template holds {{passages}} and {{question}}; its first line, when it
+ * starts with "#version ", names its version; a line "---" separates a
+ * system part from the user part. */
+enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct al_engine_model *generator,
+                      const char *question, const struct al_rag_ask_opts *o, struct al_rag_answer *out,
+                      struct al_err *err);
+void al_rag_answer_release(struct al_rag_answer *a);
+
+/* ---- inspection and exchange ---- */
+
+/* Writes the chunk table as canonical TSV lines (ordered by document key,
+ * then offsets): chunk_id, doc, doc digest, page, heading, start, end,
+ * tokens, sha256 of the text, sha256 of the vector bytes. Two collections
+ * built from the same documents with the same model print the same bytes. */
+enum al_rc al_rag_dump(struct al_rag *r, FILE *out, struct al_err *err);
+
+/* Attaches a FAISS index written elsewhere (e.g. Python's faiss.write_index)
+ * and its chunk table (JSON Lines: {"id":N,"doc":..,"text":..,"page":..,
+ * "heading":..}, one per vector id) to an empty collection, which becomes
+ * read-only. The vectors must have the collection's dimension; the index file
+ * is kept as written and answers vector queries as it is. */
+enum al_rc al_rag_attach(struct al_rag *r, const char *index_path, const char *table_path,
+                         struct al_err *err);
+
+#endif

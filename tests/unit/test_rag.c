@@ -1,0 +1,170 @@
+/* Unit tests of src/rag that need no model: extraction, chunking under a
+ * budget (a word counter stands in for the tokenizer), the vector index, and
+ * the refusal of a query vector from another model. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "rag/rag_int.h"
+
+static enum al_rc count_words(void *ud, const char *text, size_t len, int *n, struct al_err *err)
+{
+    int c = 0;
+    bool in = false;
+    for (size_t i = 0; i < len; i++) {
+        bool sp = text[i] == ' ' || text[i] == '\n' || text[i] == '\t';
+        c += !sp && !in;
+        in = !sp;
+    }
+    *n = c;
+    return AL_OK;
+}
+
+static void test_html(void **state)
+{
+    const char *html = "<html><head><title>T &amp; C</title><style>p{}</style></head><body>"
+                       "<script>var a = '<h1>x</h1>';</script><!-- <h1>no</h1> -->"
+                       "<h1>Main</h1><p>One &lt;two&gt; &#65;&#x42;</p><h2 class=\"a>b\">Sub</h2><p>Three</p></body></html>";
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_html(html, strlen(html), &d, &err), AL_OK);
+    assert_int_equal(d.n, 4);
+    assert_string_equal(d.title, "T & C");
+    assert_int_equal(d.blocks[0].kind, AL_BLOCK_HEADING);
+    assert_string_equal(d.blocks[0].text, "Main");
+    assert_string_equal(d.blocks[1].text, "One <two> AB");
+    assert_int_equal(d.blocks[2].level, 2);
+    assert_string_equal(d.blocks[2].text, "Sub");
+    /* offsets point at the source text */
+    assert_memory_equal(html + d.blocks[3].start, "Three", 5);
+    assert_int_equal(al_rag_block_src(&d.blocks[1], 0), (uint64_t)(strstr(html, "One") - html));
+    al_rag_doctext_release(&d);
+}
+
+static void test_markdown_and_text(void **state)
+{
+    const char *md = "Title\n=====\n\nintro text\n\n## Part\n\n```\n# not a heading\n\ncode\n```\n\nend\n";
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(md, strlen(md), 0, 0, true, &d, &err), AL_OK);
+    assert_int_equal(d.n, 5);
+    assert_string_equal(d.blocks[0].text, "Title");
+    assert_int_equal(d.blocks[0].level, 1);
+    assert_string_equal(d.blocks[2].text, "Part");
+    assert_memory_equal(d.blocks[3].text, "```\n# not a heading\n\ncode\n```", 29);
+    al_rag_doctext_release(&d);
+    const char *txt = "NAME\n   ls - list\n\nDESCRIPTION\n   Lists files.\n";
+    assert_int_equal(al_rag_extract_text(txt, strlen(txt), 0, 0, false, &d, &err), AL_OK);
+    assert_int_equal(d.n, 4);
+    assert_int_equal(d.blocks[2].kind, AL_BLOCK_HEADING);
+    assert_string_equal(d.blocks[2].text, "DESCRIPTION");
+    al_rag_doctext_release(&d);
+}
+
+static void test_chunk_budget_overlap(void **state)
+{
+    char big[8192];
+    size_t k = 0;
+    k += (size_t)snprintf(big + k, sizeof big - k, "# H\n\nshort one\n\nshort two\n\n");
+    for (int i = 0; i < 100; i++)
+        k += (size_t)snprintf(big + k, sizeof big - k, "w%d ", i);
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(big, k, 0, 0, true, &d, &err), AL_OK);
+    struct al_rag_chunk_params p = {.budget = 30, .overlap = 5, .count = count_words};
+    struct al_rag_chunks c = {0}, c2 = {0};
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_OK);
+    /* the two short paragraphs are joined; the long one is cut in windows */
+    assert_string_equal(c.v[0].text, "short one\n\nshort two");
+    assert_string_equal(c.v[0].heading, "H");
+    assert_true(c.n >= 5);
+    for (size_t i = 1; i < c.n; i++) {
+        assert_true(c.v[i].ntok <= 30);
+        if (i >= 2) /* consecutive windows overlap */
+            assert_true(c.v[i].start < c.v[i - 1].end);
+    }
+    assert_memory_equal(big + c.v[1].start, "w0 ", 3);
+    assert_memory_equal(big + c.v[c.n - 1].end - 3, "w99", 3);
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c2, &err), AL_OK);
+    assert_int_equal(c.n, c2.n);
+    for (size_t i = 0; i < c.n; i++)
+        assert_string_equal(c.v[i].id, c2.v[i].id);
+    al_rag_chunks_release(&c);
+    al_rag_chunks_release(&c2);
+    al_rag_doctext_release(&d);
+}
+
+static void test_vindex_roundtrip(void **state)
+{
+    char *dir = tu_mkdtemp();
+    char path[512];
+    snprintf(path, sizeof path, "%s/v.faiss", dir);
+    struct al_err err = AL_ERR_INIT;
+    for (int kind = 0; kind < 2; kind++) {
+        struct al_vindex *v = NULL, *r = NULL;
+        assert_int_equal(al_vindex_new(4, kind, 16, 40, &v, &err), AL_OK);
+        float x[3][4] = {{1, 0, 0, 0}, {0, 1, 0, 0}, {0, 0, 0.6f, 0.8f}};
+        int64_t ids[3] = {10, 20, 30};
+        assert_int_equal(al_vindex_add(v, 3, &x[0][0], ids, &err), AL_OK);
+        assert_int_equal(al_vindex_write(v, path, &err), AL_OK);
+        assert_int_equal(al_vindex_read(path, &r, &err), AL_OK);
+        assert_int_equal(al_vindex_size(r), 3);
+        assert_int_equal(al_vindex_kind(r), kind);
+        float q[4] = {0, 0, 0.8f, 0.6f}, s[2];
+        int64_t got[2];
+        assert_int_equal(al_vindex_search(r, q, 2, 16, s, got, &err), AL_OK);
+        assert_int_equal(got[0], 30);
+        float back[4];
+        int64_t id;
+        assert_int_equal(al_vindex_get(r, 1, back, &id, &err), AL_OK);
+        assert_int_equal(id, 20);
+        assert_true(back[1] == 1.0f);
+        al_vindex_free(v);
+        al_vindex_free(r);
+    }
+    tu_write_file(path, "not faiss", 9);
+    struct al_vindex *bad = NULL;
+    assert_int_not_equal(al_vindex_read(path, &bad, &err), AL_OK);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+static void test_other_model_refused(void **state)
+{
+    char *home = tu_mkdtemp();
+    struct al_err err = AL_ERR_INIT;
+    char mine[AL_DIGEST_SIZE] = "sha256:", other[AL_DIGEST_SIZE] = "sha256:";
+    memset(mine + 7, 'a', 64);
+    memset(other + 7, 'b', 64);
+    mine[71] = other[71] = 0;
+    struct al_rag_create_opts co = {.embed_model = "m", .embed_manifest = mine, .embed_digest = mine, .dim = 4};
+    assert_int_equal(al_rag_create(home, "c", &co, &err), AL_OK);
+    assert_int_equal(al_rag_create(home, "c", &co, &err), AL_ERR_EXISTS);
+    assert_int_equal(al_rag_create(home, "Bad/Name", &co, &err), AL_ERR_USAGE);
+    struct al_rag *r = NULL;
+    assert_int_equal(al_rag_open(home, "c", false, &r, &err), AL_OK);
+    float q[4] = {1, 0, 0, 0};
+    struct al_rag_hits h;
+    struct al_rag_query_opts o = {.k = 3, .mode = AL_RAG_VECTOR};
+    al_err_clear(&err);
+    assert_int_equal(al_rag_query_vec(r, q, 4, other, NULL, &o, &h, &err), AL_ERR_DENIED);
+    al_err_clear(&err);
+    assert_int_equal(al_rag_query_vec(r, q, 4, mine, NULL, &o, &h, &err), AL_OK);
+    assert_int_equal(h.n, 0);
+    al_rag_hits_release(&h);
+    al_rag_free(r);
+    tu_rmrf(home);
+    free(home);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_html),
+        cmocka_unit_test(test_markdown_and_text),
+        cmocka_unit_test(test_chunk_budget_overlap),
+        cmocka_unit_test(test_vindex_roundtrip),
+        cmocka_unit_test(test_other_model_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
