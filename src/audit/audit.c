@@ -284,14 +284,12 @@ enum al_rc al_audit_open(const char *home, const struct al_audit_opts *opts, str
         rc = al_path_fmt(path, sizeof path, err, "%s/.lock", a->dir);
     if (!rc && (a->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
         rc = al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
-    if (!rc && flock(a->lock_fd, LOCK_EX | LOCK_NB) != 0)
-        rc = errno == EWOULDBLOCK ? al_err_set(err, AL_ERR_BUSY, "the audit log '%s' is open in another process",
-                                               a->dir)
-                                  : al_err_sys(err, AL_ERR_IO, "cannot lock '%s'", path);
     if (!rc)
         rc = al_audit__rules_load(a, opts ? opts->extra_patterns_file : NULL, err);
-    if (!rc)
+    if (!rc && !(rc = al_audit__lock(a, err))) {
         rc = find_tail(a, err);
+        al_audit__unlock(a);
+    }
     if (!rc)
         rc = al_path_fmt(path, sizeof path, err, "%s/HEAD", a->dir);
     if (!rc && (a->head_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
@@ -303,6 +301,19 @@ enum al_rc al_audit_open(const char *home, const struct al_audit_opts *opts, str
     *out = a;
     return AL_OK;
 }
+
+/* Several processes (two servers on one store) may append to one log: each
+ * append holds the lock file exclusively and first finds the chain's true
+ * tail on disk, so the chain never forks. */
+enum al_rc al_audit__lock(struct al_audit *a, struct al_err *err)
+{
+    while (flock(a->lock_fd, LOCK_EX) != 0)
+        if (errno != EINTR)
+            return al_err_sys(err, AL_ERR_IO, "cannot lock the audit log '%s'", a->dir);
+    return AL_OK;
+}
+
+void al_audit__unlock(struct al_audit *a) { flock(a->lock_fd, LOCK_UN); }
 
 void al_audit_free(struct al_audit *a)
 {
@@ -426,7 +437,7 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
     stamp(a, iso, day);
     json_t *j = rc ? NULL : json_object();
     if (j) {
-        json_object_set_new(j, "seq", json_integer(a->seq + 1));
+        json_object_set_new(j, "seq", json_integer(0)); /* set under the lock below */
         json_object_set_new(j, "time", json_string(iso));
         json_object_set_new(j, "request_id", json_string(f[0]));
         json_object_set_new(j, "caller", json_string(f[1]));
@@ -440,12 +451,23 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
             json_object_set_new(j, "prompt", json_string(prompt));
         if (response)
             json_object_set_new(j, "response", json_string(response));
-        json_object_set_new(j, "prev", json_string(a->prev));
+        json_object_set_new(j, "prev", json_string(""));
     }
-    char *body = j ? json_dumps(j, AL_AUDIT_DUMP_FLAGS) : NULL;
-    char *line = body ? al_audit__seal(body, hash) : NULL;
-    if (!rc && line == NULL)
-        rc = al_err_set(err, AL_ERR_NOMEM, "cannot build the audit record");
+    char *body = NULL, *line = NULL;
+    bool locked = false;
+    /* The tail may have moved: another process on this store appended. */
+    if (!rc && !(rc = al_audit__lock(a, err))) {
+        locked = true;
+        rc = find_tail(a, err);
+    }
+    if (!rc) {
+        json_object_set_new(j, "seq", json_integer(a->seq + 1));
+        json_object_set_new(j, "prev", json_string(a->prev));
+        body = json_dumps(j, AL_AUDIT_DUMP_FLAGS);
+        line = body ? al_audit__seal(body, hash) : NULL;
+        if (line == NULL)
+            rc = al_err_set(err, AL_ERR_NOMEM, "cannot build the audit record");
+    }
     if (!rc)
         rc = write_line(a, day, line, err);
     if (!rc) {
@@ -453,6 +475,8 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
         memcpy(a->prev, hash, sizeof hash);
         write_head(a);
     }
+    if (locked)
+        al_audit__unlock(a);
     pthread_mutex_unlock(&a->mu);
     json_decref(j);
     free(body);

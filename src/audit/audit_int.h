@@ -39,6 +39,10 @@ struct al_audit {
 };
 
 /* Builds the rule list: extras (from file, may be NULL) then the built-ins. */
+/* The cross-process append lock (see audit.c). */
+enum al_rc al_audit__lock(struct al_audit *a, struct al_err *err);
+void al_audit__unlock(struct al_audit *a);
+
 enum al_rc al_audit__rules_load(struct al_audit *a, const char *extra_file, struct al_err *err);
 void al_audit__rules_free(struct al_audit *a);
 

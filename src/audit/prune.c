@@ -154,7 +154,11 @@ enum al_rc al_audit_prune(struct al_audit *a, struct al_err *err)
     if (a->retention_days <= 0)
         return AL_OK;
     pthread_mutex_lock(&a->mu);
-    enum al_rc rc = prune_locked(a, err);
+    enum al_rc rc = al_audit__lock(a, err);
+    if (!rc) {
+        rc = prune_locked(a, err);
+        al_audit__unlock(a);
+    }
     pthread_mutex_unlock(&a->mu);
     return rc;
 }
