@@ -216,6 +216,29 @@ enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct
                       struct al_err *err);
 void al_rag_answer_release(struct al_rag_answer *a);
 
+/* The prompt of an answer for a conversation (al_rag_ask's, and the
+ * server's chat completions with retrieval): the template's system part
+ * first (joined with the conversation's own leading system message), then
+ * the conversation with the content of msgs[question_at] replaced by the
+ * template's user part, filled with the numbered passages of hits and
+ * question; formatted with the generator's chat template (chat_fallback for a
+ * model without one; plain text when none is usable). Passages are dropped
+ * from the end, then the last one shortened, until the prompt has at most
+ * max_tokens tokens; hits keeps the passages used. *prompt is malloc'd;
+ * version gets the template's version. */
+struct al_rag_prompt_opts {
+    const char *template_text;      /* NULL: the built-in AL_RAG_TEMPLATE_VERSION */
+    const struct al_chat_msg *msgs; /* the conversation, >= 1 message */
+    size_t n_msgs, question_at;
+    const char *chat_fallback;      /* NULL: chatml */
+    int max_tokens;
+};
+enum al_rc al_rag_prompt(struct al_engine_model *generator, const struct al_rag_prompt_opts *o, const char *question,
+                         struct al_rag_hits *hits, char **prompt, char version[64], struct al_err *err);
+
+/* Marks cited[i] for every "[i+1]" in text (1..n_passages). */
+void al_rag_cited(const char *text, size_t n_passages, bool *cited);
+
 /* ---- inspection and exchange ---- */
 
 /* Writes the chunk table as canonical TSV lines (ordered by document key,
