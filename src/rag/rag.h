@@ -255,4 +255,34 @@ enum al_rc al_rag_dump(struct al_rag *r, FILE *out, struct al_err *err);
 enum al_rc al_rag_attach(struct al_rag *r, const char *index_path, const char *table_path,
                          struct al_err *err);
 
+/* ---- snapshots (carried in signed bundles; see docs/internals/rag.md) ---- */
+
+#define AL_RAG_SNAPSHOT_FORMAT "airlock-rag-snapshot-1"
+#define AL_RAG_SNAPSHOT_PREFIX "rag/" /* a snapshot of COLL is stored as the version rag/COLL:g<generation> */
+
+struct al_rag_snapshot {
+    char db[AL_LIMIT_PATH], faiss[AL_LIMIT_PATH], meta[AL_LIMIT_PATH]; /* the files written */
+    int64_t generation;
+    char changed[40];          /* when the content last changed (ISO 8601): the bundle's date */
+};
+
+/* Writes the snapshot files of r into the existing directory dir:
+ * chunks.db (deterministic copy, marked read-only), vectors.faiss (the index
+ * of the current generation) and rag-snapshot.json. r must be open writable:
+ * the collection's lock is held while copying, so no writer intervenes. */
+enum al_rc al_rag_snapshot_write(struct al_rag *r, const char *dir, struct al_rag_snapshot *out, struct al_err *err);
+
+struct al_rag_snapshot_src {
+    const char *db, *faiss, *meta;       /* the files (blobs of the stored version) */
+    const char *db_digest, *faiss_digest;/* checked while copied; NULL: not checked */
+    const char *source;                  /* recorded in snapshot.json, e.g. "rag/manuals@sha256:..." */
+};
+
+/* Installs a snapshot as the read-only collection name under home (files
+ * copied in, then the directory renamed into place). An existing read-only
+ * collection of that name (an earlier import) is replaced; a local one is
+ * AL_ERR_EXISTS. */
+enum al_rc al_rag_snapshot_install(const char *home, const char *name, const struct al_rag_snapshot_src *src,
+                                   struct al_err *err);
+
 #endif
