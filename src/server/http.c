@@ -144,6 +144,11 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
         return false;
     }
     struct al_err err = AL_ERR_INIT;
+    if (jm && strncmp(json_string_value(jm), "rag/", 4) == 0) {
+        *res = al_http_reply_error(h, 404, "invalid_request_error", "model", "model_not_found",
+                                   "'%s' is a collection snapshot, not a model", json_string_value(jm));
+        return false;
+    }
     if (al_models_acquire(h->srv->mm, jm ? json_string_value(jm) : NULL, &h->lease, &err) != AL_OK) {
         *res = al_http_reply_rc(h, &err, "model");
         return false;

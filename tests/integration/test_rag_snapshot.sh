@@ -6,6 +6,7 @@
 # the same hits in every mode; rag add refuses; a tampered snapshot, an
 # untrusted signer and a replayed older snapshot are refused.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
 for t in sha256sum python3; do command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }; done
 FIX=$(fixture)
 cd "$T"
@@ -83,6 +84,19 @@ expect_status 6 airlock rag add manuals docs/pumps.md
 echo "$OUT" | grep -q "read-only" || fail "rag add message: $OUT"
 expect_status 6 airlock rag rm manuals docs/pumps.md
 ok "a snapshot refuses rag add and rag rm"
+
+# served: the imported collection answers over HTTP; the snapshot is not a model
+if command -v curl >/dev/null; then
+    serve_start stories --port 0
+    post /v1/rag/manuals/query '{"query":"how often is the halon bottle inspected","k":3}'; expect_code 200
+    a=$(printf '%s' "$BODY" | json_get '[h["chunk_id"] for h in d["hits"]]')
+    b=$(AIRLOCK_HOME="$A" airlock rag query manuals "how often is the halon bottle inspected" -k 3 --json | json_get '[h["chunk_id"] for h in d["hits"]]')
+    [ "$a" = "$b" ] || fail "served snapshot hits differ: $a / $b"
+    get /v1/models; ! printf '%s' "$BODY" | grep -q 'rag/manuals' || fail "/v1/models lists the snapshot: $BODY"
+    post /v1/chat/completions '{"model":"rag/manuals","messages":[{"role":"user","content":"x"}]}'; expect_code 404
+    serve_stop
+    ok "the imported collection is served (same hits as the source); the snapshot is no model"
+fi
 
 # ingest + activation as two steps; --as; a newer snapshot replaces the old one
 expect_status 0 airlock rag import rag/manuals:g$G --as manuals2
