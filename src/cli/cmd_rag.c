@@ -5,7 +5,13 @@
 #include <getopt.h>
 #include <stdio.h>
 
+#include <inttypes.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundle/bundle.h"
 #include "cli/cli.h"
+#include "cli/cli_key.h"
 #include "cli/cli_util.h"
 #include "core/fs.h"
 #include "core/limits.h"
@@ -26,7 +32,12 @@ static const char rag_usage[] =
     "  info COLL [--json]                    embedding model, chunker, counts\n"
     "  dump COLL                             the chunk table as canonical TSV (for comparisons)\n"
     "  attach COLL --index FILE.faiss --chunks FILE.jsonl\n"
-    "                                        use a FAISS index written elsewhere (Python's faiss)\n\n"
+    "                                        use a FAISS index written elsewhere (Python's faiss)\n"
+    "  export COLL -o BUNDLE.tar --sign KEY [--zstd] [--expires DATE] [--seq N] [--created TIME]\n"
+    "                                        a signed snapshot bundle (model rag/COLL, tag g<generation>)\n"
+    "  import BUNDLE|rag/COLL[:TAG] [--as COLL] [--allow-expired] [--allow-downgrade]\n"
+    "                                        ingest a snapshot bundle (or take an ingested one) and\n"
+    "                                        install it as a read-only collection\n\n"
     "Collections live in $AIRLOCK_HOME/rag/COLL/. See 'airlock ask' for answers with citations.\n";
 
 static int need_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out)
@@ -155,7 +166,16 @@ static int rag_add(int argc, char **argv)
     struct al_rag *r = NULL;
     struct al_rag_info info;
     struct al_engine_model *m = NULL;
-    if ((st = open_coll(argv[optind], true, &r, &info)) || (st = load_embedder(r, threads, &m))) {
+    if ((st = open_coll(argv[optind], true, &r, &info)))
+        return st;
+    if (info.readonly) { /* before loading a model the store may not even hold */
+        al_rag_free(r);
+        struct al_err e = AL_ERR_INIT;
+        al_err_set(&e, AL_ERR_DENIED, "collection '%s' is read-only (imported or attached): it cannot change; "
+                   "create a new collection to add documents", info.name);
+        return al_cli_fail(&e);
+    }
+    if ((st = load_embedder(r, threads, &m))) {
         al_rag_free(r);
         return st;
     }
@@ -470,6 +490,217 @@ static int rag_attach(int argc, char **argv)
     return st;
 }
 
+/* ---- snapshots: export and import ---- */
+
+static void rm_snapshot_files(const struct al_rag_snapshot *s, const char *dir)
+{
+    unlink(s->db);
+    unlink(s->faiss);
+    unlink(s->meta);
+    rmdir(dir);
+}
+
+static int rag_export(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"output", required_argument, NULL, 'o'}, {"sign", required_argument, NULL, 's'},
+        {"zstd", no_argument, NULL, 'z'},         {"expires", required_argument, NULL, 'E'},
+        {"seq", required_argument, NULL, 'S'},    {"created", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *out = NULL, *key_paths[AL_BUNDLE_MAX_SIGS];
+    size_t n_keys = 0;
+    struct al_bundle_pack_opts po = {.progress = true};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "o:s:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'o': out = optarg; break;
+        case 's':
+            if (n_keys == AL_BUNDLE_MAX_SIGS)
+                return al_cli_usage_error("rag export", "at most %d keys", AL_BUNDLE_MAX_SIGS);
+            key_paths[n_keys++] = optarg;
+            break;
+        case 'z': po.zstd = true; break;
+        case 'E': po.expires = optarg; break;
+        case 'C': po.created = optarg; break;
+        case 'S': {
+            char *end = NULL;
+            errno = 0;
+            long long v = strtoll(optarg, &end, 10);
+            if (errno || !end || *end || v <= 0)
+                return al_cli_usage_error("rag export", "--seq needs a positive number");
+            po.seq = v;
+            break;
+        }
+        default: return al_cli_usage_error("rag export", "unknown option");
+        }
+    }
+    if (argc - optind != 1 || !out || n_keys == 0)
+        return al_cli_usage_error("rag export", "needs COLLECTION, -o BUNDLE.tar and --sign KEY");
+    struct al_rag *r = NULL;
+    struct al_rag_info info;
+    int st = open_coll(argv[optind], true, &r, &info);
+    if (st)
+        return st;
+    char home[AL_LIMIT_PATH], dir[AL_LIMIT_PATH], name[AL_LIMIT_NAME + 1], tag[32];
+    al_cli_home(home, sizeof home);
+    struct al_err err = AL_ERR_INIT;
+    struct al_rag_snapshot snap;
+    memset(&snap, 0, sizeof snap);
+    struct al_mkey_sec *keys[AL_BUNDLE_MAX_SIGS] = {0};
+    enum al_rc rc = al_path_fmt(dir, sizeof dir, &err, "%s/rag/.export-%s-XXXXXX", home, info.name);
+    bool made = false;
+    if (!rc && !(made = mkdtemp(dir) != NULL))
+        rc = al_err_sys(&err, AL_ERR_IO, "cannot create '%s'", dir);
+    if (!rc)
+        rc = al_rag_snapshot_write(r, dir, &snap, &err);
+    al_rag_free(r);
+    for (size_t i = 0; i < n_keys && !rc; i++)
+        rc = al_cli_load_secret_key(key_paths[i], &keys[i], &err);
+    struct al_bundle_packed res;
+    if (!rc) {
+        snprintf(name, sizeof name, "%s%s", AL_RAG_SNAPSHOT_PREFIX, info.name);
+        snprintf(tag, sizeof tag, "g%" PRId64, snap.generation);
+        const char *files[] = {snap.db, snap.faiss, snap.meta};
+        po.name = name;
+        po.tag = tag;
+        po.files = files;
+        po.n_files = 3;
+        po.keys = keys;
+        po.n_keys = n_keys;
+        if (!po.created && !getenv("SOURCE_DATE_EPOCH"))
+            po.created = snap.changed; /* the same collection exports the same bytes */
+        struct al_repo *repo = NULL; /* for the previous snapshot's digest, when this store has one */
+        if (al_repo_open(home, false, &repo, NULL) != AL_OK)
+            repo = NULL;
+        rc = al_bundle_pack(repo, &po, out, &res, &err);
+        al_repo_free(repo);
+    }
+    for (size_t i = 0; i < n_keys; i++)
+        al_minisign_sec_free(keys[i]);
+    if (made)
+        rm_snapshot_files(&snap, dir);
+    if (rc)
+        return al_cli_fail(&err);
+    char size[32];
+    al_cli_human_size(res.bytes, size, sizeof size);
+    printf("exported collection '%s' (generation %" PRId64 ", %zu documents, %zu chunks) as %s:%s\n"
+           "  bundle    %s (%s)\n  digest    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n",
+           info.name, snap.generation, info.docs, info.chunks, name, tag, out, size, res.bundle, res.manifest, res.seq,
+           res.created);
+    printf("\nnext: carry %s across; inside run 'airlock rag import %s' (the embedding model %s@%s\n"
+           "must be in that store too)\n", out, out, info.embed_model, info.embed_manifest);
+    return AL_EXIT_OK;
+}
+
+/* The stored file of version v named path: its blob and digest. */
+static enum al_rc version_file(struct al_repo *repo, const struct al_file *files, size_t n, const char *path,
+                               char *blob, char *digest, struct al_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(files[i].path, path) == 0) {
+            snprintf(digest, AL_DIGEST_SIZE, "%s", files[i].digest);
+            return al_store_blob_path(al_repo_store(repo), files[i].digest, blob, AL_LIMIT_PATH, err);
+        }
+    return al_err_set(err, AL_ERR_INVALID, "the version has no '%s': not a collection snapshot", path);
+}
+
+static int rag_import(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"as", required_argument, NULL, 'a'},
+        {"allow-expired", no_argument, NULL, 'E'},
+        {"allow-downgrade", no_argument, NULL, 'D'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *as = NULL;
+    struct al_bundle_opts bo = {.progress = true};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "a:", opts, NULL)) != -1) {
+        switch (c) {
+        case 'a': as = optarg; break;
+        case 'E': bo.allow_expired = true; break;
+        case 'D': bo.allow_downgrade = true; break;
+        default: return al_cli_usage_error("rag import", "unknown option");
+        }
+    }
+    if (argc - optind != 1)
+        return al_cli_usage_error("rag import", "needs one BUNDLE or rag/COLLECTION[:TAG]");
+    const char *arg = argv[optind];
+    struct stat sb;
+    bool is_bundle = stat(arg, &sb) == 0 && S_ISREG(sb.st_mode);
+    struct al_repo *repo = NULL;
+    int st = al_cli_open_repo(is_bundle, &repo);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_version v;
+    enum al_rc rc = AL_OK;
+    if (is_bundle) {
+        /* The bundle goes through the same checks as a model's: signatures,
+         * the trust policy for the name rag/COLL, expiry, sequence. */
+        struct al_bundle_report rep;
+        rc = al_bundle_ingest(repo, arg, &bo, &rep, &err);
+        if (!rc) {
+            v = rep.version;
+            printf("%s %s:%s  %s\n", rep.existed ? "already present:" : "ingested", rep.version.model, rep.tag,
+                   rep.version.manifest);
+        } else {
+            fprintf(stderr, "airlock: the bundle was refused; nothing was changed (see 'airlock verify %s')\n", arg);
+        }
+        al_bundle_report_release(&rep);
+    } else {
+        char ref[AL_LIMIT_REF + 8];
+        snprintf(ref, sizeof ref, "%s%s", strncmp(arg, AL_RAG_SNAPSHOT_PREFIX, 4) == 0 ? "" : AL_RAG_SNAPSHOT_PREFIX,
+                 arg);
+        rc = al_index_resolve(al_repo_index(repo), ref, &v, &err);
+    }
+    if (!rc && strncmp(v.model, AL_RAG_SNAPSHOT_PREFIX, 4) != 0)
+        rc = al_err_set(&err, AL_ERR_INVALID, "'%s' is the model '%s', not a collection snapshot (rag/COLLECTION)",
+                        arg, v.model);
+    const char *coll = as ? as : v.model + 4;
+    struct al_file *files = NULL;
+    size_t n = 0;
+    char db[AL_LIMIT_PATH], faiss[AL_LIMIT_PATH], meta[AL_LIMIT_PATH];
+    char db_d[AL_DIGEST_SIZE], faiss_d[AL_DIGEST_SIZE], meta_d[AL_DIGEST_SIZE], source[AL_LIMIT_REF + 80];
+    if (!rc)
+        rc = al_index_list_files(al_repo_index(repo), v.id, &files, &n, &err);
+    if (!rc && !(rc = version_file(repo, files, n, "chunks.db", db, db_d, &err)) &&
+        !(rc = version_file(repo, files, n, "vectors.faiss", faiss, faiss_d, &err)) &&
+        !(rc = version_file(repo, files, n, "rag-snapshot.json", meta, meta_d, &err))) {
+        snprintf(source, sizeof source, "%s@%s", v.model, v.manifest);
+        char home[AL_LIMIT_PATH];
+        al_cli_home(home, sizeof home);
+        struct al_rag_snapshot_src src = {.db = db, .faiss = faiss, .meta = meta, .db_digest = db_d,
+                                          .faiss_digest = faiss_d, .source = source};
+        rc = al_rag_snapshot_install(home, coll, &src, &err);
+    }
+    free(files);
+    struct al_rag *r = NULL;
+    struct al_rag_info info;
+    if (!rc) {
+        al_repo_free(repo);
+        repo = NULL;
+        if ((st = open_coll(coll, false, &r, &info)))
+            return st;
+        printf("imported %s as the read-only collection '%s' (generation %" PRId64 ", %zu documents, %zu chunks)\n",
+               source, coll, info.generation, info.docs, info.chunks);
+        char ref[AL_LIMIT_REF + 1];
+        snprintf(ref, sizeof ref, "%s@%s", info.embed_model, info.embed_manifest);
+        struct al_repo *rp = NULL;
+        struct al_version ev;
+        if (al_cli_open_repo(false, &rp) == 0 && al_index_resolve(al_repo_index(rp), ref, &ev, NULL) != AL_OK)
+            fprintf(stderr, "airlock: warning: its embedding model %s is not in this store: bm25 queries work; "
+                    "vector and hybrid queries need it (ingest its bundle)\n", ref);
+        al_repo_free(rp);
+        al_rag_free(r);
+    }
+    al_repo_free(repo);
+    return rc ? al_cli_fail(&err) : AL_EXIT_OK;
+}
+
 int al_cmd_rag(int argc, char **argv)
 {
     static const struct {
@@ -478,6 +709,7 @@ int al_cmd_rag(int argc, char **argv)
     } subs[] = {
         {"create", rag_create}, {"add", rag_add}, {"rm", rag_rm}, {"query", rag_query}, {"ls", rag_ls},
         {"info", rag_info}, {"dump", rag_dump}, {"attach", rag_attach},
+        {"export", rag_export}, {"import", rag_import},
     };
     if (argc < 2 || al_cli_wants_help(argc, argv)) {
         printf("%s", rag_usage);

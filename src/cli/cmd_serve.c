@@ -261,6 +261,7 @@ int al_cmd_serve(int argc, char **argv)
         al_err_clear(&err);
     }
     cfg.server.access = access;
+    cfg.server.home = home; /* document collections for /v1/rag */
     cfg.server.audit = audit;
     cfg.server.audit_text = ao.capture_text;
     if (al_models_new(home, &cfg.models, &mm, &err)) {

@@ -84,29 +84,44 @@ static enum al_rc parse_template(const char *t, char version[64], char **sys, ch
     return AL_OK;
 }
 
-static enum al_rc make_prompt(struct al_engine_model *g, const char *sys, const char *user_tmpl,
-                              const struct al_rag_hits *h, size_t n, size_t last_bytes, const char *question,
-                              char **out, int *ntok, struct al_err *err)
+/* The conversation with the template applied: the template's system part
+ * first (joined with the conversation's own leading system message), and
+ * message o->question_at's content replaced by the filled user part. */
+static enum al_rc make_prompt(struct al_engine_model *g, const struct al_rag_prompt_opts *o, const char *sys,
+                              const char *user_tmpl, const struct al_rag_hits *h, size_t n, size_t last_bytes,
+                              const char *question, char **out, int *ntok, struct al_err *err)
 {
-    struct al_buf pb, ub;
+    struct al_buf pb, ub, sb;
     al_buf_init(&pb, AL_LIMIT_PROMPT_BYTES);
     al_buf_init(&ub, AL_LIMIT_PROMPT_BYTES);
+    al_buf_init(&sb, AL_LIMIT_PROMPT_BYTES);
     passages(&pb, h, n, last_bytes);
     fill(&ub, user_tmpl, al_buf_str(&pb), question);
-    enum al_rc rc = al_buf_failed(&pb) || al_buf_failed(&ub)
+    bool own_sys = o->n_msgs > 0 && strcmp(o->msgs[0].role, "system") == 0;
+    al_buf_addstr(&sb, sys);
+    if (own_sys && o->msgs[0].content[0])
+        al_buf_addf(&sb, "%s%s", *sys ? "\n\n" : "", o->msgs[0].content);
+    enum al_rc rc = al_buf_failed(&pb) || al_buf_failed(&ub) || al_buf_failed(&sb)
                         ? al_err_set(err, AL_ERR_LIMIT, "the prompt is over %u bytes", AL_LIMIT_PROMPT_BYTES)
                         : AL_OK;
-    struct al_chat_msg msgs[2] = {{"system", sys}, {"user", al_buf_str(&ub)}};
-    size_t nm = *sys ? 2 : 1;
+    const char *system = al_buf_str(&sb);
+    struct al_chat_msg *msgs = calloc(o->n_msgs + 1, sizeof *msgs);
+    size_t nm = 0;
+    if (!rc && !msgs)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc) {
+        if (*system)
+            msgs[nm++] = (struct al_chat_msg){"system", system};
+        for (size_t i = own_sys ? 1 : 0; i < o->n_msgs; i++)
+            msgs[nm++] = i == o->question_at ? (struct al_chat_msg){o->msgs[i].role, al_buf_str(&ub)} : o->msgs[i];
         struct al_err e2 = AL_ERR_INIT;
-        rc = al_engine_chat_format(g, *sys ? msgs : msgs + 1, nm, true, NULL, out, &e2);
+        rc = al_engine_chat_format(g, msgs, nm, true, o->chat_fallback, out, &e2);
         if (rc == AL_ERR_INVALID) { /* no usable chat template: plain text */
             struct al_buf b;
             al_buf_init(&b, AL_LIMIT_PROMPT_BYTES);
-            if (*sys)
-                al_buf_addf(&b, "%s\n\n", sys);
-            al_buf_addf(&b, "%s\nAnswer:", al_buf_str(&ub));
+            for (size_t i = 0; i < nm; i++)
+                al_buf_addf(&b, "%s%s", msgs[i].content, i + 1 < nm ? "\n\n" : "\n");
+            al_buf_addstr(&b, "Answer:");
             *out = al_buf_take(&b);
             al_buf_release(&b);
             rc = *out ? AL_OK : al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -114,6 +129,7 @@ static enum al_rc make_prompt(struct al_engine_model *g, const char *sys, const 
             al_err_set(err, rc, "%s", e2.msg);
         }
     }
+    free(msgs);
     int32_t *toks = NULL;
     size_t nt = 0;
     if (!rc && !(rc = al_engine_tokenize(g, *out, strlen(*out), true, true, &toks, &nt, err)))
@@ -121,7 +137,73 @@ static enum al_rc make_prompt(struct al_engine_model *g, const char *sys, const 
     free(toks);
     al_buf_release(&pb);
     al_buf_release(&ub);
+    al_buf_release(&sb);
     return rc;
+}
+
+static void drop_hits(struct al_rag_hits *h, size_t keep)
+{
+    while (h->n > keep) {
+        struct al_rag_hit *x = &h->v[--h->n];
+        free(x->doc);
+        free(x->heading);
+        free(x->text);
+    }
+}
+
+enum al_rc al_rag_prompt(struct al_engine_model *generator, const struct al_rag_prompt_opts *o, const char *question,
+                         struct al_rag_hits *hits, char **prompt, char version[64], struct al_err *err)
+{
+    *prompt = NULL;
+    const char *tmpl = o->template_text ? o->template_text : default_template;
+    if (strlen(tmpl) > AL_LIMIT_RAG_TEMPLATE)
+        return al_err_set(err, AL_ERR_LIMIT, "the prompt template is over %u bytes (AL_LIMIT_RAG_TEMPLATE)",
+                          AL_LIMIT_RAG_TEMPLATE);
+    if (o->n_msgs == 0 || o->question_at >= o->n_msgs)
+        return al_err_set(err, AL_ERR_USAGE, "no message to put the passages into");
+    char *sys = NULL, *user = NULL;
+    enum al_rc rc = parse_template(tmpl, version, &sys, &user, err);
+    size_t n = hits->n, last = SIZE_MAX;
+    int ntok = 0;
+    while (!rc) {
+        free(*prompt);
+        *prompt = NULL;
+        if ((rc = make_prompt(generator, o, sys, user, hits, n, last, question, prompt, &ntok, err)))
+            break;
+        if (ntok <= o->max_tokens)
+            break;
+        if (n > 1) {
+            n--;
+            last = SIZE_MAX;
+        } else if (n == 1 && last > 64) {
+            size_t len = strlen(hits->v[0].text);
+            last = (last == SIZE_MAX ? len : last) / 2;
+        } else {
+            rc = al_err_set(err, AL_ERR_LIMIT, "the question and template alone need %d tokens; at most %d fit",
+                            ntok, o->max_tokens);
+        }
+    }
+    if (!rc)
+        drop_hits(hits, n); /* passages that did not fit are not cited */
+    if (rc) {
+        free(*prompt);
+        *prompt = NULL;
+    }
+    free(sys);
+    free(user);
+    return rc;
+}
+
+void al_rag_cited(const char *text, size_t n_passages, bool *cited)
+{
+    for (const char *p = text; p && *p; p++) {
+        if (*p != '[' || !isdigit((unsigned char)p[1]))
+            continue;
+        char *end = NULL;
+        long v = strtol(p + 1, &end, 10);
+        if (end && *end == ']' && v >= 1 && (size_t)v <= n_passages)
+            cited[v - 1] = true;
+    }
 }
 
 enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct al_engine_model *generator,
@@ -130,13 +212,8 @@ enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct
 {
     memset(out, 0, sizeof *out);
     struct al_rag_ask_opts ao = o ? *o : (struct al_rag_ask_opts){0};
-    const char *tmpl = ao.template_text ? ao.template_text : default_template;
-    if (strlen(tmpl) > AL_LIMIT_RAG_TEMPLATE)
-        return al_err_set(err, AL_ERR_LIMIT, "the prompt template is over %u bytes (AL_LIMIT_RAG_TEMPLATE)",
-                          AL_LIMIT_RAG_TEMPLATE);
-    char *sys = NULL, *user = NULL;
-    enum al_rc rc = parse_template(tmpl, out->template_version, &sys, &user, err);
-    if (!rc && ao.query.k > 64)
+    enum al_rc rc = AL_OK;
+    if (ao.query.k > 64)
         rc = al_err_set(err, AL_ERR_LIMIT, "ask cites at most 64 passages");
     if (!rc)
         rc = al_rag_query(r, embedder, question, &ao.query, &out->hits, err);
@@ -147,32 +224,11 @@ enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct
     if (!rc && room < 32)
         rc = al_err_set(err, AL_ERR_LIMIT, "the model's context (%d tokens) leaves no room for passages and %d answer"
                         " tokens", gi.n_ctx, max_tokens);
-    size_t n = out->hits.n, last = SIZE_MAX;
-    int ntok = 0;
-    while (!rc) {
-        free(out->prompt);
-        out->prompt = NULL;
-        if ((rc = make_prompt(generator, sys, user, &out->hits, n, last, question, &out->prompt, &ntok, err)))
-            break;
-        if (ntok <= room)
-            break;
-        if (n > 1) {
-            n--;
-            last = SIZE_MAX;
-        } else if (n == 1 && last > 64) {
-            size_t len = strlen(out->hits.v[0].text);
-            last = (last == SIZE_MAX ? len : last) / 2;
-        } else {
-            rc = al_err_set(err, AL_ERR_LIMIT, "the question and template alone need %d tokens; the model's context"
-                            " is %d", ntok, gi.n_ctx);
-        }
-    }
-    while (!rc && out->hits.n > n) { /* passages that did not fit are not cited */
-        struct al_rag_hit *x = &out->hits.v[--out->hits.n];
-        free(x->doc);
-        free(x->heading);
-        free(x->text);
-    }
+    struct al_chat_msg q = {"user", question};
+    struct al_rag_prompt_opts po = {.template_text = ao.template_text, .msgs = &q, .n_msgs = 1, .question_at = 0,
+                                    .max_tokens = room};
+    if (!rc)
+        rc = al_rag_prompt(generator, &po, question, &out->hits, &out->prompt, out->template_version, err);
     if (!rc) {
         struct al_gen_params gp = al_gen_params_default();
         gp.max_tokens = max_tokens;
@@ -180,16 +236,8 @@ enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct
         gp.seed = ao.seed ? ao.seed : 42;
         rc = al_engine_generate(generator, out->prompt, &gp, &out->text, &out->gen, err);
     }
-    for (const char *p = out->text; !rc && p && *p; p++) {
-        if (*p != '[' || !isdigit((unsigned char)p[1]))
-            continue;
-        char *end = NULL;
-        long v = strtol(p + 1, &end, 10);
-        if (end && *end == ']' && v >= 1 && (size_t)v <= out->hits.n && v <= 64)
-            out->cited[v - 1] = true;
-    }
-    free(sys);
-    free(user);
+    if (!rc)
+        al_rag_cited(out->text, out->hits.n < 64 ? out->hits.n : 64, out->cited);
     if (rc)
         al_rag_answer_release(out);
     return rc;

@@ -478,3 +478,32 @@ enum al_rc al_rag_db_term_df(struct al_rag_db *db, const char *word, int64_t *df
     sqlite3_finalize(st);
     return rc;
 }
+
+/* ---- snapshots ---- */
+
+enum al_rc al_rag_db_snapshot(struct al_rag_db *db, const char *path, struct al_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum al_rc rc = prepare(db, "VACUUM INTO ?1", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_text(st, 1, path, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = db_fail(db, err, "VACUUM INTO");
+    sqlite3_finalize(st);
+    if (rc)
+        return rc;
+    /* The copy: read-only, rollback journal (no -wal/-shm beside a file in
+     * the store), 4096-byte pages, rewritten whole so its bytes depend only
+     * on its content. */
+    struct al_rag_db cp = {0};
+    if (sqlite3_open_v2(path, &cp.db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
+        rc = al_err_set(err, AL_ERR_IO, "cannot open '%s': %s", path, cp.db ? sqlite3_errmsg(cp.db) : "out of memory");
+    } else {
+        rc = exec(&cp, "PRAGMA journal_mode=DELETE; UPDATE meta SET value='1' WHERE key='readonly';"
+                       "PRAGMA page_size=4096; VACUUM;", err);
+    }
+    if (cp.db && sqlite3_close(cp.db) != SQLITE_OK && !rc)
+        rc = al_err_set(err, AL_ERR_IO, "cannot close '%s'", path);
+    return rc;
+}

@@ -304,7 +304,10 @@ void al_rag__unlock(struct al_rag *r)
 enum al_rc al_rag__bump_generation(struct al_rag *r, int64_t *gen, struct al_err *err)
 {
     *gen = r->info.generation + 1;
-    return set_int(r->db, "generation", *gen, err);
+    char now[32];
+    al_now_iso(now); /* when the content last changed: a snapshot's creation date */
+    enum al_rc rc = set_int(r->db, "generation", *gen, err);
+    return rc ? rc : al_rag_db_meta_set(r->db, "changed", now, err);
 }
 
 static enum al_rc index_path(struct al_rag *r, int64_t gen, char *out, size_t size, struct al_err *err)

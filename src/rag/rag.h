@@ -216,6 +216,29 @@ enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct
                       struct al_err *err);
 void al_rag_answer_release(struct al_rag_answer *a);
 
+/* The prompt of an answer for a conversation (al_rag_ask's, and the
+ * server's chat completions with retrieval): the template's system part
+ * first (joined with the conversation's own leading system message), then
+ * the conversation with the content of msgs[question_at] replaced by the
+ * template's user part, filled with the numbered passages of hits and
+ * question; formatted with the generator's chat template (chat_fallback for a
+ * model without one; plain text when none is usable). Passages are dropped
+ * from the end, then the last one shortened, until the prompt has at most
+ * max_tokens tokens; hits keeps the passages used. *prompt is malloc'd;
+ * version gets the template's version. */
+struct al_rag_prompt_opts {
+    const char *template_text;      /* NULL: the built-in AL_RAG_TEMPLATE_VERSION */
+    const struct al_chat_msg *msgs; /* the conversation, >= 1 message */
+    size_t n_msgs, question_at;
+    const char *chat_fallback;      /* NULL: chatml */
+    int max_tokens;
+};
+enum al_rc al_rag_prompt(struct al_engine_model *generator, const struct al_rag_prompt_opts *o, const char *question,
+                         struct al_rag_hits *hits, char **prompt, char version[64], struct al_err *err);
+
+/* Marks cited[i] for every "[i+1]" in text (1..n_passages). */
+void al_rag_cited(const char *text, size_t n_passages, bool *cited);
+
 /* ---- inspection and exchange ---- */
 
 /* Writes the chunk table as canonical TSV lines (ordered by document key,
@@ -231,5 +254,35 @@ enum al_rc al_rag_dump(struct al_rag *r, FILE *out, struct al_err *err);
  * is kept as written and answers vector queries as it is. */
 enum al_rc al_rag_attach(struct al_rag *r, const char *index_path, const char *table_path,
                          struct al_err *err);
+
+/* ---- snapshots (carried in signed bundles; see docs/internals/rag.md) ---- */
+
+#define AL_RAG_SNAPSHOT_FORMAT "airlock-rag-snapshot-1"
+#define AL_RAG_SNAPSHOT_PREFIX "rag/" /* a snapshot of COLL is stored as the version rag/COLL:g<generation> */
+
+struct al_rag_snapshot {
+    char db[AL_LIMIT_PATH], faiss[AL_LIMIT_PATH], meta[AL_LIMIT_PATH]; /* the files written */
+    int64_t generation;
+    char changed[40];          /* when the content last changed (ISO 8601): the bundle's date */
+};
+
+/* Writes the snapshot files of r into the existing directory dir:
+ * chunks.db (deterministic copy, marked read-only), vectors.faiss (the index
+ * of the current generation) and rag-snapshot.json. r must be open writable:
+ * the collection's lock is held while copying, so no writer intervenes. */
+enum al_rc al_rag_snapshot_write(struct al_rag *r, const char *dir, struct al_rag_snapshot *out, struct al_err *err);
+
+struct al_rag_snapshot_src {
+    const char *db, *faiss, *meta;       /* the files (blobs of the stored version) */
+    const char *db_digest, *faiss_digest;/* checked while copied; NULL: not checked */
+    const char *source;                  /* recorded in snapshot.json, e.g. "rag/manuals@sha256:..." */
+};
+
+/* Installs a snapshot as the read-only collection name under home (files
+ * copied in, then the directory renamed into place). An existing read-only
+ * collection of that name (an earlier import) is replaced; a local one is
+ * AL_ERR_EXISTS. */
+enum al_rc al_rag_snapshot_install(const char *home, const char *name, const struct al_rag_snapshot_src *src,
+                                   struct al_err *err);
 
 #endif

@@ -170,6 +170,11 @@ enum al_rc al_rag_db_each_vector(struct al_rag_db *db, int dim, al_rag_vec_fn *f
 /* The canonical dump of al_rag_dump(). */
 enum al_rc al_rag_db_dump(struct al_rag_db *db, FILE *out, struct al_err *err);
 
+/* Writes a snapshot of the database to path (a new file): VACUUM INTO, then
+ * marked read-only, rollback journal, 4096-byte pages, vacuumed again, so
+ * the same collection gives the same bytes. */
+enum al_rc al_rag_db_snapshot(struct al_rag_db *db, const char *path, struct al_err *err);
+
 enum al_rc al_rag_db_list_docs(struct al_rag_db *db, al_rag_doc_fn *fn, void *ud, struct al_err *err);
 
 /* ---- the open collection ---- */

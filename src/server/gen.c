@@ -53,6 +53,7 @@ struct al_gen {
     size_t n_lp, cap_lp, lp_sent; /* recorded; already sent (streaming) */
     size_t lp_off;          /* text offset of the next token to format */
     bool lp_nomem;
+    json_t *citations;      /* retrieval: the passages, returned with the message */
 };
 
 struct lp_tok {
@@ -97,6 +98,7 @@ static void gen_free(struct al_gen *g)
     al_buf_release(&g->sse);
     al_buf_release(&g->text);
     free(g->lp);
+    json_decref(g->citations);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -478,9 +480,14 @@ static json_t *whole_response(struct al_gen *g, const char *model)
 {
     json_t *choice;
     const char *text = al_buf_str(&g->text);
-    if (g->kind == AL_GEN_CHAT)
+    if (g->kind == AL_GEN_CHAT) {
         choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
                            text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
+        if (choice && g->citations) { /* retrieval: the passages, marked when the answer cites them */
+            al_rag_mark_cited(g->citations, text);
+            json_object_set(json_object_get(choice, "message"), "citations", g->citations);
+        }
+    }
     else
         choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", 0, "logprobs", whole_logprobs(g),
                            "finish_reason", finish_reason(g));
@@ -513,6 +520,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     g->m = al_lease_engine(h->lease);
     g->lp_top = go->logprobs;
     g->has_stop = go->params.n_stop > 0;
+    g->citations = json_incref(go->citations);
     snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
@@ -528,8 +536,16 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     if (go->stream && go->kind == AL_GEN_CHAT) {
         /* The first chunk names the role, as OpenAI's does. */
         al_buf_add(&g->sse, g->head.data, g->head.len);
-        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"logprobs\":null,"
-                               "\"finish_reason\":null}]}\n\n");
+        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
+        if (g->citations) { /* retrieval: the passages come first, without "cited" (not known yet) */
+            char *cj = json_dumps(g->citations, JSON_COMPACT);
+            if (cj) {
+                al_buf_addstr(&g->sse, ",\"citations\":");
+                al_buf_addstr(&g->sse, cj);
+                free(cj);
+            }
+        }
+        al_buf_addstr(&g->sse, "},\"logprobs\":null,\"finish_reason\":null}]}\n\n");
     }
 
     struct al_err err = AL_ERR_INIT;

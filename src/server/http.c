@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/limits.h"
 #include "core/log.h"
 #include "access/access.h"
 #include "audit/audit.h"
@@ -143,6 +144,11 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
         return false;
     }
     struct al_err err = AL_ERR_INIT;
+    if (jm && strncmp(json_string_value(jm), "rag/", 4) == 0) {
+        *res = al_http_reply_error(h, 404, "invalid_request_error", "model", "model_not_found",
+                                   "'%s' is a collection snapshot, not a model", json_string_value(jm));
+        return false;
+    }
     if (al_models_acquire(h->srv->mm, jm ? json_string_value(jm) : NULL, &h->lease, &err) != AL_OK) {
         *res = al_http_reply_rc(h, &err, "model");
         return false;
@@ -167,6 +173,7 @@ static const struct route {
     {"GET", "/v1/models/", true, "models", false, al_route_model_get},
     {"POST", "/tokenize", false, "chat", true, al_route_tokenize},
     {"POST", "/detokenize", false, "chat", true, al_route_detokenize},
+    {"POST", "/v1/rag/", true, "rag", true, al_route_rag_query}, /* scope rag:{collection} */
     {"GET", "/health", false, NULL, false, al_route_health},
     {"GET", "/metrics", false, "admin", false, al_route_metrics},
 };
@@ -189,7 +196,18 @@ static const struct route *find_route(const char *method, const char *url, bool 
 
 static const char *route_label(const struct route *r)
 {
-    return r->prefix ? "/v1/models/{id}" : r->path;
+    if (r->prefix)
+        return strcmp(r->path, "/v1/rag/") == 0 ? "/v1/rag/{collection}/query" : "/v1/models/{id}";
+    return r->path;
+}
+
+static bool access_scope(struct al_hreq *h, json_t *body, const char *scope, enum MHD_Result *res);
+
+bool al_http_access(struct al_hreq *h, const char *scope, enum MHD_Result *res)
+{
+    if (!h->srv->o.access)
+        return true;
+    return access_scope(h, NULL, scope, res);
 }
 
 /* The access hook; returns false with the refusal queued. */
@@ -207,6 +225,14 @@ static bool check_access(struct al_hreq *h, json_t *body, enum MHD_Result *res)
     }
     if (!s->o.access || !h->scope)
         return true;
+    return access_scope(h, body, h->scope, res);
+}
+
+/* Checks one scope for the request's key (the model named in the body, if
+ * any); false with the refusal queued. */
+static bool access_scope(struct al_hreq *h, json_t *body, const char *scope, enum MHD_Result *res)
+{
+    struct al_server *s = h->srv;
     const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
     const char *bearer = NULL;
     if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
@@ -220,7 +246,7 @@ static bool check_access(struct al_hreq *h, json_t *body, enum MHD_Result *res)
     char identity[128] = "";
     struct al_err err = AL_ERR_INIT;
     enum al_rc rc;
-    if (strcmp(h->scope, "models") == 0) {
+    if (strcmp(scope, "models") == 0) {
         /* Listing models: any key that may chat or embed. */
         rc = al_access_check(s->o.access, bearer, "chat", model, identity, &err);
         if (rc == AL_ERR_DENIED) {
@@ -228,7 +254,7 @@ static bool check_access(struct al_hreq *h, json_t *body, enum MHD_Result *res)
             rc = al_access_check(s->o.access, bearer, "embed", model, identity, &err);
         }
     } else {
-        rc = al_access_check(s->o.access, bearer, h->scope, model, identity, &err);
+        rc = al_access_check(s->o.access, bearer, scope, model, identity, &err);
     }
     if (rc == AL_OK) {
         /* An API key names the caller; an open server ("anonymous") keeps the
@@ -303,6 +329,16 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         h->scope = r->scope;
         h->handler = r->handler;
+        if (r->scope && strcmp(r->scope, "rag") == 0) {
+            /* The scope names the collection: rag:NAME. */
+            char name[AL_LIMIT_RAG_NAME + 1];
+            if (!al_rag_url_collection(url, name, sizeof name))
+                return al_http_reply_error(h, 404, "invalid_request_error", NULL, "unknown_url",
+                                           "unknown request URL: %s %s (expected /v1/rag/{collection}/query)", method,
+                                           url);
+            snprintf(h->scope_buf, sizeof h->scope_buf, "rag:%s", name);
+            h->scope = h->scope_buf;
+        }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > s->o.limits.body_bytes)
             return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",
@@ -365,6 +401,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     al_gen_unref(h->gen);
     al_models_release(h->lease);
+    al_models_release(h->embed_lease);
     if (h->counted) {
         pthread_mutex_lock(&s->mu);
         if (--s->in_flight == 0)
@@ -566,6 +603,7 @@ void al_server_free(struct al_server *s)
         unlink(s->socket_path);
     }
     al_metrics_free(s->metrics);
+    al_srv_rag_free(s->rag);
     free(s->tls_cert);
     if (s->tls_key) {
         explicit_bzero(s->tls_key, strlen(s->tls_key));

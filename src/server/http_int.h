@@ -43,9 +43,11 @@ struct al_server {
     bool stopping;          /* cancel what still runs */
     atomic_uint_fast64_t next_id;
     char id_prefix[16];
+    struct al_srv_rag *rag;  /* open collections (routes_rag.c) */
 };
 
 struct al_gen; /* gen.c */
+struct al_srv_rag; /* routes_rag.c */
 
 /* One HTTP request, from its first byte to the finish path. */
 struct al_hreq {
@@ -54,7 +56,8 @@ struct al_hreq {
     char id[40];
     char method[8];
     const char *route;          /* metrics label, e.g. "/v1/completions" */
-    const char *scope;          /* "chat", "embed", "admin", NULL: none needed */
+    const char *scope;          /* "chat", "embed", "admin", "rag:NAME", NULL: none needed */
+    char scope_buf[96];         /* "rag:NAME" for /v1/rag/{NAME}/query */
     enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
     char *url;                  /* for /v1/models/{id} */
     struct al_buf body;
@@ -65,6 +68,7 @@ struct al_hreq {
     char model_digest[AL_DIGEST_SIZE];
     int tokens_in, tokens_out;
     struct al_model_lease *lease;
+    struct al_model_lease *embed_lease; /* a collection's embedding model (retrieval) */
     struct al_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
 };
@@ -86,7 +90,12 @@ bool al_http_client_gone(struct al_hreq *h);
  * error reply is queued and *res is set: return it. */
 bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res);
 
+/* Runs the access check for one more scope (a collection named in the body);
+ * false with the refusal (401/403) queued in *res. */
+bool al_http_access(struct al_hreq *h, const char *scope, enum MHD_Result *res);
+
 /* ---- routes ---- */
+enum MHD_Result al_route_rag_query(struct al_hreq *h, json_t *body);
 enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body);
 enum MHD_Result al_route_completions(struct al_hreq *h, json_t *body);
 enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body);
@@ -96,6 +105,23 @@ enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body);
 enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body);
 enum MHD_Result al_route_health(struct al_hreq *h, json_t *body);
 enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body);
+
+/* ---- routes_rag.c ---- */
+/* The collection name of a /v1/rag/{name}/query URL into out; false when the
+ * URL is not of that shape. */
+bool al_rag_url_collection(const char *url, char *out, size_t size);
+void al_srv_rag_free(struct al_srv_rag *sr);
+
+/* Retrieval for a chat completion whose body carries "airlock":
+ * {"collection", "k", "mode"}: checks the rag:COLLECTION scope, embeds the
+ * last user message with the collection's model (leased from the model
+ * manager) and rewrites the prompt with the numbered passages (the template
+ * of `airlock ask`). On success *prompt is the new prompt (malloc'd) and
+ * *citations the passages as JSON; false with the error reply queued. */
+bool al_rag_chat(struct al_hreq *h, json_t *body, const struct al_chat_msg *msgs, size_t n, char **prompt,
+                 json_t **citations, enum MHD_Result *res);
+/* Marks "cited": true on the citations the answer text refers to as [n]. */
+void al_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
 enum al_gen_kind { AL_GEN_CHAT, AL_GEN_COMPLETION };
@@ -108,6 +134,7 @@ struct al_gen_opts {
     const char *prompt;
     struct al_gen_params params;
     int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
+    json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by

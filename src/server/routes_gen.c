@@ -137,6 +137,7 @@ enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
     struct al_chat_msg *cm = calloc(n, sizeof *cm);
     struct al_buf *texts = calloc(n, sizeof *texts);
     char *prompt = NULL;
+    json_t *citations = NULL;
     if (!cm || !texts) {
         res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
         goto out;
@@ -161,12 +162,17 @@ enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
     if (!al_http_lease(h, body, &res))
         goto out;
     struct al_err err = AL_ERR_INIT;
-    if (al_engine_chat_format(al_lease_engine(h->lease), cm, n, true, al_lease_chat_fallback(h->lease), &prompt,
-                              &err) != AL_OK) {
+    json_t *ext = json_object_get(body, "airlock");
+    if (ext && !json_is_null(ext)) {
+        /* Retrieval: the passages go into the prompt, the citations into the response. */
+        if (!al_rag_chat(h, body, cm, n, &prompt, &citations, &res))
+            goto out;
+    } else if (al_engine_chat_format(al_lease_engine(h->lease), cm, n, true, al_lease_chat_fallback(h->lease),
+                                     &prompt, &err) != AL_OK) {
         res = al_http_reply_rc(h, &err, "messages");
         goto out;
     }
-    struct al_gen_opts go = {.kind = AL_GEN_CHAT, .prompt = prompt};
+    struct al_gen_opts go = {.kind = AL_GEN_CHAT, .prompt = prompt, .citations = citations};
     if (!read_stream(h, body, &go, &res))
         goto out;
     if (h->srv->o.audit_text && !(h->prompt = strdup(prompt))) {
@@ -180,5 +186,6 @@ out:
     free(texts);
     free(cm);
     free(prompt);
+    json_decref(citations);
     return res;
 }

@@ -24,7 +24,8 @@ enum MHD_Result al_route_models(struct al_hreq *h, json_t *body)
         return al_http_reply_rc(h, &err, NULL);
     json_t *data = json_array();
     for (size_t i = 0; i < n; i++)
-        json_array_append_new(data, model_object(names[i]));
+        if (strncmp(names[i], "rag/", 4) != 0) /* collection snapshots are not models */
+            json_array_append_new(data, model_object(names[i]));
     al_models_names_free(names, n);
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }

@@ -6,7 +6,9 @@
  * (serve/models.h) and the inference from the engine.
  *
  * Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
- * /tokenize, /detokenize; GET /v1/models, /v1/models/{id}, /health, /metrics.
+ * /tokenize, /detokenize, /v1/rag/{collection}/query; GET /v1/models,
+ * /v1/models/{id}, /health, /metrics. Chat completions retrieve from a
+ * collection when the body carries {"airlock": {"collection": ..}}.
  * Errors have OpenAI's shape: {"error":{"message","type","param","code"}}.
  *
  * Connections: one thread per connection (a generating request blocks its
@@ -53,6 +55,7 @@ struct al_server_opts {
     struct al_access *access;
     struct al_audit *audit;
     bool audit_text;         /* give the audit module prompt and response text */
+    const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s;
