@@ -160,3 +160,18 @@ bool al_fs_exists(const char *path)
     struct stat st;
     return stat(path, &st) == 0;
 }
+
+#define WRITEBACK_CHUNK (8ull << 20)
+
+void al_fs_start_writeback(int fd, uint64_t *flushed, uint64_t written)
+{
+    if (written - *flushed < WRITEBACK_CHUNK)
+        return;
+    /* Wait for the previous chunk (already started), then start this one:
+     * dirty pages stay bounded and the device stays busy. */
+    if (*flushed >= WRITEBACK_CHUNK)
+        (void)sync_file_range(fd, (off_t)(*flushed - WRITEBACK_CHUNK), (off_t)WRITEBACK_CHUNK,
+                              SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    (void)sync_file_range(fd, (off_t)*flushed, (off_t)(written - *flushed), SYNC_FILE_RANGE_WRITE);
+    *flushed = written;
+}

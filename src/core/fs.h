@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "core/err.h"
@@ -28,6 +29,12 @@ enum al_rc al_fs_read_file(const char *path, size_t max, char **out, size_t *len
 
 /* Writes all of data to fd, retrying short writes and EINTR. */
 enum al_rc al_fs_write_all(int fd, const void *data, size_t len, struct al_err *err);
+
+/* Starts the disk writeback of what was written to fd since *flushed once
+ * 8 MiB have gathered, and waits for the range before it, so the fsync at
+ * the end has little left to do and the disk works while we read and hash.
+ * A hint: errors are left to the final fsync to report. */
+void al_fs_start_writeback(int fd, uint64_t *flushed, uint64_t written);
 
 /* snprintf into out[size]; AL_ERR_LIMIT naming the cap when truncated. */
 enum al_rc al_path_fmt(char *out, size_t size, struct al_err *err, const char *fmt, ...)

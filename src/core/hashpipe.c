@@ -173,7 +173,7 @@ enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_
     if (hs == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory while hashing");
     enum al_rc rc = AL_OK;
-    uint64_t total = 0;
+    uint64_t total = 0, flushed = 0;
     for (;;) {
         size_t cap = 0;
         unsigned char *buf = al_hash_stream_slot(hs, &cap);
@@ -191,6 +191,8 @@ enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_
             break;
         al_hash_stream_submit(hs, (size_t)n);
         total += (uint64_t)n;
+        if (dst >= 0)
+            al_fs_start_writeback(dst, &flushed, total);
         al_progress_add(progress, (uint64_t)n);
     }
     if (!rc) {

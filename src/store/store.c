@@ -35,6 +35,7 @@ struct al_blob_writer {
     int fd;
     struct al_hash_stream *hash; /* hashes on a helper thread while we write */
     uint64_t size;
+    uint64_t flushed; /* bytes whose writeback has been started */
     bool committed;
     bool external_digest; /* set when the content was hashed elsewhere (reflink), or finished */
     char digest[AL_DIGEST_SIZE];
@@ -168,6 +169,7 @@ enum al_rc al_blob_writer_write(struct al_blob_writer *w, const void *data, size
     enum al_rc rc = al_fs_write_all(w->fd, data, len, err);
     if (rc)
         return al_err_set(err, rc, "cannot write '%s'", w->path);
+    al_fs_start_writeback(w->fd, &w->flushed, w->size);
     return AL_OK;
 }
 
