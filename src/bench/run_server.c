@@ -107,11 +107,15 @@ enum al_rc al_bench_server(const char *url, const struct al_bench_opts *o, json_
     int counter = 0;
     enum al_rc rc = AL_OK;
     double t_run = now_ms();
+    int wlen = o->prompt_lengths[0]; /* the warm-up's: the longest, as in run_engine.c */
+    for (int i = 1; i < o->n_prompt_lengths; i++)
+        if (o->prompt_lengths[i] > wlen)
+            wlen = o->prompt_lengths[i];
     for (int l = -1; !rc && l < o->n_prompt_lengths; l++) {
         for (int k = 0; !rc && k < o->n_concurrency; k++) {
             /* l == -1: one warm-up request, not reported. */
             struct al_bcell c = {.concurrency = l < 0 ? 1 : o->concurrency[k],
-                                 .prompt_length = o->prompt_lengths[l < 0 ? 0 : l]};
+                                 .prompt_length = l < 0 ? wlen : o->prompt_lengths[l]};
             c.n = l < 0 ? 1 : al_bench_cell_requests(o, c.concurrency);
             char **prompts = calloc((size_t)c.n, sizeof *prompts);
             struct al_lg_sample *ls = calloc((size_t)c.n, sizeof *ls);

@@ -60,6 +60,24 @@ enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err);
 enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_gen_params *p,
                                struct llama_sampler **out, struct al_err *err);
 
+/* True when p's chain is the logit bias of al_sample_banned (if any) and
+ * the greedy sampler: nothing else, so nothing in it keeps state. */
+bool al_sample_plain_greedy(const struct al_gen_params *p);
+
+/* The tokens the chain bans with a bias of minus infinity: the vocabulary's
+ * suppressed tokens and, with ignore_eos, every end-of-generation token. A
+ * malloc'd array (NULL when none). */
+enum al_rc al_sample_banned(const struct llama_vocab *vocab, const struct al_gen_params *p, llama_token **out,
+                            int *n_out, struct al_err *err);
+
+/* What a plain greedy chain picks from logits[0..n_vocab): the first
+ * maximum, when it is not banned; LLAMA_TOKEN_NULL when it is (the caller
+ * then runs the chain). Equal to the chain's choice in every case it returns
+ * a token: an earlier banned token tying the maximum would have been the
+ * first maximum itself. It skips copying n_vocab candidates and applying
+ * the bias on each token. */
+llama_token al_sample_greedy_fast(const float *logits, int n_vocab, const llama_token *banned, int n_banned);
+
 /* Stop strings of one request, copied. */
 struct al_stops {
     char **s;

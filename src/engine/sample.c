@@ -88,6 +88,59 @@ enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err)
     return AL_OK;
 }
 
+bool al_sample_plain_greedy(const struct al_gen_params *p)
+{
+    bool penalties = p->penalty_last_n != 0 &&
+                     (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
+    return p->temperature <= 0.0f && !(p->grammar && p->grammar[0]) && !penalties;
+}
+
+enum al_rc al_sample_banned(const struct llama_vocab *vocab, const struct al_gen_params *p, llama_token **out,
+                            int *n_out, struct al_err *err)
+{
+    *out = NULL;
+    *n_out = 0;
+    int n_vocab = llama_vocab_n_tokens(vocab);
+    int32_t n_suppress = 0;
+    const llama_token *suppress = llama_vocab_get_suppress_tokens(vocab, &n_suppress);
+    int n_eog = 0;
+    if (p->ignore_eos)
+        for (llama_token t = 0; t < n_vocab; t++)
+            n_eog += llama_vocab_is_eog(vocab, t);
+    if (n_suppress + n_eog == 0)
+        return AL_OK;
+    llama_token *b = malloc((size_t)(n_suppress + n_eog) * sizeof *b);
+    if (!b)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory building a sampler");
+    int n = 0;
+    for (int32_t i = 0; i < n_suppress; i++)
+        b[n++] = suppress[i];
+    for (llama_token t = 0; p->ignore_eos && t < n_vocab; t++)
+        if (llama_vocab_is_eog(vocab, t))
+            b[n++] = t;
+    *out = b;
+    *n_out = n;
+    return AL_OK;
+}
+
+llama_token al_sample_greedy_fast(const float *logits, int n_vocab, const llama_token *banned, int n_banned)
+{
+    /* The greedy sampler's rule exactly: the first index whose logit is
+     * above every earlier one. */
+    int best = 0;
+    float mx = logits[0];
+    for (int i = 1; i < n_vocab; i++) {
+        if (logits[i] > mx) {
+            mx = logits[i];
+            best = i;
+        }
+    }
+    for (int i = 0; i < n_banned; i++)
+        if (banned[i] == best)
+            return LLAMA_TOKEN_NULL;
+    return best;
+}
+
 enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_gen_params *p,
                                struct llama_sampler **out, struct al_err *err)
 {
@@ -111,27 +164,26 @@ enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_
 
     /* The model's suppressed tokens, and with ignore_eos every end of
      * generation token, get a bias of minus infinity (as llama-server does). */
-    int32_t n_suppress = 0;
-    const llama_token *suppress = llama_vocab_get_suppress_tokens(vocab, &n_suppress);
-    int n_eog = 0;
-    if (p->ignore_eos)
-        for (llama_token t = 0; t < n_vocab; t++)
-            n_eog += llama_vocab_is_eog(vocab, t);
-    if (n_suppress + n_eog > 0) {
-        llama_logit_bias *bias = calloc((size_t)(n_suppress + n_eog), sizeof *bias);
+    llama_token *banned = NULL;
+    int n_banned = 0;
+    enum al_rc rc = al_sample_banned(vocab, p, &banned, &n_banned, err);
+    if (rc) {
+        llama_sampler_free(chain);
+        return rc;
+    }
+    if (n_banned > 0) {
+        llama_logit_bias *bias = calloc((size_t)n_banned, sizeof *bias);
         if (!bias) {
+            free(banned);
             llama_sampler_free(chain);
             return al_err_set(err, AL_ERR_NOMEM, "out of memory building a sampler");
         }
-        int n = 0;
-        for (int32_t i = 0; i < n_suppress; i++)
-            bias[n++] = (llama_logit_bias){suppress[i], -INFINITY};
-        for (llama_token t = 0; p->ignore_eos && t < n_vocab; t++)
-            if (llama_vocab_is_eog(vocab, t))
-                bias[n++] = (llama_logit_bias){t, -INFINITY};
-        llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, n, bias));
+        for (int i = 0; i < n_banned; i++)
+            bias[i] = (llama_logit_bias){banned[i], -INFINITY};
+        llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, n_banned, bias));
         free(bias);
     }
+    free(banned);
 
     bool penalties = p->penalty_last_n != 0 &&
                      (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);

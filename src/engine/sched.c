@@ -40,6 +40,9 @@ struct al_engine_req {
     int n_prompt;
     int max_tokens;
     struct llama_sampler *smpl;
+    bool greedy_fast;          /* plain greedy: argmax on the logits, chain only as fallback */
+    llama_token *banned;       /* the chain's banned tokens, for greedy_fast */
+    int n_banned;
     struct al_stops stops;
     al_token_cb *on_token;
     al_done_cb *on_done;
@@ -76,7 +79,7 @@ struct al_sched {
     struct llama_context *ctx;
     llama_memory_t mem;
     struct llama_batch batch;
-    int n_batch, n_seq, n_ctx_seq, queue_max;
+    int n_batch, n_seq, n_ctx_seq, queue_max, n_vocab;
     struct slot *slots;
     char *piece;               /* scratch for one token's text */
     struct slot **fresh;       /* scratch: slots assigned in this step */
@@ -102,6 +105,7 @@ static void req_unref(struct al_engine_req *r)
         return;
     if (r->smpl)
         llama_sampler_free(r->smpl);
+    free(r->banned);
     al_stops_release(&r->stops);
     free(r->prompt);
     free(r);
@@ -255,7 +259,14 @@ static const char *token_text(struct al_sched *s, llama_token tok, int *len)
 static void slot_sample(struct al_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
-    llama_token tok = llama_sampler_sample(r->smpl, s->ctx, sl->i_batch);
+    llama_token tok = LLAMA_TOKEN_NULL;
+    if (r->greedy_fast) {
+        tok = al_sample_greedy_fast(llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->banned, r->n_banned);
+        if (tok != LLAMA_TOKEN_NULL)
+            llama_sampler_accept(r->smpl, tok); /* what llama_sampler_sample does after choosing */
+    }
+    if (tok == LLAMA_TOKEN_NULL)
+        tok = llama_sampler_sample(r->smpl, s->ctx, sl->i_batch);
     if (sl->t_first == 0)
         sl->t_first = al_engine_now_ms();
     sl->n_gen++;
@@ -482,6 +493,7 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
     s->n_seq = m->params.n_seq;
     s->n_batch = m->params.n_batch;
     s->queue_max = m->params.queue_max;
+    s->n_vocab = llama_vocab_n_tokens(m->vocab);
     pthread_mutex_init(&s->lock, NULL);
     pthread_cond_init(&s->wake, NULL);
     enum al_rc rc = AL_OK;
@@ -615,6 +627,12 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
     rc = al_sample_chain_new(m->vocab, p, &r->smpl, err);
     if (rc)
         goto fail;
+    if (al_sample_plain_greedy(p)) {
+        rc = al_sample_banned(m->vocab, p, &r->banned, &r->n_banned, err);
+        if (rc)
+            goto fail;
+        r->greedy_fast = true;
+    }
     rc = al_stops_init(&r->stops, p->stop, p->n_stop, err);
     if (rc)
         goto fail;
