@@ -144,7 +144,11 @@ static void test_roundtrip(void **state)
 
     assert_int_equal(al_minisign_keygen(NULL, &pub_text, &sec_text, &err), AL_OK);
     assert_int_equal(al_minisign_pub_parse(pub_text, &pub, &err), AL_OK);
-    char *id = keyid(&pub), *want = xasprintf("untrusted comment: minisign public key %s\n", id);
+    /* minisign prints the id with PRIX64: no leading zeros */
+    char *id = keyid(&pub), *short_id = id;
+    while (short_id[0] == '0' && short_id[1] != '\0')
+        short_id++;
+    char *want = xasprintf("untrusted comment: minisign public key %s\n", short_id);
     assert_int_equal(strncmp(pub_text, want, strlen(want)), 0);
     assert_int_equal(al_minisign_pub_format(&pub, &again, &err), AL_OK);
     assert_string_equal(again, pub_text);
