@@ -651,6 +651,9 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
     }
     if (out)
         atomic_fetch_add(&r->refs, 1);
+    /* Once queued, the worker may finish and free r (when the caller keeps
+     * no handle): read what we need first. */
+    int n_prompt = r->n_prompt;
     if (s->q_tail)
         s->q_tail->next = r;
     else
@@ -659,7 +662,7 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
     s->n_queued++;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
-    atomic_fetch_add(&s->tokens_prompt, (uint64_t)r->n_prompt);
+    atomic_fetch_add(&s->tokens_prompt, (uint64_t)n_prompt);
     if (out)
         *out = r;
     return AL_OK;
