@@ -193,7 +193,7 @@ static enum al_rc run_one(struct al_engine_model *m, const struct al_golden_prom
     return rc;
 }
 
-static enum al_rc run_new(const struct al_suite *s, struct al_golden_run **out, struct al_err *err)
+enum al_rc al_golden__run_new(const struct al_suite *s, struct al_golden_run **out, struct al_err *err)
 {
     if (!s || !out || *out)
         return al_err_set(err, AL_ERR_USAGE, "golden run: bad arguments");
@@ -215,7 +215,7 @@ enum al_rc al_golden_run_engine(struct al_engine_model *m, const struct al_suite
                                 struct al_golden_run **out, struct al_err *err)
 {
     struct al_golden_run *run = NULL;
-    enum al_rc rc = run_new(s, &run, err);
+    enum al_rc rc = al_golden__run_new(s, &run, err);
     if (rc || !run)
         return rc ? rc : AL_ERR_INTERNAL;
     al_golden_cond_local(&run->cond);

@@ -387,18 +387,12 @@ out:
 enum al_rc al_golden_run_server(const char *url, const struct al_suite *s, struct al_golden_run **out,
                                 struct al_err *err)
 {
-    if (!url || !s || !out || *out)
+    if (!url || !out || *out)
         return al_err_set(err, AL_ERR_USAGE, "al_golden_run_server: bad arguments");
-    if (s->n_golden == 0)
-        return al_err_set(err, AL_ERR_INVALID, "the suite in '%s' has no golden prompts (golden.json)", s->dir);
-    struct al_golden_run *run = calloc(1, sizeof *run);
-    if (run)
-        run->res = calloc(s->n_golden, sizeof *run->res);
-    if (!run || !run->res) {
-        free(run);
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    }
-    run->top_k = s->top_k;
+    struct al_golden_run *run = NULL;
+    enum al_rc first = al_golden__run_new(s, &run, err);
+    if (first)
+        return first;
     snprintf(run->cond.source, sizeof run->cond.source, "%s", url);
     char fp[128] = "";
     enum al_rc rc = AL_OK;

@@ -13,6 +13,9 @@ enum al_rc al_suite_read_json(const char *path, bool optional, json_t **out, str
 /* Writes j, indented, as dir/file, atomically. */
 enum al_rc al_suite_write_json(const char *dir, const char *file, json_t *j, struct al_err *err);
 
+/* A new, empty run for every golden prompt of s (checks s has some). */
+enum al_rc al_golden__run_new(const struct al_suite *s, struct al_golden_run **out, struct al_err *err);
+
 /* Fills the parts of cond that describe this machine and build. */
 void al_golden_cond_local(struct al_golden_cond *cond);
 
