@@ -68,7 +68,6 @@ static int record_golden(const char *cmd, const char *const *files, size_t n_fil
     struct al_err err = AL_ERR_INIT;
     struct al_suite *s = NULL;
     struct al_engine_model *m = NULL;
-    struct al_golden_run *run = NULL;
     struct al_model_ref mr;
     int status = 0;
     if (al_suite_load(bench_dir, &s, &err)) {
@@ -77,19 +76,10 @@ static int record_golden(const char *cmd, const char *const *files, size_t n_fil
     }
     if ((status = al_cli_model_ref(gguf, &mr)) || (status = al_cli_model_load(&mr, threads, 1, 4096, &m)))
         goto out;
-    if (al_golden_record(m, s, threads, &run, &err)) {
-        status = al_cli_fail(&err);
-        goto out;
-    }
-    int toks = 0;
-    for (size_t i = 0; i < run->n_res; i++)
-        toks += run->res[i].n_tok;
-    printf("recorded %zu golden prompts (%d tokens, top-%d log-probabilities) of %s (%.19s) into "
-           "%s/recording.json\n  conditions: llama.cpp %s, %s, %d threads\n",
-           run->n_res, toks, run->top_k, gguf, mr.digest, bench_dir, run->cond.llama_commit, run->cond.cpu_model,
-           threads);
+    char what[AL_LIMIT_PATH + 32];
+    snprintf(what, sizeof what, "%.4000s (%.19s)", gguf, mr.digest);
+    status = al_cli_record_golden(m, s, threads, what, bench_dir);
 out:
-    al_golden_run_free(run);
     al_engine_model_free(m);
     al_suite_free(s);
     return status;

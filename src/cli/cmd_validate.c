@@ -178,17 +178,7 @@ int al_cmd_validate(int argc, char **argv)
             goto out;
         snprintf(what, sizeof what, "%s (%.19s)", ref, mr.digest);
         if (record) {
-            if (al_golden_record(m, s, threads, &run, &err)) {
-                status = al_cli_fail(&err);
-                goto out;
-            }
-            int toks = 0;
-            for (size_t i = 0; i < run->n_res; i++)
-                toks += run->res[i].n_tok;
-            printf("recorded %zu golden prompts (%d tokens, top-%d log-probabilities) of %s into %s/recording.json\n"
-                   "conditions: llama.cpp %s, %s, %s\n",
-                   run->n_res, toks, run->top_k, what, suite_dir, run->cond.llama_commit, run->cond.cpu_model,
-                   run->cond.cpu_flags);
+            status = al_cli_record_golden(m, s, threads, what, suite_dir);
             goto out;
         }
         if (al_golden_run_engine(m, s, threads, &run, &err)) {

@@ -141,3 +141,20 @@ out:
     al_repo_free(r);
     return status;
 }
+
+int al_cli_record_golden(struct al_engine_model *m, const struct al_suite *s, int threads, const char *what,
+                         const char *dir)
+{
+    struct al_err err = AL_ERR_INIT;
+    struct al_golden_run *run = NULL;
+    if (al_golden_record(m, s, threads, &run, &err))
+        return al_cli_fail(&err);
+    int toks = 0;
+    for (size_t i = 0; i < run->n_res; i++)
+        toks += run->res[i].n_tok;
+    printf("recorded %zu golden prompts (%d tokens, top-%d log-probabilities) of %s into %s/recording.json\n"
+           "  conditions: llama.cpp %s, %s, %d threads\n",
+           run->n_res, toks, run->top_k, what, dir, run->cond.llama_commit, run->cond.cpu_model, threads);
+    al_golden_run_free(run);
+    return AL_EXIT_OK;
+}

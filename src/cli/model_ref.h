@@ -35,6 +35,11 @@ struct al_golden_run;
  * without bench/recording.json is an error. Returns 0 and sets *s (and *rec);
  * a version without bench/suite.json gives AL_EXIT_NOT_FOUND, printing the
  * error unless quiet; other failures print and return the exit status. */
+/* Records the suite's golden prompts on m (the build host's side), writes
+ * dir/recording.json and prints a summary naming what. Returns an exit status. */
+int al_cli_record_golden(struct al_engine_model *m, const struct al_suite *s, int threads, const char *what,
+                         const char *dir);
+
 int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec);
 
 #endif
