@@ -3,24 +3,34 @@
 # model, same threads, interleaved rounds, medians.
 #
 #   bench/bench-vs-llama-bench.sh [BUILD] [MODEL...]
-#   env: THREADS (default 2), ROUNDS (5), PP (prompt tokens, 128), TG (generated, 64)
+#   env: THREADS (default 2), ROUNDS (15), REPS (runs of each tool a round, 10),
+#        PP (prompt tokens, 128), TG (generated, 64)
 #
 # pp: llama-bench's pp<PP> (one batch of PP tokens) against airlock's prompt
 #     tokens/s at concurrency 1, prompt length PP (sequence assigned to first
 #     token sampled).
-# tg: llama-bench's tg<TG> (TG single-token decodes from an empty context)
+# tg: llama-bench's tg<TG> (TG single-token decodes from BOS at position 0)
 #     against airlock's per-stream decode tokens/s at concurrency 1 (first
-#     token to last) after an 8-token prompt: decoding after a long prompt is
-#     slower (attention over it), which llama-bench's tg does not measure.
+#     token to last) after a prompt of BOS alone (--prompt-lengths 1), so both
+#     attend over the same positions: after an 8-token prompt the fixture's
+#     tg64 does a quarter more attention work, and attention is most of its
+#     cost (perf: ggml_compute_forward_flash_attn_ext, 55%).
+# pp: airlock counts only the prompt tokens it computed (BOS and a shared
+#     first token may come from the KV cache).
 # Without MODEL: the fixture stories260K (overhead-bound) and a generated
-# model of about 20M parameters (compute-bound). Exits 1 when a median
-# differs by more than 5%.
+# model of about 20M parameters (compute-bound).
+# This machine flips between a fast and a slow state every few hundred ms
+# (shared cores; one run of the same binary reads 4,000 or 6,500 t/s on the
+# fixture). So the tools run interleaved, REPS runs each a round, and the
+# verdict compares the 90th percentile of all runs of each: both tools in the
+# fast state. The medians and the per-round paired ratio (with a 95%
+# interval) are printed beside it. Exits 1 when the p90s differ by over 5%.
 set -euo pipefail
 BUILD=${1:-build}; shift || true
 here=$(cd "$(dirname "$0")/.." && pwd)
 prefix=$(sed -n 's/^AIRLOCK_LLAMA_PREFIX:PATH=//p' "$BUILD/CMakeCache.txt")
 LB="$prefix/build/bin/llama-bench"
-THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-5} PP=${PP:-128} TG=${TG:-64}
+THREADS=${THREADS:-2} ROUNDS=${ROUNDS:-15} REPS=${REPS:-10} PP=${PP:-128} TG=${TG:-64}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
@@ -31,36 +41,50 @@ if [ ${#models[@]} -eq 0 ]; then
 fi
 status=0
 for m in "${models[@]}"; do
-    : >"$work/rows"
+    : >"$work/samples"
     for r in $(seq "$ROUNDS"); do
-        "$LB" -m "$m" -t "$THREADS" -p "$PP" -n 0 -r 1 -o json 2>/dev/null >"$work/lb-pp.json"
-        "$BUILD/airlock" bench "$m" -t "$THREADS" --concurrency 1 --prompt-lengths "8,$PP" --gen-tokens "$TG" \
-            --requests 3 --json "$work/al.json" >/dev/null 2>&1
-        "$LB" -m "$m" -t "$THREADS" -p 0 -n "$TG" -r 1 -o json 2>/dev/null >"$work/lb-tg.json"
-        python3 - "$work/lb-pp.json" "$work/lb-tg.json" "$work/al.json" >>"$work/rows" <<'PY'
+        "$LB" -m "$m" -t "$THREADS" -p "$PP" -n 0 -r "$REPS" -o json 2>/dev/null >"$work/lb-pp.json"
+        "$BUILD/airlock" bench "$m" -t "$THREADS" --concurrency 1 --prompt-lengths "1,$PP" --gen-tokens "$TG" \
+            --requests "$REPS" --json "$work/al.json" >/dev/null 2>&1
+        "$LB" -m "$m" -t "$THREADS" -p 0 -n "$TG" -r "$REPS" -o json 2>/dev/null >"$work/lb-tg.json"
+        # One JSON line a round: every run's tokens/s, per tool and test.
+        python3 - "$work/lb-pp.json" "$work/lb-tg.json" "$work/al.json" >>"$work/samples" <<'PY'
 import json, sys
-pp = json.load(open(sys.argv[1]))[0]["avg_ts"]
-tg = json.load(open(sys.argv[2]))[0]["avg_ts"]
+lb_pp = json.load(open(sys.argv[1]))[0]["samples_ts"]
+lb_tg = json.load(open(sys.argv[2]))[0]["samples_ts"]
 cells = json.load(open(sys.argv[3]))["cells"]
-short = [c for c in cells if c["prompt_length"] == 8][0]["summary"]
-long_ = [c for c in cells if c["prompt_length"] != 8][-1]["summary"] if len(cells) > 1 else short
-print(pp, long_["pp_tps"], tg, short["decode_tps"])
+al_tg = [(s["n_gen"] - 1) / (s["gen_ms"] / 1e3) for c in cells if c["prompt_length"] == 1
+         for s in c["samples"] if not s["error"] and s["gen_ms"] > 0]
+al_pp = [(s["n_prompt"] - s["n_cached"]) / (s["prompt_ms"] / 1e3) for c in cells if c["prompt_length"] != 1
+         for s in c["samples"] if not s["error"] and s["prompt_ms"] > 0]
+print(json.dumps({"lb_pp": lb_pp, "al_pp": al_pp, "lb_tg": lb_tg, "al_tg": al_tg}))
 PY
     done
-    python3 - "$m" "$THREADS" "$PP" "$TG" "$work/rows" <<'PY' || status=1
-import statistics, sys
+    python3 - "$m" "$THREADS" "$PP" "$TG" "$work/samples" <<'PY' || status=1
+import json, statistics, sys
 m, t, pp, tg = sys.argv[1:5]
-rows = [list(map(float, l.split())) for l in open(sys.argv[5])]
-cols = list(zip(*rows))
-med = [statistics.median(c) for c in cols]
+rounds = [json.loads(l) for l in open(sys.argv[5])]
 bad = False
-print("%s, %s threads, %d interleaved rounds" % (m.split("/")[-1], t, len(rows)))
-for name, lb, al in (("pp%s" % pp, med[0], med[1]), ("tg%s" % tg, med[2], med[3])):
-    d = 100 * (al - lb) / lb
-    bad |= abs(d) > 5
-    print("  %-6s llama-bench %9.1f t/s   airlock bench %9.1f t/s   %+6.1f%%%s" % (name, lb, al, d, "  (beyond 5%)" if abs(d) > 5 else ""))
-    print("         rounds: llama-bench %s" % " ".join("%.0f" % x for x in cols[0 if name.startswith("pp") else 2]))
-    print("                 airlock     %s" % " ".join("%.0f" % x for x in cols[1 if name.startswith("pp") else 3]))
+print("%s, %s threads, %d interleaved rounds of %d runs each" % (m.split("/")[-1], t, len(rounds), len(rounds[0]["lb_tg"])))
+def q(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * len(xs)))]
+for name, key in (("pp%s" % pp, "pp"), ("tg%s" % tg, "tg")):
+    lb_all = [x for r in rounds for x in r["lb_" + key]]
+    al_all = [x for r in rounds for x in r["al_" + key]]
+    # The machine runs in a fast and a slow state (shared cores): the 90th
+    # percentile of every run is each tool in the fast state, the verdict.
+    best = 100 * (q(al_all, 0.9) / q(lb_all, 0.9) - 1)
+    ratios = sorted(statistics.median(r["al_" + key]) / statistics.median(r["lb_" + key]) for r in rounds)
+    d = 100 * (statistics.median(ratios) - 1)
+    n = len(ratios)
+    k = max(0, int((n - 1.96 * n ** 0.5) / 2))   # about 95% confidence, sign test
+    lo, hi = ratios[k], ratios[n - 1 - k]
+    bad |= abs(best) > 5
+    print("  %-6s fast state (p90 of %d runs each): llama-bench %9.1f t/s   airlock %9.1f t/s   %+6.1f%%%s"
+          % (name, len(lb_all), q(lb_all, 0.9), q(al_all, 0.9), best, "  (beyond 5%)" if abs(best) > 5 else ""))
+    print("         medians: llama-bench %9.1f t/s   airlock %9.1f t/s   paired by round %+6.1f%% (95%% CI %+.1f%% .. %+.1f%%)"
+          % (statistics.median(lb_all), statistics.median(al_all), d, 100 * (lo - 1), 100 * (hi - 1)))
 sys.exit(1 if bad else 0)
 PY
 done

@@ -7,6 +7,7 @@
 /* One request as measured; times in ms, < 0 when unknown. */
 struct al_bsample {
     int n_prompt, n_gen;
+    int n_cached;             /* prompt tokens reused from the KV cache, not computed */
     double ttft_ms, prompt_ms, gen_ms, latency_ms;
     double *itl_ms;           /* gaps between streamed tokens */
     int n_itl;

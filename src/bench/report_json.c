@@ -82,18 +82,19 @@ json_t *al_bench_cell_json(const struct al_bcell *c)
         for (int g = 0; gaps && g < s->n_itl; g++)
             json_array_append_new(gaps, json_real(round(s->itl_ms[g] * 1000) / 1000));
         json_array_append_new(samples,
-                              json_pack("{s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:s}", "n_prompt", s->n_prompt, "n_gen",
-                                        s->n_gen, "ttft_ms", num(s->ttft_ms), "prompt_ms", num(s->prompt_ms),
-                                        "gen_ms", num(s->gen_ms), "latency_ms", num(s->latency_ms), "itl_ms",
-                                        gaps ? gaps : json_array(), "error", s->error));
+                              json_pack("{s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o, s:s}", "n_prompt", s->n_prompt,
+                                        "n_cached", s->n_cached, "n_gen", s->n_gen, "ttft_ms", num(s->ttft_ms),
+                                        "prompt_ms", num(s->prompt_ms), "gen_ms", num(s->gen_ms), "latency_ms",
+                                        num(s->latency_ms), "itl_ms", gaps ? gaps : json_array(), "error",
+                                        s->error));
         if (s->error[0])
             continue;
         ok++;
         gen_total += s->n_gen;
         ttft[k] = s->ttft_ms;
         lat[k++] = s->latency_ms;
-        if (s->prompt_ms > 0 && s->n_prompt > 0)
-            pp[npp++] = s->n_prompt / (s->prompt_ms / 1e3);
+        if (s->prompt_ms > 0 && s->n_prompt - s->n_cached > 0)
+            pp[npp++] = (s->n_prompt - s->n_cached) / (s->prompt_ms / 1e3);
         if (s->gen_ms > 0 && s->n_gen > 1)
             dec[ndec++] = (s->n_gen - 1) / (s->gen_ms / 1e3);
         for (int g = 0; g < s->n_itl; g++)

@@ -8,7 +8,9 @@
  * the text is repeated, tokenized, cut to length - 1 tokens (BOS comes back
  * when the request is tokenized) and detokenized. A request number in front
  * makes every prompt differ from its first tokens, so no request reuses
- * another's KV cache and every prompt is computed in full.
+ * another's KV cache beyond BOS and the number's first token; prompt
+ * tokens/s counts only the tokens computed. A length of 1 is BOS alone, the
+ * start of llama-bench's tg test: decode then runs from position 1.
  */
 #include "bench/bench_int.h"
 
@@ -55,6 +57,7 @@ static void on_done(void *ud, const struct al_gen_result *res)
     struct al_bsample *s = q->s;
     s->latency_ms = now_ms() - q->t0;
     s->n_prompt = res->n_prompt;
+    s->n_cached = res->n_cached;
     s->n_gen = res->n_gen;
     s->ttft_ms = res->ttft_ms;
     s->prompt_ms = res->prompt_ms;
@@ -72,6 +75,8 @@ static void on_done(void *ud, const struct al_gen_result *res)
 static char *make_prompt(struct al_engine_model *m, const struct al_bench_opts *o, int idx, int len,
                          struct al_err *err)
 {
+    if (len <= 1)
+        return strdup(""); /* BOS alone */
     const char *base = o->texts[(size_t)idx % o->n_texts];
     struct al_buf b;
     al_buf_init(&b, AL_LIMIT_PROMPT_BYTES);
@@ -92,7 +97,7 @@ static char *make_prompt(struct al_engine_model *m, const struct al_bench_opts *
     enum al_rc rc = al_engine_tokenize(m, b.data, b.len, false, false, &ids, &n, err);
     al_buf_release(&b);
     if (!rc) {
-        size_t keep = len > 1 ? (size_t)len - 1 : 1;
+        size_t keep = (size_t)len - 1;
         rc = al_engine_detokenize(m, ids, n < keep ? n : keep, false, &text, &tlen, err);
     }
     free(ids);

@@ -65,6 +65,8 @@ out:
 
 static char *make_prompt(const char *url, const struct al_bench_opts *o, int idx, int len, bool *tokenizer)
 {
+    if (len <= 1)
+        return strdup(""); /* BOS alone, as in run_engine.c */
     const char *base = o->texts[(size_t)idx % o->n_texts];
     struct al_buf b;
     al_buf_init(&b, AL_LIMIT_PROMPT_BYTES);
