@@ -7,6 +7,7 @@
 //    decode_tps_p50, errors: [...first few...]}
 // usage: node serve_load.mjs --url http://127.0.0.1:8741 [--model M] [--clients 8]
 //        [--duration 60 | --requests 3] [--max-tokens 128] [--prompt TEXT] [--ignore-eos]
+//        [--ttft-out FILE]   (appends every request's time to first token, ms, a line each)
 const args = Object.fromEntries(process.argv.slice(2).reduce((a, x, i, all) => {
   if (x.startsWith("--")) a.push([x.slice(2), all[i + 1] && !all[i + 1].startsWith("--") ? all[i + 1] : true]);
   return a;
@@ -61,6 +62,10 @@ async function client() {
 }
 
 await Promise.all(Array.from({ length: clients }, client));
+if (args["ttft-out"]) {
+  const { appendFileSync } = await import("node:fs");
+  appendFileSync(args["ttft-out"], results.map(r => r.ttft.toFixed(3) + "\n").join(""));
+}
 const wall = (performance.now() - t0) / 1000;
 const q = (xs, p) => { const s = [...xs].sort((a, b) => a - b); return s.length ? s[Math.min(s.length - 1, Math.floor(p * s.length))] : 0; };
 const tokens = results.reduce((s, r) => s + r.tokens, 0);

@@ -8,6 +8,17 @@
  * TICK_MS while it waits, checks whether the client has gone, the request's
  * time is up or the server is stopping, and cancels the engine request then.
  *
+ * Handing over: after a stream's first token and after the end of any
+ * request the worker yields its CPU, so the connection thread, woken or still
+ * on its way to the wait, runs now. The compute threads keep every core busy
+ * (they spin between steps), and Linux's scheduler (EEVDF, 6.6+) would
+ * otherwise let the worker finish its slice before the woken thread runs: the
+ * event then waits up to a timer tick (4 ms) in memory. Measured on the
+ * fixture, one stream, two threads: time to first token p50 2.7 ms without,
+ * 1.1 ms with. Not after every token: a switch per token cost the fixture a
+ * third of its decode rate, while tokens that wait for a tick go out together
+ * in one write.
+ *
  * References: the request (h->gen, dropped in the finish path), the engine
  * (until on_done) and a streaming response (until libmicrohttpd frees it)
  * each hold one; the last one frees.
@@ -15,6 +26,7 @@
 #include "server/http_int.h"
 
 #include <math.h>
+#include <sched.h>
 #include <time.h>
 
 #include "core/limits.h"
@@ -312,8 +324,11 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         al_buf_addstr(&g->sse, ",\"finish_reason\":null}]}\n\n");
     }
     bool ok = !al_buf_failed(&g->sse) && !al_buf_failed(&g->text) && !g->lp_nomem;
+    bool first = g->stream && g->n_pieces == 1;
     pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
+    if (first)
+        sched_yield(); /* see "Handing over" above */
     return ok && !atomic_load(&g->cancel);
 }
 
@@ -378,6 +393,7 @@ static void on_done(void *ud, const struct al_gen_result *res)
         pthread_cond_broadcast(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
     al_gen_unref(g); /* the engine's reference */
+    sched_yield();
 }
 
 static void request_cancel(struct al_gen *g, const char *why)
