@@ -41,9 +41,12 @@ airlock_add() {
 }
 hash_only() {
     # airlock's hashing path alone: al_sha256 over the cached file, through
-    # the same code `airlock fsck` uses to re-hash a blob.
+    # the same code `airlock fsck` uses to re-hash a blob. add writes the blob
+    # past the page cache (O_DIRECT), so it is read into the cache first:
+    # this measures hashing, not the disk.
     rm -rf "$work/home"
     AIRLOCK_HOME="$work/home" "$bin" add bench "$file" >/dev/null
+    cat "$work"/home/blobs/sha256/* >/dev/null
     local t0; t0=$(now)
     AIRLOCK_HOME="$work/home" "$bin" fsck >/dev/null
     echo "$(now) - $t0" | bc

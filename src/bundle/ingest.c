@@ -283,7 +283,9 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
         al_digest_format(raw, en->digest);
         al_sha256_free(h);
     } else {
-        al_blob_writer_digest(en->w, en->digest, NULL);
+        enum al_rc drc = al_blob_writer_digest(en->w, en->digest, NULL, rc ? NULL : err);
+        if (!rc)
+            rc = drc;
     }
     if (rc)
         return rc;

@@ -163,6 +163,54 @@ bool al_fs_exists(const char *path)
 
 #define WRITEBACK_CHUNK (8ull << 20)
 
+void al_fs_sink_init(struct al_fs_sink *k, int fd)
+{
+    k->fd = fd;
+    k->off = 0;
+    k->flushed = 0;
+    int fl = fcntl(fd, F_GETFL);
+    k->direct = fl >= 0 && fcntl(fd, F_SETFL, fl | O_DIRECT) == 0;
+}
+
+static void sink_buffered(struct al_fs_sink *k)
+{
+    int fl = fcntl(k->fd, F_GETFL);
+    if (fl >= 0)
+        (void)fcntl(k->fd, F_SETFL, fl & ~O_DIRECT);
+    k->direct = false;
+}
+
+static enum al_rc sink_pwrite(struct al_fs_sink *k, const char *p, size_t len, struct al_err *err)
+{
+    while (len > 0) {
+        ssize_t n = pwrite(k->fd, p, len, (off_t)k->off);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EINVAL && k->direct) {
+            sink_buffered(k); /* a filesystem that takes the flag, not the writes */
+            continue;
+        }
+        if (n < 0)
+            return al_err_sys(err, AL_ERR_IO, "write failed");
+        p += n;
+        len -= (size_t)n;
+        k->off += (uint64_t)n;
+        if (k->direct && len > 0 && (n % AL_FS_DIRECT_ALIGN) != 0)
+            sink_buffered(k); /* a short direct write left us unaligned */
+    }
+    return AL_OK;
+}
+
+enum al_rc al_fs_sink_write(struct al_fs_sink *k, const void *data, size_t len, struct al_err *err)
+{
+    if (k->direct && (((uintptr_t)data | len | k->off) % AL_FS_DIRECT_ALIGN) != 0)
+        sink_buffered(k);
+    enum al_rc rc = sink_pwrite(k, data, len, err);
+    if (!rc && !k->direct)
+        al_fs_start_writeback(k->fd, &k->flushed, k->off);
+    return rc;
+}
+
 void al_fs_start_writeback(int fd, uint64_t *flushed, uint64_t written)
 {
     if (written - *flushed < WRITEBACK_CHUNK)

@@ -36,6 +36,25 @@ enum al_rc al_fs_write_all(int fd, const void *data, size_t len, struct al_err *
  * A hint: errors are left to the final fsync to report. */
 void al_fs_start_writeback(int fd, uint64_t *flushed, uint64_t written);
 
+/* Where a large file's data goes on its way to disk. Whole, aligned 4 KiB
+ * multiples are written with O_DIRECT where the filesystem takes it: no copy
+ * into the page cache and no writeback to wait for, which on this kind of
+ * virtual disk writes 2 GiB in 2 s against 4.7-6.5 s buffered (dd, with the
+ * final fsync either way). The first write that is not aligned (the tail)
+ * turns O_DIRECT off and the rest goes through the page cache, with
+ * al_fs_start_writeback. The caller still fsyncs before trusting the data. */
+struct al_fs_sink {
+    int fd;
+    bool direct;
+    uint64_t off;     /* bytes written so far (the file starts empty) */
+    uint64_t flushed; /* for al_fs_start_writeback */
+};
+#define AL_FS_DIRECT_ALIGN 4096
+
+/* fd: an empty regular file open for writing. */
+void al_fs_sink_init(struct al_fs_sink *k, int fd);
+enum al_rc al_fs_sink_write(struct al_fs_sink *k, const void *data, size_t len, struct al_err *err);
+
 /* snprintf into out[size]; AL_ERR_LIMIT naming the cap when truncated. */
 enum al_rc al_path_fmt(char *out, size_t size, struct al_err *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

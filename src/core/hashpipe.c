@@ -62,8 +62,9 @@ struct al_hash_stream *al_hash_stream_new(void)
     struct al_hash_stream *s = calloc(1, sizeof *s);
     if (s == NULL || (s->hash = al_sha256_new()) == NULL)
         goto fail;
+    /* Page-aligned, so a full slot can go to disk with O_DIRECT (al_fs_sink). */
     for (int i = 0; i < STREAM_SLOTS; i++)
-        if ((s->slots[i].data = malloc(STREAM_BLOCK)) == NULL)
+        if (posix_memalign((void **)&s->slots[i].data, AL_FS_DIRECT_ALIGN, STREAM_BLOCK) != 0)
             goto fail;
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
@@ -173,7 +174,10 @@ enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_
     if (hs == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory while hashing");
     enum al_rc rc = AL_OK;
-    uint64_t total = 0, flushed = 0;
+    uint64_t total = 0;
+    struct al_fs_sink sink;
+    if (dst >= 0)
+        al_fs_sink_init(&sink, dst);
     for (;;) {
         size_t cap = 0;
         unsigned char *buf = al_hash_stream_slot(hs, &cap);
@@ -187,12 +191,11 @@ enum al_rc al_sha256_copy(int src, int dst, char digest[AL_DIGEST_SIZE], uint64_
         }
         if (n == 0)
             break;
-        if (dst >= 0 && (rc = al_fs_write_all(dst, buf, (size_t)n, err)))
-            break;
+        /* The hasher and the disk read the slot at the same time. */
         al_hash_stream_submit(hs, (size_t)n);
+        if (dst >= 0 && (rc = al_fs_sink_write(&sink, buf, (size_t)n, err)))
+            break;
         total += (uint64_t)n;
-        if (dst >= 0)
-            al_fs_start_writeback(dst, &flushed, total);
         al_progress_add(progress, (uint64_t)n);
     }
     if (!rc) {

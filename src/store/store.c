@@ -33,9 +33,11 @@ struct al_blob_writer {
     struct al_store *store;
     char path[AL_LIMIT_PATH];
     int fd;
+    struct al_fs_sink sink;      /* O_DIRECT for whole slots where the filesystem allows */
     struct al_hash_stream *hash; /* hashes on a helper thread while we write */
+    unsigned char *slot;         /* the hash stream's slot being filled, or NULL */
+    size_t slot_cap, slot_fill;
     uint64_t size;
-    uint64_t flushed; /* bytes whose writeback has been started */
     bool committed;
     bool external_digest; /* set when the content was hashed elsewhere (reflink), or finished */
     char digest[AL_DIGEST_SIZE];
@@ -158,27 +160,65 @@ enum al_rc al_blob_writer_new(struct al_store *s, struct al_blob_writer **out, s
         return rc;
     }
     flock(w->fd, LOCK_EX); /* marks it live for al_store_sweep_tmp() */
+    al_fs_sink_init(&w->sink, w->fd);
     *out = w;
     return AL_OK;
 }
 
+/* Hands the filled slot to the hasher and to the disk, which both read it. */
+static enum al_rc flush_slot(struct al_blob_writer *w, struct al_err *err)
+{
+    if (w->slot == NULL)
+        return AL_OK;
+    size_t n = w->slot_fill;
+    unsigned char *p = w->slot;
+    w->slot = NULL;
+    w->slot_fill = 0;
+    al_hash_stream_submit(w->hash, n);
+    enum al_rc rc = n ? al_fs_sink_write(&w->sink, p, n, err) : AL_OK;
+    return rc ? al_err_set(err, rc, "cannot write '%s'", w->path) : AL_OK;
+}
+
+/* Data is gathered in the hash stream's page-aligned slots: one copy, then
+ * each full slot is hashed and written (directly, see al_fs_sink) from there. */
 enum al_rc al_blob_writer_write(struct al_blob_writer *w, const void *data, size_t len, struct al_err *err)
 {
-    al_hash_stream_feed(w->hash, data, len);
+    const unsigned char *p = data;
     w->size += len;
-    enum al_rc rc = al_fs_write_all(w->fd, data, len, err);
-    if (rc)
-        return al_err_set(err, rc, "cannot write '%s'", w->path);
-    al_fs_start_writeback(w->fd, &w->flushed, w->size);
+    while (len > 0) {
+        if (w->slot == NULL)
+            w->slot = al_hash_stream_slot(w->hash, &w->slot_cap);
+        size_t n = w->slot_cap - w->slot_fill < len ? w->slot_cap - w->slot_fill : len;
+        memcpy(w->slot + w->slot_fill, p, n);
+        w->slot_fill += n;
+        p += n;
+        len -= n;
+        if (w->slot_fill == w->slot_cap) {
+            enum al_rc rc = flush_slot(w, err);
+            if (rc)
+                return rc;
+        }
+    }
     return AL_OK;
+}
+
+/* The last, partial slot, then the digest. */
+static enum al_rc finish(struct al_blob_writer *w, struct al_err *err)
+{
+    if (w->external_digest)
+        return AL_OK;
+    enum al_rc rc = flush_slot(w, err);
+    al_hash_stream_final(w->hash, w->digest);
+    w->external_digest = true;
+    return rc;
 }
 
 enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
                                  char digest[AL_DIGEST_SIZE], uint64_t *size, struct al_err *err)
 {
-    if (!w->external_digest) {
-        al_hash_stream_final(w->hash, w->digest);
-    }
+    enum al_rc rc = finish(w, err);
+    if (rc)
+        return rc;
     if (expected && strcmp(expected, w->digest) != 0)
         return al_err_set(err, AL_ERR_VERIFY, "content does not match its digest: expected %s, got %s",
                           expected, w->digest);
@@ -187,7 +227,7 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
     if (fchmod(w->fd, 0444) != 0)
         return al_err_sys(err, AL_ERR_IO, "cannot chmod '%s'", w->path);
     char final[AL_LIMIT_PATH];
-    enum al_rc rc = al_path_fmt(final, sizeof final, err, "%s/%s", w->store->blobs, w->digest + 7);
+    rc = al_path_fmt(final, sizeof final, err, "%s/%s", w->store->blobs, w->digest + 7);
     if (rc)
         return rc;
     struct stat st;
@@ -207,16 +247,15 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
     return AL_OK;
 }
 
-void al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size)
+enum al_rc al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size,
+                                 struct al_err *err)
 {
-    if (!w->external_digest) {
-        al_hash_stream_final(w->hash, w->digest);
-        w->external_digest = true;
-    }
+    enum al_rc rc = finish(w, err);
     if (digest)
         memcpy(digest, w->digest, AL_DIGEST_SIZE);
     if (size)
         *size = w->size;
+    return rc;
 }
 
 void al_blob_writer_free(struct al_blob_writer *w)

@@ -49,10 +49,12 @@ enum al_rc al_blob_writer_write(struct al_blob_writer *w, const void *data, size
  * digest mismatch: AL_ERR_VERIFY and the temporary file is gone. */
 enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
                                  char digest[AL_DIGEST_SIZE], uint64_t *size, struct al_err *err);
-/* Finishes hashing without committing: the digest and size of what was
- * written so far, so a caller can prove a whole set of blobs before making
- * any of them visible. No more writes may follow; commit still may. */
-void al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size);
+/* Finishes writing and hashing without committing: the digest and size of
+ * what was written, so a caller can prove a whole set of blobs before making
+ * any of them visible. No more writes may follow; commit still may. An error
+ * when the last data could not be written. */
+enum al_rc al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size,
+                                 struct al_err *err);
 /* Frees; removes the temporary file unless committed. NULL is a no-op. */
 void al_blob_writer_free(struct al_blob_writer *w);
 
