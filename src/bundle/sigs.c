@@ -87,7 +87,10 @@ static enum al_rc check_gpg(struct al_ing *g, const struct al_ing_sig *sig, stru
         if (s == NULL)
             break;
         snprintf(s->id, sizeof s->id, "%s", ps[i].fpr);
+        /* Trust names primary keys; a signing subkey counts as its primary. */
         const struct al_trust_key *k = al_trust_find(&g->trust, ps[i].fpr);
+        if (k == NULL && ps[i].primary[0])
+            k = al_trust_find(&g->trust, ps[i].primary);
         if (k == NULL || k->kind != AL_TRUST_GPG) {
             snprintf(s->status, sizeof s->status, "untrusted key");
             continue;

@@ -12,6 +12,7 @@
 #include <gpgme.h>
 #include <pthread.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 
 #include "core/limits.h"
@@ -72,8 +73,26 @@ static const char *status_name(gpgme_error_t status)
     }
 }
 
+/* The primary key's fingerprint of the key that holds subkey fpr: trust is
+ * given to a primary key (what `trust add --gpg` imports and names), while
+ * most keys sign with a signing subkey. "" when the keyring lacks it. */
+static void primary_of(gpgme_ctx_t ctx, const char *fpr, char out[AL_PGP_FPR_MAX])
+{
+    out[0] = '\0';
+    gpgme_key_t key = NULL;
+    if (gpgme_get_key(ctx, fpr, &key, 0) != 0 || key == NULL)
+        return;
+    /* Only a subkey of this key may have made the signature. */
+    for (gpgme_subkey_t sk = key->subkeys; sk; sk = sk->next)
+        if (sk->fpr && strcasecmp(sk->fpr, fpr) == 0 && key->subkeys->fpr) {
+            snprintf(out, AL_PGP_FPR_MAX, "%s", key->subkeys->fpr);
+            break;
+        }
+    gpgme_key_unref(key);
+}
+
 /* Copies the verify result into plain structs; returns the count. */
-static enum al_rc collect(gpgme_verify_result_t res, struct al_pgp_signer **out, size_t *n,
+static enum al_rc collect(gpgme_ctx_t ctx, gpgme_verify_result_t res, struct al_pgp_signer **out, size_t *n,
                           struct al_err *err)
 {
     size_t count = 0;
@@ -89,6 +108,8 @@ static enum al_rc collect(gpgme_verify_result_t res, struct al_pgp_signer **out,
         GPGME_SIGSUM_KEY_REVOKED | GPGME_SIGSUM_KEY_EXPIRED | GPGME_SIGSUM_SIG_EXPIRED | GPGME_SIGSUM_RED;
     for (gpgme_signature_t s = res->signatures; s; s = s->next, i++) {
         snprintf(v[i].fpr, sizeof v[i].fpr, "%s", s->fpr ? s->fpr : "?");
+        if (s->fpr)
+            primary_of(ctx, s->fpr, v[i].primary);
         v[i].good = gpgme_err_code(s->status) == GPG_ERR_NO_ERROR && (s->summary & unusable) == 0 &&
                     !s->wrong_key_usage;
         v[i].status = status_name(s->status);
@@ -130,7 +151,7 @@ enum al_rc al_pgp_verify(const char *home, const void *msg, size_t len, const vo
         rc = al_err_set(err, AL_ERR_IO, "gnupg cannot verify with keyring '%s': %s", home, gpgme_strerror(e));
         goto out;
     }
-    rc = collect(gpgme_op_verify_result(ctx), signers, n, err);
+    rc = collect(ctx, gpgme_op_verify_result(ctx), signers, n, err);
     if (rc)
         goto out;
     if (*n == 0) {

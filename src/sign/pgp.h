@@ -30,6 +30,7 @@
 /* One signature found in a detached signature file. */
 struct al_pgp_signer {
     char fpr[AL_PGP_FPR_MAX]; /* signing key's fingerprint; a key id when the key is unknown */
+    char primary[AL_PGP_FPR_MAX]; /* its primary key's fingerprint (= fpr unless a subkey signed; "" when unknown) */
     bool good;                /* valid, by a key in the keyring, not expired or revoked */
     const char *status;       /* GnuPG's word for it: "good", "bad signature", "no public key" ... */
     const char *validity;     /* GnuPG's key validity: "unknown", "full", "ultimate" ... */

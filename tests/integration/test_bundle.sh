@@ -109,6 +109,24 @@ sed -i '1s/^./0/; 1s/^00/11/' plain2/checksums.txt
 expect_status 5 airlock ingest bad-gpg.tar.gz --as foo:2.0
 ok "a changed checksums.txt under a gpg signature is refused"
 
+# most operators' keys sign with a subkey: trust names the primary key
+gpg --batch --quick-gen-key --passphrase '' --pinentry-mode loopback 'Release <release@example.org>' ed25519 cert never 2>/dev/null
+rfpr=$(gpg --with-colons --list-keys release@example.org | awk -F: '/^fpr/ {print $10; exit}')
+gpg --batch --passphrase '' --pinentry-mode loopback --quick-add-key "$rfpr" ed25519 sign never 2>/dev/null
+sfpr=$(gpg --with-colons --list-keys release@example.org | awk -F: '/^fpr/ {n++} /^fpr/ && n == 2 {print $10; exit}')
+[ -n "$sfpr" ] && [ "$sfpr" != "$rfpr" ] || fail "no signing subkey was made"
+gpg --armor --export "$rfpr" >release.asc
+mkdir plain3 && cp plain/foo.gguf plain/tokenizer.json plain/checksums.txt plain3/
+(cd plain3 && gpg --batch --local-user "$rfpr" --detach-sign --armor checksums.txt 2>/dev/null &&
+    tar czf ../sub.tar.gz foo.gguf tokenizer.json checksums.txt checksums.txt.asc)
+gpg --batch --list-packets plain3/checksums.txt.asc 2>/dev/null | grep -qi "${sfpr: -16}" || fail "gpg did not sign with the subkey"
+expect_status 6 airlock verify sub.tar.gz --as foo:4.0
+airlock trust add release --gpg release.asc >/dev/null
+expect_status 0 airlock ingest sub.tar.gz --as foo:4.0
+expect_status 0 airlock show foo:4.0
+echo "$OUT" | grep -q "$rfpr" || fail "show lacks the primary key $rfpr of subkey $sfpr: $OUT"
+ok "a signature by a signing subkey counts for its trusted primary key"
+
 # revoking the gpg key refuses its old bundle
 airlock trust revoke ops >/dev/null
 expect_status 6 airlock verify plain/foo-model-bundle.tar.gz --as foo:3.0
