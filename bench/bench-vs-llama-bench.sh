@@ -4,7 +4,7 @@
 #
 #   bench/bench-vs-llama-bench.sh [BUILD] [MODEL...]
 #   env: THREADS (default 2), ROUNDS (15), REPS (runs of each tool a round, 10),
-#        PP (prompt tokens), TG (generated): 128 and 64, or 512 and 256 for a
+#        PP (prompt tokens), TG (generated): 512 and 64, or 512 and 256 for a
 #        model under 16 MB, whose runs would otherwise last a few ms each,
 #        shorter than the machine's swings (the fixture at 128/64 read -11% to
 #        +11% from one run of this script to the next; at 512/256, +2.4% / -1.1%)
@@ -45,7 +45,7 @@ if [ ${#models[@]} -eq 0 ]; then
 fi
 status=0
 for m in "${models[@]}"; do
-    if [ "$(stat -c %s "$m")" -lt $((16 << 20)) ]; then PP=${PP_SET:-512} TG=${TG_SET:-256}; else PP=${PP_SET:-128} TG=${TG_SET:-64}; fi
+    if [ "$(stat -c %s "$m")" -lt $((16 << 20)) ]; then PP=${PP_SET:-512} TG=${TG_SET:-256}; else PP=${PP_SET:-512} TG=${TG_SET:-64}; fi
     : >"$work/samples"
     for r in $(seq "$ROUNDS"); do
         "$LB" -m "$m" -t "$THREADS" -p "$PP" -n 0 -r "$REPS" -o json 2>/dev/null >"$work/lb-pp.json"
