@@ -532,10 +532,10 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
                         m->n_ctx_seq, *why ? ": " : "", why);
         goto fail;
     }
-    /* Without a pool of its own, ggml starts and joins its threads on every
-     * llama_decode: tens of microseconds a step, a fifth of a small model's
-     * decode. A persistent pool (what llama-bench and llama-server attach)
-     * spins briefly between steps, then sleeps. */
+    /* Without a pool of its own, ggml sets up its compute threads on every
+     * llama_decode. A persistent pool, which llama-bench and llama-server
+     * attach too, closed our 8-12% decode gap to llama-bench on a generated
+     * 20M model (bench/bench-vs-llama-bench.sh). */
     struct ggml_threadpool_params tpp = ggml_threadpool_params_default(m->params.threads);
     s->pool = ggml_threadpool_new(&tpp);
     if (s->pool)
