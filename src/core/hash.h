@@ -42,18 +42,16 @@ bool al_hex64_valid(const char *s);
 struct al_progress;
 
 /* An SHA-256 computed on a helper thread while the caller goes on: a ring of
- * 1 MiB slots handed over in order. Either fill a slot in place
- * (al_hash_stream_slot, then al_hash_stream_submit) or copy data in
- * (al_hash_stream_feed). A submitted slot is reused only after three more
- * slots have been taken, so a reader may keep using the last one it filled
- * (libarchive does) until it asks for the next. Without a thread (creation
- * failed) it hashes inline. */
+ * page-aligned 1 MiB slots handed over in order. Fill a slot in place
+ * (al_hash_stream_slot), then hand it over (al_hash_stream_submit). A
+ * submitted slot is reused only after three more slots have been taken, so a
+ * reader may keep using the last one it filled (libarchive does) until it
+ * asks for the next. Without a thread (creation failed) it hashes inline. */
 struct al_hash_stream;
 struct al_hash_stream *al_hash_stream_new(void);
 /* Waits for a free slot; returns it and its capacity. */
 unsigned char *al_hash_stream_slot(struct al_hash_stream *s, size_t *cap);
 void al_hash_stream_submit(struct al_hash_stream *s, size_t len);
-void al_hash_stream_feed(struct al_hash_stream *s, const void *data, size_t len);
 /* Waits for the hasher, writes the digest; the stream is then spent. */
 void al_hash_stream_final(struct al_hash_stream *s, char digest[AL_DIGEST_SIZE]);
 void al_hash_stream_free(struct al_hash_stream *s);

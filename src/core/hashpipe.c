@@ -31,7 +31,6 @@ struct al_hash_stream {
     pthread_cond_t cv;
     struct slot slots[STREAM_SLOTS];
     size_t next;      /* the caller's next slot */
-    size_t fill;      /* bytes already copied into slots[next] by feed */
     bool eof;         /* no slot will become full again */
     bool threaded;
     pthread_t thread;
@@ -97,7 +96,6 @@ void al_hash_stream_submit(struct al_hash_stream *s, size_t len)
 {
     struct slot *sl = &s->slots[s->next];
     s->next = (s->next + 1) % STREAM_SLOTS;
-    s->fill = 0;
     if (len == 0)
         return;
     sl->len = len;
@@ -111,26 +109,8 @@ void al_hash_stream_submit(struct al_hash_stream *s, size_t len)
     pthread_mutex_unlock(&s->mu);
 }
 
-void al_hash_stream_feed(struct al_hash_stream *s, const void *data, size_t len)
-{
-    const unsigned char *p = data;
-    while (len > 0) {
-        size_t cap = 0;
-        unsigned char *slot = al_hash_stream_slot(s, &cap);
-        size_t n = cap - s->fill < len ? cap - s->fill : len;
-        memcpy(slot + s->fill, p, n);
-        s->fill += n;
-        p += n;
-        len -= n;
-        if (s->fill == cap)
-            al_hash_stream_submit(s, cap);
-    }
-}
-
 static void stop(struct al_hash_stream *s)
 {
-    if (s->fill)
-        al_hash_stream_submit(s, s->fill);
     if (s->threaded) {
         pthread_mutex_lock(&s->mu);
         s->eof = true;

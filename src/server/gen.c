@@ -15,9 +15,9 @@
  * otherwise let the worker finish its slice before the woken thread runs: the
  * event then waits up to a timer tick (4 ms) in memory. Measured on the
  * fixture, one stream, two threads: time to first token p50 2.7 ms without,
- * 1.1 ms with. Not after every token: a switch per token cost the fixture a
- * third of its decode rate, while tokens that wait for a tick go out together
- * in one write.
+ * 1.1 ms with. Not after every token: a switch per token lowered the
+ * fixture's decode rate (10-30% in our runs), while tokens that wait for a
+ * tick go out together in one write.
  *
  * References: the request (h->gen, dropped in the finish path), the engine
  * (until on_done) and a streaming response (until libmicrohttpd frees it)
