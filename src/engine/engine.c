@@ -195,6 +195,25 @@ struct al_model_params al_model_params_default(void)
     return p;
 }
 
+/* The context each sequence gets: asked for, else the model's, else 4096. */
+static int ctx_per_seq(const struct al_model_params *p, int n_ctx_train)
+{
+    if (p->n_ctx > 0)
+        return p->n_ctx;
+    return n_ctx_train > 0 ? n_ctx_train : 4096;
+}
+
+uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_shape *shape)
+{
+    if (!shape->n_layer || !shape->n_embd || !shape->n_head || !shape->n_head_kv)
+        return 0;
+    uint64_t n_seq = p->n_seq > 0 ? (uint64_t)p->n_seq : 1;
+    uint64_t cells = (uint64_t)ctx_per_seq(p, (int)shape->n_ctx_train) * n_seq;
+    cells = (cells + 255) / 256 * 256;
+    uint64_t per_cell = (uint64_t)shape->n_embd / shape->n_head * shape->n_head_kv * 2 /* K, V */ * 2 /* f16 */;
+    return cells * per_cell * shape->n_layer;
+}
+
 static enum al_rc resolve_params(struct al_model_params *p, struct al_err *err)
 {
     if (p->threads <= 0)
@@ -307,9 +326,7 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
         goto fail;
     }
     m->vocab = llama_model_get_vocab(m->model);
-    m->n_ctx_seq = p.n_ctx > 0 ? p.n_ctx : llama_model_n_ctx_train(m->model);
-    if (m->n_ctx_seq <= 0)
-        m->n_ctx_seq = 4096;
+    m->n_ctx_seq = ctx_per_seq(&p, llama_model_n_ctx_train(m->model));
     if ((int64_t)m->n_ctx_seq * p.n_seq > INT32_MAX / 2) {
         rc = al_err_set(err, AL_ERR_LIMIT, "a context of %d tokens times %d sequences is too large",
                         m->n_ctx_seq, p.n_seq);
@@ -352,6 +369,12 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_model_info 
     out->n_layer = llama_model_n_layer(m->model);
     out->n_params = llama_model_n_params(m->model);
     out->size_bytes = llama_model_size(m->model);
+    struct al_model_params kp = m->params;
+    kp.n_ctx = m->n_ctx_seq;
+    struct al_kv_shape shape = {(uint32_t)out->n_layer, (uint32_t)llama_model_n_embd(m->model),
+                                (uint32_t)llama_model_n_head(m->model), (uint32_t)llama_model_n_head_kv(m->model),
+                                (uint32_t)out->n_ctx_train};
+    out->kv_bytes = al_engine_kv_bytes(&kp, &shape);
     out->has_chat_template = llama_model_chat_template(m->model, NULL) != NULL;
     if (llama_model_desc(m->model, out->desc, sizeof out->desc) < 0)
         out->desc[0] = '\0';

@@ -68,6 +68,22 @@ struct al_model_params {
  * n_gpu_layers -1, use_mmap true, use_mlock false, no cache. */
 struct al_model_params al_model_params_default(void);
 
+/* The shapes a model's KV cache is sized by, as its GGUF header gives them
+ * (<arch>.block_count, .embedding_length, .attention.head_count and
+ * .head_count_kv, .context_length). */
+struct al_kv_shape {
+    uint32_t n_layer, n_embd, n_head, n_head_kv, n_ctx_train;
+};
+
+/* Bytes of the KV cache a model of this shape gets under p: K and V in f16
+ * for every layer, head_dim = n_embd / n_head per KV head, n_seq sequences of
+ * the context al_engine_model_load gives each (p->n_ctx, else n_ctx_train,
+ * else 4096), the total rounded up to 256 cells as llama.cpp does. So a
+ * memory budget can count a model before it is loaded. 0 when a shape is 0.
+ * Not counted: compute buffers (tens of MiB at n_batch 512) and head
+ * dimensions that differ from n_embd / n_head. */
+uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_shape *shape);
+
 /* Loads the GGUF at blob_path after proving that its SHA-256 is
  * expected_digest ("sha256:<64 hex>") and starts its scheduler. params may be
  * NULL for the defaults. *out must be NULL; it is the caller's on success and
@@ -94,6 +110,7 @@ struct al_model_info {
     int n_layer;
     uint64_t n_params;
     uint64_t size_bytes;    /* tensor data */
+    uint64_t kv_bytes;      /* the scheduler's KV cache (al_engine_kv_bytes) */
     bool has_chat_template;
     char desc[128];         /* llama.cpp's description, e.g. "llama ?B all F32" */
     char digest[72];        /* the verified "sha256:<hex>" */

@@ -18,6 +18,7 @@
 #include "core/hash.h"
 #include "core/limits.h"
 #include "core/log.h"
+#include "gguf/gguf.h"
 #include "index/index.h"
 #include "repo/repo.h"
 
@@ -28,6 +29,7 @@ struct rref {
     char digest[AL_DIGEST_SIZE];       /* weight blob */
     char path[AL_LIMIT_PATH];
     uint64_t size;
+    struct al_kv_shape shape;          /* from the GGUF header, for the KV estimate */
     bool pinned;
     struct rref *next;
 };
@@ -146,6 +148,13 @@ static enum al_rc resolve(struct al_models *mm, const char *ref, bool pinned, st
     snprintf(r->name, sizeof r->name, "%s", v.model);
     snprintf(r->manifest, sizeof r->manifest, "%s", v.manifest);
     r->size = v.total_size;
+    /* The KV cache counts against the budget too; a header that cannot be
+     * read leaves the estimate at the weights (the load will say why). */
+    struct al_gguf_info gi;
+    struct al_err gerr = {0};
+    if (al_gguf_inspect(r->path, &gi, &gerr) == AL_OK)
+        r->shape = (struct al_kv_shape){gi.block_count, gi.embedding_length, gi.head_count,
+                                        gi.head_count_kv ? gi.head_count_kv : gi.head_count, gi.context_length};
     r->pinned = pinned;
     r->next = mm->refs;
     mm->refs = r;
@@ -263,7 +272,9 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
         *out = e;
         goto out_unlock;
     }
-    rc = make_room(mm, r->size, &victims, err);
+    struct al_model_params p = params_for(mm, r->name);
+    uint64_t need = r->size + al_engine_kv_bytes(&p, &r->shape);
+    rc = make_room(mm, need, &victims, err);
     if (rc)
         goto out_unlock;
     e = calloc(1, sizeof *e);
@@ -277,19 +288,19 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
     snprintf(e->digest, sizeof e->digest, "%s", r->digest);
     e->state = E_LOADING;
     e->leases = 1;
-    e->bytes = r->size;
+    e->bytes = need;
     e->pinned = r->pinned;
     e->next = mm->entries;
     mm->entries = e;
-    struct al_model_params p = params_for(mm, r->name);
     char path[AL_LIMIT_PATH];
     snprintf(path, sizeof path, "%s", r->path);
+    uint64_t r_size = r->size; /* r may be freed by a reload during the load */
     pthread_mutex_unlock(&mm->mu);
 
     free_entries(victims);
     victims = NULL;
-    al_info("loading model %s (%s) threads=%d ctx=%d batch=%d parallel=%d", e->name, e->manifest, p.threads,
-            p.n_ctx, p.n_batch, p.n_seq);
+    al_info("loading model %s (%s) threads=%d ctx=%d batch=%d parallel=%d, about %.1f MiB with its KV cache",
+            e->name, e->manifest, p.threads, p.n_ctx, p.n_batch, p.n_seq, (double)need / (1 << 20));
     struct al_engine_model *m = NULL;
     rc = al_engine_model_load(path, e->digest, &p, &m, err);
 
@@ -301,8 +312,8 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
     } else {
         e->m = m;
         al_engine_model_info(m, &e->info);
-        if (e->info.size_bytes > e->bytes)
-            e->bytes = e->info.size_bytes;
+        /* What it holds now: its tensors (or the files, if larger) and KV cache. */
+        e->bytes = (e->info.size_bytes > r_size ? e->info.size_bytes : r_size) + e->info.kv_bytes;
         e->state = E_READY;
         e->last_used = now_s();
         *out = e;
@@ -503,7 +514,7 @@ void al_models_foreach_loaded(struct al_models *mm, al_loaded_fn *fn, void *ud)
         if (e->state != E_READY)
             continue;
         struct al_loaded_model lm = {e->name, e->manifest, e->digest, &e->info, e->m,
-                                     e->leases, e->pinned, e->retired, now - e->last_used};
+                                     e->leases, e->pinned, e->retired, now - e->last_used, e->bytes};
         fn(ud, &lm);
     }
     pthread_mutex_unlock(&mm->mu);

@@ -5,7 +5,7 @@
  * while in use, shared by every request for the same version.
  *
  * Several models may be loaded at once under a memory budget (bytes of weight
- * files) and a count; loading one more first evicts the least recently used
+ * files and KV caches, estimated from the GGUF header before a load) and a count; loading one more first evicts the least recently used
  * idle ones. A model not named at start ("pinned") is unloaded after it has
  * been idle for keep_alive seconds. A lease holds a model loaded; the last
  * release of a retired version frees it.
@@ -104,6 +104,7 @@ struct al_loaded_model {
     int leases;
     bool pinned, retired;
     double idle_s;
+    uint64_t mem_bytes; /* what it counts against the budget: tensors and KV cache */
 };
 typedef void al_loaded_fn(void *ud, const struct al_loaded_model *m);
 void al_models_foreach_loaded(struct al_models *mm, al_loaded_fn *fn, void *ud);

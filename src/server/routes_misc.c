@@ -241,9 +241,9 @@ static void model_gauges(void *ud, const struct al_loaded_model *lm)
     al_engine_stats(lm->engine, &st);
     const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",
                            "airlock_sequences", "airlock_kv_cache_used_cells", "airlock_kv_cache_total_cells",
-                           "airlock_model_weight_bytes", "airlock_model_leases"};
+                           "airlock_model_weight_bytes", "airlock_model_leases", "airlock_model_memory_bytes"};
     uint64_t vals[] = {1, (uint64_t)st.n_queued, (uint64_t)st.n_active, (uint64_t)st.n_seq, st.kv_cells_used,
-                       st.kv_cells_total, lm->info->size_bytes, (uint64_t)lm->leases};
+                       st.kv_cells_total, lm->info->size_bytes, (uint64_t)lm->leases, lm->mem_bytes};
     g->count++;
     al_buf_addf(g->b, "%s{model=\"%s\",digest=\"%s\"} %" PRIu64 "\n", names[g->pass], lm->name, lm->digest,
                 vals[g->pass]);
@@ -258,12 +258,14 @@ enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body)
     static const char *helps[] = {
         "A model version is loaded.", "Requests waiting for a sequence.", "Sequences generating.",
         "Parallel sequences of the model.", "KV-cache cells in use (tokens).", "KV-cache cells in all.",
-        "Bytes of the model's tensors.", "Requests holding the model."};
+        "Bytes of the model's tensors.", "Requests holding the model.",
+        "Bytes the model counts against the memory budget: tensors and KV cache."};
     static const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",
                                   "airlock_sequences", "airlock_kv_cache_used_cells", "airlock_kv_cache_total_cells",
-                                  "airlock_model_weight_bytes", "airlock_model_leases"};
+                                  "airlock_model_weight_bytes", "airlock_model_leases",
+                                  "airlock_model_memory_bytes"};
     int loaded = 0;
-    for (int pass = 0; pass < 8; pass++) {
+    for (int pass = 0; pass < 9; pass++) {
         gauge_head(&b, names[pass], helps[pass]);
         struct gauges g = {&b, pass, 0};
         al_models_foreach_loaded(s->mm, model_gauges, &g);
