@@ -21,6 +21,7 @@
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/utf8.h"
 
 static const char zeros[AL_SHA256_HEX + 1] = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -340,14 +341,8 @@ static char *clean(const char *s, size_t max)
         return NULL;
     size_t i = 0;
     while (i < n) {
-        unsigned char c = (unsigned char)s[i];
-        size_t k = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : (c >> 3) == 30 ? 4 : 0;
-        bool ok = k > 0 && i + k <= n;
-        for (size_t j = 1; ok && j < k; j++)
-            ok = ((unsigned char)s[i + j] >> 6) == 2;
-        if (ok && k == 2 && c < 0xc2)
-            ok = false;
-        if (ok) {
+        size_t k = al_utf8_char_len(s + i, n - i);
+        if (k > 0) {
             memcpy(o + i, s + i, k);
             i += k;
         } else {

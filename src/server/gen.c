@@ -31,6 +31,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "core/utf8.h"
 
 #define TICK_MS 50
 
@@ -83,6 +84,18 @@ void al_json_escape(struct al_buf *b, const char *s, size_t len)
     size_t run = 0;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
+        if (c >= 0x80) {
+            /* Model output may be any bytes; JSON text is UTF-8. */
+            size_t n = al_utf8_char_len(s + i, len - i);
+            if (n > 0) {
+                i += n - 1;
+                continue;
+            }
+            al_buf_add(b, s + run, i - run);
+            al_buf_add(b, "\\ufffd", 6);
+            run = i + 1;
+            continue;
+        }
         if (c >= 0x20 && c != '"' && c != '\\')
             continue;
         al_buf_add(b, s + run, i - run);
@@ -495,7 +508,9 @@ static json_t *whole_logprobs(struct al_gen *g)
 static json_t *whole_response(struct al_gen *g, const char *model)
 {
     json_t *choice;
-    const char *text = al_buf_str(&g->text);
+    char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
+    if (!text)
+        return NULL;
     if (g->kind == AL_GEN_CHAT) {
         choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
                            text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
@@ -507,6 +522,7 @@ static json_t *whole_response(struct al_gen *g, const char *model)
     else
         choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", 0, "logprobs", whole_logprobs(g),
                            "finish_reason", finish_reason(g));
+    free(text);
     return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:s}", "id", g->id, "object",
                      g->kind == AL_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
                      model, "choices", choice, "usage", "prompt_tokens", g->res.n_prompt, "completion_tokens",

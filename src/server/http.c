@@ -90,6 +90,8 @@ enum MHD_Result al_http_reply_json(struct al_hreq *h, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
+    if (!s && status != 500) /* a value jansson refused, or out of memory: still an answer */
+        return al_http_reply_error(h, 500, "server_error", NULL, "encode", "the response could not be encoded as JSON");
     if (!s)
         return MHD_NO;
     struct MHD_Response *r = MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/limits.h"
+#include "core/utf8.h"
 
 static json_t *model_object(const char *id)
 {
@@ -147,6 +148,21 @@ enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
     return res;
 }
 
+/* A token's text: a string when it is whole UTF-8 characters, else its
+ * bytes as an array of numbers (a byte-fallback token), as llama-server does. */
+static json_t *piece_json(const char *p, size_t len)
+{
+    size_t i = 0, n;
+    while (i < len && (n = al_utf8_char_len(p + i, len - i)) > 0)
+        i += n;
+    if (i == len)
+        return json_stringn(p, len);
+    json_t *bytes = json_array();
+    for (i = 0; bytes && i < len; i++)
+        json_array_append_new(bytes, json_integer((unsigned char)p[i]));
+    return bytes;
+}
+
 enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body)
 {
     enum MHD_Result res;
@@ -173,7 +189,7 @@ enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body)
         size_t len = 0;
         struct al_err e2 = AL_ERR_INIT;
         if (al_engine_detokenize(m, &toks[i], 1, true, &piece, &len, &e2) == AL_OK)
-            json_array_append_new(arr, json_pack("{s:i, s:s%}", "id", toks[i], "piece", piece, len));
+            json_array_append_new(arr, json_pack("{s:i, s:o}", "id", toks[i], "piece", piece_json(piece, len)));
         free(piece);
     }
     free(toks);
@@ -212,8 +228,11 @@ enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body)
     free(toks);
     if (rc)
         return al_http_reply_rc(h, &err, "tokens");
-    res = al_http_reply_json(h, 200, json_pack("{s:s%}", "content", text, len));
+    char *valid = al_utf8_valid_dup(text, len, &len);
     free(text);
+    res = valid ? al_http_reply_json(h, 200, json_pack("{s:s%}", "content", valid, len))
+                : al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    free(valid);
     return res;
 }
 

@@ -127,3 +127,42 @@ for m in airlock_time_to_first_token_seconds_bucket airlock_time_per_output_toke
     grep -q "^$m" <<<"$BODY" || fail "metric $m missing"
 done
 ok "metrics in Prometheus text format"
+
+# ---- text is UTF-8 whatever bytes the tokens spell ----
+# The fixture's vocabulary spells 你 and 好 as three byte tokens each; a
+# grammar makes the model emit them. Each streamed chunk carries whole
+# characters (bytes are held back until a character completes).
+curl -sN "$BASE/v1/completions" \
+    -d '{"model":"stories","prompt":"Once","max_tokens":12,"grammar":"root ::= \"你好 ok\"","stream":true}' >"$T/utf8.txt"
+python3 - "$T/utf8.txt" <<'PY' || fail "byte tokens streamed: $(cat "$T/utf8.txt")"
+import json, sys
+raw = open(sys.argv[1], "rb").read().decode("utf-8")          # strict: no invalid bytes
+parts = [json.loads(l[6:])["choices"][0]["text"] for l in raw.split("\n") if l.startswith("data: {")]
+assert "".join(parts) == "你好 ok", parts
+assert "你" in parts and "好" in parts, parts                     # each character in one chunk
+assert not any("\ufffd" in p for p in parts), parts
+PY
+post /tokenize '{"model":"stories","content":"你","with_pieces":true}'; expect_code 200
+[ "$(jq_py '[t["piece"] for t in d["tokens"] if t["piece"]]')" = "[[228], [189], [160]]" ] || fail "byte pieces: $BODY"
+ok "a character spelled by byte tokens streams whole; /tokenize gives byte pieces as arrays"
+# Bytes that never make a character become U+FFFD (a random model emits them).
+post /detokenize '{"model":"stories","tokens":[231,200]}'; expect_code 200
+[ "$(jq_py 'd["content"]')" = $'\ufffd\ufffd' ] || fail "detokenize of stray bytes: $BODY"
+"$AL_BUILD/airlock-ggufgen" --out "$T/rand.gguf" --type q4_0 --seed 7 --layers 2 --embd 64 --ctx 1024 \
+    --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf" 2>/dev/null || fail "generating a model"
+airlock add rand:1 "$T/rand.gguf" >/dev/null
+for stream in false true; do
+    curl -s "$BASE/v1/completions" -d "{\"model\":\"rand\",\"prompt\":\"Hello\",\"max_tokens\":400,\"ignore_eos\":true,\"stream\":$stream}" \
+        >"$T/rand-$stream.txt"
+    python3 - "$T/rand-$stream.txt" "$stream" <<'PY' || fail "random model, stream=$stream: $(head -c 600 "$T/rand-$stream.txt")"
+import json, sys
+raw = open(sys.argv[1], "rb").read().decode("utf-8")
+if sys.argv[2] == "true":
+    n = sum(1 for l in raw.split("\n") if l.startswith("data: {") and json.loads(l[6:]))
+    assert raw.endswith("data: [DONE]\n\n") and n > 1
+else:
+    d = json.loads(raw)
+    assert d["usage"]["completion_tokens"] == 400 and d["choices"][0]["text"], d
+PY
+done
+ok "400 random tokens: valid UTF-8 JSON, streaming and not; stray bytes become U+FFFD"

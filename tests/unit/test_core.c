@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/utf8.h"
 
 static void test_buf_sticky_max(void **state)
 {
@@ -148,6 +149,42 @@ static void test_fs_sink_direct_then_buffered(void **state)
     free(data);
 }
 
+/* Model output is bytes; what goes into JSON must be UTF-8 (core/utf8.h). */
+static void test_utf8_validate_and_hold(void **state)
+{
+    (void)state;
+    assert_int_equal(al_utf8_char_len("a", 1), 1);
+    assert_int_equal(al_utf8_char_len("\xC3\xA9", 2), 2);          /* é */
+    assert_int_equal(al_utf8_char_len("\xE4\xBD\xA0", 3), 3);      /* 你 */
+    assert_int_equal(al_utf8_char_len("\xF0\x9F\x98\x80", 4), 4);  /* 😀 */
+    assert_int_equal(al_utf8_char_len("\xE4\xBD", 2), 0);          /* cut short */
+    assert_int_equal(al_utf8_char_len("\x80", 1), 0);               /* stray continuation */
+    assert_int_equal(al_utf8_char_len("\xC0\xAF", 2), 0);          /* overlong '/' */
+    assert_int_equal(al_utf8_char_len("\xE0\x80\xAF", 3), 0);      /* overlong */
+    assert_int_equal(al_utf8_char_len("\xED\xA0\x80", 3), 0);      /* surrogate U+D800 */
+    assert_int_equal(al_utf8_char_len("\xF4\x90\x80\x80", 4), 0);  /* above U+10FFFF */
+    assert_int_equal(al_utf8_char_len("\xFF", 1), 0);
+
+    assert_int_equal(al_utf8_partial_tail("ab", 2), 0);
+    assert_int_equal(al_utf8_partial_tail("a\xE4", 2), 1);
+    assert_int_equal(al_utf8_partial_tail("a\xE4\xBD", 3), 2);
+    assert_int_equal(al_utf8_partial_tail("a\xE4\xBD\xA0", 4), 0);  /* complete */
+    assert_int_equal(al_utf8_partial_tail("\xF0\x9F\x98", 3), 3);
+    assert_int_equal(al_utf8_partial_tail("a\x80", 2), 0);          /* can never complete */
+    assert_int_equal(al_utf8_partial_tail("a\xED\xA0", 3), 0);      /* a surrogate's start */
+
+    size_t n = 0;
+    char *v = al_utf8_valid_dup("a\xFF\xE4\xBD\xA0\xE4\xBD", 7, &n);
+    assert_non_null(v);
+    assert_string_equal(v, "a\xEF\xBF\xBD\xE4\xBD\xA0\xEF\xBF\xBD\xEF\xBF\xBD");
+    assert_int_equal(n, strlen(v));
+    free(v);
+    v = al_utf8_valid_dup("", 0, &n);
+    assert_non_null(v);
+    assert_int_equal(n, 0);
+    free(v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -157,6 +194,7 @@ int main(void)
         cmocka_unit_test(test_sha256_known),
         cmocka_unit_test(test_sha256_file_and_atomic_write),
         cmocka_unit_test(test_fs_sink_direct_then_buffered),
+        cmocka_unit_test(test_utf8_validate_and_hold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
