@@ -95,9 +95,6 @@ void al_stops_release(struct al_stops *st);
  * character), so that only text[0..len-*hold) may be emitted. */
 long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size_t *hold);
 
-/* Bytes at the end of text[0..len) that form an incomplete UTF-8 character. */
-size_t al_utf8_incomplete_tail(const char *text, size_t len);
-
 /* Fills out with the log-probability of tok and the k most likely tokens of
  * logits[0..n_vocab) (softmax over raw logits), into the caller's ids and lps
  * of k entries each. */

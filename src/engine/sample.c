@@ -14,6 +14,7 @@
 #include <math.h>
 
 #include "core/limits.h"
+#include "core/utf8.h"
 
 struct al_gen_params al_gen_params_default(void)
 {
@@ -241,19 +242,6 @@ void al_stops_release(struct al_stops *st)
     memset(st, 0, sizeof *st);
 }
 
-size_t al_utf8_incomplete_tail(const char *text, size_t len)
-{
-    const unsigned char *t = (const unsigned char *)text;
-    for (size_t back = 1; back <= 4 && back <= len; back++) {
-        unsigned char c = t[len - back];
-        if ((c & 0xC0) == 0x80)
-            continue; /* a continuation byte: look further back */
-        size_t need = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-        return need > back ? back : 0;
-    }
-    return 0;
-}
-
 /* Invariant kept by the caller: text is what has not been emitted yet, and
  * no stop string can begin in what has (its beginning would have been held
  * back). So a match, if any, lies entirely in text. */
@@ -279,7 +267,7 @@ long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size
             }
         }
     }
-    size_t u = al_utf8_incomplete_tail(text, len);
+    size_t u = al_utf8_partial_tail(text, len); /* a client never sees half a character */
     *hold = u > h ? u : h;
     return -1;
 }

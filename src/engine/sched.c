@@ -33,7 +33,6 @@
 
 #include "core/limits.h"
 #include "core/log.h"
-#include "core/utf8.h"
 
 struct al_engine_req {
     atomic_int refs;
@@ -307,10 +306,6 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
 
     size_t hold = 0;
     long at = al_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
-    /* A character spelled over several byte tokens goes out whole. */
-    size_t partial = al_utf8_partial_tail(sl->pending, sl->n_pending);
-    if (partial > hold)
-        hold = partial;
     if (at >= 0) {
         emit(sl, (size_t)at, tok);
         sl->n_pending = 0;
