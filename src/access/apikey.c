@@ -200,6 +200,28 @@ static char *event_detail(const struct al_apikey_row *k)
     return s;
 }
 
+/* Inserts k, or with revoke revokes the live key called name (k receives
+ * it), and records the event in the same transaction: both or neither. */
+static enum al_rc change_key(struct al_index *ix, bool revoke, const char *name, struct al_apikey_row *k,
+                             struct al_err *err)
+{
+    enum al_rc rc = al_index_begin(ix, err);
+    if (rc)
+        return rc;
+    rc = revoke ? al_index_apikey_revoke(ix, name, k, err) : al_index_apikey_insert(ix, k, err);
+    char *detail = rc ? NULL : event_detail(k);
+    if (!rc && detail == NULL)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = al_index_event_append(ix, revoke ? "apikey-revoke" : "apikey-create", NULL, NULL, detail, err);
+    if (!rc)
+        rc = al_index_commit(ix, err);
+    if (rc)
+        al_index_rollback(ix);
+    free(detail);
+    return rc;
+}
+
 enum al_rc al_apikey__create_at(struct al_index *ix, const struct al_apikey_spec *spec, time_t now,
                                 char token[AL_APIKEY_TOKEN_SIZE], struct al_apikey_info *info,
                                 struct al_err *err)
@@ -232,21 +254,7 @@ enum al_rc al_apikey__create_at(struct al_index *ix, const struct al_apikey_spec
         return rc;
     memcpy(k.lookup, token + 3, AL_APIKEY_LOOKUP_LEN);
     al_access__token_hash(token, k.hash);
-    char *detail = event_detail(&k);
-    if (detail == NULL)
-        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    if (!rc)
-        rc = al_index_begin(ix, err);
-    if (!rc) {
-        rc = al_index_apikey_insert(ix, &k, err);
-        if (!rc)
-            rc = al_index_event_append(ix, "apikey-create", NULL, NULL, detail, err);
-        if (!rc)
-            rc = al_index_commit(ix, err);
-        if (rc)
-            al_index_rollback(ix);
-    }
-    free(detail);
+    rc = change_key(ix, false, NULL, &k, err);
     if (rc) {
         OPENSSL_cleanse(token, AL_APIKEY_TOKEN_SIZE);
         return rc;
@@ -267,21 +275,7 @@ void al_access_wipe(void *p, size_t n) { OPENSSL_cleanse(p, n); }
 enum al_rc al_apikey_revoke(struct al_index *ix, const char *name, struct al_err *err)
 {
     struct al_apikey_row k;
-    enum al_rc rc = al_index_begin(ix, err);
-    if (rc)
-        return rc;
-    rc = al_index_apikey_revoke(ix, name, &k, err);
-    char *detail = rc ? NULL : event_detail(&k);
-    if (!rc && detail == NULL)
-        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    if (!rc)
-        rc = al_index_event_append(ix, "apikey-revoke", NULL, NULL, detail, err);
-    if (!rc)
-        rc = al_index_commit(ix, err);
-    if (rc)
-        al_index_rollback(ix);
-    free(detail);
-    return rc;
+    return change_key(ix, true, name, &k, err);
 }
 
 enum al_rc al_apikey_list(struct al_index *ix, struct al_apikey_info **out, size_t *n, struct al_err *err)

@@ -188,59 +188,62 @@ static void x_labels(struct al_buf *b, const int *x, int n)
         al_buf_addf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%d</text>\n", px(i, n), H - MB + 16, x[i]);
 }
 
-static void chart_tps(struct al_buf *b, json_t *cells)
+/* A line chart over the cells: one level (concurrency or prompt length) runs
+ * along x, each value of the other is a colour with a solid and a dashed
+ * series. */
+struct line_chart {
+    const char *id, *title, *xlabel, *ylabel;
+    bool x_is_concurrency; /* else the prompt length runs along x */
+    double (*value)(json_t *cell, bool dashed);
+};
+
+static void chart_lines(struct al_buf *b, json_t *cells, const struct line_chart *ch)
 {
     int conc[AL_BENCH_LEVELS_MAX], lens[AL_BENCH_LEVELS_MAX];
     int nc = distinct(cells, "concurrency", conc), nl = distinct(cells, "prompt_length", lens);
-    double agg[AL_BENCH_LEVELS_MAX][AL_BENCH_LEVELS_MAX], dec[AL_BENCH_LEVELS_MAX][AL_BENCH_LEVELS_MAX], ymax = 0;
-    for (int l = 0; l < nl; l++)
-        for (int c = 0; c < nc; c++) {
-            json_t *cell = find_cell(cells, conc[c], lens[l]);
-            agg[l][c] = cell ? sum_get(cell, "aggregate_tps", NULL) : NAN;
-            dec[l][c] = cell ? sum_get(cell, "decode_tps", NULL) : NAN;
-            if (cell && !json_is_number(json_object_get(json_object_get(cell, "summary"), "decode_tps")))
-                dec[l][c] = NAN;
-            ymax = fmax(ymax, fmax(isfinite(agg[l][c]) ? agg[l][c] : 0, isfinite(dec[l][c]) ? dec[l][c] : 0));
+    const int *x = ch->x_is_concurrency ? conc : lens, *grp = ch->x_is_concurrency ? lens : conc;
+    int nx = ch->x_is_concurrency ? nc : nl, ng = ch->x_is_concurrency ? nl : nc;
+    double v[2][AL_BENCH_LEVELS_MAX][AL_BENCH_LEVELS_MAX], ymax = 0;
+    for (int g = 0; g < ng; g++)
+        for (int i = 0; i < nx; i++) {
+            json_t *cell = ch->x_is_concurrency ? find_cell(cells, x[i], grp[g]) : find_cell(cells, grp[g], x[i]);
+            for (int d = 0; d < 2; d++) {
+                v[d][g][i] = cell ? ch->value(cell, d) : NAN;
+                ymax = fmax(ymax, isfinite(v[d][g][i]) ? v[d][g][i] : 0);
+            }
         }
     ymax = nice_max(ymax);
-    chart_open(b, "chart-tps", "Generated tokens/s against concurrency (solid: aggregate, dashed: per stream)",
-               "requests in flight", "tokens/s", ymax);
-    x_labels(b, conc, nc);
-    for (int l = 0; l < nl && l < 8; l++) {
+    chart_open(b, ch->id, ch->title, ch->xlabel, ch->ylabel, ymax);
+    x_labels(b, x, nx);
+    for (int g = 0; g < ng && g < 8; g++) {
         char label[64];
-        snprintf(label, sizeof label, "prompt %d", lens[l]);
-        series(b, agg[l], nc, ymax, palette[l], false, label);
-        series(b, dec[l], nc, ymax, palette[l], true, label);
-        legend(b, l, palette[l], label, false);
+        snprintf(label, sizeof label, ch->x_is_concurrency ? "prompt %d" : "%d in flight", grp[g]);
+        series(b, v[0][g], nx, ymax, palette[g], false, label);
+        series(b, v[1][g], nx, ymax, palette[g], true, label);
+        legend(b, g, palette[g], label, false);
     }
     chart_close(b);
 }
 
-static void chart_ttft(struct al_buf *b, json_t *cells)
+/* Solid: aggregate tokens/s; dashed: per stream, a gap where a cell has none. */
+static double tps_value(json_t *cell, bool dashed)
 {
-    int conc[AL_BENCH_LEVELS_MAX], lens[AL_BENCH_LEVELS_MAX];
-    int nc = distinct(cells, "concurrency", conc), nl = distinct(cells, "prompt_length", lens);
-    double p50[AL_BENCH_LEVELS_MAX][AL_BENCH_LEVELS_MAX], p95[AL_BENCH_LEVELS_MAX][AL_BENCH_LEVELS_MAX], ymax = 0;
-    for (int c = 0; c < nc; c++)
-        for (int l = 0; l < nl; l++) {
-            json_t *cell = find_cell(cells, conc[c], lens[l]);
-            p50[c][l] = cell ? sum_get(cell, "ttft_ms", "p50") : NAN;
-            p95[c][l] = cell ? sum_get(cell, "ttft_ms", "p95") : NAN;
-            ymax = fmax(ymax, isfinite(p95[c][l]) ? p95[c][l] : 0);
-        }
-    ymax = nice_max(ymax);
-    chart_open(b, "chart-ttft", "Time to first token against prompt length (solid: p50, dashed: p95)",
-               "prompt tokens", "TTFT, ms", ymax);
-    x_labels(b, lens, nl);
-    for (int c = 0; c < nc && c < 8; c++) {
-        char label[64];
-        snprintf(label, sizeof label, "%d in flight", conc[c]);
-        series(b, p50[c], nl, ymax, palette[c], false, label);
-        series(b, p95[c], nl, ymax, palette[c], true, label);
-        legend(b, c, palette[c], label, false);
-    }
-    chart_close(b);
+    if (!dashed)
+        return sum_get(cell, "aggregate_tps", NULL);
+    json_t *dec = json_object_get(json_object_get(cell, "summary"), "decode_tps");
+    return json_is_number(dec) ? json_number_value(dec) : NAN;
 }
+
+static double ttft_value(json_t *cell, bool dashed) { return sum_get(cell, "ttft_ms", dashed ? "p95" : "p50"); }
+
+static const struct line_chart tps_chart = {
+    .id = "chart-tps", .title = "Generated tokens/s against concurrency (solid: aggregate, dashed: per stream)",
+    .xlabel = "requests in flight", .ylabel = "tokens/s", .x_is_concurrency = true, .value = tps_value};
+
+/* p50 <= p95, so the dashed series alone sets the axis. */
+static const struct line_chart ttft_chart = {
+    .id = "chart-ttft", .title = "Time to first token against prompt length (solid: p50, dashed: p95)",
+    .xlabel = "prompt tokens", .ylabel = "TTFT, ms", .x_is_concurrency = false, .value = ttft_value};
 
 static void kv_row(struct al_buf *b, const char *k, json_t *v)
 {
@@ -306,8 +309,8 @@ enum al_rc al_bench_html(json_t *r, struct al_buf *b, struct al_err *err)
     }
     al_buf_addstr(b, "<h2>Charts</h2>\n");
     chart_latency(b, cells);
-    chart_tps(b, cells);
-    chart_ttft(b, cells);
+    chart_lines(b, cells, &tps_chart);
+    chart_lines(b, cells, &ttft_chart);
     al_buf_addstr(b, "<h2>Cells</h2>\n<table><tr><th>in flight</th><th>prompt</th><th>ok</th><th>errors</th>"
                      "<th>pp t/s</th><th>decode t/s/stream</th><th>aggregate t/s</th><th>TTFT p50</th><th>TTFT p95</th>"
                      "<th>TTFT p99</th><th>ITL p50</th><th>ITL p95</th><th>ITL p99</th><th>latency p50</th>"

@@ -15,6 +15,21 @@ int al_cli_open_repo(bool create, struct al_repo **out)
     return AL_EXIT_OK;
 }
 
+bool al_cli_help(int argc, char **argv, const char *help)
+{
+    if (!al_cli_wants_help(argc, argv))
+        return false;
+    fputs(help, stdout);
+    return true;
+}
+
+int al_cli_start(const char *cmd, const char *usage_error, bool create, struct al_repo **out)
+{
+    if (usage_error)
+        return al_cli_usage_error(cmd, "%s", usage_error);
+    return al_cli_open_repo(create, out);
+}
+
 void al_cli_human_size(uint64_t bytes, char *out, size_t size)
 {
     const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -12,6 +12,15 @@
  * status on failure (0 on success). */
 int al_cli_open_repo(bool create, struct al_repo **out);
 
+/* Prints help on stdout and returns true when the arguments ask for it (-h or
+ * --help); the command is then done, with AL_EXIT_OK. */
+bool al_cli_help(int argc, char **argv, const char *help);
+
+/* The start of a command on the store once its arguments are parsed: when
+ * usage_error is not NULL, prints it as cmd's usage error and returns
+ * AL_EXIT_USAGE; otherwise opens the store like al_cli_open_repo. */
+int al_cli_start(const char *cmd, const char *usage_error, bool create, struct al_repo **out);
+
 /* 1.1 MiB style sizes. */
 void al_cli_human_size(uint64_t bytes, char *out, size_t size);
 

@@ -48,13 +48,12 @@ static int create(int argc, char **argv)
         else
             return al_cli_usage_error("apikey create", "unknown option");
     }
-    if (optind + 1 != argc || spec.scopes == NULL)
-        return al_cli_usage_error("apikey create", "expected NAME and --scopes");
-    spec.name = argv[optind];
+    bool bad = optind + 1 != argc || spec.scopes == NULL;
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(true, &r);
+    int st = al_cli_start("apikey create", bad ? "expected NAME and --scopes" : NULL, true, &r);
     if (st)
         return st;
+    spec.name = argv[optind];
     struct al_err err = AL_ERR_INIT;
     char token[AL_APIKEY_TOKEN_SIZE];
     struct al_apikey_info info;
@@ -84,10 +83,9 @@ static int create(int argc, char **argv)
 static int list(int argc, char **argv)
 {
     bool json = argc == 2 && strcmp(argv[1], "--json") == 0;
-    if (argc > 2 || (argc == 2 && !json))
-        return al_cli_usage_error("apikey ls", "expected no argument but --json");
+    bool bad = argc > 2 || (argc == 2 && !json);
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(true, &r);
+    int st = al_cli_start("apikey ls", bad ? "expected no argument but --json" : NULL, true, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
@@ -123,10 +121,8 @@ static int list(int argc, char **argv)
 
 static int revoke(int argc, char **argv)
 {
-    if (argc != 2)
-        return al_cli_usage_error("apikey revoke", "expected NAME");
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(false, &r);
+    int st = al_cli_start("apikey revoke", argc != 2 ? "expected NAME" : NULL, false, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;

@@ -26,18 +26,17 @@ static void print_version_line(const char *verb, const struct al_version *v)
            v->active ? "  (active)" : "");
 }
 
+static const char init_help[] =
+    "usage: airlock init\n\n"
+    "Creates an empty store in $AIRLOCK_HOME (default ~/.local/share/airlock):\n"
+    "an OCI image layout, the SQLite index and the event log. Safe to run again.\n";
+
 int al_cmd_init(int argc, char **argv)
 {
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock init\n\n"
-               "Creates an empty store in $AIRLOCK_HOME (default ~/.local/share/airlock):\n"
-               "an OCI image layout, the SQLite index and the event log. Safe to run again.\n");
+    if (al_cli_help(argc, argv, init_help))
         return AL_EXIT_OK;
-    }
-    if (argc > 1)
-        return al_cli_usage_error("init", "takes no arguments");
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(true, &r);
+    int st = al_cli_start("init", argc > 1 ? "takes no arguments" : NULL, true, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
@@ -77,10 +76,8 @@ int al_cmd_add(int argc, char **argv)
         default: return al_cli_usage_error("add", "unknown option");
         }
     }
-    if (argc - optind < 2)
-        return al_cli_usage_error("add", "needs NAME[:TAG] and at least one FILE");
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(true, &r);
+    int st = al_cli_start("add", argc - optind < 2 ? "needs NAME[:TAG] and at least one FILE" : NULL, true, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
@@ -95,20 +92,19 @@ int al_cmd_add(int argc, char **argv)
     return AL_EXIT_OK;
 }
 
+static const char tag_help[] =
+    "usage: airlock tag REF TAG\n       airlock tag --delete NAME TAG\n\n"
+    "Points TAG of the model at the version REF names (REF: name, name:tag or\n"
+    "name@sha256:<hex>), moving the tag if it pointed elsewhere; --delete removes it.\n\n"
+    "example: airlock tag stories@sha256:1f2e... stable\n";
+
 int al_cmd_tag(int argc, char **argv)
 {
     bool del = argc > 1 && (strcmp(argv[1], "-d") == 0 || strcmp(argv[1], "--delete") == 0);
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock tag REF TAG\n       airlock tag --delete NAME TAG\n\n"
-               "Points TAG of the model at the version REF names (REF: name, name:tag or\n"
-               "name@sha256:<hex>), moving the tag if it pointed elsewhere; --delete removes it.\n\n"
-               "example: airlock tag stories@sha256:1f2e... stable\n");
+    if (al_cli_help(argc, argv, tag_help))
         return AL_EXIT_OK;
-    }
-    if (argc - del != 3)
-        return al_cli_usage_error("tag", "needs REF and TAG");
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(false, &r);
+    int st = al_cli_start("tag", argc - del != 3 ? "needs REF and TAG" : NULL, false, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
@@ -123,20 +119,19 @@ int al_cmd_tag(int argc, char **argv)
     return AL_EXIT_OK;
 }
 
+static const char rm_help[] =
+    "usage: airlock rm REF...\n\n"
+    "Removes versions from the index: name:tag or name@sha256:<hex> removes one\n"
+    "version, a bare name removes every version of the model. When the active\n"
+    "version goes, the newest remaining one becomes active. The blobs stay until\n"
+    "'airlock gc' removes what nothing references.\n";
+
 int al_cmd_rm(int argc, char **argv)
 {
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock rm REF...\n\n"
-               "Removes versions from the index: name:tag or name@sha256:<hex> removes one\n"
-               "version, a bare name removes every version of the model. When the active\n"
-               "version goes, the newest remaining one becomes active. The blobs stay until\n"
-               "'airlock gc' removes what nothing references.\n");
+    if (al_cli_help(argc, argv, rm_help))
         return AL_EXIT_OK;
-    }
-    if (argc < 2)
-        return al_cli_usage_error("rm", "needs at least one REF");
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(false, &r);
+    int st = al_cli_start("rm", argc < 2 ? "needs at least one REF" : NULL, false, &r);
     if (st)
         return st;
     int status = AL_EXIT_OK;
@@ -152,24 +147,23 @@ int al_cmd_rm(int argc, char **argv)
     return status;
 }
 
+static const char activate_help[] =
+    "usage: airlock activate REF\n\n"
+    "Makes the version REF names (name:tag or name@sha256:<hex>) the one that\n"
+    "'NAME' resolves to and that 'airlock serve' serves. Recorded in the event log.\n";
+
+static const char rollback_help[] =
+    "usage: airlock rollback NAME\n\n"
+    "Makes the version recorded before the active one active again. A running\n"
+    "'airlock serve' picks it up on SIGHUP. Recorded in the event log.\n";
+
 static int activate_like(int argc, char **argv, bool rollback)
 {
-    const char *cmd = rollback ? "rollback" : "activate";
-    if (al_cli_wants_help(argc, argv)) {
-        if (rollback)
-            printf("usage: airlock rollback NAME\n\n"
-                   "Makes the version recorded before the active one active again. A running\n"
-                   "'airlock serve' picks it up on SIGHUP. Recorded in the event log.\n");
-        else
-            printf("usage: airlock activate REF\n\n"
-                   "Makes the version REF names (name:tag or name@sha256:<hex>) the one that\n"
-                   "'NAME' resolves to and that 'airlock serve' serves. Recorded in the event log.\n");
+    if (al_cli_help(argc, argv, rollback ? rollback_help : activate_help))
         return AL_EXIT_OK;
-    }
-    if (argc != 2)
-        return al_cli_usage_error(cmd, "needs exactly one %s", rollback ? "NAME" : "REF");
+    const char *bad = rollback ? "needs exactly one NAME" : "needs exactly one REF";
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(false, &r);
+    int st = al_cli_start(rollback ? "rollback" : "activate", argc != 2 ? bad : NULL, false, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
@@ -185,18 +179,17 @@ static int activate_like(int argc, char **argv, bool rollback)
 int al_cmd_activate(int argc, char **argv) { return activate_like(argc, argv, false); }
 int al_cmd_rollback(int argc, char **argv) { return activate_like(argc, argv, true); }
 
+static const char path_help[] =
+    "usage: airlock path REF\n\n"
+    "Prints the path of the version's weight file (its GGUF blob) for other tools,\n"
+    "for example: sha256sum \"$(airlock path stories)\". The blob is read-only.\n";
+
 int al_cmd_path(int argc, char **argv)
 {
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock path REF\n\n"
-               "Prints the path of the version's weight file (its GGUF blob) for other tools,\n"
-               "for example: sha256sum \"$(airlock path stories)\". The blob is read-only.\n");
+    if (al_cli_help(argc, argv, path_help))
         return AL_EXIT_OK;
-    }
-    if (argc != 2)
-        return al_cli_usage_error("path", "needs exactly one REF");
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(false, &r);
+    int st = al_cli_start("path", argc != 2 ? "needs exactly one REF" : NULL, false, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;

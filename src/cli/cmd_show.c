@@ -15,24 +15,42 @@ int al_cmd_ls(int argc, char **argv);
 int al_cmd_show(int argc, char **argv);
 int al_cmd_log(int argc, char **argv);
 
-static bool parse_json_flag(int argc, char **argv, const char *cmd, bool *verify, int *first_arg, int *status)
+/* What ls, show and log were asked for: --json, --verify (log only), and
+ * where the arguments after the options start. */
+struct read_args {
+    bool json, verify;
+    int first;
+};
+
+/* begin()'s flags: log takes --verify, show exactly one REF. */
+enum { TAKES_VERIFY = 1, NEEDS_REF = 2 };
+
+/* The start ls, show and log share: help, the options, then the store.
+ * Usage errors name argv[0], the command. Returns -1 when the command goes on
+ * with the store open in *r; otherwise the exit status to return. */
+static int begin(int argc, char **argv, const char *help, int flags, struct read_args *a, struct al_repo **r)
 {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'}, {"verify", no_argument, NULL, 'v'}, {NULL, 0, NULL, 0}};
-    bool json = false;
-    int c;
+    const char *cmd = argv[0];
+    if (al_cli_help(argc, argv, help))
+        return AL_EXIT_OK;
+    int c, status = -1;
     optind = 0;
-    *status = -1;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         if (c == 'j')
-            json = true;
-        else if (c == 'v' && verify)
-            *verify = true;
+            a->json = true;
+        else if (c == 'v' && (flags & TAKES_VERIFY))
+            a->verify = true;
         else
-            *status = al_cli_usage_error(cmd, "unknown option");
+            status = al_cli_usage_error(cmd, "unknown option");
     }
-    *first_arg = optind;
-    return json;
+    a->first = optind;
+    if (status >= 0)
+        return status;
+    bool bad = (flags & NEEDS_REF) && argc - optind != 1;
+    status = al_cli_start(cmd, bad ? "needs exactly one REF" : NULL, false, r);
+    return status ? status : -1;
 }
 
 static void print_json(json_t *j)
@@ -51,28 +69,25 @@ static json_t *version_json(const struct al_version *v)
                      (json_int_t)v->seq);
 }
 
+static const char ls_help[] =
+    "usage: airlock ls [NAME] [--json]\n\n"
+    "Lists the models and their versions, oldest first; '*' marks the active one.\n";
+
 int al_cmd_ls(int argc, char **argv)
 {
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock ls [NAME] [--json]\n\n"
-               "Lists the models and their versions, oldest first; '*' marks the active one.\n");
-        return AL_EXIT_OK;
-    }
-    int first = 0, st = 0;
-    bool json = parse_json_flag(argc, argv, "ls", NULL, &first, &st);
-    if (st >= 0)
-        return st;
+    struct read_args a = {0};
     struct al_repo *r = NULL;
-    if ((st = al_cli_open_repo(false, &r)))
+    int st = begin(argc, argv, ls_help, 0, &a, &r);
+    if (st >= 0)
         return st;
     struct al_err err = AL_ERR_INIT;
     struct al_version *v = NULL;
     size_t n = 0;
-    enum al_rc rc = al_index_list_versions(al_repo_index(r), first < argc ? argv[first] : NULL, &v, &n, &err);
+    enum al_rc rc = al_index_list_versions(al_repo_index(r), a.first < argc ? argv[a.first] : NULL, &v, &n, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);
-    if (json) {
+    if (a.json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++)
             json_array_append_new(arr, version_json(&v[i]));
@@ -175,23 +190,18 @@ static void print_detail(const char *detail)
     json_decref(d);
 }
 
+static const char show_help[] =
+    "usage: airlock show REF [--json]\n\n"
+    "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
+    "says (architecture, parameters, tensor types, context length, chat template,\n"
+    "license) and its events (provenance). REF: name, name:tag or name@sha256:<hex>.\n";
+
 int al_cmd_show(int argc, char **argv)
 {
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock show REF [--json]\n\n"
-               "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
-               "says (architecture, parameters, tensor types, context length, chat template,\n"
-               "license) and its events (provenance). REF: name, name:tag or name@sha256:<hex>.\n");
-        return AL_EXIT_OK;
-    }
-    int first = 0, st = 0;
-    bool json = parse_json_flag(argc, argv, "show", NULL, &first, &st);
-    if (st >= 0)
-        return st;
-    if (argc - first != 1)
-        return al_cli_usage_error("show", "needs exactly one REF");
+    struct read_args a = {0};
     struct al_repo *r = NULL;
-    if ((st = al_cli_open_repo(false, &r)))
+    int st = begin(argc, argv, show_help, NEEDS_REF, &a, &r);
+    if (st >= 0)
         return st;
     struct al_err err = AL_ERR_INIT;
     struct al_version v;
@@ -200,7 +210,7 @@ int al_cmd_show(int argc, char **argv)
     size_t nf = 0, ne = 0;
     struct al_gguf_info g;
     bool have_gguf = false;
-    enum al_rc rc = al_index_resolve(al_repo_index(r), argv[first], &v, &err);
+    enum al_rc rc = al_index_resolve(al_repo_index(r), argv[a.first], &v, &err);
     if (!rc)
         rc = al_index_list_files(al_repo_index(r), v.id, &files, &nf, &err);
     if (!rc)
@@ -217,7 +227,7 @@ int al_cmd_show(int argc, char **argv)
         al_index_events_free(ev, ne);
         return al_cli_fail(&err);
     }
-    if (json) {
+    if (a.json) {
         json_t *j = version_json(&v), *fa = json_array(), *ea = json_array();
         json_object_set_new(j, "config", json_string(v.config));
         for (size_t i = 0; i < nf; i++)
@@ -269,28 +279,24 @@ static void print_problem(void *ud, int64_t id, const char *msg)
     printf("DAMAGED  %s\n", msg);
 }
 
+static const char log_help[] =
+    "usage: airlock log [NAME] [--json] [--verify]\n\n"
+    "Prints the event log (adds, ingests, tags, activations, rollbacks, removals,\n"
+    "repairs), oldest first. Every event carries the SHA-256 of the one before it;\n"
+    "--verify recomputes the chain and exits 5 when a row was edited or deleted.\n";
+
 int al_cmd_log(int argc, char **argv)
 {
-    if (al_cli_wants_help(argc, argv)) {
-        printf("usage: airlock log [NAME] [--json] [--verify]\n\n"
-               "Prints the event log (adds, ingests, tags, activations, rollbacks, removals,\n"
-               "repairs), oldest first. Every event carries the SHA-256 of the one before it;\n"
-               "--verify recomputes the chain and exits 5 when a row was edited or deleted.\n");
-        return AL_EXIT_OK;
-    }
-    int first = 0, st = 0;
-    bool verify = false;
-    bool json = parse_json_flag(argc, argv, "log", &verify, &first, &st);
-    if (st >= 0)
-        return st;
+    struct read_args a = {0};
     struct al_repo *r = NULL;
-    if ((st = al_cli_open_repo(false, &r)))
+    int st = begin(argc, argv, log_help, TAKES_VERIFY, &a, &r);
+    if (st >= 0)
         return st;
     struct al_err err = AL_ERR_INIT;
     struct al_event *ev = NULL;
     size_t n = 0, problems = 0, checked = 0;
     enum al_rc rc;
-    if (verify) {
+    if (a.verify) {
         rc = al_index_verify_events(al_repo_index(r), print_problem, &problems, &checked, &err);
         al_repo_free(r);
         if (rc)
@@ -298,11 +304,11 @@ int al_cmd_log(int argc, char **argv)
         printf("event log intact: %zu events, chain verified\n", checked);
         return AL_EXIT_OK;
     }
-    rc = al_index_list_events(al_repo_index(r), first < argc ? argv[first] : NULL, NULL, &ev, &n, &err);
+    rc = al_index_list_events(al_repo_index(r), a.first < argc ? argv[a.first] : NULL, NULL, &ev, &n, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);
-    if (json) {
+    if (a.json) {
         json_t *arr = json_array();
         for (size_t i = 0; i < n; i++) {
             json_t *d = json_loads(ev[i].detail, 0, NULL);

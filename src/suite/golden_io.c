@@ -98,32 +98,56 @@ static double get_real(json_t *o, const char *key)
 
 static bool is_id(json_t *x) { return json_is_integer(x) && json_integer_value(x) >= -1 && json_integer_value(x) < (1 << 30); }
 
+/* Room for n tokens in r->tok; AL_ERR_LIMIT over AL_LIMIT_GOLDEN_TOKENS. */
+static enum al_rc alloc_tokens(struct al_golden_result *r, size_t n)
+{
+    if (n > AL_LIMIT_GOLDEN_TOKENS)
+        return AL_ERR_LIMIT;
+    r->tok = calloc(n + 1, sizeof *r->tok);
+    return r->tok ? AL_OK : AL_ERR_NOMEM;
+}
+
+/* Fills g with a copy of text (NULL reads as "") and room for top_cap
+ * alternatives. On AL_ERR_NOMEM what was allocated stays for al_golden_run_free. */
+static enum al_rc token_init(struct al_golden_token *g, int32_t id, float logprob, const char *text, size_t top_cap)
+{
+    g->id = id;
+    g->logprob = logprob;
+    g->text = strdup(text ? text : "");
+    g->top = calloc(top_cap + 1, sizeof *g->top);
+    return g->text && g->top ? AL_OK : AL_ERR_NOMEM;
+}
+
+/* Sets alternative k of g, with a copy of text (NULL reads as ""), as the
+ * last one so far. */
+static enum al_rc top_set(struct al_golden_token *g, size_t k, int32_t id, float logprob, const char *text)
+{
+    g->top[k].id = id;
+    g->top[k].logprob = logprob;
+    g->top[k].text = strdup(text ? text : "");
+    g->n_top = (int)k + 1;
+    return g->top[k].text ? AL_OK : AL_ERR_NOMEM;
+}
+
 static enum al_rc parse_token(json_t *t, int top_cap, struct al_golden_token *g)
 {
     json_t *top = json_object_get(t, "top");
     if (!is_id(json_object_get(t, "id")) || !json_is_number(json_object_get(t, "logprob")) || !json_is_array(top) ||
         json_array_size(top) > (size_t)top_cap)
         return AL_ERR_INVALID;
-    g->id = (int32_t)json_integer_value(json_object_get(t, "id"));
-    g->logprob = (float)json_number_value(json_object_get(t, "logprob"));
-    const char *text = json_string_value(json_object_get(t, "text"));
-    g->text = strdup(text ? text : "");
-    g->top = calloc(json_array_size(top) + 1, sizeof *g->top);
-    if (!g->text || !g->top)
-        return AL_ERR_NOMEM;
-    for (size_t k = 0; k < json_array_size(top); k++) {
+    enum al_rc rc = token_init(g, (int32_t)json_integer_value(json_object_get(t, "id")),
+                               (float)json_number_value(json_object_get(t, "logprob")),
+                               json_string_value(json_object_get(t, "text")), json_array_size(top));
+    if (rc)
+        return rc;
+    for (size_t k = 0; !rc && k < json_array_size(top); k++) {
         json_t *e = json_array_get(top, k);
-        const char *tt = json_string_value(json_array_get(e, 2));
         if (!is_id(json_array_get(e, 0)) || !json_is_number(json_array_get(e, 1)))
             return AL_ERR_INVALID;
-        g->top[k].id = (int32_t)json_integer_value(json_array_get(e, 0));
-        g->top[k].logprob = (float)json_number_value(json_array_get(e, 1));
-        g->top[k].text = strdup(tt ? tt : "");
-        g->n_top = (int)k + 1;
-        if (!g->top[k].text)
-            return AL_ERR_NOMEM;
+        rc = top_set(g, k, (int32_t)json_integer_value(json_array_get(e, 0)),
+                     (float)json_number_value(json_array_get(e, 1)), json_string_value(json_array_get(e, 2)));
     }
-    return AL_OK;
+    return rc;
 }
 
 static enum al_rc parse_result(json_t *o, struct al_golden_result *r)
@@ -243,13 +267,10 @@ enum al_rc al_golden_parse(const char *label, const char *text, size_t len, stru
 {
     if (!label || !text || !out || *out)
         return al_err_set(err, AL_ERR_USAGE, "al_golden_parse: bad arguments");
-    if (len > AL_LIMIT_SUITE_FILE)
-        return al_err_set(err, AL_ERR_LIMIT, "'%s' is over the cap of %u bytes (AL_LIMIT_SUITE_FILE)", label,
-                          AL_LIMIT_SUITE_FILE);
-    json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not valid JSON: line %d: %s", label, je.line, je.text);
+    json_t *j = NULL;
+    enum al_rc rc = al_suite_parse_json(label, text, len, &j, err);
+    if (rc)
+        return rc;
     return golden_parse(label, j, out, err);
 }
 
@@ -259,35 +280,26 @@ enum al_rc al_golden_parse(const char *label, const char *text, size_t len, stru
 static enum al_rc parse_content(json_t *content, int top_k, struct al_golden_result *r)
 {
     size_t n = json_array_size(content);
-    if (n > AL_LIMIT_GOLDEN_TOKENS)
-        return AL_ERR_LIMIT;
-    r->tok = calloc(n + 1, sizeof *r->tok);
-    if (!r->tok)
-        return AL_ERR_NOMEM;
+    enum al_rc rc = alloc_tokens(r, n);
+    if (rc)
+        return rc;
     for (size_t t = 0; t < n; t++) {
         json_t *e = json_array_get(content, t), *top = json_object_get(e, "top_logprobs");
         struct al_golden_token *g = &r->tok[t];
         r->n_tok = (int)t + 1;
-        json_t *id = json_object_get(e, "id");
-        const char *text = json_string_value(json_object_get(e, "token"));
-        g->id = is_id(id) ? (int32_t)json_integer_value(id) : -1;
-        g->logprob = (float)(json_is_number(json_object_get(e, "logprob"))
-                                 ? json_number_value(json_object_get(e, "logprob")) : -INFINITY);
-        g->text = strdup(text ? text : "");
+        json_t *id = json_object_get(e, "id"), *lp = json_object_get(e, "logprob");
         size_t nt = json_array_size(top) < (size_t)top_k ? json_array_size(top) : (size_t)top_k;
-        g->top = calloc(nt + 1, sizeof *g->top);
-        if (!g->text || !g->top)
-            return AL_ERR_NOMEM;
-        for (size_t k = 0; k < nt; k++) {
-            json_t *x = json_array_get(top, k);
-            const char *tt = json_string_value(json_object_get(x, "token"));
-            g->top[k].id = is_id(json_object_get(x, "id")) ? (int32_t)json_integer_value(json_object_get(x, "id")) : -1;
-            g->top[k].logprob = (float)json_number_value(json_object_get(x, "logprob"));
-            g->top[k].text = strdup(tt ? tt : "");
-            g->n_top = (int)k + 1;
-            if (!g->top[k].text)
-                return AL_ERR_NOMEM;
+        rc = token_init(g, is_id(id) ? (int32_t)json_integer_value(id) : -1,
+                        (float)(json_is_number(lp) ? json_number_value(lp) : -INFINITY),
+                        json_string_value(json_object_get(e, "token")), nt);
+        for (size_t k = 0; !rc && k < nt; k++) {
+            json_t *x = json_array_get(top, k), *xid = json_object_get(x, "id");
+            rc = top_set(g, k, is_id(xid) ? (int32_t)json_integer_value(xid) : -1,
+                         (float)json_number_value(json_object_get(x, "logprob")),
+                         json_string_value(json_object_get(x, "token")));
         }
+        if (rc)
+            return rc;
     }
     return AL_OK;
 }
@@ -298,22 +310,17 @@ static enum al_rc parse_legacy(json_t *lp, int top_k, struct al_golden_result *r
     json_t *toks = json_object_get(lp, "tokens"), *lps = json_object_get(lp, "token_logprobs");
     json_t *tops = json_object_get(lp, "top_logprobs");
     size_t n = json_array_size(toks);
-    if (n > AL_LIMIT_GOLDEN_TOKENS)
-        return AL_ERR_LIMIT;
-    r->tok = calloc(n + 1, sizeof *r->tok);
-    if (!r->tok)
-        return AL_ERR_NOMEM;
+    enum al_rc rc = alloc_tokens(r, n);
+    if (rc)
+        return rc;
     for (size_t t = 0; t < n; t++) {
         struct al_golden_token *g = &r->tok[t];
         r->n_tok = (int)t + 1;
-        const char *text = json_string_value(json_array_get(toks, t));
-        g->id = -1;
-        g->logprob = (float)json_number_value(json_array_get(lps, t));
-        g->text = strdup(text ? text : "");
+        rc = token_init(g, -1, (float)json_number_value(json_array_get(lps, t)),
+                        json_string_value(json_array_get(toks, t)), (size_t)top_k);
+        if (rc)
+            return rc;
         json_t *obj = json_array_get(tops, t);
-        g->top = calloc((size_t)top_k + 1, sizeof *g->top);
-        if (!g->text || !g->top)
-            return AL_ERR_NOMEM;
         const char *key;
         json_t *val;
         json_object_foreach(obj, key, val) {

@@ -78,6 +78,34 @@ void al_suite_free(struct al_suite *s)
     free(s);
 }
 
+enum al_rc al_suite_parse_json(const char *label, const char *text, size_t len, json_t **out, struct al_err *err)
+{
+    if (len > AL_LIMIT_SUITE_FILE)
+        return al_err_set(err, AL_ERR_LIMIT, "'%s' is over the cap of %u bytes (AL_LIMIT_SUITE_FILE)", label,
+                          AL_LIMIT_SUITE_FILE);
+    json_error_t je;
+    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    if (!j)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not valid JSON: line %d: %s", label, je.line, je.text);
+    *out = j;
+    return AL_OK;
+}
+
+/* A JSON object from memory; label names it in messages. */
+static enum al_rc parse_object(const char *label, const char *text, size_t len, json_t **out, struct al_err *err)
+{
+    json_t *j = NULL;
+    enum al_rc rc = al_suite_parse_json(label, text, len, &j, err);
+    if (rc)
+        return rc;
+    if (!json_is_object(j)) {
+        json_decref(j);
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a JSON object", label);
+    }
+    *out = j;
+    return AL_OK;
+}
+
 enum al_rc al_suite_read_json(const char *path, bool optional, json_t **out, struct al_err *err)
 {
     char *data = NULL;
@@ -85,19 +113,10 @@ enum al_rc al_suite_read_json(const char *path, bool optional, json_t **out, str
     if (!al_fs_exists(path))
         return optional ? AL_ERR_NOT_FOUND : al_err_set(err, AL_ERR_NOT_FOUND, "'%s' does not exist", path);
     enum al_rc rc = al_fs_read_file(path, AL_LIMIT_SUITE_FILE, &data, &len, err);
-    if (rc)
-        return rc;
-    json_error_t je;
-    json_t *j = json_loadb(data, len, JSON_REJECT_DUPLICATES, &je);
+    if (!rc)
+        rc = parse_object(path, data, len, out, err);
     free(data);
-    if (!j)
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not valid JSON: line %d: %s", path, je.line, je.text);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a JSON object", path);
-    }
-    *out = j;
-    return AL_OK;
+    return rc;
 }
 
 /* An optional number in [lo, hi]; absent leaves *v alone. */
@@ -310,24 +329,6 @@ enum al_rc al_suite_load(const char *dir, struct al_suite **out, struct al_err *
     return rc;
 }
 
-/* A JSON object from memory; label names it in messages. */
-static enum al_rc parse_text(const char *label, const char *text, size_t len, json_t **out, struct al_err *err)
-{
-    if (len > AL_LIMIT_SUITE_FILE)
-        return al_err_set(err, AL_ERR_LIMIT, "'%s' is over the cap of %u bytes (AL_LIMIT_SUITE_FILE)", label,
-                          AL_LIMIT_SUITE_FILE);
-    json_error_t je;
-    json_t *j = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    if (!j)
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not valid JSON: line %d: %s", label, je.line, je.text);
-    if (!json_is_object(j)) {
-        json_decref(j);
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a JSON object", label);
-    }
-    *out = j;
-    return AL_OK;
-}
-
 enum al_rc al_suite_parse(const char *label, const char *suite_text, size_t suite_len, const char *golden_text,
                           size_t golden_len, struct al_suite **out, struct al_err *err)
 {
@@ -337,9 +338,9 @@ enum al_rc al_suite_parse(const char *label, const char *suite_text, size_t suit
     snprintf(path, sizeof path, "%s/suite.json", label);
     snprintf(gpath, sizeof gpath, "%s/golden.json", label);
     json_t *j = NULL, *gj = NULL;
-    enum al_rc rc = parse_text(path, suite_text, suite_len, &j, err);
+    enum al_rc rc = parse_object(path, suite_text, suite_len, &j, err);
     if (!rc && golden_text)
-        rc = parse_text(gpath, golden_text, golden_len, &gj, err);
+        rc = parse_object(gpath, golden_text, golden_len, &gj, err);
     if (!rc)
         rc = suite_parse(label, path, j, gpath, gj, out, err);
     json_decref(j);

@@ -6,6 +6,10 @@
 
 #include "suite/suite.h"
 
+/* Parses text as JSON, refusing more than AL_LIMIT_SUITE_FILE bytes; label
+ * names it in messages. *out is the caller's on success. */
+enum al_rc al_suite_parse_json(const char *label, const char *text, size_t len, json_t **out, struct al_err *err);
+
 /* Reads a JSON object from path (capped at AL_LIMIT_SUITE_FILE). With
  * optional, a missing file returns AL_ERR_NOT_FOUND without touching err. */
 enum al_rc al_suite_read_json(const char *path, bool optional, json_t **out, struct al_err *err);
