@@ -106,7 +106,7 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
-                                      "audit_text", NULL};
+                                      "audit_text", "stream_interval_ms", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
     static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
@@ -181,10 +181,13 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
         (rc = get_num(root, "keep_alive_s", &c->models.keep_alive_s, err)) ||
         (rc = get_str(root, "chat_template", c->models.chat_fallback, sizeof c->models.chat_fallback, err)) ||
         (rc = get_num(root, "drain_timeout_s", &c->drain_timeout_s, err)) ||
+        (rc = get_num(root, "stream_interval_ms", &c->server.stream_interval_ms, err)) ||
         (rc = get_bool(root, "audit_text", &audit_text, err)))
         return rc;
     if (mb >= 0)
         c->models.budget_bytes = (uint64_t)mb << 20;
+    if (!(c->server.stream_interval_ms >= 0 && c->server.stream_interval_ms <= 1000))
+        return al_err_set(err, AL_ERR_INVALID, "config: 'stream_interval_ms' must be between 0 and 1000");
     c->server.audit_text = audit_text;
     if ((v = json_object_get(root, "limits"))) {
         struct al_server_limits *l = &c->server.limits;

@@ -19,6 +19,17 @@
  * fixture's decode rate (10-30% in our runs), while tokens that wait for a
  * tick go out together in one write.
  *
+ * Coalescing: a stream's events go out at most every stream_interval_ms
+ * (default 5): the worker wakes the connection thread for the first token,
+ * for a token that comes when the thread waits with nothing due, and when the
+ * last write is an interval old; otherwise the event waits in g->sse for the
+ * thread's timed wake, one interval after its last write. A model slower than
+ * one token an interval streams every token at once; a fast one sends them in
+ * bursts, one write and two wake-ups an interval instead of per token. Per
+ * token, the write, the wake-ups and the client's read took 80 us of CPU on
+ * the 1 MB fixture, which on two cores all came out of decoding (0.7x of
+ * llama-bench's rate). A non-streaming request is woken only at the end.
+ *
  * References: the request (h->gen, dropped in the finish path), the engine
  * (until on_done) and a streaming response (until libmicrohttpd frees it)
  * each hold one; the last one frees.
@@ -58,6 +69,9 @@ struct al_gen {
     char error[256];
     double t0, t_first, t_last;
     int n_pieces;
+    double interval_s;      /* coalescing (see above); 0: every token */
+    double t_flush;         /* when the connection thread last took events */
+    bool idle_wait;         /* it waits with nothing due: the next token wakes it */
     /* log-probabilities (the request asked for them: lp_top >= 0) */
     struct al_engine_model *m; /* for the tokens' text; leased until the finish path */
     int lp_top;             /* alternatives per token to report */
@@ -338,7 +352,8 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     }
     bool ok = !al_buf_failed(&g->sse) && !al_buf_failed(&g->text) && !g->lp_nomem;
     bool first = g->stream && g->n_pieces == 1;
-    pthread_cond_signal(&g->cv);
+    if (g->stream && (first || g->idle_wait || now - g->t_flush >= g->interval_s))
+        pthread_cond_signal(&g->cv);
     pthread_mutex_unlock(&g->mu);
     if (first)
         sched_yield(); /* see "Handing over" above */
@@ -417,13 +432,13 @@ static void request_cancel(struct al_gen *g, const char *why)
     al_engine_cancel(g->req);
 }
 
-/* Under g->mu: sleeps one tick, then checks the client, the clock and the
- * server. Returns false when the client is gone. */
-static bool wait_tick(struct al_gen *g, struct al_hreq *h)
+/* Under g->mu: sleeps up to ms (at most a tick), then checks the client, the
+ * clock and the server. Returns false when the client is gone. */
+static bool wait_tick(struct al_gen *g, struct al_hreq *h, double ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_nsec += TICK_MS * 1000000L;
+    ts.tv_nsec += (long)((ms < TICK_MS ? ms : TICK_MS) * 1e6);
     if (ts.tv_nsec >= 1000000000L) {
         ts.tv_sec++;
         ts.tv_nsec -= 1000000000L;
@@ -463,11 +478,22 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
                 g->sse_off = 0;
             }
             n = (ssize_t)k;
+            g->t_flush = al_http_now();
+            g->idle_wait = false;
             break;
         }
         if (g->done)
             break;
-        if (!g->h || !wait_tick(g, g->h)) {
+        /* Nothing to send: wait for the next write's time, or idle. */
+        double due_ms = TICK_MS;
+        if (!g->idle_wait) {
+            due_ms = (g->t_flush + g->interval_s - al_http_now()) * 1e3;
+            if (due_ms <= 0) {
+                g->idle_wait = true;
+                continue;
+            }
+        }
+        if (!g->h || !wait_tick(g, g->h, due_ms)) {
             n = MHD_CONTENT_READER_END_WITH_ERROR;
             break;
         }
@@ -547,6 +573,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     g->kind = go->kind;
     g->stream = go->stream;
     g->include_usage = go->include_usage;
+    g->interval_s = h->srv->o.stream_interval_ms / 1e3;
     g->created = (long long)time(NULL);
     g->t0 = h->t0;
     g->m = al_lease_engine(h->lease);
@@ -620,7 +647,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     pthread_mutex_lock(&g->mu);
     bool gone = false;
     while (!g->done)
-        if (!wait_tick(g, h))
+        if (!wait_tick(g, h, TICK_MS))
             gone = true;
     pthread_mutex_unlock(&g->mu);
     if (gone)

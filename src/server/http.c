@@ -35,6 +35,7 @@ void al_server_opts_default(struct al_server_opts *o)
     o->host = "127.0.0.1";
     o->port = AL_SERVE_DEFAULT_PORT;
     o->socket_mode = 0660;
+    o->stream_interval_ms = 5;
     o->limits = (struct al_server_limits){
         .body_bytes = 4u << 20, .prompt_tokens = 32768, .max_tokens = 4096, .concurrent = 64, .timeout_s = 600};
 }

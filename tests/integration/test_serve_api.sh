@@ -166,3 +166,34 @@ else:
 PY
 done
 ok "400 random tokens: valid UTF-8 JSON, streaming and not; stray bytes become U+FFFD"
+
+# ---- streamed events are coalesced: at most one write an interval ----
+serve_stop
+serve_start stories --port 0 --stream-interval 50 --max-tokens 512
+python3 - "${BASE#http://}" <<'PY' || fail "coalescing"
+import json, socket, sys, time
+host, port = sys.argv[1].split(":")
+body = json.dumps({"model": "stories", "prompt": "Once upon a time", "max_tokens": 300, "temperature": 0,
+                   "ignore_eos": True, "stream": True}).encode()
+s = socket.create_connection((host, int(port)))
+s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n"
+          % len(body) + body)
+t0 = time.monotonic(); reads = []; data = b""
+while not data.endswith(b"0\r\n\r\n"):
+    chunk = s.recv(1 << 20)
+    if not chunk:
+        break
+    reads.append(time.monotonic()); data += chunk
+events = data.count(b"data: {")
+# One write an interval, the first token's and the end's at once; a write may
+# arrive in a few reads. Token by token, this client reads ~300 times.
+span = reads[-1] - reads[0]
+allowed = 3 * (int(span / 0.050) + 3)
+print("events %d in %d reads over %.0f ms (at most %d allowed)" % (events, len(reads), span * 1e3, allowed))
+assert events == 301, events                   # 300 tokens and the finish
+assert len(reads) <= allowed, (len(reads), allowed)
+PY
+ok "--stream-interval 50: 300 tokens arrive in bursts at most 50 ms apart, none lost"
+"$AIRLOCK_BIN" serve --stream-interval -1 >/dev/null 2>&1 && fail "a negative interval was accepted"
+[ $? = 2 ] || fail "a negative interval: not a usage error"
+ok "a negative stream interval is a usage error"
