@@ -7,6 +7,10 @@
 #   - time to first token p50/p95 under the 8-client load
 # on the fixture (stories260K) and on a generated ~100M-parameter Q4_0 model.
 # Contenders run interleaved, ROUNDS times; the median of the rounds is reported.
+# airlock streams with its default coalescing (--stream-interval 5: events go
+# out at most every 5 ms, the first at once); llama-server writes every token.
+# A third airlock server with --stream-interval 0 shows single-stream decode
+# with a write per token too.
 # Every figure comes from airlock's C load generator (`airlock bench --server`,
 # libcurl multi, streaming), the same client for both servers: on a 2-core
 # machine the client shares the cores with the server, and node's per-event
@@ -45,9 +49,9 @@ mkdir -p "$here/bench/results"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 1 600); do curl -sf "$1/health" >/dev/null 2>&1 && return 0; sleep 0.2; done; echo "no server at $1" >&2; return 1; }
 
-start_airlock() { # name parallel -> URL
+start_airlock() { # name parallel [serve options] -> URL
     local port; port=$(free_port)
-    "$bin" serve "$1" --port "$port" --threads "$threads" --parallel "$2" --ctx 1024 --max-tokens 4096 -q \
+    "$bin" serve "$1" --port "$port" --threads "$threads" --parallel "$2" --ctx 1024 --max-tokens 4096 -q "${@:3}" \
         >"$work/airlock-$2.log" 2>&1 &
     echo $! >>"$work/pids"; wait_http "http://127.0.0.1:$port" && echo "http://127.0.0.1:$port"
 }
@@ -116,10 +120,11 @@ for which in $models; do
     fi
     "$bin" add "m:$which" "$file" >/dev/null
     a1=$(start_airlock "m:$which" 1); a8=$(start_airlock "m:$which" 8)
+    a0=$(start_airlock "m:$which" 1 --stream-interval 0)
     l1=$(start_llama "$file" 1); l8=$(start_llama "$file" 8)
-    for u in "$a1" "$a8" "$l1" "$l8"; do run_load "$u" 1 1 >/dev/null; done   # warm-up
+    for u in "$a1" "$a0" "$a8" "$l1" "$l8"; do run_load "$u" 1 1 >/dev/null; done   # warm-up
     declare -A v=()
-    : >"$work/ss-a1"; : >"$work/ss-l1"; : >"$work/ss-lb"; : >"$work/ttft-a8"; : >"$work/ttft-l8"
+    : >"$work/ss-a1"; : >"$work/ss-a0"; : >"$work/ss-l1"; : >"$work/ss-lb"; : >"$work/ttft-a8"; : >"$work/ttft-l8"
     for r in $(seq 1 "$rounds"); do
         echo "[$which] round $r/$rounds" >&2
         bj=$("$llama/llama-bench" -m "$file" -t "$threads" -p 0 -n "$ntok" -r 5 -o json 2>/dev/null)
@@ -127,6 +132,7 @@ for which in $models; do
         python3 -c 'import json,sys; print("\n".join(map(str, json.loads(sys.stdin.read())[0]["samples_ts"])))' <<<"$bj" >>"$work/ss-lb"
         read -r tps ttft < <(run_c1 "$a1" "$work/ss-a1"); v[a1_tps]+=" $tps"; v[a1_ttft]+=" $ttft"
         read -r tps ttft < <(run_c1 "$l1" "$work/ss-l1"); v[l1_tps]+=" $tps"; v[l1_ttft]+=" $ttft"
+        read -r tps ttft < <(run_c1 "$a0" "$work/ss-a0"); v[a0_tps]+=" $tps"
         read -r agg p50 p95 fail < <(run_c8 "$a8" "$work/ttft-a8")
         v[a8_agg]+=" $agg"; v[a8_p50]+=" $p50"; v[a8_p95]+=" $p95"; v[a8_fail]+=" $fail"
         read -r agg p50 p95 fail < <(run_c8 "$l8" "$work/ttft-l8")
@@ -143,6 +149,8 @@ for which in $models; do
     printf '  %-44s %10.1f %10.1f %10.1f\n' "single-stream decode, fast state (p90)" "$(p90 "$work/ss-a1")" "$(p90 "$work/ss-l1")" "$(p90 "$work/ss-lb")"
     printf '  %-44s %10s %10s\n' "  ratio to llama-bench (fast state)" "$(awk -v a="$(p90 "$work/ss-a1")" -v b="$(p90 "$work/ss-lb")" 'BEGIN {printf "%.3f", a / b}')" \
         "$(awk -v a="$(p90 "$work/ss-l1")" -v b="$(p90 "$work/ss-lb")" 'BEGIN {printf "%.3f", a / b}')"
+    printf '  %-44s %10.1f %10s %10s\n' "  airlock, one write per token (medians)" "$(m a0_tps)" "" \
+        "$(awk -v a="$(m a0_tps)" -v b="$(m bench_tg)" 'BEGIN {printf "%.3f", a / b}')x"
     printf '  %-44s %10.1f %10.1f\n' "single-stream TTFT p50 ms" "$(m a1_ttft)" "$(m l1_ttft)"
     printf '  %-44s %10.1f %10.1f\n' "8 clients aggregate tokens/s" "$(m a8_agg)" "$(m l8_agg)"
     printf '  %-44s %10.1f %10.1f\n' "8 clients TTFT p50 ms (median of rounds)" "$(m a8_p50)" "$(m l8_p50)"
