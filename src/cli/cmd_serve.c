@@ -86,6 +86,7 @@ static void usage(void)
            "  -v, --verbose  -q, --quiet\n\n"
            "Signals: SIGHUP reloads the config and resolves names again, so a version made active\n"
            "since (airlock activate/rollback) is served; requests in flight finish on the old one.\n"
+           "Its limits apply to requests from then on; the address and TLS need a restart.\n"
            "SIGTERM drains and stops. Under systemd (Type=notify) readiness is reported on\n"
            "$NOTIFY_SOCKET. See dist/airlock.service.\n",
            AL_SERVE_DEFAULT_PORT);
@@ -309,10 +310,16 @@ int al_cmd_serve(int argc, char **argv)
                 struct al_err e2 = AL_ERR_INIT;
                 if (al_models_reload(mm, &fresh.models, &e2))
                     al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
+                else if (al_server_set_limits(srv, &fresh.server.limits, fresh.server.stream_interval_ms, &e2))
+                    al_log(AL_LOG_ERROR, "reload: limits kept: %s", e2.msg);
                 else
-                    al_info("reloaded: models resolved again%s",
-                            cfg.server.port != fresh.server.port || strcmp(cfg.host, fresh.host) ? " (listening "
-                            "address changes need a restart)" : "");
+                    al_info("reloaded: models resolved again, limits applied to new requests%s",
+                            cfg.server.port != fresh.server.port || strcmp(cfg.host, fresh.host) ||
+                                    strcmp(cfg.socket, fresh.socket) || strcmp(cfg.tls_cert, fresh.tls_cert) ||
+                                    strcmp(cfg.tls_key, fresh.tls_key) || strcmp(cfg.tls_ca, fresh.tls_ca)
+                                ? " (listening address and TLS changes need a restart)"
+                                : "");
+                cfg.drain_timeout_s = fresh.drain_timeout_s;
             }
             sd_notify_msg("READY=1");
             continue;

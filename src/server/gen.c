@@ -450,7 +450,7 @@ static bool wait_tick(struct al_gen *g, struct al_hreq *h, double ms)
         request_cancel(g, "client");
         return false;
     }
-    double limit = g->srv->o.limits.timeout_s;
+    double limit = h->limits.timeout_s;
     if (limit > 0 && al_http_now() - h->t0 > limit)
         request_cancel(g, "timeout");
     pthread_mutex_lock(&g->srv->mu);
@@ -573,7 +573,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     g->kind = go->kind;
     g->stream = go->stream;
     g->include_usage = go->include_usage;
-    g->interval_s = h->srv->o.stream_interval_ms / 1e3;
+    g->interval_s = h->stream_interval_ms / 1e3;
     g->created = (long long)time(NULL);
     g->t0 = h->t0;
     g->m = al_lease_engine(h->lease);
@@ -658,7 +658,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
         return g->cancel_why && strcmp(g->cancel_why, "timeout") == 0
                    ? al_http_reply_error(h, 504, "server_error", NULL, "timeout",
                                          "the request took longer than the server allows (limits.timeout_s = %.0f s)",
-                                         h->srv->o.limits.timeout_s)
+                                         h->limits.timeout_s)
                    : al_http_reply_error(h, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
     if (al_buf_failed(&g->text))
         return al_http_reply_error(h, 500, "server_error", NULL, "limit", "the response is over the cap of %u bytes",

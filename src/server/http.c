@@ -283,7 +283,7 @@ static enum MHD_Result dispatch(struct al_hreq *h)
     if (al_buf_failed(&h->body))
         return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",
                                    "the request body is over the cap of %zu bytes (limits.body_bytes)",
-                                   h->srv->o.limits.body_bytes);
+                                   h->limits.body_bytes);
     json_t *body = NULL;
     if (strcmp(h->method, "POST") == 0) {
         json_error_t je;
@@ -317,7 +317,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(h->method, sizeof h->method, "%s", method);
         snprintf(h->id, sizeof h->id, "req-%s%06" PRIuFAST64, s->id_prefix, atomic_fetch_add(&s->next_id, 1));
         snprintf(h->caller, sizeof h->caller, "-");
-        al_buf_init(&h->body, s->o.limits.body_bytes);
+        pthread_mutex_lock(&s->mu);
+        h->limits = s->o.limits;
+        h->stream_interval_ms = s->o.stream_interval_ms;
+        pthread_mutex_unlock(&s->mu);
+        al_buf_init(&h->body, h->limits.body_bytes);
         bool known = false;
         const struct route *r = find_route(method, url, &known);
         h->route = r ? route_label(r) : "other";
@@ -343,13 +347,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             h->scope = h->scope_buf;
         }
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->o.limits.body_bytes)
+        if (cl && strtoull(cl, NULL, 10) > h->limits.body_bytes)
             return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",
                                        "the request body is over the cap of %zu bytes (limits.body_bytes)",
-                                       s->o.limits.body_bytes);
+                                       h->limits.body_bytes);
         if (r->counted) {
             pthread_mutex_lock(&s->mu);
-            bool refuse = s->draining || s->in_flight >= s->o.limits.concurrent;
+            bool refuse = s->draining || s->in_flight >= h->limits.concurrent;
             bool draining = s->draining;
             if (!refuse) {
                 s->in_flight++;
@@ -361,7 +365,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                            draining ? "the server is shutting down"
                                                     : "%d requests are being handled already (limits.concurrent): "
                                                       "try again later",
-                                           s->o.limits.concurrent);
+                                           h->limits.concurrent);
         }
         return MHD_YES;
     }
@@ -467,14 +471,23 @@ static bool is_loopback(const struct sockaddr *sa)
     return false;
 }
 
+static enum al_rc check_limits(const struct al_server_limits *l, double stream_interval_ms, struct al_err *err)
+{
+    if (l->concurrent <= 0 || l->body_bytes == 0 || l->max_tokens <= 0 || l->prompt_tokens <= 0)
+        return al_err_set(err, AL_ERR_USAGE, "server limits must be positive");
+    if (!(stream_interval_ms >= 0 && stream_interval_ms <= 1000))
+        return al_err_set(err, AL_ERR_USAGE, "the stream interval must be between 0 and 1000 ms");
+    return AL_OK;
+}
+
 enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
                            struct al_err *err)
 {
     if ((o->tls_cert == NULL) != (o->tls_key == NULL) || (o->tls_client_ca && !o->tls_cert))
         return al_err_set(err, AL_ERR_USAGE, "TLS needs both a certificate and a key (and them for a client CA)");
-    if (o->limits.concurrent <= 0 || o->limits.body_bytes == 0 || o->limits.max_tokens <= 0 ||
-        o->limits.prompt_tokens <= 0)
-        return al_err_set(err, AL_ERR_USAGE, "server limits must be positive");
+    enum al_rc rc = check_limits(&o->limits, o->stream_interval_ms, err);
+    if (rc)
+        return rc;
     struct al_server *s = calloc(1, sizeof *s);
     if (!s)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -492,7 +505,7 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
     }
     snprintf(s->id_prefix, sizeof s->id_prefix, "%08x", rnd);
     struct addrinfo *ai = NULL;
-    enum al_rc rc = al_metrics_new(&s->metrics, err);
+    rc = al_metrics_new(&s->metrics, err);
     if (rc)
         goto fail;
     if (o->tls_cert) {
@@ -566,6 +579,19 @@ fail:
 }
 
 int al_server_port(const struct al_server *s) { return s->port; }
+
+enum al_rc al_server_set_limits(struct al_server *s, const struct al_server_limits *l, double stream_interval_ms,
+                                struct al_err *err)
+{
+    enum al_rc rc = check_limits(l, stream_interval_ms, err);
+    if (rc)
+        return rc;
+    pthread_mutex_lock(&s->mu);
+    s->o.limits = *l;
+    s->o.stream_interval_ms = stream_interval_ms;
+    pthread_mutex_unlock(&s->mu);
+    return AL_OK;
+}
 
 void al_server_drain(struct al_server *s, double timeout_s)
 {

@@ -61,6 +61,8 @@ struct al_hreq {
     enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
     char *url;                  /* for /v1/models/{id} */
     struct al_buf body;
+    struct al_server_limits limits; /* the server's when the request came (SIGHUP may change them) */
+    double stream_interval_ms;
     double t0;                  /* monotonic seconds */
     int status;
     bool counted;               /* in srv->in_flight */

@@ -10,7 +10,7 @@
  * so a prompt shorter than the cap in bytes needs no tokenizing here. */
 static bool prompt_fits(struct al_hreq *h, const char *prompt, const char *param, enum MHD_Result *res)
 {
-    int cap = h->srv->o.limits.prompt_tokens;
+    int cap = h->limits.prompt_tokens;
     size_t len = strlen(prompt);
     if (len <= (size_t)cap)
         return true;
@@ -55,7 +55,7 @@ static enum MHD_Result run(struct al_hreq *h, json_t *body, struct al_gen_opts *
     enum MHD_Result res;
     go->params = al_gen_params_default();
     go->params.max_tokens = default_max;
-    if (al_params_from_json(body, &h->srv->o.limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
+    if (al_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
         al_logprobs_from_json(body, go->kind == AL_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);
         return al_http_reply_rc(h, &err, param);
@@ -179,7 +179,7 @@ enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
         res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
         goto out;
     }
-    res = run(h, body, &go, h->srv->o.limits.max_tokens);
+    res = run(h, body, &go, h->limits.max_tokens);
 out:
     for (size_t i = 0; texts && i < n; i++)
         al_buf_release(&texts[i]);

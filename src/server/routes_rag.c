@@ -282,8 +282,8 @@ bool al_rag_chat(struct al_hreq *h, json_t *body, const struct al_chat_msg *msgs
     struct al_model_info gi;
     al_engine_model_info(al_lease_engine(h->lease), &gi);
     int room = gi.n_ctx - answer_room(body, gi.n_ctx) - 8;
-    if (room > h->srv->o.limits.prompt_tokens)
-        room = h->srv->o.limits.prompt_tokens;
+    if (room > h->limits.prompt_tokens)
+        room = h->limits.prompt_tokens;
     struct al_rag_prompt_opts po = {.msgs = msgs, .n_msgs = n, .question_at = at,
                                     .chat_fallback = al_lease_chat_fallback(h->lease), .max_tokens = room};
     char version[64];

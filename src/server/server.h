@@ -70,6 +70,12 @@ void al_server_opts_default(struct al_server_opts *o);
 enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
                            struct al_err *err);
 
+/* New limits and stream interval for requests from now on (a SIGHUP); those
+ * in flight keep theirs. The connection cap set at start (limits.concurrent
+ * * 2 + 32 connections) stays. AL_ERR_USAGE: a limit not positive. */
+enum al_rc al_server_set_limits(struct al_server *s, const struct al_server_limits *l, double stream_interval_ms,
+                                struct al_err *err);
+
 /* The TCP port listened on (0 for a Unix socket). */
 int al_server_port(const struct al_server *s);
 

@@ -60,6 +60,26 @@ expect_code 200
 [ "$(jq_py 'd["system_fingerprint"]')" = "$fp2" ] || fail "stories:2.0 by tag: $BODY"
 ok "a Q4_0 model served by tag next to the default (two models loaded)"
 
+# ---- SIGHUP applies the config file's limits to new requests ----
+serve_stop
+printf '{"limits": {"max_tokens": 16}, "stream_interval_ms": 0}\n' >"$T/limits.json"
+serve_start stories --port 0 --config "$T/limits.json"
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40}'; expect_code 400
+printf '{"limits": {"max_tokens": 64}, "stream_interval_ms": 5}\n' >"$T/limits.json"
+kill -HUP "$SERVE_PID"
+for _ in $(seq 1 50); do grep -q "limits applied" "$SERVE_LOG" && break; sleep 0.1; done
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'; expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "after raising max_tokens: $BODY"
+printf '{"limits": {"max_tokens": 0}}\n' >"$T/limits.json"
+kill -HUP "$SERVE_PID"
+for _ in $(seq 1 50); do grep -q "error: config: 'max_tokens'" "$SERVE_LOG" && break; sleep 0.1; done
+grep -q "error: config: 'max_tokens'" "$SERVE_LOG" || fail "the invalid config was not reported: $(cat "$SERVE_LOG")"
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'; expect_code 200
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":100}'; expect_code 400
+ok "SIGHUP: limits.max_tokens 16 -> 64 applies to the next request; an invalid file keeps the limits"
+serve_stop
+NOTIFY_SOCKET="$T/notify.sock" serve_start stories --port 0 --ctx 4096 --max-tokens 4000
+
 # ---- SIGTERM drains ----
 curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"stream":true}' \
     >"$T/drain.txt" & inflight=$!
