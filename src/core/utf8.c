@@ -3,6 +3,8 @@
  */
 #include "core/utf8.h"
 
+#include "core/buf.h"
+
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,7 +79,7 @@ size_t al_utf8_partial_tail(const char *s, size_t len)
     return 0;
 }
 
-void al_utf8_add_valid(struct al_buf *b, const char *s, size_t len)
+static void add_valid(struct al_buf *b, const char *s, size_t len)
 {
     size_t run = 0, i = 0;
     while (i < len) {
@@ -97,7 +99,7 @@ char *al_utf8_valid_dup(const char *s, size_t len, size_t *out_len)
 {
     struct al_buf b;
     al_buf_init(&b, SIZE_MAX / 4);
-    al_utf8_add_valid(&b, s, len);
+    add_valid(&b, s, len);
     if (out_len)
         *out_len = b.len;
     return al_buf_take(&b);

@@ -13,8 +13,6 @@
 
 #include <stddef.h>
 
-#include "core/buf.h"
-
 /* Length of the valid UTF-8 character at s[0..len): 1 to 4, or 0 when it is
  * invalid (a stray continuation byte, an overlong form, a surrogate, above
  * U+10FFFF, 0xF8-0xFF) or cut short by len. */
@@ -24,12 +22,9 @@ size_t al_utf8_char_len(const char *s, size_t len);
  * complete yet but may still be: 0 to 3. */
 size_t al_utf8_partial_tail(const char *s, size_t len);
 
-/* Appends s[0..len) to b with each byte that does not start a valid
- * character replaced by U+FFFD (EF BF BD). */
-void al_utf8_add_valid(struct al_buf *b, const char *s, size_t len);
-
-/* A malloc'd, NUL-terminated copy of s[0..len) made valid as above, its
- * length in *out_len (may be NULL). NULL when out of memory. */
+/* A malloc'd, NUL-terminated copy of s[0..len) with each byte that does not
+ * start a valid character replaced by U+FFFD (EF BF BD), its length in
+ * *out_len (may be NULL). NULL when out of memory. */
 char *al_utf8_valid_dup(const char *s, size_t len, size_t *out_len);
 
 #endif

@@ -5,8 +5,8 @@
  * while in use, shared by every request for the same version.
  *
  * Several models may be loaded at once under a memory budget (bytes of weight
- * files and KV caches, estimated from the GGUF header before a load) and a count; loading one more first evicts the least recently used
- * idle ones. A model not named at start ("pinned") is unloaded after it has
+ * files and KV caches, estimated from the GGUF header before a load) and a
+ * count; loading one more first evicts the least recently used idle ones. A model not named at start ("pinned") is unloaded after it has
  * been idle for keep_alive seconds. A lease holds a model loaded; the last
  * release of a retired version frees it.
  *

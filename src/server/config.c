@@ -186,8 +186,6 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
         return rc;
     if (mb >= 0)
         c->models.budget_bytes = (uint64_t)mb << 20;
-    if (!(c->server.stream_interval_ms >= 0 && c->server.stream_interval_ms <= 1000))
-        return al_err_set(err, AL_ERR_INVALID, "config: 'stream_interval_ms' must be between 0 and 1000");
     c->server.audit_text = audit_text;
     if ((v = json_object_get(root, "limits"))) {
         struct al_server_limits *l = &c->server.limits;
