@@ -18,8 +18,12 @@
 #     attend over the same positions: after an 8-token prompt the fixture's
 #     tg64 does a quarter more attention work, and attention is most of its
 #     cost (perf: ggml_compute_forward_flash_attn_ext, 55%).
-# pp: airlock counts only the prompt tokens it computed (BOS and a shared
-#     first token may come from the KV cache).
+# pp: airlock bench computes every prompt token (no KV-cache reuse), so its
+#     prompt of PP tokens is one batch of PP, as llama-bench's. The batch's
+#     size matters: ggml ran 510-token batches 8% slower a token than 512
+#     (llama-bench -p 510 against -p 512, 120 runs each), which was the gap
+#     while airlock reused BOS and the prompt number's first token.
+#     The samples still count only computed tokens (n_prompt - n_cached).
 # Without MODEL: the fixture stories260K (overhead-bound) and a generated
 # model of about 20M parameters (compute-bound).
 # This machine flips between a fast and a slow state every few hundred ms
@@ -48,16 +52,21 @@ for m in "${models[@]}"; do
     if [ "$(stat -c %s "$m")" -lt $((16 << 20)) ]; then PP=${PP_SET:-512} TG=${TG_SET:-256}; else PP=${PP_SET:-512} TG=${TG_SET:-64}; fi
     : >"$work/samples"
     for r in $(seq "$ROUNDS"); do
+        # Each tool's pp and tg are separate runs, as llama-bench's -p and -n
+        # tests are: airlock's pp requests generate one token (sampled from
+        # the prompt's logits, no decode step between two prompts).
         "$LB" -m "$m" -t "$THREADS" -p "$PP" -n 0 -r "$REPS" -o json 2>/dev/null >"$work/lb-pp.json"
-        "$BUILD/airlock" bench "$m" -t "$THREADS" --concurrency 1 --prompt-lengths "1,$PP" --gen-tokens "$TG" \
-            --requests "$REPS" --json "$work/al.json" >/dev/null 2>&1
+        "$BUILD/airlock" bench "$m" -t "$THREADS" --concurrency 1 --prompt-lengths "$PP" --gen-tokens 1 \
+            --requests "$REPS" --json "$work/al-pp.json" >/dev/null 2>&1
         "$LB" -m "$m" -t "$THREADS" -p 0 -n "$TG" -r "$REPS" -o json 2>/dev/null >"$work/lb-tg.json"
+        "$BUILD/airlock" bench "$m" -t "$THREADS" --concurrency 1 --prompt-lengths 1 --gen-tokens "$TG" \
+            --requests "$REPS" --json "$work/al-tg.json" >/dev/null 2>&1
         # One JSON line a round: every run's tokens/s, per tool and test.
-        python3 - "$work/lb-pp.json" "$work/lb-tg.json" "$work/al.json" >>"$work/samples" <<'PY'
+        python3 - "$work/lb-pp.json" "$work/lb-tg.json" "$work/al-pp.json" "$work/al-tg.json" >>"$work/samples" <<'PY'
 import json, sys
 lb_pp = json.load(open(sys.argv[1]))[0]["samples_ts"]
 lb_tg = json.load(open(sys.argv[2]))[0]["samples_ts"]
-cells = json.load(open(sys.argv[3]))["cells"]
+cells = json.load(open(sys.argv[3]))["cells"] + json.load(open(sys.argv[4]))["cells"]
 al_tg = [(s["n_gen"] - 1) / (s["gen_ms"] / 1e3) for c in cells if c["prompt_length"] == 1
          for s in c["samples"] if not s["error"] and s["gen_ms"] > 0]
 al_pp = [(s["n_prompt"] - s["n_cached"]) / (s["prompt_ms"] / 1e3) for c in cells if c["prompt_length"] != 1

@@ -201,6 +201,8 @@ struct al_gen_params {
     bool ignore_eos;         /* never sample an end-of-generation token (benchmarks) */
     bool add_bos;            /* add BOS/EOS as the model asks (llama-server does) */
     bool parse_special;      /* read special tokens in the prompt (llama-server does) */
+    bool cache_prompt;       /* reuse the KV cache of a prompt prefix an earlier request left;
+                              * false computes every prompt token (llama-server's cache_prompt) */
     int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
     al_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
     void *probs_ud;          /* passed to on_probs */
@@ -208,7 +210,8 @@ struct al_gen_params {
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
- * strings, ignore_eos false, add_bos and parse_special true, n_probs 0, on_probs NULL. */
+ * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
+ * n_probs 0, on_probs NULL. */
 struct al_gen_params al_gen_params_default(void);
 
 enum al_finish {

@@ -35,6 +35,7 @@ struct al_gen_params al_gen_params_default(void)
         .ignore_eos = false,
         .add_bos = true,
         .parse_special = true,
+        .cache_prompt = true,
     };
     return p;
 }

@@ -41,6 +41,7 @@ struct al_engine_req {
     llama_token *prompt;
     int n_prompt;
     int max_tokens;
+    bool cache_prompt;         /* false: no prefix of the slot's KV cache is reused */
     struct llama_sampler *smpl;
     bool greedy_fast;          /* plain greedy: argmax on the logits, chain only as fallback */
     llama_token *banned;       /* the chain's banned tokens, for greedy_fast */
@@ -214,7 +215,7 @@ static struct slot *pick_slot(struct al_sched *s, const struct al_engine_req *r)
 static void slot_start(struct al_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
-    int keep = common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt);
+    int keep = r->cache_prompt ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
     if (keep >= r->n_prompt)
         keep = r->n_prompt - 1;
     if (keep < sl->n_cache && !llama_memory_seq_rm(s->mem, sl->id, keep, -1)) {
@@ -634,6 +635,7 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
     r->s = s;
     r->t_submit = al_engine_now_ms();
     r->max_tokens = p->max_tokens;
+    r->cache_prompt = p->cache_prompt;
     r->on_token = on_token;
     r->on_done = on_done;
     r->ud = ud;

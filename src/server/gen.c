@@ -154,10 +154,13 @@ static const char *finish_reason(const struct al_gen *g)
     return g->res.finish == AL_FINISH_LENGTH ? "length" : "stop";
 }
 
+/* OpenAI's usage; cached_tokens are the prompt tokens the KV cache held. */
 static void add_usage(struct al_buf *b, const struct al_gen_result *r)
 {
-    al_buf_addf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d}", r->n_prompt,
-                r->n_gen, r->n_prompt + r->n_gen);
+    al_buf_addf(b,
+                "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+                "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+                r->n_prompt, r->n_gen, r->n_prompt + r->n_gen, r->n_cached);
 }
 
 /* ---- log-probabilities ----
@@ -549,11 +552,11 @@ static json_t *whole_response(struct al_gen *g, const char *model)
         choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", 0, "logprobs", whole_logprobs(g),
                            "finish_reason", finish_reason(g));
     free(text);
-    return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i}, s:s}", "id", g->id, "object",
+    return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i, s:{s:i}}, s:s}", "id", g->id, "object",
                      g->kind == AL_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
                      model, "choices", choice, "usage", "prompt_tokens", g->res.n_prompt, "completion_tokens",
-                     g->res.n_gen, "total_tokens", g->res.n_prompt + g->res.n_gen, "system_fingerprint",
-                     g->fingerprint);
+                     g->res.n_gen, "total_tokens", g->res.n_prompt + g->res.n_gen, "prompt_tokens_details",
+                     "cached_tokens", g->res.n_cached, "system_fingerprint", g->fingerprint);
 }
 
 enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)

@@ -82,6 +82,9 @@ enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim,
     json_t *ie = json_object_get(body, "ignore_eos");
     if (json_is_boolean(ie))
         p->ignore_eos = json_is_true(ie);
+    json_t *cp = json_object_get(body, "cache_prompt");
+    if (json_is_boolean(cp))
+        p->cache_prompt = json_is_true(cp);
 
     json_t *stop = json_object_get(body, "stop");
     p->n_stop = 0;

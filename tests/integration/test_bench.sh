@@ -30,6 +30,8 @@ for c in r["cells"]:
     assert len(c["samples"]) == 3
     for x in c["samples"]:
         assert x["n_gen"] == 12 and abs(x["n_prompt"] - c["prompt_length"]) <= 3, x
+        # Every prompt token computed: a prompt of N is a batch of N, as llama-bench's ppN.
+        assert x["n_cached"] == 0, x
         assert x["ttft_ms"] > 0 and x["latency_ms"] >= x["ttft_ms"] and len(x["itl_ms"]) >= 8, x
 assert r["health"]["rss_peak_mb"] > 1
 assert r["overall"]["decode_tps"] > 0

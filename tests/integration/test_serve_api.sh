@@ -43,8 +43,22 @@ assert text == sys.argv[2], repr(text)
 assert finish == "length", finish
 assert usage and usage["completion_tokens"] == 40 and usage["prompt_tokens"] > 0, usage
 assert len(events) > 10, "not streamed token by token"
+assert usage["prompt_tokens_details"]["cached_tokens"] == usage["prompt_tokens"] - 1, usage
 PY
 ok "golden output, streaming (SSE, one event per token, usage, [DONE])"
+
+# ---- KV-cache reuse of a shared prompt prefix ----
+# The same prompt again: every token but the last (whose logits start the
+# answer) comes from the KV cache, and usage says so. cache_prompt false
+# (llama-server's field) computes them all, with the same greedy answer.
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+[ "$(jq_py 'd["usage"]["prompt_tokens_details"]["cached_tokens"] == d["usage"]["prompt_tokens"] - 1 > 0')" = True ] ||
+    fail "cached prompt: $BODY"
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0,"cache_prompt":false}'
+expect_code 200
+[ "$(jq_py 'd["usage"]["prompt_tokens_details"]["cached_tokens"]')" = 0 ] || fail "cache_prompt false: $BODY"
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "golden without the cache: $BODY"
+ok "prompt prefix from the KV cache (usage cached_tokens), cache_prompt false computes all"
 
 # ---- chat ----
 post /v1/chat/completions '{"model":"stories","messages":[{"role":"system","content":"Be brief."},{"role":"user","content":"Tell a story."}],"max_tokens":16,"temperature":0}'
