@@ -48,6 +48,23 @@ struct al_verify_cache;   /* opaque: remembered verifications of blobs */
 struct al_verify_cache *al_verify_cache_new(void);
 void al_verify_cache_free(struct al_verify_cache *c);
 
+/* ---- arrivals ----
+ * A count of requests on their way to al_engine_submit: a server counts a
+ * generation request when its headers arrive, and al_engine_submit uncounts
+ * it once it is queued or refused. A scheduler about to start a step from
+ * idle waits while the count is above zero, up to AL_ENGINE_GATHER_MS, so
+ * that clients who start together (a burst, or 8 streams that finished on
+ * the same step and ask again) have their prompts in one batch instead of
+ * the first alone and the rest a whole step later. A lone request is never
+ * delayed: by the time the scheduler looks, it is uncounted. One count may
+ * serve several models; a request for another model costs at most the cap. */
+struct al_arrivals;
+#define AL_ENGINE_GATHER_MS 10
+struct al_arrivals *al_arrivals_new(void);
+void al_arrivals_free(struct al_arrivals *a);
+void al_arrivals_add(struct al_arrivals *a, int delta); /* NULL: no-op */
+int al_arrivals_pending(const struct al_arrivals *a);
+
 /* ---- loading ---- */
 
 struct al_model_params {
@@ -62,10 +79,13 @@ struct al_model_params {
     /* NULL: always hash. Otherwise a blob verified before, unchanged since
      * (same device, inode, size, mtime), is not hashed again. */
     struct al_verify_cache *verify_cache;
+    struct al_arrivals *arrivals; /* NULL: steps start at once (see arrivals) */
+    int gather_ms;                /* the longest wait for arrivals; <= 0: AL_ENGINE_GATHER_MS */
 };
 
 /* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
- * n_gpu_layers -1, use_mmap true, use_mlock false, no cache. */
+ * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no arrivals,
+ * gather_ms AL_ENGINE_GATHER_MS. */
 struct al_model_params al_model_params_default(void);
 
 /* The shapes a model's KV cache is sized by, as its GGUF header gives them
@@ -203,6 +223,8 @@ struct al_gen_params {
     bool parse_special;      /* read special tokens in the prompt (llama-server does) */
     bool cache_prompt;       /* reuse the KV cache of a prompt prefix an earlier request left;
                               * false computes every prompt token (llama-server's cache_prompt) */
+    struct al_arrivals *arrival; /* the count this request is in, or NULL: al_engine_submit
+                                  * uncounts it, queued or refused */
     int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
     al_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
     void *probs_ud;          /* passed to on_probs */
@@ -211,7 +233,7 @@ struct al_gen_params {
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL. */
+ * n_probs 0, on_probs NULL, arrival NULL. */
 struct al_gen_params al_gen_params_default(void);
 
 enum al_finish {
@@ -251,7 +273,8 @@ typedef void al_done_cb(void *ud, const struct al_gen_result *res);
  * Errors: AL_ERR_USAGE (params out of range), AL_ERR_INVALID (grammar does not
  * parse), AL_ERR_LIMIT (prompt over AL_LIMIT_PROMPT_TOKENS or not fitting the
  * context of a sequence, too many stop strings), AL_ERR_BUSY (queue full: try
- * later), AL_ERR_NOMEM. On error no callback is ever called. */
+ * later), AL_ERR_NOMEM. On error no callback is ever called. Either way
+ * p->arrival, if set, is uncounted. */
 enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
                             const struct al_gen_params *p, al_token_cb *on_token,
                             al_done_cb *on_done, void *ud, struct al_engine_req **out,

@@ -57,6 +57,7 @@ struct al_models {
     struct al_repo *repo;
     struct al_models_config cfg;
     struct al_verify_cache *vcache;
+    struct al_arrivals *arrivals; /* generation requests on their way, shared by every model's scheduler */
     struct rref *refs;
     struct al_model_lease *entries;
     bool preload_done;
@@ -109,6 +110,7 @@ static struct al_model_params params_for(const struct al_models *mm, const char 
     if (s.mmap >= 0) p.use_mmap = s.mmap;
     if (s.mlock >= 0) p.use_mlock = s.mlock;
     p.verify_cache = mm->vcache;
+    p.arrivals = mm->arrivals;
     return p;
 }
 
@@ -343,6 +345,11 @@ void al_models_release(struct al_model_lease *e)
         free_entries(e);
 }
 
+struct al_arrivals *al_models_arrivals(struct al_models *mm)
+{
+    return mm->arrivals;
+}
+
 struct al_engine_model *al_lease_engine(const struct al_model_lease *l) { return l->m; }
 const char *al_lease_name(const struct al_model_lease *l) { return l->name; }
 const char *al_lease_digest(const struct al_model_lease *l) { return l->digest; }
@@ -401,7 +408,8 @@ enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, s
     if (rc)
         goto fail;
     mm->vcache = al_verify_cache_new();
-    if (!mm->vcache) {
+    mm->arrivals = al_arrivals_new();
+    if (!mm->vcache || !mm->arrivals) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -433,6 +441,7 @@ void al_models_free(struct al_models *mm)
         free(r);
     }
     al_verify_cache_free(mm->vcache);
+    al_arrivals_free(mm->arrivals);
     al_repo_free(mm->repo);
     pthread_cond_destroy(&mm->cv);
     pthread_mutex_destroy(&mm->mu);

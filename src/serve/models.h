@@ -88,6 +88,10 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
 /* Gives the lease back. NULL is a no-op. */
 void al_models_release(struct al_model_lease *l);
 
+/* The count of generation requests on their way to a model's scheduler (see
+ * al_arrivals in engine.h): the server counts one when its headers arrive. */
+struct al_arrivals *al_models_arrivals(struct al_models *mm);
+
 /* Valid while the lease is held. */
 struct al_engine_model *al_lease_engine(const struct al_model_lease *l);
 const char *al_lease_name(const struct al_model_lease *l);     /* model name */

@@ -621,6 +621,10 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
         gp.on_probs = on_probs;
         gp.probs_ud = g;
     }
+    if (h->arriving) {
+        gp.arrival = al_models_arrivals(h->srv->mm);
+        h->arriving = false;
+    }
     enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);
     if (rc) {
         atomic_fetch_sub(&g->refs, 1);

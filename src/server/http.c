@@ -21,6 +21,10 @@
 #include "core/log.h"
 #include "access/access.h"
 #include "audit/audit.h"
+#include "server/audit_queue.h"
+
+/* Audit records waiting for the writer before a finishing request waits. */
+#define AL_SERVER_AUDIT_QUEUE 1024
 
 double al_http_now(void)
 {
@@ -167,18 +171,19 @@ static const struct route {
     bool prefix;
     const char *scope; /* NULL: no key needed */
     bool counted;      /* against limits.concurrent */
+    bool generates;    /* counted in the models' arrivals until submitted (al_arrivals) */
     enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
 } routes[] = {
-    {"POST", "/v1/chat/completions", false, "chat", true, al_route_chat},
-    {"POST", "/v1/completions", false, "chat", true, al_route_completions},
-    {"POST", "/v1/embeddings", false, "embed", true, al_route_embeddings},
-    {"GET", "/v1/models", false, "models", false, al_route_models},
-    {"GET", "/v1/models/", true, "models", false, al_route_model_get},
-    {"POST", "/tokenize", false, "chat", true, al_route_tokenize},
-    {"POST", "/detokenize", false, "chat", true, al_route_detokenize},
-    {"POST", "/v1/rag/", true, "rag", true, al_route_rag_query}, /* scope rag:{collection} */
-    {"GET", "/health", false, NULL, false, al_route_health},
-    {"GET", "/metrics", false, "admin", false, al_route_metrics},
+    {"POST", "/v1/chat/completions", false, "chat", true, true, al_route_chat},
+    {"POST", "/v1/completions", false, "chat", true, true, al_route_completions},
+    {"POST", "/v1/embeddings", false, "embed", true, false, al_route_embeddings},
+    {"GET", "/v1/models", false, "models", false, false, al_route_models},
+    {"GET", "/v1/models/", true, "models", false, false, al_route_model_get},
+    {"POST", "/tokenize", false, "chat", true, false, al_route_tokenize},
+    {"POST", "/detokenize", false, "chat", true, false, al_route_detokenize},
+    {"POST", "/v1/rag/", true, "rag", true, false, al_route_rag_query}, /* scope rag:{collection} */
+    {"GET", "/health", false, NULL, false, false, al_route_health},
+    {"GET", "/metrics", false, "admin", false, false, al_route_metrics},
 };
 
 static const struct route *find_route(const char *method, const char *url, bool *path_known)
@@ -360,6 +365,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                 h->counted = true;
             }
             pthread_mutex_unlock(&s->mu);
+            if (!refuse && r->generates) {
+                al_arrivals_add(al_models_arrivals(s->mm), 1);
+                h->arriving = true;
+            }
             if (refuse)
                 return al_http_reply_error(h, 503, "server_error", NULL, draining ? "shutting_down" : "too_many_requests",
                                            draining ? "the server is shutting down"
@@ -399,13 +408,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             .route = h->route, .status = status, .tokens_in = h->tokens_in, .tokens_out = h->tokens_out,
             .latency_ms = secs * 1000, .prompt = s->o.audit_text ? h->prompt : NULL,
             .response = s->o.audit_text ? text : NULL};
-        struct al_err err = AL_ERR_INIT;
-        if (al_audit_append(s->o.audit, &rec, &err) != AL_OK)
-            al_log(AL_LOG_ERROR, "%s: cannot write the audit record: %s", h->id, err.msg);
+        al_audit_queue_post(s->audit_q, &rec);
     }
     al_info("%s %s %s %d %.1f ms caller=%s in=%d out=%d%s", h->id, h->method, h->url ? h->url : "?", status,
             secs * 1000, h->caller, h->tokens_in, h->tokens_out,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
+    if (h->arriving) /* never reached the engine */
+        al_arrivals_add(al_models_arrivals(s->mm), -1);
     al_gen_unref(h->gen);
     al_models_release(h->lease);
     al_models_release(h->embed_lease);
@@ -506,6 +515,8 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
     snprintf(s->id_prefix, sizeof s->id_prefix, "%08x", rnd);
     struct addrinfo *ai = NULL;
     rc = al_metrics_new(&s->metrics, err);
+    if (!rc && o->audit)
+        rc = al_audit_queue_start(o->audit, AL_SERVER_AUDIT_QUEUE, &s->audit_q, err);
     if (rc)
         goto fail;
     if (o->tls_cert) {
@@ -631,6 +642,7 @@ void al_server_free(struct al_server *s)
         close(s->unix_fd);
         unlink(s->socket_path);
     }
+    al_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
     al_metrics_free(s->metrics);
     al_srv_rag_free(s->rag);
     free(s->tls_cert);

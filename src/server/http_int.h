@@ -35,6 +35,7 @@ struct al_server {
     char socket_path[4096];
     char *tls_cert, *tls_key, *tls_ca; /* PEM text */
     struct al_metrics *metrics;
+    struct al_audit_queue *audit_q; /* with o.audit: its writer (audit_queue.h) */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* in_flight or n_gens reached 0 */
     int in_flight;          /* requests counted against limits.concurrent */
@@ -66,6 +67,7 @@ struct al_hreq {
     double t0;                  /* monotonic seconds */
     int status;
     bool counted;               /* in srv->in_flight */
+    bool arriving;              /* in the models' arrivals: al_engine_submit uncounts it */
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
     int tokens_in, tokens_out;

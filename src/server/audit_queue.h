@@ -1,0 +1,25 @@
+/*
+ * audit_queue.h: audit records written by a thread of their own, so that a
+ * finishing request does not hold its connection for the record's fdatasync
+ * (see audit_queue.c).
+ */
+#ifndef AL_SERVER_AUDIT_QUEUE_H
+#define AL_SERVER_AUDIT_QUEUE_H
+
+#include "core/err.h"
+
+struct al_audit;
+struct al_audit_record;
+struct al_audit_queue;
+
+/* Starts the writer for audit, which must outlive the queue. At most max
+ * records wait; a post beyond waits for room. */
+enum al_rc al_audit_queue_start(struct al_audit *audit, int max, struct al_audit_queue **out, struct al_err *err);
+
+/* Queues a copy of rec; waits while the queue is full. Not after stop. */
+void al_audit_queue_post(struct al_audit_queue *q, const struct al_audit_record *rec);
+
+/* Writes every queued record, then stops the writer and frees q. NULL: no-op. */
+void al_audit_queue_stop(struct al_audit_queue *q);
+
+#endif
