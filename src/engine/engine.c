@@ -192,7 +192,7 @@ struct al_model_params al_model_params_default(void)
         .use_mlock = false,
         .verify_cache = NULL,
         .arrivals = NULL,
-        .gather_ms = AL_ENGINE_GATHER_MS,
+        .gather_ms = 0,
     };
     return p;
 }
@@ -226,8 +226,6 @@ static enum al_rc resolve_params(struct al_model_params *p, struct al_err *err)
         p->n_seq = 1;
     if (p->queue_max <= 0)
         p->queue_max = 64;
-    if (p->gather_ms <= 0)
-        p->gather_ms = AL_ENGINE_GATHER_MS;
     if (p->n_seq > AL_LIMIT_SEQS)
         return al_err_set(err, AL_ERR_LIMIT, "%d parallel sequences is over the cap of %d (AL_LIMIT_SEQS)",
                           p->n_seq, AL_LIMIT_SEQS);

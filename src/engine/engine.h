@@ -52,7 +52,9 @@ void al_verify_cache_free(struct al_verify_cache *c);
  * A count of requests on their way to al_engine_submit: a server counts a
  * generation request when its headers arrive, and al_engine_submit uncounts
  * it once it is queued or refused. A scheduler about to start a step from
- * idle waits while the count is above zero, up to AL_ENGINE_GATHER_MS, so
+ * idle waits while the count is above zero, up to half its last prompt
+ * step's time and at most AL_ENGINE_GATHER_MS (a later request would wait
+ * out no more than one step anyway), so
  * that clients who start together (a burst, or 8 streams that finished on
  * the same step and ask again) have their prompts in one batch instead of
  * the first alone and the rest a whole step later. A lone request is never
@@ -80,12 +82,12 @@ struct al_model_params {
      * (same device, inode, size, mtime), is not hashed again. */
     struct al_verify_cache *verify_cache;
     struct al_arrivals *arrivals; /* NULL: steps start at once (see arrivals) */
-    int gather_ms;                /* the longest wait for arrivals; <= 0: AL_ENGINE_GATHER_MS */
+    int gather_ms;                /* the longest wait for arrivals; <= 0: adaptive (see arrivals) */
 };
 
 /* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
  * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no arrivals,
- * gather_ms AL_ENGINE_GATHER_MS. */
+ * gather_ms 0 (adaptive). */
 struct al_model_params al_model_params_default(void);
 
 /* The shapes a model's KV cache is sized by, as its GGUF header gives them

@@ -117,6 +117,7 @@ struct al_sched {
     struct al_arrivals *arrivals;   /* requests on their way, or NULL */
     int step_finished;              /* worker: requests the current step finished */
     int burst_n;                    /* worker: requests finished by the step that left it idle */
+    double prompt_step_ms;          /* worker: how long the last step with prompt tokens took */
     double burst_end_ms;            /* worker: when */
     llama_memory_t mem;
     struct llama_batch batch;
@@ -468,8 +469,15 @@ static struct timespec ms_from_now(double ms)
  * of 2 prompts, then 6, 22 ms apart, on a 100M Q4_0 model). */
 static void gather(struct al_sched *s)
 {
-    double now = al_engine_now_ms(), t_end = now + s->m->params.gather_ms;
-    int expect = now - s->burst_end_ms < 4.0 * s->m->params.gather_ms ? s->burst_n : 0;
+    /* Waiting longer than a step gains nothing: a request that comes later
+     * joins the next step. Half of one: a fast model (the 1 MB fixture, a
+     * step of 8 prompts in 2 ms) is not held 10 ms for stragglers. */
+    double cap = s->m->params.gather_ms;
+    if (cap <= 0)
+        cap = s->prompt_step_ms > 0 && s->prompt_step_ms / 2 < AL_ENGINE_GATHER_MS ? s->prompt_step_ms / 2
+                                                                                   : AL_ENGINE_GATHER_MS;
+    double now = al_engine_now_ms(), t_end = now + cap;
+    int expect = now - s->burst_end_ms < 4.0 * cap ? s->burst_n : 0;
     while (!s->quit && s->n_queued < s->n_seq &&
            (atomic_load(&s->arrivals->n) > 0 || s->n_queued < expect)) {
         double left = t_end - al_engine_now_ms();
@@ -478,6 +486,14 @@ static void gather(struct al_sched *s)
         struct timespec ts = ms_from_now(left < 1 ? left : 1);
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
     }
+}
+
+static int n_generating(const struct al_sched *s)
+{
+    int n = 0;
+    for (int i = 0; i < s->n_seq; i++)
+        n += s->slots[i].req && s->slots[i].generating;
+    return n;
 }
 
 static void *worker(void *arg)
@@ -563,8 +579,11 @@ static void *worker(void *arg)
         build_batch(s);
         if (s->batch.n_tokens == 0)
             continue;
+        double t_step = al_engine_now_ms();
         int ret = llama_decode(s->ctx, s->batch);
         atomic_fetch_add(&s->decode_calls, 1);
+        if (s->batch.n_tokens > n_generating(s))
+            s->prompt_step_ms = al_engine_now_ms() - t_step;
         if (ret != 0) {
             fail_batch(s, ret);
             continue;
