@@ -78,15 +78,17 @@ post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens
 post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":100}'; expect_code 400
 ok "SIGHUP: limits.max_tokens 16 -> 64 applies to the next request; an invalid file keeps the limits"
 serve_stop
-NOTIFY_SOCKET="$T/notify.sock" serve_start stories --port 0 --ctx 4096 --max-tokens 4000
+# A long drain timeout: on a loaded machine (ctest -j, OpenMP threads of
+# other tests spinning) 2000 tokens took over the default 30 s.
+NOTIFY_SOCKET="$T/notify.sock" serve_start stories --port 0 --ctx 4096 --max-tokens 4000 --drain-timeout 600
 
 # ---- SIGTERM drains ----
 curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"stream":true}' \
     >"$T/drain.txt" & inflight=$!
 sleep 0.3
 kill -TERM "$SERVE_PID"
-wait "$inflight"
-tail -c 20 "$T/drain.txt" | grep -q 'data: \[DONE\]' || fail "SIGTERM cut the request in flight"
+wait "$inflight" || fail "the request in flight failed (curl $?): $(tail -c 300 "$T/drain.txt"); $(tail -5 "$SERVE_LOG")"
+tail -c 20 "$T/drain.txt" | grep -q 'data: \[DONE\]' || fail "SIGTERM cut the request in flight: $(tail -5 "$SERVE_LOG")"
 for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$SERVE_PID" 2>/dev/null && fail "the server did not stop after SIGTERM"
 wait "$SERVE_PID"; rc=$?
