@@ -63,7 +63,7 @@ void al_arrivals_add(struct al_arrivals *a, int delta)
 
 int al_arrivals_pending(const struct al_arrivals *a)
 {
-    return atomic_load(&((struct al_arrivals *)a)->n);
+    return atomic_load(&a->n);
 }
 
 struct al_engine_req {
@@ -117,8 +117,8 @@ struct al_sched {
     struct al_arrivals *arrivals;   /* requests on their way, or NULL */
     int step_finished;              /* worker: requests the current step finished */
     int burst_n;                    /* worker: requests finished by the step that left it idle */
-    double prompt_step_ms;          /* worker: how long the last step with prompt tokens took */
     double burst_end_ms;            /* worker: when */
+    double prompt_step_ms;          /* worker: how long the last step with prompt tokens took */
     llama_memory_t mem;
     struct llama_batch batch;
     int n_batch, n_seq, n_ctx_seq, queue_max, n_vocab;

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "core/limits.h"
 #include "core/log.h"
 
 struct item {
@@ -41,9 +42,11 @@ struct al_audit_queue {
     pthread_t thread;
 };
 
-static char *dup_or_null(const char *s)
+/* Copies no more than al_audit_append keeps (it cuts fields and text at
+ * these caps), so that 1024 queued records with text stay bounded. */
+static char *dup_or_null(const char *s, size_t max)
 {
-    return s ? strdup(s) : NULL;
+    return s ? strndup(s, max) : NULL;
 }
 
 static void item_free(struct item *it)
@@ -113,12 +116,12 @@ void al_audit_queue_post(struct al_audit_queue *q, const struct al_audit_record 
     struct item *it = calloc(1, sizeof *it);
     if (it) {
         it->rec = *rec;
-        it->rec.request_id = dup_or_null(rec->request_id);
-        it->rec.caller = dup_or_null(rec->caller);
-        it->rec.model_digest = dup_or_null(rec->model_digest);
-        it->rec.route = dup_or_null(rec->route);
-        it->rec.prompt = dup_or_null(rec->prompt);
-        it->rec.response = dup_or_null(rec->response);
+        it->rec.request_id = dup_or_null(rec->request_id, AL_LIMIT_AUDIT_FIELD);
+        it->rec.caller = dup_or_null(rec->caller, AL_LIMIT_AUDIT_FIELD);
+        it->rec.model_digest = dup_or_null(rec->model_digest, AL_LIMIT_AUDIT_FIELD);
+        it->rec.route = dup_or_null(rec->route, AL_LIMIT_AUDIT_FIELD);
+        it->rec.prompt = dup_or_null(rec->prompt, AL_LIMIT_AUDIT_TEXT);
+        it->rec.response = dup_or_null(rec->response, AL_LIMIT_AUDIT_TEXT);
     }
     if (!it || (rec->request_id && !it->rec.request_id) || (rec->caller && !it->rec.caller) ||
         (rec->model_digest && !it->rec.model_digest) || (rec->route && !it->rec.route) ||
