@@ -700,6 +700,24 @@ static uint64_t decode_calls(struct al_engine_model *m)
     return st.decode_calls;
 }
 
+/* Submits one request, checks that no step starts for 100 ms, then a
+ * second: both are decoded in one step. */
+static void two_in_one_step(struct al_engine_model *m, const struct al_gen_params *p1,
+                            const struct al_gen_params *p2, uint64_t calls_before)
+{
+    struct collect c1, c2;
+    collect_init(&c1);
+    collect_init(&c2);
+    submit(m, "Tom and Sue went", p1, &c1, NULL);
+    usleep(100 * 1000);
+    assert_int_equal(decode_calls(m), calls_before);
+    submit(m, "One day, a big bird", p2, &c2, NULL);
+    wait_done(&c1);
+    wait_done(&c2);
+    assert_int_equal(decode_calls(m), calls_before + 1);
+    assert_true(c1.res.queue_ms >= 90);
+}
+
 static void test_gather_arrivals(void **state)
 {
     if (!have_fixture())
@@ -713,31 +731,12 @@ static void test_gather_arrivals(void **state)
 
     /* B is on its way when A arrives: A waits for it, both take one step. */
     al_arrivals_add(a, 1);
-    struct collect ca, cb;
-    collect_init(&ca);
-    collect_init(&cb);
-    submit(m, "Once upon a time", &p, &ca, NULL);
-    usleep(100 * 1000);
-    assert_int_equal(decode_calls(m), 0);
-    submit(m, "The little dog", &pc, &cb, NULL);
+    two_in_one_step(m, &p, &pc, 0);
     assert_int_equal(al_arrivals_pending(a), 0);
-    wait_done(&ca);
-    wait_done(&cb);
-    assert_int_equal(decode_calls(m), 1);
-    assert_true(ca.res.queue_ms >= 90);
 
     /* That step finished two: the first next request waits for a second,
      * not yet counted (its client's headers are still on the way). */
-    struct collect cc, cd;
-    collect_init(&cc);
-    collect_init(&cd);
-    submit(m, "Tom and Sue went", &p, &cc, NULL);
-    usleep(100 * 1000);
-    assert_int_equal(decode_calls(m), 1);
-    submit(m, "One day, a big bird", &p, &cd, NULL);
-    wait_done(&cc);
-    wait_done(&cd);
-    assert_int_equal(decode_calls(m), 2);
+    two_in_one_step(m, &p, &p, 1);
     al_engine_model_free(m);
 
     /* A lone counted request is uncounted as it is queued: no wait. */
