@@ -170,8 +170,8 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
  * start several requests at once has them accepted at once, but each
  * connection's thread reads its request in turn, and without the count the
  * first request took a step alone (8 new clients, 100M Q4_0 model: steps of
- * 3 prompts then 5, TTFT 25 and 67 ms). A connection that sends nothing holds
- * an idle scheduler's first step for at most its gather cap. */
+ * 3 prompts then 5, TTFT 25 and 67 ms). A connection that sends nothing is
+ * not waited for once the count has been quiet a while (sched.c gather). */
 
 struct conn_state {
     atomic_bool counted_new;

@@ -678,14 +678,14 @@ static void test_token_probs(void **state)
  * after a step that finished several requests for as many new ones, so that
  * they start in one batch; a lone request, or one that never comes, is not
  * waited for beyond its own count. */
-static struct al_engine_model *load_gathering(struct al_arrivals *a)
+static struct al_engine_model *load_gathering(struct al_arrivals *a, int gather_ms)
 {
     struct al_model_params mp = al_model_params_default();
     mp.threads = 2;
     mp.n_seq = 2;
     mp.n_ctx = 256;
     mp.arrivals = a;
-    mp.gather_ms = 3000; /* far longer than any wait below: no timing luck */
+    mp.gather_ms = gather_ms;
     struct al_engine_model *m = NULL;
     struct al_err err = AL_ERR_INIT;
     if (al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err))
@@ -724,7 +724,7 @@ static void test_gather_arrivals(void **state)
         skip();
     struct al_arrivals *a = al_arrivals_new();
     assert_non_null(a);
-    struct al_engine_model *m = load_gathering(a);
+    struct al_engine_model *m = load_gathering(a, 3000); /* far longer than any wait below: no timing luck */
     struct al_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
     struct al_gen_params pc = p;        /* a request the server counted */
     pc.arrival = a;
@@ -740,7 +740,7 @@ static void test_gather_arrivals(void **state)
     al_engine_model_free(m);
 
     /* A lone counted request is uncounted as it is queued: no wait. */
-    m = load_gathering(a);
+    m = load_gathering(a, 3000); /* far longer than any wait below: no timing luck */
     struct collect ce;
     collect_init(&ce);
     al_arrivals_add(a, 1);
@@ -767,7 +767,19 @@ static void test_gather_arrivals(void **state)
     struct al_err err = AL_ERR_INIT;
     assert_int_equal(al_engine_submit(m, "Hi", &pe, on_token, on_done, NULL, NULL, &err), AL_ERR_INVALID);
     assert_int_equal(al_arrivals_pending(a), 0);
+    al_engine_model_free(m);
 
+    /* A count quiet for 4 caps (a connection that sends nothing) is not
+     * waited for: the cap is 500 ms, the count 2.2 s old. */
+    m = load_gathering(a, 500);
+    al_arrivals_add(a, 1);
+    usleep(2200 * 1000);
+    struct collect cg;
+    collect_init(&cg);
+    submit(m, "Once upon a time", &p, &cg, NULL);
+    wait_done(&cg);
+    assert_true(cg.res.queue_ms < 250);
+    al_arrivals_add(a, -1);
     al_engine_model_free(m);
     al_arrivals_free(a);
 }
