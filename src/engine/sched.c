@@ -124,7 +124,8 @@ struct al_sched {
     int step_finished;              /* worker: requests the current step finished */
     int burst_n;                    /* worker: requests finished by the step that left it idle */
     double burst_end_ms;            /* worker: when */
-    double prompt_step_ms;          /* worker: how long the last step with prompt tokens took */
+    double prompt_step_ms[8];       /* worker: how long the last 8 steps with prompt tokens took */
+    unsigned n_prompt_steps;
     llama_memory_t mem;
     struct llama_batch batch;
     int n_batch, n_seq, n_ctx_seq, queue_max, n_vocab;
@@ -477,11 +478,17 @@ static void gather(struct al_sched *s)
 {
     /* Waiting longer than a step gains nothing: a request that comes later
      * joins the next step. Half of one: a fast model (the 1 MB fixture, a
-     * step of 8 prompts in 2 ms) is not held 10 ms for stragglers. */
+     * step of 8 prompts in 2 ms) is not held 10 ms for stragglers. The
+     * shortest of the last 8 such steps: one step slowed by a busy machine
+     * must not raise the cap. */
     double cap = s->m->params.gather_ms;
-    if (cap <= 0)
-        cap = s->prompt_step_ms > 0 && s->prompt_step_ms / 2 < AL_ENGINE_GATHER_MS ? s->prompt_step_ms / 2
-                                                                                   : AL_ENGINE_GATHER_MS;
+    if (cap <= 0) {
+        cap = AL_ENGINE_GATHER_MS;
+        unsigned n = s->n_prompt_steps < 8 ? s->n_prompt_steps : 8;
+        for (unsigned i = 0; i < n; i++)
+            if (s->prompt_step_ms[i] / 2 < cap)
+                cap = s->prompt_step_ms[i] / 2;
+    }
     double now = al_engine_now_ms(), t_end = now + cap;
     int expect = now - s->burst_end_ms < 4.0 * cap ? s->burst_n : 0;
     /* Counted but quiet for 4 caps: a connection that sends nothing, not a
@@ -592,7 +599,7 @@ static void *worker(void *arg)
         int ret = llama_decode(s->ctx, s->batch);
         atomic_fetch_add(&s->decode_calls, 1);
         if (s->batch.n_tokens > n_generating(s))
-            s->prompt_step_ms = al_engine_now_ms() - t_step;
+            s->prompt_step_ms[s->n_prompt_steps++ % 8] = al_engine_now_ms() - t_step;
         if (ret != 0) {
             fail_batch(s, ret);
             continue;
