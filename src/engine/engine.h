@@ -52,7 +52,7 @@ void al_verify_cache_free(struct al_verify_cache *c);
  * A count of requests on their way to al_engine_submit: a server counts a
  * generation request when its headers arrive, and al_engine_submit uncounts
  * it once it is queued or refused. A scheduler about to start a step from
- * idle waits while the count is above zero, up to half the shortest of its
+ * idle waits while the count is above zero, up to half the median of its
  * last 8 prompt steps and at most AL_ENGINE_GATHER_MS (a later request would
  * wait out no more than one step anyway), so
  * that clients who start together (a burst, or 8 streams that finished on

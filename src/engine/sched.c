@@ -479,15 +479,24 @@ static void gather(struct al_sched *s)
     /* Waiting longer than a step gains nothing: a request that comes later
      * joins the next step. Half of one: a fast model (the 1 MB fixture, a
      * step of 8 prompts in 2 ms) is not held 10 ms for stragglers. The
-     * shortest of the last 8 such steps: one step slowed by a busy machine
-     * must not raise the cap. */
+     * median of the last 8 such steps: one step slowed by a busy machine
+     * must not raise the cap, nor one lone short prompt lower it. */
     double cap = s->m->params.gather_ms;
     if (cap <= 0) {
         cap = AL_ENGINE_GATHER_MS;
         unsigned n = s->n_prompt_steps < 8 ? s->n_prompt_steps : 8;
-        for (unsigned i = 0; i < n; i++)
-            if (s->prompt_step_ms[i] / 2 < cap)
-                cap = s->prompt_step_ms[i] / 2;
+        if (n > 0) {
+            double v[8];
+            memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
+            for (unsigned i = 1; i < n; i++) /* insertion sort of at most 8 */
+                for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
+                    double t = v[j];
+                    v[j] = v[j - 1];
+                    v[j - 1] = t;
+                }
+            if (v[n / 2] / 2 < cap)
+                cap = v[n / 2] / 2;
+        }
     }
     double now = al_engine_now_ms(), t_end = now + cap;
     int expect = now - s->burst_end_ms < 4.0 * cap ? s->burst_n : 0;
