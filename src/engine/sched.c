@@ -38,6 +38,8 @@
 
 /* ---- arrivals ---- */
 
+#define PROMPT_STEPS 8 /* the gather cap is taken from this many recent prompt steps */
+
 struct al_arrivals {
     atomic_int n;
     _Atomic double last_add_ms; /* when n last went up */
@@ -124,7 +126,7 @@ struct al_sched {
     int step_finished;              /* worker: requests the current step finished */
     int burst_n;                    /* worker: requests finished by the step that left it idle */
     double burst_end_ms;            /* worker: when */
-    double prompt_step_ms[8];       /* worker: how long the last 8 steps with prompt tokens took */
+    double prompt_step_ms[PROMPT_STEPS]; /* worker: how long the last steps with prompt tokens took */
     unsigned n_prompt_steps;
     llama_memory_t mem;
     struct llama_batch batch;
@@ -464,6 +466,12 @@ static struct timespec ms_from_now(double ms)
     return ts;
 }
 
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
 /* Under the lock, before a step from idle: while requests are on their way
  * and slots would be left free, wait for them (submit signals wake; a request
  * refused before it is queued only uncounts itself, hence the 1 ms ticks).
@@ -483,20 +491,11 @@ static void gather(struct al_sched *s)
      * must not raise the cap, nor one lone short prompt lower it. */
     double cap = s->m->params.gather_ms;
     if (cap <= 0) {
-        cap = AL_ENGINE_GATHER_MS;
-        unsigned n = s->n_prompt_steps < 8 ? s->n_prompt_steps : 8;
-        if (n > 0) {
-            double v[8];
-            memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
-            for (unsigned i = 1; i < n; i++) /* insertion sort of at most 8 */
-                for (unsigned j = i; j > 0 && v[j - 1] > v[j]; j--) {
-                    double t = v[j];
-                    v[j] = v[j - 1];
-                    v[j - 1] = t;
-                }
-            if (v[n / 2] / 2 < cap)
-                cap = v[n / 2] / 2;
-        }
+        unsigned n = s->n_prompt_steps < PROMPT_STEPS ? s->n_prompt_steps : PROMPT_STEPS;
+        double v[PROMPT_STEPS];
+        memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
+        qsort(v, n, sizeof v[0], cmp_double);
+        cap = n > 0 && v[n / 2] / 2 < AL_ENGINE_GATHER_MS ? v[n / 2] / 2 : AL_ENGINE_GATHER_MS;
     }
     double now = al_engine_now_ms(), t_end = now + cap;
     int expect = now - s->burst_end_ms < 4.0 * cap ? s->burst_n : 0;
@@ -608,7 +607,7 @@ static void *worker(void *arg)
         int ret = llama_decode(s->ctx, s->batch);
         atomic_fetch_add(&s->decode_calls, 1);
         if (s->batch.n_tokens > n_generating(s))
-            s->prompt_step_ms[s->n_prompt_steps++ % 8] = al_engine_now_ms() - t_step;
+            s->prompt_step_ms[s->n_prompt_steps++ % PROMPT_STEPS] = al_engine_now_ms() - t_step;
         if (ret != 0) {
             fail_batch(s, ret);
             continue;
