@@ -42,7 +42,7 @@ PP_SET=${PP:-} TG_SET=${TG:-}
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 models=("$@")
 if [ ${#models[@]} -eq 0 ]; then
-    models=("$here/../shared/fixtures/stories260K.gguf")
+    models=("$here/tests/fixtures/stories260K.gguf")
     "$BUILD/airlock-ggufgen" --out "$work/gen20m.gguf" --params 20M --ctx 2048 \
         --vocab "$prefix/src/models/ggml-vocab-llama-spm.gguf" 2>/dev/null
     models+=("$work/gen20m.gguf")

@@ -21,7 +21,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 bin="$here/$build/airlock"; rb="$here/$build/airlock-ragbench"
 prefix=$(sed -n 's/^AIRLOCK_LLAMA_PREFIX:PATH=//p' "$here/$build/CMakeCache.txt")
 llemb="$prefix/build/bin/llama-embedding"
-model=${MODEL:-$here/../shared/fixtures/stories260K.gguf}
+model=${MODEL:-$here/tests/fixtures/stories260K.gguf}
 threads=${THREADS:-2}; rounds=${ROUNDS:-3}; n=${N:-100000}; dim=${DIM:-384}; ndocs=${DOCS:-60}
 work=$(mktemp -d "${TMPDIR:-/tmp}/al-bench-rag.XXXXXX"); trap 'rm -rf "$work"' EXIT
 export AIRLOCK_HOME="$work/home" AIRLOCK_NO_PROGRESS=1

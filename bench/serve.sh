@@ -107,7 +107,7 @@ echo '{' >"$work/results.json"
 first=1
 for which in $models; do
     if [ "$which" = fixture ]; then
-        file="${AL_FIXTURES:-$here/../shared/fixtures}/stories260K.gguf"
+        file="${AL_FIXTURES:-$here/tests/fixtures}/stories260K.gguf"
         ss_prompt=1
     else
         ss_prompt=8
