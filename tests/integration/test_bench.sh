@@ -58,7 +58,7 @@ assert "<script src" not in dom and "@font-face" not in dom and "http://" not in
 PY
     ok "HTML renders in headless Chromium with its charts drawn"
 else
-    echo "SKIP: chromium is not installed (scripts/bootstrap.sh installs it): HTML not rendered"
+    skip_part "chromium is not installed (scripts/bootstrap.sh installs it): HTML not rendered"
 fi
 
 # the HTML renders from a saved report too

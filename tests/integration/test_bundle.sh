@@ -4,7 +4,7 @@
 # export between two air-gapped sites, verify changing nothing.
 . "$(dirname "$0")/lib.sh"
 for t in minisign gpg gpgconf sha256sum zstd; do
-    command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }
+    command -v $t >/dev/null || skip_test "$t missing"
 done
 cd "$T"
 BUILD_HOME="$T/build-home"

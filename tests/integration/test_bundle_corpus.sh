@@ -4,8 +4,8 @@
 # hash), index.json, versions and tags (ls --json), no temporary file, and
 # one more event, an "ingest-refused".
 . "$(dirname "$0")/lib.sh"
-command -v minisign >/dev/null || { echo "SKIP: minisign missing"; exit 77; }
-command -v zstd >/dev/null || { echo "SKIP: zstd missing"; exit 77; }
+command -v minisign >/dev/null || skip_test "minisign missing"
+command -v zstd >/dev/null || skip_test "zstd missing"
 
 cd "$T"
 head -c 300000 /dev/urandom >model.gguf

@@ -5,7 +5,7 @@
 # byte-identical chunk table and the same hits); unchanged documents skipped;
 # rm; another model refused; ask with citations.
 . "$(dirname "$0")/lib.sh"
-command -v groff >/dev/null && command -v ps2pdf >/dev/null || { echo "SKIP: groff/ps2pdf missing"; exit 77; }
+command -v groff >/dev/null && command -v ps2pdf >/dev/null || skip_test "groff/ps2pdf missing"
 model=$(fixture)
 airlock init >/dev/null
 airlock add stories "$model" >/dev/null

@@ -8,7 +8,7 @@
 # Debian's python3-faiss lives in the system Python; another python3 may come first in PATH.
 PYF=
 for p in /usr/bin/python3 python3; do "$p" -c 'import faiss, numpy' 2>/dev/null && { PYF=$p; break; }; done
-[ -n "$PYF" ] || { echo "SKIP: python3-faiss missing"; exit 77; }
+[ -n "$PYF" ] || skip_test "python3-faiss missing"
 model=$(fixture)
 airlock init >/dev/null
 airlock add stories "$model" >/dev/null

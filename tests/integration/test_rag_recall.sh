@@ -12,7 +12,7 @@
 . "$(dirname "$0")/lib.sh"
 model=$(fixture)
 mandir=/usr/share/man/man1
-[ "$(ls "$mandir" 2>/dev/null | wc -l)" -ge 400 ] || { echo "SKIP: fewer than 400 manual pages in $mandir"; exit 77; }
+[ "$(ls "$mandir" 2>/dev/null | wc -l)" -ge 400 ] || skip_test "fewer than 400 manual pages in $mandir"
 airlock init >/dev/null
 airlock add stories "$model" >/dev/null
 

@@ -7,7 +7,7 @@
 # untrusted signer and a replayed older snapshot are refused.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-for t in sha256sum python3; do command -v $t >/dev/null || { echo "SKIP: $t missing"; exit 77; }; done
+for t in sha256sum python3; do command -v $t >/dev/null || skip_test "$t missing"; done
 FIX=$(fixture)
 cd "$T"
 A="$T/a"; B="$T/b"; C="$T/c"

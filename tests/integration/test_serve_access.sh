@@ -5,7 +5,7 @@
 # edited line is detected.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v curl >/dev/null || skip_test "curl missing"
 FIX=$(fixture)
 airlock add stories:1.0 "$FIX" >/dev/null
 airlock add other:1.0 "$FIX" >/dev/null

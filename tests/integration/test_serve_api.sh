@@ -3,7 +3,7 @@
 # not), the shapes of every route, structured output, and error bodies.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v curl >/dev/null || skip_test "curl missing"
 FIX=$(fixture)
 airlock add stories:1.0 "$FIX" >/dev/null
 serve_start stories --port 0 --parallel 2 --max-body 65536 --max-tokens 512 --max-prompt-tokens 128

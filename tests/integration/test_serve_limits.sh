@@ -4,7 +4,7 @@
 # and the time limit answer with JSON errors.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v curl >/dev/null || skip_test "curl missing"
 FIX=$(fixture)
 airlock add stories:1.0 "$FIX" >/dev/null
 LONG='{"model":"stories","prompt":"Once upon a time","max_tokens":8000,"ignore_eos":true,"stream":true}'

@@ -5,7 +5,7 @@
 # 16 MiB) of what it was after warm-up. bench/serve.sh runs longer ones.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v node >/dev/null || { echo "SKIP: node missing"; exit 77; }
+command -v node >/dev/null || skip_test "node missing"
 FIX=$(fixture)
 secs=${AL_LOAD_SECONDS:-60}
 airlock add stories:1.0 "$FIX" >/dev/null

@@ -5,7 +5,7 @@
 # keep-alive (models named at start are kept).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v curl >/dev/null || skip_test "curl missing"
 gen="$AL_BUILD/airlock-ggufgen"
 for m in a b c; do
     # Q4_0 keeps the weights small (about 3 MiB); 4 sequences of 8192 cells

@@ -4,13 +4,13 @@
 # serve: chat, completions, embeddings, models, errors, streaming and not.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v node >/dev/null && command -v npm >/dev/null || { echo "SKIP: node/npm missing"; exit 77; }
+command -v node >/dev/null && command -v npm >/dev/null || skip_test "node/npm missing"
 FIX=$(fixture)
 interop="$AL_SRC/tests/interop"
 mkdir -p "$T/interop"
 cp "$interop/package.json" "$interop/package-lock.json" "$interop/openai_check.mjs" "$T/interop/"
 if ! (cd "$T/interop" && npm ci --no-audit --no-fund --loglevel=error >"$T/npm.log" 2>&1); then
-    cat "$T/npm.log"; echo "SKIP: cannot install the openai package from the npm registry"; exit 77
+    cat "$T/npm.log"; skip_test "cannot install the openai package from the npm registry"
 fi
 airlock add stories:1.0 "$FIX" >/dev/null
 serve_start stories --port 0 --parallel 2

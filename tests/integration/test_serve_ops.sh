@@ -5,7 +5,7 @@
 # Q4_0 model served end to end.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v curl >/dev/null || skip_test "curl missing"
 FIX=$(fixture)
 gen="$AL_BUILD/airlock-ggufgen"
 "$gen" --out "$T/v2.gguf" --type q4_0 --seed 3 --layers 2 --embd 64 --ff 192 --heads 4 --kv-heads 2 --ctx 256 \
@@ -122,7 +122,7 @@ serve_stop
 ok "non-loopback needs --listen-any; Unix socket with its mode"
 
 # ---- TLS and mutual TLS ----
-command -v openssl >/dev/null || { echo "SKIP: openssl missing for the TLS part"; exit 0; }
+command -v openssl >/dev/null || skip_test "openssl missing for the TLS part"
 cd "$T"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj "/CN=test CA" \
     -keyout ca.key -out ca.pem 2>/dev/null

@@ -7,7 +7,7 @@
 # key, 403 without the scope, 200 with rag:NAME or rag:*).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-command -v curl >/dev/null || { echo "SKIP: curl missing"; exit 77; }
+command -v curl >/dev/null || skip_test "curl missing"
 FIX=$(fixture)
 airlock add stories "$FIX" >/dev/null
 

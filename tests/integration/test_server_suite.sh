@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.sh"
 F=$(fixture)
 LS="$AL_LLAMA_PREFIX/build/bin/llama-server"
-[ -x "$LS" ] || { echo "SKIP: no llama-server at $LS"; exit 77; }
+[ -x "$LS" ] || skip_test "no llama-server at $LS"
 port=$((20000 + RANDOM % 20000))
 "$LS" -m "$F" --host 127.0.0.1 --port "$port" -t 1 -np 2 -c 1024 >"$T/server.log" 2>&1 &
 pid=$!

@@ -1,6 +1,6 @@
 /*
  * Unit tests of src/engine on the real llama.cpp and a real trained model:
- * ../shared/fixtures/stories260K.gguf (skipped, saying so, when missing).
+ * tests/fixtures/stories260K.gguf ($AL_FIXTURES; a missing file fails).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,14 +31,11 @@
 
 static char fixture[4096];
 
+/* Sets fixture; a missing fixture fails the test (it is part of the tree). */
 static bool have_fixture(void)
 {
-    const char *dir = getenv("AL_FIXTURES");
-    snprintf(fixture, sizeof fixture, "%s/stories260K.gguf", dir ? dir : "../shared/fixtures");
-    if (access(fixture, R_OK) == 0)
-        return true;
-    fprintf(stderr, "SKIP: fixture '%s' is missing (set AL_FIXTURES to ../shared/fixtures)\n", fixture);
-    return false;
+    snprintf(fixture, sizeof fixture, "%s", tu_fixture("stories260K.gguf"));
+    return true;
 }
 
 static struct al_engine_model *load(int n_seq, int queue_max)

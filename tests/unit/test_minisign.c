@@ -238,7 +238,7 @@ static void test_encrypted_key(void **state)
 static void test_interop_airlock_signs(void **state)
 {
     if (!have_minisign())
-        skip();
+        tu_skip("minisign missing (scripts/bootstrap.sh installs it)");
     struct al_err err = AL_ERR_INIT;
     char *dir = tu_mkdtemp();
     char *pub_text = NULL, *sig = NULL, *epub_text = NULL, *esec_text = NULL, *tc = NULL;
@@ -303,7 +303,7 @@ static void test_interop_airlock_signs(void **state)
 static void test_interop_minisign_signs(void **state)
 {
     if (!have_minisign())
-        skip();
+        tu_skip("minisign missing (scripts/bootstrap.sh installs it)");
     struct al_err err = AL_ERR_INIT;
     char *dir = tu_mkdtemp();
     struct al_mkey_pub pub;
@@ -369,7 +369,7 @@ static void test_interop_minisign_signs(void **state)
 static void test_interop_minisign_encrypted(void **state)
 {
     if (!have_minisign())
-        skip();
+        tu_skip("minisign missing (scripts/bootstrap.sh installs it)");
     struct al_err err = AL_ERR_INIT;
     char *dir = tu_mkdtemp();
     struct al_mkey_pub pub, half;

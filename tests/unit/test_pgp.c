@@ -102,7 +102,7 @@ static void test_verify_good(void **state)
 {
     struct fx *f = *state;
     if (f == NULL)
-        skip();
+        tu_skip("gpg or gpgconf missing (scripts/bootstrap.sh installs gnupg)");
     struct al_err err = AL_ERR_INIT;
     char *home = new_home(f, "trust-good");
     size_t keylen, siglen, n = 0;
@@ -133,7 +133,7 @@ static void test_binary_key_and_tamper(void **state)
 {
     struct fx *f = *state;
     if (f == NULL)
-        skip();
+        tu_skip("gpg or gpgconf missing (scripts/bootstrap.sh installs gnupg)");
     struct al_err err = AL_ERR_INIT;
     char *home = new_home(f, "trust-tamper");
     size_t keylen, siglen, n = 0;
@@ -159,7 +159,7 @@ static void test_unknown_key(void **state)
 {
     struct fx *f = *state;
     if (f == NULL)
-        skip();
+        tu_skip("gpg or gpgconf missing (scripts/bootstrap.sh installs gnupg)");
     struct al_err err = AL_ERR_INIT;
     char *home = new_home(f, "trust-empty");
     size_t siglen, n = 0;
@@ -182,7 +182,7 @@ static void test_bad_input(void **state)
 {
     struct fx *f = *state;
     if (f == NULL)
-        skip();
+        tu_skip("gpg or gpgconf missing (scripts/bootstrap.sh installs gnupg)");
     struct al_err err = AL_ERR_INIT;
     char *home = new_home(f, "trust-bad");
     struct al_pgp_signer *s = NULL;

@@ -58,11 +58,8 @@ static void test_gbnf_shapes(void **state)
 
 static void test_gbnf_on_model(void **state)
 {
-    const char *dir = getenv("AL_FIXTURES");
     char path[4096];
-    snprintf(path, sizeof path, "%s/stories260K.gguf", dir ? dir : "../shared/fixtures");
-    if (access(path, R_OK) != 0)
-        skip();
+    snprintf(path, sizeof path, "%s", tu_fixture("stories260K.gguf"));
     struct al_engine_model *m = NULL;
     struct al_err err = AL_ERR_INIT;
     assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, NULL, &m, &err), AL_OK);

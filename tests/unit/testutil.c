@@ -64,10 +64,36 @@ int tu_system(const char *fmt, ...)
     return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
+void tu_skip(const char *why)
+{
+    const char *ci = getenv("CI");
+    if (ci && strcmp(ci, "true") == 0)
+        fail_msg("skipped under CI=true: %s", why);
+    fprintf(stderr, "SKIP: %s\n", why);
+    skip();
+}
+
 const char *tu_env(const char *name)
 {
     const char *v = getenv(name);
-    if (v == NULL || *v == '\0')
-        skip();
+    if (v == NULL || *v == '\0') {
+        char why[256];
+        snprintf(why, sizeof why, "%s is not set (run the tests through ctest)", name);
+        tu_skip(why);
+    }
     return v;
+}
+
+const char *tu_fixture(const char *name)
+{
+    static char path[4096];
+    const char *dir = getenv("AL_FIXTURES");
+    if (dir == NULL || *dir == '\0')
+        fail_msg("AL_FIXTURES is not set (run the tests through ctest)");
+    int n = snprintf(path, sizeof path, "%s/%s", dir, name);
+    if (n < 0 || (size_t)n >= sizeof path)
+        fail_msg("fixture path too long: %s/%s", dir, name);
+    if (access(path, R_OK) != 0)
+        fail_msg("fixture '%s' is missing (tests/fixtures/ is part of the tree)", path);
+    return path;
 }

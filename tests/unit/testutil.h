@@ -24,5 +24,12 @@ char *tu_read_file(const char *path, size_t *len);
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* An environment variable that must be set by ctest, or skip the test. */
 const char *tu_env(const char *name);
+/* Skips the current test, saying why on stderr. Under CI=true it fails
+ * instead: CI installs every tool the tests need (scripts/bootstrap.sh), so a
+ * skip there is a broken setup. Does not return. */
+void tu_skip(const char *why);
+/* The path of a fixture in $AL_FIXTURES (tests/fixtures, part of the tree);
+ * fails the test when it is missing. Valid until the next call. */
+const char *tu_fixture(const char *name);
 
 #endif
