@@ -42,5 +42,20 @@ jq_py() { printf '%s' "$BODY" | json_get "$1"; }
 
 # metric NAME: the value of the first sample of NAME in /metrics.
 metric() { curl -s "$BASE/metrics" | awk -v n="$1" '$1 == n || index($1, n "{") == 1 { print $2; exit }'; }
+metric_is() { [ "$(metric "$1")" = "$2" ]; }
+# has_event FILE: FILE holds at least one streamed event (the request runs).
+has_event() { grep -q '^data: {' "$1" 2>/dev/null; }
+
+# wait_until SECS WHAT CMD...: polls CMD until it succeeds; fails naming WHAT
+# after SECS seconds. Tests order events by what the server reports (a
+# metric, a streamed event, a log line), never by sleeping a guessed time.
+wait_until() {
+    local secs=$1 what=$2; shift 2
+    local end=$((SECONDS + secs))
+    until "$@"; do
+        [ "$SECONDS" -lt "$end" ] || fail "waited ${secs} s for $what"
+        sleep 0.05
+    done
+}
 
 GOLDEN=', there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball.'

@@ -12,6 +12,8 @@ gen="$AL_BUILD/airlock-ggufgen"
     --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf" 2>/dev/null || fail "generating a model"
 airlock add stories:1.0 "$FIX" >/dev/null
 fp() { post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":8,"temperature":0}'; jq_py 'd["system_fingerprint"]'; }
+fp_is() { [ "$(fp)" = "$1" ]; }
+fp_is_not() { [ "$(fp)" != "$1" ]; }
 
 # ---- systemd readiness on $NOTIFY_SOCKET ----
 python3 - "$T/notify.sock" "$T/notify.txt" <<'PY' &
@@ -24,10 +26,10 @@ with open(sys.argv[2], "a") as f:
         f.write(m + "\n"); f.flush()
 PY
 notify_pid=$!
-for _ in $(seq 1 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+wait_until 60 "the notify socket" test -S "$T/notify.sock"
 NOTIFY_SOCKET="$T/notify.sock" serve_start stories --port 0 --ctx 4096 --max-tokens 4000
-for _ in $(seq 1 20); do grep -q READY=1 "$T/notify.txt" 2>/dev/null && break; sleep 0.1; done
-grep -q READY=1 "$T/notify.txt" || fail "no READY=1 on NOTIFY_SOCKET"
+ready_sent() { grep -q READY=1 "$T/notify.txt" 2>/dev/null; }
+wait_until 60 "READY=1 on NOTIFY_SOCKET" ready_sent
 ok "READY=1 sent to \$NOTIFY_SOCKET"
 
 # ---- SIGHUP and rollback ----
@@ -36,9 +38,9 @@ airlock add stories:2.0 "$T/v2.gguf" >/dev/null      # 2.0 becomes active in the
 [ "$(fp)" = "$fp1" ] || fail "the served version changed without a reload"
 curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":3000,"ignore_eos":true,"stream":true}' \
     >"$T/inflight.txt" & inflight=$!
-sleep 0.3
+wait_until 60 "the request to stream from the old version" has_event "$T/inflight.txt"
 kill -HUP "$SERVE_PID"
-for _ in $(seq 1 50); do [ "$(fp)" != "$fp1" ] && break; sleep 0.1; done
+wait_until 60 "SIGHUP to pick up stories:2.0" fp_is_not "$fp1"
 fp2=$(fp)
 [ "$fp2" != "$fp1" ] || fail "SIGHUP did not pick up stories:2.0"
 wait "$inflight"
@@ -48,12 +50,10 @@ grep -q "\"system_fingerprint\":\"$fp2\"" "$T/inflight.txt" && fail "in-flight r
 ok "SIGHUP serves the newly active version; the request in flight finished on the old one"
 airlock rollback stories >/dev/null
 kill -HUP "$SERVE_PID"
-for _ in $(seq 1 50); do [ "$(fp)" = "$fp1" ] && break; sleep 0.1; done
-[ "$(fp)" = "$fp1" ] || fail "SIGHUP did not pick up the rollback"
+wait_until 60 "SIGHUP to pick up the rollback" fp_is "$fp1"
 post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
 [ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "after rollback: $BODY"
-for _ in $(seq 1 30); do [ "$(metric airlock_models_loaded)" = 1 ] && break; sleep 0.1; done
-[ "$(metric airlock_models_loaded)" = 1 ] || fail "the retired version was not unloaded"
+wait_until 60 "the retired version to be unloaded" metric_is airlock_models_loaded 1
 ok "airlock rollback + SIGHUP: the golden output again, the retired version unloaded"
 post /v1/completions '{"model":"stories:2.0","prompt":"Once upon a time","max_tokens":8}'
 expect_code 200
@@ -67,13 +67,12 @@ serve_start stories --port 0 --config "$T/limits.json"
 post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40}'; expect_code 400
 printf '{"limits": {"max_tokens": 64}, "stream_interval_ms": 5}\n' >"$T/limits.json"
 kill -HUP "$SERVE_PID"
-for _ in $(seq 1 50); do grep -q "limits applied" "$SERVE_LOG" && break; sleep 0.1; done
+wait_until 60 "the new limits to be applied" grep -q "limits applied" "$SERVE_LOG"
 post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'; expect_code 200
 [ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "after raising max_tokens: $BODY"
 printf '{"limits": {"max_tokens": 0}}\n' >"$T/limits.json"
 kill -HUP "$SERVE_PID"
-for _ in $(seq 1 50); do grep -q "error: config: 'max_tokens'" "$SERVE_LOG" && break; sleep 0.1; done
-grep -q "error: config: 'max_tokens'" "$SERVE_LOG" || fail "the invalid config was not reported: $(cat "$SERVE_LOG")"
+wait_until 60 "the invalid config to be reported" grep -q "error: config: 'max_tokens'" "$SERVE_LOG"
 post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'; expect_code 200
 post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":100}'; expect_code 400
 ok "SIGHUP: limits.max_tokens 16 -> 64 applies to the next request; an invalid file keeps the limits"
@@ -85,12 +84,12 @@ NOTIFY_SOCKET="$T/notify.sock" serve_start stories --port 0 --ctx 4096 --max-tok
 # ---- SIGTERM drains ----
 curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":2000,"ignore_eos":true,"stream":true}' \
     >"$T/drain.txt" & inflight=$!
-sleep 0.3
+wait_until 60 "the request to run before SIGTERM" has_event "$T/drain.txt"
 kill -TERM "$SERVE_PID"
 wait "$inflight" || fail "the request in flight failed (curl $?): $(tail -c 300 "$T/drain.txt"); $(tail -5 "$SERVE_LOG")"
 tail -c 20 "$T/drain.txt" | grep -q 'data: \[DONE\]' || fail "SIGTERM cut the request in flight: $(tail -5 "$SERVE_LOG")"
-for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$SERVE_PID" 2>/dev/null && fail "the server did not stop after SIGTERM"
+gone() { ! kill -0 "$SERVE_PID" 2>/dev/null; }
+wait_until 120 "the server to stop after SIGTERM" gone
 wait "$SERVE_PID"; rc=$?
 [ "$rc" = 0 ] || fail "exit status $rc after SIGTERM"
 grep -q STOPPING=1 "$T/notify.txt" || fail "no STOPPING=1"
@@ -101,11 +100,10 @@ kill "$notify_pid" 2>/dev/null || true
 # ---- SIGTERM with a request longer than the drain timeout: it is cancelled ----
 serve_start stories --port 0 --ctx 8192 --max-tokens 8000 --drain-timeout 1
 curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":8000,"ignore_eos":true,"stream":true}' \
-    >/dev/null & inflight=$!
-sleep 0.3
+    >"$T/cut.txt" & inflight=$!
+wait_until 60 "the request to run before SIGTERM" has_event "$T/cut.txt"
 kill -TERM "$SERVE_PID"
-for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$SERVE_PID" 2>/dev/null && fail "the server hangs after the drain timeout"
+wait_until 120 "the server to exit after the drain timeout (it hangs)" gone
 wait "$SERVE_PID" || fail "exit status $? after a cut-short drain"
 SERVE_PID=
 wait "$inflight" || true

@@ -7,13 +7,24 @@ source "$(dirname "$0")/lib.sh"
 F=$(fixture)
 LS="$AL_LLAMA_PREFIX/build/bin/llama-server"
 [ -x "$LS" ] || skip_test "no llama-server at $LS"
-port=$((20000 + RANDOM % 20000))
-"$LS" -m "$F" --host 127.0.0.1 --port "$port" -t 1 -np 2 -c 1024 >"$T/server.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$T"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null && break; sleep 0.2; done
-curl -sf "http://127.0.0.1:$port/health" >/dev/null || fail "llama-server did not start: $(tail -5 "$T/server.log")"
-URL="http://127.0.0.1:$port"
+# start_ls LOG ARGS...: llama-server on a port the kernel picks (--port 0:
+# tests run side by side under ctest -j), ready when its /health says so;
+# prints its URL. The caller's $! is not the server: the pid goes to LOG.pid.
+start_ls() {
+    local log=$1; shift
+    "$LS" "$@" --host 127.0.0.1 --port 0 >"$log" 2>&1 &
+    local p=$! url=
+    echo "$p" >"$log.pid"
+    for _ in $(seq 1 1200); do
+        kill -0 "$p" 2>/dev/null || fail "llama-server exited at start: $(tail -5 "$log")"
+        url=$(grep -o 'listening on http://127.0.0.1:[0-9]*' "$log" | head -n 1 | cut -d' ' -f3)
+        [ -n "$url" ] && curl -sf "$url/health" >/dev/null && { echo "$url"; return 0; }
+        sleep 0.1
+    done
+    fail "llama-server not ready in 120 s: $(tail -5 "$log")"
+}
+trap 'kill $(cat "$T"/*.pid 2>/dev/null) 2>/dev/null; wait; rm -rf "$T"' EXIT
+URL=$(start_ls "$T/server.log" -m "$F" -t 1 -np 2 -c 1024)
 
 airlock validate --init-suite "$T/s" >/dev/null
 airlock validate "$F" --suite "$T/s" --record -t 1 >/dev/null
@@ -26,15 +37,11 @@ ok "a suite recorded in-process validates against llama-server"
 # a tampered model behind a server: fails, naming the first divergent prompt
 cp "$F" "$T/tampered.gguf"; chmod u+w "$T/tampered.gguf"
 python3 "$(dirname "$0")/gguf_tamper.py" "$T/tampered.gguf" blk.4.ffn_down.weight --every 64 >/dev/null
-port2=$((port + 1))
-"$LS" -m "$T/tampered.gguf" --host 127.0.0.1 --port "$port2" -t 1 -np 1 -c 512 >"$T/server2.log" 2>&1 &
-pid2=$!
-trap 'kill $pid $pid2 2>/dev/null; wait $pid $pid2 2>/dev/null; rm -rf "$T"' EXIT
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port2/health" >/dev/null && break; sleep 0.2; done
-expect_status 1 airlock validate --server "http://127.0.0.1:$port2" --suite "$T/s"
+URL2=$(start_ls "$T/server2.log" -m "$T/tampered.gguf" -t 1 -np 1 -c 512)
+expect_status 1 airlock validate --server "$URL2" --suite "$T/s"
 echo "$OUT" | grep -Eq "^result: FAILED: [0-9] of 4 prompts diverged, first 'story-[a-z]+' at position [0-9]+" \
     || fail "tampered server not caught: $OUT"
-kill $pid2; wait $pid2 2>/dev/null || true
+pid2=$(cat "$T/server2.log.pid"); kill "$pid2"; wait "$pid2" 2>/dev/null || true; rm -f "$T/server2.log.pid"
 ok "a tampered model behind llama-server fails: $(echo "$OUT" | grep '^result')"
 
 airlock bench --server "$URL" --concurrency 1,2 --prompt-lengths 16,40 --gen-tokens 10 --requests 3 \
