@@ -4,10 +4,11 @@
 
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan test test-unit test-asan demo bench clean deps
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench clean deps
 
 all: build
 
@@ -32,14 +33,36 @@ $(ASAN_BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lo
 asan: $(ASAN_BUILD)/.configured
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
 
-# Every test (unit + integration) on the normal build, then the unit tests
-# again under AddressSanitizer + UndefinedBehaviorSanitizer. Integration tests
-# run servers and kill processes on a shared 2-core machine: a failing test is
-# run once more (its first failure is still printed) so a rare timing flake
-# does not hide the rest; a real failure fails twice.
-test: build asan
-	@cd $(BUILD) && ctest --output-on-failure -j $(JOBS) --repeat until-pass:2
-	@cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -L unit -j $(JOBS)
+$(TSAN_BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lock
+	@prefix=$$(scripts/bootstrap.sh all) && \
+	cmake -S . -B $(TSAN_BUILD) -DAIRLOCK_LLAMA_PREFIX="$$prefix" -DAIRLOCK_TSAN=ON \
+	  -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null && \
+	touch $@
+
+tsan: $(TSAN_BUILD)/.configured
+	@cmake --build $(TSAN_BUILD) -j $(JOBS)
+
+# make test: the module graph; every test on the normal build; every test but
+# those labelled noasan (CMakeLists.txt says why for each) against the
+# ASan+UBSan build, its own airlock binary included; the tests labelled tsan
+# against the ThreadSanitizer build. No test is run twice: a failure is a
+# failure (a flaky test is a bug to fix, not to retry).
+# All three runs go to the end; make test fails if any failed.
+test: lint build asan tsan
+	@s=0; \
+	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS)) || s=1; \
+	$(MAKE) --no-print-directory test-asan || s=1; \
+	$(MAKE) --no-print-directory test-tsan || s=1; \
+	exit $$s
+
+lint:
+	@scripts/module-graph.sh --doc >/dev/null
+
+test-asan: asan
+	@cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -LE noasan
+
+test-tsan: tsan
+	@cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L tsan
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
@@ -51,4 +74,4 @@ bench: build
 	@bench/run.sh "$(BUILD)"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)

@@ -22,7 +22,7 @@ die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 DEB_PACKAGES="build-essential pkg-config ca-certificates
  libssl-dev libsqlite3-dev libarchive-dev libzstd-dev libmicrohttpd-dev
  libjansson-dev libcurl4-openssl-dev libgpgme-dev libcmocka-dev
- minisign gnupg zstd xxd sqlite3 chromium
+ minisign gnupg openssl zstd xxd sqlite3 chromium
  libfaiss-dev libpoppler-glib-dev python3-faiss python3-numpy ghostscript groff-base man-db manpages"
 # Tools that may come from elsewhere (a Node.js not from Debian, say): only
 # installed from Debian when the command is missing. command:package
