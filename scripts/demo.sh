@@ -2,7 +2,8 @@
 # demo.sh: the main job on an embedded default, start to finish, with
 # readable output. Generates its own model (nothing is downloaded), then walks
 # through the store: add, show, tag, a second version, rollback, fsck, log,
-# and ends by serving the model and answering a request through the API.
+# and ends by serving the model and answering a request through the API, next
+# to a real trained model that is part of the tree (tests/fixtures).
 set -euo pipefail
 build=${1:-build}
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +72,8 @@ airlock ingest "$work/demo-2.0.tar" 2>&1 | tail -2 || true
 run airlock log
 
 step "air-gapped side: serve the ingested model over the OpenAI-compatible API and ask it"
+printf '(and a real trained model, the 1 MB TinyStories fixture, beside it)\n'
+run airlock add stories:260k "$here/tests/fixtures/stories260K.gguf"
 printf '$ airlock serve demo --port 0 &\n'
 "$bin" serve demo --port 0 -q 2>"$work/serve.log" &
 serve_pid=$!
@@ -84,6 +87,10 @@ printf '$ curl -s %s/v1/completions -d '"'"'{"model":"demo","prompt":"Once upon 
 curl -s "$base/v1/completions" -d '{"model":"demo","prompt":"Once upon a time","max_tokens":12,"temperature":0}' |
     python3 -m json.tool
 printf '(random weights: the text is noise; the shape is what OpenAI clients expect)\n'
+printf '$ curl -s %s/v1/completions -d '"'"'{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'"'"'\n' "$base"
+curl -s "$base/v1/completions" -d '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}' |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["choices"][0]["text"])'
+printf '(the real model, loaded on demand: its greedy story is what llama.cpp itself gives)\n'
 run kill -TERM "$serve_pid"
 wait "$serve_pid" 2>/dev/null || true
 
