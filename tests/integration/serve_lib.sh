@@ -3,18 +3,33 @@
 # port (or as ARGS say), waits until it is ready and sets BASE and SERVE_PID.
 
 SERVE_PID=
+SERVE_LOGS=()
 serve_stop() {
     if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
         kill -TERM "$SERVE_PID" 2>/dev/null || true
-        for _ in $(seq 1 100); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 600); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SERVE_PID" 2>/dev/null || true
     fi
     SERVE_PID=
+    sanitizer_check
 }
-trap 'serve_stop; rm -rf "$T"' EXIT
+# A sanitizer's report in a server's log fails the test, even where the
+# server's exit status is not looked at (a race found at shutdown, say).
+sanitizer_check() {
+    local l
+    for l in "${SERVE_LOGS[@]}"; do
+        if grep -qE 'ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|runtime error:' "$l" 2>/dev/null; then
+            cat "$l" >&2
+            SERVE_LOGS=()
+            fail "sanitizer report in $l"
+        fi
+    done
+}
+trap 'rc=$?; (serve_stop) || rc=1; rm -rf "$T"; exit $rc' EXIT
 
 serve_start() {
     SERVE_LOG="$T/serve.$RANDOM.log"
+    SERVE_LOGS+=("$SERVE_LOG")
     "$AIRLOCK_BIN" serve "$@" >"$SERVE_LOG" 2>&1 &
     SERVE_PID=$!
     for _ in $(seq 1 600); do

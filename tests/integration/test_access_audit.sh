@@ -72,6 +72,9 @@ export AIRLOCK_HOME="$T/follow-home"
 lines() { wc -l <"$T/follow.txt"; }
 for _ in $(seq 1 600); do [ "$(lines)" -gt 0 ] && break; "$GEN" 1; sleep 0.05; done
 [ "$(lines)" -gt 0 ] || fail "tail -f showed none of 600 records"
+# It may not have shown the last one written yet: wait until it has.
+last() { tail -n 1 "$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl | tail -n 1)"; }
+for _ in $(seq 1 1200); do [ "$(tail -n 1 "$T/follow.txt")" = "$(last)" ] && break; sleep 0.05; done
 n0=$(lines)
 "$GEN" 2
 for _ in $(seq 1 1200); do [ "$(lines)" -ge $((n0 + 2)) ] && break; sleep 0.05; done
