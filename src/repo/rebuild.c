@@ -213,7 +213,7 @@ static enum al_rc fill_index(struct al_repo *r, const struct al_oci_index_item *
         }
         res->not_recovered++;
         if (fn) {
-            char msg[AL_ERR_MSG_MAX + 300];
+            char msg[sizeof items[i].ref_name + AL_DIGEST_SIZE + AL_ERR_MSG_MAX + 64];
             snprintf(msg, sizeof msg, "index.json lists %s (%s), not recovered: %s", items[i].ref_name,
                      items[i].digest, e.msg);
             fn(ud, AL_FSCK_DAMAGE, msg);
