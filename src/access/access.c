@@ -28,7 +28,8 @@ struct al_access {
     size_t n_keys;
     int64_t data_version;
     bool loaded;
-    bool forced; /* al_access_set_required(true) */
+    bool forced;     /* al_access_set_required(true) */
+    bool keys_lost;  /* the index was rebuilt: keys may have existed */
 };
 
 static const char invalid_msg[] = "invalid or missing API key";
@@ -57,7 +58,8 @@ static enum al_rc refresh(struct al_access *a, struct al_err *err)
         return AL_OK;
     struct al_apikey_row *rows = NULL;
     size_t n = 0;
-    if ((rc = al_index_apikey_list(a->ix, &rows, &n, err)))
+    bool lost = false;
+    if ((rc = al_index_keys_lost(a->ix, &lost, err)) || (rc = al_index_apikey_list(a->ix, &rows, &n, err)))
         return rc;
     struct key *keys = calloc(n ? n : 1, sizeof *keys);
     if (keys == NULL) {
@@ -79,6 +81,7 @@ static enum al_rc refresh(struct al_access *a, struct al_err *err)
     a->keys = keys;
     a->n_keys = n;
     a->data_version = v;
+    a->keys_lost = lost;
     a->loaded = true;
     return AL_OK;
 }
@@ -94,7 +97,9 @@ enum al_rc al_access_open(const char *home, struct al_access **out, struct al_er
     if (a == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&a->mu, NULL);
-    if (!(rc = al_index_open(db, &a->ix, err)))
+    /* Never create the index here: a missing one means a damaged store, and
+     * a fresh key table would make the server open. */
+    if (!(rc = al_index_open_mode(db, AL_INDEX_EXISTING, &a->ix, err)))
         rc = refresh(a, err);
     if (rc) {
         al_access_free(a);
@@ -128,7 +133,8 @@ bool al_access_required(struct al_access *a)
     pthread_mutex_lock(&a->mu);
     struct al_err err = AL_ERR_INIT;
     /* When the table cannot be read, say "required": failing closed. */
-    bool req = refresh(a, &err) != AL_OK || a->forced || a->n_keys > 0;
+    /* After an index rebuild the key table's past is unknown: required. */
+    bool req = refresh(a, &err) != AL_OK || a->forced || a->n_keys > 0 || a->keys_lost;
     pthread_mutex_unlock(&a->mu);
     return req;
 }
@@ -149,7 +155,7 @@ static bool token_shape_ok(const char *t)
 static enum al_rc decide(struct al_access *a, const char *token, const char *scope, const char *model,
                          char identity[128], struct al_err *err)
 {
-    if (!a->forced && a->n_keys == 0) {
+    if (!a->forced && !a->keys_lost && a->n_keys == 0) {
         snprintf(identity, 128, "anonymous");
         return AL_OK;
     }

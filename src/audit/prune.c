@@ -26,7 +26,7 @@ static enum al_rc record_event(struct al_audit *a, int64_t through, const char *
     enum al_rc rc = al_path_fmt(db, sizeof db, err, "%s/airlock.db", a->home);
     struct al_index *ix = NULL;
     if (!rc)
-        rc = al_index_open(db, &ix, err);
+        rc = al_index_open_mode(db, AL_INDEX_EXISTING, &ix, err);
     if (rc)
         return rc;
     json_t *j = json_pack("{s:I, s:s, s:I}", "through_seq", (json_int_t)through, "last_hash", hash, "files",

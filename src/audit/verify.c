@@ -212,7 +212,7 @@ static void load_events(struct vstate *v, const char *home)
     struct al_err err = AL_ERR_INIT;
     struct al_event *rows = NULL;
     size_t n = 0;
-    if (!al_fs_exists(db) || al_index_open(db, &ix, &err) || al_index_list_events(ix, NULL, NULL, &rows, &n, &err)) {
+    if (!al_fs_exists(db) || al_index_open_mode(db, AL_INDEX_EXISTING, &ix, &err) || al_index_list_events(ix, NULL, NULL, &rows, &n, &err)) {
         al_index_free(ix);
         return;
     }

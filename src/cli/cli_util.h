@@ -12,6 +12,11 @@
  * status on failure (0 on success). */
 int al_cli_open_repo(bool create, struct al_repo **out);
 
+/* The same for commands that only read the store: where it cannot be written
+ * (a read-only mount, no write permission) it is opened read-only
+ * (al_repo_open_read) and a note on stderr says so, once. */
+int al_cli_open_repo_read(struct al_repo **out);
+
 /* Prints help on stdout and returns true when the arguments ask for it (-h or
  * --help); the command is then done, with AL_EXIT_OK. */
 bool al_cli_help(int argc, char **argv, const char *help);
@@ -21,8 +26,13 @@ bool al_cli_help(int argc, char **argv, const char *help);
  * AL_EXIT_USAGE; otherwise opens the store like al_cli_open_repo. */
 int al_cli_start(const char *cmd, const char *usage_error, bool create, struct al_repo **out);
 
-/* 1.1 MiB style sizes. */
-void al_cli_human_size(uint64_t bytes, char *out, size_t size);
+/* al_cli_start for commands that only read (al_cli_open_repo_read). */
+int al_cli_start_read(const char *cmd, const char *usage_error, struct al_repo **out);
+
+/* 1.1 MiB style sizes (al_fmt_size). Signed: sizes come as uint64_t from the
+ * store, and a damaged row's negative value must print as negative, not as
+ * 16777216.0 TiB. */
+void al_cli_human_size(int64_t bytes, char *out, size_t size);
 
 /* A digest shortened for tables: the first 12 hex digits. */
 const char *al_cli_short(const char *digest);

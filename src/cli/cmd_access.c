@@ -91,7 +91,10 @@ static int list(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_apikey_info *k = NULL;
     size_t n = 0;
+    bool lost = false;
     enum al_rc rc = al_apikey_list(al_repo_index(r), &k, &n, &err);
+    if (!rc)
+        rc = al_index_keys_lost(al_repo_index(r), &lost, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);
@@ -106,6 +109,9 @@ static int list(int argc, char **argv)
         printf("%s\n", s ? s : "[]");
         free(s);
         json_decref(arr);
+    } else if (n == 0 && lost) {
+        printf("no API keys: the index was rebuilt and its keys are lost; the server requires a key,\n"
+               "so it refuses every request until one is created: 'airlock apikey create NAME --scopes chat'\n");
     } else if (n == 0) {
         printf("no API keys: the server is open to every local caller; create one with\n"
                "'airlock apikey create NAME --scopes chat'\n");

@@ -351,7 +351,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         return al_cli_usage_error(cmd, "needs one BUNDLE");
     const char *path = argv[optind];
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(!dry, &r);
+    int st = dry ? al_cli_open_repo_read(&r) : al_cli_open_repo(true, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;

@@ -189,7 +189,7 @@ int al_cmd_path(int argc, char **argv)
     if (al_cli_help(argc, argv, path_help))
         return AL_EXIT_OK;
     struct al_repo *r = NULL;
-    int st = al_cli_start("path", argc != 2 ? "needs exactly one REF" : NULL, false, &r);
+    int st = al_cli_start_read("path", argc != 2 ? "needs exactly one REF" : NULL, &r);
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "core/log.h"
 #include "access/access.h"
+#include "repo/repo.h"
 #include "audit/audit.h"
 #include "server/config.h"
 
@@ -253,8 +254,14 @@ int al_cmd_serve(int argc, char **argv)
     struct al_server *srv = NULL;
     struct al_access *access = NULL;
     struct al_audit *audit = NULL;
-    /* API keys: open until the first key exists (or --require-key); every
-     * request audited unless --no-audit. */
+    /* The store first: a lost index (al_repo_open) refuses to serve before
+     * anything reads the key table, which a lost index has lost too. */
+    struct al_repo *probe = NULL;
+    if (al_repo_open(home, false, &probe, &err))
+        return al_cli_fail(&err);
+    al_repo_free(probe);
+    /* API keys: open until the first key exists (or --require-key, or after
+     * an index rebuild); every request audited unless --no-audit. */
     if (al_access_open(home, &access, &err))
         return al_cli_fail(&err);
     if (serve_flags.require_key)

@@ -49,7 +49,7 @@ static int begin(int argc, char **argv, const char *help, int flags, struct read
     if (status >= 0)
         return status;
     bool bad = (flags & NEEDS_REF) && argc - optind != 1;
-    status = al_cli_start(cmd, bad ? "needs exactly one REF" : NULL, false, r);
+    status = al_cli_start_read(cmd, bad ? "needs exactly one REF" : NULL, r);
     return status ? status : -1;
 }
 

@@ -21,7 +21,7 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
             return al_cli_fail(&err);
     } else {
         struct al_repo *r = NULL;
-        int status = al_cli_open_repo(false, &r);
+        int status = al_cli_open_repo_read(&r);
         if (status)
             return status;
         struct al_version v;

@@ -161,6 +161,53 @@ bool al_fs_exists(const char *path)
     return stat(path, &st) == 0;
 }
 
+static const char *file_kind(mode_t m)
+{
+    return S_ISDIR(m) ? "a directory" : S_ISFIFO(m) ? "a FIFO" : S_ISSOCK(m) ? "a socket"
+           : S_ISCHR(m) ? "a character device" : S_ISBLK(m) ? "a block device" : "not a regular file";
+}
+
+enum al_rc al_fs_open_regular(const char *path, int *fd, struct al_err *err)
+{
+    *fd = -1;
+    int f = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (f < 0)
+        return al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot open '%s'", path);
+    struct stat st;
+    if (fstat(f, &st) != 0) {
+        enum al_rc rc = al_err_sys(err, AL_ERR_IO, "cannot stat '%s'", path);
+        close(f);
+        return rc;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(f);
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is %s; only regular files can be added", path,
+                          file_kind(st.st_mode));
+    }
+    int fl = fcntl(f, F_GETFL);
+    if (fl < 0 || fcntl(f, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        enum al_rc rc = al_err_sys(err, AL_ERR_IO, "cannot read '%s'", path);
+        close(f);
+        return rc;
+    }
+    *fd = f;
+    return AL_OK;
+}
+
+void al_fmt_size(int64_t bytes, char *out, size_t size)
+{
+    static const char *const unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+    /* The magnitude in unsigned arithmetic: -INT64_MIN does not fit an int64_t. */
+    uint64_t mag = bytes < 0 ? 0 - (uint64_t)bytes : (uint64_t)bytes;
+    double v = (double)mag;
+    int u = 0;
+    while (v >= 1024 && u < 6) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, size, u ? "%s%.1f %s" : "%s%.0f %s", bytes < 0 ? "-" : "", v, unit[u]);
+}
+
 #define WRITEBACK_CHUNK (8ull << 20)
 
 void al_fs_sink_init(struct al_fs_sink *k, int fd)

@@ -61,6 +61,18 @@ enum al_rc al_path_fmt(char *out, size_t size, struct al_err *err, const char *f
 
 bool al_fs_exists(const char *path);
 
+/* Opens path for reading only when it is a regular file: opened with
+ * O_NONBLOCK so that a FIFO without a writer (or a device) cannot make the
+ * open hang, checked with fstat, then O_NONBLOCK cleared for plain blocking
+ * reads. *fd is the caller's to close. AL_ERR_NOT_FOUND when absent,
+ * AL_ERR_INVALID naming what it is when it is not a regular file. */
+enum al_rc al_fs_open_regular(const char *path, int *fd, struct al_err *err);
+
+/* Byte counts for people: "512 B", "1.5 KiB", ... "3.0 TiB"; a negative
+ * count keeps its sign ("-1.0 KiB"), so a damaged size is shown as what it
+ * is, never as an unsigned wrap-around. */
+void al_fmt_size(int64_t bytes, char *out, size_t size);
+
 /* The directory part of path into out (like dirname(1)). */
 void al_fs_dirname(const char *path, char *out, size_t size);
 

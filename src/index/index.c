@@ -3,6 +3,9 @@
  */
 #include "index/index_int.h"
 
+#include "core/fs.h"
+
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -136,29 +139,172 @@ static enum al_rc migrate(struct al_index *ix, struct al_err *err)
     return exec(ix, "COMMIT", err);
 }
 
-enum al_rc al_index_open(const char *db_path, struct al_index **out, struct al_err *err)
+static int user_version(struct al_index *ix)
+{
+    sqlite3_stmt *st = NULL;
+    int v = -1;
+    if (sqlite3_prepare_v2(ix->db, "PRAGMA user_version", -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+        v = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* -1 when the database cannot be read at all. */
+static int table_count(struct al_index *ix)
+{
+    sqlite3_stmt *st = NULL;
+    int n = -1;
+    if (sqlite3_prepare_v2(ix->db, "SELECT count(*) FROM sqlite_master", -1, &st, NULL) == SQLITE_OK &&
+        sqlite3_step(st) == SQLITE_ROW)
+        n = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* An SQLite URI for path with immutable=1: '%', '?' and '#' escaped. */
+static enum al_rc immutable_uri(const char *path, char *out, size_t size, struct al_err *err)
+{
+    static const char head[] = "file:", tail[] = "?immutable=1";
+    size_t o = sizeof head - 1;
+    memcpy(out, head, o);
+    for (const char *p = path; *p; p++) {
+        if (o + 4 + sizeof tail > size)
+            return al_err_set(err, AL_ERR_LIMIT, "index path '%s' is too long (AL_LIMIT_PATH)", path);
+        if (*p == '%' || *p == '?' || *p == '#')
+            o += (size_t)snprintf(out + o, size - o, "%%%02X", (unsigned char)*p);
+        else
+            out[o++] = *p;
+    }
+    memcpy(out + o, tail, sizeof tail);
+    return AL_OK;
+}
+
+/* Read-only: SQLite's read-only mode needs the WAL index (-shm), which a
+ * read-only file system cannot give it after a clean close. Then the file is
+ * opened immutable, which is exact only while nothing writes it: true on a
+ * read-only mount, and a leftover -wal (unfinished writes) is refused. */
+static enum al_rc open_read_only(struct al_index *ix, struct al_err *err)
+{
+    if (sqlite3_open_v2(ix->path, &ix->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL) == SQLITE_OK &&
+        table_count(ix) >= 0)
+        return AL_OK;
+    sqlite3_close_v2(ix->db);
+    ix->db = NULL;
+    char wal[AL_LIMIT_PATH], uri[AL_LIMIT_PATH * 3];
+    struct stat st;
+    enum al_rc rc = al_path_fmt(wal, sizeof wal, err, "%s-wal", ix->path);
+    if (rc)
+        return rc;
+    if (stat(wal, &st) == 0 && st.st_size > 0)
+        return al_err_set(err, AL_ERR_IO,
+                          "index '%s' cannot be written and has unfinished writes in '%s'; open the store once "
+                          "where it can be written",
+                          ix->path, wal);
+    if ((rc = immutable_uri(ix->path, uri, sizeof uri, err)))
+        return rc;
+    if (sqlite3_open_v2(uri, &ix->db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOMUTEX, NULL) !=
+        SQLITE_OK)
+        return al_index__sqlerr(ix, err, "cannot open read-only");
+    return AL_OK;
+}
+
+static enum al_rc open_db(struct al_index *ix, enum al_index_mode mode, struct al_err *err)
+{
+    if (mode != AL_INDEX_CREATE) {
+        /* Never let SQLite create (or start writing into) what is not there. */
+        struct stat st;
+        if (stat(ix->path, &st) != 0)
+            return errno == ENOENT ? al_err_set(err, AL_ERR_NOT_FOUND, "index '%s' is missing", ix->path)
+                                   : al_err_sys(err, AL_ERR_IO, "cannot open index '%s'", ix->path);
+        if (st.st_size == 0)
+            return al_err_set(err, AL_ERR_NOT_FOUND, "index '%s' is empty (0 bytes)", ix->path);
+    }
+    if (mode == AL_INDEX_READ_ONLY)
+        return open_read_only(ix, err);
+    int flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX | (mode == AL_INDEX_CREATE ? SQLITE_OPEN_CREATE : 0);
+    if (sqlite3_open_v2(ix->path, &ix->db, flags, NULL) != SQLITE_OK)
+        return al_index__sqlerr(ix, err, "cannot open");
+    return AL_OK;
+}
+
+enum al_rc al_index_open_mode(const char *db_path, enum al_index_mode mode, struct al_index **out,
+                              struct al_err *err)
 {
     *out = NULL;
     struct al_index *ix = calloc(1, sizeof *ix);
     if (ix == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     snprintf(ix->path, sizeof ix->path, "%s", db_path);
-    if (sqlite3_open_v2(db_path, &ix->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        enum al_rc rc = al_index__sqlerr(ix, err, "cannot open");
-        al_index_free(ix);
-        return rc;
-    }
+    ix->read_only = mode == AL_INDEX_READ_ONLY;
+    enum al_rc rc = open_db(ix, mode, err);
+    if (rc)
+        goto fail;
     sqlite3_busy_timeout(ix->db, BUSY_TIMEOUT_MS);
-    enum al_rc rc = exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
-    if (!rc)
-        rc = migrate(ix, err);
-    if (rc) {
-        al_index_free(ix);
-        return rc;
+    int version = user_version(ix), latest = (int)(sizeof migrations / sizeof migrations[0]);
+    if (version < 0 || table_count(ix) < 0) {
+        rc = al_index__sqlerr(ix, err, "cannot read");
+        goto fail;
     }
+    if (mode != AL_INDEX_CREATE && version == 0 && table_count(ix) == 0) {
+        rc = al_err_set(err, AL_ERR_NOT_FOUND, "index '%s' is empty (no tables)", ix->path);
+        goto fail;
+    }
+    if (ix->read_only) {
+        if (version != latest)
+            rc = al_err_set(err, AL_ERR_INVALID,
+                            "index '%s' has schema version %d, this airlock %d; it cannot be %s read-only",
+                            ix->path, version, latest, version > latest ? "read (upgrade airlock)" : "upgraded");
+        else
+            rc = exec(ix, "PRAGMA foreign_keys=ON;", err);
+    } else {
+        rc = exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;", err);
+        if (!rc)
+            rc = migrate(ix, err);
+    }
+    if (rc)
+        goto fail;
     *out = ix;
     return AL_OK;
+fail:
+    al_index_free(ix);
+    return rc;
+}
+
+enum al_rc al_index_open(const char *db_path, struct al_index **out, struct al_err *err)
+{
+    return al_index_open_mode(db_path, AL_INDEX_CREATE, out, err);
+}
+
+bool al_index_read_only(const struct al_index *ix) { return ix->read_only; }
+
+enum al_rc al_index_never_recorded(struct al_index *ix, bool *out, struct al_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *out = false;
+    if (sqlite3_prepare_v2(ix->db,
+                           "SELECT NOT EXISTS(SELECT 1 FROM events) AND"
+                           " NOT EXISTS(SELECT 1 FROM sqlite_sequence WHERE name='events' AND seq>0)",
+                           -1, &st, NULL) != SQLITE_OK)
+        return al_index__sqlerr(ix, err, "cannot read the event log");
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    return r == SQLITE_ROW ? AL_OK : al_index__sqlerr(ix, err, "cannot read the event log");
+}
+
+enum al_rc al_index_keys_lost(struct al_index *ix, bool *out, struct al_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    *out = false;
+    if (sqlite3_prepare_v2(ix->db, "SELECT EXISTS(SELECT 1 FROM events WHERE kind='index-rebuilt')", -1, &st, NULL) !=
+        SQLITE_OK)
+        return al_index__sqlerr(ix, err, "cannot read the event log");
+    int r = sqlite3_step(st);
+    if (r == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0) != 0;
+    sqlite3_finalize(st);
+    return r == SQLITE_ROW ? AL_OK : al_index__sqlerr(ix, err, "cannot read the event log");
 }
 
 void al_index_free(struct al_index *ix)
@@ -171,6 +317,10 @@ void al_index_free(struct al_index *ix)
 
 enum al_rc al_index_begin(struct al_index *ix, struct al_err *err)
 {
+    if (ix->read_only)
+        return al_err_set(err, AL_ERR_DENIED,
+                          "index '%s' is open read-only (the store cannot be written here); this needs a writable store",
+                          ix->path);
     enum al_rc rc = exec(ix, "BEGIN IMMEDIATE", err);
     if (!rc)
         ix->depth++;

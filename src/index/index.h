@@ -25,8 +25,28 @@
 
 struct al_index;
 
+/* How an index is opened:
+ *  CREATE     makes the database and its schema when missing or empty, and
+ *             migrates an older schema (only the repo, after it has made sure
+ *             the store has no history that a fresh index would hide, and tests);
+ *  EXISTING   opens read-write, but never creates: a missing or empty file, or
+ *             one without our schema, is AL_ERR_NOT_FOUND and is left untouched;
+ *  READ_ONLY  opens without writing anything (for a read-only file system or
+ *             files the user may not write): SQLite's read-only mode, or, where
+ *             even the WAL index cannot be made, an immutable open when no
+ *             write-ahead log is left over. An older schema is refused
+ *             (migrating needs a write); every change fails. */
+enum al_index_mode { AL_INDEX_CREATE, AL_INDEX_EXISTING, AL_INDEX_READ_ONLY };
+enum al_rc al_index_open_mode(const char *db_path, enum al_index_mode mode, struct al_index **out,
+                              struct al_err *err);
+/* al_index_open_mode(db_path, AL_INDEX_CREATE, ...). */
 enum al_rc al_index_open(const char *db_path, struct al_index **out, struct al_err *err);
 void al_index_free(struct al_index *ix);
+bool al_index_read_only(const struct al_index *ix);
+
+/* True when the event log has never recorded anything (no row, and SQLite's
+ * sequence for it never advanced): a fresh index. */
+enum al_rc al_index_never_recorded(struct al_index *ix, bool *out, struct al_err *err);
 
 enum al_rc al_index_begin(struct al_index *ix, struct al_err *err);
 enum al_rc al_index_commit(struct al_index *ix, struct al_err *err);
@@ -128,6 +148,11 @@ void al_index_events_free(struct al_event *rows, size_t n);
 typedef void al_chain_problem_fn(void *ud, int64_t id, const char *msg);
 enum al_rc al_index_verify_events(struct al_index *ix, al_chain_problem_fn *fn, void *ud, size_t *checked,
                                   struct al_err *err);
+
+/* True when the log records an "index-rebuilt" event: the index was rebuilt
+ * from the OCI layout, so what it held besides models (API keys, history)
+ * is unknown. The server then requires a key even with none on record. */
+enum al_rc al_index_keys_lost(struct al_index *ix, bool *out, struct al_err *err);
 
 /* Names of models within a small edit distance of name, comma-separated. */
 void al_index_close_matches(struct al_index *ix, const char *name, char *out, size_t size);

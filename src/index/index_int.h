@@ -10,6 +10,7 @@ struct al_index {
     sqlite3 *db;
     char path[AL_LIMIT_PATH];
     int depth; /* open transactions started through al_index_begin */
+    bool read_only;
 };
 
 enum al_rc al_index__sqlerr(struct al_index *ix, struct al_err *err, const char *what);

@@ -261,3 +261,59 @@ enum al_rc al_oci_index_build(const struct al_oci_index_entry *e, size_t n, char
         return al_err_set(err, AL_ERR_NOMEM, "cannot serialize index.json");
     return AL_OK;
 }
+
+static enum al_rc index_item(json_t *d, size_t i, struct al_oci_index_item *it, struct al_err *err)
+{
+    const char *mt = NULL;
+    enum al_rc rc = parse_descriptor(d, "an index.json entry", it->digest, &it->size, &mt, err);
+    if (rc)
+        return al_err_set(err, rc, "index.json: entry %zu is not a valid descriptor", i);
+    json_t *ann = json_object_get(d, "annotations");
+    const char *ref = json_string_value(json_object_get(ann, AL_ANN_REF_NAME));
+    const char *tags = json_string_value(json_object_get(ann, "io.airlock.tags"));
+    const char *active = json_string_value(json_object_get(ann, "io.airlock.active"));
+    if (ref == NULL || strlen(ref) > AL_LIMIT_REF)
+        return al_err_set(err, AL_ERR_INVALID, "index.json: entry %zu has no ref name of at most %u bytes", i,
+                          AL_LIMIT_REF);
+    if (tags && strlen(tags) >= sizeof it->tags)
+        return al_err_set(err, AL_ERR_LIMIT, "index.json: entry %zu lists tags over %zu bytes", i,
+                          sizeof it->tags - 1);
+    snprintf(it->ref_name, sizeof it->ref_name, "%s", ref);
+    snprintf(it->tags, sizeof it->tags, "%s", tags ? tags : "");
+    it->active = active && strcmp(active, "true") == 0;
+    return AL_OK;
+}
+
+enum al_rc al_oci_index_parse(const char *text, size_t len, struct al_oci_index_item **items, size_t *n,
+                              struct al_err *err)
+{
+    *items = NULL;
+    *n = 0;
+    if (len > AL_LIMIT_INDEX_JSON)
+        return al_err_set(err, AL_ERR_LIMIT, "index.json is over %u bytes (AL_LIMIT_INDEX_JSON)", AL_LIMIT_INDEX_JSON);
+    json_error_t je;
+    json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    json_t *list = json_object_get(root, "manifests");
+    enum al_rc rc = AL_OK;
+    if (!json_is_object(root) || !json_is_array(list)) {
+        rc = al_err_set(err, AL_ERR_INVALID, "index.json is not an OCI image index (no manifests list)");
+        goto out;
+    }
+    size_t count = json_array_size(list);
+    *items = calloc(count ? count : 1, sizeof **items);
+    if (*items == NULL) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < count && !rc; i++)
+        rc = index_item(json_array_get(list, i), i, &(*items)[i], err);
+    if (rc) {
+        free(*items);
+        *items = NULL;
+    } else {
+        *n = count;
+    }
+out:
+    json_decref(root);
+    return rc;
+}

@@ -99,4 +99,19 @@ struct al_oci_index_entry {
 };
 enum al_rc al_oci_index_build(const struct al_oci_index_entry *e, size_t n, char **out, struct al_err *err);
 
+/* One entry of index.json as read back (al_oci_index_parse). */
+struct al_oci_index_item {
+    char ref_name[AL_LIMIT_REF + 1];
+    char digest[AL_DIGEST_SIZE];
+    uint64_t size;
+    char tags[512]; /* comma-separated, "" when none */
+    bool active;
+};
+/* Parses index.json as al_oci_index_build writes it (at most
+ * AL_LIMIT_INDEX_JSON bytes); *items is malloc'd, in file order. Every
+ * descriptor is checked: a valid digest, a size, a ref name within
+ * AL_LIMIT_REF; AL_ERR_INVALID naming the first bad one. */
+enum al_rc al_oci_index_parse(const char *json, size_t len, struct al_oci_index_item **items, size_t *n,
+                              struct al_err *err);
+
 #endif

@@ -121,12 +121,25 @@ enum al_rc al_repo_fsck(struct al_repo *r, bool repair, bool progress, al_fsck_r
 {
     memset(res, 0, sizeof *res);
     struct reporter rp = {fn, ud, res};
+    bool ro = al_repo_read_only(r);
+    if (repair && ro)
+        return al_err_set(err, AL_ERR_DENIED, "the store at '%s' is read-only here; fsck --repair needs to write it",
+                          al_store_home(r->store));
     enum al_rc rc = al_store_lock(r->store, repair ? AL_LOCK_GC_EXCLUSIVE : AL_LOCK_GC_SHARED, LOCK_TIMEOUT_MS, err);
     if (rc)
         return rc;
-    /* index.json is derived from the index; bring it in step first. */
-    if ((rc = al_repo_sync_index_json(r, err)))
+    /* index.json is derived from the index; bring it in step first (or, when
+     * the store cannot be written, say that it is out of step). */
+    if (!ro && (rc = al_repo_sync_index_json(r, err)))
         goto out;
+    if (ro) {
+        char *json = NULL;
+        if ((rc = al_repo__build_index_json(r, &json, err)))
+            goto out;
+        if (!al_repo__index_json_current(r, json))
+            report(&rp, AL_FSCK_INFO, "index.json is out of step with the index; not rewritten (read-only store)");
+        free(json);
+    }
 
     char(*refs)[AL_DIGEST_SIZE] = NULL;
     size_t n_refs = 0;
@@ -208,6 +221,29 @@ out:
     return rc;
 }
 
+/* What gc relies on: the index in step with the manifests, every referenced
+ * blob present, the event log intact. Problems go to rp as damage. */
+static enum al_rc check_for_gc(struct al_repo *r, struct reporter *rp, struct al_err *err)
+{
+    struct al_version *vs = NULL;
+    size_t nv = 0;
+    char(*refs)[AL_DIGEST_SIZE] = NULL;
+    size_t n_refs = 0;
+    enum al_rc rc = al_index_list_versions(r->index, NULL, &vs, &nv, err);
+    if (!rc)
+        rc = al_index_referenced(r->index, &refs, &n_refs, err);
+    for (size_t i = 0; i < nv && !rc; i++)
+        check_version(r, &vs[i], rp);
+    for (size_t i = 0; i < n_refs && !rc; i++)
+        if (!al_store_has(r->store, refs[i]))
+            report(rp, AL_FSCK_DAMAGE, "blob %s is missing", refs[i]);
+    if (!rc)
+        al_index_verify_events(r->index, chain_problem, rp, NULL, NULL);
+    free(refs);
+    free(vs);
+    return rc;
+}
+
 enum al_rc al_repo_gc(struct al_repo *r, int keep, bool dry_run, al_fsck_report_fn *fn, void *ud,
                       struct al_gc_result *res, struct al_err *err)
 {
@@ -219,6 +255,16 @@ enum al_rc al_repo_gc(struct al_repo *r, int keep, bool dry_run, al_fsck_report_
     enum al_rc rc = al_store_lock(r->store, AL_LOCK_GC_EXCLUSIVE, LOCK_TIMEOUT_MS, err);
     if (rc)
         return rc;
+    if ((rc = check_for_gc(r, &rp, err)))
+        goto out;
+    if (fres.damaged) {
+        rc = al_err_set(err, AL_ERR_CORRUPT,
+                        "gc refused: the store is damaged (%zu problem%s), and an index out of step with the "
+                        "manifests would make gc delete blobs still in use; nothing was removed. 'airlock fsck' "
+                        "names the damage",
+                        fres.damaged, fres.damaged == 1 ? "" : "s");
+        goto out;
+    }
     if (keep > 0) {
         struct al_version *vs = NULL;
         size_t nv = 0;

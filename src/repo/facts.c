@@ -4,6 +4,10 @@
  */
 #include "repo/repo_int.h"
 
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/fs.h"
 #include "gguf/gguf.h"
 
 void al_format_count(uint64_t n, char *out, size_t size);
@@ -20,13 +24,33 @@ void al_format_count(uint64_t n, char *out, size_t size)
         snprintf(out, size, "%" PRIu64, n);
 }
 
+static bool named_gguf(const char *path)
+{
+    size_t n = strlen(path);
+    return n >= 5 && strcasecmp(path + n - 5, ".gguf") == 0;
+}
+
 enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct al_err *err)
 {
     memset(facts, 0, sizeof *facts);
-    if (!al_gguf_has_magic(path))
-        return AL_OK; /* safetensors and others: nothing to read */
+    /* Opened without blocking first: a FIFO or device is refused, not waited on. */
+    int fd = -1;
+    enum al_rc rc = al_fs_open_regular(path, &fd, err);
+    if (rc)
+        return rc;
+    close(fd);
+    /* A file named .gguf is loaded as GGUF by the engine, so it must be one;
+     * other weight files (safetensors, bin) are read only when they are. */
+    bool magic = al_gguf_has_magic(path);
+    if (!magic && named_gguf(path))
+        return al_err_set(err, AL_ERR_INVALID,
+                          "'%s' is not a valid GGUF file: it does not start with the GGUF magic (empty, truncated "
+                          "or another format); add the model's real .gguf file",
+                          path);
+    if (!magic)
+        return AL_OK;
     struct al_gguf_info info;
-    enum al_rc rc = al_gguf_inspect(path, &info, err);
+    rc = al_gguf_inspect(path, &info, err);
     if (rc)
         return rc;
     snprintf(facts->architecture, sizeof facts->architecture, "%s", info.arch);

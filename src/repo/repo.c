@@ -4,7 +4,9 @@
 #include "repo/repo_int.h"
 
 #include <jansson.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fs.h"
 #include "core/progress.h"
@@ -12,18 +14,57 @@
 
 #define LOCK_TIMEOUT_MS 60000
 
+/* Whether this process may write the store: the home directory (SQLite
+ * makes its -wal and -shm files there) and the index file. A read-only mount
+ * answers EROFS even to root. */
+static bool store_writable(const char *home, const char *db, int *why)
+{
+    *why = 0;
+    if (faccessat(AT_FDCWD, home, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
+        *why = errno;
+    else if (faccessat(AT_FDCWD, db, W_OK, AT_EACCESS) != 0 && errno != ENOENT)
+        *why = errno;
+    return *why == 0;
+}
+
+/* Opens the index of an open store: an existing one as it is; where there
+ * is none (missing, empty, no tables) a fresh one only when the store has
+ * no history that it would hide (al_repo__index_lost). */
+static enum al_rc open_index(struct al_repo *r, const char *db, bool read_only, struct al_err *err)
+{
+    struct al_err miss = AL_ERR_INIT;
+    enum al_rc rc = al_index_open_mode(db, read_only ? AL_INDEX_READ_ONLY : AL_INDEX_EXISTING, &r->index, &miss);
+    if (rc && rc != AL_ERR_NOT_FOUND)
+        return al_err_set(err, rc, "%s", miss.msg);
+    bool lost = false;
+    enum al_rc lrc = al_repo__index_lost(r->store, r->index, miss.msg, &lost, err);
+    if (lrc || lost)
+        return lrc ? lrc : AL_ERR_CORRUPT;
+    if (rc == AL_OK)
+        return AL_OK;
+    if (read_only)
+        return al_err_set(err, AL_ERR_NOT_FOUND, "%s, and the store at '%s' is read-only", miss.msg,
+                          al_store_home(r->store));
+    return al_index_open_mode(db, AL_INDEX_CREATE, &r->index, err);
+}
+
 enum al_rc al_repo_open(const char *home, bool create, struct al_repo **out, struct al_err *err)
 {
     *out = NULL;
+    char db[AL_LIMIT_PATH];
+    int why = 0;
+    enum al_rc rc = al_path_fmt(db, sizeof db, err, "%s/airlock.db", home);
+    if (rc)
+        return rc;
+    if (!store_writable(home, db, &why))
+        return al_err_set(err, AL_ERR_DENIED, "the store at '%s' cannot be written (%s); this command changes it",
+                          home, strerror(why));
     struct al_repo *r = calloc(1, sizeof *r);
     if (r == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    char db[AL_LIMIT_PATH];
-    enum al_rc rc = al_store_open(home, create, &r->store, err);
+    rc = al_store_open(home, create, &r->store, err);
     if (!rc)
-        rc = al_path_fmt(db, sizeof db, err, "%s/airlock.db", home);
-    if (!rc)
-        rc = al_index_open(db, &r->index, err);
+        rc = open_index(r, db, false, err);
     if (rc) {
         al_repo_free(r);
         return rc;
@@ -31,6 +72,32 @@ enum al_rc al_repo_open(const char *home, bool create, struct al_repo **out, str
     *out = r;
     return AL_OK;
 }
+
+enum al_rc al_repo_open_read(const char *home, struct al_repo **out, struct al_err *err)
+{
+    *out = NULL;
+    char db[AL_LIMIT_PATH];
+    int why = 0;
+    enum al_rc rc = al_path_fmt(db, sizeof db, err, "%s/airlock.db", home);
+    if (rc)
+        return rc;
+    if (store_writable(home, db, &why))
+        return al_repo_open(home, false, out, err);
+    struct al_repo *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    rc = al_store_open_read(home, &r->store, err);
+    if (!rc)
+        rc = open_index(r, db, true, err);
+    if (rc) {
+        al_repo_free(r);
+        return rc;
+    }
+    *out = r;
+    return AL_OK;
+}
+
+bool al_repo_read_only(const struct al_repo *r) { return al_index_read_only(r->index); }
 
 void al_repo_free(struct al_repo *r)
 {
@@ -54,8 +121,9 @@ enum al_rc al_repo__begin(struct al_repo *r, struct al_err *err)
     return rc;
 }
 
-static enum al_rc write_index_json(struct al_repo *r, struct al_err *err)
+enum al_rc al_repo__build_index_json(struct al_repo *r, char **out, struct al_err *err)
 {
+    *out = NULL;
     struct al_version *v = NULL;
     size_t n = 0;
     enum al_rc rc = al_index_list_versions(r->index, NULL, &v, &n, err);
@@ -77,22 +145,37 @@ static enum al_rc write_index_json(struct al_repo *r, struct al_err *err)
         e[i].tags = v[i].tags;
         e[i].active = v[i].active;
     }
-    if ((rc = al_oci_index_build(e, n, &json, err)))
-        goto out;
-    char path[AL_LIMIT_PATH];
-    if (!(rc = al_path_fmt(path, sizeof path, err, "%s/index.json", al_store_home(r->store)))) {
-        char *old = NULL;
-        size_t old_len = 0;
-        /* Rewrite only when it changed, so readers are not disturbed. */
-        if (al_fs_read_file(path, AL_LIMIT_INDEX_JSON, &old, &old_len, NULL) != AL_OK || old_len != strlen(json) ||
-            memcmp(old, json, old_len) != 0)
-            rc = al_fs_write_atomic(path, json, strlen(json), err);
-        free(old);
+    if (!(rc = al_oci_index_build(e, n, &json, err))) {
+        *out = json;
+        json = NULL;
     }
 out:
     free(json);
     free(e);
     free(v);
+    return rc;
+}
+
+bool al_repo__index_json_current(struct al_repo *r, const char *json)
+{
+    char path[AL_LIMIT_PATH], *old = NULL;
+    size_t old_len = 0;
+    bool same = al_path_fmt(path, sizeof path, NULL, "%s/index.json", al_store_home(r->store)) == AL_OK &&
+                al_fs_read_file(path, AL_LIMIT_INDEX_JSON, &old, &old_len, NULL) == AL_OK &&
+                old_len == strlen(json) && memcmp(old, json, old_len) == 0;
+    free(old);
+    return same;
+}
+
+enum al_rc al_repo__write_index_json(struct al_repo *r, struct al_err *err)
+{
+    char *json = NULL, path[AL_LIMIT_PATH];
+    enum al_rc rc = al_repo__build_index_json(r, &json, err);
+    /* Rewrite only when it changed, so readers are not disturbed. */
+    if (!rc && !al_repo__index_json_current(r, json) &&
+        !(rc = al_path_fmt(path, sizeof path, err, "%s/index.json", al_store_home(r->store))))
+        rc = al_fs_write_atomic(path, json, strlen(json), err);
+    free(json);
     return rc;
 }
 
@@ -103,7 +186,7 @@ enum al_rc al_repo__end(struct al_repo *r, enum al_rc rc, struct al_err *err)
     else
         rc = al_index_commit(r->index, err);
     if (!rc)
-        rc = write_index_json(r, err);
+        rc = al_repo__write_index_json(r, err);
     al_store_unlock(r->store, AL_LOCK_WRITE);
     return rc;
 }
@@ -113,7 +196,7 @@ enum al_rc al_repo_sync_index_json(struct al_repo *r, struct al_err *err)
     enum al_rc rc = al_store_lock(r->store, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err);
     if (rc)
         return rc;
-    rc = write_index_json(r, err);
+    rc = al_repo__write_index_json(r, err);
     al_store_unlock(r->store, AL_LOCK_WRITE);
     return rc;
 }
@@ -196,10 +279,19 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
             }
         snprintf(layers[i].path, sizeof layers[i].path, "%s", name);
         snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s", al_oci_media_type_for(name));
-        if (!facts_done && strcmp(layers[i].media_type, AL_MT_WEIGHT) == 0) {
-            /* Inspect before importing: a malformed GGUF is refused before any copy. */
-            if ((rc = al_repo__facts(paths[i], &facts, err)))
+        /* Before anything is copied: only regular files (a FIFO must not
+         * hang the add), and every weight file checked, a malformed GGUF
+         * refused; the first one's facts go into the config. */
+        int fd = -1;
+        if ((rc = al_fs_open_regular(paths[i], &fd, err)))
+            goto out;
+        close(fd);
+        if (strcmp(layers[i].media_type, AL_MT_WEIGHT) == 0) {
+            struct al_model_facts f;
+            if ((rc = al_repo__facts(paths[i], &f, err)))
                 goto out;
+            if (!facts_done)
+                facts = f;
             facts_done = true;
         }
     }

@@ -21,7 +21,22 @@
 
 struct al_repo;
 
+/* Opens the store and its index for reading and writing; with create, makes
+ * the layout and the index when missing. AL_ERR_DENIED when the store cannot
+ * be written (read-only file system, permissions).
+ *
+ * A lost index is never replaced by a fresh one: when airlock.db is missing,
+ * empty or has no tables while the store holds blobs or an index.json, or
+ * the index never recorded an event while index.json lists versions, the
+ * store is damaged: AL_ERR_CORRUPT, a message that says to run
+ * 'airlock fsck --repair', and nothing on disk changed. */
 enum al_rc al_repo_open(const char *home, bool create, struct al_repo **out, struct al_err *err);
+/* For commands that only read: like al_repo_open(home, false, ...) where the
+ * store can be written; where it cannot, opens store and index read-only
+ * (al_store_open_read, AL_INDEX_READ_ONLY), changing nothing on disk, and
+ * every change through the repo then fails with AL_ERR_DENIED. */
+enum al_rc al_repo_open_read(const char *home, struct al_repo **out, struct al_err *err);
+bool al_repo_read_only(const struct al_repo *r);
 void al_repo_free(struct al_repo *r);
 struct al_store *al_repo_store(struct al_repo *r);
 struct al_index *al_repo_index(struct al_repo *r);
@@ -99,7 +114,9 @@ struct al_fsck_result {
 };
 /* Re-hashes every referenced blob, checks each manifest against the index,
  * verifies the event chain. AL_ERR_CORRUPT when anything is damaged. With
- * repair, damaged blobs move to quarantine/ and the repair is recorded. */
+ * repair, damaged blobs move to quarantine/ and the repair is recorded. On a
+ * read-only repo index.json is compared, not rewritten (a note when it is
+ * out of step). */
 enum al_rc al_repo_fsck(struct al_repo *r, bool repair, bool progress, al_fsck_report_fn *fn, void *ud,
                         struct al_fsck_result *res, struct al_err *err);
 
@@ -108,8 +125,39 @@ struct al_gc_result {
     uint64_t bytes_freed;
 };
 /* With keep > 0, first removes all but the newest keep versions of each model
- * (never the active one). Then removes blobs nothing references. */
+ * (never the active one). Then removes blobs nothing references. Refuses
+ * (AL_ERR_CORRUPT, each problem reported through fn, nothing removed) while
+ * the store is damaged: a manifest unreadable or out of step with its index
+ * rows, a referenced blob missing, the event log broken; an index that
+ * disagrees with the manifests would make gc delete blobs still in use.
+ * (Re-hashing every blob is left to fsck: gc never removes a referenced one.) */
 enum al_rc al_repo_gc(struct al_repo *r, int keep, bool dry_run, al_fsck_report_fn *fn, void *ud,
                       struct al_gc_result *res, struct al_err *err);
+
+/* ---- a lost index ---- */
+
+/* True when al_repo_open refuses the store at home because its index is lost
+ * (see al_repo_open); false otherwise, also when it cannot tell. */
+bool al_repo_index_lost(const char *home);
+
+struct al_rebuild_result {
+    size_t models, versions, tags, active; /* recovered */
+    size_t not_recovered;                  /* index.json entries whose manifest could not be used */
+    char previous[AL_LIMIT_PATH];          /* where the lost index file went ("" when there was none) */
+};
+/* fsck --repair's answer to a lost index: rebuilds it from the OCI layout.
+ * Under the exclusive gc lock and the write lock: moves what is left of the
+ * old index (airlock.db, -wal, -shm) to quarantine/, creates a fresh index
+ * and, in one transaction, records every version index.json lists (its
+ * manifest read from the store and checked against its digest: config,
+ * files, bundle sequence number), its tags and the active pointers, and one
+ * "index-rebuilt" event saying what was recovered and what is gone: the
+ * event log before it, API keys, creation times. With that event on record
+ * the server requires an API key even while none exists (al_index_keys_lost),
+ * so a rebuilt store never serves open. Refuses (AL_ERR_INVALID) when the
+ * index is not lost. Entries that cannot be recovered are reported through fn
+ * and counted; blobs index.json does not list stay unreferenced for gc. */
+enum al_rc al_repo_rebuild_index(const char *home, al_fsck_report_fn *fn, void *ud, struct al_rebuild_result *res,
+                                 struct al_err *err);
 
 #endif

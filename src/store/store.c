@@ -27,6 +27,7 @@ struct al_store {
     char blobs[AL_LIMIT_PATH]; /* home/blobs/sha256 */
     char tmp[AL_LIMIT_PATH];
     int gc_fd, write_fd;       /* lock files, -1 when closed */
+    bool read_only;            /* al_store_open_read on a store we cannot write */
 };
 
 struct al_blob_writer {
@@ -87,6 +88,35 @@ fail:
     return rc;
 }
 
+enum al_rc al_store_open_read(const char *home, struct al_store **out, struct al_err *err)
+{
+    *out = NULL;
+    struct al_store *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    s->gc_fd = s->write_fd = -1;
+    s->read_only = true;
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc = al_path_fmt(s->home, sizeof s->home, err, "%s", home);
+    if (!rc)
+        rc = al_path_fmt(s->blobs, sizeof s->blobs, err, "%s/blobs/sha256", home);
+    if (!rc)
+        rc = al_path_fmt(s->tmp, sizeof s->tmp, err, "%s/tmp", home);
+    if (!rc)
+        rc = al_path_fmt(path, sizeof path, err, "%s/oci-layout", home);
+    if (!rc && !al_fs_exists(path))
+        rc = al_err_set(err, AL_ERR_NOT_FOUND, "no airlock store at '%s'; run 'airlock init' or set AIRLOCK_HOME",
+                        home);
+    if (rc) {
+        al_store_free(s);
+        return rc;
+    }
+    *out = s;
+    return AL_OK;
+}
+
+bool al_store_read_only(const struct al_store *s) { return s->read_only; }
+
 void al_store_free(struct al_store *s)
 {
     if (s == NULL)
@@ -108,6 +138,17 @@ static int *lock_slot(struct al_store *s, enum al_store_lock which)
 enum al_rc al_store_lock(struct al_store *s, enum al_store_lock which, int timeout_ms, struct al_err *err)
 {
     int *fd = lock_slot(s, which);
+    if (s->read_only && which != AL_LOCK_GC_SHARED)
+        return al_err_set(err, AL_ERR_DENIED, "the store at '%s' is read-only here; this needs a writable store",
+                          s->home);
+    if (*fd < 0 && s->read_only) {
+        /* A reader of a read-only store: share the lock where the lock file
+         * can be opened; where it cannot, nothing can write the store either. */
+        char path[AL_LIMIT_PATH];
+        if (snprintf(path, sizeof path, "%s/locks/gc", s->home) >= (int)sizeof path ||
+            (*fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+            return AL_OK;
+    }
     if (*fd < 0) {
         char path[AL_LIMIT_PATH];
         enum al_rc rc = al_path_fmt(path, sizeof path, err, "%s/locks/%s", s->home,
@@ -273,14 +314,10 @@ void al_blob_writer_free(struct al_blob_writer *w)
 enum al_rc al_store_import_file(struct al_store *s, const char *path, char digest[AL_DIGEST_SIZE],
                                 uint64_t *size, struct al_progress *progress, struct al_err *err)
 {
-    int src = open(path, O_RDONLY | O_CLOEXEC);
-    if (src < 0)
-        return al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot open '%s'", path);
-    struct stat st;
-    if (fstat(src, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(src);
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a regular file", path);
-    }
+    int src = -1;
+    enum al_rc orc = al_fs_open_regular(path, &src, err);
+    if (orc)
+        return orc;
     (void)posix_fadvise(src, 0, 0, POSIX_FADV_SEQUENTIAL);
     struct al_blob_writer *w = NULL;
     enum al_rc rc = al_blob_writer_new(s, &w, err);

@@ -33,6 +33,13 @@ struct al_progress;
 /* Opens the store at home; with create, makes the layout if missing. Sweeps
  * stale temporary files. AL_ERR_NOT_FOUND when absent and !create. */
 enum al_rc al_store_open(const char *home, bool create, struct al_store **out, struct al_err *err);
+/* Opens an existing store for reading only, changing nothing on disk: no
+ * directories made, no sweep of tmp/. For a store on a read-only file system
+ * or one the user may not write. The shared gc lock is taken where the lock
+ * file can be opened for reading (else skipped: nothing can write such a
+ * store); the write and exclusive locks fail with AL_ERR_DENIED. */
+enum al_rc al_store_open_read(const char *home, struct al_store **out, struct al_err *err);
+bool al_store_read_only(const struct al_store *s);
 void al_store_free(struct al_store *s);
 const char *al_store_home(const struct al_store *s);
 
@@ -58,7 +65,8 @@ enum al_rc al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST
 /* Frees; removes the temporary file unless committed. NULL is a no-op. */
 void al_blob_writer_free(struct al_blob_writer *w);
 
-/* Imports a local file in one read pass (hash while copying), or as a reflink
+/* Imports a local regular file (al_fs_open_regular: a FIFO or device is
+ * refused without blocking) in one read pass (hash while copying), or as a reflink
  * clone plus one hashing pass where the file system supports it. */
 enum al_rc al_store_import_file(struct al_store *s, const char *path, char digest[AL_DIGEST_SIZE],
                                 uint64_t *size, struct al_progress *progress, struct al_err *err);

@@ -8,7 +8,8 @@ command -v minisign >/dev/null || skip_test "minisign missing"
 command -v zstd >/dev/null || skip_test "zstd missing"
 
 cd "$T"
-head -c 300000 /dev/urandom >model.gguf
+# Random weights: not GGUF, so not named .gguf (pack and add refuse a .gguf that is not one).
+head -c 300000 /dev/urandom >model.bin
 echo '{"tokenizer": true}' >tokenizer.json
 airlock key gen -o build --no-password >/dev/null
 airlock key gen -o revoked --no-password >/dev/null
@@ -24,20 +25,20 @@ airlock trust add t1 --minisign t1.pub --models 'secure-*' --threshold 2 >/dev/n
 airlock trust add t2 --minisign t2.pub --models 'secure-*' >/dev/null
 
 # The store holds one good version (sequence 10) before the corpus runs.
-airlock pack demo:1.0 model.gguf tokenizer.json -o good.tar --sign build.key --seq 10 >/dev/null
+airlock pack demo:1.0 model.bin tokenizer.json -o good.tar --sign build.key --seq 10 >/dev/null
 airlock ingest good.tar >/dev/null
 ok "a good bundle ingests"
 
 mkdir corpus
 n=$(python3 "$AL_SRC/tests/integration/bundle_corpus.py" corpus good.tar other.key build.key)
 # Bundles that need airlock to make them.
-airlock pack demo:1.1 model.gguf -o corpus/expired.tar --sign build.key --seq 20 --expires 2000-01-01 >/dev/null
-airlock pack demo:0.9 model.gguf -o corpus/replay.tar --sign build.key --seq 3 >/dev/null
-airlock pack demo:1.2 model.gguf -o corpus/revoked-key.tar --sign revoked.key --seq 21 >/dev/null
-airlock pack secure-x:1 model.gguf -o corpus/below-threshold.tar --sign t1.key --seq 1 >/dev/null
-airlock pack demo:1.3 model.gguf -o corpus/key-not-for-model.tar --sign t1.key --seq 22 >/dev/null
-airlock pack demo:1.4 model.gguf -o corpus/both-revoked-and-good.tar --sign build.key --sign revoked.key --seq 23 >/dev/null
-airlock pack demo:1.5 model.gguf -o corpus/expired-zstd.tar.zst --zstd --sign build.key --seq 24 --expires 2001-01-01T00:00:00Z >/dev/null
+airlock pack demo:1.1 model.bin -o corpus/expired.tar --sign build.key --seq 20 --expires 2000-01-01 >/dev/null
+airlock pack demo:0.9 model.bin -o corpus/replay.tar --sign build.key --seq 3 >/dev/null
+airlock pack demo:1.2 model.bin -o corpus/revoked-key.tar --sign revoked.key --seq 21 >/dev/null
+airlock pack secure-x:1 model.bin -o corpus/below-threshold.tar --sign t1.key --seq 1 >/dev/null
+airlock pack demo:1.3 model.bin -o corpus/key-not-for-model.tar --sign t1.key --seq 22 >/dev/null
+airlock pack demo:1.4 model.bin -o corpus/both-revoked-and-good.tar --sign build.key --sign revoked.key --seq 23 >/dev/null
+airlock pack demo:1.5 model.bin -o corpus/expired-zstd.tar.zst --zstd --sign build.key --seq 24 --expires 2001-01-01T00:00:00Z >/dev/null
 cat >>corpus/cases.tsv <<'CASES'
 expired.tar||expired on 2000-01-01
 replay.tar||replay refused
@@ -95,6 +96,6 @@ expect_status 0 airlock ingest corpus/replay.tar --allow-downgrade
 ok "--allow-expired and --allow-downgrade accept and are recorded"
 
 # The threshold met: two trusted keys sign.
-airlock pack secure-x:1 model.gguf -o two.tar --sign t1.key --sign t2.key --seq 2 >/dev/null
+airlock pack secure-x:1 model.bin -o two.tar --sign t1.key --sign t2.key --seq 2 >/dev/null
 expect_status 0 airlock ingest two.tar
 ok "2-of-2 signatures accepted"

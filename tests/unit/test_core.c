@@ -1,5 +1,7 @@
 /* Unit tests of src/core: buffers, errors, hashing, atomic writes, the write sink. */
 #include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -185,6 +187,57 @@ static void test_utf8_validate_and_hold(void **state)
     free(v);
 }
 
+/* A negative size (a damaged index row) keeps its sign: it once printed as
+ * 16777216.0 TiB, the uint64_t wrap-around. */
+static void test_fmt_size_signed(void **state)
+{
+    char out[32];
+    al_fmt_size(0, out, sizeof out);
+    assert_string_equal(out, "0 B");
+    al_fmt_size(1023, out, sizeof out);
+    assert_string_equal(out, "1023 B");
+    al_fmt_size(1536, out, sizeof out);
+    assert_string_equal(out, "1.5 KiB");
+    al_fmt_size(3ll << 40, out, sizeof out);
+    assert_string_equal(out, "3.0 TiB");
+    al_fmt_size(-1, out, sizeof out);
+    assert_string_equal(out, "-1 B");
+    al_fmt_size(-2048, out, sizeof out);
+    assert_string_equal(out, "-2.0 KiB");
+    al_fmt_size((int64_t)(uint64_t)-1, out, sizeof out); /* what a uint64_t size holds for -1 */
+    assert_string_equal(out, "-1 B");
+    al_fmt_size(INT64_MIN, out, sizeof out);
+    assert_string_equal(out, "-8.0 EiB");
+    al_fmt_size(INT64_MAX, out, sizeof out);
+    assert_string_equal(out, "8.0 EiB");
+}
+
+/* A FIFO without a writer is refused at once instead of blocking the open. */
+static void test_open_regular_refuses_fifo(void **state)
+{
+    char *dir = tu_mkdtemp();
+    char fifo[512], file[512];
+    snprintf(fifo, sizeof fifo, "%s/pipe.gguf", dir);
+    snprintf(file, sizeof file, "%s/plain", dir);
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    tu_write_file(file, "abc", 3);
+    struct al_err err = AL_ERR_INIT;
+    int fd = -1;
+    assert_int_equal(al_fs_open_regular(fifo, &fd, &err), AL_ERR_INVALID);
+    assert_int_equal(fd, -1);
+    assert_non_null(strstr(err.msg, "is a FIFO"));
+    al_err_clear(&err);
+    assert_int_equal(al_fs_open_regular(dir, &fd, &err), AL_ERR_INVALID);
+    al_err_clear(&err);
+    assert_int_equal(al_fs_open_regular(file, &fd, &err), AL_OK);
+    assert_int_equal(fcntl(fd, F_GETFL) & O_NONBLOCK, 0);
+    char buf[4];
+    assert_int_equal(read(fd, buf, sizeof buf), 3);
+    close(fd);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +248,8 @@ int main(void)
         cmocka_unit_test(test_sha256_file_and_atomic_write),
         cmocka_unit_test(test_fs_sink_direct_then_buffered),
         cmocka_unit_test(test_utf8_validate_and_hold),
+        cmocka_unit_test(test_fmt_size_signed),
+        cmocka_unit_test(test_open_regular_refuses_fifo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

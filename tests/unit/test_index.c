@@ -132,12 +132,60 @@ static void test_event_chain(void **state)
     free(dir);
 }
 
+/* Only CREATE makes an index: EXISTING and READ_ONLY leave a missing or
+ * empty file as it is (a lost index must not become a fresh one), and a
+ * read-only index refuses every change. */
+static void test_open_modes(void **state)
+{
+    char *dir = tu_mkdtemp();
+    char path[4096];
+    snprintf(path, sizeof path, "%s/airlock.db", dir);
+    struct al_index *ix = NULL;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_index_open_mode(path, AL_INDEX_EXISTING, &ix, &err), AL_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "is missing"));
+    assert_int_equal(tu_system("test ! -e '%s'", path), 0);
+    tu_write_file(path, "", 0);
+    al_err_clear(&err);
+    assert_int_equal(al_index_open_mode(path, AL_INDEX_READ_ONLY, &ix, &err), AL_ERR_NOT_FOUND);
+    al_err_clear(&err);
+    assert_int_equal(al_index_open_mode(path, AL_INDEX_EXISTING, &ix, &err), AL_ERR_NOT_FOUND);
+    assert_non_null(strstr(err.msg, "is empty"));
+    assert_int_equal(tu_system("test ! -s '%s'", path), 0);
+
+    assert_int_equal(al_index_open_mode(path, AL_INDEX_CREATE, &ix, &err), AL_OK);
+    bool fresh = false, lost = true;
+    assert_int_equal(al_index_never_recorded(ix, &fresh, &err), AL_OK);
+    assert_true(fresh);
+    assert_int_equal(al_index_event_append(ix, "index-rebuilt", "", "", NULL, &err), AL_OK);
+    assert_int_equal(al_index_never_recorded(ix, &fresh, &err), AL_OK);
+    assert_false(fresh);
+    assert_int_equal(al_index_keys_lost(ix, &lost, &err), AL_OK);
+    assert_true(lost);
+    al_index_free(ix);
+
+    assert_int_equal(al_index_open_mode(path, AL_INDEX_READ_ONLY, &ix, &err), AL_OK);
+    assert_true(al_index_read_only(ix));
+    struct al_event *ev = NULL;
+    size_t n = 0;
+    assert_int_equal(al_index_list_events(ix, NULL, NULL, &ev, &n, &err), AL_OK);
+    assert_int_equal(n, 1);
+    al_index_events_free(ev, n);
+    al_err_clear(&err);
+    assert_int_equal(al_index_event_append(ix, "add", "m", D1, NULL, &err), AL_ERR_DENIED);
+    assert_non_null(strstr(err.msg, "read-only"));
+    al_index_free(ix);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_parse),
         cmocka_unit_test(test_versions_tags_active),
         cmocka_unit_test(test_event_chain),
+        cmocka_unit_test(test_open_modes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
