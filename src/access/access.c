@@ -177,11 +177,13 @@ static enum al_rc decide(struct al_access *a, const char *token, const char *sco
         return al_err_set(err, AL_ERR_VERIFY, "%s", invalid_msg);
     if (found->expires && found->expires <= (int64_t)time(NULL))
         return al_err_set(err, AL_ERR_VERIFY, "%s", invalid_msg);
+    /* A valid key is named from here on, refused or not: its refusals are
+     * audited under its name. */
+    snprintf(identity, 128, "%s", found->name);
     if (scope && *scope && !al_access__scope_ok(found->scopes, scope))
         return al_err_set(err, AL_ERR_DENIED, "this key lacks the '%.64s' scope", scope);
     if (model && *model && !al_access__model_ok(found->models, model))
         return al_err_set(err, AL_ERR_DENIED, "this key may not use model '%.*s'", (int)AL_LIMIT_REF, model);
-    snprintf(identity, 128, "%s", found->name);
     return AL_OK;
 }
 

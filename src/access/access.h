@@ -48,8 +48,11 @@ enum al_rc al_access_open(const char *home, struct al_access **out, struct al_er
 void al_access_free(struct al_access *a);
 
 /* AL_OK: allowed, identity filled (key name, or "anonymous" when auth is off);
- * AL_ERR_VERIFY: no key / unknown / revoked / expired (HTTP 401);
- * AL_ERR_DENIED: key lacks the scope or the model (HTTP 403).
+ * AL_ERR_VERIFY: no key / unknown / revoked / expired (HTTP 401), identity "";
+ * AL_ERR_DENIED: key lacks the scope or the model (HTTP 403), identity filled
+ * with the key's name (the refusal is the key's, and audited as such).
+ * The caller checks the model that will serve the request: the default model
+ * when the request names none (model NULL here checks no model).
  * The message in err is safe to show to the client: it never says whether a
  * key exists ("invalid or missing API key", "this key may not use model 'x'",
  * "this key lacks the 'embed' scope"). scope or model NULL or "": not

@@ -24,7 +24,7 @@ enum {
     O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
-    O_AUDIT_DAYS, O_STREAM_INTERVAL,
+    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -47,6 +47,7 @@ static const struct option opts[] = {
     {"tls-client-ca", required_argument, NULL, O_CA}, {"max-tokens", required_argument, NULL, O_MAX_TOKENS},
     {"max-body", required_argument, NULL, O_MAX_BODY}, {"max-prompt-tokens", required_argument, NULL, O_MAX_PROMPT},
     {"max-concurrent", required_argument, NULL, O_MAX_CONC}, {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"receive-timeout", required_argument, NULL, O_RECV_TIMEOUT},
     {"drain-timeout", required_argument, NULL, O_DRAIN}, {"verbose", no_argument, NULL, 'v'},
     {"stream-interval", required_argument, NULL, O_STREAM_INTERVAL},
     {"require-key", no_argument, NULL, O_REQUIRE_KEY}, {"no-audit", no_argument, NULL, O_NO_AUDIT},
@@ -76,6 +77,8 @@ static void usage(void)
            "  --chat-template T    template for models without one (default chatml)\n"
            "limits (each refusal is a JSON error):\n"
            "  --max-body BYTES --max-prompt-tokens N --max-tokens N --max-concurrent N --timeout S\n"
+           "  --receive-timeout S  a request's headers and body must arrive within S seconds of the\n"
+           "                       connection's accept or its previous response (default 30)\n"
            "  --drain-timeout S    on SIGTERM, wait this long for requests in flight (default 30)\n"
            "  --stream-interval MS send streamed tokens at most every MS ms, the first at once\n"
            "                       (default 5; 0: each token as it comes)\n"
@@ -171,6 +174,10 @@ static int build_config(int argc, char **argv, struct al_serve_config *c, int *v
         case O_MAX_PROMPT: ok = to_int(optarg, 1, 1 << 24, &l->prompt_tokens); break;
         case O_MAX_CONC: ok = to_int(optarg, 1, 100000, &l->concurrent); break;
         case O_TIMEOUT: ok = to_num(optarg, &l->timeout_s); break;
+        case O_RECV_TIMEOUT:
+            ok = to_num(optarg, &l->receive_timeout_s);
+            ok = ok && l->receive_timeout_s > 0 && l->receive_timeout_s <= AL_SERVER_RECEIVE_TIMEOUT_MAX;
+            break;
         case O_DRAIN: ok = to_num(optarg, &c->drain_timeout_s); break;
         case O_STREAM_INTERVAL:
             ok = to_num(optarg, &c->server.stream_interval_ms);

@@ -568,6 +568,18 @@ void al_models_names_free(char **names, size_t n)
     free(names);
 }
 
+enum al_rc al_models_default_ref(struct al_models *mm, char *out, size_t size, struct al_err *err)
+{
+    pthread_mutex_lock(&mm->mu);
+    enum al_rc rc = AL_OK;
+    if (mm->cfg.n_pinned == 0)
+        rc = al_err_set(err, AL_ERR_USAGE, "no model named and no default model");
+    else if ((size_t)snprintf(out, size, "%s", mm->cfg.pinned[0]) >= size)
+        rc = al_err_set(err, AL_ERR_LIMIT, "the default model's reference is over %zu bytes", size - 1);
+    pthread_mutex_unlock(&mm->mu);
+    return rc;
+}
+
 enum al_rc al_models_exists(struct al_models *mm, const char *ref, struct al_err *err)
 {
     pthread_mutex_lock(&mm->mu);

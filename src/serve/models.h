@@ -88,6 +88,12 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
 /* Gives the lease back. NULL is a no-op. */
 void al_models_release(struct al_model_lease *l);
 
+/* The reference a request that names no model is served by (the first pinned
+ * ref), copied into out, so that a caller can check it before acquiring it by
+ * that name (a SIGHUP may change the default in between). AL_ERR_USAGE when
+ * there is no default model, AL_ERR_LIMIT when out is too small. */
+enum al_rc al_models_default_ref(struct al_models *mm, char *out, size_t size, struct al_err *err);
+
 /* The count of generation requests on their way to a model's scheduler (see
  * al_arrivals in engine.h): the server counts one when its headers arrive. */
 struct al_arrivals *al_models_arrivals(struct al_models *mm);

@@ -110,7 +110,7 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
     static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
-                                             NULL};
+                                             "receive_timeout_s", NULL};
     enum al_rc rc;
     if (!json_is_object(root))
         return al_err_set(err, AL_ERR_INVALID, "config: the file must hold a JSON object");
@@ -194,8 +194,12 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
             (rc = get_int(v, "prompt_tokens", 1, 1 << 24, &l->prompt_tokens, err)) ||
             (rc = get_int(v, "max_tokens", 1, 1 << 24, &l->max_tokens, err)) ||
             (rc = get_int(v, "concurrent", 1, 100000, &l->concurrent, err)) ||
-            (rc = get_num(v, "timeout_s", &l->timeout_s, err)))
+            (rc = get_num(v, "timeout_s", &l->timeout_s, err)) ||
+            (rc = get_num(v, "receive_timeout_s", &l->receive_timeout_s, err)))
             return rc;
+        if (!(l->receive_timeout_s > 0 && l->receive_timeout_s <= AL_SERVER_RECEIVE_TIMEOUT_MAX))
+            return al_err_set(err, AL_ERR_INVALID, "config: 'limits.receive_timeout_s' must be above 0 and at most %d",
+                              AL_SERVER_RECEIVE_TIMEOUT_MAX);
         l->body_bytes = (size_t)body;
     }
     return AL_OK;

@@ -451,6 +451,7 @@ static bool wait_tick(struct al_gen *g, struct al_hreq *h, double ms)
         return true;
     if (al_http_client_gone(h)) {
         request_cancel(g, "client");
+        h->gone = true;
         return false;
     }
     double limit = h->limits.timeout_s;
@@ -632,8 +633,9 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
         h->srv->n_gens--;
         pthread_mutex_unlock(&h->srv->mu);
         if (rc == AL_ERR_LIMIT && strstr(err.msg, "context"))
-            return al_http_reply_error(h, 400, "invalid_request_error", "messages", "context_length_exceeded", "%s",
-                                       err.msg);
+            return al_http_reply_error(h, 400, "invalid_request_error",
+                                       go->kind == AL_GEN_CHAT ? "messages" : "prompt", "context_length_exceeded",
+                                       "%s", err.msg);
         return al_http_reply_rc(h, &err, rc == AL_ERR_INVALID ? "grammar" : NULL);
     }
     if (go->stream) {

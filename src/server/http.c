@@ -41,7 +41,8 @@ void al_server_opts_default(struct al_server_opts *o)
     o->socket_mode = 0660;
     o->stream_interval_ms = 5;
     o->limits = (struct al_server_limits){
-        .body_bytes = 4u << 20, .prompt_tokens = 32768, .max_tokens = 4096, .concurrent = 64, .timeout_s = 600};
+        .body_bytes = 4u << 20, .prompt_tokens = 32768, .max_tokens = 4096, .concurrent = 64, .timeout_s = 600,
+        .receive_timeout_s = 30};
 }
 
 /* ---- the one table from al_rc to HTTP ---- */
@@ -73,6 +74,8 @@ static enum MHD_Result queue(struct al_hreq *h, int status, struct MHD_Response 
     MHD_add_response_header(r, "X-Request-Id", h->id);
     if (status == 503)
         MHD_add_response_header(r, "Retry-After", "1");
+    if (h->close)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     h->status = status;
     enum MHD_Result ret = MHD_queue_response(h->conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -151,12 +154,26 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
         return false;
     }
     struct al_err err = AL_ERR_INIT;
-    if (jm && strncmp(json_string_value(jm), "rag/", 4) == 0) {
+    /* The model that will serve the request, defaults applied: the key's
+     * model patterns are checked against it, and it is acquired by this very
+     * name, so a reload between the two cannot make them differ. */
+    const char *named = jm ? json_string_value(jm) : NULL;
+    char def[AL_LIMIT_REF + 1];
+    if (!named || !*named) {
+        if (al_models_default_ref(h->srv->mm, def, sizeof def, &err) != AL_OK) {
+            *res = al_http_reply_rc(h, &err, "model");
+            return false;
+        }
+        named = def;
+    }
+    if (strncmp(named, "rag/", 4) == 0) {
         *res = al_http_reply_error(h, 404, "invalid_request_error", "model", "model_not_found",
-                                   "'%s' is a collection snapshot, not a model", json_string_value(jm));
+                                   "'%s' is a collection snapshot, not a model", named);
         return false;
     }
-    if (al_models_acquire(h->srv->mm, jm ? json_string_value(jm) : NULL, &h->lease, &err) != AL_OK) {
+    if (!al_http_model_access(h, named, res))
+        return false;
+    if (al_models_acquire(h->srv->mm, named, &h->lease, &err) != AL_OK) {
         *res = al_http_reply_rc(h, &err, "model");
         return false;
     }
@@ -175,35 +192,43 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
 
 struct conn_state {
     atomic_bool counted_new;
+    struct al_conn *dl; /* its receive deadline (conns.h) */
 };
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode toe)
 {
     struct al_server *s = cls;
-    (void)conn;
     if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
         struct conn_state *c = malloc(sizeof *c);
         if (c) {
             atomic_init(&c->counted_new, true);
             al_arrivals_add(al_models_arrivals(s->mm), 1);
+            const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+            c->dl = ci ? al_conns_add(s->conns, ci->connect_fd, al_http_now()) : NULL;
         }
         *socket_context = c;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        /* Called before libmicrohttpd closes the descriptor (conns.h). */
         struct conn_state *c = *socket_context;
         if (c && atomic_exchange(&c->counted_new, false))
             al_arrivals_add(al_models_arrivals(s->mm), -1);
+        if (c)
+            al_conns_remove(s->conns, c->dl);
         free(c);
         *socket_context = NULL;
     }
 }
 
-static void conn_first_request(struct al_server *s, struct MHD_Connection *conn)
+/* The connection's first request has its headers in: it is no longer a new
+ * connection in the arrivals. Returns its receive deadline. */
+static struct al_conn *conn_first_request(struct al_server *s, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn_state *c = ci ? ci->socket_context : NULL;
     if (c && atomic_exchange(&c->counted_new, false))
         al_arrivals_add(al_models_arrivals(s->mm), -1);
+    return c ? c->dl : NULL;
 }
 
 /* ---- routing ---- */
@@ -251,17 +276,76 @@ static const char *route_label(const struct route *r)
     return r->path;
 }
 
-static bool access_scope(struct al_hreq *h, json_t *body, const char *scope, enum MHD_Result *res);
+static const char *bearer_token(struct al_hreq *h)
+{
+    const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
+    return auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
+}
+
+/* The key check for a scope and a model (NULL: not checked); false with
+ * the refusal queued. A valid key is the caller even when refused, so its
+ * 403s are audited under its name. */
+static bool access_check(struct al_hreq *h, const char *scope, const char *model, enum MHD_Result *res)
+{
+    struct al_server *s = h->srv;
+    const char *bearer = bearer_token(h);
+    char identity[128] = "";
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc;
+    if (scope && strcmp(scope, "models") == 0) {
+        /* Listing models: any key that may chat or embed. */
+        rc = al_access_check(s->o.access, bearer, "chat", model, identity, &err);
+        if (rc == AL_ERR_DENIED) {
+            al_err_clear(&err);
+            rc = al_access_check(s->o.access, bearer, "embed", model, identity, &err);
+        }
+    } else {
+        rc = al_access_check(s->o.access, bearer, scope, model, identity, &err);
+    }
+    /* An API key names the caller; an open server ("anonymous") keeps the
+     * client certificate's subject when there is one. */
+    if ((rc == AL_OK || rc == AL_ERR_DENIED) && identity[0] && !(s->tls_ca && strcmp(identity, "anonymous") == 0))
+        snprintf(h->caller, sizeof h->caller, "%s", identity);
+    if (rc == AL_OK)
+        return true;
+    if (rc == AL_ERR_VERIFY)
+        *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "invalid_api_key", "%s",
+                                   err.msg[0] ? err.msg : "a valid API key is required");
+    else if (rc == AL_ERR_DENIED)
+        *res = al_http_reply_error(h, 403, "permission_error", model ? "model" : NULL, "permission_denied", "%s",
+                                   err.msg[0] ? err.msg : "this key may not do that");
+    else
+        *res = al_http_reply_rc(h, &err, NULL);
+    return false;
+}
 
 bool al_http_access(struct al_hreq *h, const char *scope, enum MHD_Result *res)
 {
     if (!h->srv->o.access)
         return true;
-    return access_scope(h, NULL, scope, res);
+    return access_check(h, scope, NULL, res);
 }
 
-/* The access hook; returns false with the refusal queued. */
-static bool check_access(struct al_hreq *h, json_t *body, enum MHD_Result *res)
+bool al_http_model_access(struct al_hreq *h, const char *ref, enum MHD_Result *res)
+{
+    if (!h->srv->o.access)
+        return true;
+    return access_check(h, NULL, ref, res);
+}
+
+bool al_http_model_visible(struct al_hreq *h, const char *name)
+{
+    if (!h->srv->o.access)
+        return true;
+    char identity[128];
+    struct al_err err = AL_ERR_INIT;
+    return al_access_check(h->srv->o.access, bearer_token(h), NULL, name, identity, &err) == AL_OK;
+}
+
+/* The access hook, before the handler: the client certificate and the
+ * route's scope. Models are checked where they are chosen (al_http_lease),
+ * once defaults are applied; here only the one a URL names. */
+static bool check_access(struct al_hreq *h, enum MHD_Result *res)
 {
     struct al_server *s = h->srv;
     if (s->tls_ca) {
@@ -275,53 +359,8 @@ static bool check_access(struct al_hreq *h, json_t *body, enum MHD_Result *res)
     }
     if (!s->o.access || !h->scope)
         return true;
-    return access_scope(h, body, h->scope, res);
-}
-
-/* Checks one scope for the request's key (the model named in the body, if
- * any); false with the refusal queued. */
-static bool access_scope(struct al_hreq *h, json_t *body, const char *scope, enum MHD_Result *res)
-{
-    struct al_server *s = h->srv;
-    const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
-    const char *bearer = NULL;
-    if (auth && strncasecmp(auth, "Bearer ", 7) == 0)
-        bearer = auth + 7;
-    const char *model = NULL;
-    json_t *jm = body ? json_object_get(body, "model") : NULL;
-    if (json_is_string(jm))
-        model = json_string_value(jm);
-    else if (strncmp(h->url, "/v1/models/", 11) == 0)
-        model = h->url + 11;
-    char identity[128] = "";
-    struct al_err err = AL_ERR_INIT;
-    enum al_rc rc;
-    if (strcmp(scope, "models") == 0) {
-        /* Listing models: any key that may chat or embed. */
-        rc = al_access_check(s->o.access, bearer, "chat", model, identity, &err);
-        if (rc == AL_ERR_DENIED) {
-            al_err_clear(&err);
-            rc = al_access_check(s->o.access, bearer, "embed", model, identity, &err);
-        }
-    } else {
-        rc = al_access_check(s->o.access, bearer, scope, model, identity, &err);
-    }
-    if (rc == AL_OK) {
-        /* An API key names the caller; an open server ("anonymous") keeps the
-         * client certificate's subject when there is one. */
-        if (identity[0] && !(s->tls_ca && strcmp(identity, "anonymous") == 0))
-            snprintf(h->caller, sizeof h->caller, "%s", identity);
-        return true;
-    }
-    if (rc == AL_ERR_VERIFY)
-        *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "invalid_api_key", "%s",
-                                   err.msg[0] ? err.msg : "a valid API key is required");
-    else if (rc == AL_ERR_DENIED)
-        *res = al_http_reply_error(h, 403, "permission_error", NULL, "permission_denied", "%s",
-                                   err.msg[0] ? err.msg : "this key may not do that");
-    else
-        *res = al_http_reply_rc(h, &err, NULL);
-    return false;
+    const char *model = strncmp(h->url, "/v1/models/", 11) == 0 ? h->url + 11 : NULL;
+    return access_check(h, h->scope, model, res);
 }
 
 static enum MHD_Result dispatch(struct al_hreq *h)
@@ -334,17 +373,61 @@ static enum MHD_Result dispatch(struct al_hreq *h)
     json_t *body = NULL;
     if (strcmp(h->method, "POST") == 0) {
         json_error_t je;
-        body = json_loadb(h->body.data ? h->body.data : "", h->body.len, JSON_REJECT_DUPLICATES, &je);
-        if (!body || !json_is_object(body)) {
+        const char *data = h->body.data ? h->body.data : "";
+        body = json_loadb(data, h->body.len, JSON_REJECT_DUPLICATES, &je);
+        if (!body) {
+            char msg[AL_ERR_MSG_MAX];
+            al_json_body_error(data, h->body.len, &je, msg, sizeof msg);
+            return al_http_reply_error(h, 400, "invalid_request_error", NULL, "invalid_json", "%s", msg);
+        }
+        if (!json_is_object(body)) {
             json_decref(body);
             return al_http_reply_error(h, 400, "invalid_request_error", NULL, "invalid_json",
-                                       "the request body is not a JSON object: %s", body ? "not an object" : je.text);
+                                       "the request body is not a JSON object");
         }
     }
-    if (check_access(h, body, &res))
+    if (check_access(h, &res))
         res = h->handler(h, body);
     json_decref(body);
     return res;
+}
+
+struct framing_fields {
+    struct al_http_field f[AL_HTTP_FRAMING_FIELDS];
+    size_t n;
+    bool over;
+};
+
+static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+    struct framing_fields *ff = cls;
+    (void)kind;
+    if (strcasecmp(key, "Content-Length") != 0 && strcasecmp(key, "Transfer-Encoding") != 0)
+        return MHD_YES;
+    if (ff->n == AL_HTTP_FRAMING_FIELDS) {
+        ff->over = true;
+        return MHD_NO;
+    }
+    ff->f[ff->n++] = (struct al_http_field){key, value};
+    return MHD_YES;
+}
+
+/* Refuses a request whose body could be delimited two ways (see framing.c);
+ * false with the 400 queued, which also closes the connection: its bytes
+ * after the headers are never read as another request. */
+static bool framing_ok(struct al_hreq *h, const char *version, enum MHD_Result *res)
+{
+    struct framing_fields ff = {.n = 0};
+    MHD_get_connection_values(h->conn, MHD_HEADER_KIND, collect_framing, &ff);
+    struct al_err err = AL_ERR_INIT;
+    if (ff.over)
+        al_err_set(&err, AL_ERR_INVALID, "the request has more than %d Content-Length and Transfer-Encoding headers",
+                   AL_HTTP_FRAMING_FIELDS);
+    else if (al_http_framing_check(version, ff.f, ff.n, &err) == AL_OK)
+        return true;
+    h->close = true;
+    *res = al_http_reply_error(h, 400, "invalid_request_error", NULL, "bad_framing", "%s", err.msg);
+    return false;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
@@ -379,9 +462,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             al_arrivals_add(al_models_arrivals(s->mm), 1);
             h->arriving = true;
         }
-        conn_first_request(s, conn);
+        h->dl = conn_first_request(s, conn);
         if (!h->url)
             return MHD_NO;
+        enum MHD_Result res;
+        if (!framing_ok(h, version, &res))
+            return res;
         if (!r) {
             if (known)
                 return al_http_reply_error(h, 405, "invalid_request_error", NULL, "method_not_allowed",
@@ -432,6 +518,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (h->status)
         return MHD_YES; /* a refusal is queued already */
+    al_conn_handling(s->conns, h->dl); /* the request is in: its deadline is met */
     return dispatch(h);
 }
 
@@ -445,7 +532,13 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     const char *text = h->gen ? al_gen_finish(h->gen, h) : NULL;
     double secs = al_http_now() - h->t0;
-    int status = h->status ? h->status : 500;
+    /* A client that went away is no server error: counted apart, and a
+     * request it left unanswered is recorded as 499. */
+    bool gone = h->gone || toe == MHD_REQUEST_TERMINATED_CLIENT_ABORT || toe == MHD_REQUEST_TERMINATED_READ_ERROR ||
+                (!h->status && al_http_client_gone(h));
+    int status = h->status ? h->status : gone ? AL_HTTP_CLIENT_CLOSED : 500;
+    if (gone)
+        al_metrics_client_gone(s->metrics);
     al_metrics_request(s->metrics, h->route, status, secs);
     al_metrics_tokens(s->metrics, h->tokens_in, h->tokens_out);
     if (s->o.audit) {
@@ -470,6 +563,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             pthread_cond_broadcast(&s->cv);
         pthread_mutex_unlock(&s->mu);
     }
+    /* A kept-alive connection waits for its next request, which has its
+     * deadline from now. (One being closed is removed right after.) */
+    al_conn_receiving(s->conns, h->dl, al_http_now());
     al_buf_release(&h->body);
     free(h->prompt);
     free(h->url);
@@ -528,7 +624,8 @@ static bool is_loopback(const struct sockaddr *sa)
 
 static enum al_rc check_limits(const struct al_server_limits *l, double stream_interval_ms, struct al_err *err)
 {
-    if (l->concurrent <= 0 || l->body_bytes == 0 || l->max_tokens <= 0 || l->prompt_tokens <= 0)
+    if (l->concurrent <= 0 || l->body_bytes == 0 || l->max_tokens <= 0 || l->prompt_tokens <= 0 ||
+        !(l->receive_timeout_s > 0))
         return al_err_set(err, AL_ERR_USAGE, "server limits must be positive");
     if (!(stream_interval_ms >= 0 && stream_interval_ms <= 1000))
         return al_err_set(err, AL_ERR_USAGE, "the stream interval must be between 0 and 1000 ms");
@@ -560,7 +657,15 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
     }
     snprintf(s->id_prefix, sizeof s->id_prefix, "%08x", rnd);
     struct addrinfo *ai = NULL;
+    /* Connections: twice the requests handled at once (a client may keep
+     * one waiting while another is answered) and a margin for /health and
+     * /metrics, which are not counted against limits.concurrent. */
+    int conn_cap = o->limits.concurrent * 2 + 32;
     rc = al_metrics_new(&s->metrics, err);
+    if (!rc)
+        rc = al_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
+    if (!rc)
+        rc = al_conns_start(s->conns, err);
     if (!rc && o->audit)
         rc = al_audit_queue_start(o->audit, AL_SERVER_AUDIT_QUEUE, &s->audit_q, err);
     if (rc)
@@ -581,7 +686,7 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
     int n = 0;
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s};
-    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, o->limits.concurrent * 2 + 32, NULL};
+    ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_LIMIT, conn_cap, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_CONNECTION_TIMEOUT, 300, NULL};
     ops[n++] = (struct MHD_OptionItem){MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL};
     if (o->socket_path) {
@@ -648,6 +753,7 @@ enum al_rc al_server_set_limits(struct al_server *s, const struct al_server_limi
     s->o.limits = *l;
     s->o.stream_interval_ms = stream_interval_ms;
     pthread_mutex_unlock(&s->mu);
+    al_conns_set_timeout(s->conns, l->receive_timeout_s);
     return AL_OK;
 }
 
@@ -690,6 +796,7 @@ void al_server_free(struct al_server *s)
         unlink(s->socket_path);
     }
     al_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
+    al_conns_free(s->conns);         /* after the daemon: no connection is left */
     al_metrics_free(s->metrics);
     al_srv_rag_free(s->rag);
     free(s->tls_cert);

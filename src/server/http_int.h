@@ -9,6 +9,8 @@
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
  *   metrics.c      counters and histograms, Prometheus text
+ *   framing.c      Content-Length and Transfer-Encoding: what is refused
+ *   conns.c        the deadline for a request to arrive, the reserve of connections
  *   tls.c          TLS files, the client certificate's subject
  */
 #ifndef AL_SERVER_HTTP_INT_H
@@ -23,6 +25,7 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "engine/engine.h"
+#include "server/conns.h"
 #include "server/metrics.h"
 #include "server/server.h"
 
@@ -35,6 +38,7 @@ struct al_server {
     char socket_path[4096];
     char *tls_cert, *tls_key, *tls_ca; /* PEM text */
     struct al_metrics *metrics;
+    struct al_conns *conns;         /* receive deadlines and the reserve (conns.h) */
     struct al_audit_queue *audit_q; /* with o.audit: its writer (audit_queue.h) */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* in_flight or n_gens reached 0 */
@@ -67,6 +71,9 @@ struct al_hreq {
     double t0;                  /* monotonic seconds */
     int status;
     bool counted;               /* in srv->in_flight */
+    bool close;                 /* answer with "Connection: close" and close */
+    bool gone;                  /* the client went away before the response ended */
+    struct al_conn *dl;         /* its connection's receive deadline (conns.h) */
     bool arriving;              /* in the models' arrivals: al_engine_submit uncounts it */
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
@@ -76,6 +83,10 @@ struct al_hreq {
     struct al_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
 };
+
+/* The status recorded (metrics, audit) for a request whose client went away
+ * before it was answered: nginx's "client closed request", not a server error. */
+#define AL_HTTP_CLIENT_CLOSED 499
 
 double al_http_now(void);
 
@@ -90,13 +101,39 @@ enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, co
 /* True once the peer has closed its side of the connection. */
 bool al_http_client_gone(struct al_hreq *h);
 
-/* Acquires the model named by body's "model" (or the default). On failure the
- * error reply is queued and *res is set: return it. */
+/* Acquires the model named by body's "model" (or the default when it names
+ * none or ""), after checking that the request's key may use that model. On
+ * failure the error reply is queued and *res is set: return it. */
 bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res);
 
 /* Runs the access check for one more scope (a collection named in the body);
  * false with the refusal (401/403) queued in *res. */
 bool al_http_access(struct al_hreq *h, const char *scope, enum MHD_Result *res);
+
+/* Checks that the request's key may use the model ref (its patterns); false
+ * with the refusal (401/403) queued in *res. Every model that serves a
+ * request passes here before it is acquired. */
+bool al_http_model_access(struct al_hreq *h, const char *ref, enum MHD_Result *res);
+
+/* Whether the request's key may use model name (for /v1/models); no reply. */
+bool al_http_model_visible(struct al_hreq *h, const char *name);
+
+/* ---- framing.c ---- */
+/* One request header, as libmicrohttpd parsed it. */
+struct al_http_field {
+    const char *name, *value;
+};
+/* The Content-Length and Transfer-Encoding headers a request may carry at most. */
+#define AL_HTTP_FRAMING_FIELDS 8
+
+/* Checks how the request's body is delimited (RFC 9112 6.1-6.3), given its
+ * version ("HTTP/1.1") and its Content-Length and Transfer-Encoding headers
+ * (others are ignored): AL_ERR_INVALID, with the reason, for both headers at
+ * once, Content-Length values that differ or are not numbers, more than one
+ * Transfer-Encoding, or one other than "chunked" (or any under HTTP/1.0).
+ * The server answers 400 and closes the connection. */
+enum al_rc al_http_framing_check(const char *version, const struct al_http_field *fields, size_t n,
+                                 struct al_err *err);
 
 /* ---- routes ---- */
 enum MHD_Result al_route_rag_query(struct al_hreq *h, json_t *body);
@@ -159,6 +196,11 @@ void al_json_escape(struct al_buf *b, const char *s, size_t len);
  * On error, err has the message and *param the offending field. */
 enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
+
+/* The message for a request body jansson could not parse (je from
+ * json_loadb of data): where the syntax broke, or, for a number out of range,
+ * which field holds it ("'seed' in the request body is out of range ..."). */
+void al_json_body_error(const char *data, size_t len, const json_error_t *je, char *out, size_t size);
 
 /* Reads the request's log-probability fields: for chat "logprobs": true and
  * "top_logprobs": N, for completions "logprobs": N. *top_n is -1 when none

@@ -31,7 +31,7 @@ struct al_metrics {
     pthread_mutex_t mu;
     struct pair pairs[MAX_PAIRS];
     int n_pairs;
-    uint64_t tokens_in, tokens_out, cancelled;
+    uint64_t tokens_in, tokens_out, cancelled, client_gone;
     struct hist ttft, tok, req;
 };
 
@@ -108,6 +108,13 @@ void al_metrics_cancelled(struct al_metrics *m)
     pthread_mutex_unlock(&m->mu);
 }
 
+void al_metrics_client_gone(struct al_metrics *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->client_gone++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void render_hist(struct al_buf *b, const char *name, const char *help, const struct hist *h)
 {
     al_buf_addf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -131,8 +138,11 @@ void al_metrics_render(struct al_metrics *m, struct al_buf *b)
                 "# HELP airlock_generated_tokens_total Tokens generated.\n"
                 "# TYPE airlock_generated_tokens_total counter\nairlock_generated_tokens_total %" PRIu64 "\n"
                 "# HELP airlock_requests_cancelled_total Generations cancelled (client gone, timeout, drain).\n"
-                "# TYPE airlock_requests_cancelled_total counter\nairlock_requests_cancelled_total %" PRIu64 "\n",
-                m->tokens_in, m->tokens_out, m->cancelled);
+                "# TYPE airlock_requests_cancelled_total counter\nairlock_requests_cancelled_total %" PRIu64 "\n"
+                "# HELP airlock_client_disconnects_total Requests whose client went away before the response ended "
+                "(unanswered ones have status 499).\n"
+                "# TYPE airlock_client_disconnects_total counter\nairlock_client_disconnects_total %" PRIu64 "\n",
+                m->tokens_in, m->tokens_out, m->cancelled, m->client_gone);
     render_hist(b, "airlock_time_to_first_token_seconds", "Arrival of a request to its first generated token.",
                 &m->ttft);
     render_hist(b, "airlock_time_per_output_token_seconds", "Mean time between generated tokens, per request.",

@@ -19,6 +19,8 @@ void al_metrics_tokens(struct al_metrics *m, int in, int out);
 void al_metrics_ttft(struct al_metrics *m, double seconds);
 void al_metrics_token_latency(struct al_metrics *m, double seconds);
 void al_metrics_cancelled(struct al_metrics *m);
+/* A request whose client went away before its response ended. */
+void al_metrics_client_gone(struct al_metrics *m);
 
 /* Appends every metric in the text format. */
 void al_metrics_render(struct al_metrics *m, struct al_buf *out);

@@ -182,3 +182,69 @@ enum al_rc al_logprobs_from_json(json_t *body, bool chat, int *top_n, const char
     *top_n = (int)json_integer_value(lp);
     return AL_OK;
 }
+
+static void truncate_to(struct al_buf *b, size_t n)
+{
+    b->len = n;
+    if (b->data)
+        b->data[n] = 0;
+}
+
+/* The path of the first number out of the range of a 64-bit integer, in a
+ * body parsed with every integer as a real; false when there is none. */
+static bool find_big(json_t *v, struct al_buf *path)
+{
+    size_t mark = path->len;
+    if (json_is_real(v)) {
+        double d = json_real_value(v);
+        return d >= 9223372036854775808.0 || d < -9223372036854775808.0;
+    }
+    if (json_is_object(v)) {
+        const char *key;
+        json_t *m;
+        json_object_foreach(v, key, m)
+        {
+            al_buf_addf(path, "%s%s", path->len ? "." : "", key);
+            if (find_big(m, path))
+                return true;
+            truncate_to(path, mark);
+        }
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *m;
+        json_array_foreach(v, i, m)
+        {
+            al_buf_addf(path, "[%zu]", i);
+            if (find_big(m, path))
+                return true;
+            truncate_to(path, mark);
+        }
+    }
+    return false;
+}
+
+void al_json_body_error(const char *data, size_t len, const json_error_t *je, char *out, size_t size)
+{
+    if (json_error_code(je) != json_error_numeric_overflow) {
+        snprintf(out, size, "the request body is not valid JSON: %s (line %d, column %d)", je->text, je->line,
+                 je->column);
+        return;
+    }
+    /* jansson says only "too big integer": find which field it was. */
+    json_t *root = json_loadb(data, len, JSON_DECODE_INT_AS_REAL, NULL);
+    struct al_buf path;
+    al_buf_init(&path, 256);
+    if (root && find_big(root, &path) && !al_buf_failed(&path))
+        snprintf(out, size, "'%s' in the request body is out of range: integers must be between -2^63 and 2^63-1",
+                 al_buf_str(&path));
+    else
+        snprintf(out, size, "a number in the request body is out of range (line %d, column %d)", je->line,
+                 je->column);
+    al_buf_release(&path);
+    json_decref(root);
+    /* jansson quotes the client's bytes ("near '...'"): the message goes
+     * into JSON, which must be UTF-8, so only printable ASCII stays. */
+    for (char *p = out; *p; p++)
+        if (*p < 0x20 || *p >= 0x7f)
+            *p = '?';
+}

@@ -24,8 +24,10 @@ enum MHD_Result al_route_models(struct al_hreq *h, json_t *body)
     if (al_models_names(h->srv->mm, &names, &n, &err) != AL_OK)
         return al_http_reply_rc(h, &err, NULL);
     json_t *data = json_array();
+    /* Collection snapshots are not models; a key sees only the models its
+     * patterns admit. */
     for (size_t i = 0; i < n; i++)
-        if (strncmp(names[i], "rag/", 4) != 0) /* collection snapshots are not models */
+        if (strncmp(names[i], "rag/", 4) != 0 && al_http_model_visible(h, names[i]))
             json_array_append_new(data, model_object(names[i]));
     al_models_names_free(names, n);
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
@@ -297,6 +299,19 @@ enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body)
     pthread_mutex_unlock(&s->mu);
     gauge_head(&b, "airlock_requests_in_flight", "Requests being handled.");
     al_buf_addf(&b, "airlock_requests_in_flight %d\n", in_flight);
+    struct al_conns_stats cst;
+    al_conns_stats(s->conns, &cst);
+    gauge_head(&b, "airlock_connections_open", "Client connections open.");
+    al_buf_addf(&b, "airlock_connections_open %d\n", cst.open);
+    gauge_head(&b, "airlock_connections_receiving", "Connections waiting for (the rest of) a request.");
+    al_buf_addf(&b, "airlock_connections_receiving %d\n", cst.receiving);
+    al_buf_addf(&b,
+                "# HELP airlock_connections_closed_total Connections closed while their request was arriving: past "
+                "limits.receive_timeout_s, or the slowest to keep a reserve free.\n"
+                "# TYPE airlock_connections_closed_total counter\n"
+                "airlock_connections_closed_total{reason=\"receive_timeout\"} %" PRIu64 "\n"
+                "airlock_connections_closed_total{reason=\"reserve\"} %" PRIu64 "\n",
+                cst.timed_out, cst.shed);
     long pages = 0, rss = 0;
     FILE *f = fopen("/proc/self/statm", "re");
     if (f) {

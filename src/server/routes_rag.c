@@ -145,6 +145,9 @@ static bool lease_embedder(struct al_hreq *h, struct al_rag *r, enum MHD_Result 
         return false;
     }
     snprintf(ref, sizeof ref, "%s@%s", info.embed_model, info.embed_manifest);
+    /* The embedding model serves the request too: the key's patterns apply. */
+    if (!al_http_model_access(h, ref, res))
+        return false;
     if (al_models_acquire(h->srv->mm, ref, &h->embed_lease, &err) != AL_OK) {
         if (err.rc == AL_ERR_NOT_FOUND)
             *res = al_http_reply_error(h, 404, "invalid_request_error", "collection", "model_not_found",

@@ -13,7 +13,10 @@
  *
  * Connections: one thread per connection (a generating request blocks its
  * thread while the engine streams into a per-request queue). A client that
- * goes away cancels its request in the engine.
+ * goes away cancels its request in the engine. A request must arrive whole
+ * within limits.receive_timeout_s, and a quarter of the connections are kept
+ * free for new clients by closing the slowest senders first (conns.h).
+ * Requests whose body could be delimited two ways are refused (framing.c).
  *
  * Listening: a TCP address (loopback unless listen_any) or a Unix socket
  * whose file mode decides who may connect; optional TLS, and with a client CA
@@ -34,12 +37,17 @@ struct al_audit;  /* src/audit: audit log; NULL = none */
 
 #define AL_SERVE_DEFAULT_PORT 8741
 
+/* The longest receive timeout a config may ask for, in seconds. */
+#define AL_SERVER_RECEIVE_TIMEOUT_MAX 3600
+
 struct al_server_limits {
     size_t body_bytes;      /* a request body */
     int prompt_tokens;      /* a prompt after templating */
     int max_tokens;         /* the most a request may ask for; also the default */
     int concurrent;         /* requests being handled at once, beyond: 503 */
     double timeout_s;       /* time one request may take; <= 0: none */
+    double receive_timeout_s; /* time for a request's headers and body to arrive, from the
+                                 accept (or the previous response); > 0 */
 };
 
 struct al_server_opts {
@@ -60,8 +68,8 @@ struct al_server_opts {
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
 };
 
-/* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s;
- * 127.0.0.1:AL_SERVE_DEFAULT_PORT. */
+/* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,
+ * receive timeout 30 s; 127.0.0.1:AL_SERVE_DEFAULT_PORT. */
 void al_server_opts_default(struct al_server_opts *o);
 
 /* Starts listening. The manager must outlive the server. Errors: AL_ERR_USAGE

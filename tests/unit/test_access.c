@@ -138,11 +138,13 @@ static void test_check_outcomes(void **state)
     assert_string_equal(msg, expect);
     assert_true(memcmp_calls > before);
 
-    /* 403s */
+    /* 403s: the key is valid, so the refusal names it (for the audit) */
     assert_int_equal(chk(f, other, "embed", "llama", who, msg), AL_ERR_DENIED);
     assert_string_equal(msg, "this key lacks the 'embed' scope");
+    assert_string_equal(who, "bob");
     assert_int_equal(chk(f, tok, "chat", "mistral:7b", who, msg), AL_ERR_DENIED);
     assert_string_equal(msg, "this key may not use model 'mistral:7b'");
+    assert_string_equal(who, "alice");
     assert_int_equal(chk(f, tok, "rag:docs", NULL, who, msg), AL_ERR_DENIED);
     assert_int_equal(chk(f, tok, "admin", NULL, who, msg), AL_ERR_DENIED);
 }

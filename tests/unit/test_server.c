@@ -2,7 +2,8 @@
  * test_server.c: the server's pure parts: JSON schema to GBNF (every grammar
  * it writes must parse in llama.cpp and constrain real output: checked on the
  * fixture model), the sampling parameters of a request body, the config file,
- * the audit writer queue.
+ * the audit writer queue, request framing, JSON body errors, the receive
+ * deadlines of connections.
  */
 #include "testutil.h"
 
@@ -11,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -213,6 +215,139 @@ static void test_audit_queue(void **state)
     free(home);
 }
 
+/* Framing (RFC 9112 6.1-6.3): what could be read two ways is refused. */
+static void test_framing(void **state)
+{
+    (void)state;
+    struct {
+        const char *version;
+        struct al_http_field f[3];
+        size_t n;
+        enum al_rc rc;
+        const char *why;
+    } cases[] = {
+        {"HTTP/1.1", {{"Content-Length", "12"}}, 1, AL_OK, NULL},
+        {"HTTP/1.1", {{"Transfer-Encoding", "chunked"}}, 1, AL_OK, NULL},
+        {"HTTP/1.1", {{"transfer-encoding", " Chunked "}}, 1, AL_OK, NULL},
+        {"HTTP/1.1", {{"Content-Length", "5"}, {"content-length", "5"}}, 2, AL_OK, NULL},
+        {"HTTP/1.1", {{"Content-Length", "5, 5"}}, 1, AL_OK, NULL},
+        {"HTTP/1.1", {{"Host", "x"}}, 1, AL_OK, NULL},
+        {"HTTP/1.1", {{"Content-Length", "5"}, {"Transfer-Encoding", "chunked"}}, 2, AL_ERR_INVALID,
+         "both Content-Length and Transfer-Encoding"},
+        {"HTTP/1.1", {{"Transfer-Encoding", "chunked"}, {"Content-Length", "0"}}, 2, AL_ERR_INVALID,
+         "both Content-Length and Transfer-Encoding"},
+        {"HTTP/1.1", {{"Content-Length", "5"}, {"Content-Length", "7"}}, 2, AL_ERR_INVALID,
+         "two different Content-Length values (5 and 7)"},
+        {"HTTP/1.1", {{"Content-Length", "5,7"}}, 1, AL_ERR_INVALID, "two different Content-Length values"},
+        {"HTTP/1.1", {{"Content-Length", "+5"}}, 1, AL_ERR_INVALID, "'Content-Length: +5' is not a length"},
+        {"HTTP/1.1", {{"Content-Length", ""}}, 1, AL_ERR_INVALID, "is not a length"},
+        {"HTTP/1.1", {{"Content-Length", "99999999999999999999"}}, 1, AL_ERR_INVALID, "is not a length"},
+        {"HTTP/1.1", {{"Transfer-Encoding", "gzip"}}, 1, AL_ERR_INVALID, "'Transfer-Encoding: gzip' is not supported"},
+        {"HTTP/1.1", {{"Transfer-Encoding", "gzip, chunked"}}, 1, AL_ERR_INVALID, "is not supported"},
+        {"HTTP/1.1", {{"Transfer-Encoding", "chunked"}, {"Transfer-Encoding", "chunked"}}, 2, AL_ERR_INVALID,
+         "two Transfer-Encoding headers"},
+        {"HTTP/1.1", {{"Transfer-Encoding", "\x01\xff"}}, 1, AL_ERR_INVALID, "'Transfer-Encoding: ?" "?' is not"},
+        {"HTTP/1.0", {{"Transfer-Encoding", "chunked"}}, 1, AL_ERR_INVALID, "HTTP/1.0"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct al_err err = AL_ERR_INIT;
+        enum al_rc rc = al_http_framing_check(cases[i].version, cases[i].f, cases[i].n, &err);
+        if (rc != cases[i].rc || (cases[i].why && !strstr(err.msg, cases[i].why)))
+            fail_msg("case %zu (%s: %s): rc %d, '%s'", i, cases[i].f[0].name, cases[i].f[0].value, rc, err.msg);
+    }
+}
+
+/* A body jansson refuses: the message says where, and for a number out of
+ * range, which field. */
+static void test_json_body_error(void **state)
+{
+    (void)state;
+    struct {
+        const char *body, *want;
+    } cases[] = {
+        {"{\"prompt\":\"x\",\"seed\":123456789012345678901234567890}",
+         "'seed' in the request body is out of range: integers must be between -2^63 and 2^63-1"},
+        {"{\"a\":{\"b\":[1,-99999999999999999999]}}", "'a.b[1]' in the request body is out of range"},
+        {"{\"a\":1e999}", "a number in the request body is out of range (line 1"},
+        {"{\"prompt\":", "the request body is not valid JSON: "},
+        {"{\"p\xff\":", "the request body is not valid JSON: "},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        json_error_t je;
+        json_t *j = json_loadb(cases[i].body, strlen(cases[i].body), JSON_REJECT_DUPLICATES, &je);
+        assert_null(j);
+        char msg[AL_ERR_MSG_MAX];
+        al_json_body_error(cases[i].body, strlen(cases[i].body), &je, msg, sizeof msg);
+        if (!strstr(msg, cases[i].want))
+            fail_msg("%s: '%s', wanted '%s'", cases[i].body, msg, cases[i].want);
+        for (const char *p = msg; *p; p++)
+            assert_true(*p >= 0x20 && *p < 0x7f); /* goes into JSON: printable ASCII only */
+    }
+}
+
+/* Whether the peer of fd has been shut down by the server side. */
+static bool peer_closed(int fd)
+{
+    char c;
+    return recv(fd, &c, 1, MSG_DONTWAIT) == 0;
+}
+
+/* Receive deadlines and the reserve, with explicit clock values: a
+ * connection past its deadline is closed; one being handled is not; under
+ * pressure the oldest receiving ones past the grace go first. */
+static void test_conns(void **state)
+{
+    (void)state;
+    struct al_conns *cs = NULL;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_conns_new(8, 5.0, &cs, &err), AL_OK); /* reserve: 2 of 8 */
+    int sp[8][2];
+    struct al_conn *c[8];
+    for (int i = 0; i < 8; i++) {
+        assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp[i]), 0);
+        c[i] = NULL;
+    }
+    /* Six connections: at cap - reserve, nothing to shed; none past 5 s. */
+    for (int i = 0; i < 6; i++)
+        c[i] = al_conns_add(cs, sp[i][0], 100.0 + i * 0.1);
+    al_conn_handling(cs, c[0]);
+    assert_int_equal(al_conns_sweep(cs, 104.0), 0);
+    /* A seventh: one over; the oldest receiving past the grace (c[1], as
+     * c[0] is being handled) is shed. A new one within the grace is not. */
+    c[6] = al_conns_add(cs, sp[6][0], 104.0);
+    assert_int_equal(al_conns_sweep(cs, 104.5), 1);
+    assert_true(peer_closed(sp[1][1]));
+    assert_false(peer_closed(sp[0][1]));
+    assert_false(peer_closed(sp[2][1]));
+    /* Past the deadline: every receiving one from the first batch; the one
+     * handled is not, and one that went back to receiving at 103 has until 108. */
+    al_conn_receiving(cs, c[2], 103.0);
+    assert_int_equal(al_conns_sweep(cs, 105.6), 3); /* c[3], c[4], c[5] */
+    assert_false(peer_closed(sp[0][1]));
+    assert_false(peer_closed(sp[2][1]));
+    assert_false(peer_closed(sp[6][1]));
+    for (int i = 3; i < 6; i++)
+        assert_true(peer_closed(sp[i][1]));
+    struct al_conns_stats st;
+    al_conns_stats(cs, &st);
+    assert_int_equal(st.open, 3);
+    assert_int_equal(st.receiving, 2);
+    assert_int_equal(st.timed_out, 3);
+    assert_int_equal(st.shed, 1);
+    /* A removed connection is never touched again. */
+    al_conns_remove(cs, c[2]);
+    assert_int_equal(al_conns_sweep(cs, 200.0), 1); /* c[6]; c[0] is handled */
+    assert_false(peer_closed(sp[2][1]));
+    for (int i = 0; i < 7; i++)
+        if (i != 2)
+            al_conns_remove(cs, c[i]);
+    al_conns_free(cs);
+    for (int i = 0; i < 8; i++) {
+        close(sp[i][0]);
+        close(sp[i][1]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -221,6 +356,9 @@ int main(void)
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_audit_queue),
+        cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_json_body_error),
+        cmocka_unit_test(test_conns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
