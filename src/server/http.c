@@ -25,6 +25,8 @@
 
 /* Audit records waiting for the writer before a finishing request waits. */
 #define AL_SERVER_AUDIT_QUEUE 1024
+/* Seconds after the drain timeout for cancelled requests to send their 503. */
+#define AL_SERVER_CANCEL_GRACE_S 5
 
 double al_http_now(void)
 {
@@ -665,8 +667,18 @@ void al_server_drain(struct al_server *s, double timeout_s)
     while (s->in_flight > 0)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
             break;
-    if (s->in_flight > 0)
+    if (s->in_flight > 0) {
+        /* Cancelled requests notice at their next check (a tick or an
+         * embedding batch) and still answer 503 shutting_down, while the
+         * daemon runs: a short grace for that, then al_server_free cuts. */
         al_warn("drain: %d requests still running after %.0f s; cancelling them", s->in_flight, timeout_s);
+        s->stopping = true;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += AL_SERVER_CANCEL_GRACE_S;
+        while (s->in_flight > 0)
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+                break;
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

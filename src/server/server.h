@@ -80,7 +80,9 @@ enum al_rc al_server_set_limits(struct al_server *s, const struct al_server_limi
 int al_server_port(const struct al_server *s);
 
 /* Stops accepting connections and waits up to timeout_s for the requests in
- * flight to finish; then cancels what remains. */
+ * flight to finish; then cancels what remains (generations at their next
+ * tick, embeddings before their next batch) and waits a few seconds more
+ * (AL_SERVER_CANCEL_GRACE_S in http.c) for their 503 to go out. */
 void al_server_drain(struct al_server *s, double timeout_s);
 
 /* Stops and frees. NULL: no-op. */
