@@ -40,9 +40,9 @@ serve_start emb --port 0 --ctx 512 --max-body 16000000 --timeout 600
 curl -s -o /dev/null --max-time 120 -d @"$T/big.json" "$BASE/v1/embeddings" & client=$!
 in_flight 1 || fail "the big request never started"
 kill "$client"; wait "$client" 2>/dev/null || true   # the client hangs up
+in_flight 0 || fail "the abandoned request still runs"
 code=$(curl -s -o "$T/r3.json" -w '%{http_code}' --max-time 60 -d "$small" "$BASE/v1/embeddings") || code="none in 60 s"
 [ "$code" = 200 ] || fail "the next request after a client left: $code (the lock is still held)"
-in_flight 0 || fail "the abandoned request still runs"
 [ "$(metric airlock_requests_cancelled_total)" -ge 1 ] || fail "the abandoned request is not counted as cancelled"
 ok "a client that disconnects stops its embedding; the next request is answered"
 serve_stop
