@@ -403,6 +403,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             snprintf(h->scope_buf, sizeof h->scope_buf, "rag:%s", name);
             h->scope = h->scope_buf;
         }
+        /* Fail closed: a request that could not be audited is not served. */
+        char why[AL_ERR_MSG_MAX / 2];
+        if (r->handler != al_route_health && !s->o.audit_fail_open &&
+            al_audit_queue_failing(s->audit_q, why, sizeof why))
+            return al_http_reply_error(h, 503, "server_error", NULL, "audit_unavailable",
+                                       "the audit log cannot be written (%s): requests are refused until it can "
+                                       "(audit_fail = closed)",
+                                       why);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > h->limits.body_bytes)
             return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",

@@ -9,6 +9,7 @@
 
 #include "core/limits.h"
 #include "core/utf8.h"
+#include "server/audit_queue.h"
 
 static json_t *model_object(const char *id)
 {
@@ -285,10 +286,21 @@ enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body)
     return res;
 }
 
+/* 503 while loading, or while the audit cannot write and the server
+ * refuses requests for it (audit_fail closed): a balancer then sends the
+ * traffic elsewhere. With audit_fail open a failing audit is reported, 200. */
 enum MHD_Result al_route_health(struct al_hreq *h, json_t *body)
 {
     bool loading = al_models_loading(h->srv->mm);
-    return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
+    char why[AL_ERR_MSG_MAX / 2];
+    if (!al_audit_queue_failing(h->srv->audit_q, why, sizeof why))
+        return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
+    bool closed = !h->srv->o.audit_fail_open;
+    const char *status = closed ? "audit_unavailable" : loading ? "loading" : "ok";
+    return al_http_reply_json(h, closed || loading ? 503 : 200,
+                              json_pack("{s:s, s:s, s:s}", "status", status, "audit", closed ? "failing, requests refused"
+                                                                                              : "failing, requests served",
+                                        "audit_error", why));
 }
 
 static void gauge_head(struct al_buf *b, const char *name, const char *help)

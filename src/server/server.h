@@ -55,6 +55,8 @@ struct al_server_opts {
     struct al_access *access;
     struct al_audit *audit;
     bool audit_text;         /* give the audit module prompt and response text */
+    bool audit_fail_open;    /* while the audit cannot write: serve anyway (true) or refuse
+                                every request but /health with 503 (false, the default) */
     double stream_interval_ms; /* streamed events go out at most this often (the first at
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
