@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan test test-unit test-asan demo bench clean deps
+.PHONY: all build asan test test-unit test-asan demo bench soak clean deps
 
 all: build
 
@@ -43,6 +43,13 @@ test: build asan
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+# airlock serve under mixed load for SOAK_SECONDS (default 30 minutes):
+# RSS, descriptors and threads must stay flat, no unexpected status
+# (tests/soak/soak.sh; `make test` runs it for 2 minutes).
+SOAK_SECONDS ?= 1800
+soak: build
+	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh "$(BUILD)"
 
 demo: build
 	@scripts/demo.sh "$(BUILD)"
