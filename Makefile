@@ -8,7 +8,7 @@ TSAN_BUILD ?= build-tsan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench clean deps
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench soak clean deps
 
 all: build
 
@@ -66,6 +66,13 @@ test-tsan: tsan
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+# airlock serve under mixed load for SOAK_SECONDS (default 30 minutes):
+# RSS, descriptors and threads must stay flat, no unexpected status
+# (tests/soak/soak.sh; `make test` runs it for 2 minutes).
+SOAK_SECONDS ?= 1800
+soak: build
+	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh "$(BUILD)"
 
 demo: build
 	@scripts/demo.sh "$(BUILD)"

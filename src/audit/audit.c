@@ -115,21 +115,29 @@ bool al_audit__line_hash(const char *line, size_t len, char computed[AL_SHA256_H
     return true;
 }
 
-bool al_audit__read_head(const char *dir, int64_t *seq, char hash[AL_SHA256_HEX + 1])
+bool al_audit__read_head(const char *dir, int64_t *seq, char hash[AL_SHA256_HEX + 1], int64_t *lost,
+                         int64_t *since)
 {
-    char path[AL_LIMIT_PATH], text[128];
+    char path[AL_LIMIT_PATH], text[192];
     snprintf(path, sizeof path, "%s/HEAD", dir);
     FILE *f = fopen(path, "re");
     if (f == NULL)
         return false;
     bool ok = fgets(text, sizeof text, f) != NULL;
     fclose(f);
-    long long s = 0;
+    long long s = 0, l = 0, t = 0;
     char h[AL_SHA256_HEX + 1];
-    if (!ok || sscanf(text, "%lld %64s", &s, h) != 2 || !al_hex64_valid(h) || s < 0)
+    int got = ok ? sscanf(text, "%lld %64s %lld %lld", &s, h, &l, &t) : 0;
+    if (got < 2 || !al_hex64_valid(h) || s < 0)
         return false;
+    if (got < 4 || l < 0)
+        l = t = 0;
     *seq = s;
     memcpy(hash, h, sizeof h);
+    if (lost)
+        *lost = l;
+    if (since)
+        *since = t;
     return true;
 }
 
@@ -251,10 +259,15 @@ static enum al_rc find_tail(struct al_audit *a, struct al_err *err)
     al_audit_files_free(files, n);
     if (rc)
         return rc;
-    int64_t hseq = 0;
+    int64_t hseq = 0, hlost = 0, hsince = 0;
     char hhash[AL_SHA256_HEX + 1];
-    if (al_audit__read_head(a->dir, &hseq, hhash) &&
-        (hseq > a->seq || (hseq == a->seq && hseq > 0 && strcmp(hhash, a->prev) != 0)))
+    a->head_lost = 0;
+    if (!al_audit__read_head(a->dir, &hseq, hhash, &hlost, &hsince))
+        return AL_OK;
+    a->head_lost = hlost; /* lost after the record HEAD names: not yet marked */
+    if (hlost > 0 && (a->lost_since == 0 || hsince < a->lost_since))
+        a->lost_since = (time_t)hsince;
+    if (hseq > a->seq || (hseq == a->seq && hseq > 0 && strcmp(hhash, a->prev) != 0))
         return al_err_set(err, AL_ERR_CORRUPT,
                           "the audit log ends at record %" PRId64 " but HEAD names record %" PRId64
                           " (records were removed); 'airlock audit verify' shows more",
@@ -400,7 +413,9 @@ static enum al_rc write_line(struct al_audit *a, const char *day, const char *li
             return rc;
     }
     off_t before = lseek(a->fd, 0, SEEK_END);
-    rc = al_fs_write_all(a->fd, line, strlen(line), err);
+    struct al_err we = AL_ERR_INIT;
+    if ((rc = al_fs_write_all(a->fd, line, strlen(line), &we)))
+        al_err_set(err, rc, "cannot append to the audit file of %s (%s)", day, we.msg);
     if (!rc && fdatasync(a->fd) != 0)
         rc = al_err_sys(err, AL_ERR_IO, "cannot sync the audit file of %s", day);
     if (rc && before >= 0 && ftruncate(a->fd, before) != 0)
@@ -408,12 +423,79 @@ static enum al_rc write_line(struct al_audit *a, const char *day, const char *li
     return rc;
 }
 
-static void write_head(struct al_audit *a)
+/* HEAD: "<seq> <hash> <lost> <since>\n", fixed width, rewritten in place:
+ * it never grows past its first block, so it can still be written on a full
+ * disk, which is when lost records are counted in it. */
+static bool write_head(struct al_audit *a, int64_t lost)
 {
-    char text[128];
-    int n = snprintf(text, sizeof text, "%020" PRId64 " %s\n", a->seq, a->prev);
-    if (pwrite(a->head_fd, text, (size_t)n, 0) != n)
+    char text[192];
+    int n = snprintf(text, sizeof text, "%020" PRId64 " %s %020" PRId64 " %020" PRId64 "\n", a->seq, a->prev,
+                     lost, lost > 0 ? (int64_t)a->lost_since : (int64_t)0);
+    if (pwrite(a->head_fd, text, (size_t)n, 0) != n) {
         al_log(AL_LOG_WARN, "audit: cannot update HEAD: %s", strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+enum al_rc al_audit_note_lost(struct al_audit *a, int64_t k, const char *why, struct al_err *err)
+{
+    if (k <= 0)
+        return AL_OK;
+    pthread_mutex_lock(&a->mu);
+    if (a->head_lost + a->mem_lost == 0) {
+        a->lost_since = al_audit__now(a);
+        snprintf(a->lost_why, sizeof a->lost_why, "%s", why ? why : "");
+    }
+    a->mem_lost += k;
+    enum al_rc rc = al_audit__lock(a, err);
+    if (!rc) {
+        rc = find_tail(a, err);
+        if (!rc && write_head(a, a->head_lost + a->mem_lost)) {
+            a->head_lost += a->mem_lost;
+            a->mem_lost = 0;
+        }
+        al_audit__unlock(a);
+    }
+    al_log(AL_LOG_ERROR, "audit: %" PRId64 " record%s lost (%s); the next record written marks the loss", k,
+           k == 1 ? "" : "s", why ? why : "unknown");
+    pthread_mutex_unlock(&a->mu);
+    return rc;
+}
+
+/* Under a->mu and the lock, the tail found: writes the marker of the lost
+ * records counted so far, if any, as the next line of the chain. */
+static enum al_rc write_loss_marker(struct al_audit *a, const char *day, const char *iso, struct al_err *err)
+{
+    int64_t lost = a->head_lost + a->mem_lost;
+    if (lost <= 0)
+        return AL_OK;
+    char since[40], hash[AL_SHA256_HEX + 1];
+    struct tm tm;
+    time_t t = a->lost_since ? a->lost_since : al_audit__now(a);
+    gmtime_r(&t, &tm);
+    strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    json_t *j = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s}", "seq", (json_int_t)(a->seq + 1), "time", iso, "lost",
+                          (json_int_t)lost, "lost_since", since, "reason",
+                          a->lost_why[0] ? a->lost_why : "not known to this process (counted in HEAD)", "prev",
+                          a->prev);
+    char *body = j ? json_dumps(j, AL_AUDIT_DUMP_FLAGS) : NULL;
+    char *line = body ? al_audit__seal(body, hash) : NULL;
+    enum al_rc rc = line ? write_line(a, day, line, err) : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        a->seq++;
+        memcpy(a->prev, hash, sizeof hash);
+        a->head_lost = a->mem_lost = 0;
+        a->lost_why[0] = '\0';
+        a->lost_since = 0;
+        write_head(a, 0);
+        al_log(AL_LOG_WARN, "audit: record %" PRId64 " marks %" PRId64 " lost record%s", a->seq, lost,
+               lost == 1 ? "" : "s");
+    }
+    free(line);
+    free(body);
+    json_decref(j);
+    return rc;
 }
 
 enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec, struct al_err *err)
@@ -455,6 +537,8 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
         locked = true;
         rc = find_tail(a, err);
     }
+    if (!rc)
+        rc = write_loss_marker(a, day, iso, err);
     if (!rc) {
         json_object_set_new(j, "seq", json_integer(a->seq + 1));
         json_object_set_new(j, "prev", json_string(a->prev));
@@ -468,7 +552,7 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
     if (!rc) {
         a->seq++;
         memcpy(a->prev, hash, sizeof hash);
-        write_head(a);
+        write_head(a, 0);
     }
     if (locked)
         al_audit__unlock(a);

@@ -20,7 +20,8 @@
  * so the chain still verifies from there; each prune is also recorded in the
  * index's event log ("audit-prune"), which verify cross-checks.
  * audit/HEAD holds the seq and hash of the last record, so a log cut short
- * by whole lines is detected too.
+ * by whole lines is detected too, and the count of records lost after it
+ * (al_audit_note_lost) until a loss marker line records them.
  *
  * Durability: each record is written with one write(2) and fdatasync'd
  * before al_audit_append returns; HEAD is updated after that. One process
@@ -40,6 +41,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 
@@ -66,6 +68,17 @@ struct al_audit_record {
 /* Appends one record (string fields over AL_LIMIT_AUDIT_FIELD are cut,
  * invalid UTF-8 becomes '?'); durable when it returns AL_OK. */
 enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec, struct al_err *err);
+
+/* Records that k records could not be written (the disk full, an I/O
+ * error) and are gone; why says what failed. The count goes into HEAD at
+ * once (HEAD is rewritten in place, so that needs no new space on a full
+ * disk) and the next al_audit_append first writes a loss marker line into
+ * the chain:
+ *   {"seq":N,"time":..,"lost":K,"lost_since":"..Z","reason":"..","prev":..,"hash":..}
+ * al_audit_verify reports both a marker and a count still in HEAD as
+ * problems: a loss is never silent. AL_ERR_IO when even HEAD cannot be
+ * written (the count is kept in memory for the next append). */
+enum al_rc al_audit_note_lost(struct al_audit *a, int64_t k, const char *why, struct al_err *err);
 
 /* Deletes day files older than retention_days (a no-op when <= 0), leaving
  * the chain verifiable through an anchor line. Call at start and daily. */

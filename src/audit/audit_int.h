@@ -36,6 +36,11 @@ struct al_audit {
     int64_t seq;              /* last record written */
     char prev[AL_SHA256_HEX + 1];
     time_t fake_now;          /* tests: the clock, when non-zero */
+    /* Lost records (al_audit_note_lost) not yet marked in the log: those
+     * HEAD holds, read with the tail, and those not yet in HEAD. */
+    int64_t head_lost, mem_lost;
+    time_t lost_since;        /* the first loss not yet marked */
+    char lost_why[160];       /* why, when this process saw it */
 };
 
 /* Builds the rule list: extras (from file, may be NULL) then the built-ins. */
@@ -51,8 +56,11 @@ void al_audit__rules_free(struct al_audit *a);
 bool al_audit__line_hash(const char *line, size_t len, char computed[AL_SHA256_HEX + 1],
                          char stated[AL_SHA256_HEX + 1]);
 
-/* Reads the HEAD file: seq and hash of the last record; false when absent. */
-bool al_audit__read_head(const char *dir, int64_t *seq, char hash[AL_SHA256_HEX + 1]);
+/* Reads the HEAD file: seq and hash of the last record, and the records
+ * lost after it and not yet marked (*lost, since *since; 0 in a HEAD of the
+ * older two-field format); false when absent. lost and since may be NULL. */
+bool al_audit__read_head(const char *dir, int64_t *seq, char hash[AL_SHA256_HEX + 1], int64_t *lost,
+                         int64_t *since);
 
 /* "YYYY-MM-DD" of a file name audit-YYYY-MM-DD.jsonl; false otherwise. */
 bool al_audit__file_day(const char *name, char day[16]);

@@ -197,6 +197,15 @@ static void check(struct vstate *v, const char *path, size_t no, const char *lin
         problem(v, path, no, "does not follow the line before it (that line was edited and re-hashed, "
                 "or lines were removed)");
     }
+    json_t *lost = json_object_get(j, "lost");
+    if (lost) {
+        /* A loss marker: records the writer could not write (full disk ...).
+         * It keeps the chain whole, and the log is still not intact. */
+        const char *since = json_string_value(json_object_get(j, "lost_since"));
+        const char *why = json_string_value(json_object_get(j, "reason"));
+        problem(v, path, no, "%" JSON_INTEGER_FORMAT " record%s lost since %s: %s", json_integer_value(lost),
+                json_integer_value(lost) == 1 ? "" : "s", since ? since : "?", why ? why : "?");
+    }
     memcpy(v->want_prev, stated, sizeof v->want_prev);
     v->want_seq = seq + 1;
     v->resync = false;
@@ -250,7 +259,8 @@ enum al_rc al_audit_verify(const char *home, al_audit_problem_fn *fn, void *ud, 
         rc = each_line(&v, files[i], i, check, err);
     int64_t hseq = 0;
     char hhash[AL_SHA256_HEX + 1];
-    if (!rc && al_audit__read_head(dir, &hseq, hhash)) {
+    int64_t hlost = 0;
+    if (!rc && al_audit__read_head(dir, &hseq, hhash, &hlost, NULL)) {
         const char *last = n ? files[n - 1] : "HEAD";
         if (hseq == v.want_seq)
             problem(&v, last, 0, "record %" PRId64 " is missing at the end (truncated)", hseq);
@@ -259,6 +269,10 @@ enum al_rc al_audit_verify(const char *home, al_audit_problem_fn *fn, void *ud, 
                     hseq);
         else if (hseq == v.want_seq - 1 && hseq > 0 && strcmp(hhash, v.want_prev) != 0)
             problem(&v, last, 0, "the last record is not the one HEAD names (replaced)");
+        if (hlost > 0)
+            problem(&v, "HEAD", 0, "%" PRId64 " record%s lost after record %" PRId64
+                    " (the audit could not write them; the next record written marks the loss)",
+                    hlost, hlost == 1 ? " was" : "s were", hseq);
     }
     if (records)
         *records = v.records;

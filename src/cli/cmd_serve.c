@@ -24,7 +24,7 @@ enum {
     O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
-    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT,
+    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -52,6 +52,7 @@ static const struct option opts[] = {
     {"stream-interval", required_argument, NULL, O_STREAM_INTERVAL},
     {"require-key", no_argument, NULL, O_REQUIRE_KEY}, {"no-audit", no_argument, NULL, O_NO_AUDIT},
     {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
+    {"audit-fail", required_argument, NULL, O_AUDIT_FAIL},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -87,6 +88,9 @@ static void usage(void)
            "                       exists (keys: airlock apikey create; once one exists, always)\n"
            "  --audit-text         record prompt and response text, scrubbed of PII\n"
            "  --audit-retention D  prune audit records older than D days (default: keep all)\n"
+           "  --audit-fail MODE    while the audit log cannot be written (disk full): closed\n"
+           "                       (default) refuses requests with 503 until it can; open serves\n"
+           "                       on, and a loss marker in the log counts the records lost\n"
            "  --no-audit           write no audit log (one JSON line per request by default)\n"
            "  -v, --verbose  -q, --quiet\n\n"
            "Signals: SIGHUP reloads the config and resolves names again, so a version made active\n"
@@ -186,6 +190,7 @@ static int build_config(int argc, char **argv, struct al_serve_config *c, int *v
         case O_REQUIRE_KEY: serve_flags.require_key = true; break;
         case O_NO_AUDIT: serve_flags.no_audit = true; break;
         case O_AUDIT_TEXT: serve_flags.audit_text = true; break;
+        case O_AUDIT_FAIL: ok = al_serve_audit_fail_parse(optarg, &c->server.audit_fail_open) == AL_OK; break;
         case O_AUDIT_DAYS: ok = to_int(optarg, 1, 36500, &serve_flags.audit_days); break;
         default: return al_cli_usage_error("serve", "unknown option");
         }

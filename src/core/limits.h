@@ -43,7 +43,7 @@
 #define AL_LIMIT_STOP_STRINGS    16               /* stop strings of one request */
 #define AL_LIMIT_STOP_LEN        256u             /* bytes of one stop string */
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
-#define AL_LIMIT_EMBED_INPUTS    4096             /* texts in one embeddings call */
+#define AL_LIMIT_EMBED_INPUTS    2048             /* texts in one embeddings call or request (OpenAI's cap too) */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
 #define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
 

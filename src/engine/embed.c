@@ -8,6 +8,11 @@
  * the cache is cleared before every batch, so texts never see each other.
  * The whole text of a sequence goes into one ubatch (n_ubatch = n_batch =
  * n_ctx), which non-causal models require.
+ *
+ * Stopping: a call can take minutes (thousands of long texts), so the
+ * caller's check (al_embed_ctl) is asked before every batch and while the
+ * call waits for the model's embedding lock; the work done so far is
+ * dropped. A batch is the unit that cannot be interrupted.
  */
 #include "engine/engine_int.h"
 
@@ -123,16 +128,102 @@ static enum al_rc run_batch(struct al_embedder *e, int n_seqs, size_t first, flo
     return AL_OK;
 }
 
-enum al_rc al_engine_embed(struct al_engine_model *m, const char *const *texts, size_t n,
-                           float *out, struct al_err *err)
+static enum al_rc check(const struct al_embed_ctl *ctl, struct al_err *err)
 {
+    if (!ctl || !ctl->check)
+        return AL_OK;
+    enum al_rc rc = ctl->check(ctl->ud, err);
+    if (rc && err && err->rc == AL_OK) /* a hook that said stop without saying why */
+        al_err_set(err, rc, "embedding stopped by its caller");
+    return rc;
+}
+
+/* Takes m->embed_lock. Another call may hold it for a long request: the
+ * wait is in slices of AL_ENGINE_EMBED_WAIT_MS, each followed by the
+ * caller's check, so a request whose client went away or whose time is up
+ * does not queue behind it. */
+static enum al_rc lock_embedder(struct al_engine_model *m, const struct al_embed_ctl *ctl, struct al_err *err)
+{
+    enum al_rc rc = check(ctl, err);
+    if (rc)
+        return rc;
+    if (!ctl || !ctl->check) {
+        pthread_mutex_lock(&m->embed_lock);
+        return AL_OK;
+    }
+    for (;;) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts); /* pthread_mutex_timedlock's clock */
+        ts.tv_nsec += AL_ENGINE_EMBED_WAIT_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        int e = pthread_mutex_timedlock(&m->embed_lock, &ts);
+        if (e == 0)
+            return AL_OK;
+        if (e != ETIMEDOUT)
+            return al_err_set(err, AL_ERR_INTERNAL, "cannot take the embeddings lock: %s", strerror(e));
+        if ((rc = check(ctl, err)))
+            return rc;
+    }
+}
+
+/* Puts text i into the batch as sequence n_seqs, decoding the batch first
+ * when it is full. Under m->embed_lock. */
+static enum al_rc add_text(struct al_engine_model *m, struct al_embedder *e, const char *t, size_t i,
+                           const struct al_embed_ctl *ctl, size_t *first, int *n_seqs, float *out,
+                           size_t *n_tokens, struct al_err *err)
+{
+    llama_token *toks = NULL;
+    int nt = 0;
+    enum al_rc rc = al_engine_tokenize_int(m->vocab, t, strlen(t), true, true, &toks, &nt, err);
+    if (rc)
+        return rc;
+    if (nt == 0 || nt > e->n_batch) {
+        rc = nt == 0 ? al_err_set(err, AL_ERR_INVALID, "text %zu has no tokens", i)
+                     : al_err_set(err, AL_ERR_LIMIT, "text %zu has %d tokens, over the context of %d", i, nt,
+                                  e->n_batch);
+        free(toks);
+        return rc;
+    }
+    if (*n_seqs == EMBED_SEQS || e->batch.n_tokens + nt > e->n_batch) {
+        rc = check(ctl, err);
+        if (!rc)
+            rc = run_batch(e, *n_seqs, *first, out, err);
+        *first = i;
+        *n_seqs = 0;
+        e->batch.n_tokens = 0;
+    }
+    for (int j = 0; rc == AL_OK && j < nt; j++) {
+        int k = e->batch.n_tokens++;
+        e->batch.token[k] = toks[j];
+        e->batch.pos[k] = j;
+        e->batch.n_seq_id[k] = 1;
+        e->batch.seq_id[k][0] = *n_seqs;
+        e->batch.logits[k] = true;
+    }
+    (*n_seqs)++;
+    *n_tokens += (size_t)nt;
+    free(toks);
+    return rc;
+}
+
+enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *texts, size_t n,
+                               const struct al_embed_ctl *ctl, float *out, size_t *n_tokens,
+                               struct al_err *err)
+{
+    size_t tokens = 0;
+    if (n_tokens)
+        *n_tokens = 0;
     if (!m || (n > 0 && (!texts || !out)))
         return al_err_set(err, AL_ERR_USAGE, "al_engine_embed: bad arguments");
     if (n > AL_LIMIT_EMBED_INPUTS)
         return al_err_set(err, AL_ERR_LIMIT, "%zu texts is over the cap of %d (AL_LIMIT_EMBED_INPUTS)", n,
                           AL_LIMIT_EMBED_INPUTS);
-    pthread_mutex_lock(&m->embed_lock);
-    enum al_rc rc = AL_OK;
+    enum al_rc rc = lock_embedder(m, ctl, err);
+    if (rc)
+        return rc;
     if (!m->embedder)
         rc = embedder_new(m, &m->embedder, err);
     struct al_embedder *e = m->embedder;
@@ -140,39 +231,20 @@ enum al_rc al_engine_embed(struct al_engine_model *m, const char *const *texts, 
     int n_seqs = 0;
     if (e)
         e->batch.n_tokens = 0;
-    for (size_t i = 0; rc == AL_OK && i < n; i++) {
-        llama_token *toks = NULL;
-        int nt = 0;
-        const char *t = texts[i] ? texts[i] : "";
-        rc = al_engine_tokenize_int(m->vocab, t, strlen(t), true, true, &toks, &nt, err);
-        if (rc)
-            break;
-        if (nt == 0 || nt > e->n_batch) {
-            rc = nt == 0 ? al_err_set(err, AL_ERR_INVALID, "text %zu has no tokens", i)
-                         : al_err_set(err, AL_ERR_LIMIT, "text %zu has %d tokens, over the context of %d", i, nt,
-                                      e->n_batch);
-            free(toks);
-            break;
-        }
-        if (n_seqs == EMBED_SEQS || e->batch.n_tokens + nt > e->n_batch) {
-            rc = run_batch(e, n_seqs, first, out, err);
-            first = i;
-            n_seqs = 0;
-            e->batch.n_tokens = 0;
-        }
-        for (int j = 0; rc == AL_OK && j < nt; j++) {
-            int k = e->batch.n_tokens++;
-            e->batch.token[k] = toks[j];
-            e->batch.pos[k] = j;
-            e->batch.n_seq_id[k] = 1;
-            e->batch.seq_id[k][0] = n_seqs;
-            e->batch.logits[k] = true;
-        }
-        n_seqs++;
-        free(toks);
-    }
+    for (size_t i = 0; rc == AL_OK && i < n; i++)
+        rc = add_text(m, e, texts[i] ? texts[i] : "", i, ctl, &first, &n_seqs, out, &tokens, err);
+    if (rc == AL_OK && n_seqs > 0)
+        rc = check(ctl, err);
     if (rc == AL_OK && n_seqs > 0)
         rc = run_batch(e, n_seqs, first, out, err);
     pthread_mutex_unlock(&m->embed_lock);
+    if (rc == AL_OK && n_tokens)
+        *n_tokens = tokens;
     return rc;
+}
+
+enum al_rc al_engine_embed(struct al_engine_model *m, const char *const *texts, size_t n,
+                           float *out, struct al_err *err)
+{
+    return al_engine_embed_ctl(m, texts, n, NULL, out, NULL, err);
 }

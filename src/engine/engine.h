@@ -318,8 +318,32 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
 /* Embeds n texts into out (n * n_embd floats, row i for texts[i]), each
  * vector L2-normalized. Runs on the calling thread; calls on one model are
  * serialized. A text over the context of a sequence: AL_ERR_LIMIT; n over
- * AL_LIMIT_EMBED_INPUTS: AL_ERR_LIMIT; a reranking model: AL_ERR_USAGE. */
+ * AL_LIMIT_EMBED_INPUTS: AL_ERR_LIMIT; a reranking model: AL_ERR_USAGE.
+ * Never stopped early: al_engine_embed_ctl with ctl NULL. */
 enum al_rc al_engine_embed(struct al_engine_model *m, const char *const *texts, size_t n,
                            float *out, struct al_err *err);
+
+/* Asked by al_engine_embed_ctl on the calling thread, before each batch of
+ * texts and while it waits for another embedding call on the same model to
+ * end (at least every AL_ENGINE_EMBED_WAIT_MS): AL_OK goes on; any other
+ * code, with its message set in err, stops the call, which returns that code
+ * and err as the hook left it. So a server can stop for a deadline, a client
+ * that went away or a shutdown, and decide itself what each means. */
+typedef enum al_rc al_embed_check_fn(void *ud, struct al_err *err);
+#define AL_ENGINE_EMBED_WAIT_MS 50
+
+struct al_embed_ctl {
+    al_embed_check_fn *check; /* NULL: never stopped */
+    void *ud;                 /* passed to check */
+};
+
+/* al_engine_embed, stopped between batches when ctl->check says so (out is
+ * then partly written and must not be used). A batch is at most 8 texts and
+ * the context of one sequence in tokens, so a stop comes within one batch's
+ * decode. *n_tokens (may be NULL) receives the tokens embedded, special
+ * tokens included. ctl may be NULL. */
+enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *texts, size_t n,
+                               const struct al_embed_ctl *ctl, float *out, size_t *n_tokens,
+                               struct al_err *err);
 
 #endif

@@ -16,16 +16,32 @@
  * queue is bounded (the server's: 1024 records): when it is full, the
  * finishing request waits for room, so memory stays capped and no record is
  * dropped. al_audit_queue_stop() writes what is queued before it returns.
+ *
+ * When a record cannot be written (a full disk, an I/O error), the writer
+ * keeps it at the head of the queue and tries it again, RETRY_MIN_MS after
+ * the failure and then less and less often (up to RETRY_MAX_MS), so that
+ * nothing is lost when the disk comes back. Meanwhile the queue says it is
+ * failing (al_audit_queue_failing): the server refuses requests with 503
+ * (audit_fail = closed, the default) or goes on (open). A post to a full
+ * queue that is failing does not wait, since the wait could last until an
+ * operator frees the disk: the record is dropped and counted, and the count
+ * goes to al_audit_note_lost, which puts a loss marker into the chain. So
+ * does every record still unwritten when the queue stops.
  */
 #include "server/audit_queue.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/audit.h"
 #include "core/limits.h"
 #include "core/log.h"
+
+#define RETRY_MIN_MS 100  /* the first retry of a record that failed */
+#define RETRY_MAX_MS 2000 /* retries back off to this interval */
 
 struct item {
     struct item *next;
@@ -40,6 +56,9 @@ struct al_audit_queue {
     int n, max;
     bool stop;
     pthread_t thread;
+    atomic_bool failing;    /* the last write failed */
+    int64_t dropped;        /* records not queued while failing; not yet noted as lost */
+    char why[AL_ERR_MSG_MAX]; /* under mu: the last failure */
 };
 
 /* Copies no more than al_audit_append keeps (it cuts fields and text at
@@ -60,36 +79,107 @@ static void item_free(struct item *it)
     free(it);
 }
 
-static void write_item(struct al_audit_queue *q, struct item *it)
+/* Appends one record; false when it failed. The first failure of a run
+ * and the recovery after it are logged, not every retry. */
+static bool write_item(struct al_audit_queue *q, struct item *it)
 {
     struct al_err err = AL_ERR_INIT;
-    if (al_audit_append(q->audit, &it->rec, &err) != AL_OK)
-        al_log(AL_LOG_ERROR, "%s: cannot write the audit record: %s",
+    if (al_audit_append(q->audit, &it->rec, &err) == AL_OK) {
+        if (atomic_exchange(&q->failing, false))
+            al_log(AL_LOG_INFO, "audit: the log is written again");
+        return true;
+    }
+    pthread_mutex_lock(&q->mu);
+    snprintf(q->why, sizeof q->why, "%s", err.msg);
+    pthread_cond_broadcast(&q->cv); /* a post waiting for room need not wait now */
+    pthread_mutex_unlock(&q->mu);
+    if (!atomic_exchange(&q->failing, true))
+        al_log(AL_LOG_ERROR, "%s: cannot write the audit record: %s (kept and tried again)",
                it->rec.request_id ? it->rec.request_id : "?", err.msg);
+    return false;
+}
+
+/* Under q->mu: hands the dropped count to the audit (which marks the loss). */
+static void note_dropped(struct al_audit_queue *q, int64_t more)
+{
+    int64_t k = q->dropped + more;
+    q->dropped = 0;
+    if (k == 0)
+        return;
+    char why[sizeof q->why + 64];
+    snprintf(why, sizeof why, "the audit could not write: %s", q->why[0] ? q->why : "unknown");
+    pthread_mutex_unlock(&q->mu);
+    struct al_err err = AL_ERR_INIT;
+    if (al_audit_note_lost(q->audit, k, why, &err) != AL_OK)
+        al_log(AL_LOG_ERROR, "audit: cannot count %" PRId64 " lost records in HEAD: %s", k, err.msg);
+    pthread_mutex_lock(&q->mu);
+}
+
+/* Under q->mu: waits ms or until stop. */
+static void wait_ms(struct al_audit_queue *q, int ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    while (!q->stop && pthread_cond_timedwait(&q->cv, &q->mu, &ts) == 0)
+        ;
 }
 
 static void *writer(void *arg)
 {
     struct al_audit_queue *q = arg;
+    int delay = RETRY_MIN_MS;
+    int64_t lost_at_stop = 0;
     pthread_mutex_lock(&q->mu);
     for (;;) {
-        while (!q->head && !q->stop)
+        while (!q->head && !q->stop && !q->dropped)
             pthread_cond_wait(&q->cv, &q->mu);
+        note_dropped(q, 0);
         struct item *it = q->head;
-        if (!it)
-            break; /* stopped, and nothing left */
+        if (!it) {
+            if (q->stop)
+                break; /* stopped, and nothing left */
+            continue;
+        }
+        pthread_mutex_unlock(&q->mu);
+        bool ok = write_item(q, it);
+        pthread_mutex_lock(&q->mu);
+        if (!ok && !q->stop) {
+            wait_ms(q, delay); /* it stays at the head */
+            delay = delay * 2 < RETRY_MAX_MS ? delay * 2 : RETRY_MAX_MS;
+            continue;
+        }
+        if (!ok)
+            lost_at_stop++; /* stopping: each record gets one more try */
+        else
+            delay = RETRY_MIN_MS;
         q->head = it->next;
         if (!q->head)
             q->tail = NULL;
         q->n--;
         pthread_cond_broadcast(&q->cv); /* room */
-        pthread_mutex_unlock(&q->mu);
-        write_item(q, it);
         item_free(it);
-        pthread_mutex_lock(&q->mu);
     }
+    note_dropped(q, lost_at_stop);
     pthread_mutex_unlock(&q->mu);
     return NULL;
+}
+
+bool al_audit_queue_failing(struct al_audit_queue *q, char *why, size_t size)
+{
+    if (!q || !atomic_load(&q->failing))
+        return false;
+    if (why && size) {
+        pthread_mutex_lock(&q->mu);
+        snprintf(why, size, "%s", q->why);
+        pthread_mutex_unlock(&q->mu);
+    }
+    return true;
 }
 
 enum al_rc al_audit_queue_start(struct al_audit *audit, int max, struct al_audit_queue **out, struct al_err *err)
@@ -130,12 +220,25 @@ void al_audit_queue_post(struct al_audit_queue *q, const struct al_audit_record 
         if (it)
             item_free(it);
         struct item now = {.rec = *rec};
-        write_item(q, &now);
+        if (!write_item(q, &now)) {
+            pthread_mutex_lock(&q->mu);
+            q->dropped++;
+            pthread_cond_broadcast(&q->cv);
+            pthread_mutex_unlock(&q->mu);
+        }
         return;
     }
     pthread_mutex_lock(&q->mu);
-    while (q->n >= q->max && !q->stop)
+    while (q->n >= q->max && !q->stop && !atomic_load(&q->failing))
         pthread_cond_wait(&q->cv, &q->mu);
+    if (q->n >= q->max) {
+        /* Failing and full: waiting could last until the disk is freed. */
+        q->dropped++;
+        pthread_cond_broadcast(&q->cv);
+        pthread_mutex_unlock(&q->mu);
+        item_free(it);
+        return;
+    }
     if (q->tail)
         q->tail->next = it;
     else

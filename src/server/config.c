@@ -106,7 +106,7 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
-                                      "audit_text", "stream_interval_ms", NULL};
+                                      "audit_text", "audit_fail", "stream_interval_ms", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
     static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
@@ -184,6 +184,11 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
         (rc = get_num(root, "stream_interval_ms", &c->server.stream_interval_ms, err)) ||
         (rc = get_bool(root, "audit_text", &audit_text, err)))
         return rc;
+    char fail[16] = "";
+    if ((rc = get_str(root, "audit_fail", fail, sizeof fail, err)))
+        return rc;
+    if (fail[0] && al_serve_audit_fail_parse(fail, &c->server.audit_fail_open) != AL_OK)
+        return al_err_set(err, AL_ERR_INVALID, "config: 'audit_fail' must be \"closed\" or \"open\", not '%s'", fail);
     if (mb >= 0)
         c->models.budget_bytes = (uint64_t)mb << 20;
     c->server.audit_text = audit_text;
@@ -202,6 +207,17 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
                               AL_SERVER_RECEIVE_TIMEOUT_MAX);
         l->body_bytes = (size_t)body;
     }
+    return AL_OK;
+}
+
+enum al_rc al_serve_audit_fail_parse(const char *s, bool *open)
+{
+    if (strcmp(s, "closed") == 0)
+        *open = false;
+    else if (strcmp(s, "open") == 0)
+        *open = true;
+    else
+        return AL_ERR_INVALID;
     return AL_OK;
 }
 

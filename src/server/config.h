@@ -16,8 +16,12 @@
  *     "limits": {"body_bytes": 4194304, "prompt_tokens": 32768, "max_tokens": 4096,
  *                "concurrent": 64, "timeout_s": 600},
  *     "drain_timeout_s": 30,
- *     "audit_text": false
+ *     "audit_text": false,
+ *     "audit_fail": "closed"
  *   }
+ * audit_fail: while the audit log cannot be written (a full disk), "closed"
+ * refuses every request but /health with 503 until it can; "open" serves and
+ * counts the records it loses (a loss marker in the log says how many).
  * Unknown keys are errors, so that a typo does not pass silently.
  */
 #ifndef AL_SERVER_CONFIG_H
@@ -42,6 +46,10 @@ void al_serve_config_default(struct al_serve_config *c);
 /* Reads path on top of what c holds. Errors: AL_ERR_IO, AL_ERR_INVALID
  * (malformed, unknown key, wrong type), AL_ERR_LIMIT. */
 enum al_rc al_serve_config_load(struct al_serve_config *c, const char *path, struct al_err *err);
+
+/* "closed" (refuse requests while the audit cannot write) or "open" (serve
+ * anyway) into *open; AL_ERR_INVALID for anything else (no message). */
+enum al_rc al_serve_audit_fail_parse(const char *s, bool *open);
 
 /* Makes the string pointers of c->server point into c's own arrays (after a
  * copy of the struct). */

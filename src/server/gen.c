@@ -664,15 +664,23 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     if (g->res.finish == AL_FINISH_ERROR)
         return al_http_reply_error(h, 500, "server_error", NULL, "internal", "generation failed: %s", g->error);
     if (g->res.finish == AL_FINISH_CANCELLED)
-        return g->cancel_why && strcmp(g->cancel_why, "timeout") == 0
-                   ? al_http_reply_error(h, 504, "server_error", NULL, "timeout",
-                                         "the request took longer than the server allows (limits.timeout_s = %.0f s)",
-                                         h->limits.timeout_s)
-                   : al_http_reply_error(h, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
+        return al_http_reply_stopped(h, g->cancel_why && strcmp(g->cancel_why, "timeout") == 0 ? "timeout"
+                                                                                                : "shutdown");
     if (al_buf_failed(&g->text))
         return al_http_reply_error(h, 500, "server_error", NULL, "limit", "the response is over the cap of %u bytes",
                                    AL_LIMIT_PROMPT_BYTES);
     return al_http_reply_json(h, 200, whole_response(g, go->model));
+}
+
+enum MHD_Result al_http_reply_stopped(struct al_hreq *h, const char *why)
+{
+    if (strcmp(why, "client") == 0)
+        return MHD_NO; /* nobody to answer */
+    if (strcmp(why, "timeout") == 0)
+        return al_http_reply_error(h, 504, "server_error", NULL, "timeout",
+                                   "the request took longer than the server allows (limits.timeout_s = %.0f s)",
+                                   h->limits.timeout_s);
+    return al_http_reply_error(h, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
 }
 
 const char *al_gen_finish(struct al_gen *g, struct al_hreq *h)

@@ -25,6 +25,8 @@
 
 /* Audit records waiting for the writer before a finishing request waits. */
 #define AL_SERVER_AUDIT_QUEUE 1024
+/* Seconds after the drain timeout for cancelled requests to send their 503. */
+#define AL_SERVER_CANCEL_GRACE_S 5
 
 double al_http_now(void)
 {
@@ -487,6 +489,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             snprintf(h->scope_buf, sizeof h->scope_buf, "rag:%s", name);
             h->scope = h->scope_buf;
         }
+        /* Fail closed: a request that could not be audited is not served. */
+        char why[AL_ERR_MSG_MAX / 2];
+        if (r->handler != al_route_health && !s->o.audit_fail_open &&
+            al_audit_queue_failing(s->audit_q, why, sizeof why))
+            return al_http_reply_error(h, 503, "server_error", NULL, "audit_unavailable",
+                                       "the audit log cannot be written (%s): requests are refused until it can "
+                                       "(audit_fail = closed)",
+                                       why);
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
         if (cl && strtoull(cl, NULL, 10) > h->limits.body_bytes)
             return al_http_reply_error(h, 413, "invalid_request_error", NULL, "body_too_large",
@@ -771,8 +781,18 @@ void al_server_drain(struct al_server *s, double timeout_s)
     while (s->in_flight > 0)
         if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
             break;
-    if (s->in_flight > 0)
+    if (s->in_flight > 0) {
+        /* Cancelled requests notice at their next check (a tick or an
+         * embedding batch) and still answer 503 shutting_down, while the
+         * daemon runs: a short grace for that, then al_server_free cuts. */
         al_warn("drain: %d requests still running after %.0f s; cancelling them", s->in_flight, timeout_s);
+        s->stopping = true;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += AL_SERVER_CANCEL_GRACE_S;
+        while (s->in_flight > 0)
+            if (pthread_cond_timedwait(&s->cv, &s->mu, &ts) != 0)
+                break;
+    }
     pthread_mutex_unlock(&s->mu);
 }
 

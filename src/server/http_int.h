@@ -98,6 +98,10 @@ enum MHD_Result al_http_reply_error(struct al_hreq *h, int status, const char *t
 /* Maps an al_rc through the server's one table of HTTP statuses. */
 enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, const char *param);
 
+/* The answer to a request the server stopped: why "timeout" is 504,
+ * "shutdown" 503, "client" (gone) no answer at all (MHD_NO). */
+enum MHD_Result al_http_reply_stopped(struct al_hreq *h, const char *why);
+
 /* True once the peer has closed its side of the connection. */
 bool al_http_client_gone(struct al_hreq *h);
 

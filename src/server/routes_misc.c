@@ -9,6 +9,7 @@
 
 #include "core/limits.h"
 #include "core/utf8.h"
+#include "server/audit_queue.h"
 
 static json_t *model_object(const char *id)
 {
@@ -54,34 +55,113 @@ static void base64(struct al_buf *b, const unsigned char *p, size_t n)
     al_buf_addch(b, '"');
 }
 
+/* The embeddings route's watch over a long request, asked by the engine
+ * between batches (al_embed_ctl): the client gone, the request's time up
+ * (limits.timeout_s) or the server stopping end the work, so that the model's
+ * embedding lock is not held for work nobody will read. */
+struct embed_watch {
+    struct al_hreq *h;
+    const char *why; /* "client", "timeout", "shutdown"; NULL while going on */
+};
+
+static enum al_rc embed_check(void *ud, struct al_err *err)
+{
+    struct embed_watch *w = ud;
+    struct al_hreq *h = w->h;
+    if (al_http_client_gone(h))
+        w->why = "client";
+    else if (h->limits.timeout_s > 0 && al_http_now() - h->t0 > h->limits.timeout_s)
+        w->why = "timeout";
+    else {
+        pthread_mutex_lock(&h->srv->mu);
+        bool stopping = h->srv->stopping;
+        pthread_mutex_unlock(&h->srv->mu);
+        if (stopping)
+            w->why = "shutdown";
+    }
+    return w->why ? al_err_set(err, AL_ERR_BUSY, "embedding stopped (%s)", w->why) : AL_OK;
+}
+
+/* The response body: the vectors as floats or base64, the usage. */
+static enum MHD_Result embed_reply(struct al_hreq *h, json_t *body, const float *vec, size_t n, int n_embd,
+                                   bool b64, int tokens)
+{
+    struct al_buf b;
+    al_buf_init(&b, (size_t)1 << 30);
+    al_buf_addstr(&b, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        al_buf_addf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
+        const float *row = vec + i * (size_t)n_embd;
+        if (b64) {
+            base64(&b, (const unsigned char *)row, (size_t)n_embd * sizeof *row);
+        } else {
+            al_buf_addch(&b, '[');
+            for (int k = 0; k < n_embd; k++)
+                al_buf_addf(&b, "%s%.9g", k ? "," : "", (double)row[k]);
+            al_buf_addch(&b, ']');
+        }
+        al_buf_addch(&b, '}');
+    }
+    json_t *jm = json_object_get(body, "model");
+    al_buf_addstr(&b, "],\"model\":");
+    const char *name = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
+    al_json_escape(&b, name, strlen(name));
+    al_buf_addf(&b, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}", tokens, tokens);
+    enum MHD_Result res = al_buf_failed(&b)
+                              ? al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory")
+                              : al_http_reply_text(h, 200, "application/json", b.data, b.len);
+    al_buf_release(&b);
+    return res;
+}
+
+/* The texts of "input" into *texts (borrowed from body; caller frees the
+ * array); false with the refusal queued in *res. */
+static bool embed_inputs(struct al_hreq *h, json_t *body, const char ***texts, size_t *n, enum MHD_Result *res)
+{
+    json_t *in = json_object_get(body, "input");
+    *n = json_is_string(in) ? 1 : json_array_size(in);
+    if (*n == 0) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "input", NULL,
+                                   "'input' must be a string or a non-empty array of strings");
+        return false;
+    }
+    if (*n > AL_LIMIT_EMBED_INPUTS) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "input", "limit",
+                                   "'input' has %zu texts, over the cap of %d (AL_LIMIT_EMBED_INPUTS): "
+                                   "send them in several requests",
+                                   *n, AL_LIMIT_EMBED_INPUTS);
+        return false;
+    }
+    if (!(*texts = calloc(*n, sizeof **texts))) {
+        *res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++) {
+        json_t *t = json_is_string(in) ? in : json_array_get(in, i);
+        if (!json_is_string(t)) {
+            free(*texts);
+            *texts = NULL;
+            *res = al_http_reply_error(h, 400, "invalid_request_error", "input", NULL,
+                                       "'input' must be strings (token arrays are not supported)");
+            return false;
+        }
+        (*texts)[i] = json_string_value(t);
+    }
+    return true;
+}
+
 enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
 {
     enum MHD_Result res;
-    json_t *in = json_object_get(body, "input");
-    size_t n = json_is_string(in) ? 1 : json_array_size(in);
-    if (n == 0)
-        return al_http_reply_error(h, 400, "invalid_request_error", "input", NULL,
-                                   "'input' must be a string or a non-empty array of strings");
-    if (n > AL_LIMIT_EMBED_INPUTS)
-        return al_http_reply_error(h, 400, "invalid_request_error", "input", "limit",
-                                   "'input' has %zu texts; at most %d are allowed", n, AL_LIMIT_EMBED_INPUTS);
     const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
     bool b64 = fmt && strcmp(fmt, "base64") == 0;
     if (fmt && !b64 && strcmp(fmt, "float") != 0)
         return al_http_reply_error(h, 400, "invalid_request_error", "encoding_format", NULL,
                                    "'encoding_format' must be 'float' or 'base64'");
-    const char **texts = calloc(n, sizeof *texts);
-    if (!texts)
-        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
-    for (size_t i = 0; i < n; i++) {
-        json_t *t = json_is_string(in) ? in : json_array_get(in, i);
-        if (!json_is_string(t)) {
-            free(texts);
-            return al_http_reply_error(h, 400, "invalid_request_error", "input", NULL,
-                                       "'input' must be strings (token arrays are not supported)");
-        }
-        texts[i] = json_string_value(t);
-    }
+    const char **texts = NULL;
+    size_t n = 0;
+    if (!embed_inputs(h, body, &texts, &n, &res))
+        return res;
     if (!al_http_lease(h, body, &res)) {
         free(texts);
         return res;
@@ -95,58 +175,28 @@ enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
         return al_http_reply_error(h, 400, "invalid_request_error", "dimensions", NULL,
                                    "this model's embeddings have %d dimensions", info.n_embd);
     }
-    struct al_err err = AL_ERR_INIT;
-    int tokens = 0;
-    for (size_t i = 0; i < n; i++) {
-        int32_t *toks = NULL;
-        size_t nt = 0;
-        if (al_engine_tokenize(m, texts[i], strlen(texts[i]), true, false, &toks, &nt, &err) != AL_OK) {
-            free(texts);
-            return al_http_reply_rc(h, &err, "input");
-        }
-        free(toks);
-        tokens += (int)nt;
-    }
     float *vec = malloc(n * (size_t)info.n_embd * sizeof *vec);
     if (!vec) {
         free(texts);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     }
-    enum al_rc rc = al_engine_embed(m, texts, n, vec, &err);
+    struct al_err err = AL_ERR_INIT;
+    struct embed_watch w = {.h = h};
+    struct al_embed_ctl ctl = {.check = embed_check, .ud = &w};
+    size_t tokens = 0;
+    enum al_rc rc = al_engine_embed_ctl(m, texts, n, &ctl, vec, &tokens, &err);
     free(texts);
     if (rc) {
         free(vec);
+        if (w.why) {
+            al_metrics_cancelled(h->srv->metrics);
+            return al_http_reply_stopped(h, w.why);
+        }
         return al_http_reply_rc(h, &err, "input");
     }
-    h->tokens_in = tokens;
-    struct al_buf b;
-    al_buf_init(&b, (size_t)1 << 30);
-    al_buf_addstr(&b, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < n; i++) {
-        al_buf_addf(&b, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":", i ? "," : "", i);
-        const float *row = vec + i * (size_t)info.n_embd;
-        if (b64) {
-            base64(&b, (const unsigned char *)row, (size_t)info.n_embd * sizeof *row);
-        } else {
-            al_buf_addch(&b, '[');
-            for (int k = 0; k < info.n_embd; k++)
-                al_buf_addf(&b, "%s%.9g", k ? "," : "", (double)row[k]);
-            al_buf_addch(&b, ']');
-        }
-        al_buf_addch(&b, '}');
-    }
+    h->tokens_in = (int)tokens;
+    res = embed_reply(h, body, vec, n, info.n_embd, b64, (int)tokens);
     free(vec);
-    json_t *jm = json_object_get(body, "model");
-    al_buf_addstr(&b, "],\"model\":");
-    const char *name = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
-    al_json_escape(&b, name, strlen(name));
-    al_buf_addf(&b, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}", tokens, tokens);
-    if (al_buf_failed(&b)) {
-        al_buf_release(&b);
-        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
-    }
-    res = al_http_reply_text(h, 200, "application/json", b.data, b.len);
-    al_buf_release(&b);
     return res;
 }
 
@@ -238,10 +288,21 @@ enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body)
     return res;
 }
 
+/* 503 while loading, or while the audit cannot write and the server
+ * refuses requests for it (audit_fail closed): a balancer then sends the
+ * traffic elsewhere. With audit_fail open a failing audit is reported, 200. */
 enum MHD_Result al_route_health(struct al_hreq *h, json_t *body)
 {
     bool loading = al_models_loading(h->srv->mm);
-    return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
+    char why[AL_ERR_MSG_MAX / 2];
+    if (!al_audit_queue_failing(h->srv->audit_q, why, sizeof why))
+        return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
+    bool closed = !h->srv->o.audit_fail_open;
+    const char *status = closed ? "audit_unavailable" : loading ? "loading" : "ok";
+    return al_http_reply_json(h, closed || loading ? 503 : 200,
+                              json_pack("{s:s, s:s, s:s}", "status", status, "audit", closed ? "failing, requests refused"
+                                                                                              : "failing, requests served",
+                                        "audit_error", why));
 }
 
 static void gauge_head(struct al_buf *b, const char *name, const char *help)

@@ -63,6 +63,8 @@ struct al_server_opts {
     struct al_access *access;
     struct al_audit *audit;
     bool audit_text;         /* give the audit module prompt and response text */
+    bool audit_fail_open;    /* while the audit cannot write: serve anyway (true) or refuse
+                                every request but /health with 503 (false, the default) */
     double stream_interval_ms; /* streamed events go out at most this often (the first at
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
@@ -88,7 +90,9 @@ enum al_rc al_server_set_limits(struct al_server *s, const struct al_server_limi
 int al_server_port(const struct al_server *s);
 
 /* Stops accepting connections and waits up to timeout_s for the requests in
- * flight to finish; then cancels what remains. */
+ * flight to finish; then cancels what remains (generations at their next
+ * tick, embeddings before their next batch) and waits a few seconds more
+ * (AL_SERVER_CANCEL_GRACE_S in http.c) for their 503 to go out. */
 void al_server_drain(struct al_server *s, double timeout_s);
 
 /* Stops and frees. NULL: no-op. */

@@ -256,6 +256,45 @@ static void test_chain_detects_damage(void **state)
     free(path);
 }
 
+/* Records the writer could not write are never a silent gap: counted in
+ * HEAD at once (verify names them), then marked by a line of the chain the
+ * next append writes first; a reopened log keeps the count from HEAD. */
+static void test_lost_records_marked(void **state)
+{
+    struct fx *f = *state;
+    al_audit__set_now(f->a, T0);
+    for (int i = 0; i < 3; i++)
+        append(f->a, i);
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_audit_note_lost(f->a, 2, "disk full", &err), AL_OK);
+    struct probs p;
+    assert_int_equal(verify(f->home, &p, NULL), AL_ERR_CORRUPT);
+    assert_non_null(strstr(p.first_msg, "2 records were lost after record 3"));
+    /* Another process (a restarted server) finds the count in HEAD. */
+    al_audit_free(f->a);
+    f->a = open_audit(f->home, 0, true, NULL);
+    al_audit__set_now(f->a, T0);
+    assert_int_equal(al_audit_note_lost(f->a, 1, "disk full", &err), AL_OK);
+    append(f->a, 3);
+    size_t records = 0;
+    assert_int_equal(verify(f->home, &p, &records), AL_ERR_CORRUPT);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(p.first_line, 4);
+    assert_non_null(strstr(p.first_msg, "3 records lost since 2030-01-01T00:00:00Z"));
+    assert_int_equal(records, 5); /* 4 records and the marker, one chain */
+    char *path = day_file(f->home, T0);
+    size_t len = 0;
+    char *text = tu_read_file(path, &len);
+    assert_non_null(strstr(text, "{\"seq\":4,\"time\":\"2030-01-01T00:00:00.000Z\",\"lost\":3,"));
+    assert_non_null(strstr(text, "{\"seq\":5,"));
+    free(text);
+    free(path);
+    append(f->a, 4); /* no second marker */
+    assert_int_equal(verify(f->home, &p, &records), AL_ERR_CORRUPT);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(records, 6);
+}
+
 static void test_reopen_continues_and_trims(void **state)
 {
     struct fx *f = *state;
@@ -406,6 +445,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_scrub_extra_patterns_and_cut, setup, teardown),
         cmocka_unit_test_setup_teardown(test_chain_detects_damage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues_and_trims, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lost_records_marked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_prune_keeps_chain, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
     };

@@ -562,6 +562,109 @@ static void test_embeddings(void **state)
     al_engine_model_free(m);
 }
 
+/* (f2) an embedding call asks its caller's check before every batch and
+ * stops with the check's code and message; the model stays usable; a call
+ * waiting for another one's lock asks its check between slices of the wait. */
+struct stop_after {
+    int calls, stop_at;
+};
+
+static enum al_rc stop_check(void *ud, struct al_err *err)
+{
+    struct stop_after *s = ud;
+    if (++s->calls >= s->stop_at)
+        return al_err_set(err, AL_ERR_BUSY, "stopped by the test");
+    return AL_OK;
+}
+
+/* A call that holds the embedding lock until told to go on. */
+struct holder {
+    struct al_engine_model *m;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int calls;
+    bool holding, release;
+    enum al_rc rc;
+};
+
+static enum al_rc hold_check(void *ud, struct al_err *err)
+{
+    struct holder *h = ud;
+    pthread_mutex_lock(&h->mu);
+    if (++h->calls == 2) { /* before the first batch: the lock is held */
+        h->holding = true;
+        pthread_cond_broadcast(&h->cv);
+        while (!h->release)
+            pthread_cond_wait(&h->cv, &h->mu);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return AL_OK;
+}
+
+static void *hold_thread(void *arg)
+{
+    struct holder *h = arg;
+    const char *text = "Once upon a time";
+    float v[4096];
+    struct al_err err = AL_ERR_INIT;
+    struct al_embed_ctl ctl = {hold_check, h};
+    h->rc = al_engine_embed_ctl(h->m, &text, 1, &ctl, v, NULL, &err);
+    return NULL;
+}
+
+static void test_embed_stops(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    struct al_model_info info;
+    al_engine_model_info(m, &info);
+    assert_true(info.n_embd <= 4096);
+    enum { N = 40 }; /* 5 batches of 8 */
+    const char *texts[N];
+    for (int i = 0; i < N; i++)
+        texts[i] = "Once upon a time";
+    float *v = calloc((size_t)N * (size_t)info.n_embd, sizeof *v);
+    struct al_err err = AL_ERR_INIT;
+    struct stop_after s = {0, 1000};
+    struct al_embed_ctl ctl = {stop_check, &s};
+    size_t tokens = 0;
+    assert_int_equal(al_engine_embed_ctl(m, texts, N, &ctl, v, &tokens, &err), AL_OK);
+    assert_int_equal(s.calls, 1 + 5); /* before the lock, before each batch */
+    assert_true(tokens >= 2 * N);
+    s = (struct stop_after){0, 3};
+    assert_int_equal(al_engine_embed_ctl(m, texts, N, &ctl, v, &tokens, &err), AL_ERR_BUSY);
+    assert_string_equal(err.msg, "stopped by the test");
+    assert_int_equal(s.calls, 3);
+    assert_int_equal(tokens, 0);
+
+    struct holder h = {.m = m};
+    pthread_mutex_init(&h.mu, NULL);
+    pthread_cond_init(&h.cv, NULL);
+    pthread_t t;
+    pthread_create(&t, NULL, hold_thread, &h);
+    pthread_mutex_lock(&h.mu);
+    while (!h.holding)
+        pthread_cond_wait(&h.cv, &h.mu);
+    pthread_mutex_unlock(&h.mu);
+    s = (struct stop_after){0, 3}; /* before the lock, then two slices of the wait */
+    al_err_clear(&err);
+    assert_int_equal(al_engine_embed_ctl(m, texts, 1, &ctl, v, NULL, &err), AL_ERR_BUSY);
+    assert_int_equal(s.calls, 3);
+    pthread_mutex_lock(&h.mu);
+    h.release = true;
+    pthread_cond_broadcast(&h.cv);
+    pthread_mutex_unlock(&h.mu);
+    pthread_join(t, NULL);
+    assert_int_equal(h.rc, AL_OK);
+    al_err_clear(&err);
+    assert_int_equal(al_engine_embed(m, texts, 1, v, &err), AL_OK); /* usable after all that */
+    pthread_cond_destroy(&h.cv);
+    pthread_mutex_destroy(&h.mu);
+    free(v);
+    al_engine_model_free(m);
+}
+
 /* (g) a shared prefix in the KV cache is reused, not recomputed */
 static void test_prefix_reuse(void **state)
 {
@@ -827,6 +930,7 @@ int main(void)
         cmocka_unit_test(test_grammar),
         cmocka_unit_test(test_seeded_sampling),
         cmocka_unit_test(test_embeddings),
+        cmocka_unit_test(test_embed_stops),
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_tokens_and_chat),
         cmocka_unit_test(test_token_probs),
