@@ -24,7 +24,8 @@ static const char rag_usage[] =
     "usage: airlock rag <command> COLLECTION ...\n\n"
     "Collections of local documents, indexed for retrieval with a local embedding model.\n\n"
     "  create COLL --embed MODEL [--chunk-tokens N] [--overlap N] [--hnsw-threshold N]\n"
-    "  add COLL PATH... [-v] [--threads N]   index files and directories (text, Markdown, HTML, PDF)\n"
+    "  add COLL PATH... [-v] [--threads N] [--follow-links]\n"
+    "                                        index files and directories (text, Markdown, HTML, PDF)\n"
     "  rm COLL DOC...                        drop documents (by path as added, or digest)\n"
     "  query COLL QUESTION [-k N] [--mode hybrid|vector|bm25] [--json] [--text] [--vector FILE]\n"
     "  query COLL --batch FILE [-k N] [--mode M]   one question a line, JSON Lines out\n"
@@ -39,6 +40,24 @@ static const char rag_usage[] =
     "                                        ingest a snapshot bundle (or take an ingested one) and\n"
     "                                        install it as a read-only collection\n\n"
     "Collections live in $AIRLOCK_HOME/rag/COLL/. See 'airlock ask' for answers with citations.\n";
+
+static const char rag_add_usage[] =
+    "usage: airlock rag add COLLECTION PATH... [-v] [--threads N] [--follow-links]\n\n"
+    "Indexes files and directories (recursively) into the collection: text (.txt .text .rst),\n"
+    "Markdown (.md .markdown), HTML (.html .htm .xhtml) and PDF; a file named explicitly is read\n"
+    "as text unless it looks binary. Unchanged documents are left alone, changed ones replaced.\n\n"
+    "  -v, --verbose      print each document's outcome (added, replaced, unchanged)\n"
+    "  --threads N        threads of the embedding model (default 2)\n"
+    "  --follow-links     follow links to files that lead out of a directory being added;\n"
+    "                     by default only links whose target is inside it are followed\n"
+    "                     (links to directories and hidden entries are never followed)\n\n"
+    "A document that cannot be taken is named with the reason on stderr and skipped, and the\n"
+    "others are still added: a file over a cap (64 MiB, AL_LIMIT_RAG_DOC_BYTES; 65536 chunks,\n"
+    "AL_LIMIT_RAG_DOC_CHUNKS), text that is not UTF-8 (UTF-16 or UTF-32 with a byte order mark:\n"
+    "convert it with iconv; binary data), a refused link, anything but a regular file.\n"
+    "NUL and control bytes in text become spaces, invalid UTF-8 becomes '?'.\n\n"
+    "exit status: 0 all taken; 4 some documents were skipped (the rest are in the collection);\n"
+    "others as for every command (see 'airlock help').\n";
 
 static int need_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out)
 {
@@ -147,14 +166,18 @@ static void add_cb(void *ud, const char *doc, const char *status, const char *wh
 static int rag_add(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"verbose", no_argument, NULL, 'v'}, {"threads", required_argument, NULL, 't'}, {NULL, 0, NULL, 0},
+        {"verbose", no_argument, NULL, 'v'}, {"threads", required_argument, NULL, 't'},
+        {"follow-links", no_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
     };
     bool verbose = false;
+    unsigned flags = AL_RAG_ADD_PROGRESS;
     int threads = 2, c, st;
     optind = 0;
     while ((c = getopt_long(argc, argv, "vt:", opts, NULL)) != -1) {
         if (c == 'v')
             verbose = true;
+        else if (c == 'L')
+            flags |= AL_RAG_ADD_FOLLOW_LINKS;
         else if (c == 't') {
             if ((st = need_int("rag add", "--threads", optarg, 1, 256, &threads)))
                 return st;
@@ -181,7 +204,7 @@ static int rag_add(int argc, char **argv)
     }
     struct al_err err = AL_ERR_INIT;
     struct al_rag_add_stats s;
-    enum al_rc rc = al_rag_add(r, m, (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), true,
+    enum al_rc rc = al_rag_add(r, m, (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), flags,
                                add_cb, &verbose, &s, &err);
     al_engine_model_free(m);
     al_rag_free(r);
@@ -191,7 +214,9 @@ static int rag_add(int argc, char **argv)
            " (extract+chunk %.1f s, embed %.1f s, store %.1f s)\n",
            s.files_seen, s.added, s.replaced, s.unchanged, s.skipped, s.chunks, s.ms_extract / 1e3,
            s.ms_embed / 1e3, s.ms_store / 1e3);
-    return AL_EXIT_OK;
+    /* skipped documents are malformed or over-limit input: the code of that
+     * class, after the others were added */
+    return s.skipped ? AL_EXIT_INVALID : AL_EXIT_OK;
 }
 
 static int rag_rm(int argc, char **argv)
@@ -711,6 +736,10 @@ int al_cmd_rag(int argc, char **argv)
         {"info", rag_info}, {"dump", rag_dump}, {"attach", rag_attach},
         {"export", rag_export}, {"import", rag_import},
     };
+    if (argc >= 2 && strcmp(argv[1], "add") == 0 && al_cli_wants_help(argc - 1, argv + 1)) {
+        printf("%s", rag_add_usage);
+        return AL_EXIT_OK;
+    }
     if (argc < 2 || al_cli_wants_help(argc, argv)) {
         printf("%s", rag_usage);
         return argc < 2 ? AL_EXIT_USAGE : AL_EXIT_OK;

@@ -71,6 +71,7 @@
 #define AL_LIMIT_RAG_FILES       1000000u         /* files in one 'rag add' */
 #define AL_LIMIT_RAG_DEPTH       64               /* directory depth walked by 'rag add' */
 #define AL_LIMIT_RAG_CHUNK_TOKENS 8192            /* the chunk token budget */
+#define AL_LIMIT_RAG_DOC_CHUNKS  65536            /* chunks of one document (held in memory with their vectors) */
 #define AL_LIMIT_RAG_QUERY_BYTES (16u << 10)      /* one question */
 #define AL_LIMIT_RAG_K           1000             /* hits asked for */
 #define AL_LIMIT_RAG_TEMPLATE    (64u << 10)      /* a prompt template */

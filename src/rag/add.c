@@ -9,6 +9,7 @@
 #include "rag/rag_int.h"
 
 #include <dirent.h>
+#include <limits.h>
 #include <sys/stat.h>
 
 #include "core/fs.h"
@@ -69,15 +70,18 @@ struct file {
     char *key, *path;
     uint64_t size;
     bool named;
+    char *refused;  /* why it is skipped without reading it, or NULL */
 };
 
 struct walk {
     struct file *v;
     size_t n, cap;
+    bool follow_links;
+    char root[PATH_MAX];      /* the real path of the directory being walked */
 };
 
 static enum al_rc walk_push(struct walk *w, const char *key, const char *path, uint64_t size, bool named,
-                            struct al_err *err)
+                            const char *refused, struct al_err *err)
 {
     if (w->n >= AL_LIMIT_RAG_FILES)
         return al_err_set(err, AL_ERR_LIMIT, "more than %u files (AL_LIMIT_RAG_FILES)", AL_LIMIT_RAG_FILES);
@@ -94,9 +98,11 @@ static enum al_rc walk_push(struct walk *w, const char *key, const char *path, u
     f->path = strdup(path);
     f->size = size;
     f->named = named;
-    if (!f->key || !f->path) {
+    f->refused = refused ? strdup(refused) : NULL;
+    if (!f->key || !f->path || (refused && !f->refused)) {
         free(f->key);
         free(f->path);
+        free(f->refused);
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     }
     w->n++;
@@ -123,6 +129,25 @@ static void normalize_key(const char *in, char *out, size_t size)
     out[k] = 0;
 }
 
+/* A link to a file found in a walk: its target is read (under the target's
+ * own path, so the link cannot be swapped between this check and the read)
+ * when it resolves inside the walked tree, or anywhere with follow_links;
+ * else it is recorded as refused, to be reported by name. */
+static enum al_rc walk_link(struct walk *w, const char *path, const char *key, uint64_t size, struct al_err *err)
+{
+    char real[PATH_MAX];
+    if (!realpath(path, real))
+        return AL_OK; /* vanished, or a dangling link */
+    size_t rl = strlen(w->root);
+    bool inside = strcmp(w->root, "/") == 0 || (strncmp(real, w->root, rl) == 0 && real[rl] == '/');
+    if (inside || w->follow_links)
+        return walk_push(w, key, real, size, false, NULL, err);
+    char why[2 * PATH_MAX + 128]; /* room for both paths: never cut */
+    snprintf(why, sizeof why, "a link to '%s', outside '%s': not followed (use --follow-links to follow links "
+             "out of the tree)", real, w->root);
+    return walk_push(w, key, path, size, false, why, err);
+}
+
 static enum al_rc walk_dir(struct walk *w, const char *dir, const char *key, int depth, struct al_err *err)
 {
     if (depth > AL_LIMIT_RAG_DEPTH)
@@ -147,7 +172,8 @@ static enum al_rc walk_dir(struct walk *w, const char *dir, const char *key, int
             if (!S_ISLNK(lst.st_mode))
                 rc = walk_dir(w, p, k, depth + 1, err);
         } else if (S_ISREG(st.st_mode) && al_rag_format_guess(e->d_name, "", 0, false) != AL_FMT_UNKNOWN) {
-            rc = walk_push(w, k, p, (uint64_t)st.st_size, false, err);
+            rc = S_ISLNK(lst.st_mode) ? walk_link(w, p, k, (uint64_t)st.st_size, err)
+                                      : walk_push(w, k, p, (uint64_t)st.st_size, false, NULL, err);
         }
     }
     closedir(d);
@@ -237,12 +263,22 @@ static enum al_rc add_one(struct adder *a, const struct file *f, struct al_err *
     size_t len = 0;
     struct al_err e2 = AL_ERR_INIT;
     double t0 = al_rag__now_ms();
-    enum al_rc rc = al_fs_read_file(f->path, AL_LIMIT_RAG_DOC_BYTES, &data, &len, &e2);
-    if (rc) {
-        if (rc != AL_ERR_LIMIT && rc != AL_ERR_IO)
-            return al_err_set(err, rc, "%s", e2.msg);
+    if (f->refused) {
         a->st->skipped++;
-        a->cb(a->ud, f->key, "skipped", e2.msg);
+        a->cb(a->ud, f->key, "skipped", f->refused);
+        return AL_OK;
+    }
+    enum al_rc rc = al_fs_read_file(f->path, AL_LIMIT_RAG_DOC_BYTES, &data, &len, &e2);
+    if (rc == AL_ERR_NOMEM)
+        return al_err_set(err, rc, "%s: %s", f->key, e2.msg);
+    if (rc) { /* this file's problem: report it and go on with the others */
+        if (rc == AL_ERR_LIMIT)
+            snprintf(why, sizeof why, "%" PRIu64 " bytes, over the cap of %u (AL_LIMIT_RAG_DOC_BYTES)", f->size,
+                     AL_LIMIT_RAG_DOC_BYTES);
+        else
+            snprintf(why, sizeof why, "%s", e2.msg);
+        a->st->skipped++;
+        a->cb(a->ud, f->key, "skipped", why);
         return AL_OK;
     }
     uint8_t raw[AL_SHA256_BYTES];
@@ -282,8 +318,14 @@ static enum al_rc add_one(struct adder *a, const struct file *f, struct al_err *
         goto skip;
     }
     struct al_rag_chunk_params cp = {r->info.chunk_tokens, r->info.overlap_tokens, count_tokens, a->m};
-    if ((rc = al_rag_chunk_doc(&dt, digest, &cp, &ch, err)))
-        goto out;
+    al_err_clear(&e2);
+    if ((rc = al_rag_chunk_doc(&dt, digest, &cp, &ch, &e2))) {
+        if (rc == AL_ERR_NOMEM || rc == AL_ERR_INTERNAL)
+            goto fail_e2;
+        snprintf(why, sizeof why, "%s", e2.msg); /* over a cap: this document only */
+        rc = AL_OK;
+        goto skip;
+    }
     double t1 = al_rag__now_ms();
     a->st->ms_extract += t1 - t0;
     if (ch.n && !(vecs = malloc(ch.n * (size_t)r->info.dim * sizeof *vecs))) {
@@ -349,15 +391,34 @@ out:
 
 static void quiet_cb(void *ud, const char *doc, const char *status, const char *why) {}
 
+/* A path named on the command line: a directory is walked, anything else
+ * but a regular file (a FIFO would block the read) is refused by name. */
+static enum al_rc walk_named(struct walk *w, const char *path, struct al_err *err)
+{
+    char key[AL_LIMIT_PATH];
+    struct stat st;
+    normalize_key(path, key, sizeof key);
+    if (stat(path, &st) != 0)
+        return al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot read '%s'", path);
+    if (S_ISREG(st.st_mode))
+        return walk_push(w, key, path, (uint64_t)st.st_size, true, NULL, err);
+    if (!S_ISDIR(st.st_mode))
+        return walk_push(w, key, path, 0, true, "not a regular file or a directory", err);
+    if (!realpath(path, w->root))
+        return al_err_sys(err, AL_ERR_IO, "cannot resolve '%s'", path);
+    return walk_dir(w, path, key, 0, err);
+}
+
 enum al_rc al_rag_add(struct al_rag *r, struct al_engine_model *embedder, const char *const *paths,
-                      size_t n_paths, bool progress, al_rag_add_cb *cb, void *ud,
+                      size_t n_paths, unsigned flags, al_rag_add_cb *cb, void *ud,
                       struct al_rag_add_stats *stats, struct al_err *err)
 {
     memset(stats, 0, sizeof *stats);
     enum al_rc rc = al_rag__lock(r, err);
     if (rc)
         return rc;
-    struct walk w = {0};
+    struct walk w = {.follow_links = (flags & AL_RAG_ADD_FOLLOW_LINKS) != 0};
+    const bool progress = (flags & AL_RAG_ADD_PROGRESS) != 0;
     struct adder a = {.r = r, .m = embedder, .st = stats, .cb = cb ? cb : quiet_cb, .ud = ud};
     struct al_model_info mi;
     al_engine_model_info(embedder, &mi);
@@ -370,17 +431,8 @@ enum al_rc al_rag_add(struct al_rag *r, struct al_engine_model *embedder, const 
                         r->info.embed_digest, r->info.dim, mi.digest, mi.n_embd);
         goto out;
     }
-    for (size_t i = 0; i < n_paths && !rc; i++) {
-        char key[AL_LIMIT_PATH];
-        struct stat st;
-        normalize_key(paths[i], key, sizeof key);
-        if (stat(paths[i], &st) != 0)
-            rc = al_err_sys(err, errno == ENOENT ? AL_ERR_NOT_FOUND : AL_ERR_IO, "cannot read '%s'", paths[i]);
-        else if (S_ISDIR(st.st_mode))
-            rc = walk_dir(&w, paths[i], key, 0, err);
-        else
-            rc = walk_push(&w, key, paths[i], (uint64_t)st.st_size, true, err);
-    }
+    for (size_t i = 0; i < n_paths && !rc; i++)
+        rc = walk_named(&w, paths[i], err);
     if (rc)
         goto out;
     if (w.n)
@@ -411,6 +463,7 @@ out:
     for (size_t i = 0; i < w.n; i++) {
         free(w.v[i].key);
         free(w.v[i].path);
+        free(w.v[i].refused);
     }
     free(w.v);
     free(a.new_ids);

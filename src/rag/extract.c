@@ -46,6 +46,44 @@ enum al_rag_format al_rag_format_guess(const char *path, const char *data, size_
     return memchr(data, 0, probe) ? AL_FMT_UNKNOWN : AL_FMT_TEXT;
 }
 
+size_t al_rag_utf8_len(const unsigned char *s, size_t n)
+{
+    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
+    if (len == 0 || len > n || (len == 2 && s[0] < 0xC2))
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    return len;
+}
+
+/* One byte in NOT_TEXT_RATIO may be NUL, another control byte or not UTF-8
+ * (a stray NUL in a log, a Latin-1 accent); more and the file is taken for
+ * binary. UTF-16 without a byte order mark is half NULs and lands here too. */
+#define NOT_TEXT_RATIO 10
+
+enum al_rc al_rag_check_text(const char *data, size_t len, struct al_err *err)
+{
+    const unsigned char *u = (const unsigned char *)data;
+    if (len >= 4 && (memcmp(u, "\xff\xfe\0\0", 4) == 0 || memcmp(u, "\0\0\xfe\xff", 4) == 0))
+        return al_err_set(err, AL_ERR_INVALID, "UTF-32 text (it starts with a byte order mark): convert it to "
+                          "UTF-8 first, e.g. with 'iconv -f UTF-32 -t UTF-8'");
+    if (len >= 2 && (memcmp(u, "\xff\xfe", 2) == 0 || memcmp(u, "\xfe\xff", 2) == 0))
+        return al_err_set(err, AL_ERR_INVALID, "UTF-16 text (it starts with a byte order mark): convert it to "
+                          "UTF-8 first, e.g. with 'iconv -f UTF-16 -t UTF-8'");
+    size_t bad = 0;
+    for (size_t i = 0; i < len;) {
+        size_t l = al_rag_utf8_len(u + i, len - i);
+        if (l == 0 || (l == 1 && ((u[i] < 0x20 && !isspace(u[i])) || u[i] == 0x7f)))
+            bad++;
+        i += l ? l : 1;
+    }
+    if (bad > len / NOT_TEXT_RATIO)
+        return al_err_set(err, AL_ERR_INVALID, "not UTF-8 text: %zu of its %zu bytes are NUL, control or invalid "
+                          "UTF-8 bytes (binary data, or text in another encoding: convert it to UTF-8)", bad, len);
+    return AL_OK;
+}
+
 void al_rag_doctext_release(struct al_rag_doctext *d)
 {
     for (size_t i = 0; i < d->n; i++) {
@@ -103,9 +141,13 @@ static enum al_rc push_slice(struct al_rag_doctext *d, enum al_rag_block_kind ki
         e--;
     if (s == e)
         return AL_OK;
-    char *t = strndup(data + s, e - s);
+    /* memcpy, not strndup: the slice may hold NUL bytes, and the block's
+     * length must be the length of what was copied. */
+    char *t = malloc(e - s + 1);
     if (!t)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory extracting text");
+    memcpy(t, data + s, e - s);
+    t[e - s] = 0;
     return al_rag_doctext_push(d, kind, level, page, t, e - s, NULL, 0, base + s, base + e, err);
 }
 
@@ -496,6 +538,11 @@ enum al_rc al_rag_extract_html(const char *d, size_t len, struct al_rag_doctext 
 enum al_rc al_rag_extract(enum al_rag_format fmt, const char *data, size_t len, struct al_rag_doctext *out,
                           struct al_err *err)
 {
+    if (fmt == AL_FMT_TEXT || fmt == AL_FMT_MARKDOWN || fmt == AL_FMT_HTML) {
+        enum al_rc rc = al_rag_check_text(data, len, err);
+        if (rc)
+            return rc;
+    }
     switch (fmt) {
     case AL_FMT_TEXT: return al_rag_extract_text(data, len, 0, 0, false, out, err);
     case AL_FMT_MARKDOWN: return al_rag_extract_text(data, len, 0, 0, true, out, err);

@@ -118,15 +118,26 @@ struct al_rag_add_stats {
  * "replaced", "unchanged" or "skipped" (with a reason in why). */
 typedef void al_rag_add_cb(void *ud, const char *doc, const char *status, const char *why);
 
+#define AL_RAG_ADD_PROGRESS     1u /* a progress bar on stderr */
+#define AL_RAG_ADD_FOLLOW_LINKS 2u /* follow file links that lead out of a walked directory */
+
 /* Adds files and directories (recursively; hidden entries and links to
- * directories are not followed). The document key is the path as given,
- * without "./" and duplicate slashes. A document whose content hash is
- * unchanged is skipped; one that changed is replaced. Files in directories
- * with unsupported extensions are skipped; a file named explicitly is
- * read as text unless it looks binary. The embedder must be the
+ * directories are not followed). In a directory, a link to a file is
+ * followed when its target resolves inside that directory (or with
+ * AL_RAG_ADD_FOLLOW_LINKS); else it is skipped. The document key is the path
+ * as given, without "./" and duplicate slashes. A document whose content hash
+ * is unchanged is left alone; one that changed is replaced. Files in
+ * directories with unsupported extensions are not taken; a file named
+ * explicitly is read as text unless it looks binary.
+ *
+ * A document that cannot be taken (unreadable, over a cap, not UTF-8 text,
+ * a refused link, not a regular file) is skipped: cb gets its key and why,
+ * stats->skipped counts it, and the others are added; AL_OK. Errors that are
+ * not one document's (out of memory, the database, the collection's lock)
+ * stop the run: what was committed stays. The embedder must be the
  * collection's own model (AL_ERR_DENIED otherwise). */
 enum al_rc al_rag_add(struct al_rag *r, struct al_engine_model *embedder, const char *const *paths,
-                      size_t n_paths, bool progress, al_rag_add_cb *cb, void *ud,
+                      size_t n_paths, unsigned flags, al_rag_add_cb *cb, void *ud,
                       struct al_rag_add_stats *stats, struct al_err *err);
 
 /* Removes a document by its key (or its digest). AL_ERR_NOT_FOUND. */

@@ -94,6 +94,131 @@ static void test_chunk_budget_overlap(void **state)
     al_rag_doctext_release(&d);
 }
 
+/* Text with NUL bytes: the block keeps every byte of its slice (the copy once
+ * stopped at the first NUL while the length was kept, and the chunker read
+ * past the buffer), and the chunker turns NULs into spaces. */
+static void test_chunk_nul_bytes(void **state)
+{
+    size_t n = 0, cap = 64 << 10;
+    char *txt = malloc(cap);
+    assert_non_null(txt);
+    memcpy(txt, "alpha\0beta ", 11);
+    n = 11;
+    for (int i = 0; n + 16 < cap; i++) { /* every 7th word ends with a NUL instead of a space */
+        n += (size_t)snprintf(txt + n, cap - n, "w%d ", i);
+        if (i % 7 == 0)
+            txt[n - 1] = 0;
+    }
+    n += (size_t)snprintf(txt + n, cap - n, "end ");
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(txt, n, 0, 0, false, &d, &err), AL_OK);
+    assert_int_equal(d.n, 1);
+    assert_int_equal(d.blocks[0].len, n - 1); /* the trailing space trimmed */
+    assert_memory_equal(d.blocks[0].text, txt, n - 1);
+    struct al_rag_chunk_params p = {.budget = 30, .overlap = 5, .count = count_words};
+    struct al_rag_chunks c = {0};
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_OK);
+    assert_true(c.n > 10);
+    assert_memory_equal(c.v[0].text, "alpha beta w0 w1", 16);
+    for (size_t i = 0; i < c.n; i++) {
+        assert_true(c.v[i].ntok <= 30);
+        assert_true(c.v[i].end <= n);
+    }
+    al_rag_chunks_release(&c);
+    al_rag_doctext_release(&d);
+    free(txt);
+}
+
+/* UTF-16 or UTF-32 with a byte order mark, and bytes that are not text, are
+ * refused with a message; text with a few NULs is accepted. */
+static void test_extract_refuses_non_text(void **state)
+{
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    const char u16[] = "\xff\xfeh\0i\0\n\0";
+    assert_int_equal(al_rag_extract(AL_FMT_TEXT, u16, sizeof u16 - 1, &d, &err), AL_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "UTF-16"));
+    al_err_clear(&err);
+    const char u32[] = "\xff\xfe\0\0h\0\0\0";
+    assert_int_equal(al_rag_extract(AL_FMT_MARKDOWN, u32, sizeof u32 - 1, &d, &err), AL_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "UTF-32"));
+    al_err_clear(&err);
+    char bin[4096];
+    for (size_t i = 0; i < sizeof bin; i++)
+        bin[i] = (char)((i * 2654435761u) >> 13);
+    assert_int_equal(al_rag_extract(AL_FMT_HTML, bin, sizeof bin, &d, &err), AL_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "not UTF-8 text"));
+    al_err_clear(&err);
+    const char some[] = "one two\0three four five six seven eight nine ten";
+    assert_int_equal(al_rag_extract(AL_FMT_TEXT, some, sizeof some - 1, &d, &err), AL_OK);
+    assert_int_equal(d.n, 1);
+    al_rag_doctext_release(&d);
+}
+
+/* The tokenizer is never handed a whole long paragraph: a 1 MB line, one
+ * paragraph and one word of 256 KB are chunked while no text over 64 KB is
+ * counted (the engine refuses large texts, and tokenizing them whole took
+ * ~48 bytes of memory per byte). */
+static enum al_rc count_small(void *ud, const char *text, size_t len, int *n, struct al_err *err)
+{
+    if (len > (64u << 10))
+        return al_err_set(err, AL_ERR_LIMIT, "a text of %zu bytes counted whole", len);
+    return count_words(ud, text, len, n, err);
+}
+
+static void test_chunk_long_line_streams(void **state)
+{
+    size_t n = 0, cap = 1u << 20;
+    char *txt = malloc(cap);
+    assert_non_null(txt);
+    while (n + 16 < cap)
+        n += (size_t)snprintf(txt + n, cap - n, "word%zu ", n);
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(txt, n, 0, 0, false, &d, &err), AL_OK);
+    struct al_rag_chunk_params p = {.budget = 200, .overlap = 32, .count = count_small};
+    struct al_rag_chunks c = {0};
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_OK);
+    assert_true(c.n > 100);
+    for (size_t i = 0; i < c.n; i++)
+        assert_true(c.v[i].ntok <= 200);
+    assert_memory_equal(txt + c.v[c.n - 1].end - 4, txt + n - 5, 4); /* the last word is in */
+    al_rag_chunks_release(&c);
+    al_rag_doctext_release(&d);
+    /* one word of 256 KB: cut into pieces, not one chunk of 256 KB */
+    memset(txt, 'a', 256u << 10);
+    assert_int_equal(al_rag_extract_text(txt, 256u << 10, 0, 0, false, &d, &err), AL_OK);
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_OK);
+    assert_true(c.n > 1);
+    for (size_t i = 0; i < c.n; i++)
+        assert_true(strlen(c.v[i].text) <= 200u * 200u);
+    al_rag_chunks_release(&c);
+    al_rag_doctext_release(&d);
+    free(txt);
+}
+
+/* A document of more chunks than AL_LIMIT_RAG_DOC_CHUNKS is refused with a
+ * message naming the cap (its chunks and vectors are held in memory). */
+static void test_chunk_cap(void **state)
+{
+    size_t words = (size_t)AL_LIMIT_RAG_DOC_CHUNKS * 16 + 32, n = words * 2;
+    char *txt = malloc(n);
+    assert_non_null(txt);
+    for (size_t i = 0; i < words; i++)
+        memcpy(txt + 2 * i, "x ", 2);
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(txt, n, 0, 0, false, &d, &err), AL_OK);
+    struct al_rag_chunk_params p = {.budget = 16, .overlap = 0, .count = count_words};
+    struct al_rag_chunks c = {0};
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_ERR_LIMIT);
+    assert_non_null(strstr(err.msg, "AL_LIMIT_RAG_DOC_CHUNKS"));
+    al_rag_chunks_release(&c);
+    al_rag_doctext_release(&d);
+    free(txt);
+}
+
 static void test_vindex_roundtrip(void **state)
 {
     char *dir = tu_mkdtemp();
@@ -163,6 +288,10 @@ int main(void)
         cmocka_unit_test(test_html),
         cmocka_unit_test(test_markdown_and_text),
         cmocka_unit_test(test_chunk_budget_overlap),
+        cmocka_unit_test(test_chunk_nul_bytes),
+        cmocka_unit_test(test_extract_refuses_non_text),
+        cmocka_unit_test(test_chunk_long_line_streams),
+        cmocka_unit_test(test_chunk_cap),
         cmocka_unit_test(test_vindex_roundtrip),
         cmocka_unit_test(test_other_model_refused),
     };
