@@ -103,9 +103,13 @@ static enum al_rc push_slice(struct al_rag_doctext *d, enum al_rag_block_kind ki
         e--;
     if (s == e)
         return AL_OK;
-    char *t = strndup(data + s, e - s);
+    /* memcpy, not strndup: the slice may hold NUL bytes, and the block's
+     * length must be the length of what was copied. */
+    char *t = malloc(e - s + 1);
     if (!t)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory extracting text");
+    memcpy(t, data + s, e - s);
+    t[e - s] = 0;
     return al_rag_doctext_push(d, kind, level, page, t, e - s, NULL, 0, base + s, base + e, err);
 }
 
@@ -474,7 +478,10 @@ enum al_rc al_rag_extract_html(const char *d, size_t len, struct al_rag_doctext 
             h.space = true;
             i++;
         } else {
-            size_t j = i;
+            /* Text up to the next markup. c itself is taken as text even when
+             * it is a '<' that opens no tag ("a < b", "<3", a '<' at the end),
+             * so every pass moves on. */
+            size_t j = i + 1;
             while (j < len && d[j] != '<' && d[j] != '&' && !isspace((unsigned char)d[j]))
                 j++;
             rc = html_put(&h, d + i, j - i, i, j, err);
