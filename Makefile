@@ -5,10 +5,16 @@
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
+FUZZ_BUILD ?= build-fuzz
+# make fuzz: seconds per harness; make fuzz-smoke (part of make test): the same, short.
+FUZZ_SECONDS ?= 60
+FUZZ_SMOKE_SECONDS ?= 5
+FUZZ_CC    ?= clang-14
+FUZZ_CXX   ?= clang++-14
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench soak clean deps
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench soak clean deps fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -45,14 +51,16 @@ tsan: $(TSAN_BUILD)/.configured
 # make test: the module graph; every test on the normal build; every test but
 # those labelled noasan (CMakeLists.txt says why for each) against the
 # ASan+UBSan build, its own airlock binary included; the tests labelled tsan
-# against the ThreadSanitizer build. No test is run twice: a failure is a
+# against the ThreadSanitizer build; then every libFuzzer harness for a few
+# seconds from its seeds (fuzz-smoke). No test is run twice: a failure is a
 # failure (a flaky test is a bug to fix, not to retry).
-# All three runs go to the end; make test fails if any failed.
+# Every run goes to the end; make test fails if any failed.
 test: lint build asan tsan
 	@s=0; \
 	(cd $(BUILD) && ctest --output-on-failure -j $(JOBS)) || s=1; \
 	$(MAKE) --no-print-directory test-asan || s=1; \
 	$(MAKE) --no-print-directory test-tsan || s=1; \
+	$(MAKE) --no-print-directory fuzz-smoke || s=1; \
 	exit $$s
 
 lint:
@@ -63,6 +71,25 @@ test-asan: asan
 
 test-tsan: tsan
 	@cd $(TSAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L tsan
+
+# libFuzzer harnesses (tests/fuzz): our code built by clang with coverage
+# instrumentation and ASan+UBSan, in a build dir of its own.
+$(FUZZ_BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lock
+	@prefix=$$(scripts/bootstrap.sh all) && \
+	cmake -S . -B $(FUZZ_BUILD) -DAIRLOCK_LLAMA_PREFIX="$$prefix" -DAIRLOCK_FUZZ=ON \
+	  -DCMAKE_C_COMPILER=$(FUZZ_CC) -DCMAKE_CXX_COMPILER=$(FUZZ_CXX) $(CMAKE_ARGS) >/dev/null && \
+	touch $@
+
+fuzz-build: $(FUZZ_BUILD)/.configured
+	@cmake --build $(FUZZ_BUILD) --target airlock_fuzz -j $(JOBS)
+
+# Each harness for FUZZ_SECONDS; new inputs go to $(FUZZ_BUILD)/corpus (git-ignored).
+# FUZZ_TARGETS="fuzz_gguf fuzz_params" runs only those.
+fuzz: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+fuzz-smoke: fuzz-build
+	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
@@ -81,4 +108,4 @@ bench: build
 	@bench/run.sh "$(BUILD)"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

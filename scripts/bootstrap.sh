@@ -19,11 +19,14 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 
+# clang-14, libclang-rt-14-dev (libFuzzer), libomp-14-dev, llvm-14 (llvm-symbolizer):
+# the fuzz build, make fuzz and make fuzz-smoke (docs/internals/fuzz.md).
 DEB_PACKAGES="build-essential pkg-config ca-certificates
  libssl-dev libsqlite3-dev libarchive-dev libzstd-dev libmicrohttpd-dev
  libjansson-dev libcurl4-openssl-dev libgpgme-dev libcmocka-dev
  minisign gnupg openssl zstd xxd sqlite3 chromium
- libfaiss-dev libpoppler-glib-dev python3-faiss python3-numpy ghostscript groff-base man-db manpages"
+ libfaiss-dev libpoppler-glib-dev python3-faiss python3-numpy ghostscript groff-base man-db manpages
+ clang-14 libclang-rt-14-dev libomp-14-dev llvm-14"
 # Tools that may come from elsewhere (a Node.js not from Debian, say): only
 # installed from Debian when the command is missing. command:package
 DEB_COMMANDS="cmake:cmake git:git curl:curl python3:python3 node:nodejs npm:npm"

@@ -5,6 +5,10 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The format attribute lets clang check callers' formats (-Wformat-nonliteral). */
+static enum al_rc vset(struct al_err *err, enum al_rc rc, int errnum, const char *fmt, va_list ap)
+    __attribute__((format(printf, 4, 0)));
+
 static enum al_rc vset(struct al_err *err, enum al_rc rc, int errnum, const char *fmt, va_list ap)
 {
     if (err == NULL || err->rc != AL_OK)

@@ -516,7 +516,10 @@ enum al_rc al_rag_extract_html(const char *d, size_t len, struct al_rag_doctext 
             h.space = true;
             i++;
         } else {
-            size_t j = i;
+            /* Text up to the next markup. c itself is taken as text even when
+             * it is a '<' that opens no tag ("a < b", "<3", a '<' at the end),
+             * so every pass moves on. */
+            size_t j = i + 1;
             while (j < len && d[j] != '<' && d[j] != '&' && !isspace((unsigned char)d[j]))
                 j++;
             rc = html_put(&h, d + i, j - i, i, j, err);

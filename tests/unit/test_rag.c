@@ -3,6 +3,7 @@
  * the refusal of a query vector from another model. */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "rag/rag_int.h"
@@ -219,6 +220,51 @@ static void test_chunk_cap(void **state)
     free(txt);
 }
 
+/* Found by fuzz_rag_extract (seed tests/fuzz/corpus/fuzz_rag_extract/binary-ish):
+ * text holding NUL bytes. A block's text was copied with strndup, which stops
+ * at the first NUL, while the block kept the slice's length, so everything
+ * after (the chunker, the embedder) read past the copy. */
+static void test_fuzz_text_with_nul_bytes(void **state)
+{
+    char data[256];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (char)i;
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(data, sizeof data, 0, 0, false, &d, &err), AL_OK);
+    assert_true(d.n > 0);
+    for (size_t i = 0; i < d.n; i++) {
+        const struct al_rag_block *b = &d.blocks[i];
+        /* the block's text is its source slice, byte for byte, NULs included */
+        assert_true(b->end - b->start == b->len);
+        assert_memory_equal(b->text, data + b->start, b->len);
+        assert_int_equal(b->text[b->len], 0);
+    }
+    struct al_rag_chunk_params p = {.budget = 8, .overlap = 0, .count = count_words};
+    struct al_rag_chunks c = {0};
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_OK);
+    al_rag_chunks_release(&c);
+    al_rag_doctext_release(&d);
+}
+
+/* Found by fuzz_rag_extract: HTML with a '<' that opens no tag ("a < b",
+ * "<3", a '<' at the very end) made the extractor loop forever, taking no
+ * byte on each pass. The alarm turns a regression into a failure, not a hang. */
+static void test_fuzz_html_lone_lt(void **state)
+{
+    const char *html = "<p>a < b</p><p>I <3 you</p><p>x <";
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    alarm(60);
+    assert_int_equal(al_rag_extract_html(html, strlen(html), &d, &err), AL_OK);
+    alarm(0);
+    assert_int_equal(d.n, 3);
+    assert_string_equal(d.blocks[0].text, "a < b");
+    assert_string_equal(d.blocks[1].text, "I <3 you");
+    assert_string_equal(d.blocks[2].text, "x <");
+    al_rag_doctext_release(&d);
+}
+
 static void test_vindex_roundtrip(void **state)
 {
     char *dir = tu_mkdtemp();
@@ -292,6 +338,8 @@ int main(void)
         cmocka_unit_test(test_extract_refuses_non_text),
         cmocka_unit_test(test_chunk_long_line_streams),
         cmocka_unit_test(test_chunk_cap),
+        cmocka_unit_test(test_fuzz_text_with_nul_bytes),
+        cmocka_unit_test(test_fuzz_html_lone_lt),
         cmocka_unit_test(test_vindex_roundtrip),
         cmocka_unit_test(test_other_model_refused),
     };
