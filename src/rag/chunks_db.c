@@ -26,8 +26,14 @@ static enum al_rc db_fail(struct al_rag_db *db, struct al_err *err, const char *
     enum al_rc rc = code == SQLITE_BUSY || code == SQLITE_LOCKED ? AL_ERR_BUSY
                     : code == SQLITE_CORRUPT || code == SQLITE_NOTADB ? AL_ERR_CORRUPT
                     : code == SQLITE_NOMEM ? AL_ERR_NOMEM
-                    : code == SQLITE_READONLY ? AL_ERR_DENIED
                                               : AL_ERR_IO;
+    /* A collection opened for writing reports "readonly" when SQLite could
+     * not open the file or its WAL for writing (an I/O error, a full disk):
+     * an I/O error, not a refusal. Read-only collections are refused before. */
+    if (code == SQLITE_READONLY)
+        return al_err_set(err, AL_ERR_IO, "collection database '%s': %s: the file could not be opened for writing; "
+                          "check the disk and the file's permissions", sqlite3_db_filename(db->db, "main"),
+                          what);
     return al_err_set(err, rc, "collection database: %s: %s", what, sqlite3_errmsg(db->db));
 }
 
