@@ -402,18 +402,31 @@ static enum al_rc write_line(struct al_audit *a, const char *day, const char *li
     off_t before = lseek(a->fd, 0, SEEK_END);
     rc = al_fs_write_all(a->fd, line, strlen(line), err);
     if (!rc && fdatasync(a->fd) != 0)
-        rc = al_err_sys(err, AL_ERR_IO, "cannot sync the audit file of %s", day);
+        rc = al_err_sys(err, AL_ERR_IO, "cannot sync '%s/audit-%s.jsonl'", a->dir, day);
     if (rc && before >= 0 && ftruncate(a->fd, before) != 0)
         al_log(AL_LOG_ERROR, "audit: cannot remove a partly written record: %s", strerror(errno));
     return rc;
 }
 
+/* HEAD is replaced by a rename, never rewritten in place: a write cut short
+ * (a full disk) would leave a HEAD naming no record, and verify would call
+ * the log tampered with. A HEAD left behind the log is allowed, so a failure
+ * here is a warning and needs no fsync. Called under the log's lock. */
 static void write_head(struct al_audit *a)
 {
-    char text[128];
+    char text[128], path[AL_LIMIT_PATH], tmp[AL_LIMIT_PATH];
     int n = snprintf(text, sizeof text, "%020" PRId64 " %s\n", a->seq, a->prev);
-    if (pwrite(a->head_fd, text, (size_t)n, 0) != n)
-        al_log(AL_LOG_WARN, "audit: cannot update HEAD: %s", strerror(errno));
+    if (al_path_fmt(path, sizeof path, NULL, "%s/HEAD", a->dir) || al_path_fmt(tmp, sizeof tmp, NULL, "%s/HEAD.tmp", a->dir))
+        return;
+    errno = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        al_log(AL_LOG_WARN, "audit: cannot update '%s': %s", path, errno ? strerror(errno) : "short write");
+        unlink(tmp);
+    }
 }
 
 enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec, struct al_err *err)
