@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan test test-unit test-asan demo bench clean deps
+.PHONY: all build asan test test-unit test-asan faults demo bench clean deps
 
 all: build
 
@@ -43,6 +43,11 @@ test: build asan
 
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
+
+# Every fault at every injection point on every write path (several minutes;
+# see docs/internals/faults.md). `make test` runs a sample of the points.
+faults: build
+	@cd $(BUILD) && AL_FAULT_MODE=full ctest --output-on-failure -R '^faults/'
 
 demo: build
 	@scripts/demo.sh "$(BUILD)"
