@@ -171,7 +171,7 @@ run_point() {
         if [ "$done" = 0 ]; then bad_store=1; problem "exit 0 but the change is absent (fault at ${what:-?})"; fi
     else
         local msg
-        msg=$(grep -m1 '^airlock: error:' "$T/err" || grep -m1 -i 'error\|cannot' "$T/err" || true)
+        msg=$(grep -m1 '^airlock: error:' "$T/err" || grep -v -m1 'warning' "$T/err" || true)
         case "$rc" in
         1 | 7) ;;
         *) unclear=1; problem "exit $rc (not 1 or 7) after a fault at ${what:-?}: $(head -c 300 "$T/err")" ;;

@@ -90,7 +90,8 @@ op_rag_add_state() {
 
 # ---- the audit log, appended through the library as the server does ----
 op_audit_append_setup() { airlock init >/dev/null; "$AL_BUILD/airlock-auditgen" 3 >/dev/null; }
-op_audit_append_run() { "$@" "$AL_BUILD/airlock-auditgen" 2; }
+# One record: each append is atomic on its own, two would be two operations.
+op_audit_append_run() { "$@" "$AL_BUILD/airlock-auditgen" 1; }
 
 fixture() {
     local f="${AL_FIXTURES:-}/stories260K.gguf"
