@@ -14,7 +14,7 @@ FUZZ_CXX   ?= clang++-14
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench soak clean deps fuzz fuzz-build fuzz-smoke
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench soak faults clean deps fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -100,6 +100,11 @@ test-unit: build
 SOAK_SECONDS ?= 1800
 soak: build
 	@SOAK_SECONDS=$(SOAK_SECONDS) tests/soak/soak.sh "$(BUILD)"
+
+# Every fault at every injection point on every write path (several minutes;
+# see docs/internals/faults.md). `make test` runs a sample of the points.
+faults: build
+	@cd $(BUILD) && AL_FAULT_MODE=full ctest --output-on-failure -R '^faults/'
 
 demo: build
 	@scripts/demo.sh "$(BUILD)"

@@ -283,7 +283,7 @@ enum al_rc al_audit_open(const char *home, const struct al_audit_opts *opts, str
     if (a == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&a->mu, NULL);
-    a->lock_fd = a->head_fd = a->fd = -1;
+    a->lock_fd = a->fd = -1;
     if (opts) {
         a->capture = opts->capture_text;
         a->retention_days = opts->retention_days;
@@ -304,10 +304,6 @@ enum al_rc al_audit_open(const char *home, const struct al_audit_opts *opts, str
         rc = find_tail(a, err);
         al_audit__unlock(a);
     }
-    if (!rc)
-        rc = al_path_fmt(path, sizeof path, err, "%s/HEAD", a->dir);
-    if (!rc && (a->head_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600)) < 0)
-        rc = al_err_sys(err, AL_ERR_IO, "cannot open '%s'", path);
     if (rc) {
         al_audit_free(a);
         return rc;
@@ -335,8 +331,6 @@ void al_audit_free(struct al_audit *a)
         return;
     if (a->fd >= 0)
         close(a->fd);
-    if (a->head_fd >= 0)
-        close(a->head_fd);
     if (a->lock_fd >= 0)
         close(a->lock_fd);
     al_audit__rules_free(a);
@@ -417,25 +411,46 @@ static enum al_rc write_line(struct al_audit *a, const char *day, const char *li
     if ((rc = al_fs_write_all(a->fd, line, strlen(line), &we)))
         al_err_set(err, rc, "cannot append to the audit file of %s (%s)", day, we.msg);
     if (!rc && fdatasync(a->fd) != 0)
-        rc = al_err_sys(err, AL_ERR_IO, "cannot sync the audit file of %s", day);
+        rc = al_err_sys(err, AL_ERR_IO, "cannot sync '%s/audit-%s.jsonl'", a->dir, day);
     if (rc && before >= 0 && ftruncate(a->fd, before) != 0)
         al_log(AL_LOG_ERROR, "audit: cannot remove a partly written record: %s", strerror(errno));
     return rc;
 }
 
-/* HEAD: "<seq> <hash> <lost> <since>\n", fixed width, rewritten in place:
- * it never grows past its first block, so it can still be written on a full
- * disk, which is when lost records are counted in it. */
+/* HEAD: "<seq> <hash> <lost> <since>\n", fixed width. It is replaced by a
+ * rename, so a write cut short never leaves a HEAD naming no record (verify
+ * would call the log tampered with). On a full disk the new file cannot be
+ * written; then the fixed-width text is written in place over the old one,
+ * which needs no new block: that is when lost records must be counted. A
+ * HEAD left behind the log is allowed, so a failure is a warning. Called
+ * under the log's lock. */
 static bool write_head(struct al_audit *a, int64_t lost)
 {
-    char text[192];
+    char text[192], path[AL_LIMIT_PATH], tmp[AL_LIMIT_PATH];
     int n = snprintf(text, sizeof text, "%020" PRId64 " %s %020" PRId64 " %020" PRId64 "\n", a->seq, a->prev,
                      lost, lost > 0 ? (int64_t)a->lost_since : (int64_t)0);
-    if (pwrite(a->head_fd, text, (size_t)n, 0) != n) {
-        al_log(AL_LOG_WARN, "audit: cannot update HEAD: %s", strerror(errno));
+    if (al_path_fmt(path, sizeof path, NULL, "%s/HEAD", a->dir) ||
+        al_path_fmt(tmp, sizeof tmp, NULL, "%s/HEAD.tmp", a->dir))
         return false;
+    errno = 0;
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    bool ok = fd >= 0 && write(fd, text, (size_t)n) == n;
+    if (fd >= 0 && close(fd) != 0)
+        ok = false;
+    if (ok && rename(tmp, path) == 0)
+        return true;
+    int first = errno;
+    unlink(tmp);
+    if (first == ENOSPC || first == EDQUOT) {
+        fd = open(path, O_WRONLY | O_CLOEXEC);
+        ok = fd >= 0 && pwrite(fd, text, (size_t)n, 0) == n;
+        if (fd >= 0 && close(fd) != 0)
+            ok = false;
+        if (ok)
+            return true;
     }
-    return true;
+    al_log(AL_LOG_WARN, "audit: cannot update '%s': %s", path, first ? strerror(first) : "short write");
+    return false;
 }
 
 enum al_rc al_audit_note_lost(struct al_audit *a, int64_t k, const char *why, struct al_err *err)

@@ -31,7 +31,7 @@ struct al_audit {
     int retention_days;
     struct al_scrub_rule *rules;
     size_t n_rules;
-    int lock_fd, head_fd, fd; /* fd: the open day file, -1 when none */
+    int lock_fd, fd; /* fd: the open day file, -1 when none */
     char day[16];             /* the open day file's date */
     int64_t seq;              /* last record written */
     char prev[AL_SHA256_HEX + 1];

@@ -54,6 +54,21 @@ enum al_rc al_fs_fsync_dir(const char *dir, struct al_err *err)
     return AL_OK;
 }
 
+/* A failed write names its file: callers pass only the descriptor, and the
+ * first message recorded is the one the user sees. */
+static enum al_rc write_error(int fd, struct al_err *err)
+{
+    int saved = errno;
+    char link[64], name[AL_LIMIT_PATH];
+    snprintf(link, sizeof link, "/proc/self/fd/%d", fd);
+    ssize_t n = readlink(link, name, sizeof name - 1);
+    if (n < 0 || (size_t)n >= sizeof name - 1)
+        n = snprintf(name, sizeof name, "descriptor %d", fd);
+    name[n] = '\0';
+    errno = saved;
+    return al_err_sys(err, AL_ERR_IO, "cannot write '%s'", name);
+}
+
 enum al_rc al_fs_write_all(int fd, const void *data, size_t len, struct al_err *err)
 {
     const char *p = data;
@@ -62,7 +77,7 @@ enum al_rc al_fs_write_all(int fd, const void *data, size_t len, struct al_err *
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0)
-            return al_err_sys(err, AL_ERR_IO, "write failed");
+            return write_error(fd, err);
         p += n;
         len -= (size_t)n;
     }
@@ -238,7 +253,7 @@ static enum al_rc sink_pwrite(struct al_fs_sink *k, const char *p, size_t len, s
             continue;
         }
         if (n < 0)
-            return al_err_sys(err, AL_ERR_IO, "write failed");
+            return write_error(k->fd, err);
         p += n;
         len -= (size_t)n;
         k->off += (uint64_t)n;

@@ -82,6 +82,11 @@ enum al_rc al_index__sqlerr(struct al_index *ix, struct al_err *err, const char 
                     : (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) ? AL_ERR_CORRUPT
                     : (code == SQLITE_CONSTRAINT) ? AL_ERR_EXISTS
                     : AL_ERR_IO;
+    /* SQLite opens the file read-only when it cannot open it for writing
+     * (an I/O error, a full disk); its "readonly database" then misleads. */
+    if ((code & 0xff) == SQLITE_READONLY && sqlite3_db_readonly(ix->db, "main") == 1)
+        return al_err_set(err, rc, "index '%s': %s: the file could not be opened for writing; check the disk and "
+                          "the file's permissions", ix->path, what);
     return al_err_set(err, rc, "index '%s': %s: %s", ix->path, what, sqlite3_errmsg(ix->db));
 }
 

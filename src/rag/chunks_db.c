@@ -23,12 +23,19 @@ struct al_rag_db {
 static enum al_rc db_fail(struct al_rag_db *db, struct al_err *err, const char *what)
 {
     int code = sqlite3_errcode(db->db);
+    const char *file = sqlite3_db_filename(db->db, "main");
+    file = file ? file : "";
     enum al_rc rc = code == SQLITE_BUSY || code == SQLITE_LOCKED ? AL_ERR_BUSY
                     : code == SQLITE_CORRUPT || code == SQLITE_NOTADB ? AL_ERR_CORRUPT
                     : code == SQLITE_NOMEM ? AL_ERR_NOMEM
-                    : code == SQLITE_READONLY ? AL_ERR_DENIED
                                               : AL_ERR_IO;
-    return al_err_set(err, rc, "collection database: %s: %s", what, sqlite3_errmsg(db->db));
+    /* A collection opened for writing reports "readonly" when SQLite could
+     * not open the file or its WAL for writing (an I/O error, a full disk):
+     * an I/O error, not a refusal. Read-only collections are refused before. */
+    if (code == SQLITE_READONLY)
+        return al_err_set(err, AL_ERR_IO, "collection database '%s': %s: the file could not be opened for writing; "
+                          "check the disk and the file's permissions", file, what);
+    return al_err_set(err, rc, "collection database '%s': %s: %s", file, what, sqlite3_errmsg(db->db));
 }
 
 static enum al_rc exec(struct al_rag_db *db, const char *sql, struct al_err *err)

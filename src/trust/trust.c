@@ -9,6 +9,7 @@
 #include <fnmatch.h>
 #include <jansson.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "core/fs.h"
 #include "index/index.h"
@@ -200,6 +201,45 @@ static enum al_rc record(struct al_repo *r, const char *kind, const struct al_tr
     return rc;
 }
 
+/* The policy file and its event change together: the event is appended in
+ * a transaction, the file replaced, then the transaction committed. When
+ * the file cannot be written or the commit fails, the event is rolled back
+ * and the previous file put back, so neither changes alone. */
+static enum al_rc save_recorded(struct al_repo *r, const char *home, const char *kind, const struct al_trust *t,
+                                const struct al_trust_key *changed, struct al_err *err)
+{
+    struct al_index *ix = al_repo_index(r);
+    char file[AL_LIMIT_PATH], gnupg[AL_LIMIT_PATH];
+    char *old = NULL;
+    size_t old_len = 0;
+    enum al_rc rc = trust_paths(home, file, gnupg, err);
+    if (rc)
+        return rc;
+    bool had = al_fs_exists(file);
+    if (had && (rc = al_fs_read_file(file, AL_TRUST_FILE_MAX, &old, &old_len, err)))
+        return rc;
+    if ((rc = al_index_begin(ix, err)))
+        goto out;
+    struct al_err e = AL_ERR_INIT, re = AL_ERR_INIT;
+    bool saving = false;
+    if (!(rc = record(r, kind, changed, &e))) {
+        saving = true;
+        if (!(rc = save(home, t, &e)))
+            rc = al_index_commit(ix, &e);
+    }
+    if (!rc)
+        goto out;
+    al_index_rollback(ix);
+    if (!saving || (had ? al_fs_write_atomic(file, old, old_len, &re) == AL_OK : unlink(file) == 0 || errno == ENOENT))
+        al_err_set(err, rc, "%s", e.msg);
+    else
+        al_err_set(err, rc, "%s; and the trust policy '%s' could not be put back (%s): it holds a change the "
+                   "event log does not record", e.msg, file, re.msg[0] ? re.msg : strerror(errno));
+out:
+    free(old);
+    return rc;
+}
+
 /* Runs fn on the loaded policy under the write lock; saves and records the
  * event when fn succeeds. */
 typedef enum al_rc change_fn(struct al_repo *r, struct al_trust *t, void *ud, struct al_trust_key *changed,
@@ -219,9 +259,7 @@ static enum al_rc change(struct al_repo *r, const char *kind, change_fn *fn, voi
     if (!(rc = al_trust_load(home, &t, err))) {
         rc = fn(r, &t, ud, &changed, err);
         if (!rc)
-            rc = save(home, &t, err);
-        if (!rc)
-            rc = record(r, kind, &changed, err);
+            rc = save_recorded(r, home, kind, &t, &changed, err);
         al_trust_release(&t);
     }
     al_store_unlock(s, AL_LOCK_WRITE);
