@@ -15,13 +15,16 @@
 #include "tu_model.h"
 #include "serve/models.h"
 
-static char *g_dir, g_gen[4096];
+static char *g_dir, *g_base, g_gen[4096];
+
+static char *store(const char *name);
 
 static int setup(void **state)
 {
     g_dir = tu_mkdtemp();
     snprintf(g_gen, sizeof g_gen, "%s/gen.gguf", g_dir);
     tu_gen_model(g_gen, 7);
+    g_base = store("base"); /* for the tests that change no store */
     return 0;
 }
 
@@ -29,6 +32,7 @@ static int teardown(void **state)
 {
     tu_rmrf(g_dir);
     free(g_dir);
+    free(g_base);
     return 0;
 }
 
@@ -120,7 +124,7 @@ static void test_new_needs_a_store(void **state)
 
 static void test_leases(void **state)
 {
-    char *home = store("leases");
+    const char *home = g_base;
     struct al_models_config c = config();
     struct al_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
@@ -181,12 +185,11 @@ static void test_leases(void **state)
                 (!strcmp(names[0], "stories") && !strcmp(names[1], "gen")));
     al_models_names_free(names, n);
     al_models_free(mm);
-    free(home);
 }
 
 static void test_caps(void **state)
 {
-    char *home = store("caps");
+    const char *home = g_base;
     struct al_models_config c = config();
     c.max_loaded = 1;
     struct al_models *mm = NULL;
@@ -223,12 +226,11 @@ static void test_caps(void **state)
     assert_int_equal(loaded(mm).n, 1);
     al_models_release(b);
     al_models_free(mm);
-    free(home);
 }
 
 static void test_pinned_preload(void **state)
 {
-    char *home = store("pinned");
+    const char *home = g_base;
     struct al_models_config c = config();
     snprintf(c.pinned[0], sizeof c.pinned[0], "gen");
     c.n_pinned = 1;
@@ -255,7 +257,6 @@ static void test_pinned_preload(void **state)
     assert_false(al_models_loading(mm));
     assert_int_equal(loaded(mm).n, 0);
     al_models_free(mm);
-    free(home);
 }
 
 static void test_reload_retires(void **state)
@@ -341,7 +342,7 @@ static void test_failed_load_leaves_nothing(void **state)
 
 static void test_keep_alive(void **state)
 {
-    char *home = store("idle");
+    const char *home = g_base;
     struct al_models_config c = config();
     c.keep_alive_s = 0;
     struct al_models *mm = NULL;
@@ -364,7 +365,6 @@ static void test_keep_alive(void **state)
     assert_int_equal(al_models_acquire(mm, "gen", &l, &err), AL_OK);
     al_models_release(l);
     al_models_free(mm);
-    free(home);
 }
 
 int main(void)
