@@ -98,7 +98,13 @@ static void test_minisign_keys(void **state)
     assert_string_equal(k.name, "alice");
     assert_int_equal(k.kind, AL_TRUST_MINISIGN);
     assert_int_equal(strlen(k.id), 16);
-    assert_non_null(strstr(pa, k.id)); /* the id minisign shows in the file's comment */
+    /* the id the file's comment shows (minisign prints it without leading zeros) */
+    const char *shown = k.id;
+    while (*shown == '0' && shown[1])
+        shown++;
+    char comment[64];
+    snprintf(comment, sizeof comment, "minisign public key %s\n", shown);
+    assert_non_null(strstr(pa, comment));
     assert_string_equal(k.models, "stories*");
     assert_int_equal(k.threshold, 2);
     assert_false(k.revoked);
