@@ -102,7 +102,7 @@ static void test_minisign_keys(void **state)
     const char *shown = k.id;
     while (*shown == '0' && shown[1])
         shown++;
-    char comment[64];
+    char comment[128];
     snprintf(comment, sizeof comment, "minisign public key %s\n", shown);
     assert_non_null(strstr(pa, comment));
     assert_string_equal(k.models, "stories*");
