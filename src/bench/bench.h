@@ -47,11 +47,17 @@ struct al_bench_opts {
 
 /* Runs the grid on a loaded model, which must have at least the largest
  * concurrency as n_seq and room for the longest prompt plus gen_tokens per
- * sequence. *out (NULL on entry) is the report, the caller's (json_decref). */
+ * sequence. *out (NULL on entry) is the report, the caller's (json_decref).
+ * AL_ERR_USAGE, before anything runs, for options that cannot: no texts, a
+ * level list empty or over AL_BENCH_LEVELS_MAX, a concurrency outside
+ * [1, AL_LIMIT_SEQS], a prompt length outside [1, AL_LIMIT_PROMPT_TOKENS],
+ * gen_tokens < 1, requests over AL_LIMIT_BENCH_REQUESTS. */
 enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts *o, json_t **out,
                            struct al_err *err);
 
-/* The same against a server at url (POST /v1/completions, "stream": true).
+/* The same against a server at url (POST /v1/completions, "stream": true),
+ * with the same option checks; requests that fail are samples with an
+ * error, not an error of the call.
  * Prompt lengths are met with the server's /tokenize and /detokenize where it
  * has them (llama-server), else approximated by words. */
 enum al_rc al_bench_server(const char *url, const struct al_bench_opts *o, json_t **out, struct al_err *err);

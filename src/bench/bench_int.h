@@ -29,6 +29,10 @@ json_t *al_bench_report_new(const struct al_bench_opts *o, const char *kind);
 /* The cell as JSON (summary and raw samples); frees nothing. */
 json_t *al_bench_cell_json(const struct al_bcell *c);
 
+/* Checks the options both runners share (see bench.h); who names the
+ * function in the message. AL_ERR_USAGE when they cannot run. */
+enum al_rc al_bench_opts_check(const struct al_bench_opts *o, const char *who, struct al_err *err);
+
 /* The requests of a cell: o->requests or 4 x concurrency, at least 4. */
 int al_bench_cell_requests(const struct al_bench_opts *o, int concurrency);
 

@@ -7,6 +7,7 @@
 #include <math.h>
 #include <time.h>
 
+#include "core/limits.h"
 #include "core/version.h"
 #include "health/health.h"
 
@@ -18,6 +19,35 @@ static json_t *int_list(const int *v, int n)
     for (int i = 0; a && i < n; i++)
         json_array_append_new(a, json_integer(v[i]));
     return a;
+}
+
+/* A level list: 1 to AL_BENCH_LEVELS_MAX entries, each in [1, hi]. */
+static bool levels_ok(const int *v, int n, int hi)
+{
+    if (n < 1 || n > AL_BENCH_LEVELS_MAX)
+        return false;
+    for (int i = 0; i < n; i++)
+        if (v[i] < 1 || v[i] > hi)
+            return false;
+    return true;
+}
+
+enum al_rc al_bench_opts_check(const struct al_bench_opts *o, const char *who, struct al_err *err)
+{
+    if (!o->texts || o->n_texts == 0)
+        return al_err_set(err, AL_ERR_USAGE, "%s: no texts to cut prompts from", who);
+    if (!levels_ok(o->concurrency, o->n_concurrency, AL_LIMIT_SEQS))
+        return al_err_set(err, AL_ERR_USAGE, "%s: concurrency needs 1 to %d levels, each from 1 to %d", who,
+                          AL_BENCH_LEVELS_MAX, AL_LIMIT_SEQS);
+    if (!levels_ok(o->prompt_lengths, o->n_prompt_lengths, AL_LIMIT_PROMPT_TOKENS))
+        return al_err_set(err, AL_ERR_USAGE, "%s: prompt lengths need 1 to %d levels, each from 1 to %d tokens", who,
+                          AL_BENCH_LEVELS_MAX, AL_LIMIT_PROMPT_TOKENS);
+    if (o->gen_tokens < 1)
+        return al_err_set(err, AL_ERR_USAGE, "%s: gen_tokens must be at least 1", who);
+    if (o->requests > AL_LIMIT_BENCH_REQUESTS)
+        return al_err_set(err, AL_ERR_USAGE, "%s: %d requests a cell is over AL_LIMIT_BENCH_REQUESTS (%d)", who,
+                          o->requests, AL_LIMIT_BENCH_REQUESTS);
+    return AL_OK;
 }
 
 int al_bench_cell_requests(const struct al_bench_opts *o, int concurrency)

@@ -185,8 +185,11 @@ out:
 enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts *o, json_t **out,
                            struct al_err *err)
 {
-    if (!m || !o || !out || *out || o->n_texts == 0 || o->gen_tokens < 1)
+    if (!m || !o || !out || *out)
         return al_err_set(err, AL_ERR_USAGE, "al_bench_engine: bad arguments");
+    enum al_rc rc = al_bench_opts_check(o, "al_bench_engine", err);
+    if (rc)
+        return rc;
     json_t *rep = al_bench_report_new(o, "engine");
     if (!rep)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -196,7 +199,6 @@ enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts
                         json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "ref", o->model_ref ? o->model_ref : "", "digest",
                                   info.digest, "desc", info.desc, "n_params", (json_int_t)info.n_params, "size_bytes",
                                   (json_int_t)info.size_bytes, "n_ctx", info.n_ctx));
-    enum al_rc rc = AL_OK;
     int counter = 0;
     double t_run = now_ms();
     /* One warm-up request: graph allocation and cold caches stay out of the

@@ -99,15 +99,17 @@ static char *make_prompt(const char *url, const struct al_bench_opts *o, int idx
 
 enum al_rc al_bench_server(const char *url, const struct al_bench_opts *o, json_t **out, struct al_err *err)
 {
-    if (!url || !o || !out || *out || o->n_texts == 0 || o->gen_tokens < 1)
+    if (!url || !o || !out || *out)
         return al_err_set(err, AL_ERR_USAGE, "al_bench_server: bad arguments");
+    enum al_rc rc = al_bench_opts_check(o, "al_bench_server", err);
+    if (rc)
+        return rc;
     json_t *rep = al_bench_report_new(o, "server");
     if (!rep)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     json_object_set_new(rep, "model", json_pack("{s:s, s:s, s:s}", "ref", url, "digest", "", "desc", "server"));
     bool tokenizer = true;
     int counter = 0;
-    enum al_rc rc = AL_OK;
     double t_run = now_ms();
     int wlen = o->prompt_lengths[0]; /* the warm-up's: the longest, as in run_engine.c */
     for (int i = 1; i < o->n_prompt_lengths; i++)

@@ -455,8 +455,12 @@ enum al_rc al_repo_rollback(struct al_repo *r, const char *name, struct al_versi
     enum al_rc rc = al_index_resolve(r->index, name, &cur, err);
     if (rc)
         return rc;
-    if ((rc = al_index_previous_version(r->index, cur.id, &prev_id, err)))
-        return al_err_set(err, rc, "'%s' has no version older than the active one (%s)", cur.model, cur.manifest);
+    /* The index's own message would win over this one, which names the model. */
+    struct al_err prev_err = AL_ERR_INIT;
+    if ((rc = al_index_previous_version(r->index, cur.id, &prev_id, &prev_err)))
+        return rc == AL_ERR_NOT_FOUND
+                   ? al_err_set(err, rc, "'%s' has no version older than the active one (%s)", cur.model, cur.manifest)
+                   : al_err_set(err, rc, "%s", prev_err.msg);
     if ((rc = al_index_get_version(r->index, prev_id, &prev, err)) ||
         (rc = activate_version(r, &prev, "rollback", cur.manifest, err)))
         return rc;

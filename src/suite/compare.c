@@ -206,7 +206,8 @@ enum al_rc al_golden_compare(const struct al_suite *s, const struct al_golden_ru
 {
     memset(out, 0, sizeof *out);
     cond_note(&rec->cond, &run->cond, out);
-    out->cmp = calloc(rec->n_res + 1, sizeof *out->cmp);
+    /* Room for every recorded prompt and every prompt of the run besides. */
+    out->cmp = calloc(rec->n_res + run->n_res + 1, sizeof *out->cmp);
     if (!out->cmp)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; i < rec->n_res; i++) {
@@ -226,6 +227,20 @@ enum al_rc al_golden_compare(const struct al_suite *s, const struct al_golden_ru
         }
         if (!al_verdict_ok(c->verdict))
             out->n_failed++;
+    }
+    /* A golden prompt that was never recorded cannot pass unchecked. */
+    for (size_t k = 0; k < run->n_res; k++) {
+        bool recorded = false;
+        for (size_t i = 0; i < rec->n_res && !recorded; i++)
+            recorded = strcmp(rec->res[i].id, run->res[k].id) == 0;
+        if (recorded)
+            continue;
+        struct al_prompt_cmp *c = &out->cmp[out->n_cmp++];
+        c->id = run->res[k].id;
+        c->verdict = AL_VERDICT_MISSING;
+        c->diverge_at = c->drift_at = -1;
+        snprintf(c->detail, sizeof c->detail, "in the suite's golden.json, but not in the recording: record again");
+        out->n_failed++;
     }
     return AL_OK;
 }

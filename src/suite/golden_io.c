@@ -324,11 +324,16 @@ static enum al_rc parse_legacy(json_t *lp, int top_k, struct al_golden_result *r
         const char *key;
         json_t *val;
         json_object_foreach(obj, key, val) {
-            if (g->n_top >= top_k)
-                break;
-            /* Objects have no order: insert sorted by log-probability. */
-            int k = g->n_top++;
+            /* Objects have no order: keep the top_k most likely, sorted by
+             * log-probability; a full list drops its least likely. */
             float v = (float)json_number_value(val);
+            if (top_k < 1 || (g->n_top == top_k && g->top[top_k - 1].logprob >= v))
+                continue;
+            int k = g->n_top < top_k ? g->n_top++ : top_k - 1;
+            if (k == top_k - 1 && g->top[k].text) {
+                free(g->top[k].text);
+                g->top[k].text = NULL;
+            }
             while (k > 0 && g->top[k - 1].logprob < v) {
                 g->top[k] = g->top[k - 1];
                 k--;
