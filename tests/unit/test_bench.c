@@ -79,7 +79,7 @@ static struct al_engine_model *load_fixture(int n_seq)
     mp.n_seq = n_seq;
     struct al_engine_model *m = NULL;
     struct al_err err = AL_ERR_INIT;
-    if (al_engine_model_load(tu_fixture(), TU_FIXTURE_DIGEST, &mp, &m, &err))
+    if (al_engine_model_load(tu_fixture("stories260K.gguf"), TU_FIXTURE_DIGEST, &mp, &m, &err))
         fail_msg("load: %s", err.msg);
     return m;
 }

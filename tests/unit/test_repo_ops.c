@@ -112,7 +112,7 @@ static const char *last_event(struct fx *f)
 
 static void add(struct fx *f, const char *ref, const char *card, bool no_activate, struct al_version *v)
 {
-    const char *paths[] = {tu_fixture()};
+    const char *paths[] = {tu_fixture("stories260K.gguf")};
     struct al_add_opts o = {.card_path = card, .no_activate = no_activate};
     struct al_err err = AL_ERR_INIT;
     if (al_repo_add(f->r, ref, paths, 1, &o, v, NULL, &err))
@@ -147,7 +147,7 @@ static void test_facts(void **state)
 {
     struct al_model_facts facts;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_repo_facts(tu_fixture(), &facts, &err), AL_OK);
+    assert_int_equal(al_repo_facts(tu_fixture("stories260K.gguf"), &facts, &err), AL_OK);
     assert_string_equal(facts.architecture, "llama");
     assert_string_equal(facts.precision, "F32");
     assert_string_equal(facts.quantization, "F32");
@@ -167,7 +167,7 @@ static void test_add(void **state)
     struct fx *f = fx_new();
     struct al_version v;
     bool existed = true;
-    const char *paths[] = {tu_fixture(), f->notes};
+    const char *paths[] = {tu_fixture("stories260K.gguf"), f->notes};
     struct al_err err = AL_ERR_INIT;
     assert_int_equal(al_repo_add(f->r, "stories", paths, 2, NULL, &v, &existed, &err), AL_OK);
     assert_false(existed);
@@ -232,7 +232,7 @@ static void test_add_refusals(void **state)
     struct fx *f = fx_new();
     add(f, "stories:1.0", NULL, false, NULL);
     struct snap before;
-    const char *fix = tu_fixture();
+    const char *fix = tu_fixture("stories260K.gguf");
     char missing[4096], dir_path[4096];
     snprintf(missing, sizeof missing, "%s/nope.gguf", f->home);
     snprintf(dir_path, sizeof dir_path, "%s/", f->home);

@@ -18,19 +18,6 @@
 
 #define TU_FIXTURE_DIGEST "sha256:270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
 
-/* The fixture's path (static storage). */
-static inline const char *tu_fixture(void)
-{
-    static char path[4096];
-    const char *dir = getenv("AL_FIXTURES");
-    if (!dir || !*dir)
-        fail_msg("AL_FIXTURES is not set: run through ctest");
-    snprintf(path, sizeof path, "%s/stories260K.gguf", dir);
-    if (access(path, R_OK) != 0)
-        fail_msg("the fixture model '%s' is missing", path);
-    return path;
-}
-
 /* Writes a tiny llama-architecture model (about 4 MB, 32000-token vocabulary)
  * with seeded random weights to path. */
 static inline void tu_gen_model(const char *path, int seed)
@@ -50,7 +37,7 @@ static inline void tu_store_with_fixture(const char *home, const char *ref)
 {
     struct al_repo *repo = NULL;
     struct al_err err = AL_ERR_INIT;
-    const char *paths[] = {tu_fixture()};
+    const char *paths[] = {tu_fixture("stories260K.gguf")};
     if (al_repo_open(home, true, &repo, &err) || al_repo_add(repo, ref, paths, 1, NULL, NULL, NULL, &err))
         fail_msg("cannot add the fixture to '%s': %s", home, err.msg);
     al_repo_free(repo);
