@@ -11,6 +11,10 @@ trap 'rm -rf "$T"' EXIT
 airlock() { "$AIRLOCK_BIN" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 ok() { echo "ok - $*"; }
+# qgrep ARGS: grep -q that reads its input to the end. grep -q exits at the
+# first match; under pipefail the writer then dies of SIGPIPE and the whole
+# pipeline fails although the text matched (a flake that depends on timing).
+qgrep() { command grep "$@" >/dev/null; }
 
 # expect_status N cmd...: runs cmd, fails unless it exits with N; output in $OUT.
 expect_status() {

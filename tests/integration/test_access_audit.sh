@@ -3,8 +3,8 @@
 GEN="$AL_BUILD/airlock-auditgen"
 
 # ---- API keys ----
-airlock apikey ls | grep -q 'no API keys' || fail "empty ls"
-echo "" | airlock apikey check --scope chat --model m | grep -q 'allowed: anonymous' || fail "open before any key"
+airlock apikey ls | qgrep 'no API keys' || fail "empty ls"
+echo "" | airlock apikey check --scope chat --model m | qgrep 'allowed: anonymous' || fail "open before any key"
 airlock apikey create alice --scopes chat,embed --models 'llama*' --expires 30d --json >"$T/alice.json"
 TOK=$(json_get 'd["token"]' <"$T/alice.json")
 [[ "$TOK" =~ ^al-[0-9A-Za-z]{52}$ ]] || fail "token shape: $TOK"
@@ -22,18 +22,18 @@ grep -q "$TOK" "$T/ls.txt" "$T/ls.json" && fail "ls shows a secret"
 grep -q "${TOK:0:11}\.\.\." "$T/ls.txt" || fail "ls shows the public id"
 [ "$(json_get 'len(d)' <"$T/ls.json")" = 2 ] || fail "ls --json count"
 [ "$(json_get 'd[0]["state"]' <"$T/ls.json")" = active ] || fail "state"
-sqlite3 "$AIRLOCK_HOME/airlock.db" 'SELECT * FROM api_keys' | grep -q "${TOK:3}" && fail "the database holds a secret"
+sqlite3 "$AIRLOCK_HOME/airlock.db" 'SELECT * FROM api_keys' | qgrep "${TOK:3}" && fail "the database holds a secret"
 ok "ls never shows secrets; the database holds only hashes"
 
-echo "$TOK" | airlock apikey check --scope chat --model llama3:8b | grep -q 'allowed: alice' || fail "check ok"
+echo "$TOK" | airlock apikey check --scope chat --model llama3:8b | qgrep 'allowed: alice' || fail "check ok"
 expect_status 6 airlock apikey check --scope chat --model qwen <<<"$TOK"
-echo "$OUT" | grep -q "this key may not use model 'qwen'" || fail "403 model message: $OUT"
+echo "$OUT" | qgrep "this key may not use model 'qwen'" || fail "403 model message: $OUT"
 expect_status 6 airlock apikey check --scope embed <<<"$BOB"
-echo "$OUT" | grep -q "lacks the 'embed' scope" || fail "403 scope message: $OUT"
+echo "$OUT" | qgrep "lacks the 'embed' scope" || fail "403 scope message: $OUT"
 expect_status 5 airlock apikey check --scope chat <<<"${TOK}x"
-echo "$OUT" | grep -q "invalid or missing API key" || fail "401 message: $OUT"
+echo "$OUT" | qgrep "invalid or missing API key" || fail "401 message: $OUT"
 expect_status 5 airlock apikey check --scope chat <<<""
-airlock apikey revoke alice | grep -q revoked || fail "revoke"
+airlock apikey revoke alice | qgrep revoked || fail "revoke"
 expect_status 5 airlock apikey check --scope chat --model llama3 <<<"$TOK"
 expect_status 3 airlock apikey revoke alice
 airlock apikey revoke bob >/dev/null
@@ -45,10 +45,10 @@ ok "create and revoke are in the event log"
 
 # ---- audit ----
 [ -x "$GEN" ] || fail "$GEN missing: build the tools (make build)"
-airlock audit verify | grep -q 'intact: 0 records' || fail "empty log verifies"
+airlock audit verify | qgrep 'intact: 0 records' || fail "empty log verifies"
 "$GEN" 12 --capture --prompt 'mail jane@example.com, card 4111 1111 1111 1111'
 F=$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl)
-airlock audit verify | grep -q 'intact: 12 records' || fail "verify"
+airlock audit verify | qgrep 'intact: 12 records' || fail "verify"
 grep -q 'jane@example.com\|4111' "$F" && fail "PII in the audit log"
 grep -q '\[EMAIL\], card \[CARD\]' "$F" || fail "scrubbed text missing"
 [ "$(airlock audit tail -n 3 | wc -l)" = 3 ] || fail "tail -n 3"
@@ -89,19 +89,19 @@ ok "tail -f follows new records"
 cp "$F" "$T/orig"
 sed -i '5s/"status":200/"status":403/' "$F"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q "audit-.*jsonl:5: edited" || fail "edit not named: $OUT"
+echo "$OUT" | qgrep "audit-.*jsonl:5: edited" || fail "edit not named: $OUT"
 cp "$T/orig" "$F"; sed -i '9d' "$F"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q "jsonl:9: record 9 before this line is missing (deleted)" || fail "delete: $OUT"
+echo "$OUT" | qgrep "jsonl:9: record 9 before this line is missing (deleted)" || fail "delete: $OUT"
 cp "$T/orig" "$F"; head -n 10 "$T/orig" >"$F"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q "records 11-14 are missing at the end (truncated)" || fail "truncate: $OUT"
+echo "$OUT" | qgrep "records 11-14 are missing at the end (truncated)" || fail "truncate: $OUT"
 cp "$T/orig" "$F"; truncate -s -7 "$F"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q "jsonl:14: the last line is cut short" || fail "cut: $OUT"
+echo "$OUT" | qgrep "jsonl:14: the last line is cut short" || fail "cut: $OUT"
 cp "$T/orig" "$F"; awk 'NR==3{h=$0;next} NR==4{print;print h;next} {print}' "$T/orig" >"$F"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q "jsonl:3: out of order" || fail "reorder: $OUT"
+echo "$OUT" | qgrep "jsonl:3: out of order" || fail "reorder: $OUT"
 cp "$T/orig" "$F"
 airlock audit verify >/dev/null || fail "restored log verifies"
 ok "verify names the first bad line: edited, deleted, truncated, cut, reordered"
@@ -113,9 +113,9 @@ now=$(date +%s)
 "$GEN" 3 --at $((now - 20 * 86400))
 "$GEN" 2
 [ "$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl | wc -l)" = 3 ] || fail "three day files"
-airlock audit prune --days 30 | grep -q pruned || fail "prune"
+airlock audit prune --days 30 | qgrep pruned || fail "prune"
 [ "$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl | wc -l)" = 2 ] || fail "oldest file pruned"
-head -c 14 "$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl | head -n 1)" | grep -q '{"anchor":true' || fail "anchor"
-airlock audit verify | grep -q 'intact: 5 records' || fail "verifies after prune: $(airlock audit verify)"
-airlock log | grep -q audit-prune || fail "prune event"
+head -c 14 "$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl | head -n 1)" | qgrep '{"anchor":true' || fail "anchor"
+airlock audit verify | qgrep 'intact: 5 records' || fail "verifies after prune: $(airlock audit verify)"
+airlock log | qgrep audit-prune || fail "prune event"
 ok "prune keeps the chain verifiable through an anchor recorded in the event log"

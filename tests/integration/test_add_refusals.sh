@@ -17,11 +17,11 @@ head -c 65536 /dev/urandom >"$T/random.gguf"
 head -c 200 "$F" >"$T/cut.gguf"
 for f in empty magic random; do
     expect_status 4 airlock add "bad:$f" "$T/$f.gguf"
-    echo "$OUT" | grep -q "'$T/$f.gguf' is not a valid GGUF file: it does not start with the GGUF magic" ||
+    echo "$OUT" | qgrep "'$T/$f.gguf' is not a valid GGUF file: it does not start with the GGUF magic" ||
         fail "$f.gguf: unclear refusal: $OUT"
 done
 expect_status 4 airlock add bad:cut "$T/cut.gguf"
-echo "$OUT" | grep -q "'$T/cut.gguf' is not a valid GGUF file" || fail "cut.gguf: $OUT"
+echo "$OUT" | qgrep "'$T/cut.gguf' is not a valid GGUF file" || fail "cut.gguf: $OUT"
 # A good weight first and a bad second one: still refused as a whole.
 expect_status 4 airlock add bad:two "$F" "$T/random.gguf"
 state | diff "$T/before" - >/dev/null || fail "a refused add changed the store"
@@ -29,9 +29,9 @@ ok "non-GGUF .gguf files (empty, bad magic, random, cut) refused by name; store 
 
 mkfifo "$T/pipe.gguf" "$T/notes.txt"
 expect_status 4 timeout 30 "$AIRLOCK_BIN" add bad:fifo "$T/pipe.gguf"
-echo "$OUT" | grep -q "'$T/pipe.gguf' is a FIFO; only regular files can be added" || fail "fifo weight: $OUT"
+echo "$OUT" | qgrep "'$T/pipe.gguf' is a FIFO; only regular files can be added" || fail "fifo weight: $OUT"
 expect_status 4 timeout 30 "$AIRLOCK_BIN" add bad:fifo "$F" "$T/notes.txt"
-echo "$OUT" | grep -q "'$T/notes.txt' is a FIFO" || fail "fifo beside a weight: $OUT"
+echo "$OUT" | qgrep "'$T/notes.txt' is a FIFO" || fail "fifo beside a weight: $OUT"
 expect_status 4 timeout 30 "$AIRLOCK_BIN" add bad:dir "$T"
 state | diff "$T/before" - >/dev/null || fail "a refused add changed the store"
 ok "a FIFO (as weight or beside one) and a directory are refused at once; store unchanged"

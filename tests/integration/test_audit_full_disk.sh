@@ -43,7 +43,7 @@ get /health; expect_code 200
 grep -q "audit: the log is written again" "$SERVE_LOG" || fail "no recovery in the log"
 serve_stop
 expect_status 0 airlock audit verify
-echo "$OUT" | grep -q "audit log intact" || fail "verify: $OUT"
+echo "$OUT" | qgrep "audit log intact" || fail "verify: $OUT"
 # Every request has its record: the refused ones too (status 503), none lost.
 n503=$(cat "$A"/audit-*.jsonl | grep -c '"status":503' || true)
 [ "$n503" -ge 3 ] || fail "the refused requests are not in the audit log ($n503)"
@@ -59,7 +59,7 @@ get /health; expect_code 200
 serve_stop  # the records still unwritten are lost now, and counted in HEAD
 grep -q "records\? lost" "$SERVE_LOG" || fail "the loss is not in the log: $(tail -5 "$SERVE_LOG")"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q "records\? w[ae][sr]e\? lost after record" || fail "verify does not name the loss: $OUT"
+echo "$OUT" | qgrep "records\? w[ae][sr]e\? lost after record" || fail "verify does not name the loss: $OUT"
 rm -f "$A/fill"
 serve_start stories --port 0
 complete; expect_code 200

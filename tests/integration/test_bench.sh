@@ -74,7 +74,7 @@ JSON
 expect_status 1 airlock bench "$F" --suite "$T/s" -t 1
 echo "$OUT" | grep -Eq "result: FAILED: 1 target missed: min_decode_tps 1e\+08 \(measured [0-9.]+\)" \
     || fail "missed target not named: $OUT"
-echo "$OUT" | grep -q "target ok    max_rss_mb 100000: measured" || fail "met target not shown: $OUT"
+echo "$OUT" | qgrep "target ok    max_rss_mb 100000: measured" || fail "met target not shown: $OUT"
 ok "a missed target exits 1 naming target and value"
 
 # compare: itself is no regression; a copy with every time doubled is
@@ -90,6 +90,6 @@ for c in r["cells"]:
 json.dump(r, open(sys.argv[2], "w"))
 PY
 expect_status 1 airlock bench --compare "$T/a.json" "$T/slow.json"
-echo "$OUT" | grep -q "decode_tps .* -50.0% .*REGRESSION" || fail "doubled times not flagged: $OUT"
+echo "$OUT" | qgrep "decode_tps .* -50.0% .*REGRESSION" || fail "doubled times not flagged: $OUT"
 expect_status 0 airlock bench --compare "$T/slow.json" "$T/a.json"
 ok "--compare flags regressions, not improvements"

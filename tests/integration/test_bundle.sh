@@ -59,15 +59,15 @@ expect_status 6 airlock verify b1.tar
 airlock trust add build --minisign build.pub >/dev/null
 before=$(airlock log | wc -l)
 expect_status 0 airlock verify b1.tar
-echo "$OUT" | grep -q "VALID" || fail "verify does not say VALID"
-echo "$OUT" | grep -q "$keyid" || fail "verify does not name the signer"
+echo "$OUT" | qgrep "VALID" || fail "verify does not say VALID"
+echo "$OUT" | qgrep "$keyid" || fail "verify does not name the signer"
 [ "$(airlock log | wc -l)" = "$before" ] || fail "verify wrote an event"
 [ -z "$(airlock ls --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d if d else "")')" ] || \
     [ "$(airlock ls --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))')" = 0 ] || fail "verify added something"
 expect_status 0 airlock ingest b1.tar
 expect_status 0 airlock show demo:1.0
 for w in "$keyid" prompts/hello.txt bench/arith.jsonl 'sequence   7' 'bundle     sha256:' 'operator' 'key_id=' "sequence  7"; do
-    echo "$OUT" | grep -qF "$w" || fail "show lacks '$w': $OUT"
+    echo "$OUT" | qgrep -F "$w" || fail "show lacks '$w': $OUT"
 done
 airlock log --verify >/dev/null
 ok "trust add, verify, ingest; show prints the provenance"
@@ -80,7 +80,7 @@ minisign -S -s ms.key -m y/checksums.txt >/dev/null </dev/null
 airlock trust add ms --minisign ms.pub >/dev/null
 (cd y && tar cf ../ms.tar checksums.txt checksums.txt.minisig oci-layout index.json blobs)
 expect_status 0 airlock ingest ms.tar --allow-downgrade
-echo "$OUT" | grep -q "'ms'" || fail "minisign's signature not the one accepted: $OUT"
+echo "$OUT" | qgrep "'ms'" || fail "minisign's signature not the one accepted: $OUT"
 ok "a bundle signed by the real minisign -S is accepted"
 
 # ---- the operator's plain bundle, made exactly by the issue's commands ----
@@ -98,7 +98,7 @@ expect_status 2 airlock ingest plain/foo-model-bundle.tar.gz
 expect_status 0 airlock verify plain/foo-model-bundle.tar.gz --as foo:1.0
 expect_status 0 airlock ingest plain/foo-model-bundle.tar.gz --as foo:1.0
 expect_status 0 airlock show foo:1.0
-echo "$OUT" | grep -q "$fpr" || fail "show lacks the gpg fingerprint $fpr: $OUT"
+echo "$OUT" | qgrep "$fpr" || fail "show lacks the gpg fingerprint $fpr: $OUT"
 [ "$(sha256sum <"$(airlock path foo:1.0)")" = "$(sha256sum <model.gguf)" ] || fail "stored weights differ"
 ok "the hand-made GPG plain bundle ingests with --as foo:1.0; show has fingerprint $fpr"
 
@@ -119,18 +119,18 @@ gpg --armor --export "$rfpr" >release.asc
 mkdir plain3 && cp plain/foo.gguf plain/tokenizer.json plain/checksums.txt plain3/
 (cd plain3 && gpg --batch --local-user "$rfpr" --detach-sign --armor checksums.txt 2>/dev/null &&
     tar czf ../sub.tar.gz foo.gguf tokenizer.json checksums.txt checksums.txt.asc)
-gpg --batch --list-packets plain3/checksums.txt.asc 2>/dev/null | grep -qi "${sfpr: -16}" || fail "gpg did not sign with the subkey"
+gpg --batch --list-packets plain3/checksums.txt.asc 2>/dev/null | qgrep -i "${sfpr: -16}" || fail "gpg did not sign with the subkey"
 expect_status 6 airlock verify sub.tar.gz --as foo:4.0
 airlock trust add release --gpg release.asc >/dev/null
 expect_status 0 airlock ingest sub.tar.gz --as foo:4.0
 expect_status 0 airlock show foo:4.0
-echo "$OUT" | grep -q "$rfpr" || fail "show lacks the primary key $rfpr of subkey $sfpr: $OUT"
+echo "$OUT" | qgrep "$rfpr" || fail "show lacks the primary key $rfpr of subkey $sfpr: $OUT"
 ok "a signature by a signing subkey counts for its trusted primary key"
 
 # revoking the gpg key refuses its old bundle
 airlock trust revoke ops >/dev/null
 expect_status 6 airlock verify plain/foo-model-bundle.tar.gz --as foo:3.0
-echo "$OUT" | grep -q revoked || fail "revocation not named: $OUT"
+echo "$OUT" | qgrep revoked || fail "revocation not named: $OUT"
 ok "a revoked gpg key is refused even for an old bundle"
 
 # ---- export from site A, ingest at site B ----
@@ -141,7 +141,7 @@ airlock init >/dev/null
 airlock trust add site-a --minisign site-a.pub --models 'demo*' >/dev/null
 expect_status 0 airlock ingest exported.tar
 expect_status 0 airlock show demo:1.0
-echo "$OUT" | grep -q prompts/hello.txt || fail "export lost files"
+echo "$OUT" | qgrep prompts/hello.txt || fail "export lost files"
 ok "export re-packs a stored version; a second site ingests it"
 
 # ---- help everywhere ----

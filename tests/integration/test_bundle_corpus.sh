@@ -76,7 +76,7 @@ while IFS='|' read -r file extra expect; do
     [ "$left" -eq 0 ] || fail "$file left $left temporary files"
     now=$(airlock log | wc -l)
     [ "$now" -eq $((events + 1)) ] || { airlock log | tail -3 >&2; echo "$OUT" >&2; fail "$file: expected one new event, got $((now - events))"; }
-    airlock log | tail -1 | grep -q ingest-refused || fail "$file: the new event is not ingest-refused"
+    airlock log | tail -1 | qgrep ingest-refused || fail "$file: the new event is not ingest-refused"
     events=$now
     # verify agrees and changes nothing either
     set +e; airlock verify "corpus/$file" $extra >/dev/null 2>&1; vst=$?; set -e
@@ -91,7 +91,7 @@ ok "$total bad bundles refused; store unchanged; event chain intact"
 
 # The overrides: accepted, and recorded.
 expect_status 0 airlock ingest corpus/expired.tar --allow-expired
-airlock log | grep -q ingest-override || fail "override not recorded"
+airlock log | qgrep ingest-override || fail "override not recorded"
 expect_status 0 airlock ingest corpus/replay.tar --allow-downgrade
 ok "--allow-expired and --allow-downgrade accept and are recorded"
 

@@ -17,48 +17,48 @@ fresh
 chmod u+w "$BLOB"
 printf '\xff' | dd of="$BLOB" bs=1 seek=100000 conv=notrunc status=none
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "DAMAGED.*$DIGEST.*damaged.*used by stories" || fail "flipped byte not named: $OUT"
+echo "$OUT" | qgrep "DAMAGED.*$DIGEST.*damaged.*used by stories" || fail "flipped byte not named: $OUT"
 ok "flipped byte"
 
 # --repair quarantines it and records the repair
 expect_status 5 airlock fsck --repair
 ls "$AIRLOCK_HOME"/quarantine/* >/dev/null || fail "nothing quarantined"
-airlock log | grep -q fsck-repair || fail "repair not recorded"
+airlock log | qgrep fsck-repair || fail "repair not recorded"
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "missing" || fail "after repair the blob should be missing: $OUT"
+echo "$OUT" | qgrep "missing" || fail "after repair the blob should be missing: $OUT"
 ok "fsck --repair quarantines and records"
 
 fresh
 chmod u+w "$BLOB"
 truncate -s 1000 "$BLOB"
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "$DIGEST is damaged" || fail "truncation not named: $OUT"
+echo "$OUT" | qgrep "$DIGEST is damaged" || fail "truncation not named: $OUT"
 ok "truncated blob"
 
 fresh
 rm -f "$BLOB"
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "$DIGEST is missing" || fail "deletion not named: $OUT"
+echo "$OUT" | qgrep "$DIGEST is missing" || fail "deletion not named: $OUT"
 ok "deleted blob"
 
 fresh
 sqlite3 "$AIRLOCK_HOME/airlock.db" "DROP TRIGGER events_no_update; UPDATE events SET actor='mallory' WHERE id=1;"
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "event 1 (add) was edited" || fail "edited row not named: $OUT"
+echo "$OUT" | qgrep "event 1 (add) was edited" || fail "edited row not named: $OUT"
 expect_status 5 airlock log --verify
 ok "edited event row"
 
 fresh
 sqlite3 "$AIRLOCK_HOME/airlock.db" "DROP TRIGGER events_no_delete; DELETE FROM events WHERE id=1;"
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "event 1 is missing" || fail "deleted first row not named: $OUT"
+echo "$OUT" | qgrep "event 1 is missing" || fail "deleted first row not named: $OUT"
 ok "deleted event row (first)"
 
 fresh
 last=$(sqlite3 "$AIRLOCK_HOME/airlock.db" "SELECT max(id) FROM events")
 sqlite3 "$AIRLOCK_HOME/airlock.db" "DROP TRIGGER events_no_delete; DELETE FROM events WHERE id=$last;"
 expect_status 5 airlock fsck
-echo "$OUT" | grep -q "missing at the end" || fail "deleted last row not named: $OUT"
+echo "$OUT" | qgrep "missing at the end" || fail "deleted last row not named: $OUT"
 ok "deleted event row (last)"
 
 fresh

@@ -16,7 +16,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 [ -x "$gen" ] || fail "no generator at $gen"
 [ -x "$cli" ] || fail "no llama-completion at $cli"
 
-"$gen" --help | grep -q -- '--params' || fail "--help does not describe --params"
+"$gen" --help | grep -- '--params' >/dev/null || fail "--help does not describe --params"
 if "$gen" --out "$work/bad.gguf" --type q3 2>/dev/null; then fail "accepted --type q3"; fi
 if "$gen" --out "$work/bad.gguf" --embd 64 --heads 5 2>/dev/null; then fail "accepted 64/5 heads"; fi
 

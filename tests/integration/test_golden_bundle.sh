@@ -20,9 +20,9 @@ airlock add stories:1.0 "$F" >/dev/null
 airlock key gen -o build --no-password >/dev/null
 airlock validate --init-suite suite >/dev/null
 expect_status 2 airlock pack stories:1.0 "$F" -o x.tar --sign build.key --record-golden
-echo "$OUT" | grep -q "needs files and --bench DIR" || fail "--record-golden without --bench: $OUT"
+echo "$OUT" | qgrep "needs files and --bench DIR" || fail "--record-golden without --bench: $OUT"
 expect_status 0 airlock pack stories:1.0 "$F" -o good.tar --sign build.key --seq 1 --bench suite --record-golden -t 1
-echo "$OUT" | grep -q "recorded 4 golden prompts" || fail "no recording made: $OUT"
+echo "$OUT" | qgrep "recorded 4 golden prompts" || fail "no recording made: $OUT"
 [ -f suite/recording.json ] || fail "suite/recording.json not written"
 mkdir x && tar xf good.tar -C x
 (cd x && sha256sum -c --quiet checksums.txt) || fail "sha256sum -c fails"
@@ -57,8 +57,8 @@ airlock init >/dev/null
 airlock trust add build --minisign build.pub >/dev/null
 airlock ingest good.tar >/dev/null
 expect_status 0 airlock validate stories -t 1
-echo "$OUT" | grep -q "^suite: stored with stories" || fail "the stored suite is not named: $OUT"
-echo "$OUT" | grep -q "exact match required" || fail "same conditions not recognized: $OUT"
+echo "$OUT" | qgrep "^suite: stored with stories" || fail "the stored suite is not named: $OUT"
+echo "$OUT" | qgrep "exact match required" || fail "same conditions not recognized: $OUT"
 [ "$(echo "$OUT" | grep -c '^  ok .* identical: ')" = 4 ] || fail "not 4 identical: $OUT"
 ok "after ingest, 'airlock validate stories' passes with no --suite"
 
@@ -71,12 +71,12 @@ airlock ingest bad.tar >/dev/null
 expect_status 1 airlock validate stories -t 1
 echo "$OUT" | grep -Eq "^result: FAILED: [0-9] of 4 prompts diverged, first 'story-[a-z]+' at position [0-9]+" \
     || fail "tampered model not caught: $OUT"
-echo "$OUT" | grep -q "stories:2.0\|weights differ\|weights-differ" || fail "no verdict: $OUT"
+echo "$OUT" | qgrep "stories:2.0\|weights differ\|weights-differ" || fail "no verdict: $OUT"
 ok "a tampered model carrying the original's recording fails: $(echo "$OUT" | grep '^result')"
 
 airlock ingest plain.tar >/dev/null
 expect_status 3 airlock validate plain -t 1
-echo "$OUT" | grep -q "packed without --bench; give --suite DIR" || fail "no-suite error unclear: $OUT"
+echo "$OUT" | qgrep "packed without --bench; give --suite DIR" || fail "no-suite error unclear: $OUT"
 ok "a version without a suite: $(echo "$OUT" | tail -1)"
 
 # ---- the deployed service ----

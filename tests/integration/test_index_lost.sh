@@ -29,30 +29,30 @@ for how in emptied deleted; do
     for cmd in ls gc "gc --dry-run" "log --verify" "apikey ls" "show stories" "init" "add other $F"; do
         # shellcheck disable=SC2086
         expect_status 5 airlock $cmd
-        echo "$OUT" | grep -q "$LOST" || fail "$how: '$cmd' does not say the index is lost: $OUT"
+        echo "$OUT" | qgrep "$LOST" || fail "$how: '$cmd' does not say the index is lost: $OUT"
     done
     expect_status 5 timeout 60 "$AIRLOCK_BIN" serve --port 0 stories
-    echo "$OUT" | grep -q "$LOST" || fail "$how: serve does not refuse with the message: $OUT"
+    echo "$OUT" | qgrep "$LOST" || fail "$how: serve does not refuse with the message: $OUT"
     expect_status 5 airlock fsck
-    echo "$OUT" | grep -q "DAMAGED .*airlock.db' is $( [ $how = emptied ] && echo empty || echo missing).*$LOST" ||
+    echo "$OUT" | qgrep "DAMAGED .*airlock.db' is $( [ $how = emptied ] && echo empty || echo missing).*$LOST" ||
         fail "$how: fsck does not name the lost index: $OUT"
     snapshot | diff "$T/before" - >/dev/null || fail "$how: a refused command changed the store"
     [ ! -s "$AIRLOCK_HOME/airlock.db" ] || fail "$how: something made a new index"
     ok "$how airlock.db: ls, gc, serve, apikey, add, init refuse; fsck exits 5 naming it; blobs untouched"
 
     expect_status 5 airlock fsck --repair
-    echo "$OUT" | grep -q "repaired .*index rebuilt .*1 model, 2 versions, 3 tags, 1 active pointer" ||
+    echo "$OUT" | qgrep "repaired .*index rebuilt .*1 model, 2 versions, 3 tags, 1 active pointer" ||
         fail "$how: repair output: $OUT"
     snapshot | diff "$T/before" - >/dev/null || fail "$how: the rebuild changed blobs or index.json"
     [ "$(airlock ls --json | json_get 'len(d)')" = 2 ] || fail "$how: ls after rebuild"
     [ "$(airlock show stories --json | json_get 'd["tags"]')" = 2.0 ] || fail "$how: active version not restored"
     [ "$(airlock show stories:stable --json | json_get 'd["tags"]')" = 1.0,stable ] || fail "$how: tags not restored"
     airlock fsck >"$T/fsck.out" || fail "$how: fsck after rebuild not clean: $(cat "$T/fsck.out")"
-    airlock log --verify | grep -q 'chain verified' || fail "$how: log --verify after rebuild"
-    airlock log --json | json_get '[e["kind"] for e in d]' | grep -qx "\['index-rebuilt'\]" || fail "$how: log: $(airlock log)"
-    airlock log --json | json_get 'd[0]["detail"]["lost"]' | grep -q 'api keys' || fail "$how: event does not say keys are lost"
+    airlock log --verify | qgrep 'chain verified' || fail "$how: log --verify after rebuild"
+    airlock log --json | json_get '[e["kind"] for e in d]' | qgrep -x "\['index-rebuilt'\]" || fail "$how: log: $(airlock log)"
+    airlock log --json | json_get 'd[0]["detail"]["lost"]' | qgrep 'api keys' || fail "$how: event does not say keys are lost"
     [ "$(airlock apikey ls --json | json_get 'len(d)')" = 0 ] || fail "$how: keys after rebuild"
-    airlock apikey ls | grep -q 'keys are lost; the server requires a key' || fail "$how: apikey ls: $(airlock apikey ls)"
+    airlock apikey ls | qgrep 'keys are lost; the server requires a key' || fail "$how: apikey ls: $(airlock apikey ls)"
     if [ $how = emptied ]; then
         ls "$AIRLOCK_HOME"/quarantine/airlock.db.* >/dev/null || fail "the emptied index was not kept in quarantine/"
     fi
@@ -75,8 +75,8 @@ m=$(airlock show stories:1.0 --json | json_get 'd["manifest"]')
 sqlite3 "$AIRLOCK_HOME/airlock.db" "UPDATE versions SET manifest='sha256:$(printf '%064d' 0)' WHERE manifest='$m'"
 snapshot >"$T/before"
 expect_status 5 airlock gc
-echo "$OUT" | grep -q "DAMAGED .*manifest unreadable" || fail "gc does not name the damage: $OUT"
-echo "$OUT" | grep -q "gc refused: the store is damaged" || fail "gc refusal message: $OUT"
+echo "$OUT" | qgrep "DAMAGED .*manifest unreadable" || fail "gc does not name the damage: $OUT"
+echo "$OUT" | qgrep "gc refused: the store is damaged" || fail "gc refusal message: $OUT"
 [ -f "$AIRLOCK_HOME/blobs/sha256/${m#sha256:}" ] || fail "gc deleted the manifest of a damaged row"
 snapshot | diff "$T/before" - >/dev/null || fail "gc changed the store"
 ok "gc refuses while a manifest row is damaged; the blob stays"

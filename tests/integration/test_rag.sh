@@ -54,7 +54,7 @@ printf '\x00\x01binary' >"$D/blob.bin"
 airlock rag create c1 --embed stories >/dev/null
 airlock rag create c2 --embed stories >/dev/null
 expect_status 0 airlock rag add c1 "$D"
-echo "$OUT" | grep -q "4 documents: 4 added" || fail "add: $OUT"
+echo "$OUT" | qgrep "4 documents: 4 added" || fail "add: $OUT"
 (cd "$T" && airlock rag add c2 docs/sub/valves.html docs/sub/generator.txt docs/pumps.md docs/manual.pdf >/dev/null)
 # c2's keys are docs/...; c1's are $D/...: compare with the prefix removed
 airlock rag dump c1 | sed "s|$D/|docs/|" >"$T/d1"
@@ -93,10 +93,10 @@ ok "PDF pages 1-3, headings of PDF/Markdown/HTML/text, scripts dropped, byte off
 
 # ---- re-add: unchanged skipped; a changed file replaced; rm ----
 expect_status 0 airlock rag add c1 "$D"
-echo "$OUT" | grep -q "0 added, 0 replaced, 4 unchanged" || fail "re-add: $OUT"
+echo "$OUT" | qgrep "0 added, 0 replaced, 4 unchanged" || fail "re-add: $OUT"
 echo "Check the impeller seal weekly." >>"$D/pumps.md"
 expect_status 0 airlock rag add c1 "$D"
-echo "$OUT" | grep -q "1 replaced, 3 unchanged" || fail "changed: $OUT"
+echo "$OUT" | qgrep "1 replaced, 3 unchanged" || fail "changed: $OUT"
 [ "$(hit 'impeller seal weekly' | cut -d'|' -f1)" = pumps.md ] || fail "changed document not searchable"
 expect_status 0 airlock rag rm c1 "$D/sub/generator.txt"
 n=$(airlock rag query c1 "diesel" --mode bm25 --json | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["hits"]))')
@@ -114,7 +114,7 @@ dim_other=$(airlock rag info c4 --json | json_get 'd["dim"]')
 man=$(airlock rag info c1 --json | json_get 'd["embed_manifest"]')
 sqlite3 "$AIRLOCK_HOME/rag/c4/chunks.db" "UPDATE meta SET value='stories' WHERE key='embed_model'; UPDATE meta SET value='$man' WHERE key='embed_manifest'"
 expect_status 5 airlock rag add c4 "$D/pumps.md"
-echo "$OUT" | grep -q "collection was built with" || fail "wrong model accepted: $OUT"
+echo "$OUT" | qgrep "collection was built with" || fail "wrong model accepted: $OUT"
 ok "a collection refuses an embedding model other than its own"
 
 # ---- ask: answer and citations ----
@@ -126,6 +126,6 @@ assert d["template"]=="airlock-rag-prompt-1", d
 assert d["hits"] and d["answer"] is not None, d
 print("ask: %d passages, answer %r" % (len(d["hits"]), d["answer"][:60]))'
 expect_status 0 airlock ask c1 "When is the halon bottle inspected?" --model stories -k 2 --max-tokens 16
-echo "$OUT" | grep -q "^sources" || fail "ask output: $OUT"
+echo "$OUT" | qgrep "^sources" || fail "ask output: $OUT"
 ok "ask prints an answer with its sources"
 echo "1 passed, 0 failed"

@@ -31,9 +31,9 @@ open(d + "/random.txt", "wb").write(bytes(r.getrandbits(8) for _ in range(65536)
 PY
 airlock rag create c --embed stories >/dev/null
 expect_status 4 airlock rag add c "$D"
-echo "$OUT" | grep -q "skipped '$D/utf16.txt': UTF-16 text.*iconv" || fail "utf16 not named: $OUT"
-echo "$OUT" | grep -q "skipped '$D/random.txt': not UTF-8 text" || fail "random bytes not named: $OUT"
-echo "$OUT" | grep -q "4 documents: 2 added, 0 replaced, 0 unchanged, 2 skipped" || fail "summary: $OUT"
+echo "$OUT" | qgrep "skipped '$D/utf16.txt': UTF-16 text.*iconv" || fail "utf16 not named: $OUT"
+echo "$OUT" | qgrep "skipped '$D/random.txt': not UTF-8 text" || fail "random bytes not named: $OUT"
+echo "$OUT" | qgrep "4 documents: 2 added, 0 replaced, 0 unchanged, 2 skipped" || fail "summary: $OUT"
 hit=$(airlock rag query c "manifold" --mode bm25 -k 1 --json | json_get 'd["hits"][0]["doc"] + "|" + d["hits"][0]["text"][:9]')
 [ "$hit" = "$D/nul.txt|manifold " ] || fail "nul.txt not searchable, or its NUL not a space: $hit"
 ok "NULs become spaces; UTF-16 and random bytes skipped by name; the rest added"
@@ -51,11 +51,11 @@ truncate -s 65M "$B/huge.txt"   # over AL_LIMIT_RAG_DOC_BYTES (64 MiB)
 echo "Flush the impeller with clean water." >"$B/z-after.txt"
 airlock rag create big --embed stories --chunk-tokens 16 --overlap 0 >/dev/null
 expect_status 4 airlock rag add big "$B"
-echo "$OUT" | grep -q "skipped '$B/long.txt': more than 65536 chunks .*(AL_LIMIT_RAG_DOC_CHUNKS)" \
+echo "$OUT" | qgrep "skipped '$B/long.txt': more than 65536 chunks .*(AL_LIMIT_RAG_DOC_CHUNKS)" \
     || fail "chunk cap not named: $OUT"
-echo "$OUT" | grep -q "skipped '$B/huge.txt': .*(AL_LIMIT_RAG_DOC_BYTES)" || fail "size cap not named: $OUT"
-echo "$OUT" | grep -q "4 documents: 2 added, 0 replaced, 0 unchanged, 2 skipped" || fail "summary: $OUT"
-airlock rag ls big | grep -q "z-after.txt" || fail "the file after the skipped ones is missing"
+echo "$OUT" | qgrep "skipped '$B/huge.txt': .*(AL_LIMIT_RAG_DOC_BYTES)" || fail "size cap not named: $OUT"
+echo "$OUT" | qgrep "4 documents: 2 added, 0 replaced, 0 unchanged, 2 skipped" || fail "summary: $OUT"
+airlock rag ls big | qgrep "z-after.txt" || fail "the file after the skipped ones is missing"
 ok "files over a cap are named with the cap and skipped; the rest added"
 
 # ---- links: inside the tree followed, outside refused unless --follow-links ----
@@ -67,14 +67,14 @@ ln -s "$T/outside.txt" "$L/out.txt"
 ln -s /etc/passwd "$L/passwd.txt"
 airlock rag create l --embed stories >/dev/null
 expect_status 4 airlock rag add l "$L"
-echo "$OUT" | grep -q "skipped '$L/out.txt': a link to '$T/outside.txt', outside '$L'.*--follow-links" \
+echo "$OUT" | qgrep "skipped '$L/out.txt': a link to '$T/outside.txt', outside '$L'.*--follow-links" \
     || fail "outside link not refused by name: $OUT"
-echo "$OUT" | grep -q "skipped '$L/passwd.txt': a link to '/etc/passwd'" || fail "passwd link: $OUT"
-echo "$OUT" | grep -q "4 documents: 2 added, 0 replaced, 0 unchanged, 2 skipped" || fail "summary: $OUT"
+echo "$OUT" | qgrep "skipped '$L/passwd.txt': a link to '/etc/passwd'" || fail "passwd link: $OUT"
+echo "$OUT" | qgrep "4 documents: 2 added, 0 replaced, 0 unchanged, 2 skipped" || fail "summary: $OUT"
 n=$(airlock rag query l "secret outside" --mode bm25 --json | json_get 'len(d["hits"])')
 [ "$n" = 0 ] || fail "the outside file was indexed"
 rm "$L/passwd.txt"
 airlock rag create f --embed stories >/dev/null
 expect_status 0 airlock rag add f "$L" --follow-links
-echo "$OUT" | grep -q "3 documents: 3 added" || fail "--follow-links: $OUT"
+echo "$OUT" | qgrep "3 documents: 3 added" || fail "--follow-links: $OUT"
 ok "links leaving the tree refused by name; --follow-links follows them"

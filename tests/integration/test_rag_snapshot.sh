@@ -33,7 +33,7 @@ airlock key gen -o build --no-password >/dev/null
 # ---- export: deterministic, verifiable with standard tools ----
 expect_status 0 airlock rag export manuals -o s1.tar --sign build.key --seq 5
 G=$(airlock rag info manuals --json | json_get 'd["generation"]')
-echo "$OUT" | grep -q "rag/manuals:g$G" || fail "export output: $OUT"
+echo "$OUT" | qgrep "rag/manuals:g$G" || fail "export output: $OUT"
 sleep 1.1 # a later clock must not change the bytes
 airlock rag export manuals -o s2.tar --sign build.key --seq 5 >/dev/null
 cmp s1.tar s2.tar || fail "exporting the same collection twice gave different bytes"
@@ -66,8 +66,8 @@ expect_status 6 airlock rag import s1.tar
 [ ! -e "$B/rag/manuals" ] || fail "an untrusted snapshot was installed"
 airlock trust add build --minisign build.pub --models 'rag/*' >/dev/null
 expect_status 0 airlock rag import s1.tar
-echo "$OUT" | grep -q "read-only collection 'manuals'" || fail "import output: $OUT"
-airlock ls | grep -q "rag/manuals" || fail "the snapshot is not a stored version: $(airlock ls)"
+echo "$OUT" | qgrep "read-only collection 'manuals'" || fail "import output: $OUT"
+airlock ls | qgrep "rag/manuals" || fail "the snapshot is not a stored version: $(airlock ls)"
 for q in "how often is the halon bottle inspected" "isolation valve" "diesel fuel"; do
     for m in hybrid vector bm25; do
         a=$(AIRLOCK_HOME="$A" airlock rag query manuals "$q" --mode $m --json | json_get '[(h["chunk_id"], h["doc"], h["page"], h["heading"], h["text"], h["score"]) for h in d["hits"]]')
@@ -77,11 +77,11 @@ for q in "how often is the halon bottle inspected" "isolation valve" "diesel fue
     done
 done
 cmp <(AIRLOCK_HOME="$A" airlock rag dump manuals) <(airlock rag dump manuals) || fail "chunk tables differ"
-airlock rag info manuals --json | json_get 'd["readonly"]' | grep -q True || fail "not read-only"
+airlock rag info manuals --json | json_get 'd["readonly"]' | qgrep True || fail "not read-only"
 ok "imported in another home: the same chunk table and hits (hybrid, vector, bm25); read-only"
 
 expect_status 6 airlock rag add manuals docs/pumps.md
-echo "$OUT" | grep -q "read-only" || fail "rag add message: $OUT"
+echo "$OUT" | qgrep "read-only" || fail "rag add message: $OUT"
 expect_status 6 airlock rag rm manuals docs/pumps.md
 ok "a snapshot refuses rag add and rag rm"
 
@@ -92,7 +92,7 @@ if command -v curl >/dev/null; then
     a=$(printf '%s' "$BODY" | json_get '[h["chunk_id"] for h in d["hits"]]')
     b=$(AIRLOCK_HOME="$A" airlock rag query manuals "how often is the halon bottle inspected" -k 3 --json | json_get '[h["chunk_id"] for h in d["hits"]]')
     [ "$a" = "$b" ] || fail "served snapshot hits differ: $a / $b"
-    get /v1/models; ! printf '%s' "$BODY" | grep -q 'rag/manuals' || fail "/v1/models lists the snapshot: $BODY"
+    get /v1/models; ! printf '%s' "$BODY" | qgrep 'rag/manuals' || fail "/v1/models lists the snapshot: $BODY"
     post /v1/chat/completions '{"model":"rag/manuals","messages":[{"role":"user","content":"x"}]}'; expect_code 404
     serve_stop
     ok "the imported collection is served (same hits as the source); the snapshot is no model"
@@ -114,7 +114,7 @@ export AIRLOCK_HOME="$A"
 airlock rag export manuals -o s4.tar --sign build.key --seq 7 >/dev/null
 export AIRLOCK_HOME="$B"
 expect_status 6 airlock rag import s4.tar
-echo "$OUT" | grep -qi "sequence" || fail "replay message: $OUT"
+echo "$OUT" | qgrep -i "sequence" || fail "replay message: $OUT"
 ok "ingest then 'rag import rag/manuals:g$G --as'; a newer snapshot replaces; an older sequence is refused"
 
 # a local collection of the same name is not overwritten
@@ -142,6 +142,6 @@ PY
 cmp -s s1.tar tampered.tar && fail "tampering did nothing"
 expect_status 5 airlock rag import tampered.tar
 [ ! -e "$C/rag/manuals" ] || fail "a tampered snapshot was installed"
-airlock log | grep -q "ingest-refused" || fail "refusal not recorded"
+airlock log | qgrep "ingest-refused" || fail "refusal not recorded"
 expect_status 5 airlock ingest tampered.tar
 ok "a snapshot with one flipped byte in chunks.db is refused (and recorded)"

@@ -30,18 +30,18 @@ req() { # req TOKEN PATH JSON -> CODE, BODY
 C='{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
 
 req "" /v1/completions "$C"; expect_code 401
-echo "$BODY" | grep -q 'invalid or missing API key' || fail "401 body: $BODY"
+echo "$BODY" | qgrep 'invalid or missing API key' || fail "401 body: $BODY"
 req "al-notarealkeynotarealkeynotarealkeynotarealkeynotarealk" /v1/completions "$C"; expect_code 401
 req "$OLD" /v1/completions "$C"; expect_code 401
-echo "$BODY" | grep -q 'invalid or missing API key' || fail "revoked key must look like any bad key: $BODY"
+echo "$BODY" | qgrep 'invalid or missing API key' || fail "revoked key must look like any bad key: $BODY"
 req "$EXP" /v1/completions "$C"; expect_code 401
-echo "$BODY" | grep -q 'invalid or missing API key' || fail "expired key: $BODY"
+echo "$BODY" | qgrep 'invalid or missing API key' || fail "expired key: $BODY"
 ok "no key, unknown key, revoked key, expired key: 401 with the same message"
 
 req "$EMBED" /v1/completions "$C"; expect_code 403
-echo "$BODY" | grep -q "scope" || fail "403 scope body: $BODY"
+echo "$BODY" | qgrep "scope" || fail "403 scope body: $BODY"
 req "$CHAT" /v1/completions '{"model":"other","prompt":"x","max_tokens":2}'; expect_code 403
-echo "$BODY" | grep -q "model" || fail "403 model body: $BODY"
+echo "$BODY" | qgrep "model" || fail "403 model body: $BODY"
 ok "a key without the scope or the model: 403"
 
 req "$CHAT" /v1/completions "$C"; expect_code 200
@@ -66,5 +66,5 @@ grep -q '"status":401' "$AIRLOCK_HOME"/audit/audit-*.jsonl || fail "refusals not
 f=$(ls "$AIRLOCK_HOME"/audit/audit-*.jsonl | head -1)
 sed -i '3s/"status":[0-9]*/"status":200/; 3s/"tokens_out":[0-9]*/"tokens_out":999/' "$f"
 expect_status 5 airlock audit verify
-echo "$OUT" | grep -q ':3' || fail "the edited line is not named: $OUT"
+echo "$OUT" | qgrep ':3' || fail "the edited line is not named: $OUT"
 ok "the audit log verifies; one edited line is detected and named"

@@ -34,7 +34,7 @@ req() { # req TOKEN PATH JSON -> CODE, BODY
 # ---- defect 2: the model that serves the request is the one checked ----
 for body in '{"prompt":"Once","max_tokens":2}' '{"model":"","prompt":"Once","max_tokens":2}'; do
     req "$LLAMA" /v1/completions "$body"; expect_code 403
-    echo "$BODY" | grep -q "may not use model 'stories'" || fail "403 should name the default model: $BODY"
+    echo "$BODY" | qgrep "may not use model 'stories'" || fail "403 should name the default model: $BODY"
     req "$STORIES" /v1/completions "$body"; expect_code 200
 done
 for body in '{"input":"hello"}' '{"model":"","input":"hello"}'; do
@@ -68,13 +68,13 @@ req "$STORIES" /v1/completions "{\"prompt\":\"$long\",\"max_tokens\":8}"; expect
 [ "$(jq_py 'd["error"]["code"]')" = context_length_exceeded ] || fail "context overflow code: $BODY"
 ok "a prompt over the context on /v1/completions is blamed on 'prompt'"
 req "$STORIES" /v1/completions '{"prompt":"Once","seed":123456789012345678901234567890}'; expect_code 400
-echo "$BODY" | grep -q "'seed' in the request body is out of range" || fail "big integer: $BODY"
+echo "$BODY" | qgrep "'seed' in the request body is out of range" || fail "big integer: $BODY"
 req "$STORIES" /v1/completions '{"prompt":"Once","logit_bias":{"1":[99999999999999999999]}}'; expect_code 400
-echo "$BODY" | grep -q "'logit_bias.1\[0\]' in the request body is out of range" || fail "nested big integer: $BODY"
+echo "$BODY" | qgrep "'logit_bias.1\[0\]' in the request body is out of range" || fail "nested big integer: $BODY"
 req "$STORIES" /v1/completions '[1,2]'; expect_code 400
-echo "$BODY" | grep -q "not a JSON object" || fail "an array body: $BODY"
+echo "$BODY" | qgrep "not a JSON object" || fail "an array body: $BODY"
 req "$STORIES" /v1/completions '{"prompt":'; expect_code 400
-echo "$BODY" | grep -q "not valid JSON" || fail "broken JSON: $BODY"
+echo "$BODY" | qgrep "not valid JSON" || fail "broken JSON: $BODY"
 ok "an integer out of range is named with its field; broken JSON and non-objects are told apart"
 
 # ---- minor: a client that leaves mid-request is no server error ----
@@ -87,7 +87,7 @@ for _ in $(seq 1 100); do
     sleep 0.1
 done
 [ "$m499" = 1 ] || fail "a client gone mid-body is not counted as 499: $(curl -s -H "Authorization: Bearer $ADMIN" "$BASE/metrics" | grep requests_total)"
-curl -s -H "Authorization: Bearer $ADMIN" "$BASE/metrics" | grep -q 'status="500"' && fail "a 500 was counted"
+curl -s -H "Authorization: Bearer $ADMIN" "$BASE/metrics" | qgrep 'status="500"' && fail "a 500 was counted"
 [ "$(curl -s -H "Authorization: Bearer $ADMIN" "$BASE/metrics" | awk '$1 == "airlock_client_disconnects_total" { print $2 }')" -ge 1 ] \
     || fail "airlock_client_disconnects_total not counted"
 ok "a client that leaves mid-body: status 499 and a disconnect counted, no 500"

@@ -61,8 +61,8 @@ kill "$c1"; wait "$c1" 2>/dev/null || true
 serve_stop
 serve_start stories --port 0 --parallel 2 --ctx 8192 --max-tokens 8000 --max-concurrent 1 --timeout 1
 curl -sN "$BASE/v1/completions" -d "$LONG" >"$T/timed.txt" || true
-tail -c 400 "$T/timed.txt" | grep -q '"code":"timeout"' || fail "streaming past the time limit: $(tail -c 400 "$T/timed.txt")"
-tail -c 20 "$T/timed.txt" | grep -q 'data: \[DONE\]' || fail "no [DONE] after the timeout event"
+tail -c 400 "$T/timed.txt" | qgrep '"code":"timeout"' || fail "streaming past the time limit: $(tail -c 400 "$T/timed.txt")"
+tail -c 20 "$T/timed.txt" | qgrep 'data: \[DONE\]' || fail "no [DONE] after the timeout event"
 # The client has its last byte before the server's finish path counts the
 # request out; the next one would race it for the single place.
 wait_until 60 "the timed-out request to be counted out" metric_is airlock_requests_in_flight 0

@@ -58,12 +58,12 @@ wait_until 60 "the stream on a to start" has_event "$T/long.txt"
 ask b
 grep -q 'data: \[DONE\]' "$T/long.txt" && fail "the stream on a ended before b was asked: make it longer"
 expect_code 503
-printf '%s' "$BODY" | grep -q "no room to load another model" || fail "503 body: $BODY"
+printf '%s' "$BODY" | qgrep "no room to load another model" || fail "503 body: $BODY"
 wait "$long"
 ask b; expect_code 200
 [ "$(loaded)" = "b" ] || fail "after the stream ended, loaded: '$(loaded)'"
 ok "max-models 1 with a in use: b gets 503, then loads once a is idle"
-tail -c 20 "$T/long.txt" | grep -q 'data: \[DONE\]' || fail "the stream on a did not finish"
+tail -c 20 "$T/long.txt" | qgrep 'data: \[DONE\]' || fail "the stream on a did not finish"
 serve_stop
 
 # ---- idle unload after the keep-alive; models named at start stay ----

@@ -44,8 +44,8 @@ wait_until 60 "SIGHUP to pick up stories:2.0" fp_is_not "$fp1"
 fp2=$(fp)
 [ "$fp2" != "$fp1" ] || fail "SIGHUP did not pick up stories:2.0"
 wait "$inflight"
-tail -c 20 "$T/inflight.txt" | grep -q 'data: \[DONE\]' || fail "the request in flight did not finish"
-grep -c "\"system_fingerprint\":\"$fp1\"" "$T/inflight.txt" | grep -qv '^0$' || fail "in-flight request changed model"
+tail -c 20 "$T/inflight.txt" | qgrep 'data: \[DONE\]' || fail "the request in flight did not finish"
+grep -c "\"system_fingerprint\":\"$fp1\"" "$T/inflight.txt" | qgrep -v '^0$' || fail "in-flight request changed model"
 grep -q "\"system_fingerprint\":\"$fp2\"" "$T/inflight.txt" && fail "in-flight request saw the new model"
 ok "SIGHUP serves the newly active version; the request in flight finished on the old one"
 airlock rollback stories >/dev/null
@@ -87,7 +87,7 @@ curl -sN "$BASE/v1/completions" -d '{"model":"stories","prompt":"Once upon a tim
 wait_until 60 "the request to run before SIGTERM" has_event "$T/drain.txt"
 kill -TERM "$SERVE_PID"
 wait "$inflight" || fail "the request in flight failed (curl $?): $(tail -c 300 "$T/drain.txt"); $(tail -5 "$SERVE_LOG")"
-tail -c 20 "$T/drain.txt" | grep -q 'data: \[DONE\]' || fail "SIGTERM cut the request in flight: $(tail -5 "$SERVE_LOG")"
+tail -c 20 "$T/drain.txt" | qgrep 'data: \[DONE\]' || fail "SIGTERM cut the request in flight: $(tail -5 "$SERVE_LOG")"
 gone() { ! kill -0 "$SERVE_PID" 2>/dev/null; }
 wait_until 120 "the server to stop after SIGTERM" gone
 wait "$SERVE_PID"; rc=$?
@@ -114,7 +114,7 @@ expect_status 2 airlock serve --host 0.0.0.0 --port 0
 grep -q -- --listen-any <<<"$OUT" || fail "no hint at --listen-any: $OUT"
 serve_start stories --socket "$T/al.sock" --socket-mode 0600
 [ "$(stat -c %a "$T/al.sock")" = 600 ] || fail "socket mode $(stat -c %a "$T/al.sock")"
-curl -s --unix-socket "$T/al.sock" http://x/health | grep -q '"ok"' || fail "health over the unix socket"
+curl -s --unix-socket "$T/al.sock" http://x/health | qgrep '"ok"' || fail "health over the unix socket"
 serve_stop
 [ -e "$T/al.sock" ] && fail "the socket file was left behind"
 ok "non-loopback needs --listen-any; Unix socket with its mode"

@@ -46,7 +46,7 @@ Q='how often is the halon bottle inspected'
 # ---- access: the rag:NAME scope ----
 req "" /v1/rag/manuals/query "{\"query\":\"$Q\"}"; expect_code 401
 req "$CHAT" /v1/rag/manuals/query "{\"query\":\"$Q\"}"; expect_code 403
-echo "$BODY" | grep -q "rag:manuals" || fail "403 should name the scope: $BODY"
+echo "$BODY" | qgrep "rag:manuals" || fail "403 should name the scope: $BODY"
 req "$RAGONLY" /v1/rag/other/query "{\"query\":\"$Q\"}"; expect_code 403
 req "$RAGONLY" /v1/rag/manuals/query "{\"query\":\"$Q\"}"; expect_code 200
 req "$ALL" /v1/rag/other/query "{\"query\":\"$Q\"}"; expect_code 200
@@ -65,13 +65,13 @@ for m in hybrid vector bm25; do
     [ "$a" = "$b" ] || fail "$m: server hits differ from the CLI's:\n$a\n$b"
     [ $m = bm25 ] || [ "$(printf "%s" "$BODY" | json_get "len(d[\"hits\"])")" = 3 ] || fail "$m: k=3 not honoured: $BODY"
 done
-printf '%s' "$BODY" | json_get 'd["object"], d["collection"]' | grep -q "rag.query" || fail "shape: $BODY"
+printf '%s' "$BODY" | json_get 'd["object"], d["collection"]' | qgrep "rag.query" || fail "shape: $BODY"
 ok "POST /v1/rag/manuals/query gives the CLI's hits (hybrid, vector, bm25)"
 
 # ---- chat completions with retrieval ----
 C="{\"model\":\"stories\",\"messages\":[{\"role\":\"user\",\"content\":\"$Q\"}],\"max_tokens\":16,\"temperature\":0,\"airlock\":{\"collection\":\"manuals\",\"k\":2}}"
 req "$CHAT" /v1/chat/completions "$C"; expect_code 403
-echo "$BODY" | grep -q "rag:manuals" || fail "403 should name the scope: $BODY"
+echo "$BODY" | qgrep "rag:manuals" || fail "403 should name the scope: $BODY"
 req "$RAGONLY" /v1/chat/completions "$C"; expect_code 403   # no chat scope
 req "$RAG" /v1/chat/completions "$C"; expect_code 200
 printf '%s' "$BODY" | python3 -c '
@@ -110,7 +110,7 @@ import json,sys
 d=json.load(sys.stdin)
 c=d["choices"][0]["delta"]["citations"]
 assert len(c)==2 and c[0]["doc"].endswith("halon.txt"), c' || fail "stream first chunk: $first"
-printf '%s\n' "$S" | tail -2 | grep -q '^data: \[DONE\]' || fail "stream end: $S"
+printf '%s\n' "$S" | tail -2 | qgrep '^data: \[DONE\]' || fail "stream end: $S"
 ok "streaming chat with retrieval: citations in the first chunk"
 
 # metrics and audit see the route

@@ -38,7 +38,7 @@ airlock activate "stories@$v2" >/dev/null
 [ "$(airlock show stories --json | json_get 'd["manifest"]')" = "$v2" ] || fail "activate by digest"
 airlock tag stories:1.0 stable >/dev/null
 [ "$(airlock show stories:stable --json | json_get 'd["manifest"]')" = "$v1" ] || fail "tag"
-airlock ls | grep -q 'stories' || fail "ls"
+airlock ls | qgrep 'stories' || fail "ls"
 [ "$(airlock ls --json | json_get 'len(d)')" = 2 ] || fail "ls --json count"
 ok "tags, activate, rollback"
 
@@ -63,29 +63,29 @@ ok "index.json and manifests follow OCI + ModelPack"
 
 # errors: unknown refs with close matches, bad input
 expect_status 3 airlock show storeis
-echo "$OUT" | grep -q "did you mean: stories" || fail "no close match: $OUT"
+echo "$OUT" | qgrep "did you mean: stories" || fail "no close match: $OUT"
 expect_status 3 airlock show stories:nope
 expect_status 4 airlock show 'Bad Name'
 expect_status 2 airlock add onlyname
 expect_status 3 airlock add x "$T/missing.gguf"
 printf 'GGUF\3\0\0\0garbage' >"$T/bad.gguf"
 expect_status 4 airlock add bad "$T/bad.gguf"
-echo "$OUT" | grep -qi "gguf" || fail "malformed gguf message: $OUT"
+echo "$OUT" | qgrep -i "gguf" || fail "malformed gguf message: $OUT"
 [ "$(airlock ls --json | json_get 'len(d)')" = 2 ] || fail "a failed add changed the index"
 ok "clear errors with meaningful exit codes"
 
 # every command has --help
 for c in init add ls show tag activate rollback rm path fsck gc log version; do
-    airlock "$c" --help | grep -q "usage: airlock $c" || fail "$c --help"
+    airlock "$c" --help | qgrep "usage: airlock $c" || fail "$c --help"
 done
-airlock help | grep -q 'exit status' || fail "help lists exit codes"
+airlock help | qgrep 'exit status' || fail "help lists exit codes"
 ok "--help everywhere"
 
 # rm + gc, fsck clean, log verified
 airlock rm stories:2.0 >/dev/null
 [ "$(airlock ls --json | json_get 'len(d)')" = 1 ] || fail "rm"
-airlock gc | grep -q 'removed 0 versions and [1-9]' || fail "gc removed nothing"
+airlock gc | qgrep 'removed 0 versions and [1-9]' || fail "gc removed nothing"
 airlock fsck >"$T/fsck.txt" || fail "fsck not clean: $(cat "$T/fsck.txt")"
-airlock log --verify | grep -q 'chain verified' || fail "log verify"
+airlock log --verify | qgrep 'chain verified' || fail "log verify"
 airlock log --json | python3 -c 'import json,sys; k=[e["kind"] for e in json.load(sys.stdin)]; assert k[:2]==["add","add"] and "rollback" in k and "rm" in k, k'
 ok "rm, gc, fsck, log"

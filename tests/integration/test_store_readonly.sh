@@ -45,16 +45,16 @@ for cmd in ls "show stories:stable" log "log --verify" fsck "path stories" "ls -
     [ "$(echo "$OUT" | grep -c "note: the store at '$RO' cannot be written here; it is opened read-only")" = 1 ] ||
         fail "'$cmd' does not say once that the store is read-only: $OUT"
 done
-rd ls; echo "$OUT" | grep -q 'stories' || fail "ls: $OUT"
-rd fsck; echo "$OUT" | grep -q '0 problems' || fail "fsck: $OUT"
-rd log --verify; echo "$OUT" | grep -q 'chain verified' || fail "log --verify: $OUT"
-rd path stories; echo "$OUT" | grep -q "$(basename "$P_RW")" || fail "path: $OUT"
+rd ls; echo "$OUT" | qgrep 'stories' || fail "ls: $OUT"
+rd fsck; echo "$OUT" | qgrep '0 problems' || fail "fsck: $OUT"
+rd log --verify; echo "$OUT" | qgrep 'chain verified' || fail "log --verify: $OUT"
+rd path stories; echo "$OUT" | qgrep "$(basename "$P_RW")" || fail "path: $OUT"
 ok "ls, show, log, log --verify, fsck, path work on a read-only store and say so once"
 
 for cmd in "add other $F" "gc" "fsck --repair" "tag stories:1.0 x"; do
     # shellcheck disable=SC2086
     expect_status 6 "${run[@]}" "$AIRLOCK_BIN" $cmd
-    echo "$OUT" | grep -q "the store at '$RO' cannot be written" || fail "'$cmd' on a read-only store: $OUT"
+    echo "$OUT" | qgrep "the store at '$RO' cannot be written" || fail "'$cmd' on a read-only store: $OUT"
 done
 ok "commands that write refuse on a read-only store"
 

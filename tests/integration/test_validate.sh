@@ -13,7 +13,7 @@ S="$T/suite"
 
 airlock validate --init-suite "$S" >/dev/null
 expect_status 3 airlock validate -t 1 -t 1 "$F" --suite "$S"          # no recording yet
-echo "$OUT" | grep -q "no recording.json" || fail "missing recording not explained: $OUT"
+echo "$OUT" | qgrep "no recording.json" || fail "missing recording not explained: $OUT"
 
 airlock validate -t 1 "$F" --suite "$S" --record -t 2 >"$T/rec.txt" || fail "record: $(cat "$T/rec.txt")"
 grep -q "recorded 4 golden prompts" "$T/rec.txt" || fail "record summary: $(cat "$T/rec.txt")"
@@ -32,7 +32,7 @@ PY
 ok "recorded: token ids, top-5 log-probabilities, conditions"
 
 expect_status 0 airlock validate -t 1 -t 1 "$F" --suite "$S"
-echo "$OUT" | grep -q "exact match required" || fail "same conditions not recognized: $OUT"
+echo "$OUT" | qgrep "exact match required" || fail "same conditions not recognized: $OUT"
 [ "$(echo "$OUT" | grep -c ' identical: ')" = 4 ] || fail "not 4 identical: $OUT"
 ok "validates where it was recorded"
 
@@ -48,17 +48,17 @@ ok "store references and a bit-identical copy validate"
 cp "$F" "$T/tampered.gguf"; chmod u+w "$T/tampered.gguf"
 python3 "$TAMPER" "$T/tampered.gguf" blk.4.ffn_down.weight --every 64 >/dev/null
 expect_status 1 airlock validate -t 1 -t 1 "$T/tampered.gguf" --suite "$S"
-echo "$OUT" | grep -q "^  FAIL  story-" || fail "no failing prompt named: $OUT"
+echo "$OUT" | qgrep "^  FAIL  story-" || fail "no failing prompt named: $OUT"
 echo "$OUT" | grep -Eq "^result: FAILED: [0-9] of 4 prompts diverged, first 'story-[a-z]+' at position [0-9]+" \
     || fail "summary does not name the first divergent prompt and position: $OUT"
-echo "$OUT" | grep -q "weights differ" || fail "tampering not diagnosed as weights: $OUT"
+echo "$OUT" | qgrep "weights differ" || fail "tampering not diagnosed as weights: $OUT"
 ok "a tampered tensor fails: $(echo "$OUT" | grep '^result')"
 
 # another quantization of the same model: told apart from the identical copy
 "$QUANT" "$F" "$T/q8.gguf" q8_0 >"$T/quant.log" 2>&1 || { cat "$T/quant.log"; fail "llama-quantize"; }
 expect_status 1 airlock validate -t 1 -t 1 "$T/q8.gguf" --suite "$S"
 [ "$(echo "$OUT" | grep -c 'weights-differ')" -ge 3 ] || fail "q8_0 not seen as differing weights: $OUT"
-echo "$OUT" | grep -q "another quantization" || fail "q8_0 drift not recognized as slight: $OUT"
+echo "$OUT" | qgrep "another quantization" || fail "q8_0 drift not recognized as slight: $OUT"
 ok "Q8_0 told apart from F32: $(echo "$OUT" | grep '^result')"
 
 # the same for generated models (random weights, flat distributions): Q8_0
@@ -72,7 +72,7 @@ mkdir "$T/gs" && cp "$S/suite.json" "$S/golden.json" "$T/gs/"
 airlock validate -t 1 "$T/g32.gguf" --suite "$T/gs" --record >/dev/null
 expect_status 0 airlock validate -t 1 -t 1 "$T/g32b.gguf" --suite "$T/gs"
 expect_status 1 airlock validate -t 1 -t 1 "$T/g8.gguf" --suite "$T/gs"
-echo "$OUT" | grep -q "weights-differ" || fail "generated q8_0 not told apart: $OUT"
+echo "$OUT" | qgrep "weights-differ" || fail "generated q8_0 not told apart: $OUT"
 ok "generated Q8_0 told apart from a bit-identical F32: $(echo "$OUT" | grep '^result')"
 
 # float noise: where conditions differ, a drift under the tolerance passes...
@@ -91,11 +91,11 @@ r["conditions"]["llama_commit"] = "0000000"
 json.dump(r, open(dst + "/recording-other.json", "w"))
 PY
 expect_status 1 airlock validate -t 1 -t 1 "$F" --suite "$T/noisy"
-echo "$OUT" | grep -q "nondeterministic" || fail "a drift under matching conditions must fail: $OUT"
+echo "$OUT" | qgrep "nondeterministic" || fail "a drift under matching conditions must fail: $OUT"
 mv "$T/noisy/recording-other.json" "$T/noisy/recording.json"
 expect_status 0 airlock validate -t 1 -t 1 "$F" --suite "$T/noisy"
 [ "$(echo "$OUT" | grep -c 'float-noise')" = 4 ] || fail "drift within tolerance not float noise: $OUT"
-echo "$OUT" | grep -q "llama.cpp 0000000 (recorded) vs" || fail "differing conditions not named: $OUT"
+echo "$OUT" | qgrep "llama.cpp 0000000 (recorded) vs" || fail "differing conditions not named: $OUT"
 ok "float noise passes where conditions differ, fails where they match"
 
 # targets: a missed one exits 1 with the target and the measured value
@@ -107,11 +107,11 @@ json.dump(s, open(sys.argv[1], "w"))
 PY
 expect_status 1 airlock validate -t 1 -t 1 "$F" --suite "$S"
 echo "$OUT" | grep -Eq "target min_decode_tps 1e\+08 missed: measured [0-9.]+" || fail "missed target not named: $OUT"
-echo "$OUT" | grep -q "ok    max_rss_mb 100000: measured" || fail "met target not shown: $OUT"
+echo "$OUT" | qgrep "ok    max_rss_mb 100000: measured" || fail "met target not shown: $OUT"
 ok "a missed target fails naming target and value"
 
 # malformed suites are refused with a reason
 echo '{"format": "airlock-suite/9"}' >"$S/suite.json"
 expect_status 4 airlock validate -t 1 -t 1 "$F" --suite "$S"
-echo "$OUT" | grep -q 'must be "airlock-suite/1"' || fail "bad format not explained: $OUT"
+echo "$OUT" | qgrep 'must be "airlock-suite/1"' || fail "bad format not explained: $OUT"
 ok "malformed suite refused"
