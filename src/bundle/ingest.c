@@ -396,7 +396,7 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
     char abs[AL_LIMIT_PATH];
     if (realpath(path, abs) == NULL)
         snprintf(abs, sizeof abs, "%s", path);
-    enum al_rc rc = al_trust_load(al_store_home(al_repo_store(r)), &g.trust, err);
+    enum al_rc rc = al_trust_load(r, &g.trust, err);
     if (rc)
         return rc;
     src.fd = open(path, O_RDONLY | O_CLOEXEC);
