@@ -244,6 +244,11 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
             rc = al_err_set(err, AL_ERR_INVALID, "entry '%s' is sparse or has holes; not accepted", name);
             break;
         }
+        if (en->head_len < sizeof en->head) {
+            size_t k = len < sizeof en->head - en->head_len ? len : sizeof en->head - en->head_len;
+            memcpy(en->head + en->head_len, buf, k);
+            en->head_len += k;
+        }
         en->size += len;
         g->total += len;
         if (en->size > listed) {
