@@ -39,6 +39,8 @@ struct al_ing_entry {
     struct al_blob_writer *w; /* uncommitted; NULL in a dry run */
     char *mem;                /* a copy of a small entry (index.json, manifests), or NULL */
     size_t mem_len;
+    unsigned char head[4];    /* the first bytes (a weight's magic, checked in a dry run too) */
+    size_t head_len;
 };
 
 struct al_ing_sig {

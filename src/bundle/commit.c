@@ -200,26 +200,51 @@ void al_ing_record_refusal(struct al_ing *g, const char *source, const struct al
     free(detail);
 }
 
-/* A plain bundle: its files become the layers of a manifest made here. */
-static enum al_rc build_plain(struct al_ing *g, struct al_oci_layer *layers, size_t n, char *config_d,
-                              uint64_t *config_size, char *manifest_d, uint64_t *manifest_size, struct al_err *err)
+/* Every weight file passes the check of `airlock add` (al_repo_facts): a
+ * file named .gguf must be a GGUF, and a GGUF's header must parse. Run before
+ * any blob is visible, so a refusal leaves the store as it was; a dry run,
+ * which keeps no content, checks the first bytes. *facts: the first GGUF's,
+ * for a plain bundle's config. */
+static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, struct al_err *err)
 {
-    struct al_model_facts facts;
-    memset(&facts, 0, sizeof facts);
-    bool gguf = false;
-    struct al_store *s = al_repo_store(g->r);
-    for (size_t i = 0; i < n && !gguf; i++) {
-        char path[AL_LIMIT_PATH];
-        if (strcmp(layers[i].media_type, AL_MT_WEIGHT) == 0 &&
-            al_store_blob_path(s, layers[i].digest, path, sizeof path, NULL) == AL_OK)
-            gguf = al_repo_facts(path, &facts, NULL) == AL_OK && facts.architecture[0];
+    memset(facts, 0, sizeof *facts);
+    bool native = g->rep->native;
+    size_t n = native ? g->man.n_layers : g->n_ents;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = native ? g->man.layers[i].path : g->ents[i].name;
+        const char *mt = native ? g->man.layers[i].media_type : al_oci_media_type_for(name);
+        struct al_ing_entry *e = native ? NULL : &g->ents[i];
+        if (native) {
+            char blob[AL_LIMIT_FILE_NAME + 1];
+            snprintf(blob, sizeof blob, AL_BUNDLE_BLOB_DIR "%s", g->man.layers[i].digest + 7);
+            e = al_ing_find(g, blob);
+        }
+        if (e == NULL || strcmp(mt, AL_MT_WEIGHT) != 0)
+            continue;
+        struct al_model_facts f;
+        enum al_rc rc = e->w ? al_repo_facts_named(al_blob_writer_path(e->w), name, &f, err)
+                             : al_repo_facts_head(name, e->head, e->head_len, err);
+        if (rc)
+            return rc;
+        if (e->w && !facts->architecture[0])
+            *facts = f;
     }
+    return AL_OK;
+}
+
+/* A plain bundle: its files become the layers of a manifest made here. */
+static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *facts, struct al_oci_layer *layers,
+                              size_t n, char *config_d, uint64_t *config_size, char *manifest_d,
+                              uint64_t *manifest_size, struct al_err *err)
+{
+    bool gguf = facts->architecture[0] != '\0';
+    struct al_store *s = al_repo_store(g->r);
     char created[32];
     al_now_iso(created);
     struct al_oci_model m = {
-        .name = g->rep->name, .version = g->rep->tag, .created = created, .architecture = facts.architecture,
-        .format = gguf ? "gguf" : "", .param_size = facts.param_size, .precision = facts.precision,
-        .quantization = facts.quantization, .previous = g->rep->previous, .layers = layers, .n_layers = n,
+        .name = g->rep->name, .version = g->rep->tag, .created = created, .architecture = facts->architecture,
+        .format = gguf ? "gguf" : "", .param_size = facts->param_size, .precision = facts->precision,
+        .quantization = facts->quantization, .previous = g->rep->previous, .layers = layers, .n_layers = n,
     };
     char *config = NULL, *manifest = NULL;
     enum al_rc rc = al_oci_config_build(&m, &config, err);
@@ -284,8 +309,11 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
     snprintf(rep->name, sizeof rep->name, "%s", ref.name[0] ? ref.name : g->man.title);
     snprintf(rep->tag, sizeof rep->tag, "%s",
              ref.tag[0] ? ref.tag : (rep->native && al_tag_valid(g->man.version)) ? g->man.version : "latest");
-    if ((rc = al_ing_check_policy(g, rep->name, err)) || (rc = check_dates(g, rep->name, rep->seq, err)))
+    struct al_model_facts facts;
+    if ((rc = al_ing_check_policy(g, rep->name, err)) || (rc = check_dates(g, rep->name, rep->seq, err)) ||
+        (rc = check_weights(g, &facts, err)))
         return rc;
+    al_ing_check(g, "weights");
     if (g->o->dry_run) {
         rep->accepted = true;
         return AL_OK;
@@ -324,7 +352,7 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
             layers[i].size = g->ents[i].size;
             snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s", al_oci_media_type_for(g->ents[i].name));
         }
-        if ((rc = build_plain(g, layers, n_files, config_d, &config_size, manifest_d, &manifest_size, err)))
+        if ((rc = build_plain(g, &facts, layers, n_files, config_d, &config_size, manifest_d, &manifest_size, err)))
             goto out;
         snprintf(rep->manifest, sizeof rep->manifest, "%s", manifest_d);
     }

@@ -244,6 +244,11 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
             rc = al_err_set(err, AL_ERR_INVALID, "entry '%s' is sparse or has holes; not accepted", name);
             break;
         }
+        if (en->head_len < sizeof en->head) {
+            size_t k = len < sizeof en->head - en->head_len ? len : sizeof en->head - en->head_len;
+            memcpy(en->head + en->head_len, buf, k);
+            en->head_len += k;
+        }
         en->size += len;
         g->total += len;
         if (en->size > listed) {
@@ -396,7 +401,7 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
     char abs[AL_LIMIT_PATH];
     if (realpath(path, abs) == NULL)
         snprintf(abs, sizeof abs, "%s", path);
-    enum al_rc rc = al_trust_load(al_store_home(al_repo_store(r)), &g.trust, err);
+    enum al_rc rc = al_trust_load(r, &g.trust, err);
     if (rc)
         return rc;
     src.fd = open(path, O_RDONLY | O_CLOEXEC);

@@ -298,7 +298,7 @@ static int trust_ls(int argc, char **argv)
         return st;
     struct al_err err = AL_ERR_INIT;
     struct al_trust t;
-    enum al_rc rc = al_trust_load(al_store_home(al_repo_store(r)), &t, &err);
+    enum al_rc rc = al_trust_load(r, &t, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);

@@ -435,7 +435,12 @@ bool al_gguf_has_magic(const char *path)
         return false;
     unsigned char m[4];
     struct reader r = {fd, 0};
-    bool ok = read_cb(&r, m, 0, sizeof m) == sizeof m && memcmp(m, GGUF_MAGIC, 4) == 0;
+    bool ok = read_cb(&r, m, 0, sizeof m) == sizeof m && al_gguf_is_magic(m, sizeof m);
     close(fd);
     return ok;
+}
+
+bool al_gguf_is_magic(const void *head, size_t len)
+{
+    return len >= 4 && memcmp(head, GGUF_MAGIC, 4) == 0;
 }

@@ -81,5 +81,7 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
 
 /* True when the file starts with the 4 bytes "GGUF". No other check. */
 bool al_gguf_has_magic(const char *path);
+/* True when the len bytes at head start with them. */
+bool al_gguf_is_magic(const void *head, size_t len);
 
 #endif

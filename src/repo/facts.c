@@ -30,7 +30,20 @@ static bool named_gguf(const char *path)
     return n >= 5 && strcasecmp(path + n - 5, ".gguf") == 0;
 }
 
-enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct al_err *err)
+/* The one rule for a weight's first bytes: a file named .gguf is loaded as
+ * GGUF by the engine, so it must be one; other weight files (safetensors,
+ * bin) are read only when they are. */
+enum al_rc al_repo_facts_head(const char *name, const void *head, size_t len, struct al_err *err)
+{
+    if (!al_gguf_is_magic(head, len) && named_gguf(name))
+        return al_err_set(err, AL_ERR_INVALID,
+                          "'%s' is not a valid GGUF file: it does not start with the GGUF magic (empty, truncated "
+                          "or another format); add the model's real .gguf file",
+                          name);
+    return AL_OK;
+}
+
+enum al_rc al_repo_facts_named(const char *path, const char *name, struct al_model_facts *facts, struct al_err *err)
 {
     memset(facts, 0, sizeof *facts);
     /* Opened without blocking first: a FIFO or device is refused, not waited on. */
@@ -38,19 +51,16 @@ enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct
     enum al_rc rc = al_fs_open_regular(path, &fd, err);
     if (rc)
         return rc;
-    close(fd);
-    /* A file named .gguf is loaded as GGUF by the engine, so it must be one;
-     * other weight files (safetensors, bin) are read only when they are. */
-    bool magic = al_gguf_has_magic(path);
-    if (!magic && named_gguf(path))
-        return al_err_set(err, AL_ERR_INVALID,
-                          "'%s' is not a valid GGUF file: it does not start with the GGUF magic (empty, truncated "
-                          "or another format); add the model's real .gguf file",
-                          path);
-    if (!magic)
-        return AL_OK;
+    unsigned char head[4];
+    ssize_t got = pread(fd, head, sizeof head, 0);
+    bool magic = got > 0 && al_gguf_is_magic(head, (size_t)got);
+    if ((rc = al_repo_facts_head(name, head, got > 0 ? (size_t)got : 0, err)) || !magic) {
+        close(fd);
+        return rc;
+    }
     struct al_gguf_info info;
-    rc = al_gguf_inspect(path, &info, err);
+    rc = al_gguf_inspect_fd(fd, name, &info, err);
+    close(fd);
     if (rc)
         return rc;
     snprintf(facts->architecture, sizeof facts->architecture, "%s", info.arch);
@@ -65,6 +75,11 @@ enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct
     snprintf(facts->quantization, sizeof facts->quantization, "%s",
              info.file_type[0] ? info.file_type : facts->precision);
     return AL_OK;
+}
+
+enum al_rc al_repo__facts(const char *path, struct al_model_facts *facts, struct al_err *err)
+{
+    return al_repo_facts_named(path, path, facts, err);
 }
 
 enum al_rc al_repo_facts(const char *path, struct al_model_facts *facts, struct al_err *err)

@@ -51,6 +51,15 @@ struct al_model_facts {
 /* Reads what a weight file says about itself (GGUF header); empty facts for
  * other files. AL_ERR_INVALID for a malformed GGUF. */
 enum al_rc al_repo_facts(const char *path, struct al_model_facts *facts, struct al_err *err);
+/* The same for content at path known under another name (a bundle's entry in
+ * its temporary file): name decides whether it must be a GGUF and is the
+ * subject of every message. */
+enum al_rc al_repo_facts_named(const char *path, const char *name, struct al_model_facts *facts, struct al_err *err);
+/* The part of that check that needs only the first bytes, for a pass that
+ * keeps no content (a bundle's verify): the first len bytes (up to 4) of a
+ * weight file called name. AL_ERR_INVALID, with the message of
+ * al_repo_facts, for a .gguf name without the GGUF magic. */
+enum al_rc al_repo_facts_head(const char *name, const void *head, size_t len, struct al_err *err);
 
 struct al_add_opts {
     const char *card_path;  /* model card JSON, or NULL */

@@ -299,6 +299,11 @@ enum al_rc al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST
     return rc;
 }
 
+const char *al_blob_writer_path(const struct al_blob_writer *w)
+{
+    return w->path;
+}
+
 void al_blob_writer_free(struct al_blob_writer *w)
 {
     if (w == NULL)

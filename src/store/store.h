@@ -62,6 +62,10 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
  * when the last data could not be written. */
 enum al_rc al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST_SIZE], uint64_t *size,
                                  struct al_err *err);
+/* The temporary file's path, to read what was written (whole after
+ * al_blob_writer_digest) before deciding to commit. Borrowed: valid until
+ * commit or free. */
+const char *al_blob_writer_path(const struct al_blob_writer *w);
 /* Frees; removes the temporary file unless committed. NULL is a no-op. */
 void al_blob_writer_free(struct al_blob_writer *w);
 

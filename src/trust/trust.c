@@ -1,7 +1,18 @@
 /*
  * trust.c: the policy file ($AIRLOCK_HOME/trust/keys.json) and its changes.
- * Changes run under the store's write lock: load, change, write atomically,
- * record the event. The file is small (capped) and read whole.
+ * The file is small (capped) and read whole.
+ *
+ * A change and its event are one step, with a roll-forward (see trust.h):
+ *   1. the new policy is written whole to keys.json.pending (tmp, fsync,
+ *      rename, fsync dir);
+ *   2. one index transaction appends the event, whose detail names the
+ *      pending file's SHA-256 ("policy"), and commits;
+ *   3. pending is renamed over keys.json and the directory fsynced.
+ * The commit in 2 is the moment of the change. Before it, a pending file is
+ * not named by the newest trust event and counts for nothing; after it, it
+ * is, and it is the policy until 3 has happened. So a reader needs no lock
+ * (al_trust_load picks the file in force), and a writer, under the write
+ * lock, first finishes (3) or removes what a killed writer left.
  */
 #include "trust/trust.h"
 
@@ -12,17 +23,26 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "core/hash.h"
 #include "index/index.h"
 
 #define LOCK_TIMEOUT_MS 60000
 
 const char *al_trust_kind_name(enum al_trust_kind kind) { return kind == AL_TRUST_GPG ? "gpg" : "minisign"; }
 
-static enum al_rc trust_paths(const char *home, char *file, char *gnupg, struct al_err *err)
+/* The policy file, its pending successor and the GnuPG home, each AL_LIMIT_PATH. */
+struct paths {
+    char file[AL_LIMIT_PATH], pending[AL_LIMIT_PATH], dir[AL_LIMIT_PATH], gnupg[AL_LIMIT_PATH];
+};
+
+static enum al_rc trust_paths(const char *home, struct paths *p, struct al_err *err)
 {
-    enum al_rc rc = al_path_fmt(file, AL_LIMIT_PATH, err, "%s/trust/keys.json", home);
+    enum al_rc rc = al_path_fmt(p->file, sizeof p->file, err, "%s/trust/keys.json", home);
     if (!rc)
-        rc = al_path_fmt(gnupg, AL_LIMIT_PATH, err, "%s/trust/gnupg", home);
+        rc = al_path_fmt(p->pending, sizeof p->pending, err, "%s/trust/keys.json.pending", home);
+    if (!rc)
+        rc = al_path_fmt(p->gnupg, sizeof p->gnupg, err, "%s/trust/gnupg", home);
+    al_fs_dirname(p->file, p->dir, sizeof p->dir);
     return rc;
 }
 
@@ -71,26 +91,67 @@ static enum al_rc parse_key(json_t *o, struct al_trust_key *k, struct al_err *er
     return AL_OK;
 }
 
-enum al_rc al_trust_load(const char *home, struct al_trust *out, struct al_err *err)
+/* The policy the newest trust event recorded ("policy" in its detail), or ""
+ * when that event names none (recorded before policies were named) or there
+ * is no trust event. Runs only when a pending file exists: it lists the log. */
+static enum al_rc last_policy(struct al_index *ix, char digest[AL_DIGEST_SIZE], struct al_err *err)
 {
-    memset(out, 0, sizeof *out);
-    char file[AL_LIMIT_PATH];
-    enum al_rc rc = trust_paths(home, file, out->gnupg, err);
+    digest[0] = '\0';
+    struct al_event *ev = NULL;
+    size_t n = 0;
+    enum al_rc rc = al_index_list_events(ix, NULL, NULL, &ev, &n, err);
     if (rc)
         return rc;
-    char *text = NULL;
-    size_t len = 0;
-    if (!al_fs_exists(file)) {
-        /* Room for one key, which al_trust_add relies on. */
-        if ((out->keys = calloc(1, sizeof *out->keys)) == NULL)
-            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    for (size_t i = n; i-- > 0;) {
+        if (strncmp(ev[i].kind, "trust-", 6) != 0)
+            continue;
+        json_t *d = ev[i].detail ? json_loads(ev[i].detail, 0, NULL) : NULL;
+        const char *pol = json_string_value(json_object_get(d, "policy"));
+        if (pol && al_digest_valid(pol))
+            snprintf(digest, AL_DIGEST_SIZE, "%s", pol);
+        json_decref(d);
+        break;
+    }
+    al_index_events_free(ev, n);
+    return AL_OK;
+}
+
+/* A pending policy: *exists when the file is there; *text (malloc'd) only
+ * when the newest trust event names its content, i.e. its change was
+ * committed and it is the policy in force. A pending file over the cap was
+ * never written by us, so it counts for nothing. */
+static enum al_rc read_pending(struct al_repo *r, const struct paths *p, char **text, size_t *len, bool *exists,
+                               struct al_err *err)
+{
+    *text = NULL, *len = 0, *exists = false;
+    char *t = NULL;
+    size_t n = 0;
+    struct al_err e = AL_ERR_INIT;
+    enum al_rc rc = al_fs_read_file(p->pending, AL_TRUST_FILE_MAX, &t, &n, &e);
+    if (rc == AL_ERR_NOT_FOUND)
+        return AL_OK;
+    *exists = true;
+    if (rc == AL_ERR_LIMIT)
+        return AL_OK;
+    if (rc)
+        return al_err_set(err, rc, "%s", e.msg);
+    uint8_t raw[AL_SHA256_BYTES];
+    char have[AL_DIGEST_SIZE], want[AL_DIGEST_SIZE];
+    al_sha256_buf(t, n, raw);
+    al_digest_format(raw, have);
+    if ((rc = last_policy(al_repo_index(r), want, err)) == AL_OK && strcmp(have, want) == 0) {
+        *text = t, *len = n;
         return AL_OK;
     }
-    if ((rc = al_fs_read_file(file, AL_TRUST_FILE_MAX, &text, &len, err)))
-        return rc;
+    free(t);
+    return rc;
+}
+
+static enum al_rc parse_policy(const char *file, const char *text, size_t len, struct al_trust *out,
+                               struct al_err *err)
+{
     json_error_t je;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
-    free(text);
     json_t *keys = json_object_get(root, "keys");
     if (!json_is_array(keys) || json_array_size(keys) > AL_TRUST_MAX_KEYS) {
         json_decref(root);
@@ -101,10 +162,40 @@ enum al_rc al_trust_load(const char *home, struct al_trust *out, struct al_err *
         json_decref(root);
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     }
+    enum al_rc rc = AL_OK;
     for (size_t i = 0; i < json_array_size(keys) && !rc; i++)
         if (!(rc = parse_key(json_array_get(keys, i), &out->keys[i], err)))
             out->n++;
     json_decref(root);
+    return rc;
+}
+
+/* Reads nothing but files and the log, and writes nothing: safe without a
+ * lock and on a read-only store. */
+enum al_rc al_trust_load(struct al_repo *r, struct al_trust *out, struct al_err *err)
+{
+    memset(out, 0, sizeof *out);
+    struct paths p;
+    enum al_rc rc = trust_paths(al_store_home(al_repo_store(r)), &p, err);
+    if (rc)
+        return rc;
+    snprintf(out->gnupg, sizeof out->gnupg, "%s", p.gnupg);
+    char *text = NULL;
+    size_t len = 0;
+    bool pending = false;
+    if ((rc = read_pending(r, &p, &text, &len, &pending, err)))
+        return rc;
+    const char *from = text ? p.pending : p.file;
+    if (text == NULL && !al_fs_exists(p.file)) {
+        /* Room for one key, which al_trust_add relies on. */
+        if ((out->keys = calloc(1, sizeof *out->keys)) == NULL)
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        return AL_OK;
+    }
+    if (text == NULL && (rc = al_fs_read_file(p.file, AL_TRUST_FILE_MAX, &text, &len, err)))
+        return rc;
+    rc = parse_policy(from, text, len, out, err);
+    free(text);
     if (rc)
         al_trust_release(out);
     return rc;
@@ -169,75 +260,97 @@ static json_t *key_json(const struct al_trust_key *k)
     return o;
 }
 
-static enum al_rc save(const char *home, const struct al_trust *t, struct al_err *err)
+/* The policy as the text written to disk, and its digest. */
+static enum al_rc serialize(const struct al_trust *t, char **text, char digest[AL_DIGEST_SIZE], struct al_err *err)
 {
-    char file[AL_LIMIT_PATH], gnupg[AL_LIMIT_PATH], dir[AL_LIMIT_PATH];
-    enum al_rc rc = trust_paths(home, file, gnupg, err);
-    if (rc)
-        return rc;
-    al_fs_dirname(file, dir, sizeof dir);
-    if ((rc = al_fs_mkdirs(dir, 0755, err)))
-        return rc;
     json_t *keys = json_array();
     for (size_t i = 0; i < t->n; i++)
         json_array_append_new(keys, key_json(&t->keys[i]));
     json_t *root = json_pack("{s:i, s:o}", "version", 1, "keys", keys);
-    char *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
+    *text = json_dumps(root, JSON_INDENT(2) | JSON_SORT_KEYS);
     json_decref(root);
-    if (text == NULL)
+    if (*text == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "cannot serialize the trust policy");
-    rc = al_fs_write_atomic(file, text, strlen(text), err);
-    free(text);
-    return rc;
+    size_t len = strlen(*text);
+    if (len > AL_TRUST_FILE_MAX) {
+        free(*text);
+        *text = NULL;
+        return al_err_set(err, AL_ERR_LIMIT, "the trust policy would be over %u bytes (AL_TRUST_FILE_MAX)",
+                          AL_TRUST_FILE_MAX);
+    }
+    uint8_t raw[AL_SHA256_BYTES];
+    al_sha256_buf(*text, len, raw);
+    al_digest_format(raw, digest);
+    return AL_OK;
 }
 
-static enum al_rc record(struct al_repo *r, const char *kind, const struct al_trust_key *k, struct al_err *err)
+/* The event of a change: the changed key, and the digest of the policy
+ * after it ("policy"), which is what makes a pending file count. */
+static enum al_rc record(struct al_index *ix, const char *kind, const struct al_trust_key *k, const char *policy,
+                         struct al_err *err)
 {
     json_t *d = key_json(k);
+    json_object_set_new(d, "policy", json_string(policy));
     char *detail = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(d);
-    enum al_rc rc = al_index_event_append(al_repo_index(r), kind, "", "", detail, err);
+    if (detail == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    enum al_rc rc = al_index_event_append(ix, kind, "", "", detail, err);
     free(detail);
     return rc;
 }
 
-/* The policy file and its event change together: the event is appended in
- * a transaction, the file replaced, then the transaction committed. When
- * the file cannot be written or the commit fails, the event is rolled back
- * and the previous file put back, so neither changes alone. */
-static enum al_rc save_recorded(struct al_repo *r, const char *home, const char *kind, const struct al_trust *t,
+/* Finishes what a killed or failed change left (under the write lock): a
+ * pending file the newest trust event names is moved into place; any other
+ * is removed, its change never happened. */
+static enum al_rc settle(struct al_repo *r, const struct paths *p, struct al_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    bool exists = false;
+    enum al_rc rc = read_pending(r, p, &text, &len, &exists, err);
+    if (rc || !exists)
+        return rc;
+    if (text) {
+        free(text);
+        if (rename(p->pending, p->file) != 0)
+            return al_err_sys(err, AL_ERR_IO, "cannot rename '%s' to '%s'", p->pending, p->file);
+    } else if (unlink(p->pending) != 0 && errno != ENOENT) {
+        return al_err_sys(err, AL_ERR_IO, "cannot remove '%s'", p->pending);
+    }
+    return al_fs_fsync_dir(p->dir, err);
+}
+
+/* The three steps of the header comment. A failure before the commit leaves
+ * at most a pending file no event names: inert, and removed by the next
+ * change (kept rather than removed here, since a failed SQLite commit may
+ * still surface at recovery, and then the file is what it names). A failure
+ * after the commit is reported, but the change is whole and in force. */
+static enum al_rc save_recorded(struct al_repo *r, const struct paths *p, const char *kind, const struct al_trust *t,
                                 const struct al_trust_key *changed, struct al_err *err)
 {
     struct al_index *ix = al_repo_index(r);
-    char file[AL_LIMIT_PATH], gnupg[AL_LIMIT_PATH];
-    char *old = NULL;
-    size_t old_len = 0;
-    enum al_rc rc = trust_paths(home, file, gnupg, err);
+    char *text = NULL;
+    char digest[AL_DIGEST_SIZE];
+    enum al_rc rc = serialize(t, &text, digest, err);
     if (rc)
         return rc;
-    bool had = al_fs_exists(file);
-    if (had && (rc = al_fs_read_file(file, AL_TRUST_FILE_MAX, &old, &old_len, err)))
+    if (!(rc = al_fs_mkdirs(p->dir, 0755, err)))
+        rc = al_fs_write_atomic(p->pending, text, strlen(text), err);
+    free(text);
+    if (rc || (rc = al_index_begin(ix, err)))
         return rc;
-    if ((rc = al_index_begin(ix, err)))
-        goto out;
-    struct al_err e = AL_ERR_INIT, re = AL_ERR_INIT;
-    bool saving = false;
-    if (!(rc = record(r, kind, changed, &e))) {
-        saving = true;
-        if (!(rc = save(home, t, &e)))
-            rc = al_index_commit(ix, &e);
+    if ((rc = record(ix, kind, changed, digest, err)) || (rc = al_index_commit(ix, err))) {
+        al_index_rollback(ix);
+        return rc;
     }
-    if (!rc)
-        goto out;
-    al_index_rollback(ix);
-    if (!saving || (had ? al_fs_write_atomic(file, old, old_len, &re) == AL_OK : unlink(file) == 0 || errno == ENOENT))
-        al_err_set(err, rc, "%s", e.msg);
-    else
-        al_err_set(err, rc, "%s; and the trust policy '%s' could not be put back (%s): it holds a change the "
-                   "event log does not record", e.msg, file, re.msg[0] ? re.msg : strerror(errno));
-out:
-    free(old);
-    return rc;
+    if (rename(p->pending, p->file) != 0)
+        return al_err_sys(err, AL_ERR_IO, "the trust change is recorded and in force, but '%s' could not be renamed "
+                          "to '%s' (the next trust command finishes it)", p->pending, p->file);
+    struct al_err e = AL_ERR_INIT;
+    if (al_fs_fsync_dir(p->dir, &e))
+        return al_err_set(err, AL_ERR_IO, "the trust change is recorded and in force, but %s", e.msg);
+    return AL_OK;
 }
 
 /* Runs fn on the loaded policy under the write lock; saves and records the
@@ -249,17 +362,17 @@ static enum al_rc change(struct al_repo *r, const char *kind, change_fn *fn, voi
                          struct al_err *err)
 {
     struct al_store *s = al_repo_store(r);
-    const char *home = al_store_home(s);
-    enum al_rc rc = al_store_lock(s, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err);
-    if (rc)
+    struct paths p;
+    enum al_rc rc = trust_paths(al_store_home(s), &p, err);
+    if (rc || (rc = al_store_lock(s, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err)))
         return rc;
     struct al_trust t;
     struct al_trust_key changed;
     memset(&changed, 0, sizeof changed);
-    if (!(rc = al_trust_load(home, &t, err))) {
+    if (!(rc = settle(r, &p, err)) && !(rc = al_trust_load(r, &t, err))) {
         rc = fn(r, &t, ud, &changed, err);
         if (!rc)
-            rc = save_recorded(r, home, kind, &t, &changed, err);
+            rc = save_recorded(r, &p, kind, &t, &changed, err);
         al_trust_release(&t);
     }
     al_store_unlock(s, AL_LOCK_WRITE);

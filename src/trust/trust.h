@@ -3,11 +3,20 @@
  * may sign bundles for which models, how many signatures a model needs, and
  * which keys are revoked.
  *
- * The policy is a file, $AIRLOCK_HOME/trust/keys.json, rewritten atomically
- * under the store's write lock; OpenPGP keys live in the dedicated GnuPG home
+ * The policy is a file, $AIRLOCK_HOME/trust/keys.json, rewritten under the
+ * store's write lock; OpenPGP keys live in the dedicated GnuPG home
  * $AIRLOCK_HOME/trust/gnupg (src/sign/pgp.h). Every change (add, rm, revoke)
  * is appended to the hash-chained event log, so the history of the policy is
  * as tamper-evident as the rest of the store.
+ *
+ * A change and its event are atomic together, whatever stops the process:
+ * the new policy is first written whole to keys.json.pending, then its event,
+ * which names the SHA-256 of that file ("policy" in the event's detail), is
+ * committed, then the pending file is renamed over keys.json. A pending file
+ * counts exactly when the newest trust event names its content: a load then
+ * reads it as the policy (the rename did not happen yet), and the next change
+ * moves it into place; any other pending file is ignored, and removed by the
+ * next change (its event was never committed).
  *
  * Each key has a name, a kind (minisign or OpenPGP), an id (minisign's 16 hex
  * digit key id, or the OpenPGP primary key fingerprint), a model-name pattern
@@ -52,8 +61,12 @@ struct al_trust {
     char gnupg[4096]; /* the dedicated GnuPG home */
 };
 
-/* Loads the policy of the store at home (an empty policy when there is none). */
-enum al_rc al_trust_load(const char *home, struct al_trust *out, struct al_err *err);
+/* Loads the policy in force in r's store (an empty policy when there is
+ * none): keys.json, or a pending file whose change was committed (above).
+ * Writes nothing and takes no lock, so it works on a read-only store.
+ * AL_ERR_CORRUPT for a malformed policy file; *out is the caller's to
+ * release after success. */
+enum al_rc al_trust_load(struct al_repo *r, struct al_trust *out, struct al_err *err);
 void al_trust_release(struct al_trust *t);
 
 /* The key with this id (minisign hex id, or OpenPGP fingerprint, compared

@@ -45,14 +45,11 @@ op_ingest_setup() {
 op_ingest_run() { "$@" "$AIRLOCK_BIN" ingest b.tar --max-entry-size 1M --max-total-size 1M; }
 
 # ---- trust policy ----
-# Known and not yet fixed: a SIGKILL between the rename of trust/keys.json
-# and the commit of its event leaves the policy changed without its event
-# (fsck and the logs stay clean); so does a disk that fails for good right
-# after that rename (short: every later write fails, so the previous file
-# cannot be put back; the command says so). The fix needs a roll-forward at
-# load (a pending file checked against the last trust event). Such points
-# are counted as "known" in the table, not as corrupted; any other damage fails.
-KNOWN_PARTIAL="trust-add:kill trust-revoke:kill trust-add:short trust-revoke:short"
+# A change and its event are atomic together (keys.json.pending, the event
+# naming its digest, then the rename; src/trust/trust.c): every point must
+# leave the old policy without its event or the new one with it.
+# Known defects not yet fixed, as operation:fault (see check.sh): none.
+KNOWN_PARTIAL=""
 
 op_trust_add_setup() {
     airlock init >/dev/null

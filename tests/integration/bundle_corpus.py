@@ -155,6 +155,24 @@ with tarfile.open(fileobj=bomb, mode="w", format=tarfile.PAX_FORMAT) as t:
 write("bomb.tar.gz", None, raw=gzip.compress(bomb.getvalue(), compresslevel=9, mtime=0),
       extra="--as bomb:1 --max-entry-size 8M", expect="cap")
 
+# ---- a plain bundle whose .gguf is not a GGUF: refused as `airlock add` refuses it ----
+def plain(name, files, extra, expect):
+    sums = "".join(hashlib.sha256(d).hexdigest() + "  " + n + "\n" for n, d in files).encode()
+    open(real, "wb").write(sums)
+    subprocess.run(["minisign", "-S", "-s", build_key, "-m", real], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL)
+    sig = open(real + ".minisig", "rb").read()
+    write(name, [(info("checksums.txt"), sums), (info("checksums.txt.minisig"), sig)] +
+          [(info(n), d) for n, d in files], extra=extra, expect=expect)
+
+
+fake = bytes(range(256)) * 64  # 16 KiB that do not start with "GGUF"
+plain("fake-gguf.tar", [("fake.gguf", fake), ("tokenizer.json", b'{"tokenizer": true}\n')], "--as fake:1",
+      "'fake.gguf' is not a valid GGUF file: it does not start with the GGUF magic (empty, truncated or another "
+      "format); add the model's real .gguf file")
+plain("empty-gguf.tar", [("empty.gguf", b"")], "--as fake:2",
+      "'empty.gguf' is not a valid GGUF file: it does not start with the GGUF magic")
+
 for f in ("other-checksums.txt", "other-checksums.txt.minisig", "checksums.txt",
           "checksums.txt.minisig"):
     try:

@@ -72,7 +72,7 @@ static void test_empty_policy(void **state)
     struct fx *f = fx_new();
     struct al_trust t;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_trust_load(f->home, &t, &err), AL_OK);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
     assert_int_equal(t.n, 0);
     char want[4200];
     snprintf(want, sizeof want, "%s/trust/gnupg", f->home);
@@ -121,7 +121,7 @@ static void test_minisign_keys(void **state)
                      AL_OK);
 
     struct al_trust t;
-    assert_int_equal(al_trust_load(f->home, &t, &err), AL_OK);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
     assert_int_equal(t.n, 2);
     const struct al_trust_key *a = al_trust_find(&t, k.id);
     assert_non_null(a);
@@ -237,7 +237,7 @@ static void test_revoke_remove(void **state)
     assert_int_equal(al_trust_add(f->r, "alice", AL_TRUST_MINISIGN, pa, strlen(pa), "m*", 3, &ka, &err), AL_OK);
     assert_int_equal(al_trust_add(f->r, "bob", AL_TRUST_MINISIGN, pb, strlen(pb), "*", 2, NULL, &err), AL_OK);
     struct al_trust t;
-    assert_int_equal(al_trust_load(f->home, &t, &err), AL_OK);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
     assert_int_equal(al_trust_threshold(&t, "m1"), 3);
     al_trust_release(&t);
 
@@ -245,7 +245,7 @@ static void test_revoke_remove(void **state)
     char kind[32];
     n_events(f, kind, NULL);
     assert_string_equal(kind, "trust-revoke");
-    assert_int_equal(al_trust_load(f->home, &t, &err), AL_OK);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
     const struct al_trust_key *a = al_trust_find(&t, ka.id);
     assert_non_null(a); /* kept, so that what it signed stays refused */
     assert_true(a->revoked);
@@ -272,7 +272,7 @@ static void test_revoke_remove(void **state)
     assert_int_equal(al_trust_remove(f->r, "alice", &err), AL_OK);
     n_events(f, kind, NULL);
     assert_string_equal(kind, "trust-rm");
-    assert_int_equal(al_trust_load(f->home, &t, &err), AL_OK);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
     assert_int_equal(t.n, 1);
     assert_null(al_trust_find(&t, ka.id));
     assert_string_equal(t.keys[0].name, "bob");
@@ -308,7 +308,7 @@ static void test_damaged_policy(void **state)
         struct al_trust t;
         memset(&t, 0x5a, sizeof t);
         al_err_clear(&err);
-        assert_int_equal(al_trust_load(f->home, &t, &err), AL_ERR_CORRUPT);
+        assert_int_equal(al_trust_load(f->r, &t, &err), AL_ERR_CORRUPT);
         if (!strstr(err.msg, bad[i][1]))
             fail_msg("case %zu: '%s' lacks '%s'", i, err.msg, bad[i][1]);
         assert_null(t.keys);
@@ -323,6 +323,65 @@ static void test_damaged_policy(void **state)
         assert_int_equal(n_events(f, NULL, NULL), events);
     }
     free(pa);
+    fx_free(f);
+}
+
+/* The roll-forward of keys.json.pending (trust.h), in the two states a kill
+ * leaves: the change committed but not renamed into place (the pending file
+ * is in force, and the next change moves it), and the change never committed
+ * (the pending file counts for nothing, and the next change removes it). */
+static void test_pending_roll_forward(void **state)
+{
+    struct fx *f = fx_new();
+    char *pa = minisign_pub(), *pb = minisign_pub();
+    struct al_err err = AL_ERR_INIT;
+    char pending[4200];
+    snprintf(pending, sizeof pending, "%s.pending", f->policy);
+    assert_int_equal(al_trust_add(f->r, "alice", AL_TRUST_MINISIGN, pa, strlen(pa), NULL, 1, NULL, &err), AL_OK);
+    size_t p1_len = 0;
+    char *p1 = tu_read_file(f->policy, &p1_len);
+    assert_int_equal(al_trust_add(f->r, "bob", AL_TRUST_MINISIGN, pb, strlen(pb), NULL, 1, NULL, &err), AL_OK);
+    char *detail = NULL;
+    n_events(f, NULL, &detail);
+    assert_non_null(strstr(detail, "\"policy\":\"sha256:")); /* the event names the policy it made */
+    free(detail);
+    assert_null(tu_read_file(pending, NULL));
+
+    /* killed after the commit of "add bob", before the rename */
+    assert_int_equal(rename(f->policy, pending), 0);
+    tu_write_file(f->policy, p1, p1_len);
+    struct al_trust t;
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
+    assert_int_equal(t.n, 2); /* bob's addition is in force */
+    al_trust_release(&t);
+    char *now = tu_read_file(f->policy, NULL);
+    assert_string_equal(now, p1); /* a load writes nothing */
+    free(now);
+    assert_int_equal(al_trust_revoke(f->r, "alice", &err), AL_OK);
+    assert_null(tu_read_file(pending, NULL));
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
+    assert_int_equal(t.n, 2);
+    assert_string_equal(t.keys[1].name, "bob");
+    assert_true(t.keys[0].revoked);
+    al_trust_release(&t);
+
+    /* killed before the commit: a whole pending file no event names */
+    const char *stale = "{\"keys\": [], \"version\": 1}";
+    tu_write_file(pending, stale, strlen(stale));
+    size_t events = n_events(f, NULL, NULL);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
+    assert_int_equal(t.n, 2); /* ignored */
+    al_trust_release(&t);
+    assert_int_equal(al_trust_remove(f->r, "bob", &err), AL_OK);
+    assert_null(tu_read_file(pending, NULL)); /* removed by the change */
+    assert_int_equal(n_events(f, NULL, NULL), events + 1);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
+    assert_int_equal(t.n, 1);
+    assert_string_equal(t.keys[0].name, "alice");
+    al_trust_release(&t);
+    free(p1);
+    free(pa);
+    free(pb);
     fx_free(f);
 }
 
@@ -364,7 +423,7 @@ static void test_gpg_keys(void **state)
     assert_int_equal(st.st_mode & 0777, 0700);
 
     struct al_trust t;
-    assert_int_equal(al_trust_load(f->home, &t, &err), AL_OK);
+    assert_int_equal(al_trust_load(f->r, &t, &err), AL_OK);
     assert_non_null(al_trust_find(&t, fpr));
     /* an OpenPGP key id (16 hex digits) matches the end of the fingerprint, without case */
     char keyid[17];
@@ -407,6 +466,7 @@ int main(void)
         cmocka_unit_test(test_add_refusals),
         cmocka_unit_test(test_revoke_remove),
         cmocka_unit_test(test_damaged_policy),
+        cmocka_unit_test(test_pending_roll_forward),
         cmocka_unit_test(test_gpg_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
