@@ -13,7 +13,12 @@ Load (one thread each, loopback only, every loop bounded by the deadline):
 Every status is checked against what that request must give; anything else
 is an unexpected status, and the run fails.
 
-Sampling every SOAK_SAMPLE_S seconds: RSS and threads (/proc/PID/status),
+SOAK_KINDS (comma-separated, default all of: completions, chat-stream,
+embeddings, rag, keys, reload) runs only those loops, to find which kind of
+request a growth comes from.
+
+Sampling every SOAK_SAMPLE_S seconds: RSS (with its anonymous and file
+parts) and threads (/proc/PID/status),
 open descriptors (/proc/PID/fd). After a warm-up (the first fifth of the
 run), the samples are split in thirds; the run fails when the last third
 grew past the first by more than the tolerances:
@@ -162,12 +167,18 @@ def sample():
             st[k] = v.strip()
     return {"t": round(SECONDS - (deadline - time.monotonic()), 1),
             "rss_kib": int(st["VmRSS"].split()[0]), "threads": int(st["Threads"]),
+            "anon_kib": int(st["RssAnon"].split()[0]), "file_kib": int(st["RssFile"].split()[0]),
             "fds": len(os.listdir("/proc/%d/fd" % PID))}
 
 
 def main():
-    threads = [loop("completions", completions), loop("chat-stream", chat_stream), loop("embeddings", embeddings),
-               loop("rag", rag), loop("keys", keys), loop("reload", reload)]
+    kinds = {"completions": completions, "chat-stream": chat_stream, "embeddings": embeddings,
+             "rag": rag, "keys": keys, "reload": reload}
+    want = [k for k in os.environ.get("SOAK_KINDS", ",".join(kinds)).split(",") if k]
+    bad = [k for k in want if k not in kinds]
+    if bad or not want:
+        sys.exit("soak: unknown SOAK_KINDS %s; choose from %s" % (",".join(bad) or "''", ",".join(kinds)))
+    threads = [loop(k, kinds[k]) for k in want]
     samples = []
     while time.monotonic() < deadline:
         samples.append(sample())

@@ -6,7 +6,8 @@
 # on any unexpected HTTP status, when SIGTERM does not stop the server
 # cleanly, or when the audit log does not verify afterwards.
 # The report (every sample) goes to $SOAK_OUT (default: a temporary file,
-# printed path). `make soak` runs it; tests/integration/test_soak.sh runs it
+# printed path), the server's log to $SOAK_OUT.serve.log. SOAK_KINDS picks
+# the kinds of load (see soak.py). `make soak` runs it; tests/integration/test_soak.sh runs it
 # for 120 s inside `make test`.
 set -euo pipefail
 BUILD=${1:-build}
@@ -64,7 +65,9 @@ if ! al audit verify >"$T/verify.txt" 2>&1; then
 else
     echo "soak: $(cat "$T/verify.txt")"
 fi
-if grep -E "AddressSanitizer|runtime error|Segmentation" "$LOG" >/dev/null; then
+# Kept for reading (e.g. LeakSanitizer's report at exit of an ASan build).
+[ -n "${SOAK_OUT:-}" ] && cp "$LOG" "$OUT.serve.log"
+if grep -E "AddressSanitizer|LeakSanitizer|runtime error|Segmentation" "$LOG" >/dev/null; then
     echo "soak: FAIL: the server log shows a crash or sanitizer report" >&2; st=1
 fi
 exit "$st"
