@@ -17,11 +17,16 @@ fp_is_not() { [ "$(fp)" != "$1" ]; }
 
 # ---- systemd readiness on $NOTIFY_SOCKET ----
 python3 - "$T/notify.sock" "$T/notify.txt" <<'PY' &
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(60)
+import os, socket, sys
+# Listens until the test ends (killed, or its parent shell is gone). No
+# receive deadline: on a loaded machine the drain between READY=1 and
+# STOPPING=1 took over a minute, and a listener that quit lost STOPPING=1.
+parent = os.getppid()
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind(sys.argv[1]); s.settimeout(1)
 with open(sys.argv[2], "a") as f:
-    while True:
+    while os.getppid() == parent:
         try: m = s.recv(4096).decode()
+        except socket.timeout: continue
         except OSError: break
         f.write(m + "\n"); f.flush()
 PY
