@@ -82,6 +82,9 @@ enum al_rc al_ing_parse_native(struct al_ing *g, struct al_err *err);
 /* After the archive pass: every remaining check, then the commit (unless a
  * dry run). */
 enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *err);
-/* Records the refusal (not in a dry run). */
-void al_ing_record_refusal(struct al_ing *g, const char *source, const struct al_err *why);
+/* Records the refusal (not in a dry run) whose code is why and whose message
+ * is in err. Returns why when the "ingest-refused" event is on record;
+ * otherwise the code of that failure, with err saying both what was refused
+ * and that the refusal is not recorded: a lost record is never silent. */
+enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_rc why, struct al_err *err);
 struct al_ing_entry *al_ing_find(struct al_ing *g, const char *name);

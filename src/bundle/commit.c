@@ -126,7 +126,7 @@ static enum al_rc check_dates(struct al_ing *g, const char *name, int64_t seq, s
     }
     if (seq > 0) {
         int64_t max = 0;
-        enum al_rc rc = al_index_max_seq(al_repo_index(g->r), name, &max, err);
+        enum al_rc rc = al_repo_max_seq(g->r, name, &max, err);
         if (rc)
             return rc;
         rep->max_seq = max;
@@ -187,17 +187,22 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
     return s;
 }
 
-void al_ing_record_refusal(struct al_ing *g, const char *source, const struct al_err *why)
+enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_rc why, struct al_err *err)
 {
-    char *detail = provenance(g, source, "refused", why->msg);
+    char *detail = provenance(g, source, "refused", err->msg);
     struct al_err e2 = AL_ERR_INIT;
-    struct al_store *s = al_repo_store(g->r);
-    if (al_store_lock(s, AL_LOCK_WRITE, 60000, &e2) == AL_OK) {
-        (void)al_index_event_append(al_repo_index(g->r), "ingest-refused",
-                                    al_name_valid(g->rep->name) ? g->rep->name : "", "", detail, &e2);
-        al_store_unlock(s, AL_LOCK_WRITE);
-    }
+    enum al_rc rc = detail ? al_repo_record_event(g->r, "ingest-refused", al_name_valid(g->rep->name) ? g->rep->name
+                                                                                                       : "",
+                                                  "", detail, &e2)
+                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
     free(detail);
+    if (!rc)
+        return why;
+    char refused[AL_ERR_MSG_MAX];
+    snprintf(refused, sizeof refused, "%s", err->msg);
+    al_err_clear(err);
+    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s); run the command "
+                      "again to record it", refused, e2.msg);
 }
 
 /* Every weight file passes the check of `airlock add` (al_repo_facts): a
@@ -238,7 +243,6 @@ static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *fac
                               uint64_t *manifest_size, struct al_err *err)
 {
     bool gguf = facts->architecture[0] != '\0';
-    struct al_store *s = al_repo_store(g->r);
     char created[32];
     al_now_iso(created);
     struct al_oci_model m = {
@@ -249,11 +253,11 @@ static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *fac
     char *config = NULL, *manifest = NULL;
     enum al_rc rc = al_oci_config_build(&m, &config, err);
     if (!rc)
-        rc = al_store_put(s, config, strlen(config), config_d, err);
+        rc = al_repo_put(g->r, config, strlen(config), config_d, err);
     if (!rc)
         rc = al_oci_manifest_build(&m, config_d, strlen(config), &manifest, err);
     if (!rc)
-        rc = al_store_put(s, manifest, strlen(manifest), manifest_d, err);
+        rc = al_repo_put(g->r, manifest, strlen(manifest), manifest_d, err);
     if (!rc)
         *config_size = strlen(config), *manifest_size = strlen(manifest);
     free(config);
@@ -261,9 +265,10 @@ static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *fac
     return rc;
 }
 
-enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *err)
+/* What the archive pass cannot check alone: signatures, every listed entry
+ * present and every entry listed, and (native) the OCI layout. */
+static enum al_rc check_entries(struct al_ing *g, struct al_err *err)
 {
-    struct al_bundle_report *rep = g->rep;
     enum al_rc rc = AL_OK;
     if (!g->sigs_checked && (rc = al_ing_check_sigs(g, err)))
         return rc;
@@ -281,12 +286,17 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
         return al_err_set(err, AL_ERR_INVALID, "the bundle holds no files besides its checksums and signatures");
     al_ing_check(g, "checksums");
     al_ing_check(g, "entries");
-    rep->native = al_ing_find(g, "oci-layout") && al_ing_find(g, "index.json");
-    if (rep->native && (rc = check_layout(g, err)))
-        return rc;
-    /* The name: --as wins; a native bundle names itself. */
+    g->rep->native = al_ing_find(g, "oci-layout") && al_ing_find(g, "index.json");
+    return g->rep->native ? check_layout(g, err) : AL_OK;
+}
+
+/* The name and tag the version gets: --as wins; a native bundle names itself. */
+static enum al_rc name_version(struct al_ing *g, struct al_err *err)
+{
+    struct al_bundle_report *rep = g->rep;
     struct al_ref ref;
     memset(&ref, 0, sizeof ref);
+    enum al_rc rc = AL_OK;
     if (g->o->as) {
         if ((rc = al_ref_parse(g->o->as, &ref, err)))
             return rc;
@@ -309,20 +319,20 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
     snprintf(rep->name, sizeof rep->name, "%s", ref.name[0] ? ref.name : g->man.title);
     snprintf(rep->tag, sizeof rep->tag, "%s",
              ref.tag[0] ? ref.tag : (rep->native && al_tag_valid(g->man.version)) ? g->man.version : "latest");
-    struct al_model_facts facts;
-    if ((rc = al_ing_check_policy(g, rep->name, err)) || (rc = check_dates(g, rep->name, rep->seq, err)) ||
-        (rc = check_weights(g, &facts, err)))
-        return rc;
-    al_ing_check(g, "weights");
-    if (g->o->dry_run) {
-        rep->accepted = true;
-        return AL_OK;
-    }
-    /* Everything is proven: make the blobs visible, then record the version. */
+    return AL_OK;
+}
+
+/* Everything is proven: makes the blobs visible, then records the version,
+ * its provenance and any override in one transaction. */
+static enum al_rc commit(struct al_ing *g, const char *source, const struct al_model_facts *facts,
+                         struct al_err *err)
+{
+    struct al_bundle_report *rep = g->rep;
+    enum al_rc rc = AL_OK;
     size_t n_files = rep->native ? g->man.n_layers : g->n_ents;
     struct al_oci_layer *layers = calloc(n_files + 1, sizeof *layers);
     struct al_file *files = calloc(n_files + 1, sizeof *files);
-    char *detail = NULL;
+    char *detail = NULL, *override = NULL;
     if (!layers || !files) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
@@ -344,7 +354,7 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
         manifest_size = g->man_entry->size;
     } else {
         struct al_version cur;
-        if (al_index_resolve(al_repo_index(g->r), rep->name, &cur, NULL) == AL_OK)
+        if (al_repo_resolve(g->r, rep->name, &cur, NULL) == AL_OK)
             snprintf(rep->previous, sizeof rep->previous, "%s", cur.manifest);
         for (size_t i = 0; i < n_files; i++) {
             snprintf(layers[i].path, sizeof layers[i].path, "%s", g->ents[i].name);
@@ -352,7 +362,7 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
             layers[i].size = g->ents[i].size;
             snprintf(layers[i].media_type, sizeof layers[i].media_type, "%s", al_oci_media_type_for(g->ents[i].name));
         }
-        if ((rc = build_plain(g, &facts, layers, n_files, config_d, &config_size, manifest_d, &manifest_size, err)))
+        if ((rc = build_plain(g, facts, layers, n_files, config_d, &config_size, manifest_d, &manifest_size, err)))
             goto out;
         snprintf(rep->manifest, sizeof rep->manifest, "%s", manifest_d);
     }
@@ -364,27 +374,41 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
     }
     al_ing_check(g, "committed");
     detail = provenance(g, source, "accepted", NULL);
+    /* The overrides get an event of their own, so `airlock log` shows them at a glance. */
+    if (rep->overrides[0])
+        override = provenance(g, source, "accepted with override", rep->overrides);
+    if (!detail || (rep->overrides[0] && !override)) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
     struct al_version_commit vc = {
         .name = rep->name, .tag = rep->tag, .manifest = manifest_d, .manifest_size = manifest_size,
         .config = config_d, .seq = rep->seq, .files = files, .n_files = n_files, .no_activate = g->o->no_activate,
         .event_kind = "ingest", .event_detail = detail,
+        .note_kind = override ? "ingest-override" : NULL, .note_detail = override,
     };
-    if ((rc = al_repo_commit_version(g->r, &vc, &rep->version, &rep->existed, err)))
-        goto out;
-    rep->accepted = true;
-    if (rep->overrides[0]) {
-        /* The overrides get events of their own, so `airlock log` shows them at a glance. */
-        char *od = provenance(g, source, "accepted with override", rep->overrides);
-        struct al_err e2 = AL_ERR_INIT;
-        if (al_store_lock(al_repo_store(g->r), AL_LOCK_WRITE, 60000, &e2) == AL_OK) {
-            (void)al_index_event_append(al_repo_index(g->r), "ingest-override", rep->name, manifest_d, od, &e2);
-            al_store_unlock(al_repo_store(g->r), AL_LOCK_WRITE);
-        }
-        free(od);
-    }
+    if (!(rc = al_repo_commit_version(g->r, &vc, &rep->version, &rep->existed, err)))
+        rep->accepted = true;
 out:
+    free(override);
     free(detail);
     free(layers);
     free(files);
     return rc;
+}
+
+enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *err)
+{
+    struct al_model_facts facts;
+    enum al_rc rc;
+    if ((rc = check_entries(g, err)) || (rc = name_version(g, err)) ||
+        (rc = al_ing_check_policy(g, g->rep->name, err)) || (rc = check_dates(g, g->rep->name, g->rep->seq, err)) ||
+        (rc = check_weights(g, &facts, err)))
+        return rc;
+    al_ing_check(g, "weights");
+    if (g->o->dry_run) {
+        g->rep->accepted = true;
+        return AL_OK;
+    }
+    return commit(g, source, &facts, err);
 }

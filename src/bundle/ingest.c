@@ -218,7 +218,7 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
     if (g->o->dry_run) {
         if ((h = al_sha256_new()) == NULL)
             return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    } else if ((rc = al_blob_writer_new(al_repo_store(g->r), &en->w, err))) {
+    } else if ((rc = al_repo_blob_writer_new(g->r, &en->w, err))) {
         return rc;
     }
     bool keep = (strcmp(name, "index.json") == 0 || strcmp(name, "oci-layout") == 0 ||
@@ -356,7 +356,7 @@ static enum al_rc on_entry(struct al_ing *g, struct archive *a, struct archive_e
 static uint64_t default_cap(struct al_repo *r)
 {
     struct statvfs sv;
-    if (statvfs(al_store_home(al_repo_store(r)), &sv) != 0)
+    if (statvfs(al_repo_home(r), &sv) != 0)
         return UINT64_MAX;
     uint64_t free_bytes = (uint64_t)sv.f_bavail * sv.f_frsize;
     uint64_t margin = SPACE_MARGIN + free_bytes / 50;
@@ -426,7 +426,7 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
         src.progress = al_progress_new(o->dry_run ? "verify" : "ingest", (uint64_t)st.st_size);
     if (!o->dry_run) {
         /* Writers hold the gc lock shared so gc cannot take their blobs before the commit. */
-        if ((rc = al_store_lock(al_repo_store(r), AL_LOCK_GC_SHARED, 60000, err)))
+        if ((rc = al_repo_writer_begin(r, err)))
             goto out;
         locked = true;
     }
@@ -494,10 +494,10 @@ out:
                  !s ? "not listed" : strcmp(s->hex, f->digest + 7) == 0 ? "ok" : "MISMATCH");
     }
     if (rc && !o->dry_run && src.hash)
-        al_ing_record_refusal(&g, abs, err);
+        rc = al_ing_record_refusal(&g, abs, rc, err);
     release_ing(&g); /* frees uncommitted writers: their tmp files go */
     if (locked)
-        al_store_unlock(al_repo_store(r), AL_LOCK_GC_SHARED);
+        al_repo_writer_end(r);
     al_hash_stream_free(src.hash);
     if (src.fd >= 0)
         close(src.fd);

@@ -239,15 +239,14 @@ static enum al_rc put_file(struct archive *a, const struct pk_file *f, unsigned 
 static enum al_rc collect_ref(struct al_repo *r, const struct al_bundle_pack_opts *o, struct pk *p,
                               struct al_version *v, char **config, char *previous, struct al_err *err)
 {
-    struct al_index *ix = al_repo_index(r);
     struct al_file *files = NULL;
     size_t n = 0;
-    enum al_rc rc = al_index_resolve(ix, o->ref, v, err);
+    enum al_rc rc = al_repo_resolve(r, o->ref, v, err);
     if (!rc)
-        rc = al_index_list_files(ix, v->id, &files, &n, err);
+        rc = al_repo_list_files(r, v, &files, &n, err);
     for (size_t i = 0; !rc && i < n; i++) {
         char src[AL_LIMIT_PATH];
-        if ((rc = al_store_blob_path(al_repo_store(r), files[i].digest, src, sizeof src, err)) ||
+        if ((rc = al_repo_blob_path(r, files[i].digest, src, sizeof src, err)) ||
             (rc = add_file(p, src, files[i].path, err)))
             break;
         struct pk_file *f = &p->files[p->n - 1];
@@ -258,11 +257,9 @@ static enum al_rc collect_ref(struct al_repo *r, const struct al_bundle_pack_opt
     free(files);
     size_t len = 0;
     if (!rc)
-        rc = al_store_read(al_repo_store(r), v->config, AL_LIMIT_MANIFEST, config, &len, err);
-    int64_t prev = 0;
+        rc = al_repo_read_blob(r, v->config, AL_LIMIT_MANIFEST, config, &len, err);
     struct al_version pv;
-    if (!rc && al_index_previous_version(ix, v->id, &prev, NULL) == AL_OK &&
-        al_index_get_version(ix, prev, &pv, NULL) == AL_OK)
+    if (!rc && al_repo_previous(r, v, &pv, NULL) == AL_OK)
         snprintf(previous, AL_DIGEST_SIZE, "%s", pv.manifest);
     return rc;
 }
@@ -320,7 +317,7 @@ static enum al_rc collect_files(struct al_repo *r, const struct al_bundle_pack_o
     free(layers);
     free(card);
     struct al_version cur;
-    if (!rc && r && al_index_resolve(al_repo_index(r), o->name, &cur, NULL) == AL_OK)
+    if (!rc && r && al_repo_resolve(r, o->name, &cur, NULL) == AL_OK)
         snprintf(previous, AL_DIGEST_SIZE, "%s", cur.manifest);
     return rc;
 }
@@ -413,6 +410,50 @@ out:
     return rc;
 }
 
+/* checksums.txt: every file after it, in archive order (a blob once). */
+static enum al_rc build_sums(const struct pk *p, const char *index, const char *man_d, const char *cfg_d,
+                             char **out, struct al_err *err)
+{
+    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
+    uint8_t raw[AL_SHA256_BYTES];
+    char d[AL_DIGEST_SIZE];
+    struct al_buf sb;
+    al_buf_init(&sb, AL_BUNDLE_CHECKSUMS_MAX);
+    al_sha256_buf(layout, sizeof layout - 1, raw);
+    al_digest_format(raw, d);
+    al_buf_addf(&sb, "%s  oci-layout\n", d + 7);
+    al_sha256_buf(index, strlen(index), raw);
+    al_digest_format(raw, d);
+    al_buf_addf(&sb, "%s  index.json\n", d + 7);
+    al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", man_d + 7, man_d + 7);
+    al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", cfg_d + 7, cfg_d + 7);
+    for (size_t i = 0; i < p->n; i++) {
+        bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
+        for (size_t j = 0; j < i; j++)
+            dup = dup || strcmp(p->files[j].l.digest, p->files[i].l.digest) == 0;
+        if (!dup)
+            al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", p->files[i].l.digest + 7, p->files[i].l.digest + 7);
+    }
+    if (al_buf_failed(&sb)) {
+        al_buf_release(&sb);
+        return al_err_set(err, AL_ERR_LIMIT, "checksums.txt is over its cap");
+    }
+    *out = al_buf_take(&sb);
+    al_buf_release(&sb);
+    return AL_OK;
+}
+
+/* The creation date: given, SOURCE_DATE_EPOCH, or the newest input. */
+static enum al_rc creation_time(const struct al_bundle_pack_opts *o, const struct pk *p, int64_t *when,
+                                struct al_err *err)
+{
+    const char *sde = getenv("SOURCE_DATE_EPOCH");
+    if (o->created)
+        return al_bundle_parse_time(o->created, when, err);
+    *when = sde && *sde ? strtoll(sde, NULL, 10) : (int64_t)p->newest;
+    return AL_OK;
+}
+
 enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o, const char *out_path,
                           struct al_bundle_packed *res, struct al_err *err)
 {
@@ -431,8 +472,6 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     char first[AL_LIMIT_TAG + 1] = "";
     bool keep_manifest = false;
     enum al_rc rc = AL_OK;
-    struct al_buf sb;
-    al_buf_init(&sb, AL_BUNDLE_CHECKSUMS_MAX);
     if (p.files == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (o->n_keys > AL_BUNDLE_MAX_SIGS) {
@@ -466,16 +505,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
             goto out;
         tag = tag ? tag : "latest";
     }
-    /* The creation date: given, SOURCE_DATE_EPOCH, or the newest input. */
-    const char *sde = getenv("SOURCE_DATE_EPOCH");
-    if (o->created) {
-        if ((rc = al_bundle_parse_time(o->created, &when, err)))
-            goto out;
-    } else if (sde && *sde) {
-        when = strtoll(sde, NULL, 10);
-    } else {
-        when = (int64_t)p.newest;
-    }
+    if ((rc = creation_time(o, &p, &when, err)))
+        goto out;
     iso_time((time_t)when, created);
     if (seq == 0)
         seq = when > 0 ? when : 1;
@@ -499,7 +530,7 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     if (keep_manifest) {
         size_t mlen = 0;
         struct al_oci_manifest pm;
-        rc = al_store_read(al_repo_store(r), v.manifest, AL_LIMIT_MANIFEST, &manifest, &mlen, err);
+        rc = al_repo_read_blob(r, v.manifest, AL_LIMIT_MANIFEST, &manifest, &mlen, err);
         if (!rc && !(rc = al_oci_manifest_parse(manifest, mlen, &pm, err))) {
             snprintf(created, sizeof created, "%s", pm.created);
             al_oci_manifest_release(&pm);
@@ -517,29 +548,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     memcpy(ie.digest, man_d, AL_DIGEST_SIZE);
     if ((rc = al_oci_index_build(&ie, 1, &index, err)))
         goto out;
-    /* checksums.txt: every file after it, in archive order. */
-    static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
-    char d[AL_DIGEST_SIZE];
-    al_sha256_buf(layout, sizeof layout - 1, raw);
-    al_digest_format(raw, d);
-    al_buf_addf(&sb, "%s  oci-layout\n", d + 7);
-    al_sha256_buf(index, strlen(index), raw);
-    al_digest_format(raw, d);
-    al_buf_addf(&sb, "%s  index.json\n", d + 7);
-    al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", man_d + 7, man_d + 7);
-    al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", cfg_d + 7, cfg_d + 7);
-    for (size_t i = 0; i < p.n; i++) {
-        bool dup = strcmp(p.files[i].l.digest, man_d) == 0 || strcmp(p.files[i].l.digest, cfg_d) == 0;
-        for (size_t j = 0; j < i; j++)
-            dup = dup || strcmp(p.files[j].l.digest, p.files[i].l.digest) == 0;
-        if (!dup)
-            al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", p.files[i].l.digest + 7, p.files[i].l.digest + 7);
-    }
-    if (al_buf_failed(&sb)) {
-        rc = al_err_set(err, AL_ERR_LIMIT, "checksums.txt is over its cap");
+    if ((rc = build_sums(&p, index, man_d, cfg_d, &sums, err)))
         goto out;
-    }
-    sums = al_buf_take(&sb);
     char comment[512];
     snprintf(comment, sizeof comment, "airlock bundle %s:%s sequence %" PRId64 " manifest %s", name, tag, seq, man_d);
     for (size_t i = 0; i < o->n_keys && !rc; i++)
@@ -554,7 +564,6 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     snprintf(res->created, sizeof res->created, "%s", created);
     res->n_files = p.n;
 out:
-    al_buf_release(&sb);
     for (size_t i = 0; i < AL_BUNDLE_MAX_SIGS; i++)
         free(sigs[i]);
     free(sums);

@@ -94,7 +94,7 @@ static int list(int argc, char **argv)
     bool lost = false;
     enum al_rc rc = al_apikey_list(al_repo_index(r), &k, &n, &err);
     if (!rc)
-        rc = al_index_keys_lost(al_repo_index(r), &lost, &err);
+        rc = al_repo_keys_lost(r, &lost, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);

@@ -42,7 +42,7 @@ int al_cmd_init(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     enum al_rc rc = al_repo_sync_index_json(r, &err);
     if (!rc)
-        printf("initialized airlock store in %s\n", al_store_home(al_repo_store(r)));
+        printf("initialized airlock store in %s\n", al_repo_home(r));
     al_repo_free(r);
     return rc ? al_cli_fail(&err) : AL_EXIT_OK;
 }
@@ -193,14 +193,12 @@ int al_cmd_path(int argc, char **argv)
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
-    struct al_version v;
-    char path[AL_LIMIT_PATH];
-    enum al_rc rc = al_index_resolve(al_repo_index(r), argv[1], &v, &err);
-    if (!rc)
-        rc = al_repo_weight_path(r, &v, path, sizeof path, &err);
+    struct al_weights w;
+    enum al_rc rc = al_repo_resolve_weights(r, argv[1], &w, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);
-    printf("%s\n", path);
+    printf("%s\n", w.path);
+    al_repo_weights_release(&w);
     return AL_EXIT_OK;
 }

@@ -626,7 +626,7 @@ static enum al_rc version_file(struct al_repo *repo, const struct al_file *files
     for (size_t i = 0; i < n; i++)
         if (strcmp(files[i].path, path) == 0) {
             snprintf(digest, AL_DIGEST_SIZE, "%s", files[i].digest);
-            return al_store_blob_path(al_repo_store(repo), files[i].digest, blob, AL_LIMIT_PATH, err);
+            return al_repo_blob_path(repo, files[i].digest, blob, AL_LIMIT_PATH, err);
         }
     return al_err_set(err, AL_ERR_INVALID, "the version has no '%s': not a collection snapshot", path);
 }
@@ -680,7 +680,7 @@ static int rag_import(int argc, char **argv)
         char ref[AL_LIMIT_REF + 8];
         snprintf(ref, sizeof ref, "%s%s", strncmp(arg, AL_RAG_SNAPSHOT_PREFIX, 4) == 0 ? "" : AL_RAG_SNAPSHOT_PREFIX,
                  arg);
-        rc = al_index_resolve(al_repo_index(repo), ref, &v, &err);
+        rc = al_repo_resolve(repo, ref, &v, &err);
     }
     if (!rc && strncmp(v.model, AL_RAG_SNAPSHOT_PREFIX, 4) != 0)
         rc = al_err_set(&err, AL_ERR_INVALID, "'%s' is the model '%s', not a collection snapshot (rag/COLLECTION)",
@@ -691,7 +691,7 @@ static int rag_import(int argc, char **argv)
     char db[AL_LIMIT_PATH], faiss[AL_LIMIT_PATH], meta[AL_LIMIT_PATH];
     char db_d[AL_DIGEST_SIZE], faiss_d[AL_DIGEST_SIZE], meta_d[AL_DIGEST_SIZE], source[AL_LIMIT_REF + 80];
     if (!rc)
-        rc = al_index_list_files(al_repo_index(repo), v.id, &files, &n, &err);
+        rc = al_repo_list_files(repo, &v, &files, &n, &err);
     if (!rc && !(rc = version_file(repo, files, n, "chunks.db", db, db_d, &err)) &&
         !(rc = version_file(repo, files, n, "vectors.faiss", faiss, faiss_d, &err)) &&
         !(rc = version_file(repo, files, n, "rag-snapshot.json", meta, meta_d, &err))) {
@@ -716,7 +716,7 @@ static int rag_import(int argc, char **argv)
         snprintf(ref, sizeof ref, "%s@%s", info.embed_model, info.embed_manifest);
         struct al_repo *rp = NULL;
         struct al_version ev;
-        if (al_cli_open_repo(false, &rp) == 0 && al_index_resolve(al_repo_index(rp), ref, &ev, NULL) != AL_OK)
+        if (al_cli_open_repo(false, &rp) == 0 && al_repo_resolve(rp, ref, &ev, NULL) != AL_OK)
             fprintf(stderr, "airlock: warning: its embedding model %s is not in this store: bm25 queries work; "
                     "vector and hybrid queries need it (ingest its bundle)\n", ref);
         al_repo_free(rp);

@@ -83,7 +83,7 @@ int al_cmd_ls(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_version *v = NULL;
     size_t n = 0;
-    enum al_rc rc = al_index_list_versions(al_repo_index(r), a.first < argc ? argv[a.first] : NULL, &v, &n, &err);
+    enum al_rc rc = al_repo_list_versions(r, a.first < argc ? argv[a.first] : NULL, &v, &n, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);
@@ -210,15 +210,14 @@ int al_cmd_show(int argc, char **argv)
     size_t nf = 0, ne = 0;
     struct al_gguf_info g;
     bool have_gguf = false;
-    enum al_rc rc = al_index_resolve(al_repo_index(r), argv[a.first], &v, &err);
+    enum al_rc rc = al_repo_resolve(r, argv[a.first], &v, &err);
     if (!rc)
-        rc = al_index_list_files(al_repo_index(r), v.id, &files, &nf, &err);
+        rc = al_repo_list_files(r, &v, &files, &nf, &err);
     if (!rc)
-        rc = al_index_list_events(al_repo_index(r), v.model, v.manifest, &ev, &ne, &err);
+        rc = al_repo_list_events(r, v.model, v.manifest, &ev, &ne, &err);
     for (size_t i = 0; !rc && i < nf && !have_gguf; i++) {
         char path[AL_LIMIT_PATH];
-        if (strstr(files[i].path, ".gguf") && al_store_blob_path(al_repo_store(r), files[i].digest, path,
-                                                                 sizeof path, &err) == AL_OK)
+        if (al_gguf_named(files[i].path) && al_repo_blob_path(r, files[i].digest, path, sizeof path, &err) == AL_OK)
             rc = al_gguf_inspect(path, &g, &err), have_gguf = rc == AL_OK;
     }
     al_repo_free(r);
@@ -297,14 +296,14 @@ int al_cmd_log(int argc, char **argv)
     size_t n = 0, problems = 0, checked = 0;
     enum al_rc rc;
     if (a.verify) {
-        rc = al_index_verify_events(al_repo_index(r), print_problem, &problems, &checked, &err);
+        rc = al_repo_verify_events(r, print_problem, &problems, &checked, &err);
         al_repo_free(r);
         if (rc)
             return al_cli_fail(&err);
         printf("event log intact: %zu events, chain verified\n", checked);
         return AL_EXIT_OK;
     }
-    rc = al_index_list_events(al_repo_index(r), a.first < argc ? argv[a.first] : NULL, NULL, &ev, &n, &err);
+    rc = al_repo_list_events(r, a.first < argc ? argv[a.first] : NULL, NULL, &ev, &n, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);

@@ -15,7 +15,7 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
     struct al_err err = AL_ERR_INIT;
     struct stat st;
     memset(out, 0, sizeof *out);
-    if ((strchr(ref, '/') || strstr(ref, ".gguf")) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
+    if ((strchr(ref, '/') || al_gguf_named(ref)) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
         snprintf(out->path, sizeof out->path, "%s", ref);
         if (al_sha256_path(ref, out->digest, NULL, NULL, &err))
             return al_cli_fail(&err);
@@ -24,20 +24,14 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
         int status = al_cli_open_repo_read(&r);
         if (status)
             return status;
-        struct al_version v;
-        enum al_rc rc = al_index_resolve(al_repo_index(r), ref, &v, &err);
-        if (!rc)
-            rc = al_repo_weight_path(r, &v, out->path, sizeof out->path, &err);
+        struct al_weights w;
+        enum al_rc rc = al_repo_resolve_weights(r, ref, &w, &err);
         al_repo_free(r);
         if (rc)
             return al_cli_fail(&err);
-        /* Store blobs are named by their digest: blobs/sha256/<hex>. */
-        const char *hex = strrchr(out->path, '/');
-        snprintf(out->digest, sizeof out->digest, "sha256:%s", hex ? hex + 1 : "");
-        if (!al_digest_valid(out->digest)) {
-            al_err_set(&err, AL_ERR_CORRUPT, "'%s' is not a store blob path", out->path);
-            return al_cli_fail(&err);
-        }
+        snprintf(out->path, sizeof out->path, "%s", w.path);
+        snprintf(out->digest, sizeof out->digest, "%s", w.digest);
+        al_repo_weights_release(&w);
     }
     struct al_gguf_info info;
     if (al_gguf_inspect(out->path, &info, &err) == AL_OK)
@@ -59,22 +53,11 @@ int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, in
     return 0;
 }
 
-/* The stored bench/<name> of files[0..n), or NULL. */
-static const struct al_file *bench_file(const struct al_file *files, size_t n, const char *name)
-{
-    char path[64];
-    snprintf(path, sizeof path, "bench/%s", name);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(files[i].path, path) == 0)
-            return &files[i];
-    return NULL;
-}
-
 int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec)
 {
     struct al_err err = AL_ERR_INIT;
     struct stat st;
-    if ((strchr(ref, '/') || strstr(ref, ".gguf")) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
+    if ((strchr(ref, '/') || al_gguf_named(ref)) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
         al_err_set(&err, AL_ERR_NOT_FOUND, "'%s' is a file, which carries no suite; give --suite DIR", ref);
         if (!quiet)
             al_cli_fail(&err);
@@ -85,42 +68,38 @@ int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struc
     if (status)
         return status;
     struct al_version v;
-    struct al_file *files = NULL;
-    size_t n = 0;
     char *text[3] = {NULL, NULL, NULL};
     size_t len[3] = {0, 0, 0};
-    enum al_rc rc = al_index_resolve(al_repo_index(r), ref, &v, &err);
-    if (!rc)
-        rc = al_index_list_files(al_repo_index(r), v.id, &files, &n, &err);
+    enum al_rc rc = al_repo_resolve(r, ref, &v, &err);
     if (rc) {
         status = al_cli_fail(&err);
         goto out;
     }
     char label[AL_LIMIT_PATH];
     snprintf(label, sizeof label, "%s@%.19s bench", v.model, v.manifest);
-    static const char *const names[3] = {"suite.json", "golden.json", "recording.json"};
-    const struct al_file *f[3];
-    for (int i = 0; i < 3; i++)
-        f[i] = bench_file(files, n, names[i]);
-    if (!f[0]) {
-        al_err_set(&err, AL_ERR_NOT_FOUND,
-                   "'%s' (%s@%.19s) has no suite: it was packed without --bench; give --suite DIR", ref, v.model,
-                   v.manifest);
-        status = quiet ? AL_EXIT_NOT_FOUND : al_cli_fail(&err);
-        goto out;
+    /* Read through the repo, each checked against its digest; golden.json
+     * is optional, recording.json only wanted with rec. */
+    static const char *const names[3] = {"bench/suite.json", "bench/golden.json", "bench/recording.json"};
+    for (int i = 0; i < (rec ? 3 : 2) && !rc; i++) {
+        struct al_err e = AL_ERR_INIT;
+        rc = al_repo_read_file(r, &v, names[i], AL_LIMIT_SUITE_FILE, &text[i], &len[i], &e);
+        if (rc == AL_ERR_NOT_FOUND && i == 0) {
+            al_err_set(&err, AL_ERR_NOT_FOUND,
+                       "'%s' (%s@%.19s) has no suite: it was packed without --bench; give --suite DIR", ref, v.model,
+                       v.manifest);
+            status = quiet ? AL_EXIT_NOT_FOUND : al_cli_fail(&err);
+            goto out;
+        }
+        if (rc == AL_ERR_NOT_FOUND && i == 2)
+            al_err_set(&err, AL_ERR_NOT_FOUND,
+                       "'%s' (%s@%.19s) has a suite but no recording: it was packed without --record-golden; "
+                       "give --suite DIR holding a recording.json",
+                       ref, v.model, v.manifest);
+        else if (rc == AL_ERR_NOT_FOUND)
+            rc = AL_OK;
+        else if (rc)
+            al_err_set(&err, rc, "%s", e.msg);
     }
-    if (rec && !f[2]) {
-        al_err_set(&err, AL_ERR_NOT_FOUND,
-                   "'%s' (%s@%.19s) has a suite but no recording: it was packed without --record-golden; "
-                   "give --suite DIR holding a recording.json",
-                   ref, v.model, v.manifest);
-        status = al_cli_fail(&err);
-        goto out;
-    }
-    /* al_store_read checks each blob against its digest. */
-    for (int i = 0; i < 3 && !rc; i++)
-        if (f[i] && (i < 2 || rec))
-            rc = al_store_read(al_repo_store(r), f[i]->digest, AL_LIMIT_SUITE_FILE, &text[i], &len[i], &err);
     if (!rc)
         rc = al_suite_parse(label, text[0], len[0], text[1], len[1], s, &err);
     if (!rc && rec) {
@@ -137,7 +116,6 @@ int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struc
 out:
     for (int i = 0; i < 3; i++)
         free(text[i]);
-    free(files);
     al_repo_free(r);
     return status;
 }

@@ -444,3 +444,9 @@ bool al_gguf_is_magic(const void *head, size_t len)
 {
     return len >= 4 && memcmp(head, GGUF_MAGIC, 4) == 0;
 }
+
+bool al_gguf_named(const char *name)
+{
+    size_t n = strlen(name);
+    return n >= 5 && strcasecmp(name + n - 5, ".gguf") == 0;
+}

@@ -83,5 +83,9 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
 bool al_gguf_has_magic(const char *path);
 /* True when the len bytes at head start with them. */
 bool al_gguf_is_magic(const void *head, size_t len);
+/* The one rule for a name that says GGUF: it ends in ".gguf", in any case.
+ * Such a file is loaded as GGUF by the engine, so its content must be one
+ * (al_gguf_is_magic, then the header checks). */
+bool al_gguf_named(const char *name);
 
 #endif

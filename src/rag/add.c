@@ -23,31 +23,16 @@ enum al_rc al_rag_resolve_model(struct al_repo *repo, const char *ref, struct al
                                 struct al_err *err)
 {
     memset(out, 0, sizeof *out);
-    struct al_version v;
-    enum al_rc rc = al_index_resolve(al_repo_index(repo), ref, &v, err);
+    struct al_weights w;
+    enum al_rc rc = al_repo_resolve_weights(repo, ref, &w, err);
     if (rc)
         return rc;
-    struct al_file *files = NULL;
-    size_t n = 0;
-    if ((rc = al_index_list_files(al_repo_index(repo), v.id, &files, &n, err)))
-        return rc;
-    const struct al_file *pick = NULL; /* the rule of al_repo_weight_path */
-    for (size_t i = 0; i < n && !pick; i++)
-        if (strstr(files[i].path, ".gguf"))
-            pick = &files[i];
-    if (!pick && n)
-        pick = &files[0];
-    if (!pick)
-        rc = al_err_set(err, AL_ERR_NOT_FOUND, "'%s' has no weight file", ref);
-    else
-        rc = al_store_blob_path(al_repo_store(repo), pick->digest, out->path, sizeof out->path, err);
-    if (!rc) {
-        snprintf(out->name, sizeof out->name, "%s", v.model);
-        snprintf(out->manifest, sizeof out->manifest, "%s", v.manifest);
-        snprintf(out->digest, sizeof out->digest, "%s", pick->digest);
-    }
-    free(files);
-    return rc;
+    snprintf(out->path, sizeof out->path, "%s", w.path);
+    snprintf(out->name, sizeof out->name, "%s", w.version.model);
+    snprintf(out->manifest, sizeof out->manifest, "%s", w.version.manifest);
+    snprintf(out->digest, sizeof out->digest, "%s", w.digest);
+    al_repo_weights_release(&w);
+    return AL_OK;
 }
 
 enum al_rc al_rag_load_embedder(struct al_rag *r, struct al_repo *repo, int threads,
@@ -256,6 +241,45 @@ static enum al_rc embed_chunks(struct adder *a, const struct al_rag_chunks *ch, 
 }
 
 /* One document: AL_OK also when skipped (reported through the callback). */
+/* One document, its chunks and their vectors in one transaction, replacing
+ * the document old_id (when >= 0); counts it. */
+static enum al_rc store_doc(struct adder *a, struct al_rag_docrow *row, int64_t old_id,
+                            const struct al_rag_chunks *ch, const float *vecs, struct al_err *err)
+{
+    struct al_rag *r = a->r;
+    int64_t gen, doc_id = 0;
+    enum al_rc rc = al_rag_db_begin(r->db, err);
+    if (rc)
+        return rc;
+    if (old_id >= 0 && (rc = al_rag_db_doc_delete(r->db, old_id, NULL, err)))
+        goto rollback;
+    if ((rc = al_rag_db_doc_insert(r->db, row, &doc_id, err)))
+        goto rollback;
+    size_t first_new = a->n_new;
+    for (size_t i = 0; i < ch->n && !rc; i++) {
+        int64_t id;
+        const float *v = vecs + i * (size_t)r->info.dim;
+        rc = al_rag_db_chunk_insert(r->db, doc_id, -1, &ch->v[i], v, r->info.dim, &id, err);
+        if (!rc)
+            rc = keep_new(a, id, v, err);
+    }
+    if (rc || (rc = al_rag__bump_generation(r, &gen, err)) || (rc = al_rag_db_commit(r->db, err))) {
+        a->n_new = first_new;
+        goto rollback;
+    }
+    r->info.generation = gen;
+    a->removed = a->removed || old_id >= 0;
+    a->st->chunks += ch->n;
+    if (old_id >= 0)
+        a->st->replaced++;
+    else
+        a->st->added++;
+    return AL_OK;
+rollback:
+    al_rag_db_rollback(r->db);
+    return rc;
+}
+
 static enum al_rc add_one(struct adder *a, const struct file *f, struct al_err *err)
 {
     struct al_rag *r = a->r;
@@ -285,7 +309,7 @@ static enum al_rc add_one(struct adder *a, const struct file *f, struct al_err *
     char digest[AL_DIGEST_SIZE], old[AL_DIGEST_SIZE] = "";
     al_sha256_buf(data, len, raw);
     al_digest_format(raw, digest);
-    int64_t old_id = -1, doc_id = 0;
+    int64_t old_id = -1;
     rc = al_rag_db_doc_find(r->db, f->key, false, &old_id, old, err);
     if (rc == AL_ERR_NOT_FOUND) {
         old_id = -1;
@@ -343,37 +367,10 @@ static enum al_rc add_one(struct adder *a, const struct file *f, struct al_err *
     double t2 = al_rag__now_ms();
     a->st->ms_embed += t2 - t1;
     struct al_rag_docrow row = {0, f->key, digest, al_rag_format_name(fmt), (uint64_t)len, dt.pages};
-    int64_t gen;
-    if ((rc = al_rag_db_begin(r->db, err)))
-        goto out;
-    if (old_id >= 0 && (rc = al_rag_db_doc_delete(r->db, old_id, NULL, err)))
-        goto rollback;
-    if ((rc = al_rag_db_doc_insert(r->db, &row, &doc_id, err)))
-        goto rollback;
-    size_t first_new = a->n_new;
-    for (size_t i = 0; i < ch.n && !rc; i++) {
-        int64_t id;
-        const float *v = vecs + i * (size_t)r->info.dim;
-        rc = al_rag_db_chunk_insert(r->db, doc_id, -1, &ch.v[i], v, r->info.dim, &id, err);
-        if (!rc)
-            rc = keep_new(a, id, v, err);
+    if (!(rc = store_doc(a, &row, old_id, &ch, vecs, err))) {
+        a->st->ms_store += al_rag__now_ms() - t2;
+        a->cb(a->ud, f->key, old_id >= 0 ? "replaced" : "added", NULL);
     }
-    if (rc || (rc = al_rag__bump_generation(r, &gen, err)) || (rc = al_rag_db_commit(r->db, err))) {
-        a->n_new = first_new;
-        goto rollback;
-    }
-    r->info.generation = gen;
-    a->removed = a->removed || old_id >= 0;
-    a->st->chunks += ch.n;
-    a->st->ms_store += al_rag__now_ms() - t2;
-    if (old_id >= 0)
-        a->st->replaced++;
-    else
-        a->st->added++;
-    a->cb(a->ud, f->key, old_id >= 0 ? "replaced" : "added", NULL);
-    goto out;
-rollback:
-    al_rag_db_rollback(r->db);
     goto out;
 fail_e2:
     al_err_set(err, rc, "%s: %s", f->key, e2.msg);

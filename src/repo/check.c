@@ -63,7 +63,7 @@ static bool visit_blob(void *ud, const char *digest, uint64_t size)
     s->orphan_bytes += size;
     if (s->remove && !s->dry_run) {
         struct al_err e = AL_ERR_INIT;
-        if (al_store_remove(al_repo_store(s->repo), digest, &e) != AL_OK)
+        if (al_store_remove(s->repo->store, digest, &e) != AL_OK)
             report(s->rp, AL_FSCK_INFO, "cannot remove %s: %s", digest, e.msg);
     }
     if (s->remove)

@@ -24,18 +24,12 @@ void al_format_count(uint64_t n, char *out, size_t size)
         snprintf(out, size, "%" PRIu64, n);
 }
 
-static bool named_gguf(const char *path)
-{
-    size_t n = strlen(path);
-    return n >= 5 && strcasecmp(path + n - 5, ".gguf") == 0;
-}
-
 /* The one rule for a weight's first bytes: a file named .gguf is loaded as
  * GGUF by the engine, so it must be one; other weight files (safetensors,
  * bin) are read only when they are. */
 enum al_rc al_repo_facts_head(const char *name, const void *head, size_t len, struct al_err *err)
 {
-    if (!al_gguf_is_magic(head, len) && named_gguf(name))
+    if (!al_gguf_is_magic(head, len) && al_gguf_named(name))
         return al_err_set(err, AL_ERR_INVALID,
                           "'%s' is not a valid GGUF file: it does not start with the GGUF magic (empty, truncated "
                           "or another format); add the model's real .gguf file",

@@ -108,9 +108,6 @@ void al_repo_free(struct al_repo *r)
     free(r);
 }
 
-struct al_store *al_repo_store(struct al_repo *r) { return r->store; }
-struct al_index *al_repo_index(struct al_repo *r) { return r->index; }
-
 enum al_rc al_repo__begin(struct al_repo *r, struct al_err *err)
 {
     enum al_rc rc = al_store_lock(r->store, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err);
@@ -375,6 +372,8 @@ enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_com
         snprintf(kind, sizeof kind, "%s%s", c->event_kind, add == AL_ERR_EXISTS ? "-existing" : "");
         rc = al_index_event_append(r->index, kind, c->name, c->manifest, c->event_detail, err);
     }
+    if (!rc && c->note_kind)
+        rc = al_index_event_append(r->index, c->note_kind, c->name, c->manifest, c->note_detail, err);
     rc = al_repo__end(r, rc, err);
     if (!rc && out)
         rc = al_index_get_version(r->index, id, out, err);
@@ -526,27 +525,5 @@ enum al_rc al_repo_rm(struct al_repo *r, const char *ref_text, size_t *removed, 
     if (!rc)
         *removed = n;
     free(vs);
-    return rc;
-}
-
-enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, char *out, size_t size,
-                               struct al_err *err)
-{
-    struct al_file *files = NULL;
-    size_t n = 0;
-    enum al_rc rc = al_index_list_files(r->index, v->id, &files, &n, err);
-    if (rc)
-        return rc;
-    const struct al_file *pick = NULL;
-    for (size_t i = 0; i < n && !pick; i++)
-        if (strstr(files[i].path, ".gguf"))
-            pick = &files[i];
-    if (!pick && n)
-        pick = &files[0];
-    if (!pick)
-        rc = al_err_set(err, AL_ERR_NOT_FOUND, "'%s@%s' has no files", v->model, v->manifest);
-    else
-        rc = al_store_blob_path(r->store, pick->digest, out, size, err);
-    free(files);
     return rc;
 }

@@ -4,10 +4,39 @@
  * step. A failed operation leaves the store and the index exactly as before
  * (blobs written for it may remain unreferenced until gc).
  *
+ * The repo is the one door to the store and the index: every module above it
+ * (bundle, trust, serve, rag, the CLI) reads and writes them through the
+ * functions here, never through the lower layers' handles.
+ *
  * Commit protocol for every change: blobs first (each proven against its
  * digest), then under the store's write lock one SQLite transaction with the
  * rows and the event, then index.json rewritten from the index. index.json is
  * derived: every later write and fsck bring it back in step after a crash.
+ * Every event, also one that is the whole change (an ingest refused, a trust
+ * change), is appended through this path: al_repo_commit_version,
+ * al_repo_record_event or al_repo_append_event. A failure to record is
+ * returned as an error, never dropped.
+ *
+ * Ownership and lifetimes:
+ *  - struct al_repo is opaque; al_repo_open/al_repo_open_read give one,
+ *    al_repo_free releases it (NULL is a no-op). *out must be NULL on entry
+ *    and is set only on success.
+ *  - const char * arguments are borrowed for the call.
+ *  - Returned arrays (*rows, *files, *events) are malloc'd and the caller's:
+ *    free() them, events with al_index_events_free (their details are
+ *    malloc'd too), a struct al_weights with al_repo_weights_release.
+ *  - A returned borrowed pointer (al_repo_home) lives as long as the repo.
+ *  - Paths filled into caller buffers name blobs in the store; the file
+ *    stays until gc removes it once no version references it.
+ *
+ * Threads: one struct al_repo belongs to one thread at a time. Its index
+ * connection is opened without SQLite's mutex, so a caller that shares a
+ * repo between threads serializes every call on it (the model manager in
+ * serve/ holds its mutex around each). Separate repos, in one process or
+ * many, may work on the same store at once: the store's file locks are
+ * taken per repo (per open file), so they exclude each other like
+ * processes. Functions without a repo argument (al_repo_facts*,
+ * al_repo_pick_weights, al_repo_index_lost) may run on any thread.
  */
 #ifndef AL_REPO_REPO_H
 #define AL_REPO_REPO_H
@@ -38,7 +67,13 @@ enum al_rc al_repo_open(const char *home, bool create, struct al_repo **out, str
 enum al_rc al_repo_open_read(const char *home, struct al_repo **out, struct al_err *err);
 bool al_repo_read_only(const struct al_repo *r);
 void al_repo_free(struct al_repo *r);
-struct al_store *al_repo_store(struct al_repo *r);
+/* The store's home directory; borrowed, valid as long as r. */
+const char *al_repo_home(const struct al_repo *r);
+/* The index, for the API key functions of access/ only: access sits on the
+ * repo's own layer (the server's per-request check opens the index without
+ * a repo), so it cannot call the repo, and key changes are rows plus an
+ * event in one transaction of the index's own. Borrowed, valid as long as r.
+ * Every other caller goes through the functions below. */
 struct al_index *al_repo_index(struct al_repo *r);
 
 /* Hook for a file being added: fills the version's config fields from the
@@ -78,8 +113,9 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref, const char *const *pa
  * proven: the last step of add and ingest. Under the write lock and in one
  * transaction: records the version (or finds it already there: *existed),
  * points tag at it (when tag is non-NULL), activates it unless no_activate,
- * appends the event (kind, detail JSON) and rewrites index.json. The caller
- * holds the gc lock shared (al_store_lock) from before the blobs were written. */
+ * appends the event (kind, detail JSON) and the note event when given, and
+ * rewrites index.json. The caller holds the gc lock shared
+ * (al_repo_writer_begin) from before the blobs were written. */
 struct al_version_commit {
     const char *name, *tag;
     const char *manifest;     /* digest */
@@ -91,6 +127,8 @@ struct al_version_commit {
     bool no_activate;
     const char *event_kind;   /* "add", "ingest", ... */
     const char *event_detail; /* JSON object text */
+    const char *note_kind;    /* a second event in the same transaction ("ingest-override"), or NULL */
+    const char *note_detail;
 };
 enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_commit *c, struct al_version *out,
                                   bool *existed, struct al_err *err);
@@ -105,10 +143,102 @@ enum al_rc al_repo_rollback(struct al_repo *r, const char *name, struct al_versi
  * becomes active. Blobs are left for gc. *removed counts versions. */
 enum al_rc al_repo_rm(struct al_repo *r, const char *ref, size_t *removed, struct al_err *err);
 
-/* The path of the version's main weight file (its first GGUF layer, else its
- * first layer). */
+/* ---- reading: versions, files, blobs, events ----
+ * Each works on a read-only repo too. Refs are name, name:tag or
+ * name@sha256:<hex>; an unknown name is AL_ERR_NOT_FOUND with close matches
+ * in the message. */
+
+/* The version a ref names. */
+enum al_rc al_repo_resolve(struct al_repo *r, const char *ref, struct al_version *out, struct al_err *err);
+/* Versions of one model (all models when model is NULL), oldest first;
+ * *rows is malloc'd, the caller frees it. */
+enum al_rc al_repo_list_versions(struct al_repo *r, const char *model, struct al_version **rows, size_t *n,
+                                 struct al_err *err);
+/* The files of v in their manifest order; *rows is malloc'd, the caller frees it. */
+enum al_rc al_repo_list_files(struct al_repo *r, const struct al_version *v, struct al_file **rows, size_t *n,
+                              struct al_err *err);
+/* The version recorded just before v for the same model; AL_ERR_NOT_FOUND
+ * when v is the oldest. */
+enum al_rc al_repo_previous(struct al_repo *r, const struct al_version *v, struct al_version *out,
+                            struct al_err *err);
+/* The highest bundle sequence number ever recorded for model (0 if none). */
+enum al_rc al_repo_max_seq(struct al_repo *r, const char *model, int64_t *seq, struct al_err *err);
+
+/* The path of the blob with this digest (whether or not it exists). */
+enum al_rc al_repo_blob_path(struct al_repo *r, const char *digest, char *out, size_t size, struct al_err *err);
+/* Reads a small blob (at most max bytes, else AL_ERR_LIMIT) and checks it
+ * against its digest (AL_ERR_CORRUPT); *out is malloc'd, the caller frees it. */
+enum al_rc al_repo_read_blob(struct al_repo *r, const char *digest, size_t max, char **out, size_t *len,
+                             struct al_err *err);
+/* The file of v whose path inside the version is path (a bundle's
+ * "bench/suite.json"), read and checked as al_repo_read_blob does.
+ * AL_ERR_NOT_FOUND, and *out NULL, when v has no such file. */
+enum al_rc al_repo_read_file(struct al_repo *r, const struct al_version *v, const char *path, size_t max,
+                             char **out, size_t *len, struct al_err *err);
+
+/* Events, oldest first, optionally only those of a model and/or a manifest
+ * digest; release with al_index_events_free. */
+enum al_rc al_repo_list_events(struct al_repo *r, const char *model, const char *digest, struct al_event **rows,
+                               size_t *n, struct al_err *err);
+/* Checks the whole event chain (see index.h): AL_ERR_CORRUPT when broken,
+ * each problem reported through fn. */
+enum al_rc al_repo_verify_events(struct al_repo *r, al_chain_problem_fn *fn, void *ud, size_t *checked,
+                                 struct al_err *err);
+/* Whether the index was rebuilt, so its API keys are lost (al_index_keys_lost). */
+enum al_rc al_repo_keys_lost(struct al_repo *r, bool *out, struct al_err *err);
+
+/* ---- the weights of a version ---- */
+
+/* The one rule for which file of a version is its weights: the first file
+ * whose name says GGUF (al_gguf_named), else the first file. NULL when n is 0.
+ * Returns a pointer into files. */
+const struct al_file *al_repo_pick_weights(const struct al_file *files, size_t n);
+
+/* A ref resolved down to the file an engine loads. Release with
+ * al_repo_weights_release (files is malloc'd). */
+struct al_weights {
+    struct al_version version;
+    char path[AL_LIMIT_PATH];    /* the weight file's blob in the store */
+    char digest[AL_DIGEST_SIZE]; /* its digest, which names the blob */
+    struct al_file *files;       /* every file of the version */
+    size_t n_files;
+};
+/* Resolves ref and picks its weight file (al_repo_pick_weights). On error
+ * *out is empty (nothing to release, though releasing is harmless).
+ * AL_ERR_NOT_FOUND for an unknown ref or a version without files. */
+enum al_rc al_repo_resolve_weights(struct al_repo *r, const char *ref, struct al_weights *out, struct al_err *err);
+void al_repo_weights_release(struct al_weights *w);
+/* The path of v's weight file (al_repo_pick_weights). */
 enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, char *out, size_t size,
                                struct al_err *err);
+
+/* ---- events and blobs of changes made above the repo ---- */
+
+/* A change that is only an event (an ingest refused): under the write lock,
+ * one transaction holding the event. Every failure, the lock wait running
+ * out included (AL_ERR_BUSY), is returned: the caller reports it. */
+enum al_rc al_repo_record_event(struct al_repo *r, const char *kind, const char *model, const char *digest,
+                                const char *detail, struct al_err *err);
+/* For a change with steps of its own around its event (trust writes a
+ * pending file before and moves it into place after): take the write lock,
+ * append the event (one transaction of its own), release. Nothing else in
+ * the same process may take or release the write lock in between. */
+enum al_rc al_repo_write_lock(struct al_repo *r, struct al_err *err);
+void al_repo_write_unlock(struct al_repo *r);
+enum al_rc al_repo_append_event(struct al_repo *r, const char *kind, const char *model, const char *digest,
+                                const char *detail, struct al_err *err);
+
+/* A writer of blobs that al_repo_commit_version will reference (ingest):
+ * holds the store's gc lock shared from before the first blob to after the
+ * commit, so gc cannot remove them in between. */
+enum al_rc al_repo_writer_begin(struct al_repo *r, struct al_err *err);
+void al_repo_writer_end(struct al_repo *r);
+/* A blob written as a stream; the store's writer (store.h): commit, digest,
+ * path and free work on it as there. */
+enum al_rc al_repo_blob_writer_new(struct al_repo *r, struct al_blob_writer **out, struct al_err *err);
+/* Stores a small in-memory blob (manifests, configs); digest is filled. */
+enum al_rc al_repo_put(struct al_repo *r, const void *data, size_t len, char digest[AL_DIGEST_SIZE],
+                       struct al_err *err);
 
 /* Rewrites index.json from the index (takes the write lock). */
 enum al_rc al_repo_sync_index_json(struct al_repo *r, struct al_err *err);

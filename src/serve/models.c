@@ -126,30 +126,22 @@ static enum al_rc resolve(struct al_models *mm, const char *ref, bool pinned, st
     if (strlen(ref) >= sizeof mm->refs->ref)
         return al_err_set(err, AL_ERR_LIMIT, "a model reference of %zu bytes is over the cap of %zu", strlen(ref),
                           sizeof mm->refs->ref - 1);
-    struct al_version v;
-    enum al_rc rc = al_index_resolve(al_repo_index(mm->repo), ref, &v, err);
+    struct al_weights w;
+    enum al_rc rc = al_repo_resolve_weights(mm->repo, ref, &w, err);
     if (rc)
         return rc;
     struct rref *r = calloc(1, sizeof *r);
-    if (!r)
+    if (!r) {
+        al_repo_weights_release(&w);
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    rc = al_repo_weight_path(mm->repo, &v, r->path, sizeof r->path, err);
-    if (rc) {
-        free(r);
-        return rc;
     }
-    const char *base = strrchr(r->path, '/');
-    base = base ? base + 1 : r->path;
-    if (strlen(base) != AL_SHA256_HEX) {
-        rc = al_err_set(err, AL_ERR_CORRUPT, "'%s' is not a blob path of the store", r->path);
-        free(r);
-        return rc;
-    }
-    snprintf(r->digest, sizeof r->digest, "sha256:%.64s", base);
+    snprintf(r->path, sizeof r->path, "%s", w.path);
+    snprintf(r->digest, sizeof r->digest, "%s", w.digest);
     snprintf(r->ref, sizeof r->ref, "%s", ref);
-    snprintf(r->name, sizeof r->name, "%s", v.model);
-    snprintf(r->manifest, sizeof r->manifest, "%s", v.manifest);
-    r->size = v.total_size;
+    snprintf(r->name, sizeof r->name, "%s", w.version.model);
+    snprintf(r->manifest, sizeof r->manifest, "%s", w.version.manifest);
+    r->size = w.version.total_size;
+    al_repo_weights_release(&w);
     /* The KV cache counts against the budget too; a header that cannot be
      * read leaves the estimate at the weights (the load will say why). */
     struct al_gguf_info gi;
@@ -534,7 +526,7 @@ enum al_rc al_models_names(struct al_models *mm, char ***names, size_t *n, struc
     struct al_version *rows = NULL;
     size_t nrows = 0;
     pthread_mutex_lock(&mm->mu);
-    enum al_rc rc = al_index_list_versions(al_repo_index(mm->repo), NULL, &rows, &nrows, err);
+    enum al_rc rc = al_repo_list_versions(mm->repo, NULL, &rows, &nrows, err);
     pthread_mutex_unlock(&mm->mu);
     if (rc)
         return rc;

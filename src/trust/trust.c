@@ -26,8 +26,6 @@
 #include "core/hash.h"
 #include "index/index.h"
 
-#define LOCK_TIMEOUT_MS 60000
-
 const char *al_trust_kind_name(enum al_trust_kind kind) { return kind == AL_TRUST_GPG ? "gpg" : "minisign"; }
 
 /* The policy file, its pending successor and the GnuPG home, each AL_LIMIT_PATH. */
@@ -94,12 +92,12 @@ static enum al_rc parse_key(json_t *o, struct al_trust_key *k, struct al_err *er
 /* The policy the newest trust event recorded ("policy" in its detail), or ""
  * when that event names none (recorded before policies were named) or there
  * is no trust event. Runs only when a pending file exists: it lists the log. */
-static enum al_rc last_policy(struct al_index *ix, char digest[AL_DIGEST_SIZE], struct al_err *err)
+static enum al_rc last_policy(struct al_repo *r, char digest[AL_DIGEST_SIZE], struct al_err *err)
 {
     digest[0] = '\0';
     struct al_event *ev = NULL;
     size_t n = 0;
-    enum al_rc rc = al_index_list_events(ix, NULL, NULL, &ev, &n, err);
+    enum al_rc rc = al_repo_list_events(r, NULL, NULL, &ev, &n, err);
     if (rc)
         return rc;
     for (size_t i = n; i-- > 0;) {
@@ -139,7 +137,7 @@ static enum al_rc read_pending(struct al_repo *r, const struct paths *p, char **
     char have[AL_DIGEST_SIZE], want[AL_DIGEST_SIZE];
     al_sha256_buf(t, n, raw);
     al_digest_format(raw, have);
-    if ((rc = last_policy(al_repo_index(r), want, err)) == AL_OK && strcmp(have, want) == 0) {
+    if ((rc = last_policy(r, want, err)) == AL_OK && strcmp(have, want) == 0) {
         *text = t, *len = n;
         return AL_OK;
     }
@@ -176,7 +174,7 @@ enum al_rc al_trust_load(struct al_repo *r, struct al_trust *out, struct al_err 
 {
     memset(out, 0, sizeof *out);
     struct paths p;
-    enum al_rc rc = trust_paths(al_store_home(al_repo_store(r)), &p, err);
+    enum al_rc rc = trust_paths(al_repo_home(r), &p, err);
     if (rc)
         return rc;
     snprintf(out->gnupg, sizeof out->gnupg, "%s", p.gnupg);
@@ -286,7 +284,7 @@ static enum al_rc serialize(const struct al_trust *t, char **text, char digest[A
 
 /* The event of a change: the changed key, and the digest of the policy
  * after it ("policy"), which is what makes a pending file count. */
-static enum al_rc record(struct al_index *ix, const char *kind, const struct al_trust_key *k, const char *policy,
+static enum al_rc record(struct al_repo *r, const char *kind, const struct al_trust_key *k, const char *policy,
                          struct al_err *err)
 {
     json_t *d = key_json(k);
@@ -295,7 +293,7 @@ static enum al_rc record(struct al_index *ix, const char *kind, const struct al_
     json_decref(d);
     if (detail == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    enum al_rc rc = al_index_event_append(ix, kind, "", "", detail, err);
+    enum al_rc rc = al_repo_append_event(r, kind, "", "", detail, err);
     free(detail);
     return rc;
 }
@@ -329,7 +327,6 @@ static enum al_rc settle(struct al_repo *r, const struct paths *p, struct al_err
 static enum al_rc save_recorded(struct al_repo *r, const struct paths *p, const char *kind, const struct al_trust *t,
                                 const struct al_trust_key *changed, struct al_err *err)
 {
-    struct al_index *ix = al_repo_index(r);
     char *text = NULL;
     char digest[AL_DIGEST_SIZE];
     enum al_rc rc = serialize(t, &text, digest, err);
@@ -338,12 +335,8 @@ static enum al_rc save_recorded(struct al_repo *r, const struct paths *p, const 
     if (!(rc = al_fs_mkdirs(p->dir, 0755, err)))
         rc = al_fs_write_atomic(p->pending, text, strlen(text), err);
     free(text);
-    if (rc || (rc = al_index_begin(ix, err)))
+    if (rc || (rc = record(r, kind, changed, digest, err)))
         return rc;
-    if ((rc = record(ix, kind, changed, digest, err)) || (rc = al_index_commit(ix, err))) {
-        al_index_rollback(ix);
-        return rc;
-    }
     if (rename(p->pending, p->file) != 0)
         return al_err_sys(err, AL_ERR_IO, "the trust change is recorded and in force, but '%s' could not be renamed "
                           "to '%s' (the next trust command finishes it)", p->pending, p->file);
@@ -361,10 +354,9 @@ typedef enum al_rc change_fn(struct al_repo *r, struct al_trust *t, void *ud, st
 static enum al_rc change(struct al_repo *r, const char *kind, change_fn *fn, void *ud, struct al_trust_key *out,
                          struct al_err *err)
 {
-    struct al_store *s = al_repo_store(r);
     struct paths p;
-    enum al_rc rc = trust_paths(al_store_home(s), &p, err);
-    if (rc || (rc = al_store_lock(s, AL_LOCK_WRITE, LOCK_TIMEOUT_MS, err)))
+    enum al_rc rc = trust_paths(al_repo_home(r), &p, err);
+    if (rc || (rc = al_repo_write_lock(r, err)))
         return rc;
     struct al_trust t;
     struct al_trust_key changed;
@@ -375,7 +367,7 @@ static enum al_rc change(struct al_repo *r, const char *kind, change_fn *fn, voi
             rc = save_recorded(r, &p, kind, &t, &changed, err);
         al_trust_release(&t);
     }
-    al_store_unlock(s, AL_LOCK_WRITE);
+    al_repo_write_unlock(r);
     if (!rc && out)
         *out = changed;
     return rc;

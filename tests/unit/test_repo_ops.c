@@ -15,7 +15,7 @@
 #include "core/hash.h"
 #include "core/limits.h"
 #include "index/index.h"
-#include "repo/repo.h"
+#include "repo/repo_int.h" /* the store handle, for checks around the repo */
 #include "store/store.h"
 
 struct fx {
@@ -132,7 +132,7 @@ static void test_open(void **state)
     assert_false(access(home, F_OK) == 0); /* nothing created */
     al_err_clear(&err);
     assert_int_equal(al_repo_open(home, true, &r, &err), AL_OK);
-    assert_non_null(al_repo_store(r));
+    assert_non_null(r->store);
     assert_non_null(al_repo_index(r));
     al_repo_free(r);
     /* opened again without create: there now */
@@ -220,7 +220,7 @@ static void test_add(void **state)
     size_t nl = 0;
     char *text = tu_read_file(f->notes, &nl);
     char nd[AL_DIGEST_SIZE];
-    assert_int_equal(al_store_put(al_repo_store(f->r), text, nl, nd, &err), AL_OK);
+    assert_int_equal(al_store_put(f->r->store, text, nl, nd, &err), AL_OK);
     assert_string_equal(d, nd);
     free(text);
     free(notes_digest);
@@ -520,7 +520,7 @@ static void test_fsck(void **state)
 
     /* an unreferenced blob is a note, not damage */
     char d[AL_DIGEST_SIZE];
-    assert_int_equal(al_store_put(al_repo_store(f->r), "orphan", 6, d, &err), AL_OK);
+    assert_int_equal(al_store_put(f->r->store, "orphan", 6, d, &err), AL_OK);
     memset(&rep, 0, sizeof rep);
     assert_int_equal(al_repo_fsck(f->r, false, false, on_report, &rep, &res, &err), AL_OK);
     assert_int_equal(res.unreferenced, 1);

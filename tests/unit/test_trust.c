@@ -58,7 +58,7 @@ static size_t n_events(struct fx *f, char *last_kind, char **last_detail)
     struct al_event *ev = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_index_list_events(al_repo_index(f->r), NULL, NULL, &ev, &n, &err), AL_OK);
+    assert_int_equal(al_repo_list_events(f->r, NULL, NULL, &ev, &n, &err), AL_OK);
     if (last_kind)
         snprintf(last_kind, 32, "%s", n ? ev[n - 1].kind : "");
     if (last_detail)
