@@ -191,8 +191,8 @@ struct al_model_params al_model_params_default(void)
         .use_mmap = true,
         .use_mlock = false,
         .verify_cache = NULL,
-        .arrivals = NULL,
-        .gather_ms = 0,
+        .admit = NULL,
+        .admit_ud = NULL,
     };
     return p;
 }

@@ -48,24 +48,36 @@ struct al_verify_cache;   /* opaque: remembered verifications of blobs */
 struct al_verify_cache *al_verify_cache_new(void);
 void al_verify_cache_free(struct al_verify_cache *c);
 
-/* ---- arrivals ----
- * A count of requests on their way to al_engine_submit: a server counts a
- * generation request when its headers arrive, and al_engine_submit uncounts
- * it once it is queued or refused. A scheduler about to start a step from
- * idle waits while the count is above zero, up to half the median of its
- * last 8 prompt steps and at most AL_ENGINE_GATHER_MS (a later request would
- * wait out no more than one step anyway), so
- * that clients who start together (a burst, or 8 streams that finished on
- * the same step and ask again) have their prompts in one batch instead of
- * the first alone and the rest a whole step later. A lone request is never
- * delayed: by the time the scheduler looks, it is uncounted. One count may
- * serve several models; a request for another model costs at most the cap. */
-struct al_arrivals;
-#define AL_ENGINE_GATHER_MS 10
-struct al_arrivals *al_arrivals_new(void);
-void al_arrivals_free(struct al_arrivals *a);
-void al_arrivals_add(struct al_arrivals *a, int delta); /* NULL: no-op */
-int al_arrivals_pending(const struct al_arrivals *a);
+/* ---- admission ----
+ * Before a step that starts from idle (no request active, some queued,
+ * sequences left free), the scheduler asks its admission hook how long to
+ * wait for more requests first, so that a host that knows requests are on
+ * their way (a server counting connections) can have them start in one
+ * batch. The engine itself never waits: without a hook a step starts at
+ * once. The hook runs on the worker thread under the scheduler's lock: it
+ * must be quick and must call nothing of the engine. It returns the
+ * milliseconds to wait before it is asked again (a newly queued request ends
+ * the wait early); 0 or less starts the step. It is not asked when every
+ * sequence would be busy, nor once the model is being freed. */
+struct al_engine_admit_info {
+    int n_queued;            /* requests queued, fewer than n_seq */
+    int n_seq;               /* sequences */
+    double waited_ms;        /* waited so far before this step */
+    double prompt_step_ms;   /* median duration of the last steps that read prompt
+                              * tokens (up to 8); < 0: none yet */
+    int last_finished;       /* requests finished by the step that left the scheduler
+                              * idle; 0: none yet */
+    double last_finished_ms; /* with last_finished > 0: how long before the first ask
+                              * that step ended */
+};
+typedef double al_engine_admit_fn(void *ud, const struct al_engine_admit_info *info);
+
+/* Called once per submitted request when al_engine_submit is done with it:
+ * under the scheduler's lock as it is queued, before the worker (and so the
+ * admission hook) can see it in the queue, or before submit returns an
+ * error. So a host that counts requests on their way can uncount it without
+ * the hook ever seeing it both queued and on its way. Must be quick. */
+typedef void al_submitted_cb(void *ud);
 
 /* ---- loading ---- */
 
@@ -81,13 +93,13 @@ struct al_model_params {
     /* NULL: always hash. Otherwise a blob verified before, unchanged since
      * (same device, inode, size, mtime), is not hashed again. */
     struct al_verify_cache *verify_cache;
-    struct al_arrivals *arrivals; /* NULL: steps start at once (see arrivals) */
-    int gather_ms;                /* the longest wait for arrivals; <= 0: adaptive (see arrivals) */
+    al_engine_admit_fn *admit;    /* NULL: steps start at once (see admission) */
+    void *admit_ud;               /* passed to admit */
 };
 
 /* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
- * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no arrivals,
- * gather_ms 0 (adaptive). */
+ * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no admission
+ * hook. */
 struct al_model_params al_model_params_default(void);
 
 /* The shapes a model's KV cache is sized by, as its GGUF header gives them
@@ -117,6 +129,11 @@ uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
                                 const struct al_model_params *params,
                                 struct al_engine_model **out, struct al_err *err);
+
+/* Replaces the admission hook of a loaded model (NULL: steps start at once).
+ * Once it returns, the scheduler never calls the old hook again, so its ud
+ * may be freed. */
+void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, void *admit_ud);
 
 /* Stops the scheduler (queued and active requests finish as "cancelled",
  * each with its al_done_cb), then frees the contexts and the model.
@@ -225,8 +242,8 @@ struct al_gen_params {
     bool parse_special;      /* read special tokens in the prompt (llama-server does) */
     bool cache_prompt;       /* reuse the KV cache of a prompt prefix an earlier request left;
                               * false computes every prompt token (llama-server's cache_prompt) */
-    struct al_arrivals *arrival; /* the count this request is in, or NULL: al_engine_submit
-                                  * uncounts it, queued or refused */
+    al_submitted_cb *on_submitted; /* NULL: none; else called once (see admission) */
+    void *submitted_ud;      /* passed to on_submitted */
     int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
     al_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
     void *probs_ud;          /* passed to on_probs */
@@ -235,7 +252,7 @@ struct al_gen_params {
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, arrival NULL. */
+ * n_probs 0, on_probs NULL, on_submitted NULL. */
 struct al_gen_params al_gen_params_default(void);
 
 enum al_finish {
@@ -275,8 +292,8 @@ typedef void al_done_cb(void *ud, const struct al_gen_result *res);
  * Errors: AL_ERR_USAGE (params out of range), AL_ERR_INVALID (grammar does not
  * parse), AL_ERR_LIMIT (prompt over AL_LIMIT_PROMPT_TOKENS or not fitting the
  * context of a sequence, too many stop strings), AL_ERR_BUSY (queue full: try
- * later), AL_ERR_NOMEM. On error no callback is ever called. Either way
- * p->arrival, if set, is uncounted. */
+ * later), AL_ERR_NOMEM. On error no callback is ever called but
+ * p->on_submitted, which is called either way. */
 enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
                             const struct al_gen_params *p, al_token_cb *on_token,
                             al_done_cb *on_done, void *ud, struct al_engine_req **out,

@@ -3,8 +3,8 @@
  * sequences (slots) and one worker thread running continuous batching.
  *
  * Each step of the worker:
- *   0. under the lock, when the step would start from idle and requests are
- *      known to be on their way (arrivals): wait for them, a few ms at most;
+ *   0. under the lock, when the step would start from idle: ask the admission
+ *      hook, if any, how long to wait for more requests (see engine.h);
  *   1. under the lock: move queued requests into free slots (the slot whose
  *      KV cache shares the longest prefix with the prompt, else the least
  *      recently used one), pick up a quit request;
@@ -36,43 +36,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 
-/* ---- arrivals ---- */
-
-#define PROMPT_STEPS 8 /* the gather cap is taken from this many recent prompt steps */
-
-struct al_arrivals {
-    atomic_int n;
-    _Atomic double last_add_ms; /* when n last went up */
-};
-
-struct al_arrivals *al_arrivals_new(void)
-{
-    struct al_arrivals *a = calloc(1, sizeof *a);
-    if (a) {
-        atomic_init(&a->n, 0);
-        atomic_init(&a->last_add_ms, 0.0);
-    }
-    return a;
-}
-
-void al_arrivals_free(struct al_arrivals *a)
-{
-    free(a);
-}
-
-void al_arrivals_add(struct al_arrivals *a, int delta)
-{
-    if (!a)
-        return;
-    if (delta > 0)
-        atomic_store(&a->last_add_ms, al_engine_now_ms());
-    atomic_fetch_add(&a->n, delta);
-}
-
-int al_arrivals_pending(const struct al_arrivals *a)
-{
-    return atomic_load(&a->n);
-}
+#define PROMPT_STEPS 8 /* the admission hook gets the median of this many recent prompt steps */
 
 struct al_engine_req {
     atomic_int refs;
@@ -122,7 +86,8 @@ struct al_sched {
     struct al_engine_model *m;
     struct llama_context *ctx;
     struct ggml_threadpool *pool;   /* the context's compute threads, kept between steps */
-    struct al_arrivals *arrivals;   /* requests on their way, or NULL */
+    al_engine_admit_fn *admit;      /* lock: the admission hook, or NULL */
+    void *admit_ud;                 /* lock */
     int step_finished;              /* worker: requests the current step finished */
     int burst_n;                    /* worker: requests finished by the step that left it idle */
     double burst_end_ms;            /* worker: when */
@@ -472,44 +437,52 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Under the lock, before a step from idle: while requests are on their way
- * and slots would be left free, wait for them (submit signals wake; a request
- * refused before it is queued only uncounts itself, hence the 1 ms ticks).
- * Requests not yet counted are expected too after a burst: when the step that
- * left the scheduler idle finished several requests and the first new one
- * comes soon after, their clients (a closed loop: 8 streams that started
- * together end together) are asking again. Their headers are still in
- * flight, so the count cannot see them; without the wait the first one or
- * two take a step alone and the rest wait that step out (measured: a step
- * of 2 prompts, then 6, 22 ms apart, on a 100M Q4_0 model). */
-static void gather(struct al_sched *s)
+/* The median duration of the last PROMPT_STEPS steps that read prompt
+ * tokens, or -1 before the first: one step slowed by a busy machine must not
+ * move it, nor one lone short prompt. */
+static double prompt_step_median(const struct al_sched *s)
 {
-    /* Waiting longer than a step gains nothing: a request that comes later
-     * joins the next step. Half of one: a fast model (the 1 MB fixture, a
-     * step of 8 prompts in 2 ms) is not held 10 ms for stragglers. The
-     * median of the last 8 such steps: one step slowed by a busy machine
-     * must not raise the cap, nor one lone short prompt lower it. */
-    double cap = s->m->params.gather_ms;
-    if (cap <= 0) {
-        unsigned n = s->n_prompt_steps < PROMPT_STEPS ? s->n_prompt_steps : PROMPT_STEPS;
-        double v[PROMPT_STEPS];
-        memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
-        qsort(v, n, sizeof v[0], cmp_double);
-        cap = n > 0 && v[n / 2] / 2 < AL_ENGINE_GATHER_MS ? v[n / 2] / 2 : AL_ENGINE_GATHER_MS;
-    }
-    double now = al_engine_now_ms(), t_end = now + cap;
-    int expect = now - s->burst_end_ms < 4.0 * cap ? s->burst_n : 0;
-    /* Counted but quiet for 4 caps: a connection that sends nothing, not a
-     * burst on its way. */
-    bool arriving = now - atomic_load(&s->arrivals->last_add_ms) < 4.0 * cap;
-    while (!s->quit && s->n_queued < s->n_seq &&
-           ((arriving && atomic_load(&s->arrivals->n) > 0) || s->n_queued < expect)) {
-        double left = t_end - al_engine_now_ms();
-        if (left <= 0)
+    unsigned n = s->n_prompt_steps < PROMPT_STEPS ? s->n_prompt_steps : PROMPT_STEPS;
+    if (n == 0)
+        return -1;
+    double v[PROMPT_STEPS];
+    memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
+    qsort(v, n, sizeof v[0], cmp_double);
+    return v[n / 2];
+}
+
+/* Under the lock, before a step from idle: waits as long as the admission
+ * hook says, asking it again after each wait; submit signals wake, so a
+ * queued request ends a wait early. The facts the hook gets about the
+ * past (the prompt steps, the step that left the scheduler idle) are taken
+ * once, at the first ask. */
+static void admit_wait(struct al_sched *s)
+{
+    double t0 = al_engine_now_ms();
+    struct al_engine_admit_info ai = {
+        .n_seq = s->n_seq,
+        .prompt_step_ms = prompt_step_median(s),
+        .last_finished = s->burst_n,
+        .last_finished_ms = s->burst_n > 0 ? t0 - s->burst_end_ms : 0,
+    };
+    while (s->admit && !s->quit && s->n_queued < s->n_seq) {
+        ai.n_queued = s->n_queued;
+        ai.waited_ms = al_engine_now_ms() - t0;
+        double ms = s->admit(s->admit_ud, &ai);
+        if (!(ms > 0))
             break;
-        struct timespec ts = ms_from_now(left < 1 ? left : 1);
+        struct timespec ts = ms_from_now(ms);
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
     }
+}
+
+void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, void *admit_ud)
+{
+    struct al_sched *s = m->sched;
+    pthread_mutex_lock(&s->lock);
+    s->admit = admit;
+    s->admit_ud = admit_ud;
+    pthread_mutex_unlock(&s->lock);
 }
 
 static int n_generating(const struct al_sched *s)
@@ -535,8 +508,8 @@ static void *worker(void *arg)
         s->step_finished = 0;
         while (!s->quit && s->n_active == 0 && s->q_head == NULL)
             pthread_cond_wait(&s->wake, &s->lock);
-        if (s->arrivals && s->n_active == 0)
-            gather(s);
+        if (s->admit && s->n_active == 0)
+            admit_wait(s);
         bool quit = s->quit;
         unsigned cancels = atomic_load(&s->cancels);
         if (cancels != s->cancels_seen) {
@@ -634,9 +607,10 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
     s->n_batch = m->params.n_batch;
     s->queue_max = m->params.queue_max;
     s->n_vocab = llama_vocab_n_tokens(m->vocab);
-    s->arrivals = m->params.arrivals;
+    s->admit = m->params.admit;
+    s->admit_ud = m->params.admit_ud;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca; /* gather() waits by the monotonic clock */
+    pthread_condattr_t ca; /* admit_wait() waits by the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
@@ -661,9 +635,8 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
         goto fail;
     }
     /* Without a pool of its own, ggml sets up its compute threads on every
-     * llama_decode. A persistent pool, which llama-bench and llama-server
-     * attach too, closed our 8-12% decode gap to llama-bench on a generated
-     * 20M model (bench/bench-vs-llama-bench.sh). */
+     * llama_decode. A persistent pool, as llama-bench and llama-server
+     * attach, keeps them (docs/internals/engine.md says what it gained). */
     struct ggml_threadpool_params tpp = ggml_threadpool_params_default(m->params.threads);
     s->pool = ggml_threadpool_new(&tpp);
     if (s->pool)
@@ -740,12 +713,13 @@ void al_sched_free(struct al_sched *s)
 
 /* ---- submitting ---- */
 
-/* al_engine_submit less the arrival's count: *arrival is uncounted and set
- * NULL under the lock as the request is queued, so that the worker never sees
- * a queued request still counted as on its way. */
+/* al_engine_submit less the refusal's on_submitted: *submitted is called
+ * and set NULL under the lock as the request is queued, so that the worker
+ * (and its admission hook) never sees a queued request its host still
+ * counts as on its way. */
 static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
                          al_token_cb *on_token, al_done_cb *on_done, void *ud, struct al_engine_req **out,
-                         struct al_arrivals **arrival, struct al_err *err)
+                         al_submitted_cb **submitted, struct al_err *err)
 {
     if (!m || !prompt || (out && *out))
         return al_err_set(err, AL_ERR_USAGE, "al_engine_submit: bad arguments");
@@ -822,8 +796,9 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         s->q_head = r;
     s->q_tail = r;
     s->n_queued++;
-    al_arrivals_add(*arrival, -1);
-    *arrival = NULL;
+    if (*submitted)
+        (*submitted)(p->submitted_ud);
+    *submitted = NULL;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add(&s->tokens_prompt, (uint64_t)n_prompt);
@@ -839,9 +814,10 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const
                             al_token_cb *on_token, al_done_cb *on_done, void *ud, struct al_engine_req **out,
                             struct al_err *err)
 {
-    struct al_arrivals *arrival = p ? p->arrival : NULL;
-    enum al_rc rc = submit(m, prompt, p, on_token, on_done, ud, out, &arrival, err);
-    al_arrivals_add(arrival, -1); /* refused before it was queued */
+    al_submitted_cb *submitted = p ? p->on_submitted : NULL;
+    enum al_rc rc = submit(m, prompt, p, on_token, on_done, ud, out, &submitted, err);
+    if (submitted)
+        submitted(p->submitted_ud); /* refused before it was queued */
     return rc;
 }
 

@@ -57,7 +57,8 @@ struct al_models {
     struct al_repo *repo;
     struct al_models_config cfg;
     struct al_verify_cache *vcache;
-    struct al_arrivals *arrivals; /* generation requests on their way, shared by every model's scheduler */
+    al_engine_admit_fn *admit;    /* every model's admission hook (al_models_set_admit) */
+    void *admit_ud;
     struct rref *refs;
     struct al_model_lease *entries;
     bool preload_done;
@@ -110,7 +111,8 @@ static struct al_model_params params_for(const struct al_models *mm, const char 
     if (s.mmap >= 0) p.use_mmap = s.mmap;
     if (s.mlock >= 0) p.use_mlock = s.mlock;
     p.verify_cache = mm->vcache;
-    p.arrivals = mm->arrivals;
+    p.admit = mm->admit;
+    p.admit_ud = mm->admit_ud;
     return p;
 }
 
@@ -313,6 +315,7 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
         e = NULL;
     } else {
         e->m = m;
+        al_engine_set_admit(m, mm->admit, mm->admit_ud); /* al_models_set_admit may have run meanwhile */
         al_engine_model_info(m, &e->info);
         /* What it holds now: its tensors (or the files, if larger) and KV cache. */
         e->bytes = (e->info.size_bytes > r_size ? e->info.size_bytes : r_size) + e->info.kv_bytes;
@@ -345,9 +348,15 @@ void al_models_release(struct al_model_lease *e)
         free_entries(e);
 }
 
-struct al_arrivals *al_models_arrivals(struct al_models *mm)
+void al_models_set_admit(struct al_models *mm, al_engine_admit_fn *admit, void *admit_ud)
 {
-    return mm->arrivals;
+    pthread_mutex_lock(&mm->mu);
+    mm->admit = admit;
+    mm->admit_ud = admit_ud;
+    for (struct al_model_lease *e = mm->entries; e; e = e->next)
+        if (e->state == E_READY)
+            al_engine_set_admit(e->m, admit, admit_ud);
+    pthread_mutex_unlock(&mm->mu);
 }
 
 struct al_engine_model *al_lease_engine(const struct al_model_lease *l) { return l->m; }
@@ -408,8 +417,7 @@ enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, s
     if (rc)
         goto fail;
     mm->vcache = al_verify_cache_new();
-    mm->arrivals = al_arrivals_new();
-    if (!mm->vcache || !mm->arrivals) {
+    if (!mm->vcache) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -441,7 +449,6 @@ void al_models_free(struct al_models *mm)
         free(r);
     }
     al_verify_cache_free(mm->vcache);
-    al_arrivals_free(mm->arrivals);
     al_repo_free(mm->repo);
     pthread_cond_destroy(&mm->cv);
     pthread_mutex_destroy(&mm->mu);

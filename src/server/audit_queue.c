@@ -7,8 +7,7 @@
  * next request was not read until its previous record was on disk: when 8
  * streams ended on the same step, their clients' next requests came in one
  * sync apart, missed the step the first ones started, and waited it out
- * (steps of 2 and 6 prompts, 22 ms apart, on a 100M Q4_0 model; with the
- * audit off, one step of 8).
+ * (docs/internals/server.md has the measurement).
  *
  * What is kept: every record is written, in finishing order, durably, by the
  * same al_audit_append. What changes: a record is on disk shortly after its

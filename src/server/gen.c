@@ -13,11 +13,10 @@
  * on its way to the wait, runs now. The compute threads keep every core busy
  * (they spin between steps), and Linux's scheduler (EEVDF, 6.6+) would
  * otherwise let the worker finish its slice before the woken thread runs: the
- * event then waits up to a timer tick (4 ms) in memory. Measured on the
- * fixture, one stream, two threads: time to first token p50 2.7 ms without,
- * 1.1 ms with. Not after every token: a switch per token lowered the
- * fixture's decode rate (10-30% in our runs), while tokens that wait for a
- * tick go out together in one write.
+ * event then waits up to a timer tick in memory. Not after every token: a
+ * switch per token lowers the decode rate, while tokens that wait for a
+ * tick go out together in one write (docs/internals/server.md, "Threads",
+ * has the numbers).
  *
  * Coalescing: a stream's events go out at most every stream_interval_ms
  * (default 5): the worker wakes the connection thread for the first token,
@@ -25,10 +24,9 @@
  * last write is an interval old; otherwise the event waits in g->sse for the
  * thread's timed wake, one interval after its last write. A model slower than
  * one token an interval streams every token at once; a fast one sends them in
- * bursts, one write and two wake-ups an interval instead of per token. Per
- * token, the write, the wake-ups and the client's read took 80 us of CPU on
- * the 1 MB fixture, which on two cores all came out of decoding (0.7x of
- * llama-bench's rate). A non-streaming request is woken only at the end.
+ * bursts, one write and two wake-ups an interval instead of per token: per
+ * token they cost CPU that on a small machine comes out of decoding
+ * (docs/internals/server.md). A non-streaming request is woken only at the end.
  *
  * References: the request (h->gen, dropped in the finish path), the engine
  * (until on_done) and a streaming response (until libmicrohttpd frees it)
@@ -623,7 +621,8 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
         gp.probs_ud = g;
     }
     if (h->arriving) {
-        gp.arrival = al_models_arrivals(h->srv->mm);
+        gp.on_submitted = al_server_arrivals_submitted;
+        gp.submitted_ud = h->srv->arrivals;
         h->arriving = false;
     }
     enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);

@@ -184,13 +184,13 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
 }
 
 /* ---- new connections ----
- * A new connection is counted in the models' arrivals from its accept until
+ * A new connection is counted in the server's arrivals from its accept until
  * its first request's headers are read: a client that opens connections to
  * start several requests at once has them accepted at once, but each
  * connection's thread reads its request in turn, and without the count the
- * first request took a step alone (8 new clients, 100M Q4_0 model: steps of
- * 3 prompts then 5, TTFT 25 and 67 ms). A connection that sends nothing is
- * not waited for once the count has been quiet a while (sched.c gather). */
+ * first request took a step alone (docs/internals/server.md, "Arrivals"). A
+ * connection that sends nothing is not waited for once the count has been
+ * quiet a while (arrivals.h). */
 
 struct conn_state {
     atomic_bool counted_new;
@@ -205,7 +205,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         struct conn_state *c = malloc(sizeof *c);
         if (c) {
             atomic_init(&c->counted_new, true);
-            al_arrivals_add(al_models_arrivals(s->mm), 1);
+            al_server_arrivals_add(s->arrivals, 1);
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
             c->dl = ci ? al_conns_add(s->conns, ci->connect_fd, al_http_now()) : NULL;
         }
@@ -214,7 +214,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         /* Called before libmicrohttpd closes the descriptor (conns.h). */
         struct conn_state *c = *socket_context;
         if (c && atomic_exchange(&c->counted_new, false))
-            al_arrivals_add(al_models_arrivals(s->mm), -1);
+            al_server_arrivals_add(s->arrivals, -1);
         if (c)
             al_conns_remove(s->conns, c->dl);
         free(c);
@@ -229,7 +229,7 @@ static struct al_conn *conn_first_request(struct al_server *s, struct MHD_Connec
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn_state *c = ci ? ci->socket_context : NULL;
     if (c && atomic_exchange(&c->counted_new, false))
-        al_arrivals_add(al_models_arrivals(s->mm), -1);
+        al_server_arrivals_add(s->arrivals, -1);
     return c ? c->dl : NULL;
 }
 
@@ -240,7 +240,7 @@ static const struct route {
     bool prefix;
     const char *scope; /* NULL: no key needed */
     bool counted;      /* against limits.concurrent */
-    bool generates;    /* counted in the models' arrivals until submitted (al_arrivals) */
+    bool generates;    /* counted in the server's arrivals until submitted (arrivals.h) */
     enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
 } routes[] = {
     {"POST", "/v1/chat/completions", false, "chat", true, true, al_route_chat},
@@ -461,7 +461,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * its finish path); then the connection no longer counts as new.
          * In this order, so that the count does not dip between the two. */
         if (r && r->generates) {
-            al_arrivals_add(al_models_arrivals(s->mm), 1);
+            al_server_arrivals_add(s->arrivals, 1);
             h->arriving = true;
         }
         h->dl = conn_first_request(s, conn);
@@ -563,7 +563,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             secs * 1000, h->caller, h->tokens_in, h->tokens_out,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     if (h->arriving) /* never reached the engine */
-        al_arrivals_add(al_models_arrivals(s->mm), -1);
+        al_server_arrivals_add(s->arrivals, -1);
     al_gen_unref(h->gen);
     al_models_release(h->lease);
     al_models_release(h->embed_lease);
@@ -674,6 +674,10 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
      * /metrics, which are not counted against limits.concurrent. */
     int conn_cap = o->limits.concurrent * 2 + 32;
     rc = al_metrics_new(&s->metrics, err);
+    if (!rc && !(s->arrivals = al_server_arrivals_new(0)))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (!rc)
+        al_models_set_admit(mm, al_server_arrivals_admit, s->arrivals);
     if (!rc)
         rc = al_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
     if (!rc)
@@ -818,6 +822,9 @@ void al_server_free(struct al_server *s)
         unlink(s->socket_path);
     }
     al_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
+    if (s->arrivals)
+        al_models_set_admit(s->mm, NULL, NULL); /* no scheduler asks the count from now on */
+    al_server_arrivals_free(s->arrivals);
     al_conns_free(s->conns);         /* after the daemon: no connection is left */
     al_metrics_free(s->metrics);
     al_srv_rag_free(s->rag);

@@ -11,6 +11,7 @@
  *   metrics.c      counters and histograms, Prometheus text
  *   framing.c      Content-Length and Transfer-Encoding: what is refused
  *   conns.c        the deadline for a request to arrive, the reserve of connections
+ *   arrivals.c     requests on their way to the engine: the schedulers' admission hook
  *   tls.c          TLS files, the client certificate's subject
  */
 #ifndef AL_SERVER_HTTP_INT_H
@@ -25,6 +26,7 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "engine/engine.h"
+#include "server/arrivals.h"
 #include "server/conns.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -39,6 +41,7 @@ struct al_server {
     char *tls_cert, *tls_key, *tls_ca; /* PEM text */
     struct al_metrics *metrics;
     struct al_conns *conns;         /* receive deadlines and the reserve (conns.h) */
+    struct al_server_arrivals *arrivals; /* generation requests on their way (arrivals.h) */
     struct al_audit_queue *audit_q; /* with o.audit: its writer (audit_queue.h) */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* in_flight or n_gens reached 0 */
@@ -74,7 +77,7 @@ struct al_hreq {
     bool close;                 /* answer with "Connection: close" and close */
     bool gone;                  /* the client went away before the response ended */
     struct al_conn *dl;         /* its connection's receive deadline (conns.h) */
-    bool arriving;              /* in the models' arrivals: al_engine_submit uncounts it */
+    bool arriving;              /* in srv->arrivals: al_engine_submit uncounts it (on_submitted) */
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
     int tokens_in, tokens_out;

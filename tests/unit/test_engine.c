@@ -803,120 +803,6 @@ static void test_token_probs(void **state)
     al_engine_model_free(m);
 }
 
-/* (k) a step from idle waits for requests known to be on their way, and
- * after a step that finished several requests for as many new ones, so that
- * they start in one batch; a lone request, or one that never comes, is not
- * waited for beyond its own count. */
-static struct al_engine_model *load_gathering(struct al_arrivals *a, int gather_ms)
-{
-    struct al_model_params mp = al_model_params_default();
-    mp.threads = 2;
-    mp.n_seq = 2;
-    mp.n_ctx = 256;
-    mp.arrivals = a;
-    mp.gather_ms = gather_ms;
-    struct al_engine_model *m = NULL;
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err))
-        fail_msg("load: %s", err.msg);
-    return m;
-}
-
-static uint64_t decode_calls(struct al_engine_model *m)
-{
-    struct al_engine_stats st;
-    al_engine_stats(m, &st);
-    return st.decode_calls;
-}
-
-/* Submits one request, checks that no step starts for 100 ms, then a
- * second: both are decoded in one step. */
-static void two_in_one_step(struct al_engine_model *m, const struct al_gen_params *p1,
-                            const struct al_gen_params *p2, uint64_t calls_before)
-{
-    struct collect c1, c2;
-    collect_init(&c1);
-    collect_init(&c2);
-    submit(m, "Tom and Sue went", p1, &c1, NULL);
-    usleep(100 * 1000);
-    assert_int_equal(decode_calls(m), calls_before);
-    submit(m, "One day, a big bird", p2, &c2, NULL);
-    wait_done(&c1);
-    wait_done(&c2);
-    assert_int_equal(decode_calls(m), calls_before + 1);
-    assert_true(c1.res.queue_ms >= 90);
-}
-
-static void test_gather_arrivals(void **state)
-{
-    if (!have_fixture())
-        skip();
-    struct al_arrivals *a = al_arrivals_new();
-    assert_non_null(a);
-    struct al_engine_model *m = load_gathering(a, 3000); /* far longer than any wait below: no timing luck */
-    struct al_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
-    struct al_gen_params pc = p;        /* a request the server counted */
-    pc.arrival = a;
-
-    /* B is on its way when A arrives: A waits for it, both take one step. */
-    al_arrivals_add(a, 1);
-    two_in_one_step(m, &p, &pc, 0);
-    assert_int_equal(al_arrivals_pending(a), 0);
-
-    /* That step finished two: the first next request waits for a second,
-     * not yet counted (its client's headers are still on the way). */
-    two_in_one_step(m, &p, &p, 1);
-    al_engine_model_free(m);
-
-    /* A lone counted request is uncounted as it is queued: no wait. */
-    m = load_gathering(a, 3000); /* far longer than any wait below: no timing luck */
-    struct collect ce;
-    collect_init(&ce);
-    al_arrivals_add(a, 1);
-    submit(m, "Once upon a time", &pc, &ce, NULL);
-    wait_done(&ce);
-    /* Waiting would take the whole cap: the bound is the cap itself, so a
-     * slow machine cannot fail it, only a wait can. */
-    assert_true(ce.res.queue_ms < 3000);
-
-    /* A counted request refused before the engine (a bad key, say) only
-     * uncounts itself: the step starts then, not at the cap. */
-    al_arrivals_add(a, 1);
-    struct collect cf;
-    collect_init(&cf);
-    submit(m, "Tom and Sue went", &p, &cf, NULL);
-    usleep(100 * 1000);
-    assert_int_equal(decode_calls(m), 1);
-    al_arrivals_add(a, -1);
-    wait_done(&cf);
-    assert_true(cf.res.queue_ms < 3000);
-
-    /* One the engine refuses is uncounted too. */
-    al_arrivals_add(a, 1);
-    struct al_gen_params pe = pc;
-    pe.grammar = "root ::= (";
-    struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_engine_submit(m, "Hi", &pe, on_token, on_done, NULL, NULL, &err), AL_ERR_INVALID);
-    assert_int_equal(al_arrivals_pending(a), 0);
-    al_engine_model_free(m);
-
-    /* A count quiet for 4 caps (a connection that sends nothing) is not
-     * waited for: the cap is 1 s, the count at least 4.1 s old (the sleep
-     * only lets the count age; a slow machine makes it older, never
-     * younger). Waiting would take the whole cap. */
-    m = load_gathering(a, 1000);
-    al_arrivals_add(a, 1);
-    usleep(4100 * 1000);
-    struct collect cg;
-    collect_init(&cg);
-    submit(m, "Once upon a time", &p, &cg, NULL);
-    wait_done(&cg);
-    assert_true(cg.res.queue_ms < 1000);
-    al_arrivals_add(a, -1);
-    al_engine_model_free(m);
-    al_arrivals_free(a);
-}
-
 int main(void)
 {
     if (getenv("AL_ENGINE_DEBUG"))
@@ -934,7 +820,6 @@ int main(void)
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_tokens_and_chat),
         cmocka_unit_test(test_token_probs),
-        cmocka_unit_test(test_gather_arrivals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

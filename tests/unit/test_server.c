@@ -3,7 +3,7 @@
  * it writes must parse in llama.cpp and constrain real output: checked on the
  * fixture model), the sampling parameters of a request body, the config file,
  * the audit writer queue, request framing, JSON body errors, the receive
- * deadlines of connections.
+ * deadlines of connections, the arrivals as the schedulers' admission hook.
  */
 #include "testutil.h"
 
@@ -17,6 +17,7 @@
 
 #include "audit/audit.h"
 #include "engine/engine.h"
+#include "server/arrivals.h"
 #include "server/audit_queue.h"
 #include "server/config.h"
 #include "server/http_int.h"
@@ -348,6 +349,173 @@ static void test_conns(void **state)
     }
 }
 
+/* The arrivals (arrivals.h) as the engine's admission hook: a step from
+ * idle waits for requests known to be on their way, and after a step that
+ * finished several requests for as many new ones, so that they start in one
+ * batch; a lone request, or one that never comes, is not waited for beyond
+ * its own count. On the real scheduler and the fixture model. */
+struct collect {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    struct al_gen_result res;
+};
+
+static void collect_init(struct collect *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+static void on_done(void *ud, const struct al_gen_result *res)
+{
+    struct collect *c = ud;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->res = *res;
+    c->done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void wait_done(struct collect *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
+                   struct collect *c)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_submit(m, prompt, p, NULL, on_done, c, NULL, &err))
+        fail_msg("submit: %s", err.msg);
+}
+
+static struct al_gen_params greedy(int max_tokens)
+{
+    struct al_gen_params p = al_gen_params_default();
+    p.temperature = 0;
+    p.max_tokens = max_tokens;
+    return p;
+}
+
+static struct al_engine_model *load_gathering(struct al_server_arrivals *a)
+{
+    struct al_model_params mp = al_model_params_default();
+    mp.threads = 2;
+    mp.n_seq = 2;
+    mp.n_ctx = 256;
+    mp.admit = al_server_arrivals_admit;
+    mp.admit_ud = a;
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_model_load(tu_fixture("stories260K.gguf"), FIXTURE_DIGEST, &mp, &m, &err))
+        fail_msg("load: %s", err.msg);
+    return m;
+}
+
+static uint64_t decode_calls(struct al_engine_model *m)
+{
+    struct al_engine_stats st;
+    al_engine_stats(m, &st);
+    return st.decode_calls;
+}
+
+/* Submits one request, checks that no step starts for 100 ms, then a
+ * second: both are decoded in one step. */
+static void two_in_one_step(struct al_engine_model *m, const struct al_gen_params *p1,
+                            const struct al_gen_params *p2, uint64_t calls_before)
+{
+    struct collect c1, c2;
+    collect_init(&c1);
+    collect_init(&c2);
+    submit(m, "Tom and Sue went", p1, &c1);
+    usleep(100 * 1000);
+    assert_int_equal(decode_calls(m), calls_before);
+    submit(m, "One day, a big bird", p2, &c2);
+    wait_done(&c1);
+    wait_done(&c2);
+    assert_int_equal(decode_calls(m), calls_before + 1);
+    assert_true(c1.res.queue_ms >= 90);
+}
+
+static void test_gather_arrivals(void **state)
+{
+    struct al_server_arrivals *a = al_server_arrivals_new(3000); /* far longer than any wait below: no timing luck */
+    assert_non_null(a);
+    struct al_engine_model *m = load_gathering(a);
+    struct al_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
+    struct al_gen_params pc = p;        /* a request the server counted */
+    pc.on_submitted = al_server_arrivals_submitted;
+    pc.submitted_ud = a;
+
+    /* B is on its way when A arrives: A waits for it, both take one step. */
+    al_server_arrivals_add(a, 1);
+    two_in_one_step(m, &p, &pc, 0);
+    assert_int_equal(al_server_arrivals_pending(a), 0);
+
+    /* That step finished two: the first next request waits for a second,
+     * not yet counted (its client's headers are still on the way). */
+    two_in_one_step(m, &p, &p, 1);
+    al_engine_model_free(m);
+
+    /* A lone counted request is uncounted as it is queued: no wait. */
+    m = load_gathering(a);
+    struct collect ce;
+    collect_init(&ce);
+    al_server_arrivals_add(a, 1);
+    submit(m, "Once upon a time", &pc, &ce);
+    wait_done(&ce);
+    /* Waiting would take the whole cap: the bound is the cap itself, so a
+     * slow machine cannot fail it, only a wait can. */
+    assert_true(ce.res.queue_ms < 3000);
+
+    /* A counted request refused before the engine (a bad key, say) only
+     * uncounts itself: the step starts then, not at the cap. */
+    al_server_arrivals_add(a, 1);
+    struct collect cf;
+    collect_init(&cf);
+    submit(m, "Tom and Sue went", &p, &cf);
+    usleep(100 * 1000);
+    assert_int_equal(decode_calls(m), 1);
+    al_server_arrivals_add(a, -1);
+    wait_done(&cf);
+    assert_true(cf.res.queue_ms < 3000);
+
+    /* One the engine refuses is uncounted too. */
+    al_server_arrivals_add(a, 1);
+    struct al_gen_params pe = pc;
+    pe.grammar = "root ::= (";
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_submit(m, "Hi", &pe, NULL, on_done, NULL, NULL, &err), AL_ERR_INVALID);
+    assert_int_equal(al_server_arrivals_pending(a), 0);
+    al_engine_model_free(m);
+    al_server_arrivals_free(a);
+
+    /* A count quiet for 4 caps (a connection that sends nothing) is not
+     * waited for: the cap is 1 s, the count at least 4.1 s old (the sleep
+     * only lets the count age; a slow machine makes it older, never
+     * younger). Waiting would take the whole cap. */
+    a = al_server_arrivals_new(1000);
+    assert_non_null(a);
+    m = load_gathering(a);
+    al_server_arrivals_add(a, 1);
+    usleep(4100 * 1000);
+    struct collect cg;
+    collect_init(&cg);
+    submit(m, "Once upon a time", &p, &cg);
+    wait_done(&cg);
+    assert_true(cg.res.queue_ms < 1000);
+    al_server_arrivals_add(a, -1);
+    al_engine_model_free(m);
+    al_server_arrivals_free(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -359,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_json_body_error),
         cmocka_unit_test(test_conns),
+        cmocka_unit_test(test_gather_arrivals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
