@@ -29,7 +29,7 @@ static char *convert(const char *schema_text, enum al_rc want)
     json_t *schema = schema_text ? json_loads(schema_text, 0, NULL) : NULL;
     char *g = NULL;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_json_schema_to_gbnf(schema, &g, &err);
+    enum al_rc rc = al_server_json_schema_to_gbnf(schema, &g, &err);
     json_decref(schema);
     if (rc != want)
         fail_msg("schema %s: rc %d (%s), wanted %d", schema_text, rc, err.msg, want);
@@ -125,7 +125,7 @@ static void test_params(void **state)
         char *grammar = NULL;
         struct al_err err = AL_ERR_INIT;
         param = NULL;
-        enum al_rc rc = al_params_from_json(body, &o.limits, &p, stops, &grammar, &param, &err);
+        enum al_rc rc = al_server_params_from_json(body, &o.limits, &p, stops, &grammar, &param, &err);
         if (rc != cases[i].rc || (cases[i].param && (!param || strcmp(param, cases[i].param) != 0)))
             fail_msg("%s: rc %d param %s (%s)", cases[i].body, rc, param ? param : "-", err.msg);
         if (i == 0) {
@@ -149,10 +149,10 @@ static void test_config(void **state)
                        "\"model_settings\":{\"a\":{\"ctx\":512}},\"memory_budget_mb\":100,\"keep_alive_s\":-1,"
                        "\"limits\":{\"max_tokens\":99}}";
     tu_write_file(path, good, strlen(good));
-    struct al_serve_config c;
-    al_serve_config_default(&c);
+    struct al_server_config c;
+    al_server_config_default(&c);
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_serve_config_load(&c, path, &err), AL_OK);
+    assert_int_equal(al_server_config_load(&c, path, &err), AL_OK);
     assert_int_equal(c.server.port, 9000);
     assert_string_equal(c.server.socket_path, "/tmp/x.sock");
     assert_int_equal(c.server.socket_mode, 0600);
@@ -166,7 +166,7 @@ static void test_config(void **state)
     const char *typo = "{\"limits\":{\"max_token\":5}}";
     tu_write_file(path, typo, strlen(typo));
     al_err_clear(&err);
-    assert_int_equal(al_serve_config_load(&c, path, &err), AL_ERR_INVALID);
+    assert_int_equal(al_server_config_load(&c, path, &err), AL_ERR_INVALID);
     assert_non_null(strstr(err.msg, "limits.max_token"));
     tu_rmrf(dir);
     free(dir);
@@ -174,13 +174,13 @@ static void test_config(void **state)
 
 static void *post_some(void *arg)
 {
-    struct al_audit_queue *q = arg;
+    struct al_server_audit_queue *q = arg;
     for (int i = 0; i < 50; i++) {
         char id[32];
         snprintf(id, sizeof id, "req-%d", i);
         struct al_audit_record rec = {.request_id = id, .caller = "t", .route = "/v1/completions", .status = 200,
                                       .tokens_in = i, .tokens_out = 1, .latency_ms = 1};
-        al_audit_queue_post(q, &rec); /* copies: id is reused at once */
+        al_server_audit_queue_post(q, &rec); /* copies: id is reused at once */
     }
     return NULL;
 }
@@ -200,14 +200,14 @@ static void test_audit_queue(void **state)
     struct al_audit *a = NULL;
     struct al_err err = AL_ERR_INIT;
     assert_int_equal(al_audit_open(home, NULL, &a, &err), AL_OK);
-    struct al_audit_queue *q = NULL;
-    assert_int_equal(al_audit_queue_start(a, 8, &q, &err), AL_OK);
+    struct al_server_audit_queue *q = NULL;
+    assert_int_equal(al_server_audit_queue_start(a, 8, &q, &err), AL_OK);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, post_some, q);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-    al_audit_queue_stop(q);
+    al_server_audit_queue_stop(q);
     size_t n = 0;
     assert_int_equal(al_audit_verify(home, no_problem, NULL, &n, &err), AL_OK);
     assert_int_equal(n, 200);
@@ -278,7 +278,7 @@ static void test_json_body_error(void **state)
         json_t *j = json_loadb(cases[i].body, strlen(cases[i].body), JSON_REJECT_DUPLICATES, &je);
         assert_null(j);
         char msg[AL_ERR_MSG_MAX];
-        al_json_body_error(cases[i].body, strlen(cases[i].body), &je, msg, sizeof msg);
+        al_server_json_body_error(cases[i].body, strlen(cases[i].body), &je, msg, sizeof msg);
         if (!strstr(msg, cases[i].want))
             fail_msg("%s: '%s', wanted '%s'", cases[i].body, msg, cases[i].want);
         for (const char *p = msg; *p; p++)
@@ -299,50 +299,50 @@ static bool peer_closed(int fd)
 static void test_conns(void **state)
 {
     (void)state;
-    struct al_conns *cs = NULL;
+    struct al_server_conns *cs = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_conns_new(8, 5.0, &cs, &err), AL_OK); /* reserve: 2 of 8 */
+    assert_int_equal(al_server_conns_new(8, 5.0, &cs, &err), AL_OK); /* reserve: 2 of 8 */
     int sp[8][2];
-    struct al_conn *c[8];
+    struct al_server_conn *c[8];
     for (int i = 0; i < 8; i++) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp[i]), 0);
         c[i] = NULL;
     }
     /* Six connections: at cap - reserve, nothing to shed; none past 5 s. */
     for (int i = 0; i < 6; i++)
-        c[i] = al_conns_add(cs, sp[i][0], 100.0 + i * 0.1);
-    al_conn_handling(cs, c[0]);
-    assert_int_equal(al_conns_sweep(cs, 104.0), 0);
+        c[i] = al_server_conns_add(cs, sp[i][0], 100.0 + i * 0.1);
+    al_server_conn_handling(cs, c[0]);
+    assert_int_equal(al_server_conns_sweep(cs, 104.0), 0);
     /* A seventh: one over; the oldest receiving past the grace (c[1], as
      * c[0] is being handled) is shed. A new one within the grace is not. */
-    c[6] = al_conns_add(cs, sp[6][0], 104.0);
-    assert_int_equal(al_conns_sweep(cs, 104.5), 1);
+    c[6] = al_server_conns_add(cs, sp[6][0], 104.0);
+    assert_int_equal(al_server_conns_sweep(cs, 104.5), 1);
     assert_true(peer_closed(sp[1][1]));
     assert_false(peer_closed(sp[0][1]));
     assert_false(peer_closed(sp[2][1]));
     /* Past the deadline: every receiving one from the first batch; the one
      * handled is not, and one that went back to receiving at 103 has until 108. */
-    al_conn_receiving(cs, c[2], 103.0);
-    assert_int_equal(al_conns_sweep(cs, 105.6), 3); /* c[3], c[4], c[5] */
+    al_server_conn_receiving(cs, c[2], 103.0);
+    assert_int_equal(al_server_conns_sweep(cs, 105.6), 3); /* c[3], c[4], c[5] */
     assert_false(peer_closed(sp[0][1]));
     assert_false(peer_closed(sp[2][1]));
     assert_false(peer_closed(sp[6][1]));
     for (int i = 3; i < 6; i++)
         assert_true(peer_closed(sp[i][1]));
-    struct al_conns_stats st;
-    al_conns_stats(cs, &st);
+    struct al_server_conns_stats st;
+    al_server_conns_stats(cs, &st);
     assert_int_equal(st.open, 3);
     assert_int_equal(st.receiving, 2);
     assert_int_equal(st.timed_out, 3);
     assert_int_equal(st.shed, 1);
     /* A removed connection is never touched again. */
-    al_conns_remove(cs, c[2]);
-    assert_int_equal(al_conns_sweep(cs, 200.0), 1); /* c[6]; c[0] is handled */
+    al_server_conns_remove(cs, c[2]);
+    assert_int_equal(al_server_conns_sweep(cs, 200.0), 1); /* c[6]; c[0] is handled */
     assert_false(peer_closed(sp[2][1]));
     for (int i = 0; i < 7; i++)
         if (i != 2)
-            al_conns_remove(cs, c[i]);
-    al_conns_free(cs);
+            al_server_conns_remove(cs, c[i]);
+    al_server_conns_free(cs);
     for (int i = 0; i < 8; i++) {
         close(sp[i][0]);
         close(sp[i][1]);
