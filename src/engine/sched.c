@@ -41,7 +41,7 @@
 struct al_engine_req {
     atomic_int refs;
     atomic_bool cancel;
-    struct al_sched *s;
+    struct al_engine_sched *s;
     llama_token *prompt;
     int n_prompt;
     int max_tokens;
@@ -50,12 +50,12 @@ struct al_engine_req {
     bool greedy_fast;          /* plain greedy: argmax on the logits, chain only as fallback */
     llama_token *banned;       /* the chain's banned tokens, for greedy_fast */
     int n_banned;
-    struct al_stops stops;
-    al_token_cb *on_token;
-    al_done_cb *on_done;
+    struct al_engine_stops stops;
+    al_engine_token_cb *on_token;
+    al_engine_done_cb *on_done;
     void *ud;
     int n_probs;               /* > 0 with on_probs: log-probabilities per token */
-    al_probs_cb *on_probs;
+    al_engine_probs_cb *on_probs;
     void *probs_ud;
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
@@ -82,7 +82,7 @@ struct slot {
     uint64_t order;            /* when the request was assigned: prompts go first come, first served */
 };
 
-struct al_sched {
+struct al_engine_sched {
     struct al_engine_model *m;
     struct llama_context *ctx;
     struct ggml_threadpool *pool;   /* the context's compute threads, kept between steps */
@@ -124,7 +124,7 @@ static void req_unref(struct al_engine_req *r)
     if (r->smpl)
         llama_sampler_free(r->smpl);
     free(r->banned);
-    al_stops_release(&r->stops);
+    al_engine_stops_release(&r->stops);
     free(r->prompt);
     free(r);
 }
@@ -142,11 +142,11 @@ void al_engine_req_free(struct al_engine_req *r) { req_unref(r); }
 
 /* ---- finishing ---- */
 
-static void finish_req(struct al_sched *s, struct al_engine_req *r, struct slot *sl, enum al_finish why,
+static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struct slot *sl, enum al_engine_finish why,
                        const char *error)
 {
     double now = al_engine_now_ms();
-    struct al_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
+    struct al_engine_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
     if (sl) {
         res.n_cached = sl->n_cached;
         res.n_gen = sl->n_gen;
@@ -176,16 +176,16 @@ static bool emit(struct slot *sl, size_t n, llama_token tok)
     return go;
 }
 
-static void slot_finish(struct al_sched *s, struct slot *sl, enum al_finish why, const char *error)
+static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engine_finish why, const char *error)
 {
     struct al_engine_req *r = sl->req;
-    if ((why == AL_FINISH_STOP || why == AL_FINISH_LENGTH) && sl->n_pending > 0)
+    if ((why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH) && sl->n_pending > 0)
         emit(sl, sl->n_pending, sl->next); /* no stop string came: what was held back is text */
     sl->n_pending = 0;
     sl->req = NULL;
     sl->generating = false;
     sl->last_used = ++s->clock;
-    if (why == AL_FINISH_STOP || why == AL_FINISH_LENGTH)
+    if (why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH)
         s->step_finished++;
     /* Free before on_done, so that stats read from on_done's waiter agree. */
     pthread_mutex_lock(&s->lock);
@@ -206,7 +206,7 @@ static int common_prefix(const llama_token *a, int na, const llama_token *b, int
 
 /* The free slot for r: the longest shared prefix, ties to the least recently
  * used, so that a slot holding a useful prefix is not overwritten needlessly. */
-static struct slot *pick_slot(struct al_sched *s, const struct al_engine_req *r)
+static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_req *r)
 {
     struct slot *best = NULL;
     int best_lcp = -1;
@@ -225,7 +225,7 @@ static struct slot *pick_slot(struct al_sched *s, const struct al_engine_req *r)
 
 /* Keeps the shared prefix of the slot's cache and drops the rest. At least
  * one prompt token is always decoded again: its logits start the answer. */
-static void slot_start(struct al_sched *s, struct slot *sl)
+static void slot_start(struct al_engine_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
     int keep = r->cache_prompt ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
@@ -259,7 +259,7 @@ static void batch_add(struct llama_batch *b, llama_token t, llama_pos pos, llama
     b->logits[i] = logits;
 }
 
-static const char *token_text(struct al_sched *s, llama_token tok, int *len)
+static const char *token_text(struct al_engine_sched *s, llama_token tok, int *len)
 {
     int n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, false);
     if (n < 0) {
@@ -277,12 +277,13 @@ static const char *token_text(struct al_sched *s, llama_token tok, int *len)
 }
 
 /* Samples the slot's next token and streams its text. */
-static void slot_sample(struct al_sched *s, struct slot *sl)
+static void slot_sample(struct al_engine_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
     llama_token tok = LLAMA_TOKEN_NULL;
     if (r->greedy_fast) {
-        tok = al_sample_greedy_fast(llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->banned, r->n_banned);
+        tok = al_engine_sample_greedy_fast(llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->banned,
+                                           r->n_banned);
         if (tok != LLAMA_TOKEN_NULL)
             llama_sampler_accept(r->smpl, tok); /* what llama_sampler_sample does after choosing */
     }
@@ -294,13 +295,13 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
     atomic_fetch_add(&s->tokens_gen, 1);
     sl->next = tok;
     if (r->on_probs) {
-        struct al_token_probs tp;
-        al_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab), tok,
+        struct al_engine_token_probs tp;
+        al_engine_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab), tok,
                          r->n_probs, r->probs_ids, r->probs_lps, &tp);
         r->on_probs(r->probs_ud, &tp);
     }
     if (llama_vocab_is_eog(s->m->vocab, tok)) {
-        slot_finish(s, sl, AL_FINISH_STOP, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     int n = 0;
@@ -309,7 +310,7 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
         size_t cap = (sl->n_pending + (size_t)n) * 2;
         char *p = realloc(sl->pending, cap);
         if (!p) {
-            slot_finish(s, sl, AL_FINISH_ERROR, "out of memory");
+            slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
             return;
         }
         sl->pending = p;
@@ -319,19 +320,19 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
     sl->n_pending += (size_t)n;
 
     size_t hold = 0;
-    long at = al_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
+    long at = al_engine_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
     if (at >= 0) {
         emit(sl, (size_t)at, tok);
         sl->n_pending = 0;
-        slot_finish(s, sl, AL_FINISH_STOP, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     if (!emit(sl, sl->n_pending - hold, tok) || atomic_load(&r->cancel)) {
-        slot_finish(s, sl, AL_FINISH_CANCELLED, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         return;
     }
     if ((r->max_tokens >= 0 && sl->n_gen >= r->max_tokens) || sl->n_cache >= s->n_ctx_seq) {
-        slot_finish(s, sl, AL_FINISH_LENGTH, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_LENGTH, NULL);
         return;
     }
     sl->generating = true;
@@ -339,7 +340,7 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
 
 /* Fills the batch: every generating slot's token first (decode latency must
  * not wait behind long prompts), then prompt chunks while room is left. */
-static void build_batch(struct al_sched *s)
+static void build_batch(struct al_engine_sched *s)
 {
     struct llama_batch *b = &s->batch;
     b->n_tokens = 0;
@@ -385,7 +386,7 @@ static void build_batch(struct al_sched *s)
 }
 
 /* After a successful decode the batch's tokens are in the KV cache. */
-static void commit_batch(struct al_sched *s)
+static void commit_batch(struct al_engine_sched *s)
 {
     uint64_t used = 0;
     for (int i = 0; i < s->n_seq; i++) {
@@ -405,7 +406,7 @@ static void commit_batch(struct al_sched *s)
     atomic_store(&s->kv_used, used);
 }
 
-static void fail_batch(struct al_sched *s, int ret)
+static void fail_batch(struct al_engine_sched *s, int ret)
 {
     char why[64];
     snprintf(why, sizeof why, "llama_decode failed (%d)", ret);
@@ -417,7 +418,7 @@ static void fail_batch(struct al_sched *s, int ret)
         /* The sequence's cache is unknown now: drop it all. */
         llama_memory_seq_rm(s->mem, sl->id, -1, -1);
         sl->n_cache = 0;
-        slot_finish(s, sl, AL_FINISH_ERROR, why);
+        slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
     }
 }
 
@@ -440,7 +441,7 @@ static int cmp_double(const void *a, const void *b)
 /* The median duration of the last PROMPT_STEPS steps that read prompt
  * tokens, or -1 before the first: one step slowed by a busy machine must not
  * move it, nor one lone short prompt. */
-static double prompt_step_median(const struct al_sched *s)
+static double prompt_step_median(const struct al_engine_sched *s)
 {
     unsigned n = s->n_prompt_steps < PROMPT_STEPS ? s->n_prompt_steps : PROMPT_STEPS;
     if (n == 0)
@@ -456,7 +457,7 @@ static double prompt_step_median(const struct al_sched *s)
  * queued request ends a wait early. The facts the hook gets about the
  * past (the prompt steps, the step that left the scheduler idle) are taken
  * once, at the first ask. */
-static void admit_wait(struct al_sched *s)
+static void admit_wait(struct al_engine_sched *s)
 {
     double t0 = al_engine_now_ms();
     struct al_engine_admit_info ai = {
@@ -478,14 +479,14 @@ static void admit_wait(struct al_sched *s)
 
 void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, void *admit_ud)
 {
-    struct al_sched *s = m->sched;
+    struct al_engine_sched *s = m->sched;
     pthread_mutex_lock(&s->lock);
     s->admit = admit;
     s->admit_ud = admit_ud;
     pthread_mutex_unlock(&s->lock);
 }
 
-static int n_generating(const struct al_sched *s)
+static int n_generating(const struct al_engine_sched *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_seq; i++)
@@ -495,7 +496,7 @@ static int n_generating(const struct al_sched *s)
 
 static void *worker(void *arg)
 {
-    struct al_sched *s = arg;
+    struct al_engine_sched *s = arg;
     struct slot **fresh = s->fresh;
     for (;;) {
         struct al_engine_req *dropped = NULL;
@@ -561,14 +562,14 @@ static void *worker(void *arg)
         while (dropped) {
             struct al_engine_req *r = dropped;
             dropped = r->next;
-            finish_req(s, r, NULL, AL_FINISH_CANCELLED, NULL);
+            finish_req(s, r, NULL, AL_ENGINE_FINISH_CANCELLED, NULL);
         }
         for (int i = 0; i < n_fresh; i++)
             slot_start(s, fresh[i]);
         for (int i = 0; i < s->n_seq; i++) {
             struct slot *sl = &s->slots[i];
             if (sl->req && (quit || atomic_load(&sl->req->cancel)))
-                slot_finish(s, sl, AL_FINISH_CANCELLED, NULL);
+                slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         }
         if (quit)
             break;
@@ -597,9 +598,9 @@ static void *worker(void *arg)
 
 /* ---- lifecycle ---- */
 
-enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct al_err *err)
+enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched **out, struct al_err *err)
 {
-    struct al_sched *s = calloc(1, sizeof *s);
+    struct al_engine_sched *s = calloc(1, sizeof *s);
     if (!s)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory creating a scheduler");
     s->m = m;
@@ -675,11 +676,11 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
 nomem:
     rc = al_err_set(err, AL_ERR_NOMEM, "out of memory creating a scheduler");
 fail:
-    al_sched_free(s);
+    al_engine_sched_free(s);
     return rc;
 }
 
-void al_sched_free(struct al_sched *s)
+void al_engine_sched_free(struct al_engine_sched *s)
 {
     if (!s)
         return;
@@ -717,19 +718,19 @@ void al_sched_free(struct al_sched *s)
  * and set NULL under the lock as the request is queued, so that the worker
  * (and its admission hook) never sees a queued request its host still
  * counts as on its way. */
-static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
-                         al_token_cb *on_token, al_done_cb *on_done, void *ud, struct al_engine_req **out,
-                         al_submitted_cb **submitted, struct al_err *err)
+static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                         al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
+                         al_engine_submitted_cb **submitted, struct al_err *err)
 {
     if (!m || !prompt || (out && *out))
         return al_err_set(err, AL_ERR_USAGE, "al_engine_submit: bad arguments");
-    struct al_gen_params dp = al_gen_params_default();
+    struct al_engine_gen_params dp = al_engine_gen_params_default();
     if (!p)
         p = &dp;
-    enum al_rc rc = al_sample_check(p, err);
+    enum al_rc rc = al_engine_sample_check(p, err);
     if (rc)
         return rc;
-    struct al_sched *s = m->sched;
+    struct al_engine_sched *s = m->sched;
     struct al_engine_req *r = calloc(1, sizeof *r);
     if (!r)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
@@ -760,16 +761,16 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
                         r->n_prompt, s->n_ctx_seq);
         goto fail;
     }
-    rc = al_sample_chain_new(m->vocab, p, &r->smpl, err);
+    rc = al_engine_sample_chain_new(m->vocab, p, &r->smpl, err);
     if (rc)
         goto fail;
-    if (al_sample_plain_greedy(p)) {
-        rc = al_sample_banned(m->vocab, p, &r->banned, &r->n_banned, err);
+    if (al_engine_sample_plain_greedy(p)) {
+        rc = al_engine_sample_banned(m->vocab, p, &r->banned, &r->n_banned, err);
         if (rc)
             goto fail;
         r->greedy_fast = true;
     }
-    rc = al_stops_init(&r->stops, p->stop, p->n_stop, err);
+    rc = al_engine_stops_init(&r->stops, p->stop, p->n_stop, err);
     if (rc)
         goto fail;
 
@@ -810,11 +811,11 @@ fail:
     return rc;
 }
 
-enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
-                            al_token_cb *on_token, al_done_cb *on_done, void *ud, struct al_engine_req **out,
-                            struct al_err *err)
+enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                            al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud,
+                            struct al_engine_req **out, struct al_err *err)
 {
-    al_submitted_cb *submitted = p ? p->on_submitted : NULL;
+    al_engine_submitted_cb *submitted = p ? p->on_submitted : NULL;
     enum al_rc rc = submit(m, prompt, p, on_token, on_done, ud, out, &submitted, err);
     if (submitted)
         submitted(p->submitted_ud); /* refused before it was queued */
@@ -823,7 +824,7 @@ enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out)
 {
-    struct al_sched *s = m->sched;
+    struct al_engine_sched *s = m->sched;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->lock);
     out->n_active = s->n_active;

@@ -110,7 +110,7 @@ const char *al_lease_chat_fallback(const struct al_model_lease *l);
  * and must not call back into the manager). */
 struct al_loaded_model {
     const char *name, *manifest, *digest;
-    const struct al_model_info *info;
+    const struct al_engine_model_info *info;
     struct al_engine_model *engine;
     int leases;
     bool pinned, retired;

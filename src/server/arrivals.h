@@ -41,7 +41,7 @@ int al_server_arrivals_pending(const struct al_server_arrivals *a);
 /* The engine's admission hook (al_engine_admit_fn), ud the count. */
 double al_server_arrivals_admit(void *ud, const struct al_engine_admit_info *info);
 
-/* al_submitted_cb for a request counted here, ud the count: uncounts it. */
+/* al_engine_submitted_cb for a request counted here, ud the count: uncounts it. */
 void al_server_arrivals_submitted(void *ud);
 
 #endif

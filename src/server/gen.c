@@ -63,7 +63,7 @@ struct al_server_gen {
     atomic_bool cancel;
     const char *cancel_why; /* "timeout", "client", "shutdown" */
     bool done;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
     char error[256];
     double t0, t_first, t_last;
     int n_pieces;
@@ -149,11 +149,11 @@ void al_server_gen_unref(struct al_server_gen *g)
 
 static const char *finish_reason(const struct al_server_gen *g)
 {
-    return g->res.finish == AL_FINISH_LENGTH ? "length" : "stop";
+    return g->res.finish == AL_ENGINE_FINISH_LENGTH ? "length" : "stop";
 }
 
 /* OpenAI's usage; cached_tokens are the prompt tokens the KV cache held. */
-static void add_usage(struct al_buf *b, const struct al_gen_result *r)
+static void add_usage(struct al_buf *b, const struct al_engine_gen_result *r)
 {
     al_buf_addf(b,
                 "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
@@ -172,7 +172,7 @@ static void add_usage(struct al_buf *b, const struct al_gen_result *r)
  * rendered; "bytes" are its raw bytes, "token" the same with bytes that are
  * not valid UTF-8 (a piece of a multi-byte character) as U+FFFD. */
 
-static void on_probs(void *ud, const struct al_token_probs *tp)
+static void on_probs(void *ud, const struct al_engine_token_probs *tp)
 {
     struct al_server_gen *g = ud;
     pthread_mutex_lock(&g->mu);
@@ -361,7 +361,7 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     return ok && !atomic_load(&g->cancel);
 }
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct al_server_gen *g = ud;
     struct al_server_metrics *m = g->srv->metrics;
@@ -372,16 +372,16 @@ static void on_done(void *ud, const struct al_gen_result *res)
         snprintf(g->error, sizeof g->error, "%s", res->error);
     if (g->stream) {
         struct al_buf *b = &g->sse;
-        if (res->finish == AL_FINISH_ERROR || (res->finish == AL_FINISH_CANCELLED && g->cancel_why &&
+        if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why &&
                                                strcmp(g->cancel_why, "client") != 0)) {
             bool timeout = g->cancel_why && strcmp(g->cancel_why, "timeout") == 0;
             al_buf_addstr(b, "data: {\"error\":{\"message\":");
-            const char *msg = res->finish == AL_FINISH_ERROR ? g->error
+            const char *msg = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
                               : timeout ? "the request took longer than the server allows (limits.timeout_s)"
                                         : "the server is shutting down";
             al_server_json_escape(b, msg, strlen(msg));
             al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                        res->finish == AL_FINISH_ERROR ? "internal" : g->cancel_why);
+                        res->finish == AL_ENGINE_FINISH_ERROR ? "internal" : g->cancel_why);
         } else {
             al_buf_add(b, g->head.data, g->head.len);
             al_buf_addf(b, "%s,\"logprobs\":", g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"");
@@ -413,7 +413,7 @@ static void on_done(void *ud, const struct al_gen_result *res)
         al_server_metrics_ttft(m, ttft);
     if (tpot >= 0)
         al_server_metrics_token_latency(m, tpot);
-    if (res->finish == AL_FINISH_CANCELLED)
+    if (res->finish == AL_ENGINE_FINISH_CANCELLED)
         al_server_metrics_cancelled(m);
     /* The last touch of the server: al_server_free waits for n_gens == 0. */
     struct al_server *srv = g->srv;
@@ -614,7 +614,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     pthread_mutex_lock(&h->srv->mu);
     h->srv->n_gens++;
     pthread_mutex_unlock(&h->srv->mu);
-    struct al_gen_params gp = go->params;
+    struct al_engine_gen_params gp = go->params;
     if (g->lp_top >= 0) {
         gp.n_probs = g->lp_top > 0 ? g->lp_top : 1;
         gp.on_probs = on_probs;
@@ -660,9 +660,9 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     pthread_mutex_unlock(&g->mu);
     if (gone)
         return MHD_NO; /* nobody to answer */
-    if (g->res.finish == AL_FINISH_ERROR)
+    if (g->res.finish == AL_ENGINE_FINISH_ERROR)
         return al_http_reply_error(h, 500, "server_error", NULL, "internal", "generation failed: %s", g->error);
-    if (g->res.finish == AL_FINISH_CANCELLED)
+    if (g->res.finish == AL_ENGINE_FINISH_CANCELLED)
         return al_http_reply_stopped(h, g->cancel_why && strcmp(g->cancel_why, "timeout") == 0 ? "timeout"
                                                                                                 : "shutdown");
     if (al_buf_failed(&g->text))

@@ -166,8 +166,8 @@ void al_server_rag_free(struct al_server_rag *sr);
  * manager) and rewrites the prompt with the numbered passages (the template
  * of `airlock ask`). On success *prompt is the new prompt (malloc'd) and
  * *citations the passages as JSON; false with the error reply queued. */
-bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_chat_msg *msgs, size_t n, char **prompt,
-                 json_t **citations, enum MHD_Result *res);
+bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_engine_chat_msg *msgs, size_t n,
+                        char **prompt, json_t **citations, enum MHD_Result *res);
 /* Marks "cited": true on the citations the answer text refers to as [n]. */
 void al_server_rag_mark_cited(json_t *citations, const char *text);
 
@@ -180,7 +180,7 @@ struct al_server_gen_opts {
     bool include_usage;
     const char *model;     /* the name echoed in responses */
     const char *prompt;
-    struct al_gen_params params;
+    struct al_engine_gen_params params;
     int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
 };
@@ -201,7 +201,7 @@ void al_server_json_escape(struct al_buf *b, const char *s, size_t len);
  * response_format/grammar of an OpenAI request body into p. Strings stay
  * owned by body, except the grammar, written to *grammar (caller frees).
  * On error, err has the message and *param the offending field. */
-enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
+enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
 
 /* The message for a request body jansson could not parse (je from

@@ -33,7 +33,7 @@ static enum al_rc num(json_t *body, const char *name, double lo, double hi, doub
     return AL_OK;
 }
 
-enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
+enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err)
 {
     double d;

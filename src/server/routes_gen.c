@@ -53,7 +53,7 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
     const char *param = NULL;
     struct al_err err = AL_ERR_INIT;
     enum MHD_Result res;
-    go->params = al_gen_params_default();
+    go->params = al_engine_gen_params_default();
     go->params.max_tokens = default_max;
     if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
         al_server_logprobs_from_json(body, go->kind == AL_SERVER_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
@@ -134,7 +134,7 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
     if (n > AL_LIMIT_CHAT_MSGS)
         return al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
                                    "'messages' has %zu entries; at most %d are allowed", n, AL_LIMIT_CHAT_MSGS);
-    struct al_chat_msg *cm = calloc(n, sizeof *cm);
+    struct al_engine_chat_msg *cm = calloc(n, sizeof *cm);
     struct al_buf *texts = calloc(n, sizeof *texts);
     char *prompt = NULL;
     json_t *citations = NULL;

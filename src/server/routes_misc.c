@@ -167,7 +167,7 @@ enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body)
         return res;
     }
     struct al_engine_model *m = al_lease_engine(h->lease);
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     json_t *dim = json_object_get(body, "dimensions");
     if (dim && !json_is_null(dim) && !(json_is_integer(dim) && json_integer_value(dim) == info.n_embd)) {
@@ -182,7 +182,7 @@ enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body)
     }
     struct al_err err = AL_ERR_INIT;
     struct embed_watch w = {.h = h};
-    struct al_embed_ctl ctl = {.check = embed_check, .ud = &w};
+    struct al_engine_embed_ctl ctl = {.check = embed_check, .ud = &w};
     size_t tokens = 0;
     enum al_rc rc = al_engine_embed_ctl(m, texts, n, &ctl, vec, &tokens, &err);
     free(texts);

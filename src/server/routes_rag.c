@@ -250,8 +250,8 @@ static int answer_room(json_t *body, int n_ctx)
     return n_ctx / 4;
 }
 
-bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_chat_msg *msgs, size_t n, char **prompt,
-                 json_t **citations, enum MHD_Result *res)
+bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_engine_chat_msg *msgs, size_t n,
+                        char **prompt, json_t **citations, enum MHD_Result *res)
 {
     json_t *ext = json_object_get(body, "airlock");
     json_t *jc = json_object_get(ext, "collection");
@@ -282,7 +282,7 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_cha
     struct al_rag_hits hits;
     if (!retrieve(h, name, question, &qo, &hits, res))
         return false;
-    struct al_model_info gi;
+    struct al_engine_model_info gi;
     al_engine_model_info(al_lease_engine(h->lease), &gi);
     int room = gi.n_ctx - answer_room(body, gi.n_ctx) - 8;
     if (room > h->limits.prompt_tokens)

@@ -23,7 +23,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct al_server_opts so;
     al_server_opts_default(&so);
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     const char *stops[AL_LIMIT_STOP_STRINGS];
     char *grammar = NULL;
     const char *param = NULL;

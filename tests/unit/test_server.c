@@ -75,16 +75,16 @@ static void test_gbnf_on_model(void **state)
     };
     for (size_t i = 0; i < sizeof schemas / sizeof schemas[0]; i++) {
         char *g = convert(schemas[i], AL_OK);
-        struct al_gen_params p = al_gen_params_default();
+        struct al_engine_gen_params p = al_engine_gen_params_default();
         p.grammar = g;
         p.max_tokens = 150;
         p.seed = 7;
         char *text = NULL;
-        struct al_gen_result res;
+        struct al_engine_gen_result res;
         enum al_rc rc = al_engine_generate(m, "Once upon a time", &p, &text, &res, &err);
         if (rc != AL_OK)
             fail_msg("schema %zu: %s\n%s", i, err.msg, g);
-        if (res.finish == AL_FINISH_STOP) {
+        if (res.finish == AL_ENGINE_FINISH_STOP) {
             json_error_t je;
             json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
             if (!v)
@@ -121,7 +121,7 @@ static void test_params(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *body = json_loads(cases[i].body, 0, NULL);
-        struct al_gen_params p = al_gen_params_default();
+        struct al_engine_gen_params p = al_engine_gen_params_default();
         char *grammar = NULL;
         struct al_err err = AL_ERR_INIT;
         param = NULL;
@@ -358,7 +358,7 @@ struct collect {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     bool done;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
 };
 
 static void collect_init(struct collect *c)
@@ -368,7 +368,7 @@ static void collect_init(struct collect *c)
     pthread_cond_init(&c->cv, NULL);
 }
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct collect *c = ud;
     if (!c)
@@ -388,7 +388,7 @@ static void wait_done(struct collect *c)
     pthread_mutex_unlock(&c->mu);
 }
 
-static void submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
+static void submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                    struct collect *c)
 {
     struct al_err err = AL_ERR_INIT;
@@ -396,9 +396,9 @@ static void submit(struct al_engine_model *m, const char *prompt, const struct a
         fail_msg("submit: %s", err.msg);
 }
 
-static struct al_gen_params greedy(int max_tokens)
+static struct al_engine_gen_params greedy(int max_tokens)
 {
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.temperature = 0;
     p.max_tokens = max_tokens;
     return p;
@@ -406,7 +406,7 @@ static struct al_gen_params greedy(int max_tokens)
 
 static struct al_engine_model *load_gathering(struct al_server_arrivals *a)
 {
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = 2;
     mp.n_seq = 2;
     mp.n_ctx = 256;
@@ -428,8 +428,8 @@ static uint64_t decode_calls(struct al_engine_model *m)
 
 /* Submits one request, checks that no step starts for 100 ms, then a
  * second: both are decoded in one step. */
-static void two_in_one_step(struct al_engine_model *m, const struct al_gen_params *p1,
-                            const struct al_gen_params *p2, uint64_t calls_before)
+static void two_in_one_step(struct al_engine_model *m, const struct al_engine_gen_params *p1,
+                            const struct al_engine_gen_params *p2, uint64_t calls_before)
 {
     struct collect c1, c2;
     collect_init(&c1);
@@ -449,8 +449,8 @@ static void test_gather_arrivals(void **state)
     struct al_server_arrivals *a = al_server_arrivals_new(3000); /* far longer than any wait below: no timing luck */
     assert_non_null(a);
     struct al_engine_model *m = load_gathering(a);
-    struct al_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
-    struct al_gen_params pc = p;        /* a request the server counted */
+    struct al_engine_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
+    struct al_engine_gen_params pc = p;        /* a request the server counted */
     pc.on_submitted = al_server_arrivals_submitted;
     pc.submitted_ud = a;
 
@@ -489,7 +489,7 @@ static void test_gather_arrivals(void **state)
 
     /* One the engine refuses is uncounted too. */
     al_server_arrivals_add(a, 1);
-    struct al_gen_params pe = pc;
+    struct al_engine_gen_params pe = pc;
     pe.grammar = "root ::= (";
     struct al_err err = AL_ERR_INIT;
     assert_int_equal(al_engine_submit(m, "Hi", &pe, NULL, on_done, NULL, NULL, &err), AL_ERR_INVALID);
