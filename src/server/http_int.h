@@ -4,6 +4,7 @@
  *
  *   http.c         daemon, listening, routing, access check, the finish path
  *   routes_gen.c   /v1/chat/completions and /v1/completions
+ *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
  *   params.c       sampling parameters and response_format from a request body
@@ -13,6 +14,8 @@
  *   conns.c        the deadline for a request to arrive, the reserve of connections
  *   arrivals.c     requests on their way to the engine: the schedulers' admission hook
  *   tls.c          TLS files, the client certificate's subject
+ *   config.c       the JSON config file (config.h)
+ *   audit_queue.c  the audit writer thread (audit_queue.h)
  */
 #ifndef AL_SERVER_HTTP_INT_H
 #define AL_SERVER_HTTP_INT_H
