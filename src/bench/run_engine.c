@@ -51,7 +51,7 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     return true;
 }
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct ereq *q = ud;
     struct al_bsample *s = q->s;
@@ -62,8 +62,8 @@ static void on_done(void *ud, const struct al_gen_result *res)
     s->ttft_ms = res->ttft_ms;
     s->prompt_ms = res->prompt_ms;
     s->gen_ms = res->gen_ms;
-    if (res->finish != AL_FINISH_LENGTH && res->finish != AL_FINISH_STOP)
-        snprintf(s->error, sizeof s->error, "finished with '%s'%s%s", al_finish_name(res->finish),
+    if (res->finish != AL_ENGINE_FINISH_LENGTH && res->finish != AL_ENGINE_FINISH_STOP)
+        snprintf(s->error, sizeof s->error, "finished with '%s'%s%s", al_engine_finish_name(res->finish),
                  res->error ? ": " : "", res->error ? res->error : "");
     pthread_mutex_lock(&q->r->mu);
     q->r->in_flight--;
@@ -128,7 +128,7 @@ static enum al_rc run_cell(struct al_engine_model *m, const struct al_bench_opts
     }
     if (rc)
         goto out;
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.temperature = 0;
     p.max_tokens = o->gen_tokens;
     p.ignore_eos = true;
@@ -193,7 +193,7 @@ enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts
     json_t *rep = al_bench_report_new(o, "engine");
     if (!rep)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     json_object_set_new(rep, "model",
                         json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "ref", o->model_ref ? o->model_ref : "", "digest",

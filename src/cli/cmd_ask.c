@@ -59,7 +59,7 @@ static int print_json(const struct al_rag_answer *a)
     json_object_set_new(j, "answer", json_string(a->text));
     json_object_set_new(j, "cited", cited);
     json_object_set_new(j, "template", json_string(a->template_version));
-    json_object_set_new(j, "finish", json_string(al_finish_name(a->gen.finish)));
+    json_object_set_new(j, "finish", json_string(al_engine_finish_name(a->gen.finish)));
     char *s = json_dumps(j, JSON_INDENT(2));
     printf("%s\n", s ? s : "{}");
     free(s);
@@ -117,7 +117,7 @@ int al_cmd_ask(int argc, char **argv)
     struct al_engine_model *em = NULL, *gm = NULL;
     struct al_rag_model gmodel;
     struct al_rag_answer a = {0};
-    struct al_model_params gp = al_model_params_default();
+    struct al_engine_model_params gp = al_engine_model_params_default();
     gp.threads = threads;
     int st = al_cli_open_repo(false, &repo);
     if (st)

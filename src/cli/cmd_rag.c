@@ -131,7 +131,7 @@ static int rag_create(int argc, char **argv)
         rc = al_engine_model_load(m.path, m.digest, NULL, &em, &err);
     if (rc)
         return al_cli_fail(&err);
-    struct al_model_info mi;
+    struct al_engine_model_info mi;
     al_engine_model_info(em, &mi);
     co.embed_model = m.name;
     co.embed_manifest = m.manifest;

@@ -123,7 +123,7 @@ static void usage(void)
            "Its limits apply to requests from then on; the address and TLS need a restart.\n"
            "SIGTERM drains and stops. Under systemd (Type=notify) readiness is reported on\n"
            "$NOTIFY_SOCKET. See dist/airlock.service.\n",
-           AL_SERVE_DEFAULT_PORT);
+           AL_SERVER_DEFAULT_PORT);
 }
 
 static bool to_int(const char *s, long lo, long hi, int *out)
@@ -150,9 +150,9 @@ static bool to_num(const char *s, double *out)
 
 /* Builds the configuration: defaults, then the file, then the flags, then
  * the REFs. Returns 0 or an exit status (the message printed). */
-static int build_config(int argc, char **argv, struct al_serve_config *c, int *verbosity)
+static int build_config(int argc, char **argv, struct al_server_config *c, int *verbosity)
 {
-    al_serve_config_default(c);
+    al_server_config_default(c);
     const char *file = NULL;
     int ch;
     optind = 0;
@@ -160,7 +160,7 @@ static int build_config(int argc, char **argv, struct al_serve_config *c, int *v
         if (ch == 'c')
             file = optarg;
     struct al_err err = AL_ERR_INIT;
-    if (file && al_serve_config_load(c, file, &err))
+    if (file && al_server_config_load(c, file, &err))
         return al_cli_fail(&err);
     struct al_model_settings *d = &c->models.defaults;
     struct al_server_limits *l = &c->server.limits;
@@ -215,7 +215,7 @@ static int build_config(int argc, char **argv, struct al_serve_config *c, int *v
         case O_REQUIRE_KEY: serve_flags.require_key = true; break;
         case O_NO_AUDIT: serve_flags.no_audit = true; break;
         case O_AUDIT_TEXT: serve_flags.audit_text = true; break;
-        case O_AUDIT_FAIL: ok = al_serve_audit_fail_parse(optarg, &c->server.audit_fail_open) == AL_OK; break;
+        case O_AUDIT_FAIL: ok = al_server_audit_fail_parse(optarg, &c->server.audit_fail_open) == AL_OK; break;
         case O_AUDIT_DAYS: ok = to_int(optarg, 1, 36500, &serve_flags.audit_days); break;
         default: return al_cli_usage_error("serve", "unknown option");
         }
@@ -233,7 +233,7 @@ static int build_config(int argc, char **argv, struct al_serve_config *c, int *v
         snprintf(c->models.pinned[i], sizeof c->models.pinned[0], "%s", argv[optind + i]);
     }
     c->models.n_pinned += n_refs;
-    al_serve_config_fix(c);
+    al_server_config_fix(c);
     return 0;
 }
 
@@ -265,7 +265,7 @@ int al_cmd_serve(int argc, char **argv)
         usage();
         return AL_EXIT_OK;
     }
-    struct al_serve_config cfg;
+    struct al_server_config cfg;
     int verbosity = 0;
     int st = build_config(argc, argv, &cfg, &verbosity);
     if (st)
@@ -350,7 +350,7 @@ int al_cmd_serve(int argc, char **argv)
             continue;
         if (sig == SIGHUP) {
             sd_notify_msg("RELOADING=1");
-            struct al_serve_config fresh;
+            struct al_server_config fresh;
             int fv = verbosity;
             if (build_config(argc, argv, &fresh, &fv) == 0) {
                 struct al_err e2 = AL_ERR_INIT;

@@ -42,7 +42,7 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
 int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, int n_ctx,
                       struct al_engine_model **out)
 {
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = threads;
     mp.n_seq = n_seq;
     mp.queue_max = n_seq * 4 + 64;

@@ -46,8 +46,6 @@ void al_sha256_final(struct al_sha256 *h, uint8_t out[AL_SHA256_BYTES])
     EVP_DigestFinal_ex(h->ctx, out, &n);
 }
 
-void al_sha256_reset(struct al_sha256 *h) { EVP_DigestInit_ex(h->ctx, EVP_sha256(), NULL); }
-
 void al_sha256_buf(const void *data, size_t len, uint8_t out[AL_SHA256_BYTES])
 {
     unsigned int n = 0;

@@ -24,9 +24,8 @@ struct al_sha256; /* opaque */
 struct al_sha256 *al_sha256_new(void);
 void al_sha256_free(struct al_sha256 *h);
 void al_sha256_update(struct al_sha256 *h, const void *data, size_t len);
-/* Writes the raw digest; the context may be reused after al_sha256_reset(). */
+/* Writes the raw digest; then only al_sha256_free may follow. */
 void al_sha256_final(struct al_sha256 *h, uint8_t out[AL_SHA256_BYTES]);
-void al_sha256_reset(struct al_sha256 *h);
 
 /* One-shot hash of a memory range. */
 void al_sha256_buf(const void *data, size_t len, uint8_t out[AL_SHA256_BYTES]);

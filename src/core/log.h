@@ -1,6 +1,7 @@
 /*
- * log.h: the one log sink. stderr by default; a program may replace it (the
- * server adds request ids, tests capture lines). llama.cpp's own logs are
+ * log.h: the one log sink. stderr by default; a program may replace it
+ * (al_log_set_sink: the fuzz harnesses silence it). Server lines carry
+ * their request id in the text itself. llama.cpp's own logs are
  * routed here by the engine. Never log secrets or prompt text at info level.
  */
 #ifndef AL_CORE_LOG_H

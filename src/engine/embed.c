@@ -23,7 +23,7 @@
 
 #define EMBED_SEQS 8 /* sequences packed into one batch */
 
-struct al_embedder {
+struct al_engine_embedder {
     struct llama_context *ctx;
     llama_memory_t mem;
     struct llama_batch batch;
@@ -31,7 +31,7 @@ struct al_embedder {
     int n_embd;
 };
 
-void al_embedder_free(struct al_embedder *e)
+void al_engine_embedder_free(struct al_engine_embedder *e)
 {
     if (!e)
         return;
@@ -55,9 +55,9 @@ static enum llama_pooling_type pick_pooling(const struct llama_model *model)
     return strcmp(val, "0") == 0 ? LLAMA_POOLING_TYPE_MEAN : LLAMA_POOLING_TYPE_UNSPECIFIED;
 }
 
-static enum al_rc embedder_new(struct al_engine_model *m, struct al_embedder **out, struct al_err *err)
+static enum al_rc embedder_new(struct al_engine_model *m, struct al_engine_embedder **out, struct al_err *err)
 {
-    struct al_embedder *e = calloc(1, sizeof *e);
+    struct al_engine_embedder *e = calloc(1, sizeof *e);
     if (!e)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory creating an embeddings context");
     enum al_rc rc = AL_OK;
@@ -97,7 +97,7 @@ static enum al_rc embedder_new(struct al_engine_model *m, struct al_embedder **o
     *out = e;
     return AL_OK;
 fail:
-    al_embedder_free(e);
+    al_engine_embedder_free(e);
     return rc;
 }
 
@@ -112,7 +112,7 @@ static void normalize(const float *in, float *out, int n)
 }
 
 /* Decodes the texts first..first+n_seqs-1 already in the batch. */
-static enum al_rc run_batch(struct al_embedder *e, int n_seqs, size_t first, float *out, struct al_err *err)
+static enum al_rc run_batch(struct al_engine_embedder *e, int n_seqs, size_t first, float *out, struct al_err *err)
 {
     if (e->mem)
         llama_memory_clear(e->mem, true);
@@ -128,7 +128,7 @@ static enum al_rc run_batch(struct al_embedder *e, int n_seqs, size_t first, flo
     return AL_OK;
 }
 
-static enum al_rc check(const struct al_embed_ctl *ctl, struct al_err *err)
+static enum al_rc check(const struct al_engine_embed_ctl *ctl, struct al_err *err)
 {
     if (!ctl || !ctl->check)
         return AL_OK;
@@ -142,7 +142,7 @@ static enum al_rc check(const struct al_embed_ctl *ctl, struct al_err *err)
  * wait is in slices of AL_ENGINE_EMBED_WAIT_MS, each followed by the
  * caller's check, so a request whose client went away or whose time is up
  * does not queue behind it. */
-static enum al_rc lock_embedder(struct al_engine_model *m, const struct al_embed_ctl *ctl, struct al_err *err)
+static enum al_rc lock_embedder(struct al_engine_model *m, const struct al_engine_embed_ctl *ctl, struct al_err *err)
 {
     enum al_rc rc = check(ctl, err);
     if (rc)
@@ -171,8 +171,8 @@ static enum al_rc lock_embedder(struct al_engine_model *m, const struct al_embed
 
 /* Puts text i into the batch as sequence n_seqs, decoding the batch first
  * when it is full. Under m->embed_lock. */
-static enum al_rc add_text(struct al_engine_model *m, struct al_embedder *e, const char *t, size_t i,
-                           const struct al_embed_ctl *ctl, size_t *first, int *n_seqs, float *out,
+static enum al_rc add_text(struct al_engine_model *m, struct al_engine_embedder *e, const char *t, size_t i,
+                           const struct al_engine_embed_ctl *ctl, size_t *first, int *n_seqs, float *out,
                            size_t *n_tokens, struct al_err *err)
 {
     llama_token *toks = NULL;
@@ -210,7 +210,7 @@ static enum al_rc add_text(struct al_engine_model *m, struct al_embedder *e, con
 }
 
 enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *texts, size_t n,
-                               const struct al_embed_ctl *ctl, float *out, size_t *n_tokens,
+                               const struct al_engine_embed_ctl *ctl, float *out, size_t *n_tokens,
                                struct al_err *err)
 {
     size_t tokens = 0;
@@ -226,7 +226,7 @@ enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *tex
         return rc;
     if (!m->embedder)
         rc = embedder_new(m, &m->embedder, err);
-    struct al_embedder *e = m->embedder;
+    struct al_engine_embedder *e = m->embedder;
     size_t first = 0; /* the first text of the batch being filled */
     int n_seqs = 0;
     if (e)

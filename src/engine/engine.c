@@ -108,22 +108,22 @@ struct vcache_entry {
     uint64_t used; /* for replacing the least recently used */
 };
 
-struct al_verify_cache {
+struct al_engine_verify_cache {
     pthread_mutex_t lock;
     struct vcache_entry e[VCACHE_SLOTS];
     int n;
     uint64_t clock;
 };
 
-struct al_verify_cache *al_verify_cache_new(void)
+struct al_engine_verify_cache *al_engine_verify_cache_new(void)
 {
-    struct al_verify_cache *c = calloc(1, sizeof *c);
+    struct al_engine_verify_cache *c = calloc(1, sizeof *c);
     if (c)
         pthread_mutex_init(&c->lock, NULL);
     return c;
 }
 
-void al_verify_cache_free(struct al_verify_cache *c)
+void al_engine_verify_cache_free(struct al_engine_verify_cache *c)
 {
     if (!c)
         return;
@@ -137,7 +137,7 @@ static bool same_file(const struct vcache_entry *e, const struct stat *st)
            e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
 }
 
-static bool vcache_hit(struct al_verify_cache *c, const struct stat *st, const char *digest)
+static bool vcache_hit(struct al_engine_verify_cache *c, const struct stat *st, const char *digest)
 {
     bool hit = false;
     pthread_mutex_lock(&c->lock);
@@ -152,7 +152,7 @@ static bool vcache_hit(struct al_verify_cache *c, const struct stat *st, const c
     return hit;
 }
 
-static void vcache_put(struct al_verify_cache *c, const struct stat *st, const char *digest)
+static void vcache_put(struct al_engine_verify_cache *c, const struct stat *st, const char *digest)
 {
     pthread_mutex_lock(&c->lock);
     int slot = -1;
@@ -179,9 +179,9 @@ static void vcache_put(struct al_verify_cache *c, const struct stat *st, const c
 
 /* ---- loading ---- */
 
-struct al_model_params al_model_params_default(void)
+struct al_engine_model_params al_engine_model_params_default(void)
 {
-    struct al_model_params p = {
+    struct al_engine_model_params p = {
         .threads = 2,
         .n_ctx = 0,
         .n_batch = 512,
@@ -191,21 +191,21 @@ struct al_model_params al_model_params_default(void)
         .use_mmap = true,
         .use_mlock = false,
         .verify_cache = NULL,
-        .arrivals = NULL,
-        .gather_ms = 0,
+        .admit = NULL,
+        .admit_ud = NULL,
     };
     return p;
 }
 
 /* The context each sequence gets: asked for, else the model's, else 4096. */
-static int ctx_per_seq(const struct al_model_params *p, int n_ctx_train)
+static int ctx_per_seq(const struct al_engine_model_params *p, int n_ctx_train)
 {
     if (p->n_ctx > 0)
         return p->n_ctx;
     return n_ctx_train > 0 ? n_ctx_train : 4096;
 }
 
-uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_shape *shape)
+uint64_t al_engine_kv_bytes(const struct al_engine_model_params *p, const struct al_engine_kv_shape *shape)
 {
     if (!shape->n_layer || !shape->n_embd || !shape->n_head || !shape->n_head_kv)
         return 0;
@@ -216,7 +216,7 @@ uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_
     return cells * per_cell * shape->n_layer;
 }
 
-static enum al_rc resolve_params(struct al_model_params *p, struct al_err *err)
+static enum al_rc resolve_params(struct al_engine_model_params *p, struct al_err *err)
 {
     if (p->threads <= 0)
         p->threads = 2;
@@ -239,7 +239,7 @@ static enum al_rc resolve_params(struct al_model_params *p, struct al_err *err)
 }
 
 /* Opens path, proves its digest, leaves the stream at offset 0 in *out. */
-static enum al_rc open_verified(const char *path, const char *expected, struct al_verify_cache *cache,
+static enum al_rc open_verified(const char *path, const char *expected, struct al_engine_verify_cache *cache,
                                 FILE **out, struct al_err *err)
 {
     FILE *f = fopen(path, "rbe");
@@ -286,7 +286,7 @@ out:
 }
 
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
-                                const struct al_model_params *params,
+                                const struct al_engine_model_params *params,
                                 struct al_engine_model **out, struct al_err *err)
 {
     if (!blob_path || !expected_digest || !out || *out)
@@ -296,7 +296,7 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
                           expected_digest);
     pthread_once(&backend_once, backend_init);
 
-    struct al_model_params p = params ? *params : al_model_params_default();
+    struct al_engine_model_params p = params ? *params : al_engine_model_params_default();
     enum al_rc rc = resolve_params(&p, err);
     if (rc)
         return rc;
@@ -334,7 +334,7 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
                         m->n_ctx_seq, p.n_seq);
         goto fail;
     }
-    rc = al_sched_new(m, &m->sched, err);
+    rc = al_engine_sched_new(m, &m->sched, err);
     if (rc)
         goto fail;
     al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
@@ -350,8 +350,8 @@ void al_engine_model_free(struct al_engine_model *m)
 {
     if (!m)
         return;
-    al_sched_free(m->sched);
-    al_embedder_free(m->embedder);
+    al_engine_sched_free(m->sched);
+    al_engine_embedder_free(m->embedder);
     if (m->model)
         llama_model_free(m->model);
     if (m->file)
@@ -360,7 +360,7 @@ void al_engine_model_free(struct al_engine_model *m)
     free(m);
 }
 
-void al_engine_model_info(const struct al_engine_model *m, struct al_model_info *out)
+void al_engine_model_info(const struct al_engine_model *m, struct al_engine_model_info *out)
 {
     memset(out, 0, sizeof *out);
     out->n_ctx_train = llama_model_n_ctx_train(m->model);
@@ -371,9 +371,9 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_model_info 
     out->n_layer = llama_model_n_layer(m->model);
     out->n_params = llama_model_n_params(m->model);
     out->size_bytes = llama_model_size(m->model);
-    struct al_model_params kp = m->params;
+    struct al_engine_model_params kp = m->params;
     kp.n_ctx = m->n_ctx_seq;
-    struct al_kv_shape shape = {(uint32_t)out->n_layer, (uint32_t)llama_model_n_embd(m->model),
+    struct al_engine_kv_shape shape = {(uint32_t)out->n_layer, (uint32_t)llama_model_n_embd(m->model),
                                 (uint32_t)llama_model_n_head(m->model), (uint32_t)llama_model_n_head_kv(m->model),
                                 (uint32_t)out->n_ctx_train};
     out->kv_bytes = al_engine_kv_bytes(&kp, &shape);
@@ -506,7 +506,7 @@ static int apply_template(const char *tmpl, const struct llama_chat_message *msg
     return -3;
 }
 
-enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct al_chat_msg *msgs,
+enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct al_engine_chat_msg *msgs,
                                  size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
                                  char **out, struct al_err *err)
 {

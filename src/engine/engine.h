@@ -15,10 +15,10 @@
  * free sequence already holds in the KV cache reuses that prefix. Requests
  * wait in a bounded queue; submit answers AL_ERR_BUSY when it is full.
  *
- * Callbacks (al_token_cb, al_done_cb) run on the worker thread: they must be
+ * Callbacks (al_engine_token_cb, al_engine_done_cb) run on the worker thread: they must be
  * quick and must not call back into the scheduler of the same model except
  * al_engine_cancel() and al_engine_stats(). Every submitted request gets
- * exactly one al_done_cb call, also when it is cancelled or the model is freed.
+ * exactly one al_engine_done_cb call, also when it is cancelled or the model is freed.
  *
  * Embeddings use a second context of the same model, created on first use,
  * with the pooling the model declares (mean pooling when it declares none);
@@ -37,7 +37,7 @@
 
 struct al_engine_model;   /* opaque: a loaded model and its scheduler */
 struct al_engine_req;     /* opaque: one submitted generation request */
-struct al_verify_cache;   /* opaque: remembered verifications of blobs */
+struct al_engine_verify_cache;   /* opaque: remembered verifications of blobs */
 
 /* ---- verification cache ---- */
 
@@ -45,31 +45,43 @@ struct al_verify_cache;   /* opaque: remembered verifications of blobs */
  * Passing one to al_engine_model_load() lets a second load of an unchanged
  * blob skip hashing; a changed size or mtime, or another inode, hashes again.
  * Owned by the caller; must outlive the loads that use it. */
-struct al_verify_cache *al_verify_cache_new(void);
-void al_verify_cache_free(struct al_verify_cache *c);
+struct al_engine_verify_cache *al_engine_verify_cache_new(void);
+void al_engine_verify_cache_free(struct al_engine_verify_cache *c);
 
-/* ---- arrivals ----
- * A count of requests on their way to al_engine_submit: a server counts a
- * generation request when its headers arrive, and al_engine_submit uncounts
- * it once it is queued or refused. A scheduler about to start a step from
- * idle waits while the count is above zero, up to half the median of its
- * last 8 prompt steps and at most AL_ENGINE_GATHER_MS (a later request would
- * wait out no more than one step anyway), so
- * that clients who start together (a burst, or 8 streams that finished on
- * the same step and ask again) have their prompts in one batch instead of
- * the first alone and the rest a whole step later. A lone request is never
- * delayed: by the time the scheduler looks, it is uncounted. One count may
- * serve several models; a request for another model costs at most the cap. */
-struct al_arrivals;
-#define AL_ENGINE_GATHER_MS 10
-struct al_arrivals *al_arrivals_new(void);
-void al_arrivals_free(struct al_arrivals *a);
-void al_arrivals_add(struct al_arrivals *a, int delta); /* NULL: no-op */
-int al_arrivals_pending(const struct al_arrivals *a);
+/* ---- admission ----
+ * Before a step that starts from idle (no request active, some queued,
+ * sequences left free), the scheduler asks its admission hook how long to
+ * wait for more requests first, so that a host that knows requests are on
+ * their way (a server counting connections) can have them start in one
+ * batch. The engine itself never waits: without a hook a step starts at
+ * once. The hook runs on the worker thread under the scheduler's lock: it
+ * must be quick and must call nothing of the engine. It returns the
+ * milliseconds to wait before it is asked again (a newly queued request ends
+ * the wait early); 0 or less starts the step. It is not asked when every
+ * sequence would be busy, nor once the model is being freed. */
+struct al_engine_admit_info {
+    int n_queued;            /* requests queued, fewer than n_seq */
+    int n_seq;               /* sequences */
+    double waited_ms;        /* waited so far before this step */
+    double prompt_step_ms;   /* median duration of the last steps that read prompt
+                              * tokens (up to 8); < 0: none yet */
+    int last_finished;       /* requests finished by the step that left the scheduler
+                              * idle; 0: none yet */
+    double last_finished_ms; /* with last_finished > 0: how long before the first ask
+                              * that step ended */
+};
+typedef double al_engine_admit_fn(void *ud, const struct al_engine_admit_info *info);
+
+/* Called once per submitted request when al_engine_submit is done with it:
+ * under the scheduler's lock as it is queued, before the worker (and so the
+ * admission hook) can see it in the queue, or before submit returns an
+ * error. So a host that counts requests on their way can uncount it without
+ * the hook ever seeing it both queued and on its way. Must be quick. */
+typedef void al_engine_submitted_cb(void *ud);
 
 /* ---- loading ---- */
 
-struct al_model_params {
+struct al_engine_model_params {
     int threads;       /* CPU threads for decoding; <= 0: 2 */
     int n_ctx;         /* context per sequence in tokens; <= 0: the model's n_ctx_train */
     int n_batch;       /* most tokens in one llama_decode; <= 0: 512 */
@@ -80,20 +92,20 @@ struct al_model_params {
     bool use_mlock;
     /* NULL: always hash. Otherwise a blob verified before, unchanged since
      * (same device, inode, size, mtime), is not hashed again. */
-    struct al_verify_cache *verify_cache;
-    struct al_arrivals *arrivals; /* NULL: steps start at once (see arrivals) */
-    int gather_ms;                /* the longest wait for arrivals; <= 0: adaptive (see arrivals) */
+    struct al_engine_verify_cache *verify_cache;
+    al_engine_admit_fn *admit;    /* NULL: steps start at once (see admission) */
+    void *admit_ud;               /* passed to admit */
 };
 
 /* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
- * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no arrivals,
- * gather_ms 0 (adaptive). */
-struct al_model_params al_model_params_default(void);
+ * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no admission
+ * hook. */
+struct al_engine_model_params al_engine_model_params_default(void);
 
 /* The shapes a model's KV cache is sized by, as its GGUF header gives them
  * (<arch>.block_count, .embedding_length, .attention.head_count and
  * .head_count_kv, .context_length). */
-struct al_kv_shape {
+struct al_engine_kv_shape {
     uint32_t n_layer, n_embd, n_head, n_head_kv, n_ctx_train;
 };
 
@@ -104,7 +116,7 @@ struct al_kv_shape {
  * memory budget can count a model before it is loaded. 0 when a shape is 0.
  * Not counted: compute buffers (tens of MiB at n_batch 512) and head
  * dimensions that differ from n_embd / n_head. */
-uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_shape *shape);
+uint64_t al_engine_kv_bytes(const struct al_engine_model_params *p, const struct al_engine_kv_shape *shape);
 
 /* Loads the GGUF at blob_path after proving that its SHA-256 is
  * expected_digest ("sha256:<64 hex>") and starts its scheduler. params may be
@@ -115,15 +127,20 @@ uint64_t al_engine_kv_bytes(const struct al_model_params *p, const struct al_kv_
  * (llama.cpp refuses the file), AL_ERR_LIMIT (n_seq over AL_LIMIT_SEQS ...),
  * AL_ERR_NOMEM, AL_ERR_INTERNAL (context or thread creation failed). */
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
-                                const struct al_model_params *params,
+                                const struct al_engine_model_params *params,
                                 struct al_engine_model **out, struct al_err *err);
 
+/* Replaces the admission hook of a loaded model (NULL: steps start at once).
+ * Once it returns, the scheduler never calls the old hook again, so its ud
+ * may be freed. */
+void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, void *admit_ud);
+
 /* Stops the scheduler (queued and active requests finish as "cancelled",
- * each with its al_done_cb), then frees the contexts and the model.
+ * each with its al_engine_done_cb), then frees the contexts and the model.
  * NULL is a no-op. No other call on m may be in progress or follow. */
 void al_engine_model_free(struct al_engine_model *m);
 
-struct al_model_info {
+struct al_engine_model_info {
     int n_ctx_train;        /* context the model was trained with */
     int n_ctx;              /* context per sequence of the scheduler */
     int n_seq;              /* parallel sequences */
@@ -138,7 +155,7 @@ struct al_model_info {
     char digest[72];        /* the verified "sha256:<hex>" */
 };
 
-void al_engine_model_info(const struct al_engine_model *m, struct al_model_info *out);
+void al_engine_model_info(const struct al_engine_model *m, struct al_engine_model_info *out);
 
 /* What the inference runtime is, for reports and golden recordings: the
  * llama.cpp commit this binary is built from ("80fb11a", "unknown"), and
@@ -169,7 +186,7 @@ enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *
  * length, or -1 for a token outside the vocabulary. */
 int al_engine_token_piece(const struct al_engine_model *m, int32_t token, bool special, char *out, size_t size);
 
-struct al_chat_msg {
+struct al_engine_chat_msg {
     const char *role;    /* "system", "user", "assistant" */
     const char *content;
 };
@@ -181,19 +198,19 @@ struct al_chat_msg {
  * means "chatml". add_assistant ends with the opening of the assistant's
  * turn. *out (NUL-terminated) must be NULL; the caller frees it.
  * Errors: AL_ERR_INVALID (no usable template), AL_ERR_LIMIT. */
-enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct al_chat_msg *msgs,
+enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct al_engine_chat_msg *msgs,
                                  size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
                                  char **out, struct al_err *err);
 
 /* ---- generation ---- */
 
-#define AL_SEED_RANDOM UINT32_MAX
+#define AL_ENGINE_SEED_RANDOM UINT32_MAX
 
 /* The log-probabilities of one sampled token, for golden recordings and API
  * logprobs. Computed as llama-server does for n_probs: a softmax over the raw
  * logits of the whole vocabulary (before any sampler), natural logarithm.
  * ids/logprobs hold the n most likely tokens, most likely first. */
-struct al_token_probs {
+struct al_engine_token_probs {
     int32_t token;          /* the sampled token */
     float logprob;          /* its log-probability */
     int n;                  /* entries in ids and logprobs */
@@ -202,11 +219,11 @@ struct al_token_probs {
 };
 
 /* Called on the worker thread for every sampled token, an end-of-generation
- * token included, before that token's text goes to al_token_cb. tp is valid
+ * token included, before that token's text goes to al_engine_token_cb. tp is valid
  * during the call only. */
-typedef void al_probs_cb(void *ud, const struct al_token_probs *tp);
+typedef void al_engine_probs_cb(void *ud, const struct al_engine_token_probs *tp);
 
-struct al_gen_params {
+struct al_engine_gen_params {
     int max_tokens;          /* < 0: until the sequence's context is full */
     float temperature;       /* <= 0: greedy (deterministic) */
     float top_p;             /* 1: off */
@@ -216,7 +233,7 @@ struct al_gen_params {
     float frequency_penalty; /* 0: off */
     float presence_penalty;  /* 0: off */
     int penalty_last_n;      /* tokens the penalties look back at; 0: off */
-    uint32_t seed;           /* AL_SEED_RANDOM: a fresh one */
+    uint32_t seed;           /* AL_ENGINE_SEED_RANDOM: a fresh one */
     const char *grammar;     /* GBNF with a "root" rule, or NULL */
     const char *const *stop; /* stop strings, excluded from the output */
     int n_stop;              /* up to AL_LIMIT_STOP_STRINGS */
@@ -225,31 +242,31 @@ struct al_gen_params {
     bool parse_special;      /* read special tokens in the prompt (llama-server does) */
     bool cache_prompt;       /* reuse the KV cache of a prompt prefix an earlier request left;
                               * false computes every prompt token (llama-server's cache_prompt) */
-    struct al_arrivals *arrival; /* the count this request is in, or NULL: al_engine_submit
-                                  * uncounts it, queued or refused */
+    al_engine_submitted_cb *on_submitted; /* NULL: none; else called once (see admission) */
+    void *submitted_ud;      /* passed to on_submitted */
     int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
-    al_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
+    al_engine_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
     void *probs_ud;          /* passed to on_probs */
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, arrival NULL. */
-struct al_gen_params al_gen_params_default(void);
+ * n_probs 0, on_probs NULL, on_submitted NULL. */
+struct al_engine_gen_params al_engine_gen_params_default(void);
 
-enum al_finish {
-    AL_FINISH_STOP,      /* end of generation token or a stop string */
-    AL_FINISH_LENGTH,    /* max_tokens or the sequence's context */
-    AL_FINISH_CANCELLED, /* al_engine_cancel(), a callback said false, or shutdown */
-    AL_FINISH_ERROR,     /* llama.cpp failed to decode */
+enum al_engine_finish {
+    AL_ENGINE_FINISH_STOP,      /* end of generation token or a stop string */
+    AL_ENGINE_FINISH_LENGTH,    /* max_tokens or the sequence's context */
+    AL_ENGINE_FINISH_CANCELLED, /* al_engine_cancel(), a callback said false, or shutdown */
+    AL_ENGINE_FINISH_ERROR,     /* llama.cpp failed to decode */
 };
 
 /* "stop", "length", "cancelled", "error" */
-const char *al_finish_name(enum al_finish f);
+const char *al_engine_finish_name(enum al_engine_finish f);
 
-struct al_gen_result {
-    enum al_finish finish;
+struct al_engine_gen_result {
+    enum al_engine_finish finish;
     int n_prompt;      /* prompt tokens */
     int n_cached;      /* of them, reused from the KV cache (not computed) */
     int n_gen;         /* tokens generated */
@@ -257,16 +274,16 @@ struct al_gen_result {
     double prompt_ms;  /* sequence assigned to the first token sampled */
     double gen_ms;     /* first token sampled to the end */
     double ttft_ms;    /* submit to the first token sampled */
-    const char *error; /* with AL_FINISH_ERROR: what failed; valid during the callback */
+    const char *error; /* with AL_ENGINE_FINISH_ERROR: what failed; valid during the callback */
 };
 
 /* Called with new text: one token's piece, or several once a held-back part
  * turns out not to start a stop string, or none when a piece is an incomplete
  * UTF-8 sequence (text arrives only in whole characters). token is the latest
  * token. Return false to cancel the request. len is never 0. */
-typedef bool al_token_cb(void *ud, const char *piece, size_t len, int32_t token);
+typedef bool al_engine_token_cb(void *ud, const char *piece, size_t len, int32_t token);
 /* Called once, last; res is valid during the call. */
-typedef void al_done_cb(void *ud, const struct al_gen_result *res);
+typedef void al_engine_done_cb(void *ud, const struct al_engine_gen_result *res);
 
 /* Tokenizes prompt, checks p, builds the request's sampler and queues it.
  * on_token may be NULL; on_done may be NULL. With out non-NULL (*out NULL),
@@ -275,17 +292,17 @@ typedef void al_done_cb(void *ud, const struct al_gen_result *res);
  * Errors: AL_ERR_USAGE (params out of range), AL_ERR_INVALID (grammar does not
  * parse), AL_ERR_LIMIT (prompt over AL_LIMIT_PROMPT_TOKENS or not fitting the
  * context of a sequence, too many stop strings), AL_ERR_BUSY (queue full: try
- * later), AL_ERR_NOMEM. On error no callback is ever called. Either way
- * p->arrival, if set, is uncounted. */
+ * later), AL_ERR_NOMEM. On error no callback is ever called but
+ * p->on_submitted, which is called either way. */
 enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt,
-                            const struct al_gen_params *p, al_token_cb *on_token,
-                            al_done_cb *on_done, void *ud, struct al_engine_req **out,
+                            const struct al_engine_gen_params *p, al_engine_token_cb *on_token,
+                            al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
                             struct al_err *err);
 
 /* Asks the request to stop; any thread, any time while the handle is held
  * and the model is loaded. A queued request leaves the queue, an active one
  * frees its sequence, at the next step of the worker; on_done follows with
- * AL_FINISH_CANCELLED unless it finished before. */
+ * AL_ENGINE_FINISH_CANCELLED unless it finished before. */
 void al_engine_cancel(struct al_engine_req *r);
 
 /* Releases the caller's handle. NULL is a no-op. */
@@ -295,8 +312,8 @@ void al_engine_req_free(struct al_engine_req *r);
  * (NUL-terminated, caller frees; must be NULL on entry) and the result in res
  * (may be NULL). A decode error: AL_ERR_INTERNAL. */
 enum al_rc al_engine_generate(struct al_engine_model *m, const char *prompt,
-                              const struct al_gen_params *p, char **text,
-                              struct al_gen_result *res, struct al_err *err);
+                              const struct al_engine_gen_params *p, char **text,
+                              struct al_engine_gen_result *res, struct al_err *err);
 
 struct al_engine_stats {
     int n_seq;                 /* sequences */
@@ -329,11 +346,11 @@ enum al_rc al_engine_embed(struct al_engine_model *m, const char *const *texts, 
  * code, with its message set in err, stops the call, which returns that code
  * and err as the hook left it. So a server can stop for a deadline, a client
  * that went away or a shutdown, and decide itself what each means. */
-typedef enum al_rc al_embed_check_fn(void *ud, struct al_err *err);
+typedef enum al_rc al_engine_embed_check_fn(void *ud, struct al_err *err);
 #define AL_ENGINE_EMBED_WAIT_MS 50
 
-struct al_embed_ctl {
-    al_embed_check_fn *check; /* NULL: never stopped */
+struct al_engine_embed_ctl {
+    al_engine_embed_check_fn *check; /* NULL: never stopped */
     void *ud;                 /* passed to check */
 };
 
@@ -343,7 +360,7 @@ struct al_embed_ctl {
  * decode. *n_tokens (may be NULL) receives the tokens embedded, special
  * tokens included. ctl may be NULL. */
 enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *texts, size_t n,
-                               const struct al_embed_ctl *ctl, float *out, size_t *n_tokens,
+                               const struct al_engine_embed_ctl *ctl, float *out, size_t *n_tokens,
                                struct al_err *err);
 
 #endif

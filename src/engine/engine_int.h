@@ -19,19 +19,19 @@
 #include "core/hash.h"
 #include "engine/engine.h"
 
-struct al_sched; /* sched.c */
-struct al_embedder; /* embed.c */
+struct al_engine_sched; /* sched.c */
+struct al_engine_embedder; /* embed.c */
 
 struct al_engine_model {
     struct llama_model *model;
     const struct llama_vocab *vocab;
     FILE *file;                       /* the verified, open blob; kept until free */
-    struct al_model_params params;    /* with defaults resolved */
+    struct al_engine_model_params params;    /* with defaults resolved */
     int n_ctx_seq;                    /* context per sequence, resolved */
     char digest[AL_DIGEST_SIZE];
-    struct al_sched *sched;
+    struct al_engine_sched *sched;
     pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
-    struct al_embedder *embedder;     /* created on first use */
+    struct al_engine_embedder *embedder;     /* created on first use */
 };
 
 /* Monotonic clock in milliseconds. */
@@ -47,28 +47,28 @@ enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *t
                                   int *n_out, struct al_err *err);
 
 /* ---- sched.c ---- */
-enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct al_err *err);
-void al_sched_free(struct al_sched *s);
+enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched **out, struct al_err *err);
+void al_engine_sched_free(struct al_engine_sched *s);
 
 /* ---- sample.c ---- */
 
 /* Checks p against its ranges and caps (AL_ERR_USAGE, AL_ERR_LIMIT). */
-enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err);
+enum al_rc al_engine_sample_check(const struct al_engine_gen_params *p, struct al_err *err);
 
 /* Builds the sampler chain of one request; the caller frees it with
  * llama_sampler_free(). AL_ERR_INVALID when the grammar does not parse. */
-enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_gen_params *p,
+enum al_rc al_engine_sample_chain_new(const struct llama_vocab *vocab, const struct al_engine_gen_params *p,
                                struct llama_sampler **out, struct al_err *err);
 
-/* True when p's chain is the logit bias of al_sample_banned (if any) and
+/* True when p's chain is the logit bias of al_engine_sample_banned (if any) and
  * the greedy sampler: nothing else, so nothing in it keeps state. */
-bool al_sample_plain_greedy(const struct al_gen_params *p);
+bool al_engine_sample_plain_greedy(const struct al_engine_gen_params *p);
 
 /* The tokens the chain bans with a bias of minus infinity: the vocabulary's
  * suppressed tokens and, with ignore_eos, every end-of-generation token. A
  * malloc'd array (NULL when none). */
-enum al_rc al_sample_banned(const struct llama_vocab *vocab, const struct al_gen_params *p, llama_token **out,
-                            int *n_out, struct al_err *err);
+enum al_rc al_engine_sample_banned(const struct llama_vocab *vocab, const struct al_engine_gen_params *p,
+                                   llama_token **out, int *n_out, struct al_err *err);
 
 /* What a plain greedy chain picks from logits[0..n_vocab): the first
  * maximum, when it is not banned; LLAMA_TOKEN_NULL when it is (the caller
@@ -76,32 +76,32 @@ enum al_rc al_sample_banned(const struct llama_vocab *vocab, const struct al_gen
  * a token: an earlier banned token tying the maximum would have been the
  * first maximum itself. It skips copying n_vocab candidates and applying
  * the bias on each token. */
-llama_token al_sample_greedy_fast(const float *logits, int n_vocab, const llama_token *banned, int n_banned);
+llama_token al_engine_sample_greedy_fast(const float *logits, int n_vocab, const llama_token *banned, int n_banned);
 
 /* Stop strings of one request, copied. */
-struct al_stops {
+struct al_engine_stops {
     char **s;
     size_t *len;
     int n;
     size_t max_len;
 };
 
-enum al_rc al_stops_init(struct al_stops *st, const char *const *stop, int n, struct al_err *err);
-void al_stops_release(struct al_stops *st);
+enum al_rc al_engine_stops_init(struct al_engine_stops *st, const char *const *stop, int n, struct al_err *err);
+void al_engine_stops_release(struct al_engine_stops *st);
 
 /* Looks for a stop string in text[0..len). Returns the offset of the earliest
  * match, or -1; with no match, *hold gets how many trailing bytes must be held
  * back because they begin some stop string (or an incomplete UTF-8
  * character), so that only text[0..len-*hold) may be emitted. */
-long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size_t *hold);
+long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold);
 
 /* Fills out with the log-probability of tok and the k most likely tokens of
  * logits[0..n_vocab) (softmax over raw logits), into the caller's ids and lps
  * of k entries each. */
-void al_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
-                      struct al_token_probs *out);
+void al_engine_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
+                      struct al_engine_token_probs *out);
 
 /* ---- embed.c ---- */
-void al_embedder_free(struct al_embedder *e);
+void al_engine_embedder_free(struct al_engine_embedder *e);
 
 #endif

@@ -13,7 +13,7 @@ struct gen_wait {
     pthread_cond_t cv;
     bool done;
     struct al_buf text;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
     char error[256];
 };
 
@@ -24,7 +24,7 @@ static bool gen_on_token(void *ud, const char *piece, size_t len, int32_t token)
     return !al_buf_failed(&w->text);
 }
 
-static void gen_on_done(void *ud, const struct al_gen_result *res)
+static void gen_on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct gen_wait *w = ud;
     pthread_mutex_lock(&w->mu);
@@ -38,8 +38,8 @@ static void gen_on_done(void *ud, const struct al_gen_result *res)
 }
 
 enum al_rc al_engine_generate(struct al_engine_model *m, const char *prompt,
-                              const struct al_gen_params *p, char **text,
-                              struct al_gen_result *res, struct al_err *err)
+                              const struct al_engine_gen_params *p, char **text,
+                              struct al_engine_gen_result *res, struct al_err *err)
 {
     if (!text || *text)
         return al_err_set(err, AL_ERR_USAGE, "al_engine_generate: bad arguments");
@@ -55,7 +55,7 @@ enum al_rc al_engine_generate(struct al_engine_model *m, const char *prompt,
         pthread_mutex_unlock(&w.mu);
         if (al_buf_failed(&w.text))
             rc = al_err_set(err, AL_ERR_LIMIT, "the generated text is over the cap of %u bytes", AL_LIMIT_PROMPT_BYTES);
-        else if (w.res.finish == AL_FINISH_ERROR)
+        else if (w.res.finish == AL_ENGINE_FINISH_ERROR)
             rc = al_err_set(err, AL_ERR_INTERNAL, "generation failed: %s", w.error);
         if (res) {
             *res = w.res;

@@ -16,9 +16,9 @@
 #include "core/limits.h"
 #include "core/utf8.h"
 
-struct al_gen_params al_gen_params_default(void)
+struct al_engine_gen_params al_engine_gen_params_default(void)
 {
-    struct al_gen_params p = {
+    struct al_engine_gen_params p = {
         .max_tokens = -1,
         .temperature = 0.8f,
         .top_p = 0.95f,
@@ -28,7 +28,7 @@ struct al_gen_params al_gen_params_default(void)
         .frequency_penalty = 0.0f,
         .presence_penalty = 0.0f,
         .penalty_last_n = 64,
-        .seed = AL_SEED_RANDOM,
+        .seed = AL_ENGINE_SEED_RANDOM,
         .grammar = NULL,
         .stop = NULL,
         .n_stop = 0,
@@ -40,18 +40,18 @@ struct al_gen_params al_gen_params_default(void)
     return p;
 }
 
-const char *al_finish_name(enum al_finish f)
+const char *al_engine_finish_name(enum al_engine_finish f)
 {
     switch (f) {
-    case AL_FINISH_STOP: return "stop";
-    case AL_FINISH_LENGTH: return "length";
-    case AL_FINISH_CANCELLED: return "cancelled";
-    case AL_FINISH_ERROR: return "error";
+    case AL_ENGINE_FINISH_STOP: return "stop";
+    case AL_ENGINE_FINISH_LENGTH: return "length";
+    case AL_ENGINE_FINISH_CANCELLED: return "cancelled";
+    case AL_ENGINE_FINISH_ERROR: return "error";
     }
     return "error";
 }
 
-enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err)
+enum al_rc al_engine_sample_check(const struct al_engine_gen_params *p, struct al_err *err)
 {
     if (!isfinite(p->temperature))
         return al_err_set(err, AL_ERR_USAGE, "temperature %g is not a number", (double)p->temperature);
@@ -90,15 +90,15 @@ enum al_rc al_sample_check(const struct al_gen_params *p, struct al_err *err)
     return AL_OK;
 }
 
-bool al_sample_plain_greedy(const struct al_gen_params *p)
+bool al_engine_sample_plain_greedy(const struct al_engine_gen_params *p)
 {
     bool penalties = p->penalty_last_n != 0 &&
                      (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
     return p->temperature <= 0.0f && !(p->grammar && p->grammar[0]) && !penalties;
 }
 
-enum al_rc al_sample_banned(const struct llama_vocab *vocab, const struct al_gen_params *p, llama_token **out,
-                            int *n_out, struct al_err *err)
+enum al_rc al_engine_sample_banned(const struct llama_vocab *vocab, const struct al_engine_gen_params *p,
+                                   llama_token **out, int *n_out, struct al_err *err)
 {
     *out = NULL;
     *n_out = 0;
@@ -125,7 +125,7 @@ enum al_rc al_sample_banned(const struct llama_vocab *vocab, const struct al_gen
     return AL_OK;
 }
 
-llama_token al_sample_greedy_fast(const float *logits, int n_vocab, const llama_token *banned, int n_banned)
+llama_token al_engine_sample_greedy_fast(const float *logits, int n_vocab, const llama_token *banned, int n_banned)
 {
     /* The greedy sampler's rule exactly: the first index whose logit is
      * above every earlier one. */
@@ -143,7 +143,7 @@ llama_token al_sample_greedy_fast(const float *logits, int n_vocab, const llama_
     return best;
 }
 
-enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_gen_params *p,
+enum al_rc al_engine_sample_chain_new(const struct llama_vocab *vocab, const struct al_engine_gen_params *p,
                                struct llama_sampler **out, struct al_err *err)
 {
     struct llama_sampler_chain_params cp = llama_sampler_chain_default_params();
@@ -168,7 +168,7 @@ enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_
      * generation token, get a bias of minus infinity (as llama-server does). */
     llama_token *banned = NULL;
     int n_banned = 0;
-    enum al_rc rc = al_sample_banned(vocab, p, &banned, &n_banned, err);
+    enum al_rc rc = al_engine_sample_banned(vocab, p, &banned, &n_banned, err);
     if (rc) {
         llama_sampler_free(chain);
         return rc;
@@ -210,7 +210,7 @@ enum al_rc al_sample_chain_new(const struct llama_vocab *vocab, const struct al_
 
 /* ---- stop strings ---- */
 
-enum al_rc al_stops_init(struct al_stops *st, const char *const *stop, int n, struct al_err *err)
+enum al_rc al_engine_stops_init(struct al_engine_stops *st, const char *const *stop, int n, struct al_err *err)
 {
     memset(st, 0, sizeof *st);
     if (n <= 0)
@@ -230,11 +230,11 @@ enum al_rc al_stops_init(struct al_stops *st, const char *const *stop, int n, st
     }
     return AL_OK;
 nomem:
-    al_stops_release(st);
+    al_engine_stops_release(st);
     return al_err_set(err, AL_ERR_NOMEM, "out of memory copying stop strings");
 }
 
-void al_stops_release(struct al_stops *st)
+void al_engine_stops_release(struct al_engine_stops *st)
 {
     for (int i = 0; i < st->n; i++)
         free(st->s[i]);
@@ -246,7 +246,7 @@ void al_stops_release(struct al_stops *st)
 /* Invariant kept by the caller: text is what has not been emitted yet, and
  * no stop string can begin in what has (its beginning would have been held
  * back). So a match, if any, lies entirely in text. */
-long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size_t *hold)
+long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold)
 {
     long best = -1;
     for (int i = 0; i < st->n; i++) {
@@ -277,8 +277,8 @@ long al_stops_scan(const struct al_stops *st, const char *text, size_t len, size
  * insertion into a k-long list: O(n_vocab * k), k at most AL_LIMIT_TOP_PROBS,
  * nothing allocated. Sums in double so that the figures do not depend on the
  * vocabulary's order more than llama-server's own. */
-void al_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
-                      struct al_token_probs *out)
+void al_engine_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
+                      struct al_engine_token_probs *out)
 {
     float mx = -INFINITY;
     for (int i = 0; i < n_vocab; i++)

@@ -3,8 +3,8 @@
  * sequences (slots) and one worker thread running continuous batching.
  *
  * Each step of the worker:
- *   0. under the lock, when the step would start from idle and requests are
- *      known to be on their way (arrivals): wait for them, a few ms at most;
+ *   0. under the lock, when the step would start from idle: ask the admission
+ *      hook, if any, how long to wait for more requests (see engine.h);
  *   1. under the lock: move queued requests into free slots (the slot whose
  *      KV cache shares the longest prefix with the prompt, else the least
  *      recently used one), pick up a quit request;
@@ -36,48 +36,12 @@
 #include "core/limits.h"
 #include "core/log.h"
 
-/* ---- arrivals ---- */
-
-#define PROMPT_STEPS 8 /* the gather cap is taken from this many recent prompt steps */
-
-struct al_arrivals {
-    atomic_int n;
-    _Atomic double last_add_ms; /* when n last went up */
-};
-
-struct al_arrivals *al_arrivals_new(void)
-{
-    struct al_arrivals *a = calloc(1, sizeof *a);
-    if (a) {
-        atomic_init(&a->n, 0);
-        atomic_init(&a->last_add_ms, 0.0);
-    }
-    return a;
-}
-
-void al_arrivals_free(struct al_arrivals *a)
-{
-    free(a);
-}
-
-void al_arrivals_add(struct al_arrivals *a, int delta)
-{
-    if (!a)
-        return;
-    if (delta > 0)
-        atomic_store(&a->last_add_ms, al_engine_now_ms());
-    atomic_fetch_add(&a->n, delta);
-}
-
-int al_arrivals_pending(const struct al_arrivals *a)
-{
-    return atomic_load(&a->n);
-}
+#define PROMPT_STEPS 8 /* the admission hook gets the median of this many recent prompt steps */
 
 struct al_engine_req {
     atomic_int refs;
     atomic_bool cancel;
-    struct al_sched *s;
+    struct al_engine_sched *s;
     llama_token *prompt;
     int n_prompt;
     int max_tokens;
@@ -86,12 +50,12 @@ struct al_engine_req {
     bool greedy_fast;          /* plain greedy: argmax on the logits, chain only as fallback */
     llama_token *banned;       /* the chain's banned tokens, for greedy_fast */
     int n_banned;
-    struct al_stops stops;
-    al_token_cb *on_token;
-    al_done_cb *on_done;
+    struct al_engine_stops stops;
+    al_engine_token_cb *on_token;
+    al_engine_done_cb *on_done;
     void *ud;
     int n_probs;               /* > 0 with on_probs: log-probabilities per token */
-    al_probs_cb *on_probs;
+    al_engine_probs_cb *on_probs;
     void *probs_ud;
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
@@ -118,11 +82,12 @@ struct slot {
     uint64_t order;            /* when the request was assigned: prompts go first come, first served */
 };
 
-struct al_sched {
+struct al_engine_sched {
     struct al_engine_model *m;
     struct llama_context *ctx;
     struct ggml_threadpool *pool;   /* the context's compute threads, kept between steps */
-    struct al_arrivals *arrivals;   /* requests on their way, or NULL */
+    al_engine_admit_fn *admit;      /* lock: the admission hook, or NULL */
+    void *admit_ud;                 /* lock */
     int step_finished;              /* worker: requests the current step finished */
     int burst_n;                    /* worker: requests finished by the step that left it idle */
     double burst_end_ms;            /* worker: when */
@@ -159,7 +124,7 @@ static void req_unref(struct al_engine_req *r)
     if (r->smpl)
         llama_sampler_free(r->smpl);
     free(r->banned);
-    al_stops_release(&r->stops);
+    al_engine_stops_release(&r->stops);
     free(r->prompt);
     free(r);
 }
@@ -177,11 +142,11 @@ void al_engine_req_free(struct al_engine_req *r) { req_unref(r); }
 
 /* ---- finishing ---- */
 
-static void finish_req(struct al_sched *s, struct al_engine_req *r, struct slot *sl, enum al_finish why,
+static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struct slot *sl, enum al_engine_finish why,
                        const char *error)
 {
     double now = al_engine_now_ms();
-    struct al_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
+    struct al_engine_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
     if (sl) {
         res.n_cached = sl->n_cached;
         res.n_gen = sl->n_gen;
@@ -211,16 +176,16 @@ static bool emit(struct slot *sl, size_t n, llama_token tok)
     return go;
 }
 
-static void slot_finish(struct al_sched *s, struct slot *sl, enum al_finish why, const char *error)
+static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engine_finish why, const char *error)
 {
     struct al_engine_req *r = sl->req;
-    if ((why == AL_FINISH_STOP || why == AL_FINISH_LENGTH) && sl->n_pending > 0)
+    if ((why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH) && sl->n_pending > 0)
         emit(sl, sl->n_pending, sl->next); /* no stop string came: what was held back is text */
     sl->n_pending = 0;
     sl->req = NULL;
     sl->generating = false;
     sl->last_used = ++s->clock;
-    if (why == AL_FINISH_STOP || why == AL_FINISH_LENGTH)
+    if (why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH)
         s->step_finished++;
     /* Free before on_done, so that stats read from on_done's waiter agree. */
     pthread_mutex_lock(&s->lock);
@@ -241,7 +206,7 @@ static int common_prefix(const llama_token *a, int na, const llama_token *b, int
 
 /* The free slot for r: the longest shared prefix, ties to the least recently
  * used, so that a slot holding a useful prefix is not overwritten needlessly. */
-static struct slot *pick_slot(struct al_sched *s, const struct al_engine_req *r)
+static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_req *r)
 {
     struct slot *best = NULL;
     int best_lcp = -1;
@@ -260,7 +225,7 @@ static struct slot *pick_slot(struct al_sched *s, const struct al_engine_req *r)
 
 /* Keeps the shared prefix of the slot's cache and drops the rest. At least
  * one prompt token is always decoded again: its logits start the answer. */
-static void slot_start(struct al_sched *s, struct slot *sl)
+static void slot_start(struct al_engine_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
     int keep = r->cache_prompt ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
@@ -294,7 +259,7 @@ static void batch_add(struct llama_batch *b, llama_token t, llama_pos pos, llama
     b->logits[i] = logits;
 }
 
-static const char *token_text(struct al_sched *s, llama_token tok, int *len)
+static const char *token_text(struct al_engine_sched *s, llama_token tok, int *len)
 {
     int n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, false);
     if (n < 0) {
@@ -312,12 +277,13 @@ static const char *token_text(struct al_sched *s, llama_token tok, int *len)
 }
 
 /* Samples the slot's next token and streams its text. */
-static void slot_sample(struct al_sched *s, struct slot *sl)
+static void slot_sample(struct al_engine_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
     llama_token tok = LLAMA_TOKEN_NULL;
     if (r->greedy_fast) {
-        tok = al_sample_greedy_fast(llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->banned, r->n_banned);
+        tok = al_engine_sample_greedy_fast(llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->banned,
+                                           r->n_banned);
         if (tok != LLAMA_TOKEN_NULL)
             llama_sampler_accept(r->smpl, tok); /* what llama_sampler_sample does after choosing */
     }
@@ -329,13 +295,13 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
     atomic_fetch_add(&s->tokens_gen, 1);
     sl->next = tok;
     if (r->on_probs) {
-        struct al_token_probs tp;
-        al_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab), tok,
+        struct al_engine_token_probs tp;
+        al_engine_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab), tok,
                          r->n_probs, r->probs_ids, r->probs_lps, &tp);
         r->on_probs(r->probs_ud, &tp);
     }
     if (llama_vocab_is_eog(s->m->vocab, tok)) {
-        slot_finish(s, sl, AL_FINISH_STOP, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     int n = 0;
@@ -344,7 +310,7 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
         size_t cap = (sl->n_pending + (size_t)n) * 2;
         char *p = realloc(sl->pending, cap);
         if (!p) {
-            slot_finish(s, sl, AL_FINISH_ERROR, "out of memory");
+            slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
             return;
         }
         sl->pending = p;
@@ -354,19 +320,19 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
     sl->n_pending += (size_t)n;
 
     size_t hold = 0;
-    long at = al_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
+    long at = al_engine_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
     if (at >= 0) {
         emit(sl, (size_t)at, tok);
         sl->n_pending = 0;
-        slot_finish(s, sl, AL_FINISH_STOP, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     if (!emit(sl, sl->n_pending - hold, tok) || atomic_load(&r->cancel)) {
-        slot_finish(s, sl, AL_FINISH_CANCELLED, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         return;
     }
     if ((r->max_tokens >= 0 && sl->n_gen >= r->max_tokens) || sl->n_cache >= s->n_ctx_seq) {
-        slot_finish(s, sl, AL_FINISH_LENGTH, NULL);
+        slot_finish(s, sl, AL_ENGINE_FINISH_LENGTH, NULL);
         return;
     }
     sl->generating = true;
@@ -374,7 +340,7 @@ static void slot_sample(struct al_sched *s, struct slot *sl)
 
 /* Fills the batch: every generating slot's token first (decode latency must
  * not wait behind long prompts), then prompt chunks while room is left. */
-static void build_batch(struct al_sched *s)
+static void build_batch(struct al_engine_sched *s)
 {
     struct llama_batch *b = &s->batch;
     b->n_tokens = 0;
@@ -420,7 +386,7 @@ static void build_batch(struct al_sched *s)
 }
 
 /* After a successful decode the batch's tokens are in the KV cache. */
-static void commit_batch(struct al_sched *s)
+static void commit_batch(struct al_engine_sched *s)
 {
     uint64_t used = 0;
     for (int i = 0; i < s->n_seq; i++) {
@@ -440,7 +406,7 @@ static void commit_batch(struct al_sched *s)
     atomic_store(&s->kv_used, used);
 }
 
-static void fail_batch(struct al_sched *s, int ret)
+static void fail_batch(struct al_engine_sched *s, int ret)
 {
     char why[64];
     snprintf(why, sizeof why, "llama_decode failed (%d)", ret);
@@ -452,7 +418,7 @@ static void fail_batch(struct al_sched *s, int ret)
         /* The sequence's cache is unknown now: drop it all. */
         llama_memory_seq_rm(s->mem, sl->id, -1, -1);
         sl->n_cache = 0;
-        slot_finish(s, sl, AL_FINISH_ERROR, why);
+        slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
     }
 }
 
@@ -472,47 +438,55 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Under the lock, before a step from idle: while requests are on their way
- * and slots would be left free, wait for them (submit signals wake; a request
- * refused before it is queued only uncounts itself, hence the 1 ms ticks).
- * Requests not yet counted are expected too after a burst: when the step that
- * left the scheduler idle finished several requests and the first new one
- * comes soon after, their clients (a closed loop: 8 streams that started
- * together end together) are asking again. Their headers are still in
- * flight, so the count cannot see them; without the wait the first one or
- * two take a step alone and the rest wait that step out (measured: a step
- * of 2 prompts, then 6, 22 ms apart, on a 100M Q4_0 model). */
-static void gather(struct al_sched *s)
+/* The median duration of the last PROMPT_STEPS steps that read prompt
+ * tokens, or -1 before the first: one step slowed by a busy machine must not
+ * move it, nor one lone short prompt. */
+static double prompt_step_median(const struct al_engine_sched *s)
 {
-    /* Waiting longer than a step gains nothing: a request that comes later
-     * joins the next step. Half of one: a fast model (the 1 MB fixture, a
-     * step of 8 prompts in 2 ms) is not held 10 ms for stragglers. The
-     * median of the last 8 such steps: one step slowed by a busy machine
-     * must not raise the cap, nor one lone short prompt lower it. */
-    double cap = s->m->params.gather_ms;
-    if (cap <= 0) {
-        unsigned n = s->n_prompt_steps < PROMPT_STEPS ? s->n_prompt_steps : PROMPT_STEPS;
-        double v[PROMPT_STEPS];
-        memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
-        qsort(v, n, sizeof v[0], cmp_double);
-        cap = n > 0 && v[n / 2] / 2 < AL_ENGINE_GATHER_MS ? v[n / 2] / 2 : AL_ENGINE_GATHER_MS;
-    }
-    double now = al_engine_now_ms(), t_end = now + cap;
-    int expect = now - s->burst_end_ms < 4.0 * cap ? s->burst_n : 0;
-    /* Counted but quiet for 4 caps: a connection that sends nothing, not a
-     * burst on its way. */
-    bool arriving = now - atomic_load(&s->arrivals->last_add_ms) < 4.0 * cap;
-    while (!s->quit && s->n_queued < s->n_seq &&
-           ((arriving && atomic_load(&s->arrivals->n) > 0) || s->n_queued < expect)) {
-        double left = t_end - al_engine_now_ms();
-        if (left <= 0)
+    unsigned n = s->n_prompt_steps < PROMPT_STEPS ? s->n_prompt_steps : PROMPT_STEPS;
+    if (n == 0)
+        return -1;
+    double v[PROMPT_STEPS];
+    memcpy(v, s->prompt_step_ms, n * sizeof v[0]);
+    qsort(v, n, sizeof v[0], cmp_double);
+    return v[n / 2];
+}
+
+/* Under the lock, before a step from idle: waits as long as the admission
+ * hook says, asking it again after each wait; submit signals wake, so a
+ * queued request ends a wait early. The facts the hook gets about the
+ * past (the prompt steps, the step that left the scheduler idle) are taken
+ * once, at the first ask. */
+static void admit_wait(struct al_engine_sched *s)
+{
+    double t0 = al_engine_now_ms();
+    struct al_engine_admit_info ai = {
+        .n_seq = s->n_seq,
+        .prompt_step_ms = prompt_step_median(s),
+        .last_finished = s->burst_n,
+        .last_finished_ms = s->burst_n > 0 ? t0 - s->burst_end_ms : 0,
+    };
+    while (s->admit && !s->quit && s->n_queued < s->n_seq) {
+        ai.n_queued = s->n_queued;
+        ai.waited_ms = al_engine_now_ms() - t0;
+        double ms = s->admit(s->admit_ud, &ai);
+        if (!(ms > 0))
             break;
-        struct timespec ts = ms_from_now(left < 1 ? left : 1);
+        struct timespec ts = ms_from_now(ms);
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
     }
 }
 
-static int n_generating(const struct al_sched *s)
+void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, void *admit_ud)
+{
+    struct al_engine_sched *s = m->sched;
+    pthread_mutex_lock(&s->lock);
+    s->admit = admit;
+    s->admit_ud = admit_ud;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static int n_generating(const struct al_engine_sched *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_seq; i++)
@@ -522,7 +496,7 @@ static int n_generating(const struct al_sched *s)
 
 static void *worker(void *arg)
 {
-    struct al_sched *s = arg;
+    struct al_engine_sched *s = arg;
     struct slot **fresh = s->fresh;
     for (;;) {
         struct al_engine_req *dropped = NULL;
@@ -535,8 +509,8 @@ static void *worker(void *arg)
         s->step_finished = 0;
         while (!s->quit && s->n_active == 0 && s->q_head == NULL)
             pthread_cond_wait(&s->wake, &s->lock);
-        if (s->arrivals && s->n_active == 0)
-            gather(s);
+        if (s->admit && s->n_active == 0)
+            admit_wait(s);
         bool quit = s->quit;
         unsigned cancels = atomic_load(&s->cancels);
         if (cancels != s->cancels_seen) {
@@ -588,14 +562,14 @@ static void *worker(void *arg)
         while (dropped) {
             struct al_engine_req *r = dropped;
             dropped = r->next;
-            finish_req(s, r, NULL, AL_FINISH_CANCELLED, NULL);
+            finish_req(s, r, NULL, AL_ENGINE_FINISH_CANCELLED, NULL);
         }
         for (int i = 0; i < n_fresh; i++)
             slot_start(s, fresh[i]);
         for (int i = 0; i < s->n_seq; i++) {
             struct slot *sl = &s->slots[i];
             if (sl->req && (quit || atomic_load(&sl->req->cancel)))
-                slot_finish(s, sl, AL_FINISH_CANCELLED, NULL);
+                slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         }
         if (quit)
             break;
@@ -624,9 +598,9 @@ static void *worker(void *arg)
 
 /* ---- lifecycle ---- */
 
-enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct al_err *err)
+enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched **out, struct al_err *err)
 {
-    struct al_sched *s = calloc(1, sizeof *s);
+    struct al_engine_sched *s = calloc(1, sizeof *s);
     if (!s)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory creating a scheduler");
     s->m = m;
@@ -634,9 +608,10 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
     s->n_batch = m->params.n_batch;
     s->queue_max = m->params.queue_max;
     s->n_vocab = llama_vocab_n_tokens(m->vocab);
-    s->arrivals = m->params.arrivals;
+    s->admit = m->params.admit;
+    s->admit_ud = m->params.admit_ud;
     pthread_mutex_init(&s->lock, NULL);
-    pthread_condattr_t ca; /* gather() waits by the monotonic clock */
+    pthread_condattr_t ca; /* admit_wait() waits by the monotonic clock */
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->wake, &ca);
@@ -661,9 +636,8 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
         goto fail;
     }
     /* Without a pool of its own, ggml sets up its compute threads on every
-     * llama_decode. A persistent pool, which llama-bench and llama-server
-     * attach too, closed our 8-12% decode gap to llama-bench on a generated
-     * 20M model (bench/bench-vs-llama-bench.sh). */
+     * llama_decode. A persistent pool, as llama-bench and llama-server
+     * attach, keeps them (docs/internals/engine.md says what it gained). */
     struct ggml_threadpool_params tpp = ggml_threadpool_params_default(m->params.threads);
     s->pool = ggml_threadpool_new(&tpp);
     if (s->pool)
@@ -702,11 +676,11 @@ enum al_rc al_sched_new(struct al_engine_model *m, struct al_sched **out, struct
 nomem:
     rc = al_err_set(err, AL_ERR_NOMEM, "out of memory creating a scheduler");
 fail:
-    al_sched_free(s);
+    al_engine_sched_free(s);
     return rc;
 }
 
-void al_sched_free(struct al_sched *s)
+void al_engine_sched_free(struct al_engine_sched *s)
 {
     if (!s)
         return;
@@ -740,22 +714,23 @@ void al_sched_free(struct al_sched *s)
 
 /* ---- submitting ---- */
 
-/* al_engine_submit less the arrival's count: *arrival is uncounted and set
- * NULL under the lock as the request is queued, so that the worker never sees
- * a queued request still counted as on its way. */
-static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
-                         al_token_cb *on_token, al_done_cb *on_done, void *ud, struct al_engine_req **out,
-                         struct al_arrivals **arrival, struct al_err *err)
+/* al_engine_submit less the refusal's on_submitted: *submitted is called
+ * and set NULL under the lock as the request is queued, so that the worker
+ * (and its admission hook) never sees a queued request its host still
+ * counts as on its way. */
+static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                         al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
+                         al_engine_submitted_cb **submitted, struct al_err *err)
 {
     if (!m || !prompt || (out && *out))
         return al_err_set(err, AL_ERR_USAGE, "al_engine_submit: bad arguments");
-    struct al_gen_params dp = al_gen_params_default();
+    struct al_engine_gen_params dp = al_engine_gen_params_default();
     if (!p)
         p = &dp;
-    enum al_rc rc = al_sample_check(p, err);
+    enum al_rc rc = al_engine_sample_check(p, err);
     if (rc)
         return rc;
-    struct al_sched *s = m->sched;
+    struct al_engine_sched *s = m->sched;
     struct al_engine_req *r = calloc(1, sizeof *r);
     if (!r)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
@@ -786,16 +761,16 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
                         r->n_prompt, s->n_ctx_seq);
         goto fail;
     }
-    rc = al_sample_chain_new(m->vocab, p, &r->smpl, err);
+    rc = al_engine_sample_chain_new(m->vocab, p, &r->smpl, err);
     if (rc)
         goto fail;
-    if (al_sample_plain_greedy(p)) {
-        rc = al_sample_banned(m->vocab, p, &r->banned, &r->n_banned, err);
+    if (al_engine_sample_plain_greedy(p)) {
+        rc = al_engine_sample_banned(m->vocab, p, &r->banned, &r->n_banned, err);
         if (rc)
             goto fail;
         r->greedy_fast = true;
     }
-    rc = al_stops_init(&r->stops, p->stop, p->n_stop, err);
+    rc = al_engine_stops_init(&r->stops, p->stop, p->n_stop, err);
     if (rc)
         goto fail;
 
@@ -822,8 +797,9 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         s->q_head = r;
     s->q_tail = r;
     s->n_queued++;
-    al_arrivals_add(*arrival, -1);
-    *arrival = NULL;
+    if (*submitted)
+        (*submitted)(p->submitted_ud);
+    *submitted = NULL;
     pthread_cond_signal(&s->wake);
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add(&s->tokens_prompt, (uint64_t)n_prompt);
@@ -835,19 +811,20 @@ fail:
     return rc;
 }
 
-enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
-                            al_token_cb *on_token, al_done_cb *on_done, void *ud, struct al_engine_req **out,
-                            struct al_err *err)
+enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                            al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud,
+                            struct al_engine_req **out, struct al_err *err)
 {
-    struct al_arrivals *arrival = p ? p->arrival : NULL;
-    enum al_rc rc = submit(m, prompt, p, on_token, on_done, ud, out, &arrival, err);
-    al_arrivals_add(arrival, -1); /* refused before it was queued */
+    al_engine_submitted_cb *submitted = p ? p->on_submitted : NULL;
+    enum al_rc rc = submit(m, prompt, p, on_token, on_done, ud, out, &submitted, err);
+    if (submitted)
+        submitted(p->submitted_ud); /* refused before it was queued */
     return rc;
 }
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out)
 {
-    struct al_sched *s = m->sched;
+    struct al_engine_sched *s = m->sched;
     memset(out, 0, sizeof *out);
     pthread_mutex_lock(&s->lock);
     out->n_active = s->n_active;

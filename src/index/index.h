@@ -11,6 +11,24 @@
  * and hash = SHA-256 over its own fields and prev. An edited row breaks its
  * own hash; a deleted row breaks the next row's prev, or (the last row) the
  * id sequence SQLite keeps in sqlite_sequence.
+ *
+ * Ownership: an al_index is the caller's from al_index_open/_open_mode until
+ * al_index_free. Rows come back by value (struct al_version, al_file) or in
+ * malloc'd arrays that the caller frees with free(), except events, whose
+ * detail strings are malloc'd too: free them with al_index_events_free. No
+ * function returns a pointer into the index; text goes into the caller's
+ * buffers. Out-arrays (*rows, *digests) are overwritten, so they must not
+ * hold anything still to be freed.
+ *
+ * Threads: SQLite is opened without its own mutex (SQLITE_OPEN_NOMUTEX, the
+ * multi-thread mode), and an al_index keeps state of its own (the connection,
+ * the depth of al_index_begin). So one al_index must never be used by two
+ * threads at once: a caller that shares one serializes every call, a
+ * transaction from begin to commit included, under its own lock (the model
+ * manager, serve/models.h, does), or gives each thread its own al_index.
+ * Separate al_index objects on the same file, in one process or several, are
+ * safe: SQLite's file locks order them, and a writer waits up to 30 s
+ * (busy timeout) for another's transaction before AL_ERR_BUSY.
  */
 #ifndef AL_INDEX_INDEX_H
 #define AL_INDEX_INDEX_H

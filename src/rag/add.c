@@ -46,7 +46,7 @@ enum al_rc al_rag_load_embedder(struct al_rag *r, struct al_repo *repo, int thre
     if (strcmp(m.digest, r->info.embed_digest) != 0)
         return al_err_set(err, AL_ERR_VERIFY, "the store's '%s' has weights %s, the collection was built with %s", ref,
                           m.digest, r->info.embed_digest);
-    struct al_model_params p = al_model_params_default();
+    struct al_engine_model_params p = al_engine_model_params_default();
     p.threads = threads > 0 ? threads : 2;
     return al_engine_model_load(m.path, m.digest, &p, out, err);
 }
@@ -417,7 +417,7 @@ enum al_rc al_rag_add(struct al_rag *r, struct al_engine_model *embedder, const 
     struct walk w = {.follow_links = (flags & AL_RAG_ADD_FOLLOW_LINKS) != 0};
     const bool progress = (flags & AL_RAG_ADD_PROGRESS) != 0;
     struct adder a = {.r = r, .m = embedder, .st = stats, .cb = cb ? cb : quiet_cb, .ud = ud};
-    struct al_model_info mi;
+    struct al_engine_model_info mi;
     al_engine_model_info(embedder, &mi);
     if (r->info.readonly) {
         rc = al_err_set(err, AL_ERR_DENIED, "collection '%s' is read-only (imported or attached)", r->name);

@@ -105,15 +105,16 @@ static enum al_rc make_prompt(struct al_engine_model *g, const struct al_rag_pro
                         ? al_err_set(err, AL_ERR_LIMIT, "the prompt is over %u bytes", AL_LIMIT_PROMPT_BYTES)
                         : AL_OK;
     const char *system = al_buf_str(&sb);
-    struct al_chat_msg *msgs = calloc(o->n_msgs + 1, sizeof *msgs);
+    struct al_engine_chat_msg *msgs = calloc(o->n_msgs + 1, sizeof *msgs);
     size_t nm = 0;
     if (!rc && !msgs)
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc) {
         if (*system)
-            msgs[nm++] = (struct al_chat_msg){"system", system};
+            msgs[nm++] = (struct al_engine_chat_msg){"system", system};
         for (size_t i = own_sys ? 1 : 0; i < o->n_msgs; i++)
-            msgs[nm++] = i == o->question_at ? (struct al_chat_msg){o->msgs[i].role, al_buf_str(&ub)} : o->msgs[i];
+            msgs[nm++] =
+                i == o->question_at ? (struct al_engine_chat_msg){o->msgs[i].role, al_buf_str(&ub)} : o->msgs[i];
         struct al_err e2 = AL_ERR_INIT;
         rc = al_engine_chat_format(g, msgs, nm, true, o->chat_fallback, out, &e2);
         if (rc == AL_ERR_INVALID) { /* no usable chat template: plain text */
@@ -217,20 +218,20 @@ enum al_rc al_rag_ask(struct al_rag *r, struct al_engine_model *embedder, struct
         rc = al_err_set(err, AL_ERR_LIMIT, "ask cites at most 64 passages");
     if (!rc)
         rc = al_rag_query(r, embedder, question, &ao.query, &out->hits, err);
-    struct al_model_info gi;
+    struct al_engine_model_info gi;
     al_engine_model_info(generator, &gi);
     int max_tokens = ao.max_tokens > 0 ? ao.max_tokens : 256;
     int room = gi.n_ctx - max_tokens - 8;
     if (!rc && room < 32)
         rc = al_err_set(err, AL_ERR_LIMIT, "the model's context (%d tokens) leaves no room for passages and %d answer"
                         " tokens", gi.n_ctx, max_tokens);
-    struct al_chat_msg q = {"user", question};
+    struct al_engine_chat_msg q = {"user", question};
     struct al_rag_prompt_opts po = {.template_text = ao.template_text, .msgs = &q, .n_msgs = 1, .question_at = 0,
                                     .max_tokens = room};
     if (!rc)
         rc = al_rag_prompt(generator, &po, question, &out->hits, &out->prompt, out->template_version, err);
     if (!rc) {
-        struct al_gen_params gp = al_gen_params_default();
+        struct al_engine_gen_params gp = al_engine_gen_params_default();
         gp.max_tokens = max_tokens;
         gp.temperature = ao.temperature > 0 ? ao.temperature : 0;
         gp.seed = ao.seed ? ao.seed : 42;

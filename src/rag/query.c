@@ -282,7 +282,7 @@ enum al_rc al_rag_query(struct al_rag *r, struct al_engine_model *embedder, cons
         return al_rag_query_vec(r, NULL, 0, NULL, question, o, out, err);
     if (!embedder)
         return al_err_set(err, AL_ERR_USAGE, "a %s query needs the embedding model", al_rag_mode_name(mode));
-    struct al_model_info mi;
+    struct al_engine_model_info mi;
     al_engine_model_info(embedder, &mi);
     if (strcmp(mi.digest, r->info.embed_digest) != 0)
         return al_err_set(err, AL_ERR_DENIED, "collection '%s' is embedded with %s, not with %s", r->name,

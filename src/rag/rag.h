@@ -214,7 +214,7 @@ struct al_rag_answer {
     struct al_rag_hits hits;   /* the numbered passages, [1] first */
     bool cited[64];            /* cited[i]: the answer cites passage i+1 */
     char template_version[64];
-    struct al_gen_result gen;
+    struct al_engine_gen_result gen;
 };
 
 /* Retrieves, fills the template with numbered passages, generates with
@@ -239,7 +239,7 @@ void al_rag_answer_release(struct al_rag_answer *a);
  * version gets the template's version. */
 struct al_rag_prompt_opts {
     const char *template_text;      /* NULL: the built-in AL_RAG_TEMPLATE_VERSION */
-    const struct al_chat_msg *msgs; /* the conversation, >= 1 message */
+    const struct al_engine_chat_msg *msgs; /* the conversation, >= 1 message */
     size_t n_msgs, question_at;
     const char *chat_fallback;      /* NULL: chatml */
     int max_tokens;

@@ -29,7 +29,7 @@ struct rref {
     char digest[AL_DIGEST_SIZE];       /* weight blob */
     char path[AL_LIMIT_PATH];
     uint64_t size;
-    struct al_kv_shape shape;          /* from the GGUF header, for the KV estimate */
+    struct al_engine_kv_shape shape;          /* from the GGUF header, for the KV estimate */
     bool pinned;
     struct rref *next;
 };
@@ -42,7 +42,7 @@ struct al_model_lease {
     char manifest[AL_DIGEST_SIZE];
     char digest[AL_DIGEST_SIZE];
     struct al_engine_model *m;
-    struct al_model_info info;
+    struct al_engine_model_info info;
     enum estate state;
     int leases;
     double last_used;
@@ -56,8 +56,9 @@ struct al_models {
     pthread_cond_t cv;        /* an entry finished loading; or stop */
     struct al_repo *repo;
     struct al_models_config cfg;
-    struct al_verify_cache *vcache;
-    struct al_arrivals *arrivals; /* generation requests on their way, shared by every model's scheduler */
+    struct al_engine_verify_cache *vcache;
+    al_engine_admit_fn *admit;    /* every model's admission hook (al_models_set_admit) */
+    void *admit_ud;
     struct rref *refs;
     struct al_model_lease *entries;
     bool preload_done;
@@ -94,13 +95,13 @@ static void overlay(struct al_model_settings *dst, const struct al_model_setting
     if (src->mlock >= 0) dst->mlock = src->mlock;
 }
 
-static struct al_model_params params_for(const struct al_models *mm, const char *name)
+static struct al_engine_model_params params_for(const struct al_models *mm, const char *name)
 {
     struct al_model_settings s = mm->cfg.defaults;
     for (int i = 0; i < mm->cfg.n_overrides; i++)
         if (strcmp(mm->cfg.overrides[i].name, name) == 0)
             overlay(&s, &mm->cfg.overrides[i].s);
-    struct al_model_params p = al_model_params_default();
+    struct al_engine_model_params p = al_engine_model_params_default();
     if (s.threads > 0) p.threads = s.threads;
     if (s.ctx > 0) p.n_ctx = s.ctx;
     if (s.batch > 0) p.n_batch = s.batch;
@@ -110,7 +111,8 @@ static struct al_model_params params_for(const struct al_models *mm, const char 
     if (s.mmap >= 0) p.use_mmap = s.mmap;
     if (s.mlock >= 0) p.use_mlock = s.mlock;
     p.verify_cache = mm->vcache;
-    p.arrivals = mm->arrivals;
+    p.admit = mm->admit;
+    p.admit_ud = mm->admit_ud;
     return p;
 }
 
@@ -147,7 +149,7 @@ static enum al_rc resolve(struct al_models *mm, const char *ref, bool pinned, st
     struct al_gguf_info gi;
     struct al_err gerr = {0};
     if (al_gguf_inspect(r->path, &gi, &gerr) == AL_OK)
-        r->shape = (struct al_kv_shape){gi.block_count, gi.embedding_length, gi.head_count,
+        r->shape = (struct al_engine_kv_shape){gi.block_count, gi.embedding_length, gi.head_count,
                                         gi.head_count_kv ? gi.head_count_kv : gi.head_count, gi.context_length};
     r->pinned = pinned;
     r->next = mm->refs;
@@ -266,7 +268,7 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
         *out = e;
         goto out_unlock;
     }
-    struct al_model_params p = params_for(mm, r->name);
+    struct al_engine_model_params p = params_for(mm, r->name);
     uint64_t need = r->size + al_engine_kv_bytes(&p, &r->shape);
     rc = make_room(mm, need, &victims, err);
     if (rc)
@@ -305,6 +307,7 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
         e = NULL;
     } else {
         e->m = m;
+        al_engine_set_admit(m, mm->admit, mm->admit_ud); /* al_models_set_admit may have run meanwhile */
         al_engine_model_info(m, &e->info);
         /* What it holds now: its tensors (or the files, if larger) and KV cache. */
         e->bytes = (e->info.size_bytes > r_size ? e->info.size_bytes : r_size) + e->info.kv_bytes;
@@ -337,9 +340,15 @@ void al_models_release(struct al_model_lease *e)
         free_entries(e);
 }
 
-struct al_arrivals *al_models_arrivals(struct al_models *mm)
+void al_models_set_admit(struct al_models *mm, al_engine_admit_fn *admit, void *admit_ud)
 {
-    return mm->arrivals;
+    pthread_mutex_lock(&mm->mu);
+    mm->admit = admit;
+    mm->admit_ud = admit_ud;
+    for (struct al_model_lease *e = mm->entries; e; e = e->next)
+        if (e->state == E_READY)
+            al_engine_set_admit(e->m, admit, admit_ud);
+    pthread_mutex_unlock(&mm->mu);
 }
 
 struct al_engine_model *al_lease_engine(const struct al_model_lease *l) { return l->m; }
@@ -399,9 +408,8 @@ enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, s
     enum al_rc rc = al_repo_open(home, false, &mm->repo, err);
     if (rc)
         goto fail;
-    mm->vcache = al_verify_cache_new();
-    mm->arrivals = al_arrivals_new();
-    if (!mm->vcache || !mm->arrivals) {
+    mm->vcache = al_engine_verify_cache_new();
+    if (!mm->vcache) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -432,8 +440,7 @@ void al_models_free(struct al_models *mm)
         next = r->next;
         free(r);
     }
-    al_verify_cache_free(mm->vcache);
-    al_arrivals_free(mm->arrivals);
+    al_engine_verify_cache_free(mm->vcache);
     al_repo_free(mm->repo);
     pthread_cond_destroy(&mm->cv);
     pthread_mutex_destroy(&mm->mu);

@@ -94,9 +94,10 @@ void al_models_release(struct al_model_lease *l);
  * there is no default model, AL_ERR_LIMIT when out is too small. */
 enum al_rc al_models_default_ref(struct al_models *mm, char *out, size_t size, struct al_err *err);
 
-/* The count of generation requests on their way to a model's scheduler (see
- * al_arrivals in engine.h): the server counts one when its headers arrive. */
-struct al_arrivals *al_models_arrivals(struct al_models *mm);
+/* Sets the admission hook (engine.h) of every model loaded and to be loaded;
+ * NULL: steps start at once. Once it returns no model calls the old hook
+ * again, so its ud may be freed. The server sets its own (server/arrivals.h). */
+void al_models_set_admit(struct al_models *mm, al_engine_admit_fn *admit, void *admit_ud);
 
 /* Valid while the lease is held. */
 struct al_engine_model *al_lease_engine(const struct al_model_lease *l);
@@ -109,7 +110,7 @@ const char *al_lease_chat_fallback(const struct al_model_lease *l);
  * and must not call back into the manager). */
 struct al_loaded_model {
     const char *name, *manifest, *digest;
-    const struct al_model_info *info;
+    const struct al_engine_model_info *info;
     struct al_engine_model *engine;
     int leases;
     bool pinned, retired;

@@ -7,21 +7,20 @@
  * next request was not read until its previous record was on disk: when 8
  * streams ended on the same step, their clients' next requests came in one
  * sync apart, missed the step the first ones started, and waited it out
- * (steps of 2 and 6 prompts, 22 ms apart, on a 100M Q4_0 model; with the
- * audit off, one step of 8).
+ * (docs/internals/server.md has the measurement).
  *
  * What is kept: every record is written, in finishing order, durably, by the
  * same al_audit_append. What changes: a record is on disk shortly after its
  * response is complete instead of before the connection is reused. The
  * queue is bounded (the server's: 1024 records): when it is full, the
  * finishing request waits for room, so memory stays capped and no record is
- * dropped. al_audit_queue_stop() writes what is queued before it returns.
+ * dropped. al_server_audit_queue_stop() writes what is queued before it returns.
  *
  * When a record cannot be written (a full disk, an I/O error), the writer
  * keeps it at the head of the queue and tries it again, RETRY_MIN_MS after
  * the failure and then less and less often (up to RETRY_MAX_MS), so that
  * nothing is lost when the disk comes back. Meanwhile the queue says it is
- * failing (al_audit_queue_failing): the server refuses requests with 503
+ * failing (al_server_audit_queue_failing): the server refuses requests with 503
  * (audit_fail = closed, the default) or goes on (open). A post to a full
  * queue that is failing does not wait, since the wait could last until an
  * operator frees the disk: the record is dropped and counted, and the count
@@ -48,7 +47,7 @@ struct item {
     struct al_audit_record rec; /* its strings are owned */
 };
 
-struct al_audit_queue {
+struct al_server_audit_queue {
     struct al_audit *audit;
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* an item came, room was made, or stop */
@@ -81,7 +80,7 @@ static void item_free(struct item *it)
 
 /* Appends one record; false when it failed. The first failure of a run
  * and the recovery after it are logged, not every retry. */
-static bool write_item(struct al_audit_queue *q, struct item *it)
+static bool write_item(struct al_server_audit_queue *q, struct item *it)
 {
     struct al_err err = AL_ERR_INIT;
     if (al_audit_append(q->audit, &it->rec, &err) == AL_OK) {
@@ -100,7 +99,7 @@ static bool write_item(struct al_audit_queue *q, struct item *it)
 }
 
 /* Under q->mu: hands the dropped count to the audit (which marks the loss). */
-static void note_dropped(struct al_audit_queue *q, int64_t more)
+static void note_dropped(struct al_server_audit_queue *q, int64_t more)
 {
     int64_t k = q->dropped + more;
     q->dropped = 0;
@@ -116,7 +115,7 @@ static void note_dropped(struct al_audit_queue *q, int64_t more)
 }
 
 /* Under q->mu: waits ms or until stop. */
-static void wait_ms(struct al_audit_queue *q, int ms)
+static void wait_ms(struct al_server_audit_queue *q, int ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -132,7 +131,7 @@ static void wait_ms(struct al_audit_queue *q, int ms)
 
 static void *writer(void *arg)
 {
-    struct al_audit_queue *q = arg;
+    struct al_server_audit_queue *q = arg;
     int delay = RETRY_MIN_MS;
     int64_t lost_at_stop = 0;
     pthread_mutex_lock(&q->mu);
@@ -170,7 +169,7 @@ static void *writer(void *arg)
     return NULL;
 }
 
-bool al_audit_queue_failing(struct al_audit_queue *q, char *why, size_t size)
+bool al_server_audit_queue_failing(struct al_server_audit_queue *q, char *why, size_t size)
 {
     if (!q || !atomic_load(&q->failing))
         return false;
@@ -182,9 +181,9 @@ bool al_audit_queue_failing(struct al_audit_queue *q, char *why, size_t size)
     return true;
 }
 
-enum al_rc al_audit_queue_start(struct al_audit *audit, int max, struct al_audit_queue **out, struct al_err *err)
+enum al_rc al_server_audit_queue_start(struct al_audit *audit, int max, struct al_server_audit_queue **out, struct al_err *err)
 {
-    struct al_audit_queue *q = calloc(1, sizeof *q);
+    struct al_server_audit_queue *q = calloc(1, sizeof *q);
     if (!q)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     q->audit = audit;
@@ -201,7 +200,7 @@ enum al_rc al_audit_queue_start(struct al_audit *audit, int max, struct al_audit
     return AL_OK;
 }
 
-void al_audit_queue_post(struct al_audit_queue *q, const struct al_audit_record *rec)
+void al_server_audit_queue_post(struct al_server_audit_queue *q, const struct al_audit_record *rec)
 {
     struct item *it = calloc(1, sizeof *it);
     if (it) {
@@ -249,7 +248,7 @@ void al_audit_queue_post(struct al_audit_queue *q, const struct al_audit_record 
     pthread_mutex_unlock(&q->mu);
 }
 
-void al_audit_queue_stop(struct al_audit_queue *q)
+void al_server_audit_queue_stop(struct al_server_audit_queue *q)
 {
     if (!q)
         return;

@@ -5,17 +5,17 @@
 
 #include <jansson.h>
 
-void al_serve_config_default(struct al_serve_config *c)
+void al_server_config_default(struct al_server_config *c)
 {
     memset(c, 0, sizeof *c);
     al_server_opts_default(&c->server);
     al_models_config_default(&c->models);
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     c->drain_timeout_s = 30;
-    al_serve_config_fix(c);
+    al_server_config_fix(c);
 }
 
-void al_serve_config_fix(struct al_serve_config *c)
+void al_server_config_fix(struct al_server_config *c)
 {
     c->server.host = c->host;
     c->server.socket_path = c->socket[0] ? c->socket : NULL;
@@ -102,7 +102,7 @@ static enum al_rc settings(json_t *obj, const char *where, struct al_model_setti
     return AL_OK;
 }
 
-static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *err)
+static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err *err)
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
@@ -187,7 +187,7 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
     char fail[16] = "";
     if ((rc = get_str(root, "audit_fail", fail, sizeof fail, err)))
         return rc;
-    if (fail[0] && al_serve_audit_fail_parse(fail, &c->server.audit_fail_open) != AL_OK)
+    if (fail[0] && al_server_audit_fail_parse(fail, &c->server.audit_fail_open) != AL_OK)
         return al_err_set(err, AL_ERR_INVALID, "config: 'audit_fail' must be \"closed\" or \"open\", not '%s'", fail);
     if (mb >= 0)
         c->models.budget_bytes = (uint64_t)mb << 20;
@@ -210,7 +210,7 @@ static enum al_rc apply(struct al_serve_config *c, json_t *root, struct al_err *
     return AL_OK;
 }
 
-enum al_rc al_serve_audit_fail_parse(const char *s, bool *open)
+enum al_rc al_server_audit_fail_parse(const char *s, bool *open)
 {
     if (strcmp(s, "closed") == 0)
         *open = false;
@@ -221,7 +221,7 @@ enum al_rc al_serve_audit_fail_parse(const char *s, bool *open)
     return AL_OK;
 }
 
-enum al_rc al_serve_config_load(struct al_serve_config *c, const char *path, struct al_err *err)
+enum al_rc al_server_config_load(struct al_server_config *c, const char *path, struct al_err *err)
 {
     json_error_t je;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
@@ -229,6 +229,6 @@ enum al_rc al_serve_config_load(struct al_serve_config *c, const char *path, str
         return al_err_set(err, AL_ERR_INVALID, "cannot read config '%s': %s (line %d)", path, je.text, je.line);
     enum al_rc rc = apply(c, root, err);
     json_decref(root);
-    al_serve_config_fix(c);
+    al_server_config_fix(c);
     return rc;
 }

@@ -31,7 +31,7 @@
 #include "serve/models.h"
 #include "server/server.h"
 
-struct al_serve_config {
+struct al_server_config {
     struct al_server_opts server;   /* its strings point into the arrays below */
     struct al_models_config models;
     double drain_timeout_s;
@@ -41,18 +41,18 @@ struct al_serve_config {
 };
 
 /* The built-in defaults. */
-void al_serve_config_default(struct al_serve_config *c);
+void al_server_config_default(struct al_server_config *c);
 
 /* Reads path on top of what c holds. Errors: AL_ERR_IO, AL_ERR_INVALID
  * (malformed, unknown key, wrong type), AL_ERR_LIMIT. */
-enum al_rc al_serve_config_load(struct al_serve_config *c, const char *path, struct al_err *err);
+enum al_rc al_server_config_load(struct al_server_config *c, const char *path, struct al_err *err);
 
 /* "closed" (refuse requests while the audit cannot write) or "open" (serve
  * anyway) into *open; AL_ERR_INVALID for anything else (no message). */
-enum al_rc al_serve_audit_fail_parse(const char *s, bool *open);
+enum al_rc al_server_audit_fail_parse(const char *s, bool *open);
 
 /* Makes the string pointers of c->server point into c's own arrays (after a
  * copy of the struct). */
-void al_serve_config_fix(struct al_serve_config *c);
+void al_server_config_fix(struct al_server_config *c);
 
 #endif

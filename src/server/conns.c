@@ -11,32 +11,32 @@
 
 #include "core/log.h"
 
-struct al_conn {
-    struct al_conn *prev, *next;
+struct al_server_conn {
+    struct al_server_conn *prev, *next;
     int fd;
     double since;   /* when it started receiving */
     bool receiving; /* else handling a request */
     bool shut;      /* shut down by us: waiting for libmicrohttpd's close */
 };
 
-struct al_conns {
+struct al_server_conns {
     pthread_mutex_t mu;
     pthread_cond_t cv; /* stop */
     pthread_t thread;
     bool started, stop;
     int cap, reserve;
     double timeout_s;
-    struct al_conn *head, *tail;
+    struct al_server_conn *head, *tail;
     int n_open;    /* not shut */
     uint64_t timed_out, shed;
 };
 
-enum al_rc al_conns_new(int cap, double receive_timeout_s, struct al_conns **out, struct al_err *err)
+enum al_rc al_server_conns_new(int cap, double receive_timeout_s, struct al_server_conns **out, struct al_err *err)
 {
     *out = NULL;
     if (cap < 1 || !(receive_timeout_s > 0))
         return al_err_set(err, AL_ERR_USAGE, "the receive timeout and the connection cap must be positive");
-    struct al_conns *cs = calloc(1, sizeof *cs);
+    struct al_server_conns *cs = calloc(1, sizeof *cs);
     if (!cs)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&cs->mu, NULL);
@@ -61,12 +61,12 @@ static double mono_now(void)
 
 static void *watchdog(void *arg)
 {
-    struct al_conns *cs = arg;
+    struct al_server_conns *cs = arg;
     pthread_mutex_lock(&cs->mu);
     while (!cs->stop) {
         struct timespec ts;
         clock_gettime(CLOCK_MONOTONIC, &ts);
-        ts.tv_nsec += AL_CONNS_TICK_MS * 1000000L;
+        ts.tv_nsec += AL_SERVER_CONNS_TICK_MS * 1000000L;
         if (ts.tv_nsec >= 1000000000L) {
             ts.tv_sec++;
             ts.tv_nsec -= 1000000000L;
@@ -75,14 +75,14 @@ static void *watchdog(void *arg)
         if (cs->stop)
             break;
         pthread_mutex_unlock(&cs->mu);
-        al_conns_sweep(cs, mono_now());
+        al_server_conns_sweep(cs, mono_now());
         pthread_mutex_lock(&cs->mu);
     }
     pthread_mutex_unlock(&cs->mu);
     return NULL;
 }
 
-enum al_rc al_conns_start(struct al_conns *cs, struct al_err *err)
+enum al_rc al_server_conns_start(struct al_server_conns *cs, struct al_err *err)
 {
     int e = pthread_create(&cs->thread, NULL, watchdog, cs);
     if (e)
@@ -91,7 +91,7 @@ enum al_rc al_conns_start(struct al_conns *cs, struct al_err *err)
     return AL_OK;
 }
 
-void al_conns_free(struct al_conns *cs)
+void al_server_conns_free(struct al_server_conns *cs)
 {
     if (!cs)
         return;
@@ -102,7 +102,7 @@ void al_conns_free(struct al_conns *cs)
         pthread_mutex_unlock(&cs->mu);
         pthread_join(cs->thread, NULL);
     }
-    for (struct al_conn *c = cs->head, *next; c; c = next) {
+    for (struct al_server_conn *c = cs->head, *next; c; c = next) {
         next = c->next;
         free(c);
     }
@@ -111,7 +111,7 @@ void al_conns_free(struct al_conns *cs)
     free(cs);
 }
 
-void al_conns_set_timeout(struct al_conns *cs, double receive_timeout_s)
+void al_server_conns_set_timeout(struct al_server_conns *cs, double receive_timeout_s)
 {
     pthread_mutex_lock(&cs->mu);
     if (receive_timeout_s > 0)
@@ -120,7 +120,7 @@ void al_conns_set_timeout(struct al_conns *cs, double receive_timeout_s)
 }
 
 /* List operations, with the mutex held. */
-static void unlink_conn(struct al_conns *cs, struct al_conn *c)
+static void unlink_conn(struct al_server_conns *cs, struct al_server_conn *c)
 {
     if (c->prev)
         c->prev->next = c->next;
@@ -133,7 +133,7 @@ static void unlink_conn(struct al_conns *cs, struct al_conn *c)
     c->prev = c->next = NULL;
 }
 
-static void append(struct al_conns *cs, struct al_conn *c)
+static void append(struct al_server_conns *cs, struct al_server_conn *c)
 {
     c->prev = cs->tail;
     c->next = NULL;
@@ -144,9 +144,9 @@ static void append(struct al_conns *cs, struct al_conn *c)
     cs->tail = c;
 }
 
-struct al_conn *al_conns_add(struct al_conns *cs, int fd, double now)
+struct al_server_conn *al_server_conns_add(struct al_server_conns *cs, int fd, double now)
 {
-    struct al_conn *c = calloc(1, sizeof *c);
+    struct al_server_conn *c = calloc(1, sizeof *c);
     if (!c)
         return NULL;
     c->fd = fd;
@@ -159,7 +159,7 @@ struct al_conn *al_conns_add(struct al_conns *cs, int fd, double now)
     return c;
 }
 
-void al_conns_remove(struct al_conns *cs, struct al_conn *c)
+void al_server_conns_remove(struct al_server_conns *cs, struct al_server_conn *c)
 {
     if (!c)
         return;
@@ -171,7 +171,7 @@ void al_conns_remove(struct al_conns *cs, struct al_conn *c)
     free(c);
 }
 
-void al_conn_handling(struct al_conns *cs, struct al_conn *c)
+void al_server_conn_handling(struct al_server_conns *cs, struct al_server_conn *c)
 {
     if (!c)
         return;
@@ -180,7 +180,7 @@ void al_conn_handling(struct al_conns *cs, struct al_conn *c)
     pthread_mutex_unlock(&cs->mu);
 }
 
-void al_conn_receiving(struct al_conns *cs, struct al_conn *c, double now)
+void al_server_conn_receiving(struct al_server_conns *cs, struct al_server_conn *c, double now)
 {
     if (!c)
         return;
@@ -193,27 +193,27 @@ void al_conn_receiving(struct al_conns *cs, struct al_conn *c, double now)
 }
 
 /* With the mutex held. The descriptor is still libmicrohttpd's and open:
- * it closes it only after al_conns_remove, which waits for our mutex. */
-static void shut(struct al_conns *cs, struct al_conn *c)
+ * it closes it only after al_server_conns_remove, which waits for our mutex. */
+static void shut(struct al_server_conns *cs, struct al_server_conn *c)
 {
     shutdown(c->fd, SHUT_RDWR);
     c->shut = true;
     cs->n_open--;
 }
 
-int al_conns_sweep(struct al_conns *cs, double now)
+int al_server_conns_sweep(struct al_server_conns *cs, double now)
 {
     int timed_out = 0, shed = 0;
     pthread_mutex_lock(&cs->mu);
-    for (struct al_conn *c = cs->head; c; c = c->next)
+    for (struct al_server_conn *c = cs->head; c; c = c->next)
         if (c->receiving && !c->shut && now - c->since > cs->timeout_s) {
             shut(cs, c);
             timed_out++;
         }
     /* The reserve: oldest first, only past the grace, so that a burst of
      * new clients is not closed before it could send anything. */
-    for (struct al_conn *c = cs->head; c && cs->n_open > cs->cap - cs->reserve; c = c->next)
-        if (c->receiving && !c->shut && now - c->since >= AL_CONNS_GRACE_S) {
+    for (struct al_server_conn *c = cs->head; c && cs->n_open > cs->cap - cs->reserve; c = c->next)
+        if (c->receiving && !c->shut && now - c->since >= AL_SERVER_CONNS_GRACE_S) {
             shut(cs, c);
             shed++;
         }
@@ -230,12 +230,12 @@ int al_conns_sweep(struct al_conns *cs, double now)
     return timed_out + shed;
 }
 
-void al_conns_stats(struct al_conns *cs, struct al_conns_stats *st)
+void al_server_conns_stats(struct al_server_conns *cs, struct al_server_conns_stats *st)
 {
     pthread_mutex_lock(&cs->mu);
     st->open = cs->n_open;
     st->receiving = 0;
-    for (struct al_conn *c = cs->head; c; c = c->next)
+    for (struct al_server_conn *c = cs->head; c; c = c->next)
         st->receiving += c->receiving && !c->shut;
     st->timed_out = cs->timed_out;
     st->shed = cs->shed;

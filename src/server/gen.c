@@ -4,7 +4,7 @@
  *
  * The engine's callbacks (worker thread) format server-sent events straight
  * into g->sse under g->mu and signal; the connection's thread sleeps in the
- * content reader (streaming) or in al_gen_run (not streaming) and, every
+ * content reader (streaming) or in al_server_gen_run (not streaming) and, every
  * TICK_MS while it waits, checks whether the client has gone, the request's
  * time is up or the server is stopping, and cancels the engine request then.
  *
@@ -13,11 +13,10 @@
  * on its way to the wait, runs now. The compute threads keep every core busy
  * (they spin between steps), and Linux's scheduler (EEVDF, 6.6+) would
  * otherwise let the worker finish its slice before the woken thread runs: the
- * event then waits up to a timer tick (4 ms) in memory. Measured on the
- * fixture, one stream, two threads: time to first token p50 2.7 ms without,
- * 1.1 ms with. Not after every token: a switch per token lowered the
- * fixture's decode rate (10-30% in our runs), while tokens that wait for a
- * tick go out together in one write.
+ * event then waits up to a timer tick in memory. Not after every token: a
+ * switch per token lowers the decode rate, while tokens that wait for a
+ * tick go out together in one write (docs/internals/server.md, "Threads",
+ * has the numbers).
  *
  * Coalescing: a stream's events go out at most every stream_interval_ms
  * (default 5): the worker wakes the connection thread for the first token,
@@ -25,10 +24,9 @@
  * last write is an interval old; otherwise the event waits in g->sse for the
  * thread's timed wake, one interval after its last write. A model slower than
  * one token an interval streams every token at once; a fast one sends them in
- * bursts, one write and two wake-ups an interval instead of per token. Per
- * token, the write, the wake-ups and the client's read took 80 us of CPU on
- * the 1 MB fixture, which on two cores all came out of decoding (0.7x of
- * llama-bench's rate). A non-streaming request is woken only at the end.
+ * bursts, one write and two wake-ups an interval instead of per token: per
+ * token they cost CPU that on a small machine comes out of decoding
+ * (docs/internals/server.md). A non-streaming request is woken only at the end.
  *
  * References: the request (h->gen, dropped in the finish path), the engine
  * (until on_done) and a streaming response (until libmicrohttpd frees it)
@@ -46,13 +44,13 @@
 
 #define TICK_MS 50
 
-struct al_gen {
+struct al_server_gen {
     atomic_int refs;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     struct al_server *srv;
-    struct al_hreq *h;      /* NULL after the finish path */
-    enum al_gen_kind kind;
+    struct al_http_req *h;      /* NULL after the finish path */
+    enum al_server_gen_kind kind;
     bool stream, include_usage;
     char id[48];
     char fingerprint[20];   /* fp_ and the weights' digest, shortened */
@@ -65,7 +63,7 @@ struct al_gen {
     atomic_bool cancel;
     const char *cancel_why; /* "timeout", "client", "shutdown" */
     bool done;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
     char error[256];
     double t0, t_first, t_last;
     int n_pieces;
@@ -91,7 +89,7 @@ struct lp_tok {
     float lps[AL_LIMIT_TOP_PROBS];
 };
 
-void al_json_escape(struct al_buf *b, const char *s, size_t len)
+void al_server_json_escape(struct al_buf *b, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     al_buf_addch(b, '"');
@@ -130,7 +128,7 @@ void al_json_escape(struct al_buf *b, const char *s, size_t len)
     al_buf_addch(b, '"');
 }
 
-static void gen_free(struct al_gen *g)
+static void gen_free(struct al_server_gen *g)
 {
     al_engine_req_free(g->req);
     al_buf_release(&g->head);
@@ -143,19 +141,19 @@ static void gen_free(struct al_gen *g)
     free(g);
 }
 
-void al_gen_unref(struct al_gen *g)
+void al_server_gen_unref(struct al_server_gen *g)
 {
     if (g && atomic_fetch_sub(&g->refs, 1) == 1)
         gen_free(g);
 }
 
-static const char *finish_reason(const struct al_gen *g)
+static const char *finish_reason(const struct al_server_gen *g)
 {
-    return g->res.finish == AL_FINISH_LENGTH ? "length" : "stop";
+    return g->res.finish == AL_ENGINE_FINISH_LENGTH ? "length" : "stop";
 }
 
 /* OpenAI's usage; cached_tokens are the prompt tokens the KV cache held. */
-static void add_usage(struct al_buf *b, const struct al_gen_result *r)
+static void add_usage(struct al_buf *b, const struct al_engine_gen_result *r)
 {
     al_buf_addf(b,
                 "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
@@ -174,9 +172,9 @@ static void add_usage(struct al_buf *b, const struct al_gen_result *r)
  * rendered; "bytes" are its raw bytes, "token" the same with bytes that are
  * not valid UTF-8 (a piece of a multi-byte character) as U+FFFD. */
 
-static void on_probs(void *ud, const struct al_token_probs *tp)
+static void on_probs(void *ud, const struct al_engine_token_probs *tp)
 {
-    struct al_gen *g = ud;
+    struct al_server_gen *g = ud;
     pthread_mutex_lock(&g->mu);
     if (g->n_lp == g->cap_lp && !g->lp_nomem) {
         size_t cap = g->cap_lp ? g->cap_lp * 2 : 64;
@@ -234,7 +232,7 @@ static void add_text(struct al_buf *b, const char *p, size_t len)
             i++;
         }
     }
-    al_json_escape(b, out, o);
+    al_server_json_escape(b, out, o);
 }
 
 static void add_lp(struct al_buf *b, float lp)
@@ -243,7 +241,7 @@ static void add_lp(struct al_buf *b, float lp)
     al_buf_addf(b, "%.9g", isfinite(lp) ? (double)lp : -9999.0);
 }
 
-static size_t piece(const struct al_gen *g, int32_t id, char *buf, size_t size)
+static size_t piece(const struct al_server_gen *g, int32_t id, char *buf, size_t size)
 {
     int n = al_engine_token_piece(g->m, id, true, buf, size);
     if (n < 0)
@@ -253,7 +251,7 @@ static size_t piece(const struct al_gen *g, int32_t id, char *buf, size_t size)
 }
 
 /* {id, token, logprob, bytes} */
-static void add_entry(const struct al_gen *g, struct al_buf *b, int32_t id, float lp)
+static void add_entry(const struct al_server_gen *g, struct al_buf *b, int32_t id, float lp)
 {
     char p[256];
     size_t n = piece(g, id, p, sizeof p);
@@ -268,7 +266,7 @@ static void add_entry(const struct al_gen *g, struct al_buf *b, int32_t id, floa
 }
 
 /* The logprobs object for tokens [from, to) of g->lp; advances g->lp_off. */
-static void add_logprobs(struct al_gen *g, struct al_buf *b, size_t from, size_t to)
+static void add_logprobs(struct al_server_gen *g, struct al_buf *b, size_t from, size_t to)
 {
     char p[256];
     al_buf_addstr(b, "{\"content\":[");
@@ -285,7 +283,7 @@ static void add_logprobs(struct al_gen *g, struct al_buf *b, size_t from, size_t
         al_buf_addstr(b, "]}");
     }
     al_buf_addch(b, ']');
-    if (g->kind == AL_GEN_CHAT) {
+    if (g->kind == AL_SERVER_GEN_CHAT) {
         al_buf_addstr(b, ",\"refusal\":null}");
         return;
     }
@@ -332,7 +330,7 @@ static void add_logprobs(struct al_gen *g, struct al_buf *b, size_t from, size_t
 
 static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
 {
-    struct al_gen *g = ud;
+    struct al_server_gen *g = ud;
     double now = al_http_now();
     pthread_mutex_lock(&g->mu);
     if (g->n_pieces++ == 0)
@@ -341,9 +339,9 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     al_buf_add(&g->text, piece, len);
     if (g->stream) {
         al_buf_add(&g->sse, g->head.data, g->head.len);
-        al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
-        al_json_escape(&g->sse, piece, len);
-        al_buf_addstr(&g->sse, g->kind == AL_GEN_CHAT ? "},\"logprobs\":" : ",\"logprobs\":");
+        al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
+        al_server_json_escape(&g->sse, piece, len);
+        al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "},\"logprobs\":" : ",\"logprobs\":");
         if (g->lp_top >= 0 && g->n_lp > g->lp_sent) {
             /* The tokens whose text this chunk carries. */
             add_logprobs(g, &g->sse, g->lp_sent, g->n_lp);
@@ -363,10 +361,10 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     return ok && !atomic_load(&g->cancel);
 }
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
-    struct al_gen *g = ud;
-    struct al_metrics *m = g->srv->metrics;
+    struct al_server_gen *g = ud;
+    struct al_server_metrics *m = g->srv->metrics;
     pthread_mutex_lock(&g->mu);
     g->res = *res;
     g->res.error = NULL;
@@ -374,19 +372,19 @@ static void on_done(void *ud, const struct al_gen_result *res)
         snprintf(g->error, sizeof g->error, "%s", res->error);
     if (g->stream) {
         struct al_buf *b = &g->sse;
-        if (res->finish == AL_FINISH_ERROR || (res->finish == AL_FINISH_CANCELLED && g->cancel_why &&
+        if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why &&
                                                strcmp(g->cancel_why, "client") != 0)) {
             bool timeout = g->cancel_why && strcmp(g->cancel_why, "timeout") == 0;
             al_buf_addstr(b, "data: {\"error\":{\"message\":");
-            const char *msg = res->finish == AL_FINISH_ERROR ? g->error
+            const char *msg = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
                               : timeout ? "the request took longer than the server allows (limits.timeout_s)"
                                         : "the server is shutting down";
-            al_json_escape(b, msg, strlen(msg));
+            al_server_json_escape(b, msg, strlen(msg));
             al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                        res->finish == AL_FINISH_ERROR ? "internal" : g->cancel_why);
+                        res->finish == AL_ENGINE_FINISH_ERROR ? "internal" : g->cancel_why);
         } else {
             al_buf_add(b, g->head.data, g->head.len);
-            al_buf_addf(b, "%s,\"logprobs\":", g->kind == AL_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"");
+            al_buf_addf(b, "%s,\"logprobs\":", g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"");
             /* Tokens without text: an end-of-generation token (listed, as llama-server
              * does); with stop strings, the held-back tokens of the stop string (not). */
             if (g->lp_top >= 0 && g->n_lp > g->lp_sent && !g->has_stop)
@@ -412,22 +410,22 @@ static void on_done(void *ud, const struct al_gen_result *res)
     double tpot = g->n_pieces > 1 && res->n_gen > 1 ? (g->t_last - g->t_first) / (res->n_gen - 1) : -1;
     pthread_mutex_unlock(&g->mu);
     if (ttft >= 0)
-        al_metrics_ttft(m, ttft);
+        al_server_metrics_ttft(m, ttft);
     if (tpot >= 0)
-        al_metrics_token_latency(m, tpot);
-    if (res->finish == AL_FINISH_CANCELLED)
-        al_metrics_cancelled(m);
+        al_server_metrics_token_latency(m, tpot);
+    if (res->finish == AL_ENGINE_FINISH_CANCELLED)
+        al_server_metrics_cancelled(m);
     /* The last touch of the server: al_server_free waits for n_gens == 0. */
     struct al_server *srv = g->srv;
     pthread_mutex_lock(&srv->mu);
     if (--srv->n_gens == 0)
         pthread_cond_broadcast(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
-    al_gen_unref(g); /* the engine's reference */
+    al_server_gen_unref(g); /* the engine's reference */
     sched_yield();
 }
 
-static void request_cancel(struct al_gen *g, const char *why)
+static void request_cancel(struct al_server_gen *g, const char *why)
 {
     if (atomic_exchange(&g->cancel, true))
         return;
@@ -437,7 +435,7 @@ static void request_cancel(struct al_gen *g, const char *why)
 
 /* Under g->mu: sleeps up to ms (at most a tick), then checks the client, the
  * clock and the server. Returns false when the client is gone. */
-static bool wait_tick(struct al_gen *g, struct al_hreq *h, double ms)
+static bool wait_tick(struct al_server_gen *g, struct al_http_req *h, double ms)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -467,7 +465,7 @@ static bool wait_tick(struct al_gen *g, struct al_hreq *h, double ms)
 
 static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
-    struct al_gen *g = cls;
+    struct al_server_gen *g = cls;
     ssize_t n = MHD_CONTENT_READER_END_OF_STREAM;
     pthread_mutex_lock(&g->mu);
     for (;;) {
@@ -508,12 +506,12 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
 
 static void reader_free(void *cls)
 {
-    al_gen_unref(cls);
+    al_server_gen_unref(cls);
 }
 
 /* The whole logprobs object, or JSON null. With stop strings, the tokens from
  * the one where the returned text ends are left out (they made the stop string). */
-static json_t *whole_logprobs(struct al_gen *g)
+static json_t *whole_logprobs(struct al_server_gen *g)
 {
     if (g->lp_top < 0)
         return json_null();
@@ -535,17 +533,17 @@ static json_t *whole_logprobs(struct al_gen *g)
     return j ? j : json_null();
 }
 
-static json_t *whole_response(struct al_gen *g, const char *model)
+static json_t *whole_response(struct al_server_gen *g, const char *model)
 {
     json_t *choice;
     char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
     if (!text)
         return NULL;
-    if (g->kind == AL_GEN_CHAT) {
+    if (g->kind == AL_SERVER_GEN_CHAT) {
         choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
                            text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
         if (choice && g->citations) { /* retrieval: the passages, marked when the answer cites them */
-            al_rag_mark_cited(g->citations, text);
+            al_server_rag_mark_cited(g->citations, text);
             json_object_set(json_object_get(choice, "message"), "citations", g->citations);
         }
     }
@@ -554,15 +552,15 @@ static json_t *whole_response(struct al_gen *g, const char *model)
                            "finish_reason", finish_reason(g));
     free(text);
     return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i, s:{s:i}}, s:s}", "id", g->id, "object",
-                     g->kind == AL_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
+                     g->kind == AL_SERVER_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
                      model, "choices", choice, "usage", "prompt_tokens", g->res.n_prompt, "completion_tokens",
                      g->res.n_gen, "total_tokens", g->res.n_prompt + g->res.n_gen, "prompt_tokens_details",
                      "cached_tokens", g->res.n_cached, "system_fingerprint", g->fingerprint);
 }
 
-enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
+enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_gen_opts *go)
 {
-    struct al_gen *g = calloc(1, sizeof *g);
+    struct al_server_gen *g = calloc(1, sizeof *g);
     if (!g)
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     atomic_init(&g->refs, 1);
@@ -584,19 +582,19 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     g->lp_top = go->logprobs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
-    snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
+    snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_SERVER_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
     al_buf_init(&g->text, AL_LIMIT_PROMPT_BYTES);
     h->gen = g;
     al_buf_addf(&g->head, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", g->id,
-                go->kind == AL_GEN_CHAT ? "chat.completion.chunk" : "text_completion", g->created);
-    al_json_escape(&g->head, go->model, strlen(go->model));
+                go->kind == AL_SERVER_GEN_CHAT ? "chat.completion.chunk" : "text_completion", g->created);
+    al_server_json_escape(&g->head, go->model, strlen(go->model));
     snprintf(g->fingerprint, sizeof g->fingerprint, "fp_%.12s", al_lease_digest(h->lease) + 7);
     al_buf_addf(&g->head, ",\"system_fingerprint\":\"%s\",\"choices\":[{\"index\":0,", g->fingerprint);
     if (al_buf_failed(&g->head))
         return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
-    if (go->stream && go->kind == AL_GEN_CHAT) {
+    if (go->stream && go->kind == AL_SERVER_GEN_CHAT) {
         /* The first chunk names the role, as OpenAI's does. */
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
@@ -616,14 +614,15 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     pthread_mutex_lock(&h->srv->mu);
     h->srv->n_gens++;
     pthread_mutex_unlock(&h->srv->mu);
-    struct al_gen_params gp = go->params;
+    struct al_engine_gen_params gp = go->params;
     if (g->lp_top >= 0) {
         gp.n_probs = g->lp_top > 0 ? g->lp_top : 1;
         gp.on_probs = on_probs;
         gp.probs_ud = g;
     }
     if (h->arriving) {
-        gp.arrival = al_models_arrivals(h->srv->mm);
+        gp.on_submitted = al_server_arrivals_submitted;
+        gp.submitted_ud = h->srv->arrivals;
         h->arriving = false;
     }
     enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);
@@ -634,7 +633,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
         pthread_mutex_unlock(&h->srv->mu);
         if (rc == AL_ERR_LIMIT && strstr(err.msg, "context"))
             return al_http_reply_error(h, 400, "invalid_request_error",
-                                       go->kind == AL_GEN_CHAT ? "messages" : "prompt", "context_length_exceeded",
+                                       go->kind == AL_SERVER_GEN_CHAT ? "messages" : "prompt", "context_length_exceeded",
                                        "%s", err.msg);
         return al_http_reply_rc(h, &err, rc == AL_ERR_INVALID ? "grammar" : NULL);
     }
@@ -661,9 +660,9 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     pthread_mutex_unlock(&g->mu);
     if (gone)
         return MHD_NO; /* nobody to answer */
-    if (g->res.finish == AL_FINISH_ERROR)
+    if (g->res.finish == AL_ENGINE_FINISH_ERROR)
         return al_http_reply_error(h, 500, "server_error", NULL, "internal", "generation failed: %s", g->error);
-    if (g->res.finish == AL_FINISH_CANCELLED)
+    if (g->res.finish == AL_ENGINE_FINISH_CANCELLED)
         return al_http_reply_stopped(h, g->cancel_why && strcmp(g->cancel_why, "timeout") == 0 ? "timeout"
                                                                                                 : "shutdown");
     if (al_buf_failed(&g->text))
@@ -672,7 +671,7 @@ enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go)
     return al_http_reply_json(h, 200, whole_response(g, go->model));
 }
 
-enum MHD_Result al_http_reply_stopped(struct al_hreq *h, const char *why)
+enum MHD_Result al_http_reply_stopped(struct al_http_req *h, const char *why)
 {
     if (strcmp(why, "client") == 0)
         return MHD_NO; /* nobody to answer */
@@ -683,7 +682,7 @@ enum MHD_Result al_http_reply_stopped(struct al_hreq *h, const char *why)
     return al_http_reply_error(h, 503, "server_error", NULL, "shutting_down", "the server is shutting down");
 }
 
-const char *al_gen_finish(struct al_gen *g, struct al_hreq *h)
+const char *al_server_gen_finish(struct al_server_gen *g, struct al_http_req *h)
 {
     pthread_mutex_lock(&g->mu);
     if (!g->done && g->req)

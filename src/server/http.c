@@ -39,7 +39,7 @@ void al_server_opts_default(struct al_server_opts *o)
 {
     memset(o, 0, sizeof *o);
     o->host = "127.0.0.1";
-    o->port = AL_SERVE_DEFAULT_PORT;
+    o->port = AL_SERVER_DEFAULT_PORT;
     o->socket_mode = 0660;
     o->stream_interval_ms = 5;
     o->limits = (struct al_server_limits){
@@ -68,7 +68,7 @@ static const struct {
     [AL_ERR_INTERNAL] = {500, "server_error"},
 };
 
-static enum MHD_Result queue(struct al_hreq *h, int status, struct MHD_Response *r, const char *ctype)
+static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Response *r, const char *ctype)
 {
     if (!r)
         return MHD_NO;
@@ -84,7 +84,7 @@ static enum MHD_Result queue(struct al_hreq *h, int status, struct MHD_Response 
     return ret;
 }
 
-enum MHD_Result al_http_reply_text(struct al_hreq *h, int status, const char *ctype, const char *text, size_t len)
+enum MHD_Result al_http_reply_text(struct al_http_req *h, int status, const char *ctype, const char *text, size_t len)
 {
     char *copy = malloc(len + 1);
     if (!copy)
@@ -96,7 +96,7 @@ enum MHD_Result al_http_reply_text(struct al_hreq *h, int status, const char *ct
     return queue(h, status, r, ctype);
 }
 
-enum MHD_Result al_http_reply_json(struct al_hreq *h, int status, json_t *j)
+enum MHD_Result al_http_reply_json(struct al_http_req *h, int status, json_t *j)
 {
     char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
     json_decref(j);
@@ -116,7 +116,7 @@ static json_t *error_body(const char *type, const char *param, const char *code,
                      code);
 }
 
-enum MHD_Result al_http_reply_error(struct al_hreq *h, int status, const char *type, const char *param,
+enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const char *type, const char *param,
                                     const char *code, const char *fmt, ...)
 {
     char msg[AL_ERR_MSG_MAX];
@@ -129,7 +129,7 @@ enum MHD_Result al_http_reply_error(struct al_hreq *h, int status, const char *t
     return al_http_reply_json(h, status, error_body(type, param, code, msg));
 }
 
-enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, const char *param)
+enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param)
 {
     enum al_rc rc = (unsigned)err->rc < AL_RC_COUNT && err->rc != AL_OK ? err->rc : AL_ERR_INTERNAL;
     const char *code = al_rc_name(rc);
@@ -139,7 +139,7 @@ enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, co
                                err->msg[0] ? err->msg : al_rc_name(rc));
 }
 
-bool al_http_client_gone(struct al_hreq *h)
+bool al_http_client_gone(struct al_http_req *h)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(h->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     if (!ci)
@@ -148,7 +148,7 @@ bool al_http_client_gone(struct al_hreq *h)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
-bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
+bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
 {
     json_t *jm = body ? json_object_get(body, "model") : NULL;
     if (jm && !json_is_string(jm)) {
@@ -184,17 +184,17 @@ bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res)
 }
 
 /* ---- new connections ----
- * A new connection is counted in the models' arrivals from its accept until
+ * A new connection is counted in the server's arrivals from its accept until
  * its first request's headers are read: a client that opens connections to
  * start several requests at once has them accepted at once, but each
  * connection's thread reads its request in turn, and without the count the
- * first request took a step alone (8 new clients, 100M Q4_0 model: steps of
- * 3 prompts then 5, TTFT 25 and 67 ms). A connection that sends nothing is
- * not waited for once the count has been quiet a while (sched.c gather). */
+ * first request took a step alone (docs/internals/server.md, "Arrivals"). A
+ * connection that sends nothing is not waited for once the count has been
+ * quiet a while (arrivals.h). */
 
 struct conn_state {
     atomic_bool counted_new;
-    struct al_conn *dl; /* its receive deadline (conns.h) */
+    struct al_server_conn *dl; /* its receive deadline (conns.h) */
 };
 
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
@@ -205,18 +205,18 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
         struct conn_state *c = malloc(sizeof *c);
         if (c) {
             atomic_init(&c->counted_new, true);
-            al_arrivals_add(al_models_arrivals(s->mm), 1);
+            al_server_arrivals_add(s->arrivals, 1);
             const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-            c->dl = ci ? al_conns_add(s->conns, ci->connect_fd, al_http_now()) : NULL;
+            c->dl = ci ? al_server_conns_add(s->conns, ci->connect_fd, al_http_now()) : NULL;
         }
         *socket_context = c;
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         /* Called before libmicrohttpd closes the descriptor (conns.h). */
         struct conn_state *c = *socket_context;
         if (c && atomic_exchange(&c->counted_new, false))
-            al_arrivals_add(al_models_arrivals(s->mm), -1);
+            al_server_arrivals_add(s->arrivals, -1);
         if (c)
-            al_conns_remove(s->conns, c->dl);
+            al_server_conns_remove(s->conns, c->dl);
         free(c);
         *socket_context = NULL;
     }
@@ -224,12 +224,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 
 /* The connection's first request has its headers in: it is no longer a new
  * connection in the arrivals. Returns its receive deadline. */
-static struct al_conn *conn_first_request(struct al_server *s, struct MHD_Connection *conn)
+static struct al_server_conn *conn_first_request(struct al_server *s, struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     struct conn_state *c = ci ? ci->socket_context : NULL;
     if (c && atomic_exchange(&c->counted_new, false))
-        al_arrivals_add(al_models_arrivals(s->mm), -1);
+        al_server_arrivals_add(s->arrivals, -1);
     return c ? c->dl : NULL;
 }
 
@@ -240,19 +240,19 @@ static const struct route {
     bool prefix;
     const char *scope; /* NULL: no key needed */
     bool counted;      /* against limits.concurrent */
-    bool generates;    /* counted in the models' arrivals until submitted (al_arrivals) */
-    enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
+    bool generates;    /* counted in the server's arrivals until submitted (arrivals.h) */
+    enum MHD_Result (*handler)(struct al_http_req *h, json_t *body);
 } routes[] = {
-    {"POST", "/v1/chat/completions", false, "chat", true, true, al_route_chat},
-    {"POST", "/v1/completions", false, "chat", true, true, al_route_completions},
-    {"POST", "/v1/embeddings", false, "embed", true, false, al_route_embeddings},
-    {"GET", "/v1/models", false, "models", false, false, al_route_models},
-    {"GET", "/v1/models/", true, "models", false, false, al_route_model_get},
-    {"POST", "/tokenize", false, "chat", true, false, al_route_tokenize},
-    {"POST", "/detokenize", false, "chat", true, false, al_route_detokenize},
-    {"POST", "/v1/rag/", true, "rag", true, false, al_route_rag_query}, /* scope rag:{collection} */
-    {"GET", "/health", false, NULL, false, false, al_route_health},
-    {"GET", "/metrics", false, "admin", false, false, al_route_metrics},
+    {"POST", "/v1/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
+    {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"GET", "/v1/models", false, "models", false, false, al_server_route_models},
+    {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
+    {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
+    {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
+    {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
+    {"GET", "/health", false, NULL, false, false, al_server_route_health},
+    {"GET", "/metrics", false, "admin", false, false, al_server_route_metrics},
 };
 
 static const struct route *find_route(const char *method, const char *url, bool *path_known)
@@ -278,7 +278,7 @@ static const char *route_label(const struct route *r)
     return r->path;
 }
 
-static const char *bearer_token(struct al_hreq *h)
+static const char *bearer_token(struct al_http_req *h)
 {
     const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
     return auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
@@ -287,7 +287,7 @@ static const char *bearer_token(struct al_hreq *h)
 /* The key check for a scope and a model (NULL: not checked); false with
  * the refusal queued. A valid key is the caller even when refused, so its
  * 403s are audited under its name. */
-static bool access_check(struct al_hreq *h, const char *scope, const char *model, enum MHD_Result *res)
+static bool access_check(struct al_http_req *h, const char *scope, const char *model, enum MHD_Result *res)
 {
     struct al_server *s = h->srv;
     const char *bearer = bearer_token(h);
@@ -321,21 +321,21 @@ static bool access_check(struct al_hreq *h, const char *scope, const char *model
     return false;
 }
 
-bool al_http_access(struct al_hreq *h, const char *scope, enum MHD_Result *res)
+bool al_http_access(struct al_http_req *h, const char *scope, enum MHD_Result *res)
 {
     if (!h->srv->o.access)
         return true;
     return access_check(h, scope, NULL, res);
 }
 
-bool al_http_model_access(struct al_hreq *h, const char *ref, enum MHD_Result *res)
+bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Result *res)
 {
     if (!h->srv->o.access)
         return true;
     return access_check(h, NULL, ref, res);
 }
 
-bool al_http_model_visible(struct al_hreq *h, const char *name)
+bool al_http_model_visible(struct al_http_req *h, const char *name)
 {
     if (!h->srv->o.access)
         return true;
@@ -347,12 +347,12 @@ bool al_http_model_visible(struct al_hreq *h, const char *name)
 /* The access hook, before the handler: the client certificate and the
  * route's scope. Models are checked where they are chosen (al_http_lease),
  * once defaults are applied; here only the one a URL names. */
-static bool check_access(struct al_hreq *h, enum MHD_Result *res)
+static bool check_access(struct al_http_req *h, enum MHD_Result *res)
 {
     struct al_server *s = h->srv;
     if (s->tls_ca) {
         char subject[128];
-        if (!al_tls_client_subject(h->conn, subject, sizeof subject)) {
+        if (!al_server_tls_client_subject(h->conn, subject, sizeof subject)) {
             *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "client_certificate_required",
                                        "a valid client certificate is required");
             return false;
@@ -365,7 +365,7 @@ static bool check_access(struct al_hreq *h, enum MHD_Result *res)
     return access_check(h, h->scope, model, res);
 }
 
-static enum MHD_Result dispatch(struct al_hreq *h)
+static enum MHD_Result dispatch(struct al_http_req *h)
 {
     enum MHD_Result res = MHD_NO;
     if (al_buf_failed(&h->body))
@@ -379,7 +379,7 @@ static enum MHD_Result dispatch(struct al_hreq *h)
         body = json_loadb(data, h->body.len, JSON_REJECT_DUPLICATES, &je);
         if (!body) {
             char msg[AL_ERR_MSG_MAX];
-            al_json_body_error(data, h->body.len, &je, msg, sizeof msg);
+            al_server_json_body_error(data, h->body.len, &je, msg, sizeof msg);
             return al_http_reply_error(h, 400, "invalid_request_error", NULL, "invalid_json", "%s", msg);
         }
         if (!json_is_object(body)) {
@@ -417,7 +417,7 @@ static enum MHD_Result collect_framing(void *cls, enum MHD_ValueKind kind, const
 /* Refuses a request whose body could be delimited two ways (see framing.c);
  * false with the 400 queued, which also closes the connection: its bytes
  * after the headers are never read as another request. */
-static bool framing_ok(struct al_hreq *h, const char *version, enum MHD_Result *res)
+static bool framing_ok(struct al_http_req *h, const char *version, enum MHD_Result *res)
 {
     struct framing_fields ff = {.n = 0};
     MHD_get_connection_values(h->conn, MHD_HEADER_KIND, collect_framing, &ff);
@@ -436,7 +436,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls)
 {
     struct al_server *s = cls;
-    struct al_hreq *h = *con_cls;
+    struct al_http_req *h = *con_cls;
     if (!h) {
         h = calloc(1, sizeof *h);
         if (!h)
@@ -461,7 +461,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
          * its finish path); then the connection no longer counts as new.
          * In this order, so that the count does not dip between the two. */
         if (r && r->generates) {
-            al_arrivals_add(al_models_arrivals(s->mm), 1);
+            al_server_arrivals_add(s->arrivals, 1);
             h->arriving = true;
         }
         h->dl = conn_first_request(s, conn);
@@ -482,7 +482,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (r->scope && strcmp(r->scope, "rag") == 0) {
             /* The scope names the collection: rag:NAME. */
             char name[AL_LIMIT_RAG_NAME + 1];
-            if (!al_rag_url_collection(url, name, sizeof name))
+            if (!al_server_rag_url_collection(url, name, sizeof name))
                 return al_http_reply_error(h, 404, "invalid_request_error", NULL, "unknown_url",
                                            "unknown request URL: %s %s (expected /v1/rag/{collection}/query)", method,
                                            url);
@@ -491,8 +491,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         /* Fail closed: a request that could not be audited is not served. */
         char why[AL_ERR_MSG_MAX / 2];
-        if (r->handler != al_route_health && !s->o.audit_fail_open &&
-            al_audit_queue_failing(s->audit_q, why, sizeof why))
+        if (r->handler != al_server_route_health && !s->o.audit_fail_open &&
+            al_server_audit_queue_failing(s->audit_q, why, sizeof why))
             return al_http_reply_error(h, 503, "server_error", NULL, "audit_unavailable",
                                        "the audit log cannot be written (%s): requests are refused until it can "
                                        "(audit_fail = closed)",
@@ -528,7 +528,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (h->status)
         return MHD_YES; /* a refusal is queued already */
-    al_conn_handling(s->conns, h->dl); /* the request is in: its deadline is met */
+    al_server_conn_handling(s->conns, h->dl); /* the request is in: its deadline is met */
     return dispatch(h);
 }
 
@@ -536,11 +536,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe)
 {
     struct al_server *s = cls;
-    struct al_hreq *h = *con_cls;
+    struct al_http_req *h = *con_cls;
     if (!h)
         return;
     *con_cls = NULL;
-    const char *text = h->gen ? al_gen_finish(h->gen, h) : NULL;
+    const char *text = h->gen ? al_server_gen_finish(h->gen, h) : NULL;
     double secs = al_http_now() - h->t0;
     /* A client that went away is no server error: counted apart, and a
      * request it left unanswered is recorded as 499. */
@@ -548,23 +548,23 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                 (!h->status && al_http_client_gone(h));
     int status = h->status ? h->status : gone ? AL_HTTP_CLIENT_CLOSED : 500;
     if (gone)
-        al_metrics_client_gone(s->metrics);
-    al_metrics_request(s->metrics, h->route, status, secs);
-    al_metrics_tokens(s->metrics, h->tokens_in, h->tokens_out);
+        al_server_metrics_client_gone(s->metrics);
+    al_server_metrics_request(s->metrics, h->route, status, secs);
+    al_server_metrics_tokens(s->metrics, h->tokens_in, h->tokens_out);
     if (s->o.audit) {
         struct al_audit_record rec = {
             .request_id = h->id, .caller = h->caller, .model_digest = h->model_digest[0] ? h->model_digest : NULL,
             .route = h->route, .status = status, .tokens_in = h->tokens_in, .tokens_out = h->tokens_out,
             .latency_ms = secs * 1000, .prompt = s->o.audit_text ? h->prompt : NULL,
             .response = s->o.audit_text ? text : NULL};
-        al_audit_queue_post(s->audit_q, &rec);
+        al_server_audit_queue_post(s->audit_q, &rec);
     }
     al_info("%s %s %s %d %.1f ms caller=%s in=%d out=%d%s", h->id, h->method, h->url ? h->url : "?", status,
             secs * 1000, h->caller, h->tokens_in, h->tokens_out,
             toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection ended early)");
     if (h->arriving) /* never reached the engine */
-        al_arrivals_add(al_models_arrivals(s->mm), -1);
-    al_gen_unref(h->gen);
+        al_server_arrivals_add(s->arrivals, -1);
+    al_server_gen_unref(h->gen);
     al_models_release(h->lease);
     al_models_release(h->embed_lease);
     if (h->counted) {
@@ -575,7 +575,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     }
     /* A kept-alive connection waits for its next request, which has its
      * deadline from now. (One being closed is removed right after.) */
-    al_conn_receiving(s->conns, h->dl, al_http_now());
+    al_server_conn_receiving(s->conns, h->dl, al_http_now());
     al_buf_release(&h->body);
     free(h->prompt);
     free(h->url);
@@ -673,13 +673,17 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
      * one waiting while another is answered) and a margin for /health and
      * /metrics, which are not counted against limits.concurrent. */
     int conn_cap = o->limits.concurrent * 2 + 32;
-    rc = al_metrics_new(&s->metrics, err);
+    rc = al_server_metrics_new(&s->metrics, err);
+    if (!rc && !(s->arrivals = al_server_arrivals_new(0)))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc)
-        rc = al_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
+        al_models_set_admit(mm, al_server_arrivals_admit, s->arrivals);
     if (!rc)
-        rc = al_conns_start(s->conns, err);
+        rc = al_server_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
+    if (!rc)
+        rc = al_server_conns_start(s->conns, err);
     if (!rc && o->audit)
-        rc = al_audit_queue_start(o->audit, AL_SERVER_AUDIT_QUEUE, &s->audit_q, err);
+        rc = al_server_audit_queue_start(o->audit, AL_SERVER_AUDIT_QUEUE, &s->audit_q, err);
     if (rc)
         goto fail;
     if (o->tls_cert) {
@@ -687,9 +691,9 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
             rc = al_err_set(err, AL_ERR_USAGE, "this libmicrohttpd is built without TLS");
             goto fail;
         }
-        if ((rc = al_tls_read_pem(o->tls_cert, &s->tls_cert, err)) || (rc = al_tls_read_pem(o->tls_key, &s->tls_key, err)))
+        if ((rc = al_server_tls_read_pem(o->tls_cert, &s->tls_cert, err)) || (rc = al_server_tls_read_pem(o->tls_key, &s->tls_key, err)))
             goto fail;
-        if (o->tls_client_ca && (rc = al_tls_read_pem(o->tls_client_ca, &s->tls_ca, err)))
+        if (o->tls_client_ca && (rc = al_server_tls_read_pem(o->tls_client_ca, &s->tls_ca, err)))
             goto fail;
     }
     unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC |
@@ -765,7 +769,7 @@ enum al_rc al_server_set_limits(struct al_server *s, const struct al_server_limi
     s->o.limits = *l;
     s->o.stream_interval_ms = stream_interval_ms;
     pthread_mutex_unlock(&s->mu);
-    al_conns_set_timeout(s->conns, l->receive_timeout_s);
+    al_server_conns_set_timeout(s->conns, l->receive_timeout_s);
     return AL_OK;
 }
 
@@ -817,10 +821,13 @@ void al_server_free(struct al_server *s)
         close(s->unix_fd);
         unlink(s->socket_path);
     }
-    al_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
-    al_conns_free(s->conns);         /* after the daemon: no connection is left */
-    al_metrics_free(s->metrics);
-    al_srv_rag_free(s->rag);
+    al_server_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
+    if (s->arrivals)
+        al_models_set_admit(s->mm, NULL, NULL); /* no scheduler asks the count from now on */
+    al_server_arrivals_free(s->arrivals);
+    al_server_conns_free(s->conns);         /* after the daemon: no connection is left */
+    al_server_metrics_free(s->metrics);
+    al_server_rag_free(s->rag);
     free(s->tls_cert);
     if (s->tls_key) {
         explicit_bzero(s->tls_key, strlen(s->tls_key));

@@ -4,6 +4,7 @@
  *
  *   http.c         daemon, listening, routing, access check, the finish path
  *   routes_gen.c   /v1/chat/completions and /v1/completions
+ *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
  *   params.c       sampling parameters and response_format from a request body
@@ -11,7 +12,10 @@
  *   metrics.c      counters and histograms, Prometheus text
  *   framing.c      Content-Length and Transfer-Encoding: what is refused
  *   conns.c        the deadline for a request to arrive, the reserve of connections
+ *   arrivals.c     requests on their way to the engine: the schedulers' admission hook
  *   tls.c          TLS files, the client certificate's subject
+ *   config.c       the JSON config file (config.h)
+ *   audit_queue.c  the audit writer thread (audit_queue.h)
  */
 #ifndef AL_SERVER_HTTP_INT_H
 #define AL_SERVER_HTTP_INT_H
@@ -25,6 +29,7 @@
 #include "core/buf.h"
 #include "core/hash.h"
 #include "engine/engine.h"
+#include "server/arrivals.h"
 #include "server/conns.h"
 #include "server/metrics.h"
 #include "server/server.h"
@@ -37,9 +42,10 @@ struct al_server {
     int unix_fd;
     char socket_path[4096];
     char *tls_cert, *tls_key, *tls_ca; /* PEM text */
-    struct al_metrics *metrics;
-    struct al_conns *conns;         /* receive deadlines and the reserve (conns.h) */
-    struct al_audit_queue *audit_q; /* with o.audit: its writer (audit_queue.h) */
+    struct al_server_metrics *metrics;
+    struct al_server_conns *conns;         /* receive deadlines and the reserve (conns.h) */
+    struct al_server_arrivals *arrivals; /* generation requests on their way (arrivals.h) */
+    struct al_server_audit_queue *audit_q; /* with o.audit: its writer (audit_queue.h) */
     pthread_mutex_t mu;
     pthread_cond_t cv;      /* in_flight or n_gens reached 0 */
     int in_flight;          /* requests counted against limits.concurrent */
@@ -48,14 +54,14 @@ struct al_server {
     bool stopping;          /* cancel what still runs */
     atomic_uint_fast64_t next_id;
     char id_prefix[16];
-    struct al_srv_rag *rag;  /* open collections (routes_rag.c) */
+    struct al_server_rag *rag;  /* open collections (routes_rag.c) */
 };
 
-struct al_gen; /* gen.c */
-struct al_srv_rag; /* routes_rag.c */
+struct al_server_gen; /* gen.c */
+struct al_server_rag; /* routes_rag.c */
 
 /* One HTTP request, from its first byte to the finish path. */
-struct al_hreq {
+struct al_http_req {
     struct al_server *srv;
     struct MHD_Connection *conn;
     char id[40];
@@ -63,7 +69,7 @@ struct al_hreq {
     const char *route;          /* metrics label, e.g. "/v1/completions" */
     const char *scope;          /* "chat", "embed", "admin", "rag:NAME", NULL: none needed */
     char scope_buf[96];         /* "rag:NAME" for /v1/rag/{NAME}/query */
-    enum MHD_Result (*handler)(struct al_hreq *h, json_t *body);
+    enum MHD_Result (*handler)(struct al_http_req *h, json_t *body);
     char *url;                  /* for /v1/models/{id} */
     struct al_buf body;
     struct al_server_limits limits; /* the server's when the request came (SIGHUP may change them) */
@@ -73,14 +79,14 @@ struct al_hreq {
     bool counted;               /* in srv->in_flight */
     bool close;                 /* answer with "Connection: close" and close */
     bool gone;                  /* the client went away before the response ended */
-    struct al_conn *dl;         /* its connection's receive deadline (conns.h) */
-    bool arriving;              /* in the models' arrivals: al_engine_submit uncounts it */
+    struct al_server_conn *dl;         /* its connection's receive deadline (conns.h) */
+    bool arriving;              /* in srv->arrivals: al_engine_submit uncounts it (on_submitted) */
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
     int tokens_in, tokens_out;
     struct al_model_lease *lease;
     struct al_model_lease *embed_lease; /* a collection's embedding model (retrieval) */
-    struct al_gen *gen;         /* a generation, held until the finish path */
+    struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
 };
 
@@ -91,36 +97,36 @@ struct al_hreq {
 double al_http_now(void);
 
 /* Replies; each returns MHD's result of queueing the response. */
-enum MHD_Result al_http_reply_json(struct al_hreq *h, int status, json_t *j); /* steals j */
-enum MHD_Result al_http_reply_text(struct al_hreq *h, int status, const char *ctype, const char *text, size_t len);
-enum MHD_Result al_http_reply_error(struct al_hreq *h, int status, const char *type, const char *param,
+enum MHD_Result al_http_reply_json(struct al_http_req *h, int status, json_t *j); /* steals j */
+enum MHD_Result al_http_reply_text(struct al_http_req *h, int status, const char *ctype, const char *text, size_t len);
+enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const char *type, const char *param,
                                     const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Maps an al_rc through the server's one table of HTTP statuses. */
-enum MHD_Result al_http_reply_rc(struct al_hreq *h, const struct al_err *err, const char *param);
+enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param);
 
 /* The answer to a request the server stopped: why "timeout" is 504,
  * "shutdown" 503, "client" (gone) no answer at all (MHD_NO). */
-enum MHD_Result al_http_reply_stopped(struct al_hreq *h, const char *why);
+enum MHD_Result al_http_reply_stopped(struct al_http_req *h, const char *why);
 
 /* True once the peer has closed its side of the connection. */
-bool al_http_client_gone(struct al_hreq *h);
+bool al_http_client_gone(struct al_http_req *h);
 
 /* Acquires the model named by body's "model" (or the default when it names
  * none or ""), after checking that the request's key may use that model. On
  * failure the error reply is queued and *res is set: return it. */
-bool al_http_lease(struct al_hreq *h, json_t *body, enum MHD_Result *res);
+bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res);
 
 /* Runs the access check for one more scope (a collection named in the body);
  * false with the refusal (401/403) queued in *res. */
-bool al_http_access(struct al_hreq *h, const char *scope, enum MHD_Result *res);
+bool al_http_access(struct al_http_req *h, const char *scope, enum MHD_Result *res);
 
 /* Checks that the request's key may use the model ref (its patterns); false
  * with the refusal (401/403) queued in *res. Every model that serves a
  * request passes here before it is acquired. */
-bool al_http_model_access(struct al_hreq *h, const char *ref, enum MHD_Result *res);
+bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Result *res);
 
 /* Whether the request's key may use model name (for /v1/models); no reply. */
-bool al_http_model_visible(struct al_hreq *h, const char *name);
+bool al_http_model_visible(struct al_http_req *h, const char *name);
 
 /* ---- framing.c ---- */
 /* One request header, as libmicrohttpd parsed it. */
@@ -140,22 +146,22 @@ enum al_rc al_http_framing_check(const char *version, const struct al_http_field
                                  struct al_err *err);
 
 /* ---- routes ---- */
-enum MHD_Result al_route_rag_query(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_completions(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_models(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_model_get(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_health(struct al_hreq *h, json_t *body);
-enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body);
+enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body);
 
 /* ---- routes_rag.c ---- */
 /* The collection name of a /v1/rag/{name}/query URL into out; false when the
  * URL is not of that shape. */
-bool al_rag_url_collection(const char *url, char *out, size_t size);
-void al_srv_rag_free(struct al_srv_rag *sr);
+bool al_server_rag_url_collection(const char *url, char *out, size_t size);
+void al_server_rag_free(struct al_server_rag *sr);
 
 /* Retrieval for a chat completion whose body carries "airlock":
  * {"collection", "k", "mode"}: checks the rag:COLLECTION scope, embeds the
@@ -163,65 +169,65 @@ void al_srv_rag_free(struct al_srv_rag *sr);
  * manager) and rewrites the prompt with the numbered passages (the template
  * of `airlock ask`). On success *prompt is the new prompt (malloc'd) and
  * *citations the passages as JSON; false with the error reply queued. */
-bool al_rag_chat(struct al_hreq *h, json_t *body, const struct al_chat_msg *msgs, size_t n, char **prompt,
-                 json_t **citations, enum MHD_Result *res);
+bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_engine_chat_msg *msgs, size_t n,
+                        char **prompt, json_t **citations, enum MHD_Result *res);
 /* Marks "cited": true on the citations the answer text refers to as [n]. */
-void al_rag_mark_cited(json_t *citations, const char *text);
+void al_server_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
-enum al_gen_kind { AL_GEN_CHAT, AL_GEN_COMPLETION };
+enum al_server_gen_kind { AL_SERVER_GEN_CHAT, AL_SERVER_GEN_COMPLETION };
 
-struct al_gen_opts {
-    enum al_gen_kind kind;
+struct al_server_gen_opts {
+    enum al_server_gen_kind kind;
     bool stream;
     bool include_usage;
     const char *model;     /* the name echoed in responses */
     const char *prompt;
-    struct al_gen_params params;
+    struct al_engine_gen_params params;
     int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by
  * the engine; otherwise waits and replies with the whole completion. */
-enum MHD_Result al_gen_run(struct al_hreq *h, const struct al_gen_opts *go);
+enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_gen_opts *go);
 /* Finish path: cancels an unfinished generation, fills h's token counts and
- * returns the generated text for the audit (borrowed until al_gen_unref). */
-const char *al_gen_finish(struct al_gen *g, struct al_hreq *h);
-void al_gen_unref(struct al_gen *g);
+ * returns the generated text for the audit (borrowed until al_server_gen_unref). */
+const char *al_server_gen_finish(struct al_server_gen *g, struct al_http_req *h);
+void al_server_gen_unref(struct al_server_gen *g);
 
 /* Appends s as a JSON string literal (with quotes) to b. */
-void al_json_escape(struct al_buf *b, const char *s, size_t len);
+void al_server_json_escape(struct al_buf *b, const char *s, size_t len);
 
 /* ---- params.c ---- */
 /* Reads the sampling parameters, stop strings, max_tokens and
  * response_format/grammar of an OpenAI request body into p. Strings stay
  * owned by body, except the grammar, written to *grammar (caller frees).
  * On error, err has the message and *param the offending field. */
-enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
+enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
 
 /* The message for a request body jansson could not parse (je from
  * json_loadb of data): where the syntax broke, or, for a number out of range,
  * which field holds it ("'seed' in the request body is out of range ..."). */
-void al_json_body_error(const char *data, size_t len, const json_error_t *je, char *out, size_t size);
+void al_server_json_body_error(const char *data, size_t len, const json_error_t *je, char *out, size_t size);
 
 /* Reads the request's log-probability fields: for chat "logprobs": true and
  * "top_logprobs": N, for completions "logprobs": N. *top_n is -1 when none
  * are asked for, else the number of alternatives per token (0..20). */
-enum al_rc al_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err);
+enum al_rc al_server_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err);
 
 /* ---- json_schema_gbnf.c ---- */
 /* Converts a JSON schema into a GBNF grammar (root rule "root"); schema NULL
  * gives a grammar of any JSON object. *out must be NULL; the caller frees it.
  * Errors: AL_ERR_INVALID (unsupported or malformed schema), AL_ERR_LIMIT. */
-enum al_rc al_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err);
+enum al_rc al_server_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err);
 
 /* ---- tls.c ---- */
 /* Reads a PEM file into *out (caller frees); capped at 1 MiB. */
-enum al_rc al_tls_read_pem(const char *path, char **out, struct al_err *err);
+enum al_rc al_server_tls_read_pem(const char *path, char **out, struct al_err *err);
 /* The verified client certificate's subject DN into out; false when the
  * client presented none or it does not verify. */
-bool al_tls_client_subject(struct MHD_Connection *c, char *out, size_t size);
+bool al_server_tls_client_subject(struct MHD_Connection *c, char *out, size_t size);
 
 #endif

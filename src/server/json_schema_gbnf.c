@@ -258,7 +258,7 @@ static int visit(struct conv *c, json_t *schema, int depth)
     return emit(c, &b);
 }
 
-enum al_rc al_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err)
+enum al_rc al_server_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err)
 {
     struct conv c = {.err = err};
     al_buf_init(&c.out, AL_LIMIT_GRAMMAR);

@@ -27,7 +27,7 @@ struct pair {
     uint64_t n;
 };
 
-struct al_metrics {
+struct al_server_metrics {
     pthread_mutex_t mu;
     struct pair pairs[MAX_PAIRS];
     int n_pairs;
@@ -35,9 +35,9 @@ struct al_metrics {
     struct hist ttft, tok, req;
 };
 
-enum al_rc al_metrics_new(struct al_metrics **out, struct al_err *err)
+enum al_rc al_server_metrics_new(struct al_server_metrics **out, struct al_err *err)
 {
-    struct al_metrics *m = calloc(1, sizeof *m);
+    struct al_server_metrics *m = calloc(1, sizeof *m);
     if (!m)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&m->mu, NULL);
@@ -48,7 +48,7 @@ enum al_rc al_metrics_new(struct al_metrics **out, struct al_err *err)
     return AL_OK;
 }
 
-void al_metrics_free(struct al_metrics *m)
+void al_server_metrics_free(struct al_server_metrics *m)
 {
     if (!m)
         return;
@@ -65,7 +65,7 @@ static void observe(struct hist *h, double v)
     h->sum += v;
 }
 
-void al_metrics_request(struct al_metrics *m, const char *route, int status, double seconds)
+void al_server_metrics_request(struct al_server_metrics *m, const char *route, int status, double seconds)
 {
     pthread_mutex_lock(&m->mu);
     int i = 0;
@@ -79,7 +79,7 @@ void al_metrics_request(struct al_metrics *m, const char *route, int status, dou
     pthread_mutex_unlock(&m->mu);
 }
 
-void al_metrics_tokens(struct al_metrics *m, int in, int out)
+void al_server_metrics_tokens(struct al_server_metrics *m, int in, int out)
 {
     pthread_mutex_lock(&m->mu);
     m->tokens_in += (uint64_t)(in > 0 ? in : 0);
@@ -87,28 +87,28 @@ void al_metrics_tokens(struct al_metrics *m, int in, int out)
     pthread_mutex_unlock(&m->mu);
 }
 
-void al_metrics_ttft(struct al_metrics *m, double s)
+void al_server_metrics_ttft(struct al_server_metrics *m, double s)
 {
     pthread_mutex_lock(&m->mu);
     observe(&m->ttft, s);
     pthread_mutex_unlock(&m->mu);
 }
 
-void al_metrics_token_latency(struct al_metrics *m, double s)
+void al_server_metrics_token_latency(struct al_server_metrics *m, double s)
 {
     pthread_mutex_lock(&m->mu);
     observe(&m->tok, s);
     pthread_mutex_unlock(&m->mu);
 }
 
-void al_metrics_cancelled(struct al_metrics *m)
+void al_server_metrics_cancelled(struct al_server_metrics *m)
 {
     pthread_mutex_lock(&m->mu);
     m->cancelled++;
     pthread_mutex_unlock(&m->mu);
 }
 
-void al_metrics_client_gone(struct al_metrics *m)
+void al_server_metrics_client_gone(struct al_server_metrics *m)
 {
     pthread_mutex_lock(&m->mu);
     m->client_gone++;
@@ -124,7 +124,7 @@ static void render_hist(struct al_buf *b, const char *name, const char *help, co
                 h->sum, name, h->count);
 }
 
-void al_metrics_render(struct al_metrics *m, struct al_buf *b)
+void al_server_metrics_render(struct al_server_metrics *m, struct al_buf *b)
 {
     pthread_mutex_lock(&m->mu);
     al_buf_addstr(b, "# HELP airlock_requests_total HTTP requests by route and status.\n"

@@ -8,21 +8,21 @@
 #include "core/buf.h"
 #include "core/err.h"
 
-struct al_metrics;
+struct al_server_metrics;
 
-enum al_rc al_metrics_new(struct al_metrics **out, struct al_err *err);
-void al_metrics_free(struct al_metrics *m);
+enum al_rc al_server_metrics_new(struct al_server_metrics **out, struct al_err *err);
+void al_server_metrics_free(struct al_server_metrics *m);
 
 /* One finished request: route label (a fixed string), HTTP status, seconds. */
-void al_metrics_request(struct al_metrics *m, const char *route, int status, double seconds);
-void al_metrics_tokens(struct al_metrics *m, int in, int out);
-void al_metrics_ttft(struct al_metrics *m, double seconds);
-void al_metrics_token_latency(struct al_metrics *m, double seconds);
-void al_metrics_cancelled(struct al_metrics *m);
+void al_server_metrics_request(struct al_server_metrics *m, const char *route, int status, double seconds);
+void al_server_metrics_tokens(struct al_server_metrics *m, int in, int out);
+void al_server_metrics_ttft(struct al_server_metrics *m, double seconds);
+void al_server_metrics_token_latency(struct al_server_metrics *m, double seconds);
+void al_server_metrics_cancelled(struct al_server_metrics *m);
 /* A request whose client went away before its response ended. */
-void al_metrics_client_gone(struct al_metrics *m);
+void al_server_metrics_client_gone(struct al_server_metrics *m);
 
 /* Appends every metric in the text format. */
-void al_metrics_render(struct al_metrics *m, struct al_buf *out);
+void al_server_metrics_render(struct al_server_metrics *m, struct al_buf *out);
 
 #endif

@@ -33,7 +33,7 @@ static enum al_rc num(json_t *body, const char *name, double lo, double hi, doub
     return AL_OK;
 }
 
-enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_gen_params *p,
+enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err)
 {
     double d;
@@ -131,13 +131,13 @@ enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim,
         if (strcmp(type, "text") != 0 && *grammar)
             return bad(param, "response_format", err, "cannot be combined with 'grammar'");
         if (strcmp(type, "json_object") == 0) {
-            rc = al_json_schema_to_gbnf(NULL, grammar, err);
+            rc = al_server_json_schema_to_gbnf(NULL, grammar, err);
         } else if (strcmp(type, "json_schema") == 0) {
             json_t *js = json_object_get(rf, "json_schema");
             json_t *schema = json_object_get(js, "schema");
             if (!json_is_object(schema))
                 return bad(param, "response_format", err, "needs json_schema.schema, an object");
-            rc = al_json_schema_to_gbnf(schema, grammar, err);
+            rc = al_server_json_schema_to_gbnf(schema, grammar, err);
         } else if (strcmp(type, "text") != 0) {
             return bad(param, "response_format", err, "type must be 'text', 'json_object' or 'json_schema'");
         }
@@ -150,7 +150,7 @@ enum al_rc al_params_from_json(json_t *body, const struct al_server_limits *lim,
     return AL_OK;
 }
 
-enum al_rc al_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err)
+enum al_rc al_server_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err)
 {
     json_t *lp = json_object_get(body, "logprobs"), *tl = json_object_get(body, "top_logprobs");
     *top_n = -1;
@@ -223,7 +223,7 @@ static bool find_big(json_t *v, struct al_buf *path)
     return false;
 }
 
-void al_json_body_error(const char *data, size_t len, const json_error_t *je, char *out, size_t size)
+void al_server_json_body_error(const char *data, size_t len, const json_error_t *je, char *out, size_t size)
 {
     if (json_error_code(je) != json_error_numeric_overflow) {
         snprintf(out, size, "the request body is not valid JSON: %s (line %d, column %d)", je->text, je->line,

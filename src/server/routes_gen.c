@@ -8,7 +8,7 @@
 
 /* Refuses a prompt over limits.prompt_tokens. A token is at least one byte,
  * so a prompt shorter than the cap in bytes needs no tokenizing here. */
-static bool prompt_fits(struct al_hreq *h, const char *prompt, const char *param, enum MHD_Result *res)
+static bool prompt_fits(struct al_http_req *h, const char *prompt, const char *param, enum MHD_Result *res)
 {
     int cap = h->limits.prompt_tokens;
     size_t len = strlen(prompt);
@@ -32,7 +32,7 @@ static bool prompt_fits(struct al_hreq *h, const char *prompt, const char *param
     return true;
 }
 
-static bool read_stream(struct al_hreq *h, json_t *body, struct al_gen_opts *go, enum MHD_Result *res)
+static bool read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res)
 {
     json_t *st = json_object_get(body, "stream");
     if (st && !json_is_boolean(st) && !json_is_null(st)) {
@@ -46,32 +46,32 @@ static bool read_stream(struct al_hreq *h, json_t *body, struct al_gen_opts *go,
 }
 
 /* Shared tail of both routes: parameters, limits, then the generation. */
-static enum MHD_Result run(struct al_hreq *h, json_t *body, struct al_gen_opts *go, int default_max)
+static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, int default_max)
 {
     const char *stops[AL_LIMIT_STOP_STRINGS];
     char *grammar = NULL;
     const char *param = NULL;
     struct al_err err = AL_ERR_INIT;
     enum MHD_Result res;
-    go->params = al_gen_params_default();
+    go->params = al_engine_gen_params_default();
     go->params.max_tokens = default_max;
-    if (al_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
-        al_logprobs_from_json(body, go->kind == AL_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
+    if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
+        al_server_logprobs_from_json(body, go->kind == AL_SERVER_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);
         return al_http_reply_rc(h, &err, param);
     }
-    if (!prompt_fits(h, go->prompt, go->kind == AL_GEN_CHAT ? "messages" : "prompt", &res)) {
+    if (!prompt_fits(h, go->prompt, go->kind == AL_SERVER_GEN_CHAT ? "messages" : "prompt", &res)) {
         free(grammar);
         return res;
     }
     json_t *jm = json_object_get(body, "model");
     go->model = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
-    res = al_gen_run(h, go);
+    res = al_server_gen_run(h, go);
     free(grammar);
     return res;
 }
 
-enum MHD_Result al_route_completions(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
 {
     enum MHD_Result res;
     json_t *jp = json_object_get(body, "prompt");
@@ -90,7 +90,7 @@ enum MHD_Result al_route_completions(struct al_hreq *h, json_t *body)
         return al_http_reply_error(h, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
     if (!al_http_lease(h, body, &res))
         return res;
-    struct al_gen_opts go = {.kind = AL_GEN_COMPLETION, .prompt = json_string_value(jp)};
+    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION, .prompt = json_string_value(jp)};
     if (!read_stream(h, body, &go, &res))
         return res;
     if (h->srv->o.audit_text && !(h->prompt = strdup(go.prompt)))
@@ -123,7 +123,7 @@ static bool content_text(json_t *c, struct al_buf *b)
     return true;
 }
 
-enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
 {
     enum MHD_Result res;
     json_t *msgs = json_object_get(body, "messages");
@@ -134,7 +134,7 @@ enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
     if (n > AL_LIMIT_CHAT_MSGS)
         return al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
                                    "'messages' has %zu entries; at most %d are allowed", n, AL_LIMIT_CHAT_MSGS);
-    struct al_chat_msg *cm = calloc(n, sizeof *cm);
+    struct al_engine_chat_msg *cm = calloc(n, sizeof *cm);
     struct al_buf *texts = calloc(n, sizeof *texts);
     char *prompt = NULL;
     json_t *citations = NULL;
@@ -165,14 +165,14 @@ enum MHD_Result al_route_chat(struct al_hreq *h, json_t *body)
     json_t *ext = json_object_get(body, "airlock");
     if (ext && !json_is_null(ext)) {
         /* Retrieval: the passages go into the prompt, the citations into the response. */
-        if (!al_rag_chat(h, body, cm, n, &prompt, &citations, &res))
+        if (!al_server_rag_chat(h, body, cm, n, &prompt, &citations, &res))
             goto out;
     } else if (al_engine_chat_format(al_lease_engine(h->lease), cm, n, true, al_lease_chat_fallback(h->lease),
                                      &prompt, &err) != AL_OK) {
         res = al_http_reply_rc(h, &err, "messages");
         goto out;
     }
-    struct al_gen_opts go = {.kind = AL_GEN_CHAT, .prompt = prompt, .citations = citations};
+    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_CHAT, .prompt = prompt, .citations = citations};
     if (!read_stream(h, body, &go, &res))
         goto out;
     if (h->srv->o.audit_text && !(h->prompt = strdup(prompt))) {

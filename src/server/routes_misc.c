@@ -17,7 +17,7 @@ static json_t *model_object(const char *id)
                      "airlock");
 }
 
-enum MHD_Result al_route_models(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
 {
     char **names = NULL;
     size_t n = 0;
@@ -34,7 +34,7 @@ enum MHD_Result al_route_models(struct al_hreq *h, json_t *body)
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
-enum MHD_Result al_route_model_get(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body)
 {
     const char *id = h->url + strlen("/v1/models/");
     struct al_err err = AL_ERR_INIT;
@@ -60,14 +60,14 @@ static void base64(struct al_buf *b, const unsigned char *p, size_t n)
  * (limits.timeout_s) or the server stopping end the work, so that the model's
  * embedding lock is not held for work nobody will read. */
 struct embed_watch {
-    struct al_hreq *h;
+    struct al_http_req *h;
     const char *why; /* "client", "timeout", "shutdown"; NULL while going on */
 };
 
 static enum al_rc embed_check(void *ud, struct al_err *err)
 {
     struct embed_watch *w = ud;
-    struct al_hreq *h = w->h;
+    struct al_http_req *h = w->h;
     if (al_http_client_gone(h))
         w->why = "client";
     else if (h->limits.timeout_s > 0 && al_http_now() - h->t0 > h->limits.timeout_s)
@@ -83,7 +83,7 @@ static enum al_rc embed_check(void *ud, struct al_err *err)
 }
 
 /* The response body: the vectors as floats or base64, the usage. */
-static enum MHD_Result embed_reply(struct al_hreq *h, json_t *body, const float *vec, size_t n, int n_embd,
+static enum MHD_Result embed_reply(struct al_http_req *h, json_t *body, const float *vec, size_t n, int n_embd,
                                    bool b64, int tokens)
 {
     struct al_buf b;
@@ -105,7 +105,7 @@ static enum MHD_Result embed_reply(struct al_hreq *h, json_t *body, const float 
     json_t *jm = json_object_get(body, "model");
     al_buf_addstr(&b, "],\"model\":");
     const char *name = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
-    al_json_escape(&b, name, strlen(name));
+    al_server_json_escape(&b, name, strlen(name));
     al_buf_addf(&b, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}", tokens, tokens);
     enum MHD_Result res = al_buf_failed(&b)
                               ? al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory")
@@ -116,7 +116,7 @@ static enum MHD_Result embed_reply(struct al_hreq *h, json_t *body, const float 
 
 /* The texts of "input" into *texts (borrowed from body; caller frees the
  * array); false with the refusal queued in *res. */
-static bool embed_inputs(struct al_hreq *h, json_t *body, const char ***texts, size_t *n, enum MHD_Result *res)
+static bool embed_inputs(struct al_http_req *h, json_t *body, const char ***texts, size_t *n, enum MHD_Result *res)
 {
     json_t *in = json_object_get(body, "input");
     *n = json_is_string(in) ? 1 : json_array_size(in);
@@ -150,7 +150,7 @@ static bool embed_inputs(struct al_hreq *h, json_t *body, const char ***texts, s
     return true;
 }
 
-enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body)
 {
     enum MHD_Result res;
     const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
@@ -167,7 +167,7 @@ enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
         return res;
     }
     struct al_engine_model *m = al_lease_engine(h->lease);
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     json_t *dim = json_object_get(body, "dimensions");
     if (dim && !json_is_null(dim) && !(json_is_integer(dim) && json_integer_value(dim) == info.n_embd)) {
@@ -182,14 +182,14 @@ enum MHD_Result al_route_embeddings(struct al_hreq *h, json_t *body)
     }
     struct al_err err = AL_ERR_INIT;
     struct embed_watch w = {.h = h};
-    struct al_embed_ctl ctl = {.check = embed_check, .ud = &w};
+    struct al_engine_embed_ctl ctl = {.check = embed_check, .ud = &w};
     size_t tokens = 0;
     enum al_rc rc = al_engine_embed_ctl(m, texts, n, &ctl, vec, &tokens, &err);
     free(texts);
     if (rc) {
         free(vec);
         if (w.why) {
-            al_metrics_cancelled(h->srv->metrics);
+            al_server_metrics_cancelled(h->srv->metrics);
             return al_http_reply_stopped(h, w.why);
         }
         return al_http_reply_rc(h, &err, "input");
@@ -215,7 +215,7 @@ static json_t *piece_json(const char *p, size_t len)
     return bytes;
 }
 
-enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body)
 {
     enum MHD_Result res;
     json_t *c = json_object_get(body, "content");
@@ -249,7 +249,7 @@ enum MHD_Result al_route_tokenize(struct al_hreq *h, json_t *body)
     return al_http_reply_json(h, 200, json_pack("{s:o}", "tokens", arr));
 }
 
-enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body)
 {
     enum MHD_Result res;
     json_t *t = json_object_get(body, "tokens");
@@ -291,11 +291,11 @@ enum MHD_Result al_route_detokenize(struct al_hreq *h, json_t *body)
 /* 503 while loading, or while the audit cannot write and the server
  * refuses requests for it (audit_fail closed): a balancer then sends the
  * traffic elsewhere. With audit_fail open a failing audit is reported, 200. */
-enum MHD_Result al_route_health(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body)
 {
     bool loading = al_models_loading(h->srv->mm);
     char why[AL_ERR_MSG_MAX / 2];
-    if (!al_audit_queue_failing(h->srv->audit_q, why, sizeof why))
+    if (!al_server_audit_queue_failing(h->srv->audit_q, why, sizeof why))
         return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
     bool closed = !h->srv->o.audit_fail_open;
     const char *status = closed ? "audit_unavailable" : loading ? "loading" : "ok";
@@ -331,12 +331,12 @@ static void model_gauges(void *ud, const struct al_loaded_model *lm)
                 vals[g->pass]);
 }
 
-enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body)
 {
     struct al_server *s = h->srv;
     struct al_buf b;
     al_buf_init(&b, 4u << 20);
-    al_metrics_render(s->metrics, &b);
+    al_server_metrics_render(s->metrics, &b);
     static const char *helps[] = {
         "A model version is loaded.", "Requests waiting for a sequence.", "Sequences generating.",
         "Parallel sequences of the model.", "KV-cache cells in use (tokens).", "KV-cache cells in all.",
@@ -360,8 +360,8 @@ enum MHD_Result al_route_metrics(struct al_hreq *h, json_t *body)
     pthread_mutex_unlock(&s->mu);
     gauge_head(&b, "airlock_requests_in_flight", "Requests being handled.");
     al_buf_addf(&b, "airlock_requests_in_flight %d\n", in_flight);
-    struct al_conns_stats cst;
-    al_conns_stats(s->conns, &cst);
+    struct al_server_conns_stats cst;
+    al_server_conns_stats(s->conns, &cst);
     gauge_head(&b, "airlock_connections_open", "Client connections open.");
     al_buf_addf(&b, "airlock_connections_open %d\n", cst.open);
     gauge_head(&b, "airlock_connections_receiving", "Connections waiting for (the rest of) a request.");

@@ -35,7 +35,7 @@ struct srv_coll {
     ino_t ino;
 };
 
-struct al_srv_rag {
+struct al_server_rag {
     pthread_mutex_t mu;
     struct srv_coll v[SRV_RAG_MAX];
     size_t n;
@@ -43,7 +43,7 @@ struct al_srv_rag {
     size_t n_retired;
 };
 
-void al_srv_rag_free(struct al_srv_rag *sr)
+void al_server_rag_free(struct al_server_rag *sr)
 {
     if (!sr)
         return;
@@ -55,7 +55,7 @@ void al_srv_rag_free(struct al_srv_rag *sr)
     free(sr);
 }
 
-bool al_rag_url_collection(const char *url, char *out, size_t size)
+bool al_server_rag_url_collection(const char *url, char *out, size_t size)
 {
     const char *p = url + strlen("/v1/rag/");
     const char *slash = strchr(p, '/');
@@ -70,7 +70,7 @@ bool al_rag_url_collection(const char *url, char *out, size_t size)
 }
 
 /* The open collection called name; false with the reply queued. */
-static bool collection(struct al_hreq *h, const char *name, struct al_rag **out, enum MHD_Result *res)
+static bool collection(struct al_http_req *h, const char *name, struct al_rag **out, enum MHD_Result *res)
 {
     struct al_server *s = h->srv;
     if (!s->o.home) {
@@ -90,7 +90,7 @@ static bool collection(struct al_hreq *h, const char *name, struct al_rag **out,
     pthread_mutex_lock(&s->mu);
     if (!s->rag && (s->rag = calloc(1, sizeof *s->rag)))
         pthread_mutex_init(&s->rag->mu, NULL);
-    struct al_srv_rag *sr = s->rag;
+    struct al_server_rag *sr = s->rag;
     pthread_mutex_unlock(&s->mu);
     if (!sr) {
         *res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
@@ -135,7 +135,7 @@ static bool collection(struct al_hreq *h, const char *name, struct al_rag **out,
 }
 
 /* Leases the collection's embedding model into h->embed_lease. */
-static bool lease_embedder(struct al_hreq *h, struct al_rag *r, enum MHD_Result *res)
+static bool lease_embedder(struct al_http_req *h, struct al_rag *r, enum MHD_Result *res)
 {
     struct al_rag_info info;
     struct al_err err = AL_ERR_INIT;
@@ -169,7 +169,7 @@ static bool lease_embedder(struct al_hreq *h, struct al_rag *r, enum MHD_Result 
 }
 
 /* k and mode of a query object; false with the reply queued. */
-static bool query_opts(struct al_hreq *h, json_t *o, int def_k, int max_k, struct al_rag_query_opts *qo,
+static bool query_opts(struct al_http_req *h, json_t *o, int def_k, int max_k, struct al_rag_query_opts *qo,
                        enum MHD_Result *res)
 {
     memset(qo, 0, sizeof *qo);
@@ -196,7 +196,7 @@ static bool query_opts(struct al_hreq *h, json_t *o, int def_k, int max_k, struc
 }
 
 /* Retrieves; false with the reply queued. */
-static bool retrieve(struct al_hreq *h, const char *name, const char *question, const struct al_rag_query_opts *qo,
+static bool retrieve(struct al_http_req *h, const char *name, const char *question, const struct al_rag_query_opts *qo,
                      struct al_rag_hits *hits, enum MHD_Result *res)
 {
     struct al_rag *r = NULL;
@@ -212,11 +212,11 @@ static bool retrieve(struct al_hreq *h, const char *name, const char *question, 
     return true;
 }
 
-enum MHD_Result al_route_rag_query(struct al_hreq *h, json_t *body)
+enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body)
 {
     enum MHD_Result res;
     char name[AL_LIMIT_RAG_NAME + 1];
-    if (!al_rag_url_collection(h->url, name, sizeof name))
+    if (!al_server_rag_url_collection(h->url, name, sizeof name))
         return al_http_reply_error(h, 404, "invalid_request_error", NULL, "unknown_url", "unknown request URL");
     json_t *jq = json_object_get(body, "query");
     if (!json_is_string(jq) || json_string_length(jq) == 0)
@@ -250,8 +250,8 @@ static int answer_room(json_t *body, int n_ctx)
     return n_ctx / 4;
 }
 
-bool al_rag_chat(struct al_hreq *h, json_t *body, const struct al_chat_msg *msgs, size_t n, char **prompt,
-                 json_t **citations, enum MHD_Result *res)
+bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_engine_chat_msg *msgs, size_t n,
+                        char **prompt, json_t **citations, enum MHD_Result *res)
 {
     json_t *ext = json_object_get(body, "airlock");
     json_t *jc = json_object_get(ext, "collection");
@@ -282,7 +282,7 @@ bool al_rag_chat(struct al_hreq *h, json_t *body, const struct al_chat_msg *msgs
     struct al_rag_hits hits;
     if (!retrieve(h, name, question, &qo, &hits, res))
         return false;
-    struct al_model_info gi;
+    struct al_engine_model_info gi;
     al_engine_model_info(al_lease_engine(h->lease), &gi);
     int room = gi.n_ctx - answer_room(body, gi.n_ctx) - 8;
     if (room > h->limits.prompt_tokens)
@@ -321,7 +321,7 @@ bool al_rag_chat(struct al_hreq *h, json_t *body, const struct al_chat_msg *msgs
     return true;
 }
 
-void al_rag_mark_cited(json_t *citations, const char *text)
+void al_server_rag_mark_cited(json_t *citations, const char *text)
 {
     size_t n = json_array_size(citations);
     bool cited[64] = {false};

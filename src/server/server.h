@@ -35,7 +35,7 @@ struct al_server;
 struct al_access; /* src/access: API keys; NULL = no keys needed */
 struct al_audit;  /* src/audit: audit log; NULL = none */
 
-#define AL_SERVE_DEFAULT_PORT 8741
+#define AL_SERVER_DEFAULT_PORT 8741
 
 /* The longest receive timeout a config may ask for, in seconds. */
 #define AL_SERVER_RECEIVE_TIMEOUT_MAX 3600
@@ -71,7 +71,7 @@ struct al_server_opts {
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,
- * receive timeout 30 s; 127.0.0.1:AL_SERVE_DEFAULT_PORT. */
+ * receive timeout 30 s; 127.0.0.1:AL_SERVER_DEFAULT_PORT. */
 void al_server_opts_default(struct al_server_opts *o);
 
 /* Starts listening. The manager must outlive the server. Errors: AL_ERR_USAGE

@@ -11,7 +11,7 @@
 
 #define PEM_MAX (1u << 20)
 
-enum al_rc al_tls_read_pem(const char *path, char **out, struct al_err *err)
+enum al_rc al_server_tls_read_pem(const char *path, char **out, struct al_err *err)
 {
     FILE *f = fopen(path, "rbe");
     if (!f)
@@ -33,7 +33,7 @@ enum al_rc al_tls_read_pem(const char *path, char **out, struct al_err *err)
     return *out ? AL_OK : al_err_set(err, AL_ERR_IO, "'%s' is empty", path);
 }
 
-bool al_tls_client_subject(struct MHD_Connection *c, char *out, size_t size)
+bool al_server_tls_client_subject(struct MHD_Connection *c, char *out, size_t size)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     if (!ci || !ci->tls_session)

@@ -115,7 +115,6 @@ enum al_rc al_store_open_read(const char *home, struct al_store **out, struct al
     return AL_OK;
 }
 
-bool al_store_read_only(const struct al_store *s) { return s->read_only; }
 
 void al_store_free(struct al_store *s)
 {

@@ -16,6 +16,25 @@
  * and take the exclusive "write" lock around their commit; gc and repair take
  * the gc lock exclusively, so they never remove a blob that a concurrent
  * writer has put in place but not yet committed.
+ *
+ * Ownership: an al_store is the caller's from al_store_open/_open_read until
+ * al_store_free (NULL: no-op), which closes its lock files and so drops the
+ * locks it holds. A blob writer is the caller's until al_blob_writer_free,
+ * also after a commit, and must be freed before its store. Buffers a function
+ * fills (al_store_read's *out) are malloc'd and the caller's to free(); *out
+ * is overwritten, so it must not hold anything still to be freed. Digest and
+ * path out-parameters are the caller's arrays. A returned const char * is
+ * borrowed: al_store_home until al_store_free, al_blob_writer_path until the
+ * writer's commit or free.
+ *
+ * Threads: the functions that take a const struct al_store * read only what open
+ * set and may run on several threads at once. The rest (locking, writers,
+ * import, put, quarantine, remove, sweep) use one al_store from one thread at
+ * a time: the lock files are opened lazily and kept in the al_store. The
+ * locks are flock(2) locks on one open file per al_store, so they exclude
+ * other processes and other al_store objects, not two threads that share one
+ * al_store; such threads must serialize themselves. A blob writer belongs to
+ * one thread at a time; its hashing thread is its own business.
  */
 #ifndef AL_STORE_STORE_H
 #define AL_STORE_STORE_H
@@ -39,7 +58,6 @@ enum al_rc al_store_open(const char *home, bool create, struct al_store **out, s
  * file can be opened for reading (else skipped: nothing can write such a
  * store); the write and exclusive locks fail with AL_ERR_DENIED. */
 enum al_rc al_store_open_read(const char *home, struct al_store **out, struct al_err *err);
-bool al_store_read_only(const struct al_store *s);
 void al_store_free(struct al_store *s);
 const char *al_store_home(const struct al_store *s);
 

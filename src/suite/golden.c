@@ -95,10 +95,10 @@ struct collect {
     bool done, nomem;
     struct al_golden_token *tok;
     int n, cap;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
 };
 
-static void on_probs(void *ud, const struct al_token_probs *tp)
+static void on_probs(void *ud, const struct al_engine_token_probs *tp)
 {
     struct collect *c = ud;
     if (c->nomem || c->n >= AL_LIMIT_GOLDEN_TOKENS)
@@ -130,7 +130,7 @@ static void on_probs(void *ud, const struct al_token_probs *tp)
     c->n++;
 }
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct collect *c = ud;
     pthread_mutex_lock(&c->mu);
@@ -155,7 +155,7 @@ static enum al_rc run_one(struct al_engine_model *m, const struct al_golden_prom
     struct collect c = {.done = false};
     pthread_mutex_init(&c.mu, NULL);
     pthread_cond_init(&c.cv, NULL);
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.temperature = 0;
     p.max_tokens = gp->max_tokens;
     p.n_probs = top_k;
@@ -174,13 +174,13 @@ static enum al_rc run_one(struct al_engine_model *m, const struct al_golden_prom
         pthread_mutex_unlock(&c.mu);
         if (c.nomem)
             rc = al_err_set(err, AL_ERR_NOMEM, "out of memory recording '%s'", gp->id);
-        else if (c.res.finish != AL_FINISH_STOP && c.res.finish != AL_FINISH_LENGTH)
+        else if (c.res.finish != AL_ENGINE_FINISH_STOP && c.res.finish != AL_ENGINE_FINISH_LENGTH)
             rc = al_err_set(err, AL_ERR_INTERNAL, "golden prompt '%s' ended with '%s'", gp->id,
-                            al_finish_name(c.res.finish));
+                            al_engine_finish_name(c.res.finish));
     }
     out->tok = c.tok;
     out->n_tok = c.n;
-    snprintf(out->finish, sizeof out->finish, "%s", al_finish_name(c.res.finish));
+    snprintf(out->finish, sizeof out->finish, "%s", al_engine_finish_name(c.res.finish));
     out->ttft_ms = c.res.ttft_ms;
     out->gen_ms = c.res.gen_ms;
     for (int t = 0; !rc && t < c.n; t++) {
@@ -220,14 +220,14 @@ enum al_rc al_golden_run_engine(struct al_engine_model *m, const struct al_suite
         return rc ? rc : AL_ERR_INTERNAL;
     al_golden_cond_local(&run->cond);
     snprintf(run->cond.source, sizeof run->cond.source, "engine");
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     snprintf(run->cond.model_digest, sizeof run->cond.model_digest, "%s", info.digest);
     snprintf(run->cond.model_desc, sizeof run->cond.model_desc, "%s", info.desc);
     run->cond.threads = threads;
     /* A first request pays for graph allocation and cold caches: keep it out
      * of the figures the targets are checked against. */
-    struct al_gen_params wp = al_gen_params_default();
+    struct al_engine_gen_params wp = al_engine_gen_params_default();
     wp.temperature = 0;
     wp.max_tokens = 4;
     char *warm = NULL;

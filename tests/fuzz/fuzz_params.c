@@ -23,12 +23,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     struct al_server_opts so;
     al_server_opts_default(&so);
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     const char *stops[AL_LIMIT_STOP_STRINGS];
     char *grammar = NULL;
     const char *param = NULL;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_params_from_json(body, &so.limits, &p, stops, &grammar, &param, &err);
+    enum al_rc rc = al_server_params_from_json(body, &so.limits, &p, stops, &grammar, &param, &err);
     if (rc == AL_OK) {
         if (p.n_stop > AL_LIMIT_STOP_STRINGS || (p.n_stop && p.stop != stops) || p.grammar != grammar)
             abort();
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int top_n = 0;
         param = NULL;
         al_err_clear(&err);
-        rc = al_logprobs_from_json(body, chat, &top_n, &param, &err);
+        rc = al_server_logprobs_from_json(body, chat, &top_n, &param, &err);
         if (rc == AL_OK ? (top_n < -1 || top_n > AL_LIMIT_TOP_PROBS) : (param == NULL || err.msg[0] == '\0'))
             abort();
     }

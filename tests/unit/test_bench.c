@@ -73,7 +73,7 @@ static struct al_bench_opts grid(void)
 
 static struct al_engine_model *load_fixture(int n_seq)
 {
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = 2;
     mp.n_ctx = 128;
     mp.n_seq = n_seq;

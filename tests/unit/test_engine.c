@@ -40,7 +40,7 @@ static bool have_fixture(void)
 
 static struct al_engine_model *load(int n_seq, int queue_max)
 {
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = 2;
     mp.n_seq = n_seq;
     mp.n_ctx = 256;
@@ -53,16 +53,16 @@ static struct al_engine_model *load(int n_seq, int queue_max)
     return m;
 }
 
-static struct al_gen_params greedy(int max_tokens)
+static struct al_engine_gen_params greedy(int max_tokens)
 {
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.temperature = 0;
     p.max_tokens = max_tokens;
     return p;
 }
 
-static char *gen(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
-                 struct al_gen_result *res)
+static char *gen(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                 struct al_engine_gen_result *res)
 {
     char *text = NULL;
     struct al_err err = AL_ERR_INIT;
@@ -77,20 +77,20 @@ static void test_golden(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     assert_string_equal(info.digest, FIXTURE_DIGEST);
     assert_int_equal(info.n_vocab, 512);
     assert_int_equal(info.n_embd, 64);
     assert_false(info.has_chat_template);
 
-    struct al_gen_params p = greedy(GOLDEN_TOKENS);
-    struct al_gen_result res;
+    struct al_engine_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_engine_gen_result res;
     char *text = gen(m, GOLDEN_PROMPT, &p, &res);
     if (strncmp(text, GOLDEN_TEXT, strlen(GOLDEN_TEXT)) != 0)
         fail_msg("golden output differs:\n got: '%s'\nwant: '%s'", text, GOLDEN_TEXT);
     assert_string_equal(text, GOLDEN_TEXT);
-    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, GOLDEN_TOKENS);
     /* BOS and the four tokens of the prompt, as llama-server counts them. */
     assert_int_equal(res.n_prompt, 5);
@@ -133,8 +133,8 @@ static void test_digest_mismatch(void **state)
      * unseen (the operator's trade-off); a new mtime is hashed again. */
     data[len / 2] ^= 1;
     tu_write_file(path, data, len);
-    struct al_verify_cache *vc = al_verify_cache_new();
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_verify_cache *vc = al_engine_verify_cache_new();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.verify_cache = vc;
     al_err_clear(&err);
     assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, &mp, &m, &err), AL_OK);
@@ -156,7 +156,7 @@ static void test_digest_mismatch(void **state)
     assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, &mp, &m, &err), AL_ERR_VERIFY);
     assert_null(m);
     mp.verify_cache = NULL;
-    al_verify_cache_free(vc);
+    al_engine_verify_cache_free(vc);
     free(data);
     tu_rmrf(dir);
     free(dir);
@@ -175,7 +175,7 @@ struct collect {
     bool block;            /* wait in the callback until released */
     bool started;
     bool empty_piece;      /* a callback had len 0 (must never happen) */
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
 };
 
 static void collect_init(struct collect *c)
@@ -206,7 +206,7 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     return go;
 }
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct collect *c = ud;
     pthread_mutex_lock(&c->mu);
@@ -252,7 +252,7 @@ struct unload_probe {
 static void *release_when_unloading(void *arg)
 {
     struct unload_probe *u = arg;
-    struct al_gen_params p = greedy(1);
+    struct al_engine_gen_params p = greedy(1);
     for (;;) {
         struct al_err err = AL_ERR_INIT;
         enum al_rc rc = al_engine_submit(u->m, "x", &p, NULL, NULL, NULL, NULL, &err);
@@ -268,7 +268,7 @@ static void *release_when_unloading(void *arg)
     return NULL;
 }
 
-static void submit(struct al_engine_model *m, const char *prompt, const struct al_gen_params *p,
+static void submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                    struct collect *c, struct al_engine_req **r)
 {
     struct al_err err = AL_ERR_INIT;
@@ -284,7 +284,7 @@ static void test_concurrent_same_as_alone(void **state)
     static const char *const prompts[4] = {"Once upon a time", "The little dog", "Tom and Sue went",
                                            "One day, a big bird"};
     struct al_engine_model *m = load(4, 8);
-    struct al_gen_params p = greedy(48);
+    struct al_engine_gen_params p = greedy(48);
     char *alone[4];
     for (int i = 0; i < 4; i++)
         alone[i] = gen(m, prompts[i], &p, NULL);
@@ -319,14 +319,14 @@ static void test_stop_strings(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_gen_params p = greedy(64);
+    struct al_engine_gen_params p = greedy(64);
     const char *stop1[] = {"Lily"};
     p.stop = stop1;
     p.n_stop = 1;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
     char *text = gen(m, GOLDEN_PROMPT, &p, &res);
     assert_string_equal(text, ", there was a little girl named ");
-    assert_int_equal(res.finish, AL_FINISH_STOP);
+    assert_int_equal(res.finish, AL_ENGINE_FINISH_STOP);
     free(text);
 
     /* A stop string spanning tokens: its beginning is held back, never streamed. */
@@ -338,7 +338,7 @@ static void test_stop_strings(void **state)
     submit(m, GOLDEN_PROMPT, &p, &c, NULL);
     wait_done(&c);
     assert_string_equal(c.text, ", there was a ");
-    assert_int_equal(c.res.finish, AL_FINISH_STOP);
+    assert_int_equal(c.res.finish, AL_ENGINE_FINISH_STOP);
 
     /* A partial match that does not complete is released. */
     const char *stop3[] = {"little boy"};
@@ -351,7 +351,7 @@ static void test_stop_strings(void **state)
 
     p = greedy(3);
     text = gen(m, GOLDEN_PROMPT, &p, &res);
-    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, 3);
     assert_string_equal(text, ", there was");
     free(text);
@@ -360,13 +360,13 @@ static void test_stop_strings(void **state)
     p = greedy(240);
     p.ignore_eos = true;
     text = gen(m, GOLDEN_PROMPT, &p, &res);
-    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, 240);
     free(text);
     /* Past the sequence's context (256): "length", at the context's end. */
     p.max_tokens = -1;
     text = gen(m, GOLDEN_PROMPT, &p, &res);
-    assert_int_equal(res.finish, AL_FINISH_LENGTH);
+    assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_prompt + res.n_gen, 256 + 1);
     free(text);
 
@@ -383,7 +383,7 @@ static void test_cancel_and_busy(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 1);
-    struct al_gen_params p = greedy(-1); /* until the context is full */
+    struct al_engine_gen_params p = greedy(-1); /* until the context is full */
 
     /* Cancel from another thread mid-stream: the sequence is freed. */
     struct collect a;
@@ -394,7 +394,7 @@ static void test_cancel_and_busy(void **state)
     al_engine_cancel(ra);
     wait_done(&a);
     al_engine_req_free(ra);
-    assert_int_equal(a.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(a.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_true(a.res.n_gen < 200);
     struct al_engine_stats st;
     al_engine_stats(m, &st);
@@ -406,7 +406,7 @@ static void test_cancel_and_busy(void **state)
     b.cancel_after = 2;
     submit(m, GOLDEN_PROMPT, &p, &b, NULL);
     wait_done(&b);
-    assert_int_equal(b.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(b.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_int_equal(b.n_calls, 2);
 
     /* One sequence busy (its callback blocks the worker), one waiting: the
@@ -434,13 +434,13 @@ static void test_cancel_and_busy(void **state)
     release(&c1);
     wait_done(&c2q);
     al_engine_req_free(r2q);
-    assert_int_equal(c2q.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(c2q.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_int_equal(c2q.n_calls, 0);
     assert_int_equal(c2q.res.n_gen, 0);
     al_engine_cancel(r1);
     wait_done(&c1);
     al_engine_req_free(r1);
-    assert_true(c1.res.finish == AL_FINISH_CANCELLED || c1.res.finish == AL_FINISH_LENGTH);
+    assert_true(c1.res.finish == AL_ENGINE_FINISH_CANCELLED || c1.res.finish == AL_ENGINE_FINISH_LENGTH);
     /* Freeing the model finishes an active request as cancelled (its
      * callback is released from another thread meanwhile, after the quit is
      * posted). A queued request fills the queue, so that a probe's submit
@@ -458,9 +458,9 @@ static void test_cancel_and_busy(void **state)
     pthread_join(t, NULL);
     assert_false(u.unexpected);
     assert_true(c2.done);
-    assert_int_equal(c2.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(c2.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_true(c4.done);
-    assert_int_equal(c4.res.finish, AL_FINISH_CANCELLED);
+    assert_int_equal(c4.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_false(c3.done);
 }
 
@@ -470,16 +470,16 @@ static void test_grammar(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.max_tokens = 16;
     p.grammar = "root ::= \"yes\" | \"no\"";
     for (uint32_t seed = 1; seed <= 4; seed++) {
         p.seed = seed;
-        struct al_gen_result res;
+        struct al_engine_gen_result res;
         char *text = gen(m, GOLDEN_PROMPT, &p, &res);
         if (strcmp(text, "yes") != 0 && strcmp(text, "no") != 0)
             fail_msg("grammar not obeyed: '%s'", text);
-        assert_int_equal(res.finish, AL_FINISH_STOP);
+        assert_int_equal(res.finish, AL_ENGINE_FINISH_STOP);
         free(text);
     }
     p.grammar = "root ::= (";
@@ -494,7 +494,7 @@ static void test_seeded_sampling(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(2, 4);
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.max_tokens = 40;
     p.temperature = 1.0f;
     p.repeat_penalty = 1.1f;
@@ -525,7 +525,7 @@ static void test_embeddings(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     int d = info.n_embd;
     const char *texts[3] = {"Once upon a time", "The cat sat on the mat.", "Once upon a time"};
@@ -553,7 +553,7 @@ static void test_embeddings(void **state)
     for (int k = 0; k < d; k++)
         assert_true(fabsf(v[d + k] - w[k]) < 1e-5f);
     /* Generation still works beside the embeddings context. */
-    struct al_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_engine_gen_params p = greedy(GOLDEN_TOKENS);
     char *text = gen(m, GOLDEN_PROMPT, &p, NULL);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
@@ -607,7 +607,7 @@ static void *hold_thread(void *arg)
     const char *text = "Once upon a time";
     float v[4096];
     struct al_err err = AL_ERR_INIT;
-    struct al_embed_ctl ctl = {hold_check, h};
+    struct al_engine_embed_ctl ctl = {hold_check, h};
     h->rc = al_engine_embed_ctl(h->m, &text, 1, &ctl, v, NULL, &err);
     return NULL;
 }
@@ -617,7 +617,7 @@ static void test_embed_stops(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     assert_true(info.n_embd <= 4096);
     enum { N = 40 }; /* 5 batches of 8 */
@@ -627,7 +627,7 @@ static void test_embed_stops(void **state)
     float *v = calloc((size_t)N * (size_t)info.n_embd, sizeof *v);
     struct al_err err = AL_ERR_INIT;
     struct stop_after s = {0, 1000};
-    struct al_embed_ctl ctl = {stop_check, &s};
+    struct al_engine_embed_ctl ctl = {stop_check, &s};
     size_t tokens = 0;
     assert_int_equal(al_engine_embed_ctl(m, texts, N, &ctl, v, &tokens, &err), AL_OK);
     assert_int_equal(s.calls, 1 + 5); /* before the lock, before each batch */
@@ -684,8 +684,8 @@ static void test_prefix_reuse(void **state)
     free(toks);
     assert_true(n_sys > 30);
 
-    struct al_gen_params p = greedy(8);
-    struct al_gen_result r1, r2, r3;
+    struct al_engine_gen_params p = greedy(8);
+    struct al_engine_gen_result r1, r2, r3;
     char *t1 = gen(m, q1, &p, &r1);
     assert_int_equal(r1.n_cached, 0);
     char *t2 = gen(m, q2, &p, &r2);
@@ -729,7 +729,7 @@ static void test_tokens_and_chat(void **state)
     free(toks);
 
     /* The fixture has no chat template: the fallback applies. */
-    struct al_chat_msg msgs[2] = {{"system", "Be brief."}, {"user", "Hi"}};
+    struct al_engine_chat_msg msgs[2] = {{"system", "Be brief."}, {"user", "Hi"}};
     char *chat = NULL;
     assert_int_equal(al_engine_chat_format(m, msgs, 2, true, NULL, &chat, &err), AL_OK);
     assert_string_equal(chat, "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
@@ -749,7 +749,7 @@ static void test_tokens_and_chat(void **state)
     for (int i = 0; i < 3999; i++)
         big[i] = i % 2 ? ' ' : 'a';
     big[3999] = '\0';
-    struct al_gen_params p = greedy(4);
+    struct al_engine_gen_params p = greedy(4);
     al_err_clear(&err);
     assert_int_equal(al_engine_submit(m, big, &p, NULL, NULL, NULL, NULL, &err), AL_ERR_LIMIT);
     free(big);
@@ -764,7 +764,7 @@ struct probs_seen {
     bool ok;
 };
 
-static void on_probs(void *ud, const struct al_token_probs *tp)
+static void on_probs(void *ud, const struct al_engine_token_probs *tp)
 {
     struct probs_seen *ps = ud;
     bool ok = tp->n == 5 && tp->ids[0] == tp->token && tp->logprob <= 0.0f && tp->logprob == tp->logprobs[0];
@@ -781,12 +781,12 @@ static void test_token_probs(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_engine_gen_params p = greedy(GOLDEN_TOKENS);
     struct probs_seen ps = {.ok = true};
     p.n_probs = 5;
     p.on_probs = on_probs;
     p.probs_ud = &ps;
-    struct al_gen_result res;
+    struct al_engine_gen_result res;
     char *text = gen(m, GOLDEN_PROMPT, &p, &res);
     assert_string_equal(text, GOLDEN_TEXT);
     assert_true(ps.ok);
@@ -801,120 +801,6 @@ static void test_token_probs(void **state)
     p.n_probs = 21; /* AL_LIMIT_TOP_PROBS + 1 */
     assert_int_equal(al_engine_submit(m, "x", &p, NULL, NULL, NULL, NULL, &err), AL_ERR_LIMIT);
     al_engine_model_free(m);
-}
-
-/* (k) a step from idle waits for requests known to be on their way, and
- * after a step that finished several requests for as many new ones, so that
- * they start in one batch; a lone request, or one that never comes, is not
- * waited for beyond its own count. */
-static struct al_engine_model *load_gathering(struct al_arrivals *a, int gather_ms)
-{
-    struct al_model_params mp = al_model_params_default();
-    mp.threads = 2;
-    mp.n_seq = 2;
-    mp.n_ctx = 256;
-    mp.arrivals = a;
-    mp.gather_ms = gather_ms;
-    struct al_engine_model *m = NULL;
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err))
-        fail_msg("load: %s", err.msg);
-    return m;
-}
-
-static uint64_t decode_calls(struct al_engine_model *m)
-{
-    struct al_engine_stats st;
-    al_engine_stats(m, &st);
-    return st.decode_calls;
-}
-
-/* Submits one request, checks that no step starts for 100 ms, then a
- * second: both are decoded in one step. */
-static void two_in_one_step(struct al_engine_model *m, const struct al_gen_params *p1,
-                            const struct al_gen_params *p2, uint64_t calls_before)
-{
-    struct collect c1, c2;
-    collect_init(&c1);
-    collect_init(&c2);
-    submit(m, "Tom and Sue went", p1, &c1, NULL);
-    usleep(100 * 1000);
-    assert_int_equal(decode_calls(m), calls_before);
-    submit(m, "One day, a big bird", p2, &c2, NULL);
-    wait_done(&c1);
-    wait_done(&c2);
-    assert_int_equal(decode_calls(m), calls_before + 1);
-    assert_true(c1.res.queue_ms >= 90);
-}
-
-static void test_gather_arrivals(void **state)
-{
-    if (!have_fixture())
-        skip();
-    struct al_arrivals *a = al_arrivals_new();
-    assert_non_null(a);
-    struct al_engine_model *m = load_gathering(a, 3000); /* far longer than any wait below: no timing luck */
-    struct al_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
-    struct al_gen_params pc = p;        /* a request the server counted */
-    pc.arrival = a;
-
-    /* B is on its way when A arrives: A waits for it, both take one step. */
-    al_arrivals_add(a, 1);
-    two_in_one_step(m, &p, &pc, 0);
-    assert_int_equal(al_arrivals_pending(a), 0);
-
-    /* That step finished two: the first next request waits for a second,
-     * not yet counted (its client's headers are still on the way). */
-    two_in_one_step(m, &p, &p, 1);
-    al_engine_model_free(m);
-
-    /* A lone counted request is uncounted as it is queued: no wait. */
-    m = load_gathering(a, 3000); /* far longer than any wait below: no timing luck */
-    struct collect ce;
-    collect_init(&ce);
-    al_arrivals_add(a, 1);
-    submit(m, "Once upon a time", &pc, &ce, NULL);
-    wait_done(&ce);
-    /* Waiting would take the whole cap: the bound is the cap itself, so a
-     * slow machine cannot fail it, only a wait can. */
-    assert_true(ce.res.queue_ms < 3000);
-
-    /* A counted request refused before the engine (a bad key, say) only
-     * uncounts itself: the step starts then, not at the cap. */
-    al_arrivals_add(a, 1);
-    struct collect cf;
-    collect_init(&cf);
-    submit(m, "Tom and Sue went", &p, &cf, NULL);
-    usleep(100 * 1000);
-    assert_int_equal(decode_calls(m), 1);
-    al_arrivals_add(a, -1);
-    wait_done(&cf);
-    assert_true(cf.res.queue_ms < 3000);
-
-    /* One the engine refuses is uncounted too. */
-    al_arrivals_add(a, 1);
-    struct al_gen_params pe = pc;
-    pe.grammar = "root ::= (";
-    struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_engine_submit(m, "Hi", &pe, on_token, on_done, NULL, NULL, &err), AL_ERR_INVALID);
-    assert_int_equal(al_arrivals_pending(a), 0);
-    al_engine_model_free(m);
-
-    /* A count quiet for 4 caps (a connection that sends nothing) is not
-     * waited for: the cap is 1 s, the count at least 4.1 s old (the sleep
-     * only lets the count age; a slow machine makes it older, never
-     * younger). Waiting would take the whole cap. */
-    m = load_gathering(a, 1000);
-    al_arrivals_add(a, 1);
-    usleep(4100 * 1000);
-    struct collect cg;
-    collect_init(&cg);
-    submit(m, "Once upon a time", &p, &cg, NULL);
-    wait_done(&cg);
-    assert_true(cg.res.queue_ms < 1000);
-    al_arrivals_add(a, -1);
-    al_engine_model_free(m);
-    al_arrivals_free(a);
 }
 
 int main(void)
@@ -934,7 +820,6 @@ int main(void)
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_tokens_and_chat),
         cmocka_unit_test(test_token_probs),
-        cmocka_unit_test(test_gather_arrivals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -137,7 +137,7 @@ static void test_leases(void **state)
     assert_string_equal(al_lease_digest(a), TU_FIXTURE_DIGEST);
     assert_true(strncmp(al_lease_manifest(a), "sha256:", 7) == 0);
     assert_string_equal(al_lease_chat_fallback(a), "chatml");
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(al_lease_engine(a), &info);
     assert_string_equal(info.digest, TU_FIXTURE_DIGEST);
     assert_int_equal(info.n_ctx, 128); /* the configured settings */
@@ -293,7 +293,7 @@ static void test_reload_retires(void **state)
     assert_false(s.retired[1 - ri]);
     assert_int_equal(s.leases[ri], 1);
     assert_string_equal(al_lease_manifest(old), old_manifest);
-    struct al_model_info info;
+    struct al_engine_model_info info;
     al_engine_model_info(al_lease_engine(old), &info);
     assert_true(info.n_vocab == 32000);
     /* its last release frees it */

@@ -3,7 +3,7 @@
  * it writes must parse in llama.cpp and constrain real output: checked on the
  * fixture model), the sampling parameters of a request body, the config file,
  * the audit writer queue, request framing, JSON body errors, the receive
- * deadlines of connections.
+ * deadlines of connections, the arrivals as the schedulers' admission hook.
  */
 #include "testutil.h"
 
@@ -17,6 +17,7 @@
 
 #include "audit/audit.h"
 #include "engine/engine.h"
+#include "server/arrivals.h"
 #include "server/audit_queue.h"
 #include "server/config.h"
 #include "server/http_int.h"
@@ -28,7 +29,7 @@ static char *convert(const char *schema_text, enum al_rc want)
     json_t *schema = schema_text ? json_loads(schema_text, 0, NULL) : NULL;
     char *g = NULL;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_json_schema_to_gbnf(schema, &g, &err);
+    enum al_rc rc = al_server_json_schema_to_gbnf(schema, &g, &err);
     json_decref(schema);
     if (rc != want)
         fail_msg("schema %s: rc %d (%s), wanted %d", schema_text, rc, err.msg, want);
@@ -74,16 +75,16 @@ static void test_gbnf_on_model(void **state)
     };
     for (size_t i = 0; i < sizeof schemas / sizeof schemas[0]; i++) {
         char *g = convert(schemas[i], AL_OK);
-        struct al_gen_params p = al_gen_params_default();
+        struct al_engine_gen_params p = al_engine_gen_params_default();
         p.grammar = g;
         p.max_tokens = 150;
         p.seed = 7;
         char *text = NULL;
-        struct al_gen_result res;
+        struct al_engine_gen_result res;
         enum al_rc rc = al_engine_generate(m, "Once upon a time", &p, &text, &res, &err);
         if (rc != AL_OK)
             fail_msg("schema %zu: %s\n%s", i, err.msg, g);
-        if (res.finish == AL_FINISH_STOP) {
+        if (res.finish == AL_ENGINE_FINISH_STOP) {
             json_error_t je;
             json_t *v = json_loads(text, JSON_DECODE_ANY, &je);
             if (!v)
@@ -120,11 +121,11 @@ static void test_params(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         json_t *body = json_loads(cases[i].body, 0, NULL);
-        struct al_gen_params p = al_gen_params_default();
+        struct al_engine_gen_params p = al_engine_gen_params_default();
         char *grammar = NULL;
         struct al_err err = AL_ERR_INIT;
         param = NULL;
-        enum al_rc rc = al_params_from_json(body, &o.limits, &p, stops, &grammar, &param, &err);
+        enum al_rc rc = al_server_params_from_json(body, &o.limits, &p, stops, &grammar, &param, &err);
         if (rc != cases[i].rc || (cases[i].param && (!param || strcmp(param, cases[i].param) != 0)))
             fail_msg("%s: rc %d param %s (%s)", cases[i].body, rc, param ? param : "-", err.msg);
         if (i == 0) {
@@ -148,10 +149,10 @@ static void test_config(void **state)
                        "\"model_settings\":{\"a\":{\"ctx\":512}},\"memory_budget_mb\":100,\"keep_alive_s\":-1,"
                        "\"limits\":{\"max_tokens\":99}}";
     tu_write_file(path, good, strlen(good));
-    struct al_serve_config c;
-    al_serve_config_default(&c);
+    struct al_server_config c;
+    al_server_config_default(&c);
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_serve_config_load(&c, path, &err), AL_OK);
+    assert_int_equal(al_server_config_load(&c, path, &err), AL_OK);
     assert_int_equal(c.server.port, 9000);
     assert_string_equal(c.server.socket_path, "/tmp/x.sock");
     assert_int_equal(c.server.socket_mode, 0600);
@@ -165,7 +166,7 @@ static void test_config(void **state)
     const char *typo = "{\"limits\":{\"max_token\":5}}";
     tu_write_file(path, typo, strlen(typo));
     al_err_clear(&err);
-    assert_int_equal(al_serve_config_load(&c, path, &err), AL_ERR_INVALID);
+    assert_int_equal(al_server_config_load(&c, path, &err), AL_ERR_INVALID);
     assert_non_null(strstr(err.msg, "limits.max_token"));
     tu_rmrf(dir);
     free(dir);
@@ -173,13 +174,13 @@ static void test_config(void **state)
 
 static void *post_some(void *arg)
 {
-    struct al_audit_queue *q = arg;
+    struct al_server_audit_queue *q = arg;
     for (int i = 0; i < 50; i++) {
         char id[32];
         snprintf(id, sizeof id, "req-%d", i);
         struct al_audit_record rec = {.request_id = id, .caller = "t", .route = "/v1/completions", .status = 200,
                                       .tokens_in = i, .tokens_out = 1, .latency_ms = 1};
-        al_audit_queue_post(q, &rec); /* copies: id is reused at once */
+        al_server_audit_queue_post(q, &rec); /* copies: id is reused at once */
     }
     return NULL;
 }
@@ -199,14 +200,14 @@ static void test_audit_queue(void **state)
     struct al_audit *a = NULL;
     struct al_err err = AL_ERR_INIT;
     assert_int_equal(al_audit_open(home, NULL, &a, &err), AL_OK);
-    struct al_audit_queue *q = NULL;
-    assert_int_equal(al_audit_queue_start(a, 8, &q, &err), AL_OK);
+    struct al_server_audit_queue *q = NULL;
+    assert_int_equal(al_server_audit_queue_start(a, 8, &q, &err), AL_OK);
     pthread_t t[4];
     for (int i = 0; i < 4; i++)
         pthread_create(&t[i], NULL, post_some, q);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
-    al_audit_queue_stop(q);
+    al_server_audit_queue_stop(q);
     size_t n = 0;
     assert_int_equal(al_audit_verify(home, no_problem, NULL, &n, &err), AL_OK);
     assert_int_equal(n, 200);
@@ -277,7 +278,7 @@ static void test_json_body_error(void **state)
         json_t *j = json_loadb(cases[i].body, strlen(cases[i].body), JSON_REJECT_DUPLICATES, &je);
         assert_null(j);
         char msg[AL_ERR_MSG_MAX];
-        al_json_body_error(cases[i].body, strlen(cases[i].body), &je, msg, sizeof msg);
+        al_server_json_body_error(cases[i].body, strlen(cases[i].body), &je, msg, sizeof msg);
         if (!strstr(msg, cases[i].want))
             fail_msg("%s: '%s', wanted '%s'", cases[i].body, msg, cases[i].want);
         for (const char *p = msg; *p; p++)
@@ -298,54 +299,221 @@ static bool peer_closed(int fd)
 static void test_conns(void **state)
 {
     (void)state;
-    struct al_conns *cs = NULL;
+    struct al_server_conns *cs = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_conns_new(8, 5.0, &cs, &err), AL_OK); /* reserve: 2 of 8 */
+    assert_int_equal(al_server_conns_new(8, 5.0, &cs, &err), AL_OK); /* reserve: 2 of 8 */
     int sp[8][2];
-    struct al_conn *c[8];
+    struct al_server_conn *c[8];
     for (int i = 0; i < 8; i++) {
         assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sp[i]), 0);
         c[i] = NULL;
     }
     /* Six connections: at cap - reserve, nothing to shed; none past 5 s. */
     for (int i = 0; i < 6; i++)
-        c[i] = al_conns_add(cs, sp[i][0], 100.0 + i * 0.1);
-    al_conn_handling(cs, c[0]);
-    assert_int_equal(al_conns_sweep(cs, 104.0), 0);
+        c[i] = al_server_conns_add(cs, sp[i][0], 100.0 + i * 0.1);
+    al_server_conn_handling(cs, c[0]);
+    assert_int_equal(al_server_conns_sweep(cs, 104.0), 0);
     /* A seventh: one over; the oldest receiving past the grace (c[1], as
      * c[0] is being handled) is shed. A new one within the grace is not. */
-    c[6] = al_conns_add(cs, sp[6][0], 104.0);
-    assert_int_equal(al_conns_sweep(cs, 104.5), 1);
+    c[6] = al_server_conns_add(cs, sp[6][0], 104.0);
+    assert_int_equal(al_server_conns_sweep(cs, 104.5), 1);
     assert_true(peer_closed(sp[1][1]));
     assert_false(peer_closed(sp[0][1]));
     assert_false(peer_closed(sp[2][1]));
     /* Past the deadline: every receiving one from the first batch; the one
      * handled is not, and one that went back to receiving at 103 has until 108. */
-    al_conn_receiving(cs, c[2], 103.0);
-    assert_int_equal(al_conns_sweep(cs, 105.6), 3); /* c[3], c[4], c[5] */
+    al_server_conn_receiving(cs, c[2], 103.0);
+    assert_int_equal(al_server_conns_sweep(cs, 105.6), 3); /* c[3], c[4], c[5] */
     assert_false(peer_closed(sp[0][1]));
     assert_false(peer_closed(sp[2][1]));
     assert_false(peer_closed(sp[6][1]));
     for (int i = 3; i < 6; i++)
         assert_true(peer_closed(sp[i][1]));
-    struct al_conns_stats st;
-    al_conns_stats(cs, &st);
+    struct al_server_conns_stats st;
+    al_server_conns_stats(cs, &st);
     assert_int_equal(st.open, 3);
     assert_int_equal(st.receiving, 2);
     assert_int_equal(st.timed_out, 3);
     assert_int_equal(st.shed, 1);
     /* A removed connection is never touched again. */
-    al_conns_remove(cs, c[2]);
-    assert_int_equal(al_conns_sweep(cs, 200.0), 1); /* c[6]; c[0] is handled */
+    al_server_conns_remove(cs, c[2]);
+    assert_int_equal(al_server_conns_sweep(cs, 200.0), 1); /* c[6]; c[0] is handled */
     assert_false(peer_closed(sp[2][1]));
     for (int i = 0; i < 7; i++)
         if (i != 2)
-            al_conns_remove(cs, c[i]);
-    al_conns_free(cs);
+            al_server_conns_remove(cs, c[i]);
+    al_server_conns_free(cs);
     for (int i = 0; i < 8; i++) {
         close(sp[i][0]);
         close(sp[i][1]);
     }
+}
+
+/* The arrivals (arrivals.h) as the engine's admission hook: a step from
+ * idle waits for requests known to be on their way, and after a step that
+ * finished several requests for as many new ones, so that they start in one
+ * batch; a lone request, or one that never comes, is not waited for beyond
+ * its own count. On the real scheduler and the fixture model. */
+struct collect {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bool done;
+    struct al_engine_gen_result res;
+};
+
+static void collect_init(struct collect *c)
+{
+    memset(c, 0, sizeof *c);
+    pthread_mutex_init(&c->mu, NULL);
+    pthread_cond_init(&c->cv, NULL);
+}
+
+static void on_done(void *ud, const struct al_engine_gen_result *res)
+{
+    struct collect *c = ud;
+    if (!c)
+        return;
+    pthread_mutex_lock(&c->mu);
+    c->res = *res;
+    c->done = true;
+    pthread_cond_broadcast(&c->cv);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void wait_done(struct collect *c)
+{
+    pthread_mutex_lock(&c->mu);
+    while (!c->done)
+        pthread_cond_wait(&c->cv, &c->mu);
+    pthread_mutex_unlock(&c->mu);
+}
+
+static void submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                   struct collect *c)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_submit(m, prompt, p, NULL, on_done, c, NULL, &err))
+        fail_msg("submit: %s", err.msg);
+}
+
+static struct al_engine_gen_params greedy(int max_tokens)
+{
+    struct al_engine_gen_params p = al_engine_gen_params_default();
+    p.temperature = 0;
+    p.max_tokens = max_tokens;
+    return p;
+}
+
+static struct al_engine_model *load_gathering(struct al_server_arrivals *a)
+{
+    struct al_engine_model_params mp = al_engine_model_params_default();
+    mp.threads = 2;
+    mp.n_seq = 2;
+    mp.n_ctx = 256;
+    mp.admit = al_server_arrivals_admit;
+    mp.admit_ud = a;
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_model_load(tu_fixture("stories260K.gguf"), FIXTURE_DIGEST, &mp, &m, &err))
+        fail_msg("load: %s", err.msg);
+    return m;
+}
+
+static uint64_t decode_calls(struct al_engine_model *m)
+{
+    struct al_engine_stats st;
+    al_engine_stats(m, &st);
+    return st.decode_calls;
+}
+
+/* Submits one request, checks that no step starts for 100 ms, then a
+ * second: both are decoded in one step. */
+static void two_in_one_step(struct al_engine_model *m, const struct al_engine_gen_params *p1,
+                            const struct al_engine_gen_params *p2, uint64_t calls_before)
+{
+    struct collect c1, c2;
+    collect_init(&c1);
+    collect_init(&c2);
+    submit(m, "Tom and Sue went", p1, &c1);
+    usleep(100 * 1000);
+    assert_int_equal(decode_calls(m), calls_before);
+    submit(m, "One day, a big bird", p2, &c2);
+    wait_done(&c1);
+    wait_done(&c2);
+    assert_int_equal(decode_calls(m), calls_before + 1);
+    assert_true(c1.res.queue_ms >= 90);
+}
+
+static void test_gather_arrivals(void **state)
+{
+    struct al_server_arrivals *a = al_server_arrivals_new(3000); /* far longer than any wait below: no timing luck */
+    assert_non_null(a);
+    struct al_engine_model *m = load_gathering(a);
+    struct al_engine_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
+    struct al_engine_gen_params pc = p;        /* a request the server counted */
+    pc.on_submitted = al_server_arrivals_submitted;
+    pc.submitted_ud = a;
+
+    /* B is on its way when A arrives: A waits for it, both take one step. */
+    al_server_arrivals_add(a, 1);
+    two_in_one_step(m, &p, &pc, 0);
+    assert_int_equal(al_server_arrivals_pending(a), 0);
+
+    /* That step finished two: the first next request waits for a second,
+     * not yet counted (its client's headers are still on the way). */
+    two_in_one_step(m, &p, &p, 1);
+    al_engine_model_free(m);
+
+    /* A lone counted request is uncounted as it is queued: no wait. */
+    m = load_gathering(a);
+    struct collect ce;
+    collect_init(&ce);
+    al_server_arrivals_add(a, 1);
+    submit(m, "Once upon a time", &pc, &ce);
+    wait_done(&ce);
+    /* Waiting would take the whole cap: the bound is the cap itself, so a
+     * slow machine cannot fail it, only a wait can. */
+    assert_true(ce.res.queue_ms < 3000);
+
+    /* A counted request refused before the engine (a bad key, say) only
+     * uncounts itself: the step starts then, not at the cap. */
+    al_server_arrivals_add(a, 1);
+    struct collect cf;
+    collect_init(&cf);
+    submit(m, "Tom and Sue went", &p, &cf);
+    usleep(100 * 1000);
+    assert_int_equal(decode_calls(m), 1);
+    al_server_arrivals_add(a, -1);
+    wait_done(&cf);
+    assert_true(cf.res.queue_ms < 3000);
+
+    /* One the engine refuses is uncounted too. */
+    al_server_arrivals_add(a, 1);
+    struct al_engine_gen_params pe = pc;
+    pe.grammar = "root ::= (";
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_submit(m, "Hi", &pe, NULL, on_done, NULL, NULL, &err), AL_ERR_INVALID);
+    assert_int_equal(al_server_arrivals_pending(a), 0);
+    al_engine_model_free(m);
+    al_server_arrivals_free(a);
+
+    /* A count quiet for 4 caps (a connection that sends nothing) is not
+     * waited for: the cap is 1 s, the count at least 4.1 s old (the sleep
+     * only lets the count age; a slow machine makes it older, never
+     * younger). Waiting would take the whole cap. */
+    a = al_server_arrivals_new(1000);
+    assert_non_null(a);
+    m = load_gathering(a);
+    al_server_arrivals_add(a, 1);
+    usleep(4100 * 1000);
+    struct collect cg;
+    collect_init(&cg);
+    submit(m, "Once upon a time", &p, &cg);
+    wait_done(&cg);
+    assert_true(cg.res.queue_ms < 1000);
+    al_server_arrivals_add(a, -1);
+    al_engine_model_free(m);
+    al_server_arrivals_free(a);
 }
 
 int main(void)
@@ -359,6 +527,7 @@ int main(void)
         cmocka_unit_test(test_framing),
         cmocka_unit_test(test_json_body_error),
         cmocka_unit_test(test_conns),
+        cmocka_unit_test(test_gather_arrivals),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

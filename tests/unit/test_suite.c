@@ -594,7 +594,7 @@ static void test_recording_roundtrip(void **state)
 
 static struct al_engine_model *load_fixture(void)
 {
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = 2;
     mp.n_ctx = 256;
     struct al_engine_model *m = NULL;

@@ -26,7 +26,7 @@ struct waiter {
     int n_gen_sum;
 };
 
-static void on_done(void *ud, const struct al_gen_result *res)
+static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
     struct waiter *w = ud;
     pthread_mutex_lock(&w->mu);
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
         else if (strcmp(argv[i], "-r") == 0)
             rounds = v;
     }
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = threads;
     mp.n_seq = clients;
     mp.n_ctx = tokens + 64;
@@ -86,7 +86,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "airlock-engine-bench: %s\n", err.msg);
         return 1;
     }
-    struct al_gen_params p = al_gen_params_default();
+    struct al_engine_gen_params p = al_engine_gen_params_default();
     p.temperature = 0;
     p.max_tokens = tokens;
     p.ignore_eos = true;

@@ -80,12 +80,12 @@ static int bench_embed(int argc, char **argv)
             lines = realloc(lines, (cap *= 2) * sizeof *lines);
         lines[n++] = l;
     }
-    struct al_model_params mp = al_model_params_default();
+    struct al_engine_model_params mp = al_engine_model_params_default();
     mp.threads = threads;
     struct al_engine_model *m = NULL;
     if (al_engine_model_load(argv[2], argv[3], &mp, &m, &err))
         return fprintf(stderr, "%s\n", err.msg), 1;
-    struct al_model_info mi;
+    struct al_engine_model_info mi;
     al_engine_model_info(m, &mi);
     float *out = malloc(32 * (size_t)mi.n_embd * sizeof *out);
     al_engine_embed(m, (const char *const *)lines, 1, out, &err); /* creates the context */
