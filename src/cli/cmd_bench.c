@@ -9,6 +9,7 @@
 
 #include "bench/bench.h"
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "cli/model_ref.h"
 #include "core/fs.h"
 #include "suite/suite.h"
@@ -39,24 +40,6 @@ static void usage(void)
            "  --compare A.json B.json   show B against A per cell; exits 1 when a figure\n"
            "                            regressed beyond --threshold percent and the noise\n"
            "  --threshold PCT           (default 5)\n");
-}
-
-static int parse_list(const char *s, int *out, int *n, int hi)
-{
-    *n = 0;
-    while (*s) {
-        char *end = NULL;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > hi || *n >= AL_BENCH_LEVELS_MAX)
-            return -1;
-        out[(*n)++] = (int)v;
-        s = end;
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return -1;
-    }
-    return *n ? 0 : -1;
 }
 
 static int write_text(const char *path, const char *text, size_t len)
@@ -153,9 +136,7 @@ int al_cmd_bench(int argc, char **argv)
     double threshold = 5;
     optind = 0;
     while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
-        char *end = NULL;
-        long v = optarg ? strtol(optarg, &end, 10) : 0;
-        bool num_ok = optarg && end && !*end;
+        int st = 0;
         switch (c) {
         case 's': suite_dir = optarg; break;
         case 'S': server = optarg; break;
@@ -164,36 +145,20 @@ int al_cmd_bench(int argc, char **argv)
         case 'f': from = optarg; break;
         case 'C': do_compare = true; break;
         case 'c':
-            if (parse_list(optarg, conc, &n_conc, AL_LIMIT_SEQS))
-                return al_cli_usage_error("bench", "--concurrency needs numbers from 1 to %d: 1,2,4", AL_LIMIT_SEQS);
+            st = al_cli_opt_list("bench", "--concurrency", optarg, 1, AL_LIMIT_SEQS, conc, AL_BENCH_LEVELS_MAX, &n_conc);
             break;
         case 'p':
-            if (parse_list(optarg, lens, &n_lens, 1 << 20))
-                return al_cli_usage_error("bench", "--prompt-lengths needs token counts: 16,128,512");
+            st = al_cli_opt_list("bench", "--prompt-lengths", optarg, 1, 1 << 20, lens, AL_BENCH_LEVELS_MAX, &n_lens);
             break;
-        case 'n':
-            if (!num_ok || v < 1 || v > AL_LIMIT_GOLDEN_TOKENS)
-                return al_cli_usage_error("bench", "--gen-tokens needs a number from 1 to %d", AL_LIMIT_GOLDEN_TOKENS);
-            gen = (int)v;
-            break;
-        case 'r':
-            if (!num_ok || v < 1 || v > AL_LIMIT_BENCH_REQUESTS)
-                return al_cli_usage_error("bench", "--requests needs a positive number");
-            requests = (int)v;
-            break;
-        case 't':
-            if (!num_ok || v < 1 || v > 1024)
-                return al_cli_usage_error("bench", "--threads needs a number from 1 to 1024");
-            threads = (int)v;
-            break;
-        case 'T':
-            threshold = optarg ? strtod(optarg, &end) : -1;
-            if (!end || *end || threshold < 0 || threshold > 1000)
-                return al_cli_usage_error("bench", "--threshold needs a percentage");
-            break;
+        case 'n': st = al_cli_opt_i("bench", "--gen-tokens", optarg, 1, AL_LIMIT_GOLDEN_TOKENS, &gen); break;
+        case 'r': st = al_cli_opt_i("bench", "--requests", optarg, 1, AL_LIMIT_BENCH_REQUESTS, &requests); break;
+        case 't': st = al_cli_opt_threads("bench", optarg, &threads); break;
+        case 'T': st = al_cli_opt_num("bench", "--threshold", optarg, 0, 1000, &threshold); break;
         case 'h': usage(); return AL_EXIT_OK;
         default: return al_cli_usage_error("bench", "unknown option");
         }
+        if (st)
+            return st;
     }
     if (do_compare) {
         if (argc - optind != 2)

@@ -59,17 +59,6 @@ static const char rag_add_usage[] =
     "exit status: 0 all taken; 4 some documents were skipped (the rest are in the collection);\n"
     "others as for every command (see 'airlock help').\n";
 
-static int need_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || *end || v < lo || v > hi)
-        return al_cli_usage_error(cmd, "%s needs a number from %d to %d", opt, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 static int open_coll(const char *name, bool writable, struct al_rag **out, struct al_rag_info *info)
 {
     char home[AL_LIMIT_PATH];
@@ -109,9 +98,9 @@ static int rag_create(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "e:c:o:H:", opts, NULL)) != -1) {
         switch (c) {
         case 'e': co.embed_ref = optarg; break;
-        case 'c': st = need_int("rag create", "--chunk-tokens", optarg, 16, AL_LIMIT_RAG_CHUNK_TOKENS, &co.chunk_tokens); break;
-        case 'o': st = need_int("rag create", "--overlap", optarg, 0, AL_LIMIT_RAG_CHUNK_TOKENS, &co.overlap_tokens); break;
-        case 'H': st = need_int("rag create", "--hnsw-threshold", optarg, 1, 1 << 30, &co.hnsw_threshold); break;
+        case 'c': st = al_cli_opt_i("rag create", "--chunk-tokens", optarg, 16, AL_LIMIT_RAG_CHUNK_TOKENS, &co.chunk_tokens); break;
+        case 'o': st = al_cli_opt_i("rag create", "--overlap", optarg, 0, AL_LIMIT_RAG_CHUNK_TOKENS, &co.overlap_tokens); break;
+        case 'H': st = al_cli_opt_i("rag create", "--hnsw-threshold", optarg, 1, 1 << 30, &co.hnsw_threshold); break;
         default: return al_cli_usage_error("rag create", "unknown option");
         }
         if (st)
@@ -179,7 +168,7 @@ static int rag_add(int argc, char **argv)
         else if (c == 'L')
             flags |= AL_RAG_ADD_FOLLOW_LINKS;
         else if (c == 't') {
-            if ((st = need_int("rag add", "--threads", optarg, 1, 256, &threads)))
+            if ((st = al_cli_opt_threads("rag add", optarg, &threads)))
                 return st;
         } else
             return al_cli_usage_error("rag add", "unknown option");
@@ -332,7 +321,7 @@ static int rag_query(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "k:m:jTV:t:", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': st = need_int("rag query", "-k", optarg, 1, AL_LIMIT_RAG_K, &qo.k); break;
+        case 'k': st = al_cli_opt_i("rag query", "-k", optarg, 1, AL_LIMIT_RAG_K, &qo.k); break;
         case 'm':
             if (al_rag_mode_parse(optarg, &qo.mode, &err))
                 return al_cli_usage_error("rag query", "%s", err.msg);
@@ -341,7 +330,7 @@ static int rag_query(int argc, char **argv)
         case 'T': text = true; break;
         case 'V': vec_path = optarg; break;
         case 'b': batch = optarg; break;
-        case 't': st = need_int("rag query", "--threads", optarg, 1, 256, &threads); break;
+        case 't': st = al_cli_opt_threads("rag query", optarg, &threads); break;
         default: return al_cli_usage_error("rag query", "unknown option");
         }
         if (st)
@@ -550,12 +539,11 @@ static int rag_export(int argc, char **argv)
         case 'E': po.expires = optarg; break;
         case 'C': po.created = optarg; break;
         case 'S': {
-            char *end = NULL;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || !end || *end || v <= 0)
-                return al_cli_usage_error("rag export", "--seq needs a positive number");
-            po.seq = v;
+            long long seq = 0;
+            int st = al_cli_opt_int("rag export", "--seq", optarg, 1, INT64_MAX, &seq);
+            if (st)
+                return st;
+            po.seq = seq;
             break;
         }
         default: return al_cli_usage_error("rag export", "unknown option");

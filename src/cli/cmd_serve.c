@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "core/log.h"
 #include "access/access.h"
 #include "repo/repo.h"
@@ -126,28 +127,6 @@ static void usage(void)
            AL_SERVE_DEFAULT_PORT);
 }
 
-static bool to_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool to_num(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Builds the configuration: defaults, then the file, then the flags, then
  * the REFs. Returns 0 or an exit status (the message printed). */
 static int build_config(int argc, char **argv, struct al_serve_config *c, int *verbosity)
@@ -166,61 +145,67 @@ static int build_config(int argc, char **argv, struct al_serve_config *c, int *v
     struct al_server_limits *l = &c->server.limits;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
-        bool ok = true;
-        int iv = 0;
+        int st = 0, iv = 0;
         switch (ch) {
         case 'c': break;
         case 'v': *verbosity = 1; break;
         case 'q': *verbosity = -1; break;
-        case O_PORT: ok = to_int(optarg, 0, 65535, &c->server.port); break;
+        case O_PORT: st = al_cli_opt_i("serve", "--port", optarg, 0, 65535, &c->server.port); break;
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;
-        case O_SOCKET_MODE: {
-            char *end;
-            long m = strtol(optarg, &end, 8);
-            ok = !*end && m >= 0 && m <= 0777;
-            c->server.socket_mode = (int)m;
-            break;
-        }
-        case O_THREADS: ok = to_int(optarg, 1, 1024, &d->threads); break;
-        case O_CTX: ok = to_int(optarg, 0, 1 << 24, &d->ctx); break;
-        case O_BATCH: ok = to_int(optarg, 1, 1 << 20, &d->batch); break;
-        case O_PARALLEL: ok = to_int(optarg, 1, 64, &d->n_seq); break;
-        case O_QUEUE: ok = to_int(optarg, 1, 4096, &d->queue); break;
-        case O_GPU: ok = to_int(optarg, 0, 100000, &d->gpu_layers); break;
+        case O_SOCKET_MODE: st = al_cli_opt_mode("serve", "--socket-mode", optarg, &c->server.socket_mode); break;
+        case O_THREADS: st = al_cli_opt_threads("serve", optarg, &d->threads); break;
+        case O_CTX: st = al_cli_opt_i("serve", "--ctx", optarg, 0, 1 << 24, &d->ctx); break;
+        case O_BATCH: st = al_cli_opt_i("serve", "--batch", optarg, 1, 1 << 20, &d->batch); break;
+        case O_PARALLEL: st = al_cli_opt_i("serve", "--parallel", optarg, 1, 64, &d->n_seq); break;
+        case O_QUEUE: st = al_cli_opt_i("serve", "--queue", optarg, 1, 4096, &d->queue); break;
+        case O_GPU: st = al_cli_opt_i("serve", "--gpu-layers", optarg, 0, 100000, &d->gpu_layers); break;
         case O_NO_MMAP: d->mmap = 0; break;
         case O_MLOCK: d->mlock = 1; break;
-        case O_BUDGET: ok = to_int(optarg, 0, 1 << 30, &iv); c->models.budget_bytes = (uint64_t)iv << 20; break;
-        case O_MAX_MODELS: ok = to_int(optarg, 0, 1024, &c->models.max_loaded); break;
-        case O_KEEP_ALIVE: ok = to_num(optarg, &c->models.keep_alive_s); break;
+        case O_BUDGET:
+            st = al_cli_opt_i("serve", "--budget-mb", optarg, 0, 1 << 30, &iv);
+            c->models.budget_bytes = st ? c->models.budget_bytes : (uint64_t)iv << 20;
+            break;
+        case O_MAX_MODELS: st = al_cli_opt_i("serve", "--max-models", optarg, 0, 1024, &c->models.max_loaded); break;
+        case O_KEEP_ALIVE:
+            st = al_cli_opt_seconds("serve", "--keep-alive", optarg, -1e9, 1e9, &c->models.keep_alive_s);
+            break;
         case O_TEMPLATE: snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", optarg); break;
         case O_CERT: snprintf(c->tls_cert, sizeof c->tls_cert, "%s", optarg); break;
         case O_KEY: snprintf(c->tls_key, sizeof c->tls_key, "%s", optarg); break;
         case O_CA: snprintf(c->tls_ca, sizeof c->tls_ca, "%s", optarg); break;
-        case O_MAX_TOKENS: ok = to_int(optarg, 1, 1 << 24, &l->max_tokens); break;
-        case O_MAX_BODY: ok = to_int(optarg, 1, 1 << 30, &iv); l->body_bytes = (size_t)iv; break;
-        case O_MAX_PROMPT: ok = to_int(optarg, 1, 1 << 24, &l->prompt_tokens); break;
-        case O_MAX_CONC: ok = to_int(optarg, 1, 100000, &l->concurrent); break;
-        case O_TIMEOUT: ok = to_num(optarg, &l->timeout_s); break;
-        case O_RECV_TIMEOUT:
-            ok = to_num(optarg, &l->receive_timeout_s);
-            ok = ok && l->receive_timeout_s > 0 && l->receive_timeout_s <= AL_SERVER_RECEIVE_TIMEOUT_MAX;
+        case O_MAX_TOKENS: st = al_cli_opt_i("serve", "--max-tokens", optarg, 1, 1 << 24, &l->max_tokens); break;
+        case O_MAX_BODY:
+            st = al_cli_opt_i("serve", "--max-body", optarg, 1, 1 << 30, &iv);
+            l->body_bytes = st ? l->body_bytes : (size_t)iv;
             break;
-        case O_DRAIN: ok = to_num(optarg, &c->drain_timeout_s); break;
+        case O_MAX_PROMPT: st = al_cli_opt_i("serve", "--max-prompt-tokens", optarg, 1, 1 << 24, &l->prompt_tokens); break;
+        case O_MAX_CONC: st = al_cli_opt_i("serve", "--max-concurrent", optarg, 1, 100000, &l->concurrent); break;
+        case O_TIMEOUT: st = al_cli_opt_seconds("serve", "--timeout", optarg, -1e9, 1e9, &l->timeout_s); break;
+        case O_RECV_TIMEOUT:
+            st = al_cli_opt_seconds("serve", "--receive-timeout", optarg, 1e-3, AL_SERVER_RECEIVE_TIMEOUT_MAX,
+                                    &l->receive_timeout_s);
+            break;
+        case O_DRAIN: st = al_cli_opt_seconds("serve", "--drain-timeout", optarg, -1e9, 1e9, &c->drain_timeout_s); break;
         case O_STREAM_INTERVAL:
-            ok = to_num(optarg, &c->server.stream_interval_ms);
-            ok = ok && c->server.stream_interval_ms >= 0 && c->server.stream_interval_ms <= 1000;
+            st = al_cli_opt_num("serve", "--stream-interval", optarg, 0, 1000, &c->server.stream_interval_ms);
             break;
         case O_REQUIRE_KEY: serve_flags.require_key = true; break;
         case O_NO_AUDIT: serve_flags.no_audit = true; break;
         case O_AUDIT_TEXT: serve_flags.audit_text = true; break;
-        case O_AUDIT_FAIL: ok = al_serve_audit_fail_parse(optarg, &c->server.audit_fail_open) == AL_OK; break;
-        case O_AUDIT_DAYS: ok = to_int(optarg, 1, 36500, &serve_flags.audit_days); break;
+        case O_AUDIT_FAIL:
+            if (al_serve_audit_fail_parse(optarg, &c->server.audit_fail_open) != AL_OK)
+                st = al_cli_usage_error("serve", "bad value '%s'", optarg);
+            break;
+        case O_AUDIT_DAYS:
+            st = al_cli_opt_i("serve", "--audit-retention", optarg, 1, 36500,
+                              &serve_flags.audit_days);
+            break;
         default: return al_cli_usage_error("serve", "unknown option");
         }
-        if (!ok)
-            return al_cli_usage_error("serve", "bad value '%s'", optarg);
+        if (st)
+            return st;
     }
     /* REFs on the command line come first: the first is the default model. */
     int n_refs = argc - optind;
