@@ -244,6 +244,32 @@ static void sd_notify_msg(const char *msg)
     close(fd);
 }
 
+/* SIGHUP: the configuration built again (file and flags) and applied to
+ * the models and to new requests; the address and TLS need a restart. */
+static void reload(int argc, char **argv, struct al_serve_config *cfg, struct al_models *mm, struct al_server *srv,
+                   int verbosity)
+{
+    sd_notify_msg("RELOADING=1");
+    struct al_serve_config fresh;
+    int fv = verbosity;
+    if (build_config(argc, argv, &fresh, &fv) == 0) {
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_models_reload(mm, &fresh.models, &e2))
+            al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
+        else if (al_server_set_limits(srv, &fresh.server.limits, fresh.server.stream_interval_ms, &e2))
+            al_log(AL_LOG_ERROR, "reload: limits kept: %s", e2.msg);
+        else
+            al_info("reloaded: models resolved again, limits applied to new requests%s",
+                    cfg->server.port != fresh.server.port || strcmp(cfg->host, fresh.host) ||
+                            strcmp(cfg->socket, fresh.socket) || strcmp(cfg->tls_cert, fresh.tls_cert) ||
+                            strcmp(cfg->tls_key, fresh.tls_key) || strcmp(cfg->tls_ca, fresh.tls_ca)
+                        ? " (listening address and TLS changes need a restart)"
+                        : "");
+        cfg->drain_timeout_s = fresh.drain_timeout_s;
+    }
+    sd_notify_msg("READY=1");
+}
+
 int al_cmd_serve(int argc, char **argv)
 {
     if (al_cli_wants_help(argc, argv)) {
@@ -281,20 +307,18 @@ int al_cmd_serve(int argc, char **argv)
      * anything reads the key table, which a lost index has lost too. */
     struct al_repo *probe = NULL;
     if (al_repo_open(home, false, &probe, &err))
-        return al_cli_fail(&err);
+        goto out;
     al_repo_free(probe);
     /* API keys: open until the first key exists (or --require-key, or after
      * an index rebuild); every request audited unless --no-audit. */
     if (al_access_open(home, &access, &err))
-        return al_cli_fail(&err);
+        goto out;
     if (serve_flags.require_key)
         al_access_set_required(access, true);
     struct al_audit_opts ao = {.capture_text = cfg.server.audit_text || serve_flags.audit_text,
                                .retention_days = serve_flags.audit_days};
-    if (!serve_flags.no_audit && al_audit_open(home, &ao, &audit, &err)) {
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
+    if (!serve_flags.no_audit && al_audit_open(home, &ao, &audit, &err))
+        goto out;
     if (audit && al_audit_prune(audit, &err) != AL_OK) {
         al_log(AL_LOG_WARN, "audit retention: %s", err.msg);
         al_err_clear(&err);
@@ -303,29 +327,15 @@ int al_cmd_serve(int argc, char **argv)
     cfg.server.home = home; /* document collections for /v1/rag */
     cfg.server.audit = audit;
     cfg.server.audit_text = ao.capture_text;
-    if (al_models_new(home, &cfg.models, &mm, &err)) {
-        al_audit_free(audit);
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
-    if (al_server_start(&cfg.server, mm, &srv, &err)) {
-        al_models_free(mm);
-        al_audit_free(audit);
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
+    if (al_models_new(home, &cfg.models, &mm, &err) || al_server_start(&cfg.server, mm, &srv, &err))
+        goto out;
     if (cfg.server.socket_path)
         fprintf(stderr, "airlock: listening on unix:%s\n", cfg.server.socket_path);
     else
         fprintf(stderr, "airlock: listening on %s://%s%s%s:%d\n", cfg.server.tls_cert ? "https" : "http",
                 strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "", al_server_port(srv));
-    if (al_models_preload(mm, &err)) {
-        al_server_free(srv);
-        al_models_free(mm);
-        al_audit_free(audit);
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
+    if (al_models_preload(mm, &err))
+        goto out;
     fprintf(stderr, "airlock: ready (%d model%s loaded)\n", cfg.models.n_pinned, cfg.models.n_pinned == 1 ? "" : "s");
     sd_notify_msg("READY=1\nSTATUS=serving");
 
@@ -334,25 +344,7 @@ int al_cmd_serve(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            sd_notify_msg("RELOADING=1");
-            struct al_serve_config fresh;
-            int fv = verbosity;
-            if (build_config(argc, argv, &fresh, &fv) == 0) {
-                struct al_err e2 = AL_ERR_INIT;
-                if (al_models_reload(mm, &fresh.models, &e2))
-                    al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
-                else if (al_server_set_limits(srv, &fresh.server.limits, fresh.server.stream_interval_ms, &e2))
-                    al_log(AL_LOG_ERROR, "reload: limits kept: %s", e2.msg);
-                else
-                    al_info("reloaded: models resolved again, limits applied to new requests%s",
-                            cfg.server.port != fresh.server.port || strcmp(cfg.host, fresh.host) ||
-                                    strcmp(cfg.socket, fresh.socket) || strcmp(cfg.tls_cert, fresh.tls_cert) ||
-                                    strcmp(cfg.tls_key, fresh.tls_key) || strcmp(cfg.tls_ca, fresh.tls_ca)
-                                ? " (listening address and TLS changes need a restart)"
-                                : "");
-                cfg.drain_timeout_s = fresh.drain_timeout_s;
-            }
-            sd_notify_msg("READY=1");
+            reload(argc, argv, &cfg, mm, srv, verbosity);
             continue;
         }
         al_info("%s: draining (up to %.0f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
@@ -360,10 +352,13 @@ int al_cmd_serve(int argc, char **argv)
         break;
     }
     al_server_drain(srv, cfg.drain_timeout_s);
+out:
     al_server_free(srv);
     al_models_free(mm);
     al_audit_free(audit);
     al_access_free(access);
+    if (err.rc)
+        return al_cli_fail(&err);
     fprintf(stderr, "airlock: stopped\n");
     return AL_EXIT_OK;
 }
