@@ -67,6 +67,30 @@ enum al_rc al_bench_server(const char *url, const struct al_bench_opts *o, json_
  * (-1 when the report cannot know: a server). */
 void al_bench_overall(json_t *report, double *decode_tps, double *ttft_p95_ms, double *rss_mb);
 
+/* The largest concurrency and prompt length of o's grid (1 when a list is
+ * empty). */
+void al_bench_extent(const struct al_bench_opts *o, int *max_concurrency, int *max_prompt);
+
+/* AL_ERR_USAGE, naming the figures, when the longest prompt of o and its
+ * gen_tokens (plus a margin of 8 for the template's tokens) do not fit a
+ * model trained for n_ctx_train tokens; AL_OK when they do or n_ctx_train is
+ * unknown (<= 0). Checked before a model is loaded for the run. */
+enum al_rc al_bench_fits(const struct al_bench_opts *o, int n_ctx_train, struct al_err *err);
+
+/* One target's outcome, as src/suite checked it (al_targets_check). */
+struct al_bench_target {
+    const char *name;   /* borrowed for the call */
+    double target;
+    double measured;    /* < 0: not measured (null in the report) */
+    bool met;
+};
+
+/* Records in report the figures targets are checked against ("overall":
+ * decode_tps, ttft_p95_ms, rss_peak_mb, null when < 0) and the n outcomes
+ * ("targets"), replacing earlier ones. */
+void al_bench_record_targets(json_t *report, double decode_tps, double ttft_p95_ms, double rss_mb,
+                             const struct al_bench_target *t, int n);
+
 /* Renders report as one self-contained HTML page (inline CSS and SVG charts:
  * latency distribution, tokens/s against concurrency, TTFT against prompt
  * length; no external scripts, fonts or images) appended to out. */

@@ -82,29 +82,31 @@ int al_cmd_ask(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     optind = 0;
     while ((c = getopt_long(argc, argv, "M:m:k:T:n:p:jt:h", opts, NULL)) != -1) {
-        char *end = NULL;
+        int st = 0;
+        double temp = 0;
         switch (c) {
         case 'M': model = optarg; break;
         case 'm':
             if (al_rag_mode_parse(optarg, &ao.query.mode, &err))
                 return al_cli_usage_error("ask", "%s", err.msg);
             break;
-        case 'k': ao.query.k = (int)strtol(optarg, &end, 10); break;
+        case 'k': st = al_cli_opt_i("ask", "-k", optarg, 1, 64, &ao.query.k); break;
         case 'T': tmpl_path = optarg; break;
-        case 'n': ao.max_tokens = (int)strtol(optarg, &end, 10); break;
-        case 'p': ao.temperature = strtof(optarg, &end); break;
+        case 'n': st = al_cli_opt_i("ask", "--max-tokens", optarg, 0, 1 << 24, &ao.max_tokens); break;
+        case 'p':
+            st = al_cli_opt_num("ask", "--temperature", optarg, 0, 100, &temp);
+            ao.temperature = (float)temp;
+            break;
         case 'j': json = true; break;
-        case 't': threads = (int)strtol(optarg, &end, 10); break;
+        case 't': st = al_cli_opt_threads("ask", optarg, &threads); break;
         case 'h': return usage();
         default: return al_cli_usage_error("ask", "unknown option");
         }
-        if (end && *end)
-            return al_cli_usage_error("ask", "'%s' is not a number", optarg);
+        if (st)
+            return st;
     }
     if (argc - optind != 2 || !model)
         return al_cli_usage_error("ask", "needs COLLECTION, QUESTION and --model REF");
-    if (ao.query.k < 1 || ao.query.k > 64)
-        return al_cli_usage_error("ask", "-k must be between 1 and 64");
     char *tmpl = NULL;
     size_t tlen = 0;
     if (tmpl_path && al_fs_read_file(tmpl_path, AL_LIMIT_RAG_TEMPLATE, &tmpl, &tlen, &err))

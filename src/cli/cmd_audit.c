@@ -8,6 +8,7 @@
 
 #include "audit/audit.h"
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "core/limits.h"
 
 int al_cmd_audit(int argc, char **argv);
@@ -132,14 +133,14 @@ static int tail(int argc, char **argv)
     size_t n = 10;
     bool f = false;
     for (int i = 1; i < argc; i++) {
-        char *end = NULL;
         if (!strcmp(argv[i], "-f") || !strcmp(argv[i], "--follow")) {
             f = true;
         } else if (!strcmp(argv[i], "-n") && i + 1 < argc) {
-            unsigned long v = strtoul(argv[++i], &end, 10);
-            if (*end || v > TAIL_MAX)
-                return al_cli_usage_error("audit tail", "-n takes a number up to %d", TAIL_MAX);
-            n = v;
+            long long v = 0;
+            int st = al_cli_opt_int("audit tail", "-n", argv[++i], 0, TAIL_MAX, &v);
+            if (st)
+                return st;
+            n = (size_t)v;
         } else {
             return al_cli_usage_error("audit tail", "unknown argument '%s'", argv[i]);
         }
@@ -186,14 +187,16 @@ static int tail(int argc, char **argv)
 
 static int prune(int argc, char **argv)
 {
-    char *end = NULL;
-    long days = argc == 3 && !strcmp(argv[1], "--days") ? strtol(argv[2], &end, 10) : 0;
-    if (end == NULL || *end || days <= 0 || days > 36500)
+    int days = 0;
+    if (argc != 3 || strcmp(argv[1], "--days") != 0)
         return al_cli_usage_error("audit prune", "expected --days N (N > 0)");
+    int st = al_cli_opt_i("audit prune", "--days", argv[2], 1, 36500, &days);
+    if (st)
+        return st;
     char home[AL_LIMIT_PATH];
     al_cli_home(home, sizeof home);
     struct al_err err = AL_ERR_INIT;
-    struct al_audit_opts o = {.retention_days = (int)days};
+    struct al_audit_opts o = {.retention_days = days};
     struct al_audit *a = NULL;
     enum al_rc rc = al_audit_open(home, &o, &a, &err);
     if (!rc)
@@ -201,7 +204,7 @@ static int prune(int argc, char **argv)
     al_audit_free(a);
     if (rc)
         return al_cli_fail(&err);
-    printf("pruned audit files older than %ld day%s\n", days, days == 1 ? "" : "s");
+    printf("pruned audit files older than %d day%s\n", days, days == 1 ? "" : "s");
     return AL_EXIT_OK;
 }
 

@@ -9,6 +9,7 @@
 
 #include "bench/bench.h"
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "cli/model_ref.h"
 #include "core/fs.h"
 #include "suite/suite.h"
@@ -39,24 +40,6 @@ static void usage(void)
            "  --compare A.json B.json   show B against A per cell; exits 1 when a figure\n"
            "                            regressed beyond --threshold percent and the noise\n"
            "  --threshold PCT           (default 5)\n");
-}
-
-static int parse_list(const char *s, int *out, int *n, int hi)
-{
-    *n = 0;
-    while (*s) {
-        char *end = NULL;
-        long v = strtol(s, &end, 10);
-        if (end == s || v < 1 || v > hi || *n >= AL_BENCH_LEVELS_MAX)
-            return -1;
-        out[(*n)++] = (int)v;
-        s = end;
-        if (*s == ',')
-            s++;
-        else if (*s)
-            return -1;
-    }
-    return *n ? 0 : -1;
 }
 
 static int write_text(const char *path, const char *text, size_t len)
@@ -136,6 +119,124 @@ static int outputs(json_t *rep, const char *json_out, const char *html_out)
     return status;
 }
 
+/* The grid as given on the command line; zeros take the suite's. */
+struct grid {
+    const int *conc, *lens;
+    int n_conc, n_lens, gen, requests, threads;
+};
+
+/* The suite: --suite DIR, else the one stored with REF, else the defaults.
+ * Returns an exit status. */
+static int pick_suite(const char *suite_dir, const char *ref, struct al_suite **s)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (suite_dir)
+        return al_suite_load(suite_dir, s, &err) ? al_cli_fail(&err) : 0;
+    if (ref) {
+        /* The suite stored with the version (bench/ of its bundle), else the defaults. */
+        int st = al_cli_version_suite(ref, true, s, NULL);
+        if (st && st != AL_EXIT_NOT_FOUND)
+            return st;
+        if (!st) {
+            fprintf(stderr, "bench: suite stored with %s (%s)\n", ref, (*s)->dir);
+            return 0;
+        }
+    }
+    return al_suite_default(s, &err) ? al_cli_fail(&err) : 0;
+}
+
+static void fill_opts(struct al_bench_opts *o, const struct grid *g, const struct al_suite *s)
+{
+    memcpy(o->concurrency, g->n_conc ? g->conc : s->concurrency, sizeof o->concurrency);
+    o->n_concurrency = g->n_conc ? g->n_conc : s->n_concurrency;
+    memcpy(o->prompt_lengths, g->n_lens ? g->lens : s->prompt_lengths, sizeof o->prompt_lengths);
+    o->n_prompt_lengths = g->n_lens ? g->n_lens : s->n_prompt_lengths;
+    o->gen_tokens = g->gen ? g->gen : s->gen_tokens;
+    o->requests = g->requests > 0 ? g->requests : s->requests;
+    o->texts = (const char *const *)s->bench_prompts;
+    o->n_texts = s->n_bench_prompts;
+}
+
+/* Runs the grid in this process (REF) or against the server; *rep is the
+ * report. Returns an exit status. */
+static int measure(const char *ref, const char *server, const struct al_bench_opts *o, json_t **rep)
+{
+    struct al_err err = AL_ERR_INIT;
+    fprintf(stderr, "bench: %s, concurrency", ref ? ref : server);
+    for (int i = 0; i < o->n_concurrency; i++)
+        fprintf(stderr, "%s%d", i ? "," : " ", o->concurrency[i]);
+    fprintf(stderr, ", prompt lengths");
+    for (int i = 0; i < o->n_prompt_lengths; i++)
+        fprintf(stderr, "%s%d", i ? "," : " ", o->prompt_lengths[i]);
+    fprintf(stderr, ", %d tokens each, %d threads\n", o->gen_tokens, o->threads);
+    if (server)
+        return al_bench_server(server, o, rep, &err) ? al_cli_fail(&err) : 0;
+    struct al_model_ref mr;
+    struct al_engine_model *m = NULL;
+    int max_c, max_len;
+    al_bench_extent(o, &max_c, &max_len);
+    int st = al_cli_model_ref(ref, &mr);
+    if (!st && al_bench_fits(o, mr.n_ctx_train, &err))
+        st = al_cli_fail(&err);
+    if (!st)
+        st = al_cli_model_load(&mr, o->threads, max_c, max_len + o->gen_tokens + 16, &m);
+    if (!st && al_bench_engine(m, o, rep, &err))
+        st = al_cli_fail(&err);
+    al_engine_model_free(m);
+    return st;
+}
+
+/* Checks the suite's targets, records them in the report, writes the
+ * outputs and prints the verdict. Returns an exit status. */
+static int verdict(json_t *rep, const struct al_suite *s, const char *json_out, const char *html_out)
+{
+    double dec, ttft, rss;
+    al_bench_overall(rep, &dec, &ttft, &rss);
+    struct al_target_check tc[3];
+    struct al_bench_target bt[3];
+    int nt = al_targets_check(&s->targets, dec, ttft, rss, tc), missed = 0;
+    for (int i = 0; i < nt; i++)
+        bt[i] = (struct al_bench_target){tc[i].name, tc[i].target, tc[i].measured, tc[i].met};
+    al_bench_record_targets(rep, dec, ttft, rss, bt, nt);
+    int status = outputs(rep, json_out, html_out);
+    printf("decode %.1f tokens/s per stream (median at the lowest concurrency); TTFT p95 %.1f ms; ", dec, ttft);
+    if (rss >= 0)
+        printf("peak RSS %.1f MiB\n", rss);
+    else
+        printf("peak RSS not measured (a server)\n");
+    for (int i = 0; i < nt; i++) {
+        printf("target %-5s %s\n", tc[i].met ? "ok" : "FAIL", tc[i].line);
+        missed += !tc[i].met;
+    }
+    if (missed && !status) {
+        printf("result: FAILED: %d target%s missed:", missed, missed == 1 ? "" : "s");
+        for (int i = 0; i < nt; i++)
+            if (!tc[i].met)
+                printf(" %s %g (measured %.2f)", tc[i].name, tc[i].target, tc[i].measured);
+        printf("\n");
+        status = AL_EXIT_FAILURE;
+    }
+    return status;
+}
+
+static int run(const char *ref, const char *server, const char *suite_dir, const struct grid *g,
+               const char *json_out, const char *html_out)
+{
+    struct al_suite *s = NULL;
+    json_t *rep = NULL;
+    int st = pick_suite(suite_dir, ref, &s);
+    if (st)
+        goto out;
+    struct al_bench_opts o = {.threads = g->threads, .progress = true, .model_ref = ref ? ref : server};
+    fill_opts(&o, g, s);
+    if (!(st = measure(ref, server, &o, &rep)))
+        st = verdict(rep, s, json_out, html_out);
+out:
+    json_decref(rep);
+    al_suite_free(s);
+    return st;
+}
+
 int al_cmd_bench(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -153,9 +254,7 @@ int al_cmd_bench(int argc, char **argv)
     double threshold = 5;
     optind = 0;
     while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
-        char *end = NULL;
-        long v = optarg ? strtol(optarg, &end, 10) : 0;
-        bool num_ok = optarg && end && !*end;
+        int st = 0;
         switch (c) {
         case 's': suite_dir = optarg; break;
         case 'S': server = optarg; break;
@@ -164,36 +263,20 @@ int al_cmd_bench(int argc, char **argv)
         case 'f': from = optarg; break;
         case 'C': do_compare = true; break;
         case 'c':
-            if (parse_list(optarg, conc, &n_conc, AL_LIMIT_SEQS))
-                return al_cli_usage_error("bench", "--concurrency needs numbers from 1 to %d: 1,2,4", AL_LIMIT_SEQS);
+            st = al_cli_opt_list("bench", "--concurrency", optarg, 1, AL_LIMIT_SEQS, conc, AL_BENCH_LEVELS_MAX, &n_conc);
             break;
         case 'p':
-            if (parse_list(optarg, lens, &n_lens, 1 << 20))
-                return al_cli_usage_error("bench", "--prompt-lengths needs token counts: 16,128,512");
+            st = al_cli_opt_list("bench", "--prompt-lengths", optarg, 1, 1 << 20, lens, AL_BENCH_LEVELS_MAX, &n_lens);
             break;
-        case 'n':
-            if (!num_ok || v < 1 || v > AL_LIMIT_GOLDEN_TOKENS)
-                return al_cli_usage_error("bench", "--gen-tokens needs a number from 1 to %d", AL_LIMIT_GOLDEN_TOKENS);
-            gen = (int)v;
-            break;
-        case 'r':
-            if (!num_ok || v < 1 || v > AL_LIMIT_BENCH_REQUESTS)
-                return al_cli_usage_error("bench", "--requests needs a positive number");
-            requests = (int)v;
-            break;
-        case 't':
-            if (!num_ok || v < 1 || v > 1024)
-                return al_cli_usage_error("bench", "--threads needs a number from 1 to 1024");
-            threads = (int)v;
-            break;
-        case 'T':
-            threshold = optarg ? strtod(optarg, &end) : -1;
-            if (!end || *end || threshold < 0 || threshold > 1000)
-                return al_cli_usage_error("bench", "--threshold needs a percentage");
-            break;
+        case 'n': st = al_cli_opt_i("bench", "--gen-tokens", optarg, 1, AL_LIMIT_GOLDEN_TOKENS, &gen); break;
+        case 'r': st = al_cli_opt_i("bench", "--requests", optarg, 1, AL_LIMIT_BENCH_REQUESTS, &requests); break;
+        case 't': st = al_cli_opt_threads("bench", optarg, &threads); break;
+        case 'T': st = al_cli_opt_num("bench", "--threshold", optarg, 0, 1000, &threshold); break;
         case 'h': usage(); return AL_EXIT_OK;
         default: return al_cli_usage_error("bench", "unknown option");
         }
+        if (st)
+            return st;
     }
     if (do_compare) {
         if (argc - optind != 2)
@@ -213,99 +296,7 @@ int al_cmd_bench(int argc, char **argv)
         return al_cli_usage_error("bench", "needs a REF or --server URL");
     if (optind + (ref ? 1 : 0) < argc)
         return al_cli_usage_error("bench", "too many arguments");
-
-    struct al_err err = AL_ERR_INIT;
-    struct al_suite *s = NULL;
-    if (suite_dir) {
-        if (al_suite_load(suite_dir, &s, &err))
-            return al_cli_fail(&err);
-    } else if (ref) {
-        /* The suite stored with the version (bench/ of its bundle), else the defaults. */
-        int st = al_cli_version_suite(ref, true, &s, NULL);
-        if (st && st != AL_EXIT_NOT_FOUND)
-            return st;
-        if (!st)
-            fprintf(stderr, "bench: suite stored with %s (%s)\n", ref, s->dir);
-        else if (al_suite_default(&s, &err))
-            return al_cli_fail(&err);
-    } else if (al_suite_default(&s, &err)) {
-        return al_cli_fail(&err);
-    }
-    struct al_bench_opts o = {.threads = threads, .progress = true, .model_ref = ref ? ref : server};
-    memcpy(o.concurrency, n_conc ? conc : s->concurrency, sizeof o.concurrency);
-    o.n_concurrency = n_conc ? n_conc : s->n_concurrency;
-    memcpy(o.prompt_lengths, n_lens ? lens : s->prompt_lengths, sizeof o.prompt_lengths);
-    o.n_prompt_lengths = n_lens ? n_lens : s->n_prompt_lengths;
-    o.gen_tokens = gen ? gen : s->gen_tokens;
-    o.requests = requests > 0 ? requests : s->requests;
-    o.texts = (const char *const *)s->bench_prompts;
-    o.n_texts = s->n_bench_prompts;
-    int max_c = 1, max_len = 1;
-    for (int i = 0; i < o.n_concurrency; i++)
-        max_c = o.concurrency[i] > max_c ? o.concurrency[i] : max_c;
-    for (int i = 0; i < o.n_prompt_lengths; i++)
-        max_len = o.prompt_lengths[i] > max_len ? o.prompt_lengths[i] : max_len;
-
-    json_t *rep = NULL;
-    struct al_engine_model *m = NULL;
-    int status = 0;
-    fprintf(stderr, "bench: %s, concurrency", ref ? ref : server);
-    for (int i = 0; i < o.n_concurrency; i++)
-        fprintf(stderr, "%s%d", i ? "," : " ", o.concurrency[i]);
-    fprintf(stderr, ", prompt lengths");
-    for (int i = 0; i < o.n_prompt_lengths; i++)
-        fprintf(stderr, "%s%d", i ? "," : " ", o.prompt_lengths[i]);
-    fprintf(stderr, ", %d tokens each, %d threads\n", o.gen_tokens, threads);
-    if (server) {
-        if (al_bench_server(server, &o, &rep, &err))
-            status = al_cli_fail(&err);
-    } else {
-        struct al_model_ref mr;
-        status = al_cli_model_ref(ref, &mr);
-        if (!status && mr.n_ctx_train > 0 && max_len + o.gen_tokens + 8 > mr.n_ctx_train) {
-            al_err_set(&err, AL_ERR_USAGE, "a prompt of %d tokens and %d generated do not fit the model's context of %d",
-                       max_len, o.gen_tokens, mr.n_ctx_train);
-            status = al_cli_fail(&err);
-        }
-        if (!status)
-            status = al_cli_model_load(&mr, threads, max_c, max_len + o.gen_tokens + 16, &m);
-        if (!status && al_bench_engine(m, &o, &rep, &err))
-            status = al_cli_fail(&err);
-    }
-    al_engine_model_free(m);
-    if (!status) {
-        double dec, ttft, rss;
-        al_bench_overall(rep, &dec, &ttft, &rss);
-        struct al_target_check tc[3];
-        int nt = al_targets_check(&s->targets, dec, ttft, rss, tc), missed = 0;
-        json_t *tj = json_array();
-        for (int i = 0; tj && i < nt; i++)
-            json_array_append_new(tj, json_pack("{s:s, s:f, s:o, s:b}", "name", tc[i].name, "target", tc[i].target,
-                                                "measured", tc[i].measured >= 0 ? json_real(tc[i].measured) : json_null(),
-                                                "met", tc[i].met));
-        json_object_set_new(rep, "targets", tj ? tj : json_array());
-        json_object_set_new(rep, "overall", json_pack("{s:f, s:f, s:o}", "decode_tps", dec, "ttft_p95_ms", ttft,
-                                                      "rss_peak_mb", rss >= 0 ? json_real(rss) : json_null()));
-        status = outputs(rep, json_out, html_out);
-        printf("decode %.1f tokens/s per stream (median at the lowest concurrency); TTFT p95 %.1f ms; ", dec, ttft);
-        if (rss >= 0)
-            printf("peak RSS %.1f MiB\n", rss);
-        else
-            printf("peak RSS not measured (a server)\n");
-        for (int i = 0; i < nt; i++) {
-            printf("target %-5s %s\n", tc[i].met ? "ok" : "FAIL", tc[i].line);
-            missed += !tc[i].met;
-        }
-        if (missed && !status) {
-            printf("result: FAILED: %d target%s missed:", missed, missed == 1 ? "" : "s");
-            for (int i = 0; i < nt; i++)
-                if (!tc[i].met)
-                    printf(" %s %g (measured %.2f)", tc[i].name, tc[i].target, tc[i].measured);
-            printf("\n");
-            status = AL_EXIT_FAILURE;
-        }
-    }
-    json_decref(rep);
-    al_suite_free(s);
-    return status;
+    struct grid g = {.conc = conc, .n_conc = n_conc, .lens = lens, .n_lens = n_lens, .gen = gen,
+                     .requests = requests, .threads = threads};
+    return run(ref, server, suite_dir, &g, json_out, html_out);
 }

@@ -25,30 +25,6 @@ static bool is_file(const char *p)
     return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-static int parse_size(const char *s, uint64_t *out)
-{
-    char *end = NULL;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || end == s || s[0] == '-')
-        return -1;
-    uint64_t mul = 1;
-    switch (*end) {
-    case '\0': break;
-    case 'k': case 'K': mul = 1ull << 10; end++; break;
-    case 'm': case 'M': mul = 1ull << 20; end++; break;
-    case 'g': case 'G': mul = 1ull << 30; end++; break;
-    case 't': case 'T': mul = 1ull << 40; end++; break;
-    default: return -1;
-    }
-    if (*end == 'i' || *end == 'B')
-        end += *end == 'i' ? (end[1] == 'B' ? 2 : 1) : 1;
-    if (*end || v == 0 || v > UINT64_MAX / mul)
-        return -1;
-    *out = (uint64_t)v * mul;
-    return 0;
-}
-
 /* --record-golden: runs the suite in bench_dir on the first GGUF among files
  * and writes bench_dir/recording.json, which the pack then carries as
  * bench/recording.json. The recording holds the time and this machine's
@@ -85,6 +61,87 @@ out:
     return status;
 }
 
+/* Loads the keys, records the golden prompts when threads > 0, packs and
+ * prints. Returns an exit status. */
+static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char *out, const char *const *key_paths,
+                    size_t n_keys, bool from_store, int threads)
+{
+    struct al_mkey_sec *keys[AL_BUNDLE_MAX_SIGS] = {0};
+    struct al_repo *r = NULL;
+    struct al_err err = AL_ERR_INIT;
+    struct al_bundle_packed res;
+    int st = 0;
+    for (size_t i = 0; i < n_keys && !st; i++)
+        if (al_cli_load_secret_key(key_paths[i], &keys[i], &err))
+            st = al_cli_fail(&err);
+    if (!st && threads > 0)
+        st = record_golden(cmd, po->files, po->n_files, po->bench_dir, threads);
+    if (st)
+        goto out;
+    if (from_store) {
+        if ((st = al_cli_open_repo(false, &r)))
+            goto out;
+    } else {
+        /* A build host may have a store (for the previous version's digest); none is needed. */
+        char home[AL_LIMIT_PATH];
+        al_cli_home(home, sizeof home);
+        if (al_repo_open(home, false, &r, NULL) != AL_OK)
+            r = NULL;
+    }
+    po->keys = keys;
+    po->n_keys = n_keys;
+    if (al_bundle_pack(r, po, out, &res, &err)) {
+        st = al_cli_fail(&err);
+        goto out;
+    }
+    char size[32];
+    al_cli_human_size(res.bytes, size, sizeof size);
+    printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n",
+           out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created);
+    if (po->expires)
+        printf("  expires   %s\n", po->expires);
+    printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
+out:
+    for (size_t i = 0; i < n_keys; i++)
+        al_minisign_sec_free(keys[i]);
+    al_repo_free(r);
+    return st;
+}
+
+static void pack_usage(bool export_only)
+{
+    if (export_only)
+        printf("usage: airlock export REF -o BUNDLE.tar --sign KEY [--zstd] [--expires DATE] [--seq N]\n\n"
+               "Re-packs a stored version as a signed native bundle, to carry it to another\n"
+               "air-gapped site (which trusts KEY's public half). Options as for 'airlock pack'.\n");
+    else
+        printf("usage: airlock pack REF -o BUNDLE.tar --sign KEY [options]\n"
+               "       airlock pack NAME[:TAG] FILE... -o BUNDLE.tar --sign KEY [options]\n\n"
+               "Makes a native bundle: a tar holding checksums.txt (sha256sum format), its\n"
+               "minisign signature(s) and an OCI image layout of the version. Deterministic:\n"
+               "the same inputs and key give the same bytes. Check one without airlock:\n"
+               "  tar xf B.tar && sha256sum -c checksums.txt && minisign -Vm checksums.txt -p KEY.pub\n\n"
+               "  -o, --output FILE  the bundle to write\n"
+               "  -s, --sign KEY     minisign secret key (airlock key gen); repeat for k-of-n\n"
+               "  --zstd             compress with zstd\n"
+               "  --expires DATE     refuse to ingest after DATE (YYYY-MM-DD or ...THH:MM:SSZ)\n"
+               "  --seq N            sequence number (default: the creation time in seconds);\n"
+               "                     the air-gapped side refuses one not above the last\n"
+               "  --created TIME     creation date (default: SOURCE_DATE_EPOCH, else newest file)\n"
+               "  --prompts DIR      add DIR's files as prompts/<file>\n"
+               "  --bench DIR        add DIR's files as bench/<file> (a suite: suite.json,\n"
+               "                     golden.json, recording.json; see 'airlock validate')\n"
+               "  --record-golden    first run DIR's golden prompts greedily on the GGUF here\n"
+               "                     and write DIR/recording.json (token ids, top log-\n"
+               "                     probabilities, llama.cpp commit, CPU features), so the\n"
+               "                     bundle carries it, signed; 'airlock validate NAME'\n"
+               "                     checks against it after ingest\n"
+               "  -t, --threads N    CPU threads for --record-golden (default 2)\n"
+               "  --card CARD.json   model card: origin, license, date, quantization\n"
+               "  --name NAME[:TAG]  name the files (instead of the first argument)\n\n"
+               "example: airlock pack demo:1.0 demo.gguf -o demo-1.0.tar --sign build.key\n");
+}
+
 static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
 {
     static const struct option opts[] = {
@@ -104,17 +161,11 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "o:s:zt:h", opts, NULL)) != -1) {
+        int st = 0;
         switch (c) {
         case 'o': out = optarg; break;
         case 'R': record = true; break;
-        case 't': {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1024)
-                return al_cli_usage_error(cmd, "--threads needs a number from 1 to 1024");
-            threads = (int)v;
-            break;
-        }
+        case 't': st = al_cli_opt_threads(cmd, optarg, &threads); break;
         case 's':
             if (n_keys >= AL_BUNDLE_MAX_SIGS)
                 return al_cli_usage_error(cmd, "at most %u --sign keys", AL_BUNDLE_MAX_SIGS);
@@ -123,10 +174,9 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         case 'z': po.zstd = true; break;
         case 'e': po.expires = optarg; break;
         case 'q': {
-            char *end = NULL;
-            po.seq = strtoll(optarg, &end, 10);
-            if (po.seq < 1 || *end)
-                return al_cli_usage_error(cmd, "--seq takes a positive number");
+            long long seq = 0;
+            st = al_cli_opt_int(cmd, "--seq", optarg, 1, INT64_MAX, &seq);
+            po.seq = seq;
             break;
         }
         case 'p': po.prompts_dir = optarg; break;
@@ -134,40 +184,11 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         case 'c': po.card_path = optarg; break;
         case 'n': name_arg = optarg; break;
         case 'C': po.created = optarg; break;
-        case 'h':
-            if (export_only)
-                printf("usage: airlock export REF -o BUNDLE.tar --sign KEY [--zstd] [--expires DATE] [--seq N]\n\n"
-                       "Re-packs a stored version as a signed native bundle, to carry it to another\n"
-                       "air-gapped site (which trusts KEY's public half). Options as for 'airlock pack'.\n");
-            else
-                printf("usage: airlock pack REF -o BUNDLE.tar --sign KEY [options]\n"
-                       "       airlock pack NAME[:TAG] FILE... -o BUNDLE.tar --sign KEY [options]\n\n"
-                       "Makes a native bundle: a tar holding checksums.txt (sha256sum format), its\n"
-                       "minisign signature(s) and an OCI image layout of the version. Deterministic:\n"
-                       "the same inputs and key give the same bytes. Check one without airlock:\n"
-                       "  tar xf B.tar && sha256sum -c checksums.txt && minisign -Vm checksums.txt -p KEY.pub\n\n"
-                       "  -o, --output FILE  the bundle to write\n"
-                       "  -s, --sign KEY     minisign secret key (airlock key gen); repeat for k-of-n\n"
-                       "  --zstd             compress with zstd\n"
-                       "  --expires DATE     refuse to ingest after DATE (YYYY-MM-DD or ...THH:MM:SSZ)\n"
-                       "  --seq N            sequence number (default: the creation time in seconds);\n"
-                       "                     the air-gapped side refuses one not above the last\n"
-                       "  --created TIME     creation date (default: SOURCE_DATE_EPOCH, else newest file)\n"
-                       "  --prompts DIR      add DIR's files as prompts/<file>\n"
-                       "  --bench DIR        add DIR's files as bench/<file> (a suite: suite.json,\n"
-                       "                     golden.json, recording.json; see 'airlock validate')\n"
-                       "  --record-golden    first run DIR's golden prompts greedily on the GGUF here\n"
-                       "                     and write DIR/recording.json (token ids, top log-\n"
-                       "                     probabilities, llama.cpp commit, CPU features), so the\n"
-                       "                     bundle carries it, signed; 'airlock validate NAME'\n"
-                       "                     checks against it after ingest\n"
-                       "  -t, --threads N    CPU threads for --record-golden (default 2)\n"
-                       "  --card CARD.json   model card: origin, license, date, quantization\n"
-                       "  --name NAME[:TAG]  name the files (instead of the first argument)\n\n"
-                       "example: airlock pack demo:1.0 demo.gguf -o demo-1.0.tar --sign build.key\n");
-            return AL_EXIT_OK;
+        case 'h': pack_usage(export_only); return AL_EXIT_OK;
         default: return al_cli_usage_error(cmd, "unknown option");
         }
+        if (st)
+            return st;
     }
     int npos = argc - optind;
     if (out == NULL)
@@ -202,51 +223,7 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
     }
     if (record && (from_store || !po.bench_dir))
         return al_cli_usage_error(cmd, "--record-golden needs files and --bench DIR (the suite to record)");
-    struct al_mkey_sec *keys[AL_BUNDLE_MAX_SIGS] = {0};
-    enum al_rc rc = AL_OK;
-    for (size_t i = 0; i < n_keys && !rc; i++)
-        rc = al_cli_load_secret_key(key_paths[i], &keys[i], &err);
-    if (!rc && record) {
-        int st = record_golden(cmd, po.files, po.n_files, po.bench_dir, threads);
-        if (st) {
-            for (size_t i = 0; i < n_keys; i++)
-                al_minisign_sec_free(keys[i]);
-            return st;
-        }
-    }
-    struct al_repo *r = NULL;
-    if (!rc && from_store) {
-        int st = al_cli_open_repo(false, &r);
-        if (st) {
-            for (size_t i = 0; i < n_keys; i++)
-                al_minisign_sec_free(keys[i]);
-            return st;
-        }
-    } else if (!rc) {
-        /* A build host may have a store (for the previous version's digest); none is needed. */
-        char home[AL_LIMIT_PATH];
-        al_cli_home(home, sizeof home);
-        if (al_repo_open(home, false, &r, NULL) != AL_OK)
-            r = NULL;
-    }
-    po.keys = keys;
-    po.n_keys = n_keys;
-    struct al_bundle_packed res;
-    if (!rc)
-        rc = al_bundle_pack(r, &po, out, &res, &err);
-    for (size_t i = 0; i < n_keys; i++)
-        al_minisign_sec_free(keys[i]);
-    al_repo_free(r);
-    if (rc)
-        return al_cli_fail(&err);
-    char size[32];
-    al_cli_human_size(res.bytes, size, sizeof size);
-    printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n",
-           out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created);
-    if (po.expires)
-        printf("  expires   %s\n", po.expires);
-    printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
-    return AL_EXIT_OK;
+    return pack_run(cmd, &po, out, key_paths, n_keys, from_store, record ? threads : 0);
 }
 
 int al_cmd_pack(int argc, char **argv) { return pack_common("pack", argc, argv, false); }
@@ -308,6 +285,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "a:qh", opts, NULL)) != -1) {
+        int st = 0;
         switch (c) {
         case 'a': bo.as = optarg; break;
         case 'E': bo.allow_expired = true; break;
@@ -315,12 +293,12 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         case 'n': bo.no_activate = true; break;
         case 'q': quiet = true; break;
         case 'm':
-            if (parse_size(optarg, &bo.max_entry))
-                return al_cli_usage_error(cmd, "--max-entry-size takes a size such as 512M or 20G");
+            if ((st = al_cli_opt_size(cmd, "--max-entry-size", optarg, 1, UINT64_MAX, &bo.max_entry)))
+                return st;
             break;
         case 't':
-            if (parse_size(optarg, &bo.max_total))
-                return al_cli_usage_error(cmd, "--max-total-size takes a size such as 512M or 20G");
+            if ((st = al_cli_opt_size(cmd, "--max-total-size", optarg, 1, UINT64_MAX, &bo.max_total)))
+                return st;
             break;
         case 'h':
             printf("usage: airlock %s BUNDLE [--as NAME[:TAG]] [--allow-expired] [--allow-downgrade]\n"

@@ -109,11 +109,9 @@ int al_cmd_gc(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "k:nh", opts, NULL)) != -1) {
         if (c == 'k') {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1000000)
-                return al_cli_usage_error("gc", "--keep needs a positive number");
-            keep = (int)v;
+            int st = al_cli_opt_i("gc", "--keep", optarg, 1, 1000000, &keep);
+            if (st)
+                return st;
         } else if (c == 'n') {
             dry = true;
         } else if (c == 'h') {

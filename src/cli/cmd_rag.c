@@ -59,17 +59,6 @@ static const char rag_add_usage[] =
     "exit status: 0 all taken; 4 some documents were skipped (the rest are in the collection);\n"
     "others as for every command (see 'airlock help').\n";
 
-static int need_int(const char *cmd, const char *opt, const char *s, int lo, int hi, int *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || !end || *end || v < lo || v > hi)
-        return al_cli_usage_error(cmd, "%s needs a number from %d to %d", opt, lo, hi);
-    *out = (int)v;
-    return 0;
-}
-
 static int open_coll(const char *name, bool writable, struct al_rag **out, struct al_rag_info *info)
 {
     char home[AL_LIMIT_PATH];
@@ -109,9 +98,9 @@ static int rag_create(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "e:c:o:H:", opts, NULL)) != -1) {
         switch (c) {
         case 'e': co.embed_ref = optarg; break;
-        case 'c': st = need_int("rag create", "--chunk-tokens", optarg, 16, AL_LIMIT_RAG_CHUNK_TOKENS, &co.chunk_tokens); break;
-        case 'o': st = need_int("rag create", "--overlap", optarg, 0, AL_LIMIT_RAG_CHUNK_TOKENS, &co.overlap_tokens); break;
-        case 'H': st = need_int("rag create", "--hnsw-threshold", optarg, 1, 1 << 30, &co.hnsw_threshold); break;
+        case 'c': st = al_cli_opt_i("rag create", "--chunk-tokens", optarg, 16, AL_LIMIT_RAG_CHUNK_TOKENS, &co.chunk_tokens); break;
+        case 'o': st = al_cli_opt_i("rag create", "--overlap", optarg, 0, AL_LIMIT_RAG_CHUNK_TOKENS, &co.overlap_tokens); break;
+        case 'H': st = al_cli_opt_i("rag create", "--hnsw-threshold", optarg, 1, 1 << 30, &co.hnsw_threshold); break;
         default: return al_cli_usage_error("rag create", "unknown option");
         }
         if (st)
@@ -179,7 +168,7 @@ static int rag_add(int argc, char **argv)
         else if (c == 'L')
             flags |= AL_RAG_ADD_FOLLOW_LINKS;
         else if (c == 't') {
-            if ((st = need_int("rag add", "--threads", optarg, 1, 256, &threads)))
+            if ((st = al_cli_opt_threads("rag add", optarg, &threads)))
                 return st;
         } else
             return al_cli_usage_error("rag add", "unknown option");
@@ -332,7 +321,7 @@ static int rag_query(int argc, char **argv)
     optind = 0;
     while ((c = getopt_long(argc, argv, "k:m:jTV:t:", opts, NULL)) != -1) {
         switch (c) {
-        case 'k': st = need_int("rag query", "-k", optarg, 1, AL_LIMIT_RAG_K, &qo.k); break;
+        case 'k': st = al_cli_opt_i("rag query", "-k", optarg, 1, AL_LIMIT_RAG_K, &qo.k); break;
         case 'm':
             if (al_rag_mode_parse(optarg, &qo.mode, &err))
                 return al_cli_usage_error("rag query", "%s", err.msg);
@@ -341,7 +330,7 @@ static int rag_query(int argc, char **argv)
         case 'T': text = true; break;
         case 'V': vec_path = optarg; break;
         case 'b': batch = optarg; break;
-        case 't': st = need_int("rag query", "--threads", optarg, 1, 256, &threads); break;
+        case 't': st = al_cli_opt_threads("rag query", optarg, &threads); break;
         default: return al_cli_usage_error("rag query", "unknown option");
         }
         if (st)
@@ -515,15 +504,7 @@ static int rag_attach(int argc, char **argv)
     return st;
 }
 
-/* ---- snapshots: export and import ---- */
-
-static void rm_snapshot_files(const struct al_rag_snapshot *s, const char *dir)
-{
-    unlink(s->db);
-    unlink(s->faiss);
-    unlink(s->meta);
-    rmdir(dir);
-}
+/* ---- snapshots: export and import (src/rag makes the files, src/bundle the bundle) ---- */
 
 static int rag_export(int argc, char **argv)
 {
@@ -550,12 +531,11 @@ static int rag_export(int argc, char **argv)
         case 'E': po.expires = optarg; break;
         case 'C': po.created = optarg; break;
         case 'S': {
-            char *end = NULL;
-            errno = 0;
-            long long v = strtoll(optarg, &end, 10);
-            if (errno || !end || *end || v <= 0)
-                return al_cli_usage_error("rag export", "--seq needs a positive number");
-            po.seq = v;
+            long long seq = 0;
+            int st = al_cli_opt_int("rag export", "--seq", optarg, 1, INT64_MAX, &seq);
+            if (st)
+                return st;
+            po.seq = seq;
             break;
         }
         default: return al_cli_usage_error("rag export", "unknown option");
@@ -568,67 +548,46 @@ static int rag_export(int argc, char **argv)
     int st = open_coll(argv[optind], true, &r, &info);
     if (st)
         return st;
-    char home[AL_LIMIT_PATH], dir[AL_LIMIT_PATH], name[AL_LIMIT_NAME + 1], tag[32];
+    char home[AL_LIMIT_PATH];
     al_cli_home(home, sizeof home);
     struct al_err err = AL_ERR_INIT;
-    struct al_rag_snapshot snap;
-    memset(&snap, 0, sizeof snap);
+    struct al_rag_export ex;
     struct al_mkey_sec *keys[AL_BUNDLE_MAX_SIGS] = {0};
-    enum al_rc rc = al_path_fmt(dir, sizeof dir, &err, "%s/rag/.export-%s-XXXXXX", home, info.name);
-    bool made = false;
-    if (!rc && !(made = mkdtemp(dir) != NULL))
-        rc = al_err_sys(&err, AL_ERR_IO, "cannot create '%s'", dir);
-    if (!rc)
-        rc = al_rag_snapshot_write(r, dir, &snap, &err);
+    struct al_repo *repo = NULL;
+    struct al_bundle_packed res;
+    enum al_rc rc = al_rag_export_prepare(r, home, &ex, &err);
     al_rag_free(r);
     for (size_t i = 0; i < n_keys && !rc; i++)
         rc = al_cli_load_secret_key(key_paths[i], &keys[i], &err);
-    struct al_bundle_packed res;
-    if (!rc) {
-        snprintf(name, sizeof name, "%s%s", AL_RAG_SNAPSHOT_PREFIX, info.name);
-        snprintf(tag, sizeof tag, "g%" PRId64, snap.generation);
-        const char *files[] = {snap.db, snap.faiss, snap.meta};
-        po.name = name;
-        po.tag = tag;
-        po.files = files;
-        po.n_files = 3;
-        po.keys = keys;
-        po.n_keys = n_keys;
-        if (!po.created && !getenv("SOURCE_DATE_EPOCH"))
-            po.created = snap.changed; /* the same collection exports the same bytes */
-        struct al_repo *repo = NULL; /* for the previous snapshot's digest, when this store has one */
-        if (al_repo_open(home, false, &repo, NULL) != AL_OK)
-            repo = NULL;
-        rc = al_bundle_pack(repo, &po, out, &res, &err);
-        al_repo_free(repo);
-    }
-    for (size_t i = 0; i < n_keys; i++)
-        al_minisign_sec_free(keys[i]);
-    if (made)
-        rm_snapshot_files(&snap, dir);
     if (rc)
-        return al_cli_fail(&err);
+        goto out;
+    po.name = ex.name;
+    po.tag = ex.tag;
+    po.files = ex.files;
+    po.n_files = 3;
+    po.keys = keys;
+    po.n_keys = n_keys;
+    if (!po.created && !getenv("SOURCE_DATE_EPOCH"))
+        po.created = ex.snap.changed; /* the same collection exports the same bytes */
+    /* for the previous snapshot's digest, when this store has one */
+    if (al_repo_open(home, false, &repo, NULL) != AL_OK)
+        repo = NULL;
+    if ((rc = al_bundle_pack(repo, &po, out, &res, &err)))
+        goto out;
     char size[32];
     al_cli_human_size(res.bytes, size, sizeof size);
     printf("exported collection '%s' (generation %" PRId64 ", %zu documents, %zu chunks) as %s:%s\n"
            "  bundle    %s (%s)\n  digest    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n",
-           info.name, snap.generation, info.docs, info.chunks, name, tag, out, size, res.bundle, res.manifest, res.seq,
-           res.created);
+           info.name, ex.snap.generation, info.docs, info.chunks, ex.name, ex.tag, out, size, res.bundle, res.manifest,
+           res.seq, res.created);
     printf("\nnext: carry %s across; inside run 'airlock rag import %s' (the embedding model %s@%s\n"
            "must be in that store too)\n", out, out, info.embed_model, info.embed_manifest);
-    return AL_EXIT_OK;
-}
-
-/* The stored file of version v named path: its blob and digest. */
-static enum al_rc version_file(struct al_repo *repo, const struct al_file *files, size_t n, const char *path,
-                               char *blob, char *digest, struct al_err *err)
-{
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(files[i].path, path) == 0) {
-            snprintf(digest, AL_DIGEST_SIZE, "%s", files[i].digest);
-            return al_repo_blob_path(repo, files[i].digest, blob, AL_LIMIT_PATH, err);
-        }
-    return al_err_set(err, AL_ERR_INVALID, "the version has no '%s': not a collection snapshot", path);
+out:
+    al_repo_free(repo);
+    for (size_t i = 0; i < n_keys; i++)
+        al_minisign_sec_free(keys[i]);
+    al_rag_export_release(&ex);
+    return rc ? al_cli_fail(&err) : AL_EXIT_OK;
 }
 
 static int rag_import(int argc, char **argv)
@@ -677,53 +636,22 @@ static int rag_import(int argc, char **argv)
         }
         al_bundle_report_release(&rep);
     } else {
-        char ref[AL_LIMIT_REF + 8];
-        snprintf(ref, sizeof ref, "%s%s", strncmp(arg, AL_RAG_SNAPSHOT_PREFIX, 4) == 0 ? "" : AL_RAG_SNAPSHOT_PREFIX,
-                 arg);
-        rc = al_repo_resolve(repo, ref, &v, &err);
+        rc = al_rag_snapshot_resolve(repo, arg, &v, &err);
     }
-    if (!rc && strncmp(v.model, AL_RAG_SNAPSHOT_PREFIX, 4) != 0)
-        rc = al_err_set(&err, AL_ERR_INVALID, "'%s' is the model '%s', not a collection snapshot (rag/COLLECTION)",
-                        arg, v.model);
-    const char *coll = as ? as : v.model + 4;
-    struct al_file *files = NULL;
-    size_t n = 0;
-    char db[AL_LIMIT_PATH], faiss[AL_LIMIT_PATH], meta[AL_LIMIT_PATH];
-    char db_d[AL_DIGEST_SIZE], faiss_d[AL_DIGEST_SIZE], meta_d[AL_DIGEST_SIZE], source[AL_LIMIT_REF + 80];
+    char home[AL_LIMIT_PATH];
+    al_cli_home(home, sizeof home);
+    struct al_rag_imported im;
     if (!rc)
-        rc = al_repo_list_files(repo, &v, &files, &n, &err);
-    if (!rc && !(rc = version_file(repo, files, n, "chunks.db", db, db_d, &err)) &&
-        !(rc = version_file(repo, files, n, "vectors.faiss", faiss, faiss_d, &err)) &&
-        !(rc = version_file(repo, files, n, "rag-snapshot.json", meta, meta_d, &err))) {
-        snprintf(source, sizeof source, "%s@%s", v.model, v.manifest);
-        char home[AL_LIMIT_PATH];
-        al_cli_home(home, sizeof home);
-        struct al_rag_snapshot_src src = {.db = db, .faiss = faiss, .meta = meta, .db_digest = db_d,
-                                          .faiss_digest = faiss_d, .source = source};
-        rc = al_rag_snapshot_install(home, coll, &src, &err);
-    }
-    free(files);
-    struct al_rag *r = NULL;
-    struct al_rag_info info;
-    if (!rc) {
-        al_repo_free(repo);
-        repo = NULL;
-        if ((st = open_coll(coll, false, &r, &info)))
-            return st;
-        printf("imported %s as the read-only collection '%s' (generation %" PRId64 ", %zu documents, %zu chunks)\n",
-               source, coll, info.generation, info.docs, info.chunks);
-        char ref[AL_LIMIT_REF + 1];
-        snprintf(ref, sizeof ref, "%s@%s", info.embed_model, info.embed_manifest);
-        struct al_repo *rp = NULL;
-        struct al_version ev;
-        if (al_cli_open_repo(false, &rp) == 0 && al_repo_resolve(rp, ref, &ev, NULL) != AL_OK)
-            fprintf(stderr, "airlock: warning: its embedding model %s is not in this store: bm25 queries work; "
-                    "vector and hybrid queries need it (ingest its bundle)\n", ref);
-        al_repo_free(rp);
-        al_rag_free(r);
-    }
+        rc = al_rag_snapshot_import(repo, home, &v, as, arg, &im, &err);
     al_repo_free(repo);
-    return rc ? al_cli_fail(&err) : AL_EXIT_OK;
+    if (rc)
+        return al_cli_fail(&err);
+    printf("imported %s as the read-only collection '%s' (generation %" PRId64 ", %zu documents, %zu chunks)\n",
+           im.source, im.coll, im.info.generation, im.info.docs, im.info.chunks);
+    if (!im.embedder_present)
+        fprintf(stderr, "airlock: warning: its embedding model %s is not in this store: bm25 queries work; "
+                "vector and hybrid queries need it (ingest its bundle)\n", im.embed_ref);
+    return AL_EXIT_OK;
 }
 
 int al_cmd_rag(int argc, char **argv)

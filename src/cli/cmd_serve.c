@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "core/log.h"
 #include "access/access.h"
 #include "repo/repo.h"
@@ -126,28 +127,6 @@ static void usage(void)
            AL_SERVER_DEFAULT_PORT);
 }
 
-static bool to_int(const char *s, long lo, long hi, int *out)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 0);
-    if (errno || end == s || *end || v < lo || v > hi)
-        return false;
-    *out = (int)v;
-    return true;
-}
-
-static bool to_num(const char *s, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end)
-        return false;
-    *out = v;
-    return true;
-}
-
 /* Builds the configuration: defaults, then the file, then the flags, then
  * the REFs. Returns 0 or an exit status (the message printed). */
 static int build_config(int argc, char **argv, struct al_server_config *c, int *verbosity)
@@ -166,61 +145,67 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
     struct al_server_limits *l = &c->server.limits;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
-        bool ok = true;
-        int iv = 0;
+        int st = 0, iv = 0;
         switch (ch) {
         case 'c': break;
         case 'v': *verbosity = 1; break;
         case 'q': *verbosity = -1; break;
-        case O_PORT: ok = to_int(optarg, 0, 65535, &c->server.port); break;
+        case O_PORT: st = al_cli_opt_i("serve", "--port", optarg, 0, 65535, &c->server.port); break;
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;
-        case O_SOCKET_MODE: {
-            char *end;
-            long m = strtol(optarg, &end, 8);
-            ok = !*end && m >= 0 && m <= 0777;
-            c->server.socket_mode = (int)m;
-            break;
-        }
-        case O_THREADS: ok = to_int(optarg, 1, 1024, &d->threads); break;
-        case O_CTX: ok = to_int(optarg, 0, 1 << 24, &d->ctx); break;
-        case O_BATCH: ok = to_int(optarg, 1, 1 << 20, &d->batch); break;
-        case O_PARALLEL: ok = to_int(optarg, 1, 64, &d->n_seq); break;
-        case O_QUEUE: ok = to_int(optarg, 1, 4096, &d->queue); break;
-        case O_GPU: ok = to_int(optarg, 0, 100000, &d->gpu_layers); break;
+        case O_SOCKET_MODE: st = al_cli_opt_mode("serve", "--socket-mode", optarg, &c->server.socket_mode); break;
+        case O_THREADS: st = al_cli_opt_threads("serve", optarg, &d->threads); break;
+        case O_CTX: st = al_cli_opt_i("serve", "--ctx", optarg, 0, 1 << 24, &d->ctx); break;
+        case O_BATCH: st = al_cli_opt_i("serve", "--batch", optarg, 1, 1 << 20, &d->batch); break;
+        case O_PARALLEL: st = al_cli_opt_i("serve", "--parallel", optarg, 1, 64, &d->n_seq); break;
+        case O_QUEUE: st = al_cli_opt_i("serve", "--queue", optarg, 1, 4096, &d->queue); break;
+        case O_GPU: st = al_cli_opt_i("serve", "--gpu-layers", optarg, 0, 100000, &d->gpu_layers); break;
         case O_NO_MMAP: d->mmap = 0; break;
         case O_MLOCK: d->mlock = 1; break;
-        case O_BUDGET: ok = to_int(optarg, 0, 1 << 30, &iv); c->models.budget_bytes = (uint64_t)iv << 20; break;
-        case O_MAX_MODELS: ok = to_int(optarg, 0, 1024, &c->models.max_loaded); break;
-        case O_KEEP_ALIVE: ok = to_num(optarg, &c->models.keep_alive_s); break;
+        case O_BUDGET:
+            st = al_cli_opt_i("serve", "--budget-mb", optarg, 0, 1 << 30, &iv);
+            c->models.budget_bytes = st ? c->models.budget_bytes : (uint64_t)iv << 20;
+            break;
+        case O_MAX_MODELS: st = al_cli_opt_i("serve", "--max-models", optarg, 0, 1024, &c->models.max_loaded); break;
+        case O_KEEP_ALIVE:
+            st = al_cli_opt_seconds("serve", "--keep-alive", optarg, -1e9, 1e9, &c->models.keep_alive_s);
+            break;
         case O_TEMPLATE: snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", optarg); break;
         case O_CERT: snprintf(c->tls_cert, sizeof c->tls_cert, "%s", optarg); break;
         case O_KEY: snprintf(c->tls_key, sizeof c->tls_key, "%s", optarg); break;
         case O_CA: snprintf(c->tls_ca, sizeof c->tls_ca, "%s", optarg); break;
-        case O_MAX_TOKENS: ok = to_int(optarg, 1, 1 << 24, &l->max_tokens); break;
-        case O_MAX_BODY: ok = to_int(optarg, 1, 1 << 30, &iv); l->body_bytes = (size_t)iv; break;
-        case O_MAX_PROMPT: ok = to_int(optarg, 1, 1 << 24, &l->prompt_tokens); break;
-        case O_MAX_CONC: ok = to_int(optarg, 1, 100000, &l->concurrent); break;
-        case O_TIMEOUT: ok = to_num(optarg, &l->timeout_s); break;
-        case O_RECV_TIMEOUT:
-            ok = to_num(optarg, &l->receive_timeout_s);
-            ok = ok && l->receive_timeout_s > 0 && l->receive_timeout_s <= AL_SERVER_RECEIVE_TIMEOUT_MAX;
+        case O_MAX_TOKENS: st = al_cli_opt_i("serve", "--max-tokens", optarg, 1, 1 << 24, &l->max_tokens); break;
+        case O_MAX_BODY:
+            st = al_cli_opt_i("serve", "--max-body", optarg, 1, 1 << 30, &iv);
+            l->body_bytes = st ? l->body_bytes : (size_t)iv;
             break;
-        case O_DRAIN: ok = to_num(optarg, &c->drain_timeout_s); break;
+        case O_MAX_PROMPT: st = al_cli_opt_i("serve", "--max-prompt-tokens", optarg, 1, 1 << 24, &l->prompt_tokens); break;
+        case O_MAX_CONC: st = al_cli_opt_i("serve", "--max-concurrent", optarg, 1, 100000, &l->concurrent); break;
+        case O_TIMEOUT: st = al_cli_opt_seconds("serve", "--timeout", optarg, -1e9, 1e9, &l->timeout_s); break;
+        case O_RECV_TIMEOUT:
+            st = al_cli_opt_seconds("serve", "--receive-timeout", optarg, 1e-3, AL_SERVER_RECEIVE_TIMEOUT_MAX,
+                                    &l->receive_timeout_s);
+            break;
+        case O_DRAIN: st = al_cli_opt_seconds("serve", "--drain-timeout", optarg, -1e9, 1e9, &c->drain_timeout_s); break;
         case O_STREAM_INTERVAL:
-            ok = to_num(optarg, &c->server.stream_interval_ms);
-            ok = ok && c->server.stream_interval_ms >= 0 && c->server.stream_interval_ms <= 1000;
+            st = al_cli_opt_num("serve", "--stream-interval", optarg, 0, 1000, &c->server.stream_interval_ms);
             break;
         case O_REQUIRE_KEY: serve_flags.require_key = true; break;
         case O_NO_AUDIT: serve_flags.no_audit = true; break;
         case O_AUDIT_TEXT: serve_flags.audit_text = true; break;
-        case O_AUDIT_FAIL: ok = al_server_audit_fail_parse(optarg, &c->server.audit_fail_open) == AL_OK; break;
-        case O_AUDIT_DAYS: ok = to_int(optarg, 1, 36500, &serve_flags.audit_days); break;
+        case O_AUDIT_FAIL:
+            if (al_server_audit_fail_parse(optarg, &c->server.audit_fail_open) != AL_OK)
+                st = al_cli_usage_error("serve", "bad value '%s'", optarg);
+            break;
+        case O_AUDIT_DAYS:
+            st = al_cli_opt_i("serve", "--audit-retention", optarg, 1, 36500,
+                              &serve_flags.audit_days);
+            break;
         default: return al_cli_usage_error("serve", "unknown option");
         }
-        if (!ok)
-            return al_cli_usage_error("serve", "bad value '%s'", optarg);
+        if (st)
+            return st;
     }
     /* REFs on the command line come first: the first is the default model. */
     int n_refs = argc - optind;
@@ -257,6 +242,32 @@ static void sd_notify_msg(const char *msg)
                (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
         al_warn("cannot notify systemd on '%s': %s", path, strerror(errno));
     close(fd);
+}
+
+/* SIGHUP: the configuration built again (file and flags) and applied to
+ * the models and to new requests; the address and TLS need a restart. */
+static void reload(int argc, char **argv, struct al_server_config *cfg, struct al_models *mm, struct al_server *srv,
+                   int verbosity)
+{
+    sd_notify_msg("RELOADING=1");
+    struct al_server_config fresh;
+    int fv = verbosity;
+    if (build_config(argc, argv, &fresh, &fv) == 0) {
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_models_reload(mm, &fresh.models, &e2))
+            al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
+        else if (al_server_set_limits(srv, &fresh.server.limits, fresh.server.stream_interval_ms, &e2))
+            al_log(AL_LOG_ERROR, "reload: limits kept: %s", e2.msg);
+        else
+            al_info("reloaded: models resolved again, limits applied to new requests%s",
+                    cfg->server.port != fresh.server.port || strcmp(cfg->host, fresh.host) ||
+                            strcmp(cfg->socket, fresh.socket) || strcmp(cfg->tls_cert, fresh.tls_cert) ||
+                            strcmp(cfg->tls_key, fresh.tls_key) || strcmp(cfg->tls_ca, fresh.tls_ca)
+                        ? " (listening address and TLS changes need a restart)"
+                        : "");
+        cfg->drain_timeout_s = fresh.drain_timeout_s;
+    }
+    sd_notify_msg("READY=1");
 }
 
 int al_cmd_serve(int argc, char **argv)
@@ -296,20 +307,18 @@ int al_cmd_serve(int argc, char **argv)
      * anything reads the key table, which a lost index has lost too. */
     struct al_repo *probe = NULL;
     if (al_repo_open(home, false, &probe, &err))
-        return al_cli_fail(&err);
+        goto out;
     al_repo_free(probe);
     /* API keys: open until the first key exists (or --require-key, or after
      * an index rebuild); every request audited unless --no-audit. */
     if (al_access_open(home, &access, &err))
-        return al_cli_fail(&err);
+        goto out;
     if (serve_flags.require_key)
         al_access_set_required(access, true);
     struct al_audit_opts ao = {.capture_text = cfg.server.audit_text || serve_flags.audit_text,
                                .retention_days = serve_flags.audit_days};
-    if (!serve_flags.no_audit && al_audit_open(home, &ao, &audit, &err)) {
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
+    if (!serve_flags.no_audit && al_audit_open(home, &ao, &audit, &err))
+        goto out;
     if (audit && al_audit_prune(audit, &err) != AL_OK) {
         al_log(AL_LOG_WARN, "audit retention: %s", err.msg);
         al_err_clear(&err);
@@ -318,29 +327,15 @@ int al_cmd_serve(int argc, char **argv)
     cfg.server.home = home; /* document collections for /v1/rag */
     cfg.server.audit = audit;
     cfg.server.audit_text = ao.capture_text;
-    if (al_models_new(home, &cfg.models, &mm, &err)) {
-        al_audit_free(audit);
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
-    if (al_server_start(&cfg.server, mm, &srv, &err)) {
-        al_models_free(mm);
-        al_audit_free(audit);
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
+    if (al_models_new(home, &cfg.models, &mm, &err) || al_server_start(&cfg.server, mm, &srv, &err))
+        goto out;
     if (cfg.server.socket_path)
         fprintf(stderr, "airlock: listening on unix:%s\n", cfg.server.socket_path);
     else
         fprintf(stderr, "airlock: listening on %s://%s%s%s:%d\n", cfg.server.tls_cert ? "https" : "http",
                 strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "", al_server_port(srv));
-    if (al_models_preload(mm, &err)) {
-        al_server_free(srv);
-        al_models_free(mm);
-        al_audit_free(audit);
-        al_access_free(access);
-        return al_cli_fail(&err);
-    }
+    if (al_models_preload(mm, &err))
+        goto out;
     fprintf(stderr, "airlock: ready (%d model%s loaded)\n", cfg.models.n_pinned, cfg.models.n_pinned == 1 ? "" : "s");
     sd_notify_msg("READY=1\nSTATUS=serving");
 
@@ -349,25 +344,7 @@ int al_cmd_serve(int argc, char **argv)
         if (sigwait(&set, &sig) != 0)
             continue;
         if (sig == SIGHUP) {
-            sd_notify_msg("RELOADING=1");
-            struct al_server_config fresh;
-            int fv = verbosity;
-            if (build_config(argc, argv, &fresh, &fv) == 0) {
-                struct al_err e2 = AL_ERR_INIT;
-                if (al_models_reload(mm, &fresh.models, &e2))
-                    al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
-                else if (al_server_set_limits(srv, &fresh.server.limits, fresh.server.stream_interval_ms, &e2))
-                    al_log(AL_LOG_ERROR, "reload: limits kept: %s", e2.msg);
-                else
-                    al_info("reloaded: models resolved again, limits applied to new requests%s",
-                            cfg.server.port != fresh.server.port || strcmp(cfg.host, fresh.host) ||
-                                    strcmp(cfg.socket, fresh.socket) || strcmp(cfg.tls_cert, fresh.tls_cert) ||
-                                    strcmp(cfg.tls_key, fresh.tls_key) || strcmp(cfg.tls_ca, fresh.tls_ca)
-                                ? " (listening address and TLS changes need a restart)"
-                                : "");
-                cfg.drain_timeout_s = fresh.drain_timeout_s;
-            }
-            sd_notify_msg("READY=1");
+            reload(argc, argv, &cfg, mm, srv, verbosity);
             continue;
         }
         al_info("%s: draining (up to %.0f s)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_timeout_s);
@@ -375,10 +352,13 @@ int al_cmd_serve(int argc, char **argv)
         break;
     }
     al_server_drain(srv, cfg.drain_timeout_s);
+out:
     al_server_free(srv);
     al_models_free(mm);
     al_audit_free(audit);
     al_access_free(access);
+    if (err.rc)
+        return al_cli_fail(&err);
     fprintf(stderr, "airlock: stopped\n");
     return AL_EXIT_OK;
 }

@@ -243,7 +243,12 @@ static int trust_add(int argc, char **argv)
         case 'm': mini = optarg; break;
         case 'g': gpg = optarg; break;
         case 'p': models = optarg; break;
-        case 't': threshold = (int)strtol(optarg, NULL, 10); if (threshold < 1) return al_cli_usage_error("trust add", "--threshold takes a number from 1"); break;
+        case 't': {
+            int st = al_cli_opt_i("trust add", "--threshold", optarg, 1, INT_MAX, &threshold);
+            if (st)
+                return st;
+            break;
+        }
         case 'h':
             printf("usage: airlock trust add NAME --minisign KEY.pub | --gpg KEY.asc [--models PATTERN]\n"
                    "                         [--threshold K]\n\n"

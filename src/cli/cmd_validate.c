@@ -9,6 +9,7 @@
 #include <stdlib.h>
 
 #include "cli/cli.h"
+#include "cli/cli_util.h"
 #include "cli/model_ref.h"
 #include "suite/suite.h"
 
@@ -110,11 +111,9 @@ int al_cmd_validate(int argc, char **argv)
         } else if (c == 'i') {
             init = optarg;
         } else if (c == 't') {
-            char *end = NULL;
-            long v = strtol(optarg, &end, 10);
-            if (*end || v < 1 || v > 1024)
-                return al_cli_usage_error("validate", "--threads needs a number from 1 to 1024");
-            threads = (int)v;
+            int st = al_cli_opt_threads("validate", optarg, &threads);
+            if (st)
+                return st;
         } else if (c == 'h') {
             usage();
             return AL_EXIT_OK;

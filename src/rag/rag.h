@@ -296,4 +296,51 @@ struct al_rag_snapshot_src {
 enum al_rc al_rag_snapshot_install(const char *home, const char *name, const struct al_rag_snapshot_src *src,
                                    struct al_err *err);
 
+/* ---- export and import: the snapshot files on either side of a bundle ----
+ * A snapshot travels as a signed bundle of the version rag/COLL:g<generation>
+ * (src/bundle packs and ingests it; this module knows nothing of bundles).
+ * The CLI joins the two: al_rag_export_prepare, then al_bundle_pack of its
+ * files; al_bundle_ingest or al_rag_snapshot_resolve, then
+ * al_rag_snapshot_import of the version. */
+
+struct al_rag_export {
+    char dir[AL_LIMIT_PATH];        /* a fresh directory under home/rag/ holding the files */
+    struct al_rag_snapshot snap;    /* the files and the generation */
+    char name[AL_LIMIT_NAME + 1];   /* the version's name: rag/COLL */
+    char tag[32];                   /* its tag: g<generation> */
+    const char *files[3];           /* snap.db, snap.faiss, snap.meta: the files to pack */
+    bool made;                      /* dir exists: al_rag_export_release removes it */
+};
+
+/* Writes the snapshot of r (open writable) into a fresh directory
+ * home/rag/.export-COLL-XXXXXX and names the version it is packed as. The
+ * caller releases out with al_rag_export_release, also after a failure (it
+ * removes what was written). AL_ERR_IO when the directory cannot be made;
+ * the errors of al_rag_snapshot_write. */
+enum al_rc al_rag_export_prepare(struct al_rag *r, const char *home, struct al_rag_export *out, struct al_err *err);
+void al_rag_export_release(struct al_rag_export *e);
+
+/* Resolves a stored snapshot: arg is rag/COLL[:TAG] or COLL[:TAG] ("rag/" is
+ * put before a name without it). AL_ERR_NOT_FOUND as for any reference. */
+enum al_rc al_rag_snapshot_resolve(struct al_repo *repo, const char *arg, struct al_version *out,
+                                   struct al_err *err);
+
+struct al_rag_imported {
+    char coll[AL_LIMIT_NAME + 1];       /* the collection installed */
+    char source[AL_LIMIT_REF + 80];     /* rag/COLL@sha256:... */
+    char embed_ref[AL_LIMIT_REF + 1];   /* its embedding model, name@manifest */
+    bool embedder_present;              /* that model is in repo's store */
+    struct al_rag_info info;            /* the collection as installed */
+};
+
+/* Installs the stored snapshot version v of repo as the read-only collection
+ * as (NULL: the name in v, rag/COLL) under home, its files copied from the
+ * store with their digests checked (al_rag_snapshot_install). what is the
+ * argument the user gave, for messages. AL_ERR_INVALID when v is not a
+ * snapshot (its name lacks rag/, or a file is missing); the errors of
+ * al_rag_snapshot_install and al_rag_open. out->info's strings live as long
+ * as out. */
+enum al_rc al_rag_snapshot_import(struct al_repo *repo, const char *home, const struct al_version *v,
+                                  const char *as, const char *what, struct al_rag_imported *out, struct al_err *err);
+
 #endif

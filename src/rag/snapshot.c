@@ -13,6 +13,7 @@
 #include "rag/rag_int.h"
 
 #include <dirent.h>
+#include <inttypes.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -231,4 +232,95 @@ out:
     free(text);
     json_decref(meta);
     return rc;
+}
+
+/* ---- export and import ---- */
+
+enum al_rc al_rag_export_prepare(struct al_rag *r, const char *home, struct al_rag_export *out, struct al_err *err)
+{
+    memset(out, 0, sizeof *out);
+    enum al_rc rc = al_path_fmt(out->dir, sizeof out->dir, err, "%s/rag/.export-%s-XXXXXX", home, r->name);
+    if (rc)
+        return rc;
+    if (mkdtemp(out->dir) == NULL)
+        return al_err_sys(err, AL_ERR_IO, "cannot create '%s'", out->dir);
+    out->made = true;
+    if ((rc = al_rag_snapshot_write(r, out->dir, &out->snap, err)))
+        return rc;
+    snprintf(out->name, sizeof out->name, "%s%s", AL_RAG_SNAPSHOT_PREFIX, r->name);
+    snprintf(out->tag, sizeof out->tag, "g%" PRId64, out->snap.generation);
+    out->files[0] = out->snap.db;
+    out->files[1] = out->snap.faiss;
+    out->files[2] = out->snap.meta;
+    return AL_OK;
+}
+
+void al_rag_export_release(struct al_rag_export *e)
+{
+    if (!e->made)
+        return;
+    /* al_rag_snapshot_write clears snap first: names it never set are "" */
+    if (e->snap.db[0])
+        unlink(e->snap.db);
+    if (e->snap.faiss[0])
+        unlink(e->snap.faiss);
+    if (e->snap.meta[0])
+        unlink(e->snap.meta);
+    rmdir(e->dir);
+    e->made = false;
+}
+
+enum al_rc al_rag_snapshot_resolve(struct al_repo *repo, const char *arg, struct al_version *out, struct al_err *err)
+{
+    char ref[AL_LIMIT_REF + 8];
+    bool prefixed = strncmp(arg, AL_RAG_SNAPSHOT_PREFIX, strlen(AL_RAG_SNAPSHOT_PREFIX)) == 0;
+    snprintf(ref, sizeof ref, "%s%s", prefixed ? "" : AL_RAG_SNAPSHOT_PREFIX, arg);
+    return al_repo_resolve(repo, ref, out, err);
+}
+
+/* The stored file of a version named path: its blob and digest. */
+static enum al_rc version_file(struct al_repo *repo, const struct al_file *files, size_t n, const char *path,
+                               char *blob, char *digest, struct al_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(files[i].path, path) == 0) {
+            snprintf(digest, AL_DIGEST_SIZE, "%s", files[i].digest);
+            return al_repo_blob_path(repo, files[i].digest, blob, AL_LIMIT_PATH, err);
+        }
+    return al_err_set(err, AL_ERR_INVALID, "the version has no '%s': not a collection snapshot", path);
+}
+
+enum al_rc al_rag_snapshot_import(struct al_repo *repo, const char *home, const struct al_version *v,
+                                  const char *as, const char *what, struct al_rag_imported *out, struct al_err *err)
+{
+    size_t plen = strlen(AL_RAG_SNAPSHOT_PREFIX);
+    memset(out, 0, sizeof *out);
+    if (strncmp(v->model, AL_RAG_SNAPSHOT_PREFIX, plen) != 0)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is the model '%s', not a collection snapshot (rag/COLLECTION)",
+                          what, v->model);
+    snprintf(out->coll, sizeof out->coll, "%s", as ? as : v->model + plen);
+    struct al_file *files = NULL;
+    size_t n = 0;
+    char db[AL_LIMIT_PATH], faiss[AL_LIMIT_PATH], meta[AL_LIMIT_PATH];
+    char db_d[AL_DIGEST_SIZE], faiss_d[AL_DIGEST_SIZE], meta_d[AL_DIGEST_SIZE];
+    enum al_rc rc = al_repo_list_files(repo, v, &files, &n, err);
+    if (!rc && !(rc = version_file(repo, files, n, "chunks.db", db, db_d, err)) &&
+        !(rc = version_file(repo, files, n, "vectors.faiss", faiss, faiss_d, err)) &&
+        !(rc = version_file(repo, files, n, "rag-snapshot.json", meta, meta_d, err))) {
+        snprintf(out->source, sizeof out->source, "%s@%s", v->model, v->manifest);
+        struct al_rag_snapshot_src src = {.db = db, .faiss = faiss, .meta = meta, .db_digest = db_d,
+                                          .faiss_digest = faiss_d, .source = out->source};
+        rc = al_rag_snapshot_install(home, out->coll, &src, err);
+    }
+    free(files);
+    struct al_rag *r = NULL;
+    if (!rc && !(rc = al_rag_open(home, out->coll, false, &r, err)))
+        rc = al_rag_info(r, &out->info, err);
+    al_rag_free(r);
+    if (rc)
+        return rc;
+    snprintf(out->embed_ref, sizeof out->embed_ref, "%s@%s", out->info.embed_model, out->info.embed_manifest);
+    struct al_version ev;
+    out->embedder_present = al_repo_resolve(repo, out->embed_ref, &ev, NULL) == AL_OK;
+    return AL_OK;
 }

@@ -422,10 +422,38 @@ static void test_html_hostile_report(void **state)
     json_decref(empty);
 }
 
+/* What a grid needs of the model's context, and the targets' outcome as the
+ * report records it (moved out of the CLI: same figures, same JSON). */
+static void test_fits_and_targets(void **state)
+{
+    struct al_bench_opts o = {.concurrency = {1, 4, 2}, .n_concurrency = 3, .prompt_lengths = {16, 100},
+                              .n_prompt_lengths = 2, .gen_tokens = 20};
+    int c = 0, len = 0;
+    al_bench_extent(&o, &c, &len);
+    assert_int_equal(c, 4);
+    assert_int_equal(len, 100);
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_bench_fits(&o, 0, &err), AL_OK);   /* unknown context */
+    assert_int_equal(al_bench_fits(&o, 128, &err), AL_OK); /* 100 + 20 + 8 */
+    assert_int_equal(al_bench_fits(&o, 127, &err), AL_ERR_USAGE);
+    assert_string_equal(err.msg, "a prompt of 100 tokens and 20 generated do not fit the model's context of 127");
+
+    json_t *rep = json_object();
+    struct al_bench_target t[2] = {{"min_decode_tps", 100, 85.5, false}, {"max_rss_mb", 512, -1, true}};
+    al_bench_record_targets(rep, 85.5, 12.25, -1, t, 2);
+    char *s = json_dumps(rep, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(s, "{\"overall\":{\"decode_tps\":85.5,\"rss_peak_mb\":null,\"ttft_p95_ms\":12.25},"
+                           "\"targets\":[{\"measured\":85.5,\"met\":false,\"name\":\"min_decode_tps\",\"target\":100.0},"
+                           "{\"measured\":null,\"met\":true,\"name\":\"max_rss_mb\",\"target\":512.0}]}");
+    free(s);
+    json_decref(rep);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_stats),
+        cmocka_unit_test(test_fits_and_targets),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_engine_grid),
         cmocka_unit_test(test_server_grid),
