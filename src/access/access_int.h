@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "access/access.h"
+#include "core/time.h"
 #include "index/apikeys.h"
 
 /* The hash stored for a token: hex SHA-256 of "airlock-apikey-v1" US token. */

@@ -142,32 +142,20 @@ bool al_access__model_ok(const char *patterns, const char *model)
     return any_item(patterns, model, matches);
 }
 
-static void iso_utc(int64_t t, char out[32])
-{
-    struct tm tm;
-    time_t tt = (time_t)t;
-    gmtime_r(&tt, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 enum al_rc al_access__parse_expiry(const char *text, time_t now, int64_t *out, struct al_err *err)
 {
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
     char unit = 0;
     unsigned long n = 0;
     int used = 0;
-    const char *end = NULL;
     if (sscanf(text, "%lu%c%n", &n, &unit, &used) == 2 && text[used] == '\0' && (unit == 'd' || unit == 'h') &&
         n > 0 && n <= 36500ul * 24) {
         *out = (int64_t)now + (int64_t)n * (unit == 'd' ? 86400 : 3600);
         return AL_OK;
     }
-    if (((end = strptime(text, "%Y-%m-%dT%H:%M:%SZ", &tm)) == NULL || *end) &&
-        (memset(&tm, 0, sizeof tm), (end = strptime(text, "%Y-%m-%d", &tm)) == NULL || *end))
+    int64_t t = 0;
+    if (al_time_parse(text, &t, NULL) != AL_OK)
         return al_err_set(err, AL_ERR_INVALID,
                           "cannot read expiry '%s': use YYYY-MM-DD, YYYY-MM-DDTHH:MM:SSZ, Nd or Nh", text);
-    int64_t t = (int64_t)timegm(&tm);
     if (t <= (int64_t)now)
         return al_err_set(err, AL_ERR_INVALID, "expiry '%s' is in the past", text);
     *out = t;
@@ -184,7 +172,7 @@ static void fill_info(const struct al_apikey_row *k, time_t now, struct al_apike
     snprintf(info->created, sizeof info->created, "%s", k->created);
     snprintf(info->revoked, sizeof info->revoked, "%s", k->revoked);
     if (k->expires)
-        iso_utc(k->expires, info->expires);
+        al_time_format(k->expires, 0, AL_TIME_SECONDS, info->expires, sizeof info->expires);
     info->state = k->revoked[0] ? "revoked" : (k->expires && k->expires <= (int64_t)now) ? "expired" : "active";
 }
 
@@ -192,7 +180,7 @@ static char *event_detail(const struct al_apikey_row *k)
 {
     char exp[32] = "";
     if (k->expires)
-        iso_utc(k->expires, exp);
+        al_time_format(k->expires, 0, AL_TIME_SECONDS, exp, sizeof exp);
     json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "name", k->name, "id", k->lookup, "scopes", k->scopes,
                           "models", k->models, "expires", exp);
     char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
@@ -249,7 +237,7 @@ enum al_rc al_apikey__create_at(struct al_index *ix, const struct al_apikey_spec
     snprintf(k.name, sizeof k.name, "%s", spec->name);
     snprintf(k.scopes, sizeof k.scopes, "%s", spec->scopes);
     snprintf(k.models, sizeof k.models, "%s", models);
-    iso_utc((int64_t)now, k.created);
+    al_time_format((int64_t)now, 0, AL_TIME_SECONDS, k.created, sizeof k.created);
     if ((rc = random_token(token, err)))
         return rc;
     memcpy(k.lookup, token + 3, AL_APIKEY_LOOKUP_LEN);

@@ -151,11 +151,8 @@ static void stamp(const struct al_audit *a, char iso[40], char day[16])
         ts.tv_sec = a->fake_now;
         ts.tv_nsec = 0;
     }
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(iso, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(iso + n, 40 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000));
-    strftime(day, 16, "%Y-%m-%d", &tm);
+    al_time_format(ts.tv_sec, (int)(ts.tv_nsec / 1000000), AL_TIME_MILLIS, iso, 40);
+    al_time_format(ts.tv_sec, 0, AL_TIME_DAY, day, 16);
 }
 
 /* Reads at most AL_LIMIT_AUDIT_LINE + 1 bytes from the end: enough for the
@@ -486,10 +483,8 @@ static enum al_rc write_loss_marker(struct al_audit *a, const char *day, const c
     if (lost <= 0)
         return AL_OK;
     char since[40], hash[AL_SHA256_HEX + 1];
-    struct tm tm;
     time_t t = a->lost_since ? a->lost_since : al_audit__now(a);
-    gmtime_r(&t, &tm);
-    strftime(since, sizeof since, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    al_time_format(t, 0, AL_TIME_SECONDS, since, sizeof since);
     json_t *j = json_pack("{s:I, s:s, s:I, s:s, s:s, s:s}", "seq", (json_int_t)(a->seq + 1), "time", iso, "lost",
                           (json_int_t)lost, "lost_since", since, "reason",
                           a->lost_why[0] ? a->lost_why : "not known to this process (counted in HEAD)", "prev",

@@ -10,6 +10,7 @@
 #include "audit/audit.h"
 #include "core/hash.h"
 #include "core/limits.h"
+#include "core/time.h"
 
 #define AL_AUDIT_HASH_SUFFIX 75 /* strlen(",\"hash\":\"") + 64 + strlen("\"}") */
 

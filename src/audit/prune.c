@@ -87,12 +87,9 @@ static enum al_rc rewrite_head(struct al_audit *a, const char *target, const cha
 static enum al_rc prune_locked(struct al_audit *a, struct al_err *err)
 {
     time_t now = al_audit__now(a), cut = now - (time_t)a->retention_days * 86400;
-    struct tm tm;
     char cutoff[16], today[16], day[16];
-    gmtime_r(&cut, &tm);
-    strftime(cutoff, sizeof cutoff, "%Y-%m-%d", &tm);
-    gmtime_r(&now, &tm);
-    strftime(today, sizeof today, "%Y-%m-%d", &tm);
+    al_time_format(cut, 0, AL_TIME_DAY, cutoff, sizeof cutoff);
+    al_time_format(now, 0, AL_TIME_DAY, today, sizeof today);
     char **files = NULL;
     size_t n = 0, k = 0;
     enum al_rc rc = al_audit_files(a->home, &files, &n, err);
@@ -118,7 +115,7 @@ static enum al_rc prune_locked(struct al_audit *a, struct al_err *err)
         else
             rc = al_path_fmt(target, sizeof target, err, "%s/audit-%s.jsonl", a->dir, today);
         char iso[32];
-        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+        al_time_format(now, 0, AL_TIME_SECONDS, iso, sizeof iso);
         json_t *j = json_pack("{s:b, s:s, s:I, s:I, s:s}", "anchor", 1, "time", iso, "pruned_through_seq",
                               (json_int_t)through, "pruned_files", (json_int_t)k, "prev", hash);
         char *body = j ? json_dumps(j, AL_AUDIT_DUMP_FLAGS) : NULL;

@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "core/limits.h"
+#include "core/time.h"
 #include "core/version.h"
 #include "health/health.h"
 
@@ -62,10 +63,7 @@ json_t *al_bench_report_new(const struct al_bench_opts *o, const char *kind)
     struct al_machine m;
     al_health_machine(&m);
     char when[32];
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    al_time_format((int64_t)time(NULL), 0, AL_TIME_SECONDS, when, sizeof when);
     return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:s}, "
                      "s:{s:o, s:o, s:i, s:i}, s:[]}",
                      "format", AL_BENCH_FORMAT, "started_at", when, "kind", kind, "machine", "cpu_model", m.cpu_model,

@@ -140,8 +140,4 @@ void al_bundle_report_release(struct al_bundle_report *rep);
 enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al_bundle_opts *o,
                             struct al_bundle_report *rep, struct al_err *err);
 
-/* Parses an ISO 8601 date ("2026-01-31") or UTC time ("2026-01-31T12:00:00Z",
- * optional fraction) into seconds since the epoch. */
-enum al_rc al_bundle_parse_time(const char *text, int64_t *out, struct al_err *err);
-
 #endif

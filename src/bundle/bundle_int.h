@@ -4,6 +4,7 @@
 
 #include "bundle/bundle.h"
 #include "core/hash.h"
+#include "core/time.h"
 
 #define AL_BUNDLE_CHECKSUMS "checksums.txt"
 #define AL_BUNDLE_BLOB_DIR  "blobs/sha256/"

@@ -11,30 +11,6 @@
 #include <time.h>
 #include <unistd.h>
 
-enum al_rc al_bundle_parse_time(const char *text, int64_t *out, struct al_err *err)
-{
-    struct tm tm;
-    memset(&tm, 0, sizeof tm);
-    int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, used = 0;
-    size_t n = strlen(text);
-    bool ok = false;
-    if (n == 10 && sscanf(text, "%4d-%2d-%2d%n", &y, &mo, &d, &used) == 3 && used == 10)
-        ok = true;
-    else if (n >= 20 && sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &s, &used) == 6 &&
-             used == 19) {
-        const char *rest = text + 19;
-        if (*rest == '.')
-            rest += 1 + strspn(rest + 1, "0123456789");
-        ok = strcmp(rest, "Z") == 0;
-    }
-    if (!ok || mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60)
-        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a date (YYYY-MM-DD) or UTC time (YYYY-MM-DDTHH:MM:SSZ)",
-                          text);
-    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d, tm.tm_hour = h, tm.tm_min = mi, tm.tm_sec = s;
-    *out = (int64_t)timegm(&tm);
-    return AL_OK;
-}
-
 static void operator_name(char *out, size_t size)
 {
     struct passwd *pw = getpwuid(geteuid());
@@ -113,7 +89,7 @@ static enum al_rc check_dates(struct al_ing *g, const char *name, int64_t seq, s
     struct al_bundle_report *rep = g->rep;
     if (g->have_man && g->man.expires[0]) {
         int64_t exp = 0;
-        enum al_rc rc = al_bundle_parse_time(g->man.expires, &exp, err);
+        enum al_rc rc = al_time_parse(g->man.expires, &exp, err);
         if (rc)
             return rc;
         if ((int64_t)time(NULL) > exp) {
@@ -162,7 +138,7 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
     const struct al_bundle_report *rep = g->rep;
     char op[128], now[32];
     operator_name(op, sizeof op);
-    al_now_iso(now);
+    al_time_now_iso(now);
     json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:s, s:s}", "bundle", rep->bundle, "source", source,
                           "operator", op, "time", now, "format", rep->native ? "native" : "plain", "signers",
                           signers_json(rep), "checks", g->checks, "verdict", verdict);
@@ -244,7 +220,7 @@ static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *fac
 {
     bool gguf = facts->architecture[0] != '\0';
     char created[32];
-    al_now_iso(created);
+    al_time_now_iso(created);
     struct al_oci_model m = {
         .name = g->rep->name, .version = g->rep->tag, .created = created, .architecture = facts->architecture,
         .format = gguf ? "gguf" : "", .param_size = facts->param_size, .precision = facts->precision,

@@ -104,13 +104,6 @@ static enum al_rc add_dir(struct pk *p, const char *dir, const char *prefix, str
     return rc;
 }
 
-static void iso_time(time_t t, char out[40])
-{
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 40, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* ---- the archive ----
  * zstd is applied here with libzstd's streaming API rather than through
  * libarchive's zstd write filter, whose output libarchive 3.6.2 itself cannot
@@ -449,7 +442,7 @@ static enum al_rc creation_time(const struct al_bundle_pack_opts *o, const struc
 {
     const char *sde = getenv("SOURCE_DATE_EPOCH");
     if (o->created)
-        return al_bundle_parse_time(o->created, when, err);
+        return al_time_parse(o->created, when, err);
     *when = sde && *sde ? strtoll(sde, NULL, 10) : (int64_t)p->newest;
     return AL_OK;
 }
@@ -492,7 +485,7 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
          * digest is the same at every site; new dates or a new sequence make a new one. */
         keep_manifest = v.seq > 0 && o->seq == 0 && o->expires == NULL && o->created == NULL;
         tag = o->tag ? o->tag : first[0] ? first : "latest";
-        if (al_bundle_parse_time(v.created, &when, NULL) == AL_OK)
+        if (al_time_parse(v.created, &when, NULL) == AL_OK)
             p.newest = (time_t)when;
         if (seq == 0 && v.seq > 0)
             seq = v.seq;
@@ -507,11 +500,11 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     }
     if ((rc = creation_time(o, &p, &when, err)))
         goto out;
-    iso_time((time_t)when, created);
+    al_time_format(when, 0, AL_TIME_SECONDS, created, sizeof created);
     if (seq == 0)
         seq = when > 0 ? when : 1;
     int64_t exp = 0;
-    if (o->expires && (rc = al_bundle_parse_time(o->expires, &exp, err)))
+    if (o->expires && (rc = al_time_parse(o->expires, &exp, err)))
         goto out;
     struct al_oci_layer *layers = calloc(p.n, sizeof *layers);
     if (layers == NULL) {

@@ -18,6 +18,7 @@
 #define AL_LIMIT_GGUF_KV         4096             /* key/value pairs in a GGUF header (ggml checks duplicates pairwise) */
 #define AL_LIMIT_GGUF_TENSORS    16384            /* tensors in a GGUF file (likewise quadratic in ggml) */
 #define AL_LIMIT_EVENT_DETAIL    (256u << 10)     /* one event's JSON detail */
+#define AL_LIMIT_TIME_TEXT       39u              /* an ISO 8601 date or time (a manifest field holds 39) */
 
 /* minisign signatures and keys (src/sign/minisign.h). The comment caps are
  * minisign's own (COMMENTMAXBYTES, TRUSTEDCOMMENTMAXBYTES less the prefixes),

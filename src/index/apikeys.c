@@ -59,7 +59,7 @@ enum al_rc al_index_apikey_revoke(struct al_index *ix, const char *name, struct 
     if (r != SQLITE_ROW)
         return al_index__sqlerr(ix, err, "cannot look up API key");
     char now[32];
-    al_now_iso(now);
+    al_time_now_iso(now);
     if (sqlite3_prepare_v2(ix->db, "UPDATE api_keys SET revoked=? WHERE id=?", -1, &st, NULL) != SQLITE_OK)
         return al_index__sqlerr(ix, err, "cannot prepare key revoke");
     sqlite3_bind_text(st, 1, now, -1, SQLITE_STATIC);

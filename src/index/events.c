@@ -76,7 +76,7 @@ enum al_rc al_index_event_append(struct al_index *ix, const char *kind, const ch
     sqlite3_finalize(st);
 
     char now[32], actor[64], hash[AL_SHA256_HEX + 1];
-    al_now_iso(now);
+    al_time_now_iso(now);
     actor_name(actor, sizeof actor);
     model = model ? model : "";
     digest = digest ? digest : "";

@@ -96,16 +96,6 @@ void al_index__col(sqlite3_stmt *st, int i, char *out, size_t size)
     snprintf(out, size, "%s", t ? (const char *)t : "");
 }
 
-void al_now_iso(char out[32])
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ts.tv_nsec / 1000000) % 1000);
-}
-
 static enum al_rc exec(struct al_index *ix, const char *sql, struct al_err *err)
 {
     if (sqlite3_exec(ix->db, sql, NULL, NULL, NULL) != SQLITE_OK)
@@ -381,7 +371,7 @@ static enum al_rc model_id(struct al_index *ix, const char *name, bool create, i
         return al_err_set(err, AL_ERR_NOT_FOUND, "no model named '%s'; 'airlock ls' lists the models", name);
     }
     char now[32];
-    al_now_iso(now);
+    al_time_now_iso(now);
     if ((rc = prepare(ix, "INSERT INTO models(name, created) VALUES(?, ?)", &st, err)))
         return rc;
     sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
@@ -455,7 +445,7 @@ enum al_rc al_index_add_version(struct al_index *ix, const char *model, const ch
     }
     sqlite3_finalize(st);
     char now[32];
-    al_now_iso(now);
+    al_time_now_iso(now);
     if ((rc = prepare(ix,
                       "INSERT INTO versions(model_id, manifest, manifest_size, config, seq, created)"
                       " VALUES(?,?,?,?,?,?)",
@@ -705,7 +695,7 @@ enum al_rc al_index_set_active(struct al_index *ix, const char *model, int64_t v
                             err)))
         return rc;
     char now[32];
-    al_now_iso(now);
+    al_time_now_iso(now);
     sqlite3_bind_int64(st, 1, mid);
     sqlite3_bind_int64(st, 2, version_id);
     sqlite3_bind_text(st, 3, now, -1, SQLITE_STATIC);

@@ -175,7 +175,4 @@ enum al_rc al_index_keys_lost(struct al_index *ix, bool *out, struct al_err *err
 /* Names of models within a small edit distance of name, comma-separated. */
 void al_index_close_matches(struct al_index *ix, const char *name, char *out, size_t size);
 
-/* The current time as ISO 8601 UTC with milliseconds. */
-void al_now_iso(char out[32]);
-
 #endif

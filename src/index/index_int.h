@@ -4,6 +4,7 @@
 
 #include <sqlite3.h>
 
+#include "core/time.h"
 #include "index/index.h"
 
 struct al_index {

@@ -61,7 +61,7 @@ static char *collapse_max(const char *s, size_t n, size_t max, bool *cut)
             i++;
             continue;
         }
-        size_t l = al_rag_utf8_len((const unsigned char *)s + i, n - i);
+        size_t l = al_utf8_char_len(s + i, n - i);
         if (k + sp + (l ? l : 1) > max) {
             *cut = true;
             break;

@@ -20,6 +20,7 @@
 
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/time.h"
 
 #define BUILD_BATCH 4096
 
@@ -91,7 +92,7 @@ enum al_rc al_rag_create(const char *home, const char *name, const struct al_rag
         (rc = al_rag_db_open(db_path, true, true, &db, err)))
         goto out;
     char created[32];
-    al_now_iso(created);
+    al_time_now_iso(created);
     if ((rc = al_rag_db_begin(db, err)))
         goto out;
     if ((rc = al_rag_db_meta_set(db, "name", name, err)) ||
@@ -305,7 +306,7 @@ enum al_rc al_rag__bump_generation(struct al_rag *r, int64_t *gen, struct al_err
 {
     *gen = r->info.generation + 1;
     char now[32];
-    al_now_iso(now); /* when the content last changed: a snapshot's creation date */
+    al_time_now_iso(now); /* when the content last changed: a snapshot's creation date */
     enum al_rc rc = set_int(r->db, "generation", *gen, err);
     return rc ? rc : al_rag_db_meta_set(r->db, "changed", now, err);
 }

@@ -46,17 +46,6 @@ enum al_rag_format al_rag_format_guess(const char *path, const char *data, size_
     return memchr(data, 0, probe) ? AL_FMT_UNKNOWN : AL_FMT_TEXT;
 }
 
-size_t al_rag_utf8_len(const unsigned char *s, size_t n)
-{
-    size_t len = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3 : (s[0] & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || len > n || (len == 2 && s[0] < 0xC2))
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    return len;
-}
-
 /* One byte in NOT_TEXT_RATIO may be NUL, another control byte or not UTF-8
  * (a stray NUL in a log, a Latin-1 accent); more and the file is taken for
  * binary. UTF-16 without a byte order mark is half NULs and lands here too. */
@@ -73,7 +62,7 @@ enum al_rc al_rag_check_text(const char *data, size_t len, struct al_err *err)
                           "UTF-8 first, e.g. with 'iconv -f UTF-16 -t UTF-8'");
     size_t bad = 0;
     for (size_t i = 0; i < len;) {
-        size_t l = al_rag_utf8_len(u + i, len - i);
+        size_t l = al_utf8_char_len(data + i, len - i);
         if (l == 0 || (l == 1 && ((u[i] < 0x20 && !isspace(u[i])) || u[i] == 0x7f)))
             bad++;
         i += l ? l : 1;

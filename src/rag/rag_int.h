@@ -14,6 +14,7 @@
 
 #include "core/buf.h"
 #include "core/limits.h"
+#include "core/utf8.h"
 #include "rag/rag.h"
 #include "rag/vindex.h"
 
@@ -60,8 +61,6 @@ enum al_rc al_rag_doctext_push(struct al_rag_doctext *d, enum al_rag_block_kind 
 /* The source offset of text position pos of a block. */
 uint64_t al_rag_block_src(const struct al_rag_block *b, size_t pos);
 
-/* Length of the valid UTF-8 sequence at s (n > 0 bytes left), 0 when invalid. */
-size_t al_rag_utf8_len(const unsigned char *s, size_t n);
 /* AL_ERR_INVALID with what to do when data is not UTF-8 text: UTF-16 or
  * UTF-32 with a byte order mark, or more than one byte in ten NUL, another
  * control byte or invalid UTF-8 (binary). A few such bytes are accepted: the

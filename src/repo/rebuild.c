@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 
 #include "core/fs.h"
+#include "core/time.h"
 #include "oci/oci.h"
 
 #define LOCK_TIMEOUT_MS 60000
@@ -107,7 +108,7 @@ static enum al_rc move_aside(const char *home, char *moved, size_t size, struct 
 {
     char now[32], dir[AL_LIMIT_PATH];
     moved[0] = '\0';
-    al_now_iso(now);
+    al_time_now_iso(now);
     enum al_rc rc = al_path_fmt(dir, sizeof dir, err, "%s/quarantine", home);
     if (rc || (rc = al_fs_mkdirs(dir, 0755, err)))
         return rc;

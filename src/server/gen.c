@@ -199,29 +199,13 @@ static void on_probs(void *ud, const struct al_engine_token_probs *tp)
     pthread_mutex_unlock(&g->mu);
 }
 
-/* Length of the valid UTF-8 sequence at s[0..len), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t len)
-{
-    size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xE0) == 0xC0 && s[0] >= 0xC2 ? 2 : (s[0] & 0xF0) == 0xE0 ? 3
-             : (s[0] & 0xF8) == 0xF0 && s[0] <= 0xF4 ? 4 : 0;
-    if (n == 0 || n > len)
-        return 0;
-    for (size_t i = 1; i < n; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((n == 3 && s[0] == 0xE0 && s[1] < 0xA0) || (n == 4 && s[0] == 0xF0 && s[1] < 0x90) ||
-        (n == 4 && s[0] == 0xF4 && s[1] > 0x8F) || (n == 3 && s[0] == 0xED && s[1] > 0x9F))
-        return 0;
-    return n;
-}
-
 /* The piece as a JSON string, invalid UTF-8 bytes as U+FFFD. */
 static void add_text(struct al_buf *b, const char *p, size_t len)
 {
     char out[4 * 256];
     size_t o = 0;
     for (size_t i = 0; i < len;) {
-        size_t n = utf8_seq((const unsigned char *)p + i, len - i);
+        size_t n = al_utf8_char_len(p + i, len - i);
         if (n) {
             memcpy(out + o, p + i, n);
             o += n;

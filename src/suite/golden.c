@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/limits.h"
+#include "core/time.h"
 #include "core/version.h"
 #include "health/health.h"
 #include "loadgen/loadgen.h"
@@ -47,10 +48,7 @@ void al_golden_cond_local(struct al_golden_cond *c)
     snprintf(c->cpu_model, sizeof c->cpu_model, "%s", mach.cpu_model);
     snprintf(c->cpu_flags, sizeof c->cpu_flags, "%s", mach.cpu_flags);
     snprintf(c->airlock_version, sizeof c->airlock_version, "%s", AIRLOCK_VERSION);
-    time_t now = time(NULL);
-    struct tm tm;
-    gmtime_r(&now, &tm);
-    strftime(c->recorded_at, sizeof c->recorded_at, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    al_time_format((int64_t)time(NULL), 0, AL_TIME_SECONDS, c->recorded_at, sizeof c->recorded_at);
 }
 
 static int cmp_double(const void *a, const void *b)

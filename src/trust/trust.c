@@ -24,6 +24,7 @@
 
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/time.h"
 #include "index/index.h"
 
 const char *al_trust_kind_name(enum al_trust_kind kind) { return kind == AL_TRUST_GPG ? "gpg" : "minisign"; }
@@ -396,7 +397,7 @@ static enum al_rc do_add(struct al_repo *r, struct al_trust *t, void *ud, struct
     snprintf(k->models, sizeof k->models, "%s", a->models);
     k->kind = a->kind;
     k->threshold = a->threshold;
-    al_now_iso(k->added);
+    al_time_now_iso(k->added);
     enum al_rc rc;
     if (a->kind == AL_TRUST_MINISIGN) {
         char *text = strndup(a->data, a->len);
@@ -483,7 +484,7 @@ static enum al_rc do_revoke(struct al_repo *r, struct al_trust *t, void *ud, str
     if (t->keys[i].revoked)
         return al_err_set(err, AL_ERR_EXISTS, "key '%s' is revoked already", t->keys[i].name);
     t->keys[i].revoked = true;
-    al_now_iso(t->keys[i].revoked_at);
+    al_time_now_iso(t->keys[i].revoked_at);
     *k = t->keys[i];
     return AL_OK;
 }

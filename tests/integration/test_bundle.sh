@@ -44,6 +44,11 @@ airlock pack demo:1.0 model.gguf tokenizer.json -o z2.tar.zst --zstd --sign buil
 cmp z1.tar.zst z2.tar.zst || fail "zstd packing twice gave different bytes"
 zstd -tq z1.tar.zst || fail "zstd cannot read the zstd bundle"
 ok "pack is deterministic (tar and tar.zst)"
+# A date that is not in the calendar is refused, not rolled over to March.
+expect_status 4 airlock pack demo:1.0 model.gguf -o bad.tar --sign build.key --seq 7 --expires 2031-02-29
+echo "$OUT" | grep -q "'2031-02-29' is not a date of the calendar" || fail "29 February 2031: $OUT"
+[ ! -e bad.tar ] || fail "a refused pack left bad.tar"
+ok "pack refuses a date that is not in the calendar"
 
 # ---- standard tools verify airlock's bundle ----
 mkdir x && tar xf b1.tar -C x

@@ -232,6 +232,11 @@ static void test_scopes_and_patterns(void **state)
     assert_int_equal(t, 1893542400);
     assert_int_equal(al_access__parse_expiry("2030-01-02T00:00:01Z", 0, &t, &err), AL_OK);
     assert_int_equal(t, 1893542401);
+    /* Dates outside the calendar are refused, not rolled over (strptime and
+     * timegm read 2031-02-29 as 1 March). */
+    assert_int_equal(al_access__parse_expiry("2031-02-29", 0, &t, &err), AL_ERR_INVALID);
+    assert_int_equal(al_access__parse_expiry("2030-04-31T00:00:00Z", 0, &t, &err), AL_ERR_INVALID);
+    assert_int_equal(al_access__parse_expiry("2032-02-29", 0, &t, &err), AL_OK);
     assert_int_equal(al_access__parse_expiry("2h", 100, &t, &err), AL_OK);
     assert_int_equal(t, 7300);
 }

@@ -55,25 +55,12 @@ static void test_sig_kind(void **state)
     assert_int_equal(al_bundle_sig_kind("foo.minisig"), 0);
 }
 
-static void test_time(void **state)
-{
-    int64_t t = 0;
-    assert_int_equal(al_bundle_parse_time("1970-01-02", &t, NULL), AL_OK);
-    assert_int_equal(t, 86400);
-    assert_int_equal(al_bundle_parse_time("2000-01-01T00:00:01.250Z", &t, NULL), AL_OK);
-    assert_int_equal(t, 946684801);
-    assert_int_not_equal(al_bundle_parse_time("2000-13-01", &t, NULL), AL_OK);
-    assert_int_not_equal(al_bundle_parse_time("2000-01-01T00:00:00", &t, NULL), AL_OK);
-    assert_int_not_equal(al_bundle_parse_time("tomorrow", &t, NULL), AL_OK);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sums_ok),
         cmocka_unit_test(test_sums_bad),
         cmocka_unit_test(test_sig_kind),
-        cmocka_unit_test(test_time),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,6 +1,7 @@
 /* Unit tests of src/rag that need no model: extraction, chunking under a
  * budget (a word counter stands in for the tokenizer), the vector index, and
  * the refusal of a query vector from another model. */
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -129,6 +130,29 @@ static void test_chunk_nul_bytes(void **state)
     al_rag_chunks_release(&c);
     al_rag_doctext_release(&d);
     free(txt);
+}
+
+/* Bytes that only look like UTF-8 (a surrogate, overlong forms, a value above
+ * U+10FFFF) become '?' in chunks, as other invalid bytes do: chunk text goes
+ * to JSON, which jansson refuses unless it is valid UTF-8. rag once had its
+ * own decoder that let these through. */
+static void test_chunk_strict_utf8(void **state)
+{
+    static const char txt[] = "surrogate \xED\xA0\x80 overlong \xE0\x80\xAF and \xF0\x80\x80\xAF "
+                              "above \xF4\x90\x80\x80 and \xF5\x80\x80\x80 fine \xC3\xA9t\xC3\xA9 end";
+    struct al_rag_doctext d = {0};
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_rag_extract_text(txt, sizeof txt - 1, 0, 0, false, &d, &err), AL_OK);
+    struct al_rag_chunk_params p = {.budget = 100, .overlap = 0, .count = count_words};
+    struct al_rag_chunks c = {0};
+    assert_int_equal(al_rag_chunk_doc(&d, "sha256:x", &p, &c, &err), AL_OK);
+    assert_int_equal(c.n, 1);
+    assert_string_equal(c.v[0].text, "surrogate ??? overlong ??? and ???? above ???? and ???? fine \xC3\xA9t\xC3\xA9 end");
+    json_t *j = json_string(c.v[0].text);
+    assert_non_null(j);
+    json_decref(j);
+    al_rag_chunks_release(&c);
+    al_rag_doctext_release(&d);
 }
 
 /* UTF-16 or UTF-32 with a byte order mark, and bytes that are not text, are
@@ -335,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_markdown_and_text),
         cmocka_unit_test(test_chunk_budget_overlap),
         cmocka_unit_test(test_chunk_nul_bytes),
+        cmocka_unit_test(test_chunk_strict_utf8),
         cmocka_unit_test(test_extract_refuses_non_text),
         cmocka_unit_test(test_chunk_long_line_streams),
         cmocka_unit_test(test_chunk_cap),
