@@ -34,11 +34,9 @@ static int record_golden(const char *cmd, const char *const *files, size_t n_fil
                          int threads)
 {
     const char *gguf = NULL;
-    for (size_t i = 0; i < n_files && !gguf; i++) {
-        size_t len = strlen(files[i]);
-        if (len > 5 && strcasecmp(files[i] + len - 5, ".gguf") == 0)
+    for (size_t i = 0; i < n_files && !gguf; i++)
+        if (al_repo_weights_named(files[i]))
             gguf = files[i];
-    }
     if (!gguf)
         return al_cli_usage_error(cmd, "--record-golden needs a .gguf file among the files");
     struct al_err err = AL_ERR_INIT;
@@ -103,7 +101,7 @@ static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char 
     printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
 out:
     for (size_t i = 0; i < n_keys; i++)
-        al_minisign_sec_free(keys[i]);
+        al_trust_key_free(keys[i]);
     al_repo_free(r);
     return st;
 }

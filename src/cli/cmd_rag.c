@@ -585,7 +585,7 @@ static int rag_export(int argc, char **argv)
 out:
     al_repo_free(repo);
     for (size_t i = 0; i < n_keys; i++)
-        al_minisign_sec_free(keys[i]);
+        al_trust_key_free(keys[i]);
     al_rag_export_release(&ex);
     return rc ? al_cli_fail(&err) : AL_EXIT_OK;
 }

@@ -9,7 +9,6 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
-#include "gguf/gguf.h"
 
 int al_cmd_ls(int argc, char **argv);
 int al_cmd_show(int argc, char **argv);
@@ -215,11 +214,8 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_list_files(r, &v, &files, &nf, &err);
     if (!rc)
         rc = al_repo_list_events(r, v.model, v.manifest, &ev, &ne, &err);
-    for (size_t i = 0; !rc && i < nf && !have_gguf; i++) {
-        char path[AL_LIMIT_PATH];
-        if (al_gguf_named(files[i].path) && al_repo_blob_path(r, files[i].digest, path, sizeof path, &err) == AL_OK)
-            rc = al_gguf_inspect(path, &g, &err), have_gguf = rc == AL_OK;
-    }
+    if (!rc)
+        rc = al_repo_version_gguf(r, files, nf, &g, &have_gguf, &err);
     al_repo_free(r);
     if (rc) {
         free(files);
