@@ -341,8 +341,8 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         printf("verdict   REFUSED: %s\n", err.msg);
         if (!dry)
             fprintf(stderr, "airlock: nothing was changed; the refusal is recorded in the event log ('airlock log')\n");
-        al_bundle_report_release(&rep);
-        return al_cli_fail(&err);
+        st = al_cli_fail(&err);
+        goto out;
     }
     if (dry) {
         printf("verdict   VALID: %s:%s would be ingested\n", rep.name, rep.tag);
@@ -361,8 +361,9 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
             printf("  overrides  %s (recorded)\n", rep.overrides);
         printf("next: airlock show %s:%s\n", rep.version.model, rep.tag);
     }
+out:
     al_bundle_report_release(&rep);
-    return AL_EXIT_OK;
+    return st;
 }
 
 int al_cmd_verify(int argc, char **argv) { return bundle_cmd("verify", argc, argv, true); }

@@ -218,9 +218,8 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_version_gguf(r, files, nf, &g, &have_gguf, &err);
     al_repo_free(r);
     if (rc) {
-        free(files);
-        al_index_events_free(ev, ne);
-        return al_cli_fail(&err);
+        st = al_cli_fail(&err);
+        goto out;
     }
     if (a.json) {
         json_t *j = version_json(&v), *fa = json_array(), *ea = json_array();
@@ -263,9 +262,11 @@ int al_cmd_show(int argc, char **argv)
             print_detail(ev[i].detail);
         }
     }
+    st = AL_EXIT_OK;
+out:
     free(files);
     al_index_events_free(ev, ne);
-    return AL_EXIT_OK;
+    return st;
 }
 
 static void print_problem(void *ud, int64_t id, const char *msg)

@@ -211,26 +211,28 @@ static int trust_add(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     char *data = NULL;
     size_t len = 0;
-    if (al_fs_read_file(mini ? mini : gpg, AL_LIMIT_PGP_KEY, &data, &len, &err))
-        return al_cli_fail(&err);
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(true, &r);
-    if (st) {
-        free(data);
-        return st;
-    }
     struct al_trust_key k;
-    enum al_rc rc = al_trust_add(r, argv[optind], mini ? AL_TRUST_MINISIGN : AL_TRUST_GPG, data, len, models,
-                                 threshold, &k, &err);
-    free(data);
-    al_repo_free(r);
-    if (rc)
-        return al_cli_fail(&err);
+    int st = AL_EXIT_OK;
+    if (al_fs_read_file(mini ? mini : gpg, AL_LIMIT_PGP_KEY, &data, &len, &err)) {
+        st = al_cli_fail(&err);
+        goto out;
+    }
+    if ((st = al_cli_open_repo(true, &r)))
+        goto out;
+    if (al_trust_add(r, argv[optind], mini ? AL_TRUST_MINISIGN : AL_TRUST_GPG, data, len, models, threshold, &k,
+                     &err)) {
+        st = al_cli_fail(&err);
+        goto out;
+    }
     printf("trusted %s key %s as '%s' for models '%s'", al_trust_kind_name(k.kind), k.id, k.name, k.models);
     if (k.threshold > 1)
         printf(", %d signatures needed", k.threshold);
     printf("\nnext: airlock verify BUNDLE, then airlock ingest BUNDLE\n");
-    return AL_EXIT_OK;
+out:
+    free(data);
+    al_repo_free(r);
+    return st;
 }
 
 static int trust_ls(int argc, char **argv)
