@@ -85,6 +85,18 @@ build_llama() {
         echo "$prefix"; return 0
     fi
     mkdir -p "$cache"
+    # One build at a time per key: two makes started side by side (two build
+    # dirs, two worktrees) would wipe each other's tree. The second waits,
+    # then finds .complete.
+    exec 9>"$prefix.lock"
+    if ! flock -n 9; then
+        log "llama.cpp: another bootstrap is building $prefix; waiting for it"
+        flock 9
+    fi
+    if [ -f "$prefix/.complete" ]; then
+        log "llama.cpp: cached in $prefix"
+        echo "$prefix"; return 0
+    fi
     # Build in place; .complete is written last, so an interrupted build is
     # wiped and redone by the next run.
     local work="$prefix"
