@@ -5,7 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -51,12 +51,12 @@ char *al_cli_password(const char *prompt, bool confirm)
         if (round == 0) {
             out = strdup(buf);
         } else if (out && strcmp(out, buf) != 0) {
-            OPENSSL_cleanse(out, strlen(out));
+            explicit_bzero(out, strlen(out));
             free(out);
             out = NULL;
             dprintf(fd, "passwords differ\n");
         }
-        OPENSSL_cleanse(buf, sizeof buf);
+        explicit_bzero(buf, sizeof buf);
     }
     close(fd);
     return out;
@@ -127,7 +127,7 @@ static int key_gen(int argc, char **argv)
     char hex[AL_MINISIGN_KEYID_HEX];
     enum al_rc rc = al_trust_keygen(pub_path, sec_path, pw, hex, &err);
     if (pw) {
-        OPENSSL_cleanse(pw, strlen(pw));
+        explicit_bzero(pw, strlen(pw));
         free(pw);
     }
     if (rc)
