@@ -128,6 +128,37 @@ static void follow(const char *home)
     }
 }
 
+/* Prints the last n lines of the audit files (oldest first). Returns an
+ * exit status. */
+static int print_last(char *const *files, size_t nf, size_t n)
+{
+    if (n == 0)
+        return AL_EXIT_OK;
+    char **ring = calloc(n, sizeof *ring);
+    if (ring == NULL)
+        return AL_EXIT_INTERNAL;
+    /* Only as many of the newest files as it takes to find n lines. */
+    size_t first = nf, lines = 0;
+    while (first > 0 && lines < n) {
+        size_t count = 0;
+        char *probe[1] = {NULL};
+        first--;
+        ring_file(files[first], probe, 1, &count);
+        free(probe[0]);
+        lines += count;
+    }
+    size_t count = 0;
+    for (size_t i = first; i < nf; i++)
+        ring_file(files[i], ring, n, &count);
+    size_t start = count > n ? count - n : 0;
+    for (size_t i = start; i < count; i++)
+        fputs(ring[i % n], stdout);
+    for (size_t i = 0; i < n; i++)
+        free(ring[i]);
+    free(ring);
+    return AL_EXIT_OK;
+}
+
 static int tail(int argc, char **argv)
 {
     size_t n = 10;
@@ -152,33 +183,10 @@ static int tail(int argc, char **argv)
     size_t nf = 0;
     if (al_audit_files(home, &files, &nf, &err))
         return al_cli_fail(&err);
-    if (n > 0) {
-        char **ring = calloc(n, sizeof *ring);
-        if (ring == NULL) {
-            al_audit_files_free(files, nf);
-            return AL_EXIT_INTERNAL;
-        }
-        /* Only as many of the newest files as it takes to find n lines. */
-        size_t first = nf, lines = 0;
-        while (first > 0 && lines < n) {
-            size_t count = 0;
-            char *probe[1] = {NULL};
-            first--;
-            ring_file(files[first], probe, 1, &count);
-            free(probe[0]);
-            lines += count;
-        }
-        size_t count = 0;
-        for (size_t i = first; i < nf; i++)
-            ring_file(files[i], ring, n, &count);
-        size_t start = count > n ? count - n : 0;
-        for (size_t i = start; i < count; i++)
-            fputs(ring[i % n], stdout);
-        for (size_t i = 0; i < n; i++)
-            free(ring[i]);
-        free(ring);
-    }
+    int st = print_last(files, nf, n);
     al_audit_files_free(files, nf);
+    if (st)
+        return st;
     fflush(stdout);
     if (f)
         follow(home);

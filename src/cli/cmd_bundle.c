@@ -34,11 +34,9 @@ static int record_golden(const char *cmd, const char *const *files, size_t n_fil
                          int threads)
 {
     const char *gguf = NULL;
-    for (size_t i = 0; i < n_files && !gguf; i++) {
-        size_t len = strlen(files[i]);
-        if (len > 5 && strcasecmp(files[i] + len - 5, ".gguf") == 0)
+    for (size_t i = 0; i < n_files && !gguf; i++)
+        if (al_repo_weights_named(files[i]))
             gguf = files[i];
-    }
     if (!gguf)
         return al_cli_usage_error(cmd, "--record-golden needs a .gguf file among the files");
     struct al_err err = AL_ERR_INIT;
@@ -103,7 +101,7 @@ static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char 
     printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
 out:
     for (size_t i = 0; i < n_keys; i++)
-        al_minisign_sec_free(keys[i]);
+        al_trust_key_free(keys[i]);
     al_repo_free(r);
     return st;
 }
@@ -343,8 +341,8 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         printf("verdict   REFUSED: %s\n", err.msg);
         if (!dry)
             fprintf(stderr, "airlock: nothing was changed; the refusal is recorded in the event log ('airlock log')\n");
-        al_bundle_report_release(&rep);
-        return al_cli_fail(&err);
+        st = al_cli_fail(&err);
+        goto out;
     }
     if (dry) {
         printf("verdict   VALID: %s:%s would be ingested\n", rep.name, rep.tag);
@@ -363,8 +361,9 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
             printf("  overrides  %s (recorded)\n", rep.overrides);
         printf("next: airlock show %s:%s\n", rep.version.model, rep.tag);
     }
+out:
     al_bundle_report_release(&rep);
-    return AL_EXIT_OK;
+    return st;
 }
 
 int al_cmd_verify(int argc, char **argv) { return bundle_cmd("verify", argc, argv, true); }

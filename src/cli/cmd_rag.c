@@ -114,29 +114,28 @@ static int rag_create(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_rag_model m;
     struct al_engine_model *em = NULL;
+    struct al_engine_model_info mi = {0};
     enum al_rc rc = al_rag_resolve_model(repo, co.embed_ref, &m, &err);
     al_repo_free(repo);
     if (!rc)
         rc = al_engine_model_load(m.path, m.digest, NULL, &em, &err);
-    if (rc)
-        return al_cli_fail(&err);
-    struct al_engine_model_info mi;
-    al_engine_model_info(em, &mi);
-    co.embed_model = m.name;
-    co.embed_manifest = m.manifest;
-    co.embed_digest = m.digest;
-    co.dim = mi.n_embd;
+    if (!rc)
+        al_engine_model_info(em, &mi);
+    al_engine_model_free(em); /* only its shape is wanted */
     int budget = co.chunk_tokens > 0 ? co.chunk_tokens : 200;
-    if (budget + 64 > mi.n_ctx) {
-        al_engine_model_free(em);
-        al_err_set(&err, AL_ERR_USAGE, "a chunk of %d tokens and its heading do not fit the model's context of %d; "
-                   "use --chunk-tokens %d or less", budget, mi.n_ctx, mi.n_ctx - 64);
-        return al_cli_fail(&err);
+    if (!rc && budget + 64 > mi.n_ctx)
+        rc = al_err_set(&err, AL_ERR_USAGE, "a chunk of %d tokens and its heading do not fit the model's context of "
+                        "%d; use --chunk-tokens %d or less", budget, mi.n_ctx, mi.n_ctx - 64);
+    if (!rc) {
+        co.embed_model = m.name;
+        co.embed_manifest = m.manifest;
+        co.embed_digest = m.digest;
+        co.dim = mi.n_embd;
+        char home[AL_LIMIT_PATH];
+        al_cli_home(home, sizeof home);
+        rc = al_rag_create(home, argv[optind], &co, &err);
     }
-    al_engine_model_free(em);
-    char home[AL_LIMIT_PATH];
-    al_cli_home(home, sizeof home);
-    if (al_rag_create(home, argv[optind], &co, &err))
+    if (rc)
         return al_cli_fail(&err);
     printf("created collection %s: embeddings from %s@%s (%d dimensions, weights %s)\n", argv[optind], m.name,
            al_cli_short(m.manifest), co.dim, al_cli_short(m.digest));
@@ -178,34 +177,34 @@ static int rag_add(int argc, char **argv)
     struct al_rag *r = NULL;
     struct al_rag_info info;
     struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    struct al_rag_add_stats s;
     if ((st = open_coll(argv[optind], true, &r, &info)))
         return st;
     if (info.readonly) { /* before loading a model the store may not even hold */
-        al_rag_free(r);
-        struct al_err e = AL_ERR_INIT;
-        al_err_set(&e, AL_ERR_DENIED, "collection '%s' is read-only (imported or attached): it cannot change; "
+        al_err_set(&err, AL_ERR_DENIED, "collection '%s' is read-only (imported or attached): it cannot change; "
                    "create a new collection to add documents", info.name);
-        return al_cli_fail(&e);
+        st = al_cli_fail(&err);
+        goto out;
     }
-    if ((st = load_embedder(r, threads, &m))) {
-        al_rag_free(r);
-        return st;
+    if ((st = load_embedder(r, threads, &m)))
+        goto out;
+    if (al_rag_add(r, m, (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), flags, add_cb,
+                   &verbose, &s, &err)) {
+        st = al_cli_fail(&err);
+        goto out;
     }
-    struct al_err err = AL_ERR_INIT;
-    struct al_rag_add_stats s;
-    enum al_rc rc = al_rag_add(r, m, (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), flags,
-                               add_cb, &verbose, &s, &err);
-    al_engine_model_free(m);
-    al_rag_free(r);
-    if (rc)
-        return al_cli_fail(&err);
     printf("%zu documents: %zu added, %zu replaced, %zu unchanged, %zu skipped; %zu chunks"
            " (extract+chunk %.1f s, embed %.1f s, store %.1f s)\n",
            s.files_seen, s.added, s.replaced, s.unchanged, s.skipped, s.chunks, s.ms_extract / 1e3,
            s.ms_embed / 1e3, s.ms_store / 1e3);
     /* skipped documents are malformed or over-limit input: the code of that
      * class, after the others were added */
-    return s.skipped ? AL_EXIT_INVALID : AL_EXIT_OK;
+    st = s.skipped ? AL_EXIT_INVALID : AL_EXIT_OK;
+out:
+    al_engine_model_free(m);
+    al_rag_free(r);
+    return st;
 }
 
 static int rag_rm(int argc, char **argv)
@@ -585,7 +584,7 @@ static int rag_export(int argc, char **argv)
 out:
     al_repo_free(repo);
     for (size_t i = 0; i < n_keys; i++)
-        al_minisign_sec_free(keys[i]);
+        al_trust_key_free(keys[i]);
     al_rag_export_release(&ex);
     return rc ? al_cli_fail(&err) : AL_EXIT_OK;
 }

@@ -9,7 +9,6 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
-#include "gguf/gguf.h"
 
 int al_cmd_ls(int argc, char **argv);
 int al_cmd_show(int argc, char **argv);
@@ -215,16 +214,12 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_list_files(r, &v, &files, &nf, &err);
     if (!rc)
         rc = al_repo_list_events(r, v.model, v.manifest, &ev, &ne, &err);
-    for (size_t i = 0; !rc && i < nf && !have_gguf; i++) {
-        char path[AL_LIMIT_PATH];
-        if (al_gguf_named(files[i].path) && al_repo_blob_path(r, files[i].digest, path, sizeof path, &err) == AL_OK)
-            rc = al_gguf_inspect(path, &g, &err), have_gguf = rc == AL_OK;
-    }
+    if (!rc)
+        rc = al_repo_version_gguf(r, files, nf, &g, &have_gguf, &err);
     al_repo_free(r);
     if (rc) {
-        free(files);
-        al_index_events_free(ev, ne);
-        return al_cli_fail(&err);
+        st = al_cli_fail(&err);
+        goto out;
     }
     if (a.json) {
         json_t *j = version_json(&v), *fa = json_array(), *ea = json_array();
@@ -267,9 +262,11 @@ int al_cmd_show(int argc, char **argv)
             print_detail(ev[i].detail);
         }
     }
+    st = AL_EXIT_OK;
+out:
     free(files);
     al_index_events_free(ev, ne);
-    return AL_EXIT_OK;
+    return st;
 }
 
 static void print_problem(void *ud, int64_t id, const char *msg)

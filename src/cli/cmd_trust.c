@@ -5,7 +5,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
-#include <openssl/crypto.h>
+#include <limits.h>
 #include <stdio.h>
 #include <sys/stat.h>
 #include <termios.h>
@@ -16,7 +16,6 @@
 #include "cli/cli_util.h"
 #include "core/fs.h"
 #include "core/limits.h"
-#include "sign/minisign.h"
 #include "trust/trust.h"
 
 int al_cmd_key(int argc, char **argv);
@@ -52,59 +51,32 @@ char *al_cli_password(const char *prompt, bool confirm)
         if (round == 0) {
             out = strdup(buf);
         } else if (out && strcmp(out, buf) != 0) {
-            OPENSSL_cleanse(out, strlen(out));
+            explicit_bzero(out, strlen(out));
             free(out);
             out = NULL;
             dprintf(fd, "passwords differ\n");
         }
-        OPENSSL_cleanse(buf, sizeof buf);
+        explicit_bzero(buf, sizeof buf);
     }
     close(fd);
     return out;
 }
 
-enum al_rc al_cli_load_secret_key(const char *path, struct al_mkey_sec **out, struct al_err *err)
+/* The CLI's answer when a secret key asks for its password. */
+static enum al_rc ask_password(void *ud, const char *path, char **out, struct al_err *err)
 {
-    char *text = NULL;
-    size_t len = 0;
-    enum al_rc rc = al_fs_read_file(path, AL_LIMIT_MINISIGN_KEY_FILE, &text, &len, err);
-    if (rc)
-        return rc;
-    bool enc = false;
-    char *pw = NULL;
-    if (!(rc = al_minisign_sec_encrypted(text, &enc, err)) && enc) {
-        char prompt[AL_LIMIT_PATH + 32];
-        snprintf(prompt, sizeof prompt, "Password for %s: ", path);
-        if ((pw = al_cli_password(prompt, false)) == NULL)
-            rc = al_err_set(err, AL_ERR_USAGE, "secret key '%s' is encrypted: set AIRLOCK_KEY_PASSWORD or run on a "
-                            "terminal", path);
-    }
-    if (!rc)
-        rc = al_minisign_sec_load(text, pw, out, err);
-    if (pw) {
-        OPENSSL_cleanse(pw, strlen(pw));
-        free(pw);
-    }
-    OPENSSL_cleanse(text, len);
-    free(text);
-    return rc;
+    (void)ud;
+    char prompt[AL_LIMIT_PATH + 32];
+    snprintf(prompt, sizeof prompt, "Password for %s: ", path);
+    if ((*out = al_cli_password(prompt, false)) == NULL)
+        return al_err_set(err, AL_ERR_USAGE, "secret key '%s' is encrypted: set AIRLOCK_KEY_PASSWORD or run on a "
+                          "terminal", path);
+    return AL_OK;
 }
 
-static int write_new(const char *path, const char *text, mode_t mode, struct al_err *err)
+enum al_rc al_cli_load_secret_key(const char *path, struct al_mkey_sec **out, struct al_err *err)
 {
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0) {
-        al_err_sys(err, errno == EEXIST ? AL_ERR_EXISTS : AL_ERR_IO, "cannot create '%s'%s", path,
-                   errno == EEXIST ? " (it exists; airlock never overwrites a key)" : "");
-        return -1;
-    }
-    enum al_rc rc = al_fs_write_all(fd, text, strlen(text), err);
-    if (!rc && fsync(fd) != 0)
-        rc = al_err_sys(err, AL_ERR_IO, "cannot fsync '%s'", path);
-    close(fd);
-    if (rc)
-        unlink(path);
-    return rc ? -1 : 0;
+    return al_trust_key_load(path, ask_password, NULL, out, err);
 }
 
 static int key_gen(int argc, char **argv)
@@ -152,29 +124,17 @@ static int key_gen(int argc, char **argv)
                    "--no-password");
         return al_cli_fail(&err);
     }
-    char *pub = NULL, *sec = NULL;
-    enum al_rc rc = al_minisign_keygen(pw, &pub, &sec, &err);
+    char hex[AL_MINISIGN_KEYID_HEX];
+    enum al_rc rc = al_trust_keygen(pub_path, sec_path, pw, hex, &err);
     if (pw) {
-        OPENSSL_cleanse(pw, strlen(pw));
+        explicit_bzero(pw, strlen(pw));
         free(pw);
     }
     if (rc)
         return al_cli_fail(&err);
-    int bad = write_new(sec_path, sec, 0600, &err) || write_new(pub_path, pub, 0644, &err);
-    OPENSSL_cleanse(sec, strlen(sec));
-    free(sec);
-    if (bad) {
-        free(pub);
-        return al_cli_fail(&err);
-    }
-    struct al_mkey_pub k;
-    char hex[AL_MINISIGN_KEYID_HEX];
-    al_minisign_pub_parse(pub, &k, NULL);
-    al_minisign_keyid_hex(k.id, hex);
     printf("key %s\n  public  %s\n  secret  %s%s\n\nnext: copy %s to the air-gapped side and run\n"
            "  airlock trust add NAME --minisign %s\n",
            hex, pub_path, sec_path, nopw ? " (not encrypted)" : "", pub_path, pub_path);
-    free(pub);
     return AL_EXIT_OK;
 }
 
@@ -188,24 +148,8 @@ static int key_show(int argc, char **argv)
     if (argc != 2)
         return al_cli_usage_error("key show", "needs one key file");
     struct al_err err = AL_ERR_INIT;
-    char *text = NULL;
-    size_t len = 0;
-    struct al_mkey_pub k;
-    if (al_fs_read_file(argv[1], AL_LIMIT_MINISIGN_KEY_FILE, &text, &len, &err))
-        return al_cli_fail(&err);
-    bool is_pub = al_minisign_pub_parse(text, &k, NULL) == AL_OK;
-    OPENSSL_cleanse(text, len);
-    free(text);
-    if (!is_pub) {
-        struct al_mkey_sec *sec = NULL;
-        if (al_cli_load_secret_key(argv[1], &sec, &err))
-            return al_cli_fail(&err);
-        al_minisign_sec_pub(sec, &k);
-        al_minisign_sec_free(sec);
-    }
     char hex[AL_MINISIGN_KEYID_HEX], *pub = NULL;
-    al_minisign_keyid_hex(k.id, hex);
-    if (al_minisign_pub_format(&k, &pub, &err))
+    if (al_trust_key_public(argv[1], ask_password, NULL, hex, &pub, &err))
         return al_cli_fail(&err);
     printf("key id  %s\n%s", hex, pub);
     free(pub);
@@ -267,26 +211,28 @@ static int trust_add(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     char *data = NULL;
     size_t len = 0;
-    if (al_fs_read_file(mini ? mini : gpg, AL_LIMIT_PGP_KEY, &data, &len, &err))
-        return al_cli_fail(&err);
     struct al_repo *r = NULL;
-    int st = al_cli_open_repo(true, &r);
-    if (st) {
-        free(data);
-        return st;
-    }
     struct al_trust_key k;
-    enum al_rc rc = al_trust_add(r, argv[optind], mini ? AL_TRUST_MINISIGN : AL_TRUST_GPG, data, len, models,
-                                 threshold, &k, &err);
-    free(data);
-    al_repo_free(r);
-    if (rc)
-        return al_cli_fail(&err);
+    int st = AL_EXIT_OK;
+    if (al_fs_read_file(mini ? mini : gpg, AL_LIMIT_PGP_KEY, &data, &len, &err)) {
+        st = al_cli_fail(&err);
+        goto out;
+    }
+    if ((st = al_cli_open_repo(true, &r)))
+        goto out;
+    if (al_trust_add(r, argv[optind], mini ? AL_TRUST_MINISIGN : AL_TRUST_GPG, data, len, models, threshold, &k,
+                     &err)) {
+        st = al_cli_fail(&err);
+        goto out;
+    }
     printf("trusted %s key %s as '%s' for models '%s'", al_trust_kind_name(k.kind), k.id, k.name, k.models);
     if (k.threshold > 1)
         printf(", %d signatures needed", k.threshold);
     printf("\nnext: airlock verify BUNDLE, then airlock ingest BUNDLE\n");
-    return AL_EXIT_OK;
+out:
+    free(data);
+    al_repo_free(r);
+    return st;
 }
 
 static int trust_ls(int argc, char **argv)

@@ -3,19 +3,16 @@
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/cli_util.h"
-#include "gguf/gguf.h"
 #include "suite/suite.h"
 
 int al_cli_model_ref(const char *ref, struct al_model_ref *out)
 {
     struct al_err err = AL_ERR_INIT;
-    struct stat st;
     memset(out, 0, sizeof *out);
-    if ((strchr(ref, '/') || al_gguf_named(ref)) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (al_repo_ref_is_file(ref)) {
         snprintf(out->path, sizeof out->path, "%s", ref);
         if (al_sha256_path(ref, out->digest, NULL, NULL, &err))
             return al_cli_fail(&err);
@@ -34,7 +31,7 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
         al_repo_weights_release(&w);
     }
     struct al_gguf_info info;
-    if (al_gguf_inspect(out->path, &info, &err) == AL_OK)
+    if (al_repo_weights_info(out->path, &info, &err) == AL_OK)
         out->n_ctx_train = (int)info.context_length;
     return 0;
 }
@@ -42,13 +39,8 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
 int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, int n_ctx,
                       struct al_engine_model **out)
 {
-    struct al_engine_model_params mp = al_engine_model_params_default();
-    mp.threads = threads;
-    mp.n_seq = n_seq;
-    mp.queue_max = n_seq * 4 + 64;
-    mp.n_ctx = ref->n_ctx_train > 0 && ref->n_ctx_train < n_ctx ? ref->n_ctx_train : n_ctx;
     struct al_err err = AL_ERR_INIT;
-    if (al_engine_model_load(ref->path, ref->digest, &mp, out, &err))
+    if (al_suite_model_load(ref->path, ref->digest, ref->n_ctx_train, threads, n_seq, n_ctx, out, &err))
         return al_cli_fail(&err);
     return 0;
 }
@@ -56,8 +48,7 @@ int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, in
 int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec)
 {
     struct al_err err = AL_ERR_INIT;
-    struct stat st;
-    if ((strchr(ref, '/') || al_gguf_named(ref)) && stat(ref, &st) == 0 && S_ISREG(st.st_mode)) {
+    if (al_repo_ref_is_file(ref)) {
         al_err_set(&err, AL_ERR_NOT_FOUND, "'%s' is a file, which carries no suite; give --suite DIR", ref);
         if (!quiet)
             al_cli_fail(&err);

@@ -7,7 +7,8 @@
 
 #include "core/hash.h"
 #include "core/limits.h"
-#include "engine/engine.h"
+
+struct al_engine_model;
 
 struct al_model_ref {
     char path[AL_LIMIT_PATH];
@@ -21,7 +22,8 @@ struct al_model_ref {
 int al_cli_model_ref(const char *ref, struct al_model_ref *out);
 
 /* Loads the model with a context of min(n_ctx, what the model was trained
- * for); prints the error and returns the exit status on failure. */
+ * for) (al_suite_model_load); prints the error and returns the exit status
+ * on failure. */
 int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, int n_ctx,
                       struct al_engine_model **out);
 

@@ -6,6 +6,8 @@
  */
 #include "repo/repo_int.h"
 
+#include <sys/stat.h>
+
 #include "gguf/gguf.h"
 
 #define LOCK_TIMEOUT_MS 60000
@@ -101,6 +103,34 @@ const struct al_file *al_repo_pick_weights(const struct al_file *files, size_t n
         if (al_gguf_named(files[i].path))
             return &files[i];
     return n ? &files[0] : NULL;
+}
+
+bool al_repo_weights_named(const char *name) { return al_gguf_named(name); }
+
+bool al_repo_ref_is_file(const char *ref)
+{
+    struct stat st;
+    return (strchr(ref, '/') || al_gguf_named(ref)) && stat(ref, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+enum al_rc al_repo_weights_info(const char *path, struct al_gguf_info *out, struct al_err *err)
+{
+    return al_gguf_inspect(path, out, err);
+}
+
+enum al_rc al_repo_version_gguf(struct al_repo *r, const struct al_file *files, size_t n,
+                                struct al_gguf_info *out, bool *found, struct al_err *err)
+{
+    *found = false;
+    const struct al_file *pick = al_repo_pick_weights(files, n);
+    if (!pick || !al_gguf_named(pick->path))
+        return AL_OK;
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc = al_store_blob_path(r->store, pick->digest, path, sizeof path, err);
+    if (!rc)
+        rc = al_gguf_inspect(path, out, err);
+    *found = rc == AL_OK;
+    return rc;
 }
 
 enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, char *out, size_t size,

@@ -36,7 +36,8 @@
  * many, may work on the same store at once: the store's file locks are
  * taken per repo (per open file), so they exclude each other like
  * processes. Functions without a repo argument (al_repo_facts*,
- * al_repo_pick_weights, al_repo_index_lost) may run on any thread.
+ * al_repo_pick_weights, al_repo_weights_named, al_repo_ref_is_file,
+ * al_repo_weights_info, al_repo_index_lost) may run on any thread.
  */
 #ifndef AL_REPO_REPO_H
 #define AL_REPO_REPO_H
@@ -45,6 +46,7 @@
 #include <stddef.h>
 
 #include "core/err.h"
+#include "gguf/gguf.h"
 #include "index/index.h"
 #include "store/store.h"
 
@@ -193,6 +195,27 @@ enum al_rc al_repo_keys_lost(struct al_repo *r, bool *out, struct al_err *err);
  * whose name says GGUF (al_gguf_named), else the first file. NULL when n is 0.
  * Returns a pointer into files. */
 const struct al_file *al_repo_pick_weights(const struct al_file *files, size_t n);
+
+/* The same rule for a bare file name (a build host's file, not yet in the
+ * store): whether the name says GGUF (al_gguf_named: ends in ".gguf", any
+ * case). Any thread. */
+bool al_repo_weights_named(const char *name);
+/* Whether ref, given where a REF is expected, names a weight file outside
+ * the store rather than a version: a name with a '/' or one that says GGUF
+ * (al_repo_weights_named), naming an existing regular file. For the build
+ * host's commands (validate, bench, pack), which take either. Any thread. */
+bool al_repo_ref_is_file(const char *ref);
+/* What the GGUF file at path says about itself (header, hyper-parameters,
+ * tensor types), without loading it: al_gguf_inspect, errors as there. For
+ * a weight file outside the store and for one of al_repo_resolve_weights'
+ * paths. *out is overwritten; nothing to free. Any thread. */
+enum al_rc al_repo_weights_info(const char *path, struct al_gguf_info *out, struct al_err *err);
+/* The same for a version's weights, given its files (al_repo_list_files):
+ * the weight file (al_repo_pick_weights) when its name says GGUF, read from
+ * its blob. *found is false, and *out untouched, when no file says GGUF;
+ * an unreadable or malformed GGUF is an error as in al_gguf_inspect. */
+enum al_rc al_repo_version_gguf(struct al_repo *r, const struct al_file *files, size_t n,
+                                struct al_gguf_info *out, bool *found, struct al_err *err);
 
 /* A ref resolved down to the file an engine loads. Release with
  * al_repo_weights_release (files is malloc'd). */

@@ -375,6 +375,17 @@ enum al_rc al_suite_write_json(const char *dir, const char *file, json_t *j, str
     return write_json(dir, file, j, err);
 }
 
+enum al_rc al_suite_model_load(const char *path, const char *digest, int n_ctx_train, int threads, int n_seq,
+                               int n_ctx, struct al_engine_model **out, struct al_err *err)
+{
+    struct al_engine_model_params mp = al_engine_model_params_default();
+    mp.threads = threads;
+    mp.n_seq = n_seq;
+    mp.queue_max = n_seq * 4 + 64;
+    mp.n_ctx = n_ctx_train > 0 && n_ctx_train < n_ctx ? n_ctx_train : n_ctx;
+    return al_engine_model_load(path, digest, &mp, out, err);
+}
+
 enum al_rc al_suite_init_dir(const char *dir, struct al_err *err)
 {
     char path[AL_LIMIT_PATH];

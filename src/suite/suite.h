@@ -93,6 +93,15 @@ void al_suite_free(struct al_suite *s);
 enum al_rc al_suite_parse(const char *label, const char *suite_text, size_t suite_len, const char *golden_text,
                           size_t golden_len, struct al_suite **out, struct al_err *err);
 
+/* Loads the weight file at path (proven against digest) to run a suite or a
+ * bench on this machine: the engine's defaults with threads, n_seq parallel
+ * sequences (a queue of n_seq * 4 + 64) and a context of n_ctx tokens, or
+ * n_ctx_train when that is known (> 0) and smaller (a model trained for less
+ * gives nonsense past it). *out must be NULL; the caller's on success, freed
+ * with al_engine_model_free. Errors as al_engine_model_load. */
+enum al_rc al_suite_model_load(const char *path, const char *digest, int n_ctx_train, int threads, int n_seq,
+                               int n_ctx, struct al_engine_model **out, struct al_err *err);
+
 /* Writes a starter suite (suite.json, golden.json) into dir, which must not
  * hold a suite.json yet. */
 enum al_rc al_suite_init_dir(const char *dir, struct al_err *err);

@@ -96,4 +96,39 @@ enum al_rc al_trust_revoke(struct al_repo *r, const char *name, struct al_err *e
 
 const char *al_trust_kind_name(enum al_trust_kind kind);
 
+/* ---- signing key files (the build host's side) ----
+ * The files `airlock key gen` writes and `pack --sign` reads, in minisign's
+ * formats (sign/minisign.h). Secrets are wiped before they are freed. */
+
+/* Asked for the password of the encrypted secret key file at path: sets *out
+ * to a malloc'd password (the trust module wipes and frees it), or returns
+ * an error saying why none can be had. */
+typedef enum al_rc al_trust_password_fn(void *ud, const char *path, char **out, struct al_err *err);
+
+/* Makes a key pair and writes it, each file created new and synced: first
+ * the secret key to sec_path (mode 0600), then the public key to pub_path
+ * (0644). AL_ERR_EXISTS when a file exists (a key is never overwritten); a
+ * file whose write failed is removed (a secret key written before a failed
+ * public key stays). password NULL stores the secret key unencrypted
+ * (minisign -W); otherwise it is encrypted with minisign's scrypt cost (about
+ * 1 GiB of memory and a few seconds). id gets the new key's id in hex. */
+enum al_rc al_trust_keygen(const char *pub_path, const char *sec_path, const char *password,
+                           char id[AL_MINISIGN_KEYID_HEX], struct al_err *err);
+
+/* Loads the secret key file at path (capped at AL_LIMIT_MINISIGN_KEY_FILE),
+ * calling ask for its password when it is encrypted. Errors: ask's, those of
+ * reading the file, and al_minisign_sec_load's (a wrong password is
+ * AL_ERR_VERIFY). *out is the caller's on success, freed with
+ * al_trust_key_free. */
+enum al_rc al_trust_key_load(const char *path, al_trust_password_fn *ask, void *ud, struct al_mkey_sec **out,
+                             struct al_err *err);
+/* Wipes and frees a secret key; NULL is a no-op. */
+void al_trust_key_free(struct al_mkey_sec *sec);
+
+/* The public half of the key file at path, public or secret (a secret one
+ * is loaded as al_trust_key_load does, asking for its password): id gets its
+ * id in hex, *pub_text (malloc'd, the caller frees) the minisign.pub text. */
+enum al_rc al_trust_key_public(const char *path, al_trust_password_fn *ask, void *ud,
+                               char id[AL_MINISIGN_KEYID_HEX], char **pub_text, struct al_err *err);
+
 #endif

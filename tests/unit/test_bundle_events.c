@@ -24,10 +24,7 @@ struct fx {
 static struct fx *fx_new(void)
 {
     struct fx *f = calloc(1, sizeof *f);
-    f->home = tu_mkdtemp();
-    struct al_err err = AL_ERR_INIT;
-    if (al_repo_open(f->home, true, &f->r, &err))
-        fail_msg("open: %s", err.msg);
+    tu_store_new(&f->home, &f->r);
     char dir[2048], file[4096];
     snprintf(dir, sizeof dir, "%s/src", f->home);
     snprintf(file, sizeof file, "%s/notes.txt", dir);
@@ -42,9 +39,7 @@ static struct fx *fx_new(void)
 
 static void fx_free(struct fx *f)
 {
-    al_repo_free(f->r);
-    tu_rmrf(f->home);
-    free(f->home);
+    tu_store_free(f->home, f->r);
     free(f);
 }
 

@@ -41,29 +41,50 @@ static void assert_msg(const char *want)
         fail_msg("expected '%s' in: %s", want, g_msg);
 }
 
+/* The two table loops of these tests. In call, ARG is the input and OUT the
+ * variable (of type) that the parser fills. */
+
+/* Every input of good[] (entries {s, v}) accepted: call returns 0, prints
+ * nothing and leaves OUT == v. */
+#define EACH_ACCEPTED(good, type, call)                                                                                \
+    for (size_t i_ = 0; i_ < sizeof(good) / sizeof(good)[0]; i_++) {                                                   \
+        const char *ARG = (good)[i_].s;                                                                                \
+        type OUT = 0;                                                                                                  \
+        assert_int_equal(CAPTURE(call), 0);                                                                            \
+        assert_string_equal(g_msg, "");                                                                                \
+        if (OUT != (good)[i_].v)                                                                                       \
+            fail_msg("'%s' gave %.17g", ARG, (double)OUT);                                                             \
+    }
+
+/* Every input of bad[] refused: call returns AL_EXIT_USAGE, leaves OUT at
+ * sentinel and prints each of the message parts that follow. */
+#define EACH_REFUSED(bad, type, sentinel, call, ...)                                                                   \
+    for (size_t i_ = 0; i_ < sizeof(bad) / sizeof(bad)[0]; i_++) {                                                     \
+        const char *ARG = (bad)[i_];                                                                                   \
+        type OUT = (sentinel);                                                                                         \
+        assert_int_equal(CAPTURE(call), AL_EXIT_USAGE);                                                                \
+        assert_true(OUT == (sentinel));                                                                                \
+        static const char *const want_[] = {__VA_ARGS__};                                                              \
+        for (size_t j_ = 0; j_ < sizeof want_ / sizeof want_[0]; j_++)                                                 \
+            assert_msg(want_[j_]);                                                                                     \
+    }
+
 static void test_int(void **state)
 {
+    static const struct {
+        const char *s;
+        long long v;
+    } good[] = {{"7", 7}, {"1", 1}, {"100", 100}};
+    EACH_ACCEPTED(good, long long, al_cli_opt_int("gc", "--keep", ARG, 1, 100, &OUT));
     long long v = 0;
-    assert_int_equal(CAPTURE(al_cli_opt_int("gc", "--keep", "7", 1, 100, &v)), 0);
-    assert_true(v == 7);
-    assert_string_equal(g_msg, "");
-    assert_int_equal(al_cli_opt_int("gc", "--keep", "1", 1, 100, &v), 0);
-    assert_true(v == 1);
-    assert_int_equal(al_cli_opt_int("gc", "--keep", "100", 1, 100, &v), 0);
-    assert_true(v == 100);
     assert_int_equal(al_cli_opt_int("x", "--n", "-5", -10, 10, &v), 0);
     assert_true(v == -5);
     assert_int_equal(al_cli_opt_int("x", "--n", "007", 0, 10, &v), 0); /* decimal, not octal */
     assert_true(v == 7);
     static const char *const bad[] = {"",    "x",  "7x", "0x10", " 7", "7 ",  "+7", "-7", "101",
                                       "0",   "1.5", "1e2", "99999999999999999999999", "--", "7,8"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        v = 42;
-        assert_int_equal(CAPTURE(al_cli_opt_int("gc", "--keep", bad[i], 1, 100, &v)), AL_EXIT_USAGE);
-        assert_true(v == 42);
-        assert_msg("airlock gc: --keep needs a whole number from 1 to 100, e.g. 4 (got '");
-        assert_msg("Try 'airlock gc --help'.");
-    }
+    EACH_REFUSED(bad, long long, 42, al_cli_opt_int("gc", "--keep", ARG, 1, 100, &OUT),
+                 "airlock gc: --keep needs a whole number from 1 to 100, e.g. 4 (got '", "Try 'airlock gc --help'.");
     /* a negative number where the range has none, and one below it */
     assert_int_equal(CAPTURE(al_cli_opt_int("x", "--n", "-11", -10, 10, &v)), AL_EXIT_USAGE);
     assert_msg("--n needs a whole number from -10 to 10");
@@ -83,12 +104,8 @@ static void test_threads(void **state)
     assert_int_equal(al_cli_opt_threads("bench", "1024", &t), 0);
     assert_int_equal(t, 1024);
     static const char *const bad[] = {"0", "1025", "-1", "two", "", "4 "};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        t = 9;
-        assert_int_equal(CAPTURE(al_cli_opt_threads("bench", bad[i], &t)), AL_EXIT_USAGE);
-        assert_int_equal(t, 9);
-        assert_msg("airlock bench: --threads needs a whole number from 1 to 1024, e.g. 4 (got '");
-    }
+    EACH_REFUSED(bad, int, 9, al_cli_opt_threads("bench", ARG, &OUT),
+                 "airlock bench: --threads needs a whole number from 1 to 1024, e.g. 4 (got '");
 }
 
 static void test_size(void **state)
@@ -102,22 +119,12 @@ static void test_size(void **state)
         {"2T", 2ull << 40}, {"2t", 2ull << 40}, {"512Mi", 512ull << 20}, {"512MiB", 512ull << 20},
         {"4GB", 4ull << 30}, {"100B", 100},     {"16777215T", 16777215ull << 40},
     };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        uint64_t v = 0;
-        assert_int_equal(CAPTURE(al_cli_opt_size("verify", "--max-entry", good[i].s, 1, UINT64_MAX, &v)), 0);
-        if (v != good[i].v)
-            fail_msg("'%s' gave %llu", good[i].s, (unsigned long long)v);
-    }
+    EACH_ACCEPTED(good, uint64_t, al_cli_opt_size("verify", "--max-entry", ARG, 1, UINT64_MAX, &OUT));
     static const char *const bad[] = {"",   "M",  "-1",  "+1", " 1", "1 ", "1.5G", "4X",    "4GiBs", "4iB",
                                       "4Bi", "0", "0x10", "16777216T", "99999999999999999999", "4KM", "1e3"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        uint64_t v = 5;
-        assert_int_equal(CAPTURE(al_cli_opt_size("verify", "--max-entry", bad[i], 1, UINT64_MAX, &v)),
-                         AL_EXIT_USAGE);
-        assert_true(v == 5);
-        assert_msg("airlock verify: --max-entry needs a size from 1 B to ");
-        assert_msg(": bytes, or a whole number with K, M, G or T, e.g. 512M or 4G (got '");
-    }
+    EACH_REFUSED(bad, uint64_t, 5, al_cli_opt_size("verify", "--max-entry", ARG, 1, UINT64_MAX, &OUT),
+                 "airlock verify: --max-entry needs a size from 1 B to ",
+                 ": bytes, or a whole number with K, M, G or T, e.g. 512M or 4G (got '");
     /* over the range given */
     uint64_t v = 5;
     assert_int_equal(CAPTURE(al_cli_opt_size("x", "--max", "2G", 1, 1ull << 30, &v)), AL_EXIT_USAGE);
@@ -135,21 +142,12 @@ static void test_seconds(void **state)
         {"30", 30}, {"2.5", 2.5}, {"0", 0}, {".5", 0.5}, {"500ms", 0.5}, {"30s", 30}, {"5m", 300},
         {"2h", 7200}, {"1d", 86400}, {"1.5m", 90}, {"-1", -1}, {"-2s", -2},
     };
-    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
-        double v = 0;
-        assert_int_equal(CAPTURE(al_cli_opt_seconds("serve", "--keep-alive", good[i].s, -1e9, 1e9, &v)), 0);
-        if (v != good[i].v)
-            fail_msg("'%s' gave %g", good[i].s, v);
-    }
+    EACH_ACCEPTED(good, double, al_cli_opt_seconds("serve", "--keep-alive", ARG, -1e9, 1e9, &OUT));
     static const char *const bad[] = {"", "s", "5x", "5 m", "5M", "5min", "1e3", "inf", "nan", "0x10",
                                       "1..2", ".", "+5", " 5", "5ms5", "--1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        double v = 7;
-        assert_int_equal(CAPTURE(al_cli_opt_seconds("serve", "--keep-alive", bad[i], -1e9, 1e9, &v)), AL_EXIT_USAGE);
-        assert_true(v == 7);
-        assert_msg("airlock serve: --keep-alive needs a duration from -1e+09 to 1e+09 seconds: seconds, or a number "
-                   "with ms, s, m, h or d, e.g. 30s or 5m (got '");
-    }
+    EACH_REFUSED(bad, double, 7, al_cli_opt_seconds("serve", "--keep-alive", ARG, -1e9, 1e9, &OUT),
+                 "airlock serve: --keep-alive needs a duration from -1e+09 to 1e+09 seconds: seconds, or a number "
+                 "with ms, s, m, h or d, e.g. 30s or 5m (got '");
     double v = 7;
     /* no sign where the range has no negative values; the range after the unit */
     assert_int_equal(CAPTURE(al_cli_opt_seconds("serve", "--timeout", "-1", 0, 3600, &v)), AL_EXIT_USAGE);
@@ -162,20 +160,17 @@ static void test_seconds(void **state)
 
 static void test_num(void **state)
 {
+    static const struct {
+        const char *s;
+        double v;
+    } good[] = {{"5", 5}, {"2.25", 2.25}};
+    EACH_ACCEPTED(good, double, al_cli_opt_num("bench", "--threshold", ARG, 0, 1000, &OUT));
     double v = 0;
-    assert_int_equal(al_cli_opt_num("bench", "--threshold", "5", 0, 1000, &v), 0);
-    assert_true(v == 5);
-    assert_int_equal(al_cli_opt_num("bench", "--threshold", "2.25", 0, 1000, &v), 0);
-    assert_true(v == 2.25);
     assert_int_equal(al_cli_opt_num("x", "--t", "-0.5", -1, 1, &v), 0);
     assert_true(v == -0.5);
     static const char *const bad[] = {"", "x", "5%", "1001", "-1", "1e2", "nan", "inf", " 5", "5 ", "1.2.3"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        v = 3;
-        assert_int_equal(CAPTURE(al_cli_opt_num("bench", "--threshold", bad[i], 0, 1000, &v)), AL_EXIT_USAGE);
-        assert_true(v == 3);
-        assert_msg("airlock bench: --threshold needs a number from 0 to 1000, e.g. 5 (got '");
-    }
+    EACH_REFUSED(bad, double, 3, al_cli_opt_num("bench", "--threshold", ARG, 0, 1000, &OUT),
+                 "airlock bench: --threshold needs a number from 0 to 1000, e.g. 5 (got '");
 }
 
 static void test_list(void **state)
@@ -191,14 +186,9 @@ static void test_list(void **state)
     assert_int_equal(out[0], 8);
     static const char *const bad[] = {"", ",", "1,", ",1", "1,,2", "0", "65", "1,x", "1;2", "1, 2", "1,2,3,4,5",
                                       "-1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        n = 77;
-        assert_int_equal(CAPTURE(al_cli_opt_list("bench", "--concurrency", bad[i], 1, 64, out, 4, &n)),
-                         AL_EXIT_USAGE);
-        assert_int_equal(n, 77);
-        assert_msg("airlock bench: --concurrency needs a list of up to 4 whole numbers from 1 to 64, separated by "
-                   "commas, e.g. 1,2,4 (got '");
-    }
+    EACH_REFUSED(bad, int, 77, al_cli_opt_list("bench", "--concurrency", ARG, 1, 64, out, 4, &OUT),
+                 "airlock bench: --concurrency needs a list of up to 4 whole numbers from 1 to 64, separated by "
+                 "commas, e.g. 1,2,4 (got '");
 }
 
 static void test_mode(void **state)
@@ -211,12 +201,8 @@ static void test_mode(void **state)
     assert_int_equal(al_cli_opt_mode("serve", "--socket-mode", "0", &m), 0);
     assert_int_equal(m, 0);
     static const char *const bad[] = {"", "8", "1777", "01777", "rw", "-1", "66 ", "0x1"};
-    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        m = 5;
-        assert_int_equal(CAPTURE(al_cli_opt_mode("serve", "--socket-mode", bad[i], &m)), AL_EXIT_USAGE);
-        assert_int_equal(m, 5);
-        assert_msg("airlock serve: --socket-mode needs file permissions in octal from 0 to 0777, e.g. 660 (got '");
-    }
+    EACH_REFUSED(bad, int, 5, al_cli_opt_mode("serve", "--socket-mode", ARG, &OUT),
+                 "airlock serve: --socket-mode needs file permissions in octal from 0 to 0777, e.g. 660 (got '");
 }
 
 /* An argument over AL_CLI_OPT_ARG_MAX is refused, and the message quotes at

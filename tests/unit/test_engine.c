@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "engine/engine.h"
+#include "tu_engine.h"
 
 #define FIXTURE_DIGEST "sha256:270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
 #define GOLDEN_PROMPT  "Once upon a time"
@@ -53,14 +54,6 @@ static struct al_engine_model *load(int n_seq, int queue_max)
     return m;
 }
 
-static struct al_engine_gen_params greedy(int max_tokens)
-{
-    struct al_engine_gen_params p = al_engine_gen_params_default();
-    p.temperature = 0;
-    p.max_tokens = max_tokens;
-    return p;
-}
-
 static char *gen(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                  struct al_engine_gen_result *res)
 {
@@ -84,7 +77,7 @@ static void test_golden(void **state)
     assert_int_equal(info.n_embd, 64);
     assert_false(info.has_chat_template);
 
-    struct al_engine_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
     struct al_engine_gen_result res;
     char *text = gen(m, GOLDEN_PROMPT, &p, &res);
     if (strncmp(text, GOLDEN_TEXT, strlen(GOLDEN_TEXT)) != 0)
@@ -162,97 +155,21 @@ static void test_digest_mismatch(void **state)
     free(dir);
 }
 
-/* ---- asynchronous helpers ---- */
-
-struct collect {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    char text[8192];
-    size_t len;
-    int n_calls;
-    int cancel_after;      /* return false after this many calls; 0: never */
-    bool block;            /* wait in the callback until released */
-    bool started;
-    bool empty_piece;      /* a callback had len 0 (must never happen) */
-    struct al_engine_gen_result res;
-};
-
-static void collect_init(struct collect *c)
-{
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-}
-
-static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
-{
-    struct collect *c = ud;
-    pthread_mutex_lock(&c->mu);
-    if (len == 0)
-        c->empty_piece = true;
-    if (c->len + len < sizeof c->text) {
-        memcpy(c->text + c->len, piece, len);
-        c->len += len;
-        c->text[c->len] = '\0';
-    }
-    c->n_calls++;
-    c->started = true;
-    pthread_cond_broadcast(&c->cv);
-    while (c->block)
-        pthread_cond_wait(&c->cv, &c->mu);
-    bool go = c->cancel_after == 0 || c->n_calls < c->cancel_after;
-    pthread_mutex_unlock(&c->mu);
-    return go;
-}
-
-static void on_done(void *ud, const struct al_engine_gen_result *res)
-{
-    struct collect *c = ud;
-    pthread_mutex_lock(&c->mu);
-    c->res = *res;
-    c->done = true;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void wait_started(struct collect *c)
-{
-    pthread_mutex_lock(&c->mu);
-    while (!c->started && !c->done)
-        pthread_cond_wait(&c->cv, &c->mu);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void wait_done(struct collect *c)
-{
-    pthread_mutex_lock(&c->mu);
-    while (!c->done)
-        pthread_cond_wait(&c->cv, &c->mu);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void release(struct collect *c)
-{
-    pthread_mutex_lock(&c->mu);
-    c->block = false;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
+/* ---- asynchronous helpers (the collector is tu_engine.h's) ---- */
 
 /* Releases c once al_engine_model_free(m) has posted its quit, which a
  * submit tells ("being unloaded"; until then the full queue refuses it). No
  * sleep orders the two: released earlier, the request could run to its end. */
 struct unload_probe {
     struct al_engine_model *m;
-    struct collect *c;
+    struct tu_collect *c;
     bool unexpected; /* a submit failed otherwise than "busy" */
 };
 
 static void *release_when_unloading(void *arg)
 {
     struct unload_probe *u = arg;
-    struct al_engine_gen_params p = greedy(1);
+    struct al_engine_gen_params p = tu_greedy(1);
     for (;;) {
         struct al_err err = AL_ERR_INIT;
         enum al_rc rc = al_engine_submit(u->m, "x", &p, NULL, NULL, NULL, NULL, &err);
@@ -264,16 +181,8 @@ static void *release_when_unloading(void *arg)
             break;
         usleep(1000);
     }
-    release(u->c);
+    tu_release(u->c);
     return NULL;
-}
-
-static void submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                   struct collect *c, struct al_engine_req **r)
-{
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_submit(m, prompt, p, on_token, on_done, c, r, &err))
-        fail_msg("submit: %s", err.msg);
 }
 
 /* (c) continuous batching: four at once give what each gives alone */
@@ -284,7 +193,7 @@ static void test_concurrent_same_as_alone(void **state)
     static const char *const prompts[4] = {"Once upon a time", "The little dog", "Tom and Sue went",
                                            "One day, a big bird"};
     struct al_engine_model *m = load(4, 8);
-    struct al_engine_gen_params p = greedy(48);
+    struct al_engine_gen_params p = tu_greedy(48);
     char *alone[4];
     for (int i = 0; i < 4; i++)
         alone[i] = gen(m, prompts[i], &p, NULL);
@@ -292,13 +201,13 @@ static void test_concurrent_same_as_alone(void **state)
     /* Fresh model, so no prefix is reused and all four prompts are computed. */
     al_engine_model_free(m);
     m = load(4, 8);
-    struct collect c[4];
+    struct tu_collect c[4];
     for (int i = 0; i < 4; i++) {
-        collect_init(&c[i]);
-        submit(m, prompts[i], &p, &c[i], NULL);
+        tu_collect_init(&c[i]);
+        tu_submit(m, prompts[i], &p, tu_on_token, &c[i], NULL);
     }
     for (int i = 0; i < 4; i++) {
-        wait_done(&c[i]);
+        tu_wait_done(&c[i]);
         assert_false(c[i].empty_piece);
         assert_string_equal(c[i].text, alone[i]);
         free(alone[i]);
@@ -319,7 +228,7 @@ static void test_stop_strings(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_engine_gen_params p = greedy(64);
+    struct al_engine_gen_params p = tu_greedy(64);
     const char *stop1[] = {"Lily"};
     p.stop = stop1;
     p.n_stop = 1;
@@ -333,10 +242,10 @@ static void test_stop_strings(void **state)
     const char *stop2[] = {"zzz", "little girl"};
     p.stop = stop2;
     p.n_stop = 2;
-    struct collect c;
-    collect_init(&c);
-    submit(m, GOLDEN_PROMPT, &p, &c, NULL);
-    wait_done(&c);
+    struct tu_collect c;
+    tu_collect_init(&c);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &c, NULL);
+    tu_wait_done(&c);
     assert_string_equal(c.text, ", there was a ");
     assert_int_equal(c.res.finish, AL_ENGINE_FINISH_STOP);
 
@@ -349,7 +258,7 @@ static void test_stop_strings(void **state)
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
 
-    p = greedy(3);
+    p = tu_greedy(3);
     text = gen(m, GOLDEN_PROMPT, &p, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, 3);
@@ -357,7 +266,7 @@ static void test_stop_strings(void **state)
     free(text);
 
     /* ignore_eos: the story would end well before 240 tokens; it does not. */
-    p = greedy(240);
+    p = tu_greedy(240);
     p.ignore_eos = true;
     text = gen(m, GOLDEN_PROMPT, &p, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
@@ -383,16 +292,16 @@ static void test_cancel_and_busy(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 1);
-    struct al_engine_gen_params p = greedy(-1); /* until the context is full */
+    struct al_engine_gen_params p = tu_greedy(-1); /* until the context is full */
 
     /* Cancel from another thread mid-stream: the sequence is freed. */
-    struct collect a;
-    collect_init(&a);
+    struct tu_collect a;
+    tu_collect_init(&a);
     struct al_engine_req *ra = NULL;
-    submit(m, GOLDEN_PROMPT, &p, &a, &ra);
-    wait_started(&a);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &a, &ra);
+    tu_wait_started(&a);
     al_engine_cancel(ra);
-    wait_done(&a);
+    tu_wait_done(&a);
     al_engine_req_free(ra);
     assert_int_equal(a.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_true(a.res.n_gen < 200);
@@ -401,44 +310,44 @@ static void test_cancel_and_busy(void **state)
     assert_int_equal(st.n_active, 0);
 
     /* The callback says stop. */
-    struct collect b;
-    collect_init(&b);
+    struct tu_collect b;
+    tu_collect_init(&b);
     b.cancel_after = 2;
-    submit(m, GOLDEN_PROMPT, &p, &b, NULL);
-    wait_done(&b);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &b, NULL);
+    tu_wait_done(&b);
     assert_int_equal(b.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_int_equal(b.n_calls, 2);
 
     /* One sequence busy (its callback blocks the worker), one waiting: the
      * next is refused with AL_ERR_BUSY. */
-    struct collect c1, c2, c3;
-    collect_init(&c1);
-    collect_init(&c2);
-    collect_init(&c3);
+    struct tu_collect c1, c2, c3;
+    tu_collect_init(&c1);
+    tu_collect_init(&c2);
+    tu_collect_init(&c3);
     c1.block = true;
     struct al_engine_req *r1 = NULL;
-    submit(m, GOLDEN_PROMPT, &p, &c1, &r1);
-    wait_started(&c1);
-    struct collect c2q;
-    collect_init(&c2q);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &c1, &r1);
+    tu_wait_started(&c1);
+    struct tu_collect c2q;
+    tu_collect_init(&c2q);
     struct al_engine_req *r2q = NULL;
-    submit(m, GOLDEN_PROMPT, &p, &c2q, &r2q);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &c2q, &r2q);
     al_engine_stats(m, &st);
     assert_int_equal(st.n_queued, 1);
     assert_int_equal(st.n_active, 1);
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_engine_submit(m, GOLDEN_PROMPT, &p, on_token, on_done, &c3, NULL, &err), AL_ERR_BUSY);
+    assert_int_equal(al_engine_submit(m, GOLDEN_PROMPT, &p, tu_on_token, tu_on_done, &c3, NULL, &err), AL_ERR_BUSY);
     /* Cancelling the waiting one takes it out of the queue while the
      * sequence is still busy: it never runs. */
     al_engine_cancel(r2q);
-    release(&c1);
-    wait_done(&c2q);
+    tu_release(&c1);
+    tu_wait_done(&c2q);
     al_engine_req_free(r2q);
     assert_int_equal(c2q.res.finish, AL_ENGINE_FINISH_CANCELLED);
     assert_int_equal(c2q.n_calls, 0);
     assert_int_equal(c2q.res.n_gen, 0);
     al_engine_cancel(r1);
-    wait_done(&c1);
+    tu_wait_done(&c1);
     al_engine_req_free(r1);
     assert_true(c1.res.finish == AL_ENGINE_FINISH_CANCELLED || c1.res.finish == AL_ENGINE_FINISH_LENGTH);
     /* Freeing the model finishes an active request as cancelled (its
@@ -446,11 +355,11 @@ static void test_cancel_and_busy(void **state)
      * posted). A queued request fills the queue, so that a probe's submit
      * is refused as "busy" until the quit, then as "being unloaded". */
     c2.block = true;
-    submit(m, GOLDEN_PROMPT, &p, &c2, NULL);
-    wait_started(&c2);
-    struct collect c4;
-    collect_init(&c4);
-    submit(m, GOLDEN_PROMPT, &p, &c4, NULL);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &c2, NULL);
+    tu_wait_started(&c2);
+    struct tu_collect c4;
+    tu_collect_init(&c4);
+    tu_submit(m, GOLDEN_PROMPT, &p, tu_on_token, &c4, NULL);
     struct unload_probe u = {.m = m, .c = &c2};
     pthread_t t;
     pthread_create(&t, NULL, release_when_unloading, &u);
@@ -553,7 +462,7 @@ static void test_embeddings(void **state)
     for (int k = 0; k < d; k++)
         assert_true(fabsf(v[d + k] - w[k]) < 1e-5f);
     /* Generation still works beside the embeddings context. */
-    struct al_engine_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
     char *text = gen(m, GOLDEN_PROMPT, &p, NULL);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
@@ -684,7 +593,7 @@ static void test_prefix_reuse(void **state)
     free(toks);
     assert_true(n_sys > 30);
 
-    struct al_engine_gen_params p = greedy(8);
+    struct al_engine_gen_params p = tu_greedy(8);
     struct al_engine_gen_result r1, r2, r3;
     char *t1 = gen(m, q1, &p, &r1);
     assert_int_equal(r1.n_cached, 0);
@@ -749,7 +658,7 @@ static void test_tokens_and_chat(void **state)
     for (int i = 0; i < 3999; i++)
         big[i] = i % 2 ? ' ' : 'a';
     big[3999] = '\0';
-    struct al_engine_gen_params p = greedy(4);
+    struct al_engine_gen_params p = tu_greedy(4);
     al_err_clear(&err);
     assert_int_equal(al_engine_submit(m, big, &p, NULL, NULL, NULL, NULL, &err), AL_ERR_LIMIT);
     free(big);
@@ -781,7 +690,7 @@ static void test_token_probs(void **state)
     if (!have_fixture())
         skip();
     struct al_engine_model *m = load(1, 4);
-    struct al_engine_gen_params p = greedy(GOLDEN_TOKENS);
+    struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
     struct probs_seen ps = {.ok = true};
     p.n_probs = 5;
     p.on_probs = on_probs;

@@ -27,10 +27,7 @@ struct fx {
 static struct fx *fx_new(void)
 {
     struct fx *f = calloc(1, sizeof *f);
-    f->home = tu_mkdtemp();
-    struct al_err err = AL_ERR_INIT;
-    if (al_repo_open(f->home, true, &f->r, &err))
-        fail_msg("open: %s", err.msg);
+    tu_store_new(&f->home, &f->r);
     snprintf(f->card, sizeof f->card, "%s/card.json", f->home);
     tu_write_file(f->card, "{\"license\":\"mit\"}", 17);
     snprintf(f->notes, sizeof f->notes, "%s/README.md", f->home);
@@ -43,9 +40,7 @@ static struct fx *fx_new(void)
 
 static void fx_free(struct fx *f)
 {
-    al_repo_free(f->r);
-    tu_rmrf(f->home);
-    free(f->home);
+    tu_store_free(f->home, f->r);
     free(f);
 }
 
@@ -54,18 +49,6 @@ struct snap {
     size_t versions, events, blobs;
     char *index_json;
 };
-
-static size_t count_files(const char *dir)
-{
-    DIR *d = opendir(dir);
-    size_t n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
 
 static void snap_take(struct fx *f, struct snap *s)
 {
@@ -78,7 +61,7 @@ static void snap_take(struct fx *f, struct snap *s)
     al_index_events_free(ev, s->events);
     char p[4096];
     snprintf(p, sizeof p, "%s/blobs/sha256", f->home);
-    s->blobs = count_files(p);
+    s->blobs = tu_count_files(p);
     snprintf(p, sizeof p, "%s/index.json", f->home);
     s->index_json = tu_read_file(p, NULL);
 }
@@ -550,7 +533,7 @@ static void test_fsck(void **state)
     assert_false(access(path, F_OK) == 0);
     char q[4096];
     snprintf(q, sizeof q, "%s/quarantine", f->home);
-    assert_int_equal(count_files(q), 1);
+    assert_int_equal(tu_count_files(q), 1);
     struct al_event *ev = NULL;
     size_t n = 0;
     assert_int_equal(al_index_list_events(al_repo_index(f->r), NULL, NULL, &ev, &n, &err), AL_OK);

@@ -21,6 +21,7 @@
 #include "server/audit_queue.h"
 #include "server/config.h"
 #include "server/http_int.h"
+#include "tu_engine.h"
 
 #define FIXTURE_DIGEST "sha256:270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
 
@@ -354,56 +355,6 @@ static void test_conns(void **state)
  * finished several requests for as many new ones, so that they start in one
  * batch; a lone request, or one that never comes, is not waited for beyond
  * its own count. On the real scheduler and the fixture model. */
-struct collect {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    bool done;
-    struct al_engine_gen_result res;
-};
-
-static void collect_init(struct collect *c)
-{
-    memset(c, 0, sizeof *c);
-    pthread_mutex_init(&c->mu, NULL);
-    pthread_cond_init(&c->cv, NULL);
-}
-
-static void on_done(void *ud, const struct al_engine_gen_result *res)
-{
-    struct collect *c = ud;
-    if (!c)
-        return;
-    pthread_mutex_lock(&c->mu);
-    c->res = *res;
-    c->done = true;
-    pthread_cond_broadcast(&c->cv);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void wait_done(struct collect *c)
-{
-    pthread_mutex_lock(&c->mu);
-    while (!c->done)
-        pthread_cond_wait(&c->cv, &c->mu);
-    pthread_mutex_unlock(&c->mu);
-}
-
-static void submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                   struct collect *c)
-{
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_submit(m, prompt, p, NULL, on_done, c, NULL, &err))
-        fail_msg("submit: %s", err.msg);
-}
-
-static struct al_engine_gen_params greedy(int max_tokens)
-{
-    struct al_engine_gen_params p = al_engine_gen_params_default();
-    p.temperature = 0;
-    p.max_tokens = max_tokens;
-    return p;
-}
-
 static struct al_engine_model *load_gathering(struct al_server_arrivals *a)
 {
     struct al_engine_model_params mp = al_engine_model_params_default();
@@ -431,15 +382,15 @@ static uint64_t decode_calls(struct al_engine_model *m)
 static void two_in_one_step(struct al_engine_model *m, const struct al_engine_gen_params *p1,
                             const struct al_engine_gen_params *p2, uint64_t calls_before)
 {
-    struct collect c1, c2;
-    collect_init(&c1);
-    collect_init(&c2);
-    submit(m, "Tom and Sue went", p1, &c1);
+    struct tu_collect c1, c2;
+    tu_collect_init(&c1);
+    tu_collect_init(&c2);
+    tu_submit(m, "Tom and Sue went", p1, NULL, &c1, NULL);
     usleep(100 * 1000);
     assert_int_equal(decode_calls(m), calls_before);
-    submit(m, "One day, a big bird", p2, &c2);
-    wait_done(&c1);
-    wait_done(&c2);
+    tu_submit(m, "One day, a big bird", p2, NULL, &c2, NULL);
+    tu_wait_done(&c1);
+    tu_wait_done(&c2);
     assert_int_equal(decode_calls(m), calls_before + 1);
     assert_true(c1.res.queue_ms >= 90);
 }
@@ -449,7 +400,7 @@ static void test_gather_arrivals(void **state)
     struct al_server_arrivals *a = al_server_arrivals_new(3000); /* far longer than any wait below: no timing luck */
     assert_non_null(a);
     struct al_engine_model *m = load_gathering(a);
-    struct al_engine_gen_params p = greedy(1); /* sampled from the prompt's logits: one step each */
+    struct al_engine_gen_params p = tu_greedy(1); /* sampled from the prompt's logits: one step each */
     struct al_engine_gen_params pc = p;        /* a request the server counted */
     pc.on_submitted = al_server_arrivals_submitted;
     pc.submitted_ud = a;
@@ -466,11 +417,11 @@ static void test_gather_arrivals(void **state)
 
     /* A lone counted request is uncounted as it is queued: no wait. */
     m = load_gathering(a);
-    struct collect ce;
-    collect_init(&ce);
+    struct tu_collect ce;
+    tu_collect_init(&ce);
     al_server_arrivals_add(a, 1);
-    submit(m, "Once upon a time", &pc, &ce);
-    wait_done(&ce);
+    tu_submit(m, "Once upon a time", &pc, NULL, &ce, NULL);
+    tu_wait_done(&ce);
     /* Waiting would take the whole cap: the bound is the cap itself, so a
      * slow machine cannot fail it, only a wait can. */
     assert_true(ce.res.queue_ms < 3000);
@@ -478,13 +429,13 @@ static void test_gather_arrivals(void **state)
     /* A counted request refused before the engine (a bad key, say) only
      * uncounts itself: the step starts then, not at the cap. */
     al_server_arrivals_add(a, 1);
-    struct collect cf;
-    collect_init(&cf);
-    submit(m, "Tom and Sue went", &p, &cf);
+    struct tu_collect cf;
+    tu_collect_init(&cf);
+    tu_submit(m, "Tom and Sue went", &p, NULL, &cf, NULL);
     usleep(100 * 1000);
     assert_int_equal(decode_calls(m), 1);
     al_server_arrivals_add(a, -1);
-    wait_done(&cf);
+    tu_wait_done(&cf);
     assert_true(cf.res.queue_ms < 3000);
 
     /* One the engine refuses is uncounted too. */
@@ -492,7 +443,7 @@ static void test_gather_arrivals(void **state)
     struct al_engine_gen_params pe = pc;
     pe.grammar = "root ::= (";
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_engine_submit(m, "Hi", &pe, NULL, on_done, NULL, NULL, &err), AL_ERR_INVALID);
+    assert_int_equal(al_engine_submit(m, "Hi", &pe, NULL, tu_on_done, NULL, NULL, &err), AL_ERR_INVALID);
     assert_int_equal(al_server_arrivals_pending(a), 0);
     al_engine_model_free(m);
     al_server_arrivals_free(a);
@@ -506,10 +457,10 @@ static void test_gather_arrivals(void **state)
     m = load_gathering(a);
     al_server_arrivals_add(a, 1);
     usleep(4100 * 1000);
-    struct collect cg;
-    collect_init(&cg);
-    submit(m, "Once upon a time", &p, &cg);
-    wait_done(&cg);
+    struct tu_collect cg;
+    tu_collect_init(&cg);
+    tu_submit(m, "Once upon a time", &p, NULL, &cg, NULL);
+    tu_wait_done(&cg);
     assert_true(cg.res.queue_ms < 1000);
     al_server_arrivals_add(a, -1);
     al_engine_model_free(m);

@@ -8,18 +8,6 @@
 #include "testutil.h"
 #include "store/store.h"
 
-static int count_dir(const char *path)
-{
-    DIR *d = opendir(path);
-    int n = 0;
-    struct dirent *e;
-    while (d && (e = readdir(d)) != NULL)
-        n += e->d_name[0] != '.';
-    if (d)
-        closedir(d);
-    return n;
-}
-
 static void test_put_read_verify(void **state)
 {
     char *home = tu_mkdtemp();
@@ -77,9 +65,9 @@ static void test_writer_mismatch_leaves_nothing(void **state)
     al_blob_writer_free(w);
     char p[4096];
     snprintf(p, sizeof p, "%s/tmp", home);
-    assert_int_equal(count_dir(p), 0);
+    assert_int_equal(tu_count_files(p), 0);
     snprintf(p, sizeof p, "%s/blobs/sha256", home);
-    assert_int_equal(count_dir(p), 0);
+    assert_int_equal(tu_count_files(p), 0);
     al_store_free(s);
     tu_rmrf(home);
     free(home);

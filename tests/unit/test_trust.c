@@ -25,10 +25,7 @@ struct fx {
 static struct fx *fx_new(void)
 {
     struct fx *f = calloc(1, sizeof *f);
-    f->home = tu_mkdtemp();
-    struct al_err err = AL_ERR_INIT;
-    if (al_repo_open(f->home, true, &f->r, &err))
-        fail_msg("open: %s", err.msg);
+    tu_store_new(&f->home, &f->r);
     snprintf(f->policy, sizeof f->policy, "%s/trust/keys.json", f->home);
     return f;
 }
@@ -36,9 +33,7 @@ static struct fx *fx_new(void)
 static void fx_free(struct fx *f)
 {
     tu_system("gpgconf --homedir '%s/trust/gnupg' --kill all >/dev/null 2>&1", f->home);
-    al_repo_free(f->r);
-    tu_rmrf(f->home);
-    free(f->home);
+    tu_store_free(f->home, f->r);
     free(f);
 }
 

@@ -1,10 +1,13 @@
 #include "testutil.h"
 
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "repo/repo.h"
 
 char *tu_mkdtemp(void)
 {
@@ -49,6 +52,18 @@ char *tu_read_file(const char *path, size_t *len)
     if (len)
         *len = (size_t)n;
     return buf;
+}
+
+size_t tu_count_files(const char *dir)
+{
+    DIR *d = opendir(dir);
+    size_t n = 0;
+    struct dirent *e;
+    while (d && (e = readdir(d)) != NULL)
+        n += e->d_name[0] != '.';
+    if (d)
+        closedir(d);
+    return n;
 }
 
 int tu_system(const char *fmt, ...)
@@ -96,4 +111,19 @@ const char *tu_fixture(const char *name)
     if (access(path, R_OK) != 0)
         fail_msg("fixture '%s' is missing (tests/fixtures/ is part of the tree)", path);
     return path;
+}
+
+void tu_store_new(char **home, struct al_repo **r)
+{
+    *home = tu_mkdtemp();
+    struct al_err err = AL_ERR_INIT;
+    if (al_repo_open(*home, true, r, &err))
+        fail_msg("open: %s", err.msg);
+}
+
+void tu_store_free(char *home, struct al_repo *r)
+{
+    al_repo_free(r);
+    tu_rmrf(home);
+    free(home);
 }

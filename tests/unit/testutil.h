@@ -20,6 +20,9 @@ void tu_rmrf(const char *path);
 void tu_write_file(const char *path, const void *data, size_t len);
 /* Reads a whole file into a malloc'd buffer; *len gets its size. */
 char *tu_read_file(const char *path, size_t *len);
+/* The entries of directory dir whose names do not start with '.' (0 when it
+ * cannot be read). */
+size_t tu_count_files(const char *dir);
 /* Runs a shell command and returns its exit status. */
 int tu_system(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* An environment variable that must be set by ctest, or skip the test. */
@@ -28,6 +31,14 @@ const char *tu_env(const char *name);
  * instead: CI installs every tool the tests need (scripts/bootstrap.sh), so a
  * skip there is a broken setup. Does not return. */
 void tu_skip(const char *why);
+struct al_repo;
+/* A fresh store: a temporary home (*home, malloc'd) with a store created in
+ * it, open as *r; fails the test when it cannot be opened. The start of the
+ * tests that work on a real store (repo, trust, bundle events). */
+void tu_store_new(char **home, struct al_repo **r);
+/* Frees r, removes home and frees its path. */
+void tu_store_free(char *home, struct al_repo *r);
+
 /* The path of a fixture in $AL_FIXTURES (tests/fixtures, part of the tree);
  * fails the test when it is missing. Valid until the next call. */
 const char *tu_fixture(const char *name);
