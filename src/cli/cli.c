@@ -59,6 +59,7 @@ static int exit_table[AL_RC_COUNT] = {
     [AL_ERR_BUSY] = AL_EXIT_BUSY,
     [AL_ERR_NOMEM] = AL_EXIT_INTERNAL,
     [AL_ERR_INTERNAL] = AL_EXIT_INTERNAL,
+    [AL_ERR_AUTH] = AL_EXIT_VERIFY, /* an API key that does not authenticate: 5, as before the split */
 };
 
 int al_cli_exit_code(enum al_rc rc)

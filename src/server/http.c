@@ -49,9 +49,13 @@ void al_server_opts_default(struct al_server_opts *o)
 
 /* ---- the one table from al_rc to HTTP ---- */
 
+/* status, OpenAI's error type, and the error code when it is not the al_rc's
+ * name. Authentication (401) and integrity (VERIFY, CORRUPT: 500) are
+ * different codes, so no caller needs a case of its own. */
 static const struct {
     int status;
     const char *type;
+    const char *code;
 } rc_http[AL_RC_COUNT] = {
     [AL_OK] = {200, NULL},
     [AL_ERR_USAGE] = {400, "invalid_request_error"},
@@ -66,7 +70,13 @@ static const struct {
     [AL_ERR_BUSY] = {503, "server_error"},
     [AL_ERR_NOMEM] = {500, "server_error"},
     [AL_ERR_INTERNAL] = {500, "server_error"},
+    [AL_ERR_AUTH] = {401, "invalid_request_error", "invalid_api_key"},
 };
+
+int al_http_rc_status(enum al_rc rc)
+{
+    return (unsigned)rc < AL_RC_COUNT ? rc_http[rc].status : 500;
+}
 
 static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Response *r, const char *ctype)
 {
@@ -132,10 +142,10 @@ enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const cha
 enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param)
 {
     enum al_rc rc = (unsigned)err->rc < AL_RC_COUNT && err->rc != AL_OK ? err->rc : AL_ERR_INTERNAL;
-    const char *code = al_rc_name(rc);
+    const char *code = rc_http[rc].code ? rc_http[rc].code : al_rc_name(rc);
     if (rc == AL_ERR_NOT_FOUND && param && strcmp(param, "model") == 0)
         code = "model_not_found";
-    return al_http_reply_error(h, rc_http[rc].status, rc_http[rc].type, param, code, "%s",
+    return al_http_reply_error(h, al_http_rc_status(rc), rc_http[rc].type, param, code, "%s",
                                err->msg[0] ? err->msg : al_rc_name(rc));
 }
 
@@ -310,10 +320,9 @@ static bool access_check(struct al_http_req *h, const char *scope, const char *m
         snprintf(h->caller, sizeof h->caller, "%s", identity);
     if (rc == AL_OK)
         return true;
-    if (rc == AL_ERR_VERIFY)
-        *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "invalid_api_key", "%s",
-                                   err.msg[0] ? err.msg : "a valid API key is required");
-    else if (rc == AL_ERR_DENIED)
+    /* A refused key names the model it may not use; anything else
+     * (AL_ERR_AUTH: 401, a key table that cannot be read: 500) is the table's. */
+    if (rc == AL_ERR_DENIED)
         *res = al_http_reply_error(h, 403, "permission_error", model ? "model" : NULL, "permission_denied", "%s",
                                    err.msg[0] ? err.msg : "this key may not do that");
     else

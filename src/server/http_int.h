@@ -103,6 +103,8 @@ enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const cha
                                     const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Maps an al_rc through the server's one table of HTTP statuses. */
 enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param);
+/* That table's status for rc (500 for a value outside enum al_rc). */
+int al_http_rc_status(enum al_rc rc);
 
 /* The answer to a request the server stopped: why "timeout" is 504,
  * "shutdown" 503, "client" (gone) no answer at all (MHD_NO). */
