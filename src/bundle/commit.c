@@ -277,7 +277,7 @@ static enum al_rc name_version(struct al_ing *g, struct al_err *err)
     memset(&ref, 0, sizeof ref);
     enum al_rc rc = AL_OK;
     if (g->o->as) {
-        if ((rc = al_ref_parse(g->o->as, &ref, err)))
+        if ((rc = al_index_ref_parse(g->o->as, &ref, err)))
             return rc;
         if (ref.digest[0])
             return al_err_set(err, AL_ERR_USAGE, "--as takes NAME[:TAG], not a digest");

@@ -172,7 +172,7 @@ bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
     const char *named = jm ? json_string_value(jm) : NULL;
     char def[AL_LIMIT_REF + 1];
     if (!named || !*named) {
-        if (al_models_default_ref(h->srv->mm, def, sizeof def, &err) != AL_OK) {
+        if (al_serve_default_ref(h->srv->mm, def, sizeof def, &err) != AL_OK) {
             *res = al_http_reply_rc(h, &err, "model");
             return false;
         }
@@ -185,11 +185,11 @@ bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
     }
     if (!al_http_model_access(h, named, res))
         return false;
-    if (al_models_acquire(h->srv->mm, named, &h->lease, &err) != AL_OK) {
+    if (al_serve_acquire(h->srv->mm, named, &h->lease, &err) != AL_OK) {
         *res = al_http_reply_rc(h, &err, "model");
         return false;
     }
-    snprintf(h->model_digest, sizeof h->model_digest, "%s", al_lease_digest(h->lease));
+    snprintf(h->model_digest, sizeof h->model_digest, "%s", al_serve_lease_digest(h->lease));
     return true;
 }
 
@@ -574,8 +574,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (h->arriving) /* never reached the engine */
         al_server_arrivals_add(s->arrivals, -1);
     al_server_gen_unref(h->gen);
-    al_models_release(h->lease);
-    al_models_release(h->embed_lease);
+    al_serve_release(h->lease);
+    al_serve_release(h->embed_lease);
     if (h->counted) {
         pthread_mutex_lock(&s->mu);
         if (--s->in_flight == 0)
@@ -653,7 +653,7 @@ static enum al_rc check_limits(const struct al_server_limits *l, double stream_i
     return AL_OK;
 }
 
-enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
+enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_models *mm, struct al_server **out,
                            struct al_err *err)
 {
     if ((o->tls_cert == NULL) != (o->tls_key == NULL) || (o->tls_client_ca && !o->tls_cert))
@@ -686,7 +686,7 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
     if (!rc && !(s->arrivals = al_server_arrivals_new(0)))
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc)
-        al_models_set_admit(mm, al_server_arrivals_admit, s->arrivals);
+        al_serve_set_admit(mm, al_server_arrivals_admit, s->arrivals);
     if (!rc)
         rc = al_server_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
     if (!rc)
@@ -832,7 +832,7 @@ void al_server_free(struct al_server *s)
     }
     al_server_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
     if (s->arrivals)
-        al_models_set_admit(s->mm, NULL, NULL); /* no scheduler asks the count from now on */
+        al_serve_set_admit(s->mm, NULL, NULL); /* no scheduler asks the count from now on */
     al_server_arrivals_free(s->arrivals);
     al_server_conns_free(s->conns);         /* after the daemon: no connection is left */
     al_server_metrics_free(s->metrics);

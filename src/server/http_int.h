@@ -36,7 +36,7 @@
 
 struct al_server {
     struct al_server_opts o;
-    struct al_models *mm;
+    struct al_serve_models *mm;
     struct MHD_Daemon *d;
     int port;
     int unix_fd;
@@ -84,8 +84,8 @@ struct al_http_req {
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
     int tokens_in, tokens_out;
-    struct al_model_lease *lease;
-    struct al_model_lease *embed_lease; /* a collection's embedding model (retrieval) */
+    struct al_serve_lease *lease;
+    struct al_serve_lease *embed_lease; /* a collection's embedding model (retrieval) */
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
 };
