@@ -160,7 +160,7 @@ static enum al_rc decide(struct al_access *a, const char *token, const char *sco
         return AL_OK;
     }
     if (token == NULL || !token_shape_ok(token))
-        return al_err_set(err, AL_ERR_VERIFY, "%s", invalid_msg);
+        return al_err_set(err, AL_ERR_AUTH, "%s", invalid_msg);
     char hex[AL_SHA256_HEX + 1];
     uint8_t presented[AL_SHA256_BYTES];
     al_access__token_hash(token, hex);
@@ -174,9 +174,9 @@ static enum al_rc decide(struct al_access *a, const char *token, const char *sco
     bool equal = CRYPTO_memcmp(presented, found ? found->hash : none, AL_SHA256_BYTES) == 0;
     OPENSSL_cleanse(presented, sizeof presented);
     if (!parsed || found == NULL || !equal)
-        return al_err_set(err, AL_ERR_VERIFY, "%s", invalid_msg);
+        return al_err_set(err, AL_ERR_AUTH, "%s", invalid_msg);
     if (found->expires && found->expires <= (int64_t)time(NULL))
-        return al_err_set(err, AL_ERR_VERIFY, "%s", invalid_msg);
+        return al_err_set(err, AL_ERR_AUTH, "%s", invalid_msg);
     /* A valid key is named from here on, refused or not: its refusals are
      * audited under its name. */
     snprintf(identity, 128, "%s", found->name);

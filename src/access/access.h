@@ -48,7 +48,7 @@ enum al_rc al_access_open(const char *home, struct al_access **out, struct al_er
 void al_access_free(struct al_access *a);
 
 /* AL_OK: allowed, identity filled (key name, or "anonymous" when auth is off);
- * AL_ERR_VERIFY: no key / unknown / revoked / expired (HTTP 401), identity "";
+ * AL_ERR_AUTH: no key / unknown / revoked / expired (HTTP 401), identity "";
  * AL_ERR_DENIED: key lacks the scope or the model (HTTP 403), identity filled
  * with the key's name (the refusal is the key's, and audited as such).
  * The caller checks the model that will serve the request: the default model

@@ -22,6 +22,10 @@ struct al_sum {
 enum al_rc al_sums_parse(const char *text, size_t len, struct al_sum **sums, size_t *n, struct al_err *err);
 struct al_sum *al_sums_find(struct al_sum *sums, size_t n, const char *name);
 
+/* The archive name of a blob, AL_BUNDLE_BLOB_DIR "<hex>", into out;
+ * AL_ERR_INVALID when digest is not a sha256 digest string. */
+enum al_rc al_bundle_blob_name(const char *digest, char out[AL_LIMIT_FILE_NAME + 1], struct al_err *err);
+
 /* The kind of signature file a name is: 'm' minisign, 'g' OpenPGP, 0 none. */
 char al_bundle_sig_kind(const char *name);
 

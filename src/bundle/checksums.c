@@ -101,3 +101,13 @@ enum al_rc al_sums_parse(const char *text, size_t len, struct al_sum **sums, siz
     *n = count;
     return AL_OK;
 }
+
+enum al_rc al_bundle_blob_name(const char *digest, char out[AL_LIMIT_FILE_NAME + 1], struct al_err *err)
+{
+    const char *hex = al_digest_hex(digest);
+    out[0] = '\0';
+    if (hex == NULL)
+        return al_err_set(err, AL_ERR_INVALID, "'%.80s' is not a sha256 digest", digest ? digest : "(none)");
+    snprintf(out, AL_LIMIT_FILE_NAME + 1, AL_BUNDLE_BLOB_DIR "%s", hex);
+    return AL_OK;
+}

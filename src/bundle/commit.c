@@ -29,17 +29,16 @@ enum al_rc al_ing_parse_native(struct al_ing *g, struct al_err *err)
     json_t *root = json_loadb(ix->mem, ix->mem_len, JSON_REJECT_DUPLICATES, &je);
     json_t *ms = json_object_get(root, "manifests");
     const char *digest = json_string_value(json_object_get(json_array_get(ms, 0), "digest"));
-    if (!json_is_array(ms) || json_array_size(ms) != 1 || digest == NULL || !al_digest_valid(digest)) {
+    char path[AL_LIMIT_FILE_NAME + 1];
+    if (!json_is_array(ms) || json_array_size(ms) != 1 || al_bundle_blob_name(digest, path, NULL) != AL_OK) {
         json_decref(root);
         return al_err_set(err, AL_ERR_INVALID, "index.json of the bundle must describe exactly one manifest");
     }
-    char path[AL_LIMIT_FILE_NAME + 1];
-    snprintf(path, sizeof path, AL_BUNDLE_BLOB_DIR "%s", digest + 7);
     json_decref(root);
     struct al_ing_entry *m = al_ing_find(g, path);
     if (m == NULL || m->mem == NULL)
         return AL_OK; /* not read yet */
-    if (strcmp(m->digest + 7, path + sizeof AL_BUNDLE_BLOB_DIR - 1) != 0)
+    if (!al_digest_hex_eq(m->digest, path + sizeof AL_BUNDLE_BLOB_DIR - 1))
         return al_err_set(err, AL_ERR_VERIFY, "blob '%s' does not match its name: content is %s", path, m->digest);
     enum al_rc rc = al_oci_manifest_parse(m->mem, m->mem_len, &g->man, err);
     if (rc)
@@ -62,16 +61,18 @@ static enum al_rc check_layout(struct al_ing *g, struct al_err *err)
         if (strcmp(n, "index.json") == 0 || strcmp(n, "oci-layout") == 0)
             continue;
         if (strncmp(n, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) != 0 ||
-            strcmp(n + sizeof AL_BUNDLE_BLOB_DIR - 1, g->ents[i].digest + 7) != 0)
+            !al_digest_hex_eq(g->ents[i].digest, n + sizeof AL_BUNDLE_BLOB_DIR - 1))
             return al_err_set(err, AL_ERR_VERIFY, "entry '%s' is not a blob named by its content (%s)", n,
                               g->ents[i].digest);
     }
     char path[AL_LIMIT_FILE_NAME + 1];
-    snprintf(path, sizeof path, AL_BUNDLE_BLOB_DIR "%s", g->man.config_digest + 7);
+    if ((rc = al_bundle_blob_name(g->man.config_digest, path, err)))
+        return rc;
     if ((g->cfg_entry = al_ing_find(g, path)) == NULL)
         return al_err_set(err, AL_ERR_INVALID, "the config blob %s is missing from the bundle", g->man.config_digest);
     for (size_t i = 0; i < g->man.n_layers; i++) {
-        snprintf(path, sizeof path, AL_BUNDLE_BLOB_DIR "%s", g->man.layers[i].digest + 7);
+        if ((rc = al_bundle_blob_name(g->man.layers[i].digest, path, err)))
+            return rc;
         struct al_ing_entry *e = al_ing_find(g, path);
         if (e == NULL)
             return al_err_set(err, AL_ERR_INVALID, "file '%s' (%s) is missing from the bundle", g->man.layers[i].path,
@@ -197,7 +198,9 @@ static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, 
         struct al_ing_entry *e = native ? NULL : &g->ents[i];
         if (native) {
             char blob[AL_LIMIT_FILE_NAME + 1];
-            snprintf(blob, sizeof blob, AL_BUNDLE_BLOB_DIR "%s", g->man.layers[i].digest + 7);
+            enum al_rc rc = al_bundle_blob_name(g->man.layers[i].digest, blob, err);
+            if (rc)
+                return rc;
             e = al_ing_find(g, blob);
         }
         if (e == NULL || strcmp(mt, AL_MT_WEIGHT) != 0)
@@ -254,7 +257,7 @@ static enum al_rc check_entries(struct al_ing *g, struct al_err *err)
                               g->sums[i].name);
     for (size_t i = 0; i < g->n_ents; i++) {
         struct al_sum *s = al_sums_find(g->sums, g->n_sums, g->ents[i].name);
-        if (s == NULL || strcmp(s->hex, g->ents[i].digest + 7) != 0)
+        if (s == NULL || !al_digest_hex_eq(g->ents[i].digest, s->hex))
             return al_err_set(err, AL_ERR_VERIFY, "'%s' is not listed in checksums.txt or does not match it",
                               g->ents[i].name);
     }
@@ -274,7 +277,7 @@ static enum al_rc name_version(struct al_ing *g, struct al_err *err)
     memset(&ref, 0, sizeof ref);
     enum al_rc rc = AL_OK;
     if (g->o->as) {
-        if ((rc = al_ref_parse(g->o->as, &ref, err)))
+        if ((rc = al_index_ref_parse(g->o->as, &ref, err)))
             return rc;
         if (ref.digest[0])
             return al_err_set(err, AL_ERR_USAGE, "--as takes NAME[:TAG], not a digest");

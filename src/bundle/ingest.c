@@ -83,10 +83,10 @@ static uint64_t listed_size(struct al_ing *g, const char *name)
     if (!g->have_man || strncmp(name, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) != 0)
         return UINT64_MAX;
     const char *hex = name + sizeof AL_BUNDLE_BLOB_DIR - 1;
-    if (strcmp(hex, g->man.config_digest + 7) == 0)
+    if (al_digest_hex_eq(g->man.config_digest, hex))
         return g->man.config_size;
     for (size_t i = 0; i < g->man.n_layers; i++)
-        if (strcmp(hex, g->man.layers[i].digest + 7) == 0)
+        if (al_digest_hex_eq(g->man.layers[i].digest, hex))
             return g->man.layers[i].size;
     return UINT64_MAX;
 }
@@ -298,7 +298,7 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
         return al_err_set(err, AL_ERR_VERIFY, "entry '%s' is %" PRIu64 " bytes, not the %" PRIu64
                           " its manifest lists", name, en->size, listed);
     struct al_sum *s = g->sums ? al_sums_find(g->sums, g->n_sums, name) : NULL;
-    if (s && strcmp(s->hex, en->digest + 7) != 0)
+    if (s && !al_digest_hex_eq(en->digest, s->hex))
         return al_err_set(err, AL_ERR_VERIFY, "'%s' does not match checksums.txt: listed sha256:%s, content is %s",
                           name, s->hex, en->digest);
     return AL_OK;
@@ -320,7 +320,7 @@ static enum al_rc on_entry(struct al_ing *g, struct archive *a, struct archive_e
             struct al_sum *s = al_sums_find(g->sums, g->n_sums, g->ents[i].name);
             if (s == NULL)
                 return al_err_set(err, AL_ERR_VERIFY, "entry '%s' is not listed in checksums.txt", g->ents[i].name);
-            if (strcmp(s->hex, g->ents[i].digest + 7) != 0)
+            if (!al_digest_hex_eq(g->ents[i].digest, s->hex))
                 return al_err_set(err, AL_ERR_VERIFY, "'%s' does not match checksums.txt: listed sha256:%s, "
                                   "content is %s", g->ents[i].name, s->hex, g->ents[i].digest);
         }
@@ -491,7 +491,7 @@ out:
         f->size = g.ents[i].size;
         struct al_sum *s = g.sums ? al_sums_find(g.sums, g.n_sums, f->name) : NULL;
         snprintf(f->status, sizeof f->status, "%s",
-                 !s ? "not listed" : strcmp(s->hex, f->digest + 7) == 0 ? "ok" : "MISMATCH");
+                 !s ? "not listed" : al_digest_hex_eq(f->digest, s->hex) ? "ok" : "MISMATCH");
     }
     if (rc && !o->dry_run && src.hash)
         rc = al_ing_record_refusal(&g, abs, rc, err);

@@ -188,8 +188,9 @@ static enum al_rc put_file(struct archive *a, const struct pk_file *f, unsigned 
                            struct al_progress *progress, struct al_err *err)
 {
     char name[AL_LIMIT_FILE_NAME + 1];
-    snprintf(name, sizeof name, AL_BUNDLE_BLOB_DIR "%s", f->l.digest + 7);
-    enum al_rc rc = put_header(a, name, f->l.size, mtime, err);
+    enum al_rc rc = al_bundle_blob_name(f->l.digest, name, err);
+    if (!rc)
+        rc = put_header(a, name, f->l.size, mtime, err);
     if (rc)
         return rc;
     int fd = open(f->src, O_RDONLY | O_CLOEXEC);
@@ -365,11 +366,10 @@ static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char 
     if (rc || (rc = put_mem(a, "oci-layout", layout, sizeof layout - 1, mtime, err)) ||
         (rc = put_mem(a, "index.json", index, strlen(index), mtime, err)))
         goto out;
-    snprintf(name, sizeof name, AL_BUNDLE_BLOB_DIR "%s", man_d + 7);
-    if ((rc = put_mem(a, name, manifest, strlen(manifest), mtime, err)))
+    if ((rc = al_bundle_blob_name(man_d, name, err)) ||
+        (rc = put_mem(a, name, manifest, strlen(manifest), mtime, err)))
         goto out;
-    snprintf(name, sizeof name, AL_BUNDLE_BLOB_DIR "%s", cfg_d + 7);
-    if ((rc = put_mem(a, name, config, strlen(config), mtime, err)))
+    if ((rc = al_bundle_blob_name(cfg_d, name, err)) || (rc = put_mem(a, name, config, strlen(config), mtime, err)))
         goto out;
     for (size_t i = 0; i < p->n && !rc; i++) {
         bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
@@ -403,29 +403,41 @@ out:
     return rc;
 }
 
+/* One "<hex>  blobs/sha256/<hex>" line; false when digest is not a digest. */
+static bool add_blob_sum(struct al_buf *sb, const char *digest)
+{
+    const char *hex = al_digest_hex(digest);
+    if (hex)
+        al_buf_addf(sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", hex, hex);
+    return hex != NULL;
+}
+
 /* checksums.txt: every file after it, in archive order (a blob once). */
 static enum al_rc build_sums(const struct pk *p, const char *index, const char *man_d, const char *cfg_d,
                              char **out, struct al_err *err)
 {
     static const char layout[] = "{\"imageLayoutVersion\":\"1.0.0\"}";
     uint8_t raw[AL_SHA256_BYTES];
-    char d[AL_DIGEST_SIZE];
+    char hex[AL_SHA256_HEX + 1];
     struct al_buf sb;
     al_buf_init(&sb, AL_BUNDLE_CHECKSUMS_MAX);
     al_sha256_buf(layout, sizeof layout - 1, raw);
-    al_digest_format(raw, d);
-    al_buf_addf(&sb, "%s  oci-layout\n", d + 7);
+    al_hex(raw, AL_SHA256_BYTES, hex);
+    al_buf_addf(&sb, "%s  oci-layout\n", hex);
     al_sha256_buf(index, strlen(index), raw);
-    al_digest_format(raw, d);
-    al_buf_addf(&sb, "%s  index.json\n", d + 7);
-    al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", man_d + 7, man_d + 7);
-    al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", cfg_d + 7, cfg_d + 7);
-    for (size_t i = 0; i < p->n; i++) {
+    al_hex(raw, AL_SHA256_BYTES, hex);
+    al_buf_addf(&sb, "%s  index.json\n", hex);
+    bool digests_ok = add_blob_sum(&sb, man_d) && add_blob_sum(&sb, cfg_d);
+    for (size_t i = 0; i < p->n && digests_ok; i++) {
         bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(p->files[j].l.digest, p->files[i].l.digest) == 0;
         if (!dup)
-            al_buf_addf(&sb, "%s  " AL_BUNDLE_BLOB_DIR "%s\n", p->files[i].l.digest + 7, p->files[i].l.digest + 7);
+            digests_ok = add_blob_sum(&sb, p->files[i].l.digest);
+    }
+    if (!digests_ok) {
+        al_buf_release(&sb);
+        return al_err_set(err, AL_ERR_INTERNAL, "a packed blob has no sha256 digest");
     }
     if (al_buf_failed(&sb)) {
         al_buf_release(&sb);

@@ -59,6 +59,7 @@ static int exit_table[AL_RC_COUNT] = {
     [AL_ERR_BUSY] = AL_EXIT_BUSY,
     [AL_ERR_NOMEM] = AL_EXIT_INTERNAL,
     [AL_ERR_INTERNAL] = AL_EXIT_INTERNAL,
+    [AL_ERR_AUTH] = AL_EXIT_VERIFY, /* an API key that does not authenticate: 5, as before the split */
 };
 
 int al_cli_exit_code(enum al_rc rc)
@@ -126,7 +127,7 @@ static void print_help(void)
            "  2  bad command line\n"
            "  3  not found: model, ref, file or key\n"
            "  4  malformed or over-limit input\n"
-           "  5  a digest or signature does not verify; damaged store\n"
+           "  5  a digest or signature does not verify; damaged store; API key not valid\n"
            "  6  refused by policy (trust, expiry, replay, already exists)\n"
            "  7  input/output error from the operating system\n"
            "  8  the store is busy (locked by another process)\n"

@@ -19,7 +19,7 @@ enum al_exit {
     AL_EXIT_USAGE = 2,     /* bad command line */
     AL_EXIT_NOT_FOUND = 3, /* unknown model, ref, file or key */
     AL_EXIT_INVALID = 4,   /* malformed or over-limit input */
-    AL_EXIT_VERIFY = 5,    /* digest or signature does not verify; damaged store */
+    AL_EXIT_VERIFY = 5,    /* digest or signature does not verify; damaged store; API key not valid */
     AL_EXIT_DENIED = 6,    /* refused by policy: trust, expiry, replay, exists */
     AL_EXIT_IO = 7,        /* the operating system refused (disk, permissions) */
     AL_EXIT_BUSY = 8,      /* the store is locked by another process */

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/limits.h"
 
 int al_cli_open_repo(bool create, struct al_repo **out)
@@ -60,7 +61,8 @@ void al_cli_human_size(int64_t bytes, char *out, size_t size)
 const char *al_cli_short(const char *digest)
 {
     static _Thread_local char buf[20];
-    snprintf(buf, sizeof buf, "%.12s", strncmp(digest, "sha256:", 7) == 0 ? digest + 7 : digest);
+    const char *hex = al_digest_hex(digest);
+    snprintf(buf, sizeof buf, "%.12s", hex ? hex : digest);
     return buf;
 }
 

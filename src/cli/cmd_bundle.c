@@ -212,7 +212,7 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
             nt = argv[optind];
             first++;
         }
-        if (al_ref_parse(nt, &ref, &err) || ref.digest[0])
+        if (al_index_ref_parse(nt, &ref, &err) || ref.digest[0])
             return al_cli_usage_error(cmd, "'%s' is not NAME[:TAG]", nt);
         po.name = ref.name;
         po.tag = ref.tag[0] ? ref.tag : NULL;

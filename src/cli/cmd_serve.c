@@ -141,7 +141,7 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
     struct al_err err = AL_ERR_INIT;
     if (file && al_server_config_load(c, file, &err))
         return al_cli_fail(&err);
-    struct al_model_settings *d = &c->models.defaults;
+    struct al_serve_settings *d = &c->models.defaults;
     struct al_server_limits *l = &c->server.limits;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
@@ -209,8 +209,8 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
     }
     /* REFs on the command line come first: the first is the default model. */
     int n_refs = argc - optind;
-    if (n_refs + c->models.n_pinned > AL_MODELS_MAX_PINNED)
-        return al_cli_usage_error("serve", "at most %d models may be named", AL_MODELS_MAX_PINNED);
+    if (n_refs + c->models.n_pinned > AL_SERVE_MAX_PINNED)
+        return al_cli_usage_error("serve", "at most %d models may be named", AL_SERVE_MAX_PINNED);
     memmove(c->models.pinned[n_refs], c->models.pinned[0], (size_t)c->models.n_pinned * sizeof c->models.pinned[0]);
     for (int i = 0; i < n_refs; i++) {
         if (strlen(argv[optind + i]) >= sizeof c->models.pinned[0])
@@ -246,15 +246,15 @@ static void sd_notify_msg(const char *msg)
 
 /* SIGHUP: the configuration built again (file and flags) and applied to
  * the models and to new requests; the address and TLS need a restart. */
-static void reload(int argc, char **argv, struct al_server_config *cfg, struct al_models *mm, struct al_server *srv,
-                   int verbosity)
+static void reload(int argc, char **argv, struct al_server_config *cfg, struct al_serve_models *mm,
+                   struct al_server *srv, int verbosity)
 {
     sd_notify_msg("RELOADING=1");
     struct al_server_config fresh;
     int fv = verbosity;
     if (build_config(argc, argv, &fresh, &fv) == 0) {
         struct al_err e2 = AL_ERR_INIT;
-        if (al_models_reload(mm, &fresh.models, &e2))
+        if (al_serve_reload(mm, &fresh.models, &e2))
             al_log(AL_LOG_ERROR, "reload: %s", e2.msg);
         else if (al_server_set_limits(srv, &fresh.server.limits, fresh.server.stream_interval_ms, &e2))
             al_log(AL_LOG_ERROR, "reload: limits kept: %s", e2.msg);
@@ -299,7 +299,7 @@ int al_cmd_serve(int argc, char **argv)
     char home[AL_LIMIT_PATH];
     al_cli_home(home, sizeof home);
     struct al_err err = AL_ERR_INIT;
-    struct al_models *mm = NULL;
+    struct al_serve_models *mm = NULL;
     struct al_server *srv = NULL;
     struct al_access *access = NULL;
     struct al_audit *audit = NULL;
@@ -327,14 +327,14 @@ int al_cmd_serve(int argc, char **argv)
     cfg.server.home = home; /* document collections for /v1/rag */
     cfg.server.audit = audit;
     cfg.server.audit_text = ao.capture_text;
-    if (al_models_new(home, &cfg.models, &mm, &err) || al_server_start(&cfg.server, mm, &srv, &err))
+    if (al_serve_new(home, &cfg.models, &mm, &err) || al_server_start(&cfg.server, mm, &srv, &err))
         goto out;
     if (cfg.server.socket_path)
         fprintf(stderr, "airlock: listening on unix:%s\n", cfg.server.socket_path);
     else
         fprintf(stderr, "airlock: listening on %s://%s%s%s:%d\n", cfg.server.tls_cert ? "https" : "http",
                 strchr(cfg.host, ':') ? "[" : "", cfg.host, strchr(cfg.host, ':') ? "]" : "", al_server_port(srv));
-    if (al_models_preload(mm, &err))
+    if (al_serve_preload(mm, &err))
         goto out;
     fprintf(stderr, "airlock: ready (%d model%s loaded)\n", cfg.models.n_pinned, cfg.models.n_pinned == 1 ? "" : "s");
     sd_notify_msg("READY=1\nSTATUS=serving");
@@ -354,7 +354,7 @@ int al_cmd_serve(int argc, char **argv)
     al_server_drain(srv, cfg.drain_timeout_s);
 out:
     al_server_free(srv);
-    al_models_free(mm);
+    al_serve_free(mm);
     al_audit_free(audit);
     al_access_free(access);
     if (err.rc)

@@ -55,7 +55,7 @@ const char *al_rc_name(enum al_rc rc)
         [AL_ERR_EXISTS] = "exists", [AL_ERR_IO] = "io",          [AL_ERR_CORRUPT] = "corrupt",
         [AL_ERR_INVALID] = "invalid", [AL_ERR_LIMIT] = "limit",  [AL_ERR_VERIFY] = "verify",
         [AL_ERR_DENIED] = "denied", [AL_ERR_BUSY] = "busy",      [AL_ERR_NOMEM] = "nomem",
-        [AL_ERR_INTERNAL] = "internal",
+        [AL_ERR_INTERNAL] = "internal", [AL_ERR_AUTH] = "auth",
     };
     if ((unsigned)rc >= AL_RC_COUNT)
         return "unknown";

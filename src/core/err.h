@@ -24,12 +24,13 @@ enum al_rc {
     AL_ERR_CORRUPT,   /* stored data fails its own checks: digest, chain, format */
     AL_ERR_INVALID,   /* external input is malformed */
     AL_ERR_LIMIT,     /* external input is over a named cap */
-    AL_ERR_VERIFY,    /* a signature or digest does not verify */
-    AL_ERR_DENIED,    /* policy refuses: untrusted key, expired, replay, scope */
+    AL_ERR_VERIFY,    /* integrity: a signature or digest does not verify */
+    AL_ERR_DENIED,    /* policy refuses a known caller: untrusted key, expired, replay, scope */
     AL_ERR_BUSY,      /* another process holds what we need */
     AL_ERR_NOMEM,
     AL_ERR_INTERNAL,
-    AL_RC_COUNT
+    AL_ERR_AUTH,      /* authentication: an API key missing, unknown, revoked or expired */
+    AL_RC_COUNT       /* new codes go last: values are stable; every table has a row for each */
 };
 
 #define AL_ERR_MSG_MAX 1024

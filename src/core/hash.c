@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <openssl/evp.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -80,7 +81,31 @@ bool al_hex64_valid(const char *s)
 
 bool al_digest_valid(const char *s)
 {
-    return s != NULL && strncmp(s, "sha256:", 7) == 0 && al_hex64_valid(s + 7);
+    return al_digest_hex(s) != NULL;
+}
+
+const char *al_digest_hex(const char *digest)
+{
+    static const char prefix[] = "sha256:";
+    if (digest == NULL || strncmp(digest, prefix, sizeof prefix - 1) != 0)
+        return NULL;
+    const char *hex = digest + sizeof prefix - 1;
+    return al_hex64_valid(hex) ? hex : NULL;
+}
+
+bool al_digest_from_hex(const char *hex, char out[AL_DIGEST_SIZE])
+{
+    out[0] = '\0';
+    if (hex == NULL || !al_hex64_valid(hex))
+        return false;
+    snprintf(out, AL_DIGEST_SIZE, "sha256:%s", hex);
+    return true;
+}
+
+bool al_digest_hex_eq(const char *digest, const char *hex)
+{
+    const char *mine = al_digest_hex(digest);
+    return mine != NULL && hex != NULL && strcmp(mine, hex) == 0;
 }
 
 enum al_rc al_sha256_fd(int fd, char digest[AL_DIGEST_SIZE], uint64_t *size_out,

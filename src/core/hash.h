@@ -37,6 +37,17 @@ void al_digest_format(const uint8_t raw[AL_SHA256_BYTES], char out[AL_DIGEST_SIZ
 bool al_digest_valid(const char *s);
 /* True when s is exactly 64 lowercase hex digits. */
 bool al_hex64_valid(const char *s);
+/* The 64 hex digits of a digest string: a pointer into digest, valid as long
+ * as digest is; NULL when digest is NULL or not exactly "sha256:" and 64
+ * lowercase hex digits. Use it instead of skipping the prefix by hand. */
+const char *al_digest_hex(const char *digest);
+/* True when digest is a digest string whose hex digits are hex: the check
+ * "does this listed hex match that content digest" (false for a malformed
+ * digest, never a crash). */
+bool al_digest_hex_eq(const char *digest, const char *hex);
+/* "sha256:<hex>" into out[AL_DIGEST_SIZE] when hex is 64 lowercase hex
+ * digits; false (out "") otherwise. */
+bool al_digest_from_hex(const char *hex, char out[AL_DIGEST_SIZE]);
 
 struct al_progress;
 

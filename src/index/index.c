@@ -524,7 +524,7 @@ enum al_rc al_index_get_version(struct al_index *ix, int64_t id, struct al_versi
 enum al_rc al_index_resolve(struct al_index *ix, const char *text, struct al_version *out, struct al_err *err)
 {
     struct al_ref ref;
-    enum al_rc rc = al_ref_parse(text, &ref, err);
+    enum al_rc rc = al_index_ref_parse(text, &ref, err);
     int64_t mid = 0;
     if (rc || (rc = model_id(ix, ref.name, false, &mid, err)))
         return rc;

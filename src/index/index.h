@@ -76,7 +76,7 @@ struct al_ref {
     char tag[AL_LIMIT_TAG + 1];     /* "" when absent */
     char digest[AL_DIGEST_SIZE];    /* "" when absent */
 };
-enum al_rc al_ref_parse(const char *text, struct al_ref *out, struct al_err *err);
+enum al_rc al_index_ref_parse(const char *text, struct al_ref *out, struct al_err *err);
 bool al_name_valid(const char *name);
 bool al_tag_valid(const char *tag);
 

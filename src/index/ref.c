@@ -37,7 +37,7 @@ bool al_tag_valid(const char *tag)
     return true;
 }
 
-enum al_rc al_ref_parse(const char *text, struct al_ref *out, struct al_err *err)
+enum al_rc al_index_ref_parse(const char *text, struct al_ref *out, struct al_err *err)
 {
     memset(out, 0, sizeof *out);
     size_t len = strlen(text);

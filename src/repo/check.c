@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "core/hash.h"
 #include "core/progress.h"
 #include "oci/oci.h"
 
@@ -108,6 +109,14 @@ static void check_version(struct al_repo *r, const struct al_version *v, struct 
     al_oci_manifest_release(&m);
 }
 
+/* A version's name when it has no tag: its manifest's hex (the stored text
+ * when that is not a digest, so a damaged row is still named). */
+static const char *manifest_hex(const char *manifest)
+{
+    const char *hex = al_digest_hex(manifest);
+    return hex ? hex : manifest;
+}
+
 static char *repair_detail(const char *digest, const char *why)
 {
     json_t *d = json_pack("{s:s, s:s}", "quarantined", digest, "reason", why);
@@ -176,7 +185,7 @@ enum al_rc al_repo_fsck(struct al_repo *r, bool repair, bool progress, al_fsck_r
             free(files);
             if (uses && used < sizeof users - 1) {
                 int w = snprintf(users + used, sizeof users - used, "%s%s:%s", used ? ", " : "", vs[j].model,
-                                 vs[j].tags[0] ? vs[j].tags : vs[j].manifest + 7);
+                                 vs[j].tags[0] ? vs[j].tags : manifest_hex(vs[j].manifest));
                 used += w > 0 ? (size_t)w : 0;
             }
         }

@@ -136,7 +136,7 @@ static enum al_rc recover_entry(struct al_repo *r, const struct al_oci_index_ite
                                 struct al_rebuild_result *res, struct al_err *err)
 {
     struct al_ref ref;
-    enum al_rc rc = al_ref_parse(it->ref_name, &ref, err);
+    enum al_rc rc = al_index_ref_parse(it->ref_name, &ref, err);
     if (rc)
         return rc;
     struct al_version *known = NULL;

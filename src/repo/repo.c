@@ -243,7 +243,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
                        struct al_err *err)
 {
     struct al_ref ref;
-    enum al_rc rc = al_ref_parse(ref_text, &ref, err);
+    enum al_rc rc = al_index_ref_parse(ref_text, &ref, err);
     if (rc)
         return rc;
     if (ref.digest[0])
@@ -440,7 +440,7 @@ enum al_rc al_repo_activate(struct al_repo *r, const char *ref, struct al_versio
     if (rc)
         return rc;
     struct al_ref parsed;
-    al_ref_parse(ref, &parsed, NULL);
+    al_index_ref_parse(ref, &parsed, NULL);
     bool had = al_index_resolve(r->index, parsed.name, &cur, NULL) == AL_OK;
     if ((rc = activate_version(r, &v, "activate", had ? cur.manifest : NULL, err)))
         return rc;
@@ -469,7 +469,7 @@ enum al_rc al_repo_rollback(struct al_repo *r, const char *name, struct al_versi
 enum al_rc al_repo_rm(struct al_repo *r, const char *ref_text, size_t *removed, struct al_err *err)
 {
     struct al_ref ref;
-    enum al_rc rc = al_ref_parse(ref_text, &ref, err);
+    enum al_rc rc = al_index_ref_parse(ref_text, &ref, err);
     if (rc)
         return rc;
     struct al_version *vs = NULL;

@@ -36,8 +36,8 @@ struct rref {
 
 enum estate { E_LOADING, E_READY };
 
-struct al_model_lease {
-    struct al_models *mm;
+struct al_serve_lease {
+    struct al_serve_models *mm;
     char name[AL_LIMIT_NAME + 1];
     char manifest[AL_DIGEST_SIZE];
     char digest[AL_DIGEST_SIZE];
@@ -48,19 +48,19 @@ struct al_model_lease {
     double last_used;
     bool pinned, retired;
     uint64_t bytes;
-    struct al_model_lease *next;
+    struct al_serve_lease *next;
 };
 
-struct al_models {
+struct al_serve_models {
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* an entry finished loading; or stop */
     struct al_repo *repo;
-    struct al_models_config cfg;
+    struct al_serve_config cfg;
     struct al_engine_verify_cache *vcache;
-    al_engine_admit_fn *admit;    /* every model's admission hook (al_models_set_admit) */
+    al_engine_admit_fn *admit;    /* every model's admission hook (al_serve_set_admit) */
     void *admit_ud;
     struct rref *refs;
-    struct al_model_lease *entries;
+    struct al_serve_lease *entries;
     bool preload_done;
     bool stop;
     pthread_t reaper;
@@ -74,16 +74,16 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-void al_models_config_default(struct al_models_config *c)
+void al_serve_config_default(struct al_serve_config *c)
 {
     memset(c, 0, sizeof *c);
-    struct al_model_settings unset = AL_MODEL_SETTINGS_UNSET;
+    struct al_serve_settings unset = AL_SERVE_SETTINGS_UNSET;
     c->defaults = unset;
     c->keep_alive_s = 300;
     snprintf(c->chat_fallback, sizeof c->chat_fallback, "chatml");
 }
 
-static void overlay(struct al_model_settings *dst, const struct al_model_settings *src)
+static void overlay(struct al_serve_settings *dst, const struct al_serve_settings *src)
 {
     if (src->threads >= 0) dst->threads = src->threads;
     if (src->ctx >= 0) dst->ctx = src->ctx;
@@ -95,9 +95,9 @@ static void overlay(struct al_model_settings *dst, const struct al_model_setting
     if (src->mlock >= 0) dst->mlock = src->mlock;
 }
 
-static struct al_engine_model_params params_for(const struct al_models *mm, const char *name)
+static struct al_engine_model_params params_for(const struct al_serve_models *mm, const char *name)
 {
-    struct al_model_settings s = mm->cfg.defaults;
+    struct al_serve_settings s = mm->cfg.defaults;
     for (int i = 0; i < mm->cfg.n_overrides; i++)
         if (strcmp(mm->cfg.overrides[i].name, name) == 0)
             overlay(&s, &mm->cfg.overrides[i].s);
@@ -117,7 +117,8 @@ static struct al_engine_model_params params_for(const struct al_models *mm, cons
 }
 
 /* Under mu. Finds or resolves ref into the cache. */
-static enum al_rc resolve(struct al_models *mm, const char *ref, bool pinned, struct rref **out, struct al_err *err)
+static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinned, struct rref **out,
+                          struct al_err *err)
 {
     for (struct rref *r = mm->refs; r; r = r->next)
         if (strcmp(r->ref, ref) == 0) {
@@ -158,9 +159,9 @@ static enum al_rc resolve(struct al_models *mm, const char *ref, bool pinned, st
     return AL_OK;
 }
 
-static void unlink_entry(struct al_models *mm, struct al_model_lease *e)
+static void unlink_entry(struct al_serve_models *mm, struct al_serve_lease *e)
 {
-    for (struct al_model_lease **p = &mm->entries; *p; p = &(*p)->next)
+    for (struct al_serve_lease **p = &mm->entries; *p; p = &(*p)->next)
         if (*p == e) {
             *p = e->next;
             e->next = NULL;
@@ -168,10 +169,10 @@ static void unlink_entry(struct al_models *mm, struct al_model_lease *e)
         }
 }
 
-static void free_entries(struct al_model_lease *list)
+static void free_entries(struct al_serve_lease *list)
 {
     while (list) {
-        struct al_model_lease *next = list->next;
+        struct al_serve_lease *next = list->next;
         al_info("unloading model %s (%s)", list->name, list->manifest);
         al_engine_model_free(list->m);
         free(list);
@@ -181,9 +182,9 @@ static void free_entries(struct al_model_lease *list)
 
 /* Under mu: marks entries that no reference points at as retired, and pinned
  * ones as pinned; moves idle retired entries to *victims. */
-static void mark_entries(struct al_models *mm, struct al_model_lease **victims)
+static void mark_entries(struct al_serve_models *mm, struct al_serve_lease **victims)
 {
-    for (struct al_model_lease *e = mm->entries, *next; e; e = next) {
+    for (struct al_serve_lease *e = mm->entries, *next; e; e = next) {
         next = e->next;
         bool used = false, pinned = false;
         for (struct rref *r = mm->refs; r; r = r->next)
@@ -203,13 +204,14 @@ static void mark_entries(struct al_models *mm, struct al_model_lease **victims)
 
 /* Under mu: evicts least recently used idle models until one more of need
  * bytes fits. AL_ERR_BUSY when the models in use leave no room. */
-static enum al_rc make_room(struct al_models *mm, uint64_t need, struct al_model_lease **victims, struct al_err *err)
+static enum al_rc make_room(struct al_serve_models *mm, uint64_t need, struct al_serve_lease **victims,
+                            struct al_err *err)
 {
     for (;;) {
         int count = 0;
         uint64_t bytes = 0;
-        struct al_model_lease *lru = NULL;
-        for (struct al_model_lease *e = mm->entries; e; e = e->next) {
+        struct al_serve_lease *lru = NULL;
+        for (struct al_serve_lease *e = mm->entries; e; e = e->next) {
             count++;
             bytes += e->bytes;
             if (e->state == E_READY && e->leases == 0 && (!lru || e->last_used < lru->last_used))
@@ -233,9 +235,10 @@ static enum al_rc make_room(struct al_models *mm, uint64_t need, struct al_model
     }
 }
 
-enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_model_lease **out, struct al_err *err)
+enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct al_serve_lease **out,
+                            struct al_err *err)
 {
-    struct al_model_lease *victims = NULL, *e = NULL;
+    struct al_serve_lease *victims = NULL, *e = NULL;
     enum al_rc rc = AL_OK;
     pthread_mutex_lock(&mm->mu);
     if (!ref || !*ref) {
@@ -307,7 +310,7 @@ enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_mo
         e = NULL;
     } else {
         e->m = m;
-        al_engine_set_admit(m, mm->admit, mm->admit_ud); /* al_models_set_admit may have run meanwhile */
+        al_engine_set_admit(m, mm->admit, mm->admit_ud); /* al_serve_set_admit may have run meanwhile */
         al_engine_model_info(m, &e->info);
         /* What it holds now: its tensors (or the files, if larger) and KV cache. */
         e->bytes = (e->info.size_bytes > r_size ? e->info.size_bytes : r_size) + e->info.kv_bytes;
@@ -322,11 +325,11 @@ out_unlock:
     return rc;
 }
 
-void al_models_release(struct al_model_lease *e)
+void al_serve_release(struct al_serve_lease *e)
 {
     if (!e)
         return;
-    struct al_models *mm = e->mm;
+    struct al_serve_models *mm = e->mm;
     bool drop = false;
     pthread_mutex_lock(&mm->mu);
     e->leases--;
@@ -340,29 +343,28 @@ void al_models_release(struct al_model_lease *e)
         free_entries(e);
 }
 
-void al_models_set_admit(struct al_models *mm, al_engine_admit_fn *admit, void *admit_ud)
+void al_serve_set_admit(struct al_serve_models *mm, al_engine_admit_fn *admit, void *admit_ud)
 {
     pthread_mutex_lock(&mm->mu);
     mm->admit = admit;
     mm->admit_ud = admit_ud;
-    for (struct al_model_lease *e = mm->entries; e; e = e->next)
+    for (struct al_serve_lease *e = mm->entries; e; e = e->next)
         if (e->state == E_READY)
             al_engine_set_admit(e->m, admit, admit_ud);
     pthread_mutex_unlock(&mm->mu);
 }
 
-struct al_engine_model *al_lease_engine(const struct al_model_lease *l) { return l->m; }
-const char *al_lease_name(const struct al_model_lease *l) { return l->name; }
-const char *al_lease_digest(const struct al_model_lease *l) { return l->digest; }
-const char *al_lease_manifest(const struct al_model_lease *l) { return l->manifest; }
-const char *al_lease_chat_fallback(const struct al_model_lease *l)
+struct al_engine_model *al_serve_lease_engine(const struct al_serve_lease *l) { return l->m; }
+const char *al_serve_lease_name(const struct al_serve_lease *l) { return l->name; }
+const char *al_serve_lease_digest(const struct al_serve_lease *l) { return l->digest; }
+const char *al_serve_lease_chat_fallback(const struct al_serve_lease *l)
 {
     return l->mm->cfg.chat_fallback[0] ? l->mm->cfg.chat_fallback : NULL;
 }
 
 static void *reaper_main(void *arg)
 {
-    struct al_models *mm = arg;
+    struct al_serve_models *mm = arg;
     pthread_mutex_lock(&mm->mu);
     while (!mm->stop) {
         struct timespec ts;
@@ -371,9 +373,9 @@ static void *reaper_main(void *arg)
         pthread_cond_timedwait(&mm->cv, &mm->mu, &ts);
         if (mm->stop)
             break;
-        struct al_model_lease *victims = NULL;
+        struct al_serve_lease *victims = NULL;
         double now = now_s();
-        for (struct al_model_lease *e = mm->entries, *next; e; e = next) {
+        for (struct al_serve_lease *e = mm->entries, *next; e; e = next) {
             next = e->next;
             if (e->state != E_READY || e->leases > 0)
                 continue;
@@ -396,10 +398,10 @@ static void *reaper_main(void *arg)
     return NULL;
 }
 
-enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, struct al_models **out,
+enum al_rc al_serve_new(const char *home, const struct al_serve_config *cfg, struct al_serve_models **out,
                          struct al_err *err)
 {
-    struct al_models *mm = calloc(1, sizeof *mm);
+    struct al_serve_models *mm = calloc(1, sizeof *mm);
     if (!mm)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&mm->mu, NULL);
@@ -421,11 +423,11 @@ enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, s
     *out = mm;
     return AL_OK;
 fail:
-    al_models_free(mm);
+    al_serve_free(mm);
     return rc;
 }
 
-void al_models_free(struct al_models *mm)
+void al_serve_free(struct al_serve_models *mm)
 {
     if (!mm)
         return;
@@ -447,7 +449,7 @@ void al_models_free(struct al_models *mm)
     free(mm);
 }
 
-enum al_rc al_models_preload(struct al_models *mm, struct al_err *err)
+enum al_rc al_serve_preload(struct al_serve_models *mm, struct al_err *err)
 {
     enum al_rc rc = AL_OK;
     pthread_mutex_lock(&mm->mu);
@@ -455,7 +457,7 @@ enum al_rc al_models_preload(struct al_models *mm, struct al_err *err)
         struct rref *r = NULL;
         rc = resolve(mm, mm->cfg.pinned[i], true, &r, err);
     }
-    struct al_model_lease *victims = NULL;
+    struct al_serve_lease *victims = NULL;
     mark_entries(mm, &victims);
     int n = mm->cfg.n_pinned;
     char (*pins)[336] = rc ? NULL : calloc((size_t)n + 1, sizeof *pins);
@@ -466,9 +468,9 @@ enum al_rc al_models_preload(struct al_models *mm, struct al_err *err)
     pthread_mutex_unlock(&mm->mu);
     free_entries(victims);
     for (int i = 0; i < n && !rc && pins; i++) {
-        struct al_model_lease *l = NULL;
-        rc = al_models_acquire(mm, pins[i], &l, err);
-        al_models_release(l);
+        struct al_serve_lease *l = NULL;
+        rc = al_serve_acquire(mm, pins[i], &l, err);
+        al_serve_release(l);
     }
     free(pins);
     pthread_mutex_lock(&mm->mu);
@@ -477,18 +479,18 @@ enum al_rc al_models_preload(struct al_models *mm, struct al_err *err)
     return rc;
 }
 
-bool al_models_loading(struct al_models *mm)
+bool al_serve_loading(struct al_serve_models *mm)
 {
     pthread_mutex_lock(&mm->mu);
     bool loading = !mm->preload_done;
-    for (struct al_model_lease *e = mm->entries; e; e = e->next)
+    for (struct al_serve_lease *e = mm->entries; e; e = e->next)
         if (e->state == E_LOADING && e->pinned)
             loading = true;
     pthread_mutex_unlock(&mm->mu);
     return loading;
 }
 
-enum al_rc al_models_reload(struct al_models *mm, const struct al_models_config *cfg, struct al_err *err)
+enum al_rc al_serve_reload(struct al_serve_models *mm, const struct al_serve_config *cfg, struct al_err *err)
 {
     pthread_mutex_lock(&mm->mu);
     mm->cfg = *cfg;
@@ -511,24 +513,24 @@ enum al_rc al_models_reload(struct al_models *mm, const struct al_models_config 
     pthread_mutex_unlock(&mm->mu);
     /* Pinned references are resolved (and flagged) by preload, which also
      * marks retired entries and loads the new versions. */
-    return al_models_preload(mm, err);
+    return al_serve_preload(mm, err);
 }
 
-void al_models_foreach_loaded(struct al_models *mm, al_loaded_fn *fn, void *ud)
+void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn, void *ud)
 {
     pthread_mutex_lock(&mm->mu);
     double now = now_s();
-    for (struct al_model_lease *e = mm->entries; e; e = e->next) {
+    for (struct al_serve_lease *e = mm->entries; e; e = e->next) {
         if (e->state != E_READY)
             continue;
-        struct al_loaded_model lm = {e->name, e->manifest, e->digest, &e->info, e->m,
+        struct al_serve_loaded lm = {e->name, e->manifest, e->digest, &e->info, e->m,
                                      e->leases, e->pinned, e->retired, now - e->last_used, e->bytes};
         fn(ud, &lm);
     }
     pthread_mutex_unlock(&mm->mu);
 }
 
-enum al_rc al_models_names(struct al_models *mm, char ***names, size_t *n, struct al_err *err)
+enum al_rc al_serve_names(struct al_serve_models *mm, char ***names, size_t *n, struct al_err *err)
 {
     struct al_version *rows = NULL;
     size_t nrows = 0;
@@ -546,7 +548,7 @@ enum al_rc al_models_names(struct al_models *mm, char ***names, size_t *n, struc
         for (size_t j = 0; j < k && !dup; j++)
             dup = strcmp(out[j], rows[i].model) == 0;
         if (!dup && !(out[k] = strdup(rows[i].model))) {
-            al_models_names_free(out, k);
+            al_serve_names_free(out, k);
             out = NULL;
         } else if (!dup) {
             k++;
@@ -560,14 +562,14 @@ enum al_rc al_models_names(struct al_models *mm, char ***names, size_t *n, struc
     return AL_OK;
 }
 
-void al_models_names_free(char **names, size_t n)
+void al_serve_names_free(char **names, size_t n)
 {
     for (size_t i = 0; names && i < n; i++)
         free(names[i]);
     free(names);
 }
 
-enum al_rc al_models_default_ref(struct al_models *mm, char *out, size_t size, struct al_err *err)
+enum al_rc al_serve_default_ref(struct al_serve_models *mm, char *out, size_t size, struct al_err *err)
 {
     pthread_mutex_lock(&mm->mu);
     enum al_rc rc = AL_OK;
@@ -579,7 +581,7 @@ enum al_rc al_models_default_ref(struct al_models *mm, char *out, size_t size, s
     return rc;
 }
 
-enum al_rc al_models_exists(struct al_models *mm, const char *ref, struct al_err *err)
+enum al_rc al_serve_exists(struct al_serve_models *mm, const char *ref, struct al_err *err)
 {
     pthread_mutex_lock(&mm->mu);
     struct rref *r = NULL;

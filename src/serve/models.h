@@ -10,7 +10,7 @@
  * been idle for keep_alive seconds. A lease holds a model loaded; the last
  * release of a retired version frees it.
  *
- * References are resolved once and remembered. al_models_reload() forgets
+ * References are resolved once and remembered. al_serve_reload() forgets
  * them and resolves again, so a version activated since (`airlock activate`,
  * `airlock rollback`) is served from then on; versions no reference points at
  * any more are retired: requests in flight finish on them, then they are freed.
@@ -27,30 +27,30 @@
 #include "core/err.h"
 #include "engine/engine.h"
 
-struct al_models;
-struct al_model_lease;
+struct al_serve_models;
+struct al_serve_lease;
 
 /* Settings of one model; -1 (or for the booleans -1) means "inherit". */
-struct al_model_settings {
+struct al_serve_settings {
     int threads, ctx, batch, n_seq, queue, gpu_layers;
     int mmap, mlock; /* -1, 0, 1 */
 };
 
-#define AL_MODEL_SETTINGS_UNSET {-1, -1, -1, -1, -1, -1, -1, -1}
+#define AL_SERVE_SETTINGS_UNSET {-1, -1, -1, -1, -1, -1, -1, -1}
 
-struct al_model_override {
+struct al_serve_override {
     char name[129];                  /* a model name (not a ref) */
-    struct al_model_settings s;
+    struct al_serve_settings s;
 };
 
-#define AL_MODELS_MAX_OVERRIDES 32
-#define AL_MODELS_MAX_PINNED    16
+#define AL_SERVE_MAX_OVERRIDES 32
+#define AL_SERVE_MAX_PINNED    16
 
-struct al_models_config {
-    struct al_model_settings defaults;   /* unset fields: the engine's defaults */
-    struct al_model_override overrides[AL_MODELS_MAX_OVERRIDES];
+struct al_serve_config {
+    struct al_serve_settings defaults;   /* unset fields: the engine's defaults */
+    struct al_serve_override overrides[AL_SERVE_MAX_OVERRIDES];
     int n_overrides;
-    char pinned[AL_MODELS_MAX_PINNED][336]; /* refs loaded at start, never idle-unloaded */
+    char pinned[AL_SERVE_MAX_PINNED][336]; /* refs loaded at start, never idle-unloaded */
     int n_pinned;
     uint64_t budget_bytes;               /* 0: no budget */
     int max_loaded;                      /* 0: no cap */
@@ -59,56 +59,55 @@ struct al_models_config {
 };
 
 /* Everything unset, no budget, max_loaded 0, keep_alive 300 s, "chatml". */
-void al_models_config_default(struct al_models_config *c);
+void al_serve_config_default(struct al_serve_config *c);
 
 /* Opens the store at home (not created) and starts the idle reaper. Pinned
- * models are not loaded yet: call al_models_preload(). */
-enum al_rc al_models_new(const char *home, const struct al_models_config *cfg, struct al_models **out,
+ * models are not loaded yet: call al_serve_preload(). */
+enum al_rc al_serve_new(const char *home, const struct al_serve_config *cfg, struct al_serve_models **out,
                          struct al_err *err);
 /* Frees every model (requests in flight finish as cancelled). NULL: no-op. */
-void al_models_free(struct al_models *mm);
+void al_serve_free(struct al_serve_models *mm);
 
 /* Loads the pinned models. Errors of the first failing one. */
-enum al_rc al_models_preload(struct al_models *mm, struct al_err *err);
+enum al_rc al_serve_preload(struct al_serve_models *mm, struct al_err *err);
 
 /* True while a pinned model is being loaded or has not been loaded yet. */
-bool al_models_loading(struct al_models *mm);
+bool al_serve_loading(struct al_serve_models *mm);
 
 /* Applies a new configuration, forgets every resolved reference, resolves the
  * pinned ones again and loads what changed. In-flight requests keep their
  * leases on the old versions. */
-enum al_rc al_models_reload(struct al_models *mm, const struct al_models_config *cfg, struct al_err *err);
+enum al_rc al_serve_reload(struct al_serve_models *mm, const struct al_serve_config *cfg, struct al_err *err);
 
 /* Resolves ref (NULL or "": the first pinned ref) and returns a lease on its
  * loaded model, loading it when needed. Errors: AL_ERR_NOT_FOUND (unknown
  * ref), AL_ERR_BUSY (the budget is taken by models in use), and those of
  * al_engine_model_load(). *out must be NULL. */
-enum al_rc al_models_acquire(struct al_models *mm, const char *ref, struct al_model_lease **out,
+enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct al_serve_lease **out,
                              struct al_err *err);
 /* Gives the lease back. NULL is a no-op. */
-void al_models_release(struct al_model_lease *l);
+void al_serve_release(struct al_serve_lease *l);
 
 /* The reference a request that names no model is served by (the first pinned
  * ref), copied into out, so that a caller can check it before acquiring it by
  * that name (a SIGHUP may change the default in between). AL_ERR_USAGE when
  * there is no default model, AL_ERR_LIMIT when out is too small. */
-enum al_rc al_models_default_ref(struct al_models *mm, char *out, size_t size, struct al_err *err);
+enum al_rc al_serve_default_ref(struct al_serve_models *mm, char *out, size_t size, struct al_err *err);
 
 /* Sets the admission hook (engine.h) of every model loaded and to be loaded;
  * NULL: steps start at once. Once it returns no model calls the old hook
  * again, so its ud may be freed. The server sets its own (server/arrivals.h). */
-void al_models_set_admit(struct al_models *mm, al_engine_admit_fn *admit, void *admit_ud);
+void al_serve_set_admit(struct al_serve_models *mm, al_engine_admit_fn *admit, void *admit_ud);
 
 /* Valid while the lease is held. */
-struct al_engine_model *al_lease_engine(const struct al_model_lease *l);
-const char *al_lease_name(const struct al_model_lease *l);     /* model name */
-const char *al_lease_digest(const struct al_model_lease *l);   /* the weight blob's digest */
-const char *al_lease_manifest(const struct al_model_lease *l); /* the version's manifest digest */
-const char *al_lease_chat_fallback(const struct al_model_lease *l);
+struct al_engine_model *al_serve_lease_engine(const struct al_serve_lease *l);
+const char *al_serve_lease_name(const struct al_serve_lease *l);     /* model name */
+const char *al_serve_lease_digest(const struct al_serve_lease *l);   /* the weight blob's digest */
+const char *al_serve_lease_chat_fallback(const struct al_serve_lease *l);
 
 /* Calls fn for every loaded model, under the manager's lock (fn must be quick
  * and must not call back into the manager). */
-struct al_loaded_model {
+struct al_serve_loaded {
     const char *name, *manifest, *digest;
     const struct al_engine_model_info *info;
     struct al_engine_model *engine;
@@ -117,15 +116,15 @@ struct al_loaded_model {
     double idle_s;
     uint64_t mem_bytes; /* what it counts against the budget: tensors and KV cache */
 };
-typedef void al_loaded_fn(void *ud, const struct al_loaded_model *m);
-void al_models_foreach_loaded(struct al_models *mm, al_loaded_fn *fn, void *ud);
+typedef void al_serve_loaded_fn(void *ud, const struct al_serve_loaded *m);
+void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn, void *ud);
 
 /* The names of every model with an active version, for /v1/models: a
- * malloc'd array of malloc'd strings (free with al_models_names_free). */
-enum al_rc al_models_names(struct al_models *mm, char ***names, size_t *n, struct al_err *err);
-void al_models_names_free(char **names, size_t n);
+ * malloc'd array of malloc'd strings (free with al_serve_names_free). */
+enum al_rc al_serve_names(struct al_serve_models *mm, char ***names, size_t *n, struct al_err *err);
+void al_serve_names_free(char **names, size_t n);
 
 /* Resolves a ref without loading (for /v1/models/{id}): AL_ERR_NOT_FOUND or AL_OK. */
-enum al_rc al_models_exists(struct al_models *mm, const char *ref, struct al_err *err);
+enum al_rc al_serve_exists(struct al_serve_models *mm, const char *ref, struct al_err *err);
 
 #endif

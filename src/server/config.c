@@ -9,7 +9,7 @@ void al_server_config_default(struct al_server_config *c)
 {
     memset(c, 0, sizeof *c);
     al_server_opts_default(&c->server);
-    al_models_config_default(&c->models);
+    al_serve_config_default(&c->models);
     snprintf(c->host, sizeof c->host, "127.0.0.1");
     c->drain_timeout_s = 30;
     al_server_config_fix(c);
@@ -85,7 +85,7 @@ static enum al_rc get_bool(json_t *obj, const char *key, int *out, struct al_err
     return AL_OK;
 }
 
-static enum al_rc settings(json_t *obj, const char *where, struct al_model_settings *s, struct al_err *err)
+static enum al_rc settings(json_t *obj, const char *where, struct al_serve_settings *s, struct al_err *err)
 {
     static const char *const known[] = {"threads", "ctx", "batch", "parallel", "queue", "gpu_layers",
                                         "mmap", "mlock", NULL};
@@ -144,9 +144,9 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
     if ((v = json_object_get(root, "models"))) {
         size_t i;
         json_t *m;
-        if (!json_is_array(v) || json_array_size(v) > AL_MODELS_MAX_PINNED)
+        if (!json_is_array(v) || json_array_size(v) > AL_SERVE_MAX_PINNED)
             return al_err_set(err, AL_ERR_INVALID, "config: 'models' must be an array of at most %d refs",
-                              AL_MODELS_MAX_PINNED);
+                              AL_SERVE_MAX_PINNED);
         c->models.n_pinned = 0;
         json_array_foreach(v, i, m)
         {
@@ -165,10 +165,10 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
         c->models.n_overrides = 0;
         json_object_foreach(v, name, s)
         {
-            if (c->models.n_overrides >= AL_MODELS_MAX_OVERRIDES || strlen(name) >= sizeof c->models.overrides[0].name)
+            if (c->models.n_overrides >= AL_SERVE_MAX_OVERRIDES || strlen(name) >= sizeof c->models.overrides[0].name)
                 return al_err_set(err, AL_ERR_LIMIT, "config: too many model_settings or too long a name");
-            struct al_model_override *o = &c->models.overrides[c->models.n_overrides++];
-            struct al_model_settings unset = AL_MODEL_SETTINGS_UNSET;
+            struct al_serve_override *o = &c->models.overrides[c->models.n_overrides++];
+            struct al_serve_settings unset = AL_SERVE_SETTINGS_UNSET;
             o->s = unset;
             snprintf(o->name, sizeof o->name, "%s", name);
             if ((rc = settings(s, name, &o->s, err)))

@@ -1,7 +1,7 @@
 /*
  * config.h: the configuration of `airlock serve`: a small JSON file, with
  * command-line flags on top. Everything a reload (SIGHUP) may change is in
- * al_models_config; the listening address, TLS and limits need a restart.
+ * al_serve_config; the listening address, TLS and limits need a restart.
  *
  *   {
  *     "listen": {"host": "127.0.0.1", "port": 8741, "listen_any": false,
@@ -33,7 +33,7 @@
 
 struct al_server_config {
     struct al_server_opts server;   /* its strings point into the arrays below */
-    struct al_models_config models;
+    struct al_serve_config models;
     double drain_timeout_s;
     char host[256];
     char socket[AL_LIMIT_PATH];

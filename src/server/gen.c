@@ -562,7 +562,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->interval_s = h->stream_interval_ms / 1e3;
     g->created = (long long)time(NULL);
     g->t0 = h->t0;
-    g->m = al_lease_engine(h->lease);
+    g->m = al_serve_lease_engine(h->lease);
     g->lp_top = go->logprobs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
@@ -574,7 +574,11 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     al_buf_addf(&g->head, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", g->id,
                 go->kind == AL_SERVER_GEN_CHAT ? "chat.completion.chunk" : "text_completion", g->created);
     al_server_json_escape(&g->head, go->model, strlen(go->model));
-    snprintf(g->fingerprint, sizeof g->fingerprint, "fp_%.12s", al_lease_digest(h->lease) + 7);
+    const char *hex = al_digest_hex(al_serve_lease_digest(h->lease));
+    if (hex == NULL)
+        return al_http_reply_error(h, 500, "server_error", "model", NULL, "model '%s' has no sha256 digest",
+                                   go->model);
+    snprintf(g->fingerprint, sizeof g->fingerprint, "fp_%.12s", hex);
     al_buf_addf(&g->head, ",\"system_fingerprint\":\"%s\",\"choices\":[{\"index\":0,", g->fingerprint);
     if (al_buf_failed(&g->head))
         return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
@@ -609,7 +613,8 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         gp.submitted_ud = h->srv->arrivals;
         h->arriving = false;
     }
-    enum al_rc rc = al_engine_submit(al_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);
+    enum al_rc rc =
+        al_engine_submit(al_serve_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);
     if (rc) {
         atomic_fetch_sub(&g->refs, 1);
         pthread_mutex_lock(&h->srv->mu);

@@ -49,9 +49,13 @@ void al_server_opts_default(struct al_server_opts *o)
 
 /* ---- the one table from al_rc to HTTP ---- */
 
+/* status, OpenAI's error type, and the error code when it is not the al_rc's
+ * name. Authentication (401) and integrity (VERIFY, CORRUPT: 500) are
+ * different codes, so no caller needs a case of its own. */
 static const struct {
     int status;
     const char *type;
+    const char *code;
 } rc_http[AL_RC_COUNT] = {
     [AL_OK] = {200, NULL},
     [AL_ERR_USAGE] = {400, "invalid_request_error"},
@@ -66,7 +70,13 @@ static const struct {
     [AL_ERR_BUSY] = {503, "server_error"},
     [AL_ERR_NOMEM] = {500, "server_error"},
     [AL_ERR_INTERNAL] = {500, "server_error"},
+    [AL_ERR_AUTH] = {401, "invalid_request_error", "invalid_api_key"},
 };
+
+int al_http_rc_status(enum al_rc rc)
+{
+    return (unsigned)rc < AL_RC_COUNT ? rc_http[rc].status : 500;
+}
 
 static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Response *r, const char *ctype)
 {
@@ -132,10 +142,10 @@ enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const cha
 enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param)
 {
     enum al_rc rc = (unsigned)err->rc < AL_RC_COUNT && err->rc != AL_OK ? err->rc : AL_ERR_INTERNAL;
-    const char *code = al_rc_name(rc);
+    const char *code = rc_http[rc].code ? rc_http[rc].code : al_rc_name(rc);
     if (rc == AL_ERR_NOT_FOUND && param && strcmp(param, "model") == 0)
         code = "model_not_found";
-    return al_http_reply_error(h, rc_http[rc].status, rc_http[rc].type, param, code, "%s",
+    return al_http_reply_error(h, al_http_rc_status(rc), rc_http[rc].type, param, code, "%s",
                                err->msg[0] ? err->msg : al_rc_name(rc));
 }
 
@@ -162,7 +172,7 @@ bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
     const char *named = jm ? json_string_value(jm) : NULL;
     char def[AL_LIMIT_REF + 1];
     if (!named || !*named) {
-        if (al_models_default_ref(h->srv->mm, def, sizeof def, &err) != AL_OK) {
+        if (al_serve_default_ref(h->srv->mm, def, sizeof def, &err) != AL_OK) {
             *res = al_http_reply_rc(h, &err, "model");
             return false;
         }
@@ -175,11 +185,11 @@ bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
     }
     if (!al_http_model_access(h, named, res))
         return false;
-    if (al_models_acquire(h->srv->mm, named, &h->lease, &err) != AL_OK) {
+    if (al_serve_acquire(h->srv->mm, named, &h->lease, &err) != AL_OK) {
         *res = al_http_reply_rc(h, &err, "model");
         return false;
     }
-    snprintf(h->model_digest, sizeof h->model_digest, "%s", al_lease_digest(h->lease));
+    snprintf(h->model_digest, sizeof h->model_digest, "%s", al_serve_lease_digest(h->lease));
     return true;
 }
 
@@ -310,10 +320,9 @@ static bool access_check(struct al_http_req *h, const char *scope, const char *m
         snprintf(h->caller, sizeof h->caller, "%s", identity);
     if (rc == AL_OK)
         return true;
-    if (rc == AL_ERR_VERIFY)
-        *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "invalid_api_key", "%s",
-                                   err.msg[0] ? err.msg : "a valid API key is required");
-    else if (rc == AL_ERR_DENIED)
+    /* A refused key names the model it may not use; anything else
+     * (AL_ERR_AUTH: 401, a key table that cannot be read: 500) is the table's. */
+    if (rc == AL_ERR_DENIED)
         *res = al_http_reply_error(h, 403, "permission_error", model ? "model" : NULL, "permission_denied", "%s",
                                    err.msg[0] ? err.msg : "this key may not do that");
     else
@@ -565,8 +574,8 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     if (h->arriving) /* never reached the engine */
         al_server_arrivals_add(s->arrivals, -1);
     al_server_gen_unref(h->gen);
-    al_models_release(h->lease);
-    al_models_release(h->embed_lease);
+    al_serve_release(h->lease);
+    al_serve_release(h->embed_lease);
     if (h->counted) {
         pthread_mutex_lock(&s->mu);
         if (--s->in_flight == 0)
@@ -644,7 +653,7 @@ static enum al_rc check_limits(const struct al_server_limits *l, double stream_i
     return AL_OK;
 }
 
-enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
+enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_models *mm, struct al_server **out,
                            struct al_err *err)
 {
     if ((o->tls_cert == NULL) != (o->tls_key == NULL) || (o->tls_client_ca && !o->tls_cert))
@@ -677,7 +686,7 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm,
     if (!rc && !(s->arrivals = al_server_arrivals_new(0)))
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc)
-        al_models_set_admit(mm, al_server_arrivals_admit, s->arrivals);
+        al_serve_set_admit(mm, al_server_arrivals_admit, s->arrivals);
     if (!rc)
         rc = al_server_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
     if (!rc)
@@ -823,7 +832,7 @@ void al_server_free(struct al_server *s)
     }
     al_server_audit_queue_stop(s->audit_q); /* after the last finish path: writes what waits */
     if (s->arrivals)
-        al_models_set_admit(s->mm, NULL, NULL); /* no scheduler asks the count from now on */
+        al_serve_set_admit(s->mm, NULL, NULL); /* no scheduler asks the count from now on */
     al_server_arrivals_free(s->arrivals);
     al_server_conns_free(s->conns);         /* after the daemon: no connection is left */
     al_server_metrics_free(s->metrics);

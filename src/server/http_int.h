@@ -36,7 +36,7 @@
 
 struct al_server {
     struct al_server_opts o;
-    struct al_models *mm;
+    struct al_serve_models *mm;
     struct MHD_Daemon *d;
     int port;
     int unix_fd;
@@ -84,8 +84,8 @@ struct al_http_req {
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
     int tokens_in, tokens_out;
-    struct al_model_lease *lease;
-    struct al_model_lease *embed_lease; /* a collection's embedding model (retrieval) */
+    struct al_serve_lease *lease;
+    struct al_serve_lease *embed_lease; /* a collection's embedding model (retrieval) */
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
 };
@@ -103,6 +103,8 @@ enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const cha
                                     const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 /* Maps an al_rc through the server's one table of HTTP statuses. */
 enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param);
+/* That table's status for rc (500 for a value outside enum al_rc). */
+int al_http_rc_status(enum al_rc rc);
 
 /* The answer to a request the server stopped: why "timeout" is 504,
  * "shutdown" 503, "client" (gone) no answer at all (MHD_NO). */

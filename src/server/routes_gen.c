@@ -17,7 +17,7 @@ static bool prompt_fits(struct al_http_req *h, const char *prompt, const char *p
     int32_t *toks = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_engine_tokenize(al_lease_engine(h->lease), prompt, len, true, true, &toks, &n, &err);
+    enum al_rc rc = al_engine_tokenize(al_serve_lease_engine(h->lease), prompt, len, true, true, &toks, &n, &err);
     free(toks);
     if (rc) {
         *res = al_http_reply_rc(h, &err, param);
@@ -65,7 +65,7 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
         return res;
     }
     json_t *jm = json_object_get(body, "model");
-    go->model = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
+    go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     res = al_server_gen_run(h, go);
     free(grammar);
     return res;
@@ -167,8 +167,8 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
         /* Retrieval: the passages go into the prompt, the citations into the response. */
         if (!al_server_rag_chat(h, body, cm, n, &prompt, &citations, &res))
             goto out;
-    } else if (al_engine_chat_format(al_lease_engine(h->lease), cm, n, true, al_lease_chat_fallback(h->lease),
-                                     &prompt, &err) != AL_OK) {
+    } else if (al_engine_chat_format(al_serve_lease_engine(h->lease), cm, n, true,
+                                     al_serve_lease_chat_fallback(h->lease), &prompt, &err) != AL_OK) {
         res = al_http_reply_rc(h, &err, "messages");
         goto out;
     }

@@ -22,7 +22,7 @@ enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
     char **names = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;
-    if (al_models_names(h->srv->mm, &names, &n, &err) != AL_OK)
+    if (al_serve_names(h->srv->mm, &names, &n, &err) != AL_OK)
         return al_http_reply_rc(h, &err, NULL);
     json_t *data = json_array();
     /* Collection snapshots are not models; a key sees only the models its
@@ -30,7 +30,7 @@ enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
     for (size_t i = 0; i < n; i++)
         if (strncmp(names[i], "rag/", 4) != 0 && al_http_model_visible(h, names[i]))
             json_array_append_new(data, model_object(names[i]));
-    al_models_names_free(names, n);
+    al_serve_names_free(names, n);
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
@@ -38,7 +38,7 @@ enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body)
 {
     const char *id = h->url + strlen("/v1/models/");
     struct al_err err = AL_ERR_INIT;
-    if (al_models_exists(h->srv->mm, id, &err) != AL_OK)
+    if (al_serve_exists(h->srv->mm, id, &err) != AL_OK)
         return al_http_reply_rc(h, &err, "model");
     return al_http_reply_json(h, 200, model_object(id));
 }
@@ -104,7 +104,7 @@ static enum MHD_Result embed_reply(struct al_http_req *h, json_t *body, const fl
     }
     json_t *jm = json_object_get(body, "model");
     al_buf_addstr(&b, "],\"model\":");
-    const char *name = json_is_string(jm) ? json_string_value(jm) : al_lease_name(h->lease);
+    const char *name = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     al_server_json_escape(&b, name, strlen(name));
     al_buf_addf(&b, ",\"usage\":{\"prompt_tokens\":%d,\"total_tokens\":%d}}", tokens, tokens);
     enum MHD_Result res = al_buf_failed(&b)
@@ -166,7 +166,7 @@ enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body)
         free(texts);
         return res;
     }
-    struct al_engine_model *m = al_lease_engine(h->lease);
+    struct al_engine_model *m = al_serve_lease_engine(h->lease);
     struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     json_t *dim = json_object_get(body, "dimensions");
@@ -225,7 +225,7 @@ enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body)
         return res;
     bool add_special = json_is_true(json_object_get(body, "add_special"));
     bool pieces = json_is_true(json_object_get(body, "with_pieces"));
-    struct al_engine_model *m = al_lease_engine(h->lease);
+    struct al_engine_model *m = al_serve_lease_engine(h->lease);
     int32_t *toks = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;
@@ -276,7 +276,7 @@ enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body)
     char *text = NULL;
     size_t len = 0;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_engine_detokenize(al_lease_engine(h->lease), toks, n, false, &text, &len, &err);
+    enum al_rc rc = al_engine_detokenize(al_serve_lease_engine(h->lease), toks, n, false, &text, &len, &err);
     free(toks);
     if (rc)
         return al_http_reply_rc(h, &err, "tokens");
@@ -293,7 +293,7 @@ enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body)
  * traffic elsewhere. With audit_fail open a failing audit is reported, 200. */
 enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body)
 {
-    bool loading = al_models_loading(h->srv->mm);
+    bool loading = al_serve_loading(h->srv->mm);
     char why[AL_ERR_MSG_MAX / 2];
     if (!al_server_audit_queue_failing(h->srv->audit_q, why, sizeof why))
         return al_http_reply_json(h, loading ? 503 : 200, json_pack("{s:s}", "status", loading ? "loading" : "ok"));
@@ -316,7 +316,7 @@ struct gauges {
     int count;
 };
 
-static void model_gauges(void *ud, const struct al_loaded_model *lm)
+static void model_gauges(void *ud, const struct al_serve_loaded *lm)
 {
     struct gauges *g = ud;
     struct al_engine_stats st;
@@ -350,7 +350,7 @@ enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body)
     for (int pass = 0; pass < 9; pass++) {
         gauge_head(&b, names[pass], helps[pass]);
         struct gauges g = {&b, pass, 0};
-        al_models_foreach_loaded(s->mm, model_gauges, &g);
+        al_serve_foreach_loaded(s->mm, model_gauges, &g);
         loaded = g.count;
     }
     gauge_head(&b, "airlock_models_loaded", "Model versions loaded.");

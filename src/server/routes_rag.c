@@ -148,7 +148,7 @@ static bool lease_embedder(struct al_http_req *h, struct al_rag *r, enum MHD_Res
     /* The embedding model serves the request too: the key's patterns apply. */
     if (!al_http_model_access(h, ref, res))
         return false;
-    if (al_models_acquire(h->srv->mm, ref, &h->embed_lease, &err) != AL_OK) {
+    if (al_serve_acquire(h->srv->mm, ref, &h->embed_lease, &err) != AL_OK) {
         if (err.rc == AL_ERR_NOT_FOUND)
             *res = al_http_reply_error(h, 404, "invalid_request_error", "collection", "model_not_found",
                                        "collection '%s' needs its embedding model %s, which this store does not hold",
@@ -157,14 +157,14 @@ static bool lease_embedder(struct al_http_req *h, struct al_rag *r, enum MHD_Res
             *res = al_http_reply_rc(h, &err, "collection");
         return false;
     }
-    if (strcmp(al_lease_digest(h->embed_lease), info.embed_digest) != 0) {
+    if (strcmp(al_serve_lease_digest(h->embed_lease), info.embed_digest) != 0) {
         *res = al_http_reply_error(h, 500, "server_error", "collection", "verify",
                                    "the store's %s has weights %s; collection '%s' was built with %s", ref,
-                                   al_lease_digest(h->embed_lease), info.name, info.embed_digest);
+                                   al_serve_lease_digest(h->embed_lease), info.name, info.embed_digest);
         return false;
     }
     if (!h->model_digest[0])
-        snprintf(h->model_digest, sizeof h->model_digest, "%s", al_lease_digest(h->embed_lease));
+        snprintf(h->model_digest, sizeof h->model_digest, "%s", al_serve_lease_digest(h->embed_lease));
     return true;
 }
 
@@ -205,7 +205,8 @@ static bool retrieve(struct al_http_req *h, const char *name, const char *questi
     if (qo->mode != AL_RAG_BM25 && !lease_embedder(h, r, res))
         return false;
     struct al_err err = AL_ERR_INIT;
-    if (al_rag_query(r, h->embed_lease ? al_lease_engine(h->embed_lease) : NULL, question, qo, hits, &err) != AL_OK) {
+    struct al_engine_model *embed = h->embed_lease ? al_serve_lease_engine(h->embed_lease) : NULL;
+    if (al_rag_query(r, embed, question, qo, hits, &err) != AL_OK) {
         *res = al_http_reply_rc(h, &err, "query");
         return false;
     }
@@ -283,15 +284,15 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
     if (!retrieve(h, name, question, &qo, &hits, res))
         return false;
     struct al_engine_model_info gi;
-    al_engine_model_info(al_lease_engine(h->lease), &gi);
+    al_engine_model_info(al_serve_lease_engine(h->lease), &gi);
     int room = gi.n_ctx - answer_room(body, gi.n_ctx) - 8;
     if (room > h->limits.prompt_tokens)
         room = h->limits.prompt_tokens;
     struct al_rag_prompt_opts po = {.msgs = msgs, .n_msgs = n, .question_at = at,
-                                    .chat_fallback = al_lease_chat_fallback(h->lease), .max_tokens = room};
+                                    .chat_fallback = al_serve_lease_chat_fallback(h->lease), .max_tokens = room};
     char version[64];
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_rag_prompt(al_lease_engine(h->lease), &po, question, &hits, prompt, version, &err);
+    enum al_rc rc = al_rag_prompt(al_serve_lease_engine(h->lease), &po, question, &hits, prompt, version, &err);
     if (rc) {
         al_rag_hits_release(&hits);
         if (rc == AL_ERR_LIMIT)

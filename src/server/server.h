@@ -77,7 +77,7 @@ void al_server_opts_default(struct al_server_opts *o);
 /* Starts listening. The manager must outlive the server. Errors: AL_ERR_USAGE
  * (bad options, non-loopback without listen_any), AL_ERR_IO (cannot bind,
  * cannot read the TLS files), AL_ERR_INTERNAL. */
-enum al_rc al_server_start(const struct al_server_opts *o, struct al_models *mm, struct al_server **out,
+enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_models *mm, struct al_server **out,
                            struct al_err *err);
 
 /* New limits and stream interval for requests from now on (a SIGHUP); those

@@ -267,7 +267,7 @@ enum al_rc al_blob_writer_commit(struct al_blob_writer *w, const char *expected,
     if (fchmod(w->fd, 0444) != 0)
         return al_err_sys(err, AL_ERR_IO, "cannot chmod '%s'", w->path);
     char final[AL_LIMIT_PATH];
-    rc = al_path_fmt(final, sizeof final, err, "%s/%s", w->store->blobs, w->digest + 7);
+    rc = al_store_blob_path(w->store, w->digest, final, sizeof final, err);
     if (rc)
         return rc;
     struct stat st;
@@ -369,9 +369,10 @@ enum al_rc al_store_put(struct al_store *s, const void *data, size_t len, char d
 enum al_rc al_store_blob_path(const struct al_store *s, const char *digest, char *out, size_t size,
                               struct al_err *err)
 {
-    if (!al_digest_valid(digest))
+    const char *hex = al_digest_hex(digest);
+    if (hex == NULL)
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a sha256 digest", digest);
-    return al_path_fmt(out, size, err, "%s/%s", s->blobs, digest + 7);
+    return al_path_fmt(out, size, err, "%s/%s", s->blobs, hex);
 }
 
 bool al_store_has(const struct al_store *s, const char *digest)
@@ -428,11 +429,9 @@ enum al_rc al_store_each_blob(const struct al_store *s, al_blob_visit_fn *fn, vo
         return al_err_sys(err, AL_ERR_IO, "cannot list '%s'", s->blobs);
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (!al_hex64_valid(e->d_name))
-            continue;
         char digest[AL_DIGEST_SIZE];
-        memcpy(digest, "sha256:", 7);
-        memcpy(digest + 7, e->d_name, AL_SHA256_HEX + 1); /* validated: 64 hex + NUL */
+        if (!al_digest_from_hex(e->d_name, digest))
+            continue;
         struct stat st;
         uint64_t size = fstatat(dirfd(d), e->d_name, &st, 0) == 0 ? (uint64_t)st.st_size : 0;
         if (!fn(ud, digest, size))
@@ -449,7 +448,8 @@ enum al_rc al_store_quarantine(struct al_store *s, const char *digest, struct al
     if (rc || (rc = al_path_fmt(dir, sizeof dir, err, "%s/quarantine", s->home)) ||
         (rc = al_fs_mkdirs(dir, 0700, err)))
         return rc;
-    if ((rc = al_path_fmt(to, sizeof to, err, "%s/%s.%ld", dir, digest + 7, (long)time(NULL))))
+    /* al_store_blob_path() checked the digest: its hex part is there. */
+    if ((rc = al_path_fmt(to, sizeof to, err, "%s/%s.%ld", dir, al_digest_hex(digest), (long)time(NULL))))
         return rc;
     if (rename(from, to) != 0)
         return al_err_sys(err, AL_ERR_IO, "cannot move '%s' to quarantine", from);

@@ -19,6 +19,11 @@ airlock apikey revoke revoked >/dev/null
 # back in the database (the unix time it expires at), as if the hour had gone.
 EXP=$(tok expired --scopes chat --expires 1h)
 sqlite3 "$AIRLOCK_HOME/airlock.db" "UPDATE api_keys SET expires=strftime('%s','now')-60 WHERE name='expired'"
+# A version whose blob is then damaged (a byte flipped), loaded on first use.
+cp "$FIX" "$T/broken.gguf" && printf 'pad' >>"$T/broken.gguf"
+airlock add stories-broken:1.0 "$T/broken.gguf" >/dev/null
+BROKEN=$(airlock path stories-broken)
+chmod u+w "$BROKEN" && printf '\xff' | dd of="$BROKEN" bs=1 seek=100000 conv=notrunc status=none
 
 serve_start stories other --port 0 --parallel 2
 
@@ -49,6 +54,13 @@ req "$CHAT" /v1/completions "$C"; expect_code 200
     || fail "golden with a key: $BODY"
 req "$EMBED" /v1/embeddings '{"model":"stories","input":"hello"}'; expect_code 200
 ok "allowed keys get their answers"
+
+# A blob that fails its digest is an integrity fault, not an authentication
+# one: a valid key gets the 500 it got before the two codes were split.
+req "$CHAT" /v1/completions '{"model":"stories-broken","prompt":"x","max_tokens":2}'; expect_code 500
+echo "$BODY" | qgrep 'does not match its digest' || fail "damaged blob body: $BODY"
+echo "$BODY" | qgrep 'invalid_api_key' && fail "a damaged blob answered as a bad key: $BODY"
+ok "a damaged blob with a valid key: 500, a bad key: 401"
 
 # revocation takes effect on the running server
 airlock apikey revoke chatter >/dev/null

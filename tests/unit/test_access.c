@@ -89,13 +89,13 @@ static void test_open_until_first_key(void **state)
     assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_OK);
     assert_string_equal(who, "anonymous");
     al_access_set_required(f->a, true);
-    assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, "invalid or missing API key");
     al_access_set_required(f->a, false);
     char tok[AL_APIKEY_TOKEN_SIZE];
     create(f, "alice", "chat", NULL, NULL, tok);
     assert_true(al_access_required(f->a)); /* seen through data_version, no reopen */
-    assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_ERR_AUTH);
 }
 
 static void test_check_outcomes(void **state)
@@ -114,12 +114,12 @@ static void test_check_outcomes(void **state)
 
     /* 401s: all with one message, which says nothing about the key */
     const char *expect = "invalid or missing API key";
-    assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, NULL, "chat", "llama", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, expect);
     assert_string_equal(who, "");
-    assert_int_equal(chk(f, "", "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, "", "chat", "llama", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, expect);
-    assert_int_equal(chk(f, "Bearer nonsense", "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, "Bearer nonsense", "chat", "llama", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, expect);
 
     /* wrong secret behind a real lookup id: compared in constant time */
@@ -127,14 +127,14 @@ static void test_check_outcomes(void **state)
     memcpy(wrong, tok, sizeof wrong);
     wrong[AL_APIKEY_TOKEN_LEN - 1] = wrong[AL_APIKEY_TOKEN_LEN - 1] == 'a' ? 'b' : 'a';
     int before = memcmp_calls;
-    assert_int_equal(chk(f, wrong, "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, wrong, "chat", "llama", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, expect);
     assert_true(memcmp_calls > before);
     /* unknown lookup id: the same comparison still runs */
     memcpy(wrong, tok, sizeof wrong);
     wrong[3] = wrong[3] == 'Z' ? 'Y' : 'Z';
     before = memcmp_calls;
-    assert_int_equal(chk(f, wrong, "chat", "llama", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, wrong, "chat", "llama", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, expect);
     assert_true(memcmp_calls > before);
 
@@ -163,11 +163,11 @@ static void test_revoked_expired(void **state)
     assert_int_equal(al_apikey_revoke(other, "alice", &err), AL_OK);
     assert_int_equal(al_apikey_revoke(other, "alice", &err), AL_ERR_NOT_FOUND);
     al_index_free(other);
-    assert_int_equal(chk(f, tok, "chat", "m", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, tok, "chat", "m", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, "invalid or missing API key");
     /* every key revoked: still closed */
     assert_true(al_access_required(f->a));
-    assert_int_equal(chk(f, NULL, "chat", "m", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, NULL, "chat", "m", who, msg), AL_ERR_AUTH);
 
     /* a name comes free again after revocation */
     create(f, "alice", "chat", NULL, NULL, tok);
@@ -177,7 +177,7 @@ static void test_revoked_expired(void **state)
     struct al_apikey_spec spec = {"old", "chat", NULL, "1d"};
     al_err_clear(&err);
     assert_int_equal(al_apikey__create_at(f->ix, &spec, time(NULL) - 2 * 86400, old, NULL, &err), AL_OK);
-    assert_int_equal(chk(f, old, "chat", "m", who, msg), AL_ERR_VERIFY);
+    assert_int_equal(chk(f, old, "chat", "m", who, msg), AL_ERR_AUTH);
     assert_string_equal(msg, "invalid or missing API key");
 
     struct al_apikey_info *rows = NULL;

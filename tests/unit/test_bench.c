@@ -268,7 +268,7 @@ static void test_server_grid(void **state)
     char home[4096], url[64];
     snprintf(home, sizeof home, "%s/home", g_dir);
     tu_store_with_fixture(home, "stories:1.0");
-    struct al_models *mm = NULL;
+    struct al_serve_models *mm = NULL;
     struct al_server *srv = NULL;
     tu_serve(home, "stories", &mm, &srv, url);
     struct al_bench_opts o = grid();
@@ -287,7 +287,7 @@ static void test_server_grid(void **state)
     check_html(rep);
     json_decref(rep);
     al_server_free(srv);
-    al_models_free(mm);
+    al_serve_free(mm);
 
     /* the server gone: the run completes, every request a failed sample */
     rep = NULL;

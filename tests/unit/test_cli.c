@@ -35,6 +35,20 @@ static char g_msg[1024]; /* what the last call printed on stderr */
         st_;                                                                                                           \
     })
 
+/* The one table from al_rc to exit status: a row for every code, no error
+ * exits 0, and the statuses scripts rely on stay as they were. */
+static void test_exit_codes(void **state)
+{
+    assert_int_equal(al_cli_exit_code(AL_OK), AL_EXIT_OK);
+    for (int i = 1; i < AL_RC_COUNT; i++)
+        assert_int_not_equal(al_cli_exit_code((enum al_rc)i), AL_EXIT_OK);
+    assert_int_equal(al_cli_exit_code(AL_ERR_VERIFY), 5);
+    assert_int_equal(al_cli_exit_code(AL_ERR_CORRUPT), 5);
+    assert_int_equal(al_cli_exit_code(AL_ERR_AUTH), 5); /* `apikey check` with a bad key, as before */
+    assert_int_equal(al_cli_exit_code(AL_ERR_DENIED), 6);
+    assert_int_equal(al_cli_exit_code(AL_RC_COUNT), AL_EXIT_INTERNAL);
+}
+
 static void assert_msg(const char *want)
 {
     if (!strstr(g_msg, want))
@@ -226,6 +240,7 @@ static void test_long_argument(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_exit_codes),
         cmocka_unit_test(test_int),     cmocka_unit_test(test_threads), cmocka_unit_test(test_size),
         cmocka_unit_test(test_seconds), cmocka_unit_test(test_num),     cmocka_unit_test(test_list),
         cmocka_unit_test(test_mode),    cmocka_unit_test(test_long_argument),

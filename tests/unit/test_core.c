@@ -55,6 +55,52 @@ static void test_err_first_wins(void **state)
     assert_string_equal(al_rc_name(AL_ERR_NOT_FOUND), "not-found");
 }
 
+/* Every code has its own name; the CLI's and the server's tables have a row
+ * for each (tests/unit/test_cli.c, test_server.c). */
+static void test_rc_names(void **state)
+{
+    for (int i = 0; i < AL_RC_COUNT; i++) {
+        const char *name = al_rc_name((enum al_rc)i);
+        assert_non_null(name);
+        assert_string_not_equal(name, "unknown");
+        for (int j = 0; j < i; j++)
+            assert_string_not_equal(name, al_rc_name((enum al_rc)j));
+    }
+    assert_string_equal(al_rc_name(AL_ERR_AUTH), "auth");
+    assert_string_equal(al_rc_name(AL_ERR_VERIFY), "verify");
+    assert_string_equal(al_rc_name(AL_RC_COUNT), "unknown");
+}
+
+static void test_digest_hex(void **state)
+{
+    static const char hex[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    static const char good[] = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    assert_ptr_equal(al_digest_hex(good), good + 7); /* a pointer into the argument */
+    assert_string_equal(al_digest_hex(good), hex);
+    assert_null(al_digest_hex(NULL));
+    assert_null(al_digest_hex(""));
+    assert_null(al_digest_hex(hex));                                                                   /* no prefix */
+    assert_null(al_digest_hex("sha512:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")); /* wrong */
+    assert_null(al_digest_hex("SHA256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert_null(al_digest_hex("sha256:"));
+    assert_null(al_digest_hex("sha256:ba7816bf"));                                                     /* short */
+    assert_null(al_digest_hex("sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad0")); /* long */
+    assert_null(al_digest_hex("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD")); /* upper */
+    assert_null(al_digest_hex("sha256:ga7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+    assert_true(al_digest_hex_eq(good, hex));
+    assert_false(al_digest_hex_eq(good, "ba7816bf"));
+    assert_false(al_digest_hex_eq("sha256:ba78", "ba78"));
+    assert_false(al_digest_hex_eq(NULL, hex));
+    assert_false(al_digest_hex_eq(good, NULL));
+    char d[AL_DIGEST_SIZE];
+    assert_true(al_digest_from_hex(hex, d));
+    assert_string_equal(d, good);
+    assert_false(al_digest_from_hex("BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD", d));
+    assert_string_equal(d, "");
+    assert_false(al_digest_from_hex("ba78", d));
+    assert_false(al_digest_from_hex(NULL, d));
+}
+
 static void test_sha256_known(void **state)
 {
     uint8_t raw[AL_SHA256_BYTES];
@@ -244,6 +290,8 @@ int main(void)
         cmocka_unit_test(test_buf_sticky_max),
         cmocka_unit_test(test_buf_long_format),
         cmocka_unit_test(test_err_first_wins),
+        cmocka_unit_test(test_rc_names),
+        cmocka_unit_test(test_digest_hex),
         cmocka_unit_test(test_sha256_known),
         cmocka_unit_test(test_sha256_file_and_atomic_write),
         cmocka_unit_test(test_fs_sink_direct_then_buffered),

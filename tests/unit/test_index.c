@@ -13,25 +13,25 @@ static void test_ref_parse(void **state)
 {
     struct al_ref r;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_ref_parse("llama", &r, &err), AL_OK);
+    assert_int_equal(al_index_ref_parse("llama", &r, &err), AL_OK);
     assert_string_equal(r.name, "llama");
     assert_string_equal(r.tag, "");
-    assert_int_equal(al_ref_parse("org/llama-3.1:q4_0", &r, &err), AL_OK);
+    assert_int_equal(al_index_ref_parse("org/llama-3.1:q4_0", &r, &err), AL_OK);
     assert_string_equal(r.name, "org/llama-3.1");
     assert_string_equal(r.tag, "q4_0");
-    assert_int_equal(al_ref_parse("x@" D1, &r, &err), AL_OK);
+    assert_int_equal(al_index_ref_parse("x@" D1, &r, &err), AL_OK);
     assert_string_equal(r.digest, D1);
     const char *bad[] = {"", "Upper", "../x", "a//b", "a/", "x:", "x:-bad", "x@sha256:12", "x:t@" D1, "a..b", "-a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         al_err_clear(&err);
-        assert_int_not_equal(al_ref_parse(bad[i], &r, &err), AL_OK);
+        assert_int_not_equal(al_index_ref_parse(bad[i], &r, &err), AL_OK);
         assert_true(err.msg[0] != '\0');
     }
     char longname[400];
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
     al_err_clear(&err);
-    assert_int_equal(al_ref_parse(longname, &r, &err), AL_ERR_LIMIT);
+    assert_int_equal(al_index_ref_parse(longname, &r, &err), AL_ERR_LIMIT);
 }
 
 static struct al_index *open_ix(char **dir)

@@ -53,10 +53,10 @@ static char *store(const char *name)
     return home;
 }
 
-static struct al_models_config config(void)
+static struct al_serve_config config(void)
 {
-    struct al_models_config c;
-    al_models_config_default(&c);
+    struct al_serve_config c;
+    al_serve_config_default(&c);
     c.defaults.threads = 2;
     c.defaults.ctx = 128;
     return c;
@@ -65,16 +65,18 @@ static struct al_models_config config(void)
 struct seen {
     int n;
     char names[8][64];
+    char manifests[8][80];
     int leases[8];
     bool pinned[8], retired[8];
     uint64_t mem[8];
 };
 
-static void collect(void *ud, const struct al_loaded_model *m)
+static void collect(void *ud, const struct al_serve_loaded *m)
 {
     struct seen *s = ud;
     if (s->n < 8) {
         snprintf(s->names[s->n], sizeof s->names[0], "%s", m->name);
+        snprintf(s->manifests[s->n], sizeof s->manifests[0], "%s", m->manifest);
         s->leases[s->n] = m->leases;
         s->pinned[s->n] = m->pinned;
         s->retired[s->n] = m->retired;
@@ -83,19 +85,19 @@ static void collect(void *ud, const struct al_loaded_model *m)
     s->n++;
 }
 
-static struct seen loaded(struct al_models *mm)
+static struct seen loaded(struct al_serve_models *mm)
 {
     struct seen s;
     memset(&s, 0, sizeof s);
-    al_models_foreach_loaded(mm, collect, &s);
+    al_serve_foreach_loaded(mm, collect, &s);
     return s;
 }
 
 static void test_config_default(void **state)
 {
-    struct al_models_config c;
+    struct al_serve_config c;
     memset(&c, 0x5a, sizeof c);
-    al_models_config_default(&c);
+    al_serve_config_default(&c);
     assert_int_equal(c.defaults.threads, -1);
     assert_int_equal(c.defaults.mlock, -1);
     assert_int_equal(c.n_overrides, 0);
@@ -110,153 +112,153 @@ static void test_new_needs_a_store(void **state)
 {
     char home[4200];
     snprintf(home, sizeof home, "%s/nothing-here", g_dir);
-    struct al_models_config c = config();
-    struct al_models *mm = NULL;
+    struct al_serve_config c = config();
+    struct al_serve_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_ERR_NOT_FOUND);
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_ERR_NOT_FOUND);
     assert_null(mm);
     struct stat st;
     assert_int_not_equal(stat(home, &st), 0); /* not created */
-    al_models_free(NULL);
-    al_models_release(NULL);
-    al_models_names_free(NULL, 0);
+    al_serve_free(NULL);
+    al_serve_release(NULL);
+    al_serve_names_free(NULL, 0);
 }
 
 static void test_leases(void **state)
 {
     const char *home = g_base;
-    struct al_models_config c = config();
-    struct al_models *mm = NULL;
+    struct al_serve_config c = config();
+    struct al_serve_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
     assert_int_equal(loaded(mm).n, 0); /* nothing loaded until asked */
 
-    struct al_model_lease *a = NULL, *b = NULL;
-    assert_int_equal(al_models_acquire(mm, "stories", &a, &err), AL_OK);
-    assert_string_equal(al_lease_name(a), "stories");
-    assert_string_equal(al_lease_digest(a), TU_FIXTURE_DIGEST);
-    assert_true(strncmp(al_lease_manifest(a), "sha256:", 7) == 0);
-    assert_string_equal(al_lease_chat_fallback(a), "chatml");
+    struct al_serve_lease *a = NULL, *b = NULL;
+    assert_int_equal(al_serve_acquire(mm, "stories", &a, &err), AL_OK);
+    assert_string_equal(al_serve_lease_name(a), "stories");
+    assert_string_equal(al_serve_lease_digest(a), TU_FIXTURE_DIGEST);
+    assert_true(strncmp(loaded(mm).manifests[0], "sha256:", 7) == 0); /* the version's manifest */
+    assert_string_equal(al_serve_lease_chat_fallback(a), "chatml");
     struct al_engine_model_info info;
-    al_engine_model_info(al_lease_engine(a), &info);
+    al_engine_model_info(al_serve_lease_engine(a), &info);
     assert_string_equal(info.digest, TU_FIXTURE_DIGEST);
     assert_int_equal(info.n_ctx, 128); /* the configured settings */
     /* another spelling of the same version: the same loaded model */
-    assert_int_equal(al_models_acquire(mm, "stories:1.0", &b, &err), AL_OK);
+    assert_int_equal(al_serve_acquire(mm, "stories:1.0", &b, &err), AL_OK);
     assert_ptr_equal(a, b);
     struct seen s = loaded(mm);
     assert_int_equal(s.n, 1);
     assert_int_equal(s.leases[0], 2);
     assert_false(s.pinned[0]);
     assert_true(s.mem[0] >= info.kv_bytes + 1000000); /* weights and KV cache count */
-    al_models_release(b);
-    al_models_release(a);
+    al_serve_release(b);
+    al_serve_release(a);
     s = loaded(mm);
     assert_int_equal(s.n, 1); /* idle, still loaded (keep-alive) */
     assert_int_equal(s.leases[0], 0);
 
     /* refusals: *out stays NULL */
-    struct al_model_lease *l = NULL;
-    assert_int_equal(al_models_acquire(mm, "storeis", &l, &err), AL_ERR_NOT_FOUND);
+    struct al_serve_lease *l = NULL;
+    assert_int_equal(al_serve_acquire(mm, "storeis", &l, &err), AL_ERR_NOT_FOUND);
     assert_non_null(strstr(err.msg, "stories")); /* did you mean */
     assert_null(l);
     al_err_clear(&err);
-    assert_int_equal(al_models_acquire(mm, NULL, &l, &err), AL_ERR_USAGE);
+    assert_int_equal(al_serve_acquire(mm, NULL, &l, &err), AL_ERR_USAGE);
     assert_non_null(strstr(err.msg, "no default model"));
     al_err_clear(&err);
-    assert_int_equal(al_models_acquire(mm, "", &l, &err), AL_ERR_USAGE);
+    assert_int_equal(al_serve_acquire(mm, "", &l, &err), AL_ERR_USAGE);
     assert_null(l);
     char longref[400];
     memset(longref, 'a', sizeof longref - 1);
     longref[sizeof longref - 1] = '\0';
     al_err_clear(&err);
-    assert_int_equal(al_models_acquire(mm, longref, &l, &err), AL_ERR_LIMIT);
+    assert_int_equal(al_serve_acquire(mm, longref, &l, &err), AL_ERR_LIMIT);
     assert_null(l);
     al_err_clear(&err);
-    assert_int_equal(al_models_exists(mm, "gen:1.0", &err), AL_OK);
-    assert_int_equal(al_models_exists(mm, "gen:2.0", &err), AL_ERR_NOT_FOUND);
+    assert_int_equal(al_serve_exists(mm, "gen:1.0", &err), AL_OK);
+    assert_int_equal(al_serve_exists(mm, "gen:2.0", &err), AL_ERR_NOT_FOUND);
     assert_int_equal(loaded(mm).n, 1); /* exists loads nothing */
 
     char **names = NULL;
     size_t n = 0;
-    assert_int_equal(al_models_names(mm, &names, &n, &err), AL_OK);
+    assert_int_equal(al_serve_names(mm, &names, &n, &err), AL_OK);
     assert_int_equal(n, 2);
     assert_true((!strcmp(names[0], "gen") && !strcmp(names[1], "stories")) ||
                 (!strcmp(names[0], "stories") && !strcmp(names[1], "gen")));
-    al_models_names_free(names, n);
-    al_models_free(mm);
+    al_serve_names_free(names, n);
+    al_serve_free(mm);
 }
 
 static void test_caps(void **state)
 {
     const char *home = g_base;
-    struct al_models_config c = config();
+    struct al_serve_config c = config();
     c.max_loaded = 1;
-    struct al_models *mm = NULL;
+    struct al_serve_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
-    struct al_model_lease *a = NULL, *b = NULL;
-    assert_int_equal(al_models_acquire(mm, "stories", &a, &err), AL_OK);
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
+    struct al_serve_lease *a = NULL, *b = NULL;
+    assert_int_equal(al_serve_acquire(mm, "stories", &a, &err), AL_OK);
     /* the one slot is in use: refused, nothing evicted */
-    assert_int_equal(al_models_acquire(mm, "gen", &b, &err), AL_ERR_BUSY);
+    assert_int_equal(al_serve_acquire(mm, "gen", &b, &err), AL_ERR_BUSY);
     assert_non_null(strstr(err.msg, "no room to load another model"));
     assert_null(b);
     assert_int_equal(loaded(mm).n, 1);
     /* idle now: evicted for the other */
-    al_models_release(a);
+    al_serve_release(a);
     al_err_clear(&err);
-    assert_int_equal(al_models_acquire(mm, "gen", &b, &err), AL_OK);
+    assert_int_equal(al_serve_acquire(mm, "gen", &b, &err), AL_OK);
     struct seen s = loaded(mm);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.names[0], "gen");
-    al_models_release(b);
-    al_models_free(mm);
+    al_serve_release(b);
+    al_serve_free(mm);
 
     /* a byte budget: one model always fits, a second only in an idle one's place */
     c = config();
     c.budget_bytes = 1;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
     a = b = NULL;
-    assert_int_equal(al_models_acquire(mm, "stories", &a, &err), AL_OK);
-    assert_int_equal(al_models_acquire(mm, "gen", &b, &err), AL_ERR_BUSY);
+    assert_int_equal(al_serve_acquire(mm, "stories", &a, &err), AL_OK);
+    assert_int_equal(al_serve_acquire(mm, "gen", &b, &err), AL_ERR_BUSY);
     assert_non_null(strstr(err.msg, "budget bytes, all in use"));
-    al_models_release(a);
+    al_serve_release(a);
     al_err_clear(&err);
-    assert_int_equal(al_models_acquire(mm, "gen", &b, &err), AL_OK);
+    assert_int_equal(al_serve_acquire(mm, "gen", &b, &err), AL_OK);
     assert_int_equal(loaded(mm).n, 1);
-    al_models_release(b);
-    al_models_free(mm);
+    al_serve_release(b);
+    al_serve_free(mm);
 }
 
 static void test_pinned_preload(void **state)
 {
     const char *home = g_base;
-    struct al_models_config c = config();
+    struct al_serve_config c = config();
     snprintf(c.pinned[0], sizeof c.pinned[0], "gen");
     c.n_pinned = 1;
-    struct al_models *mm = NULL;
+    struct al_serve_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
-    assert_true(al_models_loading(mm)); /* not loaded yet */
-    assert_int_equal(al_models_preload(mm, &err), AL_OK);
-    assert_false(al_models_loading(mm));
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
+    assert_true(al_serve_loading(mm)); /* not loaded yet */
+    assert_int_equal(al_serve_preload(mm, &err), AL_OK);
+    assert_false(al_serve_loading(mm));
     struct seen s = loaded(mm);
     assert_int_equal(s.n, 1);
     assert_true(s.pinned[0]);
     /* no ref: the first pinned one */
-    struct al_model_lease *l = NULL;
-    assert_int_equal(al_models_acquire(mm, NULL, &l, &err), AL_OK);
-    assert_string_equal(al_lease_name(l), "gen");
-    al_models_release(l);
-    al_models_free(mm);
+    struct al_serve_lease *l = NULL;
+    assert_int_equal(al_serve_acquire(mm, NULL, &l, &err), AL_OK);
+    assert_string_equal(al_serve_lease_name(l), "gen");
+    al_serve_release(l);
+    al_serve_free(mm);
 
     /* an unknown pinned ref: preload says so */
     snprintf(c.pinned[0], sizeof c.pinned[0], "nosuch");
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
-    assert_int_equal(al_models_preload(mm, &err), AL_ERR_NOT_FOUND);
-    assert_false(al_models_loading(mm));
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
+    assert_int_equal(al_serve_preload(mm, &err), AL_ERR_NOT_FOUND);
+    assert_false(al_serve_loading(mm));
     assert_int_equal(loaded(mm).n, 0);
-    al_models_free(mm);
+    al_serve_free(mm);
 }
 
 static void test_reload_retires(void **state)
@@ -267,24 +269,24 @@ static void test_reload_retires(void **state)
     const char *paths[] = {g_gen};
     assert_int_equal(al_repo_open(home, false, &r, &err), AL_OK);
     assert_int_equal(al_repo_add(r, "stories:2.0", paths, 1, NULL, NULL, NULL, &err), AL_OK);
-    struct al_models_config c = config();
-    struct al_models *mm = NULL;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
-    struct al_model_lease *old = NULL, *l = NULL;
-    assert_int_equal(al_models_acquire(mm, "stories", &old, &err), AL_OK);
+    struct al_serve_config c = config();
+    struct al_serve_models *mm = NULL;
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
+    struct al_serve_lease *old = NULL, *l = NULL;
+    assert_int_equal(al_serve_acquire(mm, "stories", &old, &err), AL_OK);
     char old_manifest[80];
-    snprintf(old_manifest, sizeof old_manifest, "%s", al_lease_manifest(old));
-    assert_string_not_equal(al_lease_digest(old), TU_FIXTURE_DIGEST); /* 2.0: the generated model */
+    snprintf(old_manifest, sizeof old_manifest, "%s", loaded(mm).manifests[0]); /* the one loaded */
+    assert_string_not_equal(al_serve_lease_digest(old), TU_FIXTURE_DIGEST); /* 2.0: the generated model */
 
     /* activated since: served only after a reload (references are remembered) */
     assert_int_equal(al_repo_activate(r, "stories:1.0", NULL, &err), AL_OK);
-    assert_int_equal(al_models_acquire(mm, "stories", &l, &err), AL_OK);
+    assert_int_equal(al_serve_acquire(mm, "stories", &l, &err), AL_OK);
     assert_ptr_equal(l, old);
-    al_models_release(l);
+    al_serve_release(l);
     l = NULL;
-    assert_int_equal(al_models_reload(mm, &c, &err), AL_OK);
-    assert_int_equal(al_models_acquire(mm, "stories", &l, &err), AL_OK);
-    assert_string_equal(al_lease_digest(l), TU_FIXTURE_DIGEST);
+    assert_int_equal(al_serve_reload(mm, &c, &err), AL_OK);
+    assert_int_equal(al_serve_acquire(mm, "stories", &l, &err), AL_OK);
+    assert_string_equal(al_serve_lease_digest(l), TU_FIXTURE_DIGEST);
     /* the old version: retired, still usable by its holder */
     struct seen s = loaded(mm);
     assert_int_equal(s.n, 2);
@@ -292,17 +294,17 @@ static void test_reload_retires(void **state)
     assert_true(s.retired[ri]);
     assert_false(s.retired[1 - ri]);
     assert_int_equal(s.leases[ri], 1);
-    assert_string_equal(al_lease_manifest(old), old_manifest);
+    assert_string_equal(s.manifests[ri], old_manifest);
     struct al_engine_model_info info;
-    al_engine_model_info(al_lease_engine(old), &info);
+    al_engine_model_info(al_serve_lease_engine(old), &info);
     assert_true(info.n_vocab == 32000);
     /* its last release frees it */
-    al_models_release(old);
+    al_serve_release(old);
     s = loaded(mm);
     assert_int_equal(s.n, 1);
     assert_false(s.retired[0]);
-    al_models_release(l);
-    al_models_free(mm);
+    al_serve_release(l);
+    al_serve_free(mm);
     al_repo_free(r);
     free(home);
 }
@@ -312,7 +314,7 @@ static void test_failed_load_leaves_nothing(void **state)
     char *home = store("damaged");
     /* one byte of the fixture's blob changed behind the store's back */
     char blob[4300];
-    snprintf(blob, sizeof blob, "%s/blobs/sha256/%s", home, TU_FIXTURE_DIGEST + 7);
+    snprintf(blob, sizeof blob, "%s/blobs/sha256/%s", home, al_digest_hex(TU_FIXTURE_DIGEST));
     chmod(blob, 0644);
     size_t len = 0;
     char *data = tu_read_file(blob, &len);
@@ -320,37 +322,37 @@ static void test_failed_load_leaves_nothing(void **state)
     data[len - 1] ^= 1;
     tu_write_file(blob, data, len);
     free(data);
-    struct al_models_config c = config();
-    struct al_models *mm = NULL;
+    struct al_serve_config c = config();
+    struct al_serve_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
     for (int i = 0; i < 2; i++) { /* twice: no entry left half-loaded to wait for */
-        struct al_model_lease *l = NULL;
+        struct al_serve_lease *l = NULL;
         al_err_clear(&err);
-        assert_int_equal(al_models_acquire(mm, "stories", &l, &err), AL_ERR_VERIFY);
+        assert_int_equal(al_serve_acquire(mm, "stories", &l, &err), AL_ERR_VERIFY);
         assert_non_null(strstr(err.msg, "does not match its digest"));
         assert_null(l);
         assert_int_equal(loaded(mm).n, 0);
     }
     /* the other model still loads */
-    struct al_model_lease *g = NULL;
-    assert_int_equal(al_models_acquire(mm, "gen", &g, &err), AL_OK);
-    al_models_release(g);
-    al_models_free(mm);
+    struct al_serve_lease *g = NULL;
+    assert_int_equal(al_serve_acquire(mm, "gen", &g, &err), AL_OK);
+    al_serve_release(g);
+    al_serve_free(mm);
     free(home);
 }
 
 static void test_keep_alive(void **state)
 {
     const char *home = g_base;
-    struct al_models_config c = config();
+    struct al_serve_config c = config();
     c.keep_alive_s = 0;
-    struct al_models *mm = NULL;
+    struct al_serve_models *mm = NULL;
     struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_models_new(home, &c, &mm, &err), AL_OK);
-    struct al_model_lease *l = NULL;
-    assert_int_equal(al_models_acquire(mm, "gen", &l, &err), AL_OK);
-    al_models_release(l);
+    assert_int_equal(al_serve_new(home, &c, &mm, &err), AL_OK);
+    struct al_serve_lease *l = NULL;
+    assert_int_equal(al_serve_acquire(mm, "gen", &l, &err), AL_OK);
+    al_serve_release(l);
     /* the reaper unloads it; poll for that (the deadline only bounds a hang) */
     struct timespec t0, now, nap = {0, 20 * 1000 * 1000};
     clock_gettime(CLOCK_MONOTONIC, &t0);
@@ -362,9 +364,9 @@ static void test_keep_alive(void **state)
     }
     /* and loads again when asked */
     l = NULL;
-    assert_int_equal(al_models_acquire(mm, "gen", &l, &err), AL_OK);
-    al_models_release(l);
-    al_models_free(mm);
+    assert_int_equal(al_serve_acquire(mm, "gen", &l, &err), AL_OK);
+    al_serve_release(l);
+    al_serve_free(mm);
 }
 
 int main(void)

@@ -259,6 +259,23 @@ static void test_framing(void **state)
     }
 }
 
+/* The one table from al_rc to HTTP: a row for every code; a bad API key is
+ * 401 while a blob that fails its digest or is damaged stays a 500. */
+static void test_rc_http(void **state)
+{
+    assert_int_equal(al_http_rc_status(AL_OK), 200);
+    for (int i = 1; i < AL_RC_COUNT; i++) {
+        int st = al_http_rc_status((enum al_rc)i);
+        assert_true(st >= 400 && st <= 599);
+    }
+    assert_int_equal(al_http_rc_status(AL_ERR_AUTH), 401);
+    assert_int_equal(al_http_rc_status(AL_ERR_DENIED), 403);
+    assert_int_equal(al_http_rc_status(AL_ERR_VERIFY), 500);
+    assert_int_equal(al_http_rc_status(AL_ERR_CORRUPT), 500);
+    assert_int_equal(al_http_rc_status(AL_ERR_NOT_FOUND), 404);
+    assert_int_equal(al_http_rc_status(AL_RC_COUNT), 500);
+}
+
 /* A body jansson refuses: the message says where, and for a number out of
  * range, which field. */
 static void test_json_body_error(void **state)
@@ -476,6 +493,7 @@ int main(void)
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_audit_queue),
         cmocka_unit_test(test_framing),
+        cmocka_unit_test(test_rc_http),
         cmocka_unit_test(test_json_body_error),
         cmocka_unit_test(test_conns),
         cmocka_unit_test(test_gather_arrivals),

@@ -679,7 +679,7 @@ static void test_golden_real_server(void **state)
     char home[4096], url[64];
     snprintf(home, sizeof home, "%s/home", g_dir);
     tu_store_with_fixture(home, "stories:1.0");
-    struct al_models *mm = NULL;
+    struct al_serve_models *mm = NULL;
     struct al_server *srv = NULL;
     tu_serve(home, "stories", &mm, &srv, url);
 
@@ -700,7 +700,7 @@ static void test_golden_real_server(void **state)
     al_golden_run_free(run);
     al_golden_run_free(rec);
     al_server_free(srv);
-    al_models_free(mm);
+    al_serve_free(mm);
     al_suite_free(s);
     free(d);
 }

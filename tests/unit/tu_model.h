@@ -46,17 +46,17 @@ static inline void tu_store_with_fixture(const char *home, const char *ref)
 /* airlock's own server, in this process, on 127.0.0.1 and a free port,
  * serving the store at home with pinned (a ref) as the default model.
  * url gets "http://127.0.0.1:PORT". */
-static inline void tu_serve(const char *home, const char *pinned, struct al_models **mm, struct al_server **srv,
+static inline void tu_serve(const char *home, const char *pinned, struct al_serve_models **mm, struct al_server **srv,
                             char url[64])
 {
-    struct al_models_config cfg;
-    al_models_config_default(&cfg);
+    struct al_serve_config cfg;
+    al_serve_config_default(&cfg);
     cfg.defaults.threads = 2;
     cfg.defaults.ctx = 256;
     snprintf(cfg.pinned[0], sizeof cfg.pinned[0], "%s", pinned);
     cfg.n_pinned = 1;
     struct al_err err = AL_ERR_INIT;
-    if (al_models_new(home, &cfg, mm, &err))
+    if (al_serve_new(home, &cfg, mm, &err))
         fail_msg("models: %s", err.msg);
     struct al_server_opts so;
     al_server_opts_default(&so);
