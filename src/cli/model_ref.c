@@ -59,54 +59,19 @@ int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struc
     if (status)
         return status;
     struct al_version v;
-    char *text[3] = {NULL, NULL, NULL};
-    size_t len[3] = {0, 0, 0};
     enum al_rc rc = al_repo_resolve(r, ref, &v, &err);
     if (rc) {
         status = al_cli_fail(&err);
         goto out;
     }
-    char label[AL_LIMIT_PATH];
-    snprintf(label, sizeof label, "%s@%.19s bench", v.model, v.manifest);
-    /* Read through the repo, each checked against its digest; golden.json
-     * is optional, recording.json only wanted with rec. */
-    static const char *const names[3] = {"bench/suite.json", "bench/golden.json", "bench/recording.json"};
-    for (int i = 0; i < (rec ? 3 : 2) && !rc; i++) {
-        struct al_err e = AL_ERR_INIT;
-        rc = al_repo_read_file(r, &v, names[i], AL_LIMIT_SUITE_FILE, &text[i], &len[i], &e);
-        if (rc == AL_ERR_NOT_FOUND && i == 0) {
-            al_err_set(&err, AL_ERR_NOT_FOUND,
-                       "'%s' (%s@%.19s) has no suite: it was packed without --bench; give --suite DIR", ref, v.model,
-                       v.manifest);
-            status = quiet ? AL_EXIT_NOT_FOUND : al_cli_fail(&err);
-            goto out;
-        }
-        if (rc == AL_ERR_NOT_FOUND && i == 2)
-            al_err_set(&err, AL_ERR_NOT_FOUND,
-                       "'%s' (%s@%.19s) has a suite but no recording: it was packed without --record-golden; "
-                       "give --suite DIR holding a recording.json",
-                       ref, v.model, v.manifest);
-        else if (rc == AL_ERR_NOT_FOUND)
-            rc = AL_OK;
-        else if (rc)
-            al_err_set(&err, rc, "%s", e.msg);
-    }
-    if (!rc)
-        rc = al_suite_parse(label, text[0], len[0], text[1], len[1], s, &err);
-    if (!rc && rec) {
-        char rlabel[AL_LIMIT_PATH + 32];
-        snprintf(rlabel, sizeof rlabel, "%s/recording.json", label);
-        rc = al_golden_parse(rlabel, text[2], len[2], rec, &err);
-        if (rc) {
-            al_suite_free(*s);
-            *s = NULL;
-        }
-    }
-    if (rc)
+    rc = al_suite_load_stored(r, &v, ref, s, rec, &err);
+    /* quiet (bench) only asks whether there is a suite: no recording is
+     * wanted, so NOT_FOUND can only mean "no suite.json". */
+    if (rc == AL_ERR_NOT_FOUND && quiet)
+        status = AL_EXIT_NOT_FOUND;
+    else if (rc)
         status = al_cli_fail(&err);
 out:
-    for (int i = 0; i < 3; i++)
-        free(text[i]);
     al_repo_free(r);
     return status;
 }

@@ -30,18 +30,17 @@ int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, in
 struct al_suite;
 struct al_golden_run;
 
-/* The suite stored with a version: its bench/suite.json, bench/golden.json
- * and bench/recording.json (as `airlock pack --bench DIR [--record-golden]`
- * put them in the bundle), read from the store's blobs with their digests
- * checked. rec may be NULL (bench needs no recording); otherwise a version
- * without bench/recording.json is an error. Returns 0 and sets *s (and *rec);
- * a version without bench/suite.json gives AL_EXIT_NOT_FOUND, printing the
- * error unless quiet; other failures print and return the exit status. */
+/* The suite stored with version REF (al_suite_load_stored, which reads it
+ * through the repo with digests checked). rec may be NULL (bench needs no
+ * recording); otherwise a version without bench/recording.json is an error.
+ * Returns 0 and sets *s (and *rec); a version without bench/suite.json gives
+ * AL_EXIT_NOT_FOUND, printing the error unless quiet; other failures print
+ * and return the exit status. */
+int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec);
+
 /* Records the suite's golden prompts on m (the build host's side), writes
  * dir/recording.json and prints a summary naming what. Returns an exit status. */
 int al_cli_record_golden(struct al_engine_model *m, const struct al_suite *s, int threads, const char *what,
                          const char *dir);
-
-int al_cli_version_suite(const char *ref, bool quiet, struct al_suite **s, struct al_golden_run **rec);
 
 #endif

@@ -36,6 +36,10 @@
 #include "core/err.h"
 #include "engine/engine.h"
 
+struct al_repo;
+struct al_version;
+struct al_golden_run;
+
 #define AL_SUITE_FORMAT "airlock-suite/1"
 #define AL_RECORDING_FORMAT "airlock-golden/1"
 #define AL_SUITE_LEVELS_MAX 16
@@ -92,6 +96,17 @@ void al_suite_free(struct al_suite *s);
  * Same checks and errors as al_suite_load. */
 enum al_rc al_suite_parse(const char *label, const char *suite_text, size_t suite_len, const char *golden_text,
                           size_t golden_len, struct al_suite **out, struct al_err *err);
+
+/* The suite stored with version v of repo r: its bench/suite.json,
+ * bench/golden.json (optional) and, when rec is not NULL,
+ * bench/recording.json, each read through the repo with its digest checked.
+ * ref is the name the user gave, for messages. *s (and *rec) must be NULL;
+ * the caller's on success. AL_ERR_NOT_FOUND when the version has no
+ * suite.json, or no recording.json while rec is wanted (the message says how
+ * to pack one); the errors of al_repo_read_file, al_suite_parse and
+ * al_golden_parse otherwise. */
+enum al_rc al_suite_load_stored(struct al_repo *r, const struct al_version *v, const char *ref,
+                                struct al_suite **s, struct al_golden_run **rec, struct al_err *err);
 
 /* Loads the weight file at path (proven against digest) to run a suite or a
  * bench on this machine: the engine's defaults with threads, n_seq parallel
