@@ -57,19 +57,19 @@ static const struct {
     const char *type;
     const char *code;
 } rc_http[AL_RC_COUNT] = {
-    [AL_OK] = {200, NULL},
-    [AL_ERR_USAGE] = {400, "invalid_request_error"},
-    [AL_ERR_NOT_FOUND] = {404, "invalid_request_error"},
-    [AL_ERR_EXISTS] = {409, "invalid_request_error"},
-    [AL_ERR_IO] = {500, "server_error"},
-    [AL_ERR_CORRUPT] = {500, "server_error"},
-    [AL_ERR_INVALID] = {400, "invalid_request_error"},
-    [AL_ERR_LIMIT] = {400, "invalid_request_error"},
-    [AL_ERR_VERIFY] = {500, "server_error"}, /* a model blob that fails its digest */
-    [AL_ERR_DENIED] = {403, "permission_error"},
-    [AL_ERR_BUSY] = {503, "server_error"},
-    [AL_ERR_NOMEM] = {500, "server_error"},
-    [AL_ERR_INTERNAL] = {500, "server_error"},
+    [AL_OK] = {200, NULL, NULL},
+    [AL_ERR_USAGE] = {400, "invalid_request_error", NULL},
+    [AL_ERR_NOT_FOUND] = {404, "invalid_request_error", NULL},
+    [AL_ERR_EXISTS] = {409, "invalid_request_error", NULL},
+    [AL_ERR_IO] = {500, "server_error", NULL},
+    [AL_ERR_CORRUPT] = {500, "server_error", NULL},
+    [AL_ERR_INVALID] = {400, "invalid_request_error", NULL},
+    [AL_ERR_LIMIT] = {400, "invalid_request_error", NULL},
+    [AL_ERR_VERIFY] = {500, "server_error", NULL}, /* a model blob that fails its digest */
+    [AL_ERR_DENIED] = {403, "permission_error", NULL},
+    [AL_ERR_BUSY] = {503, "server_error", NULL},
+    [AL_ERR_NOMEM] = {500, "server_error", NULL},
+    [AL_ERR_INTERNAL] = {500, "server_error", NULL},
     [AL_ERR_AUTH] = {401, "invalid_request_error", "invalid_api_key"},
 };
 
