@@ -150,6 +150,16 @@ static void scan_other(const char *kind, const uint8_t *d, size_t n, mode_t mode
     }
 }
 
+/* Safetensors before the pickle magic: a header length of 0x2?80 starts
+ * with \x80 and a small byte. A file that also has a pickle's name is walked
+ * as a pickle too, since that is how a loader would open it. */
+static void scan_safetensors(const uint8_t *d, size_t n, struct al_scan_report *r)
+{
+    al_scan_safetensors(d, n, r);
+    if (pickle_name(r->file))
+        al_scan_pickle(d, n, NULL, r);
+}
+
 /* Dispatch on the mapped bytes of an open regular file. */
 static void scan_bytes(int fd, const uint8_t *d, size_t n, mode_t mode, unsigned flags, struct al_scan_report *r)
 {
@@ -160,11 +170,9 @@ static void scan_bytes(int fd, const uint8_t *d, size_t n, mode_t mode, unsigned
         return;
     else if (kind)
         scan_other(kind, d, n, mode, flags, r);
-    else if (n >= 2 && d[0] == 0x80 && d[1] <= 5)
-        al_scan_pickle(d, n, NULL, r);
     else if (has_suffix(r->file, ".safetensors") || looks_safetensors(d, n))
-        al_scan_safetensors(d, n, r);
-    else if (pickle_name(r->file))
+        scan_safetensors(d, n, r);
+    else if ((n >= 2 && d[0] == 0x80 && d[1] <= 5) || pickle_name(r->file))
         al_scan_pickle(d, n, NULL, r);
 }
 

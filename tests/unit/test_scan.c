@@ -264,6 +264,20 @@ static void test_files(void **state)
     find(r, "imports os.system");
     al_scan_report_free(r), r = NULL;
 
+    /* A safetensors header of 0x280 bytes starts with \x80\x02, like a pickle. */
+    {
+        static const char h[] = "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1]}}";
+        uint8_t st[8 + 0x280 + 1] = {0x80, 0x02};
+        memset(st + 8, ' ', 0x280);
+        memcpy(st + 8, h, sizeof h - 1);
+        snprintf(path, sizeof path, "%s/weights", dir);
+        tu_write_file(path, st, sizeof st);
+        assert_int_equal(al_scan_file(path, 0, &r, &err), AL_OK);
+        assert_string_equal(r->kind, "safetensors");
+        assert_int_equal(r->verdict, AL_SCAN_OK);
+        al_scan_report_free(r), r = NULL;
+    }
+
     snprintf(path, sizeof path, "%s/broken.gguf", dir);
     tu_write_file(path, "GGUF\x03\x00\x00\x00\xff", 9);
     assert_int_equal(al_scan_file(path, 0, &r, &err), AL_OK);
