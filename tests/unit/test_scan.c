@@ -144,6 +144,8 @@ static void test_malformed(void **state)
         {"\x80\x02N1.", 5, "no MARK to pop to", AL_SCAN_DANGEROUS},
         {"\x80\x02]N\x93.", 6, "not a string the scanner can follow", AL_SCAN_DANGEROUS},
         {"\x80\x02\x82\x05.", 5, "extension code 5", AL_SCAN_WARN},
+        {"(S'ls'\nios\nsystem\n.", 19, "imports os.system", AL_SCAN_DANGEROUS},
+        {"(cos\nsystem\nS'ls'\no.", 20, "calls os.system", AL_SCAN_DANGEROUS},
         {"cfoo\nbar\n.", 10, "imports foo.bar: not on the safe list", AL_SCAN_DANGEROUS},
         {"\x00\x01\x02", 3, "not a pickle stream", AL_SCAN_WARN},
         /* a second pickle after the first is walked too */
