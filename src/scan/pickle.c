@@ -257,15 +257,15 @@ static void memo_put(struct walker *w, uint64_t idx, size_t at, const char *opna
         while (cap <= idx)
             cap *= 2;
         struct val *m = realloc(w->memo, cap * sizeof *m);
-        uint8_t *s = m ? realloc(w->memo_set, cap) : NULL;
+        uint8_t *g = m ? realloc(w->memo_set, cap) : NULL;
         if (m)
             w->memo = m;
-        if (!s) {
+        if (!g) {
             malformed(w, at, opname, "out of memory for the memo");
             return;
         }
-        memset(s + w->memo_cap, 0, cap - w->memo_cap);
-        w->memo_set = s, w->memo_cap = cap;
+        memset(g + w->memo_cap, 0, cap - w->memo_cap);
+        w->memo_set = g, w->memo_cap = cap;
     }
     w->memo[idx] = w->stack[w->n - 1];
     w->memo_set[idx] = 1;
@@ -592,9 +592,11 @@ void al_scan_pickle(const uint8_t *data, size_t len, const char *member, struct 
     while (pos < w.len && !w.failed) {
         if (n_pickles > 0 && !ops[data[pos]].name)
             break;
-        w.n = 0, w.n_marks = 0, w.memo_next = 0, w.quiet = n_pickles > 0;
-        if (w.memo_set)
-            memset(w.memo_set, 0, w.memo_cap);
+        /* The memo is kept: one Unpickler's load() called again keeps its
+         * memo, so a later pickle may name strings memoized by an earlier
+         * one. Where each pickle has its own, the unpickler fails at such a
+         * GET before the import runs; naming the import anyway errs safe. */
+        w.n = 0, w.n_marks = 0, w.quiet = n_pickles > 0;
         int st = 0;
         while (st == 0 && pos < w.len)
             st = step(&w, pos, &pos, len);

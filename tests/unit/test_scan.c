@@ -150,6 +150,9 @@ static void test_malformed(void **state)
         {"\x00\x01\x02", 3, "not a pickle stream", AL_SCAN_WARN},
         /* a second pickle after the first is walked too */
         {"N.cos\nsystem\n.", 14, "imports os.system", AL_SCAN_DANGEROUS},
+        /* ... with the memo of the first: strings memoized there name the import */
+        {"\x80\x04\x8c\x02os\x94\x8c\x06system\x94\x86.\x80\x04h\x00h\x01\x93.", 26, "imports os.system",
+         AL_SCAN_DANGEROUS},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct al_scan_report *r = pickle((const uint8_t *)cases[i].d, cases[i].n);
