@@ -109,8 +109,12 @@ int al_cmd_scan(int argc, char **argv)
         if (al_scan_file(argv[i], 0, &r, &err)) {
             int st = al_cli_fail(&err);
             err_status = err_status ? err_status : st;
-            if (json)
-                json_array_append_new(files, json_pack("{s:s, s:s}", "file", argv[i], "error", err.msg));
+            if (json) {
+                /* A name that is not UTF-8 cannot be a JSON string: say so rather than drop the file. */
+                json_t *e = json_pack("{s:s, s:s}", "file", argv[i], "error", err.msg);
+                json_array_append_new(files, e ? e : json_pack("{s:s, s:s}", "file", "(not UTF-8)", "error",
+                                                               al_rc_name(err.rc)));
+            }
             continue;
         }
         if (r->verdict > worst)
@@ -124,7 +128,8 @@ int al_cmd_scan(int argc, char **argv)
     int st = run_status(worst, err_status);
     if (json) {
         json_t *o = json_pack("{s:s, s:i, s:o, s:s, s:i}", "scanner", "airlock " AIRLOCK_VERSION, "rules",
-                              AL_SCAN_RULES_VERSION, "files", files, "verdict", al_scan_verdict_name(worst),
+                              AL_SCAN_RULES_VERSION, "files", files, "verdict",
+                              worst != AL_SCAN_DANGEROUS && err_status ? "error" : al_scan_verdict_name(worst),
                               "exit_status", st);
         char *s = json_dumps(o, JSON_INDENT(2));
         printf("%s\n", s ? s : "{}");

@@ -115,6 +115,13 @@ assert f[c + '/good.safetensors']['verdict'] == 'ok' and f[c + '/good.safetensor
 assert f[c + '/tool']['verdict'] == 'warn' and f[c + '/tool']['kind'] == 'elf'
 assert 'cannot open' in f[c + '/none.pkl']['error']
 PY
+set +e
+airlock scan --json "$C/none.pkl" "$C/tool" >"$T/scan2.json"
+st=$?
+set -e
+[ "$st" = 3 ] || fail "--json of a missing file: exit $st"
+python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r["verdict"] == "error" and r["exit_status"] == 3, r' \
+    "$T/scan2.json" || fail "--json verdict of a missing file: $(cat "$T/scan2.json")"
 ok "--json: files, findings with offset and opcode, verdict, exit status"
 
 [ ! -e "$C/RAN" ] || fail "scanning ran something the corpus names"
