@@ -15,6 +15,7 @@ extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
 extern al_cmd_fn al_cmd_serve;
 extern al_cmd_fn al_cmd_rag, al_cmd_ask;
+extern al_cmd_fn al_cmd_scan;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -33,6 +34,7 @@ static const struct al_cmd commands[] = {
     {"trust", al_cmd_trust, "keys trusted to sign bundles: add, ls, rm, revoke"},
     {"pack", al_cmd_pack, "pack files or a version into a signed bundle"},
     {"export", al_cmd_export, "re-pack a stored version as a signed bundle"},
+    {"scan", al_cmd_scan, "look inside files for known dangers: pickle, safetensors, executables"},
     {"verify", al_cmd_verify, "check a bundle without changing anything"},
     {"ingest", al_cmd_ingest, "verify a bundle and add it to the store"},
     {"apikey", al_cmd_apikey, "create, list, revoke API keys for the server"},
@@ -131,6 +133,8 @@ static void print_help(void)
            "  6  refused by policy (trust, expiry, replay, already exists)\n"
            "  7  input/output error from the operating system\n"
            "  8  the store is busy (locked by another process)\n"
+           "  9  scan: warnings only\n"
+           " 10  scan: something dangerous\n"
            " 70  internal error\n");
 }
 

@@ -23,6 +23,8 @@ enum al_exit {
     AL_EXIT_DENIED = 6,    /* refused by policy: trust, expiry, replay, exists */
     AL_EXIT_IO = 7,        /* the operating system refused (disk, permissions) */
     AL_EXIT_BUSY = 8,      /* the store is locked by another process */
+    AL_EXIT_SCAN_WARN = 9, /* airlock scan: warnings, nothing dangerous */
+    AL_EXIT_SCAN_DANGEROUS = 10, /* airlock scan: something dangerous */
     AL_EXIT_INTERNAL = 70,
 };
 

@@ -78,4 +78,14 @@
 #define AL_LIMIT_RAG_TEMPLATE    (64u << 10)      /* a prompt template */
 #define AL_LIMIT_RAG_TABLE_BYTES (1u << 30)       /* a chunk table to attach */
 
+/* scanning artifacts for known dangers (src/scan) */
+#define AL_LIMIT_PICKLE_STREAM   (1ull << 30)     /* bytes of one pickle stream walked (a plain file, mapped) */
+#define AL_LIMIT_PICKLE_MEMBER   (256u << 20)     /* a .pkl member of a zip checkpoint, read into memory */
+#define AL_LIMIT_PICKLE_STACK    (1u << 20)       /* values on the walker's stack, marks included */
+#define AL_LIMIT_PICKLE_MEMO     (1u << 20)       /* memo slots (the highest index a PUT may name, plus one) */
+#define AL_LIMIT_SCAN_FINDINGS   64u              /* findings kept per file (the rest are counted) */
+#define AL_LIMIT_SCAN_ZIP_ENTRIES 65536u          /* members of a zip checkpoint looked at */
+#define AL_LIMIT_SAFETENSORS_HEADER (100u << 20)  /* a safetensors JSON header (the format's own cap) */
+#define AL_LIMIT_SAFETENSORS_TENSORS 262144u      /* tensors in one safetensors header */
+
 #endif
