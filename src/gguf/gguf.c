@@ -9,6 +9,7 @@
  * caller wants with type-checked getters.
  */
 #include "gguf/gguf.h"
+#include "gguf/gguf_int.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,8 +22,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 
-/* Copies a string, replacing control characters, truncating to size. */
-static void copy_clean(char *dst, size_t size, const char *src)
+void al_gguf__copy_clean(char *dst, size_t size, const char *src)
 {
     size_t i = 0;
     for (; src[i] != '\0' && i + 1 < size; i++) {
@@ -65,8 +65,8 @@ static void capture_line(struct capture *c, enum ggml_log_level level)
     if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
         return;
     if (c->first[0] == '\0')
-        copy_clean(c->first, sizeof c->first, s);
-    copy_clean(c->last, sizeof c->last, s);
+        al_gguf__copy_clean(c->first, sizeof c->first, s);
+    al_gguf__copy_clean(c->last, sizeof c->last, s);
 }
 
 static void capture_cb(enum ggml_log_level level, const char *text, void *ud)
@@ -172,7 +172,7 @@ static bool kv_str(const struct gguf_context *g, const char *key, char *dst, siz
     if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_STRING)
         return false;
     if (dst != NULL)
-        copy_clean(dst, size, gguf_get_val_str(g, id));
+        al_gguf__copy_clean(dst, size, gguf_get_val_str(g, id));
     return true;
 }
 
@@ -359,21 +359,16 @@ static void fill_kv(const struct gguf_context *g, struct al_gguf_info *out)
 
 /* ---- public ---- */
 
-enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out,
-                              struct al_err *err)
+enum al_rc al_gguf__open(int fd, const char *name, struct gguf_context **out, uint64_t *file_size,
+                         struct al_err *err)
 {
-    memset(out, 0, sizeof *out);
-    out->file_type_id = -1;
-    if (name == NULL)
-        name = "(fd)";
-
     struct stat st;
     if (fstat(fd, &st) != 0)
         return al_err_sys(err, AL_ERR_IO, "cannot stat '%s'", name);
     if (!S_ISREG(st.st_mode))
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a regular file", name);
-    out->file_size = (uint64_t)st.st_size;
-    if (out->file_size == 0)
+    *file_size = (uint64_t)st.st_size;
+    if (*file_size == 0)
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a valid GGUF file: empty file", name);
 
     enum al_rc rc = guard_header(fd, name, err);
@@ -388,7 +383,7 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
     pthread_mutex_lock(&g_lock);
     ggml_log_get(&cap.prev_cb, &cap.prev_ud);
     ggml_log_set(capture_cb, &cap);
-    struct gguf_context *g = gguf_init_from_callback(read_cb, &r, 0, out->file_size, params);
+    struct gguf_context *g = gguf_init_from_callback(read_cb, &r, 0, *file_size, params);
     ggml_log_set(cap.prev_cb, cap.prev_ud);
     pthread_mutex_unlock(&g_lock);
     if (cap.line_len > 0)
@@ -403,7 +398,22 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
         capture_reason(&cap, why, sizeof why);
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a valid GGUF file: %s", name, why);
     }
+    *out = g;
+    return AL_OK;
+}
 
+enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out,
+                              struct al_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->file_type_id = -1;
+    if (name == NULL)
+        name = "(fd)";
+
+    struct gguf_context *g = NULL;
+    enum al_rc rc = al_gguf__open(fd, name, &g, &out->file_size, err);
+    if (rc != AL_OK)
+        return rc;
     out->version = gguf_get_version(g);
     out->n_kv = gguf_get_n_kv(g);
     out->n_tensors = gguf_get_n_tensors(g);
