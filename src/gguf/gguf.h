@@ -100,7 +100,8 @@ struct al_gguf_finding {
                           quantized block), or of the tensor's data ("out of file", "bad type") */
     const char *what;  /* static: "nan", "inf", "nan or inf" (a quantized type whose block
                           layout we do not know: ggml's check failed on the block at offset),
-                          "out of file", "bad type" */
+                          "out of file", "bad type" (ggml has no check for the type,
+                          Q8_1 for one: llama.cpp's --check-tensors refuses it too) */
 };
 
 struct al_gguf_value_report {
