@@ -393,6 +393,16 @@ static void test_byte_mutations(void **state)
             enum al_rc rc = inspect_bytes(m.d, m.len, &info, &err);
             assert_true(rc == AL_OK || rc == AL_ERR_INVALID || rc == AL_ERR_LIMIT);
             assert_true(rc == AL_OK || err.msg[0] != '\0');
+            /* the value scan of the same bytes: tensor types, shapes and
+             * offsets changed under it, never a crash */
+            struct al_gguf_value_report rep;
+            struct al_err err2 = AL_ERR_INIT;
+            char path[512];
+            snprintf(path, sizeof path, "%s/x.gguf", g_dir);
+            enum al_rc rc2 = al_gguf_scan_values_path(path, &rep, &err2);
+            assert_true(rc2 == AL_OK || rc2 == AL_ERR_INVALID || rc2 == AL_ERR_LIMIT);
+            if (rc2 == AL_OK)
+                assert_true(rep.n_listed <= AL_GGUF_FINDINGS_MAX && rep.bytes_checked <= m.len);
         }
     }
 }
