@@ -14,7 +14,7 @@ FUZZ_CXX   ?= clang++-14
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench soak faults clean deps fuzz fuzz-build fuzz-smoke
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan soak faults clean deps fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -111,6 +111,11 @@ demo: build
 
 bench: build
 	@bench/run.sh "$(BUILD)"
+
+# GGUF tensor-value checking against llama.cpp's --check-tensors on ~1 GB
+# models made for the run (bench/scan_gguf.sh; a few minutes, not in make test).
+bench-scan: build
+	@bench/scan_gguf.sh "$(BUILD)"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

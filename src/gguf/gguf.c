@@ -9,6 +9,7 @@
  * caller wants with type-checked getters.
  */
 #include "gguf/gguf.h"
+#include "gguf/gguf_int.h"
 
 #include <fcntl.h>
 #include <pthread.h>
@@ -21,8 +22,7 @@
 #include "core/limits.h"
 #include "core/log.h"
 
-/* Copies a string, replacing control characters, truncating to size. */
-static void copy_clean(char *dst, size_t size, const char *src)
+void al_gguf__copy_clean(char *dst, size_t size, const char *src)
 {
     size_t i = 0;
     for (; src[i] != '\0' && i + 1 < size; i++) {
@@ -65,8 +65,8 @@ static void capture_line(struct capture *c, enum ggml_log_level level)
     if (level != GGML_LOG_LEVEL_ERROR && level != GGML_LOG_LEVEL_WARN)
         return;
     if (c->first[0] == '\0')
-        copy_clean(c->first, sizeof c->first, s);
-    copy_clean(c->last, sizeof c->last, s);
+        al_gguf__copy_clean(c->first, sizeof c->first, s);
+    al_gguf__copy_clean(c->last, sizeof c->last, s);
 }
 
 static void capture_cb(enum ggml_log_level level, const char *text, void *ud)
@@ -99,16 +99,20 @@ static void capture_reason(const struct capture *c, char *out, size_t size)
 
 /* ---- reading ---- */
 
+#define READAHEAD (64u << 10) /* ggml reads the header a field at a time */
+
 struct reader {
     int fd;
-    int errnum; /* first read error, 0 when none */
+    int errnum;          /* first read error, 0 when none */
+    unsigned char *buf;  /* READAHEAD bytes, or NULL: every read is a pread */
+    uint64_t buf_off;    /* file offset of buf[0] */
+    size_t buf_len;      /* bytes valid in buf */
 };
 
-/* gguf_reader_callback_t: up to len bytes at offset; short only at end of
+/* Up to len bytes at offset straight from the file; short only at end of
  * file or on an error (kept in errnum). */
-static size_t read_cb(void *ud, void *output, uint64_t offset, size_t len)
+static size_t read_direct(struct reader *r, void *output, uint64_t offset, size_t len)
 {
-    struct reader *r = ud;
     size_t done = 0;
     while (done < len) {
         if (offset + done > (uint64_t)INT64_MAX)
@@ -128,6 +132,23 @@ static size_t read_cb(void *ud, void *output, uint64_t offset, size_t len)
     return done;
 }
 
+/* gguf_reader_callback_t: read_direct through a read-ahead window, so the
+ * tens of thousands of small reads of a vocabulary cost a few syscalls. */
+static size_t read_cb(void *ud, void *output, uint64_t offset, size_t len)
+{
+    struct reader *r = ud;
+    if (r->buf == NULL || len >= READAHEAD)
+        return read_direct(r, output, offset, len);
+    if (offset < r->buf_off || offset + len > r->buf_off + r->buf_len) {
+        r->buf_off = offset;
+        r->buf_len = read_direct(r, r->buf, offset, READAHEAD);
+        if (len > r->buf_len)
+            len = r->buf_len;
+    }
+    memcpy(output, r->buf + (offset - r->buf_off), len);
+    return len;
+}
+
 static uint64_t rd_le(const unsigned char *p, int n)
 {
     uint64_t v = 0;
@@ -142,7 +163,7 @@ static uint64_t rd_le(const unsigned char *p, int n)
 static enum al_rc guard_header(int fd, const char *name, struct al_err *err)
 {
     unsigned char h[24];
-    struct reader r = {fd, 0};
+    struct reader r = {fd, 0, NULL, 0, 0};
     if (read_cb(&r, h, 0, sizeof h) < sizeof h)
         return AL_OK;
     uint32_t version = (uint32_t)rd_le(h + 4, 4);
@@ -172,7 +193,7 @@ static bool kv_str(const struct gguf_context *g, const char *key, char *dst, siz
     if (id < 0 || gguf_get_kv_type(g, id) != GGUF_TYPE_STRING)
         return false;
     if (dst != NULL)
-        copy_clean(dst, size, gguf_get_val_str(g, id));
+        al_gguf__copy_clean(dst, size, gguf_get_val_str(g, id));
     return true;
 }
 
@@ -359,28 +380,25 @@ static void fill_kv(const struct gguf_context *g, struct al_gguf_info *out)
 
 /* ---- public ---- */
 
-enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out,
-                              struct al_err *err)
+enum al_rc al_gguf__open(int fd, const char *name, struct gguf_context **out, uint64_t *file_size,
+                         struct al_err *err)
 {
-    memset(out, 0, sizeof *out);
-    out->file_type_id = -1;
-    if (name == NULL)
-        name = "(fd)";
-
     struct stat st;
     if (fstat(fd, &st) != 0)
         return al_err_sys(err, AL_ERR_IO, "cannot stat '%s'", name);
     if (!S_ISREG(st.st_mode))
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a regular file", name);
-    out->file_size = (uint64_t)st.st_size;
-    if (out->file_size == 0)
+    *file_size = (uint64_t)st.st_size;
+    if (*file_size == 0)
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a valid GGUF file: empty file", name);
 
     enum al_rc rc = guard_header(fd, name, err);
     if (rc != AL_OK)
         return rc;
 
-    struct reader r = {fd, 0};
+    struct reader r = {fd, 0, malloc(READAHEAD), 0, 0};
+    if (r.buf == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory reading '%s'", name);
     struct gguf_init_params params = {.no_alloc = true, .ctx = NULL};
     struct capture cap = {0};
     cap.owner = pthread_self();
@@ -388,9 +406,10 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
     pthread_mutex_lock(&g_lock);
     ggml_log_get(&cap.prev_cb, &cap.prev_ud);
     ggml_log_set(capture_cb, &cap);
-    struct gguf_context *g = gguf_init_from_callback(read_cb, &r, 0, out->file_size, params);
+    struct gguf_context *g = gguf_init_from_callback(read_cb, &r, 0, *file_size, params);
     ggml_log_set(cap.prev_cb, cap.prev_ud);
     pthread_mutex_unlock(&g_lock);
+    free(r.buf);
     if (cap.line_len > 0)
         capture_line(&cap, GGML_LOG_LEVEL_ERROR);
 
@@ -403,7 +422,22 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
         capture_reason(&cap, why, sizeof why);
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a valid GGUF file: %s", name, why);
     }
+    *out = g;
+    return AL_OK;
+}
 
+enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out,
+                              struct al_err *err)
+{
+    memset(out, 0, sizeof *out);
+    out->file_type_id = -1;
+    if (name == NULL)
+        name = "(fd)";
+
+    struct gguf_context *g = NULL;
+    enum al_rc rc = al_gguf__open(fd, name, &g, &out->file_size, err);
+    if (rc != AL_OK)
+        return rc;
     out->version = gguf_get_version(g);
     out->n_kv = gguf_get_n_kv(g);
     out->n_tensors = gguf_get_n_tensors(g);
@@ -434,7 +468,7 @@ bool al_gguf_has_magic(const char *path)
     if (fd < 0)
         return false;
     unsigned char m[4];
-    struct reader r = {fd, 0};
+    struct reader r = {fd, 0, NULL, 0, 0};
     bool ok = read_cb(&r, m, 0, sizeof m) == sizeof m && al_gguf_is_magic(m, sizeof m);
     close(fd);
     return ok;

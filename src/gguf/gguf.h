@@ -88,4 +88,54 @@ bool al_gguf_is_magic(const void *head, size_t len);
  * (al_gguf_is_magic, then the header checks). */
 bool al_gguf_named(const char *name);
 
+/* ---- tensor values ---- */
+
+#define AL_GGUF_FINDINGS_MAX 32 /* findings listed in a value report; all are counted */
+
+/* One finding of al_gguf_scan_values. */
+struct al_gguf_finding {
+    char tensor[64];   /* tensor name, cleaned like the info's strings */
+    char type[16];     /* its ggml type name, upper case */
+    uint64_t offset;   /* file offset: of the first bad value, of the bad block (scale of a
+                          quantized block), or of the tensor's data ("out of file", "bad type") */
+    const char *what;  /* static: "nan", "inf", "nan or inf" (a quantized type whose block
+                          layout we do not know: ggml's check failed on the block at offset),
+                          "out of file", "bad type" (ggml has no check for the type,
+                          Q8_1 for one: llama.cpp's --check-tensors refuses it too) */
+};
+
+struct al_gguf_value_report {
+    int64_t n_tensors;        /* tensors in the file */
+    int64_t tensors_checked;  /* tensors whose data was read to the end (or to a finding) */
+    uint64_t bytes_checked;   /* tensor data bytes read and checked */
+    uint64_t n_findings;      /* every finding, listed or not */
+    int n_listed;             /* findings[0..n_listed), in tensor order */
+    struct al_gguf_finding findings[AL_GGUF_FINDINGS_MAX];
+};
+
+/* Reads every tensor's data from the GGUF file open on fd (pread in 8 MiB
+ * chunks from the fd's own offsets; its position and the fd stay the
+ * caller's) and looks for NaN and Inf: in every value of F32, F16 and BF16
+ * tensors, and in the scales of quantized blocks, through ggml's
+ * ggml_validate_row_data (the check behind llama.cpp's --check-tensors) for
+ * every type it knows. Each tensor gives at most one finding, its first bad
+ * value; the rest of that tensor is not read. A tensor whose data runs past
+ * the end of the file is an "out of file" finding, not an error. name is used
+ * in messages only.
+ *
+ * *out is overwritten (nothing to free). Findings are not errors: the call
+ * returns AL_OK with out->n_findings > 0. Errors: AL_ERR_IO (cannot read),
+ * AL_ERR_INVALID (not a valid GGUF file: header or tensor table, as
+ * al_gguf_inspect_fd), AL_ERR_LIMIT (a header cap), AL_ERR_NOMEM. ggml's
+ * check writes one line to stderr for a bad quantized block (it has no log
+ * hook); float types are checked by our own code and print nothing. Runs at
+ * page-cache speed (docs/internals/gguf.md has the numbers). */
+enum al_rc al_gguf_scan_values(int fd, const char *name, struct al_gguf_value_report *out,
+                               struct al_err *err);
+
+/* The same on a path (opened read-only, closed before return); AL_ERR_NOT_FOUND
+ * when it does not exist. */
+enum al_rc al_gguf_scan_values_path(const char *path, struct al_gguf_value_report *out,
+                                    struct al_err *err);
+
 #endif

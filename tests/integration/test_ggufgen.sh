@@ -56,3 +56,24 @@ n=$(sed -n 's/.* \([0-9]*\) parameters$/\1/p' "$work/p.log")
 "$cli" -m "$work/p.gguf" -p "hello" -n 4 -no-cnv --temp 0 -t 2 -c 128 </dev/null >/dev/null 2>&1 \
     || fail "llama-completion failed on the --params 20M model"
 echo "ok: --params 20M -> $n parameters"
+
+# --plant: llama.cpp's own --check-tensors refuses the planted model, and
+# airlock's value scan (airlock-scanvalues) names the same tensor
+if "$gen" --out "$work/bad.gguf" --plant zero 2>/dev/null; then fail "accepted --plant zero"; fi
+scan="$AL_BUILD/airlock-scanvalues"
+for t in f16 q4_0; do
+    m="$work/plant-$t.gguf"
+    "$gen" --out "$m" --type "$t" --seed 7 --plant inf --plant-tensor blk.1.ffn_up.weight --plant-at 40 \
+        "${shape[@]}" 2>/dev/null || fail "generating a planted $t model"
+    if "$cli" -m "$m" --check-tensors -n 0 -p x -no-cnv -c 128 -t 2 --no-warmup \
+            </dev/null >/dev/null 2>"$work/check-$t.txt"; then
+        fail "$t: llama.cpp --check-tensors accepted the planted model"
+    fi
+    grep -q "tensor 'blk.1.ffn_up.weight' has invalid data" "$work/check-$t.txt" \
+        || { tail -n 5 "$work/check-$t.txt" >&2; fail "$t: llama.cpp names another problem"; }
+    rc=0; "$scan" "$m" >"$work/scan-$t.txt" 2>/dev/null || rc=$?
+    [ "$rc" = 1 ] && grep -q "blk.1.ffn_up.weight (.*) at [0-9]*: inf" "$work/scan-$t.txt" \
+        || { cat "$work/scan-$t.txt" >&2; fail "$t: airlock-scanvalues exit $rc"; }
+    "$scan" "$work/tiny-$t.gguf" >/dev/null || fail "$t: findings in the clean model"
+    echo "ok: $t planted inf found by llama.cpp and by airlock"
+done

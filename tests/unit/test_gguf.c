@@ -393,8 +393,292 @@ static void test_byte_mutations(void **state)
             enum al_rc rc = inspect_bytes(m.d, m.len, &info, &err);
             assert_true(rc == AL_OK || rc == AL_ERR_INVALID || rc == AL_ERR_LIMIT);
             assert_true(rc == AL_OK || err.msg[0] != '\0');
+            /* the value scan of the same bytes: tensor types, shapes and
+             * offsets changed under it, never a crash */
+            struct al_gguf_value_report rep;
+            struct al_err err2 = AL_ERR_INIT;
+            char path[512];
+            snprintf(path, sizeof path, "%s/x.gguf", g_dir);
+            enum al_rc rc2 = al_gguf_scan_values_path(path, &rep, &err2);
+            assert_true(rc2 == AL_OK || rc2 == AL_ERR_INVALID || rc2 == AL_ERR_LIMIT);
+            if (rc2 == AL_OK)
+                assert_true(rep.n_listed <= AL_GGUF_FINDINGS_MAX && rep.bytes_checked <= m.len);
         }
     }
+}
+
+/* ---- tensor values (al_gguf_scan_values) ---- */
+
+static enum al_rc scan_bytes(const void *data, size_t len, struct al_gguf_value_report *rep)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/v.gguf", g_dir);
+    tu_write_file(path, data, len);
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_gguf_scan_values_path(path, rep, &err);
+    if (rc != AL_OK)
+        print_message("scan: %s\n", err.msg);
+    return rc;
+}
+
+static void expect_finding(const struct al_gguf_value_report *rep, int i, const char *tensor,
+                           uint64_t offset, const char *what)
+{
+    assert_true(i < rep->n_listed);
+    const struct al_gguf_finding *f = &rep->findings[i];
+    if (strcmp(f->tensor, tensor) != 0 || f->offset != offset || strcmp(f->what, what) != 0)
+        fail_msg("finding %d: '%s' at %llu: %s; want '%s' at %llu: %s", i, f->tensor,
+                 (unsigned long long)f->offset, f->what, tensor, (unsigned long long)offset, what);
+}
+
+static void test_values_hand_made(void **state)
+{
+    struct gb b;
+    struct al_gguf_value_report rep;
+    gb_valid(&b);
+    assert_int_equal(scan_bytes(b.d, b.len, &rep), AL_OK);
+    assert_int_equal(rep.n_tensors, 2);
+    assert_int_equal(rep.tensors_checked, 2);
+    assert_int_equal(rep.bytes_checked, 64);
+    assert_int_equal(rep.n_findings, 0);
+
+    uint32_t nan = 0x7fc00001u, inf = 0xff800000u; /* a payload NaN, -Inf */
+    memcpy(b.d + b.data_off + 4 * 5, &nan, 4);
+    memcpy(b.d + b.data_off + 32 + 4 * 6, &inf, 4);
+    memcpy(b.d + b.data_off + 32 + 4 * 7, &nan, 4); /* after the first: not reported */
+    assert_int_equal(scan_bytes(b.d, b.len, &rep), AL_OK);
+    assert_int_equal(rep.n_findings, 2);
+    assert_int_equal(rep.n_listed, 2);
+    expect_finding(&rep, 0, "a.weight", b.data_off + 20, "nan");
+    expect_finding(&rep, 1, "b.weight", b.data_off + 32 + 24, "inf");
+    assert_string_equal(rep.findings[0].type, "F32");
+
+    /* cut inside the data of the second tensor: a finding, not an error */
+    gb_valid(&b);
+    assert_int_equal(scan_bytes(b.d, b.data_off + 40, &rep), AL_OK);
+    assert_int_equal(rep.n_findings, 1);
+    assert_int_equal(rep.tensors_checked, 1);
+    expect_finding(&rep, 0, "b.weight", b.data_off + 32, "out of file");
+    assert_int_equal(scan_bytes(b.d, b.data_off + 3, &rep), AL_OK);
+    assert_int_equal(rep.n_findings, 2);
+    assert_int_equal(rep.tensors_checked, 0);
+
+    /* not a GGUF file: an error, as for inspection */
+    assert_int_equal(scan_bytes("GGUF", 4, &rep), AL_ERR_INVALID);
+    struct al_err err = AL_ERR_INIT;
+    char path[512];
+    snprintf(path, sizeof path, "%s/none.gguf", g_dir);
+    assert_int_equal(al_gguf_scan_values_path(path, &rep, &err), AL_ERR_NOT_FOUND);
+}
+
+/* A one-tensor file of ggml type id, two blocks of zeros; the block size and
+ * element count are given. */
+static void gb_one_tensor(struct gb *b, uint32_t type, uint64_t elems, size_t nbytes)
+{
+    memset(b, 0, sizeof *b);
+    gb_add(b, "GGUF", 4);
+    gb_u32(b, 3);
+    gb_u64(b, 1);
+    gb_u64(b, 0);
+    gb_str(b, "q.weight");
+    gb_u32(b, 1);
+    gb_u64(b, elems);
+    gb_u32(b, type);
+    gb_u64(b, 0);
+    while (b->len % 32 != 0)
+        gb_add(b, "", 1);
+    b->data_off = b->len;
+    assert_true(b->len + nbytes <= sizeof b->d);
+    b->len += nbytes;
+}
+
+/* NaN and Inf in the fp16 scales of every block layout in values.c's table,
+ * located and named; MXFP4 (no table entry) through ggml's check alone. */
+static void test_values_quant_scales(void **state)
+{
+    static const struct {
+        const char *name;
+        uint32_t id, qk, size;
+        int off; /* a scale, negative from the block's end */
+        const char *what;
+    } q[] = {
+        {"Q4_0", 2, 32, 18, 0, "nan"},      {"Q4_1", 3, 32, 20, 2, "inf"},
+        {"Q5_0", 6, 32, 22, 0, "inf"},      {"Q5_1", 7, 32, 24, 2, "nan"},
+        {"Q8_0", 8, 32, 34, 0, "nan"},      {"Q2_K", 10, 256, 84, -4, "nan"},
+        {"Q3_K", 11, 256, 110, -2, "inf"},  {"Q4_K", 12, 256, 144, 2, "nan"},
+        {"Q5_K", 13, 256, 176, 0, "inf"},   {"Q6_K", 14, 256, 210, -2, "nan"},
+        {"IQ4_NL", 20, 32, 18, 0, "inf"},   {"IQ4_XS", 23, 256, 136, 0, "nan"},
+        {"MXFP4", 39, 32, 17, 0, "nan or inf"},
+        {"Q8_1", 9, 32, 36, 0, "bad type"}, /* ggml's check does not know it */
+    };
+    for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+        struct gb b;
+        struct al_gguf_value_report rep;
+        gb_one_tensor(&b, q[k].id, 2 * q[k].qk, 2 * q[k].size);
+        if (strcmp(q[k].what, "bad type") == 0) {
+            assert_int_equal(scan_bytes(b.d, b.len, &rep), AL_OK);
+            assert_int_equal(rep.n_findings, 1);
+            assert_int_equal(rep.bytes_checked, 0);
+            expect_finding(&rep, 0, "q.weight", b.data_off, "bad type");
+            continue;
+        }
+        if (scan_bytes(b.d, b.len, &rep) != AL_OK || rep.n_findings != 0)
+            fail_msg("%s: clean blocks gave %llu findings", q[k].name,
+                     (unsigned long long)rep.n_findings);
+        assert_string_equal(rep.findings[0].tensor, ""); /* untouched */
+        size_t at = b.data_off + q[k].size + (size_t)(q[k].off < 0 ? (int)q[k].size + q[k].off : q[k].off);
+        if (q[k].id == 39) {
+            b.d[b.data_off + q[k].size] = 0xff; /* e8m0 all ones */
+            at = b.data_off + q[k].size;
+        } else {
+            uint16_t h = strcmp(q[k].what, "nan") == 0 ? 0xfe01 : 0x7c00;
+            memcpy(b.d + at, &h, 2);
+        }
+        assert_int_equal(scan_bytes(b.d, b.len, &rep), AL_OK);
+        if (rep.n_findings != 1)
+            fail_msg("%s: %llu findings", q[k].name, (unsigned long long)rep.n_findings);
+        expect_finding(&rep, 0, "q.weight", at, q[k].what);
+        assert_string_equal(rep.findings[0].type, q[k].name);
+    }
+}
+
+/* Generates a small model with airlock-ggufgen; extra options appended. */
+static void gen(const char *path, const char *opts)
+{
+    assert_int_equal(tu_system("'%s/airlock-ggufgen' --out '%s' --layers 1 --embd 32 --ff 64 "
+                               "--heads 2 --ctx 128 --seed 3 --vocab '%s/ggml-vocab-llama-spm.gguf' "
+                               "%s 2>/dev/null",
+                               tu_env("AL_BUILD"), path, tu_env("AL_VOCAB_DIR"), opts),
+                     0);
+}
+
+/* airlock-ggufgen --plant, through the scan: each planted value is found in
+ * its tensor, at its element or its block's scale. */
+static void test_values_generated(void **state)
+{
+    static const struct {
+        const char *opts, *tensor, *what;
+        uint64_t elem_bytes, block; /* a value's or block's bytes, elements per block */
+    } c[] = {
+        {"--type f32", NULL, NULL, 0, 0},
+        {"--type f16", NULL, NULL, 0, 0},
+        {"--type q8_0", NULL, NULL, 0, 0},
+        {"--type q4_0", NULL, NULL, 0, 0},
+        {"--type f32 --plant nan --plant-at 5", "token_embd.weight", "nan", 4, 1},
+        {"--type f32 --plant inf --plant-tensor output_norm.weight --plant-at 31", "output_norm.weight", "inf", 4, 1},
+        {"--type f16 --plant nan --plant-tensor blk.0.attn_q.weight --plant-at 100", "blk.0.attn_q.weight", "nan", 2, 1},
+        {"--type f16 --plant inf", "token_embd.weight", "inf", 2, 1},
+        {"--type q8_0 --plant nan --plant-tensor output.weight --plant-at 70", "output.weight", "nan", 34, 32},
+        {"--type q8_0 --plant inf", "output.weight", "inf", 34, 32}, /* first in llama.cpp's order */
+        {"--type q4_0 --plant inf --plant-tensor blk.0.ffn_down.weight --plant-at 64", "blk.0.ffn_down.weight", "inf", 18, 32},
+        {"--type q4_0 --plant nan", "output.weight", "nan", 18, 32},
+    };
+    char path[512];
+    snprintf(path, sizeof path, "%s/p.gguf", g_dir);
+    for (size_t k = 0; k < sizeof c / sizeof c[0]; k++) {
+        gen(path, c[k].opts);
+        struct al_gguf_value_report rep;
+        struct al_err err = AL_ERR_INIT;
+        assert_int_equal(al_gguf_scan_values_path(path, &rep, &err), AL_OK);
+        assert_int_equal(rep.n_tensors, 12);
+        assert_int_equal(rep.tensors_checked, 12);
+        assert_true(rep.bytes_checked > 32000 * 32 / 2);
+        if (c[k].tensor == NULL) {
+            if (rep.n_findings != 0)
+                fail_msg("%s: %llu findings in a clean model", c[k].opts,
+                         (unsigned long long)rep.n_findings);
+            char cpath[512];
+            snprintf(cpath, sizeof cpath, "%s/clean-%s.gguf", g_dir, c[k].opts + 7);
+            assert_int_equal(rename(path, cpath), 0);
+            continue;
+        }
+        if (rep.n_findings != 1)
+            fail_msg("%s: %llu findings", c[k].opts, (unsigned long long)rep.n_findings);
+        const struct al_gguf_finding *f = &rep.findings[0];
+        assert_string_equal(f->tensor, c[k].tensor);
+        assert_string_equal(f->what, c[k].what);
+        /* the first byte that differs from the clean model of the same type
+         * lies in the reported value (or scale): 4 bytes for F32, else 2 */
+        char cpath[512];
+        snprintf(cpath, sizeof cpath, "%s/clean-%s.gguf", g_dir, c[k].opts + 7);
+        *strchr(cpath + strlen(g_dir), ' ') = '\0';
+        strcat(cpath, ".gguf");
+        size_t lp, lc, first = 0;
+        char *dp = tu_read_file(path, &lp), *dc = tu_read_file(cpath, &lc);
+        assert_true(dp != NULL && dc != NULL && lp == lc);
+        while (first < lp && dp[first] == dc[first])
+            first++;
+        if (!(first >= f->offset && first < f->offset + (c[k].elem_bytes == 4 ? 4 : 2)))
+            fail_msg("%s: first changed byte %zu, finding at %llu", c[k].opts, first,
+                     (unsigned long long)f->offset);
+        free(dp);
+        free(dc);
+    }
+}
+
+/* Same seed, same bytes, with a plant too; the plant is the only difference. */
+static void test_values_plant_deterministic(void **state)
+{
+    char a[512], b2[512], clean[512];
+    snprintf(a, sizeof a, "%s/d1.gguf", g_dir);
+    snprintf(b2, sizeof b2, "%s/d2.gguf", g_dir);
+    snprintf(clean, sizeof clean, "%s/d0.gguf", g_dir);
+    gen(a, "--type q8_0 --plant nan --plant-at 33");
+    gen(b2, "--type q8_0 --plant nan --plant-at 33");
+    gen(clean, "--type q8_0");
+    size_t la, lb, lc;
+    char *da = tu_read_file(a, &la), *db = tu_read_file(b2, &lb), *dc = tu_read_file(clean, &lc);
+    assert_true(la == lb && la == lc);
+    assert_memory_equal(da, db, la);
+    size_t diff = 0, first = 0;
+    for (size_t i = 0; i < la; i++)
+        if (da[i] != dc[i] && diff++ == 0)
+            first = i;
+    assert_true(diff >= 1 && diff <= 2);
+    struct al_gguf_value_report rep;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_gguf_scan_values_path(a, &rep, &err), AL_OK);
+    assert_int_equal(rep.n_findings, 1);
+    /* element 33 is in block 1: the scale 34 bytes into the tensor */
+    assert_true(rep.findings[0].offset == first || rep.findings[0].offset + 1 == first);
+    free(da);
+    free(db);
+    free(dc);
+    assert_int_not_equal(tu_system("'%s/airlock-ggufgen' --out '%s/x.gguf' --plant zero 2>/dev/null",
+                                   tu_env("AL_BUILD"), g_dir), 0);
+}
+
+/* A generated model cut inside its tensor data: "out of file" for each tensor
+ * past the cut, listed up to the cap and all counted; never a crash. */
+static void test_values_truncated(void **state)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/t.gguf", g_dir);
+    assert_int_equal(tu_system("'%s/airlock-ggufgen' --out '%s' --layers 4 --embd 32 --ff 64 "
+                               "--heads 2 --ctx 128 --vocab '%s/ggml-vocab-llama-spm.gguf' 2>/dev/null",
+                               tu_env("AL_BUILD"), path, tu_env("AL_VOCAB_DIR")),
+                     0);
+    struct al_gguf_info info;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_gguf_inspect(path, &info, &err), AL_OK);
+    assert_int_equal(info.n_tensors, 3 + 9 * 4);
+    size_t len;
+    char *data = tu_read_file(path, &len);
+    assert_non_null(data);
+    struct al_gguf_value_report rep;
+
+    assert_int_equal(scan_bytes(data, len - 1, &rep), AL_OK); /* the last tensor cut */
+    assert_int_equal(rep.n_findings, 1);
+    assert_int_equal(rep.tensors_checked, info.n_tensors - 1);
+    assert_string_equal(rep.findings[0].what, "out of file");
+    assert_string_equal(rep.findings[0].tensor, "output.weight");
+
+    assert_int_equal(scan_bytes(data, (size_t)info.data_offset + 100, &rep), AL_OK);
+    assert_int_equal(rep.n_findings, (uint64_t)info.n_tensors);
+    assert_int_equal(rep.n_listed, AL_GGUF_FINDINGS_MAX);
+    assert_int_equal(rep.tensors_checked, 0);
+    expect_finding(&rep, 0, "token_embd.weight", info.data_offset, "out of file");
+    free(data);
 }
 
 int main(void)
@@ -411,6 +695,11 @@ int main(void)
         cmocka_unit_test(test_wrong_value_types),
         cmocka_unit_test(test_tensor_info),
         cmocka_unit_test(test_byte_mutations),
+        cmocka_unit_test(test_values_hand_made),
+        cmocka_unit_test(test_values_quant_scales),
+        cmocka_unit_test(test_values_generated),
+        cmocka_unit_test(test_values_plant_deterministic),
+        cmocka_unit_test(test_values_truncated),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -8,7 +8,9 @@
  * of any size needs only a few MiB of memory. Quantized types are made from an
  * F16 temporary with llama_model_quantize (pure: every 2-D tensor gets the
  * type). The output appears under its name only once complete (.part, rename).
- * Same options and seed: same bytes.
+ * Same options and seed: same bytes. --plant writes one NaN or Inf into the
+ * finished file (a value, or a quantized block's scale) for the value scan's
+ * tests (src/gguf/values.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <ggml.h>
@@ -35,6 +38,8 @@ enum wtype { W_F32, W_F16, W_Q8_0, W_Q4_0 };
 
 struct opts {
     const char *out, *vocab, *name, *chat_template;
+    const char *plant, *plant_tensor; /* "nan" or "inf"; NULL: first 2-D tensor */
+    uint64_t plant_at;
     long layers, embd, ff, heads, kv_heads, ctx;
     enum wtype type;
     uint64_t seed, params;
@@ -63,6 +68,10 @@ static void usage(FILE *f)
         "  --chat-template S   tokenizer.chat_template (Jinja text)\n"
         "  --vocab FILE        vocabulary GGUF (default %s)\n"
         "  --threads N         quantization threads (default 2)\n"
+        "  --plant nan|inf     write one NaN or Inf into the finished model: the value\n"
+        "                      itself (f32, f16 tensors) or its block's scale (q8_0, q4_0)\n"
+        "  --plant-tensor NAME where (default: the first 2-D tensor in the file)\n"
+        "  --plant-at N        at which element of that tensor, row-major (default 0)\n"
         "  --verbose           show llama.cpp's log while quantizing\n"
         "  --help              this text\n",
         DEFAULT_VOCAB);
@@ -384,6 +393,71 @@ static int quantize(const struct opts *o, const char *src, const char *dst)
     return r == 0 ? 0 : die("llama_model_quantize failed on '%s'", src);
 }
 
+/* The tensor to plant in: by name, else the first with more than one row. */
+static int64_t plant_target(const struct opts *o, const struct gguf_context *g)
+{
+    for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
+        const char *name = gguf_get_tensor_name(g, i);
+        if (o->plant_tensor != NULL ? strcmp(name, o->plant_tensor) == 0
+                                    : gguf_get_tensor_ne(g, i)[1] > 1)
+            return i;
+    }
+    return -1;
+}
+
+/* Writes the NaN or Inf of --plant into the finished file at path: at the
+ * element for F32 and F16, at the fp16 scale that starts the element's block
+ * for Q8_0 and Q4_0. */
+static int plant(const struct opts *o, const char *path)
+{
+    struct gguf_init_params p = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *g = gguf_init_from_file(path, p);
+    if (g == NULL)
+        return die("cannot read back '%s'", path);
+    int64_t id = plant_target(o, g);
+    int rc = 1;
+    if (id < 0) {
+        die("no tensor '%s' to plant in", o->plant_tensor != NULL ? o->plant_tensor : "(2-D)");
+        goto out;
+    }
+    enum ggml_type t = gguf_get_tensor_type(g, id);
+    const int64_t *ne = gguf_get_tensor_ne(g, id);
+    uint64_t n = (uint64_t)(ne[0] * ne[1] * ne[2] * ne[3]);
+    if (o->plant_at >= n) {
+        die("--plant-at %" PRIu64 " is past the %" PRIu64 " elements of '%s'", o->plant_at, n,
+            gguf_get_tensor_name(g, id));
+        goto out;
+    }
+    bool nan = strcmp(o->plant, "nan") == 0;
+    uint32_t f32 = nan ? 0x7fc00000u : 0x7f800000u;
+    uint16_t f16 = nan ? 0x7e00 : 0x7c00;
+    const void *bytes = &f16;
+    size_t len = sizeof f16;
+    if (t == GGML_TYPE_F32) {
+        bytes = &f32;
+        len = sizeof f32;
+    } else if (t != GGML_TYPE_F16 && t != GGML_TYPE_Q8_0 && t != GGML_TYPE_Q4_0) {
+        die("cannot plant in a %s tensor", ggml_type_name(t));
+        goto out;
+    }
+    uint64_t at = gguf_get_data_offset(g) + gguf_get_tensor_offset(g, id) +
+                  o->plant_at / (uint64_t)ggml_blck_size(t) * ggml_type_size(t);
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || pwrite(fd, bytes, len, (off_t)at) != (ssize_t)len || fsync(fd) != 0) {
+        die("cannot plant in '%s': %s", path, strerror(errno));
+        if (fd >= 0)
+            close(fd);
+        goto out;
+    }
+    close(fd);
+    fprintf(stderr, "airlock-ggufgen: planted %s in '%s' (%s) at file offset %" PRIu64 "\n",
+            o->plant, gguf_get_tensor_name(g, id), ggml_type_name(t), at);
+    rc = 0;
+out:
+    gguf_free(g);
+    return rc;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
@@ -392,7 +466,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"heads", 1, 0, 'H'},  {"kv-heads", 1, 0, 'k'}, {"ctx", 1, 0, 'c'},
         {"seed", 1, 0, 's'},   {"name", 1, 0, 'n'},     {"chat-template", 1, 0, 'T'},
         {"vocab", 1, 0, 'v'},  {"threads", 1, 0, 'j'},  {"verbose", 0, 0, 'V'},
-        {"help", 0, 0, 'h'},   {0, 0, 0, 0}};
+        {"help", 0, 0, 'h'},   {"plant", 1, 0, 'x'},   {"plant-tensor", 1, 0, 'X'},
+        {"plant-at", 1, 0, 'A'}, {0, 0, 0, 0}};
     long th = 2;
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:t:h", lo, &li)) != -1) {
@@ -424,6 +499,16 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'v': o->vocab = optarg; break;
         case 'j': ok = parse_long(optarg, 1, 256, &th); break;
         case 'V': o->verbose = true; break;
+        case 'x':
+            o->plant = optarg;
+            ok = strcmp(optarg, "nan") == 0 || strcmp(optarg, "inf") == 0;
+            break;
+        case 'X': o->plant_tensor = optarg; break;
+        case 'A':
+            errno = 0;
+            o->plant_at = strtoull(optarg, &end, 10);
+            ok = errno == 0 && end != optarg && *end == '\0' && optarg[0] != '-';
+            break;
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
@@ -508,6 +593,8 @@ int main(int argc, char **argv)
         rc = quantize(&o, tmp, part);
         unlink(tmp);
     }
+    if (rc == 0 && o.plant != NULL)
+        rc = plant(&o, part);
     if (rc == 0 && rename(part, o.out) != 0)
         rc = die("cannot rename '%s' to '%s': %s", part, o.out, strerror(errno));
     if (rc != 0) {
