@@ -72,10 +72,33 @@ void al_scan__gguf(int fd, struct al_scan_report *r)
     struct al_gguf_info info;
     struct al_err err = AL_ERR_INIT;
     snprintf(r->kind, sizeof r->kind, "gguf");
-    if (al_gguf_inspect_fd(fd, r->file, &info, &err))
+    if (al_gguf_inspect_fd(fd, r->file, &info, &err)) {
         al_scan__add(r, AL_SCAN_DANGEROUS, NULL, AL_SCAN_NO_OFFSET, NULL, NULL, "%s", err.msg);
-    /* The tensor values (NaN, Inf: al_gguf_scan_values) are checked here
-     * once the gguf module has that check. */
+        return;
+    }
+    /* Tensor values: NaN or Inf, or data past the end, is what llama.cpp's
+     * --check-tensors refuses to load: dangerous. A type ggml cannot check
+     * is only a warning: nothing wrong was seen. */
+    struct al_gguf_value_report *v = malloc(sizeof *v);
+    if (!v) {
+        al_scan__add(r, AL_SCAN_WARN, NULL, AL_SCAN_NO_OFFSET, NULL, NULL, "tensor values not checked: out of memory");
+        return;
+    }
+    if (al_gguf_scan_values(fd, r->file, v, &err)) {
+        al_scan__add(r, AL_SCAN_DANGEROUS, NULL, AL_SCAN_NO_OFFSET, NULL, NULL, "%s", err.msg);
+        free(v);
+        return;
+    }
+    for (int i = 0; i < v->n_listed; i++) {
+        const struct al_gguf_finding *f = &v->findings[i];
+        enum al_scan_verdict sev = strcmp(f->what, "bad type") == 0 ? AL_SCAN_WARN : AL_SCAN_DANGEROUS;
+        al_scan__add(r, sev, NULL, f->offset, NULL, f->tensor, "%s tensor: %s", f->type,
+                     strcmp(f->what, "bad type") == 0 ? "a type whose values cannot be checked" : f->what);
+    }
+    if (v->n_findings > (uint64_t)v->n_listed)
+        al_scan__add(r, AL_SCAN_DANGEROUS, NULL, AL_SCAN_NO_OFFSET, NULL, NULL,
+                     "%" PRIu64 " more tensors with bad values", v->n_findings - (uint64_t)v->n_listed);
+    free(v);
 }
 
 static int has_suffix(const char *path, const char *suffix)

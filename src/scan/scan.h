@@ -18,7 +18,8 @@
  *  - safetensors: header length and JSON within caps, every tensor's dtype
  *    and shape consistent with its data_offsets, offsets inside the file, no
  *    overlap.
- *  - GGUF: the structure check of the gguf module.
+ *  - GGUF: the structure check of the gguf module, then every tensor's
+ *    values (NaN, Inf, data past the end: al_gguf_scan_values).
  *  - ELF, PE, Mach-O, `#!` scripts and nested archives: `warn`, naming the
  *    kind; an executable bit is named, and is `dangerous` with
  *    AL_SCAN_EXEC_DANGEROUS (files inside a bundle).
@@ -54,7 +55,7 @@ struct al_scan_finding {
     char member[256];  /* the zip member it is in, "" for the file itself */
     uint64_t offset;   /* byte offset in the file or member, AL_SCAN_NO_OFFSET when none */
     char opcode[20];   /* pickle opcode name ("STACK_GLOBAL"), "" when none */
-    char tensor[128];  /* safetensors tensor name, "" when none */
+    char tensor[128];  /* safetensors or GGUF tensor name, "" when none */
     char what[512];    /* what was found: "imports os.system: runs shell commands" */
 };
 

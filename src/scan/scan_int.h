@@ -21,9 +21,9 @@ void al_scan__printable(char *dst, size_t size, const uint8_t *src, size_t n);
  * name. Findings go to r. */
 int al_scan__torch_zip(int fd, struct al_scan_report *r);
 
-/* The GGUF path: the gguf module's structure check, its failure dangerous.
- * The tensor-value check (NaN/Inf, al_gguf_scan_values) is called from here
- * once it exists. */
+/* The GGUF path: the gguf module's structure check, then its tensor-value
+ * check (al_gguf_scan_values: NaN, Inf, data past the end: dangerous; a type
+ * it cannot check: warn). */
 void al_scan__gguf(int fd, struct al_scan_report *r);
 
 #endif

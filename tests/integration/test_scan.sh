@@ -124,5 +124,28 @@ python3 -c 'import json, sys; r = json.load(open(sys.argv[1])); assert r["verdic
     "$T/scan2.json" || fail "--json verdict of a missing file: $(cat "$T/scan2.json")"
 ok "--json: files, findings with offset and opcode, verdict, exit status"
 
+# GGUF tensor values: a clean model is ok; a NaN in an F16 value and an Inf
+# in a Q4_0 block's scale (airlock-ggufgen --plant) are dangerous, naming the
+# tensor; a model cut inside its tensor data is dangerous too.
+gen="$AL_BUILD/airlock-ggufgen"
+shape=(--layers 2 --embd 64 --ff 192 --heads 4 --kv-heads 2 --ctx 256
+       --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf")
+"$gen" --out "$C/clean.gguf" --type f16 --seed 3 "${shape[@]}" 2>/dev/null || fail "generating clean.gguf"
+"$gen" --out "$C/nan.gguf" --type f16 --seed 3 --plant nan --plant-tensor blk.1.ffn_up.weight --plant-at 40 \
+    "${shape[@]}" 2>/dev/null || fail "generating nan.gguf"
+"$gen" --out "$C/inf.gguf" --type q4_0 --seed 3 --plant inf --plant-tensor blk.0.attn_q.weight \
+    "${shape[@]}" 2>/dev/null || fail "generating inf.gguf"
+expect_status 0 airlock scan "$C/clean.gguf"
+expect_status 10 airlock scan "$C/nan.gguf"
+echo "$OUT" | qgrep "blk.1.ffn_up.weight" || fail "nan.gguf: tensor not named: $OUT"
+echo "$OUT" | qgrep "nan" || fail "nan.gguf: no nan finding: $OUT"
+expect_status 10 airlock scan "$C/inf.gguf"
+echo "$OUT" | qgrep "blk.0.attn_q.weight" || fail "inf.gguf: tensor not named: $OUT"
+echo "$OUT" | qgrep "inf" || fail "inf.gguf: no inf finding: $OUT"
+size=$(stat -c %s "$C/clean.gguf")
+head -c $((size - 4096)) "$C/clean.gguf" >"$C/cut.gguf"
+expect_status 10 airlock scan "$C/cut.gguf"
+ok "gguf: clean ok, planted NaN (f16) and Inf (q4_0 scale) dangerous with the tensor named, truncated dangerous"
+
 [ ! -e "$C/RAN" ] || fail "scanning ran something the corpus names"
 ok "nothing the corpus names was run"
