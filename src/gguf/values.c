@@ -27,38 +27,28 @@
 
 /* ---- float types: exponent all ones ---- */
 
-/* Index of the first of n 32-bit words whose bits under mask are all set, or n. */
-static size_t first_bad32(const uint32_t *w, size_t n, uint32_t mask)
-{
-    size_t i = 0;
-    for (; i + RUN <= n; i += RUN) {
-        uint32_t hit = 0;
-        for (size_t j = 0; j < RUN; j++)
-            hit |= (uint32_t)((w[i + j] & mask) == mask);
-        if (hit != 0)
-            break;
+/* The index of the first word of w[0..n) whose exponent bits (mask) are all
+ * set (NaN or Inf), or n. Branch-free over runs of RUN words, so that the
+ * compiler vectorizes the common case (no hit). One body for both widths. */
+#define DEFINE_FIRST_BAD(name, T)                      \
+    static size_t name(const T *w, size_t n, T mask)   \
+    {                                                  \
+        size_t i = 0;                                  \
+        for (; i + RUN <= n; i += RUN) {               \
+            T hit = 0;                                 \
+            for (size_t j = 0; j < RUN; j++)           \
+                hit |= (T)((w[i + j] & mask) == mask); \
+            if (hit != 0)                              \
+                break;                                 \
+        }                                              \
+        for (; i < n; i++)                             \
+            if ((w[i] & mask) == mask)                 \
+                return i;                              \
+        return n;                                      \
     }
-    for (; i < n; i++)
-        if ((w[i] & mask) == mask)
-            return i;
-    return n;
-}
 
-static size_t first_bad16(const uint16_t *w, size_t n, uint16_t mask)
-{
-    size_t i = 0;
-    for (; i + RUN <= n; i += RUN) {
-        uint16_t hit = 0;
-        for (size_t j = 0; j < RUN; j++)
-            hit |= (uint16_t)((w[i + j] & mask) == mask);
-        if (hit != 0)
-            break;
-    }
-    for (; i < n; i++)
-        if ((w[i] & mask) == mask)
-            return i;
-    return n;
-}
+DEFINE_FIRST_BAD(first_bad32, uint32_t)
+DEFINE_FIRST_BAD(first_bad16, uint16_t)
 
 static const char *kind16(uint16_t h, uint16_t exp_mask)
 {
