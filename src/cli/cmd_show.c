@@ -134,7 +134,10 @@ static void print_scan(const struct al_event *ev, size_t n, const char *digest)
 
 static const char ls_help[] =
     "usage: airlock ls [NAME] [--json]\n\n"
-    "Lists the models and their versions, oldest first; '*' marks the active one.\n";
+    "Lists the models and their versions, oldest first; '*' marks the active one.\n"
+    "With --json each version carries 'scan': the verdict of the scan made when\n"
+    "it was added or ingested and the rules that made it (null: stored before\n"
+    "scans were recorded).\n";
 
 int al_cmd_ls(int argc, char **argv)
 {
@@ -267,7 +270,9 @@ static const char show_help[] =
     "usage: airlock show REF [--json]\n\n"
     "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
     "says (architecture, parameters, tensor types, context length, chat template,\n"
-    "license) and its events (provenance). REF: name, name:tag or name@sha256:<hex>.\n";
+    "license), the scan verdict recorded when it was added or ingested (and by\n"
+    "which scan rules; a line per file that was not ok) and its events\n"
+    "(provenance). REF: name, name:tag or name@sha256:<hex>.\n";
 
 int al_cmd_show(int argc, char **argv)
 {
