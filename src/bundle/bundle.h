@@ -67,6 +67,7 @@ struct al_bundle_pack_opts {
     const char *expires;                 /* ISO 8601 date or time, or NULL */
     bool zstd;
     bool progress;
+    bool allow_dangerous;                /* pack a file the scan calls dangerous (a warning on stderr) */
 };
 
 struct al_bundle_packed {
@@ -76,10 +77,13 @@ struct al_bundle_packed {
     int64_t seq;
     char created[40];
     size_t n_files;
+    char scan[16];               /* the worst scan verdict of the files: "ok", "warn", "dangerous" */
 };
 
 /* Writes the bundle to out_path (atomically: a temporary name, then rename).
- * r may be NULL when packing files. */
+ * r may be NULL when packing files. Every file is scanned (scan.h) before
+ * anything is written: a dangerous one refuses the pack (AL_ERR_DENIED,
+ * nothing written) unless o->allow_dangerous. */
 enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o, const char *out_path,
                           struct al_bundle_packed *res, struct al_err *err);
 
@@ -88,6 +92,7 @@ struct al_bundle_opts {
     const char *as;        /* NAME[:TAG]: required for plain bundles, renames native ones */
     bool allow_expired;    /* accept an expired manifest (recorded) */
     bool allow_downgrade;  /* accept a sequence not above the highest seen (recorded) */
+    bool allow_dangerous;  /* accept a file the scan calls dangerous (recorded) */
     bool dry_run;          /* verify only: nothing is written, no event */
     bool no_activate;
     bool progress;

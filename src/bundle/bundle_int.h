@@ -46,6 +46,7 @@ struct al_ing_entry {
     size_t mem_len;
     unsigned char head[4];    /* the first bytes (a weight's magic, checked in a dry run too) */
     size_t head_len;
+    bool exec;                /* the tar entry had an executable bit */
 };
 
 struct al_ing_sig {
@@ -74,6 +75,8 @@ struct al_ing {
     bool have_man;
     struct al_ing_entry *man_entry, *cfg_entry;
     char checks[512];
+    char *scan;               /* the scan record of the files (al_scan_record_json), once scanned */
+    char *scan_refused;       /* the record of the dangerous file that refused the ingest, or NULL */
 };
 
 void al_ing_check(struct al_ing *g, const char *what);

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "scan/scan.h"
+
 static void operator_name(char *out, size_t size)
 {
     struct passwd *pw = getpwuid(geteuid());
@@ -159,6 +161,16 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
         json_object_set_new(d, "overrides", json_string(rep->overrides));
     if (rep->threshold)
         json_object_set_new(d, "threshold", json_integer(rep->threshold));
+    /* The scan: of the file that refused the ingest, or of every file. */
+    const char *scan = g->scan_refused ? g->scan_refused : g->scan;
+    if (scan) {
+        json_t *sc = json_loads(scan, 0, NULL);
+        if (sc == NULL) {
+            json_decref(d);
+            return NULL;
+        }
+        json_object_set_new(d, "scan", sc);
+    }
     char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(d);
     return s;
@@ -168,7 +180,8 @@ enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_r
 {
     char *detail = provenance(g, source, "refused", err->msg);
     struct al_err e2 = AL_ERR_INIT;
-    enum al_rc rc = detail ? al_repo_record_event(g->r, "ingest-refused", al_name_valid(g->rep->name) ? g->rep->name
+    const char *kind = g->scan_refused ? "scan-refused" : "ingest-refused";
+    enum al_rc rc = detail ? al_repo_record_event(g->r, kind, al_name_valid(g->rep->name) ? g->rep->name
                                                                                                        : "",
                                                   "", detail, &e2)
                            : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
@@ -214,6 +227,60 @@ static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, 
             *facts = f;
     }
     return AL_OK;
+}
+
+/* Every file of the version is scanned (scan.h) in its temporary file,
+ * under its name in the version and with AL_SCAN_EXEC_DANGEROUS: inside a
+ * bundle an executable bit (from the tar entry) on an executable or script
+ * is dangerous. Before any blob is visible, so a refusal leaves the store as
+ * it was. A dangerous file refuses the ingest (AL_ERR_DENIED, recorded as
+ * "scan-refused") unless --allow-dangerous, which is recorded as an
+ * override. The record of every file goes into the ingest event. A dry run
+ * keeps no content and scans nothing. */
+static enum al_rc check_scan(struct al_ing *g, struct al_err *err)
+{
+    bool native = g->rep->native;
+    size_t n = native ? g->man.n_layers : g->n_ents;
+    struct al_scan_report **reps = calloc(n ? n : 1, sizeof *reps);
+    if (reps == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    enum al_rc rc = AL_OK;
+    size_t done = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *name = native ? g->man.layers[i].path : g->ents[i].name;
+        struct al_ing_entry *e = native ? NULL : &g->ents[i];
+        if (native) {
+            char blob[AL_LIMIT_FILE_NAME + 1];
+            if ((rc = al_bundle_blob_name(g->man.layers[i].digest, blob, err)))
+                break;
+            e = al_ing_find(g, blob);
+        }
+        if (e == NULL || e->w == NULL)
+            continue;
+        unsigned flags = AL_SCAN_EXEC_DANGEROUS | (e->exec ? AL_SCAN_EXEC_BIT : 0u);
+        if ((rc = al_scan_file_named(al_blob_writer_path(e->w), name, flags, &reps[done], err)))
+            break;
+        struct al_scan_report *r = reps[done++];
+        if (r->verdict < AL_SCAN_DANGEROUS)
+            continue;
+        if (g->o->allow_dangerous) {
+            size_t k = strlen(g->rep->overrides);
+            if (strstr(g->rep->overrides, "dangerous") == NULL)
+                snprintf(g->rep->overrides + k, sizeof g->rep->overrides - k, "%sdangerous", k ? "," : "");
+            continue;
+        }
+        g->scan_refused = al_scan_record_json((const struct al_scan_report *const *)&r, 1);
+        rc = g->scan_refused ? al_scan_refuse(r, "ingest", "nothing was stored; ask the sender for a clean "
+                                              "bundle, or ingest with --allow-dangerous if you trust it (recorded)",
+                                              err)
+                             : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    if (!rc && (g->scan = al_scan_record_json((const struct al_scan_report *const *)reps, done)) == NULL)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < done; i++)
+        al_scan_report_free(reps[i]);
+    free(reps);
+    return rc;
 }
 
 /* A plain bundle: its files become the layers of a manifest made here. */
@@ -389,5 +456,8 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
         g->rep->accepted = true;
         return AL_OK;
     }
+    if ((rc = check_scan(g, err)))
+        return rc;
+    al_ing_check(g, "scan");
     return commit(g, source, &facts, err);
 }

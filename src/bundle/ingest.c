@@ -213,6 +213,7 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
     struct al_ing_entry *en = &g->ents[g->n_ents++];
     memset(en, 0, sizeof *en);
     snprintf(en->name, sizeof en->name, "%s", name);
+    en->exec = (archive_entry_perm(e) & 0111) != 0;
     struct al_sha256 *h = NULL;
     enum al_rc rc = AL_OK;
     if (g->o->dry_run) {
@@ -381,6 +382,8 @@ static void release_ing(struct al_ing *g)
         free(g->sigs[i].text);
     free(g->sums_text);
     free(g->sums);
+    free(g->scan);
+    free(g->scan_refused);
     al_oci_manifest_release(&g->man);
     al_trust_release(&g->trust);
 }

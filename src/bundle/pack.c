@@ -27,6 +27,7 @@
 #include "core/buf.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "scan/scan.h"
 
 #define BLOCK (1u << 20)
 
@@ -316,6 +317,36 @@ static enum al_rc collect_files(struct al_repo *r, const struct al_bundle_pack_o
     return rc;
 }
 
+/* The build host's scan: every file, before anything is written, so a
+ * dangerous file never leaves in a bundle by accident. The tar entries are
+ * written without executable bits, so an executable is a warning here (it
+ * is dangerous only where a bit is set inside a bundle, at ingest). */
+static enum al_rc scan_files(const struct al_bundle_pack_opts *o, const struct pk *p, char *worst, size_t size,
+                             struct al_err *err)
+{
+    enum al_scan_verdict w = AL_SCAN_OK;
+    for (size_t i = 0; i < p->n; i++) {
+        struct al_scan_report *r = NULL;
+        enum al_rc rc = al_scan_file_named(p->files[i].src, p->files[i].l.path, 0, &r, err);
+        if (rc)
+            return rc;
+        if (r->verdict > w)
+            w = r->verdict;
+        if (r->verdict == AL_SCAN_DANGEROUS && !o->allow_dangerous) {
+            rc = al_scan_refuse(r, "pack", "nothing was written; 'airlock scan FILE' lists every finding; "
+                                "remove the file, or pack with --allow-dangerous (ingest scans it again)", err);
+            al_scan_report_free(r);
+            return rc;
+        }
+        if (r->verdict == AL_SCAN_DANGEROUS)
+            fprintf(stderr, "airlock: warning: '%s' is dangerous (%s); packed anyway (--allow-dangerous)\n",
+                    r->file, r->kind);
+        al_scan_report_free(r);
+    }
+    snprintf(worst, size, "%s", al_scan_verdict_name(w));
+    return AL_OK;
+}
+
 static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char *out_path, struct pk *p,
                                 const char *sums, char **sigs, const char *index, const char *manifest,
                                 const char *man_d, const char *config, const char *cfg_d, time_t mtime,
@@ -510,7 +541,7 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
             goto out;
         tag = tag ? tag : "latest";
     }
-    if ((rc = creation_time(o, &p, &when, err)))
+    if ((rc = scan_files(o, &p, res->scan, sizeof res->scan, err)) || (rc = creation_time(o, &p, &when, err)))
         goto out;
     al_time_format(when, 0, AL_TIME_SECONDS, created, sizeof created);
     if (seq == 0)

@@ -130,7 +130,7 @@ static void print_help(void)
            "  3  not found: model, ref, file or key\n"
            "  4  malformed or over-limit input\n"
            "  5  a digest or signature does not verify; damaged store; API key not valid\n"
-           "  6  refused by policy (trust, expiry, replay, already exists)\n"
+           "  6  refused by policy (trust, expiry, replay, already exists, a dangerous scan)\n"
            "  7  input/output error from the operating system\n"
            "  8  the store is busy (locked by another process)\n"
            "  9  scan: warnings only\n"

@@ -94,8 +94,9 @@ static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char 
     }
     char size[32];
     al_cli_human_size(res.bytes, size, sizeof size);
-    printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n",
-           out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created);
+    printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n"
+           "  scan      %s\n",
+           out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created, res.scan);
     if (po->expires)
         printf("  expires   %s\n", po->expires);
     printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
@@ -136,7 +137,12 @@ static void pack_usage(bool export_only)
                "                     checks against it after ingest\n"
                "  -t, --threads N    CPU threads for --record-golden (default 2)\n"
                "  --card CARD.json   model card: origin, license, date, quantization\n"
-               "  --name NAME[:TAG]  name the files (instead of the first argument)\n\n"
+               "  --name NAME[:TAG]  name the files (instead of the first argument)\n"
+               "  --allow-dangerous  pack a file the scan calls dangerous (a warning; the\n"
+               "                     air-gapped side scans it again at ingest)\n\n"
+               "Every file is scanned first ('airlock scan'): a dangerous one (a pickle that\n"
+               "imports os.system, a GGUF with NaN weights, ...) refuses the pack with exit\n"
+               "status 6 and nothing written; warnings are allowed.\n\n"
                "example: airlock pack demo:1.0 demo.gguf -o demo-1.0.tar --sign build.key\n");
 }
 
@@ -149,7 +155,8 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         {"bench", required_argument, NULL, 'b'},  {"card", required_argument, NULL, 'c'},
         {"name", required_argument, NULL, 'n'},   {"created", required_argument, NULL, 'C'},
         {"record-golden", no_argument, NULL, 'R'}, {"threads", required_argument, NULL, 't'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
+        {"allow-dangerous", no_argument, NULL, 'X'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     struct al_bundle_pack_opts po = {.progress = true};
     bool record = false;
@@ -182,6 +189,7 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         case 'c': po.card_path = optarg; break;
         case 'n': name_arg = optarg; break;
         case 'C': po.created = optarg; break;
+        case 'X': po.allow_dangerous = true; break;
         case 'h': pack_usage(export_only); return AL_EXIT_OK;
         default: return al_cli_usage_error(cmd, "unknown option");
         }
@@ -271,6 +279,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         {"as", required_argument, NULL, 'a'},
         {"allow-expired", no_argument, NULL, 'E'},
         {"allow-downgrade", no_argument, NULL, 'D'},
+        {"allow-dangerous", no_argument, NULL, 'X'},
         {"max-entry-size", required_argument, NULL, 'm'},
         {"max-total-size", required_argument, NULL, 't'},
         {"no-activate", no_argument, NULL, 'n'},
@@ -288,6 +297,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         case 'a': bo.as = optarg; break;
         case 'E': bo.allow_expired = true; break;
         case 'D': bo.allow_downgrade = true; break;
+        case 'X': bo.allow_dangerous = true; break;
         case 'n': bo.no_activate = true; break;
         case 'q': quiet = true; break;
         case 'm':
@@ -301,7 +311,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         case 'h':
             printf("usage: airlock %s BUNDLE [--as NAME[:TAG]] [--allow-expired] [--allow-downgrade]\n"
                    "       [--max-entry-size SIZE] [--max-total-size SIZE]%s\n\n", cmd,
-                   dry ? "" : " [--no-activate]");
+                   dry ? "" : " [--no-activate] [--allow-dangerous]");
             if (dry)
                 printf("Checks a bundle without changing anything: reads it once, checks every entry,\n"
                        "checksums.txt, its signatures against the trust policy ('airlock trust ls'),\n"
@@ -313,12 +323,18 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
                        "and size, expiry and sequence are proven; then the version is added and made\n"
                        "active at once. A refusal changes nothing and is recorded in the event log.\n"
                        "A plain bundle (files + checksums.txt + checksums.txt.asc/.minisig, made by\n"
-                       "hand) needs --as NAME:TAG.\n");
+                       "hand) needs --as NAME:TAG.\n\n"
+                   "Before the commit every file is scanned ('airlock scan'; an executable bit on\n"
+                   "an executable or script is dangerous inside a bundle): a dangerous file\n"
+                   "refuses the ingest with exit status 6 and one 'scan-refused' event; warnings\n"
+                   "are allowed. The verdict is recorded in the ingest event ('airlock show').\n");
             printf("\n  --as NAME[:TAG]       the name to store it under\n"
                    "  --allow-expired       accept an expired bundle (recorded as an event)\n"
                    "  --allow-downgrade     accept a sequence not above the last (recorded)\n"
+                   "%s"
                    "  --max-entry-size SIZE cap on one file (default: free space less a margin)\n"
-                   "  --max-total-size SIZE cap on all files together (same default)\n");
+                   "  --max-total-size SIZE cap on all files together (same default)\n",
+                   dry ? "" : "  --allow-dangerous     accept a file the scan calls dangerous (recorded)\n");
             return AL_EXIT_OK;
         default: return al_cli_usage_error(cmd, "unknown option");
         }

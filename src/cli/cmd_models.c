@@ -3,12 +3,15 @@
  * activate, rollback; and path, which prints where a model's weights are.
  */
 #include <getopt.h>
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
+#include "scan/scan.h"
 
 int al_cmd_init(int argc, char **argv);
 int al_cmd_add(int argc, char **argv);
@@ -47,30 +50,116 @@ int al_cmd_init(int argc, char **argv)
     return rc ? al_cli_fail(&err) : AL_EXIT_OK;
 }
 
+/* The scan of an add's files (repo may not include scan, so the CLI hands
+ * these hooks to al_repo_add): every file is scanned after the repo's own
+ * checks and before anything is copied; a dangerous one refuses the add
+ * unless --allow-dangerous, and the refused report is kept for the event. */
+struct add_scan {
+    bool allow_dangerous;
+    struct al_scan_report *reports[AL_LIMIT_FILES_PER_MODEL];
+    size_t n;
+    struct al_scan_report *refused; /* one of reports[], or NULL */
+    bool overridden;
+};
+
+static enum al_rc add_scan_file(void *ud, const char *path, const char *name, struct al_err *err)
+{
+    struct add_scan *s = ud;
+    struct al_scan_report *r = NULL;
+    enum al_rc rc = al_scan_file_named(path, name, 0, &r, err);
+    if (rc)
+        return rc;
+    s->reports[s->n++] = r;
+    if (r->verdict < AL_SCAN_DANGEROUS)
+        return AL_OK;
+    if (s->allow_dangerous) {
+        s->overridden = true;
+        fprintf(stderr, "airlock: warning: '%s' is dangerous (%s); added anyway (--allow-dangerous, recorded)\n",
+                path, r->kind);
+        return AL_OK;
+    }
+    s->refused = r;
+    return al_scan_refuse(r, "add", "'airlock scan FILE' lists every finding; remove the file, or add it with "
+                          "--allow-dangerous if you trust it (recorded)", err);
+}
+
+static enum al_rc add_scan_record(void *ud, char **detail, const char **note_kind, char **note_detail,
+                                  struct al_err *err)
+{
+    struct add_scan *s = ud;
+    *detail = al_scan_record_json((const struct al_scan_report *const *)s->reports, s->n);
+    if (*detail && s->overridden) {
+        *note_kind = "scan-override";
+        json_t *o = json_pack("{s:s, s:o}", "option", "--allow-dangerous", "scan", json_loads(*detail, 0, NULL));
+        *note_detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(o);
+        if (*note_detail == NULL) {
+            free(*detail);
+            *detail = NULL;
+        }
+    }
+    return *detail ? AL_OK : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+}
+
+/* The one "scan-refused" event of a refused add: the file, its verdict, the
+ * rules and the first findings. A failure to record is the user's to see. */
+static enum al_rc add_scan_refusal(struct al_repo *r, const char *ref, struct add_scan *s, struct al_err *err)
+{
+    char name[AL_LIMIT_NAME + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(ref, ":@"), ref);
+    char *rec = al_scan_record_json((const struct al_scan_report *const *)&s->refused, 1);
+    json_t *o = rec ? json_pack("{s:s, s:s, s:o}", "operation", "add", "reason", err->msg, "scan",
+                                json_loads(rec, 0, NULL))
+                    : NULL;
+    char *detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    free(rec);
+    struct al_err e2 = AL_ERR_INIT;
+    enum al_rc rc = detail ? al_repo_record_event(r, "scan-refused", al_name_valid(name) ? name : "", "", detail, &e2)
+                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
+    free(detail);
+    if (!rc)
+        return AL_ERR_DENIED;
+    char refused[AL_ERR_MSG_MAX];
+    snprintf(refused, sizeof refused, "%s", err->msg);
+    al_err_clear(err);
+    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s)", refused, e2.msg);
+}
+
 int al_cmd_add(int argc, char **argv)
 {
     static const struct option opts[] = {
         {"card", required_argument, NULL, 'c'},
         {"no-activate", no_argument, NULL, 'n'},
+        {"allow-dangerous", no_argument, NULL, 'D'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct al_add_opts ao = {.show_progress = true};
+    struct add_scan scan = {0};
+    struct al_add_opts ao = {.show_progress = true, .check = add_scan_file, .record = add_scan_record,
+                             .check_key = "scan", .check_ud = &scan};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': ao.card_path = optarg; break;
         case 'n': ao.no_activate = true; break;
+        case 'D': scan.allow_dangerous = true; break;
         case 'h':
-            printf("usage: airlock add NAME[:TAG] FILE... [--card CARD.json] [--no-activate]\n\n"
+            printf("usage: airlock add NAME[:TAG] FILE... [--card CARD.json] [--no-activate]\n"
+                   "                                     [--allow-dangerous]\n\n"
                    "Imports local files (GGUF weights, tokenizer, model card, license, prompt\n"
                    "templates) as a new version of NAME. The files are hashed while copied (one\n"
                    "read pass; a reflink clone where the file system supports it) into the\n"
                    "content-addressed store. TAG defaults to 'latest'. The new version becomes\n"
                    "the active one unless --no-activate is given.\n\n"
-                   "  --card FILE      a model card (JSON object: origin, license, date, ...)\n"
-                   "  --no-activate    keep the currently active version\n\n"
+                   "Every file is scanned first ('airlock scan'): a dangerous one (a pickle that\n"
+                   "imports os.system, a GGUF with NaN weights, ...) refuses the add with exit\n"
+                   "status 6, nothing copied, and one 'scan-refused' event; a warning is allowed.\n"
+                   "The verdict is recorded in the add event ('airlock show' prints it).\n\n"
+                   "  --card FILE        a model card (JSON object: origin, license, date, ...)\n"
+                   "  --no-activate      keep the currently active version\n"
+                   "  --allow-dangerous  add a dangerous file anyway (a 'scan-override' event)\n\n"
                    "example: airlock add stories:1.0 stories260K.gguf --card card.json\n");
             return AL_EXIT_OK;
         default: return al_cli_usage_error("add", "unknown option");
@@ -85,6 +174,10 @@ int al_cmd_add(int argc, char **argv)
     bool existed = false;
     enum al_rc rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1),
                                 &ao, &v, &existed, &err);
+    if (rc && scan.refused)
+        rc = add_scan_refusal(r, argv[optind], &scan, &err);
+    for (size_t i = 0; i < scan.n; i++)
+        al_scan_report_free(scan.reports[i]);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);

@@ -68,9 +68,76 @@ static json_t *version_json(const struct al_version *v)
                      (json_int_t)v->seq);
 }
 
+/* The scan record of the version with manifest digest (the "scan" object of
+ * its newest add or ingest event, al_scan_record_json), as a new reference,
+ * and the event's time in *time (borrowed from ev); NULL when the version
+ * was stored before scans were recorded. */
+static json_t *version_scan(const struct al_event *ev, size_t n, const char *digest, const char **time)
+{
+    for (size_t i = n; i-- > 0;) {
+        if (strcmp(ev[i].digest, digest) != 0 || ev[i].detail == NULL)
+            continue;
+        if (strncmp(ev[i].kind, "add", 3) != 0 && strncmp(ev[i].kind, "ingest", 6) != 0)
+            continue;
+        json_t *d = json_loads(ev[i].detail, 0, NULL);
+        json_t *sc = json_incref(json_object_get(d, "scan"));
+        json_decref(d);
+        if (json_is_object(sc)) {
+            if (time)
+                *time = ev[i].time;
+            return sc;
+        }
+        json_decref(sc);
+    }
+    return NULL;
+}
+
+/* What ls --json carries of a scan: the verdict and the rules, or null. */
+static json_t *scan_summary(json_t *sc)
+{
+    if (sc == NULL)
+        return json_null();
+    json_t *o = json_pack("{s:O, s:O, s:O}", "verdict", json_object_get(sc, "verdict"), "rules",
+                          json_object_get(sc, "rules"), "scanner", json_object_get(sc, "scanner"));
+    json_decref(sc);
+    return o ? o : json_null();
+}
+
+/* show's Scan line: the verdict, when and by which rules; a line per file
+ * that is not ok, with its first finding. */
+static void print_scan(const struct al_event *ev, size_t n, const char *digest)
+{
+    const char *time = "";
+    json_t *sc = version_scan(ev, n, digest, &time);
+    if (sc == NULL) {
+        printf("  scan      not scanned (stored before scans were recorded)\n");
+        return;
+    }
+    printf("  scan      %s (scan rules %" JSON_INTEGER_FORMAT ", %s, %.19s)\n",
+           json_string_value(json_object_get(sc, "verdict")) ? json_string_value(json_object_get(sc, "verdict")) : "?",
+           json_integer_value(json_object_get(sc, "rules")),
+           json_string_value(json_object_get(sc, "scanner")) ? json_string_value(json_object_get(sc, "scanner")) : "?",
+           time);
+    size_t i;
+    json_t *f;
+    json_array_foreach(json_object_get(sc, "files"), i, f)
+    {
+        const char *verdict = json_string_value(json_object_get(f, "verdict"));
+        if (verdict == NULL || strcmp(verdict, "ok") == 0)
+            continue;
+        const char *what = json_string_value(json_object_get(json_array_get(json_object_get(f, "first"), 0), "what"));
+        printf("    %-28s %s: %s\n", json_string_value(json_object_get(f, "file")) ? json_string_value(json_object_get(f, "file")) : "?",
+               verdict, what ? what : "-");
+    }
+    json_decref(sc);
+}
+
 static const char ls_help[] =
     "usage: airlock ls [NAME] [--json]\n\n"
-    "Lists the models and their versions, oldest first; '*' marks the active one.\n";
+    "Lists the models and their versions, oldest first; '*' marks the active one.\n"
+    "With --json each version carries 'scan': the verdict of the scan made when\n"
+    "it was added or ingested and the rules that made it (null: stored before\n"
+    "scans were recorded).\n";
 
 int al_cmd_ls(int argc, char **argv)
 {
@@ -82,14 +149,24 @@ int al_cmd_ls(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_version *v = NULL;
     size_t n = 0;
+    struct al_event *ev = NULL;
+    size_t ne = 0;
     enum al_rc rc = al_repo_list_versions(r, a.first < argc ? argv[a.first] : NULL, &v, &n, &err);
+    if (!rc && a.json)
+        rc = al_repo_list_events(r, a.first < argc ? argv[a.first] : NULL, NULL, &ev, &ne, &err);
     al_repo_free(r);
-    if (rc)
+    if (rc) {
+        free(v);
         return al_cli_fail(&err);
+    }
     if (a.json) {
         json_t *arr = json_array();
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, version_json(&v[i]));
+        for (size_t i = 0; i < n; i++) {
+            json_t *o = version_json(&v[i]);
+            json_object_set_new(o, "scan", scan_summary(version_scan(ev, ne, v[i].manifest, NULL)));
+            json_array_append_new(arr, o);
+        }
+        al_index_events_free(ev, ne);
         print_json(arr);
     } else if (n == 0) {
         printf("no models yet; add one with 'airlock add NAME FILE.gguf' or 'airlock ingest BUNDLE'\n");
@@ -193,7 +270,9 @@ static const char show_help[] =
     "usage: airlock show REF [--json]\n\n"
     "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
     "says (architecture, parameters, tensor types, context length, chat template,\n"
-    "license) and its events (provenance). REF: name, name:tag or name@sha256:<hex>.\n";
+    "license), the scan verdict recorded when it was added or ingested (and by\n"
+    "which scan rules; a line per file that was not ok) and its events\n"
+    "(provenance). REF: name, name:tag or name@sha256:<hex>.\n";
 
 int al_cmd_show(int argc, char **argv)
 {
@@ -236,6 +315,8 @@ int al_cmd_show(int argc, char **argv)
         }
         json_object_set_new(j, "files", fa);
         json_object_set_new(j, "events", ea);
+        json_t *sc = version_scan(ev, ne, v.manifest, NULL);
+        json_object_set_new(j, "scan", sc ? sc : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
         print_json(j);
@@ -254,6 +335,7 @@ int al_cmd_show(int argc, char **argv)
                    : strstr(files[i].media_type, "weight")     ? "weight"
                                                                : (kind ? kind - 3 : files[i].media_type));
         }
+        print_scan(ev, ne, v.manifest);
         if (have_gguf)
             print_gguf(&g);
         printf("  events (provenance)\n");

@@ -225,7 +225,8 @@ static enum al_rc read_card(const char *path, char **out, struct al_err *err)
     return AL_OK;
 }
 
-static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag)
+static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag,
+                        const char *key, const char *check)
 {
     json_t *files = json_array();
     for (size_t i = 0; i < n; i++)
@@ -233,6 +234,14 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
                                                layers[i].digest, "size", (json_int_t)layers[i].size, "source",
                                                paths[i]));
     json_t *d = json_pack("{s:o, s:s}", "files", files, "tag", tag);
+    if (key && check) {
+        json_t *c = json_loads(check, 0, NULL);
+        if (c == NULL) {
+            json_decref(d);
+            return NULL;
+        }
+        json_object_set_new(d, key, c);
+    }
     char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(d);
     return s;
@@ -255,7 +264,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         return al_err_set(err, AL_ERR_LIMIT, "more than %u files (AL_LIMIT_FILES_PER_MODEL)",
                           AL_LIMIT_FILES_PER_MODEL);
     struct al_oci_layer *layers = calloc(n_paths, sizeof *layers);
-    char *card = NULL, *config = NULL, *manifest = NULL, *detail = NULL;
+    char *card = NULL, *config = NULL, *manifest = NULL, *detail = NULL, *check = NULL, *note = NULL;
     struct al_model_facts facts;
     memset(&facts, 0, sizeof facts);
     bool facts_done = false;
@@ -291,7 +300,12 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
                 facts = f;
             facts_done = true;
         }
+        if (opts && opts->check && (rc = opts->check(opts->check_ud, paths[i], name, err)))
+            goto out;
     }
+    const char *note_kind = NULL;
+    if (opts && opts->record && (rc = opts->record(opts->check_ud, &check, &note_kind, &note, err)))
+        goto out;
     /* Writers hold the gc lock shared so gc cannot remove their blobs before commit. */
     if ((rc = al_store_lock(r->store, AL_LOCK_GC_SHARED, LOCK_TIMEOUT_MS, err)))
         goto out;
@@ -330,17 +344,24 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         files[i].size = layers[i].size;
         snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
     }
-    detail = add_detail(layers, n_paths, paths, tag);
+    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check);
+    if (detail == NULL) {
+        free(files);
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto unlock;
+    }
     struct al_version_commit vc = {
         .name = ref.name, .tag = tag, .manifest = manifest_digest, .manifest_size = strlen(manifest),
         .config = config_digest, .files = files, .n_files = n_paths, .no_activate = opts && opts->no_activate,
-        .event_kind = "add", .event_detail = detail,
+        .event_kind = "add", .event_detail = detail, .note_kind = note ? note_kind : NULL, .note_detail = note,
     };
     rc = al_repo_commit_version(r, &vc, out, existed, err);
     free(files);
 unlock:
     al_store_unlock(r->store, AL_LOCK_GC_SHARED);
 out:
+    free(note);
+    free(check);
     free(detail);
     free(manifest);
     free(config);

@@ -98,10 +98,28 @@ enum al_rc al_repo_facts_named(const char *path, const char *name, struct al_mod
  * al_repo_facts, for a .gguf name without the GGUF magic. */
 enum al_rc al_repo_facts_head(const char *name, const void *head, size_t len, struct al_err *err);
 
+/* A check of the files of an add given by a layer above the repo: the CLI
+ * passes the scan this way, since repo may not include scan (same layer).
+ * check is called once per file, in order, after the repo's own checks
+ * (a regular file, a GGUF header that parses) and before anything is
+ * copied; an error it returns refuses the add with the store unchanged.
+ * After the last file, record gives what the add event keeps of the checks:
+ * *detail a JSON object text (kept under check_key in the event detail), and
+ * optionally a second event in the same transaction (*note_kind, static,
+ * and *note_detail, JSON object text); both texts malloc'd, freed by the
+ * repo. Both run on the caller's thread. */
+typedef enum al_rc al_add_check_fn(void *ud, const char *path, const char *name, struct al_err *err);
+typedef enum al_rc al_add_record_fn(void *ud, char **detail, const char **note_kind, char **note_detail,
+                                    struct al_err *err);
+
 struct al_add_opts {
     const char *card_path;  /* model card JSON, or NULL */
     bool no_activate;       /* leave the active version as it is */
     bool show_progress;
+    al_add_check_fn *check; /* NULL: no check */
+    al_add_record_fn *record;
+    const char *check_key;  /* the event detail's key for record's detail ("scan") */
+    void *check_ud;
 };
 
 /* Imports files as a new version of NAME[:TAG] (TAG defaults to "latest").

@@ -201,6 +201,12 @@ static void scan_bytes(int fd, const uint8_t *d, size_t n, mode_t mode, unsigned
 
 enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report **out, struct al_err *err)
 {
+    return al_scan_file_named(path, path, flags, out, err);
+}
+
+enum al_rc al_scan_file_named(const char *path, const char *name, unsigned flags, struct al_scan_report **out,
+                              struct al_err *err)
+{
     enum al_rc rc = AL_OK;
     struct al_scan_report *r = NULL;
     void *map = MAP_FAILED;
@@ -217,7 +223,7 @@ enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report 
         rc = al_err_set(err, AL_ERR_IO, "cannot scan '%s': not a regular file", path);
         goto out;
     }
-    r = al_scan_report_new(path);
+    r = al_scan_report_new(name);
     if (!r) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory scanning '%s'", path);
         goto out;
@@ -232,7 +238,10 @@ enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report 
             goto out;
         }
     }
-    scan_bytes(fd, n ? map : (const uint8_t *)"", n, st.st_mode, flags, r);
+    /* A bundle's entry sits in a temporary file without its tar mode: the
+     * caller says whether the entry had an executable bit. */
+    mode_t mode = (flags & AL_SCAN_EXEC_BIT) ? st.st_mode | S_IXUSR : st.st_mode;
+    scan_bytes(fd, n ? map : (const uint8_t *)"", n, mode, flags, r);
     *out = r;
     r = NULL;
 out:

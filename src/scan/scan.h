@@ -47,6 +47,10 @@ enum al_scan_verdict { AL_SCAN_OK = 0, AL_SCAN_WARN = 1, AL_SCAN_DANGEROUS = 2 }
 
 /* Flags of al_scan_file. */
 #define AL_SCAN_EXEC_DANGEROUS 1u /* an executable bit makes ELF/PE/Mach-O/script dangerous (bundles) */
+#define AL_SCAN_EXEC_BIT       2u /* treat the file as having an executable bit (a tar entry's mode) */
+
+/* How many findings of a file a provenance record or a refusal keeps. */
+#define AL_SCAN_RECORD_FINDINGS 5
 
 #define AL_SCAN_NO_OFFSET UINT64_MAX
 
@@ -74,6 +78,26 @@ struct al_scan_report {
  * such file), AL_ERR_IO (cannot open, stat, map or read; not a regular
  * file), AL_ERR_NOMEM. flags: AL_SCAN_* above. */
 enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report **out, struct al_err *err);
+
+/* The same for content at path known under another name (a bundle's entry
+ * in its temporary file): name decides the reader where the bytes do not
+ * (a `.pkl` name) and is the report's file. */
+enum al_rc al_scan_file_named(const char *path, const char *name, unsigned flags, struct al_scan_report **out,
+                              struct al_err *err);
+
+/* The record of a scan for the event log: a compact JSON object text,
+ * malloc'd (the caller frees it; NULL when out of memory):
+ * {"scanner":"airlock VERSION","rules":AL_SCAN_RULES_VERSION,"verdict":the
+ * worst,"files":[{"file","kind","verdict","findings":count,"first":[the
+ * first AL_SCAN_RECORD_FINDINGS findings, as in `airlock scan --json`]}]}.
+ * reports[0..n) are borrowed. */
+char *al_scan_record_json(const struct al_scan_report *const *reports, size_t n);
+
+/* The refusal of a dangerous file by pack, ingest or add: sets err to
+ * AL_ERR_DENIED with a message naming the file, its first dangerous
+ * findings and what to do next (hint, appended as it is, may be NULL);
+ * returns AL_ERR_DENIED. op names the operation ("add", "ingest", "pack"). */
+enum al_rc al_scan_refuse(const struct al_scan_report *r, const char *op, const char *hint, struct al_err *err);
 
 /* A new, empty report (verdict ok, kind "data") for file, or NULL when out
  * of memory. */

@@ -9,7 +9,9 @@ command -v zstd >/dev/null || skip_test "zstd missing"
 
 cd "$T"
 # Random weights: not GGUF, so not named .gguf (pack and add refuse a .gguf that is not one).
-head -c 300000 /dev/urandom >model.bin
+# Its first byte is no pickle opcode: the scan of pack and ingest says "warn"
+# (not a pickle), not "dangerous" (a malformed one).
+{ printf '\0'; head -c 300000 /dev/urandom; } >model.bin
 echo '{"tokenizer": true}' >tokenizer.json
 airlock key gen -o build --no-password >/dev/null
 airlock key gen -o revoked --no-password >/dev/null

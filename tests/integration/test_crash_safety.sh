@@ -10,8 +10,10 @@
 ROUNDS=${AL_CRASH_ROUNDS:-20}
 BIG="$T/big.gguf"
 # A valid GGUF header is not needed for a non-.gguf name: use .bin (weights).
+# Its first byte is no pickle opcode, so add's scan calls it "not a pickle"
+# (warn), not a malformed one (dangerous, refused).
 BIG="$T/big.bin"
-head -c $((1024 * 1024 * 1024)) /dev/urandom >"$BIG" 2>/dev/null || fail "cannot make 1 GiB file"
+{ printf '\0'; head -c $((1024 * 1024 * 1024 - 1)) /dev/urandom; } >"$BIG" 2>/dev/null || fail "cannot make 1 GiB file"
 airlock init >/dev/null
 # Time one uncut add to spread the kills over the whole run.
 start=$(date +%s%N)
@@ -26,7 +28,7 @@ rm -f "$T/clone"
 slice=$(( (dur_ms + 200) / ROUNDS + 1 ))
 for i in $(seq 1 "$ROUNDS"); do
     # Change the content so every round writes a new blob.
-    printf '%08d' "$i" | dd of="$BIG" bs=1 seek=0 conv=notrunc status=none
+    printf '%08d' "$i" | dd of="$BIG" bs=1 seek=1 conv=notrunc status=none
     ls "$AIRLOCK_HOME/tmp" >"$T/tmp.before" 2>/dev/null || : >"$T/tmp.before"
     delay_ms=$(( (i - 1) * slice + RANDOM % slice ))
     "$AIRLOCK_BIN" add "crash$i" "$BIG" >/dev/null 2>&1 &

@@ -301,6 +301,51 @@ static void test_files(void **state)
     free(dir);
 }
 
+/* A file known under another name (a bundle entry in its temporary file):
+ * the name picks the pickle reader and names the report; AL_SCAN_EXEC_BIT
+ * stands for the tar entry's bit the temporary file lacks. Then the record
+ * for the event log and the refusal message. */
+static void test_named_record_refuse(void **state)
+{
+    char *dir = tu_mkdtemp();
+    char path[512];
+    struct al_err err = AL_ERR_INIT;
+    struct al_scan_report *r = NULL, *s = NULL;
+
+    snprintf(path, sizeof path, "%s/tmp-1234", dir);
+    tu_write_file(path, "cos\nsystem\n(S'true'\ntR.", 23);
+    assert_int_equal(al_scan_file_named(path, "evil.pkl", 0, &r, &err), AL_OK);
+    assert_string_equal(r->file, "evil.pkl");
+    assert_int_equal(r->verdict, AL_SCAN_DANGEROUS);
+    assert_int_equal(al_scan_refuse(r, "ingest", "do this", &err), AL_ERR_DENIED);
+    assert_non_null(strstr(err.msg, "ingest refused: 'evil.pkl' is dangerous (pickle, scan rules "));
+    assert_non_null(strstr(err.msg, "imports os.system"));
+    assert_non_null(strstr(err.msg, "GLOBAL, offset 0"));
+    assert_non_null(strstr(err.msg, "; do this"));
+
+    snprintf(path, sizeof path, "%s/tmp-5678", dir);
+    tu_write_file(path, "#!/bin/sh\necho hi\n", 18);
+    assert_int_equal(al_scan_file_named(path, "tool", AL_SCAN_EXEC_DANGEROUS, &s, &err), AL_OK);
+    assert_int_equal(s->verdict, AL_SCAN_WARN);
+    al_scan_report_free(s), s = NULL;
+    assert_int_equal(al_scan_file_named(path, "tool", AL_SCAN_EXEC_DANGEROUS | AL_SCAN_EXEC_BIT, &s, &err), AL_OK);
+    assert_int_equal(s->verdict, AL_SCAN_DANGEROUS);
+
+    const struct al_scan_report *both[] = {r, s};
+    char *rec = al_scan_record_json(both, 2);
+    assert_non_null(rec);
+    assert_non_null(strstr(rec, "\"rules\":1"));
+    assert_non_null(strstr(rec, "\"scanner\":\"airlock "));
+    assert_non_null(strstr(rec, "\"verdict\":\"dangerous\""));
+    assert_non_null(strstr(rec, "\"file\":\"evil.pkl\""));
+    assert_non_null(strstr(rec, "\"file\":\"tool\""));
+    free(rec);
+    al_scan_report_free(r);
+    al_scan_report_free(s);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -309,6 +354,7 @@ int main(void)
         cmocka_unit_test(test_tensor_pickle_ok), cmocka_unit_test(test_truncated_everywhere),
         cmocka_unit_test(test_malformed),        cmocka_unit_test(test_findings_cap),
         cmocka_unit_test(test_safetensors),      cmocka_unit_test(test_files),
+        cmocka_unit_test(test_named_record_refuse),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
