@@ -375,7 +375,7 @@ static int cmd_check(int argc, char **argv)
     memset(&card, 0, sizeof card);
     char gguf[256] = "";
     for (size_t i = 0; i < nf; i++) {
-        bool is_gguf;
+        bool is_gguf = false;
         struct al_card_license c;
         memset(&c, 0, sizeof c);
         char g[256] = "";
