@@ -7,7 +7,8 @@
  * naming the SHA-256 of the new file) appended to the event log, and only
  * then the file replaced atomically. So no change is ever in force without
  * its event; a crash between the two leaves an event whose "policy" digest
- * the file does not have, which `airlock policy show` reports.
+ * the file does not have, which `airlock policy show` reports (as it reports
+ * a file edited by hand, outside the audited path).
  */
 #include <fcntl.h>
 #include <jansson.h>
@@ -51,7 +52,9 @@ static const char *const show_help =
     "Prints the policy in force: the license rules, the answer for unknown\n"
     "licenses, the scan requirement. --table prints airlock's built-in table of\n"
     "what each known license says of redistribution (guidance, not legal advice;\n"
-    "see docs/internals/policy.md).\n";
+    "see docs/internals/policy.md). Exits 5 (after printing the policy) when the\n"
+    "file is not the one the newest policy-change event recorded: edited by hand,\n"
+    "or a change recorded but not written.\n";
 
 static const char *const check_help =
     "usage: airlock policy check [--ack] [--pack] [--json] FILE...\n\n"
@@ -243,6 +246,48 @@ static int cmd_scan(int argc, char **argv)
     return change("scan require", set_scan, 1, argv + 2);
 }
 
+/* Compares the policy file with the digest the newest policy-change event
+ * names; a mismatch (a change recorded but not written, or the file edited
+ * by hand) is reported on stderr and returns false. Best effort: without a
+ * readable store there is nothing to compare with. */
+static bool matches_log(const char *path)
+{
+    char home[AL_LIMIT_PATH];
+    al_cli_home(home, sizeof home);
+    struct al_repo *r = NULL;
+    struct al_err err = AL_ERR_INIT;
+    struct al_event *ev = NULL;
+    size_t n = 0;
+    if (al_repo_open_read(home, &r, &err))
+        return true; /* no store here (a build host): nothing recorded to compare with */
+    if (al_repo_list_events(r, NULL, NULL, &ev, &n, &err)) {
+        al_repo_free(r);
+        fprintf(stderr, "airlock: warning: cannot read the event log to check the policy file: %s\n", err.msg);
+        return false;
+    }
+    al_repo_free(r);
+    char want[AL_DIGEST_SIZE] = "", have[AL_DIGEST_SIZE] = "none";
+    for (size_t i = n; i-- > 0;) {
+        if (strcmp(ev[i].kind, "policy-change") != 0)
+            continue;
+        json_t *d = ev[i].detail ? json_loads(ev[i].detail, 0, NULL) : NULL;
+        const char *pol = json_string_value(json_object_get(d, "policy"));
+        snprintf(want, sizeof want, "%s", pol ? pol : "?");
+        json_decref(d);
+        break;
+    }
+    al_index_events_free(ev, n);
+    if (al_fs_exists(path) && al_sha256_path(path, have, NULL, NULL, &err))
+        snprintf(have, sizeof have, "unreadable");
+    if ((*want == '\0' && strcmp(have, "none") == 0) || strcmp(want, have) == 0)
+        return true;
+    fprintf(stderr, "airlock: warning: '%s' is %s but the newest policy-change event recorded %s: the file "
+            "was changed outside 'airlock policy', or a change was recorded but not written; check it and "
+            "set the rules again with 'airlock policy license ...' (see 'airlock log')\n", path, have,
+            *want ? want : "no change at all");
+    return false;
+}
+
 static void print_table(bool json)
 {
     json_t *a = json ? json_array() : NULL;
@@ -290,6 +335,7 @@ static int cmd_show(int argc, char **argv)
     int st = home_policy_file(path, sizeof path);
     if (st)
         return st;
+    bool recorded = matches_log(path);
     if (al_policy_load(path, &p, &err))
         return al_cli_fail(&err);
     if (json) {
@@ -314,7 +360,7 @@ static int cmd_show(int argc, char **argv)
                    al_redist_name(al_license_redist(p.rules[i].id, NULL)));
     }
     al_policy_release(&p);
-    return AL_EXIT_OK;
+    return recorded ? AL_EXIT_OK : AL_EXIT_VERIFY;
 }
 
 /* Reads FILE as a GGUF file when it starts with "GGUF", else as a card. */

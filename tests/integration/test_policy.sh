@@ -103,6 +103,19 @@ expect_status 0 airlock policy check --pack --ack "$C/llama.md"
 airlock policy show --table | qgrep -E "^proprietary +forbidden" || fail "table"
 ok "check --pack: free 0, conditions 6, acknowledged 0; the table prints"
 
+# A valid file edited by hand (outside the audited path) is reported by show.
+cp "$AIRLOCK_HOME/policy.json" "$T/policy.saved"
+python3 - "$AIRLOCK_HOME/policy.json" <<'PY'
+import json, sys
+d = json.load(open(sys.argv[1])); d["licenses"]["cc-by-nc-4.0"] = "allow"
+open(sys.argv[1], "w").write(json.dumps(d))
+PY
+expect_status 5 airlock policy show
+echo "$OUT" | qgrep "changed outside 'airlock policy'" || fail "hand edit not reported: $OUT"
+cp "$T/policy.saved" "$AIRLOCK_HOME/policy.json"
+expect_status 0 airlock policy show
+ok "a hand-edited policy.json is reported by show (exit 5); the recorded one is not"
+
 # A corrupt policy file: a clear error, nothing changed, no event.
 printf '{"licenses": {"mit": "perhaps"}}' >"$AIRLOCK_HOME/policy.json"
 before=$(sha256sum "$AIRLOCK_HOME/policy.json")
