@@ -90,11 +90,12 @@ static int policy_file(struct al_repo *r, char *path, size_t size)
     return 0;
 }
 
-typedef enum al_rc change_fn(struct al_policy *p, int argc, char **argv, struct al_err *err);
+typedef enum al_rc change_fn(struct al_policy *p, int argc, char **argv, int value, struct al_err *err);
 
 /* Loads, changes, records, saves (the header comment), under the write lock.
- * what names the change in the event ("license allow"); args are its ids. */
-static int change(const char *what, change_fn *fn, int argc, char **argv)
+ * what names the change in the event ("license allow"); args are its ids;
+ * value (a rule or a verdict) goes to fn. */
+static int change(const char *what, change_fn *fn, int argc, char **argv, int value)
 {
     struct al_repo *r = NULL;
     int st = al_cli_open_repo(false, &r);
@@ -116,7 +117,7 @@ static int change(const char *what, change_fn *fn, int argc, char **argv)
     if ((rc = al_policy_load(path, &p, &err)))
         goto out;
     loaded = true;
-    if ((rc = al_policy_serialize(&p, &before, &err)) || (rc = fn(&p, argc, argv, &err)) ||
+    if ((rc = al_policy_serialize(&p, &before, &err)) || (rc = fn(&p, argc, argv, value, &err)) ||
         (rc = al_policy_serialize(&p, &after, &err)))
         goto out;
     same = strcmp(before, after) == 0 && al_fs_exists(path);
@@ -162,19 +163,17 @@ out:
     return rc ? al_cli_fail(&err) : AL_EXIT_OK;
 }
 
-static enum al_license_rule g_rule;
-
-static enum al_rc set_rules(struct al_policy *p, int argc, char **argv, struct al_err *err)
+static enum al_rc set_rules(struct al_policy *p, int argc, char **argv, int rule, struct al_err *err)
 {
     for (int i = 0; i < argc; i++) {
-        enum al_rc rc = al_policy_set(p, argv[i], g_rule, err);
+        enum al_rc rc = al_policy_set(p, argv[i], (enum al_license_rule)rule, err);
         if (rc)
             return rc;
     }
     return AL_OK;
 }
 
-static enum al_rc rm_rules(struct al_policy *p, int argc, char **argv, struct al_err *err)
+static enum al_rc rm_rules(struct al_policy *p, int argc, char **argv, int unused, struct al_err *err)
 {
     for (int i = 0; i < argc; i++) {
         enum al_rc rc = al_policy_unset(p, argv[i], err);
@@ -184,23 +183,15 @@ static enum al_rc rm_rules(struct al_policy *p, int argc, char **argv, struct al
     return AL_OK;
 }
 
-static enum al_rc set_unknown(struct al_policy *p, int argc, char **argv, struct al_err *err)
+static enum al_rc set_unknown(struct al_policy *p, int argc, char **argv, int rule, struct al_err *err)
 {
-    (void)argc;
-    (void)argv;
-    (void)err;
-    p->unknown = g_rule;
+    p->unknown = (enum al_license_rule)rule;
     return AL_OK;
 }
 
-static int g_scan;
-
-static enum al_rc set_scan(struct al_policy *p, int argc, char **argv, struct al_err *err)
+static enum al_rc set_scan(struct al_policy *p, int argc, char **argv, int verdict, struct al_err *err)
 {
-    (void)argc;
-    (void)argv;
-    (void)err;
-    p->scan_max = g_scan;
+    p->scan_max = verdict;
     return AL_OK;
 }
 
@@ -213,10 +204,11 @@ static int cmd_license(int argc, char **argv)
         return AL_EXIT_OK;
     }
     const char *verb = argv[1];
+    enum al_license_rule rule;
     if (strcmp(verb, "unknown") == 0) {
-        if (argc != 3 || !al_license_rule_parse(argv[2], &g_rule))
+        if (argc != 3 || !al_license_rule_parse(argv[2], &rule))
             return al_cli_usage_error("policy license", "unknown needs one of allow, ack or deny");
-        return change("license unknown", set_unknown, 1, argv + 2);
+        return change("license unknown", set_unknown, 1, argv + 2, (int)rule);
     }
     if (argc < 3)
         return al_cli_usage_error("policy license", "%s needs at least one license ID", verb);
@@ -227,12 +219,12 @@ static int cmd_license(int argc, char **argv)
             return al_cli_usage_error("policy license", "%s", err.msg);
     }
     if (strcmp(verb, "rm") == 0)
-        return change("license rm", rm_rules, argc - 2, argv + 2);
-    if (!al_license_rule_parse(verb, &g_rule))
+        return change("license rm", rm_rules, argc - 2, argv + 2, 0);
+    if (!al_license_rule_parse(verb, &rule))
         return al_cli_usage_error("policy license", "needs allow, ack, deny, rm or unknown (got '%s')", verb);
     char what[32];
     snprintf(what, sizeof what, "license %s", verb);
-    return change(what, set_rules, argc - 2, argv + 2);
+    return change(what, set_rules, argc - 2, argv + 2, (int)rule);
 }
 
 static int cmd_scan(int argc, char **argv)
@@ -241,9 +233,10 @@ static int cmd_scan(int argc, char **argv)
         fputs(scan_help, stdout);
         return AL_EXIT_OK;
     }
-    if (argc != 3 || strcmp(argv[1], "require") != 0 || !al_policy_scan_parse(argv[2], &g_scan))
+    int verdict;
+    if (argc != 3 || strcmp(argv[1], "require") != 0 || !al_policy_scan_parse(argv[2], &verdict))
         return al_cli_usage_error("policy scan", "needs 'require ok' or 'require warn'");
-    return change("scan require", set_scan, 1, argv + 2);
+    return change("scan require", set_scan, 1, argv + 2, verdict);
 }
 
 /* Compares the policy file with the digest the newest policy-change event
