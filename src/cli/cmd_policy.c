@@ -479,8 +479,8 @@ static int cmd_check(int argc, char **argv)
             printf("finding: %s\n", d.finding);
         printf("%s: %s\n", al_decision_name(d.verdict), d.rule);
         if (d.verdict == AL_DECIDE_ACK_NEEDED)
-            printf("next: acknowledge it (%s) or set a rule: airlock policy license allow|deny %s\n",
-                   pack ? "airlock pack --ack-license" : "the ingest's acknowledgement", *d.license ? d.license : "ID");
+            printf("next: %s, or set a rule: airlock policy license allow|deny %s\n",
+                   pack ? "airlock pack --ack-license" : "acknowledge it at ingest", *d.license ? d.license : "ID");
     }
     return d.verdict == AL_DECIDE_ALLOW ? AL_EXIT_OK : AL_EXIT_DENIED;
 }
