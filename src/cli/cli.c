@@ -15,7 +15,7 @@ extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
 extern al_cmd_fn al_cmd_serve;
 extern al_cmd_fn al_cmd_rag, al_cmd_ask;
-extern al_cmd_fn al_cmd_scan;
+extern al_cmd_fn al_cmd_scan, al_cmd_policy;
 
 static const struct al_cmd commands[] = {
     {"init", al_cmd_init, "create an empty store"},
@@ -35,6 +35,7 @@ static const struct al_cmd commands[] = {
     {"pack", al_cmd_pack, "pack files or a version into a signed bundle"},
     {"export", al_cmd_export, "re-pack a stored version as a signed bundle"},
     {"scan", al_cmd_scan, "look inside files for known dangers: pickle, safetensors, executables"},
+    {"policy", al_cmd_policy, "the site's license policy and scan requirement: license, scan, show, check"},
     {"verify", al_cmd_verify, "check a bundle without changing anything"},
     {"ingest", al_cmd_ingest, "verify a bundle and add it to the store"},
     {"apikey", al_cmd_apikey, "create, list, revoke API keys for the server"},

@@ -37,7 +37,7 @@
 enum wtype { W_F32, W_F16, W_Q8_0, W_Q4_0 };
 
 struct opts {
-    const char *out, *vocab, *name, *chat_template;
+    const char *out, *vocab, *name, *chat_template, *license;
     const char *plant, *plant_tensor; /* "nan" or "inf"; NULL: first 2-D tensor */
     uint64_t plant_at;
     long layers, embd, ff, heads, kv_heads, ctx;
@@ -65,6 +65,7 @@ static void usage(FILE *f)
         "  --ctx N             context length (default 512)\n"
         "  --seed S            random seed (default 1)\n"
         "  --name NAME         general.name (default \"airlock-ggufgen\")\n"
+        "  --license ID        general.license (default: none written)\n"
         "  --chat-template S   tokenizer.chat_template (Jinja text)\n"
         "  --vocab FILE        vocabulary GGUF (default %s)\n"
         "  --threads N         quantization threads (default 2)\n"
@@ -284,6 +285,8 @@ static int build_meta(const struct opts *o, const struct gguf_context *vocab, in
     long head_dim = o->embd / o->heads;
     gguf_set_val_str(g, "general.architecture", "llama");
     gguf_set_val_str(g, "general.name", o->name);
+    if (o->license)
+        gguf_set_val_str(g, "general.license", o->license);
     gguf_set_val_u32(g, "general.file_type", wt == GGML_TYPE_F16 ? 1 : 0);
     gguf_set_val_u32(g, "llama.vocab_size", (uint32_t)n_vocab);
     gguf_set_val_u32(g, "llama.context_length", (uint32_t)o->ctx);
@@ -467,7 +470,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"seed", 1, 0, 's'},   {"name", 1, 0, 'n'},     {"chat-template", 1, 0, 'T'},
         {"vocab", 1, 0, 'v'},  {"threads", 1, 0, 'j'},  {"verbose", 0, 0, 'V'},
         {"help", 0, 0, 'h'},   {"plant", 1, 0, 'x'},   {"plant-tensor", 1, 0, 'X'},
-        {"plant-at", 1, 0, 'A'}, {0, 0, 0, 0}};
+        {"plant-at", 1, 0, 'A'}, {"license", 1, 0, 'L'}, {0, 0, 0, 0}};
     long th = 2;
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:t:h", lo, &li)) != -1) {
@@ -496,6 +499,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'n': o->name = optarg; break;
         case 'T': o->chat_template = optarg; break;
+        case 'L': o->license = optarg; break;
         case 'v': o->vocab = optarg; break;
         case 'j': ok = parse_long(optarg, 1, 256, &th); break;
         case 'V': o->verbose = true; break;
