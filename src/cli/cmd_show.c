@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stdio.h>
 
+#include "cli/bom.h"
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
@@ -17,12 +18,12 @@ int al_cmd_log(int argc, char **argv);
 /* What ls, show and log were asked for: --json, --verify (log only), and
  * where the arguments after the options start. */
 struct read_args {
-    bool json, verify;
+    bool json, verify, bom;
     int first;
 };
 
-/* begin()'s flags: log takes --verify, show exactly one REF. */
-enum { TAKES_VERIFY = 1, NEEDS_REF = 2 };
+/* begin()'s flags: log takes --verify, show exactly one REF and --bom. */
+enum { TAKES_VERIFY = 1, NEEDS_REF = 2, TAKES_BOM = 4 };
 
 /* The start ls, show and log share: help, the options, then the store.
  * Usage errors name argv[0], the command. Returns -1 when the command goes on
@@ -30,7 +31,8 @@ enum { TAKES_VERIFY = 1, NEEDS_REF = 2 };
 static int begin(int argc, char **argv, const char *help, int flags, struct read_args *a, struct al_repo **r)
 {
     static const struct option opts[] = {
-        {"json", no_argument, NULL, 'j'}, {"verify", no_argument, NULL, 'v'}, {NULL, 0, NULL, 0}};
+        {"json", no_argument, NULL, 'j'}, {"verify", no_argument, NULL, 'v'}, {"bom", no_argument, NULL, 'b'},
+        {NULL, 0, NULL, 0}};
     const char *cmd = argv[0];
     if (al_cli_help(argc, argv, help))
         return AL_EXIT_OK;
@@ -41,6 +43,8 @@ static int begin(int argc, char **argv, const char *help, int flags, struct read
             a->json = true;
         else if (c == 'v' && (flags & TAKES_VERIFY))
             a->verify = true;
+        else if (c == 'b' && (flags & TAKES_BOM))
+            a->bom = true;
         else
             status = al_cli_usage_error(cmd, "unknown option");
     }
@@ -267,18 +271,22 @@ static void print_detail(const char *detail)
 }
 
 static const char show_help[] =
-    "usage: airlock show REF [--json]\n\n"
+    "usage: airlock show REF [--json | --bom]\n\n"
     "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
     "says (architecture, parameters, tensor types, context length, chat template,\n"
     "license), the scan verdict recorded when it was added or ingested (and by\n"
     "which scan rules; a line per file that was not ok) and its events\n"
-    "(provenance). REF: name, name:tag or name@sha256:<hex>.\n";
+    "(provenance). REF: name, name:tag or name@sha256:<hex>.\n\n"
+    "  --json   the same as one JSON document\n"
+    "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
+    "           manifest digest, purl and license, its files with SHA-256 hashes,\n"
+    "           signers and scan verdict as airlock:* properties, for SBOM tools\n";
 
 int al_cmd_show(int argc, char **argv)
 {
     struct read_args a = {0};
     struct al_repo *r = NULL;
-    int st = begin(argc, argv, show_help, NEEDS_REF, &a, &r);
+    int st = begin(argc, argv, show_help, NEEDS_REF | TAKES_BOM, &a, &r);
     if (st >= 0)
         return st;
     struct al_err err = AL_ERR_INIT;
@@ -300,7 +308,12 @@ int al_cmd_show(int argc, char **argv)
         st = al_cli_fail(&err);
         goto out;
     }
-    if (a.json) {
+    if (a.bom) {
+        json_t *sc = version_scan(ev, ne, v.manifest, NULL);
+        struct al_bom_input in = {&v, files, nf, ev, ne, have_gguf ? &g : NULL, sc};
+        print_json(al_cli_bom(&in));
+        json_decref(sc);
+    } else if (a.json) {
         json_t *j = version_json(&v), *fa = json_array(), *ea = json_array();
         json_object_set_new(j, "config", json_string(v.config));
         for (size_t i = 0; i < nf; i++)
