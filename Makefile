@@ -14,7 +14,7 @@ FUZZ_CXX   ?= clang++-14
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan soak faults clean deps fuzz fuzz-build fuzz-smoke
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan bench-pickle soak faults clean deps fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -116,6 +116,11 @@ bench: build
 # models made for the run (bench/scan_gguf.sh; a few minutes, not in make test).
 bench-scan: build
 	@bench/scan_gguf.sh "$(BUILD)"
+
+# Pickle scanning of a 1 GiB numpy checkpoint against Python's pickletools
+# reading the same stream (bench/scan_pickle.sh; several minutes).
+bench-pickle: build
+	@bench/scan_pickle.sh "$(BUILD)"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -11,7 +11,8 @@
 # Names: serve (airlock serve vs llama-server), engine (airlock bench vs
 # llama-bench), ingest (ingest vs tar + sha256sum + gpg), add (add vs
 # sha256sum + cp), rag (embeddings vs llama-embedding, query latency, recall),
-# scan (GGUF value check vs llama.cpp's --check-tensors). Each script's
+# scan (GGUF value check vs llama.cpp's --check-tensors), pickle (pickle
+# scanning vs Python's pickletools). Each script's
 # header says what it measures and which environment variables it takes.
 set -uo pipefail
 
@@ -21,9 +22,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 declare -A script=(
     [serve]=serve.sh [engine]=bench-vs-llama-bench.sh [ingest]=ingest.sh
-    [add]=add.sh [rag]=rag.sh [scan]=scan_gguf.sh
+    [add]=add.sh [rag]=rag.sh [scan]=scan_gguf.sh [pickle]=scan_pickle.sh
 )
-order=(serve engine ingest add rag scan)
+order=(serve engine ingest add rag scan pickle)
 read -r -a wanted <<<"${BENCHES:-${order[*]}}"
 for b in "${wanted[@]}"; do
     [ -n "${script[$b]:-}" ] || { echo "bench: unknown benchmark '$b' (known: ${order[*]})" >&2; exit 2; }
