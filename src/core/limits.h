@@ -85,6 +85,7 @@
 #define AL_LIMIT_PICKLE_MEMO     (1u << 20)       /* memo slots (the highest index a PUT may name, plus one) */
 #define AL_LIMIT_SCAN_FINDINGS   64u              /* findings kept per file (the rest are counted) */
 #define AL_LIMIT_SCAN_ZIP_ENTRIES 65536u          /* members of a zip checkpoint looked at */
+#define AL_LIMIT_CHAT_TEMPLATE   (64u << 10)      /* a GGUF chat template over this is a scan warning */
 #define AL_LIMIT_SAFETENSORS_HEADER (100u << 20)  /* a safetensors JSON header (the format's own cap) */
 #define AL_LIMIT_SAFETENSORS_TENSORS 262144u      /* tensors in one safetensors header */
 

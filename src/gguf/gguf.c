@@ -449,6 +449,31 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
     return rc;
 }
 
+enum al_rc al_gguf_chat_templates_fd(int fd, const char *name, al_gguf_template_fn *fn, void *ud,
+                                     struct al_err *err)
+{
+    static const char prefix[] = "tokenizer.chat_template";
+    struct gguf_context *g = NULL;
+    uint64_t file_size;
+    if (name == NULL)
+        name = "(fd)";
+    enum al_rc rc = al_gguf__open(fd, name, &g, &file_size, err);
+    if (rc != AL_OK)
+        return rc;
+    int64_t n = gguf_get_n_kv(g);
+    for (int64_t i = 0; i < n; i++) {
+        const char *key = gguf_get_key(g, i);
+        if (strncmp(key, prefix, sizeof prefix - 1) != 0 || (key[sizeof prefix - 1] != '\0' && key[sizeof prefix - 1] != '.'))
+            continue;
+        if (gguf_get_kv_type(g, i) != GGUF_TYPE_STRING)
+            continue;
+        const char *text = gguf_get_val_str(g, i);
+        fn(ud, key, text, strlen(text));
+    }
+    gguf_free(g);
+    return AL_OK;
+}
+
 enum al_rc al_gguf_inspect(const char *path, struct al_gguf_info *out, struct al_err *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);

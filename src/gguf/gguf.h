@@ -25,6 +25,7 @@
 #define AL_GGUF_GGUF_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -78,6 +79,15 @@ enum al_rc al_gguf_inspect(const char *path, struct al_gguf_info *out, struct al
  * name is used in messages only. */
 enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out,
                               struct al_err *err);
+
+/* Calls fn once per chat template the GGUF carries (tokenizer.chat_template
+ * and the named ones, tokenizer.chat_template.<name>), with the key and the
+ * template's bytes as stored (not cleaned: the scanner looks at them; len
+ * excludes the NUL). The text is borrowed for the call only. Errors as
+ * al_gguf_inspect_fd; a file with no template calls fn never. */
+typedef void al_gguf_template_fn(void *ud, const char *key, const char *text, size_t len);
+enum al_rc al_gguf_chat_templates_fd(int fd, const char *name, al_gguf_template_fn *fn, void *ud,
+                                     struct al_err *err);
 
 /* True when the file starts with the 4 bytes "GGUF". No other check. */
 bool al_gguf_has_magic(const char *path);

@@ -67,6 +67,34 @@ void al_scan__add(struct al_scan_report *r, enum al_scan_verdict sev, const char
     al_scan__printable(f->what, sizeof f->what, (const uint8_t *)what, strlen(what));
 }
 
+/* Jinja that reaches outside the template: Python object internals (the
+ * way out of a sandbox: ''.__class__.__mro__[1].__subclasses__()), the attr
+ * filter that reaches them by name, loading other templates, and the
+ * template's own context object. A chat template needs none of them (the
+ * pinned llama.cpp's models/templates, every one, uses none: test_scan). */
+static const char *const template_reach[] = {
+    "__class__", "__mro__", "__subclasses__", "__globals__", "__builtins__", "__import__", "__init__",
+    "__base__", "__dict__", "__getattribute__", "|attr", "| attr", "{% include", "{%- include", "{% import",
+    "{%- import", "{% extends", "{%- extends", "{% from", "{%- from", "self._TemplateReference",
+};
+
+static void check_template(void *ud, const char *key, const char *text, size_t len)
+{
+    struct al_scan_report *r = ud;
+    if (len > AL_LIMIT_CHAT_TEMPLATE)
+        al_scan__add(r, AL_SCAN_WARN, NULL, AL_SCAN_NO_OFFSET, NULL, NULL,
+                     "chat template %s is %zu bytes, over the cap of %u: review it before serving", key, len,
+                     AL_LIMIT_CHAT_TEMPLATE);
+    for (size_t i = 0; i < sizeof template_reach / sizeof template_reach[0]; i++) {
+        const char *at = strstr(text, template_reach[i]);
+        if (at)
+            al_scan__add(r, AL_SCAN_WARN, NULL, AL_SCAN_NO_OFFSET, NULL, NULL,
+                         "chat template %s uses '%s' (at character %zu): Jinja that reaches outside the "
+                         "template, a sandbox-escape pattern",
+                         key, template_reach[i], (size_t)(at - text));
+    }
+}
+
 void al_scan__gguf(int fd, struct al_scan_report *r)
 {
     struct al_gguf_info info;
@@ -99,6 +127,11 @@ void al_scan__gguf(int fd, struct al_scan_report *r)
         al_scan__add(r, AL_SCAN_DANGEROUS, NULL, AL_SCAN_NO_OFFSET, NULL, NULL,
                      "%" PRIu64 " more tensors with bad values", v->n_findings - (uint64_t)v->n_listed);
     free(v);
+    /* Chat templates are rendered by Jinja engines (llama.cpp's, and
+     * Python's where a site re-exports the model): over a size cap or
+     * reaching outside the template is a warning, with where. */
+    if (al_gguf_chat_templates_fd(fd, r->file, check_template, r, &err))
+        al_scan__add(r, AL_SCAN_WARN, NULL, AL_SCAN_NO_OFFSET, NULL, NULL, "chat templates not checked: %s", err.msg);
 }
 
 static int has_suffix(const char *path, const char *suffix)

@@ -147,5 +147,31 @@ head -c $((size - 4096)) "$C/clean.gguf" >"$C/cut.gguf"
 expect_status 10 airlock scan "$C/cut.gguf"
 ok "gguf: clean ok, planted NaN (f16) and Inf (q4_0 scale) dangerous with the tensor named, truncated dangerous"
 
+# Chat templates: every template of the pinned llama.cpp (models/templates,
+# the real ones of 60-odd model families) scans without a template finding;
+# a template reaching Python internals (the Jinja sandbox escape) and one over
+# the 64 KiB cap are warnings, naming the key and what was found.
+tiny=(--layers 1 --embd 32 --ff 64 --heads 2 --kv-heads 1 --ctx 64
+      --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf")
+n_tpl=0
+for tpl in "$AL_VOCAB_DIR"/templates/*.jinja; do
+    "$gen" --out "$C/tpl.gguf" --type f32 --seed 1 --chat-template-file "$tpl" "${tiny[@]}" 2>/dev/null \
+        || fail "generating a model with $tpl"
+    expect_status 0 airlock scan "$C/tpl.gguf"
+    n_tpl=$((n_tpl + 1))
+done
+[ "$n_tpl" -ge 40 ] || fail "only $n_tpl templates under $AL_VOCAB_DIR/templates"
+"$gen" --out "$C/escape.gguf" --type f32 --seed 1 \
+    --chat-template "{% for m in messages %}{{ m.content }}{% endfor %}{{ ''.__class__.__mro__[1].__subclasses__() }}" \
+    "${tiny[@]}" 2>/dev/null || fail "generating escape.gguf"
+expect_status 9 airlock scan "$C/escape.gguf"
+echo "$OUT" | qgrep "chat template tokenizer.chat_template uses '__class__'" || fail "escape.gguf: $OUT"
+python3 -c 'print("{{ messages[0].content }}" + " " * 70000)' >"$C/big.jinja"
+"$gen" --out "$C/big.gguf" --type f32 --seed 1 --chat-template-file "$C/big.jinja" "${tiny[@]}" 2>/dev/null \
+    || fail "generating big.gguf"
+expect_status 9 airlock scan "$C/big.gguf"
+echo "$OUT" | qgrep "over the cap of 65536" || fail "big.gguf: $OUT"
+ok "chat templates: all $n_tpl of llama.cpp's ok; a sandbox escape and one over the cap warn"
+
 [ ! -e "$C/RAN" ] || fail "scanning ran something the corpus names"
 ok "nothing the corpus names was run"

@@ -47,6 +47,23 @@ struct opts {
     bool verbose;
 };
 
+/* The whole of a text file, NUL-terminated, or NULL (a test tool: the
+ * file is the test's own; 16 MiB at most). */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 16u << 20, n;
+    char *buf = malloc(cap + 1);
+    if (buf != NULL) {
+        n = fread(buf, 1, cap, f);
+        buf[n] = '\0';
+    }
+    fclose(f);
+    return buf;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
@@ -67,6 +84,8 @@ static void usage(FILE *f)
         "  --name NAME         general.name (default \"airlock-ggufgen\")\n"
         "  --license ID        general.license (default: none written)\n"
         "  --chat-template S   tokenizer.chat_template (Jinja text)\n"
+        "  --chat-template-file FILE  the same, read from FILE (for templates over argv's\n"
+        "                      128 KiB a string)\n"
         "  --vocab FILE        vocabulary GGUF (default %s)\n"
         "  --threads N         quantization threads (default 2)\n"
         "  --plant nan|inf     write one NaN or Inf into the finished model: the value\n"
@@ -470,7 +489,8 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"seed", 1, 0, 's'},   {"name", 1, 0, 'n'},     {"chat-template", 1, 0, 'T'},
         {"vocab", 1, 0, 'v'},  {"threads", 1, 0, 'j'},  {"verbose", 0, 0, 'V'},
         {"help", 0, 0, 'h'},   {"plant", 1, 0, 'x'},   {"plant-tensor", 1, 0, 'X'},
-        {"plant-at", 1, 0, 'A'}, {"license", 1, 0, 'L'}, {0, 0, 0, 0}};
+        {"plant-at", 1, 0, 'A'}, {"license", 1, 0, 'L'},
+        {"chat-template-file", 1, 0, 'F'}, {0, 0, 0, 0}};
     long th = 2;
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:t:h", lo, &li)) != -1) {
@@ -499,6 +519,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             break;
         case 'n': o->name = optarg; break;
         case 'T': o->chat_template = optarg; break;
+        case 'F': ok = (o->chat_template = read_text(optarg)) != NULL; break;
         case 'L': o->license = optarg; break;
         case 'v': o->vocab = optarg; break;
         case 'j': ok = parse_long(optarg, 1, 256, &th); break;
