@@ -6,7 +6,8 @@
 # no printing: the least work Python can do to read every opcode).
 #
 #   bench/scan_pickle.sh [BUILD_DIR]          (default: build; `make bench-pickle`)
-#   PICKLE_MB=1024 TENSORS=4096 bench/scan_pickle.sh
+#   PICKLE_MB=950 TENSORS=4096 bench/scan_pickle.sh   (950 MiB: about 1 GB, under
+#   the scanner's 1 GiB stream cap, over which a pickle is dangerous)
 #
 # The checkpoint is what torch.save's legacy and numpy's pickles look like to
 # a scanner: an OrderedDict of TENSORS float32 numpy arrays, PICKLE_MB MiB in
@@ -28,7 +29,7 @@ $py -c 'import numpy' 2>/dev/null || { echo "needs Debian's python3-numpy (scrip
 work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/al-pickle.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$here/bench/results"
-mb=${PICKLE_MB:-1024} n=${TENSORS:-4096}
+mb=${PICKLE_MB:-950} n=${TENSORS:-4096}
 f="$work/checkpoint.pkl"
 
 $py - "$f" "$mb" "$n" <<'PY'
