@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "policy/policy.h"
 #include "scan/scan.h"
 
 static void operator_name(char *out, size_t size)
@@ -235,9 +236,11 @@ static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, 
  * is dangerous. Before any blob is visible, so a refusal leaves the store as
  * it was. A dangerous file refuses the ingest (AL_ERR_DENIED, recorded as
  * "scan-refused") unless --allow-dangerous, which is recorded as an
- * override. The record of every file goes into the ingest event. A dry run
- * keeps no content and scans nothing. */
-static enum al_rc check_scan(struct al_ing *g, struct al_err *err)
+ * override. A warn under the site's `scan: ok` (policy.json) refuses the
+ * same way, with the rule named; --allow-dangerous does not lift it. The
+ * record of every file goes into the ingest event. A dry run keeps no content
+ * and scans nothing. */
+static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, struct al_err *err)
 {
     bool native = g->rep->native;
     size_t n = native ? g->man.n_layers : g->n_ents;
@@ -261,6 +264,15 @@ static enum al_rc check_scan(struct al_ing *g, struct al_err *err)
         if ((rc = al_scan_file_named(al_blob_writer_path(e->w), name, flags, &reps[done], err)))
             break;
         struct al_scan_report *r = reps[done++];
+        if (r->verdict == AL_SCAN_WARN && !al_policy_scan_allows(pol, AL_POLICY_SCAN_WARN)) {
+            g->scan_refused = al_scan_record_json((const struct al_scan_report *const *)&r, 1);
+            rc = g->scan_refused ? al_scan_refuse_rule(r, "ingest", "the site's policy says scan: ok (policy.json)",
+                                                       "nothing was stored; ask the sender for a clean bundle, or "
+                                                       "let warnings in with 'airlock policy scan require warn'",
+                                                       err)
+                                 : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            continue;
+        }
         if (r->verdict < AL_SCAN_DANGEROUS)
             continue;
         if (g->o->allow_dangerous) {
@@ -456,8 +468,14 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
         g->rep->accepted = true;
         return AL_OK;
     }
-    if ((rc = check_scan(g, err)))
+    struct al_policy pol;
+    char path[AL_LIMIT_PATH];
+    if ((rc = al_policy_path(al_repo_home(g->r), path, sizeof path, err)) || (rc = al_policy_load(path, &pol, err)))
         return rc;
-    al_ing_check(g, "scan");
-    return commit(g, source, &facts, err);
+    if (!(rc = check_scan(g, &pol, err))) {
+        al_ing_check(g, "scan");
+        rc = commit(g, source, &facts, err);
+    }
+    al_policy_release(&pol);
+    return rc;
 }

@@ -327,7 +327,9 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
                    "Before the commit every file is scanned ('airlock scan'; an executable bit on\n"
                    "an executable or script is dangerous inside a bundle): a dangerous file\n"
                    "refuses the ingest with exit status 6 and one 'scan-refused' event; warnings\n"
-                   "are allowed. The verdict is recorded in the ingest event ('airlock show').\n");
+                   "are allowed unless the site's policy says 'scan: ok' ('airlock policy scan\n"
+                   "require ok'), which refuses them the same way. The verdict is recorded in\n"
+                   "the ingest event ('airlock show').\n");
             printf("\n  --as NAME[:TAG]       the name to store it under\n"
                    "  --allow-expired       accept an expired bundle (recorded as an event)\n"
                    "  --allow-downgrade     accept a sequence not above the last (recorded)\n"

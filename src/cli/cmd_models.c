@@ -11,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
+#include "policy/policy.h"
 #include "scan/scan.h"
 
 int al_cmd_init(int argc, char **argv);
@@ -53,9 +54,11 @@ int al_cmd_init(int argc, char **argv)
 /* The scan of an add's files (repo may not include scan, so the CLI hands
  * these hooks to al_repo_add): every file is scanned after the repo's own
  * checks and before anything is copied; a dangerous one refuses the add
- * unless --allow-dangerous, and the refused report is kept for the event. */
+ * unless --allow-dangerous, a warning one when the site's policy says
+ * `scan: ok`, and the refused report is kept for the event. */
 struct add_scan {
     bool allow_dangerous;
+    const struct al_policy *policy;
     struct al_scan_report *reports[AL_LIMIT_FILES_PER_MODEL];
     size_t n;
     struct al_scan_report *refused; /* one of reports[], or NULL */
@@ -70,6 +73,12 @@ static enum al_rc add_scan_file(void *ud, const char *path, const char *name, st
     if (rc)
         return rc;
     s->reports[s->n++] = r;
+    if (r->verdict == AL_SCAN_WARN && !al_policy_scan_allows(s->policy, AL_POLICY_SCAN_WARN)) {
+        s->refused = r;
+        return al_scan_refuse_rule(r, "add", "the site's policy says scan: ok (policy.json)",
+                                   "'airlock scan FILE' lists every finding; remove the file, or let warnings in "
+                                   "with 'airlock policy scan require warn'", err);
+    }
     if (r->verdict < AL_SCAN_DANGEROUS)
         return AL_OK;
     if (s->allow_dangerous) {
@@ -155,7 +164,8 @@ int al_cmd_add(int argc, char **argv)
                    "the active one unless --no-activate is given.\n\n"
                    "Every file is scanned first ('airlock scan'): a dangerous one (a pickle that\n"
                    "imports os.system, a GGUF with NaN weights, ...) refuses the add with exit\n"
-                   "status 6, nothing copied, and one 'scan-refused' event; a warning is allowed.\n"
+                   "status 6, nothing copied, and one 'scan-refused' event; a warning is allowed\n"
+                   "unless the site's policy says 'scan: ok' ('airlock policy scan require ok').\n"
                    "The verdict is recorded in the add event ('airlock show' prints it).\n\n"
                    "  --card FILE        a model card (JSON object: origin, license, date, ...)\n"
                    "  --no-activate      keep the currently active version\n"
@@ -172,10 +182,21 @@ int al_cmd_add(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_version v;
     bool existed = false;
-    enum al_rc rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1),
-                                &ao, &v, &existed, &err);
+    struct al_policy pol;
+    char ppath[AL_LIMIT_PATH];
+    enum al_rc rc = al_policy_path(al_repo_home(r), ppath, sizeof ppath, &err);
+    if (!rc)
+        rc = al_policy_load(ppath, &pol, &err);
+    if (rc) {
+        al_repo_free(r);
+        return al_cli_fail(&err);
+    }
+    scan.policy = &pol;
+    rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), &ao, &v,
+                     &existed, &err);
     if (rc && scan.refused)
         rc = add_scan_refusal(r, argv[optind], &scan, &err);
+    al_policy_release(&pol);
     for (size_t i = 0; i < scan.n; i++)
         al_scan_report_free(scan.reports[i]);
     al_repo_free(r);
