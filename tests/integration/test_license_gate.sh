@@ -104,3 +104,13 @@ airlock add mixed:1 apache.gguf card/README.md >/dev/null || fail "add of a card
 last 'd["license"]["finding"]' | qgrep "the model card declares 'mit' but the GGUF file's general.license is 'apache-2.0'" \
     || fail "disagreement not recorded: $(last 'd["license"]')"
 ok "add: deny, unknown deny and ack refused (exit 6, store unchanged, one event); --ack-license accepted and recorded; card/GGUF disagreement recorded"
+
+# ---- show and ls --json ----
+airlock show llama:9 | qgrep "^  license   allow llama3.1 (license llama3.1: rule ack" || fail "show: $(airlock show llama:9)"
+airlock show llama:9 | qgrep "acknowledged llama3.1 by operator" || fail "show: no ack line"
+airlock show mixed:1 | qgrep "finding: the model card declares 'mit'" || fail "show: no finding"
+[ "$(airlock show --json llama:9 | json_get '(d["license"]["decision"], d["license"]["ack"])')" = "('allow', 'llama3.1')" ] \
+    || fail "show --json license"
+v=$(airlock ls --json llama | json_get '[(x["license"] or {}).get("decision") for x in d]')
+echo "$v" | qgrep "'allow'" || fail "ls --json license: $v"
+ok "show prints the license line (decision, license, rule, ack, finding); show --json and ls --json carry license"

@@ -144,6 +144,7 @@ refused_warn() {
 }
 airlock pack warned:2 ok.gguf setup.sh -o warned.tar --sign build.key >/dev/null || fail "pack of a warn file"
 airlock policy scan require ok >/dev/null || fail "policy scan require ok"
+airlock policy license unknown allow >/dev/null # these files declare no license (test_license_gate.sh)
 refused_warn setup.sh airlock add warned:3 ok.gguf setup.sh
 refused_warn setup.sh airlock ingest warned.tar
 airlock add base:2 ok.gguf >/dev/null || fail "scan: ok refused an ok file"
