@@ -43,6 +43,7 @@
 
 #include "core/err.h"
 #include "index/index.h"
+#include "policy/policy.h"
 #include "repo/repo.h"
 #include "sign/minisign.h"
 
@@ -68,6 +69,7 @@ struct al_bundle_pack_opts {
     bool zstd;
     bool progress;
     bool allow_dangerous;                /* pack a file the scan calls dangerous (a warning on stderr) */
+    const char *ack_license;             /* --ack-license ID: written into the signed manifest, or NULL */
 };
 
 struct al_bundle_packed {
@@ -78,6 +80,7 @@ struct al_bundle_packed {
     char created[40];
     size_t n_files;
     char scan[16];               /* the worst scan verdict of the files: "ok", "warn", "dangerous" */
+    struct al_license_decision license; /* the build host's license check (al_policy_pack_decide) */
 };
 
 /* Writes the bundle to out_path (atomically: a temporary name, then rename).
@@ -93,6 +96,7 @@ struct al_bundle_opts {
     bool allow_expired;    /* accept an expired manifest (recorded) */
     bool allow_downgrade;  /* accept a sequence not above the highest seen (recorded) */
     bool allow_dangerous;  /* accept a file the scan calls dangerous (recorded) */
+    const char *ack_license; /* --ack-license ID: the operator acknowledges the license (recorded), or NULL */
     bool dry_run;          /* verify only: nothing is written, no event */
     bool no_activate;
     bool progress;
@@ -144,5 +148,41 @@ void al_bundle_report_release(struct al_bundle_report *rep);
  * AL_ERR_VERIFY for digests and signatures, AL_ERR_DENIED for policy. */
 enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al_bundle_opts *o,
                             struct al_bundle_report *rep, struct al_err *err);
+
+/* ---- the license of a model's files (issue 18; docs/internals/bundle.md) ---- */
+
+/* What a model's files declare: the model card (a file whose base name is
+ * README.md, any case) and the first GGUF file (name ending in .gguf) that
+ * declares general.license. */
+struct al_bundle_license {
+    struct al_card_license card;
+    char card_file[AL_LIMIT_FILE_NAME + 1]; /* "" when no card */
+    char gguf[AL_LICENSE_ID_MAX + 1];       /* as declared, "" when none */
+    char gguf_file[AL_LIMIT_FILE_NAME + 1];
+};
+
+/* Reads the file at path, named name in the version, into l when it is a
+ * card or a GGUF (anything else is ignored). Errors are the card reader's or
+ * the GGUF reader's (policy.h), with the file named. */
+enum al_rc al_bundle_license_file(const char *path, const char *name, struct al_bundle_license *l,
+                                  struct al_err *err);
+
+/* Decides l under p: al_policy_pack_decide when pack, else
+ * al_policy_license_decide. ack (NULL or "") counts as an acknowledgement
+ * when it normalizes to one of the declared licenses, or is "none" when the
+ * files declare none. */
+void al_bundle_license_decide(const struct al_policy *p, const struct al_bundle_license *l, bool pack,
+                              const char *ack, struct al_license_decision *d);
+
+/* The record of a decision for the event log (malloc'd JSON object text, NULL
+ * when out of memory): license, decision, rule, card and gguf as declared,
+ * finding when card and GGUF disagree, and ack / acked_by when acknowledged. */
+char *al_bundle_license_json(const struct al_bundle_license *l, const struct al_license_decision *d,
+                             const char *ack, const char *acked_by);
+
+/* The refusal of a decision that is not allow: AL_ERR_DENIED naming the
+ * license, the decision, the rule and what to do next (hint appended). */
+enum al_rc al_bundle_license_refuse(const struct al_license_decision *d, const char *op, const char *hint,
+                                    struct al_err *err);
 
 #endif

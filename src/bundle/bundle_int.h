@@ -77,6 +77,8 @@ struct al_ing {
     char checks[512];
     char *scan;               /* the scan record of the files (al_scan_record_json), once scanned */
     char *scan_refused;       /* the record of the dangerous file that refused the ingest, or NULL */
+    char *license;            /* the license decision's record (al_bundle_license_json), once decided */
+    bool license_refused;     /* the license refused the ingest: "license-refused" */
 };
 
 void al_ing_check(struct al_ing *g, const char *what);

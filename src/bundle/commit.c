@@ -8,9 +8,11 @@
 
 #include <jansson.h>
 #include <pwd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "policy/policy.h"
 #include "scan/scan.h"
 
 static void operator_name(char *out, size_t size)
@@ -171,6 +173,14 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
         }
         json_object_set_new(d, "scan", sc);
     }
+    if (g->license) {
+        json_t *lc = json_loads(g->license, 0, NULL);
+        if (lc == NULL) {
+            json_decref(d);
+            return NULL;
+        }
+        json_object_set_new(d, "license", lc);
+    }
     char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(d);
     return s;
@@ -180,7 +190,7 @@ enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_r
 {
     char *detail = provenance(g, source, "refused", err->msg);
     struct al_err e2 = AL_ERR_INIT;
-    const char *kind = g->scan_refused ? "scan-refused" : "ingest-refused";
+    const char *kind = g->scan_refused ? "scan-refused" : g->license_refused ? "license-refused" : "ingest-refused";
     enum al_rc rc = detail ? al_repo_record_event(g->r, kind, al_name_valid(g->rep->name) ? g->rep->name
                                                                                                        : "",
                                                   "", detail, &e2)
@@ -235,9 +245,11 @@ static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, 
  * is dangerous. Before any blob is visible, so a refusal leaves the store as
  * it was. A dangerous file refuses the ingest (AL_ERR_DENIED, recorded as
  * "scan-refused") unless --allow-dangerous, which is recorded as an
- * override. The record of every file goes into the ingest event. A dry run
- * keeps no content and scans nothing. */
-static enum al_rc check_scan(struct al_ing *g, struct al_err *err)
+ * override. A warn under the site's `scan: ok` (policy.json) refuses the
+ * same way, with the rule named; --allow-dangerous does not lift it. The
+ * record of every file goes into the ingest event. A dry run keeps no content
+ * and scans nothing. */
+static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, struct al_err *err)
 {
     bool native = g->rep->native;
     size_t n = native ? g->man.n_layers : g->n_ents;
@@ -261,6 +273,15 @@ static enum al_rc check_scan(struct al_ing *g, struct al_err *err)
         if ((rc = al_scan_file_named(al_blob_writer_path(e->w), name, flags, &reps[done], err)))
             break;
         struct al_scan_report *r = reps[done++];
+        if (r->verdict == AL_SCAN_WARN && !al_policy_scan_allows(pol, AL_POLICY_SCAN_WARN)) {
+            g->scan_refused = al_scan_record_json((const struct al_scan_report *const *)&r, 1);
+            rc = g->scan_refused ? al_scan_refuse_rule(r, "ingest", "the site's policy says scan: ok (policy.json)",
+                                                       "nothing was stored; ask the sender for a clean bundle, or "
+                                                       "let warnings in with 'airlock policy scan require warn'",
+                                                       err)
+                                 : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            continue;
+        }
         if (r->verdict < AL_SCAN_DANGEROUS)
             continue;
         if (g->o->allow_dangerous) {
@@ -281,6 +302,68 @@ static enum al_rc check_scan(struct al_ing *g, struct al_err *err)
         al_scan_report_free(reps[i]);
     free(reps);
     return rc;
+}
+
+/* The license (docs/internals/bundle.md): the card (README.md) and the
+ * GGUF's general.license of the staged files, decided by the site's policy.
+ * Acknowledged by the bundle's signed manifest (pack --ack-license) or by the
+ * operator (ingest --ack-license). Deny, or ack-needed unacknowledged,
+ * refuses (AL_ERR_DENIED, one "license-refused" event) when the site has a
+ * policy file; without one the decision is only recorded. Before any blob is
+ * visible. */
+static enum al_rc check_license(struct al_ing *g, const struct al_policy *pol, bool enforce, struct al_err *err)
+{
+    bool native = g->rep->native;
+    size_t n = native ? g->man.n_layers : g->n_ents;
+    struct al_bundle_license l;
+    memset(&l, 0, sizeof l);
+    enum al_rc rc = AL_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        const char *name = native ? g->man.layers[i].path : g->ents[i].name;
+        struct al_ing_entry *e = native ? NULL : &g->ents[i];
+        if (native) {
+            char blob[AL_LIMIT_FILE_NAME + 1];
+            if ((rc = al_bundle_blob_name(g->man.layers[i].digest, blob, err)))
+                return rc;
+            e = al_ing_find(g, blob);
+        }
+        if (e && e->w)
+            rc = al_bundle_license_file(al_blob_writer_path(e->w), name, &l, err);
+    }
+    if (rc)
+        return rc;
+    const char *bundle_ack = native && g->man.license_ack[0] ? g->man.license_ack : NULL;
+    const char *op_ack = g->o->ack_license;
+    struct al_license_decision d;
+    al_bundle_license_decide(pol, &l, false, bundle_ack, &d);
+    const char *ack = bundle_ack, *by = "bundle (the signed manifest)";
+    char op[160];
+    if (!d.acked && op_ack && op_ack[0]) {
+        struct al_license_decision d2;
+        al_bundle_license_decide(pol, &l, false, op_ack, &d2);
+        if (d2.acked) {
+            d = d2;
+            ack = op_ack;
+            char who[128];
+            operator_name(who, sizeof who);
+            snprintf(op, sizeof op, "operator %s (--ack-license)", who);
+            by = op;
+        }
+    }
+    if ((g->license = al_bundle_license_json(&l, &d, ack, by)) == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (d.verdict == AL_DECIDE_ALLOW || !enforce)
+        return AL_OK;
+    g->license_refused = true;
+    char hint[256];
+    if (d.verdict == AL_DECIDE_DENY)
+        snprintf(hint, sizeof hint, "nothing was stored; the site's policy denies it");
+    else
+        snprintf(hint, sizeof hint, "nothing was stored; read the license, then ingest with --ack-license %s "
+                 "(recorded), or have the build host pack it with --ack-license%s",
+                 d.license[0] ? d.license : "none",
+                 op_ack && op_ack[0] ? "; the --ack-license given does not name it" : "");
+    return al_bundle_license_refuse(&d, "ingest", hint, err);
 }
 
 /* A plain bundle: its files become the layers of a manifest made here. */
@@ -456,8 +539,18 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
         g->rep->accepted = true;
         return AL_OK;
     }
-    if ((rc = check_scan(g, err)))
+    struct al_policy pol;
+    char path[AL_LIMIT_PATH];
+    if ((rc = al_policy_path(al_repo_home(g->r), path, sizeof path, err)) || (rc = al_policy_load(path, &pol, err)))
         return rc;
-    al_ing_check(g, "scan");
-    return commit(g, source, &facts, err);
+    struct stat st;
+    bool enforce = stat(path, &st) == 0;
+    if (!(rc = check_scan(g, &pol, err)))
+        al_ing_check(g, "scan");
+    if (!rc && !(rc = check_license(g, &pol, enforce, err)))
+        al_ing_check(g, "license");
+    if (!rc)
+        rc = commit(g, source, &facts, err);
+    al_policy_release(&pol);
+    return rc;
 }

@@ -384,6 +384,7 @@ static void release_ing(struct al_ing *g)
     free(g->sums);
     free(g->scan);
     free(g->scan_refused);
+    free(g->license);
     al_oci_manifest_release(&g->man);
     al_trust_release(&g->trust);
 }

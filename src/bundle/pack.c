@@ -317,6 +317,48 @@ static enum al_rc collect_files(struct al_repo *r, const struct al_bundle_pack_o
     return rc;
 }
 
+/* The build host's license check (al_policy_pack_decide): the card and the
+ * GGUF's general.license of the files, judged by the built-in table and any
+ * deny rule of this host's policy (r NULL: none). A license that needs an
+ * acknowledgement, or forbids redistribution, refuses the pack unless ack
+ * (--ack-license, or the kept manifest's) names it. Before anything is
+ * written. */
+static enum al_rc check_license(struct al_repo *r, const struct pk *p, const char *ack,
+                                struct al_license_decision *d, struct al_err *err)
+{
+    struct al_bundle_license l;
+    memset(&l, 0, sizeof l);
+    enum al_rc rc = AL_OK;
+    for (size_t i = 0; i < p->n && !rc; i++)
+        rc = al_bundle_license_file(p->files[i].src, p->files[i].l.path, &l, err);
+    if (rc)
+        return rc;
+    struct al_policy pol;
+    al_policy_init(&pol);
+    char path[AL_LIMIT_PATH];
+    if (r && ((rc = al_policy_path(al_repo_home(r), path, sizeof path, err)) ||
+              (rc = al_policy_load(path, &pol, err))))
+        return rc;
+    al_bundle_license_decide(&pol, &l, true, ack, d);
+    al_policy_release(&pol);
+    if (d->verdict == AL_DECIDE_ALLOW)
+        return AL_OK;
+    if (d->verdict == AL_DECIDE_ACK_NEEDED && l.card.n == 0 && !l.gguf[0]) {
+        /* Nothing declared: nothing to acknowledge here; the site's `unknown` rule decides at ingest. */
+        fprintf(stderr, "airlock: warning: the files declare no license (no README.md card, no GGUF "
+                "general.license); the receiving site's 'unknown' rule will decide\n");
+        return AL_OK;
+    }
+    char hint[256];
+    if (d->verdict == AL_DECIDE_DENY && d->license[0] && strstr(d->rule, "rule deny"))
+        snprintf(hint, sizeof hint, "nothing was written");
+    else
+        snprintf(hint, sizeof hint, "nothing was written; read the license, then pack with --ack-license %s "
+                 "(recorded in the signed manifest)%s", d->license[0] ? d->license : "none",
+                 ack && ack[0] && !d->acked ? "; the --ack-license given does not name it" : "");
+    return al_bundle_license_refuse(d, "pack", hint, err);
+}
+
 /* The build host's scan: every file, before anything is written, so a
  * dangerous file never leaves in a bundle by accident. The tar entries are
  * written without executable bits, so an executable is a warning here (it
@@ -507,9 +549,14 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     const char *name = o->name, *tag = o->tag;
     char first[AL_LIMIT_TAG + 1] = "";
     bool keep_manifest = false;
+    char ack[AL_LICENSE_ID_MAX + 1] = "", kept_ack[72] = "";
     enum al_rc rc = AL_OK;
     if (p.files == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (o->ack_license && al_license_normalize(o->ack_license, ack, err)) {
+        free(p.files);
+        return al_err_set(err, AL_ERR_USAGE, "--ack-license: '%s' is not a license identifier", o->ack_license);
+    }
     if (o->n_keys > AL_BUNDLE_MAX_SIGS) {
         rc = al_err_set(err, AL_ERR_LIMIT, "at most %u signing keys", AL_BUNDLE_MAX_SIGS);
         goto out;
@@ -526,7 +573,21 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         sscanf(v.tags, "%128[^,]", first);
         /* A version that came in a bundle leaves with its signed manifest unchanged, so its
          * digest is the same at every site; new dates or a new sequence make a new one. */
-        keep_manifest = v.seq > 0 && o->seq == 0 && o->expires == NULL && o->created == NULL;
+        keep_manifest = v.seq > 0 && o->seq == 0 && o->expires == NULL && o->created == NULL && !ack[0];
+        if (keep_manifest) {
+            /* Its acknowledgement travels with it. */
+            char *text = NULL;
+            size_t mlen = 0;
+            struct al_oci_manifest pm;
+            if ((rc = al_repo_read_blob(r, v.manifest, AL_LIMIT_MANIFEST, &text, &mlen, err)) == AL_OK &&
+                (rc = al_oci_manifest_parse(text, mlen, &pm, err)) == AL_OK) {
+                snprintf(kept_ack, sizeof kept_ack, "%s", pm.license_ack);
+                al_oci_manifest_release(&pm);
+            }
+            free(text);
+            if (rc)
+                goto out;
+        }
         tag = o->tag ? o->tag : first[0] ? first : "latest";
         if (al_time_parse(v.created, &when, NULL) == AL_OK)
             p.newest = (time_t)when;
@@ -541,7 +602,9 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
             goto out;
         tag = tag ? tag : "latest";
     }
-    if ((rc = scan_files(o, &p, res->scan, sizeof res->scan, err)) || (rc = creation_time(o, &p, &when, err)))
+    if ((rc = scan_files(o, &p, res->scan, sizeof res->scan, err)) ||
+        (rc = check_license(r, &p, ack[0] ? ack : kept_ack, &res->license, err)) ||
+        (rc = creation_time(o, &p, &when, err)))
         goto out;
     al_time_format(when, 0, AL_TIME_SECONDS, created, sizeof created);
     if (seq == 0)
@@ -558,7 +621,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         layers[i] = p.files[i].l;
     struct al_oci_model m = {
         .name = name, .version = tag, .created = created, .seq = seq, .expires = o->expires,
-        .previous = previous[0] ? previous : NULL, .layers = layers, .n_layers = p.n,
+        .previous = previous[0] ? previous : NULL, .license_ack = ack[0] ? ack : NULL, .layers = layers,
+        .n_layers = p.n,
     };
     uint8_t raw[AL_SHA256_BYTES];
     al_sha256_buf(config, strlen(config), raw);

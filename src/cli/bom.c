@@ -166,13 +166,20 @@ json_t *al_cli_bom(const struct al_bom_input *in)
     } else {
         add_prop(props, "airlock:scan:verdict", "not-scanned");
     }
+    if (in->license) {
+        add_prop(props, "airlock:license:decision", json_string_value(json_object_get(in->license, "decision")));
+        add_prop(props, "airlock:license:rule", json_string_value(json_object_get(in->license, "rule")));
+        add_prop(props, "airlock:license:acked-by", json_string_value(json_object_get(in->license, "acked_by")));
+    }
 
     json_t *model = json_pack("{s:s, s:s, s:s, s:s, s:s, s:o, s:o}", "type", "machine-learning-model", "bom-ref", ref,
                               "name", v->model, "version", v->tags[0] ? v->tags : v->manifest, "purl", p, "hashes",
                               sha256_hashes(v->manifest), "properties", props);
     const struct al_gguf_info *g = in->gguf;
     if (g) {
-        json_t *lic = licenses(g->license);
+        /* The license decided at the boundary (card and GGUF), else the GGUF's. */
+        const char *decided = in->license ? json_string_value(json_object_get(in->license, "license")) : NULL;
+        json_t *lic = licenses(decided && decided[0] ? decided : g->license);
         if (lic)
             json_object_set_new(model, "licenses", lic);
         json_t *params = json_object();

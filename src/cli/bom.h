@@ -18,6 +18,7 @@ struct al_bom_input {
     size_t n_events;
     const struct al_gguf_info *gguf; /* NULL when the version has no GGUF weight */
     json_t *scan;                    /* the recorded scan (al_scan_record_json's shape), or NULL */
+    json_t *license;                 /* the recorded license decision, or NULL */
 };
 
 /* The BOM as a new JSON object, or NULL when out of memory. */

@@ -97,6 +97,8 @@ static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char 
     printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n"
            "  scan      %s\n",
            out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created, res.scan);
+    printf("  license   %s %s%s\n", al_decision_name(res.license.verdict),
+           res.license.license[0] ? res.license.license : "none", res.license.acked ? " (acknowledged)" : "");
     if (po->expires)
         printf("  expires   %s\n", po->expires);
     printf("\nnext: carry %s across; inside run 'airlock verify %s' and 'airlock ingest %s'\n", out, out, out);
@@ -139,10 +141,16 @@ static void pack_usage(bool export_only)
                "  --card CARD.json   model card: origin, license, date, quantization\n"
                "  --name NAME[:TAG]  name the files (instead of the first argument)\n"
                "  --allow-dangerous  pack a file the scan calls dangerous (a warning; the\n"
-               "                     air-gapped side scans it again at ingest)\n\n"
+               "                     air-gapped side scans it again at ingest)\n"
+               "  --ack-license ID   acknowledge the model's license ID (its terms read),\n"
+               "                     recorded in the signed manifest for the ingesting site\n\n"
                "Every file is scanned first ('airlock scan'): a dangerous one (a pickle that\n"
                "imports os.system, a GGUF with NaN weights, ...) refuses the pack with exit\n"
                "status 6 and nothing written; warnings are allowed.\n\n"
+               "The license the files declare (a README.md model card's front matter, a GGUF's\n"
+               "general.license) is checked against the built-in table ('airlock policy show\n"
+               "--table'): one that lets a model be redistributed only under conditions, is\n"
+               "unknown, or forbids it refuses the pack (exit 6) unless --ack-license names it.\n\n"
                "example: airlock pack demo:1.0 demo.gguf -o demo-1.0.tar --sign build.key\n");
 }
 
@@ -156,7 +164,7 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         {"name", required_argument, NULL, 'n'},   {"created", required_argument, NULL, 'C'},
         {"record-golden", no_argument, NULL, 'R'}, {"threads", required_argument, NULL, 't'},
         {"allow-dangerous", no_argument, NULL, 'X'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"ack-license", required_argument, NULL, 'L'}, {NULL, 0, NULL, 0},
     };
     struct al_bundle_pack_opts po = {.progress = true};
     bool record = false;
@@ -190,6 +198,7 @@ static int pack_common(const char *cmd, int argc, char **argv, bool export_only)
         case 'n': name_arg = optarg; break;
         case 'C': po.created = optarg; break;
         case 'X': po.allow_dangerous = true; break;
+        case 'L': po.ack_license = optarg; break;
         case 'h': pack_usage(export_only); return AL_EXIT_OK;
         default: return al_cli_usage_error(cmd, "unknown option");
         }
@@ -280,6 +289,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         {"allow-expired", no_argument, NULL, 'E'},
         {"allow-downgrade", no_argument, NULL, 'D'},
         {"allow-dangerous", no_argument, NULL, 'X'},
+        {"ack-license", required_argument, NULL, 'L'},
         {"max-entry-size", required_argument, NULL, 'm'},
         {"max-total-size", required_argument, NULL, 't'},
         {"no-activate", no_argument, NULL, 'n'},
@@ -298,6 +308,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         case 'E': bo.allow_expired = true; break;
         case 'D': bo.allow_downgrade = true; break;
         case 'X': bo.allow_dangerous = true; break;
+        case 'L': bo.ack_license = optarg; break;
         case 'n': bo.no_activate = true; break;
         case 'q': quiet = true; break;
         case 'm':
@@ -311,7 +322,7 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         case 'h':
             printf("usage: airlock %s BUNDLE [--as NAME[:TAG]] [--allow-expired] [--allow-downgrade]\n"
                    "       [--max-entry-size SIZE] [--max-total-size SIZE]%s\n\n", cmd,
-                   dry ? "" : " [--no-activate] [--allow-dangerous]");
+                   dry ? "" : " [--no-activate] [--allow-dangerous]\n       [--ack-license ID]");
             if (dry)
                 printf("Checks a bundle without changing anything: reads it once, checks every entry,\n"
                        "checksums.txt, its signatures against the trust policy ('airlock trust ls'),\n"
@@ -327,14 +338,23 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
                    "Before the commit every file is scanned ('airlock scan'; an executable bit on\n"
                    "an executable or script is dangerous inside a bundle): a dangerous file\n"
                    "refuses the ingest with exit status 6 and one 'scan-refused' event; warnings\n"
-                   "are allowed. The verdict is recorded in the ingest event ('airlock show').\n");
+                   "are allowed unless the site's policy says 'scan: ok' ('airlock policy scan\n"
+                   "require ok'), which refuses them the same way. The verdict is recorded in\n"
+                   "the ingest event ('airlock show').\n\n"
+                   "The license (a README.md card's front matter, a GGUF's general.license) is\n"
+                   "decided by the site's policy ($AIRLOCK_HOME/policy.json, 'airlock policy'):\n"
+                   "deny, or a rule 'ack' not acknowledged (by the packer's --ack-license in the\n"
+                   "signed manifest, or --ack-license here), refuses with exit status 6 and one\n"
+                   "'license-refused' event. Without a policy file nothing is refused for its\n"
+                   "license; the decision is recorded under 'license' in the ingest event.\n");
             printf("\n  --as NAME[:TAG]       the name to store it under\n"
                    "  --allow-expired       accept an expired bundle (recorded as an event)\n"
                    "  --allow-downgrade     accept a sequence not above the last (recorded)\n"
                    "%s"
                    "  --max-entry-size SIZE cap on one file (default: free space less a margin)\n"
                    "  --max-total-size SIZE cap on all files together (same default)\n",
-                   dry ? "" : "  --allow-dangerous     accept a file the scan calls dangerous (recorded)\n");
+                   dry ? "" : "  --allow-dangerous     accept a file the scan calls dangerous (recorded)\n"
+                              "  --ack-license ID      acknowledge the model's license ID (recorded)\n");
             return AL_EXIT_OK;
         default: return al_cli_usage_error(cmd, "unknown option");
         }

@@ -5,12 +5,16 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
+#include <pwd.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "bundle/bundle.h"
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
+#include "policy/policy.h"
 #include "scan/scan.h"
 
 int al_cmd_init(int argc, char **argv);
@@ -53,23 +57,37 @@ int al_cmd_init(int argc, char **argv)
 /* The scan of an add's files (repo may not include scan, so the CLI hands
  * these hooks to al_repo_add): every file is scanned after the repo's own
  * checks and before anything is copied; a dangerous one refuses the add
- * unless --allow-dangerous, and the refused report is kept for the event. */
+ * unless --allow-dangerous, a warning one when the site's policy says
+ * `scan: ok`, and the refused report is kept for the event. */
 struct add_scan {
     bool allow_dangerous;
+    const struct al_policy *policy;
     struct al_scan_report *reports[AL_LIMIT_FILES_PER_MODEL];
     size_t n;
     struct al_scan_report *refused; /* one of reports[], or NULL */
     bool overridden;
+    /* The license (docs/internals/bundle.md): read from each file, decided by record. */
+    struct al_bundle_license lic;
+    const char *ack;       /* --ack-license, or NULL */
+    bool enforce;          /* the site has a policy file: a refusal refuses */
+    char *license;         /* the decision's record, once decided */
+    bool license_refused;
 };
 
 static enum al_rc add_scan_file(void *ud, const char *path, const char *name, struct al_err *err)
 {
     struct add_scan *s = ud;
     struct al_scan_report *r = NULL;
-    enum al_rc rc = al_scan_file_named(path, name, 0, &r, err);
-    if (rc)
+    enum al_rc rc = al_bundle_license_file(path, name, &s->lic, err);
+    if (rc || (rc = al_scan_file_named(path, name, 0, &r, err)))
         return rc;
     s->reports[s->n++] = r;
+    if (r->verdict == AL_SCAN_WARN && !al_policy_scan_allows(s->policy, AL_POLICY_SCAN_WARN)) {
+        s->refused = r;
+        return al_scan_refuse_rule(r, "add", "the site's policy says scan: ok (policy.json)",
+                                   "'airlock scan FILE' lists every finding; remove the file, or let warnings in "
+                                   "with 'airlock policy scan require warn'", err);
+    }
     if (r->verdict < AL_SCAN_DANGEROUS)
         return AL_OK;
     if (s->allow_dangerous) {
@@ -87,10 +105,34 @@ static enum al_rc add_scan_record(void *ud, char **detail, const char **note_kin
                                   struct al_err *err)
 {
     struct add_scan *s = ud;
-    *detail = al_scan_record_json((const struct al_scan_report *const *)s->reports, s->n);
+    /* The license, after every file's scan and before anything is copied. */
+    struct al_license_decision d;
+    al_bundle_license_decide(s->policy, &s->lic, false, s->ack, &d);
+    char by[160], who[128];
+    struct passwd *pw = getpwuid(geteuid());
+    snprintf(who, sizeof who, "%s", pw ? pw->pw_name : "?");
+    snprintf(by, sizeof by, "operator %s (--ack-license)", who);
+    if ((s->license = al_bundle_license_json(&s->lic, &d, s->ack, by)) == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (d.verdict != AL_DECIDE_ALLOW && s->enforce) {
+        s->license_refused = true;
+        char hint[256];
+        if (d.verdict == AL_DECIDE_DENY)
+            snprintf(hint, sizeof hint, "nothing was added; the site's policy denies it");
+        else
+            snprintf(hint, sizeof hint, "nothing was added; read the license, then add with --ack-license %s "
+                     "(recorded)%s", d.license[0] ? d.license : "none",
+                     s->ack ? "; the --ack-license given does not name it" : "");
+        return al_bundle_license_refuse(&d, "add", hint, err);
+    }
+    char *scan = al_scan_record_json((const struct al_scan_report *const *)s->reports, s->n);
+    json_t *sc = scan ? json_loads(scan, 0, NULL) : NULL;
+    json_t *all = sc ? json_pack("{s:O, s:o}", "scan", sc, "license", json_loads(s->license, 0, NULL)) : NULL;
+    *detail = all ? json_dumps(all, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(all);
     if (*detail && s->overridden) {
         *note_kind = "scan-override";
-        json_t *o = json_pack("{s:s, s:o}", "option", "--allow-dangerous", "scan", json_loads(*detail, 0, NULL));
+        json_t *o = json_pack("{s:s, s:O}", "option", "--allow-dangerous", "scan", sc);
         *note_detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
         json_decref(o);
         if (*note_detail == NULL) {
@@ -98,7 +140,31 @@ static enum al_rc add_scan_record(void *ud, char **detail, const char **note_kin
             *detail = NULL;
         }
     }
+    json_decref(sc);
+    free(scan);
     return *detail ? AL_OK : al_err_set(err, AL_ERR_NOMEM, "out of memory");
+}
+
+/* The one "license-refused" event of a refused add. */
+static enum al_rc add_license_refusal(struct al_repo *r, const char *ref, struct add_scan *s, struct al_err *err)
+{
+    char name[AL_LIMIT_NAME + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(ref, ":@"), ref);
+    json_t *o = json_pack("{s:s, s:s, s:o}", "operation", "add", "reason", err->msg, "license",
+                          json_loads(s->license, 0, NULL));
+    char *detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    struct al_err e2 = AL_ERR_INIT;
+    enum al_rc rc = detail ? al_repo_record_event(r, "license-refused", al_name_valid(name) ? name : "", "", detail,
+                                                  &e2)
+                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
+    free(detail);
+    if (!rc)
+        return AL_ERR_DENIED;
+    char refused[AL_ERR_MSG_MAX];
+    snprintf(refused, sizeof refused, "%s", err->msg);
+    al_err_clear(err);
+    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s)", refused, e2.msg);
 }
 
 /* The one "scan-refused" event of a refused add: the file, its verdict, the
@@ -132,12 +198,13 @@ int al_cmd_add(int argc, char **argv)
         {"card", required_argument, NULL, 'c'},
         {"no-activate", no_argument, NULL, 'n'},
         {"allow-dangerous", no_argument, NULL, 'D'},
+        {"ack-license", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct add_scan scan = {0};
     struct al_add_opts ao = {.show_progress = true, .check = add_scan_file, .record = add_scan_record,
-                             .check_key = "scan", .check_ud = &scan};
+                             .check_key = NULL, .check_ud = &scan};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
@@ -145,9 +212,10 @@ int al_cmd_add(int argc, char **argv)
         case 'c': ao.card_path = optarg; break;
         case 'n': ao.no_activate = true; break;
         case 'D': scan.allow_dangerous = true; break;
+        case 'L': scan.ack = optarg; break;
         case 'h':
             printf("usage: airlock add NAME[:TAG] FILE... [--card CARD.json] [--no-activate]\n"
-                   "                                     [--allow-dangerous]\n\n"
+                   "                                     [--allow-dangerous] [--ack-license ID]\n\n"
                    "Imports local files (GGUF weights, tokenizer, model card, license, prompt\n"
                    "templates) as a new version of NAME. The files are hashed while copied (one\n"
                    "read pass; a reflink clone where the file system supports it) into the\n"
@@ -155,11 +223,17 @@ int al_cmd_add(int argc, char **argv)
                    "the active one unless --no-activate is given.\n\n"
                    "Every file is scanned first ('airlock scan'): a dangerous one (a pickle that\n"
                    "imports os.system, a GGUF with NaN weights, ...) refuses the add with exit\n"
-                   "status 6, nothing copied, and one 'scan-refused' event; a warning is allowed.\n"
+                   "status 6, nothing copied, and one 'scan-refused' event; a warning is allowed\n"
+                   "unless the site's policy says 'scan: ok' ('airlock policy scan require ok').\n"
                    "The verdict is recorded in the add event ('airlock show' prints it).\n\n"
+                   "The license (a README.md card's front matter, a GGUF's general.license) is\n"
+                   "decided by the site's policy ('airlock policy'): deny, or a rule 'ack' without\n"
+                   "--ack-license naming it, refuses with exit status 6 and one 'license-refused'\n"
+                   "event. Without a policy file the decision is only recorded.\n\n"
                    "  --card FILE        a model card (JSON object: origin, license, date, ...)\n"
                    "  --no-activate      keep the currently active version\n"
-                   "  --allow-dangerous  add a dangerous file anyway (a 'scan-override' event)\n\n"
+                   "  --allow-dangerous  add a dangerous file anyway (a 'scan-override' event)\n"
+                   "  --ack-license ID   acknowledge the model's license ID (recorded)\n\n"
                    "example: airlock add stories:1.0 stories260K.gguf --card card.json\n");
             return AL_EXIT_OK;
         default: return al_cli_usage_error("add", "unknown option");
@@ -172,10 +246,26 @@ int al_cmd_add(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_version v;
     bool existed = false;
-    enum al_rc rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1),
-                                &ao, &v, &existed, &err);
+    struct al_policy pol;
+    char ppath[AL_LIMIT_PATH];
+    enum al_rc rc = al_policy_path(al_repo_home(r), ppath, sizeof ppath, &err);
+    if (!rc)
+        rc = al_policy_load(ppath, &pol, &err);
+    if (rc) {
+        al_repo_free(r);
+        return al_cli_fail(&err);
+    }
+    scan.policy = &pol;
+    struct stat pst;
+    scan.enforce = stat(ppath, &pst) == 0;
+    rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), &ao, &v,
+                     &existed, &err);
     if (rc && scan.refused)
         rc = add_scan_refusal(r, argv[optind], &scan, &err);
+    else if (rc && scan.license_refused)
+        rc = add_license_refusal(r, argv[optind], &scan, &err);
+    free(scan.license);
+    al_policy_release(&pol);
     for (size_t i = 0; i < scan.n; i++)
         al_scan_report_free(scan.reports[i]);
     al_repo_free(r);

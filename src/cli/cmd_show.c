@@ -76,7 +76,8 @@ static json_t *version_json(const struct al_version *v)
  * its newest add or ingest event, al_scan_record_json), as a new reference,
  * and the event's time in *time (borrowed from ev); NULL when the version
  * was stored before scans were recorded. */
-static json_t *version_scan(const struct al_event *ev, size_t n, const char *digest, const char **time)
+static json_t *version_record(const struct al_event *ev, size_t n, const char *digest, const char *key,
+                              const char **time)
 {
     for (size_t i = n; i-- > 0;) {
         if (strcmp(ev[i].digest, digest) != 0 || ev[i].detail == NULL)
@@ -84,7 +85,7 @@ static json_t *version_scan(const struct al_event *ev, size_t n, const char *dig
         if (strncmp(ev[i].kind, "add", 3) != 0 && strncmp(ev[i].kind, "ingest", 6) != 0)
             continue;
         json_t *d = json_loads(ev[i].detail, 0, NULL);
-        json_t *sc = json_incref(json_object_get(d, "scan"));
+        json_t *sc = json_incref(json_object_get(d, key));
         json_decref(d);
         if (json_is_object(sc)) {
             if (time)
@@ -94,6 +95,54 @@ static json_t *version_scan(const struct al_event *ev, size_t n, const char *dig
         json_decref(sc);
     }
     return NULL;
+}
+
+static json_t *version_scan(const struct al_event *ev, size_t n, const char *digest, const char **time)
+{
+    return version_record(ev, n, digest, "scan", time);
+}
+
+/* The license decision recorded for the version (the "license" object of its
+ * newest add or ingest event, docs/internals/bundle.md), or NULL when none
+ * was recorded (stored before licenses were decided). */
+static json_t *version_license(const struct al_event *ev, size_t n, const char *digest)
+{
+    return version_record(ev, n, digest, "license", NULL);
+}
+
+/* What ls --json carries of a license decision: the decision and the license, or null. */
+static json_t *license_summary(json_t *lc)
+{
+    if (lc == NULL)
+        return json_null();
+    json_t *o = json_pack("{s:O, s:O}", "decision", json_object_get(lc, "decision"), "license",
+                          json_object_get(lc, "license"));
+    json_decref(lc);
+    return o ? o : json_null();
+}
+
+static const char *str_or(json_t *o, const char *key, const char *dflt)
+{
+    const char *v = json_string_value(json_object_get(o, key));
+    return v ? v : dflt;
+}
+
+/* show's License line: the decision, the license, the rule; the
+ * acknowledgement and a card/GGUF disagreement when there were any. */
+static void print_license(const struct al_event *ev, size_t n, const char *digest)
+{
+    json_t *lc = version_license(ev, n, digest);
+    if (lc == NULL) {
+        printf("  license   not decided (stored before licenses were recorded)\n");
+        return;
+    }
+    printf("  license   %s %s (%s)\n", str_or(lc, "decision", "?"), str_or(lc, "license", "?"),
+           str_or(lc, "rule", "?"));
+    if (json_object_get(lc, "ack"))
+        printf("    acknowledged %s by %s\n", str_or(lc, "ack", "?"), str_or(lc, "acked_by", "?"));
+    if (json_object_get(lc, "finding"))
+        printf("    finding: %s\n", str_or(lc, "finding", "?"));
+    json_decref(lc);
 }
 
 /* What ls --json carries of a scan: the verdict and the rules, or null. */
@@ -141,7 +190,8 @@ static const char ls_help[] =
     "Lists the models and their versions, oldest first; '*' marks the active one.\n"
     "With --json each version carries 'scan': the verdict of the scan made when\n"
     "it was added or ingested and the rules that made it (null: stored before\n"
-    "scans were recorded).\n";
+    "scans were recorded), and 'license': the license decision recorded then\n"
+    "(decision and license; null: stored before licenses were decided).\n";
 
 int al_cmd_ls(int argc, char **argv)
 {
@@ -168,6 +218,7 @@ int al_cmd_ls(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             json_t *o = version_json(&v[i]);
             json_object_set_new(o, "scan", scan_summary(version_scan(ev, ne, v[i].manifest, NULL)));
+            json_object_set_new(o, "license", license_summary(version_license(ev, ne, v[i].manifest)));
             json_array_append_new(arr, o);
         }
         al_index_events_free(ev, ne);
@@ -275,12 +326,14 @@ static const char show_help[] =
     "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
     "says (architecture, parameters, tensor types, context length, chat template,\n"
     "license), the scan verdict recorded when it was added or ingested (and by\n"
-    "which scan rules; a line per file that was not ok) and its events\n"
+    "which scan rules; a line per file that was not ok), the license decision\n"
+    "(decision, license, the rule; who acknowledged it) and its events\n"
     "(provenance). REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
     "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
     "           manifest digest, purl and license, its files with SHA-256 hashes,\n"
-    "           signers and scan verdict as airlock:* properties, for SBOM tools\n";
+    "           signers, scan verdict and license decision as airlock:* properties,\n"
+    "           for SBOM tools\n";
 
 int al_cmd_show(int argc, char **argv)
 {
@@ -309,10 +362,11 @@ int al_cmd_show(int argc, char **argv)
         goto out;
     }
     if (a.bom) {
-        json_t *sc = version_scan(ev, ne, v.manifest, NULL);
-        struct al_bom_input in = {&v, files, nf, ev, ne, have_gguf ? &g : NULL, sc};
+        json_t *sc = version_scan(ev, ne, v.manifest, NULL), *lc = version_license(ev, ne, v.manifest);
+        struct al_bom_input in = {&v, files, nf, ev, ne, have_gguf ? &g : NULL, sc, lc};
         print_json(al_cli_bom(&in));
         json_decref(sc);
+        json_decref(lc);
     } else if (a.json) {
         json_t *j = version_json(&v), *fa = json_array(), *ea = json_array();
         json_object_set_new(j, "config", json_string(v.config));
@@ -330,6 +384,8 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "events", ea);
         json_t *sc = version_scan(ev, ne, v.manifest, NULL);
         json_object_set_new(j, "scan", sc ? sc : json_null());
+        json_t *lc = version_license(ev, ne, v.manifest);
+        json_object_set_new(j, "license", lc ? lc : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
         print_json(j);
@@ -349,6 +405,7 @@ int al_cmd_show(int argc, char **argv)
                                                                : (kind ? kind - 3 : files[i].media_type));
         }
         print_scan(ev, ne, v.manifest);
+        print_license(ev, ne, v.manifest);
         if (have_gguf)
             print_gguf(&g);
         printf("  events (provenance)\n");

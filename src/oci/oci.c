@@ -132,6 +132,7 @@ enum al_rc al_oci_manifest_build(const struct al_oci_model *m, const char *confi
     }
     set_str(ann, AL_ANN_EXPIRES, m->expires);
     set_str(ann, AL_ANN_PREVIOUS, m->previous);
+    set_str(ann, AL_ANN_LICENSE_ACK, m->license_ack);
     json_object_set_new(root, "annotations", ann);
     return dump(root, out, err);
 }
@@ -214,6 +215,8 @@ enum al_rc al_oci_manifest_parse(const char *text, size_t len, struct al_oci_man
     const char *expires = json_string_value(json_object_get(ann, AL_ANN_EXPIRES));
     const char *previous = json_string_value(json_object_get(ann, AL_ANN_PREVIOUS));
     const char *seq = json_string_value(json_object_get(ann, AL_ANN_SEQUENCE));
+    const char *ack = json_string_value(json_object_get(ann, AL_ANN_LICENSE_ACK));
+    snprintf(out->license_ack, sizeof out->license_ack, "%s", ack && strlen(ack) < sizeof out->license_ack ? ack : "");
     snprintf(out->title, sizeof out->title, "%s", title ? title : "");
     snprintf(out->version, sizeof out->version, "%s", version ? version : "");
     snprintf(out->expires, sizeof out->expires, "%s", expires ? expires : "");

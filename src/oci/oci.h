@@ -32,6 +32,7 @@
 #define AL_ANN_SEQUENCE     "io.airlock.sequence"
 #define AL_ANN_EXPIRES      "io.airlock.expires"
 #define AL_ANN_PREVIOUS     "io.airlock.previous"
+#define AL_ANN_LICENSE_ACK  "io.airlock.license-ack" /* pack --ack-license: the license acknowledged */
 
 struct al_oci_layer {
     char path[AL_LIMIT_FILE_NAME + 1];
@@ -54,6 +55,7 @@ struct al_oci_model {
     int64_t seq;              /* monotonic sequence number, 0 when none */
     const char *expires;      /* ISO 8601 expiry of a bundle's manifest, or NULL */
     const char *previous;     /* digest of the previous version's manifest, or NULL */
+    const char *license_ack;  /* the license the packer acknowledged (pack --ack-license), or NULL */
     const struct al_oci_layer *layers;
     size_t n_layers;
 };
@@ -84,6 +86,7 @@ struct al_oci_manifest {
     int64_t seq;                     /* io.airlock.sequence (-1 when malformed) */
     char expires[40];                /* io.airlock.expires */
     char previous[AL_DIGEST_SIZE];   /* io.airlock.previous */
+    char license_ack[72];            /* io.airlock.license-ack ("" when absent or too long) */
 };
 /* Parses and validates (media types, digests, safe unique paths, caps). */
 enum al_rc al_oci_manifest_parse(const char *json, size_t len, struct al_oci_manifest *out, struct al_err *err);

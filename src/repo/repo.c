@@ -234,13 +234,19 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
                                                layers[i].digest, "size", (json_int_t)layers[i].size, "source",
                                                paths[i]));
     json_t *d = json_pack("{s:o, s:s}", "files", files, "tag", tag);
-    if (key && check) {
+    if (check) {
         json_t *c = json_loads(check, 0, NULL);
-        if (c == NULL) {
+        if (c == NULL || (!key && !json_is_object(c))) {
+            json_decref(c);
             json_decref(d);
             return NULL;
         }
-        json_object_set_new(d, key, c);
+        if (key) {
+            json_object_set_new(d, key, c);
+        } else {
+            json_object_update_missing(d, c); /* the record's keys beside the repo's own, never over them */
+            json_decref(c);
+        }
     }
     char *s = json_dumps(d, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(d);

@@ -118,7 +118,8 @@ struct al_add_opts {
     bool show_progress;
     al_add_check_fn *check; /* NULL: no check */
     al_add_record_fn *record;
-    const char *check_key;  /* the event detail's key for record's detail ("scan") */
+    const char *check_key;  /* the event detail's key for record's detail ("scan"); NULL: the
+                               record's members go into the detail beside files and tag */
     void *check_ud;
 };
 

@@ -48,13 +48,16 @@ char *al_scan_record_json(const struct al_scan_report *const *reports, size_t n)
     return s;
 }
 
-enum al_rc al_scan_refuse(const struct al_scan_report *r, const char *op, const char *hint, struct al_err *err)
+/* The refusal of r for findings of severity at least min, with the site's
+ * rule (NULL: the built-in one, refuse dangerous) named. */
+static enum al_rc refuse(const struct al_scan_report *r, enum al_scan_verdict min, const char *op, const char *rule,
+                         const char *hint, struct al_err *err)
 {
     char first[1024] = "";
     size_t len = 0, shown = 0;
     for (size_t k = 0; k < r->n_findings && shown < 2 && len < sizeof first; k++) {
         const struct al_scan_finding *f = &r->findings[k];
-        if (f->severity != AL_SCAN_DANGEROUS)
+        if (f->severity < min)
             continue;
         shown++;
         char at[512] = "";
@@ -72,8 +75,19 @@ enum al_rc al_scan_refuse(const struct al_scan_report *r, const char *op, const 
         len = w < 0 ? sizeof first : len + (size_t)w;
     }
     size_t total = r->n_findings + r->n_dropped;
-    return al_err_set(err, AL_ERR_DENIED,
-                      "%s refused: '%s' is dangerous (%s, scan rules %d): %s%s%s%s", op, r->file, r->kind,
-                      AL_SCAN_RULES_VERSION, first[0] ? first : "see the scan", total > shown ? " (and more)" : "",
-                      hint && hint[0] ? "; " : "", hint ? hint : "");
+    return al_err_set(err, AL_ERR_DENIED, "%s refused: '%s' is %s (%s, scan rules %d): %s%s%s%s%s%s", op, r->file,
+                      al_scan_verdict_name(r->verdict), r->kind, AL_SCAN_RULES_VERSION,
+                      first[0] ? first : "see the scan", total > shown ? " (and more)" : "", rule ? "; the rule: " : "",
+                      rule ? rule : "", hint && hint[0] ? "; " : "", hint ? hint : "");
+}
+
+enum al_rc al_scan_refuse(const struct al_scan_report *r, const char *op, const char *hint, struct al_err *err)
+{
+    return refuse(r, AL_SCAN_DANGEROUS, op, NULL, hint, err);
+}
+
+enum al_rc al_scan_refuse_rule(const struct al_scan_report *r, const char *op, const char *rule, const char *hint,
+                               struct al_err *err)
+{
+    return refuse(r, AL_SCAN_WARN, op, rule, hint, err);
 }

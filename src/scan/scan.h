@@ -99,6 +99,13 @@ char *al_scan_record_json(const struct al_scan_report *const *reports, size_t n)
  * returns AL_ERR_DENIED. op names the operation ("add", "ingest", "pack"). */
 enum al_rc al_scan_refuse(const struct al_scan_report *r, const char *op, const char *hint, struct al_err *err);
 
+/* The refusal of a file whose verdict the site's policy does not let in
+ * (a warn under `scan: ok`): as al_scan_refuse, with the file's warn and
+ * dangerous findings and the rule (text from the caller, such as "policy.json
+ * scan: ok") named in the message. */
+enum al_rc al_scan_refuse_rule(const struct al_scan_report *r, const char *op, const char *rule, const char *hint,
+                               struct al_err *err);
+
 /* A new, empty report (verdict ok, kind "data") for file, or NULL when out
  * of memory. */
 struct al_scan_report *al_scan_report_new(const char *file);

@@ -126,3 +126,29 @@ airlock ingest exec.tar --as tooly:1 --allow-dangerous >/dev/null
 airlock log --json | json_get '[e["kind"] for e in d][-2:]' | qgrep "\['ingest', 'ingest-override'\]" || fail "ingest override not recorded"
 airlock show tooly | qgrep "scan      dangerous" || fail "show tooly"
 ok "ingest: an ok bundle records scan ok; --allow-dangerous accepts and records the override"
+
+# ---- the site's policy: scan require ok refuses a warning on add and ingest ----
+# refused_warn WHAT CMD...: exit 6 naming the rule, store unchanged, one scan-refused event (warn).
+refused_warn() {
+    local what=$1; shift
+    snapshot before
+    local n0; n0=$(n_events)
+    expect_status 6 "$@"
+    echo "$OUT" | qgrep "refused: '$what' is warn" || fail "$*: no refusal naming $what: $OUT"
+    echo "$OUT" | qgrep "the rule: the site's policy says scan: ok" || fail "$*: rule not named: $OUT"
+    snapshot after
+    cmp -s before after || { diff before after >&2; fail "$*: the store changed"; }
+    [ "$(n_events)" -eq $((n0 + 1)) ] || fail "$*: expected one new event"
+    local ev; ev=$(last_event)
+    case "$ev" in "scan-refused warn 1 $what "[1-5]) ;; *) fail "$*: event is '$ev'" ;; esac
+}
+airlock pack warned:2 ok.gguf setup.sh -o warned.tar --sign build.key >/dev/null || fail "pack of a warn file"
+airlock policy scan require ok >/dev/null || fail "policy scan require ok"
+airlock policy license unknown allow >/dev/null # these files declare no license (test_license_gate.sh)
+refused_warn setup.sh airlock add warned:3 ok.gguf setup.sh
+refused_warn setup.sh airlock ingest warned.tar
+airlock add base:2 ok.gguf >/dev/null || fail "scan: ok refused an ok file"
+airlock policy scan require warn >/dev/null
+airlock add warned:3 ok.gguf setup.sh >/dev/null || fail "scan: warn refused a warn file"
+airlock ingest warned.tar >/dev/null || fail "scan: warn refused a warn bundle"
+ok "policy scan require ok: a warn file refused on add and ingest (exit 6, rule named, store unchanged, one event); ok files pass; warn lets it in again"
