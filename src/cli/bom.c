@@ -179,7 +179,7 @@ json_t *al_cli_bom(const struct al_bom_input *in)
     if (g) {
         /* The license decided at the boundary (card and GGUF), else the GGUF's. */
         const char *decided = in->license ? json_string_value(json_object_get(in->license, "license")) : NULL;
-        json_t *lic = licenses(decided && decided[0] ? decided : g->license);
+        json_t *lic = licenses(decided && decided[0] && strcmp(decided, "none") != 0 ? decided : g->license);
         if (lic)
             json_object_set_new(model, "licenses", lic);
         json_t *params = json_object();
