@@ -11,9 +11,12 @@
 # the store make the same calls and leave the same state.
 
 # Weights as plain bytes (a .bin is not parsed): small, so the ENOSPC levels
-# are few; the GGUF checks are not a write path.
+# are few; the GGUF checks are not a write path. The first byte is 0, which is
+# no pickle opcode: the scan at the boundary reads a .bin as a pickle, and
+# random bytes would often be a malformed (dangerous) one; this way it is a
+# warning, the same on every run.
 gen_model() { # gen_model OUT SEED
-    python3 -c 'import random, sys; random.seed(int(sys.argv[2])); open(sys.argv[1], "wb").write(random.randbytes(96 * 1024 + 123))' "$1" "$2"
+    python3 -c 'import random, sys; random.seed(int(sys.argv[2])); open(sys.argv[1], "wb").write(b"\0" + random.randbytes(96 * 1024 + 122))' "$1" "$2"
 }
 
 # ---- store and index: add, tag, rm ----
