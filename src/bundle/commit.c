@@ -189,20 +189,11 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
 enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_rc why, struct al_err *err)
 {
     char *detail = provenance(g, source, "refused", err->msg);
-    struct al_err e2 = AL_ERR_INIT;
     const char *kind = g->scan_refused ? "scan-refused" : g->license_refused ? "license-refused" : "ingest-refused";
-    enum al_rc rc = detail ? al_repo_record_event(g->r, kind, al_name_valid(g->rep->name) ? g->rep->name
-                                                                                                       : "",
-                                                  "", detail, &e2)
-                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
+    enum al_rc rc = al_repo_record_refusal(g->r, kind, g->rep->name, detail, why, "run the command again to record it",
+                                           err);
     free(detail);
-    if (!rc)
-        return why;
-    char refused[AL_ERR_MSG_MAX];
-    snprintf(refused, sizeof refused, "%s", err->msg);
-    al_err_clear(err);
-    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s); run the command "
-                      "again to record it", refused, e2.msg);
+    return rc;
 }
 
 /* Every weight file passes the check of `airlock add` (al_repo_facts): a
@@ -239,6 +230,26 @@ static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, 
     return AL_OK;
 }
 
+/* The i-th file of the bundle: its name in the bundle, and its staged entry
+ * (*e NULL, or without a writer, when nothing was staged for it). A native
+ * bundle's files are its manifest's layers, a plain one's its entries. */
+static enum al_rc staged_file(struct al_ing *g, size_t i, const char **name, struct al_ing_entry **e,
+                              struct al_err *err)
+{
+    if (!g->rep->native) {
+        *name = g->ents[i].name;
+        *e = &g->ents[i];
+        return AL_OK;
+    }
+    char blob[AL_LIMIT_FILE_NAME + 1];
+    *name = g->man.layers[i].path;
+    *e = NULL;
+    enum al_rc rc = al_bundle_blob_name(g->man.layers[i].digest, blob, err);
+    if (!rc)
+        *e = al_ing_find(g, blob);
+    return rc;
+}
+
 /* Every file of the version is scanned (scan.h) in its temporary file,
  * under its name in the version and with AL_SCAN_EXEC_DANGEROUS: inside a
  * bundle an executable bit (from the tar entry) on an executable or script
@@ -259,14 +270,10 @@ static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, stru
     enum al_rc rc = AL_OK;
     size_t done = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        const char *name = native ? g->man.layers[i].path : g->ents[i].name;
-        struct al_ing_entry *e = native ? NULL : &g->ents[i];
-        if (native) {
-            char blob[AL_LIMIT_FILE_NAME + 1];
-            if ((rc = al_bundle_blob_name(g->man.layers[i].digest, blob, err)))
-                break;
-            e = al_ing_find(g, blob);
-        }
+        const char *name;
+        struct al_ing_entry *e;
+        if ((rc = staged_file(g, i, &name, &e, err)))
+            break;
         if (e == NULL || e->w == NULL)
             continue;
         unsigned flags = AL_SCAN_EXEC_DANGEROUS | (e->exec ? AL_SCAN_EXEC_BIT : 0u);
@@ -319,14 +326,10 @@ static enum al_rc check_license(struct al_ing *g, const struct al_policy *pol, b
     memset(&l, 0, sizeof l);
     enum al_rc rc = AL_OK;
     for (size_t i = 0; i < n && !rc; i++) {
-        const char *name = native ? g->man.layers[i].path : g->ents[i].name;
-        struct al_ing_entry *e = native ? NULL : &g->ents[i];
-        if (native) {
-            char blob[AL_LIMIT_FILE_NAME + 1];
-            if ((rc = al_bundle_blob_name(g->man.layers[i].digest, blob, err)))
-                return rc;
-            e = al_ing_find(g, blob);
-        }
+        const char *name;
+        struct al_ing_entry *e;
+        if ((rc = staged_file(g, i, &name, &e, err)))
+            return rc;
         if (e && e->w)
             rc = al_bundle_license_file(al_blob_writer_path(e->w), name, &l, err);
     }

@@ -145,51 +145,22 @@ static enum al_rc add_scan_record(void *ud, char **detail, const char **note_kin
     return *detail ? AL_OK : al_err_set(err, AL_ERR_NOMEM, "out of memory");
 }
 
-/* The one "license-refused" event of a refused add. */
-static enum al_rc add_license_refusal(struct al_repo *r, const char *ref, struct add_scan *s, struct al_err *err)
+/* The one "license-refused" or "scan-refused" event of a refused add: the
+ * reason and KEY's record (the license decision, or the refused file's scan:
+ * verdict, rules, first findings). A failure to record is the user's to see. */
+static enum al_rc add_refusal(struct al_repo *r, const char *ref, const char *kind, const char *key,
+                              const char *record, struct al_err *err)
 {
     char name[AL_LIMIT_NAME + 1];
     snprintf(name, sizeof name, "%.*s", (int)strcspn(ref, ":@"), ref);
-    json_t *o = json_pack("{s:s, s:s, s:o}", "operation", "add", "reason", err->msg, "license",
-                          json_loads(s->license, 0, NULL));
+    json_t *o = record ? json_pack("{s:s, s:s, s:o}", "operation", "add", "reason", err->msg, key,
+                                   json_loads(record, 0, NULL))
+                       : NULL;
     char *detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(o);
-    struct al_err e2 = AL_ERR_INIT;
-    enum al_rc rc = detail ? al_repo_record_event(r, "license-refused", al_name_valid(name) ? name : "", "", detail,
-                                                  &e2)
-                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
+    enum al_rc rc = al_repo_record_refusal(r, kind, name, detail, AL_ERR_DENIED, NULL, err);
     free(detail);
-    if (!rc)
-        return AL_ERR_DENIED;
-    char refused[AL_ERR_MSG_MAX];
-    snprintf(refused, sizeof refused, "%s", err->msg);
-    al_err_clear(err);
-    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s)", refused, e2.msg);
-}
-
-/* The one "scan-refused" event of a refused add: the file, its verdict, the
- * rules and the first findings. A failure to record is the user's to see. */
-static enum al_rc add_scan_refusal(struct al_repo *r, const char *ref, struct add_scan *s, struct al_err *err)
-{
-    char name[AL_LIMIT_NAME + 1];
-    snprintf(name, sizeof name, "%.*s", (int)strcspn(ref, ":@"), ref);
-    char *rec = al_scan_record_json((const struct al_scan_report *const *)&s->refused, 1);
-    json_t *o = rec ? json_pack("{s:s, s:s, s:o}", "operation", "add", "reason", err->msg, "scan",
-                                json_loads(rec, 0, NULL))
-                    : NULL;
-    char *detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(o);
-    free(rec);
-    struct al_err e2 = AL_ERR_INIT;
-    enum al_rc rc = detail ? al_repo_record_event(r, "scan-refused", al_name_valid(name) ? name : "", "", detail, &e2)
-                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
-    free(detail);
-    if (!rc)
-        return AL_ERR_DENIED;
-    char refused[AL_ERR_MSG_MAX];
-    snprintf(refused, sizeof refused, "%s", err->msg);
-    al_err_clear(err);
-    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s)", refused, e2.msg);
+    return rc;
 }
 
 int al_cmd_add(int argc, char **argv)
@@ -260,10 +231,13 @@ int al_cmd_add(int argc, char **argv)
     scan.enforce = stat(ppath, &pst) == 0;
     rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), &ao, &v,
                      &existed, &err);
-    if (rc && scan.refused)
-        rc = add_scan_refusal(r, argv[optind], &scan, &err);
-    else if (rc && scan.license_refused)
-        rc = add_license_refusal(r, argv[optind], &scan, &err);
+    if (rc && scan.refused) {
+        char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
+        rc = add_refusal(r, argv[optind], "scan-refused", "scan", rec, &err);
+        free(rec);
+    } else if (rc && scan.license_refused) {
+        rc = add_refusal(r, argv[optind], "license-refused", "license", scan.license, &err);
+    }
     free(scan.license);
     al_policy_release(&pol);
     for (size_t i = 0; i < scan.n; i++)

@@ -50,26 +50,6 @@ static void print_text(const struct al_scan_report *r)
         printf("  ... and %zu more finding%s\n", r->n_dropped, r->n_dropped == 1 ? "" : "s");
 }
 
-static json_t *report_json(const struct al_scan_report *r)
-{
-    json_t *fs = json_array();
-    for (size_t i = 0; i < r->n_findings; i++) {
-        const struct al_scan_finding *f = &r->findings[i];
-        json_t *o = json_pack("{s:s, s:s}", "severity", al_scan_verdict_name(f->severity), "what", f->what);
-        if (f->member[0])
-            json_object_set_new(o, "member", json_string(f->member));
-        if (f->offset != AL_SCAN_NO_OFFSET)
-            json_object_set_new(o, "offset", json_integer((json_int_t)f->offset));
-        if (f->opcode[0])
-            json_object_set_new(o, "opcode", json_string(f->opcode));
-        if (f->tensor[0])
-            json_object_set_new(o, "tensor", json_string(f->tensor));
-        json_array_append_new(fs, o);
-    }
-    return json_pack("{s:s, s:s, s:s, s:o, s:I}", "file", r->file, "kind", r->kind, "verdict",
-                     al_scan_verdict_name(r->verdict), "findings", fs, "findings_omitted", (json_int_t)r->n_dropped);
-}
-
 /* The status of the run: dangerous wins over a file that could not be read,
  * which wins over warnings: a scan that could not vouch is not a warning. */
 static int run_status(enum al_scan_verdict worst, int err_status)
@@ -120,7 +100,7 @@ int al_cmd_scan(int argc, char **argv)
         if (r->verdict > worst)
             worst = r->verdict;
         if (json)
-            json_array_append_new(files, report_json(r));
+            json_array_append_new(files, al_scan_report_json(r));
         else
             print_text(r);
         al_scan_report_free(r);

@@ -210,6 +210,22 @@ enum al_rc al_repo_record_event(struct al_repo *r, const char *kind, const char 
     return rc;
 }
 
+enum al_rc al_repo_record_refusal(struct al_repo *r, const char *kind, const char *model, const char *detail,
+                                  enum al_rc why, const char *hint, struct al_err *err)
+{
+    struct al_err e2 = AL_ERR_INIT;
+    enum al_rc rc = detail ? al_repo_record_event(r, kind, model && al_name_valid(model) ? model : "", "", detail,
+                                                  &e2)
+                           : al_err_set(&e2, AL_ERR_NOMEM, "out of memory");
+    if (!rc)
+        return why;
+    char refused[AL_ERR_MSG_MAX];
+    snprintf(refused, sizeof refused, "%s", err->msg);
+    al_err_clear(err);
+    return al_err_set(err, rc, "%s; and the refusal could not be recorded in the event log (%s)%s%s", refused,
+                      e2.msg, hint ? "; " : "", hint ? hint : "");
+}
+
 enum al_rc al_repo_writer_begin(struct al_repo *r, struct al_err *err)
 {
     return al_store_lock(r->store, AL_LOCK_GC_SHARED, LOCK_TIMEOUT_MS, err);

@@ -261,6 +261,13 @@ enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, ch
  * out included (AL_ERR_BUSY), is returned: the caller reports it. */
 enum al_rc al_repo_record_event(struct al_repo *r, const char *kind, const char *model, const char *digest,
                                 const char *detail, struct al_err *err);
+/* The one event of a refused operation (ingest, add, pull): records KIND
+ * for MODEL ("" when it is not a valid name) with DETAIL, a JSON object (NULL
+ * when the caller ran out of memory building it), and returns WHY with err's
+ * message kept. When the event cannot be recorded, that failure is returned
+ * instead, with both messages and HINT (may be NULL) after them. */
+enum al_rc al_repo_record_refusal(struct al_repo *r, const char *kind, const char *model, const char *detail,
+                                  enum al_rc why, const char *hint, struct al_err *err);
 /* For a change with steps of its own around its event (trust writes a
  * pending file before and moves it into place after): take the write lock,
  * append the event (one transaction of its own), release. Nothing else in

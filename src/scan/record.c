@@ -1,5 +1,6 @@
 /* record.c: what pack, ingest and add keep of a scan: the JSON record for
- * the event log, and the message of a refusal. One home, so the three
+ * the event log, and the message of a refusal; and the full report that
+ * `airlock scan --json` prints. One home, so the three
  * operations say the same thing about the same file. */
 #include <jansson.h>
 #include <stdio.h>
@@ -23,6 +24,15 @@ static json_t *finding_json(const struct al_scan_finding *f)
     if (f->tensor[0])
         json_object_set_new(o, "tensor", json_string(f->tensor));
     return o;
+}
+
+json_t *al_scan_report_json(const struct al_scan_report *r)
+{
+    json_t *fs = json_array();
+    for (size_t i = 0; i < r->n_findings; i++)
+        json_array_append_new(fs, finding_json(&r->findings[i]));
+    return json_pack("{s:s, s:s, s:s, s:o, s:I}", "file", r->file, "kind", r->kind, "verdict",
+                     al_scan_verdict_name(r->verdict), "findings", fs, "findings_omitted", (json_int_t)r->n_dropped);
 }
 
 char *al_scan_record_json(const struct al_scan_report *const *reports, size_t n)

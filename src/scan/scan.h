@@ -33,6 +33,7 @@
 #ifndef AL_SCAN_SCAN_H
 #define AL_SCAN_SCAN_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -84,6 +85,11 @@ enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report 
  * (a `.pkl` name) and is the report's file. */
 enum al_rc al_scan_file_named(const char *path, const char *name, unsigned flags, struct al_scan_report **out,
                               struct al_err *err);
+
+/* A file's whole report, as `airlock scan --json` prints it: {"file","kind",
+ * "verdict","findings":[every finding kept],"findings_omitted"}. A new
+ * reference, NULL when out of memory. */
+json_t *al_scan_report_json(const struct al_scan_report *r);
 
 /* The record of a scan for the event log: a compact JSON object text,
  * malloc'd (the caller frees it; NULL when out of memory):
