@@ -682,7 +682,7 @@ static enum al_rc plan_delta(struct al_repo *r, const struct al_bundle_pack_opts
         json_array_append_new(jf, e);
     }
     if (!rc && out_path) {
-        json_t *root = json_pack("{s:i, s:{s:s, s:s, s:o}, s:{s:s}, s:O}", "airlock_delta", 1, "base", "manifest",
+        json_t *root = json_pack("{s:i, s:{s:s, s:s, s:o}, s:{s:s, s:O}}", "airlock_delta", 1, "base", "manifest",
                                  bv.manifest, "ref", res->delta_base_ref, "files", jb, "result", "manifest", man_d,
                                  "files", jf);
         jb = NULL;
