@@ -89,7 +89,7 @@ export AIRLOCK_HOME="$work/host"
 for p in a b c d; do "$bin" add "bench:$p" "$p.gguf" >/dev/null 2>&1; done
 
 json="["
-printf '\n%-4s %-22s %12s %9s %10s %9s %10s  %s\n' pair tool patch make_s make_MiB apply_s apply_MiB result
+printf '\n%-4s %-9s %12s %12s %9s %10s %9s %10s  %s\n' pair tool bytes payload make_s make_MiB apply_s apply_MiB result
 for p in a b c d; do
     new="$p.gguf"
     want=$(sha256sum <"$new")
@@ -108,6 +108,11 @@ for p in a b c d; do
         esac
         make_s=$secs make_rss=$rss_kib make_status=$status
         size=$(stat -c %s "$patch" 2>/dev/null || echo 0)
+        # airlock's bundle also carries manifest, config, signatures and tar
+        # blocks; its patches alone are the delta/ entries.
+        payload=$size
+        [ "$tool" = airlock ] && [ -f "$patch" ] &&
+            payload=$(tar -tvf "$patch" | awk '$6 ~ /^delta\// || $6 ~ /^blobs\// {s+=$3} END {print s+0}')
         apply_s=0 apply_rss=0 result="-"
         if [ "$make_status" = ok ]; then
             case $tool in
@@ -131,9 +136,9 @@ for p in a b c d; do
         else
             result="make $make_status"
         fi
-        printf '%-4s %-22s %12s %9.1f %10.0f %9.1f %10.0f  %s\n' "$p" "$tool" "$size" "$make_s" \
+        printf '%-4s %-9s %12s %12s %9.1f %10.0f %9.1f %10.0f  %s\n' "$p" "$tool" "$size" "$payload" "$make_s" \
             "$((make_rss / 1024))" "$apply_s" "$((apply_rss / 1024))" "$result"
-        json="$json{\"pair\":\"$p\",\"tool\":\"$tool\",\"patch_bytes\":$size,\"make_s\":$make_s,\"make_rss_kib\":$make_rss,\"apply_s\":$apply_s,\"apply_rss_kib\":$apply_rss,\"cp_s\":$cp_s,\"result\":$(printf '%s' "$result" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')},"
+        json="$json{\"pair\":\"$p\",\"tool\":\"$tool\",\"patch_bytes\":$size,\"payload_bytes\":$payload,\"make_s\":$make_s,\"make_rss_kib\":$make_rss,\"apply_s\":$apply_s,\"apply_rss_kib\":$apply_rss,\"cp_s\":$cp_s,\"result\":$(printf '%s' "$result" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')},"
         rm -f "$patch" "$out"
         rm -rf "$work/gap"
     done
