@@ -76,9 +76,11 @@ run() {
     if [ "$st" -eq 0 ]; then
         status=ok
     else
-        status="failed (exit $st): $(grep -v '^\s*$' "$work/out.txt" | grep -vi 'command exited' | tail -1 | cut -c1-100)"
-        grep -qi "memory\|alloc\|Cannot allocate" "$work/out.txt" && status="out of memory under ${mem_gib} GiB: $(tail -1 "$work/out.txt" | cut -c1-80)"
-        [ "$st" -eq 137 ] && status="killed (SIGKILL: out of memory?)"
+        status="failed (exit $st): $( (grep -v '^\s*$' "$work/out.txt" | grep -vi 'command exited' | tail -1 | cut -c1-100) || true)"
+        if grep -qi "memory\|alloc\|Cannot allocate" "$work/out.txt"; then
+            status="out of memory under ${mem_gib} GiB: $(tail -1 "$work/out.txt" | cut -c1-80)"
+        fi
+        if [ "$st" -eq 137 ]; then status="killed (SIGKILL: out of memory?)"; fi
     fi
 }
 
