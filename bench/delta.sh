@@ -11,9 +11,10 @@
 # apply is a whole `airlock ingest` (signatures, rebuild while hashing, scan,
 # commit). A peer that runs out of memory, refuses the size or fails is
 # reported with what it said, not skipped. Every peer runs under a memory cap
-# (ulimit -v, PEER_MEM_GIB, default 4) so bsdiff cannot take a shared machine:
-# on a 1.1 GiB model it held 10 GiB for 8 minutes under a 12 GiB cap before it
-# was stopped (docs/internals/delta.md).
+# (ulimit -v): bsdiff BSDIFF_MEM_GIB (default 4; on a 1.1 GiB model it held
+# 10 GiB for 8 minutes under a 12 GiB cap before it was stopped), the others
+# PEER_MEM_GIB (default 12: zstd --long=31 needs more than 4). TOOLS picks the
+# contenders (default: airlock bsdiff xdelta3 zstd).
 #
 #   bench/delta.sh [BUILD_DIR] [PARAMS]      (defaults: build, 1.1G: a ~1.1 GiB Q8_0 model)
 #
@@ -29,7 +30,9 @@ gen="$here/$build/airlock-ggufgen"
 for t in bsdiff bspatch xdelta3 zstd /usr/bin/time; do
     command -v "$t" >/dev/null || { echo "missing $t: scripts/bootstrap.sh installs it" >&2; exit 2; }
 done
-mem_gib=${PEER_MEM_GIB:-4}
+mem_gib=${PEER_MEM_GIB:-12}
+bsdiff_gib=${BSDIFF_MEM_GIB:-4}
+tools=${TOOLS:-airlock bsdiff xdelta3 zstd}
 work=$(mktemp -d "${BENCH_TMPDIR:-/var/tmp}/al-bench-delta.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$here/bench/results"
@@ -65,8 +68,9 @@ print(best)')
 # sets secs, rss_kib, status ("ok" or what went wrong).
 run() {
     local label=$1; shift
-    local cap=""
-    [ "$label" = airlock ] || cap="ulimit -v $((mem_gib * 1024 * 1024));"
+    local cap="" gib=$mem_gib
+    [ "$label" = bsdiff ] && gib=$bsdiff_gib
+    [ "$label" = airlock ] || cap="ulimit -v $((gib * 1024 * 1024));"
     set +e
     bash -c "$cap exec /usr/bin/time -v -o '$work/time.txt' \"\$@\"" _ "$@" >"$work/out.txt" 2>&1
     local st=$?
@@ -78,7 +82,7 @@ run() {
     else
         status="failed (exit $st): $( (grep -v '^\s*$' "$work/out.txt" | grep -vi 'command exited' | tail -1 | cut -c1-100) || true)"
         if grep -qi "memory\|alloc\|Cannot allocate" "$work/out.txt"; then
-            status="out of memory under ${mem_gib} GiB: $(tail -1 "$work/out.txt" | cut -c1-80)"
+            status="out of memory under ${gib} GiB: $(tail -1 "$work/out.txt" | cut -c1-80)"
         fi
         if [ "$st" -eq 137 ]; then status="killed (SIGKILL: out of memory?)"; fi
     fi
@@ -101,7 +105,7 @@ for p in a b c d; do
     # cp of the result: the speed goal's yardstick.
     rm -f cp.out; sync
     t0=$(date +%s.%N); cp "$new" cp.out; sync; cp_s=$(echo "$(date +%s.%N) - $t0" | bc); rm -f cp.out
-    for tool in airlock bsdiff xdelta3 zstd; do
+    for tool in $tools; do
         patch="$work/$p.$tool.patch"; out="$work/$p.$tool.out"
         rm -f "$patch" "$out"
         case $tool in
@@ -150,7 +154,7 @@ for p in a b c d; do
     echo "     (cp of the result: ${cp_s} s)"
 done
 json="${json%,}]"
-echo "{\"params\":\"$params\",\"base_bytes\":$(stat -c %s base.gguf),\"largest_tensor_bytes\":$largest,\"peer_mem_cap_gib\":$mem_gib,\"runs\":$json}" \
-    | python3 -m json.tool >"$here/bench/results/delta.json"
+echo "{\"params\":\"$params\",\"base_bytes\":$(stat -c %s base.gguf),\"largest_tensor_bytes\":$largest,\"peer_mem_cap_gib\":$mem_gib,\"bsdiff_mem_cap_gib\":$bsdiff_gib,\"runs\":$json}" \
+    | python3 -m json.tool >"${RESULTS:-$here/bench/results/delta.json}"
 echo "largest tensor: $largest bytes; goal: airlock's peak RSS <= largest tensor + 64 MiB"
-echo "wrote bench/results/delta.json"
+echo "wrote ${RESULTS:-bench/results/delta.json}"
