@@ -14,7 +14,7 @@ FUZZ_CXX   ?= clang++-14
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan bench-pickle soak faults clean deps fuzz fuzz-build fuzz-smoke
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan bench-pickle bench-delta soak faults clean deps fuzz fuzz-build fuzz-smoke
 
 all: build
 
@@ -121,6 +121,11 @@ bench-scan: build
 # reading the same stream (bench/scan_pickle.sh; several minutes).
 bench-pickle: build
 	@bench/scan_pickle.sh "$(BUILD)"
+
+# Delta bundles against bsdiff, xdelta3 and zstd --patch-from on a ~1 GiB
+# generated model, four kinds of change (bench/delta.sh; long, not in make test).
+bench-delta: build
+	@nice -n 10 bench/delta.sh "$(BUILD)"
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)

@@ -53,6 +53,13 @@ inside="$work/airgapped"
 step "build host: make a signing key, pack demo:2.0 into a signed bundle"
 run airlock key gen -o "$work/build-host" --no-password
 run airlock pack demo:2.0 -o "$work/demo-2.0.tar" --sign "$work/build-host.key" --expires 2099-12-31
+step "build host: version 2.1 (a chat template added) ships as a signed delta from 2.0"
+run "$gen" --out "$work/demo-v21.gguf" --layers 2 --embd 64 --ff 128 --heads 4 --kv-heads 2 --ctx 256 --seed 2 --name demo \
+    --type q8_0 --chat-template '{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}'
+run airlock add demo:2.1 "$work/demo-v21.gguf"
+run airlock delta --dry-run demo:2.0 demo:2.1
+run airlock delta demo:2.0 demo:2.1 -o "$work/demo-2.1-delta.tar" --sign "$work/build-host.key" --expires 2099-12-31 \
+    --seq "$(( $(date +%s) + 60 ))"
 step "anyone can check it with standard tools"
 mkdir "$work/check" && tar xf "$work/demo-2.0.tar" -C "$work/check"
 printf '$ (cd check && sha256sum -c checksums.txt && minisign -Vm checksums.txt -p build-host.pub)\n'
@@ -70,6 +77,13 @@ step "a replayed bundle is refused, and the refusal recorded"
 printf '$ airlock ingest demo-2.0.tar\n'
 airlock ingest "$work/demo-2.0.tar" 2>&1 | tail -2 || true
 run airlock log
+
+step "air-gapped side: the delta names its base; ingest rebuilds 2.1 from 2.0 and proves every digest"
+run airlock verify "$work/demo-2.1-delta.tar"
+run airlock ingest "$work/demo-2.1-delta.tar"
+run airlock show demo:2.1
+printf '$ sha256sum demo-v21.gguf "$(airlock path demo:2.1)"\n'
+sha256sum "$work/demo-v21.gguf" "$(airlock path demo:2.1)"
 
 step "air-gapped side: serve the ingested model over the OpenAI-compatible API and ask it"
 printf '(and a real trained model, the 1 MB TinyStories fixture, beside it)\n'

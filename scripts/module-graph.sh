@@ -19,7 +19,7 @@ doc="$here/docs/ARCHITECTURE.md"
 LAYERS=(
     "core"
     "store index oci gguf sign engine health loadgen"
-    "repo access audit scan policy"
+    "repo access audit scan policy delta"
     "trust serve rag suite bench"
     "bundle server"
     "cli"

@@ -42,6 +42,7 @@
 #include <stdint.h>
 
 #include "core/err.h"
+#include "delta/delta.h"
 #include "index/index.h"
 #include "policy/policy.h"
 #include "repo/repo.h"
@@ -70,6 +71,17 @@ struct al_bundle_pack_opts {
     bool progress;
     bool allow_dangerous;                /* pack a file the scan calls dangerous (a warning on stderr) */
     const char *ack_license;             /* --ack-license ID: written into the signed manifest, or NULL */
+    const char *delta_base;              /* a stored version: pack ref as a delta from it (needs ref) */
+    bool delta_dry_run;                  /* with delta_base: plan only, fill res->delta, write nothing */
+};
+
+/* How one file of a delta travels (docs/internals/delta.md). */
+struct al_bundle_delta_file {
+    char path[AL_LIMIT_FILE_NAME + 1];
+    char via[8];                  /* "base" (the base has it), "patch", "whole" (no counterpart) */
+    char base_path[AL_LIMIT_FILE_NAME + 1]; /* the base file a patch starts from, "" otherwise */
+    uint64_t size;                /* the result file's size */
+    struct al_delta_stats st;     /* of a patch: tensors and bytes (patch_bytes 0 in a dry run) */
 };
 
 struct al_bundle_packed {
@@ -81,7 +93,12 @@ struct al_bundle_packed {
     size_t n_files;
     char scan[16];               /* the worst scan verdict of the files: "ok", "warn", "dangerous" */
     struct al_license_decision license; /* the build host's license check (al_policy_pack_decide) */
+    /* A delta (delta_base): the base's manifest and ref, and each file's route (malloc'd, n_files). */
+    char delta_base[AL_DIGEST_SIZE];
+    char delta_base_ref[AL_LIMIT_NAME + AL_LIMIT_TAG + 2];
+    struct al_bundle_delta_file *delta;
 };
+void al_bundle_packed_release(struct al_bundle_packed *res);
 
 /* Writes the bundle to out_path (atomically: a temporary name, then rename).
  * r may be NULL when packing files. Every file is scanned (scan.h) before
@@ -140,6 +157,15 @@ struct al_bundle_report {
     bool accepted;
     struct al_version version; /* after ingest */
     bool existed;
+    /* A delta bundle (it carries delta.json): the base it needs, whether this
+     * store has it (as base_found, a version of that manifest or of the same
+     * files), and how many files were rebuilt from patches or taken from the base. */
+    bool delta;
+    char delta_base[AL_DIGEST_SIZE];
+    char delta_base_ref[AL_LIMIT_NAME + AL_LIMIT_TAG + 2];
+    char delta_base_found[AL_DIGEST_SIZE];
+    size_t delta_patched, delta_from_base;
+    uint64_t delta_patch_bytes;
 };
 void al_bundle_report_release(struct al_bundle_report *rep);
 

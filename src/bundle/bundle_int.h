@@ -8,6 +8,8 @@
 
 #define AL_BUNDLE_CHECKSUMS "checksums.txt"
 #define AL_BUNDLE_BLOB_DIR  "blobs/sha256/"
+#define AL_BUNDLE_DELTA_JSON "delta.json"   /* a delta bundle's routes (docs/internals/delta.md) */
+#define AL_BUNDLE_DELTA_DIR  "delta/"       /* its patches: delta/<hex of the result file> */
 
 /* One line of checksums.txt. */
 struct al_sum {
@@ -56,6 +58,28 @@ struct al_ing_sig {
     size_t len;
 };
 
+/* A delta bundle's delta.json, once parsed (delta.c). */
+struct al_ing_dfile {
+    char path[AL_LIMIT_FILE_NAME + 1];
+    char digest[AL_DIGEST_SIZE];
+    uint64_t size;
+    char via;                          /* 'b' base, 'p' patch, 'w' whole */
+    char base_file[AL_DIGEST_SIZE];    /* a patch's base file */
+    char patch[AL_LIMIT_FILE_NAME + 1]; /* a patch's entry, delta/<hex> */
+};
+
+struct al_ing_delta {
+    bool on;                           /* the bundle carries delta.json */
+    char base[AL_DIGEST_SIZE];         /* the base manifest it names */
+    char base_ref[AL_LIMIT_NAME + AL_LIMIT_TAG + 2];
+    struct al_file *bfiles;            /* the base's files it names */
+    size_t bn;
+    struct al_ing_dfile *files;        /* the result's files, in manifest order */
+    size_t n;
+    struct al_version found;           /* the base found in the store */
+    bool have_found;
+};
+
 struct al_ing {
     struct al_repo *r;
     const struct al_bundle_opts *o;
@@ -79,7 +103,29 @@ struct al_ing {
     char *scan_refused;       /* the record of the dangerous file that refused the ingest, or NULL */
     char *license;            /* the license decision's record (al_bundle_license_json), once decided */
     bool license_refused;     /* the license refused the ingest: "license-refused" */
+    struct al_ing_delta delta;
 };
+
+/* Entries an ingest may hold: the bundle's, and the files a delta rebuilds. */
+#define AL_ING_MAX_ENTRIES (2u * AL_BUNDLE_MAX_ENTRIES)
+
+/* delta.c: parses delta.json (when the bundle has one) against the manifest. */
+enum al_rc al_ing_parse_delta(struct al_ing *g, struct al_err *err);
+/* True when name is an entry a delta bundle may carry besides blobs. */
+bool al_ing_delta_entry(const struct al_ing *g, const char *name);
+/* True when the delta provides the layer with this digest (from the base or a patch). */
+bool al_ing_delta_provides(const struct al_ing *g, const char *digest);
+/* Finds the base in the store (by manifest, else by the same files);
+ * AL_ERR_NOT_FOUND naming it when absent, AL_ERR_VERIFY when the store has
+ * another version under its name and tag. */
+enum al_rc al_ing_delta_base(struct al_ing *g, struct al_err *err);
+/* Rebuilds every patched file into an uncommitted blob, checked against the
+ * signed manifest's digest; adds each as an entry blobs/sha256/<hex>. */
+enum al_rc al_ing_delta_apply(struct al_ing *g, struct al_err *err);
+/* The "delta" object of the provenance (a new reference), or NULL when not a delta. */
+struct json_t;
+struct json_t *al_ing_delta_json(const struct al_ing *g);
+void al_ing_delta_release(struct al_ing_delta *d);
 
 void al_ing_check(struct al_ing *g, const char *what);
 /* Verifies every signature over checksums.txt and applies revocation; refuses

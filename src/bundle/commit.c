@@ -60,9 +60,11 @@ static enum al_rc check_layout(struct al_ing *g, struct al_err *err)
         return rc;
     if (!g->have_man)
         return al_err_set(err, AL_ERR_INVALID, "the manifest that index.json names is missing from the bundle");
+    if ((rc = al_ing_parse_delta(g, err)))
+        return rc;
     for (size_t i = 0; i < g->n_ents; i++) {
         const char *n = g->ents[i].name;
-        if (strcmp(n, "index.json") == 0 || strcmp(n, "oci-layout") == 0)
+        if (strcmp(n, "index.json") == 0 || strcmp(n, "oci-layout") == 0 || al_ing_delta_entry(g, n))
             continue;
         if (strncmp(n, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) != 0 ||
             !al_digest_hex_eq(g->ents[i].digest, n + sizeof AL_BUNDLE_BLOB_DIR - 1))
@@ -78,6 +80,8 @@ static enum al_rc check_layout(struct al_ing *g, struct al_err *err)
         if ((rc = al_bundle_blob_name(g->man.layers[i].digest, path, err)))
             return rc;
         struct al_ing_entry *e = al_ing_find(g, path);
+        if (e == NULL && al_ing_delta_provides(g, g->man.layers[i].digest))
+            continue; /* rebuilt or taken from the base after the policy checks (apply.c) */
         if (e == NULL)
             return al_err_set(err, AL_ERR_INVALID, "file '%s' (%s) is missing from the bundle", g->man.layers[i].path,
                               g->man.layers[i].digest);
@@ -173,6 +177,9 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
         }
         json_object_set_new(d, "scan", sc);
     }
+    json_t *dj = al_ing_delta_json(g);
+    if (dj)
+        json_object_set_new(d, "delta", dj);
     if (g->license) {
         json_t *lc = json_loads(g->license, 0, NULL);
         if (lc == NULL) {
@@ -529,13 +536,25 @@ out:
     return rc;
 }
 
+/* A delta bundle: its base must be here; then (not in a dry run) the patched
+ * files are rebuilt and proven against the signed manifest (apply.c). */
+static enum al_rc check_delta(struct al_ing *g, struct al_err *err)
+{
+    if (!g->delta.on)
+        return AL_OK;
+    enum al_rc rc = al_ing_delta_base(g, err);
+    if (!rc && !g->o->dry_run)
+        rc = al_ing_delta_apply(g, err);
+    return rc;
+}
+
 enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *err)
 {
     struct al_model_facts facts;
     enum al_rc rc;
     if ((rc = check_entries(g, err)) || (rc = name_version(g, err)) ||
         (rc = al_ing_check_policy(g, g->rep->name, err)) || (rc = check_dates(g, g->rep->name, g->rep->seq, err)) ||
-        (rc = check_weights(g, &facts, err)))
+        (rc = check_delta(g, err)) || (rc = check_weights(g, &facts, err)))
         return rc;
     al_ing_check(g, "weights");
     if (g->o->dry_run) {

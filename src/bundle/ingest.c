@@ -223,6 +223,7 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
         return rc;
     }
     bool keep = (strcmp(name, "index.json") == 0 || strcmp(name, "oci-layout") == 0 ||
+                 strcmp(name, AL_BUNDLE_DELTA_JSON) == 0 ||
                  strncmp(name, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) == 0) &&
                 declared <= AL_LIMIT_MANIFEST && g->kept + declared <= AL_BUNDLE_KEEP_MAX;
     if (keep && (en->mem = malloc(declared + 1)) == NULL) {
@@ -387,6 +388,7 @@ static void release_ing(struct al_ing *g)
     free(g->license);
     al_oci_manifest_release(&g->man);
     al_trust_release(&g->trust);
+    al_ing_delta_release(&g->delta);
 }
 
 enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al_bundle_opts *o,
@@ -421,7 +423,7 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
     }
     (void)posix_fadvise(src.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     src.hash = al_hash_stream_new();
-    g.ents = calloc(AL_BUNDLE_MAX_ENTRIES, sizeof *g.ents);
+    g.ents = calloc(AL_ING_MAX_ENTRIES, sizeof *g.ents);
     if (!src.hash || !g.ents) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
@@ -495,7 +497,8 @@ out:
         f->size = g.ents[i].size;
         struct al_sum *s = g.sums ? al_sums_find(g.sums, g.n_sums, f->name) : NULL;
         snprintf(f->status, sizeof f->status, "%s",
-                 !s ? "not listed" : al_digest_hex_eq(f->digest, s->hex) ? "ok" : "MISMATCH");
+                 !s ? (g.delta.on && f->name[0] == 'b' ? "rebuilt" : "not listed")
+                    : al_digest_hex_eq(f->digest, s->hex) ? "ok" : "MISMATCH");
     }
     if (rc && !o->dry_run && src.hash)
         rc = al_ing_record_refusal(&g, abs, rc, err);

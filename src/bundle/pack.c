@@ -18,6 +18,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <dirent.h>
+#include <jansson.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -34,12 +35,21 @@
 struct pk_file {
     struct al_oci_layer l;
     char src[AL_LIMIT_PATH];
+    /* A delta: how this file travels. via 'b': the base has it (not shipped);
+     * 'p': a patch (entry delta/<layer hex>, made into patch_src); else whole. */
+    char via;
+    char entry[AL_LIMIT_FILE_NAME + 1]; /* the archive name when not the blob name */
+    char patch_src[AL_LIMIT_PATH];
+    char patch_digest[AL_DIGEST_SIZE];
+    uint64_t patch_size;
+    char base_file[AL_DIGEST_SIZE];
 };
 
 struct pk {
     struct pk_file *files;
     size_t n;
     time_t newest;
+    char *delta_json; /* a delta's delta.json, else NULL */
 };
 
 static enum al_rc add_file(struct pk *p, const char *src, const char *path, struct al_err *err)
@@ -189,7 +199,9 @@ static enum al_rc put_file(struct archive *a, const struct pk_file *f, unsigned 
                            struct al_progress *progress, struct al_err *err)
 {
     char name[AL_LIMIT_FILE_NAME + 1];
-    enum al_rc rc = al_bundle_blob_name(f->l.digest, name, err);
+    enum al_rc rc = f->entry[0] ? AL_OK : al_bundle_blob_name(f->l.digest, name, err);
+    if (f->entry[0])
+        snprintf(name, sizeof name, "%s", f->entry);
     if (!rc)
         rc = put_header(a, name, f->l.size, mtime, err);
     if (rc)
@@ -444,12 +456,23 @@ static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char 
         goto out;
     if ((rc = al_bundle_blob_name(cfg_d, name, err)) || (rc = put_mem(a, name, config, strlen(config), mtime, err)))
         goto out;
+    if (p->delta_json && (rc = put_mem(a, AL_BUNDLE_DELTA_JSON, p->delta_json, strlen(p->delta_json), mtime, err)))
+        goto out;
     for (size_t i = 0; i < p->n && !rc; i++) {
         bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(p->files[j].l.digest, p->files[i].l.digest) == 0;
-        if (!dup)
+        if (dup || p->files[i].via == 'b')
+            continue;
+        if (p->files[i].via == 'p') {
+            struct pk_file pf = p->files[i];
+            memcpy(pf.l.digest, pf.patch_digest, AL_DIGEST_SIZE);
+            pf.l.size = pf.patch_size;
+            snprintf(pf.src, sizeof pf.src, "%s", pf.patch_src);
+            rc = put_file(a, &pf, buf, mtime, pr, err);
+        } else {
             rc = put_file(a, &p->files[i], buf, mtime, pr, err);
+        }
     }
     if (!rc && archive_write_close(a) != ARCHIVE_OK)
         rc = al_err_set(err, AL_ERR_IO, "cannot finish the archive: %s", archive_error_string(a));
@@ -501,12 +524,25 @@ static enum al_rc build_sums(const struct pk *p, const char *index, const char *
     al_hex(raw, AL_SHA256_BYTES, hex);
     al_buf_addf(&sb, "%s  index.json\n", hex);
     bool digests_ok = add_blob_sum(&sb, man_d) && add_blob_sum(&sb, cfg_d);
+    if (p->delta_json) {
+        al_sha256_buf(p->delta_json, strlen(p->delta_json), raw);
+        al_hex(raw, AL_SHA256_BYTES, hex);
+        al_buf_addf(&sb, "%s  " AL_BUNDLE_DELTA_JSON "\n", hex);
+    }
     for (size_t i = 0; i < p->n && digests_ok; i++) {
         bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(p->files[j].l.digest, p->files[i].l.digest) == 0;
-        if (!dup)
+        if (dup || p->files[i].via == 'b')
+            continue;
+        if (p->files[i].via == 'p') {
+            const char *ph = al_digest_hex(p->files[i].patch_digest);
+            digests_ok = ph != NULL;
+            if (ph)
+                al_buf_addf(&sb, "%s  %s\n", ph, p->files[i].entry);
+        } else {
             digests_ok = add_blob_sum(&sb, p->files[i].l.digest);
+        }
     }
     if (!digests_ok) {
         al_buf_release(&sb);
@@ -532,11 +568,151 @@ static enum al_rc creation_time(const struct al_bundle_pack_opts *o, const struc
     return AL_OK;
 }
 
+/* ---- delta (docs/internals/delta.md) ---- */
+
+/* The base file a new file is patched from: the base's file of the same
+ * path, else (a weight) the base's first weight file; NULL: none. */
+static const struct al_file *delta_counterpart(const struct al_file *bf, size_t bn, const struct pk_file *f)
+{
+    for (size_t j = 0; j < bn; j++)
+        if (strcmp(bf[j].path, f->l.path) == 0)
+            return &bf[j];
+    if (strcmp(f->l.media_type, AL_MT_WEIGHT) != 0)
+        return NULL;
+    for (size_t j = 0; j < bn; j++)
+        if (strcmp(bf[j].media_type, AL_MT_WEIGHT) == 0)
+            return &bf[j];
+    return NULL;
+}
+
+/* Makes the patch of f from the base blob at base_src: into a temporary
+ * file beside out_path (its digest and size into f), or only its plan when
+ * out_path is NULL (a dry run). */
+static enum al_rc delta_file(struct pk_file *f, const char *base_src, const char *out_path, bool progress,
+                             struct al_delta_stats *st, struct al_err *err)
+{
+    int bfd = open(base_src, O_RDONLY | O_CLOEXEC), nfd = open(f->src, O_RDONLY | O_CLOEXEC), ofd = -1;
+    enum al_rc rc = AL_OK;
+    if (bfd < 0 || nfd < 0) {
+        rc = al_err_sys(err, AL_ERR_IO, "cannot open '%s'", bfd < 0 ? base_src : f->src);
+        goto out;
+    }
+    if (out_path) {
+        if ((rc = al_path_fmt(f->patch_src, sizeof f->patch_src, err, "%s.delta.XXXXXX", out_path)))
+            goto out;
+        if ((ofd = mkostemp(f->patch_src, O_CLOEXEC)) < 0) {
+            rc = al_err_sys(err, AL_ERR_IO, "cannot create '%s'", f->patch_src);
+            f->patch_src[0] = '\0';
+            goto out;
+        }
+    }
+    struct al_progress *pr = progress ? al_progress_new(f->l.path, f->l.size) : NULL;
+    rc = al_delta_make(bfd, base_src, nfd, f->src, ofd, pr, st, err);
+    al_progress_free(pr);
+    if (!rc && ofd >= 0)
+        rc = al_sha256_path(f->patch_src, f->patch_digest, &f->patch_size, NULL, err);
+    const char *hex = al_digest_hex(f->l.digest);
+    if (!rc && ofd >= 0 && hex)
+        snprintf(f->entry, sizeof f->entry, AL_BUNDLE_DELTA_DIR "%s", hex);
+out:
+    if (bfd >= 0)
+        close(bfd);
+    if (nfd >= 0)
+        close(nfd);
+    if (ofd >= 0)
+        close(ofd);
+    return rc;
+}
+
+/* A delta from o->delta_base: each file's route into res->delta, the patches
+ * made (none when out_path is NULL: a dry run), and delta.json, which names
+ * the base (manifest, ref, every file), the result's manifest (man_d) and
+ * every result file with its digest and route. */
+static enum al_rc plan_delta(struct al_repo *r, const struct al_bundle_pack_opts *o, struct pk *p,
+                             const char *out_path, const char *man_d, struct al_bundle_packed *res,
+                             struct al_err *err)
+{
+    struct al_version bv;
+    struct al_file *bf = NULL;
+    size_t bn = 0;
+    enum al_rc rc = al_repo_resolve(r, o->delta_base, &bv, err);
+    if (!rc)
+        rc = al_repo_list_files(r, &bv, &bf, &bn, err);
+    if (rc)
+        return rc;
+    char first[AL_LIMIT_TAG + 1] = "";
+    sscanf(bv.tags, "%128[^,]", first);
+    snprintf(res->delta_base, sizeof res->delta_base, "%s", bv.manifest);
+    snprintf(res->delta_base_ref, sizeof res->delta_base_ref, "%s%s%s", bv.model, first[0] ? ":" : "", first);
+    res->delta = calloc(p->n + 1, sizeof *res->delta);
+    json_t *jb = json_array(), *jf = json_array();
+    if (res->delta == NULL || !jb || !jf) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t j = 0; j < bn; j++)
+        json_array_append_new(jb, json_pack("{s:s, s:s, s:I}", "path", bf[j].path, "digest", bf[j].digest, "size",
+                                            (json_int_t)bf[j].size));
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        struct pk_file *f = &p->files[i];
+        struct al_bundle_delta_file *d = &res->delta[i];
+        snprintf(d->path, sizeof d->path, "%s", f->l.path);
+        d->size = f->l.size;
+        f->via = 'w';
+        for (size_t j = 0; j < bn && f->via == 'w'; j++)
+            if (strcmp(bf[j].digest, f->l.digest) == 0)
+                f->via = 'b';
+        const struct al_file *c = f->via == 'w' ? delta_counterpart(bf, bn, f) : NULL;
+        if (c) {
+            char base_src[AL_LIMIT_PATH];
+            if ((rc = al_repo_blob_path(r, c->digest, base_src, sizeof base_src, err)) ||
+                (rc = delta_file(f, base_src, out_path, o->progress, &d->st, err)))
+                break;
+            f->via = 'p';
+            memcpy(f->base_file, c->digest, AL_DIGEST_SIZE);
+            snprintf(d->base_path, sizeof d->base_path, "%s", c->path);
+        }
+        snprintf(d->via, sizeof d->via, "%s", f->via == 'b' ? "base" : f->via == 'p' ? "patch" : "whole");
+        json_t *e = json_pack("{s:s, s:s, s:I, s:s}", "path", f->l.path, "digest", f->l.digest, "size",
+                              (json_int_t)f->l.size, "via", d->via);
+        if (f->via == 'p' && out_path)
+            json_object_update_new(e, json_pack("{s:s, s:s, s:s, s:I}", "base_file", f->base_file, "patch", f->entry,
+                                                "patch_digest", f->patch_digest, "patch_size",
+                                                (json_int_t)f->patch_size));
+        json_array_append_new(jf, e);
+    }
+    if (!rc && out_path) {
+        json_t *root = json_pack("{s:i, s:{s:s, s:s, s:o}, s:{s:s, s:O}}", "airlock_delta", 1, "base", "manifest",
+                                 bv.manifest, "ref", res->delta_base_ref, "files", jb, "result", "manifest", man_d,
+                                 "files", jf);
+        jb = NULL;
+        p->delta_json = root ? json_dumps(root, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+        json_decref(root);
+        if (p->delta_json == NULL)
+            rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        else if (strlen(p->delta_json) > AL_LIMIT_MANIFEST)
+            rc = al_err_set(err, AL_ERR_LIMIT, "delta.json is over %u bytes (AL_LIMIT_MANIFEST)", AL_LIMIT_MANIFEST);
+    }
+out:
+    json_decref(jb);
+    json_decref(jf);
+    free(bf);
+    return rc;
+}
+
+void al_bundle_packed_release(struct al_bundle_packed *res)
+{
+    free(res->delta);
+    res->delta = NULL;
+}
+
 enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o, const char *out_path,
                           struct al_bundle_packed *res, struct al_err *err)
 {
     memset(res, 0, sizeof *res);
-    if (o->n_keys == 0)
+    if (o->delta_base && !o->ref)
+        return al_err_set(err, AL_ERR_USAGE, "a delta is made between two stored versions");
+    if (o->n_keys == 0 && !o->delta_dry_run)
         return al_err_set(err, AL_ERR_USAGE, "a bundle must be signed: give --sign KEY");
     if (o->ref && (o->prompts_dir || o->bench_dir || o->card_path || o->n_files))
         return al_err_set(err, AL_ERR_USAGE, "a stored version is packed as it is: --prompts, --bench and --card "
@@ -569,6 +745,11 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         }
         if ((rc = collect_ref(r, o, &p, &v, &config, previous, err)))
             goto out;
+        if (o->delta_base && o->delta_dry_run) {
+            rc = plan_delta(r, o, &p, NULL, "", res, err);
+            res->n_files = p.n;
+            goto out;
+        }
         name = v.model;
         sscanf(v.tags, "%128[^,]", first);
         /* A version that came in a bundle leaves with its signed manifest unchanged, so its
@@ -648,6 +829,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     memcpy(ie.digest, man_d, AL_DIGEST_SIZE);
     if ((rc = al_oci_index_build(&ie, 1, &index, err)))
         goto out;
+    if (o->delta_base && (rc = plan_delta(r, o, &p, out_path, man_d, res, err)))
+        goto out;
     if ((rc = build_sums(&p, index, man_d, cfg_d, &sums, err)))
         goto out;
     char comment[512];
@@ -670,6 +853,10 @@ out:
     free(index);
     free(manifest);
     free(config);
+    for (size_t i = 0; p.files && i < p.n; i++)
+        if (p.files[i].patch_src[0])
+            unlink(p.files[i].patch_src);
+    free(p.delta_json);
     free(p.files);
     return rc;
 }

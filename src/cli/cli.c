@@ -10,7 +10,7 @@
 /* The subcommands; each one's function is defined in cmd_<name>.c. */
 extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show, al_cmd_tag, al_cmd_rm,
     al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_fsck, al_cmd_gc, al_cmd_log;
-extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_verify, al_cmd_ingest;
+extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_verify, al_cmd_ingest, al_cmd_delta;
 extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
 extern al_cmd_fn al_cmd_serve;
@@ -34,6 +34,7 @@ static const struct al_cmd commands[] = {
     {"trust", al_cmd_trust, "keys trusted to sign bundles: add, ls, rm, revoke"},
     {"pack", al_cmd_pack, "pack files or a version into a signed bundle"},
     {"export", al_cmd_export, "re-pack a stored version as a signed bundle"},
+    {"delta", al_cmd_delta, "pack what changed between two versions as a signed delta bundle"},
     {"scan", al_cmd_scan, "look inside files for known dangers: pickle, safetensors, executables"},
     {"policy", al_cmd_policy, "the site's license policy and scan requirement: license, scan, show, check"},
     {"verify", al_cmd_verify, "check a bundle without changing anything"},

@@ -185,6 +185,20 @@ static void print_scan(const struct al_event *ev, size_t n, const char *digest)
     json_decref(sc);
 }
 
+/* show's line for a version that arrived as a delta bundle (the "delta"
+ * object of its ingest event): the base it was rebuilt from. */
+static void print_delta(const struct al_event *ev, size_t n, const char *digest)
+{
+    json_t *d = version_record(ev, n, digest, "delta", NULL);
+    if (d == NULL)
+        return;
+    printf("  arrived   as a delta from %s (%s): %" JSON_INTEGER_FORMAT " files rebuilt from patches, %"
+           JSON_INTEGER_FORMAT " taken from the base\n", str_or(d, "base_found_ref", str_or(d, "base_ref", "?")),
+           str_or(d, "base_found", str_or(d, "base", "?")), json_integer_value(json_object_get(d, "patched")),
+           json_integer_value(json_object_get(d, "from_base")));
+    json_decref(d);
+}
+
 static const char ls_help[] =
     "usage: airlock ls [NAME] [--json]\n\n"
     "Lists the models and their versions, oldest first; '*' marks the active one.\n"
@@ -386,6 +400,8 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "scan", sc ? sc : json_null());
         json_t *lc = version_license(ev, ne, v.manifest);
         json_object_set_new(j, "license", lc ? lc : json_null());
+        json_t *dl = version_record(ev, ne, v.manifest, "delta", NULL);
+        json_object_set_new(j, "delta", dl ? dl : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
         print_json(j);
@@ -404,6 +420,7 @@ int al_cmd_show(int argc, char **argv)
                    : strstr(files[i].media_type, "weight")     ? "weight"
                                                                : (kind ? kind - 3 : files[i].media_type));
         }
+        print_delta(ev, ne, v.manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
         if (have_gguf)
@@ -467,10 +484,18 @@ int al_cmd_log(int argc, char **argv)
         }
         print_json(arr);
     } else {
-        for (size_t i = 0; i < n; i++)
-            printf("%5" PRId64 "  %.19s  %-14s %-20s %-14s by %s\n", ev[i].id, ev[i].time, ev[i].kind,
+        for (size_t i = 0; i < n; i++) {
+            printf("%5" PRId64 "  %.19s  %-14s %-20s %-14s by %s", ev[i].id, ev[i].time, ev[i].kind,
                    ev[i].model[0] ? ev[i].model : "-", ev[i].digest[0] ? al_cli_short(ev[i].digest) : "-",
                    ev[i].actor);
+            /* An ingest of a delta bundle says from which base. */
+            json_t *d = ev[i].detail && strstr(ev[i].detail, "\"delta\"") ? json_loads(ev[i].detail, 0, NULL) : NULL;
+            json_t *dl = json_object_get(d, "delta");
+            if (dl)
+                printf("  (delta from %s)", str_or(dl, "base_found_ref", str_or(dl, "base_ref", "?")));
+            json_decref(d);
+            printf("\n");
+        }
     }
     al_index_events_free(ev, n);
     return AL_EXIT_OK;

@@ -449,6 +449,49 @@ enum al_rc al_gguf_inspect_fd(int fd, const char *name, struct al_gguf_info *out
     return rc;
 }
 
+enum al_rc al_gguf_table_fd(int fd, const char *name, struct al_gguf_table *out, struct al_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (name == NULL)
+        name = "(fd)";
+    struct gguf_context *g = NULL;
+    enum al_rc rc = al_gguf__open(fd, name, &g, &out->file_size, err);
+    if (rc != AL_OK)
+        return rc;
+    out->data_offset = gguf_get_data_offset(g);
+    int64_t n = gguf_get_n_tensors(g);
+    out->t = calloc(n > 0 ? (size_t)n : 1, sizeof *out->t);
+    if (out->t == NULL) {
+        gguf_free(g);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    for (int64_t i = 0; i < n && !rc; i++) {
+        struct al_gguf_tensor *t = &out->t[out->n++];
+        snprintf(t->name, sizeof t->name, "%s", gguf_get_tensor_name(g, i));
+        t->type = (int32_t)gguf_get_tensor_type(g, i);
+        const int64_t *ne = gguf_get_tensor_ne(g, i);
+        for (int d = 0; d < 4; d++)
+            t->ne[d] = d < GGML_MAX_DIMS ? ne[d] : 1;
+        t->size = gguf_get_tensor_size(g, i);
+        uint64_t end;
+        if (__builtin_add_overflow(out->data_offset, (uint64_t)gguf_get_tensor_offset(g, i), &t->offset) ||
+            __builtin_add_overflow(t->offset, t->size, &end) || end > out->file_size)
+            rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a valid GGUF file: data of tensor '%s' runs past "
+                            "the end of the file", name, t->name);
+    }
+    gguf_free(g);
+    if (rc)
+        al_gguf_table_release(out);
+    return rc;
+}
+
+void al_gguf_table_release(struct al_gguf_table *t)
+{
+    free(t->t);
+    t->t = NULL;
+    t->n = 0;
+}
+
 enum al_rc al_gguf_chat_templates_fd(int fd, const char *name, al_gguf_template_fn *fn, void *ud,
                                      struct al_err *err)
 {

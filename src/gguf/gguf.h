@@ -98,6 +98,31 @@ bool al_gguf_is_magic(const void *head, size_t len);
  * (al_gguf_is_magic, then the header checks). */
 bool al_gguf_named(const char *name);
 
+/* ---- the tensor table ---- */
+
+/* One tensor of a GGUF file, as its table says. The name is copied exactly
+ * (ggml caps names at 63 bytes), not cleaned: it identifies the tensor. */
+struct al_gguf_tensor {
+    char name[64];
+    int32_t type;       /* ggml type id */
+    int64_t ne[4];      /* shape, unused dimensions 1 */
+    uint64_t offset;    /* absolute file offset of the data */
+    uint64_t size;      /* data bytes (no padding) */
+};
+
+struct al_gguf_table {
+    uint64_t file_size;
+    uint64_t data_offset;       /* where the tensor data section starts */
+    struct al_gguf_tensor *t;   /* n entries, in table order; malloc'd */
+    size_t n;
+};
+
+/* Reads the tensor table of the GGUF file open on fd into *out (overwritten;
+ * release with al_gguf_table_release). Every tensor's data lies inside the
+ * file (checked). Errors as al_gguf_inspect_fd, AL_ERR_NOMEM. */
+enum al_rc al_gguf_table_fd(int fd, const char *name, struct al_gguf_table *out, struct al_err *err);
+void al_gguf_table_release(struct al_gguf_table *t);
+
 /* ---- tensor values ---- */
 
 #define AL_GGUF_FINDINGS_MAX 32 /* findings listed in a value report; all are counted */
