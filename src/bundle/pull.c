@@ -152,8 +152,101 @@ static enum al_rc fetch_blob(struct al_ing *g, struct al_reg *reg, const char *n
     return rc;
 }
 
-/* The signature referrer of the model manifest: its files into g. *found
- * false when the registry has none. */
+#define MAX_SIG_REFERRERS AL_BUNDLE_MAX_SIGS
+
+/* One signature referrer (manifest digest sd) into g: its checksums.txt must
+ * be the one already taken (when one is), its signatures are added, its
+ * oci-layout and index.json taken when not yet there. *used false when its
+ * checksums.txt differs (another packing of the same manifest: ignored). */
+static enum al_rc read_referrer(struct al_ing *g, struct al_reg *reg, const char *subject, const char *sd,
+                                bool *used, struct al_err *err)
+{
+    *used = false;
+    char *man = NULL, mt[AL_REG_MT_MAX + 1], got[AL_DIGEST_SIZE];
+    size_t man_len = 0;
+    enum al_rc rc = al_reg_manifest_get(reg, sd, &man, &man_len, mt, got, err);
+    if (rc)
+        return rc;
+    if (strcmp(got, sd) != 0) {
+        free(man);
+        return al_err_set(err, AL_ERR_VERIFY, "the signature referrer %s: the registry sent a manifest that hashes to %s",
+                          sd, got);
+    }
+    json_t *root = json_loadb(man, man_len, 0, NULL);
+    free(man);
+    const char *subj = json_string_value(json_object_get(json_object_get(root, "subject"), "digest"));
+    if (!subj || strcmp(subj, subject) != 0) {
+        json_decref(root);
+        return al_err_set(err, AL_ERR_VERIFY, "the signature referrer %s names another subject than %s", sd, subject);
+    }
+    json_t *layers = json_object_get(root, "layers"), *l;
+    size_t i;
+    /* checksums.txt first: it decides whether this referrer counts. */
+    bool have_sums = false;
+    for (int pass = 0; pass < 2 && !rc; pass++) {
+        json_array_foreach(layers, i, l) {
+            const char *d = json_string_value(json_object_get(l, "digest"));
+            json_int_t size = json_integer_value(json_object_get(l, "size"));
+            const char *name =
+                json_string_value(json_object_get(json_object_get(l, "annotations"), "org.opencontainers.image.title"));
+            if (!d || !name || size < 0) {
+                rc = al_err_set(err, AL_ERR_INVALID, "the signature referrer %s has a layer without digest, size or "
+                                "title", sd);
+                break;
+            }
+            bool is_sums = strcmp(name, AL_BUNDLE_CHECKSUMS) == 0;
+            if ((pass == 0) != is_sums)
+                continue;
+            char kind = al_bundle_sig_kind(name);
+            bool layout = strcmp(name, "oci-layout") == 0 || strcmp(name, "index.json") == 0;
+            if (!is_sums && !kind && !layout) {
+                rc = al_err_set(err, AL_ERR_INVALID, "the signature referrer %s holds an unexpected file '%.80s'", sd,
+                                name);
+                break;
+            }
+            if ((layout && al_ing_find(g, name)) || (kind && g->n_sigs >= AL_BUNDLE_MAX_SIGS))
+                continue;
+            char *text = NULL;
+            size_t len = 0;
+            if ((rc = get_small(reg, d, (uint64_t)size, &text, &len, err)))
+                break;
+            if (is_sums) {
+                have_sums = true;
+                if (g->sums_text && (len != g->sums_len || memcmp(text, g->sums_text, len) != 0)) {
+                    free(text);
+                    json_decref(root);
+                    return AL_OK; /* another packing: not used */
+                }
+                if (g->sums_text) {
+                    free(text);
+                } else {
+                    g->sums_text = text, g->sums_len = len;
+                    rc = al_sums_parse(g->sums_text, g->sums_len, &g->sums, &g->n_sums, err);
+                }
+            } else if (kind) {
+                struct al_ing_sig *s = &g->sigs[g->n_sigs++];
+                snprintf(s->name, sizeof s->name, "%.63s", name);
+                s->kind = kind, s->text = text, s->len = len;
+            } else {
+                rc = add_mem_entry(g, name, text, len, err);
+                free(text);
+            }
+            if (rc)
+                break;
+        }
+        if (pass == 0 && !rc && !have_sums) {
+            json_decref(root);
+            return al_err_set(err, AL_ERR_INVALID, "the signature referrer %s holds no checksums.txt", sd);
+        }
+    }
+    json_decref(root);
+    *used = rc == AL_OK;
+    return rc;
+}
+
+/* The signature referrers of the model manifest: their files into g (every
+ * referrer with the same checksums.txt adds its signatures: k-of-n from
+ * separate pushes). *found false when the registry has none. */
 static enum al_rc read_signatures(struct al_ing *g, struct al_reg *reg, const char *subject, bool *found,
                                   bool *api, struct al_err *err)
 {
@@ -170,83 +263,35 @@ static enum al_rc read_signatures(struct al_ing *g, struct al_reg *reg, const ch
     json_t *root = json_loadb(idx, idx_len, 0, NULL);
     free(idx);
     json_t *ms = json_object_get(root, "manifests"), *m;
-    size_t i;
-    const char *sig_d = NULL;
-    uint64_t sig_size = 0;
+    size_t i, seen = 0;
     json_array_foreach(ms, i, m) {
         const char *at = json_string_value(json_object_get(m, "artifactType"));
-        if (at && strcmp(at, AL_MT_AIRLOCK_SIGS) == 0) {
-            sig_d = json_string_value(json_object_get(m, "digest"));
-            sig_size = (uint64_t)json_integer_value(json_object_get(m, "size"));
-        }
-    }
-    char sd[AL_DIGEST_SIZE] = "";
-    if (sig_d && al_digest_valid(sig_d))
-        snprintf(sd, sizeof sd, "%s", sig_d);
-    json_decref(root);
-    if (!sd[0])
-        return AL_OK;
-    (void)sig_size;
-    char *man = NULL, mt[AL_REG_MT_MAX + 1], got[AL_DIGEST_SIZE];
-    size_t man_len = 0;
-    if ((rc = al_reg_manifest_get(reg, sd, &man, &man_len, mt, got, err)))
-        return rc;
-    if (strcmp(got, sd) != 0) {
-        free(man);
-        return al_err_set(err, AL_ERR_VERIFY, "the signature referrer %s: the registry sent a manifest that hashes to %s",
-                          sd, got);
-    }
-    root = json_loadb(man, man_len, 0, NULL);
-    free(man);
-    const char *subj = json_string_value(json_object_get(json_object_get(root, "subject"), "digest"));
-    if (!subj || strcmp(subj, subject) != 0) {
-        json_decref(root);
-        return al_err_set(err, AL_ERR_VERIFY, "the signature referrer %s names another subject than %s", sd, subject);
-    }
-    json_t *layers = json_object_get(root, "layers"), *l;
-    json_array_foreach(layers, i, l) {
-        const char *d = json_string_value(json_object_get(l, "digest"));
-        uint64_t size = (uint64_t)json_integer_value(json_object_get(l, "size"));
-        const char *name =
-            json_string_value(json_object_get(json_object_get(l, "annotations"), "org.opencontainers.image.title"));
-        if (!d || !name) {
-            rc = al_err_set(err, AL_ERR_INVALID, "the signature referrer %s has a layer without digest or title", sd);
+        const char *sd = json_string_value(json_object_get(m, "digest"));
+        if (!at || strcmp(at, AL_MT_AIRLOCK_SIGS) != 0)
+            continue;
+        if (!sd || !al_digest_valid(sd)) {
+            rc = al_err_set(err, AL_ERR_INVALID, "the referrers of %s list a signature artifact without a valid digest",
+                            subject);
             break;
         }
-        char *text = NULL;
-        size_t len = 0;
-        if ((rc = get_small(reg, d, size, &text, &len, err)))
+        if (++seen > MAX_SIG_REFERRERS) {
+            rc = al_err_set(err, AL_ERR_LIMIT, "more than %u signature referrers for %s", MAX_SIG_REFERRERS, subject);
             break;
-        char kind = al_bundle_sig_kind(name);
-        if (strcmp(name, AL_BUNDLE_CHECKSUMS) == 0 && !g->sums_text) {
-            g->sums_text = text, g->sums_len = len;
-            rc = al_sums_parse(g->sums_text, g->sums_len, &g->sums, &g->n_sums, err);
-        } else if (kind && g->n_sigs < AL_BUNDLE_MAX_SIGS) {
-            struct al_ing_sig *s = &g->sigs[g->n_sigs++];
-            snprintf(s->name, sizeof s->name, "%.63s", name);
-            s->kind = kind, s->text = text, s->len = len;
-        } else if (strcmp(name, "oci-layout") == 0 || strcmp(name, "index.json") == 0) {
-            rc = add_mem_entry(g, name, text, len, err);
-            free(text);
-        } else {
-            free(text);
-            rc = al_err_set(err, AL_ERR_INVALID, "the signature referrer %s holds an unexpected file '%.80s'", sd, name);
         }
-        if (rc)
+        bool used = false;
+        if ((rc = read_referrer(g, reg, subject, sd, &used, err)))
             break;
+        *found = *found || used;
     }
     json_decref(root);
-    if (rc)
+    if (rc || !*found)
         return rc;
-    if (!g->sums)
-        return al_err_set(err, AL_ERR_INVALID, "the signature referrer %s holds no checksums.txt", sd);
     /* Entries added before checksums.txt arrived are checked now. */
     for (size_t k = 0; k < g->n_ents; k++) {
         struct al_sum *s = al_sums_find(g->sums, g->n_sums, g->ents[k].name);
         if (!s || !al_digest_hex_eq(g->ents[k].digest, s->hex))
             return al_err_set(err, AL_ERR_VERIFY, "'%s' does not match the signed checksums.txt", g->ents[k].name);
     }
-    *found = true;
     return AL_OK;
 }
 

@@ -228,10 +228,9 @@ static enum al_rc fallback_index(struct al_reg *reg, const char *subject, const 
     json_t *e;
     size_t i;
     json_array_foreach(json_object_get(prev, "manifests"), i, e) {
-        const char *at = json_string_value(json_object_get(e, "artifactType"));
         const char *ed = json_string_value(json_object_get(e, "digest"));
-        /* One airlock signature artifact per subject: a new push replaces it. */
-        if ((at && strcmp(at, AL_MT_AIRLOCK_SIGS) == 0) || (ed && strcmp(ed, ref_d) == 0))
+        /* Other signers' artifacts stay (pull adds their signatures); this one is listed once. */
+        if (ed && strcmp(ed, ref_d) == 0)
             continue;
         json_array_append(ms, e);
     }
