@@ -5,7 +5,8 @@
 # and skopeo copy read it, pull into a second empty store gives the same
 # manifest digest and the golden completion. Then TLS from a test CA with
 # basic auth (--ca-file, --user with the password on stdin, auth.json) and
-# chunked PATCH uploads; unsigned push and pull --allow-unsigned.
+# chunked PATCH uploads; unsigned push and pull --allow-unsigned; a Docker
+# Model Runner artifact.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 . "$(dirname "$0")/registry_lib.sh"
@@ -22,6 +23,7 @@ expect_status 0 airlock pull --help
 
 # ---- plain HTTP ----
 reg_start plain
+REG_PLAIN=$REG
 expect_status 0 airlock push stories:1.0 "$REG/models/stories:1.0" --plain-http --sign build.key --json
 MAN=$(printf '%s' "$OUT" | grep '^{' | json_get 'd["manifest"]')
 [ "$(printf '%s' "$OUT" | grep '^{' | json_get 'd["referrers"]')" = tag ] || fail "referrers: $OUT"
@@ -103,3 +105,28 @@ airlock trust add builder --minisign build.pub >/dev/null
 XDG_RUNTIME_DIR="$T/xdg" expect_status 0 airlock pull "$REG/models/stories:1.0" --ca-file "$REG_CA"
 echo "$OUT" | qgrep "pulled stories:1.0  $MAN" || fail "pull over TLS: $OUT"
 ok "pull over TLS with credentials from \${XDG_RUNTIME_DIR}/containers/auth.json"
+
+# ---- a Docker Model Runner artifact (application/vnd.docker.ai.gguf.v3), put by hand ----
+put_blob() { # FILE: a monolithic upload to the plain registry
+    local d; d="sha256:$(sha256sum "$1" | cut -d' ' -f1)"
+    local loc; loc=$(curl -sf -X POST -D - -o /dev/null "http://$REG_PLAIN/v2/ai/stories/blobs/uploads/" \
+        | tr -d '\r' | awk 'tolower($1) == "location:" {print $2}')
+    case $loc in http*) ;; *) loc="http://$REG_PLAIN$loc" ;; esac
+    curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary @"$1" \
+        "$loc&digest=$d" >/dev/null || fail "blob upload of $1"
+    echo "$d"
+}
+printf '{"config":{"format":"gguf","quantization":"F32","parameters":"292.8K"}}' >dmr-config.json
+cd_=$(put_blob dmr-config.json)
+gd=$(put_blob "$FIX")
+printf '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.docker.ai.model.config.v0.1+json","digest":"%s","size":%s},"layers":[{"mediaType":"application/vnd.docker.ai.gguf.v3","digest":"%s","size":%s}]}' \
+    "$cd_" "$(stat -c %s dmr-config.json)" "$gd" "$(stat -c %s "$FIX")" >dmr.json
+curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' --data-binary @dmr.json \
+    "http://$REG_PLAIN/v2/ai/stories/manifests/latest" >/dev/null || fail "cannot put the DMR manifest"
+export AIRLOCK_HOME="$T/site-dmr"
+airlock init >/dev/null
+expect_status 5 airlock pull --plain-http "$REG_PLAIN/ai/stories"
+expect_status 0 airlock pull --plain-http "$REG_PLAIN/ai/stories" --allow-unsigned --as dmr:1
+airlock show dmr:1 | qgrep model.gguf || fail "the DMR GGUF layer is not model.gguf"
+airlock show dmr:1 | qgrep "docker://$REG_PLAIN/ai/stories@" || fail "show does not say where it came from"
+ok "a Docker Model Runner artifact pulls with --allow-unsigned (model.gguf, recorded)"

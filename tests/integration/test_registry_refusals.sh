@@ -3,7 +3,7 @@
 # leaving the store byte-identical (blobs, index.json, ls --json, nothing
 # left in tmp/) with exactly one refusal event: unsigned content without
 # --allow-unsigned, a signature by an untrusted key, a replayed older
-# sequence, a manifest swapped after signing, and from a misbehaving registry
+# sequence, a manifest swapped after signing, a license the policy denies, and from a misbehaving registry
 # (bad_registry.py): blob bytes that do not match the digest, a blob larger
 # than its descriptor, a connection dropped mid-blob every time (fails
 # cleanly) and once (resumed with a Range request).
@@ -79,6 +79,21 @@ curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' "$base/manifests/s
 curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @ix.json \
     "$base/manifests/sha256-$d2" >/dev/null || fail "cannot copy the index"
 refused 5 "a manifest swapped after signing" --plain-http "$REG/models/stories:swapped"
+
+# The license gate of ingest: a site whose policy denies unknown licenses
+# refuses the fixture (it declares none) with one license-refused event.
+export AIRLOCK_HOME="$T/site-l"
+airlock init >/dev/null
+airlock trust add builder --minisign build.pub >/dev/null
+airlock policy license unknown deny >/dev/null
+refused 6 "a license the site's policy denies" --plain-http "$REG/models/stories:1.0"
+[ "$(last_kind)" = license-refused ] || fail "license: the event is $(last_kind)"
+airlock policy license unknown ack >/dev/null
+refused 6 "a license the policy wants acknowledged" --plain-http "$REG/models/stories:1.0"
+expect_status 0 airlock pull --plain-http "$REG/models/stories:1.0" --ack-license none
+airlock show stories:1.0 --json | json_get 'd["license"]["ack"]' | qgrep none || fail "the ack is not recorded"
+ok "pull --ack-license none accepts it, the acknowledgement recorded"
+export AIRLOCK_HOME="$SITE_B"
 
 # ---- a misbehaving registry ----
 python3 "$HERE/bad_registry.py" copy "http://$REG" models/stories 1.0 "$T/copy" || fail "copy for the bad registry"
