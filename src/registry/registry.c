@@ -101,12 +101,12 @@ enum al_rc al_reg_ref_parse(const char *s, struct al_reg_ref *ref, struct al_err
         if (!tag_valid(colon + 1))
             return al_err_set(err, AL_ERR_USAGE, "'%s' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})",
                               colon + 1);
-        snprintf(ref->tag, sizeof ref->tag, "%s", colon + 1);
+        snprintf(ref->tag, sizeof ref->tag, "%.*s", (int)AL_REG_TAG_MAX, colon + 1);
     }
     if (!repo_valid(rest))
         return al_err_set(err, AL_ERR_USAGE, "'%s' is not a valid repository name (lowercase letters, digits, '.', "
                           "'_', '-', separated by '/')", rest);
-    snprintf(ref->repo, sizeof ref->repo, "%s", rest);
+    snprintf(ref->repo, sizeof ref->repo, "%.*s", (int)AL_REG_REPO_MAX, rest);
     if (!ref->tag[0] && !ref->digest[0])
         snprintf(ref->tag, sizeof ref->tag, "latest");
     return AL_OK;
