@@ -282,8 +282,6 @@ enum al_rc al_reg_open(const struct al_reg_ref *ref, const struct al_reg_opts *o
     if (o && o->ca_file)
         r->ca_file = strdup(o->ca_file);
     r->o.ca_file = r->ca_file;
-    if (!r->o.chunk_size)
-        r->o.chunk_size = AL_REG_CHUNK;
     snprintf(r->base, sizeof r->base, "%s://%s", r->o.plain_http ? "http" : "https", ref->host);
     r->c = curl_easy_init();
     if (!r->c || (o && o->ca_file && !r->ca_file)) {
@@ -735,10 +733,14 @@ static enum al_rc blob_put(struct al_reg *r, const char *digest, const unsigned 
     if (!rc)
         rc = next_location(r, &q, loc, sizeof loc, err);
     al_buf_release(&q.errbody);
-    bool chunked = size > r->o.chunk_size;
+    uint64_t limit = r->o.chunk_size ? r->o.chunk_size : AL_REG_CHUNK;
+    bool chunked = size > limit;
+    /* The default streams a large blob in one PATCH (as skopeo does): distribution
+     * handles 256 MiB Content-Range chunks at about half the speed. */
+    uint64_t piece = r->o.chunk_size ? r->o.chunk_size : size;
     uint64_t off = 0;
     while (!rc && chunked && off < size) {
-        uint64_t n = size - off < r->o.chunk_size ? size - off : r->o.chunk_size;
+        uint64_t n = size - off < piece ? size - off : piece;
         char cr[64];
         snprintf(cr, sizeof cr, "%" PRIu64 "-%" PRIu64, off, off + n - 1);
         req_init(&q, "PATCH");

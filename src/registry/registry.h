@@ -16,7 +16,7 @@
  *   ~/.config/containers/auth.json, ~/.docker/config.json; "auth" entries
  *   only, no credential helpers).
  * - Uploads: HEAD first (the caller's choice), then one monolithic PUT up to
- *   chunk_size, else POST + PATCH chunks + closing PUT.
+ *   chunk_size, else POST + PATCH (one stream, or chunks) + closing PUT.
  * - Downloads: exactly the size the descriptor gives (more is refused), fed
  *   to a sink; a dropped connection resumes with a Range request (at most
  *   AL_REG_RESUMES times) from the bytes already received.
@@ -36,7 +36,7 @@
 #define AL_REG_HOST_MAX  255u
 #define AL_REG_REPO_MAX  255u
 #define AL_REG_TAG_MAX   128u
-#define AL_REG_CHUNK     (32u << 20)  /* default: blobs up to this go in one PUT, larger in PATCH chunks */
+#define AL_REG_CHUNK     (256u << 20) /* default: blobs up to this go in one PUT; larger in one streamed PATCH */
 #define AL_REG_RESUMES   3            /* Range requests after a dropped download */
 #define AL_REG_MT_MAX    128u
 
@@ -62,7 +62,8 @@ struct al_reg_opts {
     const char *user;       /* with password: explicit credentials */
     const char *password;
     const char *auth_file;  /* an auth.json to read credentials from; NULL: the default places */
-    uint64_t chunk_size;    /* 0: AL_REG_CHUNK */
+    uint64_t chunk_size;    /* 0: one PUT up to AL_REG_CHUNK, else one streamed PATCH; N: PUT up to N, else
+                               PATCH chunks of N bytes with Content-Range */
     long timeout_s;         /* per request without progress; 0: 60 s of silence aborts */
 };
 
