@@ -71,6 +71,9 @@ struct al_bundle_pack_opts {
     bool progress;
     bool allow_dangerous;                /* pack a file the scan calls dangerous (a warning on stderr) */
     const char *ack_license;             /* --ack-license ID: written into the signed manifest, or NULL */
+    bool meta_only;                      /* push: only checksums.txt, signatures, oci-layout, index.json,
+                                            manifest and config are written (not a bundle: the layers stay
+                                            in the store, and go to the registry from there) */
 };
 
 struct al_bundle_packed {

@@ -444,7 +444,7 @@ static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char 
         goto out;
     if ((rc = al_bundle_blob_name(cfg_d, name, err)) || (rc = put_mem(a, name, config, strlen(config), mtime, err)))
         goto out;
-    for (size_t i = 0; i < p->n && !rc; i++) {
+    for (size_t i = 0; i < p->n && !rc && !o->meta_only; i++) {
         bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(p->files[j].l.digest, p->files[i].l.digest) == 0;

@@ -3,8 +3,9 @@
  *
  * Signed (keys given): the version is packed exactly as `export` packs it
  * (al_bundle_pack: the same signed manifest, so a version that came in a
- * bundle keeps its digest; the same scan and license checks) into a
- * temporary bundle, and the bundle's parts go to the registry: its blobs
+ * bundle keeps its digest; the same scan and license checks), its small
+ * entries only (meta_only), into a temporary tar; the parts go to the
+ * registry: its blobs
  * (the layers read from the store, HEAD first to skip what the registry
  * has), the manifest under the tag, then a referrer artifact (artifactType
  * AL_MT_AIRLOCK_SIGS, subject the model manifest) holding checksums.txt, its
@@ -319,7 +320,7 @@ enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, c
         if ((rc = al_path_fmt(path, sizeof path, err, "%s/bundle.tar", dir)))
             goto out;
         struct al_bundle_pack_opts o = *po;
-        o.ref = ref, o.zstd = false;
+        o.ref = ref, o.zstd = false, o.meta_only = true, o.progress = false;
         struct al_bundle_packed packed;
         if ((rc = al_bundle_pack(r, &o, path, &packed, err)) || (rc = read_parts(path, &ps, err)))
             goto out;
