@@ -3,7 +3,8 @@
 # leaving the store byte-identical (blobs, index.json, ls --json, nothing
 # left in tmp/) with exactly one refusal event: unsigned content without
 # --allow-unsigned, a signature by an untrusted key, a replayed older
-# sequence, a manifest swapped after signing, a license the policy denies, and from a misbehaving registry
+# sequence, a manifest swapped after signing, a dangerous file (scan), a
+# license the policy denies or wants acknowledged, and from a misbehaving registry
 # (bad_registry.py): blob bytes that do not match the digest, a blob larger
 # than its descriptor, a connection dropped mid-blob every time (fails
 # cleanly) and once (resumed with a Range request).
@@ -50,6 +51,15 @@ push stories:1.0 "$REG/models/stories:old" --sign build.key --seq 5
 push stories:1.0 "$REG/models/stories:new" --sign build.key --seq 10
 push stories:1.0 "$REG/models/stories:unsigned"
 push stories:1.0 "$REG/models/stories:other" --sign other.key --seq 77
+# A version carrying a pickle that imports os.system (never run: the scan walks opcodes).
+python3 - "$T" <<'PY'
+import os, pickle, sys
+class OsSystem:
+    def __reduce__(self): return (os.system, ('touch ' + os.path.join(sys.argv[1], 'RAN'),))
+open(os.path.join(sys.argv[1], 'evil.pkl'), 'wb').write(pickle.dumps(OsSystem(), protocol=4))
+PY
+airlock add evil:1 "$FIX" evil.pkl --allow-dangerous >/dev/null 2>&1 || fail "add --allow-dangerous"
+push evil:1 "$REG/models/evil:1" --sign build.key --allow-dangerous
 
 export AIRLOCK_HOME="$SITE_B"
 airlock init >/dev/null
@@ -79,6 +89,10 @@ curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json' "$base/manifests/s
 curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.index.v1+json' --data-binary @ix.json \
     "$base/manifests/sha256-$d2" >/dev/null || fail "cannot copy the index"
 refused 5 "a manifest swapped after signing" --plain-http "$REG/models/stories:swapped"
+
+refused 6 "a dangerous file (the scan gate of ingest)" --plain-http "$REG/models/evil:1"
+[ "$(last_kind)" = scan-refused ] || fail "scan: the event is $(last_kind)"
+[ ! -e "$T/RAN" ] || fail "a pickle ran"
 
 # The license gate of ingest: a site whose policy denies unknown licenses
 # refuses the fixture (it declares none) with one license-refused event.
