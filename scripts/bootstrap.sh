@@ -26,7 +26,7 @@ DEB_PACKAGES="build-essential pkg-config ca-certificates
  libjansson-dev libcurl4-openssl-dev libgpgme-dev libcmocka-dev
  minisign gnupg openssl zstd xxd sqlite3 chromium
  libfaiss-dev libpoppler-glib-dev python3-faiss python3-numpy ghostscript groff-base man-db manpages
- python3-jsonschema bsdiff xdelta3
+ python3-jsonschema bsdiff xdelta3 docker-registry skopeo apache2-utils
  clang-14 libclang-rt-14-dev libomp-14-dev llvm-14"
 # Tools that may come from elsewhere (a Node.js not from Debian, say): only
 # installed from Debian when the command is missing. command:package

@@ -85,6 +85,27 @@ run airlock show demo:2.1
 printf '$ sha256sum demo-v21.gguf "$(airlock path demo:2.1)"\n'
 sha256sum "$work/demo-v21.gguf" "$(airlock path demo:2.1)"
 
+if command -v docker-registry >/dev/null; then
+    step "inside the gap: the site's OCI registry carries it to a second node, as to a Pi"
+    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+    printf 'version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: %s\nhttp:\n  addr: 127.0.0.1:%s\n' \
+        "$work/registry" "$port" >"$work/registry.yml"
+    docker-registry serve "$work/registry.yml" >"$work/registry.log" 2>&1 &
+    reg_pid=$!
+    trap 'kill "$reg_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+    for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.05; done
+    run airlock key gen -o "$work/site" --no-password
+    run airlock push demo:2.0 "127.0.0.1:$port/models/demo:2.0" --plain-http --sign "$work/site.key"
+    export AIRLOCK_HOME="$work/node"
+    run airlock init
+    run airlock trust add site --minisign "$work/site.pub" --models 'demo*'
+    run airlock pull "127.0.0.1:$port/models/demo:2.0" --plain-http
+    kill "$reg_pid" 2>/dev/null || true
+    wait "$reg_pid" 2>/dev/null || true
+    trap 'rm -rf "$work"' EXIT
+    export AIRLOCK_HOME="$inside"
+fi
+
 step "air-gapped side: serve the ingested model over the OpenAI-compatible API and ask it"
 printf '(and a real trained model, the 1 MB TinyStories fixture, beside it)\n'
 run airlock add stories:260k "$here/tests/fixtures/stories260K.gguf"

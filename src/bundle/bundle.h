@@ -45,6 +45,7 @@
 #include "delta/delta.h"
 #include "index/index.h"
 #include "policy/policy.h"
+#include "registry/registry.h"
 #include "repo/repo.h"
 #include "sign/minisign.h"
 
@@ -73,6 +74,9 @@ struct al_bundle_pack_opts {
     const char *ack_license;             /* --ack-license ID: written into the signed manifest, or NULL */
     const char *delta_base;              /* a stored version: pack ref as a delta from it (needs ref) */
     bool delta_dry_run;                  /* with delta_base: plan only, fill res->delta, write nothing */
+    bool meta_only;                      /* push: only checksums.txt, signatures, oci-layout, index.json,
+                                            manifest and config are written (not a bundle: the layers stay
+                                            in the store, and go to the registry from there) */
 };
 
 /* How one file of a delta travels (docs/internals/delta.md). */
@@ -113,6 +117,7 @@ struct al_bundle_opts {
     bool allow_expired;    /* accept an expired manifest (recorded) */
     bool allow_downgrade;  /* accept a sequence not above the highest seen (recorded) */
     bool allow_dangerous;  /* accept a file the scan calls dangerous (recorded) */
+    bool allow_unsigned;   /* pull: accept content without signatures (recorded as "unsigned") */
     const char *ack_license; /* --ack-license ID: the operator acknowledges the license (recorded), or NULL */
     bool dry_run;          /* verify only: nothing is written, no event */
     bool no_activate;
@@ -174,6 +179,44 @@ void al_bundle_report_release(struct al_bundle_report *rep);
  * AL_ERR_VERIFY for digests and signatures, AL_ERR_DENIED for policy. */
 enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al_bundle_opts *o,
                             struct al_bundle_report *rep, struct al_err *err);
+
+/* ---- registries (push.c, pull.c; docs/internals/registry.md) ---- */
+
+/* The artifactType of the referrer that carries a version's checksums.txt,
+ * its signatures, oci-layout and index.json; its subject is the model manifest. */
+#define AL_MT_AIRLOCK_SIGS "application/vnd.airlock.signatures.v1+json"
+
+struct al_bundle_pushed {
+    char manifest[AL_DIGEST_SIZE];  /* the model manifest pushed */
+    char referrer[AL_DIGEST_SIZE];  /* the signature referrer, "" when unsigned */
+    int64_t seq;
+    bool signed_;
+    bool referrers_api;             /* the registry lists referrers itself (else the sha256-<hex> tag) */
+    size_t blobs_sent, blobs_skipped;
+    uint64_t bytes_sent;
+    char cred_source[AL_LIMIT_PATH];
+};
+
+/* Pushes the stored version ref to dst (HOST[:PORT]/REPO[:TAG]). With keys in
+ * po (po->n_keys > 0) the version is packed as `export` packs it (scan and
+ * license checks included) and its signatures go along as a referrer; without,
+ * the stored manifest goes as it is, unsigned. po's ref and zstd are ignored. */
+enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, const struct al_reg_opts *ro,
+                          const struct al_bundle_pack_opts *po, struct al_bundle_pushed *res, struct al_err *err);
+
+struct al_bundle_pulled {
+    char manifest[AL_DIGEST_SIZE];     /* the registry's manifest */
+    char media_type[AL_REG_MT_MAX + 1];
+    bool signed_;                      /* a signature referrer was found */
+    bool referrers_api;
+};
+
+/* Pulls src (HOST[:PORT]/REPO[:TAG|@sha256:HEX]) into r through the checks
+ * of al_bundle_ingest (o: as, allow_*, ack_license, no_activate, progress,
+ * caps; dry_run is refused). rep as for ingest; a refusal is one event. */
+enum al_rc al_bundle_pull(struct al_repo *r, const char *src, const struct al_reg_opts *ro,
+                          const struct al_bundle_opts *o, struct al_bundle_pulled *res, struct al_bundle_report *rep,
+                          struct al_err *err);
 
 /* ---- the license of a model's files (issue 18; docs/internals/bundle.md) ---- */
 

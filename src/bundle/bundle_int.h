@@ -144,3 +144,7 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
  * and that the refusal is not recorded: a lost record is never silent. */
 enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_rc why, struct al_err *err);
 struct al_ing_entry *al_ing_find(struct al_ing *g, const char *name);
+/* The default cap on one entry and on all: the store's free space less a margin. */
+uint64_t al_ing_default_cap(struct al_repo *r);
+/* Frees what g holds; uncommitted writers remove their tmp files. */
+void al_ing_release(struct al_ing *g);

@@ -355,7 +355,7 @@ static enum al_rc on_entry(struct al_ing *g, struct archive *a, struct archive_e
     return al_ing_parse_native(g, err);
 }
 
-static uint64_t default_cap(struct al_repo *r)
+uint64_t al_ing_default_cap(struct al_repo *r)
 {
     struct statvfs sv;
     if (statvfs(al_repo_home(r), &sv) != 0)
@@ -372,7 +372,7 @@ void al_bundle_report_release(struct al_bundle_report *rep)
     rep->n_files = 0;
 }
 
-static void release_ing(struct al_ing *g)
+void al_ing_release(struct al_ing *g)
 {
     for (size_t i = 0; i < g->n_ents; i++) {
         al_blob_writer_free(g->ents[i].w);
@@ -398,7 +398,7 @@ enum al_rc al_bundle_ingest(struct al_repo *r, const char *path, const struct al
     struct al_ing g;
     memset(&g, 0, sizeof g);
     g.r = r, g.o = o, g.rep = rep;
-    uint64_t cap = default_cap(r);
+    uint64_t cap = al_ing_default_cap(r);
     g.max_entry = o->max_entry ? o->max_entry : cap;
     g.max_total = o->max_total ? o->max_total : cap;
     struct source src = {.fd = -1};
@@ -502,7 +502,7 @@ out:
     }
     if (rc && !o->dry_run && src.hash)
         rc = al_ing_record_refusal(&g, abs, rc, err);
-    release_ing(&g); /* frees uncommitted writers: their tmp files go */
+    al_ing_release(&g); /* frees uncommitted writers: their tmp files go */
     if (locked)
         al_repo_writer_end(r);
     al_hash_stream_free(src.hash);

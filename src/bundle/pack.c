@@ -458,7 +458,7 @@ static enum al_rc write_archive(const struct al_bundle_pack_opts *o, const char 
         goto out;
     if (p->delta_json && (rc = put_mem(a, AL_BUNDLE_DELTA_JSON, p->delta_json, strlen(p->delta_json), mtime, err)))
         goto out;
-    for (size_t i = 0; i < p->n && !rc; i++) {
+    for (size_t i = 0; i < p->n && !rc && !o->meta_only; i++) {
         bool dup = strcmp(p->files[i].l.digest, man_d) == 0 || strcmp(p->files[i].l.digest, cfg_d) == 0;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(p->files[j].l.digest, p->files[i].l.digest) == 0;

@@ -123,6 +123,12 @@ enum al_rc al_ing_check_sigs(struct al_ing *g, struct al_err *err)
     g->sigs_checked = true;
     if (g->sums == NULL)
         return al_err_set(err, AL_ERR_VERIFY, "the bundle has no checksums.txt; nothing in it can be verified");
+    if (g->n_sigs == 0 && g->o->allow_unsigned) {
+        /* pull --allow-unsigned: the digests are still proven; the override is recorded. */
+        size_t n = strlen(g->rep->overrides);
+        snprintf(g->rep->overrides + n, sizeof g->rep->overrides - n, "%sunsigned", n ? "," : "");
+        return AL_OK;
+    }
     if (g->n_sigs == 0)
         return al_err_set(err, AL_ERR_VERIFY, "checksums.txt is not signed: the bundle has no checksums.txt.minisig "
                           "or checksums.txt.asc");
@@ -148,6 +154,8 @@ enum al_rc al_ing_check_sigs(struct al_ing *g, struct al_err *err)
 enum al_rc al_ing_check_policy(struct al_ing *g, const char *name, struct al_err *err)
 {
     struct al_bundle_report *rep = g->rep;
+    if (g->n_sigs == 0 && g->o->allow_unsigned)
+        return AL_OK; /* recorded as the "unsigned" override by al_ing_check_sigs */
     int need = al_trust_threshold(&g->trust, name);
     int have = 0;
     char names[256] = "", refused[256] = "";

@@ -29,6 +29,7 @@ struct tu_reply {
     size_t len;
     const char *content_type; /* NULL: none */
     const char *location;     /* a Location header, or NULL */
+    const char *www_auth;     /* a WWW-Authenticate header, or NULL */
     size_t chunk;             /* > 0: sent chunked, this many bytes a chunk */
     size_t fake_len;          /* > 0: send this many bytes of 'x' instead of body */
 };
@@ -124,6 +125,8 @@ static inline enum MHD_Result tu_httpd_access(void *cls, struct MHD_Connection *
         MHD_add_response_header(r, "Content-Type", rp.content_type);
     if (rp.location)
         MHD_add_response_header(r, "Location", rp.location);
+    if (rp.www_auth)
+        MHD_add_response_header(r, "WWW-Authenticate", rp.www_auth);
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rp.status, r);
     MHD_destroy_response(r);
     return ret;
