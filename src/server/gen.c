@@ -79,6 +79,11 @@ struct al_server_gen {
     size_t lp_off;          /* text offset of the next token to format */
     bool lp_nomem;
     json_t *citations;      /* retrieval: the passages, returned with the message */
+    /* tool calls (tools.c): the answer is parsed by llama.cpp's chat library;
+     * a stream sends its deltas (content, tool_calls) instead of raw text */
+    struct al_engine_chat *chat; /* owned; NULL: plain text */
+    bool tools;             /* chat parses tool calls */
+    size_t n_calls;         /* tool calls parsed so far */
 };
 
 struct lp_tok {
@@ -136,6 +141,7 @@ static void gen_free(struct al_server_gen *g)
     al_buf_release(&g->text);
     free(g->lp);
     json_decref(g->citations);
+    al_engine_chat_free(g->chat);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -149,7 +155,40 @@ void al_server_gen_unref(struct al_server_gen *g)
 
 static const char *finish_reason(const struct al_server_gen *g)
 {
-    return g->res.finish == AL_ENGINE_FINISH_LENGTH ? "length" : "stop";
+    if (g->res.finish == AL_ENGINE_FINISH_LENGTH)
+        return "length"; /* a call cut short too, as OpenAI says */
+    return g->n_calls > 0 ? "tool_calls" : "stop";
+}
+
+/* Under g->mu, with tools: parses the text so far and queues one chunk per
+ * delta (content, tool_calls) that is new. A final text that does not parse
+ * is sent as content (what the model said) and logged. */
+static void tool_deltas(struct al_server_gen *g, bool partial)
+{
+    char *deltas = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_chat_parse(g->chat, g->text.data ? g->text.data : "", g->text.len, partial, &deltas, NULL,
+                             &g->n_calls, &err) != AL_OK) {
+        al_log(AL_LOG_WARN, "%s: %s", g->id, err.msg);
+        return;
+    }
+    json_error_t je;
+    json_t *arr = json_loads(deltas, 0, &je);
+    free(deltas);
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d)
+    {
+        char *dj = json_dumps(d, JSON_COMPACT);
+        if (!dj)
+            continue;
+        al_buf_add(&g->sse, g->head.data, g->head.len);
+        al_buf_addstr(&g->sse, "\"delta\":");
+        al_buf_addstr(&g->sse, dj);
+        al_buf_addstr(&g->sse, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        free(dj);
+    }
+    json_decref(arr);
 }
 
 /* OpenAI's usage; cached_tokens are the prompt tokens the KV cache held. */
@@ -321,7 +360,9 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         g->t_first = now;
     g->t_last = now;
     al_buf_add(&g->text, piece, len);
-    if (g->stream) {
+    if (g->stream && g->tools) {
+        tool_deltas(g, true);
+    } else if (g->stream) {
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
         al_server_json_escape(&g->sse, piece, len);
@@ -367,6 +408,8 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
             al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
                         res->finish == AL_ENGINE_FINISH_ERROR ? "internal" : g->cancel_why);
         } else {
+            if (g->tools)
+                tool_deltas(g, false);
             al_buf_add(b, g->head.data, g->head.len);
             al_buf_addf(b, "%s,\"logprobs\":", g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"");
             /* Tokens without text: an end-of-generation token (listed, as llama-server
@@ -523,7 +566,24 @@ static json_t *whole_response(struct al_server_gen *g, const char *model)
     char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
     if (!text)
         return NULL;
-    if (g->kind == AL_SERVER_GEN_CHAT) {
+    json_t *parsed = NULL;
+    if (g->tools) {
+        /* The message as llama.cpp's parser reads it: content, tool_calls. */
+        char *mj = NULL;
+        struct al_err err = AL_ERR_INIT;
+        if (al_engine_chat_parse(g->chat, g->text.data ? g->text.data : "", g->text.len, false, NULL, &mj,
+                                 &g->n_calls, &err) == AL_OK) {
+            json_error_t je;
+            parsed = json_loads(mj, 0, &je);
+        } else {
+            al_log(AL_LOG_WARN, "%s: %s", g->id, err.msg);
+        }
+        free(mj);
+    }
+    if (g->kind == AL_SERVER_GEN_CHAT && parsed) {
+        choice = json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "message", parsed, "logprobs", whole_logprobs(g),
+                           "finish_reason", finish_reason(g));
+    } else if (g->kind == AL_SERVER_GEN_CHAT) {
         choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
                            text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
         if (choice && g->citations) { /* retrieval: the passages, marked when the answer cites them */
@@ -545,8 +605,10 @@ static json_t *whole_response(struct al_server_gen *g, const char *model)
 enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_gen_opts *go)
 {
     struct al_server_gen *g = calloc(1, sizeof *g);
-    if (!g)
+    if (!g) {
+        al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
     atomic_init(&g->refs, 1);
     pthread_mutex_init(&g->mu, NULL);
     pthread_condattr_t ca;
@@ -566,6 +628,8 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->lp_top = go->logprobs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
+    g->chat = go->chat; /* ours now, freed with g */
+    g->tools = g->chat && al_engine_chat_parses_tools(g->chat);
     snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_SERVER_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
@@ -603,6 +667,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     h->srv->n_gens++;
     pthread_mutex_unlock(&h->srv->mu);
     struct al_engine_gen_params gp = go->params;
+    gp.chat = g->chat;
     if (g->lp_top >= 0) {
         gp.n_probs = g->lp_top > 0 ? g->lp_top : 1;
         gp.on_probs = on_probs;

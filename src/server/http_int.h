@@ -6,6 +6,7 @@
  *   routes_gen.c   /v1/chat/completions and /v1/completions
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
+ *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
@@ -28,6 +29,7 @@
 
 #include "core/buf.h"
 #include "core/hash.h"
+#include "engine/chat.h"
 #include "engine/engine.h"
 #include "server/arrivals.h"
 #include "server/conns.h"
@@ -188,6 +190,7 @@ struct al_server_gen_opts {
     struct al_engine_gen_params params;
     int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
+    struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by
@@ -200,6 +203,25 @@ void al_server_gen_unref(struct al_server_gen *g);
 
 /* Appends s as a JSON string literal (with quotes) to b. */
 void al_server_json_escape(struct al_buf *b, const char *s, size_t len);
+
+/* ---- tools.c ---- */
+struct al_server_tools {
+    json_t *tools;          /* the request's non-empty "tools" array (borrowed), or NULL */
+    enum al_engine_tool_choice choice;
+    const char *named;      /* tool_choice names this function (choice is required) */
+    bool parallel;          /* parallel_tool_calls: true */
+};
+/* Reads and checks tools, tool_choice and parallel_tool_calls (caps:
+ * AL_LIMIT_TOOLS, AL_LIMIT_TOOLS_BYTES, AL_LIMIT_TOOL_NAME); false with the
+ * 400 queued in *res. Needs no model. */
+bool al_server_tools_read(struct al_http_req *h, json_t *body, struct al_server_tools *t, enum MHD_Result *res);
+/* With the leased model: renders body's messages and t's tools with its
+ * Jinja template into *chat (the caller's, al_engine_chat_free). *chat stays
+ * NULL for a model without one (the builtin formats then; tools ignored).
+ * A required call the model's template cannot make: 400 "tools_unsupported".
+ * False with the error reply queued in *res. */
+bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_server_tools *t,
+                           struct al_engine_chat **chat, enum MHD_Result *res);
 
 /* ---- params.c ---- */
 /* Reads the sampling parameters, stop strings, max_tokens and
