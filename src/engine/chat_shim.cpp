@@ -23,9 +23,9 @@
 #include <string>
 #include <vector>
 
-/* llama.cpp's common library, by its folder: "chat.h" alone would be ours. */
-#include "common/chat.h"
-#include "common/common.h"
+/* llama.cpp's common library, by its folder and with <>: "chat.h" would be ours. */
+#include <common/chat.h>
+#include <common/common.h>
 
 extern "C" {
 #include "engine/engine_int.h"

@@ -7,6 +7,7 @@
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
+ *   responses.c    /v1/responses: its input into a chat, the answer back as a response
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
@@ -179,7 +180,22 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
 void al_server_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
-enum al_server_gen_kind { AL_SERVER_GEN_CHAT, AL_SERVER_GEN_COMPLETION };
+enum al_server_gen_kind { AL_SERVER_GEN_CHAT, AL_SERVER_GEN_COMPLETION, AL_SERVER_GEN_RESPONSES };
+
+/* routes_gen.c: a chat completion of body (OpenAI's chat shape), answered as
+ * kind (chat, or the Responses API for responses.c's converted body). */
+enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_server_gen_kind kind);
+
+/* ---- responses.c: the Responses API over the chat path ---- */
+enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body);
+/* The response object: text (len bytes) or, with tools, parsed (the
+ * engine's parsed message, borrowed; may be NULL). */
+json_t *al_server_responses_object(const char *id, long long created, const char *model, const char *text, size_t len,
+                                   json_t *parsed, const struct al_engine_gen_result *res);
+/* Appends one server-sent event of the Responses API: `event: type`, and
+ * data with "type" and "sequence_number" (*seq, incremented) added to
+ * fields (stolen). */
+void al_server_responses_event(struct al_buf *b, int *seq, const char *type, json_t *fields);
 
 struct al_server_gen_opts {
     enum al_server_gen_kind kind;

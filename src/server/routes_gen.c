@@ -56,12 +56,12 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
     go->params = al_engine_gen_params_default();
     go->params.max_tokens = default_max;
     if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
-        al_server_logprobs_from_json(body, go->kind == AL_SERVER_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
+        al_server_logprobs_from_json(body, go->kind != AL_SERVER_GEN_COMPLETION, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
-    if (!prompt_fits(h, go->prompt, go->kind == AL_SERVER_GEN_CHAT ? "messages" : "prompt", &res)) {
+    if (!prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;
@@ -131,6 +131,11 @@ static bool content_text(json_t *c, struct al_buf *b)
 
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
 {
+    return al_server_chat_run(h, body, AL_SERVER_GEN_CHAT);
+}
+
+enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_server_gen_kind kind)
+{
     enum MHD_Result res;
     json_t *msgs = json_object_get(body, "messages");
     size_t n = json_array_size(msgs);
@@ -191,7 +196,7 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
             goto out;
         }
     }
-    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_CHAT, .prompt = prompt, .citations = citations};
+    struct al_server_gen_opts go = {.kind = kind, .prompt = prompt, .citations = citations};
     if (!read_stream(h, body, &go, &res))
         goto out;
     if (h->srv->o.audit_text && !(h->prompt = strdup(prompt))) {

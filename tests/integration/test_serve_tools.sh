@@ -16,7 +16,8 @@ VOCAB="$AL_VOCAB_DIR/ggml-vocab-qwen2.gguf"
 
 interop="$AL_SRC/tests/interop"
 mkdir -p "$T/interop"
-cp "$interop/package.json" "$interop/package-lock.json" "$interop/openai_tools.mjs" "$T/interop/"
+cp "$interop/package.json" "$interop/package-lock.json" "$interop/openai_tools.mjs" "$interop/openai_responses.mjs" \
+    "$T/interop/"
 if ! (cd "$T/interop" && npm ci --no-audit --no-fund --loglevel=error >"$T/npm.log" 2>&1); then
     cat "$T/npm.log"; skip_test "cannot install the openai package from the npm registry"
 fi
@@ -24,10 +25,12 @@ fi
 "$GEN" --out "$T/qt.gguf" --vocab "$VOCAB" --chat-template-file "$TMPL" --embd 32 --name qwen-tools >/dev/null
 airlock add qt:1 "$T/qt.gguf" >/dev/null
 airlock add stories:1 "$(fixture)" >/dev/null
-serve_start qt --port 0
+serve_start qt --port 0 --ctx 2048  # the fixture's tool prompt (its 512-token vocabulary) is over 512 tokens
 
 node "$T/interop/openai_tools.mjs" "$BASE" qt || fail "openai SDK tool calling"
 ok "openai SDK: tool calls (required, named, auto, none; streaming and not; a tool result sent back)"
+node "$T/interop/openai_responses.mjs" "$BASE" stories qt || fail "openai SDK responses"
+ok "openai SDK: responses.create (text and function calls, streaming and not)"
 
 W='{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}}}}}'
 MSG='"messages":[{"role":"user","content":"hi"}]'
@@ -67,6 +70,35 @@ bad tools "\"tools\":[$W],\"response_format\":{\"type\":\"json_object\"}"
 post /v1/completions "{\"model\":\"qt\",\"prompt\":\"x\",\"tools\":[$W],\"max_tokens\":2}"
 expect_code 400
 ok "malformed tools, tool_choice and parallel_tool_calls: 400 with the field named"
+
+# /v1/responses: what it does not serve is a 400 naming the field.
+post /v1/responses '{"model":"stories","input":[]}'
+expect_code 400
+[ "$(jq_py 'd["error"]["param"]')" = input ] || fail "empty input: $BODY"
+post /v1/responses '{"model":"stories","input":[{"type":"image","url":"x"}]}'
+expect_code 400
+post /v1/responses '{"model":"stories","input":"x","tools":[{"type":"web_search"}]}'
+expect_code 400
+[ "$(jq_py 'd["error"]["param"]')" = tools ] || fail "web_search tool: $BODY"
+post /v1/responses '{"model":"stories","input":"x","text":{"format":{"type":"json_schema"}}}'
+expect_code 400
+post /v1/responses "{\"model\":\"stories\",\"input\":\"x\",\"tools\":[{\"type\":\"function\",\"name\":\"f\"}],\"tool_choice\":\"required\"}"
+expect_code 400
+[ "$(jq_py 'd["error"]["code"]')" = tools_unsupported ] || fail "responses required call on stories: $BODY"
+ok "/v1/responses refusals"
+
+# A bundle's template file overrides the GGUF's: the fixture (no template)
+# with Qwen2.5's as chat_template.jinja calls a tool, schema-valid.
+cp "$TMPL" "$T/chat_template.jinja"
+WE='{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string","enum":["Paris","London"]}},"required":["city"]}}}'
+airlock add storytools:1 "$(fixture)" "$T/chat_template.jinja" >/dev/null
+post /v1/chat/completions "{\"model\":\"storytools\",$MSG,\"tools\":[$WE],\"tool_choice\":\"required\",\"max_tokens\":200,\"temperature\":0}"
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["finish_reason"]')" = tool_calls ] || fail "template file: no call: $BODY"
+[ "$(jq_py 'd["choices"][0]["message"]["tool_calls"][0]["function"]["name"]')" = get_weather ] || fail "template file: $BODY"
+jq_py 'json.loads(d["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])' >/dev/null \
+    || fail "template file: arguments are not JSON: $BODY"
+ok "a version's chat_template.jinja overrides the GGUF's (the fixture calls a tool)"
 
 # Caps: the number of tools and their size.
 many=$(python3 -c 'import json; print(json.dumps([{"type":"function","function":{"name":"f%d" % i}} for i in range(129)]))')
