@@ -15,6 +15,7 @@
 #include <ctype.h>
 
 #include "core/limits.h"
+#include "core/log.h"
 #include "engine/chat.h"
 
 static bool tool_name_ok(const char *s)
@@ -178,6 +179,12 @@ bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_
     }
     free(msgs);
     free(tools);
+    if (rc == AL_ERR_INVALID && !calls) {
+        /* A chat without tool calls that the Jinja template fails on keeps
+         * what it had before templates were rendered here: the builtin formats. */
+        al_log(AL_LOG_WARN, "%s: %s; using the builtin chat formats", h->id, err.msg);
+        return true;
+    }
     if (rc) {
         *res = al_http_reply_rc(h, &err, "messages");
         return false;
