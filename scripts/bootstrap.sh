@@ -127,7 +127,11 @@ build_llama() {
         -DLLAMA_BUILD_UI=OFF -DLLAMA_USE_PREBUILT_UI=OFF -DLLAMA_OPENSSL=OFF \
         -DCMAKE_POSITION_INDEPENDENT_CODE=ON $opts >"$work/cmake.log" 2>&1 \
         || { tail -30 "$work/cmake.log" >&2; die "llama.cpp configure failed (log: $work/cmake.log)"; }
-    cmake --build "$work/build" -j "$(nproc)" --target llama ggml llama-bench llama-server \
+    # llama-common: the chat library (Jinja templates, tool-call grammars and
+    # parsers) that src/engine/chat_shim.cpp links. llama-server depends on it,
+    # so caches built before it was named here have it too: the cache key
+    # stays the same.
+    cmake --build "$work/build" -j "$(nproc)" --target llama ggml llama-common llama-bench llama-server \
         llama-quantize llama-embedding llama-completion >"$work/build.log" 2>&1 \
         || { tail -30 "$work/build.log" >&2; die "llama.cpp build failed (log: $work/build.log)"; }
     printf '%s\n' "$opts" >"$work/cpu-options"

@@ -85,8 +85,9 @@ static const struct option opts[] = {
 static void usage(void)
 {
     printf("usage: airlock serve [REF...] [--config FILE] [options]\n\n"
-           "Serves models of the store over an OpenAI-compatible HTTP API: /v1/chat/completions,\n"
-           "/v1/completions, /v1/embeddings, /v1/models, /tokenize, /detokenize, /health, /metrics.\n"
+           "Serves models of the store over an OpenAI-compatible HTTP API: /v1/chat/completions\n"
+           "(with tools), /v1/responses, /v1/completions, /v1/embeddings, /v1/models, /tokenize,\n"
+           "/detokenize, /health, /metrics.\n"
            "REFs (name, name:tag, name@sha256:...) are loaded at start and never unloaded for\n"
            "idleness; the first is the default model. Other models load on first request.\n\n"
            "listening (default 127.0.0.1:%d):\n"

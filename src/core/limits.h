@@ -46,6 +46,9 @@
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
 #define AL_LIMIT_EMBED_INPUTS    2048             /* texts in one embeddings call or request (OpenAI's cap too) */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
+#define AL_LIMIT_TOOLS           128              /* tools (functions) offered in one request */
+#define AL_LIMIT_TOOLS_BYTES     (256u << 10)     /* those tools, as JSON text */
+#define AL_LIMIT_TOOL_NAME       64               /* a function's name (OpenAI's: [A-Za-z0-9_-]{1,64}) */
 #define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
 
 /* benchmark and validation suites (src/suite, src/bench, src/loadgen) */

@@ -334,6 +334,16 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
                         m->n_ctx_seq, p.n_seq);
         goto fail;
     }
+    /* The Jinja template (engine/chat.h). One in the GGUF that llama.cpp's
+     * Jinja engine cannot parse leaves the builtin formats; an override the
+     * operator gave must parse. */
+    struct al_err terr = AL_ERR_INIT;
+    rc = al_engine_chat_tmpls_new(m->model, p.chat_template, &m->chat, p.chat_template ? err : &terr);
+    m->params.chat_template = NULL; /* borrowed: not kept */
+    if (rc && p.chat_template)
+        goto fail;
+    if (rc)
+        al_warn("'%s': %s; using llama.cpp's builtin chat formats", blob_path, terr.msg);
     rc = al_engine_sched_new(m, &m->sched, err);
     if (rc)
         goto fail;
@@ -352,6 +362,7 @@ void al_engine_model_free(struct al_engine_model *m)
         return;
     al_engine_sched_free(m->sched);
     al_engine_embedder_free(m->embedder);
+    al_engine_chat_tmpls_free(m->chat);
     if (m->model)
         llama_model_free(m->model);
     if (m->file)

@@ -38,6 +38,7 @@
 struct al_engine_model;   /* opaque: a loaded model and its scheduler */
 struct al_engine_req;     /* opaque: one submitted generation request */
 struct al_engine_verify_cache;   /* opaque: remembered verifications of blobs */
+struct al_engine_chat;    /* opaque: a conversation applied to a Jinja template (engine/chat.h) */
 
 /* ---- verification cache ---- */
 
@@ -95,6 +96,9 @@ struct al_engine_model_params {
     struct al_engine_verify_cache *verify_cache;
     al_engine_admit_fn *admit;    /* NULL: steps start at once (see admission) */
     void *admit_ud;               /* passed to admit */
+    /* Jinja chat template used instead of the GGUF's (a bundle's template
+     * file); NULL: the GGUF's. Copied by the load (engine/chat.h). */
+    const char *chat_template;
 };
 
 /* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
@@ -247,6 +251,12 @@ struct al_engine_gen_params {
     int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
     al_engine_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
     void *probs_ud;          /* passed to on_probs */
+    /* An applied chat (engine/chat.h) whose tool-call grammar (with its
+     * triggers), extra stop strings and preserved tokens (special tokens
+     * streamed as text, so the parser sees tool-call markers) apply; NULL:
+     * none. Read during al_engine_submit only. With a tool-call grammar,
+     * grammar must be NULL. */
+    const struct al_engine_chat *chat;
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,

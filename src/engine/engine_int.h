@@ -7,6 +7,8 @@
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
+ *   chat_shim.cpp  Jinja templates, tool-call grammars and parsing through
+ *             llama.cpp's common/chat.h (chat.h is its public side)
  */
 #ifndef AL_ENGINE_INT_H
 #define AL_ENGINE_INT_H
@@ -20,6 +22,7 @@
 #include "engine/engine.h"
 
 struct al_engine_sched; /* sched.c */
+struct al_engine_chat_tmpls; /* chat_shim.cpp: a model's parsed Jinja templates */
 struct al_engine_embedder; /* embed.c */
 
 struct al_engine_model {
@@ -32,6 +35,7 @@ struct al_engine_model {
     struct al_engine_sched *sched;
     pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
     struct al_engine_embedder *embedder;     /* created on first use */
+    struct al_engine_chat_tmpls *chat;       /* NULL: no Jinja template (builtin formats only) */
 };
 
 /* Monotonic clock in milliseconds. */
@@ -100,6 +104,28 @@ long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, si
  * of k entries each. */
 void al_engine_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
                       struct al_engine_token_probs *out);
+
+/* ---- chat_shim.cpp (C linkage; nothing throws) ---- */
+
+/* Parses model's chat template(s), or override (Jinja text) instead, with
+ * llama.cpp's Jinja engine. A model without a template and no override:
+ * *out stays NULL and AL_OK. A template that does not parse: AL_ERR_INVALID. */
+enum al_rc al_engine_chat_tmpls_new(const struct llama_model *model, const char *override,
+                                    struct al_engine_chat_tmpls **out, struct al_err *err);
+void al_engine_chat_tmpls_free(struct al_engine_chat_tmpls *t);
+
+/* The grammar sampler of an applied chat, NULL in *out when it has no
+ * grammar: lazy (from a trigger word, pattern or token) for tool_choice
+ * auto, else from the first token with the generation prompt's tokens
+ * accepted first (as llama.cpp's common sampler does). AL_ERR_INVALID when
+ * the grammar does not parse. */
+enum al_rc al_engine_chat_grammar_sampler(const struct al_engine_chat *c, const struct llama_vocab *vocab,
+                                          struct llama_sampler **out, struct al_err *err);
+/* Extra stop strings of the chat's format (borrowed from c, n in *n). */
+const char *const *al_engine_chat_stops(const struct al_engine_chat *c, int *n);
+/* Tokens that generation renders as text although special (tool-call
+ * markers the parser must see), sorted; borrowed from c. */
+const llama_token *al_engine_chat_preserved(const struct al_engine_chat *c, int *n);
 
 /* ---- embed.c ---- */
 void al_engine_embedder_free(struct al_engine_embedder *e);

@@ -11,6 +11,8 @@
  */
 #include "engine/engine_int.h"
 
+#include "engine/chat.h"
+
 #include <math.h>
 
 #include "core/limits.h"
@@ -94,7 +96,8 @@ bool al_engine_sample_plain_greedy(const struct al_engine_gen_params *p)
 {
     bool penalties = p->penalty_last_n != 0 &&
                      (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
-    return p->temperature <= 0.0f && !(p->grammar && p->grammar[0]) && !penalties;
+    return p->temperature <= 0.0f && !(p->grammar && p->grammar[0]) && !penalties &&
+           !(p->chat && al_engine_chat_parses_tools(p->chat));
 }
 
 enum al_rc al_engine_sample_banned(const struct llama_vocab *vocab, const struct al_engine_gen_params *p,
@@ -162,6 +165,17 @@ enum al_rc al_engine_sample_chain_new(const struct llama_vocab *vocab, const str
             return al_err_set(err, AL_ERR_INVALID, "the grammar does not parse%s%s", *why ? ": " : "", why);
         }
         llama_sampler_chain_add(chain, g);
+    }
+    if (p->chat) {
+        /* The tool-call grammar of an applied chat (engine/chat.h). */
+        struct llama_sampler *g = NULL;
+        enum al_rc grc = al_engine_chat_grammar_sampler(p->chat, vocab, &g, err);
+        if (grc) {
+            llama_sampler_free(chain);
+            return grc;
+        }
+        if (g)
+            llama_sampler_chain_add(chain, g);
     }
 
     /* The model's suppressed tokens, and with ignore_eos every end of

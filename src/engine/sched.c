@@ -35,6 +35,7 @@
 
 #include "core/limits.h"
 #include "core/log.h"
+#include "engine/chat.h"
 
 #define PROMPT_STEPS 8 /* the admission hook gets the median of this many recent prompt steps */
 
@@ -51,6 +52,8 @@ struct al_engine_req {
     llama_token *banned;       /* the chain's banned tokens, for greedy_fast */
     int n_banned;
     struct al_engine_stops stops;
+    llama_token *preserved;    /* special tokens streamed as text (tool-call markers), sorted */
+    int n_preserved;
     al_engine_token_cb *on_token;
     al_engine_done_cb *on_done;
     void *ud;
@@ -124,6 +127,7 @@ static void req_unref(struct al_engine_req *r)
     if (r->smpl)
         llama_sampler_free(r->smpl);
     free(r->banned);
+    free(r->preserved);
     al_engine_stops_release(&r->stops);
     free(r->prompt);
     free(r);
@@ -259,9 +263,17 @@ static void batch_add(struct llama_batch *b, llama_token t, llama_pos pos, llama
     b->logits[i] = logits;
 }
 
-static const char *token_text(struct al_engine_sched *s, llama_token tok, int *len)
+static int cmp_token(const void *a, const void *b)
 {
-    int n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, false);
+    llama_token x = *(const llama_token *)a, y = *(const llama_token *)b;
+    return (x > y) - (x < y);
+}
+
+static const char *token_text(struct al_engine_sched *s, const struct al_engine_req *r, llama_token tok, int *len)
+{
+    bool special = r->n_preserved > 0 &&
+                   bsearch(&tok, r->preserved, (size_t)r->n_preserved, sizeof tok, cmp_token) != NULL;
+    int n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, special);
     if (n < 0) {
         char *p = realloc(s->piece, (size_t)-n);
         if (!p) {
@@ -270,7 +282,7 @@ static const char *token_text(struct al_engine_sched *s, llama_token tok, int *l
         }
         s->piece = p;
         s->cap_piece = -n;
-        n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, false);
+        n = llama_token_to_piece(s->m->vocab, tok, s->piece, s->cap_piece, 0, special);
     }
     *len = n > 0 ? n : 0;
     return s->piece;
@@ -305,7 +317,7 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
         return;
     }
     int n = 0;
-    const char *piece = token_text(s, tok, &n);
+    const char *piece = token_text(s, r, tok, &n);
     if (sl->n_pending + (size_t)n > sl->cap_pending) {
         size_t cap = (sl->n_pending + (size_t)n) * 2;
         char *p = realloc(sl->pending, cap);
@@ -718,6 +730,32 @@ void al_engine_sched_free(struct al_engine_sched *s)
  * and set NULL under the lock as the request is queued, so that the worker
  * (and its admission hook) never sees a queued request its host still
  * counts as on its way. */
+/* The request's stop strings (its own and its chat format's) and the
+ * tokens its chat streams as text although special. */
+static enum al_rc stops_and_chat(struct al_engine_req *r, const struct al_engine_gen_params *p, struct al_err *err)
+{
+    int n_extra = 0, n_pres = 0;
+    const char *const *extra = p->chat ? al_engine_chat_stops(p->chat, &n_extra) : NULL;
+    const llama_token *pres = p->chat ? al_engine_chat_preserved(p->chat, &n_pres) : NULL;
+    if (n_pres > 0) {
+        if (!(r->preserved = malloc((size_t)n_pres * sizeof *pres)))
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
+        memcpy(r->preserved, pres, (size_t)n_pres * sizeof *pres);
+        r->n_preserved = n_pres;
+    }
+    if (n_extra == 0)
+        return al_engine_stops_init(&r->stops, p->stop, p->n_stop, err);
+    if (p->n_stop + n_extra > AL_LIMIT_STOP_STRINGS + 8)
+        return al_err_set(err, AL_ERR_LIMIT, "too many stop strings with the chat format's own");
+    const char *all[AL_LIMIT_STOP_STRINGS + 8];
+    int n = 0;
+    for (int i = 0; i < p->n_stop; i++)
+        all[n++] = p->stop[i];
+    for (int i = 0; i < n_extra; i++)
+        all[n++] = extra[i];
+    return al_engine_stops_init(&r->stops, all, n, err);
+}
+
 static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                          al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
                          al_engine_submitted_cb **submitted, struct al_err *err)
@@ -770,7 +808,7 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
             goto fail;
         r->greedy_fast = true;
     }
-    rc = al_engine_stops_init(&r->stops, p->stop, p->n_stop, err);
+    rc = stops_and_chat(r, p, err);
     if (rc)
         goto fail;
 

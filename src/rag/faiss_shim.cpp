@@ -1,6 +1,6 @@
 /*
- * faiss_shim.cpp: the C interface of vindex.h over FAISS, and the only C++
- * file of airlock's own. Every entry point catches what FAISS throws and
+ * faiss_shim.cpp: the C interface of vindex.h over FAISS, one of airlock's
+ * two C++ files (engine/chat_shim.cpp is the other). Every entry point catches what FAISS throws and
  * turns it into an al_err; nothing C++ crosses the boundary.
  *
  * Layout of an index we make: IndexIDMap2 over IndexFlatIP or

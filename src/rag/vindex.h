@@ -1,6 +1,6 @@
 /*
- * vindex.h: vectors in FAISS, through the C++ shim faiss_shim.cpp (our only
- * C++ file). Internal to src/rag; no FAISS type appears here.
+ * vindex.h: vectors in FAISS, through the C++ shim faiss_shim.cpp (one of
+ * two C++ files, with engine/chat_shim.cpp). Internal to src/rag; no FAISS type appears here.
  *
  * An index maps 64-bit ids to L2-normalized float vectors of one dimension
  * and answers inner-product (cosine) nearest-neighbour searches. Two kinds:

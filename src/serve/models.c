@@ -28,6 +28,8 @@ struct rref {
     char manifest[AL_DIGEST_SIZE];
     char digest[AL_DIGEST_SIZE];       /* weight blob */
     char path[AL_LIMIT_PATH];
+    char tmpl_path[AL_LIMIT_PATH];     /* the version's chat template file (*.jinja) blob, "" none */
+    char tmpl_digest[AL_DIGEST_SIZE];
     uint64_t size;
     struct al_engine_kv_shape shape;          /* from the GGUF header, for the KV estimate */
     bool pinned;
@@ -144,6 +146,16 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
     snprintf(r->name, sizeof r->name, "%s", w.version.model);
     snprintf(r->manifest, sizeof r->manifest, "%s", w.version.manifest);
     r->size = w.version.total_size;
+    /* A chat template file in the version (a bundle's prompt template)
+     * overrides the GGUF's (engine/chat.h). */
+    for (size_t i = 0; i < w.n_files; i++) {
+        size_t n = strlen(w.files[i].path);
+        if (n > 6 && strcasecmp(w.files[i].path + n - 6, ".jinja") == 0 &&
+            al_repo_blob_path(mm->repo, w.files[i].digest, r->tmpl_path, sizeof r->tmpl_path, err) == AL_OK) {
+            snprintf(r->tmpl_digest, sizeof r->tmpl_digest, "%s", w.files[i].digest);
+            break;
+        }
+    }
     al_repo_weights_release(&w);
     /* The KV cache counts against the budget too; a header that cannot be
      * read leaves the estimate at the weights (the load will say why). */
@@ -156,6 +168,43 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
     r->next = mm->refs;
     mm->refs = r;
     *out = r;
+    return AL_OK;
+}
+
+/* Reads a chat template blob and proves its digest (it is handed to the
+ * engine as text, so it is checked here as the weights are there). *out is
+ * the caller's. Over AL_LIMIT_CHAT_TEMPLATE: AL_ERR_LIMIT. */
+static enum al_rc read_template(const char *path, const char *digest, char **out, struct al_err *err)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return al_err_sys(err, AL_ERR_IO, "cannot open the chat template '%s'", path);
+    char *buf = malloc(AL_LIMIT_CHAT_TEMPLATE + 1);
+    size_t n = buf ? fread(buf, 1, AL_LIMIT_CHAT_TEMPLATE + 1, f) : 0;
+    bool rerr = ferror(f);
+    fclose(f);
+    if (!buf)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory reading a chat template");
+    enum al_rc rc = AL_OK;
+    uint8_t raw[AL_SHA256_BYTES];
+    char got[AL_DIGEST_SIZE];
+    if (rerr)
+        rc = al_err_set(err, AL_ERR_IO, "cannot read the chat template '%s'", path);
+    else if (n > AL_LIMIT_CHAT_TEMPLATE)
+        rc = al_err_set(err, AL_ERR_LIMIT, "the chat template '%s' is over the cap of %u bytes (AL_LIMIT_CHAT_TEMPLATE)",
+                        path, AL_LIMIT_CHAT_TEMPLATE);
+    if (!rc) {
+        al_sha256_buf(buf, n, raw);
+        al_digest_format(raw, got);
+        if (strcmp(got, digest) != 0)
+            rc = al_err_set(err, AL_ERR_VERIFY, "the chat template '%s' is %s, not %s", path, got, digest);
+    }
+    if (rc) {
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *out = buf;
     return AL_OK;
 }
 
@@ -291,8 +340,10 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
     e->pinned = r->pinned;
     e->next = mm->entries;
     mm->entries = e;
-    char path[AL_LIMIT_PATH];
+    char path[AL_LIMIT_PATH], tmpl_path[AL_LIMIT_PATH], tmpl_digest[AL_DIGEST_SIZE];
     snprintf(path, sizeof path, "%s", r->path);
+    snprintf(tmpl_path, sizeof tmpl_path, "%s", r->tmpl_path);
+    snprintf(tmpl_digest, sizeof tmpl_digest, "%s", r->tmpl_digest);
     uint64_t r_size = r->size; /* r may be freed by a reload during the load */
     pthread_mutex_unlock(&mm->mu);
 
@@ -301,7 +352,12 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
     al_info("loading model %s (%s) threads=%d ctx=%d batch=%d parallel=%d, about %.1f MiB with its KV cache",
             e->name, e->manifest, p.threads, p.n_ctx, p.n_batch, p.n_seq, (double)need / (1 << 20));
     struct al_engine_model *m = NULL;
-    rc = al_engine_model_load(path, e->digest, &p, &m, err);
+    char *tmpl = NULL;
+    rc = tmpl_path[0] ? read_template(tmpl_path, tmpl_digest, &tmpl, err) : AL_OK;
+    p.chat_template = tmpl;
+    if (!rc)
+        rc = al_engine_model_load(path, e->digest, &p, &m, err);
+    free(tmpl);
 
     pthread_mutex_lock(&mm->mu);
     if (rc) {

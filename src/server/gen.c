@@ -79,6 +79,16 @@ struct al_server_gen {
     size_t lp_off;          /* text offset of the next token to format */
     bool lp_nomem;
     json_t *citations;      /* retrieval: the passages, returned with the message */
+    /* tool calls (tools.c): the answer is parsed by llama.cpp's chat library;
+     * a stream sends its deltas (content, tool_calls) instead of raw text */
+    struct al_engine_chat *chat; /* owned; NULL: plain text */
+    bool tools;             /* chat parses tool calls */
+    size_t n_calls;         /* tool calls parsed so far */
+    /* the Responses API (responses.c): its events' numbering, whether the
+     * message item is open, the model's name for the final object */
+    int seq;
+    bool msg_open;
+    char model[256];
 };
 
 struct lp_tok {
@@ -136,6 +146,7 @@ static void gen_free(struct al_server_gen *g)
     al_buf_release(&g->text);
     free(g->lp);
     json_decref(g->citations);
+    al_engine_chat_free(g->chat);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -149,7 +160,69 @@ void al_server_gen_unref(struct al_server_gen *g)
 
 static const char *finish_reason(const struct al_server_gen *g)
 {
-    return g->res.finish == AL_ENGINE_FINISH_LENGTH ? "length" : "stop";
+    if (g->res.finish == AL_ENGINE_FINISH_LENGTH)
+        return "length"; /* a call cut short too, as OpenAI says */
+    return g->n_calls > 0 ? "tool_calls" : "stop";
+}
+
+static void resp_done(struct al_server_gen *g);
+
+/* Under g->mu: a Responses stream's text, opening its message item first. */
+static void resp_text(struct al_server_gen *g, const char *piece, size_t len)
+{
+    char item[64];
+    snprintf(item, sizeof item, "msg_%s", g->id + 5);
+    if (!g->msg_open) {
+        g->msg_open = true;
+        al_server_responses_event(&g->sse, &g->seq, "response.output_item.added",
+                                  json_pack("{s:i, s:{s:s, s:s, s:s, s:s, s:[]}}", "output_index", 0, "item", "id",
+                                            item, "type", "message", "status", "in_progress", "role", "assistant",
+                                            "content"));
+        al_server_responses_event(&g->sse, &g->seq, "response.content_part.added",
+                                  json_pack("{s:s, s:i, s:i, s:{s:s, s:s, s:[]}}", "item_id", item, "output_index", 0,
+                                            "content_index", 0, "part", "type", "output_text", "text", "",
+                                            "annotations"));
+    }
+    al_server_responses_event(&g->sse, &g->seq, "response.output_text.delta",
+                              json_pack("{s:s, s:i, s:i, s:s%}", "item_id", item, "output_index", 0, "content_index",
+                                        0, "delta", piece, len));
+}
+
+/* Under g->mu, with tools: parses the text so far and queues one chunk per
+ * delta (content, tool_calls) that is new. A final text that does not parse
+ * is sent as content (what the model said) and logged. */
+static void tool_deltas(struct al_server_gen *g, bool partial)
+{
+    char *deltas = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_chat_parse(g->chat, g->text.data ? g->text.data : "", g->text.len, partial, &deltas, NULL,
+                             &g->n_calls, &err) != AL_OK) {
+        al_log(AL_LOG_WARN, "%s: %s", g->id, err.msg);
+        return;
+    }
+    json_error_t je;
+    json_t *arr = json_loads(deltas, 0, &je);
+    free(deltas);
+    size_t i;
+    json_t *d;
+    json_array_foreach(arr, i, d)
+    {
+        if (g->kind == AL_SERVER_GEN_RESPONSES) { /* text as it comes; calls at the end */
+            json_t *c = json_object_get(d, "content");
+            if (json_is_string(c))
+                resp_text(g, json_string_value(c), json_string_length(c));
+            continue;
+        }
+        char *dj = json_dumps(d, JSON_COMPACT);
+        if (!dj)
+            continue;
+        al_buf_add(&g->sse, g->head.data, g->head.len);
+        al_buf_addstr(&g->sse, "\"delta\":");
+        al_buf_addstr(&g->sse, dj);
+        al_buf_addstr(&g->sse, ",\"logprobs\":null,\"finish_reason\":null}]}\n\n");
+        free(dj);
+    }
+    json_decref(arr);
 }
 
 /* OpenAI's usage; cached_tokens are the prompt tokens the KV cache held. */
@@ -321,7 +394,14 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         g->t_first = now;
     g->t_last = now;
     al_buf_add(&g->text, piece, len);
-    if (g->stream) {
+    if (g->stream && g->tools) {
+        tool_deltas(g, true);
+    } else if (g->stream && g->kind == AL_SERVER_GEN_RESPONSES) {
+        char *t = al_utf8_valid_dup(piece, len, NULL);
+        if (t)
+            resp_text(g, t, strlen(t));
+        free(t);
+    } else if (g->stream) {
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
         al_server_json_escape(&g->sse, piece, len);
@@ -366,7 +446,13 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
             al_server_json_escape(b, msg, strlen(msg));
             al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
                         res->finish == AL_ENGINE_FINISH_ERROR ? "internal" : g->cancel_why);
+        } else if (g->kind == AL_SERVER_GEN_RESPONSES) {
+            if (g->tools)
+                tool_deltas(g, false);
+            resp_done(g);
         } else {
+            if (g->tools)
+                tool_deltas(g, false);
             al_buf_add(b, g->head.data, g->head.len);
             al_buf_addf(b, "%s,\"logprobs\":", g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{}" : "\"text\":\"\"");
             /* Tokens without text: an end-of-generation token (listed, as llama-server
@@ -386,7 +472,8 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
                 al_buf_addstr(b, "}\n\n");
             }
         }
-        al_buf_addstr(b, "data: [DONE]\n\n");
+        if (g->kind != AL_SERVER_GEN_RESPONSES)
+            al_buf_addstr(b, "data: [DONE]\n\n");
     }
     g->done = true;
     pthread_cond_broadcast(&g->cv);
@@ -493,6 +580,73 @@ static void reader_free(void *cls)
     al_server_gen_unref(cls);
 }
 
+/* With tools, the message as llama.cpp's parser reads it (content,
+ * tool_calls; the caller's); NULL without tools or when it does not parse. */
+static json_t *parsed_message(struct al_server_gen *g)
+{
+    if (!g->tools)
+        return NULL;
+    json_t *parsed = NULL;
+    char *mj = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_chat_parse(g->chat, g->text.data ? g->text.data : "", g->text.len, false, NULL, &mj, &g->n_calls,
+                             &err) == AL_OK) {
+        json_error_t je;
+        parsed = json_loads(mj, 0, &je);
+    } else {
+        al_log(AL_LOG_WARN, "%s: %s", g->id, err.msg);
+    }
+    free(mj);
+    return parsed;
+}
+
+/* Under g->mu, at the end of a Responses stream: closes the message item,
+ * sends each function call as an item, then response.completed (or
+ * response.incomplete) with the whole response. */
+static void resp_done(struct al_server_gen *g)
+{
+    json_t *parsed = parsed_message(g);
+    json_t *r = al_server_responses_object(g->id, g->created, g->model, g->text.data, g->text.len, parsed, &g->res);
+    json_decref(parsed);
+    if (!r)
+        return;
+    size_t i;
+    json_t *item;
+    json_array_foreach(json_object_get(r, "output"), i, item)
+    {
+        const char *type = json_string_value(json_object_get(item, "type"));
+        const char *id = json_string_value(json_object_get(item, "id"));
+        if (strcmp(type, "message") == 0) {
+            if (!g->msg_open)
+                resp_text(g, "", 0);
+            json_t *part = json_array_get(json_object_get(item, "content"), 0);
+            al_server_responses_event(&g->sse, &g->seq, "response.output_text.done",
+                                      json_pack("{s:s, s:I, s:i, s:O}", "item_id", id, "output_index", (json_int_t)i,
+                                                "content_index", 0, "text", json_object_get(part, "text")));
+            al_server_responses_event(&g->sse, &g->seq, "response.content_part.done",
+                                      json_pack("{s:s, s:I, s:i, s:O}", "item_id", id, "output_index", (json_int_t)i,
+                                                "content_index", 0, "part", part));
+        } else {
+            json_t *added = json_deep_copy(item);
+            json_object_set_new(added, "status", json_string("in_progress"));
+            json_object_set_new(added, "arguments", json_string(""));
+            al_server_responses_event(&g->sse, &g->seq, "response.output_item.added",
+                                      json_pack("{s:I, s:o}", "output_index", (json_int_t)i, "item", added));
+            al_server_responses_event(&g->sse, &g->seq, "response.function_call_arguments.delta",
+                                      json_pack("{s:s, s:I, s:O}", "item_id", id, "output_index", (json_int_t)i,
+                                                "delta", json_object_get(item, "arguments")));
+            al_server_responses_event(&g->sse, &g->seq, "response.function_call_arguments.done",
+                                      json_pack("{s:s, s:I, s:O}", "item_id", id, "output_index", (json_int_t)i,
+                                                "arguments", json_object_get(item, "arguments")));
+        }
+        al_server_responses_event(&g->sse, &g->seq, "response.output_item.done",
+                                  json_pack("{s:I, s:O}", "output_index", (json_int_t)i, "item", item));
+    }
+    bool cut = g->res.finish == AL_ENGINE_FINISH_LENGTH;
+    al_server_responses_event(&g->sse, &g->seq, cut ? "response.incomplete" : "response.completed",
+                              json_pack("{s:o}", "response", r));
+}
+
 /* The whole logprobs object, or JSON null. With stop strings, the tokens from
  * the one where the returned text ends are left out (they made the stop string). */
 static json_t *whole_logprobs(struct al_server_gen *g)
@@ -520,10 +674,21 @@ static json_t *whole_logprobs(struct al_server_gen *g)
 static json_t *whole_response(struct al_server_gen *g, const char *model)
 {
     json_t *choice;
+    json_t *parsed = parsed_message(g);
+    if (g->kind == AL_SERVER_GEN_RESPONSES) {
+        json_t *r = al_server_responses_object(g->id, g->created, model, g->text.data, g->text.len, parsed, &g->res);
+        json_decref(parsed);
+        return r;
+    }
     char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
-    if (!text)
+    if (!text) {
+        json_decref(parsed);
         return NULL;
-    if (g->kind == AL_SERVER_GEN_CHAT) {
+    }
+    if (g->kind == AL_SERVER_GEN_CHAT && parsed) {
+        choice = json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "message", parsed, "logprobs", whole_logprobs(g),
+                           "finish_reason", finish_reason(g));
+    } else if (g->kind == AL_SERVER_GEN_CHAT) {
         choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
                            text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
         if (choice && g->citations) { /* retrieval: the passages, marked when the answer cites them */
@@ -545,8 +710,10 @@ static json_t *whole_response(struct al_server_gen *g, const char *model)
 enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_gen_opts *go)
 {
     struct al_server_gen *g = calloc(1, sizeof *g);
-    if (!g)
+    if (!g) {
+        al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
     atomic_init(&g->refs, 1);
     pthread_mutex_init(&g->mu, NULL);
     pthread_condattr_t ca;
@@ -566,7 +733,10 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->lp_top = go->logprobs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
-    snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_SERVER_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
+    g->chat = go->chat; /* ours now, freed with g */
+    g->tools = g->chat && al_engine_chat_parses_tools(g->chat);
+    snprintf(g->id, sizeof g->id, "%s%s", go->kind == AL_SERVER_GEN_CHAT ? "chatcmpl-" : go->kind == AL_SERVER_GEN_RESPONSES ? "resp_" : "cmpl-", h->id + 4);
+    snprintf(g->model, sizeof g->model, "%s", go->model);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
     al_buf_init(&g->text, AL_LIMIT_PROMPT_BYTES);
@@ -582,6 +752,11 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     al_buf_addf(&g->head, ",\"system_fingerprint\":\"%s\",\"choices\":[{\"index\":0,", g->fingerprint);
     if (al_buf_failed(&g->head))
         return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
+    if (go->stream && go->kind == AL_SERVER_GEN_RESPONSES)
+        al_server_responses_event(&g->sse, &g->seq, "response.created",
+                                  json_pack("{s:{s:s, s:s, s:I, s:s, s:s, s:[]}}", "response", "id", g->id, "object",
+                                            "response", "created_at", (json_int_t)g->created, "status", "in_progress",
+                                            "model", go->model, "output"));
     if (go->stream && go->kind == AL_SERVER_GEN_CHAT) {
         /* The first chunk names the role, as OpenAI's does. */
         al_buf_add(&g->sse, g->head.data, g->head.len);
@@ -603,6 +778,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     h->srv->n_gens++;
     pthread_mutex_unlock(&h->srv->mu);
     struct al_engine_gen_params gp = go->params;
+    gp.chat = g->chat;
     if (g->lp_top >= 0) {
         gp.n_probs = g->lp_top > 0 ? g->lp_top : 1;
         gp.on_probs = on_probs;

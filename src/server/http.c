@@ -254,6 +254,7 @@ static const struct route {
     enum MHD_Result (*handler)(struct al_http_req *h, json_t *body);
 } routes[] = {
     {"POST", "/v1/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/v1/responses", false, "chat", true, true, al_server_route_responses},
     {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
     {"GET", "/v1/models", false, "models", false, false, al_server_route_models},

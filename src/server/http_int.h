@@ -6,6 +6,8 @@
  *   routes_gen.c   /v1/chat/completions and /v1/completions
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
+ *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
+ *   responses.c    /v1/responses: its input into a chat, the answer back as a response
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
@@ -28,6 +30,7 @@
 
 #include "core/buf.h"
 #include "core/hash.h"
+#include "engine/chat.h"
 #include "engine/engine.h"
 #include "server/arrivals.h"
 #include "server/conns.h"
@@ -177,7 +180,22 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
 void al_server_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
-enum al_server_gen_kind { AL_SERVER_GEN_CHAT, AL_SERVER_GEN_COMPLETION };
+enum al_server_gen_kind { AL_SERVER_GEN_CHAT, AL_SERVER_GEN_COMPLETION, AL_SERVER_GEN_RESPONSES };
+
+/* routes_gen.c: a chat completion of body (OpenAI's chat shape), answered as
+ * kind (chat, or the Responses API for responses.c's converted body). */
+enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_server_gen_kind kind);
+
+/* ---- responses.c: the Responses API over the chat path ---- */
+enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body);
+/* The response object: text (len bytes) or, with tools, parsed (the
+ * engine's parsed message, borrowed; may be NULL). */
+json_t *al_server_responses_object(const char *id, long long created, const char *model, const char *text, size_t len,
+                                   json_t *parsed, const struct al_engine_gen_result *res);
+/* Appends one server-sent event of the Responses API: `event: type`, and
+ * data with "type" and "sequence_number" (*seq, incremented) added to
+ * fields (stolen). */
+void al_server_responses_event(struct al_buf *b, int *seq, const char *type, json_t *fields);
 
 struct al_server_gen_opts {
     enum al_server_gen_kind kind;
@@ -188,6 +206,7 @@ struct al_server_gen_opts {
     struct al_engine_gen_params params;
     int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
+    struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by
@@ -200,6 +219,25 @@ void al_server_gen_unref(struct al_server_gen *g);
 
 /* Appends s as a JSON string literal (with quotes) to b. */
 void al_server_json_escape(struct al_buf *b, const char *s, size_t len);
+
+/* ---- tools.c ---- */
+struct al_server_tools {
+    json_t *tools;          /* the request's non-empty "tools" array (borrowed), or NULL */
+    enum al_engine_tool_choice choice;
+    const char *named;      /* tool_choice names this function (choice is required) */
+    bool parallel;          /* parallel_tool_calls: true */
+};
+/* Reads and checks tools, tool_choice and parallel_tool_calls (caps:
+ * AL_LIMIT_TOOLS, AL_LIMIT_TOOLS_BYTES, AL_LIMIT_TOOL_NAME); false with the
+ * 400 queued in *res. Needs no model. */
+bool al_server_tools_read(struct al_http_req *h, json_t *body, struct al_server_tools *t, enum MHD_Result *res);
+/* With the leased model: renders body's messages and t's tools with its
+ * Jinja template into *chat (the caller's, al_engine_chat_free). *chat stays
+ * NULL for a model without one (the builtin formats then; tools ignored).
+ * A required call the model's template cannot make: 400 "tools_unsupported".
+ * False with the error reply queued in *res. */
+bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_server_tools *t,
+                           struct al_engine_chat **chat, enum MHD_Result *res);
 
 /* ---- params.c ---- */
 /* Reads the sampling parameters, stop strings, max_tokens and

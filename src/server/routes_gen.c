@@ -56,12 +56,14 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
     go->params = al_engine_gen_params_default();
     go->params.max_tokens = default_max;
     if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
-        al_server_logprobs_from_json(body, go->kind == AL_SERVER_GEN_CHAT, &go->logprobs, &param, &err) != AL_OK) {
+        al_server_logprobs_from_json(body, go->kind != AL_SERVER_GEN_COMPLETION, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);
+        al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
-    if (!prompt_fits(h, go->prompt, go->kind == AL_SERVER_GEN_CHAT ? "messages" : "prompt", &res)) {
+    if (!prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
         free(grammar);
+        al_engine_chat_free(go->chat);
         return res;
     }
     json_t *jm = json_object_get(body, "model");
@@ -85,6 +87,10 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     json_t *sfx = json_object_get(body, "suffix");
     if (sfx && !json_is_null(sfx))
         return al_http_reply_error(h, 400, "invalid_request_error", "suffix", NULL, "'suffix' is not supported");
+    json_t *tl = json_object_get(body, "tools");
+    if (json_is_array(tl) && json_array_size(tl) > 0)
+        return al_http_reply_error(h, 400, "invalid_request_error", "tools", NULL,
+                                   "'tools' are for /v1/chat/completions and /v1/responses, not /v1/completions");
     json_t *bo = json_object_get(body, "best_of");
     if (bo && !json_is_null(bo) && !(json_is_integer(bo) && json_integer_value(bo) == 1))
         return al_http_reply_error(h, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
@@ -125,6 +131,11 @@ static bool content_text(json_t *c, struct al_buf *b)
 
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
 {
+    return al_server_chat_run(h, body, AL_SERVER_GEN_CHAT);
+}
+
+enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_server_gen_kind kind)
+{
     enum MHD_Result res;
     json_t *msgs = json_object_get(body, "messages");
     size_t n = json_array_size(msgs);
@@ -138,6 +149,7 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
     struct al_buf *texts = calloc(n, sizeof *texts);
     char *prompt = NULL;
     json_t *citations = NULL;
+    struct al_engine_chat *chat = NULL;
     if (!cm || !texts) {
         res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
         goto out;
@@ -159,6 +171,9 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
         cm[i].role = strcmp(role, "developer") == 0 ? "system" : role;
         cm[i].content = al_buf_str(&texts[i]);
     }
+    struct al_server_tools tools;
+    if (!al_server_tools_read(h, body, &tools, &res))
+        goto out;
     if (!al_http_lease(h, body, &res))
         goto out;
     struct al_err err = AL_ERR_INIT;
@@ -167,20 +182,32 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
         /* Retrieval: the passages go into the prompt, the citations into the response. */
         if (!al_server_rag_chat(h, body, cm, n, &prompt, &citations, &res))
             goto out;
-    } else if (al_engine_chat_format(al_serve_lease_engine(h->lease), cm, n, true,
-                                     al_serve_lease_chat_fallback(h->lease), &prompt, &err) != AL_OK) {
-        res = al_http_reply_rc(h, &err, "messages");
-        goto out;
+    } else {
+        /* A Jinja template (tools.c), else the builtin formats. */
+        if (!al_server_tools_apply(h, body, &tools, &chat, &res))
+            goto out;
+        if (chat && !(prompt = strdup(al_engine_chat_prompt(chat)))) {
+            res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+            goto out;
+        }
+        if (!chat && al_engine_chat_format(al_serve_lease_engine(h->lease), cm, n, true,
+                                           al_serve_lease_chat_fallback(h->lease), &prompt, &err) != AL_OK) {
+            res = al_http_reply_rc(h, &err, "messages");
+            goto out;
+        }
     }
-    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_CHAT, .prompt = prompt, .citations = citations};
+    struct al_server_gen_opts go = {.kind = kind, .prompt = prompt, .citations = citations};
     if (!read_stream(h, body, &go, &res))
         goto out;
     if (h->srv->o.audit_text && !(h->prompt = strdup(prompt))) {
         res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
         goto out;
     }
+    go.chat = chat; /* run takes it */
+    chat = NULL;
     res = run(h, body, &go, h->limits.max_tokens);
 out:
+    al_engine_chat_free(chat);
     for (size_t i = 0; texts && i < n; i++)
         al_buf_release(&texts[i]);
     free(texts);
