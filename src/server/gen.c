@@ -79,6 +79,8 @@ struct al_server_gen {
     size_t lp_off;          /* text offset of the next token to format */
     bool lp_nomem;
     json_t *citations;      /* retrieval: the passages, returned with the message */
+    const struct al_server_gen_fmt *fmt; /* another API's shapes (ollama.c); NULL: OpenAI's */
+    char *model;            /* the name echoed, for fmt */
 };
 
 struct lp_tok {
@@ -136,6 +138,7 @@ static void gen_free(struct al_server_gen *g)
     al_buf_release(&g->text);
     free(g->lp);
     json_decref(g->citations);
+    free(g->model);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -321,7 +324,9 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         g->t_first = now;
     g->t_last = now;
     al_buf_add(&g->text, piece, len);
-    if (g->stream) {
+    if (g->stream && g->fmt) {
+        g->fmt->piece(&g->sse, g->model, piece, len);
+    } else if (g->stream) {
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
         al_server_json_escape(&g->sse, piece, len);
@@ -354,7 +359,15 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
     g->res.error = NULL;
     if (res->error)
         snprintf(g->error, sizeof g->error, "%s", res->error);
-    if (g->stream) {
+    if (g->stream && g->fmt) {
+        bool failed = res->finish == AL_ENGINE_FINISH_ERROR ||
+                      (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why && strcmp(g->cancel_why, "client") != 0);
+        const char *why = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
+                          : g->cancel_why && strcmp(g->cancel_why, "timeout") == 0
+                              ? "the request took longer than the server allows (limits.timeout_s)"
+                              : "the server is shutting down";
+        g->fmt->done(&g->sse, g->model, g->t0, res, failed ? why : NULL);
+    } else if (g->stream) {
         struct al_buf *b = &g->sse;
         if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why &&
                                                strcmp(g->cancel_why, "client") != 0)) {
@@ -566,6 +579,11 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->lp_top = go->logprobs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
+    g->fmt = go->fmt;
+    if (go->fmt && !(g->model = strdup(go->model))) {
+        gen_free(g);
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
     snprintf(g->id, sizeof g->id, "%s-%s", go->kind == AL_SERVER_GEN_CHAT ? "chatcmpl" : "cmpl", h->id + 4);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
@@ -582,7 +600,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     al_buf_addf(&g->head, ",\"system_fingerprint\":\"%s\",\"choices\":[{\"index\":0,", g->fingerprint);
     if (al_buf_failed(&g->head))
         return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
-    if (go->stream && go->kind == AL_SERVER_GEN_CHAT) {
+    if (go->stream && go->kind == AL_SERVER_GEN_CHAT && !go->fmt) {
         /* The first chunk names the role, as OpenAI's does. */
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
@@ -633,7 +651,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             atomic_fetch_sub(&g->refs, 1);
             return MHD_NO;
         }
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Content-Type", go->fmt ? go->fmt->stream_type : "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Request-Id", h->id);
         h->status = 200;
@@ -657,6 +675,12 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     if (al_buf_failed(&g->text))
         return al_http_reply_error(h, 500, "server_error", NULL, "limit", "the response is over the cap of %u bytes",
                                    AL_LIMIT_PROMPT_BYTES);
+    if (go->fmt) {
+        char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
+        json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res) : NULL;
+        free(text);
+        return al_http_reply_json(h, 200, j);
+    }
     return al_http_reply_json(h, 200, whole_response(g, go->model));
 }
 
