@@ -336,10 +336,10 @@ static enum al_rc chat_turn(struct run *r, struct al_err *err)
 static void show(const struct run *r)
 {
     printf("model %s (%s)\n  temperature %g  top_p %g  top_k %d  seed %s  max_tokens %d\n  system %s\n"
-           "  %zu turns remembered\n",
+           "  %zu turn%s remembered\n",
            r->ref, r->server ? r->server : "in process", (double)r->temperature, (double)r->top_p, r->top_k,
            r->seed == AL_ENGINE_SEED_RANDOM ? "random" : "fixed", r->max_tokens, r->system ? r->system : "(none)",
-           r->n_turns);
+           r->n_turns, r->n_turns == 1 ? "" : "s");
 }
 
 /* A /set line: "NAME VALUE". Prints what it did or why not. */

@@ -35,7 +35,7 @@ if command -v script >/dev/null; then
     qgrep 'set temperature to 0' "$T/chat.out" || fail "/set: $(cat "$T/chat.out")"
     qgrep 'temperature 0  top_p' "$T/chat.out" || fail "/show: $(cat "$T/chat.out")"
     qgrep "unknown command '/nope'" "$T/chat.out" || fail "unknown command: $(cat "$T/chat.out")"
-    qgrep '1 turns remembered\|2 turns remembered' "$T/chat.out" && fail "/show ran before the turn"
+    qgrep '1 turn remembered\|2 turns remembered' "$T/chat.out" && fail "/show ran before the turn"
     ok "the chat on a terminal: /set, /show, a turn, /bye"
 else
     skip_part "script(1) missing"
