@@ -8,8 +8,8 @@
  * guessed, so a slow password hash would add cost to every request and no
  * safety. The stored hash is compared with CRYPTO_memcmp.
  *
- * Scopes: "chat", "embed", "admin", "rag:COLLECTION" ("rag:*" for all
- * collections). "admin" grants every scope. Models: comma-separated
+ * Scopes: "chat", "embed", "metrics" (the server's /metrics), "admin",
+ * "rag:COLLECTION" ("rag:*" for all collections). "admin" grants every scope. Models: comma-separated
  * fnmatch(3) patterns ("llama*,qwen2:7b"), matched against the model the
  * request names, and against its bare name (before ':' or '@'); "*" when
  * not given.

@@ -77,7 +77,8 @@ static bool each_item(const char *list, bool (*fn)(const char *item), char *bad,
 
 static bool scope_valid(const char *s)
 {
-    if (!strcmp(s, "chat") || !strcmp(s, "embed") || !strcmp(s, "admin") || !strcmp(s, "rag:*"))
+    if (!strcmp(s, "chat") || !strcmp(s, "embed") || !strcmp(s, "metrics") || !strcmp(s, "admin") ||
+        !strcmp(s, "rag:*"))
         return true;
     if (strncmp(s, "rag:", 4) != 0 || s[4] == '\0')
         return false;
@@ -225,7 +226,7 @@ enum al_rc al_apikey__create_at(struct al_index *ix, const struct al_apikey_spec
         return al_err_set(err, AL_ERR_INVALID, "scopes and model patterns are required, each at most %u bytes "
                           "(AL_LIMIT_APIKEY_LIST)", AL_LIMIT_APIKEY_LIST);
     if (!each_item(spec->scopes, scope_valid, bad, sizeof bad))
-        return al_err_set(err, AL_ERR_INVALID, "unknown scope '%s': use chat, embed, admin, rag:COLLECTION or rag:*",
+        return al_err_set(err, AL_ERR_INVALID, "unknown scope '%s': use chat, embed, metrics, admin, rag:COLLECTION or rag:*",
                           bad);
     if (!each_item(models, pattern_valid, bad, sizeof bad))
         return al_err_set(err, AL_ERR_INVALID, "bad model pattern '%s'", bad);

@@ -14,7 +14,7 @@ extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_ve
 extern al_cmd_fn al_cmd_push, al_cmd_pull;
 extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
-extern al_cmd_fn al_cmd_serve;
+extern al_cmd_fn al_cmd_serve, al_cmd_run, al_cmd_ps;
 extern al_cmd_fn al_cmd_rag, al_cmd_ask;
 extern al_cmd_fn al_cmd_scan, al_cmd_policy;
 
@@ -47,6 +47,8 @@ static const struct al_cmd commands[] = {
     {"validate", al_cmd_validate, "check a model or server against the suite's golden outputs"},
     {"bench", al_cmd_bench, "measure speed and latency; check the suite's targets"},
     {"serve", al_cmd_serve, "serve models over an OpenAI-compatible HTTP API"},
+    {"run", al_cmd_run, "answer a prompt, or chat, with a model (here or on a server)"},
+    {"ps", al_cmd_ps, "list the models a running server has loaded"},
     {"rag", al_cmd_rag, "document collections for retrieval: create, add, query, ..."},
     {"ask", al_cmd_ask, "answer a question from a collection, with citations"},
     {"version", al_cmd_version, "print the version of airlock"},

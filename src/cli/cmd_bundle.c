@@ -96,9 +96,9 @@ static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char 
     }
     char size[32];
     al_cli_human_size(res.bytes, size, sizeof size);
-    printf("packed %s (%zu files, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n"
+    printf("packed %s (%zu file%s, %s)\n  bundle    %s\n  manifest  %s\n  sequence  %" PRId64 "\n  created   %s\n"
            "  scan      %s\n",
-           out, res.n_files, size, res.bundle, res.manifest, res.seq, res.created, res.scan);
+           out, res.n_files, res.n_files == 1 ? "" : "s", size, res.bundle, res.manifest, res.seq, res.created, res.scan);
     printf("  license   %s %s%s\n", al_decision_name(res.license.verdict),
            res.license.license[0] ? res.license.license : "none", res.license.acked ? " (acknowledged)" : "");
     if (po->expires)

@@ -90,8 +90,10 @@ int al_cmd_fsck(int argc, char **argv)
     al_repo_free(r);
     char size[32];
     al_cli_human_size((int64_t)res.bytes_hashed, size, sizeof size);
-    printf("checked %zu blobs (%s), %zu versions, %zu events: %zu problem%s%s\n", res.blobs_checked, size,
-           res.versions_checked, res.events_checked, res.damaged + rebuilt, res.damaged + rebuilt == 1 ? "" : "s",
+    printf("checked %zu blob%s (%s), %zu version%s, %zu event%s: %zu problem%s%s\n", res.blobs_checked,
+           res.blobs_checked == 1 ? "" : "s", size, res.versions_checked, res.versions_checked == 1 ? "" : "s",
+           res.events_checked, res.events_checked == 1 ? "" : "s", res.damaged + rebuilt,
+           res.damaged + rebuilt == 1 ? "" : "s",
            rebuilt ? " (the index was rebuilt)" : res.repaired ? " (some quarantined)" : "");
     if (rc)
         return al_cli_fail(&err);

@@ -65,9 +65,16 @@ static void print_json(json_t *j)
     json_decref(j);
 }
 
+/* tags: an array of the version's tags (the index keeps them comma-separated). */
 static json_t *version_json(const struct al_version *v)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:I, s:b, s:I}", "name", v->model, "manifest", v->manifest, "tags", v->tags,
+    json_t *tags = json_array();
+    for (const char *t = v->tags; tags && *t;) {
+        size_t len = strcspn(t, ",");
+        json_array_append_new(tags, json_stringn(t, len));
+        t += len + (t[len] == ',');
+    }
+    return json_pack("{s:s, s:s, s:o, s:s, s:I, s:b, s:I}", "name", v->model, "manifest", v->manifest, "tags", tags,
                      "created", v->created, "size", (json_int_t)v->total_size, "active", v->active, "sequence",
                      (json_int_t)v->seq);
 }

@@ -70,3 +70,56 @@ enum al_rc al_http_request(const char *url, const char *body, long timeout_s, ch
     curl_easy_cleanup(c);
     return rc;
 }
+
+struct stream_ctx {
+    CURL *c;
+    al_http_data_fn *fn;
+    void *ud;
+    bool stopped;
+};
+
+static size_t on_stream(char *data, size_t size, size_t n, void *ud)
+{
+    struct stream_ctx *sc = ud;
+    long status = 0;
+    curl_easy_getinfo(sc->c, CURLINFO_RESPONSE_CODE, &status);
+    if (!sc->fn(sc->ud, status, data, size * n)) {
+        sc->stopped = true;
+        return 0;
+    }
+    return size * n;
+}
+
+enum al_rc al_http_stream(const char *url, const char *body, long timeout_s, al_http_data_fn *fn, void *ud,
+                          long *status, struct al_err *err)
+{
+    if (!url || !body || !fn || !status)
+        return al_err_set(err, AL_ERR_USAGE, "al_http_stream: bad arguments");
+    al_loadgen_curl_init();
+    CURL *c = curl_easy_init();
+    if (!c)
+        return al_err_set(err, AL_ERR_NOMEM, "cannot create an HTTP client");
+    struct stream_ctx sc = {.c = c, .fn = fn, .ud = ud};
+    struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+    const char *key = getenv("AIRLOCK_API_KEY");
+    char auth[512];
+    if (key && *key && snprintf(auth, sizeof auth, "Authorization: Bearer %s", key) < (int)sizeof auth)
+        hdr = curl_slist_append(hdr, auth);
+    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(c, CURLOPT_TIMEOUT, timeout_s > 0 ? timeout_s : 0L);
+    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
+    curl_easy_setopt(c, CURLOPT_WRITEDATA, &sc);
+    curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdr);
+    curl_easy_setopt(c, CURLOPT_POSTFIELDS, body);
+    CURLcode cc = curl_easy_perform(c);
+    enum al_rc rc = AL_OK;
+    *status = 0;
+    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+    if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && sc.stopped))
+        rc = al_err_set(err, AL_ERR_IO, "request to '%s' failed: %s", url, curl_easy_strerror(cc));
+    curl_slist_free_all(hdr);
+    curl_easy_cleanup(c);
+    return rc;
+}

@@ -23,6 +23,18 @@
 enum al_rc al_http_request(const char *url, const char *body, long timeout_s, char **resp, long *status,
                            struct al_err *err);
 
+/* Called with each piece of a response body as it arrives; status is the
+ * response's HTTP status. Return false to stop the transfer (the call then
+ * returns AL_OK). */
+typedef bool al_http_data_fn(void *ud, long status, const char *data, size_t len);
+
+/* POSTs body (JSON) to url and hands the response body to fn as it arrives
+ * (a streamed answer, NDJSON or server-sent events), without a cap of its
+ * own: fn decides what it keeps. *status is the HTTP status. Errors as
+ * al_http_request, but AL_ERR_LIMIT never. */
+enum al_rc al_http_stream(const char *url, const char *body, long timeout_s, al_http_data_fn *fn, void *ud,
+                          long *status, struct al_err *err);
+
 /* One streamed completion as the load generator saw it. Times in ms from
  * the request's start. */
 struct al_lg_sample {

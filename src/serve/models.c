@@ -580,7 +580,8 @@ void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn,
         if (e->state != E_READY)
             continue;
         struct al_serve_loaded lm = {e->name, e->manifest, e->digest, &e->info, e->m,
-                                     e->leases, e->pinned, e->retired, now - e->last_used, e->bytes};
+                                     e->leases, e->pinned, e->retired, now - e->last_used, e->bytes,
+                                     mm->cfg.keep_alive_s};
         fn(ud, &lm);
     }
     pthread_mutex_unlock(&mm->mu);
@@ -644,4 +645,76 @@ enum al_rc al_serve_exists(struct al_serve_models *mm, const char *ref, struct a
     enum al_rc rc = resolve(mm, ref, false, &r, err);
     pthread_mutex_unlock(&mm->mu);
     return rc;
+}
+
+static void version_row(struct al_serve_version *o, const struct al_version *v, const char *weights)
+{
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%s", v->model);
+    snprintf(o->tags, sizeof o->tags, "%s", v->tags);
+    snprintf(o->manifest, sizeof o->manifest, "%s", v->manifest);
+    snprintf(o->created, sizeof o->created, "%s", v->created);
+    o->size = v->total_size;
+    struct al_gguf_info gi;
+    struct al_err gerr = AL_ERR_INIT;
+    if (!weights || al_repo_weights_info(weights, &gi, &gerr) != AL_OK)
+        return; /* not a GGUF, or unreadable: the index's fields only */
+    snprintf(o->arch, sizeof o->arch, "%s", gi.arch);
+    snprintf(o->file_type, sizeof o->file_type, "%s", gi.file_type);
+    snprintf(o->license, sizeof o->license, "%s", gi.license);
+    o->n_params = gi.n_params;
+    o->context_length = gi.context_length;
+    o->embedding_length = gi.embedding_length;
+    o->block_count = gi.block_count;
+    o->head_count = gi.head_count;
+    o->vocab_size = gi.vocab_size;
+    o->has_chat_template = gi.has_chat_template;
+}
+
+enum al_rc al_serve_versions(struct al_serve_models *mm, const char *ref, struct al_serve_version **rows, size_t *n,
+                             struct al_err *err)
+{
+    enum al_rc rc;
+    *rows = NULL;
+    *n = 0;
+    if (ref) {
+        struct al_weights w;
+        pthread_mutex_lock(&mm->mu);
+        rc = al_repo_resolve_weights(mm->repo, ref, &w, err);
+        pthread_mutex_unlock(&mm->mu);
+        if (rc)
+            return rc;
+        struct al_serve_version *o = malloc(sizeof *o);
+        if (o)
+            version_row(o, &w.version, w.path);
+        al_repo_weights_release(&w);
+        if (!o)
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        *rows = o;
+        *n = 1;
+        return AL_OK;
+    }
+    struct al_version *vs = NULL;
+    size_t nv = 0;
+    pthread_mutex_lock(&mm->mu);
+    rc = al_repo_list_versions(mm->repo, NULL, &vs, &nv, err);
+    struct al_serve_version *out = rc ? NULL : calloc(nv + 1, sizeof *out);
+    size_t k = 0;
+    for (size_t i = 0; out && i < nv; i++) {
+        if (!vs[i].active)
+            continue;
+        char path[AL_LIMIT_PATH];
+        struct al_err perr = AL_ERR_INIT;
+        bool have = al_repo_weight_path(mm->repo, &vs[i], path, sizeof path, &perr) == AL_OK;
+        version_row(&out[k++], &vs[i], have ? path : NULL);
+    }
+    pthread_mutex_unlock(&mm->mu);
+    free(vs);
+    if (rc)
+        return rc;
+    if (!out)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    *rows = out;
+    *n = k;
+    return AL_OK;
 }

@@ -115,6 +115,7 @@ struct al_serve_loaded {
     bool pinned, retired;
     double idle_s;
     uint64_t mem_bytes; /* what it counts against the budget: tensors and KV cache */
+    double keep_alive_s; /* unloaded after idle this long unless pinned; < 0: never */
 };
 typedef void al_serve_loaded_fn(void *ud, const struct al_serve_loaded *m);
 void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn, void *ud);
@@ -123,6 +124,27 @@ void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn,
  * malloc'd array of malloc'd strings (free with al_serve_names_free). */
 enum al_rc al_serve_names(struct al_serve_models *mm, char ***names, size_t *n, struct al_err *err);
 void al_serve_names_free(char **names, size_t n);
+
+/* A version that can be served, as the index and its GGUF header say,
+ * without loading it (Ollama's /api/tags and /api/show). The header fields
+ * are 0 or "" when the weight file is not a GGUF that can be read. */
+struct al_serve_version {
+    char name[129];             /* model name (AL_LIMIT_NAME) */
+    char tags[512];             /* comma-separated, "" when none */
+    char manifest[72];          /* "sha256:<hex>" of its manifest */
+    char created[32];           /* ISO 8601 UTC */
+    uint64_t size;              /* bytes of its files */
+    char arch[64], file_type[32], license[256];
+    uint64_t n_params;
+    uint32_t context_length, embedding_length, block_count, head_count, vocab_size;
+    bool has_chat_template;
+};
+
+/* The active version of every model (ref NULL), or the one version ref
+ * resolves to: *rows malloc'd (caller frees), *n entries. Errors:
+ * AL_ERR_NOT_FOUND (unknown ref), those of the index, AL_ERR_NOMEM. */
+enum al_rc al_serve_versions(struct al_serve_models *mm, const char *ref, struct al_serve_version **rows, size_t *n,
+                             struct al_err *err);
 
 /* Resolves a ref without loading (for /v1/models/{id}): AL_ERR_NOT_FOUND or AL_OK. */
 enum al_rc al_serve_exists(struct al_serve_models *mm, const char *ref, struct al_err *err);

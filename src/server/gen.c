@@ -88,7 +88,8 @@ struct al_server_gen {
      * message item is open, the model's name for the final object */
     int seq;
     bool msg_open;
-    char model[256];
+    char *model;            /* the name echoed (owned) */
+    const struct al_server_gen_fmt *fmt; /* another API's shapes (ollama.c); NULL: OpenAI's */
 };
 
 struct lp_tok {
@@ -147,6 +148,7 @@ static void gen_free(struct al_server_gen *g)
     free(g->lp);
     json_decref(g->citations);
     al_engine_chat_free(g->chat);
+    free(g->model);
     pthread_cond_destroy(&g->cv);
     pthread_mutex_destroy(&g->mu);
     free(g);
@@ -394,7 +396,9 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         g->t_first = now;
     g->t_last = now;
     al_buf_add(&g->text, piece, len);
-    if (g->stream && g->tools) {
+    if (g->stream && g->fmt) {
+        g->fmt->piece(&g->sse, g->model, piece, len);
+    } else if (g->stream && g->tools) {
         tool_deltas(g, true);
     } else if (g->stream && g->kind == AL_SERVER_GEN_RESPONSES) {
         char *t = al_utf8_valid_dup(piece, len, NULL);
@@ -434,7 +438,15 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
     g->res.error = NULL;
     if (res->error)
         snprintf(g->error, sizeof g->error, "%s", res->error);
-    if (g->stream) {
+    if (g->stream && g->fmt) {
+        bool failed = res->finish == AL_ENGINE_FINISH_ERROR ||
+                      (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why && strcmp(g->cancel_why, "client") != 0);
+        const char *why = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
+                          : g->cancel_why && strcmp(g->cancel_why, "timeout") == 0
+                              ? "the request took longer than the server allows (limits.timeout_s)"
+                              : "the server is shutting down";
+        g->fmt->done(&g->sse, g->model, g->t0, res, failed ? why : NULL);
+    } else if (g->stream) {
         struct al_buf *b = &g->sse;
         if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why &&
                                                strcmp(g->cancel_why, "client") != 0)) {
@@ -735,8 +747,12 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->citations = json_incref(go->citations);
     g->chat = go->chat; /* ours now, freed with g */
     g->tools = g->chat && al_engine_chat_parses_tools(g->chat);
+    g->fmt = go->fmt;
+    if (!(g->model = strdup(go->model))) {
+        gen_free(g);
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
     snprintf(g->id, sizeof g->id, "%s%s", go->kind == AL_SERVER_GEN_CHAT ? "chatcmpl-" : go->kind == AL_SERVER_GEN_RESPONSES ? "resp_" : "cmpl-", h->id + 4);
-    snprintf(g->model, sizeof g->model, "%s", go->model);
     al_buf_init(&g->head, 4096);
     al_buf_init(&g->sse, AL_LIMIT_PROMPT_BYTES);
     al_buf_init(&g->text, AL_LIMIT_PROMPT_BYTES);
@@ -757,7 +773,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
                                   json_pack("{s:{s:s, s:s, s:I, s:s, s:s, s:[]}}", "response", "id", g->id, "object",
                                             "response", "created_at", (json_int_t)g->created, "status", "in_progress",
                                             "model", go->model, "output"));
-    if (go->stream && go->kind == AL_SERVER_GEN_CHAT) {
+    if (go->stream && go->kind == AL_SERVER_GEN_CHAT && !go->fmt) {
         /* The first chunk names the role, as OpenAI's does. */
         al_buf_add(&g->sse, g->head.data, g->head.len);
         al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
@@ -809,7 +825,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             atomic_fetch_sub(&g->refs, 1);
             return MHD_NO;
         }
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
+        MHD_add_response_header(r, "Content-Type", go->fmt ? go->fmt->stream_type : "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Request-Id", h->id);
         h->status = 200;
@@ -833,6 +849,12 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     if (al_buf_failed(&g->text))
         return al_http_reply_error(h, 500, "server_error", NULL, "limit", "the response is over the cap of %u bytes",
                                    AL_LIMIT_PROMPT_BYTES);
+    if (go->fmt) {
+        char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
+        json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res) : NULL;
+        free(text);
+        return al_http_reply_json(h, 200, j);
+    }
     return al_http_reply_json(h, 200, whole_response(g, go->model));
 }
 

@@ -136,6 +136,8 @@ enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const cha
     va_end(ap);
     if (status >= 500)
         al_warn("%s: %d %s", h->id, status, msg);
+    if (h->ollama) /* Ollama's clients read a string */
+        return al_http_reply_json(h, status, json_pack("{s:s}", "error", msg));
     return al_http_reply_json(h, status, error_body(type, param, code, msg));
 }
 
@@ -263,7 +265,16 @@ static const struct route {
     {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
     {"GET", "/health", false, NULL, false, false, al_server_route_health},
-    {"GET", "/metrics", false, "admin", false, false, al_server_route_metrics},
+    {"GET", "/metrics", false, "metrics", false, false, al_server_route_metrics},
+    /* Ollama's API (ollama.c), under the same keys and scopes */
+    {"POST", "/api/chat", false, "chat", true, true, al_server_route_ollama_chat},
+    {"POST", "/api/generate", false, "chat", true, true, al_server_route_ollama_generate},
+    {"POST", "/api/embed", false, "embed", true, false, al_server_route_ollama_embed},
+    {"POST", "/api/embeddings", false, "embed", true, false, al_server_route_ollama_embeddings},
+    {"GET", "/api/tags", false, "models", false, false, al_server_route_ollama_tags},
+    {"POST", "/api/show", false, "models", false, false, al_server_route_ollama_show},
+    {"GET", "/api/ps", false, "models", false, false, al_server_route_ollama_ps},
+    {"GET", "/api/version", false, NULL, false, false, al_server_route_ollama_version},
 };
 
 static const struct route *find_route(const char *method, const char *url, bool *path_known)
@@ -459,6 +470,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(h->method, sizeof h->method, "%s", method);
         snprintf(h->id, sizeof h->id, "req-%s%06" PRIuFAST64, s->id_prefix, atomic_fetch_add(&s->next_id, 1));
         snprintf(h->caller, sizeof h->caller, "-");
+        h->ollama = strncmp(url, "/api/", 5) == 0;
         pthread_mutex_lock(&s->mu);
         h->limits = s->o.limits;
         h->stream_interval_ms = s->o.stream_interval_ms;

@@ -91,6 +91,7 @@ struct al_http_req {
     struct al_serve_lease *embed_lease; /* a collection's embedding model (retrieval) */
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
+    bool ollama;                /* under /api/: errors in Ollama's shape {"error": "..."} */
 };
 
 /* The status recorded (metrics, audit) for a request whose client went away
@@ -151,6 +152,10 @@ enum al_rc al_http_framing_check(const char *version, const struct al_http_field
                                  struct al_err *err);
 
 /* ---- routes ---- */
+/* Refuses a prompt over limits.prompt_tokens (routes_gen.c); false with the
+ * 400 queued in *res, naming param. */
+bool al_server_prompt_fits(struct al_http_req *h, const char *prompt, const char *param, enum MHD_Result *res);
+
 enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
@@ -161,6 +166,16 @@ enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body);
+
+/* ---- ollama.c: Ollama's API (/api/...) ---- */
+enum MHD_Result al_server_route_ollama_chat(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_generate(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_embed(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_embeddings(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_tags(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_show(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_ps(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_ollama_version(struct al_http_req *h, json_t *body);
 
 /* ---- routes_rag.c ---- */
 /* The collection name of a /v1/rag/{name}/query URL into out; false when the
@@ -180,6 +195,21 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
 void al_server_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
+/* The response shapes of an API other than OpenAI's (Ollama's NDJSON,
+ * ollama.c). piece and done run on the engine's worker thread under the
+ * generation's lock and append one streamed line each; whole runs on the
+ * connection's thread and returns the non-streamed body (NULL: out of
+ * memory). t0 is the request's start (al_http_now). done gets error NULL, or
+ * why the generation failed or was stopped. */
+struct al_server_gen_fmt {
+    const char *stream_type; /* Content-Type of a stream */
+    void (*piece)(struct al_buf *b, const char *model, const char *text, size_t len);
+    void (*done)(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
+                 const char *error);
+    json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res);
+};
+
+
 enum al_server_gen_kind { AL_SERVER_GEN_CHAT, AL_SERVER_GEN_COMPLETION, AL_SERVER_GEN_RESPONSES };
 
 /* routes_gen.c: a chat completion of body (OpenAI's chat shape), answered as
@@ -207,6 +237,7 @@ struct al_server_gen_opts {
     int logprobs;          /* -1: none; else top alternatives per token (0..AL_LIMIT_TOP_PROBS) */
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
     struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
+    const struct al_server_gen_fmt *fmt; /* NULL: OpenAI's shapes; else another API's (ollama.c) */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by

@@ -8,7 +8,7 @@
 
 /* Refuses a prompt over limits.prompt_tokens. A token is at least one byte,
  * so a prompt shorter than the cap in bytes needs no tokenizing here. */
-static bool prompt_fits(struct al_http_req *h, const char *prompt, const char *param, enum MHD_Result *res)
+bool al_server_prompt_fits(struct al_http_req *h, const char *prompt, const char *param, enum MHD_Result *res)
 {
     int cap = h->limits.prompt_tokens;
     size_t len = strlen(prompt);
@@ -61,7 +61,7 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
-    if (!prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
+    if (!al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;

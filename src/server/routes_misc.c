@@ -8,39 +8,49 @@
 #include <unistd.h>
 
 #include "core/limits.h"
+#include "core/time.h"
 #include "core/utf8.h"
 #include "server/audit_queue.h"
 
-static json_t *model_object(const char *id)
+/* created: the version's creation time (Unix seconds; 0 when unreadable). */
+static json_t *model_object(const char *id, const char *created)
 {
-    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)0, "owned_by",
+    int64_t t = 0;
+    struct al_err err = AL_ERR_INIT;
+    if (al_time_parse(created, &t, &err) != AL_OK)
+        t = 0;
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)t, "owned_by",
                      "airlock");
 }
 
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
 {
-    char **names = NULL;
+    struct al_serve_version *v = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;
-    if (al_serve_names(h->srv->mm, &names, &n, &err) != AL_OK)
+    if (al_serve_versions(h->srv->mm, NULL, &v, &n, &err) != AL_OK)
         return al_http_reply_rc(h, &err, NULL);
     json_t *data = json_array();
     /* Collection snapshots are not models; a key sees only the models its
-     * patterns admit. */
+     * patterns admit. One entry per model: its active version. */
     for (size_t i = 0; i < n; i++)
-        if (strncmp(names[i], "rag/", 4) != 0 && al_http_model_visible(h, names[i]))
-            json_array_append_new(data, model_object(names[i]));
-    al_serve_names_free(names, n);
+        if (strncmp(v[i].name, "rag/", 4) != 0 && al_http_model_visible(h, v[i].name))
+            json_array_append_new(data, model_object(v[i].name, v[i].created));
+    free(v);
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body)
 {
     const char *id = h->url + strlen("/v1/models/");
+    struct al_serve_version *v = NULL;
+    size_t n = 0;
     struct al_err err = AL_ERR_INIT;
-    if (al_serve_exists(h->srv->mm, id, &err) != AL_OK)
+    if (al_serve_versions(h->srv->mm, id, &v, &n, &err) != AL_OK)
         return al_http_reply_rc(h, &err, "model");
-    return al_http_reply_json(h, 200, model_object(id));
+    json_t *j = model_object(id, v->created);
+    free(v);
+    return al_http_reply_json(h, 200, j);
 }
 
 static void base64(struct al_buf *b, const unsigned char *p, size_t n)
