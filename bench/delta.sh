@@ -104,7 +104,7 @@ for p in a b c d; do
     want=$(sha256sum <"$new")
     # cp of the result: the speed goal's yardstick.
     rm -f cp.out; sync
-    t0=$(date +%s.%N); cp "$new" cp.out; sync; cp_s=$(echo "$(date +%s.%N) - $t0" | bc); rm -f cp.out
+    t0=$(date +%s.%N); cp "$new" cp.out; sync; cp_s=$(printf '%.3f' "$(echo "$(date +%s.%N) - $t0" | bc)"); rm -f cp.out
     for tool in $tools; do
         patch="$work/$p.$tool.patch"; out="$work/$p.$tool.out"
         rm -f "$patch" "$out"
@@ -117,11 +117,12 @@ for p in a b c d; do
         esac
         make_s=$secs make_rss=$rss_kib make_status=$status
         size=$(stat -c %s "$patch" 2>/dev/null || echo 0)
-        # airlock's bundle also carries manifest, config, signatures and tar
-        # blocks; its patches alone are the delta/ entries.
+        # airlock's bundle also carries the signed manifest and config,
+        # signatures, delta.json and tar blocks; its patches alone (the
+        # payload, what compares with a peer's patch) are the delta/ entries.
         payload=$size
         [ "$tool" = airlock ] && [ -f "$patch" ] &&
-            payload=$(tar -tvf "$patch" | awk '$6 ~ /^delta\// || $6 ~ /^blobs\// {s+=$3} END {print s+0}')
+            payload=$(tar -tvf "$patch" | awk '$6 ~ /^delta\// {s+=$3} END {print s+0}')
         apply_s=0 apply_rss=0 result="-"
         if [ "$make_status" = ok ]; then
             case $tool in

@@ -82,6 +82,7 @@ struct mk {
     ZSTD_CCtx *z;
     struct al_progress *progress;
     struct al_delta_stats *st;
+    uint64_t copy_off, copy_len; /* a 'C' op not written yet: consecutive copies become one */
 };
 
 static enum al_rc out_write(struct mk *m, const void *p, size_t len, struct al_err *err)
@@ -90,17 +91,62 @@ static enum al_rc out_write(struct mk *m, const void *p, size_t len, struct al_e
     return m->out_fd < 0 ? AL_OK : al_fs_write_all(m->out_fd, p, len, err);
 }
 
+/* Writes the pending copy, if any. */
+static enum al_rc flush_copy(struct mk *m, struct al_err *err)
+{
+    if (m->copy_len == 0)
+        return AL_OK;
+    unsigned char op[17] = {'C'};
+    put64(op + 1, m->copy_off);
+    put64(op + 9, m->copy_len);
+    m->copy_len = 0;
+    return out_write(m, op, sizeof op, err);
+}
+
+/* A copy that continues the pending one extends it: an unchanged run of
+ * tensors (and the padding between them) is one op, not one per tensor. */
 static enum al_rc op_copy(struct mk *m, uint64_t base_off, uint64_t len, struct al_err *err)
 {
-    unsigned char op[17] = {'C'};
-    put64(op + 1, base_off);
-    put64(op + 9, len);
+    enum al_rc rc = AL_OK;
+    if (m->copy_len && m->copy_off + m->copy_len == base_off) {
+        m->copy_len += len;
+    } else {
+        rc = flush_copy(m, err);
+        m->copy_off = base_off;
+        m->copy_len = len;
+    }
     m->pos += len;
-    return out_write(m, op, sizeof op, err);
+    return rc;
+}
+
+#define ZEROS_IN_COPY_MAX 4096u /* padding between tensors is at most the alignment */
+
+static bool all_zero(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i])
+            return false;
+    return true;
 }
 
 static enum al_rc op_zeros(struct mk *m, uint64_t len, struct al_err *err)
 {
+    /* Zeros where the base has zeros too, right after a pending copy: the
+     * copy goes on through them. */
+    unsigned char z[ZEROS_IN_COPY_MAX];
+    if (m->copy_len && len <= sizeof z && m->copy_off + m->copy_len + len <= m->base_size) {
+        enum al_rc rc = pread_all(m->base_fd, z, (size_t)len, m->copy_off + m->copy_len, m->base_name, err);
+        if (rc)
+            return rc;
+        if (all_zero(z, (size_t)len)) {
+            m->copy_len += len;
+            m->pos += len;
+            return AL_OK;
+        }
+    }
+    enum al_rc rc = flush_copy(m, err);
+    if (rc)
+        return rc;
     unsigned char op[9] = {'Z'};
     put64(op + 1, len);
     m->pos += len;
@@ -112,7 +158,9 @@ static enum al_rc op_zeros(struct mk *m, uint64_t len, struct al_err *err)
 static enum al_rc op_frame(struct mk *m, uint64_t new_off, size_t len, uint64_t base_off, size_t base_len,
                            struct al_err *err)
 {
-    enum al_rc rc = pread_all(m->new_fd, m->nbuf, len, new_off, m->new_name, err);
+    enum al_rc rc = flush_copy(m, err);
+    if (!rc)
+        rc = pread_all(m->new_fd, m->nbuf, len, new_off, m->new_name, err);
     if (!rc && base_len)
         rc = pread_all(m->base_fd, m->bbuf, base_len, base_off, m->base_name, err);
     if (rc)
@@ -143,14 +191,6 @@ static enum al_rc op_frame(struct mk *m, uint64_t new_off, size_t len, uint64_t 
     if ((rc = out_write(m, op, n, err)))
         return rc;
     return out_write(m, m->cbuf, zr, err);
-}
-
-static bool all_zero(const unsigned char *p, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i])
-            return false;
-    return true;
 }
 
 /* The new bytes [off, +len) that are not a tensor: zeros are a count, other
@@ -377,6 +417,8 @@ enum al_rc al_delta_make(int base_fd, const char *base_name, int new_fd, const c
     if (!rc && m.pos != m.new_size)
         rc = al_err_set(err, AL_ERR_INTERNAL, "delta of '%s' planned %" PRIu64 " bytes of %" PRIu64, new_name, m.pos,
                         m.new_size);
+    if (!rc)
+        rc = flush_copy(&m, err);
     if (!rc)
         rc = out_write(&m, "E", 1, err);
     if (out_fd < 0)

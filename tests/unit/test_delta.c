@@ -134,7 +134,13 @@ static void test_gguf_identical(void **state)
     round_trip("base.gguf", "new.gguf", &st);
     assert_int_equal(st.tensors_changed, 0);
     assert_true(st.tensors_unchanged > 0);
-    assert_true(st.patch_bytes < 64u << 10);
+    /* The header frame and one copy: unchanged tensors and the padding
+     * between them coalesce into a single op (one per tensor was 26 bytes
+     * each, and lost (a) of bench/delta.sh to xdelta3). */
+    fprintf(stderr, "identical: %llu tensors, patch %llu bytes\n", (unsigned long long)st.tensors_unchanged,
+            (unsigned long long)st.patch_bytes);
+    assert_true(st.patch_bytes < 26u * st.tensors_unchanged);
+    assert_true(st.patch_bytes < 512);
 }
 
 static void test_other_file(void **state)
