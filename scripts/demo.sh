@@ -151,7 +151,7 @@ cd "$work"  # document keys are the paths as given: docs/...
 run airlock rag add manuals docs
 run airlock rag query manuals "how often is the impeller seal replaced" -k 3
 run airlock rag query manuals "generator load test" --mode bm25 -k 2 --text
-printf '(the demo model has random weights: its answer is noise; the citations are real)\n'
-run airlock ask manuals "How often must the generator be tested?" --model demo -k 2 --max-tokens 24
+printf '(the answer comes from the TinyStories fixture, a real model that only knows children'"'"'s stories:\n its words are English but it cannot know the answer; the retrieval and the citations are the point)\n'
+run airlock ask manuals "How often must the generator be tested?" --model stories:260k -k 2 --max-tokens 32 --temperature 0
 
 printf '\ndemo finished: stores were in %s (removed)\n' "$work"
