@@ -94,6 +94,11 @@ static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Respo
     return ret;
 }
 
+enum MHD_Result al_http_reply_response(struct al_http_req *h, int status, struct MHD_Response *r, const char *ctype)
+{
+    return queue(h, status, r, ctype);
+}
+
 enum MHD_Result al_http_reply_text(struct al_http_req *h, int status, const char *ctype, const char *text, size_t len)
 {
     char *copy = malloc(len + 1);
@@ -275,6 +280,10 @@ static const struct route {
     {"POST", "/api/show", false, "models", false, false, al_server_route_ollama_show},
     {"GET", "/api/ps", false, "models", false, false, al_server_route_ollama_ps},
     {"GET", "/api/version", false, NULL, false, false, al_server_route_ollama_version},
+    /* The web chat (routes_webui.c): its files need no key, its API calls do */
+    {"GET", "/", false, NULL, false, false, al_server_route_webui},
+    {"GET", "/app.js", false, NULL, false, false, al_server_route_webui},
+    {"GET", "/app.css", false, NULL, false, false, al_server_route_webui},
 };
 
 static const struct route *find_route(const char *method, const char *url, bool *path_known)
