@@ -29,6 +29,7 @@ function fail(msg) {
 const ok = (msg) => console.log('ok - ' + msg);
 
 const requests = [];   // every URL the page asked for
+const bodies = [];     // the JSON bodies of its generation requests, in order
 const escaped = [];    // those that were not for the server's loopback address
 const problems = [];   // page errors, CSP violations, failed loads
 
@@ -64,6 +65,8 @@ try {
       req.abort('blockedbyclient').catch(() => {});
       return;
     }
+    if (req.method() === 'POST' && /\/v1\/(chat\/)?completions$/.test(u.pathname))
+      bodies.push(JSON.parse(req.postData() || 'null'));
     if (hold && hold.match(req)) {
       hold.seen(req);
       return;
@@ -125,6 +128,10 @@ try {
   const a1 = await answer(1);
   if (a1.outcome !== 'done') fail(`golden: outcome ${a1.outcome} ${a1.error}`);
   if (a1.text !== GOLDEN) fail(`golden: the page shows '${a1.text}'`);
+  const b1 = bodies[0];
+  if (!b1 || b1.prompt !== 'Once upon a time' || b1.temperature !== 0 || b1.max_tokens !== 40 || !b1.stream ||
+      'seed' in b1 || b1.model !== model)
+    fail('golden: the request body was ' + JSON.stringify(b1));
   ok('the golden prompt, streamed, shows the golden text');
 
   // ---- Stop: the answer's request is held here until the button is clicked ----
@@ -160,6 +167,19 @@ try {
     fail(`rag: citations ${JSON.stringify(a3.citations)}`);
   ok(`a collection answers with its citations (${a3.citations[0]})`);
 
+  // ---- a chat turn, sent with Enter: the conversation so far goes with it ----
+  await page.click('input[name="mode"][value="chat"]');
+  await setField('#seed', '7');
+  await page.type('#prompt', 'And then?');
+  await page.keyboard.press('Enter');
+  const a4 = await answer(4);
+  if (a4.outcome !== 'done') fail(`chat: outcome ${a4.outcome} ${a4.error}`);
+  const b4 = bodies[bodies.length - 1];
+  const roles = (b4.messages || []).map((m) => m.role).join(',');
+  if (roles !== 'user,assistant,user' || b4.messages[2].content !== 'And then?' || b4.seed !== 7 || b4.airlock)
+    fail('chat: the request body was ' + JSON.stringify(b4));
+  ok('Enter sends a chat turn with the conversation so far and the seed');
+
   // ---- the screenshot: written, and not blank ----
   const png = await page.screenshot({ type: 'png', fullPage: true });
   writeFileSync(shot, png);
@@ -185,6 +205,11 @@ try {
   if (stats.colours < 16 || stats.other < 0.01) fail(`screenshot looks blank: ${JSON.stringify(stats)}`);
   ok(`screenshot ${stats.w}x${stats.h}, ${stats.colours} colours, ${(stats.other * 100).toFixed(1)}% not background`);
 
+  // ---- a new conversation empties the page ----
+  await page.click('#clear');
+  if (await page.$$eval('#log li', (l) => l.length) !== 0) fail('New conversation left messages');
+  ok('New conversation empties the page');
+
   // ---- nothing left the machine, nothing broke the policy ----
   if (escaped.length) fail('requests not for the server: ' + escaped.join(', '));
   if (problems.length) fail(problems.join('; '));
@@ -193,6 +218,36 @@ try {
                    'POST /v1/chat/completions'])
     if (!paths.has(p)) fail(`the page never asked for ${p}: ${[...paths].join(', ')}`);
   ok(`${requests.length} requests, every one to ${origin.host}; no CSP violation or page error`);
+
+  // ---- the policy holds: what an injected script would try is refused ----
+  const before = requests.length;
+  const tried = await page.evaluate(async () => {
+    // The browser reports each refusal as an event: wait for all three.
+    const reports = [];
+    const all = new Promise((resolve) => document.addEventListener('securitypolicyviolation', (e) => {
+      reports.push(e.effectiveDirective + ' ' + e.blockedURI);
+      if (reports.length === 3) resolve();
+    }));
+    const out = {};
+    try { await fetch('http://192.0.2.1/x', { mode: 'no-cors' }); out.fetch = 'sent'; } catch (e) { out.fetch = 'refused'; }
+    const s = document.createElement('script');
+    s.textContent = 'window.__inline = 1';
+    document.head.append(s);
+    out.inline = window.__inline === undefined ? 'refused' : 'ran';
+    setTimeout('window.__timer = 1', 0); // a string timer: eval's kind of code
+    await all;
+    await new Promise((resolve) => setTimeout(resolve, 0)); // a timer queued after that one
+    out.eval = window.__timer === undefined ? 'refused' : 'ran';
+    out.reports = reports.sort();
+    return out;
+  });
+  // (script-src or, in newer browsers, script-src-elem for the element)
+  const want = [/^connect-src http:\/\/192\.0\.2\.1\/x$/, /^script-src\S* eval$/, /^script-src\S* inline$/];
+  if (tried.fetch !== 'refused' || tried.inline !== 'refused' || tried.eval !== 'refused' ||
+      !want.every((re) => tried.reports.some((r) => re.test(r))))
+    fail('the CSP let through: ' + JSON.stringify(tried));
+  if (requests.length !== before) fail('a refused fetch reached the network: ' + requests.slice(before).join(', '));
+  ok(`the CSP refuses a fetch to another host, an inline script and a string timer (${tried.reports.join('; ')})`);
   status = 0;
 } catch (e) {
   console.log('FAIL: ' + e.message);
