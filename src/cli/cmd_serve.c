@@ -92,6 +92,7 @@ static void usage(void)
            "  POST /v1/embeddings                                               embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
            "  POST /v1/rag/{collection}/query                                   rag:{collection}\n"
+           "  GET  /v1/rag (the collections the key may query)                  any key\n"
            "  POST /api/chat /api/generate (Ollama)                             chat\n"
            "  POST /api/embed /api/embeddings (Ollama)                          embed\n"
            "  GET  /api/tags /api/ps, POST /api/show (Ollama)                   chat or embed\n"

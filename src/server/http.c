@@ -269,6 +269,7 @@ static const struct route {
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
     {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
+    {"GET", "/v1/rag", false, "", false, false, al_server_route_rag_list}, /* any valid key; lists its collections */
     {"GET", "/health", false, NULL, false, false, al_server_route_health},
     {"GET", "/metrics", false, "metrics", false, false, al_server_route_metrics},
     /* Ollama's API (ollama.c), under the same keys and scopes */
@@ -372,6 +373,15 @@ bool al_http_model_visible(struct al_http_req *h, const char *name)
     char identity[128];
     struct al_err err = AL_ERR_INIT;
     return al_access_check(h->srv->o.access, bearer_token(h), NULL, name, identity, &err) == AL_OK;
+}
+
+bool al_http_scope_allowed(struct al_http_req *h, const char *scope)
+{
+    if (!h->srv->o.access)
+        return true;
+    char identity[128];
+    struct al_err err = AL_ERR_INIT;
+    return al_access_check(h->srv->o.access, bearer_token(h), scope, NULL, identity, &err) == AL_OK;
 }
 
 /* The access hook, before the handler: the client certificate and the

@@ -137,6 +137,9 @@ bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Resul
 /* Whether the request's key may use model name (for /v1/models); no reply. */
 bool al_http_model_visible(struct al_http_req *h, const char *name);
 
+/* Whether the request's key has scope (for GET /v1/rag: "rag:NAME"); no reply. */
+bool al_http_scope_allowed(struct al_http_req *h, const char *scope);
+
 /* ---- framing.c ---- */
 /* One request header, as libmicrohttpd parsed it. */
 struct al_http_field {
@@ -160,6 +163,8 @@ enum al_rc al_http_framing_check(const char *version, const struct al_http_field
 bool al_server_prompt_fits(struct al_http_req *h, const char *prompt, const char *param, enum MHD_Result *res);
 
 enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
+/* GET /v1/rag: the collections the request's key may read. */
+enum MHD_Result al_server_route_rag_list(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);

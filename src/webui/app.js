@@ -1,6 +1,7 @@
 // app.js: the offline web chat of `airlock serve` (src/webui, embedded in the
 // binary). It talks to the server it came from, and to nothing else (the
-// Content-Security-Policy allows no other host): /v1/models for the picker,
+// Content-Security-Policy allows no other host): /v1/models and /v1/rag for
+// the pickers,
 // /api/show to learn whether a model has a chat template, /v1/chat/completions
 // and /v1/completions streamed as server-sent events, and chat completions
 // with the "airlock" retrieval extension, whose first event carries the
@@ -114,7 +115,30 @@ async function loadModels() {
     return;
   }
   setStatus(ids.length === 1 ? 'Ready: 1 model.' : `Ready: ${ids.length} models.`);
-  await modelChanged();
+  await Promise.all([modelChanged(), loadCollections()]);
+}
+
+// The collections this key may query (GET /v1/rag), for the retrieval mode.
+async function loadCollections() {
+  const sel = $('collection');
+  const note = $('collection-note');
+  const keep = sel.value;
+  let names = [];
+  try {
+    const res = await fetch('/v1/rag', { headers: headers(false) });
+    if (!res.ok) {
+      sel.replaceChildren();
+      note.textContent = 'Collections: ' + (await errorText(res));
+      return;
+    }
+    names = ((await res.json()).data || []).map((c) => c.id);
+  } catch (e) {
+    note.textContent = 'Collections: ' + e.message;
+    return;
+  }
+  sel.replaceChildren(...names.map((n) => new Option(n, n)));
+  if (names.includes(keep)) sel.value = keep;
+  note.textContent = names.length ? '' : 'This key may query no collection (airlock rag create; a rag:NAME scope).';
 }
 
 // A model without a chat template (a base model such as the TinyStories
@@ -245,10 +269,10 @@ async function send(ev) {
     url = '/v1/chat/completions';
     body = { model, messages: [...state.history, { role: 'user', content: text }], stream: true, ...params };
     if (m === 'rag') {
-      const collection = $('collection').value.trim();
+      const collection = $('collection').value;
       const k = $('k');
       if (!collection) {
-        setStatus('Name the collection to ask.', true);
+        setStatus('Pick the collection to ask.', true);
         $('collection').focus();
         return;
       }

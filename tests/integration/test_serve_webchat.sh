@@ -18,6 +18,7 @@ D="$T/docs"; mkdir -p "$D"
 printf 'GENERATOR\nThe standby generator runs on diesel fuel.\n\nChange its oil monthly.\n' >"$D/generator.txt"
 printf 'HALON\nThe halon bottle is inspected every quarter by a certified technician.\n' >"$D/halon.txt"
 airlock rag create manuals --embed stories >/dev/null
+airlock rag create other --embed stories >/dev/null # the key may not read it: not offered
 (cd "$T" && airlock rag add manuals docs >/dev/null)
 KEY=$(airlock apikey create webchat --scopes chat,rag:manuals --json | json_get 'd["token"]')
 

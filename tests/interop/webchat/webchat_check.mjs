@@ -156,7 +156,11 @@ try {
   // ---- a document collection, with citations ----
   await page.click('input[name="mode"][value="rag"]');
   await page.waitForFunction(() => !document.getElementById('rag-settings').hidden);
-  await page.type('#collection', collection);
+  await page.waitForFunction((c) => [...document.querySelectorAll('#collection option')].some((o) => o.value === c),
+    {}, collection);
+  const offered = await page.$$eval('#collection option', (os) => os.map((o) => o.value));
+  if (offered.join(',') !== collection) fail(`collections offered: ${offered.join(',')}`);
+  await page.select('#collection', collection);
   await setField('#k', '2');
   await setField('#max-tokens', '8');
   await page.type('#prompt', 'how often is the halon bottle inspected');
@@ -214,7 +218,7 @@ try {
   if (escaped.length) fail('requests not for the server: ' + escaped.join(', '));
   if (problems.length) fail(problems.join('; '));
   const paths = new Set(requests.map((r) => r.replace(base, '')));
-  for (const p of ['GET /', 'GET /app.js', 'GET /app.css', 'GET /v1/models', 'POST /v1/completions',
+  for (const p of ['GET /', 'GET /app.js', 'GET /app.css', 'GET /v1/models', 'GET /v1/rag', 'POST /v1/completions',
                    'POST /v1/chat/completions'])
     if (!paths.has(p)) fail(`the page never asked for ${p}: ${[...paths].join(', ')}`);
   ok(`${requests.length} requests, every one to ${origin.host}; no CSP violation or page error`);
