@@ -39,7 +39,7 @@ const browser = await puppeteer.launch({
   // No background traffic of the browser's own (updates, sync, safe
   // browsing, field trials), no sandbox (tests may run as root in a
   // container), software rendering.
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--no-default-browser-check',
+  args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run', '--no-default-browser-check',
          '--disable-background-networking', '--disable-component-update', '--disable-sync',
          '--disable-default-apps', '--disable-extensions', '--disable-domain-reliability',
          '--disable-client-side-phishing-detection', '--metrics-recording-only',
