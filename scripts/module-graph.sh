@@ -18,7 +18,7 @@ doc="$here/docs/ARCHITECTURE.md"
 # The layers, lowest first (docs/ARCHITECTURE.md, "Dependencies").
 LAYERS=(
     "core"
-    "store index oci gguf sign engine health loadgen registry"
+    "store index oci gguf sign engine health loadgen registry webui"
     "repo access audit scan policy delta"
     "trust serve rag suite bench"
     "bundle server"

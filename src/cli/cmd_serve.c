@@ -50,7 +50,7 @@ enum {
     O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
-    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL,
+    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -78,7 +78,7 @@ static const struct option opts[] = {
     {"stream-interval", required_argument, NULL, O_STREAM_INTERVAL},
     {"require-key", no_argument, NULL, O_REQUIRE_KEY}, {"no-audit", no_argument, NULL, O_NO_AUDIT},
     {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
-    {"audit-fail", required_argument, NULL, O_AUDIT_FAIL},
+    {"audit-fail", required_argument, NULL, O_AUDIT_FAIL}, {"no-webui", no_argument, NULL, O_NO_WEBUI},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -92,11 +92,13 @@ static void usage(void)
            "  POST /v1/embeddings                                               embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
            "  POST /v1/rag/{collection}/query                                   rag:{collection}\n"
+           "  GET  /v1/rag (the collections the key may query)                  any key\n"
            "  POST /api/chat /api/generate (Ollama)                             chat\n"
            "  POST /api/embed /api/embeddings (Ollama)                          embed\n"
            "  GET  /api/tags /api/ps, POST /api/show (Ollama)                   chat or embed\n"
            "  GET  /metrics                                                     metrics\n"
            "  GET  /health /api/version                                         none\n"
+           "  GET  / /app.js /app.css (the web chat; its API calls need keys)   none\n"
            "Chat completions that retrieve from a collection also need rag:{collection}.\n"
            "REFs (name, name:tag, name@sha256:...) are loaded at start and never unloaded for\n"
            "idleness; the first is the default model. Other models load on first request.\n\n"
@@ -106,6 +108,7 @@ static void usage(void)
            "  --listen-any         allow a non-loopback address\n"
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
+           "  --no-webui           serve no web chat at / (404; config: \"webui\": false)\n"
            "models (per-model settings in the config file's model_settings):\n"
            "  --threads N --ctx N --batch N --parallel N --queue N --gpu-layers N --no-mmap --mlock\n"
            "  --budget-mb N        memory budget for loaded models (weights + KV cache);\n"
@@ -164,6 +167,7 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_PORT: st = al_cli_opt_i("serve", "--port", optarg, 0, 65535, &c->server.port); break;
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
+        case O_NO_WEBUI: c->server.no_webui = true; break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;
         case O_SOCKET_MODE: st = al_cli_opt_mode("serve", "--socket-mode", optarg, &c->server.socket_mode); break;
         case O_THREADS: st = al_cli_opt_threads("serve", optarg, &d->threads); break;

@@ -17,11 +17,13 @@
  *                "concurrent": 64, "timeout_s": 600},
  *     "drain_timeout_s": 30,
  *     "audit_text": false,
- *     "audit_fail": "closed"
+ *     "audit_fail": "closed",
+ *     "webui": true
  *   }
  * audit_fail: while the audit log cannot be written (a full disk), "closed"
  * refuses every request but /health with 503 until it can; "open" serves and
  * counts the records it loses (a loss marker in the log says how many).
+ * webui: false serves no web chat at / (as --no-webui).
  * Unknown keys are errors, so that a typo does not pass silently.
  */
 #ifndef AL_SERVER_CONFIG_H

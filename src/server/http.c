@@ -94,6 +94,11 @@ static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Respo
     return ret;
 }
 
+enum MHD_Result al_http_reply_response(struct al_http_req *h, int status, struct MHD_Response *r, const char *ctype)
+{
+    return queue(h, status, r, ctype);
+}
+
 enum MHD_Result al_http_reply_text(struct al_http_req *h, int status, const char *ctype, const char *text, size_t len)
 {
     char *copy = malloc(len + 1);
@@ -264,6 +269,7 @@ static const struct route {
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
     {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
+    {"GET", "/v1/rag", false, "", false, false, al_server_route_rag_list}, /* any valid key; lists its collections */
     {"GET", "/health", false, NULL, false, false, al_server_route_health},
     {"GET", "/metrics", false, "metrics", false, false, al_server_route_metrics},
     /* Ollama's API (ollama.c), under the same keys and scopes */
@@ -275,6 +281,10 @@ static const struct route {
     {"POST", "/api/show", false, "models", false, false, al_server_route_ollama_show},
     {"GET", "/api/ps", false, "models", false, false, al_server_route_ollama_ps},
     {"GET", "/api/version", false, NULL, false, false, al_server_route_ollama_version},
+    /* The web chat (routes_webui.c): its files need no key, its API calls do */
+    {"GET", "/", false, NULL, false, false, al_server_route_webui},
+    {"GET", "/app.js", false, NULL, false, false, al_server_route_webui},
+    {"GET", "/app.css", false, NULL, false, false, al_server_route_webui},
 };
 
 static const struct route *find_route(const char *method, const char *url, bool *path_known)
@@ -363,6 +373,15 @@ bool al_http_model_visible(struct al_http_req *h, const char *name)
     char identity[128];
     struct al_err err = AL_ERR_INIT;
     return al_access_check(h->srv->o.access, bearer_token(h), NULL, name, identity, &err) == AL_OK;
+}
+
+bool al_http_scope_allowed(struct al_http_req *h, const char *scope)
+{
+    if (!h->srv->o.access)
+        return true;
+    char identity[128];
+    struct al_err err = AL_ERR_INIT;
+    return al_access_check(h->srv->o.access, bearer_token(h), scope, NULL, identity, &err) == AL_OK;
 }
 
 /* The access hook, before the handler: the client certificate and the

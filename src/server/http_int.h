@@ -105,6 +105,9 @@ enum MHD_Result al_http_reply_json(struct al_http_req *h, int status, json_t *j)
 enum MHD_Result al_http_reply_text(struct al_http_req *h, int status, const char *ctype, const char *text, size_t len);
 enum MHD_Result al_http_reply_error(struct al_http_req *h, int status, const char *type, const char *param,
                                     const char *code, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* Queues r (NULL: MHD_NO) with the headers every reply gets: Content-Type,
+ * X-Request-Id, and Connection: close when h->close; consumes r. */
+enum MHD_Result al_http_reply_response(struct al_http_req *h, int status, struct MHD_Response *r, const char *ctype);
 /* Maps an al_rc through the server's one table of HTTP statuses. */
 enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err, const char *param);
 /* That table's status for rc (500 for a value outside enum al_rc). */
@@ -134,6 +137,9 @@ bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Resul
 /* Whether the request's key may use model name (for /v1/models); no reply. */
 bool al_http_model_visible(struct al_http_req *h, const char *name);
 
+/* Whether the request's key has scope (for GET /v1/rag: "rag:NAME"); no reply. */
+bool al_http_scope_allowed(struct al_http_req *h, const char *scope);
+
 /* ---- framing.c ---- */
 /* One request header, as libmicrohttpd parsed it. */
 struct al_http_field {
@@ -157,6 +163,8 @@ enum al_rc al_http_framing_check(const char *version, const struct al_http_field
 bool al_server_prompt_fits(struct al_http_req *h, const char *prompt, const char *param, enum MHD_Result *res);
 
 enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
+/* GET /v1/rag: the collections the request's key may read. */
+enum MHD_Result al_server_route_rag_list(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
@@ -176,6 +184,11 @@ enum MHD_Result al_server_route_ollama_tags(struct al_http_req *h, json_t *body)
 enum MHD_Result al_server_route_ollama_show(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_ollama_ps(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_ollama_version(struct al_http_req *h, json_t *body);
+
+/* ---- routes_webui.c ---- */
+/* GET /, /app.js, /app.css: the web chat's embedded files (webui/webui.h),
+ * with a strict Content-Security-Policy; 404 under --no-webui. */
+enum MHD_Result al_server_route_webui(struct al_http_req *h, json_t *body);
 
 /* ---- routes_rag.c ---- */
 /* The collection name of a /v1/rag/{name}/query URL into out; false when the

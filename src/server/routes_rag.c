@@ -7,8 +7,10 @@
  *   POST /v1/chat/completions with {"airlock": {"collection": "manuals", "k": 4, "mode": "hybrid"}}
  *       -> the last user message is the question; the passages go into the prompt with the template of
  *          `airlock ask`; choices[0].message.citations lists them.
+ *   GET /v1/rag -> {"object": "list", "data": [{"id", "object": "rag.collection"}]}: the collections
+ *       the key may query (any valid key may ask).
  *
- * Both need the key's scope rag:COLLECTION (or rag:*, or admin). The question
+ * The first two need the key's scope rag:COLLECTION (or rag:*, or admin). The question
  * is embedded with the collection's own model, "name@manifest" exactly as
  * recorded at create, leased from the model manager: verified when loaded,
  * shared with every other request, counted in its budget.
@@ -329,4 +331,35 @@ void al_server_rag_mark_cited(json_t *citations, const char *text)
     al_rag_cited(text, n < 64 ? n : 64, cited);
     for (size_t i = 0; i < n && i < 64; i++)
         json_object_set_new(json_array_get(citations, i), "cited", json_boolean(cited[i]));
+}
+
+/* GET /v1/rag: {"object": "list", "data": [{"id": NAME, "object":
+ * "rag.collection"}]}, the collections under AIRLOCK_HOME whose rag:NAME
+ * scope the key has (rag:*, admin), sorted by name: what a picker (the web
+ * chat's) offers. Any valid key may ask; one without rag scopes gets an empty
+ * list. Names only: describing each would open its database. */
+enum MHD_Result al_server_route_rag_list(struct al_http_req *h, json_t *body)
+{
+    (void)body;
+    json_t *data = json_array();
+    if (!data)
+        return MHD_NO;
+    if (h->srv->o.home) {
+        char **names = NULL;
+        size_t n = 0;
+        struct al_err err = AL_ERR_INIT;
+        if (al_rag_list(h->srv->o.home, &names, &n, &err)) {
+            json_decref(data);
+            return al_http_reply_rc(h, &err, NULL);
+        }
+        for (size_t i = 0; i < n; i++) {
+            char scope[AL_LIMIT_RAG_NAME + 8];
+            int len = snprintf(scope, sizeof scope, "rag:%s", names[i]);
+            if (len > 0 && (size_t)len < sizeof scope && al_http_scope_allowed(h, scope))
+                json_array_append_new(data, json_pack("{s:s, s:s}", "id", names[i], "object", "rag.collection"));
+            free(names[i]);
+        }
+        free(names);
+    }
+    return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }

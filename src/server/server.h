@@ -68,6 +68,7 @@ struct al_server_opts {
     double stream_interval_ms; /* streamed events go out at most this often (the first at
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
+    bool no_webui;           /* no web chat at / (404); served by default */
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,

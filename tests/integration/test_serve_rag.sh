@@ -57,6 +57,20 @@ req "$ALL" /v1/rag/manuals/query "{\"query\":\"$Q\",\"k\":0}"; expect_code 400
 req "$ALL" /v1/rag/manuals/nope "{\"query\":\"$Q\"}"; expect_code 404
 ok "rag query: 401 without a key, 403 without rag:NAME, 200 with rag:NAME or rag:*, 404/400 for bad input"
 
+# ---- GET /v1/rag: the collections a key may query ----
+list_rag() { # list_rag TOKEN -> CODE, BODY; NAMES: the ids, comma separated
+    local auth=(); [ -n "$1" ] && auth=(-H "Authorization: Bearer $1")
+    local out; out=$(curl -s -w '\n%{http_code}' "${auth[@]}" "$BASE/v1/rag")
+    CODE=${out##*$'\n'}; BODY=${out%$'\n'*}
+    NAMES=$(printf '%s' "$BODY" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["object"] == "list"; print(",".join(c["id"] for c in d["data"] if c["object"] == "rag.collection"))' 2>/dev/null || true)
+}
+list_rag ""; expect_code 401
+list_rag "not-a-key"; expect_code 401
+list_rag "$ALL"; expect_code 200; [ "$NAMES" = manuals,other ] || fail "rag:* lists: $BODY"
+list_rag "$RAG"; expect_code 200; [ "$NAMES" = manuals ] || fail "rag:manuals lists: $BODY"
+list_rag "$CHAT"; expect_code 200; [ "$NAMES" = "" ] || fail "chat only lists: $BODY"
+ok "GET /v1/rag lists the collections the key may query: all with rag:*, one with rag:NAME, none without"
+
 # ---- the same hits as the CLI, in every mode ----
 for m in hybrid vector bm25; do
     req "$RAGONLY" /v1/rag/manuals/query "{\"query\":\"$Q\",\"k\":3,\"mode\":\"$m\"}"; expect_code 200
