@@ -185,15 +185,25 @@ bool al_ing_delta_provides(const struct al_ing *g, const char *digest)
     return false;
 }
 
-/* True when v's files are exactly the base files delta.json names. */
-static enum al_rc same_files(struct al_ing *g, const struct al_version *v, bool *same, struct al_err *err)
+/* Whether v holds the base files delta.json names: *exact when it holds those
+ * and nothing else, *holds when it holds each (same path, same digest), with
+ * other files beside them (a suite that a files pack of the same weights
+ * added, say). The patch reads only the named files, each by its digest. */
+static enum al_rc has_base_files(struct al_ing *g, const struct al_version *v, bool *exact, bool *holds,
+                                 struct al_err *err)
 {
     struct al_file *f = NULL;
     size_t n = 0;
     enum al_rc rc = al_repo_list_files(g->r, v, &f, &n, err);
-    *same = !rc && n == g->delta.bn;
-    for (size_t i = 0; *same && i < n; i++)
-        *same = strcmp(f[i].path, g->delta.bfiles[i].path) == 0 && strcmp(f[i].digest, g->delta.bfiles[i].digest) == 0;
+    *holds = !rc;
+    for (size_t i = 0; *holds && i < g->delta.bn; i++) {
+        bool found = false;
+        for (size_t j = 0; j < n && !found; j++)
+            found = strcmp(f[j].path, g->delta.bfiles[i].path) == 0 &&
+                    strcmp(f[j].digest, g->delta.bfiles[i].digest) == 0;
+        *holds = found;
+    }
+    *exact = *holds && n == g->delta.bn;
     free(f);
     return rc;
 }
@@ -208,15 +218,21 @@ enum al_rc al_ing_delta_base(struct al_ing *g, struct al_err *err)
     enum al_rc rc = al_name_valid(name) ? al_repo_list_versions(g->r, name, &rows, &n, err) : AL_OK;
     if (rc)
         return rc;
-    /* The base by its manifest; a base ingested from another bundle of the same files counts too. */
+    /* The base by its manifest; else a version of the same files (ingested from
+     * another bundle of them); else one that holds them and more. */
     for (size_t i = 0; i < n && !d->have_found; i++)
         if (strcmp(rows[i].manifest, d->base) == 0)
             d->found = rows[i], d->have_found = true;
+    ptrdiff_t holder = -1;
     for (size_t i = 0; i < n && !d->have_found && !rc; i++) {
-        bool same = false;
-        if (!(rc = same_files(g, &rows[i], &same, err)) && same)
+        bool exact = false, holds = false;
+        if (!(rc = has_base_files(g, &rows[i], &exact, &holds, err)) && exact)
             d->found = rows[i], d->have_found = true;
+        else if (holds && holder < 0)
+            holder = (ptrdiff_t)i;
     }
+    if (!rc && !d->have_found && holder >= 0)
+        d->found = rows[holder], d->have_found = true;
     const struct al_version *other = NULL;
     for (size_t i = 0; i < n && !other && tag[0]; i++) {
         char tags[sizeof rows[i].tags + 2];
