@@ -788,6 +788,13 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         (rc = creation_time(o, &p, &when, err)))
         goto out;
     al_time_format(when, 0, AL_TIME_SECONDS, created, sizeof created);
+    /* A delta is a new shipment of a version made here: its sequence is the time
+     * it is made, so it is above the base's bundle however late that was packed
+     * (a base packed with a suite recorded today, a result added last week). */
+    if (seq == 0 && o->delta_base) {
+        time_t now = time(NULL);
+        seq = (int64_t)now > when ? (int64_t)now : when;
+    }
     if (seq == 0)
         seq = when > 0 ? when : 1;
     int64_t exp = 0;
