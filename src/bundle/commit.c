@@ -337,8 +337,15 @@ static enum al_rc check_license(struct al_ing *g, const struct al_policy *pol, b
         struct al_ing_entry *e;
         if ((rc = staged_file(g, i, &name, &e, err)))
             return rc;
-        if (e && e->w)
+        if (e && e->w) {
             rc = al_bundle_license_file(al_blob_writer_path(e->w), name, &l, err);
+        } else if (native && g->delta.have_found) {
+            /* A delta does not ship the files its base has (a model card, say):
+             * the version's copy is the store's blob of that digest. */
+            char src[AL_LIMIT_PATH];
+            if (!(rc = al_repo_blob_path(g->r, g->man.layers[i].digest, src, sizeof src, err)))
+                rc = al_bundle_license_file(src, name, &l, err);
+        }
     }
     if (rc)
         return rc;
