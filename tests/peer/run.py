@@ -19,6 +19,7 @@ them). Without pytest the run is skipped (exit 77), and fails under CI=true.
 Environment (set by ctest): AIRLOCK_BIN, AL_LLAMA_PREFIX, AL_FIXTURES.
 """
 import argparse
+import fnmatch
 import os
 import shutil
 import signal
@@ -183,6 +184,22 @@ def table(files, res):
     print("(p passed, f failed, s skipped, nr not runnable: the openai package or a model not available offline)")
 
 
+def read_differences(path):
+    """[(pattern, reason)] from differences.txt: 'PATTERN -- REASON' lines."""
+    out = []
+    if os.path.exists(path):
+        with open(path) as fh:
+            for ln in fh:
+                if ln.strip() and not ln.startswith("#"):
+                    pat, _, why = ln.strip().partition(" -- ")
+                    out.append((pat.strip(), why.strip()))
+    return out
+
+
+def listed(diffs, tid):
+    return next((why for pat, why in diffs if fnmatch.fnmatchcase(tid, pat)), None)
+
+
 def read_baseline(path):
     if not os.path.exists(path):
         return None
@@ -194,6 +211,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--record", action="store_true", help="write the baseline from airlock's passing tests")
     ap.add_argument("--baseline", default=os.path.join(HERE, "baseline.txt"))
+    ap.add_argument("--differences", default=os.path.join(HERE, "differences.txt"))
     ap.add_argument("--no-control", action="store_true", help="run against airlock only")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, junit XML)")
     ap.add_argument("--timeout", type=float, default=420, help="seconds for both runs (default 420)")
@@ -242,11 +260,21 @@ def main():
                 tail = fh.read().splitlines()[-3:]
             print(f"peer: {t}: pytest exited {procs[t][0].returncode}{' (timed out)' if timed_out[t] else ''}: "
                   + " | ".join(tail))
+        diffs = read_differences(args.differences)
         if args.list:
             for tid, o in sorted(res["airlock"].items()):
                 if o != "passed":
-                    print(f"peer: airlock {o}: {tid}: {why['airlock'][tid]}")
+                    d = listed(diffs, tid)
+                    print(f"peer: airlock {o}{f' (expected difference: {d})' if d else ''}: {tid}: "
+                          f"{why['airlock'][tid]}")
         table(files, res)
+        fails = [tid for tid, o in res["airlock"].items() if o == "failed"]
+        expected = [tid for tid in fails if listed(diffs, tid)]
+        print(f"peer: airlock failed {len(fails)}: {len(expected)} listed expected differences"
+              f" ({os.path.basename(args.differences)}), {len(fails) - len(expected)} gaps")
+        for tid, o in sorted(res["airlock"].items()):
+            if o == "passed" and listed(diffs, tid):
+                print(f"peer: listed as an expected difference but passes: {tid}")
         print(f"peer: both runs took {elapsed:.0f} s; work directory {work}{'' if args.keep else ' (removed)'}")
 
         failed = False
