@@ -116,8 +116,11 @@ alias_list=$(get --alias -a)
 for i in "${!flags[@]}"; do
     f=${flags[$i]} v=${values[$i]}
     case "$f" in
-        # the model and the names it is served under (below)
-        --model | -m | --model-url | --hf-repo | -hfr | --hf-file | -hff | --alias | -a) continue ;;
+        # the model (below)
+        --model | -m | --model-url | --hf-repo | -hfr | --hf-file | -hff) continue ;;
+        # the names it is served under: the first names it in the store
+        # (below); all of them go on where airlock serve takes --alias
+        --alias | -a) airlock_has --alias && args+=(--alias "$v"); continue ;;
         # always so in airlock: it never downloads, has no web UI, batches
         # requests, serves /metrics, applies templates through llama.cpp's Jinja
         --offline | --no-ui | --cont-batching | --metrics | --jinja | --no-jinja) continue ;;
