@@ -214,7 +214,7 @@ def main():
     ap.add_argument("--differences", default=os.path.join(HERE, "differences.txt"))
     ap.add_argument("--no-control", action="store_true", help="run against airlock only")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs, junit XML)")
-    ap.add_argument("--timeout", type=float, default=420, help="seconds for both runs (default 420)")
+    ap.add_argument("--timeout", type=float, default=540, help="seconds for both runs (default 540)")
     ap.add_argument("--list", action="store_true", help="list airlock's tests that did not pass, with why")
     ap.add_argument("-k", help="pytest -k expression (a subset: the baseline's tests in it are checked)")
     ap.add_argument("files", nargs="*", help=f"suite files (default: {len(FILES)} files for the shared routes)")
