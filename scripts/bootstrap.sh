@@ -19,6 +19,8 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 
+# python3-pytest, python3-requests: llama.cpp's server test suite run against
+# airlock serve (tests/peer/run.py).
 # clang-14, libclang-rt-14-dev (libFuzzer), libomp-14-dev, llvm-14 (llvm-symbolizer):
 # the fuzz build, make fuzz and make fuzz-smoke (docs/internals/fuzz.md).
 DEB_PACKAGES="build-essential pkg-config ca-certificates
@@ -27,6 +29,7 @@ DEB_PACKAGES="build-essential pkg-config ca-certificates
  minisign gnupg openssl zstd xxd sqlite3 chromium
  libfaiss-dev libpoppler-glib-dev python3-faiss python3-numpy ghostscript groff-base man-db manpages
  python3-jsonschema bsdiff xdelta3 docker-registry skopeo apache2-utils
+ python3-pytest python3-requests
  clang-14 libclang-rt-14-dev libomp-14-dev llvm-14"
 # Tools that may come from elsewhere (a Node.js not from Debian, say): only
 # installed from Debian when the command is missing. command:package
