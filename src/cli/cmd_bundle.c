@@ -555,16 +555,32 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         st = al_cli_fail(&err);
         goto out;
     }
-    if (dry) {
+    char signers[512] = "";
+    for (size_t i = 0; i < rep.n_signers; i++)
+        if (rep.signers[i].good) {
+            size_t n = strlen(signers);
+            snprintf(signers + n, sizeof signers - n, "%s%s key %.64s ('%.64s')", n ? ", " : "", rep.signers[i].kind,
+                     rep.signers[i].id, rep.signers[i].key_name);
+        }
+    if (rep.untouched) {
+        /* The bundle's tag may since have moved to another version: name it by a tag it has, or its digest. */
+        char ref[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2];
+        if (rep.version.tags[0])
+            snprintf(ref, sizeof ref, "%s:%.*s", rep.version.model, (int)strcspn(rep.version.tags, ","),
+                     rep.version.tags);
+        else
+            snprintf(ref, sizeof ref, "%s@%s", rep.version.model, rep.version.manifest);
+        if (dry) {
+            printf("verdict   VALID: already present as %s\n", ref);
+        } else {
+            printf("already present: %s  %s%s\n  bundle     %s\n  signed by  %s\n  nothing changed: the store holds "
+                   "this bundle's signed manifest already; its tags and the active version stay as they are\n"
+                   "next: airlock show %s\n", ref, rep.version.manifest, rep.version.active ? "  (active)" : "",
+                   rep.bundle, signers, ref);
+        }
+    } else if (dry) {
         printf("verdict   VALID: %s:%s would be ingested\n", rep.name, rep.tag);
     } else {
-        char signers[512] = "";
-        for (size_t i = 0; i < rep.n_signers; i++)
-            if (rep.signers[i].good) {
-                size_t n = strlen(signers);
-                snprintf(signers + n, sizeof signers - n, "%s%s key %.64s ('%.64s')", n ? ", " : "",
-                         rep.signers[i].kind, rep.signers[i].id, rep.signers[i].key_name);
-            }
         printf("%s %s:%s  %s%s\n  bundle     %s\n  signed by  %s\n  checks     %s\n",
                rep.existed ? "already present:" : "ingested", rep.version.model, rep.tag, rep.version.manifest,
                rep.version.active ? "  (active)" : "", rep.bundle, signers, rep.checks);

@@ -33,3 +33,34 @@ get /v1/models/stories:stable; expect_code 200
 [ "$(jq_py 'd["created"]')" = "$want" ] || fail "/v1/models/{id} created: $BODY"
 get /v1/models/nope; expect_code 404
 ok "/v1/models created is the version's creation time ($want)"
+serve_stop
+
+# Re-ingesting the identical bundle says it is already present (exit 0, one
+# "ingest-existing" event, nothing moved); a different bundle with a replayed
+# sequence is still refused.
+airlock key gen -o "$T/build" --no-password >/dev/null
+airlock trust add build --minisign "$T/build.pub" >/dev/null
+{ printf '\0'; head -c 50000 /dev/urandom; } >"$T/w1.bin"
+{ printf '\0'; head -c 50000 /dev/urandom; } >"$T/w2.bin"
+airlock pack re:1 "$T/w1.bin" -o "$T/re1.tar" --sign "$T/build.key" --seq 10 >/dev/null
+airlock pack re:2 "$T/w2.bin" -o "$T/re2.tar" --sign "$T/build.key" --seq 11 >/dev/null
+airlock pack re:0 "$T/w2.bin" -o "$T/re0.tar" --sign "$T/build.key" --seq 10 >/dev/null
+airlock ingest "$T/re1.tar" >/dev/null
+expect_status 0 airlock ingest "$T/re1.tar"
+echo "$OUT" | qgrep '^already present: re:1 ' || fail "identical re-ingest: $OUT"
+airlock ingest "$T/re2.tar" >/dev/null
+airlock ls --json >"$T/before.json"
+events=$(airlock log | wc -l)
+expect_status 0 airlock ingest "$T/re1.tar"
+echo "$OUT" | qgrep '^already present: re:1 ' || fail "identical old bundle: $OUT"
+echo "$OUT" | qgrep 'nothing changed' || fail "identical old bundle: $OUT"
+airlock ls --json | cmp -s - "$T/before.json" || fail "re-ingest of an old bundle changed the store: $(airlock ls)"
+[ "$(airlock show re --json | json_get 'd["tags"]')" = "['2']" ] || fail "active version moved: $(airlock show re)"
+[ "$(airlock log | wc -l)" -eq $((events + 1)) ] || fail "re-ingest: not one event"
+airlock log | tail -1 | qgrep ingest-existing || fail "re-ingest event: $(airlock log | tail -1)"
+expect_status 0 airlock verify "$T/re1.tar"
+echo "$OUT" | qgrep 'VALID: already present as re:1' || fail "verify of an identical bundle: $OUT"
+expect_status 6 airlock ingest "$T/re0.tar"
+echo "$OUT" | qgrep 'replay refused' || fail "a different bundle at a replayed sequence: $OUT"
+ok "an identical bundle is already present (exit 0); a replayed sequence is still refused"
+
