@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,12 +26,21 @@ int al_cmd_activate(int argc, char **argv);
 int al_cmd_rollback(int argc, char **argv);
 int al_cmd_path(int argc, char **argv);
 
+/* The version by a ref that show and serve take: name:tag with its first
+ * tag, or name@digest when it has none; its other tags after. */
 static void print_version_line(const char *verb, const struct al_version *v)
 {
     char size[32];
     al_cli_human_size(v->total_size, size, sizeof size);
-    printf("%s %s:%s  %s  %s%s\n", verb, v->model, v->tags[0] ? v->tags : "-", v->manifest, size,
-           v->active ? "  (active)" : "");
+    int first = (int)strcspn(v->tags, ",");
+    if (first)
+        printf("%s %s:%.*s  %s  %s%s", verb, v->model, first, v->tags, v->manifest, size,
+               v->active ? "  (active)" : "");
+    else
+        printf("%s %s@%s  %s%s", verb, v->model, v->manifest, size, v->active ? "  (active)" : "");
+    if (v->tags[first])
+        printf("  also tagged %s", v->tags + first + 1);
+    printf("\n");
 }
 
 static const char init_help[] =

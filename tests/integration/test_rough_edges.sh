@@ -64,3 +64,21 @@ expect_status 6 airlock ingest "$T/re0.tar"
 echo "$OUT" | qgrep 'replay refused' || fail "a different bundle at a replayed sequence: $OUT"
 ok "an identical bundle is already present (exit 0); a replayed sequence is still refused"
 
+# rollback (and activate) print a ref that show and serve take: name:tag,
+# not the list of tags; name@digest for a version without a tag.
+cp "$FIX" "$T/v2.gguf"; printf 'x' >>"$T/v2.gguf"
+airlock add stories:2.0 "$T/v2.gguf" >/dev/null
+airlock rollback stories >"$T/rb.txt" || fail "rollback: $(cat "$T/rb.txt")"
+ref=$(awk '{print $4; exit}' "$T/rb.txt")
+[ "$ref" = "stories:1.0" ] || fail "rollback printed '$ref': $(cat "$T/rb.txt")"
+qgrep 'also tagged stable' "$T/rb.txt" || fail "rollback's other tags: $(cat "$T/rb.txt")"
+airlock show "$ref" >/dev/null || fail "show does not take rollback's ref '$ref'"
+airlock tag --delete stories 2.0 >/dev/null
+v2=$(airlock ls --json | json_get '[x["manifest"] for x in d if x["name"] == "stories" and not x["tags"]][0]')
+airlock activate "stories@$v2" >"$T/act.txt"
+ref=$(awk '{print $2; exit}' "$T/act.txt")
+[ "$ref" = "stories@$v2" ] || fail "activate of an untagged version printed '$ref': $(cat "$T/act.txt")"
+serve_start "$ref" --port 0
+get /v1/models; expect_code 200
+serve_stop
+ok "rollback and activate print a ref show and serve take ($ref)"
