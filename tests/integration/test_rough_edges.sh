@@ -82,3 +82,44 @@ serve_start "$ref" --port 0
 get /v1/models; expect_code 200
 serve_stop
 ok "rollback and activate print a ref show and serve take ($ref)"
+
+# Every tag of a version is a ref name in index.json, so skopeo reads
+# oci:STORE:name:tag for each; tagging, moving and removing a tag keep it so.
+command -v skopeo >/dev/null || skip_test "skopeo missing"
+skopeo_manifest() { skopeo inspect --raw "oci:$AIRLOCK_HOME:$1" 2>"$T/skopeo.err" | sha256sum | cut -d' ' -f1; }
+refs_ok() {
+    airlock ls --json >"$T/refs.json"
+    python3 - "$T/refs.json" "$AIRLOCK_HOME/index.json" <<'PY' || fail "index.json ref names: $(cat "$AIRLOCK_HOME/index.json")"
+import json, sys
+vs = json.load(open(sys.argv[1]))
+idx = json.load(open(sys.argv[2]))["manifests"]
+refs = {}
+for m in idx:
+    r = m["annotations"]["org.opencontainers.image.ref.name"]
+    assert r not in refs, "ref %s listed twice" % r
+    refs[r] = m["digest"]
+want = {}
+for v in vs:
+    for t in v["tags"]:
+        want[v["name"] + ":" + t] = v["manifest"]
+    if not v["tags"]:
+        want[v["name"]] = v["manifest"]
+assert refs == want, (refs, want)
+PY
+    for ref in $(python3 -c 'import json,sys; [print(v["name"] + ":" + t) for v in json.load(open(sys.argv[1])) for t in v["tags"]]' "$T/refs.json"); do
+        m=$(python3 -c 'import json,sys; n, t = sys.argv[2].split(":"); print([v["manifest"] for v in json.load(open(sys.argv[1])) if v["name"] == n and t in v["tags"]][0])' "$T/refs.json" "$ref")
+        [ "sha256:$(skopeo_manifest "$ref")" = "$m" ] || fail "skopeo inspect oci:STORE:$ref: $(cat "$T/skopeo.err")"
+    done
+}
+airlock tag stories:1.0 golden >/dev/null
+refs_ok
+[ "sha256:$(skopeo_manifest stories:golden)" = "$(airlock show stories:1.0 --json | json_get 'd["manifest"]')" ] \
+    || fail "skopeo inspect of a second tag: $(cat "$T/skopeo.err")"
+airlock tag "stories@$v2" stable >/dev/null   # moves stable to the other version
+refs_ok
+[ "sha256:$(skopeo_manifest stories:stable)" = "$v2" ] || fail "skopeo after moving a tag: $(cat "$T/skopeo.err")"
+airlock tag --delete stories golden >/dev/null
+refs_ok
+skopeo inspect --raw "oci:$AIRLOCK_HOME:stories:golden" >/dev/null 2>&1 && fail "a removed tag is still in index.json"
+airlock fsck >"$T/fsck2.txt" || fail "fsck after the tags: $(cat "$T/fsck2.txt")"
+ok "every tag is a ref name in index.json: skopeo inspect oci:STORE:name:tag reads each; moved and removed tags too"
