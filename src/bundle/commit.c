@@ -116,10 +116,13 @@ static enum al_rc check_dates(struct al_ing *g, const char *name, int64_t seq, s
             return rc;
         rep->max_seq = max;
         /* The very bundle ingested before (its signed manifest is a version of
-         * this model here): already present, not a replay; nothing will change. */
+         * this model here): already present, not a replay; nothing will change.
+         * --allow-downgrade asks to go back to it: then it is committed again
+         * (tag, active pointer), recorded as the override. */
         char ref[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2];
         snprintf(ref, sizeof ref, "%s@%s", name, rep->manifest);
-        if (seq <= max && rep->manifest[0] && al_repo_resolve(g->r, ref, &rep->version, NULL) == AL_OK) {
+        if (seq <= max && !g->o->allow_downgrade && rep->manifest[0] &&
+            al_repo_resolve(g->r, ref, &rep->version, NULL) == AL_OK) {
             rep->existed = rep->untouched = true;
             al_ing_check(g, "already-present");
             return AL_OK;
