@@ -342,6 +342,20 @@ static void print_detail(const char *detail)
     json_decref(d);
 }
 
+/* A JSON blob of the store (a config or a manifest), parsed into *out. */
+static enum al_rc read_json_blob(struct al_repo *r, const char *digest, json_t **out, struct al_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    enum al_rc rc = al_repo_read_blob(r, digest, AL_LIMIT_MANIFEST, &text, &len, err);
+    if (rc)
+        return rc;
+    json_error_t je;
+    *out = json_loadb(text, len, 0, &je);
+    free(text);
+    return *out ? AL_OK : al_err_set(err, AL_ERR_CORRUPT, "blob %s is not JSON: %s", digest, je.text);
+}
+
 static const char show_help[] =
     "usage: airlock show REF [--json | --bom]\n\n"
     "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
@@ -377,7 +391,11 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_list_events(r, v.model, v.manifest, &ev, &ne, &err);
     if (!rc)
         rc = al_repo_version_gguf(r, files, nf, &g, &have_gguf, &err);
+    json_t *config = NULL;
+    if (!rc)
+        rc = read_json_blob(r, v.config, &config, &err);
     al_repo_free(r);
+    const char *format = json_string_value(json_object_get(json_object_get(config, "config"), "format"));
     if (rc) {
         st = al_cli_fail(&err);
         goto out;
@@ -411,12 +429,15 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "delta", dl ? dl : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
+        json_object_set_new(j, "format", format ? json_string(format) : json_null());
         print_json(j);
     } else {
         printf("%s:%s%s\n", v.model, v.tags[0] ? v.tags : "-", v.active ? "  (active)" : "");
         printf("  manifest  %s\n  config    %s\n  created   %s\n", v.manifest, v.config, v.created);
         if (v.seq)
             printf("  sequence  %" PRId64 "\n", v.seq);
+        if (format && !have_gguf)
+            printf("  format    %s  (not a GGUF: 'airlock serve' and 'airlock run' load GGUF models only)\n", format);
         printf("  files\n");
         for (size_t i = 0; i < nf; i++) {
             char size[32];
@@ -440,6 +461,7 @@ int al_cmd_show(int argc, char **argv)
     }
     st = AL_EXIT_OK;
 out:
+    json_decref(config);
     free(files);
     al_index_events_free(ev, ne);
     return st;

@@ -313,9 +313,10 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
             struct al_model_facts f;
             if ((rc = al_repo__facts(paths[i], &f, err)))
                 goto out;
-            if (!facts_done)
+            if (!facts_done && f.architecture[0]) { /* a GGUF: another weight file leaves f empty */
                 facts = f;
-            facts_done = true;
+                facts_done = true;
+            }
         }
         if (opts && opts->check && (rc = opts->check(opts->check_ud, paths[i], name, err)))
             goto out;
@@ -341,7 +342,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         goto unlock;
     struct al_oci_model m = {
         .name = ref.name, .version = tag, .architecture = facts.architecture,
-        .format = facts_done ? "gguf" : "", .param_size = facts.param_size, .precision = facts.precision,
+        .format = facts_done ? "gguf" : opts && opts->format ? opts->format : "", .param_size = facts.param_size, .precision = facts.precision,
         .quantization = facts.quantization, .card_json = card, .layers = layers, .n_layers = n_paths,
     };
     char config_digest[AL_DIGEST_SIZE], manifest_digest[AL_DIGEST_SIZE];

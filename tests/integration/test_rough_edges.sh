@@ -123,3 +123,25 @@ refs_ok
 skopeo inspect --raw "oci:$AIRLOCK_HOME:stories:golden" >/dev/null 2>&1 && fail "a removed tag is still in index.json"
 airlock fsck >"$T/fsck2.txt" || fail "fsck after the tags: $(cat "$T/fsck2.txt")"
 ok "every tag is a ref name in index.json: skopeo inspect oci:STORE:name:tag reads each; moved and removed tags too"
+
+# A file that is not a GGUF: add warns and labels the version by what it is
+# (the scan's kind, as the config's format); loading it says it is no GGUF
+# (exit 4, invalid input), not a digest or load failure (exit 5).
+python3 - "$T/m.safetensors" <<'PY'
+import json, struct, sys
+h = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + b"\0" * 8)
+PY
+airlock add st:1 "$T/m.safetensors" >"$T/add.out" 2>"$T/add.err" || fail "add of a safetensors file: $(cat "$T/add.err")"
+qgrep "warning: no file is a GGUF: '.*m.safetensors' is safetensors" "$T/add.err" || fail "add did not warn: $(cat "$T/add.err")"
+cfg=$(airlock show st:1 --json | json_get 'd["config"]')
+[ "$(json_get 'd["config"].get("format")' <"$AIRLOCK_HOME/blobs/sha256/${cfg#sha256:}")" = safetensors ] \
+    || fail "config format: $(cat "$AIRLOCK_HOME/blobs/sha256/${cfg#sha256:}")"
+airlock show st:1 | qgrep '^  format    safetensors  (not a GGUF' || fail "show: $(airlock show st:1)"
+airlock add gg:1 "$FIX" 2>"$T/add2.err" >/dev/null
+qgrep warning "$T/add2.err" && fail "add of a GGUF warned: $(cat "$T/add2.err")"
+expect_status 4 airlock run st:1 "Once upon a time"
+echo "$OUT" | qgrep "'st:1' is not a GGUF model: its file 'm.safetensors' is not a GGUF" || fail "run of a non-GGUF: $OUT"
+expect_status 4 timeout 60 "$AIRLOCK_BIN" serve st:1 --port 0
+echo "$OUT" | qgrep "'st:1' is not a GGUF model" || fail "serve of a non-GGUF: $OUT"
+ok "add of a safetensors file warns and labels it; run and serve say it is not a GGUF (exit 4)"
