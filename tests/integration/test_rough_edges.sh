@@ -145,3 +145,26 @@ echo "$OUT" | qgrep "'st:1' is not a GGUF model: its file 'm.safetensors' is not
 expect_status 4 timeout 60 "$AIRLOCK_BIN" serve st:1 --port 0
 echo "$OUT" | qgrep "'st:1' is not a GGUF model" || fail "serve of a non-GGUF: $OUT"
 ok "add of a safetensors file warns and labels it; run and serve say it is not a GGUF (exit 4)"
+
+# Unlocking a secret key says that scrypt is at work (it takes seconds); the
+# options are checked before a password is asked for.
+AIRLOCK_KEY_PASSWORD=pw airlock key gen -o "$T/enc" >/dev/null 2>"$T/gen.err" || fail "key gen: $(cat "$T/gen.err")"
+qgrep 'deriving the encryption key from the password (scrypt' "$T/gen.err" || fail "key gen says nothing: $(cat "$T/gen.err")"
+AIRLOCK_KEY_PASSWORD=pw airlock pack enc:1 "$T/w1.bin" -o "$T/enc.tar" --sign "$T/enc.key" >/dev/null 2>"$T/pack.err" \
+    || fail "pack with an encrypted key: $(cat "$T/pack.err")"
+qgrep "unlocking '.*enc.key': deriving the key from the password (scrypt" "$T/pack.err" || fail "pack: $(cat "$T/pack.err")"
+# No password to be had (none in the environment, no terminal): a bad option
+# is named, not the password.
+nopw() { expect_status "$1" env -u AIRLOCK_KEY_PASSWORD setsid -w "$AIRLOCK_BIN" "${@:2}"; }
+nopw 3 pack enc:1 -o "$T/x.tar" --sign "$T/enc.key"
+echo "$OUT" | qgrep "no model named 'enc'" || fail "an unknown stored ref after the password: $OUT"
+nopw 4 pack enc:1 "$T/w1.bin" -o "$T/x.tar" --sign "$T/enc.key" --expires 2031-02-29
+echo "$OUT" | qgrep "not a date of the calendar" || fail "a bad --expires after the password: $OUT"
+nopw 3 pack enc:1 "$T/missing.bin" -o "$T/x.tar" --sign "$T/enc.key"
+echo "$OUT" | qgrep "missing.bin' is not a file" || fail "a missing file after the password: $OUT"
+nopw 3 export nosuch:1 -o "$T/x.tar" --sign "$T/enc.key"
+echo "$OUT" | qgrep -i "nosuch" || fail "an unknown ref after the password: $OUT"
+nopw 2 pack enc:1 "$T/w1.bin" -o "$T/x.tar" --sign "$T/enc.key" --ack-license 'no such!'
+nopw 2 pack enc:1 "$T/w1.bin" -o "$T/x.tar" --sign "$T/enc.key"
+echo "$OUT" | qgrep "is encrypted: set AIRLOCK_KEY_PASSWORD" || fail "no password: $OUT"
+ok "unlocking says it derives the key; options are checked before the password"
