@@ -168,3 +168,30 @@ nopw 2 pack enc:1 "$T/w1.bin" -o "$T/x.tar" --sign "$T/enc.key" --ack-license 'n
 nopw 2 pack enc:1 "$T/w1.bin" -o "$T/x.tar" --sign "$T/enc.key"
 echo "$OUT" | qgrep "is encrypted: set AIRLOCK_KEY_PASSWORD" || fail "no password: $OUT"
 ok "unlocking says it derives the key; options are checked before the password"
+
+# The OpenPGP refusal names the key's fingerprint and says how to trust it,
+# as the minisign one does: with no openpgp key trusted (read from the
+# signature packet) and with another one trusted (from GnuPG).
+if command -v gpg >/dev/null && command -v gpgconf >/dev/null; then
+    export GNUPGHOME="$T/gnupg"
+    mkdir -m 700 "$GNUPGHOME"
+    gpg --batch --quick-gen-key --passphrase '' --pinentry-mode loopback 'Build <build@example.org>' ed25519 sign never 2>/dev/null
+    gpg --batch --quick-gen-key --passphrase '' --pinentry-mode loopback 'Other <other@example.org>' ed25519 sign never 2>/dev/null
+    gfpr=$(gpg --with-colons --list-keys build@example.org | awk -F: '/^fpr/ {print $10; exit}')
+    gpg --armor --export other@example.org >"$T/other.asc"
+    mkdir "$T/gp" && cp "$T/w1.bin" "$T/gp/model.bin"
+    (cd "$T/gp" && sha256sum model.bin >checksums.txt && gpg --local-user "$gfpr" --detach-sign --armor checksums.txt 2>/dev/null &&
+        tar cf ../gp.tar model.bin checksums.txt checksums.txt.asc)
+    for trusted in none other; do
+        [ "$trusted" = other ] && airlock trust add other --gpg "$T/other.asc" >/dev/null
+        expect_status 6 airlock ingest "$T/gp.tar" --as gp:1
+        msg=$(echo "$OUT" | grep '^airlock: error:')
+        echo "$msg" | qgrep "signed by openpgp key $gfpr" || fail "gpg refusal ($trusted trusted) names no key: $OUT"
+        echo "$msg" | qgrep "gpg --armor --export $gfpr > KEY.asc" || fail "gpg refusal ($trusted trusted): $OUT"
+        echo "$msg" | qgrep "airlock trust add NAME --gpg KEY.asc" || fail "gpg refusal ($trusted trusted): $OUT"
+    done
+    gpgconf --kill all >/dev/null 2>&1 || true
+    ok "the openpgp refusal names fingerprint $gfpr and how to trust it"
+else
+    skip_part "gpg missing"
+fi
