@@ -195,3 +195,66 @@ if command -v gpg >/dev/null && command -v gpgconf >/dev/null; then
 else
     skip_part "gpg missing"
 fi
+
+# The model card: its ModelPack fields in the config's own (descriptor.
+# licenses, createdAt, authors, sourceURL), so the config validates against
+# the ModelPack config schema, which allows no other properties; the card
+# whole in the manifest's io.airlock.card; show prints it. Through add, and
+# through pack, ingest and export.
+cat >"$T/card.json" <<'CARD'
+{"origin": "https://example.org/stories", "license": "MIT", "date": "2026-01-01", "authors": ["Ann", "Bo"],
+ "quantization": "F32", "notes": {"eval": "tiny"}}
+CARD
+modelpack_valid() {
+    local cfg man
+    cfg=$(airlock show "$1" --json | json_get 'd["config"]')
+    man=$(airlock show "$1" --json | json_get 'd["manifest"]')
+    python3 - "$AIRLOCK_HOME/blobs/sha256/${cfg#sha256:}" "$AIRLOCK_HOME/blobs/sha256/${man#sha256:}" \
+        "$AL_SRC/tests/schemas/modelpack/config-schema.json" <<'PY' || fail "$1: the config is not a valid ModelPack config"
+import json, os, sys
+import jsonschema
+cfg = json.load(open(sys.argv[1]))
+man = json.load(open(sys.argv[2]))
+if os.path.exists(sys.argv[3]):
+    schema = json.load(open(sys.argv[3]))
+else:
+    # The ModelPack config's properties (model-spec docs/config.md), none other allowed.
+    s, a = {"type": "string"}, {"type": "array", "items": {"type": "string"}}
+    schema = {"type": "object", "additionalProperties": False, "required": ["descriptor", "config", "modelfs"],
+              "properties": {
+                  "descriptor": {"type": "object", "additionalProperties": False, "properties": {
+                      "createdAt": {"type": "string", "format": "date-time"}, "authors": a, "family": s,
+                      "name": {"type": "string", "minLength": 1}, "docURL": s, "sourceURL": s,
+                      "datasetsURL": a, "version": s, "revision": s, "vendor": s, "licenses": a, "title": s,
+                      "description": s}},
+                  "config": {"type": "object", "additionalProperties": False, "properties": {
+                      "architecture": s, "format": s, "paramSize": s, "precision": s, "quantization": s,
+                      "capabilities": {"type": "object"}}},
+                  "modelfs": {"type": "object", "additionalProperties": False, "required": ["type", "diffIds"],
+                              "properties": {"type": {"enum": ["layers"]},
+                                             "diffIds": dict(a, minItems=1)}}}}
+jsonschema.validate(cfg, schema, format_checker=jsonschema.FormatChecker())
+d = cfg["descriptor"]
+assert d["licenses"] == ["MIT"], d
+assert d["createdAt"] == "2026-01-01T00:00:00Z", d
+assert d["authors"] == ["Ann", "Bo"], d
+assert d["sourceURL"] == "https://example.org/stories", d
+card = json.loads(man["annotations"]["io.airlock.card"])
+assert card["notes"] == {"eval": "tiny"} and card["license"] == "MIT", card
+PY
+    airlock show "$1" >"$T/show-card.txt"
+    qgrep '^  card$' "$T/show-card.txt" || fail "$1: show prints no card: $(cat "$T/show-card.txt")"
+    qgrep '^    license        MIT$' "$T/show-card.txt" || fail "$1: show card: $(cat "$T/show-card.txt")"
+    qgrep '^    notes          {"eval":"tiny"}$' "$T/show-card.txt" || fail "$1: show card: $(cat "$T/show-card.txt")"
+    [ "$(airlock show "$1" --json | json_get 'd["card"]["origin"]')" = https://example.org/stories ] || fail "$1: show --json card"
+}
+airlock add carded:1 "$FIX" --card "$T/card.json" >/dev/null
+modelpack_valid carded:1
+airlock pack packed:1 "$FIX" --card "$T/card.json" -o "$T/card.tar" --sign "$T/build.key" --seq 5 >/dev/null
+airlock ingest "$T/card.tar" >/dev/null
+modelpack_valid packed:1
+airlock export packed:1 -o "$T/card2.tar" --sign "$T/build.key" --seq 6 >/dev/null
+airlock rm packed >/dev/null
+airlock ingest "$T/card2.tar" >/dev/null
+modelpack_valid packed:1
+ok "the card's ModelPack fields are in the config (valid ModelPack config), the card whole in io.airlock.card; show prints it (add, pack, export)"
