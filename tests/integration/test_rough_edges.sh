@@ -1,7 +1,13 @@
 #!/usr/bin/env bash
 # Rough edges a new user hit (issue 16, part 6): `ls --json` and `show
 # --json` give tags as an array; counts of one are singular (fsck);
-# /v1/models' `created` is the version's creation time, not 0.
+# /v1/models' `created` is the version's creation time, not 0; the same
+# bundle ingested again is "already present" (a replayed sequence of another
+# bundle is still refused); rollback prints a valid ref; every tag is a ref
+# name in index.json (skopeo); a non-GGUF is labelled at add and named at
+# load; key unlocking says it derives the key and options come before the
+# password; the openpgp refusal names the key; the model card in the ModelPack
+# config's own fields, the whole card in an annotation, printed by show.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 command -v curl >/dev/null || skip_test "curl missing"
