@@ -162,6 +162,10 @@ struct al_bundle_report {
     bool accepted;
     struct al_version version; /* after ingest */
     bool existed;
+    /* existed, and nothing was changed: a native bundle whose signed manifest
+     * is already a version here (ingested before); no tag or active pointer
+     * moves, so an old bundle sent again cannot bring its version back. */
+    bool untouched;
     /* A delta bundle (it carries delta.json): the base it needs, whether this
      * store has it (as base_found, a version of that manifest or of the same
      * files), and how many files were rebuilt from patches or taken from the base. */

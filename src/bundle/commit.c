@@ -115,6 +115,18 @@ static enum al_rc check_dates(struct al_ing *g, const char *name, int64_t seq, s
         if (rc)
             return rc;
         rep->max_seq = max;
+        /* The very bundle ingested before (its signed manifest is a version of
+         * this model here): already present, not a replay; nothing will change.
+         * --allow-downgrade asks to go back to it: then it is committed again
+         * (tag, active pointer), recorded as the override. */
+        char ref[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2];
+        snprintf(ref, sizeof ref, "%s@%s", name, rep->manifest);
+        if (seq <= max && !g->o->allow_downgrade && rep->manifest[0] &&
+            al_repo_resolve(g->r, ref, &rep->version, NULL) == AL_OK) {
+            rep->existed = rep->untouched = true;
+            al_ing_check(g, "already-present");
+            return AL_OK;
+        }
         if (seq <= max) {
             if (!g->o->allow_downgrade)
                 return al_err_set(err, AL_ERR_DENIED, "replay refused: sequence %" PRId64 " of '%s' is not above %"
@@ -543,6 +555,22 @@ out:
     return rc;
 }
 
+/* The bundle's signed manifest is already a version of the model here (a
+ * bundle ingested twice; check_dates): nothing is stored and no tag or active
+ * version moves, since an old bundle sent again must not bring its version
+ * back. One "ingest-existing" event records the attempt. */
+static enum al_rc already_present(struct al_ing *g, const char *source, struct al_err *err)
+{
+    char *detail = provenance(g, source, "already present", NULL);
+    if (detail == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    enum al_rc rc = al_repo_record_event(g->r, "ingest-existing", g->rep->name, g->rep->manifest, detail, err);
+    free(detail);
+    if (!rc)
+        g->rep->accepted = true;
+    return rc;
+}
+
 /* A delta bundle: its base must be here; then (not in a dry run) the patched
  * files are rebuilt and proven against the signed manifest (apply.c). */
 static enum al_rc check_delta(struct al_ing *g, struct al_err *err)
@@ -560,8 +588,13 @@ enum al_rc al_ing_finish(struct al_ing *g, const char *source, struct al_err *er
     struct al_model_facts facts;
     enum al_rc rc;
     if ((rc = check_entries(g, err)) || (rc = name_version(g, err)) ||
-        (rc = al_ing_check_policy(g, g->rep->name, err)) || (rc = check_dates(g, g->rep->name, g->rep->seq, err)) ||
-        (rc = check_delta(g, err)) || (rc = check_weights(g, &facts, err)))
+        (rc = al_ing_check_policy(g, g->rep->name, err)) || (rc = check_dates(g, g->rep->name, g->rep->seq, err)))
+        return rc;
+    if (g->rep->untouched && g->o->dry_run)
+        g->rep->accepted = true;
+    if (g->rep->untouched)
+        return g->o->dry_run ? AL_OK : already_present(g, source, err);
+    if ((rc = check_delta(g, err)) || (rc = check_weights(g, &facts, err)))
         return rc;
     al_ing_check(g, "weights");
     if (g->o->dry_run) {

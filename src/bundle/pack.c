@@ -50,6 +50,7 @@ struct pk {
     size_t n;
     time_t newest;
     char *delta_json; /* a delta's delta.json, else NULL */
+    char *card;       /* the model card for the manifest's AL_ANN_CARD, else NULL */
 };
 
 static enum al_rc add_file(struct pk *p, const char *src, const char *path, struct al_err *err)
@@ -265,6 +266,16 @@ static enum al_rc collect_ref(struct al_repo *r, const struct al_bundle_pack_opt
     size_t len = 0;
     if (!rc)
         rc = al_repo_read_blob(r, v->config, AL_LIMIT_MANIFEST, config, &len, err);
+    /* The card travels in the stored manifest's annotation. */
+    char *text = NULL;
+    struct al_oci_manifest sm;
+    if (!rc && !(rc = al_repo_read_blob(r, v->manifest, AL_LIMIT_MANIFEST, &text, &len, err)) &&
+        !(rc = al_oci_manifest_parse(text, len, &sm, err))) {
+        p->card = sm.card;
+        sm.card = NULL;
+        al_oci_manifest_release(&sm);
+    }
+    free(text);
     struct al_version pv;
     if (!rc && al_repo_previous(r, v, &pv, NULL) == AL_OK)
         snprintf(previous, AL_DIGEST_SIZE, "%s", pv.manifest);
@@ -322,7 +333,7 @@ static enum al_rc collect_files(struct al_repo *r, const struct al_bundle_pack_o
     };
     rc = al_oci_config_build(&m, config, err);
     free(layers);
-    free(card);
+    p->card = card; /* for the manifest */
     struct al_version cur;
     if (!rc && r && al_repo_resolve(r, o->name, &cur, NULL) == AL_OK)
         snprintf(previous, AL_DIGEST_SIZE, "%s", cur.manifest);
@@ -809,8 +820,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         layers[i] = p.files[i].l;
     struct al_oci_model m = {
         .name = name, .version = tag, .created = created, .seq = seq, .expires = o->expires,
-        .previous = previous[0] ? previous : NULL, .license_ack = ack[0] ? ack : NULL, .layers = layers,
-        .n_layers = p.n,
+        .previous = previous[0] ? previous : NULL, .license_ack = ack[0] ? ack : NULL, .card_json = p.card,
+        .layers = layers, .n_layers = p.n,
     };
     uint8_t raw[AL_SHA256_BYTES];
     al_sha256_buf(config, strlen(config), raw);
@@ -864,6 +875,7 @@ out:
         if (p.files[i].patch_src[0])
             unlink(p.files[i].patch_src);
     free(p.delta_json);
+    free(p.card);
     free(p.files);
     return rc;
 }

@@ -72,9 +72,14 @@ static enum al_rc check_gpg(struct al_ing *g, const struct al_ing_sig *sig, stru
     for (size_t i = 0; i < g->trust.n; i++)
         have_ring = have_ring || g->trust.keys[i].kind == AL_TRUST_GPG;
     if (!have_ring) {
+        /* No openpgp key is trusted: GnuPG is not run, the key is named from the packet. */
         struct al_bundle_signer *s = add_signer(g, "gpg", sig->name);
-        if (s)
+        if (s) {
+            char fpr[AL_PGP_FPR_MAX];
             snprintf(s->status, sizeof s->status, "no trusted openpgp key");
+            if (al_pgp_sig_issuer(sig->text, sig->len, fpr, NULL) == AL_OK)
+                snprintf(s->id, sizeof s->id, "%s", fpr);
+        }
         return AL_OK;
     }
     enum al_rc rc = al_pgp_verify(g->trust.gnupg, g->sums_text, g->sums_len, sig->text, sig->len, &ps, &n, &e2);
@@ -142,6 +147,11 @@ enum al_rc al_ing_check_sigs(struct al_ing *g, struct al_err *err)
         good += g->rep->signers[i].good;
     if (good == 0) {
         const struct al_bundle_signer *s = g->rep->n_signers ? &g->rep->signers[0] : NULL;
+        if (s && strcmp(s->kind, "gpg") == 0)
+            return al_err_set(err, AL_ERR_DENIED, "no signature by a trusted key: signed by openpgp key %s; if you "
+                              "trust it, check that fingerprint with the signer, export their public key ('gpg "
+                              "--armor --export %s > KEY.asc') and add it with 'airlock trust add NAME --gpg KEY.asc'",
+                              s->id[0] ? s->id : "(not named in the signature)", s->id[0] ? s->id : "KEY");
         return al_err_set(err, AL_ERR_DENIED, "no signature by a trusted key: %s%s%s%s; if you trust it, add it with "
                           "'airlock trust add NAME --minisign KEY.pub' (or --gpg KEY.asc)",
                           s ? "signed by " : "no signer found", s ? s->kind : "", s ? " key " : "",

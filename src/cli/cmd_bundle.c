@@ -13,6 +13,7 @@
 #include "cli/cli_util.h"
 #include "cli/model_ref.h"
 #include "core/limits.h"
+#include "core/time.h"
 #include "suite/suite.h"
 
 int al_cmd_pack(int argc, char **argv);
@@ -61,6 +62,44 @@ out:
     return status;
 }
 
+int al_cli_pack_preflight(const char *cmd, const struct al_bundle_pack_opts *po)
+{
+    struct al_err err = AL_ERR_INIT;
+    int64_t t = 0;
+    char id[AL_LICENSE_ID_MAX + 1];
+    if ((po->expires && al_time_parse(po->expires, &t, &err)) || (po->created && al_time_parse(po->created, &t, &err)))
+        return al_cli_fail(&err);
+    if (po->ack_license && al_license_normalize(po->ack_license, id, &err))
+        return al_cli_usage_error(cmd, "--ack-license: '%s' is not a license identifier", po->ack_license);
+    const char *dirs[] = {po->bench_dir, po->prompts_dir}, *dir_opt[] = {"--bench", "--prompts"};
+    for (size_t i = 0; i < 2; i++) {
+        struct stat st;
+        if (dirs[i] && (stat(dirs[i], &st) != 0 || !S_ISDIR(st.st_mode))) {
+            al_err_set(&err, AL_ERR_NOT_FOUND, "%s: '%s' is not a directory", dir_opt[i], dirs[i]);
+            return al_cli_fail(&err);
+        }
+    }
+    for (size_t i = 0; i < po->n_files; i++)
+        if (!is_file(po->files[i])) {
+            al_err_set(&err, AL_ERR_NOT_FOUND, "'%s' is not a file", po->files[i]);
+            return al_cli_fail(&err);
+        }
+    const char *refs[] = {po->ref, po->delta_base};
+    for (size_t i = 0; i < 2; i++) {
+        if (refs[i] == NULL)
+            continue;
+        struct al_repo *r = NULL;
+        struct al_version v;
+        int st = al_cli_open_repo_read(&r);
+        if (!st && al_repo_resolve(r, refs[i], &v, &err))
+            st = al_cli_fail(&err);
+        al_repo_free(r);
+        if (st)
+            return st;
+    }
+    return 0;
+}
+
 /* Loads the keys, records the golden prompts when threads > 0, packs and
  * prints. Returns an exit status. */
 static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char *out, const char *const *key_paths,
@@ -70,7 +109,7 @@ static int pack_run(const char *cmd, struct al_bundle_pack_opts *po, const char 
     struct al_repo *r = NULL;
     struct al_err err = AL_ERR_INIT;
     struct al_bundle_packed res;
-    int st = 0;
+    int st = al_cli_pack_preflight(cmd, po);
     for (size_t i = 0; i < n_keys && !st; i++)
         if (al_cli_load_secret_key(key_paths[i], &keys[i], &err))
             st = al_cli_fail(&err);
@@ -375,7 +414,7 @@ int al_cmd_delta(int argc, char **argv)
     struct al_err err = AL_ERR_INIT;
     struct al_bundle_packed res;
     memset(&res, 0, sizeof res);
-    int st = 0;
+    int st = al_cli_pack_preflight(cmd, &po);
     for (size_t i = 0; i < n_keys && !st; i++)
         if (al_cli_load_secret_key(key_paths[i], &keys[i], &err))
             st = al_cli_fail(&err);
@@ -555,16 +594,32 @@ static int bundle_cmd(const char *cmd, int argc, char **argv, bool dry)
         st = al_cli_fail(&err);
         goto out;
     }
-    if (dry) {
+    char signers[512] = "";
+    for (size_t i = 0; i < rep.n_signers; i++)
+        if (rep.signers[i].good) {
+            size_t n = strlen(signers);
+            snprintf(signers + n, sizeof signers - n, "%s%s key %.64s ('%.64s')", n ? ", " : "", rep.signers[i].kind,
+                     rep.signers[i].id, rep.signers[i].key_name);
+        }
+    if (rep.untouched) {
+        /* The bundle's tag may since have moved to another version: name it by a tag it has, or its digest. */
+        char ref[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2];
+        if (rep.version.tags[0])
+            snprintf(ref, sizeof ref, "%s:%.*s", rep.version.model, (int)strcspn(rep.version.tags, ","),
+                     rep.version.tags);
+        else
+            snprintf(ref, sizeof ref, "%s@%s", rep.version.model, rep.version.manifest);
+        if (dry) {
+            printf("verdict   VALID: already present as %s\n", ref);
+        } else {
+            printf("already present: %s  %s%s\n  bundle     %s\n  signed by  %s\n  nothing changed: the store holds "
+                   "this bundle's signed manifest already; its tags and the active version stay as they are\n"
+                   "next: airlock show %s\n", ref, rep.version.manifest, rep.version.active ? "  (active)" : "",
+                   rep.bundle, signers, ref);
+        }
+    } else if (dry) {
         printf("verdict   VALID: %s:%s would be ingested\n", rep.name, rep.tag);
     } else {
-        char signers[512] = "";
-        for (size_t i = 0; i < rep.n_signers; i++)
-            if (rep.signers[i].good) {
-                size_t n = strlen(signers);
-                snprintf(signers + n, sizeof signers - n, "%s%s key %.64s ('%.64s')", n ? ", " : "",
-                         rep.signers[i].kind, rep.signers[i].id, rep.signers[i].key_name);
-            }
         printf("%s %s:%s  %s%s\n  bundle     %s\n  signed by  %s\n  checks     %s\n",
                rep.existed ? "already present:" : "ingested", rep.version.model, rep.tag, rep.version.manifest,
                rep.version.active ? "  (active)" : "", rep.bundle, signers, rep.checks);

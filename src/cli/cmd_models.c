@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <pwd.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -14,6 +15,7 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
+#include "oci/oci.h"
 #include "policy/policy.h"
 #include "scan/scan.h"
 
@@ -25,12 +27,21 @@ int al_cmd_activate(int argc, char **argv);
 int al_cmd_rollback(int argc, char **argv);
 int al_cmd_path(int argc, char **argv);
 
+/* The version by a ref that show and serve take: name:tag with its first
+ * tag, or name@digest when it has none; its other tags after. */
 static void print_version_line(const char *verb, const struct al_version *v)
 {
     char size[32];
     al_cli_human_size(v->total_size, size, sizeof size);
-    printf("%s %s:%s  %s  %s%s\n", verb, v->model, v->tags[0] ? v->tags : "-", v->manifest, size,
-           v->active ? "  (active)" : "");
+    int first = (int)strcspn(v->tags, ",");
+    if (first)
+        printf("%s %s:%.*s  %s  %s%s", verb, v->model, first, v->tags, v->manifest, size,
+               v->active ? "  (active)" : "");
+    else
+        printf("%s %s@%s  %s%s", verb, v->model, v->manifest, size, v->active ? "  (active)" : "");
+    if (v->tags[first])
+        printf("  also tagged %s", v->tags + first + 1);
+    printf("\n");
 }
 
 static const char init_help[] =
@@ -72,7 +83,30 @@ struct add_scan {
     bool enforce;          /* the site has a policy file: a refusal refuses */
     char *license;         /* the decision's record, once decided */
     bool license_refused;
+    char format[32];       /* what the files are when none is a GGUF (the config's format) */
 };
+
+/* No file a GGUF: the version is labelled by what its weights are (the
+ * scan's kind of the first weight file, else of the first file), and the user
+ * is told that it can be stored but not served. */
+static void label_not_gguf(struct add_scan *s)
+{
+    const struct al_scan_report *pick = NULL;
+    for (size_t i = 0; i < s->n; i++) {
+        if (strcmp(s->reports[i]->kind, "gguf") == 0)
+            return;
+        if (pick == NULL && strcmp(al_oci_media_type_for(s->reports[i]->file), AL_MT_WEIGHT) == 0)
+            pick = s->reports[i];
+    }
+    if (pick == NULL && s->n)
+        pick = s->reports[0];
+    if (pick == NULL)
+        return;
+    snprintf(s->format, sizeof s->format, "%s", pick->kind);
+    fprintf(stderr, "airlock: warning: no file is a GGUF: '%s' is %s; stored with format '%s', but 'airlock serve' "
+            "and 'airlock run' load GGUF models only (convert it first, e.g. with llama.cpp's "
+            "convert_hf_to_gguf.py)\n", pick->file, pick->kind, s->format);
+}
 
 static enum al_rc add_scan_file(void *ud, const char *path, const char *name, struct al_err *err)
 {
@@ -105,6 +139,7 @@ static enum al_rc add_scan_record(void *ud, char **detail, const char **note_kin
                                   struct al_err *err)
 {
     struct add_scan *s = ud;
+    label_not_gguf(s);
     /* The license, after every file's scan and before anything is copied. */
     struct al_license_decision d;
     al_bundle_license_decide(s->policy, &s->lic, false, s->ack, &d);
@@ -175,7 +210,7 @@ int al_cmd_add(int argc, char **argv)
     };
     struct add_scan scan = {0};
     struct al_add_opts ao = {.show_progress = true, .check = add_scan_file, .record = add_scan_record,
-                             .check_key = NULL, .check_ud = &scan};
+                             .check_key = NULL, .check_ud = &scan, .format = scan.format};
     int c;
     optind = 0;
     while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
@@ -196,7 +231,9 @@ int al_cmd_add(int argc, char **argv)
                    "imports os.system, a GGUF with NaN weights, ...) refuses the add with exit\n"
                    "status 6, nothing copied, and one 'scan-refused' event; a warning is allowed\n"
                    "unless the site's policy says 'scan: ok' ('airlock policy scan require ok').\n"
-                   "The verdict is recorded in the add event ('airlock show' prints it).\n\n"
+                   "The verdict is recorded in the add event ('airlock show' prints it).\n"
+                   "Files without a GGUF among them (safetensors, a pickle) are stored with a\n"
+                   "warning and labelled by what they are; serve and run load GGUF models only.\n\n"
                    "The license (a README.md card's front matter, a GGUF's general.license) is\n"
                    "decided by the site's policy ('airlock policy'): deny, or a rule 'ack' without\n"
                    "--ack-license naming it, refuses with exit status 6 and one 'license-refused'\n"

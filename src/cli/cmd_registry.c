@@ -159,6 +159,9 @@ int al_cmd_push(int argc, char **argv)
     struct al_repo *r = NULL;
     struct al_err err = AL_ERR_INIT;
     struct al_bundle_pushed res;
+    struct al_bundle_pack_opts pre = po;
+    pre.ref = argv[optind];
+    st = n_keys ? al_cli_pack_preflight("push", &pre) : 0;
     for (size_t i = 0; i < n_keys && !st; i++)
         if (al_cli_load_secret_key(key_paths[i], &keys[i], &err))
             st = al_cli_fail(&err);

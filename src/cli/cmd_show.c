@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/limits.h"
+#include "oci/oci.h"
 
 int al_cmd_ls(int argc, char **argv);
 int al_cmd_show(int argc, char **argv);
@@ -342,12 +343,89 @@ static void print_detail(const char *detail)
     json_decref(d);
 }
 
+/* A JSON blob of the store (a config or a manifest), parsed into *out. */
+static enum al_rc read_json_blob(struct al_repo *r, const char *digest, json_t **out, struct al_err *err)
+{
+    char *text = NULL;
+    size_t len = 0;
+    enum al_rc rc = al_repo_read_blob(r, digest, AL_LIMIT_MANIFEST, &text, &len, err);
+    if (rc)
+        return rc;
+    json_error_t je;
+    *out = json_loadb(text, len, 0, &je);
+    free(text);
+    return *out ? AL_OK : al_err_set(err, AL_ERR_CORRUPT, "blob %s is not JSON: %s", digest, je.text);
+}
+
+/* A card value as one printable line: strings as they are, arrays of
+ * strings joined by ", ", anything else as compact JSON; control characters
+ * (the card may come from a bundle) shown as '?', cut to size. */
+static void card_text(json_t *v, char *out, size_t size)
+{
+    char *dump = NULL;
+    out[0] = '\0';
+    if (json_is_string(v)) {
+        snprintf(out, size, "%s", json_string_value(v));
+    } else if (json_is_array(v)) {
+        size_t i, n = 0;
+        json_t *x;
+        json_array_foreach(v, i, x) {
+            char *t = json_is_string(x) ? NULL : json_dumps(x, JSON_COMPACT | JSON_ENCODE_ANY);
+            if (n < size)
+                n += (size_t)snprintf(out + n, size - n, "%s%s", i ? ", " : "", t ? t : json_string_value(x));
+            free(t);
+        }
+    } else if ((dump = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY | JSON_SORT_KEYS)) != NULL) {
+        snprintf(out, size, "%s", dump);
+    }
+    free(dump);
+    for (char *c = out; *c; c++)
+        if ((unsigned char)*c < 0x20 || *c == 0x7f)
+            *c = '?';
+}
+
+/* The version's model card: the manifest's AL_ANN_CARD (a store of before it
+ * kept the card in the config, under the same name). NULL when it has none. */
+static json_t *version_card(json_t *manifest, json_t *config)
+{
+    const char *text = json_string_value(json_object_get(json_object_get(manifest, "annotations"), AL_ANN_CARD));
+    json_t *card = text ? json_loads(text, 0, NULL) : NULL;
+    if (!json_is_object(card)) {
+        json_decref(card);
+        card = json_incref(json_object_get(config, AL_ANN_CARD));
+    }
+    if (!json_is_object(card)) {
+        json_decref(card);
+        return NULL;
+    }
+    return card;
+}
+
+/* The card, a line per field, in the order stored (the annotation's keys are sorted). */
+static void print_card(json_t *card)
+{
+    if (card == NULL)
+        return;
+    printf("  card\n");
+    const char *k;
+    json_t *v;
+    json_object_foreach(card, k, v) {
+        char key[64], text[512];
+        card_text(v, text, sizeof text);
+        snprintf(key, sizeof key, "%s", k);
+        for (char *c = key; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                *c = '?';
+        printf("    %-14s %s\n", key, text);
+    }
+}
+
 static const char show_help[] =
     "usage: airlock show REF [--json | --bom]\n\n"
-    "Shows a version: manifest, files with sizes and digests, what its GGUF\n"
-    "says (architecture, parameters, tensor types, context length, chat template,\n"
-    "license), the scan verdict recorded when it was added or ingested (and by\n"
-    "which scan rules; a line per file that was not ok), the license decision\n"
+    "Shows a version: manifest, files with sizes and digests, its model card, what\n"
+    "its GGUF says (architecture, parameters, tensor types, context length, chat\n"
+    "template, license), the scan verdict recorded when it was added or ingested\n"
+    "(and by which scan rules; a line per file that was not ok), the license decision\n"
     "(decision, license, the rule; who acknowledged it) and its events\n"
     "(provenance). REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
@@ -377,7 +455,14 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_list_events(r, v.model, v.manifest, &ev, &ne, &err);
     if (!rc)
         rc = al_repo_version_gguf(r, files, nf, &g, &have_gguf, &err);
+    json_t *config = NULL, *manifest = NULL;
+    if (!rc)
+        rc = read_json_blob(r, v.config, &config, &err);
+    if (!rc)
+        rc = read_json_blob(r, v.manifest, &manifest, &err);
+    json_t *card = rc ? NULL : version_card(manifest, config);
     al_repo_free(r);
+    const char *format = json_string_value(json_object_get(json_object_get(config, "config"), "format"));
     if (rc) {
         st = al_cli_fail(&err);
         goto out;
@@ -411,12 +496,16 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "delta", dl ? dl : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
+        json_object_set_new(j, "format", format ? json_string(format) : json_null());
+        json_object_set(j, "card", card ? card : json_null());
         print_json(j);
     } else {
         printf("%s:%s%s\n", v.model, v.tags[0] ? v.tags : "-", v.active ? "  (active)" : "");
         printf("  manifest  %s\n  config    %s\n  created   %s\n", v.manifest, v.config, v.created);
         if (v.seq)
             printf("  sequence  %" PRId64 "\n", v.seq);
+        if (format && !have_gguf)
+            printf("  format    %s  (not a GGUF: 'airlock serve' and 'airlock run' load GGUF models only)\n", format);
         printf("  files\n");
         for (size_t i = 0; i < nf; i++) {
             char size[32];
@@ -427,6 +516,7 @@ int al_cmd_show(int argc, char **argv)
                    : strstr(files[i].media_type, "weight")     ? "weight"
                                                                : (kind ? kind - 3 : files[i].media_type));
         }
+        print_card(card);
         print_delta(ev, ne, v.manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
@@ -440,6 +530,9 @@ int al_cmd_show(int argc, char **argv)
     }
     st = AL_EXIT_OK;
 out:
+    json_decref(card);
+    json_decref(manifest);
+    json_decref(config);
     free(files);
     al_index_events_free(ev, ne);
     return st;

@@ -71,6 +71,8 @@ static enum al_rc ask_password(void *ud, const char *path, char **out, struct al
     if ((*out = al_cli_password(prompt, false)) == NULL)
         return al_err_set(err, AL_ERR_USAGE, "secret key '%s' is encrypted: set AIRLOCK_KEY_PASSWORD or run on a "
                           "terminal", path);
+    /* scrypt at minisign's cost takes seconds: say so, or it looks hung. */
+    fprintf(stderr, "airlock: unlocking '%s': deriving the key from the password (scrypt, a few seconds)...\n", path);
     return AL_OK;
 }
 
@@ -125,6 +127,8 @@ static int key_gen(int argc, char **argv)
         return al_cli_fail(&err);
     }
     char hex[AL_MINISIGN_KEYID_HEX];
+    if (pw)
+        fprintf(stderr, "airlock: deriving the encryption key from the password (scrypt, a few seconds)...\n");
     enum al_rc rc = al_trust_keygen(pub_path, sec_path, pw, hex, &err);
     if (pw) {
         explicit_bzero(pw, strlen(pw));

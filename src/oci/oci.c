@@ -6,6 +6,9 @@
 #include "oci/oci.h"
 
 #include <jansson.h>
+#include <stdlib.h>
+
+#include "core/time.h"
 
 #define JSON_OUT_FLAGS (JSON_COMPACT | JSON_SORT_KEYS)
 
@@ -63,6 +66,80 @@ static void set_str(json_t *obj, const char *key, const char *val)
         json_object_set_new(obj, key, json_string(val));
 }
 
+static bool strings_array(json_t *v)
+{
+    size_t i;
+    json_t *x;
+    if (!json_is_array(v))
+        return false;
+    json_array_foreach(v, i, x) if (!json_is_string(x)) return false;
+    return true;
+}
+
+/* The card's value for a ModelPack array of strings: KEY as such, or the
+ * singular ALT (a string) as a one-item array; NULL when neither fits. */
+static json_t *card_strings(json_t *card, const char *key, const char *alt)
+{
+    json_t *v = json_object_get(card, key);
+    if (strings_array(v))
+        return json_incref(v);
+    v = json_object_get(card, alt);
+    if (json_is_string(v))
+        return json_pack("[O]", v);
+    return strings_array(v) ? json_incref(v) : NULL;
+}
+
+/* The card's fields that the ModelPack descriptor has, in its own names
+ * and types: licenses (or license), authors (or author), sourceURL (or
+ * source, origin), createdAt (or date; any form al_time_parse reads, written
+ * as RFC 3339), family, title, description, vendor, docURL, revision,
+ * datasetsURL. A field of another type is left to the card annotation. */
+static void card_descriptor(json_t *card, json_t *desc)
+{
+    static const char *const strs[] = {"family", "title", "description", "vendor", "docURL", "revision"};
+    for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++) {
+        json_t *v = json_object_get(card, strs[i]);
+        if (json_is_string(v) && json_string_length(v))
+            json_object_set(desc, strs[i], v);
+    }
+    static const char *const arrs[][2] = {{"licenses", "license"}, {"authors", "author"},
+                                          {"datasetsURL", "datasetURL"}};
+    for (size_t i = 0; i < sizeof arrs / sizeof arrs[0]; i++) {
+        json_t *v = card_strings(card, arrs[i][0], arrs[i][1]);
+        if (v)
+            json_object_set_new(desc, arrs[i][0], v);
+    }
+    static const char *const src[] = {"sourceURL", "source", "origin"};
+    for (size_t i = 0; i < sizeof src / sizeof src[0]; i++) {
+        json_t *v = json_object_get(card, src[i]);
+        if (json_is_string(v) && json_string_length(v)) {
+            json_object_set(desc, "sourceURL", v);
+            break;
+        }
+    }
+    static const char *const date[] = {"createdAt", "date"};
+    for (size_t i = 0; i < sizeof date / sizeof date[0]; i++) {
+        int64_t t = 0;
+        char iso[AL_TIME_SIZE];
+        const char *v = json_string_value(json_object_get(card, date[i]));
+        if (v && al_time_parse(v, &t, NULL) == AL_OK && al_time_format(t, 0, AL_TIME_SECONDS, iso, sizeof iso)) {
+            json_object_set_new(desc, "createdAt", json_string(iso));
+            break;
+        }
+    }
+}
+
+/* The card as the manifest's AL_ANN_CARD: canonical compact JSON, or NULL. */
+static char *card_annotation(const char *card_json)
+{
+    if (card_json == NULL || !*card_json)
+        return NULL;
+    json_t *card = json_loads(card_json, JSON_REJECT_DUPLICATES, NULL);
+    char *s = json_is_object(card) ? json_dumps(card, JSON_OUT_FLAGS) : NULL;
+    json_decref(card);
+    return s;
+}
+
 enum al_rc al_oci_config_build(const struct al_oci_model *m, char **out, struct al_err *err)
 {
     json_t *root = json_object(), *desc = json_object(), *cfg = json_object(), *fs = json_object();
@@ -78,14 +155,10 @@ enum al_rc al_oci_config_build(const struct al_oci_model *m, char **out, struct 
             json_decref(root), json_decref(desc), json_decref(cfg), json_decref(fs), json_decref(ids);
             return al_err_set(err, AL_ERR_INVALID, "model card is not a JSON object: %s", je.text);
         }
-        /* Known card fields map onto the ModelPack descriptor; the card itself is kept whole. */
-        const char *keys[] = {"authors", "family", "title", "description", "licenses", "vendor", "docURL", "sourceURL"};
-        for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-            json_t *v = json_object_get(card, keys[i]);
-            if (v)
-                json_object_set(desc, keys[i], v);
-        }
-        json_object_set_new(root, "io.airlock.card", card);
+        /* The config holds the ModelPack fields only (its schema allows no
+         * others); the card whole is the manifest's AL_ANN_CARD. */
+        card_descriptor(card, desc);
+        json_decref(card);
     }
     set_str(cfg, "architecture", m->architecture);
     set_str(cfg, "format", m->format);
@@ -133,6 +206,9 @@ enum al_rc al_oci_manifest_build(const struct al_oci_model *m, const char *confi
     set_str(ann, AL_ANN_EXPIRES, m->expires);
     set_str(ann, AL_ANN_PREVIOUS, m->previous);
     set_str(ann, AL_ANN_LICENSE_ACK, m->license_ack);
+    char *card = card_annotation(m->card_json);
+    set_str(ann, AL_ANN_CARD, card);
+    free(card);
     json_object_set_new(root, "annotations", ann);
     return dump(root, out, err);
 }
@@ -217,6 +293,12 @@ enum al_rc al_oci_manifest_parse(const char *text, size_t len, struct al_oci_man
     const char *seq = json_string_value(json_object_get(ann, AL_ANN_SEQUENCE));
     const char *ack = json_string_value(json_object_get(ann, AL_ANN_LICENSE_ACK));
     snprintf(out->license_ack, sizeof out->license_ack, "%s", ack && strlen(ack) < sizeof out->license_ack ? ack : "");
+    /* The card: a JSON object, under the manifest's own cap; else absent. */
+    const char *card = json_string_value(json_object_get(ann, AL_ANN_CARD));
+    json_t *cj = card ? json_loads(card, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (json_is_object(cj) && (out->card = strdup(card)) == NULL)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    json_decref(cj);
     snprintf(out->title, sizeof out->title, "%s", title ? title : "");
     snprintf(out->version, sizeof out->version, "%s", version ? version : "");
     snprintf(out->expires, sizeof out->expires, "%s", expires ? expires : "");
@@ -239,6 +321,8 @@ void al_oci_manifest_release(struct al_oci_manifest *m)
     free(m->layers);
     m->layers = NULL;
     m->n_layers = 0;
+    free(m->card);
+    m->card = NULL;
 }
 
 enum al_rc al_oci_index_build(const struct al_oci_index_entry *e, size_t n, char **out, struct al_err *err)

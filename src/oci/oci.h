@@ -33,6 +33,8 @@
 #define AL_ANN_EXPIRES      "io.airlock.expires"
 #define AL_ANN_PREVIOUS     "io.airlock.previous"
 #define AL_ANN_LICENSE_ACK  "io.airlock.license-ack" /* pack --ack-license: the license acknowledged */
+#define AL_ANN_CARD         "io.airlock.card" /* the model card whole (compact JSON); its ModelPack fields are
+                                                 also in the config's descriptor */
 
 struct al_oci_layer {
     char path[AL_LIMIT_FILE_NAME + 1];
@@ -87,6 +89,7 @@ struct al_oci_manifest {
     char expires[40];                /* io.airlock.expires */
     char previous[AL_DIGEST_SIZE];   /* io.airlock.previous */
     char license_ack[72];            /* io.airlock.license-ack ("" when absent or too long) */
+    char *card;                      /* AL_ANN_CARD, a JSON object's text (malloc'd), NULL when absent or not one */
 };
 /* Parses and validates (media types, digests, safe unique paths, caps). */
 enum al_rc al_oci_manifest_parse(const char *json, size_t len, struct al_oci_manifest *out, struct al_err *err);

@@ -7,7 +7,9 @@
 #include "repo/repo_int.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include "core/fs.h"
 #include "gguf/gguf.h"
 
 #define LOCK_TIMEOUT_MS 60000
@@ -150,6 +152,26 @@ enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, ch
     return rc;
 }
 
+/* The engine loads GGUF only: a version without one (safetensors, a pickle,
+ * ...; `airlock add` warned) is refused here by name, before a load would
+ * fail with a message about the blob. */
+static enum al_rc weights_are_gguf(const struct al_weights *w, const struct al_file *pick, const char *ref,
+                                   struct al_err *err)
+{
+    int fd = -1;
+    enum al_rc rc = al_fs_open_regular(w->path, &fd, err);
+    if (rc)
+        return rc;
+    unsigned char head[4];
+    ssize_t got = pread(fd, head, sizeof head, 0);
+    close(fd);
+    if (got > 0 && al_gguf_is_magic(head, (size_t)got))
+        return AL_OK;
+    return al_err_set(err, AL_ERR_INVALID, "'%s' is not a GGUF model: its file '%s' is not a GGUF (see 'airlock show "
+                      "%s'); airlock serves and runs GGUF models only: convert it (llama.cpp's "
+                      "convert_hf_to_gguf.py) and add the .gguf", ref, pick->path, ref);
+}
+
 enum al_rc al_repo_resolve_weights(struct al_repo *r, const char *ref, struct al_weights *out, struct al_err *err)
 {
     memset(out, 0, sizeof *out);
@@ -163,6 +185,8 @@ enum al_rc al_repo_resolve_weights(struct al_repo *r, const char *ref, struct al
         rc = al_err_set(err, AL_ERR_NOT_FOUND, "'%s@%s' has no files", w.version.model, w.version.manifest);
     if (!rc && !(rc = al_store_blob_path(r->store, pick->digest, w.path, sizeof w.path, err)))
         snprintf(w.digest, sizeof w.digest, "%s", pick->digest);
+    if (!rc)
+        rc = weights_are_gguf(&w, pick, ref, err);
     if (rc) {
         al_repo_weights_release(&w);
         return rc;

@@ -171,10 +171,14 @@ static enum al_rc recover_entry(struct al_repo *r, const struct al_oci_index_ite
                               m.n_layers, &id, &add_err);
     free(files);
     al_oci_manifest_release(&m);
-    if (rc && rc != AL_ERR_EXISTS) /* listed twice: one version, tags from both */
+    if (rc && rc != AL_ERR_EXISTS) /* listed twice (once per tag): one version */
         return al_err_set(err, rc, "%s", add_err.msg);
-    res->versions += rc == AL_OK;
+    bool again = rc == AL_ERR_EXISTS;
+    res->versions += !again;
     rc = AL_OK;
+    /* Listed again with the list of all tags: the first listing set them. */
+    if (again && it->tags[0])
+        return AL_OK;
     /* All tags of the version; the ref name's tag when the list is absent. */
     char tags[sizeof it->tags + AL_LIMIT_TAG + 1];
     snprintf(tags, sizeof tags, "%s", it->tags[0] ? it->tags : ref.tag);

@@ -126,23 +126,34 @@ enum al_rc al_repo__build_index_json(struct al_repo *r, char **out, struct al_er
     enum al_rc rc = al_index_list_versions(r->index, NULL, &v, &n, err);
     if (rc)
         return rc;
-    struct al_oci_index_entry *e = calloc(n ? n : 1, sizeof *e);
+    /* One entry per tag, its ref.name name:tag, so that oci:STORE:name:tag
+     * finds every tag (an untagged version: one entry, ref.name its name);
+     * each carries all tags in io.airlock.tags, which a rebuild reads. */
+    size_t n_e = n;
+    for (size_t i = 0; i < n; i++)
+        for (const char *t = v[i].tags; *t; t++)
+            n_e += *t == ',';
+    struct al_oci_index_entry *e = calloc(n_e ? n_e : 1, sizeof *e);
     char *json = NULL;
     if (e == NULL) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
     }
+    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        /* ref.name carries the version's first tag; all tags go in io.airlock.tags. */
-        char first[AL_LIMIT_TAG + 1] = "";
-        sscanf(v[i].tags, "%128[^,]", first);
-        snprintf(e[i].ref_name, sizeof e[i].ref_name, first[0] ? "%s:%s" : "%s", v[i].model, first);
-        memcpy(e[i].digest, v[i].manifest, AL_DIGEST_SIZE);
-        e[i].size = v[i].manifest_size;
-        e[i].tags = v[i].tags;
-        e[i].active = v[i].active;
+        const char *t = v[i].tags;
+        do {
+            int len = (int)strcspn(t, ",");
+            snprintf(e[k].ref_name, sizeof e[k].ref_name, len ? "%s:%.*s" : "%s", v[i].model, len, t);
+            memcpy(e[k].digest, v[i].manifest, AL_DIGEST_SIZE);
+            e[k].size = v[i].manifest_size;
+            e[k].tags = v[i].tags;
+            e[k].active = v[i].active;
+            k++;
+            t += len + (t[len] == ',');
+        } while (*t);
     }
-    if (!(rc = al_oci_index_build(e, n, &json, err))) {
+    if (!(rc = al_oci_index_build(e, k, &json, err))) {
         *out = json;
         json = NULL;
     }
@@ -302,9 +313,10 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
             struct al_model_facts f;
             if ((rc = al_repo__facts(paths[i], &f, err)))
                 goto out;
-            if (!facts_done)
+            if (!facts_done && f.architecture[0]) { /* a GGUF: another weight file leaves f empty */
                 facts = f;
-            facts_done = true;
+                facts_done = true;
+            }
         }
         if (opts && opts->check && (rc = opts->check(opts->check_ud, paths[i], name, err)))
             goto out;
@@ -330,7 +342,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         goto unlock;
     struct al_oci_model m = {
         .name = ref.name, .version = tag, .architecture = facts.architecture,
-        .format = facts_done ? "gguf" : "", .param_size = facts.param_size, .precision = facts.precision,
+        .format = facts_done ? "gguf" : opts && opts->format ? opts->format : "", .param_size = facts.param_size, .precision = facts.precision,
         .quantization = facts.quantization, .card_json = card, .layers = layers, .n_layers = n_paths,
     };
     char config_digest[AL_DIGEST_SIZE], manifest_digest[AL_DIGEST_SIZE];

@@ -121,6 +121,10 @@ struct al_add_opts {
     const char *check_key;  /* the event detail's key for record's detail ("scan"); NULL: the
                                record's members go into the detail beside files and tag */
     void *check_ud;
+    /* The config's format when no file is a GGUF ("safetensors", "pickle",
+     * ...; the CLI names it from the scan), or NULL. Read after check and
+     * record ran, so they may fill the string it points to. */
+    const char *format;
 };
 
 /* Imports files as a new version of NAME[:TAG] (TAG defaults to "latest").

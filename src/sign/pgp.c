@@ -11,6 +11,8 @@
 
 #include <gpgme.h>
 #include <pthread.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
@@ -252,4 +254,171 @@ out:
     gpgme_data_release(d);
     gpgme_release(ctx);
     return rc;
+}
+
+/* ---- the issuer of a signature, read without GnuPG ---- */
+
+/* Base64 of an armored block into out (at most cap bytes); *n its length.
+ * Stops at the checksum line ("=XXXX") or the END line. */
+static bool dearmor(const char *s, size_t len, uint8_t *out, size_t cap, size_t *n)
+{
+    static const char begin[] = "-----BEGIN PGP SIGNATURE-----";
+    const char *p = memmem(s, len, begin, sizeof begin - 1), *end = s + len;
+    if (p == NULL)
+        return false;
+    /* The header lines end at the first empty line. */
+    const char *q = p;
+    for (;;) {
+        const char *nl = memchr(q, '\n', (size_t)(end - q));
+        if (nl == NULL)
+            return false;
+        q = nl + 1;
+        if (q < end && (*q == '\n' || (*q == '\r' && q + 1 < end && q[1] == '\n'))) {
+            q += *q == '\r' ? 2 : 1;
+            break;
+        }
+    }
+    uint32_t acc = 0;
+    int bits = 0;
+    *n = 0;
+    for (bool line_start = true; q < end; q++) {
+        char c = *q;
+        if (c == '\n') {
+            line_start = true;
+            continue;
+        }
+        if (line_start && (c == '=' || c == '-'))
+            break; /* the checksum or END line */
+        line_start = false;
+        int v = c >= 'A' && c <= 'Z' ? c - 'A' : c >= 'a' && c <= 'z' ? c - 'a' + 26 : c >= '0' && c <= '9' ? c - '0' + 52
+              : c == '+' ? 62 : c == '/' ? 63 : -1;
+        if (v < 0) {
+            if (c == '=' || c == '\r' || c == ' ')
+                continue;
+            return false;
+        }
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            if (*n >= cap)
+                return false;
+            out[(*n)++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return *n > 0;
+}
+
+static void hex_upper(const uint8_t *p, size_t n, char out[AL_PGP_FPR_MAX])
+{
+    static const char digits[] = "0123456789ABCDEF";
+    size_t i = 0;
+    for (; i < n && 2 * i + 2 < AL_PGP_FPR_MAX; i++) {
+        out[2 * i] = digits[p[i] >> 4];
+        out[2 * i + 1] = digits[p[i] & 15];
+    }
+    out[2 * i] = '\0';
+}
+
+/* The subpackets of area [p, p + len): the issuer fingerprint (33) into fpr,
+ * the issuer key id (16) into id. False when malformed. */
+static bool issuer_subpackets(const uint8_t *p, size_t len, char fpr[AL_PGP_FPR_MAX], char id[AL_PGP_FPR_MAX])
+{
+    size_t i = 0;
+    while (i < len) {
+        size_t sl, hl;
+        if (p[i] < 192) {
+            sl = p[i], hl = 1;
+        } else if (p[i] < 255) {
+            if (i + 1 >= len)
+                return false;
+            sl = ((size_t)(p[i] - 192) << 8) + p[i + 1] + 192, hl = 2;
+        } else {
+            if (i + 4 >= len)
+                return false;
+            sl = (size_t)p[i + 1] << 24 | (size_t)p[i + 2] << 16 | (size_t)p[i + 3] << 8 | p[i + 4], hl = 5;
+        }
+        if (sl == 0 || sl > len - i - hl)
+            return false;
+        const uint8_t *d = p + i + hl;
+        unsigned type = d[0] & 0x7f;
+        if (type == 33 && (sl == 22 || sl == 34))
+            hex_upper(d + 2, sl - 2, fpr);
+        else if (type == 16 && sl == 9)
+            hex_upper(d + 1, 8, id);
+        i += hl + sl;
+    }
+    return true;
+}
+
+enum al_rc al_pgp_sig_issuer(const void *sig, size_t len, char out[AL_PGP_FPR_MAX], struct al_err *err)
+{
+    out[0] = '\0';
+    if (len > AL_LIMIT_PGP_SIG)
+        return al_err_set(err, AL_ERR_LIMIT, "openpgp signature larger than %u bytes (AL_LIMIT_PGP_SIG)",
+                          AL_LIMIT_PGP_SIG);
+    uint8_t *bin = malloc(len ? len : 1);
+    if (bin == NULL)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    size_t n = 0;
+    const uint8_t *p = sig;
+    if (len && (p[0] & 0x80)) {
+        memcpy(bin, sig, len);
+        n = len;
+    } else if (!dearmor(sig, len, bin, len, &n)) {
+        free(bin);
+        return al_err_set(err, AL_ERR_INVALID, "not an openpgp signature (neither armored nor binary)");
+    }
+    /* The first packet: a signature (tag 2), old or new format. */
+    size_t hl = 0, bl = 0;
+    bool ok = n >= 2 && (bin[0] & 0x80);
+    unsigned tag = ok ? ((bin[0] & 0x40) ? (bin[0] & 0x3fu) : ((bin[0] >> 2) & 0x0fu)) : 0;
+    if (ok && (bin[0] & 0x40)) {
+        if (bin[1] < 192)
+            hl = 2, bl = bin[1];
+        else if (bin[1] < 224 && n >= 3)
+            hl = 3, bl = ((size_t)(bin[1] - 192) << 8) + bin[2] + 192;
+        else if (bin[1] == 255 && n >= 6)
+            hl = 6, bl = (size_t)bin[2] << 24 | (size_t)bin[3] << 16 | (size_t)bin[4] << 8 | bin[5];
+        else
+            ok = false; /* partial lengths: not for a signature */
+    } else if (ok) {
+        unsigned lt = bin[0] & 3;
+        if (lt == 0)
+            hl = 2, bl = bin[1];
+        else if (lt == 1 && n >= 3)
+            hl = 3, bl = (size_t)bin[1] << 8 | bin[2];
+        else if (lt == 2 && n >= 5)
+            hl = 5, bl = (size_t)bin[1] << 24 | (size_t)bin[2] << 16 | (size_t)bin[3] << 8 | bin[4];
+        else if (lt == 3)
+            hl = 1, bl = n - 1;
+        else
+            ok = false;
+    }
+    ok = ok && tag == 2 && bl <= n - hl && bl >= 1;
+    const uint8_t *b = bin + hl;
+    char fpr[AL_PGP_FPR_MAX] = "", id[AL_PGP_FPR_MAX] = "";
+    if (ok && b[0] == 3) {
+        ok = bl >= 15 && b[1] == 5;
+        if (ok)
+            hex_upper(b + 7, 8, id);
+    } else if (ok && b[0] >= 4 && b[0] <= 6) {
+        size_t w = b[0] == 6 ? 4 : 2, at = 4;
+        for (int area = 0; area < 2 && ok; area++) {
+            size_t al = 0;
+            ok = at + w <= bl;
+            for (size_t k = 0; ok && k < w; k++)
+                al = al << 8 | b[at + k];
+            at += w;
+            ok = ok && al <= bl - at && issuer_subpackets(b + at, al, fpr, id);
+            at += al;
+        }
+    } else {
+        ok = false;
+    }
+    free(bin);
+    if (!ok)
+        return al_err_set(err, AL_ERR_INVALID, "malformed openpgp signature packet");
+    snprintf(out, AL_PGP_FPR_MAX, "%s", fpr[0] ? fpr : id);
+    return out[0] ? AL_OK : al_err_set(err, AL_ERR_INVALID, "the openpgp signature names no issuer");
 }

@@ -64,4 +64,12 @@ enum al_rc al_pgp_import(const char *home, const void *key, size_t len, size_t *
 enum al_rc al_pgp_import_fprs(const char *home, const void *key, size_t len, size_t *imported,
                               char (*fprs)[AL_PGP_FPR_MAX], size_t max_fprs, struct al_err *err);
 
+/* The issuer of the first signature in sig (armored or binary), read from
+ * the packet without GnuPG or a keyring, so that a refusal can name the key:
+ * its fingerprint (issuer fingerprint subpacket, uppercase hex) or else its
+ * 16-digit key id. Only to name the key: nothing here is verified.
+ * AL_ERR_INVALID when sig is no signature packet or names no issuer,
+ * AL_ERR_LIMIT over AL_LIMIT_PGP_SIG. */
+enum al_rc al_pgp_sig_issuer(const void *sig, size_t len, char out[AL_PGP_FPR_MAX], struct al_err *err);
+
 #endif

@@ -4,7 +4,8 @@
  * keyring holding one test key (tests/fuzz/fuzz-test.asc). gpgme runs gpg
  * for every input, so this harness manages tens of executions a second, not
  * thousands: it finds what our side of the call does with odd results, not
- * bugs inside GnuPG.
+ * bugs inside GnuPG. Each input also goes to al_pgp_sig_issuer, the packet
+ * reader that names a signature's key without GnuPG.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,5 +62,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc != AL_OK && err.msg[0] == '\0')
         abort();
     free(signers);
+    /* The issuer read from the packet alone (no gpg): in-process, so fast. */
+    char fpr[AL_PGP_FPR_MAX];
+    struct al_err e2 = AL_ERR_INIT;
+    rc = al_pgp_sig_issuer(data, size, fpr, &e2);
+    if (rc == AL_OK && (fpr[0] == '\0' || strspn(fpr, "0123456789ABCDEF") != strlen(fpr)))
+        abort();
+    if (rc != AL_OK && (e2.msg[0] == '\0' || fpr[0] != '\0'))
+        abort();
     return 0;
 }

@@ -5,7 +5,8 @@
 # it arrived as a delta from which base. Then the refusals, each leaving the
 # store byte-identical with exactly one refusal event: base missing, base
 # present with other content, a tampered patch, a signed patch whose result
-# is not the manifest's file, an untrusted signer, a replayed sequence.
+# is not the manifest's file, an untrusted signer, a replayed sequence (another
+# bundle at a sequence already used; the same bundle again is "already present").
 . "$(dirname "$0")/lib.sh"
 command -v minisign >/dev/null || skip_test "minisign missing"
 cd "$T"
@@ -98,7 +99,11 @@ expect_status 0 airlock ingest d13.tar
 airlock fsck >/dev/null || fail "fsck"
 ok "round trip: demo:2 (one tensor) and demo:3 (metadata) byte-identical, fsck clean, show and log say delta"
 
-refuse "replayed sequence" d12.tar "replay refused"
+# The same delta again is already present (nothing changes); another bundle at
+# a sequence already used is a replay.
+expect_status 0 airlock ingest d12.tar
+echo "$OUT" | qgrep '^already present: demo:2 ' || fail "the same delta again: $OUT"
+refuse "replayed sequence" d12b.tar "replay refused"
 refuse "untrusted signer" d12-other.tar "no signature by a trusted key"
 python3 "$AL_SRC/tests/integration/delta_craft.py" tamper d12.tar tampered.tar
 python3 "$AL_SRC/tests/integration/delta_craft.py" swap d12.tar d12b.tar swapped.tar build.key

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "testutil.h"
@@ -12,6 +13,7 @@
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/hash.h"
+#include "core/progress.h"
 #include "core/utf8.h"
 
 static void test_buf_sticky_max(void **state)
@@ -284,6 +286,52 @@ static void test_open_regular_refuses_fifo(void **state)
     free(dir);
 }
 
+/* The bar on a terminal (a pty as stderr): it shows the time left, and
+ * once done its line is cleared, no bar and no newline left behind. */
+static void test_progress_eta_and_clear(void **state)
+{
+    (void)state;
+    int m = posix_openpt(O_RDWR | O_NOCTTY);
+    assert_true(m >= 0);
+    assert_int_equal(grantpt(m), 0);
+    assert_int_equal(unlockpt(m), 0);
+    int s = open(ptsname(m), O_RDWR | O_NOCTTY);
+    assert_true(s >= 0);
+    fflush(stderr);
+    int saved = dup(STDERR_FILENO);
+    assert_true(saved >= 0 && dup2(s, STDERR_FILENO) >= 0);
+    char *env = getenv("AIRLOCK_NO_PROGRESS") ? strdup(getenv("AIRLOCK_NO_PROGRESS")) : NULL;
+    unsetenv("AIRLOCK_NO_PROGRESS");
+    struct al_progress *p = al_progress_new("model.gguf", 1000);
+    bool made = p != NULL;
+    al_progress_add(p, 100);
+    struct timespec ts = {0, 150 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    al_progress_add(p, 100); /* drawn: 0.1 s passed */
+    al_progress_free(p);
+    fflush(stderr);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    close(s);
+    if (env) {
+        setenv("AIRLOCK_NO_PROGRESS", env, 1);
+        free(env);
+    }
+    assert_true(made);
+    char out[4096];
+    ssize_t n = read(m, out, sizeof out - 1);
+    close(m);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "model.gguf"));
+    assert_non_null(strstr(out, "20.0%"));
+    assert_non_null(strstr(out, "ETA "));
+    const char clear[] = "\r\033[K";
+    assert_true((size_t)n >= sizeof clear - 1);
+    assert_memory_equal(out + n - (sizeof clear - 1), clear, sizeof clear - 1);
+    assert_null(strchr(out, '\n'));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -298,6 +346,7 @@ int main(void)
         cmocka_unit_test(test_utf8_validate_and_hold),
         cmocka_unit_test(test_fmt_size_signed),
         cmocka_unit_test(test_open_regular_refuses_fifo),
+        cmocka_unit_test(test_progress_eta_and_clear),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

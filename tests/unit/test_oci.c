@@ -40,6 +40,32 @@ static void test_roundtrip_and_determinism(void **state)
     assert_int_equal(pm.n_layers, 2);
     assert_string_equal(pm.layers[1].path, "card.json");
     assert_string_equal(pm.config_digest, D2);
+    /* The card whole is the manifest's annotation; the config has no other keys than ModelPack's. */
+    assert_string_equal(pm.card, "{\"licenses\":[\"MIT\"]}");
+    assert_null(strstr(c1, AL_ANN_CARD));
+    al_oci_manifest_release(&pm);
+    assert_null(pm.card);
+    free(m1);
+    m1 = NULL;
+    /* Card fields in other names and forms map onto the descriptor. */
+    m.card_json = "{\"license\":\"MIT\",\"author\":\"Ann\",\"origin\":\"https://x\",\"date\":\"2026-01-02\","
+                  "\"title\":7,\"extra\":{\"a\":1}}";
+    free(c2);
+    c2 = NULL;
+    assert_int_equal(al_oci_config_build(&m, &c2, &err), AL_OK);
+    assert_non_null(strstr(c2, "\"authors\":[\"Ann\"]"));
+    assert_non_null(strstr(c2, "\"licenses\":[\"MIT\"]"));
+    assert_non_null(strstr(c2, "\"sourceURL\":\"https://x\""));
+    assert_non_null(strstr(c2, "\"createdAt\":\"2026-01-02T00:00:00Z\""));
+    assert_null(strstr(c2, "title")); /* not a string: left to the annotation */
+    assert_null(strstr(c2, "extra"));
+    free(c2);
+    c2 = NULL;
+    /* A card annotation that is not a JSON object is not returned. */
+    const char *odd = "{\"schemaVersion\":2,\"config\":{\"mediaType\":\"" AL_MT_MODEL_CONFIG "\",\"digest\":\"" D1
+                      "\",\"size\":1},\"layers\":[],\"annotations\":{\"" AL_ANN_CARD "\":\"[1]\"}}";
+    assert_int_equal(al_oci_manifest_parse(odd, strlen(odd), &pm, &err), AL_OK);
+    assert_null(pm.card);
     al_oci_manifest_release(&pm);
     m.card_json = "[1]";
     assert_int_equal(al_oci_config_build(&m, &c2 /* untouched on error */, &err), AL_ERR_INVALID);

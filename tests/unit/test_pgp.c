@@ -210,6 +210,47 @@ static void test_bad_input(void **state)
     free(home);
 }
 
+/* The issuer read from the packet alone, armored and binary, no keyring; and
+ * what is not a signature packet refused, never read past its end. */
+static void test_sig_issuer(void **state)
+{
+    struct fx *f = *state;
+    if (f == NULL)
+        tu_skip("gpg or gpgconf missing (scripts/bootstrap.sh installs gnupg)");
+    struct al_err err = AL_ERR_INIT;
+    char out[AL_PGP_FPR_MAX];
+    size_t alen, blen, klen;
+    char *asc = readf(f, "checksums.txt.asc", &alen);
+    char *bin = readf(f, "checksums.txt.sig", &blen);
+    char *key = readf(f, "key.gpg", &klen);
+    assert_int_equal(al_pgp_sig_issuer(asc, alen, out, &err), AL_OK);
+    assert_string_equal(out, f->fpr);
+    assert_int_equal(al_pgp_sig_issuer(bin, blen, out, &err), AL_OK);
+    assert_string_equal(out, f->fpr);
+    /* Every truncation of the binary packet: refused or named, never a crash. */
+    for (size_t n = 0; n < blen; n++) {
+        al_err_clear(&err);
+        enum al_rc rc = al_pgp_sig_issuer(bin, n, out, &err);
+        assert_true(rc == AL_ERR_INVALID || (rc == AL_OK && strcmp(out, f->fpr) == 0));
+    }
+    al_err_clear(&err);
+    assert_int_equal(al_pgp_sig_issuer("hello", 5, out, &err), AL_ERR_INVALID);
+    assert_string_equal(out, "");
+    al_err_clear(&err);
+    assert_int_equal(al_pgp_sig_issuer(key, klen, out, &err), AL_ERR_INVALID); /* a key, not a signature */
+    al_err_clear(&err);
+    /* A lying length: a new-format packet claiming more than there is. */
+    unsigned char lie[] = {0xC2, 0xFF, 0x7F, 0xFF, 0xFF, 0xFF, 0x04, 0x00};
+    assert_int_equal(al_pgp_sig_issuer(lie, sizeof lie, out, &err), AL_ERR_INVALID);
+    al_err_clear(&err);
+    char *big = calloc(1, (64u << 10) + 1);
+    assert_int_equal(al_pgp_sig_issuer(big, (64u << 10) + 1, out, &err), AL_ERR_LIMIT);
+    free(big);
+    free(key);
+    free(bin);
+    free(asc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -217,6 +258,7 @@ int main(void)
         cmocka_unit_test(test_binary_key_and_tamper),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_sig_issuer),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
