@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# The README's tour runs as written (issue 16, part 6). Every command of the
+# ```sh blocks between "## A short tour" and the next heading is taken from
+# README.md and run, in order, in one shell, in a scratch directory that holds
+# the files the tour names (model.gguf, card.json, suite/, plain.tar.gz, ...).
+# Only what cannot be literal is rewritten, and each rewrite is listed here:
+#   /var/lib/airlock        -> a scratch store
+#   reg.site:5000           -> 127.0.0.1:PORT, a loopback registry (Debian's docker-registry) with TLS from a test CA
+#   --port 8741             -> a free port, and `airlock serve` runs in the background
+#   "# inside"              -> another store (AIRLOCK_HOME), made with `airlock init`: the air-gapped machine
+# Around the commands the test supplies what a person would: the key
+# password (AIRLOCK_KEY_PASSWORD), the API key `apikey create` printed
+# (AIRLOCK_API_KEY) and the server's address (AIRLOCK_SERVER). A command that
+# fails fails the test with its output, so the README cannot drift from the
+# program.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
+. "$(dirname "$0")/registry_lib.sh"
+reg_need_tools
+for t in gpg openssl sha256sum curl; do
+    command -v "$t" >/dev/null || skip_test "$t missing (scripts/bootstrap.sh installs it)"
+done
+README="$(dirname "$0")/../../README.md"
+GEN="$(dirname "$AIRLOCK_BIN")/airlock-ggufgen"
+EDIT="$(dirname "$0")/gguf_edit.py"
+
+# The tour's commands, one per line, in order.
+awk '/^## A short tour/ {on=1; next} on && /^## / {exit}
+     on && /^```sh/ {code=1; next} code && /^```/ {code=0; next} on && code' "$README" >"$T/tour.txt"
+[ "$(grep -c 'airlock ' "$T/tour.txt")" -ge 30 ] || fail "README's tour has too few commands: $(cat "$T/tour.txt")"
+
+# A scratch directory with what the tour names.
+W="$T/tour"
+mkdir -p "$W/bin" "$W/docs"
+ln -s "$AIRLOCK_BIN" "$W/bin/airlock"
+export PATH="$W/bin:$PATH"
+cd "$W"
+cp "$(fixture)" model.gguf
+cp model.gguf model-v2.gguf && python3 "$EDIT" model-v2.gguf --first 1 >/dev/null
+printf '{"version": 1, "merges": []}\n' >tokenizer.json
+printf '{"title": "llama3 (the tour)", "description": "the fixture under another name",\n "licenses": ["MIT"], "origin": "tests"}\n' >card.json
+printf -- '---\nlicense: mit\n---\n# llama3 (the tour)\n' >README.md
+python3 - <<'EOF'
+import pickle, struct, json
+# a checkpoint that only holds plain data (ok) and a small valid safetensors file
+with open("model.pt", "wb") as f:
+    pickle.dump({"step": 1, "lr": 0.001}, f, protocol=4)
+hdr = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).encode()
+with open("model.safetensors", "wb") as f:
+    f.write(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 8)
+EOF
+printf 'The pump seal is replaced every 2000 hours of running.\n' >docs/pump.txt
+printf 'The generator is load tested once a month.\n' >docs/generator.txt
+
+# The operator's hand-made bundle: sha256sum + gpg (ingest ... --as foo:1.0).
+export GNUPGHOME="$T/gnupg"
+mkdir -p "$GNUPGHOME" && chmod 700 "$GNUPGHOME"
+trap 'rc=$?; gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true; (serve_stop) || rc=1; reg_stop_all; rm -rf "$T"; exit $rc' EXIT
+gpg --batch --quick-gen-key --passphrase '' --pinentry-mode loopback 'Ops <ops@example.org>' ed25519 sign never 2>/dev/null
+gpg --armor --export ops@example.org >ops.asc
+mkdir plain && cp model.gguf plain/foo.gguf && cp README.md plain/README.md
+(cd plain && sha256sum foo.gguf README.md >checksums.txt && gpg --batch --detach-sign --armor checksums.txt 2>/dev/null &&
+    tar czf ../plain.tar.gz foo.gguf README.md checksums.txt checksums.txt.asc)
+
+# The site's registry, with TLS from the site CA (site-ca.pem).
+reg_ca
+cp "$REG_CA" site-ca.pem
+reg_start site tls
+SPORT=$(free_port)
+export AIRLOCK_KEY_PASSWORD=tour-password
+
+n=0
+while IFS= read -r line; do
+    case $line in
+    '# inside'*)
+        export AIRLOCK_HOME="$T/inside"
+        airlock init >/dev/null
+        echo "+ (inside: AIRLOCK_HOME=$AIRLOCK_HOME, airlock init)"
+        continue ;;
+    '' | '#'*) continue ;;
+    esac
+    n=$((n + 1))
+    cmd=${line//\/var\/lib\/airlock/$T/home}
+    cmd=${cmd//reg.site:5000/$REG}
+    cmd=${cmd//--port 8741/--port $SPORT}
+    echo "+ $line"
+    case $cmd in
+    'airlock serve '*)
+        eval "$cmd" >"$T/serve.log" 2>&1 &
+        SERVE_PID=$!
+        SERVE_LOGS+=("$T/serve.log")
+        wait_until 60 "airlock serve to be ready: $(cat "$T/serve.log")" grep -q 'airlock: ready' "$T/serve.log"
+        export AIRLOCK_SERVER="http://127.0.0.1:$SPORT"
+        continue ;;
+    esac
+    set +e
+    eval "$cmd" >"$T/out" 2>&1
+    st=$?
+    set -e
+    sed 's/^/  /' "$T/out" | head -20
+    [ "$st" = 0 ] || { tail -8 "$T/out"; fail "README tour command $n exited $st: $line"; }
+    case $cmd in
+    'airlock apikey create'*)
+        AIRLOCK_API_KEY=$(grep -o 'al-[A-Za-z0-9_-]*' "$T/out" | tail -1)
+        [ -n "$AIRLOCK_API_KEY" ] || fail "apikey create printed no key"
+        export AIRLOCK_API_KEY ;;
+    esac
+done <"$T/tour.txt"
+ok "the README's tour: $n commands ran as written"
