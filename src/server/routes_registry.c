@@ -232,9 +232,10 @@ static enum al_rc version_view(struct al_http_req *h, struct al_repo *r, const s
         for (size_t i = 0; out->blobs && i < src->n; i++) {
             struct al_reg_blob *b = &out->blobs[out->n];
             *b = src->blobs[i];
-            if (!(b->data = malloc(b->len ? b->len : 1)))
+            if (!(b->data = malloc(b->len + 1))) /* NUL-terminated: a manifest is read as text */
                 break;
             memcpy(b->data, src->blobs[i].data, b->len);
+            b->data[b->len] = '\0';
             out->n++;
         }
         if (!out->blobs || out->n != src->n) {

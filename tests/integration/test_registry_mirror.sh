@@ -175,3 +175,24 @@ assert any(r["caller"] == "chatter" and r["status"] == 403 for r in reg)
 print(f"ok - {len(reg)} /v2/ requests in the audit log")
 PY
 ok "every /v2/ request is in the audit log, with its caller and status"
+
+# ---- unsigned: --registry without a key serves the stored manifests as they are ----
+STORED=$(airlock ls --json | json_get '[v["manifest"] for v in d if v["name"] == "stories"][0]')
+serve_start --port 0 --registry
+HP=${BASE#http://}
+hdr=$(curl "${C[@]}" -I "$BASE/v2/stories/manifests/1.0" | tr -d '\r')
+echo "$hdr" | qgrep -i "^docker-content-digest: $STORED" || fail "unsigned: not the stored manifest: $hdr"
+curl "${C[@]}" "$BASE/v2/stories/referrers/$STORED" | json_get 'len(d["manifests"])' | qgrep '^0$' \
+    || fail "unsigned: referrers listed"
+[ "$(code "/v2/stories/manifests/sha256-${STORED#sha256:}")" = 404 ] || fail "unsigned: a fallback tag"
+export AIRLOCK_HOME="$T/site-d"
+airlock init >/dev/null
+out=$(printf '%s\n' "$PULL" | airlock pull --plain-http --user mirror "$HP/stories:1.0" 2>&1) \
+    && fail "an unsigned pull without --allow-unsigned: $out"
+echo "$out" | qgrep "not signed" || fail "unsigned refusal: $out"
+out=$(printf '%s\n' "$PULL" | airlock pull --plain-http --user mirror "$HP/stories:1.0" --allow-unsigned \
+    --as stories:1.0 2>&1) || fail "pull --allow-unsigned: $out"
+airlock show stories:1.0 | qgrep stories260K.gguf || fail "unsigned pull lost the file: $(airlock show stories:1.0)"
+export AIRLOCK_HOME="$SITE_A"
+serve_stop
+ok "without --registry-sign: the stored manifest, no referrers; pullers need --allow-unsigned"
