@@ -3,16 +3,19 @@
 # adds the fixture and serves it with `serve --registry --registry-sign KEY`
 # behind an API key with the `pull` scope; store B `airlock pull`s from it
 # (Basic credentials: the key as the password on stdin) and gets the same
-# manifest digest with the signature proven under its trust policy; real
+# manifest digest with the signature proven under its trust policy (and
+# the golden completion from the pulled version); real
 # skopeo copies from it; no key: 401 with a Basic challenge, a key without
 # pull or for another model: 403; Range GETs return the right bytes; HEAD
 # and GET carry Docker-Content-Digest and Content-Length; the referrers API
 # and the sha256-<hex> fallback tag list the signatures; ../, malformed
 # digests, other models' blobs and over-long URLs are refused; every request
-# is in the audit log.
+# is in the audit log. Then over TLS from a test CA (pull --ca-file, skopeo
+# --src-cert-dir), and unsigned (no --registry-sign).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
-for t in skopeo curl sha256sum; do
+. "$(dirname "$0")/registry_lib.sh"
+for t in skopeo curl sha256sum openssl; do
     command -v $t >/dev/null || skip_test "$t missing (scripts/bootstrap.sh installs it)"
 done
 cd "$T"
@@ -176,6 +179,15 @@ print(f"ok - {len(reg)} /v2/ requests in the audit log")
 PY
 ok "every /v2/ request is in the audit log, with its caller and status"
 
+export AIRLOCK_HOME="$T/site-b"
+serve_start stories --port 0 --parallel 1
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "golden after the mirror pull: $BODY"
+serve_stop
+export AIRLOCK_HOME="$SITE_A"
+ok "the version pulled from the mirror gives the golden completion"
+
 # ---- unsigned: --registry without a key serves the stored manifests as they are ----
 STORED=$(airlock ls --json | json_get '[v["manifest"] for v in d if v["name"] == "stories"][0]')
 serve_start --port 0 --registry
@@ -196,3 +208,22 @@ airlock show stories:1.0 | qgrep stories260K.gguf || fail "unsigned pull lost th
 export AIRLOCK_HOME="$SITE_A"
 serve_stop
 ok "without --registry-sign: the stored manifest, no referrers; pullers need --allow-unsigned"
+
+# ---- over TLS from a test CA ----
+reg_ca
+serve_start --port 0 --registry --registry-sign site.key --tls-cert "$REG_CERT" --tls-key "$REG_KEY"
+HP=${BASE#https://}
+export AIRLOCK_HOME="$T/site-e"
+airlock init >/dev/null
+airlock trust add site --minisign site.pub >/dev/null
+out=$(printf '%s\n' "$PULL" | airlock pull --user mirror "$HP/stories:1.0" 2>&1) \
+    && fail "pull over TLS without the CA: $out"
+out=$(printf '%s\n' "$PULL" | airlock pull --ca-file "$REG_CA" --user mirror "$HP/stories:1.0" 2>&1) \
+    || fail "pull over TLS: $out"
+echo "$out" | qgrep "pulled stories:1.0  $MAN" || fail "pull over TLS: $out"
+skopeo copy -q --src-cert-dir "$REG_CERT_DIR" --src-creds "mirror:$PULL" "docker://$HP/stories:1.0" \
+    "oci:$T/oc4:x" >/dev/null 2>skopeo.err || fail "skopeo copy over TLS: $(cat skopeo.err)"
+[ -f "$T/oc4/blobs/sha256/${MAN#sha256:}" ] || fail "skopeo copy over TLS: another manifest"
+export AIRLOCK_HOME="$SITE_A"
+serve_stop
+ok "over TLS from a test CA: pull --ca-file (refused without it) and skopeo copy --src-cert-dir"
