@@ -51,7 +51,8 @@ struct view_entry {
 };
 
 struct al_server_reg {
-    pthread_mutex_t mu; /* held while a view is made: one pack at a time */
+    pthread_mutex_t make_mu; /* held while a view is made: one pack at a time */
+    pthread_mutex_t mu;      /* the entries; never held across a pack */
     struct view_entry *e;
     size_t n;
 };
@@ -62,6 +63,7 @@ enum al_rc al_server_reg_new(struct al_server_reg **out, struct al_err *err)
     if (!g)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_init(&g->mu, NULL);
+    pthread_mutex_init(&g->make_mu, NULL);
     *out = g;
     return AL_OK;
 }
@@ -74,6 +76,7 @@ void al_server_reg_free(struct al_server_reg *g)
         al_reg_view_release(&g->e[i].v);
     free(g->e);
     pthread_mutex_destroy(&g->mu);
+    pthread_mutex_destroy(&g->make_mu);
     free(g);
 }
 
@@ -177,9 +180,45 @@ static bool parse_url(const char *url, enum kind *k, char name[AL_LIMIT_NAME + 1
 
 /* ---- what a version serves ---- */
 
-/* The view of version v (a deep copy into out, the caller's): the signed one
- * from the hook, made once and kept, or without a hook the stored manifest
- * alone. */
+/* A deep copy of src into out (blobs NUL-terminated: manifests are read as text). */
+static enum al_rc view_copy(const struct al_reg_view *src, struct al_reg_view *out, struct al_err *err)
+{
+    *out = *src;
+    out->n = 0;
+    if (!(out->blobs = calloc(src->n ? src->n : 1, sizeof *out->blobs)))
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; i < src->n; i++) {
+        struct al_reg_blob *b = &out->blobs[out->n];
+        *b = src->blobs[i];
+        if (!(b->data = malloc(b->len + 1))) {
+            al_reg_view_release(out);
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        }
+        memcpy(b->data, src->blobs[i].data, b->len);
+        b->data[b->len] = '\0';
+        out->n++;
+    }
+    return AL_OK;
+}
+
+/* Copies the kept view of version into out; false when none is kept. Under g->mu. */
+static bool view_cached(struct al_server_reg *g, const char *version, struct al_reg_view *out, enum al_rc *rc,
+                        struct al_err *err)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (strcmp(g->e[i].version, version) == 0) {
+            *rc = view_copy(&g->e[i].v, out, err);
+            return true;
+        }
+    return false;
+}
+
+/* The view of v (a deep copy into out, the caller's): the signed one from
+ * the hook, made once and kept, or without a hook the stored manifest alone.
+ * A kept view is copied under the entries' lock only; a view being made
+ * (a pack reads every file once) holds up the requests that need one made,
+ * not those served from what is kept, and twenty pullers of a new version
+ * wait for one pack. */
 static enum al_rc version_view(struct al_http_req *h, struct al_repo *r, const struct al_version *v,
                                struct al_reg_view *out, struct al_err *err)
 {
@@ -204,47 +243,32 @@ static enum al_rc version_view(struct al_http_req *h, struct al_repo *r, const s
     struct al_server_reg *g = s->reg;
     enum al_rc rc = AL_OK;
     pthread_mutex_lock(&g->mu);
-    struct al_reg_view made = {.n = 0}, *src = NULL;
-    for (size_t i = 0; i < g->n && !src; i++)
-        if (strcmp(g->e[i].version, v->manifest) == 0)
-            src = &g->e[i].v;
-    if (!src) {
+    bool kept = view_cached(g, v->manifest, out, &rc, err);
+    pthread_mutex_unlock(&g->mu);
+    if (kept)
+        return rc;
+    pthread_mutex_lock(&g->make_mu);
+    pthread_mutex_lock(&g->mu);
+    kept = view_cached(g, v->manifest, out, &rc, err); /* made while this one waited */
+    pthread_mutex_unlock(&g->mu);
+    if (!kept) {
         char ref[AL_LIMIT_REF + 1];
         snprintf(ref, sizeof ref, "%s@%s", v->model, v->manifest);
-        rc = s->o.registry_view(s->o.registry_view_cls, ref, &made, err);
-        if (!rc && g->n < REG_VIEWS_MAX) {
-            struct view_entry *ne = realloc(g->e, (g->n + 1) * sizeof *ne);
-            if (ne) {
-                g->e = ne;
-                snprintf(ne[g->n].version, AL_DIGEST_SIZE, "%s", v->manifest);
-                ne[g->n].v = made;
-                src = &ne[g->n++].v;
-                memset(&made, 0, sizeof made);
-            }
+        struct al_reg_view made = {.n = 0};
+        if (!(rc = s->o.registry_view(s->o.registry_view_cls, ref, &made, err)))
+            rc = view_copy(&made, out, err);
+        pthread_mutex_lock(&g->mu);
+        struct view_entry *ne = NULL;
+        if (!rc && g->n < REG_VIEWS_MAX && (ne = realloc(g->e, (g->n + 1) * sizeof *ne)) != NULL) {
+            g->e = ne;
+            snprintf(ne[g->n].version, AL_DIGEST_SIZE, "%s", v->manifest);
+            ne[g->n++].v = made; /* kept: made is the entry's now */
+            memset(&made, 0, sizeof made);
         }
-        if (!rc && !src)
-            src = &made;
+        pthread_mutex_unlock(&g->mu);
+        al_reg_view_release(&made);
     }
-    if (!rc) {
-        *out = *src;
-        out->blobs = calloc(src->n ? src->n : 1, sizeof *out->blobs);
-        out->n = 0;
-        for (size_t i = 0; out->blobs && i < src->n; i++) {
-            struct al_reg_blob *b = &out->blobs[out->n];
-            *b = src->blobs[i];
-            if (!(b->data = malloc(b->len + 1))) /* NUL-terminated: a manifest is read as text */
-                break;
-            memcpy(b->data, src->blobs[i].data, b->len);
-            b->data[b->len] = '\0';
-            out->n++;
-        }
-        if (!out->blobs || out->n != src->n) {
-            al_reg_view_release(out);
-            rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
-        }
-    }
-    al_reg_view_release(&made);
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->make_mu);
     return rc;
 }
 
