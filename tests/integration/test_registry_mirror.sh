@@ -54,6 +54,10 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -u "x:$ONLY_OTHER" "$BASE/v2/stori
 [ "$code" = 403 ] || fail "a pull key for other*: $code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -u "x:wrong-key" "$BASE/v2/")
 [ "$code" = 401 ] || fail "a wrong key: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Authorization: Basic !!not*base64' "$BASE/v2/")
+[ "$code" = 401 ] || fail "malformed Basic credentials: $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Basic $(head -c 3000 /dev/zero | tr '\0' A)" "$BASE/v2/")
+[ "$code" = 401 ] || fail "over-long Basic credentials: $code"
 hdr=$(curl -s -D - -o /dev/null -u "x:$PULL" "$BASE/v2/" | tr -d '\r')
 echo "$hdr" | head -1 | qgrep ' 200' || fail "/v2/ with the pull key: $hdr"
 echo "$hdr" | qgrep -i '^docker-distribution-api-version: registry/2.0' || fail "no API version: $hdr"
@@ -105,10 +109,16 @@ curl "${C[@]}" -o from.bin -H "Range: bytes=$((SIZE - 10))-" "$BASE/v2/stories/b
 cmp from.bin <(tail -c 10 "$FIX") || fail "open Range differs"
 code=$(curl "${C[@]}" -o /dev/null -w '%{http_code}' -H "Range: bytes=$SIZE-" "$BASE/v2/stories/blobs/$LAYER")
 [ "$code" = 416 ] || fail "Range past the end: $code"
+for r in 'bytes=5-2' 'bytes=abc' 'bytes=-0' 'bytes=1-2x'; do
+    code=$(curl "${C[@]}" -o /dev/null -w '%{http_code}' -H "Range: $r" "$BASE/v2/stories/blobs/$LAYER")
+    [ "$code" = 416 ] || fail "Range '$r': $code"
+done
+code=$(curl "${C[@]}" -o many.bin -w '%{http_code}' -H 'Range: bytes=0-1,5-6' "$BASE/v2/stories/blobs/$LAYER")
+[ "$code" = 200 ] && cmp many.bin "$FIX" || fail "several ranges are not answered whole: $code"
 head=$(curl "${C[@]}" -I "$BASE/v2/stories/blobs/$LAYER" | tr -d '\r')
 echo "$head" | qgrep -i "^content-length: $SIZE" || fail "HEAD blob: $head"
 echo "$head" | qgrep -i "^docker-content-digest: $LAYER" || fail "HEAD blob digest: $head"
-ok "blobs: GET is the file, Range (A-B, -N, A-) the right bytes, 416 past the end, HEAD its length"
+ok "blobs: GET is the file, Range (A-B, -N, A-) the right bytes, 416 past the end or malformed, several ranges whole, HEAD its length"
 
 # ---- what is refused ----
 code() { curl "${C[@]}" --path-as-is -o /dev/null -w '%{http_code}' "$BASE$1"; }
