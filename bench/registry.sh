@@ -4,6 +4,9 @@
 # side with skopeo copy of the same artifact in one run:
 #   airlock push --sign      vs  skopeo copy oci:DIR docker://... (the other way)
 #   airlock pull             vs  skopeo copy docker://... oci:DIR
+#   skopeo copy from `airlock serve --registry --registry-sign` (the mirror)
+#                            vs  skopeo copy from docker-registry; and
+#   airlock pull from the mirror
 # skopeo verifies no signature; airlock pull proves the signatures, every
 # digest, scans and decides the license. Reports seconds, MB/s and max RSS.
 # Not part of make test.
@@ -18,8 +21,10 @@ size=${SIZE_MIB:-2048}
 for t in docker-registry skopeo; do command -v $t >/dev/null || { echo "$t missing" >&2; exit 1; }; done
 work=$(mktemp -d "${TMPDIR:-/tmp}/al-bench.XXXXXX")
 REG_PID=
+SERVE_PID=
 cleanup() {
     local p
+    [ -z "$SERVE_PID" ] || { kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null; }
     for p in $REG_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
     rm -rf "$work"
 }
@@ -95,3 +100,31 @@ printf '%-40s %s s  %s MB/s  max RSS %s KiB\n' "skopeo copy docker:// oci:" "$(s
 skopeo_pull=$(secs "$t0" "$t1")
 echo "== ratios (airlock/skopeo; target <= 1): push $(python3 -c "print(f'{$push_t / $skopeo_push:.2f}')")" \
     " pull $(python3 -c "print(f'{$pull_t / $skopeo_pull:.2f}')")"
+
+echo "== mirror: airlock serve --registry --registry-sign (store a)"
+rm -rf out
+AIRLOCK_HOME="$work/a" "$bin" serve --port 0 --registry --registry-sign k.key >serve.log 2>&1 &
+SERVE_PID=$!
+for _ in $(seq 1 300); do grep -q "airlock: ready" serve.log && break; sleep 0.1; done
+MIRROR=$(grep -o 'http://[^ ]*' serve.log | head -1)
+MIRROR=${MIRROR#http://}
+t0=$(now)
+curl -sf "http://$MIRROR/v2/bench/manifests/1" >/dev/null # the first request packs and signs the version
+t1=$(now)
+printf '%-40s %s s  (once per version, then kept)\n' "mirror: first manifest (pack, sign):" "$(secs "$t0" "$t1")"
+t0=$(now)
+/usr/bin/time -v -o time.txt skopeo copy -q --src-tls-verify=false "docker://$MIRROR/bench:1" oci:out:b >/dev/null
+t1=$(now)
+printf '%-40s %s s  %s MB/s  max RSS %s KiB\n' "skopeo copy from the mirror:" "$(secs "$t0" "$t1")" \
+    "$(mbps "$t0" "$t1")" "$(rss)"
+mirror_t=$(secs "$t0" "$t1")
+export AIRLOCK_HOME="$work/c"
+"$bin" init >/dev/null
+"$bin" trust add k --minisign k.pub >/dev/null
+t0=$(now)
+/usr/bin/time -v -o time.txt "$bin" pull "$MIRROR/bench:1" --plain-http >/dev/null
+t1=$(now)
+printf '%-40s %s s  %s MB/s  max RSS %s KiB\n' "airlock pull from the mirror:" "$(secs "$t0" "$t1")" \
+    "$(mbps "$t0" "$t1")" "$(rss)"
+echo "== ratio skopeo copy from the mirror / from docker-registry (target <= 1):" \
+    "$(python3 -c "print(f'{$mirror_t / $skopeo_pull:.2f}')")"

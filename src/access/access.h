@@ -8,7 +8,8 @@
  * guessed, so a slow password hash would add cost to every request and no
  * safety. The stored hash is compared with CRYPTO_memcmp.
  *
- * Scopes: "chat", "embed", "metrics" (the server's /metrics), "admin",
+ * Scopes: "chat", "embed", "metrics" (the server's /metrics), "pull" (serve --registry's
+ * /v2/: a model's manifests and blobs, under its model patterns), "admin",
  * "rag:COLLECTION" ("rag:*" for all collections). "admin" grants every scope. Models: comma-separated
  * fnmatch(3) patterns ("llama*,qwen2:7b"), matched against the model the
  * request names, and against its bare name (before ':' or '@'); "*" when

@@ -77,7 +77,8 @@ static bool each_item(const char *list, bool (*fn)(const char *item), char *bad,
 
 static bool scope_valid(const char *s)
 {
-    if (!strcmp(s, "chat") || !strcmp(s, "embed") || !strcmp(s, "metrics") || !strcmp(s, "admin") ||
+    if (!strcmp(s, "chat") || !strcmp(s, "embed") || !strcmp(s, "metrics") || !strcmp(s, "pull") ||
+        !strcmp(s, "admin") ||
         !strcmp(s, "rag:*"))
         return true;
     if (strncmp(s, "rag:", 4) != 0 || s[4] == '\0')

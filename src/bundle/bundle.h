@@ -258,4 +258,13 @@ char *al_bundle_license_json(const struct al_bundle_license *l, const struct al_
 enum al_rc al_bundle_license_refuse(const struct al_license_decision *d, const char *op, const char *hint,
                                     struct al_err *err);
 
+/* The view of a stored version that `push --sign` would put in a registry
+ * (registry.h), in memory, for `serve --registry`: packed and signed with
+ * po's keys exactly as push packs it (scan and license checks included), the
+ * signature referrer built as push builds it. out is the caller's
+ * (al_reg_view_release). Errors: those of al_bundle_pack; AL_ERR_USAGE
+ * without keys. */
+enum al_rc al_bundle_view_make(struct al_repo *r, const char *ref, const struct al_bundle_pack_opts *po,
+                               struct al_reg_view *out, struct al_err *err);
+
 #endif

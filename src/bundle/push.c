@@ -287,6 +287,29 @@ static enum al_rc push_referrer(struct al_reg *reg, struct parts *ps, const char
     return listed ? AL_OK : fallback_index(reg, subject, res->referrer, mlen, err);
 }
 
+/* Packs the version as `export --sign` would, its small entries only, into a
+ * temporary tar under $TMPDIR, and reads them into ps; the tar is gone after. */
+static enum al_rc pack_parts(struct al_repo *r, const char *ref, const struct al_bundle_pack_opts *po,
+                             struct parts *ps, struct al_bundle_packed *packed, struct al_err *err)
+{
+    char dir[AL_LIMIT_PATH] = "", path[AL_LIMIT_PATH] = "";
+    const char *tmp = getenv("TMPDIR");
+    enum al_rc rc = al_path_fmt(dir, sizeof dir, err, "%s/airlock-push.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (rc)
+        return rc;
+    if (mkdtemp(dir) == NULL)
+        return al_err_sys(err, AL_ERR_IO, "cannot make a temporary directory");
+    if (!(rc = al_path_fmt(path, sizeof path, err, "%s/bundle.tar", dir))) {
+        struct al_bundle_pack_opts o = *po;
+        o.ref = ref, o.zstd = false, o.meta_only = true, o.progress = false;
+        if (!(rc = al_bundle_pack(r, &o, path, packed, err)))
+            rc = read_parts(path, ps, err);
+        unlink(path);
+    }
+    rmdir(dir);
+    return rc;
+}
+
 enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, const struct al_reg_opts *ro,
                           const struct al_bundle_pack_opts *po, struct al_bundle_pushed *res, struct al_err *err)
 {
@@ -303,26 +326,13 @@ enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, c
         return rc;
     struct al_reg *reg = NULL;
     struct parts ps = {.n = 0};
-    char dir[AL_LIMIT_PATH] = "", path[AL_LIMIT_PATH] = "";
     char *man = NULL;
     size_t man_len = 0;
     if ((rc = al_reg_open(&dref, ro, &reg, err)) || (rc = al_reg_ping(reg, err)))
         goto out;
     if (po && po->n_keys > 0) {
-        const char *tmp = getenv("TMPDIR");
-        if ((rc = al_path_fmt(dir, sizeof dir, err, "%s/airlock-push.XXXXXX", tmp && *tmp ? tmp : "/tmp")))
-            goto out;
-        if (mkdtemp(dir) == NULL) {
-            dir[0] = '\0';
-            rc = al_err_sys(err, AL_ERR_IO, "cannot make a temporary directory");
-            goto out;
-        }
-        if ((rc = al_path_fmt(path, sizeof path, err, "%s/bundle.tar", dir)))
-            goto out;
-        struct al_bundle_pack_opts o = *po;
-        o.ref = ref, o.zstd = false, o.meta_only = true, o.progress = false;
         struct al_bundle_packed packed;
-        if ((rc = al_bundle_pack(r, &o, path, &packed, err)) || (rc = read_parts(path, &ps, err)))
+        if ((rc = pack_parts(r, ref, po, &ps, &packed, err)))
             goto out;
         char mname[AL_LIMIT_FILE_NAME + 1];
         struct part *mp = NULL;
@@ -348,12 +358,63 @@ enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, c
     }
     snprintf(res->cred_source, sizeof res->cred_source, "%s", al_reg_cred_source(reg));
 out:
-    if (path[0])
-        unlink(path);
-    if (dir[0])
-        rmdir(dir);
     parts_release(&ps);
     free(man);
     al_reg_free(reg);
+    return rc;
+}
+
+/* The blob of the view for one part (data moved out of the part). */
+static void view_take(struct al_reg_view *v, char *data, size_t len, const char *digest)
+{
+    struct al_reg_blob *b = &v->blobs[v->n++];
+    snprintf(b->digest, sizeof b->digest, "%s", digest);
+    b->data = data;
+    b->len = len;
+}
+
+enum al_rc al_bundle_view_make(struct al_repo *r, const char *ref, const struct al_bundle_pack_opts *po,
+                               struct al_reg_view *out, struct al_err *err)
+{
+    memset(out, 0, sizeof *out);
+    if (!po || po->n_keys == 0)
+        return al_err_set(err, AL_ERR_USAGE, "a signed view needs a key");
+    struct parts ps = {.n = 0};
+    struct al_bundle_packed packed;
+    char mname[AL_LIMIT_FILE_NAME + 1];
+    struct part *mp = NULL;
+    char *ref_m = NULL, *empty = NULL;
+    enum al_rc rc = pack_parts(r, ref, po, &ps, &packed, err);
+    if (!rc)
+        rc = al_bundle_blob_name(packed.manifest, mname, err);
+    if (!rc && (mp = parts_find(&ps, mname)) == NULL)
+        rc = al_err_set(err, AL_ERR_INTERNAL, "the packed bundle lacks its manifest");
+    if (!rc && (!(ref_m = referrer_manifest(&ps, packed.manifest, mp->len)) || !(empty = strdup(EMPTY_JSON)) ||
+                !(out->blobs = calloc(ps.n + 2, sizeof *out->blobs))))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (rc)
+        goto out;
+    snprintf(out->manifest, sizeof out->manifest, "%s", packed.manifest);
+    uint8_t raw[AL_SHA256_BYTES];
+    al_sha256_buf(ref_m, strlen(ref_m), raw);
+    al_digest_format(raw, out->referrer);
+    for (size_t i = 0; i < ps.n; i++) {
+        if (al_reg_view_find(out, ps.p[i].digest))
+            continue;
+        view_take(out, ps.p[i].data, ps.p[i].len, ps.p[i].digest);
+        ps.p[i].data = NULL;
+    }
+    view_take(out, ref_m, strlen(ref_m), out->referrer);
+    ref_m = NULL;
+    if (!al_reg_view_find(out, EMPTY_DIGEST)) {
+        view_take(out, empty, 2, EMPTY_DIGEST);
+        empty = NULL;
+    }
+out:
+    if (rc)
+        al_reg_view_release(out);
+    free(ref_m);
+    free(empty);
+    parts_release(&ps);
     return rc;
 }

@@ -20,7 +20,10 @@
 #include "access/access.h"
 #include "repo/repo.h"
 #include "audit/audit.h"
+#include "bundle/bundle.h"
+#include "cli/cli_key.h"
 #include "server/config.h"
+#include "trust/trust.h"
 
 int al_cmd_serve(int argc, char **argv);
 
@@ -50,7 +53,7 @@ enum {
     O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
-    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI,
+    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -79,6 +82,7 @@ static const struct option opts[] = {
     {"require-key", no_argument, NULL, O_REQUIRE_KEY}, {"no-audit", no_argument, NULL, O_NO_AUDIT},
     {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
     {"audit-fail", required_argument, NULL, O_AUDIT_FAIL}, {"no-webui", no_argument, NULL, O_NO_WEBUI},
+    {"registry", no_argument, NULL, O_REGISTRY}, {"registry-sign", required_argument, NULL, O_REGISTRY_SIGN},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -99,6 +103,7 @@ static void usage(void)
            "  GET  /metrics                                                     metrics\n"
            "  GET  /health /api/version                                         none\n"
            "  GET  / /app.js /app.css (the web chat; its API calls need keys)   none\n"
+           "  GET  /v2/ /v2/{name}/... (also HEAD; with --registry)              pull\n"
            "Chat completions that retrieve from a collection also need rag:{collection}.\n"
            "REFs (name, name:tag, name@sha256:...) are loaded at start and never unloaded for\n"
            "idleness; the first is the default model. Other models load on first request.\n\n"
@@ -109,6 +114,14 @@ static void usage(void)
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
            "  --no-webui           serve no web chat at / (404; config: \"webui\": false)\n"
+           "registry (every node a mirror; docs/internals/registry.md):\n"
+           "  --registry           serve the store read-only as an OCI registry under /v2/:\n"
+           "                       manifests, blobs (Range), tags, referrers; a repository is a\n"
+           "                       model name, its tags the version tags; API keys with 'pull',\n"
+           "                       sent as the password of Basic credentials (skopeo --creds,\n"
+           "                       airlock pull --user) or as a Bearer token (config: \"registry\")\n"
+           "  --registry-sign KEY  serve each version as 'airlock push --sign KEY' would push it:\n"
+           "                       signed, with its signature referrer (config: \"registry_sign_key\")\n"
            "models (per-model settings in the config file's model_settings):\n"
            "  --threads N --ctx N --batch N --parallel N --queue N --gpu-layers N --no-mmap --mlock\n"
            "  --budget-mb N        memory budget for loaded models (weights + KV cache);\n"
@@ -168,6 +181,8 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
         case O_NO_WEBUI: c->server.no_webui = true; break;
+        case O_REGISTRY: c->server.registry = true; break;
+        case O_REGISTRY_SIGN: snprintf(c->registry_sign, sizeof c->registry_sign, "%s", optarg); break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;
         case O_SOCKET_MODE: st = al_cli_opt_mode("serve", "--socket-mode", optarg, &c->server.socket_mode); break;
         case O_THREADS: st = al_cli_opt_threads("serve", optarg, &d->threads); break;
@@ -285,6 +300,27 @@ static void reload(int argc, char **argv, struct al_server_config *cfg, struct a
     sd_notify_msg("READY=1");
 }
 
+/* The signing hook of serve --registry-sign (server.h): the version packed
+ * and signed as push --sign packs it, from a repo of its own. */
+struct sign_ctx {
+    const char *home;
+    struct al_mkey_sec *key;
+};
+
+static enum al_rc registry_view(void *cls, const char *ref, struct al_reg_view *out, struct al_err *err)
+{
+    struct sign_ctx *sc = cls;
+    struct al_repo *r = NULL;
+    enum al_rc rc = al_repo_open_read(sc->home, &r, err);
+    if (rc)
+        return rc;
+    struct al_mkey_sec *keys[1] = {sc->key};
+    struct al_bundle_pack_opts po = {.ref = ref, .keys = keys, .n_keys = 1};
+    rc = al_bundle_view_make(r, ref, &po, out, err);
+    al_repo_free(r);
+    return rc;
+}
+
 int al_cmd_serve(int argc, char **argv)
 {
     if (al_cli_wants_help(argc, argv)) {
@@ -318,6 +354,7 @@ int al_cmd_serve(int argc, char **argv)
     struct al_server *srv = NULL;
     struct al_access *access = NULL;
     struct al_audit *audit = NULL;
+    struct sign_ctx sign = {.home = home, .key = NULL};
     /* The store first: a lost index (al_repo_open) refuses to serve before
      * anything reads the key table, which a lost index has lost too. */
     struct al_repo *probe = NULL;
@@ -342,6 +379,16 @@ int al_cmd_serve(int argc, char **argv)
     cfg.server.home = home; /* document collections for /v1/rag */
     cfg.server.audit = audit;
     cfg.server.audit_text = ao.capture_text;
+    if (cfg.registry_sign[0]) {
+        if (!cfg.server.registry) {
+            al_err_set(&err, AL_ERR_USAGE, "--registry-sign needs --registry");
+            goto out;
+        }
+        if (al_cli_load_secret_key(cfg.registry_sign, &sign.key, &err))
+            goto out;
+        cfg.server.registry_view = registry_view;
+        cfg.server.registry_view_cls = &sign;
+    }
     if (al_serve_new(home, &cfg.models, &mm, &err) || al_server_start(&cfg.server, mm, &srv, &err))
         goto out;
     if (cfg.server.socket_path)
@@ -372,6 +419,7 @@ out:
     al_serve_free(mm);
     al_audit_free(audit);
     al_access_free(access);
+    al_trust_key_free(sign.key);
     if (err.rc)
         return al_cli_fail(&err);
     fprintf(stderr, "airlock: stopped\n");

@@ -901,3 +901,21 @@ enum al_rc al_reg_referrers(struct al_reg *r, const char *digest, char **body, s
     al_reg_referrers_tag(digest, tag);
     return al_reg_manifest_get(r, tag, body, len, mt, d, err);
 }
+
+const struct al_reg_blob *al_reg_view_find(const struct al_reg_view *v, const char *digest)
+{
+    for (size_t i = 0; v && i < v->n; i++)
+        if (strcmp(v->blobs[i].digest, digest) == 0)
+            return &v->blobs[i];
+    return NULL;
+}
+
+void al_reg_view_release(struct al_reg_view *v)
+{
+    if (!v)
+        return;
+    for (size_t i = 0; i < v->n; i++)
+        free(v->blobs[i].data);
+    free(v->blobs);
+    memset(v, 0, sizeof *v);
+}

@@ -119,4 +119,26 @@ enum al_rc al_reg_referrers(struct al_reg *r, const char *digest, char **body, s
 /* The fallback tag of a subject digest: "sha256-<hex>". */
 void al_reg_referrers_tag(const char *digest, char out[AL_REG_TAG_MAX + 1]);
 
+/* ---- a registry's view of a stored version, in memory ----
+ * What `airlock push --sign` would put in a registry for one version, kept in
+ * memory so that `airlock serve --registry` serves it (bundle/push.c fills
+ * it, server/routes_registry.c serves it): the signed model manifest, its
+ * config, the signature referrer's manifest and its layers, the empty
+ * config. The layers of the model stay in the store. */
+struct al_reg_blob {
+    char digest[AL_DIGEST_SIZE];
+    char *data; /* malloc'd */
+    size_t len;
+};
+struct al_reg_view {
+    char manifest[AL_DIGEST_SIZE]; /* the signed model manifest (one of blobs) */
+    char referrer[AL_DIGEST_SIZE]; /* the signature referrer's manifest (one of blobs) */
+    struct al_reg_blob *blobs;     /* malloc'd, n of them */
+    size_t n;
+};
+/* The view's blob of digest, or NULL (borrowed, as long as v). */
+const struct al_reg_blob *al_reg_view_find(const struct al_reg_view *v, const char *digest);
+/* Frees the blobs; v is empty after. */
+void al_reg_view_release(struct al_reg_view *v);
+
 #endif

@@ -106,7 +106,8 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
-                                      "audit_text", "audit_fail", "stream_interval_ms", "webui", NULL};
+                                      "audit_text", "audit_fail", "stream_interval_ms", "webui", "registry",
+                                      "registry_sign_key", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
     static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
@@ -175,15 +176,18 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
                 return rc;
         }
     }
-    int mb = -1, audit_text = c->server.audit_text, webui = !c->server.no_webui;
+    int mb = -1, audit_text = c->server.audit_text, webui = !c->server.no_webui, registry = c->server.registry;
     if ((rc = get_int(root, "memory_budget_mb", 0, 1 << 30, &mb, err)) ||
         (rc = get_int(root, "max_models", 0, 1024, &c->models.max_loaded, err)) ||
         (rc = get_num(root, "keep_alive_s", &c->models.keep_alive_s, err)) ||
         (rc = get_str(root, "chat_template", c->models.chat_fallback, sizeof c->models.chat_fallback, err)) ||
         (rc = get_num(root, "drain_timeout_s", &c->drain_timeout_s, err)) ||
         (rc = get_num(root, "stream_interval_ms", &c->server.stream_interval_ms, err)) ||
-        (rc = get_bool(root, "audit_text", &audit_text, err)) || (rc = get_bool(root, "webui", &webui, err)))
+        (rc = get_bool(root, "audit_text", &audit_text, err)) || (rc = get_bool(root, "webui", &webui, err)) ||
+        (rc = get_bool(root, "registry", &registry, err)) ||
+        (rc = get_str(root, "registry_sign_key", c->registry_sign, sizeof c->registry_sign, err)))
         return rc;
+    c->server.registry = registry;
     char fail[16] = "";
     if ((rc = get_str(root, "audit_fail", fail, sizeof fail, err)))
         return rc;

@@ -18,12 +18,15 @@
  *     "drain_timeout_s": 30,
  *     "audit_text": false,
  *     "audit_fail": "closed",
- *     "webui": true
+ *     "webui": true,
+ *     "registry": false, "registry_sign_key": "site.key"
  *   }
  * audit_fail: while the audit log cannot be written (a full disk), "closed"
  * refuses every request but /health with 503 until it can; "open" serves and
  * counts the records it loses (a loss marker in the log says how many).
  * webui: false serves no web chat at / (as --no-webui).
+ * registry: true serves the store read-only under /v2/ (as --registry);
+ * registry_sign_key signs what it serves (as --registry-sign).
  * Unknown keys are errors, so that a typo does not pass silently.
  */
 #ifndef AL_SERVER_CONFIG_H
@@ -40,6 +43,7 @@ struct al_server_config {
     char host[256];
     char socket[AL_LIMIT_PATH];
     char tls_cert[AL_LIMIT_PATH], tls_key[AL_LIMIT_PATH], tls_ca[AL_LIMIT_PATH];
+    char registry_sign[AL_LIMIT_PATH]; /* serve --registry-sign: a minisign secret key, "" none */
 };
 
 /* The built-in defaults. */

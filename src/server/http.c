@@ -86,6 +86,8 @@ static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Respo
     MHD_add_response_header(r, "X-Request-Id", h->id);
     if (status == 503)
         MHD_add_response_header(r, "Retry-After", "1");
+    if (status == 401 && h->registry) /* what skopeo and airlock pull answer with credentials */
+        MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"airlock\"");
     if (h->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     h->status = status;
@@ -283,6 +285,11 @@ static const struct route {
     {"GET", "/api/version", false, NULL, false, false, al_server_route_ollama_version},
     /* The web chat (routes_webui.c): its files need no key, its API calls do */
     {"GET", "/", false, NULL, false, false, al_server_route_webui},
+    /* The store as a read-only OCI registry (routes_registry.c; --registry) */
+    {"GET", "/v2/", false, "pull", false, false, al_server_route_registry},
+    {"GET", "/v2/", true, "pull", false, false, al_server_route_registry},
+    {"HEAD", "/v2/", false, "pull", false, false, al_server_route_registry},
+    {"HEAD", "/v2/", true, "pull", false, false, al_server_route_registry},
     {"GET", "/app.js", false, NULL, false, false, al_server_route_webui},
     {"GET", "/app.css", false, NULL, false, false, al_server_route_webui},
 };
@@ -305,6 +312,8 @@ static const struct route *find_route(const char *method, const char *url, bool 
 
 static const char *route_label(const struct route *r)
 {
+    if (r->prefix && strcmp(r->path, "/v2/") == 0)
+        return "/v2/{name}/...";
     if (r->prefix)
         return strcmp(r->path, "/v1/rag/") == 0 ? "/v1/rag/{collection}/query" : "/v1/models/{id}";
     return r->path;
@@ -312,6 +321,8 @@ static const char *route_label(const struct route *r)
 
 static const char *bearer_token(struct al_http_req *h)
 {
+    if (h->reg_key[0])
+        return h->reg_key;
     const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
     return auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
 }
@@ -490,6 +501,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(h->id, sizeof h->id, "req-%s%06" PRIuFAST64, s->id_prefix, atomic_fetch_add(&s->next_id, 1));
         snprintf(h->caller, sizeof h->caller, "-");
         h->ollama = strncmp(url, "/api/", 5) == 0;
+        h->registry = strncmp(url, "/v2/", 4) == 0;
+        if (h->registry)
+            al_server_registry_basic_key(h, h->reg_key, sizeof h->reg_key);
         pthread_mutex_lock(&s->mu);
         h->limits = s->o.limits;
         h->stream_interval_ms = s->o.stream_interval_ms;
@@ -618,6 +632,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
      * deadline from now. (One being closed is removed right after.) */
     al_server_conn_receiving(s->conns, h->dl, al_http_now());
     al_buf_release(&h->body);
+    explicit_bzero(h->reg_key, sizeof h->reg_key);
     free(h->prompt);
     free(h->url);
     free(h);
@@ -723,6 +738,8 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_model
         rc = al_server_conns_new(conn_cap, o->limits.receive_timeout_s, &s->conns, err);
     if (!rc)
         rc = al_server_conns_start(s->conns, err);
+    if (!rc && o->registry)
+        rc = al_server_reg_new(&s->reg, err);
     if (!rc && o->audit)
         rc = al_server_audit_queue_start(o->audit, AL_SERVER_AUDIT_QUEUE, &s->audit_q, err);
     if (rc)
@@ -869,6 +886,7 @@ void al_server_free(struct al_server *s)
     al_server_conns_free(s->conns);         /* after the daemon: no connection is left */
     al_server_metrics_free(s->metrics);
     al_server_rag_free(s->rag);
+    al_server_reg_free(s->reg);
     free(s->tls_cert);
     if (s->tls_key) {
         explicit_bzero(s->tls_key, strlen(s->tls_key));

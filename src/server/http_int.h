@@ -5,6 +5,7 @@
  *   http.c         daemon, listening, routing, access check, the finish path
  *   routes_gen.c   /v1/chat/completions and /v1/completions
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
+ *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   responses.c    /v1/responses: its input into a chat, the answer back as a response
@@ -58,10 +59,12 @@ struct al_server {
     atomic_uint_fast64_t next_id;
     char id_prefix[16];
     struct al_server_rag *rag;  /* open collections (routes_rag.c) */
+    struct al_server_reg *reg;  /* with o.registry: the signed views made (routes_registry.c) */
 };
 
 struct al_server_gen; /* gen.c */
 struct al_server_rag; /* routes_rag.c */
+struct al_server_reg; /* routes_registry.c */
 
 /* One HTTP request, from its first byte to the finish path. */
 struct al_http_req {
@@ -92,6 +95,8 @@ struct al_http_req {
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
     bool ollama;                /* under /api/: errors in Ollama's shape {"error": "..."} */
+    bool registry;              /* under /v2/: a 401 carries a Basic WWW-Authenticate challenge */
+    char reg_key[256];          /* the API key of a /v2/ request's Basic credentials */
 };
 
 /* The status recorded (metrics, audit) for a request whose client went away
@@ -189,6 +194,15 @@ enum MHD_Result al_server_route_ollama_version(struct al_http_req *h, json_t *bo
 /* GET /, /app.js, /app.css: the web chat's embedded files (webui/webui.h),
  * with a strict Content-Security-Policy; 404 under --no-webui. */
 enum MHD_Result al_server_route_webui(struct al_http_req *h, json_t *body);
+
+/* ---- routes_registry.c ---- */
+/* GET/HEAD /v2/...: the store's pull API (--registry; 404 without). */
+enum MHD_Result al_server_route_registry(struct al_http_req *h, json_t *body);
+enum al_rc al_server_reg_new(struct al_server_reg **out, struct al_err *err);
+void al_server_reg_free(struct al_server_reg *g);
+/* The password of the request's Basic credentials (registry clients send
+ * the API key so) into out; false when there are none or they are malformed. */
+bool al_server_registry_basic_key(struct al_http_req *h, char *out, size_t size);
 
 /* ---- routes_rag.c ---- */
 /* The collection name of a /v1/rag/{name}/query URL into out; false when the

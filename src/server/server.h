@@ -7,7 +7,8 @@
  *
  * Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
  * /tokenize, /detokenize, /v1/rag/{collection}/query; GET /v1/models,
- * /v1/models/{id}, /health, /metrics. Chat completions retrieve from a
+ * /v1/models/{id}, /health, /metrics; with registry, GET and HEAD under /v2/
+ * (the store as a read-only OCI registry). Chat completions retrieve from a
  * collection when the body carries {"airlock": {"collection": ..}}.
  * Errors have OpenAI's shape: {"error":{"message","type","param","code"}}.
  *
@@ -34,6 +35,7 @@
 struct al_server;
 struct al_access; /* src/access: API keys; NULL = no keys needed */
 struct al_audit;  /* src/audit: audit log; NULL = none */
+struct al_reg_view; /* src/registry: a version as a registry serves it */
 
 #define AL_SERVER_DEFAULT_PORT 8741
 
@@ -69,6 +71,15 @@ struct al_server_opts {
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
     bool no_webui;           /* no web chat at / (404); served by default */
+    bool registry;           /* serve the store (home) read-only under /v2/, the OCI distribution
+                                API's pull half (routes_registry.c); off: /v2/ is 404 */
+    /* With registry: makes the signed view of the stored version ref
+     * ("name@sha256:..."), as `airlock push --sign` would put it in a
+     * registry (bundle/push.c); called once per version, one call at a time,
+     * on a connection's thread; out is the server's after AL_OK. NULL: the
+     * stored manifests are served unsigned. */
+    enum al_rc (*registry_view)(void *cls, const char *ref, struct al_reg_view *out, struct al_err *err);
+    void *registry_view_cls;
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,

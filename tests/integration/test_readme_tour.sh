@@ -6,7 +6,7 @@
 # Only what cannot be literal is rewritten, and each rewrite is listed here:
 #   /var/lib/airlock        -> a scratch store
 #   reg.site:5000           -> 127.0.0.1:PORT, a loopback registry (Debian's docker-registry) with TLS from a test CA
-#   --port 8741             -> a free port, and `airlock serve` runs in the background
+#   --port 8741, 8742       -> free ports, and each `airlock serve` runs in the background
 #   "# inside"              -> another store (AIRLOCK_HOME), made with `airlock init`: the air-gapped machine
 # Around the commands the test supplies what a person would: the key
 # password (AIRLOCK_KEY_PASSWORD), the API key `apikey create` printed
@@ -55,7 +55,13 @@ printf 'The generator is load tested once a month.\n' >docs/generator.txt
 # The operator's hand-made bundle: sha256sum + gpg (ingest ... --as foo:1.0).
 export GNUPGHOME="$T/gnupg"
 mkdir -p "$GNUPGHOME" && chmod 700 "$GNUPGHOME"
-trap 'rc=$?; gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true; (serve_stop) || rc=1; reg_stop_all; rm -rf "$T"; exit $rc' EXIT
+# Every server the tour started is stopped the way serve_stop stops one.
+SERVE_PIDS=()
+stop_all_servers() {
+    local p
+    for p in "${SERVE_PIDS[@]}"; do SERVE_PID=$p; serve_stop; done
+}
+trap 'rc=$?; gpgconf --homedir "$GNUPGHOME" --kill all 2>/dev/null || true; (stop_all_servers) || rc=1; reg_stop_all; rm -rf "$T"; exit $rc' EXIT
 gpg --batch --quick-gen-key --passphrase '' --pinentry-mode loopback 'Ops <ops@example.org>' ed25519 sign never 2>/dev/null
 gpg --armor --export ops@example.org >ops.asc
 mkdir plain && cp model.gguf plain/foo.gguf && cp README.md plain/README.md
@@ -67,6 +73,7 @@ reg_ca
 cp "$REG_CA" site-ca.pem
 reg_start site tls
 SPORT=$(free_port)
+RPORT=$(free_port)
 export AIRLOCK_KEY_PASSWORD=tour-password
 
 n=0
@@ -83,14 +90,16 @@ while IFS= read -r line; do
     cmd=${line//\/var\/lib\/airlock/$T/home}
     cmd=${cmd//reg.site:5000/$REG}
     cmd=${cmd//--port 8741/--port $SPORT}
+    cmd=${cmd//8742/$RPORT}
     echo "+ $line"
     case $cmd in
     'airlock serve '*)
-        eval "$cmd" >"$T/serve.log" 2>&1 &
-        SERVE_PID=$!
-        SERVE_LOGS+=("$T/serve.log")
-        wait_until 60 "airlock serve to be ready: $(cat "$T/serve.log")" grep -q 'airlock: ready' "$T/serve.log"
-        export AIRLOCK_SERVER="http://127.0.0.1:$SPORT"
+        log="$T/serve.${#SERVE_PIDS[@]}.log"
+        eval "$cmd" >"$log" 2>&1 &
+        SERVE_PIDS+=($!)
+        SERVE_LOGS+=("$log")
+        wait_until 60 "airlock serve to be ready: $(cat "$log")" grep -q 'airlock: ready' "$log"
+        case $cmd in *"--port $SPORT"*) export AIRLOCK_SERVER="http://127.0.0.1:$SPORT" ;; esac
         continue ;;
     esac
     set +e
@@ -103,7 +112,7 @@ while IFS= read -r line; do
     'airlock apikey create'*)
         AIRLOCK_API_KEY=$(grep -o 'al-[A-Za-z0-9_-]*' "$T/out" | tail -1)
         [ -n "$AIRLOCK_API_KEY" ] || fail "apikey create printed no key"
-        export AIRLOCK_API_KEY ;;
+        export AIRLOCK_API_KEY KEY="$AIRLOCK_API_KEY" ;;
     esac
 done <"$T/tour.txt"
 ok "the README's tour: $n commands ran as written"

@@ -210,6 +210,9 @@ static void test_scopes_and_patterns(void **state)
     assert_true(al_access__scope_ok("rag:docs", "rag:docs"));
     assert_false(al_access__scope_ok("rag:docs", "rag:hr"));
     assert_false(al_access__scope_ok("chat", "chatx"));
+    assert_true(al_access__scope_ok("pull", "pull"));
+    assert_true(al_access__scope_ok("admin", "pull"));
+    assert_false(al_access__scope_ok("chat,metrics", "pull"));
     assert_true(al_access__model_ok("*", "anything:tag"));
     assert_true(al_access__model_ok("llama*", "llama3@sha256:00"));
     assert_true(al_access__model_ok("stories", "stories:1.0"));
@@ -221,7 +224,7 @@ static void test_scopes_and_patterns(void **state)
         {"", "chat", NULL, NULL},        {"-x", "chat", NULL, NULL},     {"a b", "chat", NULL, NULL},
         {"k", "root", NULL, NULL},       {"k", "chat,", NULL, NULL},     {"k", "rag:", NULL, NULL},
         {"k", "chat", "a b", NULL},      {"k", "chat", ",", NULL},       {"k", "chat", NULL, "yesterday"},
-        {"k", "chat", NULL, "2001-01-01"}, {"k", NULL, NULL, NULL},
+        {"k", "chat", NULL, "2001-01-01"}, {"k", NULL, NULL, NULL},   {"k", "pulls", NULL, NULL},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         al_err_clear(&err);

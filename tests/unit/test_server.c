@@ -148,7 +148,7 @@ static void test_config(void **state)
     const char *good = "{\"listen\":{\"port\":9000,\"socket\":\"/tmp/x.sock\",\"socket_mode\":\"0600\"},"
                        "\"models\":[\"a\",\"b:1\"],\"defaults\":{\"threads\":3,\"mmap\":false},"
                        "\"model_settings\":{\"a\":{\"ctx\":512}},\"memory_budget_mb\":100,\"keep_alive_s\":-1,"
-                       "\"limits\":{\"max_tokens\":99}}";
+                       "\"limits\":{\"max_tokens\":99},\"registry\":true,\"registry_sign_key\":\"site.key\"}";
     tu_write_file(path, good, strlen(good));
     struct al_server_config c;
     al_server_config_default(&c);
@@ -164,6 +164,8 @@ static void test_config(void **state)
     assert_int_equal(c.models.overrides[0].s.ctx, 512);
     assert_true(c.models.budget_bytes == 100ull << 20);
     assert_int_equal(c.server.limits.max_tokens, 99);
+    assert_true(c.server.registry);
+    assert_string_equal(c.registry_sign, "site.key");
     const char *typo = "{\"limits\":{\"max_token\":5}}";
     tu_write_file(path, typo, strlen(typo));
     al_err_clear(&err);
