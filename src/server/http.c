@@ -247,6 +247,9 @@ static struct al_server_conn *conn_first_request(struct al_server *s, struct MHD
 
 /* ---- routing ---- */
 
+/* The routes without /v1 that llama-server and many clients use are aliases:
+ * the same handler, scope and limits, and the label of the /v1 route
+ * (metrics, audit), so an alias is no new route to watch. */
 static const struct route {
     const char *method, *path;
     bool prefix;
@@ -261,6 +264,13 @@ static const struct route {
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
     {"GET", "/v1/models", false, "models", false, false, al_server_route_models},
     {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
+    /* aliases without /v1 (route_label gives them the /v1 label) */
+    {"POST", "/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
+    {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
+    {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"GET", "/models", false, "models", false, false, al_server_route_models},
+    {"GET", "/models/", true, "models", false, false, al_server_route_model_get},
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
     {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
@@ -297,7 +307,21 @@ static const char *route_label(const struct route *r)
 {
     if (r->prefix)
         return strcmp(r->path, "/v1/rag/") == 0 ? "/v1/rag/{collection}/query" : "/v1/models/{id}";
+    /* An alias is labelled as its /v1 route: the table has that route too. */
+    if (strncmp(r->path, "/v1/", 4) != 0 && strncmp(r->path, "/api/", 5) != 0)
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+            if (strncmp(routes[i].path, "/v1", 3) == 0 && strcmp(routes[i].path + 3, r->path) == 0)
+                return routes[i].path;
     return r->path;
+}
+
+const char *al_http_model_id(const char *url)
+{
+    if (strncmp(url, "/v1/models/", 11) == 0)
+        return url + 11;
+    if (strncmp(url, "/models/", 8) == 0)
+        return url + 8;
+    return NULL;
 }
 
 static const char *bearer_token(struct al_http_req *h)
@@ -382,7 +406,7 @@ static bool check_access(struct al_http_req *h, enum MHD_Result *res)
     }
     if (!s->o.access || !h->scope)
         return true;
-    const char *model = strncmp(h->url, "/v1/models/", 11) == 0 ? h->url + 11 : NULL;
+    const char *model = al_http_model_id(h->url);
     return access_check(h, h->scope, model, res);
 }
 

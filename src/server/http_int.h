@@ -131,6 +131,10 @@ bool al_http_access(struct al_http_req *h, const char *scope, enum MHD_Result *r
  * request passes here before it is acquired. */
 bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Result *res);
 
+/* The model id a /v1/models/{id} (or /models/{id}) URL names; NULL for
+ * another URL. Borrowed from url. */
+const char *al_http_model_id(const char *url);
+
 /* Whether the request's key may use model name (for /v1/models); no reply. */
 bool al_http_model_visible(struct al_http_req *h, const char *name);
 

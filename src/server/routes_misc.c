@@ -42,7 +42,7 @@ enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
 
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body)
 {
-    const char *id = h->url + strlen("/v1/models/");
+    const char *id = al_http_model_id(h->url);
     struct al_serve_version *v = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;

@@ -7,7 +7,8 @@
  *
  * Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
  * /tokenize, /detokenize, /v1/rag/{collection}/query; GET /v1/models,
- * /v1/models/{id}, /health, /metrics. Chat completions retrieve from a
+ * /v1/models/{id}, /health, /metrics; the same without /v1 (llama-server's
+ * paths) as aliases. Chat completions retrieve from a
  * collection when the body carries {"airlock": {"collection": ..}}.
  * Errors have OpenAI's shape: {"error":{"message","type","param","code"}}.
  *

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# OpenAI-compatible behaviour that clients written for llama-server rely on
+# (issue 17): the routes without /v1, with the scopes and audit of their /v1
+# routes. Real server on loopback, curl as the client, the fixture model.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/serve_lib.sh"
+command -v curl >/dev/null || skip_test "curl missing"
+FIX=$(fixture)
+airlock add stories:1.0 "$FIX" >/dev/null
+
+# ---- 1. routes without /v1: the same handlers, scopes and audit ----
+tok() { airlock apikey create "$@" --json | json_get 'd["token"]'; }
+CHAT=$(tok chatter --scopes chat)
+EMBED=$(tok embedder --scopes embed)
+serve_start stories --port 0 --parallel 2
+# code KEY PATH [JSON]: the status into stdout, the body into $T/body.
+code() {
+    local k=$1 p=$2; shift 2
+    if [ $# -gt 0 ]; then
+        curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $k" -H 'Content-Type: application/json' \
+            -d "$1" "$BASE$p"
+    else
+        curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $k" "$BASE$p"
+    fi
+}
+body() { json_get "$1" <"$T/body"; }
+CC='{"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":4,"temperature":0}'
+[ "$(code "$CHAT" /chat/completions "$CC")" = 200 ] || fail "/chat/completions: $(cat "$T/body")"
+[ "$(body 'd["object"]')" = chat.completion ] || fail "/chat/completions object: $(cat "$T/body")"
+[ "$(code "$CHAT" /completions '{"prompt":"Once upon a time","max_tokens":4,"temperature":0}')" = 200 ] ||
+    fail "/completions: $(cat "$T/body")"
+[ "$(body 'd["object"]')" = text_completion ] || fail "/completions object: $(cat "$T/body")"
+[ "$(code "$CHAT" /responses '{"input":"Once upon a time","max_output_tokens":4}')" = 200 ] ||
+    fail "/responses: $(cat "$T/body")"
+[ "$(body 'd["object"]')" = response ] || fail "/responses object: $(cat "$T/body")"
+[ "$(code "$EMBED" /embeddings '{"input":"a ball"}')" = 200 ] || fail "/embeddings: $(cat "$T/body")"
+[ "$(body 'd["data"][0]["object"]')" = embedding ] || fail "/embeddings body: $(cat "$T/body")"
+[ "$(code "$CHAT" /models)" = 200 ] || fail "/models: $(cat "$T/body")"
+[ "$(body 'd["data"][0]["id"]')" = stories ] || fail "/models body: $(cat "$T/body")"
+[ "$(code "$CHAT" /models/stories)" = 200 ] || fail "/models/stories: $(cat "$T/body")"
+# The same scopes as their /v1 routes: an embed key may not chat, a chat key may not embed, no key is 401.
+[ "$(code "$EMBED" /chat/completions "$CC")" = 403 ] || fail "embed key on /chat/completions: $(cat "$T/body")"
+[ "$(code "$EMBED" /completions '{"prompt":"x","max_tokens":1}')" = 403 ] || fail "embed key on /completions"
+[ "$(code "$EMBED" /responses '{"input":"x"}')" = 403 ] || fail "embed key on /responses"
+[ "$(code "$CHAT" /embeddings '{"input":"x"}')" = 403 ] || fail "chat key on /embeddings"
+[ "$(code "" /chat/completions "$CC")" = 401 ] || fail "no key on /chat/completions"
+[ "$(code "" /models)" = 401 ] || fail "no key on /models"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/chat/completions")" = 405 ] || fail "GET /chat/completions"
+# One label per route: metrics and the audit name the /v1 route.
+curl -s "$BASE/metrics" -H "Authorization: Bearer $(tok prom --scopes metrics)" >"$T/metrics"
+qgrep 'airlock_requests_total{route="/v1/chat/completions",status="200"} 1' "$T/metrics" ||
+    fail "the alias is not counted as /v1/chat/completions: $(grep requests_total "$T/metrics")"
+qgrep 'route="/chat/completions"' "$T/metrics" && fail "the alias has a metrics label of its own"
+serve_stop
+airlock audit tail -n 50 >"$T/audit"
+python3 - "$T/audit" <<'PY' || fail "audit records of the aliases"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+routes = [(r["route"], r["status"], r["caller"]) for r in recs]
+for want in [("/v1/chat/completions", 200, "chatter"), ("/v1/completions", 200, "chatter"),
+             ("/v1/responses", 200, "chatter"), ("/v1/embeddings", 200, "embedder"),
+             ("/v1/models", 200, "chatter"), ("/v1/chat/completions", 403, "embedder"),
+             ("/v1/embeddings", 403, "chatter")]:
+    assert want in routes, (want, routes)
+PY
+airlock audit verify | qgrep 'intact' || fail "audit verify"
+ok "routes without /v1 are aliases: same handlers, scopes, metrics label and audit"
