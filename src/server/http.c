@@ -163,6 +163,8 @@ bool al_http_client_gone(struct al_http_req *h)
 bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
 {
     json_t *jm = body ? json_object_get(body, "model") : NULL;
+    if (json_is_null(jm)) /* "model": null is no model named, as in llama-server */
+        jm = NULL;
     if (jm && !json_is_string(jm)) {
         *res = al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "'model' must be a string");
         return false;

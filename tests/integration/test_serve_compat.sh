@@ -65,3 +65,39 @@ for want in [("/v1/chat/completions", 200, "chatter"), ("/v1/completions", 200, 
 PY
 airlock audit verify | qgrep 'intact' || fail "audit verify"
 ok "routes without /v1 are aliases: same handlers, scopes, metrics label and audit"
+
+# The parts below run without keys: a store of their own.
+export AIRLOCK_HOME="$T/home2"
+airlock add stories:1.0 "$FIX" >/dev/null
+
+# ---- 2. "model": null is no model named; the model list carries aliases and tags ----
+airlock tag stories:1.0 latest >/dev/null
+serve_start stories --port 0 --no-audit
+post /v1/chat/completions '{"model":null,"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":2}'
+expect_code 200
+[ "$(jq_py 'd["model"]')" = stories ] || fail "model null: $BODY"
+post /v1/completions '{"model":null,"prompt":"Once upon a time","max_tokens":2}'
+expect_code 200
+post /v1/embeddings '{"model":null,"input":"a ball"}'
+expect_code 200
+post /v1/chat/completions '{"model":7,"messages":[{"role":"user","content":"x"}],"max_tokens":2}'
+expect_code 400
+get /v1/models
+expect_code 200
+printf '%s' "$BODY" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)["data"][0]
+assert m["id"] == "stories", m
+assert set(m["tags"]) == {"1.0", "latest"}, m
+assert "stories:1.0" in m["aliases"] and "stories:latest" in m["aliases"], m
+assert any(a.startswith("stories@sha256:") for a in m["aliases"]), m
+' || fail "aliases and tags in /v1/models: $BODY"
+get /v1/models/stories:1.0
+expect_code 200
+printf '%s' "$BODY" | python3 -c '
+import json, sys
+m = json.load(sys.stdin)
+assert m["id"] == "stories:1.0" and "stories" in m["aliases"] and "stories:1.0" not in m["aliases"], m
+' || fail "aliases of /v1/models/stories:1.0: $BODY"
+serve_stop
+ok "model null is the default model; /v1/models lists aliases and tags"
