@@ -267,12 +267,14 @@ enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body)
             json_array_append_new(arr, json_integer(toks[i]));
             continue;
         }
-        char *piece = NULL;
-        size_t len = 0;
-        struct al_err e2 = AL_ERR_INIT;
-        if (al_engine_detokenize(m, &toks[i], 1, true, &piece, &len, &e2) == AL_OK)
-            json_array_append_new(arr, json_pack("{s:i, s:o}", "id", toks[i], "piece", piece_json(piece, len)));
-        free(piece);
+        /* Each token's own text, as llama-server gives it
+         * (common_token_to_piece): its leading space kept (" T", not the
+         * "T" that detokenizing a lone token leaves). */
+        char piece[257]; /* the engine's pieces are at most 256 bytes */
+        int len = al_engine_token_piece(m, toks[i], true, piece, sizeof piece);
+        if (len >= 0)
+            json_array_append_new(arr, json_pack("{s:i, s:o}", "id", toks[i], "piece",
+                                                 piece_json(piece, (size_t)len < sizeof piece ? (size_t)len : sizeof piece - 1)));
     }
     free(toks);
     h->tokens_in = (int)n;

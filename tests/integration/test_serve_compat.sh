@@ -101,3 +101,23 @@ assert m["id"] == "stories:1.0" and "stories" in m["aliases"] and "stories:1.0" 
 ' || fail "aliases of /v1/models/stories:1.0: $BODY"
 serve_stop
 ok "model null is the default model; /v1/models lists aliases and tags"
+
+# ---- 3. /tokenize with_pieces: each piece as generation writes it, its leading space kept ----
+serve_start stories --port 0 --no-audit
+post /tokenize '{"content":"Once upon a time","with_pieces":true}'
+expect_code 200
+printf '%s' "$BODY" | python3 -c '
+import json, sys
+toks = json.load(sys.stdin)["tokens"]
+pieces = [t["piece"] for t in toks]
+assert all(isinstance(p, str) for p in pieces), pieces
+# SentencePiece: the text gets a leading space, and every word its own
+assert "".join(pieces) == " Once upon a time", pieces
+assert pieces[0].startswith(" ") and sum(p.startswith(" ") for p in pieces) == 4, pieces
+' || fail "with_pieces: $BODY"
+# The ids are those of tokenizing without pieces, and detokenizing them gives the text back.
+post /tokenize '{"content":"Once upon a time"}'
+IDS=$(jq_py 'd["tokens"]')
+post /detokenize "{\"tokens\":$IDS}"
+[ "$(jq_py 'd["content"]')" = "Once upon a time" ] || fail "detokenize: $BODY"
+ok "/tokenize with_pieces keeps each piece's leading space"
