@@ -128,7 +128,13 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
         if (strcmp(type, "text") != 0 && *grammar)
             return bad(param, "response_format", err, "cannot be combined with 'grammar'");
         if (strcmp(type, "json_object") == 0) {
-            rc = al_server_json_schema_to_gbnf(NULL, grammar, err);
+            /* llama-server's extension: json_object with a "schema" of its
+             * own, held to the same checks as json_schema's (an invalid
+             * one is a 400, never a generic object instead). */
+            json_t *schema = json_object_get(rf, "schema");
+            if (schema && !json_is_null(schema) && !json_is_object(schema))
+                return bad(param, "response_format", err, "has a 'schema' that is not an object");
+            rc = al_server_json_schema_to_gbnf(json_is_object(schema) ? schema : NULL, grammar, err);
         } else if (strcmp(type, "json_schema") == 0) {
             json_t *js = json_object_get(rf, "json_schema");
             json_t *schema = json_object_get(js, "schema");

@@ -121,3 +121,24 @@ IDS=$(jq_py 'd["tokens"]')
 post /detokenize "{\"tokens\":$IDS}"
 [ "$(jq_py 'd["content"]')" = "Once upon a time" ] || fail "detokenize: $BODY"
 ok "/tokenize with_pieces keeps each piece's leading space"
+
+# ---- 4. response_format with an invalid schema: 400, never a generic object ----
+for rf in '{"type":"json_object","schema":123}' '{"type":"json_object","schema":{"type":123}}' \
+          '{"type":"json_object","schema":{"type":"hiccup"}}' '{"type":"json_schema","json_schema":{"schema":123}}' \
+          '{"type":"json_schema","json_schema":{"schema":{"type":"hiccup"}}}' '{"type":"sound"}' '123'; do
+    for route in /v1/chat/completions /v1/completions; do
+        if [ "$route" = /v1/completions ]; then
+            post $route "{\"prompt\":\"x\",\"max_tokens\":4,\"response_format\":$rf}"
+        else
+            post $route "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":4,\"response_format\":$rf}"
+        fi
+        expect_code 400
+        [ "$(jq_py 'd["error"]["param"]')" = response_format ] || fail "$rf on $route: $BODY"
+    done
+done
+# A valid schema given to json_object is followed, as llama-server does.
+post /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"max_tokens":8,"temperature":0,
+  "response_format":{"type":"json_object","schema":{"const":"42"}}}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["message"]["content"].strip()')" = '"42"' ] || fail "json_object with schema: $BODY"
+ok "response_format with an invalid schema gets 400; json_object's schema is followed"
