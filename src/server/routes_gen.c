@@ -105,7 +105,9 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     return run(h, body, &go, 16);
 }
 
-/* The text of a message's content: a string, or the text parts of an array. */
+/* The text of a message's content: a string, or the text parts of an array
+ * joined as llama.cpp's chat library joins them (one newline between parts,
+ * none before the first), so a prompt has the same tokens on both servers. */
 static bool content_text(json_t *c, struct al_buf *b)
 {
     if (!c || json_is_null(c))
@@ -124,6 +126,8 @@ static bool content_text(json_t *c, struct al_buf *b)
         json_t *t = json_object_get(part, "text");
         if (!type || strcmp(type, "text") != 0 || !json_is_string(t))
             return false;
+        if (b->len > 0)
+            al_buf_addch(b, '\n');
         al_buf_add(b, json_string_value(t), json_string_length(t));
     }
     return true;

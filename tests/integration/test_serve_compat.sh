@@ -142,3 +142,16 @@ post /v1/chat/completions '{"messages":[{"role":"user","content":"x"}],"max_toke
 expect_code 200
 [ "$(jq_py 'd["choices"][0]["message"]["content"].strip()')" = '"42"' ] || fail "json_object with schema: $BODY"
 ok "response_format with an invalid schema gets 400; json_object's schema is followed"
+
+# ---- 5. text parts joined as llama.cpp joins them: one newline between parts ----
+prompt_tokens() { post /v1/chat/completions "$1"; expect_code 200; jq_py 'd["usage"]["prompt_tokens"]'; }
+A=$(prompt_tokens '{"messages":[{"role":"user","content":[{"type":"text","text":"Once upon"},{"type":"text","text":"a time"}]}],"max_tokens":1}')
+B=$(prompt_tokens '{"messages":[{"role":"user","content":"Once upon\na time"}],"max_tokens":1}')
+C=$(prompt_tokens '{"messages":[{"role":"user","content":"Once upona time"}],"max_tokens":1}')
+[ "$A" = "$B" ] || fail "text parts ($A tokens) are not joined with a newline ($B tokens)"
+[ "$A" != "$C" ] || fail "text parts are joined with nothing between them ($A = $C tokens)"
+A=$(prompt_tokens '{"messages":[{"role":"user","content":[{"type":"text","text":""},{"type":"text","text":"Once"}]}],"max_tokens":1}')
+B=$(prompt_tokens '{"messages":[{"role":"user","content":"Once"}],"max_tokens":1}')
+[ "$A" = "$B" ] || fail "an empty first part adds a newline ($A against $B tokens)"
+serve_stop
+ok "text parts are joined with a newline, as llama-server joins them"
