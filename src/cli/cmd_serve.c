@@ -50,7 +50,7 @@ enum {
     O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
-    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL,
+    O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_SEED, O_TEMP, O_N_PREDICT,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -79,6 +79,8 @@ static const struct option opts[] = {
     {"require-key", no_argument, NULL, O_REQUIRE_KEY}, {"no-audit", no_argument, NULL, O_NO_AUDIT},
     {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
     {"audit-fail", required_argument, NULL, O_AUDIT_FAIL},
+    {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
+    {"n-predict", required_argument, NULL, O_N_PREDICT},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -116,6 +118,13 @@ static void usage(void)
            "  --max-models N       most models loaded at once\n"
            "  --keep-alive S       unload an on-demand model idle this long (default 300; <0 never)\n"
            "  --chat-template T    template for models without one (default chatml)\n"
+           "sampling defaults, for requests that do not set the field (llama-server's flags):\n"
+           "  --seed N             seed of every request without one (-1: a fresh one each, the\n"
+           "                       default); with it, such requests are reproducible\n"
+           "  --temp T             temperature (0 to 2; default 0.8; 0: greedy)\n"
+           "  --n-predict N        max_tokens of a request without one, within --max-tokens\n"
+           "                       (default: chat --max-tokens, completions 16; -1: that default)\n"
+           "  These apply from the start; a reload (SIGHUP) keeps the values the server started with.\n"
            "limits (each refusal is a JSON error):\n"
            "  --max-body BYTES --max-prompt-tokens N --max-tokens N --max-concurrent N --timeout S\n"
            "  --receive-timeout S  a request's headers and body must arrive within S seconds of the\n"
@@ -160,6 +169,7 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
     optind = 0;
     while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
         int st = 0, iv = 0;
+        double dv = 0;
         switch (ch) {
         case 'c': break;
         case 'v': *verbosity = 1; break;
@@ -205,6 +215,19 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_STREAM_INTERVAL:
             st = al_cli_opt_num("serve", "--stream-interval", optarg, 0, 1000, &c->server.stream_interval_ms);
             break;
+        case O_SEED:
+            st = al_cli_opt_num("serve", "--seed", optarg, -1, 4294967294.0, &dv);
+            if (!st && dv != (double)(int64_t)dv)
+                st = al_cli_usage_error("serve", "--seed needs a whole number (got '%s')", optarg);
+            c->server.sampling.seed_set = !st && dv >= 0;
+            c->server.sampling.seed = c->server.sampling.seed_set ? (uint32_t)dv : 0;
+            break;
+        case O_TEMP:
+            st = al_cli_opt_num("serve", "--temp", optarg, 0, 2, &dv);
+            c->server.sampling.temp_set = !st;
+            c->server.sampling.temperature = (float)dv;
+            break;
+        case O_N_PREDICT: st = al_cli_opt_i("serve", "--n-predict", optarg, -1, 1 << 24, &c->server.sampling.n_predict); break;
         case O_REQUIRE_KEY: serve_flags.require_key = true; break;
         case O_NO_AUDIT: serve_flags.no_audit = true; break;
         case O_AUDIT_TEXT: serve_flags.audit_text = true; break;

@@ -282,6 +282,12 @@ bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_
 enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
 
+/* The server's sampling defaults (al_server_sampling: serve --seed, --temp,
+ * --n-predict) into p, before the request's own fields are read over them:
+ * max_tokens only when n_predict is set, capped by lim->max_tokens. */
+void al_server_params_defaults(const struct al_server *s, const struct al_server_limits *lim,
+                               struct al_engine_gen_params *p);
+
 /* The message for a request body jansson could not parse (je from
  * json_loadb of data): where the syntax broke, or, for a number out of range,
  * which field holds it ("'seed' in the request body is out of range ..."). */

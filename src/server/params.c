@@ -153,6 +153,18 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
     return AL_OK;
 }
 
+void al_server_params_defaults(const struct al_server *s, const struct al_server_limits *lim,
+                               struct al_engine_gen_params *p)
+{
+    const struct al_server_sampling *d = &s->o.sampling;
+    if (d->seed_set)
+        p->seed = d->seed;
+    if (d->temp_set)
+        p->temperature = d->temperature;
+    if (d->n_predict > 0)
+        p->max_tokens = d->n_predict < lim->max_tokens ? d->n_predict : lim->max_tokens;
+}
+
 enum al_rc al_server_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err)
 {
     json_t *lp = json_object_get(body, "logprobs"), *tl = json_object_get(body, "top_logprobs");

@@ -55,6 +55,7 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
     enum MHD_Result res;
     go->params = al_engine_gen_params_default();
     go->params.max_tokens = default_max;
+    al_server_params_defaults(h->srv, &h->limits, &go->params);
     if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
         al_server_logprobs_from_json(body, go->kind != AL_SERVER_GEN_COMPLETION, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 #include "serve/models.h"
@@ -51,6 +52,18 @@ struct al_server_limits {
                                  accept (or the previous response); > 0 */
 };
 
+/* Sampling defaults for the requests that do not set the field themselves
+ * (serve --seed, --temp, --n-predict; llama-server's flags of those names):
+ * a fixed seed makes requests without one reproducible. */
+struct al_server_sampling {
+    bool seed_set;
+    uint32_t seed;
+    bool temp_set;
+    float temperature;      /* 0..2 */
+    int n_predict;          /* > 0: max_tokens of a request that gives none (capped by
+                               limits.max_tokens); <= 0: chat limits.max_tokens, completions 16 */
+};
+
 struct al_server_opts {
     const char *host;        /* numeric address or name; default 127.0.0.1 */
     int port;                /* 0: any free port (see al_server_port) */
@@ -69,6 +82,7 @@ struct al_server_opts {
     double stream_interval_ms; /* streamed events go out at most this often (the first at
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
+    struct al_server_sampling sampling; /* defaults for requests; set at start */
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,

@@ -155,3 +155,50 @@ B=$(prompt_tokens '{"messages":[{"role":"user","content":"Once"}],"max_tokens":1
 [ "$A" = "$B" ] || fail "an empty first part adds a newline ($A against $B tokens)"
 serve_stop
 ok "text parts are joined with a newline, as llama-server joins them"
+
+# ---- 6. server-wide sampling defaults: --seed, --temp, --n-predict ----
+airlock serve --help | qgrep -- '--seed N' || fail "serve --help lacks --seed"
+airlock serve --help | qgrep -- '--temp T' || fail "serve --help lacks --temp"
+airlock serve --help | qgrep -- '--n-predict N' || fail "serve --help lacks --n-predict"
+expect_status 2 airlock serve stories --seed 1.5
+expect_status 2 airlock serve stories --temp 3
+expect_status 2 airlock serve stories --n-predict 0x10
+text_of() { post /v1/completions "$1"; expect_code 200; jq_py 'd["choices"][0]["text"]'; }
+# --temp 0: a request without a temperature is greedy: the fixture's golden text.
+serve_start stories --port 0 --no-audit --temp 0
+G=$(text_of '{"prompt":"Once upon a time","max_tokens":40}')
+[ "$G" = "$GOLDEN" ] || fail "--temp 0 is not greedy: '$G'"
+# ... and a request's own temperature still wins (a seed of its own makes that reproducible).
+A=$(text_of '{"prompt":"Once upon a time","max_tokens":32,"temperature":1.5,"seed":7}')
+B=$(text_of '{"prompt":"Once upon a time","max_tokens":32,"temperature":1.5,"seed":7}')
+[ "$A" = "$B" ] && [ "$A" != "$GOLDEN" ] || fail "the request's temperature: '$A' '$B'"
+serve_stop
+# --seed 42: requests without a seed are reproducible, and the same as asking for seed 42.
+serve_start stories --port 0 --no-audit --seed 42 --n-predict 20
+R='{"prompt":"Once upon a time","temperature":1.2'
+A=$(text_of "$R}")
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" -le 20 ] || fail "--n-predict 20: $BODY"
+B=$(text_of "$R}")
+C=$(text_of "$R,\"seed\":42}")
+[ "$A" = "$B" ] && [ "$A" = "$C" ] || fail "--seed 42: '$A' / '$B' / '$C'"
+# --n-predict is the max_tokens of a request without one: 20 tokens, never cut short by an end token.
+post /v1/completions '{"prompt":"Once upon a time","ignore_eos":true}'
+expect_code 200
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" = 20 ] || fail "--n-predict 20 on completions: $BODY"
+post /v1/chat/completions '{"messages":[{"role":"user","content":"Once"}],"ignore_eos":true}'
+expect_code 200
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" = 20 ] || fail "--n-predict 20 on chat: $BODY"
+post /v1/completions '{"prompt":"Once upon a time","ignore_eos":true,"max_tokens":3}'
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" = 3 ] || fail "max_tokens over --n-predict: $BODY"
+post /api/generate '{"model":"stories","prompt":"Once upon a time","stream":false,"options":{"temperature":1.2}}'
+expect_code 200
+[ "$(jq_py 'd["eval_count"]')" -le 20 ] || fail "--n-predict on /api/generate: $BODY"
+[ "$(jq_py 'd["response"]')" = "$A" ] || fail "--seed on /api/generate: $BODY against '$A'"
+serve_stop
+# Over --max-tokens, --n-predict is held to it.
+serve_start stories --port 0 --no-audit --n-predict 50 --max-tokens 8
+post /v1/completions '{"prompt":"Once upon a time","ignore_eos":true}'
+expect_code 200
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" = 8 ] || fail "--n-predict over --max-tokens: $BODY"
+serve_stop
+ok "--seed, --temp and --n-predict are the defaults of requests that do not set them"
