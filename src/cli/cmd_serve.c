@@ -51,6 +51,7 @@ enum {
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_SEED, O_TEMP, O_N_PREDICT,
+    O_TEMPLATE_FILE,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -80,7 +81,7 @@ static const struct option opts[] = {
     {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
     {"audit-fail", required_argument, NULL, O_AUDIT_FAIL},
     {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
-    {"n-predict", required_argument, NULL, O_N_PREDICT},
+    {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -117,7 +118,10 @@ static void usage(void)
            "                       least recently used idle models are unloaded beyond it\n"
            "  --max-models N       most models loaded at once\n"
            "  --keep-alive S       unload an on-demand model idle this long (default 300; <0 never)\n"
-           "  --chat-template T    template for models without one (default chatml)\n"
+           "  --chat-template T    a builtin name (chatml, llama3, ...: the format of models without a\n"
+           "                       template; default chatml), or Jinja text that every model is\n"
+           "                       rendered with, over its own (as llama-server's flag)\n"
+           "  --chat-template-file PATH   that Jinja from a file (at most 64 KiB)\n"
            "sampling defaults, for requests that do not set the field (llama-server's flags):\n"
            "  --seed N             seed of every request without one (-1: a fresh one each, the\n"
            "                       default); with it, such requests are reproducible\n"
@@ -162,8 +166,10 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         if (ch == 'c')
             file = optarg;
     struct al_err err = AL_ERR_INIT;
-    if (file && al_server_config_load(c, file, &err))
+    if (file && al_server_config_load(c, file, &err)) {
+        al_server_config_release(c);
         return al_cli_fail(&err);
+    }
     struct al_serve_settings *d = &c->models.defaults;
     struct al_server_limits *l = &c->server.limits;
     optind = 0;
@@ -195,7 +201,13 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_KEEP_ALIVE:
             st = al_cli_opt_seconds("serve", "--keep-alive", optarg, -1e9, 1e9, &c->models.keep_alive_s);
             break;
-        case O_TEMPLATE: snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", optarg); break;
+        case O_TEMPLATE:
+        case O_TEMPLATE_FILE:
+            if (al_server_config_chat_template(c, optarg, ch == O_TEMPLATE_FILE, &err) != AL_OK) {
+                al_server_config_release(c);
+                return al_cli_fail(&err);
+            }
+            break;
         case O_CERT: snprintf(c->tls_cert, sizeof c->tls_cert, "%s", optarg); break;
         case O_KEY: snprintf(c->tls_key, sizeof c->tls_key, "%s", optarg); break;
         case O_CA: snprintf(c->tls_ca, sizeof c->tls_ca, "%s", optarg); break;
@@ -239,19 +251,25 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
             st = al_cli_opt_i("serve", "--audit-retention", optarg, 1, 36500,
                               &serve_flags.audit_days);
             break;
-        default: return al_cli_usage_error("serve", "unknown option");
+        default: al_server_config_release(c); return al_cli_usage_error("serve", "unknown option");
         }
-        if (st)
+        if (st) {
+            al_server_config_release(c);
             return st;
+        }
     }
     /* REFs on the command line come first: the first is the default model. */
     int n_refs = argc - optind;
-    if (n_refs + c->models.n_pinned > AL_SERVE_MAX_PINNED)
+    if (n_refs + c->models.n_pinned > AL_SERVE_MAX_PINNED) {
+        al_server_config_release(c);
         return al_cli_usage_error("serve", "at most %d models may be named", AL_SERVE_MAX_PINNED);
+    }
     memmove(c->models.pinned[n_refs], c->models.pinned[0], (size_t)c->models.n_pinned * sizeof c->models.pinned[0]);
     for (int i = 0; i < n_refs; i++) {
-        if (strlen(argv[optind + i]) >= sizeof c->models.pinned[0])
+        if (strlen(argv[optind + i]) >= sizeof c->models.pinned[0]) {
+            al_server_config_release(c);
             return al_cli_usage_error("serve", "'%s' is too long a reference", argv[optind + i]);
+        }
         snprintf(c->models.pinned[i], sizeof c->models.pinned[0], "%s", argv[optind + i]);
     }
     c->models.n_pinned += n_refs;
@@ -303,6 +321,7 @@ static void reload(int argc, char **argv, struct al_server_config *cfg, struct a
                         ? " (listening address and TLS changes need a restart)"
                         : "");
         cfg->drain_timeout_s = fresh.drain_timeout_s;
+        al_server_config_release(&fresh); /* the manager keeps a copy of the template */
     }
     sd_notify_msg("READY=1");
 }
@@ -394,6 +413,7 @@ out:
     al_serve_free(mm);
     al_audit_free(audit);
     al_access_free(access);
+    al_server_config_release(&cfg);
     if (err.rc)
         return al_cli_fail(&err);
     fprintf(stderr, "airlock: stopped\n");

@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "engine/chat.h"
+
 void al_server_config_default(struct al_server_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -22,6 +24,7 @@ void al_server_config_fix(struct al_server_config *c)
     c->server.tls_cert = c->tls_cert[0] ? c->tls_cert : NULL;
     c->server.tls_key = c->tls_key[0] ? c->tls_key : NULL;
     c->server.tls_client_ca = c->tls_ca[0] ? c->tls_ca : NULL;
+    c->models.chat_template = c->chat_template;
 }
 
 static enum al_rc keys_known(json_t *obj, const char *where, const char *const *known, struct al_err *err)
@@ -105,7 +108,7 @@ static enum al_rc settings(json_t *obj, const char *where, struct al_serve_setti
 static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err *err)
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
-                                      "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
+                                      "max_models", "keep_alive_s", "chat_template", "chat_template_file", "limits", "drain_timeout_s",
                                       "audit_text", "audit_fail", "stream_interval_ms", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
@@ -179,10 +182,18 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
     if ((rc = get_int(root, "memory_budget_mb", 0, 1 << 30, &mb, err)) ||
         (rc = get_int(root, "max_models", 0, 1024, &c->models.max_loaded, err)) ||
         (rc = get_num(root, "keep_alive_s", &c->models.keep_alive_s, err)) ||
-        (rc = get_str(root, "chat_template", c->models.chat_fallback, sizeof c->models.chat_fallback, err)) ||
         (rc = get_num(root, "drain_timeout_s", &c->drain_timeout_s, err)) ||
         (rc = get_num(root, "stream_interval_ms", &c->server.stream_interval_ms, err)) ||
         (rc = get_bool(root, "audit_text", &audit_text, err)))
+        return rc;
+    json_t *ct = json_object_get(root, "chat_template"), *ctf = json_object_get(root, "chat_template_file");
+    if ((ct && !json_is_string(ct)) || (ctf && !json_is_string(ctf)))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be a string", ct && !json_is_string(ct) ? "chat_template"
+                                                                                    : "chat_template_file");
+    if (ct && ctf)
+        return al_err_set(err, AL_ERR_INVALID, "config: 'chat_template' and 'chat_template_file' exclude each other");
+    if ((ct && (rc = al_server_config_chat_template(c, json_string_value(ct), false, err))) ||
+        (ctf && (rc = al_server_config_chat_template(c, json_string_value(ctf), true, err))))
         return rc;
     char fail[16] = "";
     if ((rc = get_str(root, "audit_fail", fail, sizeof fail, err)))
@@ -207,6 +218,63 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
                               AL_SERVER_RECEIVE_TIMEOUT_MAX);
         l->body_bytes = (size_t)body;
     }
+    return AL_OK;
+}
+
+void al_server_config_release(struct al_server_config *c)
+{
+    free(c->chat_template);
+    c->chat_template = NULL;
+    c->models.chat_template = NULL;
+}
+
+/* The text of a template file, at most AL_LIMIT_CHAT_TEMPLATE bytes. */
+static enum al_rc read_template(const char *path, char **out, struct al_err *err)
+{
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return al_err_sys(err, AL_ERR_IO, "cannot open the chat template '%s'", path);
+    char *buf = malloc((size_t)AL_LIMIT_CHAT_TEMPLATE + 2);
+    size_t n = buf ? fread(buf, 1, (size_t)AL_LIMIT_CHAT_TEMPLATE + 1, f) : 0;
+    bool bad = buf && ferror(f);
+    fclose(f);
+    if (!buf)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (bad || n > AL_LIMIT_CHAT_TEMPLATE || memchr(buf, 0, n)) {
+        free(buf);
+        if (bad)
+            return al_err_set(err, AL_ERR_IO, "cannot read the chat template '%s'", path);
+        if (n > AL_LIMIT_CHAT_TEMPLATE)
+            return al_err_set(err, AL_ERR_LIMIT, "the chat template '%s' is over the cap of %u bytes "
+                              "(AL_LIMIT_CHAT_TEMPLATE)", path, AL_LIMIT_CHAT_TEMPLATE);
+        return al_err_set(err, AL_ERR_INVALID, "the chat template '%s' holds a NUL byte", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return AL_OK;
+}
+
+enum al_rc al_server_config_chat_template(struct al_server_config *c, const char *value, bool is_file,
+                                          struct al_err *err)
+{
+    if (!is_file && al_engine_chat_builtin(value)) {
+        /* A builtin name: the format of models without a template, as before. */
+        snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", value);
+        return AL_OK;
+    }
+    char *text = NULL;
+    enum al_rc rc = is_file ? read_template(value, &text, err) : AL_OK;
+    if (!rc && !is_file && !(text = strdup(value)))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = al_engine_chat_template_check(text, err);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    free(c->chat_template);
+    c->chat_template = text;
+    c->models.chat_template = text;
     return AL_OK;
 }
 
