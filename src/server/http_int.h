@@ -242,6 +242,8 @@ struct al_server_gen_opts {
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
     struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
     const struct al_server_gen_fmt *fmt; /* NULL: OpenAI's shapes; else another API's (ollama.c) */
+    int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
+                              only for OpenAI's chat and completions, without tools or retrieval */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by

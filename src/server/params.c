@@ -73,9 +73,6 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
         p->max_tokens = (int)d;
     }
 
-    json_t *n = json_object_get(body, "n");
-    if (n && !json_is_null(n) && !(json_is_integer(n) && json_integer_value(n) == 1))
-        return bad(param, "n", err, "must be 1: one choice per request is supported");
     json_t *ie = json_object_get(body, "ignore_eos");
     if (json_is_boolean(ie))
         p->ignore_eos = json_is_true(ie);

@@ -67,6 +67,30 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
         al_engine_chat_free(go->chat);
         return res;
     }
+    /* n: choices, one engine request each (gen.c), at most AL_LIMIT_CHOICES. */
+    json_t *jn = json_object_get(body, "n");
+    go->n = 1;
+    const char *n_why = NULL;
+    if (jn && !json_is_null(jn)) {
+        if (!json_is_integer(jn) || json_integer_value(jn) < 1 || json_integer_value(jn) > AL_LIMIT_CHOICES) {
+            free(grammar);
+            al_engine_chat_free(go->chat);
+            return al_http_reply_error(h, 400, "invalid_request_error", "n", "limit",
+                                       "'n' must be an integer from 1 to %d (AL_LIMIT_CHOICES)", AL_LIMIT_CHOICES);
+        } else
+            go->n = (int)json_integer_value(jn);
+    }
+    if (!n_why && go->n > 1 && go->chat && al_engine_chat_parses_tools(go->chat))
+        n_why = "above 1 cannot be combined with 'tools': one answer calls the tools";
+    else if (!n_why && go->n > 1 && go->citations)
+        n_why = "above 1 cannot be combined with retrieval ('airlock')";
+    else if (!n_why && go->n > 1 && go->kind == AL_SERVER_GEN_RESPONSES)
+        n_why = "above 1 is not supported on /v1/responses";
+    if (n_why) {
+        free(grammar);
+        al_engine_chat_free(go->chat);
+        return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL, "'n' %s", n_why);
+    }
     json_t *jm = json_object_get(body, "model");
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     res = al_server_gen_run(h, go);

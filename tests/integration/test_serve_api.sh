@@ -122,7 +122,7 @@ post /v1/completions '{"model":"stories","prompt":'; expect_code 400
 post /v1/completions '{"model":"nosuch","prompt":"x"}'; expect_code 404
 post /v1/completions '{"model":"stories","prompt":"x","max_tokens":100000}'; expect_code 400
 [ "$(jq_py 'd["error"]["param"]')" = max_tokens ] || fail "max_tokens: $BODY"
-post /v1/completions '{"model":"stories","prompt":"x","n":2}'; expect_code 400
+post /v1/completions '{"model":"stories","prompt":"x","n":9}'; expect_code 400
 post /v1/completions '{"model":"stories","prompt":"x","temperature":"hot"}'; expect_code 400
 long=$(python3 -c 'print("Once upon a time " * 40)')
 post /v1/completions "{\"model\":\"stories\",\"prompt\":\"$long\"}"; expect_code 400

@@ -250,3 +250,89 @@ echo "$OUT" | qgrep "missing.jinja" || fail "missing file: $OUT"
 expect_status 4 airlock serve stories --port 0 --chat-template-file "$T/empty.jinja"
 echo "$OUT" | qgrep "empty" || fail "empty template: $OUT"
 ok "--chat-template and --chat-template-file take any Jinja (capped, checked at start); builtin names as before"
+
+# ---- 8. n > 1: several choices, streamed with their index; at most AL_LIMIT_CHOICES ----
+# One sequence: the choices run one after the other, each as a request of its own would.
+serve_start stories --port 0 --no-audit --parallel 1
+post /v1/completions '{"prompt":"Once upon a time","max_tokens":24,"n":3,"temperature":2,"seed":7}'
+expect_code 200
+printf '%s' "$BODY" >"$T/n3.json"
+python3 - "$T/n3.json" <<'PY' || fail "n=3 on completions: $(cat "$T/n3.json")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+ch = d["choices"]
+assert [c["index"] for c in ch] == [0, 1, 2], ch
+assert all(c["text"] and c["finish_reason"] in ("length", "stop") for c in ch), ch
+assert len({c["text"] for c in ch}) == 3, ch          # a fixed seed still gives each choice its own
+u = d["usage"]
+assert 3 <= u["completion_tokens"] <= 72 and u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"], u
+PY
+# Choice i under seed S is what a request with seed S+i gives.
+for i in 0 1 2; do
+    post /v1/completions "{\"prompt\":\"Once upon a time\",\"max_tokens\":24,\"temperature\":2,\"seed\":$((7 + i))}"
+    [ "$(jq_py 'd["choices"][0]["text"]')" = "$(json_get "d['choices'][$i]['text']" <"$T/n3.json")" ] ||
+        fail "choice $i is not the text of seed $((7 + i)): $BODY"
+done
+serve_stop
+serve_start stories --port 0 --no-audit --parallel 3
+# Greedy: every choice is the golden text.
+post /v1/chat/completions '{"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":6,"n":2,"temperature":0}'
+expect_code 200
+printf '%s' "$BODY" | python3 -c '
+import json, sys
+ch = json.load(sys.stdin)["choices"]
+assert [c["index"] for c in ch] == [0, 1] and ch[0]["message"]["content"] == ch[1]["message"]["content"], ch
+assert all(c["message"]["role"] == "assistant" for c in ch), ch
+' || fail "n=2 on chat: $BODY"
+# Streamed: each chunk names its choice; each choice has its role chunk, its text and its finish; one [DONE].
+curl -sN "$BASE/v1/chat/completions" -H 'Content-Type: application/json' \
+    -d '{"messages":[{"role":"user","content":"Once upon a time"}],"max_tokens":8,"n":3,"stream":true,
+         "stream_options":{"include_usage":true},"temperature":0}' >"$T/n.sse"
+python3 - "$T/n.sse" <<'PY' || fail "n=3 streamed: $(cat "$T/n.sse")"
+import json, sys
+lines = [l for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: ")]
+assert lines[-1] == "data: [DONE]" and sum(l == "data: [DONE]" for l in lines) == 1, lines[-3:]
+events = [json.loads(l[6:]) for l in lines[:-1]]
+text, roles, finish = {}, {}, {}
+for e in events:
+    if not e["choices"]:
+        usage = e["usage"]
+        continue
+    c = e["choices"][0]
+    i = c["index"]
+    if "role" in c["delta"]:
+        roles[i] = c["delta"]["role"]
+    text[i] = text.get(i, "") + (c["delta"].get("content") or "")
+    if c["finish_reason"]:
+        finish[i] = c["finish_reason"]
+assert sorted(roles) == [0, 1, 2] and sorted(finish) == [0, 1, 2], (roles, finish)
+assert text[0] and text[0] == text[1] == text[2], text         # greedy: the same text
+assert usage["completion_tokens"] == 3 * usage["completion_tokens"] // 3 and usage["completion_tokens"] >= 3, usage
+assert events[-1]["choices"] == [], events[-1]                   # usage comes last
+PY
+# Streamed completions too.
+curl -sN "$BASE/v1/completions" -H 'Content-Type: application/json' \
+    -d '{"prompt":"Once upon a time","max_tokens":5,"n":2,"stream":true}' >"$T/n2.sse"
+python3 - "$T/n2.sse" <<'PY' || fail "n=2 streamed completions: $(cat "$T/n2.sse")"
+import json, sys
+lines = [l for l in open(sys.argv[1]).read().split("\n") if l.startswith("data: {")]
+idx = {json.loads(l[6:])["choices"][0]["index"] for l in lines}
+assert idx == {0, 1}, idx
+PY
+# The cap: n above 8, 0, or not an integer is a 400 naming n; tools or Responses with n > 1 too.
+for n in 9 0 -1 1.5 '"2"'; do
+    post /v1/chat/completions "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],\"max_tokens\":2,\"n\":$n}"
+    expect_code 400
+    [ "$(jq_py 'd["error"]["param"]')" = n ] || fail "n=$n: $BODY"
+done
+post /v1/completions '{"prompt":"x","max_tokens":2,"n":9}'
+expect_code 400
+jq_py 'd["error"]["message"]' | qgrep "from 1 to 8 (AL_LIMIT_CHOICES)" || fail "n=9 message: $BODY"
+# The finish path counts every choice's tokens.
+post /v1/completions '{"prompt":"Once upon a time","max_tokens":4,"n":2,"ignore_eos":true}'
+expect_code 200
+[ "$(jq_py 'd["usage"]["completion_tokens"]')" = 8 ] || fail "n=2 usage: $BODY"
+curl -s "$BASE/metrics" >"$T/m"
+qgrep '^airlock_generated_tokens_total' "$T/m" || fail "no token metric"
+serve_stop
+ok "n > 1 gives n choices (streamed with their index), capped at 8"
