@@ -51,7 +51,7 @@ enum {
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_SEED, O_TEMP, O_N_PREDICT,
-    O_TEMPLATE_FILE,
+    O_TEMPLATE_FILE, O_CORS,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -82,6 +82,7 @@ static const struct option opts[] = {
     {"audit-fail", required_argument, NULL, O_AUDIT_FAIL},
     {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
     {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
+    {"cors-origins", required_argument, NULL, O_CORS},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -112,6 +113,9 @@ static void usage(void)
            "  --listen-any         allow a non-loopback address\n"
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
+           "  --cors-origins LIST  comma-separated origins (http://localhost:5173) whose browser pages\n"
+           "                       may call the API, '*' for any; OPTIONS preflights from them are\n"
+           "                       answered, others refused (default: none, no CORS headers)\n"
            "models (per-model settings in the config file's model_settings):\n"
            "  --threads N --ctx N --batch N --parallel N --queue N --gpu-layers N --no-mmap --mlock\n"
            "  --budget-mb N        memory budget for loaded models (weights + KV cache);\n"
@@ -209,6 +213,12 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
             }
             break;
         case O_CERT: snprintf(c->tls_cert, sizeof c->tls_cert, "%s", optarg); break;
+        case O_CORS:
+            if (strlen(optarg) >= sizeof c->cors)
+                st = al_cli_usage_error("serve", "--cors-origins is longer than %zu bytes", sizeof c->cors - 1);
+            else
+                snprintf(c->cors, sizeof c->cors, "%s", optarg);
+            break;
         case O_KEY: snprintf(c->tls_key, sizeof c->tls_key, "%s", optarg); break;
         case O_CA: snprintf(c->tls_ca, sizeof c->tls_ca, "%s", optarg); break;
         case O_MAX_TOKENS: st = al_cli_opt_i("serve", "--max-tokens", optarg, 1, 1 << 24, &l->max_tokens); break;

@@ -25,6 +25,7 @@ void al_server_config_fix(struct al_server_config *c)
     c->server.tls_key = c->tls_key[0] ? c->tls_key : NULL;
     c->server.tls_client_ca = c->tls_ca[0] ? c->tls_ca : NULL;
     c->models.chat_template = c->chat_template;
+    c->server.cors_origins = c->cors[0] ? c->cors : NULL;
 }
 
 static enum al_rc keys_known(json_t *obj, const char *where, const char *const *known, struct al_err *err)

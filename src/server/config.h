@@ -45,6 +45,7 @@ struct al_server_config {
     char socket[AL_LIMIT_PATH];
     char tls_cert[AL_LIMIT_PATH], tls_key[AL_LIMIT_PATH], tls_ca[AL_LIMIT_PATH];
     char *chat_template;            /* the Jinja override (owned; models.chat_template points at it) */
+    char cors[4096];                /* --cors-origins, "" none */
 };
 
 /* The built-in defaults. */

@@ -946,6 +946,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         MHD_add_response_header(r, "Content-Type", go->fmt ? go->fmt->stream_type : "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Request-Id", h->id);
+        al_http_cors_headers(h, r);
         h->status = 200;
         enum MHD_Result ret = MHD_queue_response(h->conn, 200, r);
         MHD_destroy_response(r);

@@ -58,6 +58,9 @@ struct al_server {
     atomic_uint_fast64_t next_id;
     char id_prefix[16];
     struct al_server_rag *rag;  /* open collections (routes_rag.c) */
+    char cors[AL_SERVER_CORS_ORIGINS][AL_SERVER_CORS_ORIGIN_MAX + 1]; /* allowed origins */
+    int n_cors;
+    bool cors_any;              /* "*": every origin */
 };
 
 struct al_server_gen; /* gen.c */
@@ -92,6 +95,8 @@ struct al_http_req {
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
     bool ollama;                /* under /api/: errors in Ollama's shape {"error": "..."} */
+    char cors_origin[AL_SERVER_CORS_ORIGIN_MAX + 1]; /* the request's Origin when allowed, else "" */
+    bool preflight;             /* an OPTIONS preflight being answered */
 };
 
 /* The status recorded (metrics, audit) for a request whose client went away
@@ -113,6 +118,11 @@ int al_http_rc_status(enum al_rc rc);
 /* The answer to a request the server stopped: why "timeout" is 504,
  * "shutdown" 503, "client" (gone) no answer at all (MHD_NO). */
 enum MHD_Result al_http_reply_stopped(struct al_http_req *h, const char *why);
+
+/* Adds the CORS headers of h's answer to r (none unless h's Origin is
+ * allowed): every response (errors too, so a page can read them), and the
+ * preflight's own. */
+void al_http_cors_headers(struct al_http_req *h, struct MHD_Response *r);
 
 /* True once the peer has closed its side of the connection. */
 bool al_http_client_gone(struct al_http_req *h);

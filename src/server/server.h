@@ -39,6 +39,10 @@ struct al_audit;  /* src/audit: audit log; NULL = none */
 
 #define AL_SERVER_DEFAULT_PORT 8741
 
+/* CORS: origins a server allows at most, and the length of one. */
+#define AL_SERVER_CORS_ORIGINS    32
+#define AL_SERVER_CORS_ORIGIN_MAX 255
+
 /* The longest receive timeout a config may ask for, in seconds. */
 #define AL_SERVER_RECEIVE_TIMEOUT_MAX 3600
 
@@ -83,6 +87,8 @@ struct al_server_opts {
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
     struct al_server_sampling sampling; /* defaults for requests; set at start */
+    const char *cors_origins; /* comma-separated origins ("http://localhost:5173") whose browser
+                                 pages may call the API, or "*" for any; NULL: none (no CORS) */
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,
@@ -90,7 +96,8 @@ struct al_server_opts {
 void al_server_opts_default(struct al_server_opts *o);
 
 /* Starts listening. The manager must outlive the server. Errors: AL_ERR_USAGE
- * (bad options, non-loopback without listen_any), AL_ERR_IO (cannot bind,
+ * (bad options, non-loopback without listen_any, a cors_origins entry that is
+ * not "*" or scheme://host[:port], more than AL_SERVER_CORS_ORIGINS), AL_ERR_IO (cannot bind,
  * cannot read the TLS files), AL_ERR_INTERNAL. */
 enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_models *mm, struct al_server **out,
                            struct al_err *err);

@@ -336,3 +336,66 @@ curl -s "$BASE/metrics" >"$T/m"
 qgrep '^airlock_generated_tokens_total' "$T/m" || fail "no token metric"
 serve_stop
 ok "n > 1 gives n choices (streamed with their index), capped at 8"
+
+# ---- 9. CORS: --cors-origins answers preflights from the origins it names, and only those ----
+GOOD=http://localhost:5173
+EVIL=http://evil.example
+# preflight ORIGIN PATH: the status into $CODE, the headers into $T/h.
+preflight() {
+    CODE=$(curl -s -o "$T/pre.body" -D "$T/h" -w '%{http_code}' -X OPTIONS "$BASE$2" -H "Origin: $1" \
+        -H 'Access-Control-Request-Method: POST' -H 'Access-Control-Request-Headers: authorization, content-type, x-stainless-os')
+}
+hdr() { grep -i "^$1:" "$T/h" | cut -d' ' -f2- | tr -d '\r'; }
+# Off by default: no preflight is answered, no response carries a CORS header.
+serve_start stories --port 0 --no-audit
+preflight "$GOOD" /v1/chat/completions
+[ "$CODE" = 403 ] || fail "a preflight without --cors-origins: $CODE"
+[ -z "$(hdr Access-Control-Allow-Origin)" ] || fail "CORS header without --cors-origins: $(cat "$T/h")"
+curl -s -D "$T/h" -o /dev/null "$BASE/v1/models" -H "Origin: $GOOD"
+[ -z "$(hdr Access-Control-Allow-Origin)" ] || fail "CORS header on a response without --cors-origins"
+serve_stop
+expect_status 2 airlock serve stories --port 0 --cors-origins "http://localhost:5173/app"
+echo "$OUT" | qgrep "is not '\*' or scheme://host" || fail "an origin with a path: $OUT"
+expect_status 2 airlock serve stories --port 0 --cors-origins "localhost"
+serve_start stories --port 0 --no-audit --cors-origins "$GOOD, http://127.0.0.1:8080"
+preflight "$GOOD" /v1/chat/completions
+[ "$CODE" = 204 ] || fail "preflight from $GOOD: $CODE $(cat "$T/pre.body")"
+[ "$(hdr Access-Control-Allow-Origin)" = "$GOOD" ] || fail "Allow-Origin: $(cat "$T/h")"
+hdr Access-Control-Allow-Methods | qgrep POST || fail "Allow-Methods: $(cat "$T/h")"
+hdr Access-Control-Allow-Headers | qgrep x-stainless-os || fail "Allow-Headers: $(cat "$T/h")"
+[ "$(hdr Vary)" = Origin ] || fail "Vary: $(cat "$T/h")"
+preflight http://127.0.0.1:8080 /chat/completions
+[ "$CODE" = 204 ] || fail "preflight from the second origin on an alias: $CODE"
+# A disallowed origin: refused, and no CORS header that would let its page read anything.
+preflight "$EVIL" /v1/chat/completions
+[ "$CODE" = 403 ] || fail "preflight from $EVIL: $CODE"
+[ -z "$(hdr Access-Control-Allow-Origin)" ] || fail "$EVIL got a CORS header: $(cat "$T/h")"
+json_get 'd["error"]["code"]' <"$T/pre.body" | qgrep cors_denied || fail "refusal body: $(cat "$T/pre.body")"
+preflight "${GOOD}0" /v1/chat/completions
+[ "$CODE" = 403 ] || fail "an origin that only starts like an allowed one: $CODE"
+# The requests themselves: the allowed origin's answers carry the header (errors too), others none.
+curl -s -D "$T/h" -o "$T/b" "$BASE/v1/completions" -H "Origin: $GOOD" -H 'Content-Type: application/json' \
+    -d '{"prompt":"Once upon a time","max_tokens":3}'
+[ "$(hdr Access-Control-Allow-Origin)" = "$GOOD" ] || fail "response to $GOOD: $(cat "$T/h")"
+curl -sN -D "$T/h" -o "$T/b" "$BASE/v1/completions" -H "Origin: $GOOD" -H 'Content-Type: application/json' \
+    -d '{"prompt":"Once upon a time","max_tokens":3,"stream":true}'
+[ "$(hdr Access-Control-Allow-Origin)" = "$GOOD" ] || fail "streamed response to $GOOD: $(cat "$T/h")"
+curl -s -D "$T/h" -o "$T/b" "$BASE/v1/completions" -H "Origin: $GOOD" -d '{"prompt":7}'
+[ "$(hdr Access-Control-Allow-Origin)" = "$GOOD" ] || fail "error response to $GOOD: $(cat "$T/h")"
+curl -s -D "$T/h" -o "$T/b" "$BASE/v1/completions" -H "Origin: $EVIL" -H 'Content-Type: application/json' \
+    -d '{"prompt":"Once upon a time","max_tokens":3}'
+[ -z "$(hdr Access-Control-Allow-Origin)" ] || fail "response to $EVIL has a CORS header: $(cat "$T/h")"
+# OPTIONS on an unknown path is still 404; a plain OPTIONS (no preflight) is refused.
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$BASE/nothing" -H "Origin: $GOOD")" = 404 ] || fail "OPTIONS /nothing"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -X OPTIONS "$BASE/v1/models" -H "Origin: $GOOD")" = 403 ] ||
+    fail "OPTIONS without Access-Control-Request-Method"
+serve_stop
+# A key is still needed after the preflight: CORS opens no door that keys close.
+export AIRLOCK_HOME="$T/home"
+serve_start stories --port 0 --no-audit --cors-origins '*'
+preflight "$EVIL" /v1/models
+[ "$CODE" = 204 ] && [ "$(hdr Access-Control-Allow-Origin)" = '*' ] || fail "'*' preflight: $CODE $(cat "$T/h")"
+[ "$(curl -s -o /dev/null -w '%{http_code}' "$BASE/v1/models" -H "Origin: $EVIL")" = 401 ] ||
+    fail "a cross-origin request without a key"
+serve_stop
+ok "--cors-origins: preflights answered for the named origins only, their responses marked; keys still needed"
