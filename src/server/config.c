@@ -110,7 +110,8 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "chat_template_file", "limits", "drain_timeout_s",
-                                      "audit_text", "audit_fail", "stream_interval_ms", NULL};
+                                      "audit_text", "audit_fail", "stream_interval_ms", "cors_origins", "sampling", NULL};
+    static const char *const sampling_keys[] = {"seed", "temperature", "n_predict", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
     static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
@@ -157,6 +158,53 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
             if (!json_is_string(m) || json_string_length(m) >= sizeof c->models.pinned[0])
                 return al_err_set(err, AL_ERR_INVALID, "config: models[%zu] must be a model reference", i);
             snprintf(c->models.pinned[c->models.n_pinned++], sizeof c->models.pinned[0], "%s", json_string_value(m));
+        }
+    }
+    if ((v = json_object_get(root, "cors_origins"))) {
+        /* A string "a,b" or an array of strings, as --cors-origins. */
+        size_t i;
+        json_t *o;
+        if (json_is_string(v)) {
+            if (json_string_length(v) >= sizeof c->cors)
+                return al_err_set(err, AL_ERR_LIMIT, "config: 'cors_origins' is longer than %zu bytes", sizeof c->cors - 1);
+            snprintf(c->cors, sizeof c->cors, "%s", json_string_value(v));
+        } else if (json_is_array(v)) {
+            c->cors[0] = '\0';
+            json_array_foreach(v, i, o)
+            {
+                size_t len = strlen(c->cors);
+                if (!json_is_string(o) || strchr(json_string_value(o), ','))
+                    return al_err_set(err, AL_ERR_INVALID, "config: cors_origins[%zu] must be one origin", i);
+                if (len + json_string_length(o) + 2 > sizeof c->cors)
+                    return al_err_set(err, AL_ERR_LIMIT, "config: 'cors_origins' is longer than %zu bytes",
+                                      sizeof c->cors - 1);
+                snprintf(c->cors + len, sizeof c->cors - len, "%s%s", len ? "," : "", json_string_value(o));
+            }
+        } else {
+            return al_err_set(err, AL_ERR_INVALID, "config: 'cors_origins' must be a string or an array of strings");
+        }
+    }
+    if ((v = json_object_get(root, "sampling"))) {
+        /* The defaults of requests that do not set them, as serve --seed, --temp, --n-predict. */
+        struct al_server_sampling *sd = &c->server.sampling;
+        double temp = -1;
+        json_t *seed = json_object_get(v, "seed");
+        if ((rc = keys_known(v, "sampling", sampling_keys, err)) || (rc = get_num(v, "temperature", &temp, err)) ||
+            (rc = get_int(v, "n_predict", -1, 1 << 24, &sd->n_predict, err)))
+            return rc;
+        if (seed && !(json_is_integer(seed) && json_integer_value(seed) >= -1 &&
+                      json_integer_value(seed) < (json_int_t)UINT32_MAX))
+            return al_err_set(err, AL_ERR_INVALID, "config: 'sampling.seed' must be an integer from -1 to %u",
+                              UINT32_MAX - 1);
+        if (seed) {
+            sd->seed_set = json_integer_value(seed) >= 0;
+            sd->seed = sd->seed_set ? (uint32_t)json_integer_value(seed) : 0;
+        }
+        if (json_object_get(v, "temperature")) {
+            if (!(temp >= 0 && temp <= 2))
+                return al_err_set(err, AL_ERR_INVALID, "config: 'sampling.temperature' must be from 0 to 2");
+            sd->temp_set = true;
+            sd->temperature = (float)temp;
         }
     }
     if ((v = json_object_get(root, "defaults")) && (rc = settings(v, "defaults", &c->models.defaults, err)))

@@ -18,7 +18,9 @@
  *                "concurrent": 64, "timeout_s": 600},
  *     "drain_timeout_s": 30,
  *     "audit_text": false,
- *     "audit_fail": "closed"
+ *     "audit_fail": "closed",
+ *     "cors_origins": ["http://localhost:5173"],
+ *     "sampling": {"seed": 42, "temperature": 0.8, "n_predict": 256}
  *   }
  * audit_fail: while the audit log cannot be written (a full disk), "closed"
  * refuses every request but /health with 503 until it can; "open" serves and

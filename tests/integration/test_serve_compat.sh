@@ -399,3 +399,23 @@ preflight "$EVIL" /v1/models
     fail "a cross-origin request without a key"
 serve_stop
 ok "--cors-origins: preflights answered for the named origins only, their responses marked; keys still needed"
+
+# ---- the same from the config file (a service runs serve --config) ----
+export AIRLOCK_HOME="$T/home2"
+printf '{"cors_origins": ["%s"], "sampling": {"temperature": 0, "n_predict": 40}}\n' "$GOOD" >"$T/c.json"
+serve_start stories --port 0 --no-audit --config "$T/c.json"
+G=$(text_of '{"prompt":"Once upon a time"}')
+[ "$G" = "$GOLDEN" ] || fail "config sampling: '$G'"
+preflight "$GOOD" /v1/completions
+[ "$CODE" = 204 ] || fail "config cors_origins: $CODE"
+preflight "$EVIL" /v1/completions
+[ "$CODE" = 403 ] || fail "config cors_origins lets $EVIL in: $CODE"
+serve_stop
+for bad in '{"sampling": {"temperature": 5}}' '{"sampling": {"seed": "x"}}' '{"sampling": {"top_k": 3}}' \
+           '{"cors_origins": 7}' '{"cors_origins": ["a,b"]}'; do
+    printf '%s\n' "$bad" >"$T/c.json"
+    expect_status 4 airlock serve stories --port 0 --config "$T/c.json"
+done
+printf '{"cors_origins": "ftp//x"}\n' >"$T/c.json"
+expect_status 2 airlock serve stories --port 0 --config "$T/c.json"
+ok "cors_origins and sampling in the config file"
