@@ -54,6 +54,7 @@ enum {
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
+    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -83,6 +84,9 @@ static const struct option opts[] = {
     {"audit-text", no_argument, NULL, O_AUDIT_TEXT}, {"audit-retention", required_argument, NULL, O_AUDIT_DAYS},
     {"audit-fail", required_argument, NULL, O_AUDIT_FAIL}, {"no-webui", no_argument, NULL, O_NO_WEBUI},
     {"registry", no_argument, NULL, O_REGISTRY}, {"registry-sign", required_argument, NULL, O_REGISTRY_SIGN},
+    {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
+    {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
+    {"cors-origins", required_argument, NULL, O_CORS},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -95,6 +99,9 @@ static void usage(void)
            "  POST /v1/completions /tokenize /detokenize                        chat\n"
            "  POST /v1/embeddings                                               embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
+           "  POST /chat/completions /completions /responses (no /v1: aliases)  chat\n"
+           "  POST /embeddings (alias of /v1/embeddings)                        embed\n"
+           "  GET  /models /models/{id} (aliases)                               chat or embed\n"
            "  POST /v1/rag/{collection}/query                                   rag:{collection}\n"
            "  GET  /v1/rag (the collections the key may query)                  any key\n"
            "  POST /api/chat /api/generate (Ollama)                             chat\n"
@@ -114,6 +121,9 @@ static void usage(void)
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
            "  --no-webui           serve no web chat at / (404; config: \"webui\": false)\n"
+           "  --cors-origins LIST  comma-separated origins (http://localhost:5173) whose browser pages\n"
+           "                       may call the API, '*' for any; OPTIONS preflights from them are\n"
+           "                       answered, others refused (default: none, no CORS headers)\n"
            "registry (every node a mirror; docs/internals/registry.md):\n"
            "  --registry           serve the store read-only as an OCI registry under /v2/:\n"
            "                       manifests, blobs (Range), tags, referrers; a repository is a\n"
@@ -128,7 +138,17 @@ static void usage(void)
            "                       least recently used idle models are unloaded beyond it\n"
            "  --max-models N       most models loaded at once\n"
            "  --keep-alive S       unload an on-demand model idle this long (default 300; <0 never)\n"
-           "  --chat-template T    template for models without one (default chatml)\n"
+           "  --chat-template T    a builtin name (chatml, llama3, ...: the format of models without a\n"
+           "                       template; default chatml), or Jinja text that every model is\n"
+           "                       rendered with, over its own (as llama-server's flag)\n"
+           "  --chat-template-file PATH   that Jinja from a file (at most 64 KiB)\n"
+           "sampling defaults, for requests that do not set the field (llama-server's flags):\n"
+           "  --seed N             seed of every request without one (-1: a fresh one each, the\n"
+           "                       default); with it, such requests are reproducible\n"
+           "  --temp T             temperature (0 to 2; default 0.8; 0: greedy)\n"
+           "  --n-predict N        max_tokens of a request without one, within --max-tokens\n"
+           "                       (default: chat --max-tokens, completions 16; -1: that default)\n"
+           "  These apply from the start; a reload (SIGHUP) keeps the values the server started with.\n"
            "limits (each refusal is a JSON error):\n"
            "  --max-body BYTES --max-prompt-tokens N --max-tokens N --max-concurrent N --timeout S\n"
            "  --receive-timeout S  a request's headers and body must arrive within S seconds of the\n"
@@ -166,13 +186,16 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         if (ch == 'c')
             file = optarg;
     struct al_err err = AL_ERR_INIT;
-    if (file && al_server_config_load(c, file, &err))
+    if (file && al_server_config_load(c, file, &err)) {
+        al_server_config_release(c);
         return al_cli_fail(&err);
+    }
     struct al_serve_settings *d = &c->models.defaults;
     struct al_server_limits *l = &c->server.limits;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "c:vqh", opts, NULL)) != -1) {
         int st = 0, iv = 0;
+        double dv = 0;
         switch (ch) {
         case 'c': break;
         case 'v': *verbosity = 1; break;
@@ -201,8 +224,20 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_KEEP_ALIVE:
             st = al_cli_opt_seconds("serve", "--keep-alive", optarg, -1e9, 1e9, &c->models.keep_alive_s);
             break;
-        case O_TEMPLATE: snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", optarg); break;
+        case O_TEMPLATE:
+        case O_TEMPLATE_FILE:
+            if (al_server_config_chat_template(c, optarg, ch == O_TEMPLATE_FILE, &err) != AL_OK) {
+                al_server_config_release(c);
+                return al_cli_fail(&err);
+            }
+            break;
         case O_CERT: snprintf(c->tls_cert, sizeof c->tls_cert, "%s", optarg); break;
+        case O_CORS:
+            if (strlen(optarg) >= sizeof c->cors)
+                st = al_cli_usage_error("serve", "--cors-origins is longer than %zu bytes", sizeof c->cors - 1);
+            else
+                snprintf(c->cors, sizeof c->cors, "%s", optarg);
+            break;
         case O_KEY: snprintf(c->tls_key, sizeof c->tls_key, "%s", optarg); break;
         case O_CA: snprintf(c->tls_ca, sizeof c->tls_ca, "%s", optarg); break;
         case O_MAX_TOKENS: st = al_cli_opt_i("serve", "--max-tokens", optarg, 1, 1 << 24, &l->max_tokens); break;
@@ -221,6 +256,19 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_STREAM_INTERVAL:
             st = al_cli_opt_num("serve", "--stream-interval", optarg, 0, 1000, &c->server.stream_interval_ms);
             break;
+        case O_SEED:
+            st = al_cli_opt_num("serve", "--seed", optarg, -1, 4294967294.0, &dv);
+            if (!st && dv != (double)(int64_t)dv)
+                st = al_cli_usage_error("serve", "--seed needs a whole number (got '%s')", optarg);
+            c->server.sampling.seed_set = !st && dv >= 0;
+            c->server.sampling.seed = c->server.sampling.seed_set ? (uint32_t)dv : 0;
+            break;
+        case O_TEMP:
+            st = al_cli_opt_num("serve", "--temp", optarg, 0, 2, &dv);
+            c->server.sampling.temp_set = !st;
+            c->server.sampling.temperature = (float)dv;
+            break;
+        case O_N_PREDICT: st = al_cli_opt_i("serve", "--n-predict", optarg, -1, 1 << 24, &c->server.sampling.n_predict); break;
         case O_REQUIRE_KEY: serve_flags.require_key = true; break;
         case O_NO_AUDIT: serve_flags.no_audit = true; break;
         case O_AUDIT_TEXT: serve_flags.audit_text = true; break;
@@ -232,19 +280,25 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
             st = al_cli_opt_i("serve", "--audit-retention", optarg, 1, 36500,
                               &serve_flags.audit_days);
             break;
-        default: return al_cli_usage_error("serve", "unknown option");
+        default: al_server_config_release(c); return al_cli_usage_error("serve", "unknown option");
         }
-        if (st)
+        if (st) {
+            al_server_config_release(c);
             return st;
+        }
     }
     /* REFs on the command line come first: the first is the default model. */
     int n_refs = argc - optind;
-    if (n_refs + c->models.n_pinned > AL_SERVE_MAX_PINNED)
+    if (n_refs + c->models.n_pinned > AL_SERVE_MAX_PINNED) {
+        al_server_config_release(c);
         return al_cli_usage_error("serve", "at most %d models may be named", AL_SERVE_MAX_PINNED);
+    }
     memmove(c->models.pinned[n_refs], c->models.pinned[0], (size_t)c->models.n_pinned * sizeof c->models.pinned[0]);
     for (int i = 0; i < n_refs; i++) {
-        if (strlen(argv[optind + i]) >= sizeof c->models.pinned[0])
+        if (strlen(argv[optind + i]) >= sizeof c->models.pinned[0]) {
+            al_server_config_release(c);
             return al_cli_usage_error("serve", "'%s' is too long a reference", argv[optind + i]);
+        }
         snprintf(c->models.pinned[i], sizeof c->models.pinned[0], "%s", argv[optind + i]);
     }
     c->models.n_pinned += n_refs;
@@ -296,6 +350,7 @@ static void reload(int argc, char **argv, struct al_server_config *cfg, struct a
                         ? " (listening address and TLS changes need a restart)"
                         : "");
         cfg->drain_timeout_s = fresh.drain_timeout_s;
+        al_server_config_release(&fresh); /* the manager keeps a copy of the template */
     }
     sd_notify_msg("READY=1");
 }
@@ -420,6 +475,7 @@ out:
     al_audit_free(audit);
     al_access_free(access);
     al_trust_key_free(sign.key);
+    al_server_config_release(&cfg);
     if (err.rc)
         return al_cli_fail(&err);
     fprintf(stderr, "airlock: stopped\n");

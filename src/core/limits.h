@@ -50,6 +50,7 @@
 #define AL_LIMIT_TOOLS_BYTES     (256u << 10)     /* those tools, as JSON text */
 #define AL_LIMIT_TOOL_NAME       64               /* a function's name (OpenAI's: [A-Za-z0-9_-]{1,64}) */
 #define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
+#define AL_LIMIT_CHOICES         8                /* choices one completion may ask for ('n') */
 
 /* benchmark and validation suites (src/suite, src/bench, src/loadgen) */
 #define AL_LIMIT_SUITE_FILE      (16u << 20)      /* a suite, golden, recording or bench report JSON */

@@ -42,6 +42,18 @@ bool al_engine_chat_has_template(const struct al_engine_model *m);
  * capability detection: supports_tool_calls). False without a template. */
 bool al_engine_chat_supports_tools(const struct al_engine_model *m);
 
+/* Whether name is one of llama.cpp's builtin chat formats ("chatml",
+ * "llama3", ...: llama_chat_builtin_templates), which the builtin formatter
+ * (al_engine_chat_format) applies by name. */
+bool al_engine_chat_builtin(const char *name);
+
+/* Checks that tmpl is a Jinja chat template llama.cpp's engine parses and
+ * can render a one-message conversation with, without a model (the operator's
+ * override, checked before any model loads). Errors: AL_ERR_LIMIT (over
+ * AL_LIMIT_CHAT_TEMPLATE bytes), AL_ERR_INVALID (with llama.cpp's reason),
+ * AL_ERR_NOMEM. */
+enum al_rc al_engine_chat_template_check(const char *tmpl, struct al_err *err);
+
 enum al_engine_tool_choice {
     AL_ENGINE_TOOLS_AUTO,     /* the model may call a tool */
     AL_ENGINE_TOOLS_NONE,     /* the tools are described, never called */

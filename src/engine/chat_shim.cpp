@@ -86,6 +86,30 @@ extern "C" enum al_rc al_engine_chat_tmpls_new(const struct llama_model *model, 
     return AL_OK;
 }
 
+extern "C" enum al_rc al_engine_chat_template_check(const char *tmpl, struct al_err *err)
+{
+    if (strlen(tmpl) > AL_LIMIT_CHAT_TEMPLATE)
+        return al_err_set(err, AL_ERR_LIMIT, "the chat template is over the cap of %u bytes (AL_LIMIT_CHAT_TEMPLATE)",
+                          AL_LIMIT_CHAT_TEMPLATE);
+    if (!*tmpl)
+        return al_err_set(err, AL_ERR_INVALID, "the chat template is empty");
+    try {
+        /* As llama.cpp's common_chat_verify_template does with Jinja. */
+        auto t = common_chat_templates_init(nullptr, tmpl);
+        common_chat_msg msg;
+        msg.role = "user";
+        msg.content = "test";
+        common_chat_templates_inputs inputs;
+        inputs.messages = {msg};
+        common_chat_templates_apply(t.get(), inputs);
+    } catch (const std::bad_alloc &e) {
+        return fail(err, AL_ERR_NOMEM, "out of memory checking the chat template", e);
+    } catch (const std::exception &e) {
+        return fail(err, AL_ERR_INVALID, "the chat template does not parse or render", e);
+    }
+    return AL_OK;
+}
+
 extern "C" void al_engine_chat_tmpls_free(struct al_engine_chat_tmpls *t)
 {
     delete t;

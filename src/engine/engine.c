@@ -9,6 +9,7 @@
  * stays open until the model is freed.
  */
 #include "engine/engine_int.h"
+#include "engine/chat.h"
 
 #include <pthread.h>
 #include <sys/stat.h>
@@ -488,6 +489,16 @@ enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *
 }
 
 /* ---- chat templates ---- */
+
+bool al_engine_chat_builtin(const char *name)
+{
+    const char *names[128];
+    int32_t n = llama_chat_builtin_templates(names, sizeof names / sizeof names[0]);
+    for (int32_t i = 0; i < n && i < (int32_t)(sizeof names / sizeof names[0]); i++)
+        if (strcmp(names[i], name) == 0)
+            return true;
+    return false;
+}
 
 static int apply_template(const char *tmpl, const struct llama_chat_message *msgs, size_t n,
                           bool add_ass, char **out, size_t total)

@@ -57,7 +57,8 @@ struct al_serve_models {
     pthread_mutex_t mu;
     pthread_cond_t cv;        /* an entry finished loading; or stop */
     struct al_repo *repo;
-    struct al_serve_config cfg;
+    struct al_serve_config cfg;   /* cfg.chat_template is NULL: the copy is chat_template */
+    char *chat_template;          /* the operator's Jinja for every model (owned), or NULL */
     struct al_engine_verify_cache *vcache;
     al_engine_admit_fn *admit;    /* every model's admission hook (al_serve_set_admit) */
     void *admit_ud;
@@ -345,6 +346,11 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
     snprintf(tmpl_path, sizeof tmpl_path, "%s", r->tmpl_path);
     snprintf(tmpl_digest, sizeof tmpl_digest, "%s", r->tmpl_digest);
     uint64_t r_size = r->size; /* r may be freed by a reload during the load */
+    /* The operator's template (serve --chat-template) goes over the version's
+     * own, as llama-server's flag goes over the GGUF's. Copied: a reload may
+     * replace it during the load. */
+    char *server_tmpl = mm->chat_template ? strdup(mm->chat_template) : NULL;
+    bool tmpl_nomem = mm->chat_template && !server_tmpl;
     pthread_mutex_unlock(&mm->mu);
 
     free_entries(victims);
@@ -353,11 +359,17 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
             e->name, e->manifest, p.threads, p.n_ctx, p.n_batch, p.n_seq, (double)need / (1 << 20));
     struct al_engine_model *m = NULL;
     char *tmpl = NULL;
-    rc = tmpl_path[0] ? read_template(tmpl_path, tmpl_digest, &tmpl, err) : AL_OK;
-    p.chat_template = tmpl;
+    if (tmpl_nomem)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    else if (server_tmpl)
+        al_info("model %s: the server's chat template (--chat-template) over its own", e->name);
+    else
+        rc = tmpl_path[0] ? read_template(tmpl_path, tmpl_digest, &tmpl, err) : AL_OK;
+    p.chat_template = server_tmpl ? server_tmpl : tmpl;
     if (!rc)
         rc = al_engine_model_load(path, e->digest, &p, &m, err);
     free(tmpl);
+    free(server_tmpl);
 
     pthread_mutex_lock(&mm->mu);
     if (rc) {
@@ -463,7 +475,13 @@ enum al_rc al_serve_new(const char *home, const struct al_serve_config *cfg, str
     pthread_mutex_init(&mm->mu, NULL);
     pthread_cond_init(&mm->cv, NULL);
     mm->cfg = *cfg;
-    enum al_rc rc = al_repo_open(home, false, &mm->repo, err);
+    mm->cfg.chat_template = NULL;
+    enum al_rc rc = AL_OK;
+    if (cfg->chat_template && !(mm->chat_template = strdup(cfg->chat_template))) {
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    rc = al_repo_open(home, false, &mm->repo, err);
     if (rc)
         goto fail;
     mm->vcache = al_engine_verify_cache_new();
@@ -500,6 +518,7 @@ void al_serve_free(struct al_serve_models *mm)
     }
     al_engine_verify_cache_free(mm->vcache);
     al_repo_free(mm->repo);
+    free(mm->chat_template);
     pthread_cond_destroy(&mm->cv);
     pthread_mutex_destroy(&mm->mu);
     free(mm);
@@ -548,8 +567,14 @@ bool al_serve_loading(struct al_serve_models *mm)
 
 enum al_rc al_serve_reload(struct al_serve_models *mm, const struct al_serve_config *cfg, struct al_err *err)
 {
+    char *tmpl = cfg->chat_template ? strdup(cfg->chat_template) : NULL;
+    if (cfg->chat_template && !tmpl)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&mm->mu);
     mm->cfg = *cfg;
+    mm->cfg.chat_template = NULL;
+    free(mm->chat_template); /* models loaded from now on get the new one */
+    mm->chat_template = tmpl;
     struct rref *old = mm->refs;
     mm->refs = NULL;
     /* Resolve again every reference seen so far: a name now points at its

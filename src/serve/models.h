@@ -55,7 +55,10 @@ struct al_serve_config {
     uint64_t budget_bytes;               /* 0: no budget */
     int max_loaded;                      /* 0: no cap */
     double keep_alive_s;                 /* < 0: forever */
-    char chat_fallback[64];              /* template for models without one; "" = chatml */
+    char chat_fallback[64];              /* builtin format for models without a template; "" = chatml */
+    const char *chat_template;           /* Jinja for every model, over its own (serve --chat-template
+                                            TEXT or --chat-template-file); NULL: none. Borrowed for the
+                                            call of al_serve_new/al_serve_reload: the manager copies it */
 };
 
 /* Everything unset, no budget, max_loaded 0, keep_alive 300 s, "chatml". */

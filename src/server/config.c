@@ -5,6 +5,8 @@
 
 #include <jansson.h>
 
+#include "engine/chat.h"
+
 void al_server_config_default(struct al_server_config *c)
 {
     memset(c, 0, sizeof *c);
@@ -22,6 +24,8 @@ void al_server_config_fix(struct al_server_config *c)
     c->server.tls_cert = c->tls_cert[0] ? c->tls_cert : NULL;
     c->server.tls_key = c->tls_key[0] ? c->tls_key : NULL;
     c->server.tls_client_ca = c->tls_ca[0] ? c->tls_ca : NULL;
+    c->models.chat_template = c->chat_template;
+    c->server.cors_origins = c->cors[0] ? c->cors : NULL;
 }
 
 static enum al_rc keys_known(json_t *obj, const char *where, const char *const *known, struct al_err *err)
@@ -105,9 +109,10 @@ static enum al_rc settings(json_t *obj, const char *where, struct al_serve_setti
 static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err *err)
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
-                                      "max_models", "keep_alive_s", "chat_template", "limits", "drain_timeout_s",
-                                      "audit_text", "audit_fail", "stream_interval_ms", "webui", "registry",
-                                      "registry_sign_key", NULL};
+                                      "max_models", "keep_alive_s", "chat_template", "chat_template_file", "limits",
+                                      "drain_timeout_s", "audit_text", "audit_fail", "stream_interval_ms", "webui",
+                                      "registry", "registry_sign_key", "cors_origins", "sampling", NULL};
+    static const char *const sampling_keys[] = {"seed", "temperature", "n_predict", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
     static const char *const limit_keys[] = {"body_bytes", "prompt_tokens", "max_tokens", "concurrent", "timeout_s",
@@ -156,6 +161,53 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
             snprintf(c->models.pinned[c->models.n_pinned++], sizeof c->models.pinned[0], "%s", json_string_value(m));
         }
     }
+    if ((v = json_object_get(root, "cors_origins"))) {
+        /* A string "a,b" or an array of strings, as --cors-origins. */
+        size_t i;
+        json_t *o;
+        if (json_is_string(v)) {
+            if (json_string_length(v) >= sizeof c->cors)
+                return al_err_set(err, AL_ERR_LIMIT, "config: 'cors_origins' is longer than %zu bytes", sizeof c->cors - 1);
+            snprintf(c->cors, sizeof c->cors, "%s", json_string_value(v));
+        } else if (json_is_array(v)) {
+            c->cors[0] = '\0';
+            json_array_foreach(v, i, o)
+            {
+                size_t len = strlen(c->cors);
+                if (!json_is_string(o) || strchr(json_string_value(o), ','))
+                    return al_err_set(err, AL_ERR_INVALID, "config: cors_origins[%zu] must be one origin", i);
+                if (len + json_string_length(o) + 2 > sizeof c->cors)
+                    return al_err_set(err, AL_ERR_LIMIT, "config: 'cors_origins' is longer than %zu bytes",
+                                      sizeof c->cors - 1);
+                snprintf(c->cors + len, sizeof c->cors - len, "%s%s", len ? "," : "", json_string_value(o));
+            }
+        } else {
+            return al_err_set(err, AL_ERR_INVALID, "config: 'cors_origins' must be a string or an array of strings");
+        }
+    }
+    if ((v = json_object_get(root, "sampling"))) {
+        /* The defaults of requests that do not set them, as serve --seed, --temp, --n-predict. */
+        struct al_server_sampling *sd = &c->server.sampling;
+        double temp = -1;
+        json_t *seed = json_object_get(v, "seed");
+        if ((rc = keys_known(v, "sampling", sampling_keys, err)) || (rc = get_num(v, "temperature", &temp, err)) ||
+            (rc = get_int(v, "n_predict", -1, 1 << 24, &sd->n_predict, err)))
+            return rc;
+        if (seed && !(json_is_integer(seed) && json_integer_value(seed) >= -1 &&
+                      json_integer_value(seed) < (json_int_t)UINT32_MAX))
+            return al_err_set(err, AL_ERR_INVALID, "config: 'sampling.seed' must be an integer from -1 to %u",
+                              UINT32_MAX - 1);
+        if (seed) {
+            sd->seed_set = json_integer_value(seed) >= 0;
+            sd->seed = sd->seed_set ? (uint32_t)json_integer_value(seed) : 0;
+        }
+        if (json_object_get(v, "temperature")) {
+            if (!(temp >= 0 && temp <= 2))
+                return al_err_set(err, AL_ERR_INVALID, "config: 'sampling.temperature' must be from 0 to 2");
+            sd->temp_set = true;
+            sd->temperature = (float)temp;
+        }
+    }
     if ((v = json_object_get(root, "defaults")) && (rc = settings(v, "defaults", &c->models.defaults, err)))
         return rc;
     if ((v = json_object_get(root, "model_settings"))) {
@@ -180,7 +232,6 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
     if ((rc = get_int(root, "memory_budget_mb", 0, 1 << 30, &mb, err)) ||
         (rc = get_int(root, "max_models", 0, 1024, &c->models.max_loaded, err)) ||
         (rc = get_num(root, "keep_alive_s", &c->models.keep_alive_s, err)) ||
-        (rc = get_str(root, "chat_template", c->models.chat_fallback, sizeof c->models.chat_fallback, err)) ||
         (rc = get_num(root, "drain_timeout_s", &c->drain_timeout_s, err)) ||
         (rc = get_num(root, "stream_interval_ms", &c->server.stream_interval_ms, err)) ||
         (rc = get_bool(root, "audit_text", &audit_text, err)) || (rc = get_bool(root, "webui", &webui, err)) ||
@@ -188,6 +239,15 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
         (rc = get_str(root, "registry_sign_key", c->registry_sign, sizeof c->registry_sign, err)))
         return rc;
     c->server.registry = registry;
+    json_t *ct = json_object_get(root, "chat_template"), *ctf = json_object_get(root, "chat_template_file");
+    if ((ct && !json_is_string(ct)) || (ctf && !json_is_string(ctf)))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be a string", ct && !json_is_string(ct) ? "chat_template"
+                                                                                    : "chat_template_file");
+    if (ct && ctf)
+        return al_err_set(err, AL_ERR_INVALID, "config: 'chat_template' and 'chat_template_file' exclude each other");
+    if ((ct && (rc = al_server_config_chat_template(c, json_string_value(ct), false, err))) ||
+        (ctf && (rc = al_server_config_chat_template(c, json_string_value(ctf), true, err))))
+        return rc;
     char fail[16] = "";
     if ((rc = get_str(root, "audit_fail", fail, sizeof fail, err)))
         return rc;
@@ -212,6 +272,63 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
                               AL_SERVER_RECEIVE_TIMEOUT_MAX);
         l->body_bytes = (size_t)body;
     }
+    return AL_OK;
+}
+
+void al_server_config_release(struct al_server_config *c)
+{
+    free(c->chat_template);
+    c->chat_template = NULL;
+    c->models.chat_template = NULL;
+}
+
+/* The text of a template file, at most AL_LIMIT_CHAT_TEMPLATE bytes. */
+static enum al_rc read_template(const char *path, char **out, struct al_err *err)
+{
+    FILE *f = fopen(path, "rbe");
+    if (!f)
+        return al_err_sys(err, AL_ERR_IO, "cannot open the chat template '%s'", path);
+    char *buf = malloc((size_t)AL_LIMIT_CHAT_TEMPLATE + 2);
+    size_t n = buf ? fread(buf, 1, (size_t)AL_LIMIT_CHAT_TEMPLATE + 1, f) : 0;
+    bool bad = buf && ferror(f);
+    fclose(f);
+    if (!buf)
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (bad || n > AL_LIMIT_CHAT_TEMPLATE || memchr(buf, 0, n)) {
+        free(buf);
+        if (bad)
+            return al_err_set(err, AL_ERR_IO, "cannot read the chat template '%s'", path);
+        if (n > AL_LIMIT_CHAT_TEMPLATE)
+            return al_err_set(err, AL_ERR_LIMIT, "the chat template '%s' is over the cap of %u bytes "
+                              "(AL_LIMIT_CHAT_TEMPLATE)", path, AL_LIMIT_CHAT_TEMPLATE);
+        return al_err_set(err, AL_ERR_INVALID, "the chat template '%s' holds a NUL byte", path);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return AL_OK;
+}
+
+enum al_rc al_server_config_chat_template(struct al_server_config *c, const char *value, bool is_file,
+                                          struct al_err *err)
+{
+    if (!is_file && al_engine_chat_builtin(value)) {
+        /* A builtin name: the format of models without a template, as before. */
+        snprintf(c->models.chat_fallback, sizeof c->models.chat_fallback, "%s", value);
+        return AL_OK;
+    }
+    char *text = NULL;
+    enum al_rc rc = is_file ? read_template(value, &text, err) : AL_OK;
+    if (!rc && !is_file && !(text = strdup(value)))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (!rc)
+        rc = al_engine_chat_template_check(text, err);
+    if (rc) {
+        free(text);
+        return rc;
+    }
+    free(c->chat_template);
+    c->chat_template = text;
+    c->models.chat_template = text;
     return AL_OK;
 }
 

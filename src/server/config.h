@@ -12,14 +12,17 @@
  *                  "queue": 64, "gpu_layers": 0, "mmap": true, "mlock": false},
  *     "model_settings": {"stories": {"ctx": 512, "parallel": 8}},
  *     "memory_budget_mb": 8192, "max_models": 4, "keep_alive_s": 300,
- *     "chat_template": "chatml",
+ *     "chat_template": "chatml",        (a builtin name, or Jinja text)
+ *     "chat_template_file": "tmpl.jinja",
  *     "limits": {"body_bytes": 4194304, "prompt_tokens": 32768, "max_tokens": 4096,
  *                "concurrent": 64, "timeout_s": 600},
  *     "drain_timeout_s": 30,
  *     "audit_text": false,
  *     "audit_fail": "closed",
  *     "webui": true,
- *     "registry": false, "registry_sign_key": "site.key"
+ *     "registry": false, "registry_sign_key": "site.key",
+ *     "cors_origins": ["http://localhost:5173"],
+ *     "sampling": {"seed": 42, "temperature": 0.8, "n_predict": 256}
  *   }
  * audit_fail: while the audit log cannot be written (a full disk), "closed"
  * refuses every request but /health with 503 until it can; "open" serves and
@@ -27,6 +30,11 @@
  * webui: false serves no web chat at / (as --no-webui).
  * registry: true serves the store read-only under /v2/ (as --registry);
  * registry_sign_key signs what it serves (as --registry-sign).
+ * chat_template: one of llama.cpp's builtin names ("chatml", "llama3", ...) is
+ * the format for models without a template of their own; anything else is
+ * Jinja that every model is rendered with, over its own (as llama-server's
+ * --chat-template); chat_template_file reads that Jinja from a file (at most
+ * AL_LIMIT_CHAT_TEMPLATE bytes). The Jinja is checked when it is read.
  * Unknown keys are errors, so that a typo does not pass silently.
  */
 #ifndef AL_SERVER_CONFIG_H
@@ -44,10 +52,23 @@ struct al_server_config {
     char socket[AL_LIMIT_PATH];
     char tls_cert[AL_LIMIT_PATH], tls_key[AL_LIMIT_PATH], tls_ca[AL_LIMIT_PATH];
     char registry_sign[AL_LIMIT_PATH]; /* serve --registry-sign: a minisign secret key, "" none */
+    char *chat_template;            /* the Jinja override (owned; models.chat_template points at it) */
+    char cors[4096];                /* --cors-origins, "" none */
 };
 
 /* The built-in defaults. */
 void al_server_config_default(struct al_server_config *c);
+
+/* Frees what c owns (the Jinja override). */
+void al_server_config_release(struct al_server_config *c);
+
+/* Sets the chat template from value: a builtin name into
+ * models.chat_fallback, anything else as the Jinja override; with is_file,
+ * value is a path whose text is the Jinja (capped at AL_LIMIT_CHAT_TEMPLATE
+ * bytes). The Jinja is checked (al_engine_chat_template_check). Errors:
+ * AL_ERR_IO (the file), AL_ERR_LIMIT, AL_ERR_INVALID, AL_ERR_NOMEM. */
+enum al_rc al_server_config_chat_template(struct al_server_config *c, const char *value, bool is_file,
+                                          struct al_err *err);
 
 /* Reads path on top of what c holds. Errors: AL_ERR_IO, AL_ERR_INVALID
  * (malformed, unknown key, wrong type), AL_ERR_LIMIT. */

@@ -31,6 +31,14 @@
  * References: the request (h->gen, dropped in the finish path), the engine
  * (until on_done) and a streaming response (until libmicrohttpd frees it)
  * each hold one; the last one frees.
+ *
+ * Choices ('n' > 1): one engine request per choice, each with a struct of its
+ * own (its text, result, log-probabilities and stream head with its
+ * "index"), all led by the first (g->lead), which holds what they share: the
+ * lock, the condition, the stream's bytes, the cancel flag, the references
+ * (each engine request holds one on the lead) and the choices themselves. The
+ * lead's "done" means every choice is done; a choice's own end is "fin". With
+ * one choice the lead is the only choice and nothing changes.
  */
 #include "server/http_int.h"
 
@@ -62,7 +70,13 @@ struct al_server_gen {
     struct al_engine_req *req;
     atomic_bool cancel;
     const char *cancel_why; /* "timeout", "client", "shutdown" */
-    bool done;
+    bool done;              /* lead: every choice has finished */
+    bool fin;               /* this choice has finished (on_done, or never submitted) */
+    struct al_server_gen *lead; /* the first choice (itself for the first) */
+    struct al_server_gen *choices[AL_LIMIT_CHOICES]; /* lead: every choice, [0] itself */
+    int n_choices, n_fin;   /* lead: choices asked for, finished */
+    int index;              /* this choice's index */
+    bool error_sent;        /* lead: a stream's error event is out */
     struct al_engine_gen_result res;
     char error[256];
     double t0, t_first, t_last;
@@ -139,8 +153,21 @@ void al_server_json_escape(struct al_buf *b, const char *s, size_t len)
     al_buf_addch(b, '"');
 }
 
+/* A choice other than the lead: what is its own. */
+static void choice_free(struct al_server_gen *c)
+{
+    al_engine_req_free(c->req);
+    al_buf_release(&c->head);
+    al_buf_release(&c->text);
+    free(c->lp);
+    free(c);
+}
+
 static void gen_free(struct al_server_gen *g)
 {
+    for (int i = 1; i < g->n_choices; i++)
+        if (g->choices[i])
+            choice_free(g->choices[i]);
     al_engine_req_free(g->req);
     al_buf_release(&g->head);
     al_buf_release(&g->sse);
@@ -250,7 +277,7 @@ static void add_usage(struct al_buf *b, const struct al_engine_gen_result *r)
 static void on_probs(void *ud, const struct al_engine_token_probs *tp)
 {
     struct al_server_gen *g = ud;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&g->lead->mu);
     if (g->n_lp == g->cap_lp && !g->lp_nomem) {
         size_t cap = g->cap_lp ? g->cap_lp * 2 : 64;
         struct lp_tok *t = realloc(g->lp, cap * sizeof *t);
@@ -271,7 +298,7 @@ static void on_probs(void *ud, const struct al_engine_token_probs *tp)
             t->lps[k] = tp->logprobs[k];
         }
     }
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&g->lead->mu);
 }
 
 /* The piece as a JSON string, invalid UTF-8 bytes as U+FFFD. */
@@ -389,9 +416,9 @@ static void add_logprobs(struct al_server_gen *g, struct al_buf *b, size_t from,
 
 static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
 {
-    struct al_server_gen *g = ud;
+    struct al_server_gen *g = ud, *L = g->lead;
     double now = al_http_now();
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&L->mu);
     if (g->n_pieces++ == 0)
         g->t_first = now;
     g->t_last = now;
@@ -406,58 +433,75 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
             resp_text(g, t, strlen(t));
         free(t);
     } else if (g->stream) {
-        al_buf_add(&g->sse, g->head.data, g->head.len);
-        al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
-        al_server_json_escape(&g->sse, piece, len);
-        al_buf_addstr(&g->sse, g->kind == AL_SERVER_GEN_CHAT ? "},\"logprobs\":" : ",\"logprobs\":");
+        struct al_buf *b = &L->sse; /* the choices' chunks go out in one stream */
+        al_buf_add(b, g->head.data, g->head.len);
+        al_buf_addstr(b, g->kind == AL_SERVER_GEN_CHAT ? "\"delta\":{\"content\":" : "\"text\":");
+        al_server_json_escape(b, piece, len);
+        al_buf_addstr(b, g->kind == AL_SERVER_GEN_CHAT ? "},\"logprobs\":" : ",\"logprobs\":");
         if (g->lp_top >= 0 && g->n_lp > g->lp_sent) {
             /* The tokens whose text this chunk carries. */
-            add_logprobs(g, &g->sse, g->lp_sent, g->n_lp);
+            add_logprobs(g, b, g->lp_sent, g->n_lp);
             g->lp_sent = g->n_lp;
         } else {
-            al_buf_addstr(&g->sse, "null");
+            al_buf_addstr(b, "null");
         }
-        al_buf_addstr(&g->sse, ",\"finish_reason\":null}]}\n\n");
+        al_buf_addstr(b, ",\"finish_reason\":null}]}\n\n");
     }
-    bool ok = !al_buf_failed(&g->sse) && !al_buf_failed(&g->text) && !g->lp_nomem;
+    bool ok = !al_buf_failed(&L->sse) && !al_buf_failed(&g->text) && !g->lp_nomem;
     bool first = g->stream && g->n_pieces == 1;
-    if (g->stream && (first || g->idle_wait || now - g->t_flush >= g->interval_s))
-        pthread_cond_signal(&g->cv);
-    pthread_mutex_unlock(&g->mu);
+    if (g->stream && (first || L->idle_wait || now - L->t_flush >= L->interval_s))
+        pthread_cond_signal(&L->cv);
+    pthread_mutex_unlock(&L->mu);
     if (first)
         sched_yield(); /* see "Handing over" above */
-    return ok && !atomic_load(&g->cancel);
+    return ok && !atomic_load(&L->cancel);
+}
+
+/* The usage of every choice: the prompt once (each choice has the same
+ * prompt), the tokens generated summed, as OpenAI counts n choices. */
+static struct al_engine_gen_result group_usage(const struct al_server_gen *L)
+{
+    struct al_engine_gen_result r = L->res;
+    for (int i = 1; i < L->n_choices; i++)
+        r.n_gen += L->choices[i]->res.n_gen;
+    return r;
 }
 
 static void on_done(void *ud, const struct al_engine_gen_result *res)
 {
-    struct al_server_gen *g = ud;
+    struct al_server_gen *g = ud, *L = g->lead;
     struct al_server_metrics *m = g->srv->metrics;
-    pthread_mutex_lock(&g->mu);
+    pthread_mutex_lock(&L->mu);
     g->res = *res;
     g->res.error = NULL;
     if (res->error)
         snprintf(g->error, sizeof g->error, "%s", res->error);
+    g->fin = true;
+    bool all = ++L->n_fin == L->n_choices;
+    const char *cancel_why = L->cancel_why;
     if (g->stream && g->fmt) {
         bool failed = res->finish == AL_ENGINE_FINISH_ERROR ||
-                      (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why && strcmp(g->cancel_why, "client") != 0);
+                      (res->finish == AL_ENGINE_FINISH_CANCELLED && cancel_why && strcmp(cancel_why, "client") != 0);
         const char *why = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
-                          : g->cancel_why && strcmp(g->cancel_why, "timeout") == 0
+                          : cancel_why && strcmp(cancel_why, "timeout") == 0
                               ? "the request took longer than the server allows (limits.timeout_s)"
                               : "the server is shutting down";
         g->fmt->done(&g->sse, g->model, g->t0, res, failed ? why : NULL);
     } else if (g->stream) {
-        struct al_buf *b = &g->sse;
-        if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && g->cancel_why &&
-                                               strcmp(g->cancel_why, "client") != 0)) {
-            bool timeout = g->cancel_why && strcmp(g->cancel_why, "timeout") == 0;
-            al_buf_addstr(b, "data: {\"error\":{\"message\":");
-            const char *msg = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
-                              : timeout ? "the request took longer than the server allows (limits.timeout_s)"
-                                        : "the server is shutting down";
-            al_server_json_escape(b, msg, strlen(msg));
-            al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
-                        res->finish == AL_ENGINE_FINISH_ERROR ? "internal" : g->cancel_why);
+        struct al_buf *b = &L->sse;
+        if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && cancel_why &&
+                                                      strcmp(cancel_why, "client") != 0)) {
+            if (!L->error_sent) { /* once for the stream, whichever choice failed first */
+                L->error_sent = true;
+                bool timeout = cancel_why && strcmp(cancel_why, "timeout") == 0;
+                al_buf_addstr(b, "data: {\"error\":{\"message\":");
+                const char *msg = res->finish == AL_ENGINE_FINISH_ERROR ? g->error
+                                  : timeout ? "the request took longer than the server allows (limits.timeout_s)"
+                                            : "the server is shutting down";
+                al_server_json_escape(b, msg, strlen(msg));
+                al_buf_addf(b, ",\"type\":\"server_error\",\"param\":null,\"code\":\"%s\"}}\n\n",
+                            res->finish == AL_ENGINE_FINISH_ERROR ? "internal" : cancel_why);
+            }
         } else if (g->kind == AL_SERVER_GEN_RESPONSES) {
             if (g->tools)
                 tool_deltas(g, false);
@@ -475,23 +519,25 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
                 al_buf_addstr(b, "null");
             g->lp_sent = g->n_lp;
             al_buf_addf(b, ",\"finish_reason\":\"%s\"}]}\n\n", finish_reason(g));
-            if (g->include_usage) {
+            if (all && L->include_usage && !L->error_sent) {
                 /* The usage chunk: the head without its choice, then usage. */
-                const char *cut = strstr(g->head.data, "\"choices\":[");
-                al_buf_add(b, g->head.data, (size_t)(cut - g->head.data));
+                const char *cut = strstr(L->head.data, "\"choices\":[");
+                struct al_engine_gen_result u = group_usage(L);
+                al_buf_add(b, L->head.data, (size_t)(cut - L->head.data));
                 al_buf_addstr(b, "\"choices\":[],");
-                add_usage(b, res);
+                add_usage(b, &u);
                 al_buf_addstr(b, "}\n\n");
             }
         }
-        if (g->kind != AL_SERVER_GEN_RESPONSES)
+        if (all && g->kind != AL_SERVER_GEN_RESPONSES)
             al_buf_addstr(b, "data: [DONE]\n\n");
     }
-    g->done = true;
-    pthread_cond_broadcast(&g->cv);
-    double ttft = g->n_pieces ? g->t_first - g->t0 : -1;
+    if (all)
+        L->done = true;
+    pthread_cond_broadcast(&L->cv);
+    double ttft = g->n_pieces ? g->t_first - L->t0 : -1;
     double tpot = g->n_pieces > 1 && res->n_gen > 1 ? (g->t_last - g->t_first) / (res->n_gen - 1) : -1;
-    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_unlock(&L->mu);
     if (ttft >= 0)
         al_server_metrics_ttft(m, ttft);
     if (tpot >= 0)
@@ -504,16 +550,19 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
     if (--srv->n_gens == 0)
         pthread_cond_broadcast(&srv->cv);
     pthread_mutex_unlock(&srv->mu);
-    al_server_gen_unref(g); /* the engine's reference */
+    al_server_gen_unref(L); /* the engine's reference, held on the lead */
     sched_yield();
 }
 
+/* Under the lead's lock: cancels every choice's engine request. */
 static void request_cancel(struct al_server_gen *g, const char *why)
 {
     if (atomic_exchange(&g->cancel, true))
         return;
     g->cancel_why = why;
-    al_engine_cancel(g->req);
+    for (int i = 0; i < g->n_choices; i++)
+        if (g->choices[i] && g->choices[i]->req && !g->choices[i]->fin)
+            al_engine_cancel(g->choices[i]->req);
 }
 
 /* Under g->mu: sleeps up to ms (at most a tick), then checks the client, the
@@ -683,40 +732,56 @@ static json_t *whole_logprobs(struct al_server_gen *g)
     return j ? j : json_null();
 }
 
-static json_t *whole_response(struct al_server_gen *g, const char *model)
+/* One choice of a whole answer, with its index. */
+static json_t *whole_choice(struct al_server_gen *g)
 {
     json_t *choice;
     json_t *parsed = parsed_message(g);
-    if (g->kind == AL_SERVER_GEN_RESPONSES) {
-        json_t *r = al_server_responses_object(g->id, g->created, model, g->text.data, g->text.len, parsed, &g->res);
-        json_decref(parsed);
-        return r;
-    }
     char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
     if (!text) {
         json_decref(parsed);
         return NULL;
     }
     if (g->kind == AL_SERVER_GEN_CHAT && parsed) {
-        choice = json_pack("{s:i, s:o, s:o, s:s}", "index", 0, "message", parsed, "logprobs", whole_logprobs(g),
-                           "finish_reason", finish_reason(g));
+        choice = json_pack("{s:i, s:o, s:o, s:s}", "index", g->index, "message", parsed, "logprobs",
+                           whole_logprobs(g), "finish_reason", finish_reason(g));
     } else if (g->kind == AL_SERVER_GEN_CHAT) {
-        choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", 0, "message", "role", "assistant", "content",
-                           text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
+        choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", g->index, "message", "role", "assistant",
+                           "content", text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
         if (choice && g->citations) { /* retrieval: the passages, marked when the answer cites them */
             al_server_rag_mark_cited(g->citations, text);
             json_object_set(json_object_get(choice, "message"), "citations", g->citations);
         }
-    }
-    else
-        choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", 0, "logprobs", whole_logprobs(g),
+    } else {
+        choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", g->index, "logprobs", whole_logprobs(g),
                            "finish_reason", finish_reason(g));
+    }
     free(text);
-    return json_pack("{s:s, s:s, s:I, s:s, s:[o], s:{s:i, s:i, s:i, s:{s:i}}, s:s}", "id", g->id, "object",
+    return choice;
+}
+
+static json_t *whole_response(struct al_server_gen *g, const char *model)
+{
+    if (g->kind == AL_SERVER_GEN_RESPONSES) {
+        json_t *parsed = parsed_message(g);
+        json_t *r = al_server_responses_object(g->id, g->created, model, g->text.data, g->text.len, parsed, &g->res);
+        json_decref(parsed);
+        return r;
+    }
+    json_t *choices = json_array();
+    for (int i = 0; choices && i < g->n_choices; i++) {
+        json_t *c = whole_choice(g->choices[i]);
+        if (!c || json_array_append_new(choices, c)) {
+            json_decref(choices);
+            return NULL;
+        }
+    }
+    struct al_engine_gen_result u = group_usage(g);
+    return json_pack("{s:s, s:s, s:I, s:s, s:o, s:{s:i, s:i, s:i, s:{s:i}}, s:s}", "id", g->id, "object",
                      g->kind == AL_SERVER_GEN_CHAT ? "chat.completion" : "text_completion", "created", g->created, "model",
-                     model, "choices", choice, "usage", "prompt_tokens", g->res.n_prompt, "completion_tokens",
-                     g->res.n_gen, "total_tokens", g->res.n_prompt + g->res.n_gen, "prompt_tokens_details",
-                     "cached_tokens", g->res.n_cached, "system_fingerprint", g->fingerprint);
+                     model, "choices", choices, "usage", "prompt_tokens", u.n_prompt, "completion_tokens",
+                     u.n_gen, "total_tokens", u.n_prompt + u.n_gen, "prompt_tokens_details",
+                     "cached_tokens", u.n_cached, "system_fingerprint", g->fingerprint);
 }
 
 enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_gen_opts *go)
@@ -768,14 +833,46 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     al_buf_addf(&g->head, ",\"system_fingerprint\":\"%s\",\"choices\":[{\"index\":0,", g->fingerprint);
     if (al_buf_failed(&g->head))
         return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
+    /* The choices: the lead is the first; the others have their own text,
+     * result and head (the same but for "index"). */
+    int n = go->n > 1 ? go->n : 1;
+    g->lead = g;
+    g->choices[0] = g;
+    g->n_choices = n;
+    size_t head_cut = (size_t)(strstr(g->head.data, "\"choices\":[") - g->head.data) + strlen("\"choices\":[");
+    for (int i = 1; i < n; i++) {
+        struct al_server_gen *c = calloc(1, sizeof *c);
+        if (!c)
+            return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+        g->choices[i] = c;
+        c->lead = g;
+        c->index = i;
+        c->srv = g->srv;
+        c->kind = g->kind;
+        c->stream = g->stream;
+        c->include_usage = g->include_usage;
+        c->created = g->created;
+        c->t0 = g->t0;
+        c->m = g->m;
+        c->lp_top = g->lp_top;
+        c->has_stop = g->has_stop;
+        memcpy(c->id, g->id, sizeof c->id);
+        memcpy(c->fingerprint, g->fingerprint, sizeof c->fingerprint);
+        al_buf_init(&c->head, 4096);
+        al_buf_init(&c->text, AL_LIMIT_PROMPT_BYTES);
+        al_buf_add(&c->head, g->head.data, head_cut);
+        al_buf_addf(&c->head, "{\"index\":%d,", i);
+        if (al_buf_failed(&c->head))
+            return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
     if (go->stream && go->kind == AL_SERVER_GEN_RESPONSES)
         al_server_responses_event(&g->sse, &g->seq, "response.created",
                                   json_pack("{s:{s:s, s:s, s:I, s:s, s:s, s:[]}}", "response", "id", g->id, "object",
                                             "response", "created_at", (json_int_t)g->created, "status", "in_progress",
                                             "model", go->model, "output"));
-    if (go->stream && go->kind == AL_SERVER_GEN_CHAT && !go->fmt) {
-        /* The first chunk names the role, as OpenAI's does. */
-        al_buf_add(&g->sse, g->head.data, g->head.len);
+    for (int i = 0; i < n && go->stream && go->kind == AL_SERVER_GEN_CHAT && !go->fmt; i++) {
+        /* The first chunk of each choice names the role, as OpenAI's does. */
+        al_buf_add(&g->sse, g->choices[i]->head.data, g->choices[i]->head.len);
         al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
         if (g->citations) { /* retrieval: the passages come first, without "cited" (not known yet) */
             char *cj = json_dumps(g->citations, JSON_COMPACT);
@@ -789,29 +886,50 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     }
 
     struct al_err err = AL_ERR_INIT;
-    atomic_fetch_add(&g->refs, 1); /* the engine's */
-    pthread_mutex_lock(&h->srv->mu);
-    h->srv->n_gens++;
-    pthread_mutex_unlock(&h->srv->mu);
-    struct al_engine_gen_params gp = go->params;
-    gp.chat = g->chat;
-    if (g->lp_top >= 0) {
-        gp.n_probs = g->lp_top > 0 ? g->lp_top : 1;
-        gp.on_probs = on_probs;
-        gp.probs_ud = g;
-    }
-    if (h->arriving) {
-        gp.on_submitted = al_server_arrivals_submitted;
-        gp.submitted_ud = h->srv->arrivals;
-        h->arriving = false;
-    }
-    enum al_rc rc =
-        al_engine_submit(al_serve_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, g, &g->req, &err);
-    if (rc) {
-        atomic_fetch_sub(&g->refs, 1);
+    enum al_rc rc = AL_OK;
+    for (int i = 0; i < n && !rc; i++) {
+        struct al_server_gen *c = g->choices[i];
+        atomic_fetch_add(&g->refs, 1); /* the engine's, on the lead */
         pthread_mutex_lock(&h->srv->mu);
-        h->srv->n_gens--;
+        h->srv->n_gens++;
         pthread_mutex_unlock(&h->srv->mu);
+        struct al_engine_gen_params gp = go->params;
+        gp.chat = g->chat;
+        /* Under a fixed seed the choices would all be the same text: each
+         * its own seed, the request's plus its index. */
+        if (i > 0 && gp.seed != AL_ENGINE_SEED_RANDOM) {
+            uint32_t seed = gp.seed + (uint32_t)i;
+            gp.seed = seed == AL_ENGINE_SEED_RANDOM ? 0 : seed;
+        }
+        if (c->lp_top >= 0) {
+            gp.n_probs = c->lp_top > 0 ? c->lp_top : 1;
+            gp.on_probs = on_probs;
+            gp.probs_ud = c;
+        }
+        if (h->arriving) {
+            gp.on_submitted = al_server_arrivals_submitted;
+            gp.submitted_ud = h->srv->arrivals;
+            h->arriving = false;
+        }
+        rc = al_engine_submit(al_serve_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, c, &c->req, &err);
+        if (rc) {
+            atomic_fetch_sub(&g->refs, 1);
+            pthread_mutex_lock(&h->srv->mu);
+            h->srv->n_gens--;
+            pthread_mutex_unlock(&h->srv->mu);
+            /* The choices not submitted never finish: counted as finished,
+             * and those submitted are cancelled (the answer is the error). */
+            pthread_mutex_lock(&g->mu);
+            for (int k = i; k < n; k++)
+                g->choices[k]->fin = true;
+            g->n_fin += n - i;
+            g->done = g->n_fin == n;
+            if (i > 0)
+                request_cancel(g, "shutdown");
+            pthread_mutex_unlock(&g->mu);
+        }
+    }
+    if (rc) {
         if (rc == AL_ERR_LIMIT && strstr(err.msg, "context"))
             return al_http_reply_error(h, 400, "invalid_request_error",
                                        go->kind == AL_SERVER_GEN_CHAT ? "messages" : "prompt", "context_length_exceeded",
@@ -828,6 +946,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         MHD_add_response_header(r, "Content-Type", go->fmt ? go->fmt->stream_type : "text/event-stream");
         MHD_add_response_header(r, "Cache-Control", "no-cache");
         MHD_add_response_header(r, "X-Request-Id", h->id);
+        al_http_cors_headers(h, r);
         h->status = 200;
         enum MHD_Result ret = MHD_queue_response(h->conn, 200, r);
         MHD_destroy_response(r);
@@ -841,14 +960,17 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     pthread_mutex_unlock(&g->mu);
     if (gone)
         return MHD_NO; /* nobody to answer */
-    if (g->res.finish == AL_ENGINE_FINISH_ERROR)
-        return al_http_reply_error(h, 500, "server_error", NULL, "internal", "generation failed: %s", g->error);
-    if (g->res.finish == AL_ENGINE_FINISH_CANCELLED)
-        return al_http_reply_stopped(h, g->cancel_why && strcmp(g->cancel_why, "timeout") == 0 ? "timeout"
-                                                                                                : "shutdown");
-    if (al_buf_failed(&g->text))
-        return al_http_reply_error(h, 500, "server_error", NULL, "limit", "the response is over the cap of %u bytes",
-                                   AL_LIMIT_PROMPT_BYTES);
+    for (int i = 0; i < n; i++) {
+        const struct al_server_gen *c = g->choices[i];
+        if (c->res.finish == AL_ENGINE_FINISH_ERROR)
+            return al_http_reply_error(h, 500, "server_error", NULL, "internal", "generation failed: %s", c->error);
+        if (c->res.finish == AL_ENGINE_FINISH_CANCELLED)
+            return al_http_reply_stopped(h, g->cancel_why && strcmp(g->cancel_why, "timeout") == 0 ? "timeout"
+                                                                                                    : "shutdown");
+        if (al_buf_failed(&c->text))
+            return al_http_reply_error(h, 500, "server_error", NULL, "limit",
+                                       "the response is over the cap of %u bytes", AL_LIMIT_PROMPT_BYTES);
+    }
     if (go->fmt) {
         char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
         json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res) : NULL;
@@ -872,14 +994,17 @@ enum MHD_Result al_http_reply_stopped(struct al_http_req *h, const char *why)
 const char *al_server_gen_finish(struct al_server_gen *g, struct al_http_req *h)
 {
     pthread_mutex_lock(&g->mu);
-    if (!g->done && g->req)
+    if (!g->done)
         request_cancel(g, "client");
     g->h = NULL;
     if (g->done) {
-        h->tokens_in = g->res.n_prompt;
-        h->tokens_out = g->res.n_gen;
+        struct al_engine_gen_result u = group_usage(g);
+        h->tokens_in = u.n_prompt;
+        h->tokens_out = u.n_gen;
     } else {
-        h->tokens_out = g->n_pieces;
+        h->tokens_out = 0;
+        for (int i = 0; i < g->n_choices; i++)
+            h->tokens_out += g->choices[i] ? g->choices[i]->n_pieces : 0;
     }
     const char *text = g->done ? al_buf_str(&g->text) : NULL;
     pthread_mutex_unlock(&g->mu);

@@ -90,6 +90,7 @@ static enum MHD_Result queue(struct al_http_req *h, int status, struct MHD_Respo
         MHD_add_response_header(r, "WWW-Authenticate", "Basic realm=\"airlock\"");
     if (h->close)
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    al_http_cors_headers(h, r);
     h->status = status;
     enum MHD_Result ret = MHD_queue_response(h->conn, (unsigned)status, r);
     MHD_destroy_response(r);
@@ -158,6 +159,100 @@ enum MHD_Result al_http_reply_rc(struct al_http_req *h, const struct al_err *err
                                err->msg[0] ? err->msg : al_rc_name(rc));
 }
 
+/* ---- CORS ----
+ * Off unless the operator names origins (serve --cors-origins): a browser
+ * page of an allowed origin may call the API (its preflight answered, every
+ * response carrying Access-Control-Allow-Origin); any other origin gets no
+ * CORS header, so the browser keeps the answer from the page, and its
+ * preflight is refused (403). The API key check is unchanged: a preflight
+ * carries no key and is answered before it, the request that follows needs
+ * one as usual. */
+
+/* Parses "a,b,c" (or "*") into s->cors; AL_ERR_USAGE for an entry that is not
+ * scheme://host[:port] with nothing after. */
+static enum al_rc cors_parse(struct al_server *s, const char *list, struct al_err *err)
+{
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        while (len && (*p == ' ')) {
+            p++;
+            len--;
+        }
+        size_t n = len;
+        while (n && p[n - 1] == ' ')
+            n--;
+        if (n == 1 && *p == '*') {
+            s->cors_any = true;
+        } else {
+            const char *sep = n > 3 ? memmem(p, n, "://", 3) : NULL;
+            const char *host = sep ? sep + 3 : NULL;
+            bool ok = sep && sep > p && host < p + n && n <= AL_SERVER_CORS_ORIGIN_MAX;
+            for (const char *c = p; ok && c < p + n; c++)
+                ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || (*c >= '0' && *c <= '9') ||
+                     strchr(".-:/[]", *c);
+            if (ok && memchr(host, '/', (size_t)(p + n - host)))
+                ok = false; /* a path: an origin has none */
+            if (!ok)
+                return al_err_set(err, AL_ERR_USAGE,
+                                  "CORS origin '%.*s' is not '*' or scheme://host[:port] (e.g. http://localhost:5173)",
+                                  (int)(n < 80 ? n : 80), p);
+            if (s->n_cors == AL_SERVER_CORS_ORIGINS)
+                return al_err_set(err, AL_ERR_USAGE, "more than %d CORS origins", AL_SERVER_CORS_ORIGINS);
+            snprintf(s->cors[s->n_cors++], sizeof s->cors[0], "%.*s", (int)n, p);
+        }
+        p += len + (p[len] == ',');
+    }
+    return AL_OK;
+}
+
+/* The request's Origin into h->cors_origin when the server allows it. */
+static void cors_origin(struct al_http_req *h)
+{
+    struct al_server *s = h->srv;
+    const char *o = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Origin");
+    if (!o || (!s->cors_any && s->n_cors == 0) || strlen(o) > AL_SERVER_CORS_ORIGIN_MAX)
+        return;
+    bool ok = s->cors_any;
+    for (int i = 0; !ok && i < s->n_cors; i++)
+        ok = strcasecmp(s->cors[i], o) == 0;
+    if (ok)
+        snprintf(h->cors_origin, sizeof h->cors_origin, "%s", o);
+}
+
+void al_http_cors_headers(struct al_http_req *h, struct MHD_Response *r)
+{
+    if (!h->cors_origin[0])
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Origin", h->srv->cors_any ? "*" : h->cors_origin);
+    MHD_add_response_header(r, "Vary", "Origin");
+    MHD_add_response_header(r, "Access-Control-Expose-Headers", "X-Request-Id, Retry-After");
+    if (!h->preflight)
+        return;
+    MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+    /* The headers the page asked for (the openai SDK sends x-stainless-*),
+     * when they are a plain list of names; else the ones the API reads. */
+    const char *want = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Access-Control-Request-Headers");
+    bool plain = want && *want && strlen(want) <= 1024 &&
+                 strspn(want, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_, ") == strlen(want);
+    MHD_add_response_header(r, "Access-Control-Allow-Headers", plain ? want : "Authorization, Content-Type");
+    MHD_add_response_header(r, "Access-Control-Max-Age", "600");
+}
+
+/* An OPTIONS request on a route: a preflight from an allowed origin gets
+ * 204 and the CORS headers; any other, 403 and none. */
+static enum MHD_Result cors_preflight(struct al_http_req *h)
+{
+    const char *o = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Origin");
+    const char *m = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Access-Control-Request-Method");
+    if (!h->cors_origin[0] || !m)
+        return al_http_reply_error(h, 403, "permission_error", NULL, "cors_denied",
+                                   "%s%s%s: cross-origin requests are allowed from the origins of serve --cors-origins",
+                                   o ? "origin '" : "not a CORS preflight", o ? o : "",
+                                   o ? "' is not allowed" : "");
+    h->preflight = true;
+    return al_http_reply_text(h, 204, "text/plain", "", 0);
+}
+
 bool al_http_client_gone(struct al_http_req *h)
 {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(h->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -170,6 +265,8 @@ bool al_http_client_gone(struct al_http_req *h)
 bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
 {
     json_t *jm = body ? json_object_get(body, "model") : NULL;
+    if (json_is_null(jm)) /* "model": null is no model named, as in llama-server */
+        jm = NULL;
     if (jm && !json_is_string(jm)) {
         *res = al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "'model' must be a string");
         return false;
@@ -254,6 +351,9 @@ static struct al_server_conn *conn_first_request(struct al_server *s, struct MHD
 
 /* ---- routing ---- */
 
+/* The routes without /v1 that llama-server and many clients use are aliases:
+ * the same handler, scope and limits, and the label of the /v1 route
+ * (metrics, audit), so an alias is no new route to watch. */
 static const struct route {
     const char *method, *path;
     bool prefix;
@@ -268,6 +368,13 @@ static const struct route {
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
     {"GET", "/v1/models", false, "models", false, false, al_server_route_models},
     {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
+    /* aliases without /v1 (route_label gives them the /v1 label) */
+    {"POST", "/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
+    {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
+    {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"GET", "/models", false, "models", false, false, al_server_route_models},
+    {"GET", "/models/", true, "models", false, false, al_server_route_model_get},
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
     {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
@@ -316,7 +423,21 @@ static const char *route_label(const struct route *r)
         return "/v2/{name}/...";
     if (r->prefix)
         return strcmp(r->path, "/v1/rag/") == 0 ? "/v1/rag/{collection}/query" : "/v1/models/{id}";
+    /* An alias is labelled as its /v1 route: the table has that route too. */
+    if (strncmp(r->path, "/v1/", 4) != 0 && strncmp(r->path, "/api/", 5) != 0)
+        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+            if (strncmp(routes[i].path, "/v1", 3) == 0 && strcmp(routes[i].path + 3, r->path) == 0)
+                return routes[i].path;
     return r->path;
+}
+
+const char *al_http_model_id(const char *url)
+{
+    if (strncmp(url, "/v1/models/", 11) == 0)
+        return url + 11;
+    if (strncmp(url, "/models/", 8) == 0)
+        return url + 8;
+    return NULL;
 }
 
 static const char *bearer_token(struct al_http_req *h)
@@ -412,7 +533,7 @@ static bool check_access(struct al_http_req *h, enum MHD_Result *res)
     }
     if (!s->o.access || !h->scope)
         return true;
-    const char *model = strncmp(h->url, "/v1/models/", 11) == 0 ? h->url + 11 : NULL;
+    const char *model = al_http_model_id(h->url);
     return access_check(h, h->scope, model, res);
 }
 
@@ -523,8 +644,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!h->url)
             return MHD_NO;
         enum MHD_Result res;
+        cors_origin(h);
         if (!framing_ok(h, version, &res))
             return res;
+        if (!r && known && strcmp(method, "OPTIONS") == 0)
+            return cors_preflight(h);
         if (!r) {
             if (known)
                 return al_http_reply_error(h, 405, "invalid_request_error", NULL, "method_not_allowed",
@@ -712,6 +836,7 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_model
     if (!s)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     s->o = *o;
+    s->o.cors_origins = NULL; /* parsed into s->cors; the string is the caller's */
     s->mm = mm;
     s->unix_fd = -1;
     pthread_mutex_init(&s->mu, NULL);
@@ -729,7 +854,9 @@ enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_model
      * one waiting while another is answered) and a margin for /health and
      * /metrics, which are not counted against limits.concurrent. */
     int conn_cap = o->limits.concurrent * 2 + 32;
-    rc = al_server_metrics_new(&s->metrics, err);
+    rc = o->cors_origins ? cors_parse(s, o->cors_origins, err) : AL_OK;
+    if (!rc)
+        rc = al_server_metrics_new(&s->metrics, err);
     if (!rc && !(s->arrivals = al_server_arrivals_new(0)))
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc)

@@ -60,6 +60,9 @@ struct al_server {
     char id_prefix[16];
     struct al_server_rag *rag;  /* open collections (routes_rag.c) */
     struct al_server_reg *reg;  /* with o.registry: the signed views made (routes_registry.c) */
+    char cors[AL_SERVER_CORS_ORIGINS][AL_SERVER_CORS_ORIGIN_MAX + 1]; /* allowed origins */
+    int n_cors;
+    bool cors_any;              /* "*": every origin */
 };
 
 struct al_server_gen; /* gen.c */
@@ -97,6 +100,8 @@ struct al_http_req {
     bool ollama;                /* under /api/: errors in Ollama's shape {"error": "..."} */
     bool registry;              /* under /v2/: a 401 carries a Basic WWW-Authenticate challenge */
     char reg_key[256];          /* the API key of a /v2/ request's Basic credentials */
+    char cors_origin[AL_SERVER_CORS_ORIGIN_MAX + 1]; /* the request's Origin when allowed, else "" */
+    bool preflight;             /* an OPTIONS preflight being answered */
 };
 
 /* The status recorded (metrics, audit) for a request whose client went away
@@ -122,6 +127,11 @@ int al_http_rc_status(enum al_rc rc);
  * "shutdown" 503, "client" (gone) no answer at all (MHD_NO). */
 enum MHD_Result al_http_reply_stopped(struct al_http_req *h, const char *why);
 
+/* Adds the CORS headers of h's answer to r (none unless h's Origin is
+ * allowed): every response (errors too, so a page can read them), and the
+ * preflight's own. */
+void al_http_cors_headers(struct al_http_req *h, struct MHD_Response *r);
+
 /* True once the peer has closed its side of the connection. */
 bool al_http_client_gone(struct al_http_req *h);
 
@@ -138,6 +148,10 @@ bool al_http_access(struct al_http_req *h, const char *scope, enum MHD_Result *r
  * with the refusal (401/403) queued in *res. Every model that serves a
  * request passes here before it is acquired. */
 bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Result *res);
+
+/* The model id a /v1/models/{id} (or /models/{id}) URL names; NULL for
+ * another URL. Borrowed from url. */
+const char *al_http_model_id(const char *url);
 
 /* Whether the request's key may use model name (for /v1/models); no reply. */
 bool al_http_model_visible(struct al_http_req *h, const char *name);
@@ -265,6 +279,8 @@ struct al_server_gen_opts {
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
     struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
     const struct al_server_gen_fmt *fmt; /* NULL: OpenAI's shapes; else another API's (ollama.c) */
+    int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
+                              only for OpenAI's chat and completions, without tools or retrieval */
 };
 
 /* Submits a generation and answers: streaming, a callback response fed by
@@ -304,6 +320,12 @@ bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_
  * On error, err has the message and *param the offending field. */
 enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
+
+/* The server's sampling defaults (al_server_sampling: serve --seed, --temp,
+ * --n-predict) into p, before the request's own fields are read over them:
+ * max_tokens only when n_predict is set, capped by lim->max_tokens. */
+void al_server_params_defaults(const struct al_server *s, const struct al_server_limits *lim,
+                               struct al_engine_gen_params *p);
 
 /* The message for a request body jansson could not parse (je from
  * json_loadb of data): where the syntax broke, or, for a number out of range,

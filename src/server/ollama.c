@@ -109,6 +109,7 @@ static bool read_options(struct al_http_req *h, json_t *body, struct al_engine_g
     /* num_predict: -1 (and Ollama's -2, "fill the context") mean as many as
      * the server allows; otherwise at least 1 and within limits.max_tokens. */
     p->max_tokens = h->limits.max_tokens;
+    al_server_params_defaults(h->srv, &h->limits, p); /* serve --seed, --temp, --n-predict */
     json_t *np = json_object_get(opts, "num_predict");
     if (np && !json_is_null(np)) {
         json_int_t v = json_is_integer(np) ? json_integer_value(np) : 0;

@@ -73,9 +73,6 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
         p->max_tokens = (int)d;
     }
 
-    json_t *n = json_object_get(body, "n");
-    if (n && !json_is_null(n) && !(json_is_integer(n) && json_integer_value(n) == 1))
-        return bad(param, "n", err, "must be 1: one choice per request is supported");
     json_t *ie = json_object_get(body, "ignore_eos");
     if (json_is_boolean(ie))
         p->ignore_eos = json_is_true(ie);
@@ -128,7 +125,13 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
         if (strcmp(type, "text") != 0 && *grammar)
             return bad(param, "response_format", err, "cannot be combined with 'grammar'");
         if (strcmp(type, "json_object") == 0) {
-            rc = al_server_json_schema_to_gbnf(NULL, grammar, err);
+            /* llama-server's extension: json_object with a "schema" of its
+             * own, held to the same checks as json_schema's (an invalid
+             * one is a 400, never a generic object instead). */
+            json_t *schema = json_object_get(rf, "schema");
+            if (schema && !json_is_null(schema) && !json_is_object(schema))
+                return bad(param, "response_format", err, "has a 'schema' that is not an object");
+            rc = al_server_json_schema_to_gbnf(json_is_object(schema) ? schema : NULL, grammar, err);
         } else if (strcmp(type, "json_schema") == 0) {
             json_t *js = json_object_get(rf, "json_schema");
             json_t *schema = json_object_get(js, "schema");
@@ -145,6 +148,18 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
     }
     p->grammar = *grammar;
     return AL_OK;
+}
+
+void al_server_params_defaults(const struct al_server *s, const struct al_server_limits *lim,
+                               struct al_engine_gen_params *p)
+{
+    const struct al_server_sampling *d = &s->o.sampling;
+    if (d->seed_set)
+        p->seed = d->seed;
+    if (d->temp_set)
+        p->temperature = d->temperature;
+    if (d->n_predict > 0)
+        p->max_tokens = d->n_predict < lim->max_tokens ? d->n_predict : lim->max_tokens;
 }
 
 enum al_rc al_server_logprobs_from_json(json_t *body, bool chat, int *top_n, const char **param, struct al_err *err)

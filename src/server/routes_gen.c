@@ -55,6 +55,7 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
     enum MHD_Result res;
     go->params = al_engine_gen_params_default();
     go->params.max_tokens = default_max;
+    al_server_params_defaults(h->srv, &h->limits, &go->params);
     if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
         al_server_logprobs_from_json(body, go->kind != AL_SERVER_GEN_COMPLETION, &go->logprobs, &param, &err) != AL_OK) {
         free(grammar);
@@ -65,6 +66,30 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;
+    }
+    /* n: choices, one engine request each (gen.c), at most AL_LIMIT_CHOICES. */
+    json_t *jn = json_object_get(body, "n");
+    go->n = 1;
+    const char *n_why = NULL;
+    if (jn && !json_is_null(jn)) {
+        if (!json_is_integer(jn) || json_integer_value(jn) < 1 || json_integer_value(jn) > AL_LIMIT_CHOICES) {
+            free(grammar);
+            al_engine_chat_free(go->chat);
+            return al_http_reply_error(h, 400, "invalid_request_error", "n", "limit",
+                                       "'n' must be an integer from 1 to %d (AL_LIMIT_CHOICES)", AL_LIMIT_CHOICES);
+        } else
+            go->n = (int)json_integer_value(jn);
+    }
+    if (!n_why && go->n > 1 && go->chat && al_engine_chat_parses_tools(go->chat))
+        n_why = "above 1 cannot be combined with 'tools': one answer calls the tools";
+    else if (!n_why && go->n > 1 && go->citations)
+        n_why = "above 1 cannot be combined with retrieval ('airlock')";
+    else if (!n_why && go->n > 1 && go->kind == AL_SERVER_GEN_RESPONSES)
+        n_why = "above 1 is not supported on /v1/responses";
+    if (n_why) {
+        free(grammar);
+        al_engine_chat_free(go->chat);
+        return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL, "'n' %s", n_why);
     }
     json_t *jm = json_object_get(body, "model");
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
@@ -105,7 +130,9 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     return run(h, body, &go, 16);
 }
 
-/* The text of a message's content: a string, or the text parts of an array. */
+/* The text of a message's content: a string, or the text parts of an array
+ * joined as llama.cpp's chat library joins them (one newline between parts,
+ * none before the first), so a prompt has the same tokens on both servers. */
 static bool content_text(json_t *c, struct al_buf *b)
 {
     if (!c || json_is_null(c))
@@ -124,6 +151,8 @@ static bool content_text(json_t *c, struct al_buf *b)
         json_t *t = json_object_get(part, "text");
         if (!type || strcmp(type, "text") != 0 || !json_is_string(t))
             return false;
+        if (b->len > 0)
+            al_buf_addch(b, '\n');
         al_buf_add(b, json_string_value(t), json_string_length(t));
     }
     return true;

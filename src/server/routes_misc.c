@@ -12,15 +12,35 @@
 #include "core/utf8.h"
 #include "server/audit_queue.h"
 
-/* created: the version's creation time (Unix seconds; 0 when unreadable). */
-static json_t *model_object(const char *id, const char *created)
+/* OpenAI's model object for id, served by version v, plus llama-server's
+ * "aliases" (the other names a request may give for it: name:tag for each
+ * tag of the version, and name@manifest) and "tags" (the version's tags).
+ * created: the version's creation time (Unix seconds; 0 when unreadable). */
+static json_t *model_object(const char *id, const struct al_serve_version *v)
 {
     int64_t t = 0;
     struct al_err err = AL_ERR_INIT;
-    if (al_time_parse(created, &t, &err) != AL_OK)
+    if (al_time_parse(v->created, &t, &err) != AL_OK)
         t = 0;
-    return json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "model", "created", (json_int_t)t, "owned_by",
-                     "airlock");
+    json_t *aliases = json_array(), *tags = json_array();
+    char ref[sizeof v->name + sizeof v->tags + 2];
+    for (const char *p = v->tags; *p;) {
+        size_t len = strcspn(p, ",");
+        if (len > 0) {
+            json_array_append_new(tags, json_stringn(p, len));
+            snprintf(ref, sizeof ref, "%s:%.*s", v->name, (int)len, p);
+            if (strcmp(ref, id) != 0)
+                json_array_append_new(aliases, json_string(ref));
+        }
+        p += len + (p[len] == ',');
+    }
+    if (strcmp(v->name, id) != 0)
+        json_array_append_new(aliases, json_string(v->name));
+    snprintf(ref, sizeof ref, "%s@%s", v->name, v->manifest);
+    if (v->manifest[0] && strcmp(ref, id) != 0)
+        json_array_append_new(aliases, json_string(ref));
+    return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", id, "object", "model", "created", (json_int_t)t,
+                     "owned_by", "airlock", "aliases", aliases, "tags", tags);
 }
 
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
@@ -35,20 +55,20 @@ enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
      * patterns admit. One entry per model: its active version. */
     for (size_t i = 0; i < n; i++)
         if (strncmp(v[i].name, "rag/", 4) != 0 && al_http_model_visible(h, v[i].name))
-            json_array_append_new(data, model_object(v[i].name, v[i].created));
+            json_array_append_new(data, model_object(v[i].name, &v[i]));
     free(v);
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
 
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body)
 {
-    const char *id = h->url + strlen("/v1/models/");
+    const char *id = al_http_model_id(h->url);
     struct al_serve_version *v = NULL;
     size_t n = 0;
     struct al_err err = AL_ERR_INIT;
     if (al_serve_versions(h->srv->mm, id, &v, &n, &err) != AL_OK)
         return al_http_reply_rc(h, &err, "model");
-    json_t *j = model_object(id, v->created);
+    json_t *j = model_object(id, v);
     free(v);
     return al_http_reply_json(h, 200, j);
 }
@@ -247,12 +267,14 @@ enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body)
             json_array_append_new(arr, json_integer(toks[i]));
             continue;
         }
-        char *piece = NULL;
-        size_t len = 0;
-        struct al_err e2 = AL_ERR_INIT;
-        if (al_engine_detokenize(m, &toks[i], 1, true, &piece, &len, &e2) == AL_OK)
-            json_array_append_new(arr, json_pack("{s:i, s:o}", "id", toks[i], "piece", piece_json(piece, len)));
-        free(piece);
+        /* Each token's own text, as llama-server gives it
+         * (common_token_to_piece): its leading space kept (" T", not the
+         * "T" that detokenizing a lone token leaves). */
+        char piece[257]; /* the engine's pieces are at most 256 bytes */
+        int len = al_engine_token_piece(m, toks[i], true, piece, sizeof piece);
+        if (len >= 0)
+            json_array_append_new(arr, json_pack("{s:i, s:o}", "id", toks[i], "piece",
+                                                 piece_json(piece, (size_t)len < sizeof piece ? (size_t)len : sizeof piece - 1)));
     }
     free(toks);
     h->tokens_in = (int)n;

@@ -7,8 +7,9 @@
  *
  * Routes: POST /v1/chat/completions, /v1/completions, /v1/embeddings,
  * /tokenize, /detokenize, /v1/rag/{collection}/query; GET /v1/models,
- * /v1/models/{id}, /health, /metrics; with registry, GET and HEAD under /v2/
- * (the store as a read-only OCI registry). Chat completions retrieve from a
+ * /v1/models/{id}, /health, /metrics; the same without /v1 (llama-server's
+ * paths) as aliases; with registry, GET and HEAD under /v2/ (the store as a
+ * read-only OCI registry). Chat completions retrieve from a
  * collection when the body carries {"airlock": {"collection": ..}}.
  * Errors have OpenAI's shape: {"error":{"message","type","param","code"}}.
  *
@@ -28,6 +29,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/err.h"
 #include "serve/models.h"
@@ -38,6 +40,10 @@ struct al_audit;  /* src/audit: audit log; NULL = none */
 struct al_reg_view; /* src/registry: a version as a registry serves it */
 
 #define AL_SERVER_DEFAULT_PORT 8741
+
+/* CORS: origins a server allows at most, and the length of one. */
+#define AL_SERVER_CORS_ORIGINS    32
+#define AL_SERVER_CORS_ORIGIN_MAX 255
 
 /* The longest receive timeout a config may ask for, in seconds. */
 #define AL_SERVER_RECEIVE_TIMEOUT_MAX 3600
@@ -50,6 +56,18 @@ struct al_server_limits {
     double timeout_s;       /* time one request may take; <= 0: none */
     double receive_timeout_s; /* time for a request's headers and body to arrive, from the
                                  accept (or the previous response); > 0 */
+};
+
+/* Sampling defaults for the requests that do not set the field themselves
+ * (serve --seed, --temp, --n-predict; llama-server's flags of those names):
+ * a fixed seed makes requests without one reproducible. */
+struct al_server_sampling {
+    bool seed_set;
+    uint32_t seed;
+    bool temp_set;
+    float temperature;      /* 0..2 */
+    int n_predict;          /* > 0: max_tokens of a request that gives none (capped by
+                               limits.max_tokens); <= 0: chat limits.max_tokens, completions 16 */
 };
 
 struct al_server_opts {
@@ -80,6 +98,9 @@ struct al_server_opts {
      * stored manifests are served unsigned. */
     enum al_rc (*registry_view)(void *cls, const char *ref, struct al_reg_view *out, struct al_err *err);
     void *registry_view_cls;
+    struct al_server_sampling sampling; /* defaults for requests; set at start */
+    const char *cors_origins; /* comma-separated origins ("http://localhost:5173") whose browser
+                                 pages may call the API, or "*" for any; NULL: none (no CORS) */
 };
 
 /* body 4 MiB, prompt tokens 32768, max_tokens 4096, concurrent 64, timeout 600 s,
@@ -87,7 +108,8 @@ struct al_server_opts {
 void al_server_opts_default(struct al_server_opts *o);
 
 /* Starts listening. The manager must outlive the server. Errors: AL_ERR_USAGE
- * (bad options, non-loopback without listen_any), AL_ERR_IO (cannot bind,
+ * (bad options, non-loopback without listen_any, a cors_origins entry that is
+ * not "*" or scheme://host[:port], more than AL_SERVER_CORS_ORIGINS), AL_ERR_IO (cannot bind,
  * cannot read the TLS files), AL_ERR_INTERNAL. */
 enum al_rc al_server_start(const struct al_server_opts *o, struct al_serve_models *mm, struct al_server **out,
                            struct al_err *err);

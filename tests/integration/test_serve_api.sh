@@ -122,7 +122,7 @@ post /v1/completions '{"model":"stories","prompt":'; expect_code 400
 post /v1/completions '{"model":"nosuch","prompt":"x"}'; expect_code 404
 post /v1/completions '{"model":"stories","prompt":"x","max_tokens":100000}'; expect_code 400
 [ "$(jq_py 'd["error"]["param"]')" = max_tokens ] || fail "max_tokens: $BODY"
-post /v1/completions '{"model":"stories","prompt":"x","n":2}'; expect_code 400
+post /v1/completions '{"model":"stories","prompt":"x","n":9}'; expect_code 400
 post /v1/completions '{"model":"stories","prompt":"x","temperature":"hot"}'; expect_code 400
 long=$(python3 -c 'print("Once upon a time " * 40)')
 post /v1/completions "{\"model\":\"stories\",\"prompt\":\"$long\"}"; expect_code 400
@@ -157,7 +157,8 @@ assert "你" in parts and "好" in parts, parts                     # each chara
 assert not any("\ufffd" in p for p in parts), parts
 PY
 post /tokenize '{"model":"stories","content":"你","with_pieces":true}'; expect_code 200
-[ "$(jq_py '[t["piece"] for t in d["tokens"] if t["piece"]]')" = "[[228], [189], [160]]" ] || fail "byte pieces: $BODY"
+# The prefix space SentencePiece adds is a piece of its own, kept as llama-server keeps it.
+[ "$(jq_py '[t["piece"] for t in d["tokens"]]')" = "[' ', [228], [189], [160]]" ] || fail "byte pieces: $BODY"
 ok "a character spelled by byte tokens streams whole; /tokenize gives byte pieces as arrays"
 # Bytes that never make a character become U+FFFD (a random model emits them).
 post /detokenize '{"model":"stories","tokens":[231,200]}'; expect_code 200

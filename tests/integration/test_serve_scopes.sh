@@ -15,7 +15,7 @@ src = open(sys.argv[1]).read()
 table = src[src.index("} routes[] = {"):]
 table = table[:table.index("};")]
 helptext = open(sys.argv[2]).read().splitlines()
-named = {"/v1/models/": "/v1/models/{id}", "/v1/rag/": "/v1/rag/{collection}/query"}
+named = {"/v1/models/": "/v1/models/{id}", "/models/": "/models/{id}", "/v1/rag/": "/v1/rag/{collection}/query"}
 want = {None: "none", "models": "chat or embed", "rag": "rag:{collection}", "": "any key"}
 n = 0
 for method, path, scope in re.findall(r'\{"(GET|POST)", "([^"]+)", (?:true|false), (NULL|"[^"]*")', table):

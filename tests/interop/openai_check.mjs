@@ -1,6 +1,7 @@
 // openai_check.mjs: the official openai SDK against airlock serve, unchanged:
 // chat (streaming and not), completions (streaming and not), embeddings,
-// models.list and models.retrieve, and an error surfacing as the SDK's APIError.
+// models.list and models.retrieve, an error surfacing as the SDK's APIError,
+// n > 1 choices and the routes without /v1.
 // usage: node openai_check.mjs BASE_URL MODEL
 import OpenAI from "openai";
 
@@ -63,3 +64,25 @@ try {
 } catch (e) {
   check(e instanceof OpenAI.BadRequestError && e.param === "max_tokens", "BadRequestError with param");
 }
+
+// n > 1 (issue 17): the SDK reads every choice, streamed by index too.
+const many = await client.chat.completions.create({ model, messages, max_tokens: 8, temperature: 0, n: 3 });
+check(many.choices.length === 3 && many.choices.every((c, i) => c.index === i
+      && c.message.content === many.choices[0].message.content), "chat n=3 (greedy: three equal choices)");
+const ms = await client.chat.completions.create({ model, messages, max_tokens: 8, temperature: 0, n: 2, stream: true });
+const byIndex = ["", ""];
+for await (const chunk of ms) for (const c of chunk.choices) byIndex[c.index] += c.delta.content ?? "";
+check(byIndex[0] === many.choices[0].message.content && byIndex[1] === byIndex[0], "chat stream n=2 by index");
+try {
+  await client.completions.create({ model, prompt: "x", max_tokens: 2, n: 9 });
+  check(false, "n over the cap must fail");
+} catch (e) {
+  check(e instanceof OpenAI.BadRequestError && e.param === "n", "n=9: BadRequestError with param n");
+}
+// The routes without /v1 (llama-server's), as a client configured with the bare base URL calls them.
+const bare = new OpenAI({ baseURL: base, apiKey: "unused", maxRetries: 0 });
+const bcmpl = await bare.completions.create({ model, prompt: "Once upon a time", max_tokens: 40, temperature: 0 });
+check(bcmpl.choices[0].text === GOLDEN, "completions through /completions (no /v1)");
+const bids = [];
+for await (const m of bare.models.list()) bids.push(m.id);
+check(bids.join() === ids.join(), "models.list through /models (no /v1)");
