@@ -75,7 +75,8 @@ enum al_rc al_repo_adapter_fits(const char *path, const char *name, const char *
         rc = al_err_set(err, AL_ERR_INVALID,
                         "'%s' is not a LoRA adapter: its general.type is '%s' and its adapter.type '%s' "
                         "(an adapter says 'adapter' and 'lora')",
-                        name, ai.general_type, ai.adapter_type);
+                        name, ai.general_type[0] ? ai.general_type : "none",
+                        ai.adapter_type[0] ? ai.adapter_type : "none");
         goto out;
     }
     if ((rc = open_table(base_path, base_ref, &bi, &bt, err)))
