@@ -6,6 +6,7 @@
 # add, each with its message, the store unchanged and one 'adapter-refused'
 # event: an adapter for a model of another shape, a model given as adapter, an
 # unknown base, an adapter as base. Refused at load: a tampered adapter blob.
+# Served: the adapter version's name loads base + adapter.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 FIX=$(fixture)
@@ -64,6 +65,18 @@ expect_status 2 airlock run stories:1 "x" --lora-scale 0.5
 echo "$OUT" | qgrep "'stories:1' is not a LoRA adapter version" || fail "--lora-scale on a model: $OUT"
 expect_status 2 airlock run stories-lora:1 "x" --lora-scale 101
 ok "run of the adapter version changes the greedy text; --lora-scale 0 gives the golden text back"
+
+# Served: the adapter version's name is its base with the adapter applied.
+serve_start stories:1 stories-lora:1 --port 0
+out=$(airlock run --server "$BASE" stories-lora:1 "Once upon a time" "${GREEDY[@]}")
+[ "$out" = "$adapted" ] || fail "the served adapter version: '$out'"
+out=$(airlock run --server "$BASE" stories:1 "Once upon a time" "${GREEDY[@]}")
+[ "$out" = "$GOLDEN" ] || fail "the served base beside it: '$out'"
+post /v1/completions '{"model":"stories-lora:1","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$adapted" ] || fail "/v1/completions of the adapter: $BODY"
+serve_stop
+ok "serve: the adapter version's name answers with base + adapter, the base beside it unchanged"
 
 # Refusals at add: the store unchanged but for one event each.
 "$GEN" --out "$T/other.gguf" --layers 2 --embd 128 --ff 256 --heads 2 --kv-heads 1 --ctx 64 2>/dev/null
