@@ -6,7 +6,8 @@
 # add, each with its message, the store unchanged and one 'adapter-refused'
 # event: an adapter for a model of another shape, a model given as adapter, an
 # unknown base, an adapter as base. Refused at load: a tampered adapter blob.
-# Served: the adapter version's name loads base + adapter.
+# Served: the adapter version's name loads base + adapter. Bundled: the
+# binding travels, and a second store takes the adapter after its base.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 FIX=$(fixture)
@@ -77,6 +78,31 @@ expect_code 200
 [ "$(jq_py 'd["choices"][0]["text"]')" = "$adapted" ] || fail "/v1/completions of the adapter: $BODY"
 serve_stop
 ok "serve: the adapter version's name answers with base + adapter, the base beside it unchanged"
+
+# A signed bundle carries the adapter with its binding; a second store takes
+# it only once its base is there, and serves it.
+airlock key gen -o "$T/build" --no-password >/dev/null
+airlock pack stories-lora:1 -o "$T/lora.tar" --sign "$T/build.key" >/dev/null
+airlock pack stories:1 -o "$T/base.tar" --sign "$T/build.key" >/dev/null
+HOME1=$AIRLOCK_HOME
+export AIRLOCK_HOME="$T/home2"
+airlock init >/dev/null
+airlock trust add build --minisign "$T/build.pub" --models '*' >/dev/null
+expect_status 3 airlock ingest "$T/lora.tar"
+echo "$OUT" | qgrep "is a LoRA adapter for the weights $FIXD, and no version in this store has them" ||
+    fail "an adapter before its base: $OUT"
+[ "$(airlock log --json | json_get 'len([e for e in d if e["kind"] == "ingest-refused"])')" = 1 ] ||
+    fail "one ingest-refused event"
+airlock ingest "$T/base.tar" >/dev/null
+airlock ingest "$T/lora.tar" >/dev/null || fail "the adapter after its base"
+airlock show stories:1 | qgrep '^    stories-lora:1 ' || fail "the ingested adapter is bound to the base"
+serve_start stories-lora:1 --port 0
+post /v1/completions '{"model":"stories-lora:1","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$adapted" ] || fail "the ingested adapter served: $BODY"
+serve_stop
+export AIRLOCK_HOME=$HOME1
+ok "a bundle carries the adapter: refused before its base, ingested after it, served in the second store"
 
 # Refusals at add: the store unchanged but for one event each.
 "$GEN" --out "$T/other.gguf" --layers 2 --embd 128 --ff 256 --heads 2 --kv-heads 1 --ctx 64 2>/dev/null
