@@ -128,6 +128,35 @@ refused 4 "is not a LoRA adapter: its general.type is 'none'" bad:1 "$T/other.gg
 refused 3 "the base 'no-such' of the adapter: no model named 'no-such'" bad:1 "$T/lora.gguf" --base no-such
 refused 4 "the base 'stories-lora:1' is itself an adapter" bad:1 "$T/lora.gguf" --base stories-lora:1
 refused 4 "does not fit 'other:1'" bad:1 "$T/lora.gguf" --base other:1
+# Crafted adapters (lora_craft.py): each breaks one rule of llama-adapter.cpp.
+craft() { python3 "$AL_SRC/tests/integration/lora_craft.py" "$@"; }
+QA=blk.0.attn_q.weight.lora_a QB=blk.0.attn_q.weight.lora_b
+craft "$T/c-ia3.gguf" --kv adapter.type=ia3 $QA:64x4 $QB:4x64
+refused 4 "is not a LoRA adapter: its general.type is 'adapter' and its adapter.type 'ia3'" bad:1 "$T/c-ia3.gguf" --base stories:1
+craft "$T/c-arch.gguf" --kv general.architecture=gpt2 $QA:64x4 $QB:4x64
+refused 4 "is an adapter for the architecture 'gpt2', and the base 'stories:1' is 'llama'" bad:1 "$T/c-arch.gguf" --base stories:1
+craft "$T/c-noa.gguf" $QB:4x64
+refused 4 "'$QB' has no '$QA'" bad:1 "$T/c-noa.gguf" --base stories:1
+craft "$T/c-nob.gguf" $QA:64x4
+refused 4 "'$QA' has no '$QB'" bad:1 "$T/c-nob.gguf" --base stories:1
+craft "$T/c-suffix.gguf" $QA:64x4 $QB:4x64 blk.0.attn_q.weight:64x64
+refused 4 "tensor 'blk.0.attn_q.weight' ends in neither .lora_a nor .lora_b" bad:1 "$T/c-suffix.gguf" --base stories:1
+craft "$T/c-nobase.gguf" blk.9.attn_q.weight.lora_a:64x4 blk.9.attn_q.weight.lora_b:4x64
+refused 4 "the base has no tensor 'blk.9.attn_q.weight'" bad:1 "$T/c-nobase.gguf" --base stories:1
+craft "$T/c-transposed.gguf" $QA:4x64 $QB:4x64
+refused 4 "'blk.0.attn_q.weight' is [64, 64] in the base, and the adapter's A [4, 64]" bad:1 "$T/c-transposed.gguf" --base stories:1
+craft "$T/c-rank.gguf" $QA:64x4 $QB:8x64
+refused 4 "do not make that shape" bad:1 "$T/c-rank.gguf" --base stories:1
+craft "$T/c-3d.gguf" $QA:64x4x2 $QB:4x64
+refused 4 "do not make that shape" bad:1 "$T/c-3d.gguf" --base stories:1
+craft "$T/c-empty.gguf" blk.0.attn_norm.weight:64
+refused 4 "holds no .lora_a/.lora_b tensor pair" bad:1 "$T/c-empty.gguf" --base stories:1
+# What fits is taken and runs: a q pair, and token_embd's flipped pair.
+craft "$T/c-ok.gguf" $QA:64x4 $QB:4x64 token_embd.weight.lora_a:4x512 token_embd.weight.lora_b:4x64
+airlock add crafted:1 "$T/c-ok.gguf" --base stories:1 >/dev/null || fail "a crafted adapter that fits"
+airlock run crafted:1 "Once upon a time" "${GREEDY[@]}" >/dev/null || fail "llama.cpp loads what add let in"
+ok "a corpus of crafted adapters: each misfit refused with its message, one event, store unchanged"
+
 airlock log --json | python3 -c '
 import json, sys
 e = [e for e in json.load(sys.stdin) if e["kind"] == "adapter-refused"][0]
