@@ -614,6 +614,7 @@ int main(int argc, char **argv)
         if ((size_t)snprintf(lpart, sizeof lpart, "%s.part", o.out) >= sizeof lpart)
             return die("output path too long");
         o.lora.seed = o.seed;
+        o.lora.shown = o.out;
         if (o.name != NULL && strcmp(o.name, "airlock-ggufgen") != 0)
             o.lora.name = o.name;
         if (o.lora.alpha <= 0)

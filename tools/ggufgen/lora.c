@@ -166,7 +166,7 @@ int ggufgen_lora(const struct lora_opts *o, const char *out_path)
         goto out;
     }
     fprintf(stderr, "airlock-ggufgen: %s: LoRA adapter for '%s' (%s): %zu tensor pairs, rank %ld, alpha %g, "
-            "strength %g\n", out_path, o->base, arch, n_pairs, o->rank, o->alpha, o->strength);
+            "strength %g\n", o->shown ? o->shown : out_path, o->base, arch, n_pairs, o->rank, o->alpha, o->strength);
     rc = 0;
 out:
     if (f != NULL && fclose(f) != 0 && rc == 0) {

@@ -8,6 +8,7 @@ struct lora_opts {
     const char *base;     /* the base model GGUF */
     const char *targets;  /* comma-separated block tensors ("attn_q,attn_v"); NULL: those */
     const char *name;     /* general.name; NULL: "airlock-ggufgen-lora" */
+    const char *shown;    /* the output's name in messages */
     long rank;
     double alpha, strength;
     uint64_t seed;
