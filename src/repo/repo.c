@@ -331,6 +331,15 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
             n_weights++;
             if (base_ref && (rc = al_repo_adapter_fits(paths[i], name, base.path, base_ref, &fit, err)))
                 goto refused;
+            /* An adapter added as a model would only fail at its first load. */
+            struct al_gguf_info gi;
+            if (!base_ref && al_gguf_named(name) && al_gguf_inspect(paths[i], &gi, NULL) == AL_OK &&
+                strcmp(gi.general_type, "adapter") == 0) {
+                rc = al_err_set(err, AL_ERR_INVALID,
+                                "'%s' is a %s adapter, not a model; add it with --base REF naming its base model",
+                                paths[i], gi.adapter_type[0] ? gi.adapter_type : "LoRA");
+                goto out;
+            }
         }
         if (opts && opts->check && (rc = opts->check(opts->check_ud, paths[i], name, err)))
             goto out;

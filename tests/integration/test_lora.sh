@@ -163,7 +163,11 @@ e = [e for e in json.load(sys.stdin) if e["kind"] == "adapter-refused"][0]
 assert e["model"] == "bad" and e["detail"]["base"] == "stories:1" and "does not fit" in e["detail"]["reason"], e
 ' || fail "the refusal event names the model, the base and the reason"
 airlock add stories-k:1 "$T/lora-k.gguf" --base stories:1 >/dev/null || fail "an attn_k/ffn_up adapter fits"
-ok "misfits refused at add (other shape, a model, unknown base, an adapter as base), one event each, store unchanged"
+state >"$T/before"
+expect_status 4 airlock add bad:2 "$T/lora.gguf"
+echo "$OUT" | qgrep "'$T/lora.gguf' is a lora adapter, not a model; add it with --base REF" || fail "an adapter as a model: $OUT"
+state | diff "$T/before" - >/dev/null || fail "an adapter refused as a model changed the store"
+ok "misfits refused at add (other shape, a model, unknown base, an adapter as base), one event each, store unchanged; an adapter added without --base refused"
 
 # A tampered adapter blob is refused before llama.cpp reads it.
 BLOB="$AIRLOCK_HOME/blobs/sha256/$(sha256sum "$T/lora.gguf" | cut -d' ' -f1)"
