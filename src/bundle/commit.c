@@ -215,6 +215,32 @@ enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_r
     return rc;
 }
 
+/* A LoRA adapter version (its manifest binds it to a base's weights) comes
+ * in only where its base is, and only when it fits it, as `airlock add
+ * --base` checks (al_repo_adapter_fits). A dry run, with no content, checks
+ * that the base is here. */
+static enum al_rc check_adapter(struct al_ing *g, struct al_ing_entry *e, const char *name, struct al_err *err)
+{
+    struct al_version base;
+    bool found = false;
+    enum al_rc rc = al_repo_find_base(g->r, g->man.adapter_base, &base, &found, err);
+    if (rc)
+        return rc;
+    if (!found)
+        return al_err_set(err, AL_ERR_NOT_FOUND,
+                          "'%s' is a LoRA adapter for the weights %s, and no version in this store has them; "
+                          "ingest its base first",
+                          name, g->man.adapter_base);
+    if (!e->w)
+        return AL_OK;
+    char path[AL_LIMIT_PATH], ref[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2];
+    snprintf(ref, sizeof ref, "%s@%s", base.model, base.manifest);
+    struct al_adapter_fit fit;
+    if ((rc = al_repo_blob_path(g->r, g->man.adapter_base, path, sizeof path, err)))
+        return rc;
+    return al_repo_adapter_fits(al_blob_writer_path(e->w), name, path, ref, &fit, err);
+}
+
 /* Every weight file passes the check of `airlock add` (al_repo_facts): a
  * file named .gguf must be a GGUF, and a GGUF's header must parse. Run before
  * any blob is visible, so a refusal leaves the store as it was; a dry run,
@@ -245,6 +271,8 @@ static enum al_rc check_weights(struct al_ing *g, struct al_model_facts *facts, 
             return rc;
         if (e->w && !facts->architecture[0])
             *facts = f;
+        if (native && g->man.adapter_base[0] && (rc = check_adapter(g, e, name, err)))
+            return rc;
     }
     return AL_OK;
 }

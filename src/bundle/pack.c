@@ -737,6 +737,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     char first[AL_LIMIT_TAG + 1] = "";
     bool keep_manifest = false;
     char ack[AL_LICENSE_ID_MAX + 1] = "", kept_ack[72] = "";
+    struct al_adapter_binding adapter;
+    memset(&adapter, 0, sizeof adapter);
     enum al_rc rc = AL_OK;
     if (p.files == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -780,6 +782,10 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
             if (rc)
                 goto out;
         }
+        /* An adapter version leaves bound to its base's weights (the manifest's
+         * annotations; the config it keeps says so too). */
+        if ((rc = al_repo_version_adapter(r, &v, &adapter, err)))
+            goto out;
         tag = o->tag ? o->tag : first[0] ? first : "latest";
         if (al_time_parse(v.created, &when, NULL) == AL_OK)
             p.newest = (time_t)when;
@@ -821,7 +827,8 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     struct al_oci_model m = {
         .name = name, .version = tag, .created = created, .seq = seq, .expires = o->expires,
         .previous = previous[0] ? previous : NULL, .license_ack = ack[0] ? ack : NULL, .card_json = p.card,
-        .layers = layers, .n_layers = p.n,
+        .layers = layers, .n_layers = p.n, .adapter_type = adapter.base[0] ? adapter.type : NULL,
+        .adapter_base = adapter.base[0] ? adapter.base : NULL,
     };
     uint8_t raw[AL_SHA256_BYTES];
     al_sha256_buf(config, strlen(config), raw);

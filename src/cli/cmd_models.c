@@ -198,6 +198,22 @@ static enum al_rc add_refusal(struct al_repo *r, const char *ref, const char *ki
     return rc;
 }
 
+/* The one "adapter-refused" event of an add --base that did not fit. */
+static enum al_rc adapter_refusal(struct al_repo *r, const char *ref, const char *base, const char *file,
+                                  enum al_rc why, struct al_err *err)
+{
+    char name[AL_LIMIT_NAME + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(ref, ":@"), ref);
+    json_t *o = json_pack("{s:s, s:s, s:s, s:s}", "operation", "add", "reason", err->msg, "base", base, "file",
+                          file);
+    char *detail = o ? json_dumps(o, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(o);
+    enum al_rc rc = al_repo_record_refusal(r, "adapter-refused", al_name_valid(name) ? name : "", detail, why,
+                                           NULL, err);
+    free(detail);
+    return rc;
+}
+
 int al_cmd_add(int argc, char **argv)
 {
     static const struct option opts[] = {
@@ -205,23 +221,28 @@ int al_cmd_add(int argc, char **argv)
         {"no-activate", no_argument, NULL, 'n'},
         {"allow-dangerous", no_argument, NULL, 'D'},
         {"ack-license", required_argument, NULL, 'L'},
+        {"base", required_argument, NULL, 'b'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     struct add_scan scan = {0};
+    bool adapter_refused = false;
     struct al_add_opts ao = {.show_progress = true, .check = add_scan_file, .record = add_scan_record,
-                             .check_key = NULL, .check_ud = &scan, .format = scan.format};
+                             .check_key = NULL, .check_ud = &scan, .format = scan.format,
+                             .adapter_refused = &adapter_refused};
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "c:nh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "c:nhb:", opts, NULL)) != -1) {
         switch (c) {
         case 'c': ao.card_path = optarg; break;
         case 'n': ao.no_activate = true; break;
         case 'D': scan.allow_dangerous = true; break;
         case 'L': scan.ack = optarg; break;
+        case 'b': ao.base_ref = optarg; break;
         case 'h':
             printf("usage: airlock add NAME[:TAG] FILE... [--card CARD.json] [--no-activate]\n"
-                   "                                     [--allow-dangerous] [--ack-license ID]\n\n"
+                   "                                     [--allow-dangerous] [--ack-license ID]\n"
+                   "       airlock add NAME[:TAG] ADAPTER.gguf --base REF   (a LoRA adapter)\n\n"
                    "Imports local files (GGUF weights, tokenizer, model card, license, prompt\n"
                    "templates) as a new version of NAME. The files are hashed while copied (one\n"
                    "read pass; a reflink clone where the file system supports it) into the\n"
@@ -238,10 +259,18 @@ int al_cmd_add(int argc, char **argv)
                    "decided by the site's policy ('airlock policy'): deny, or a rule 'ack' without\n"
                    "--ack-license naming it, refuses with exit status 6 and one 'license-refused'\n"
                    "event. Without a policy file the decision is only recorded.\n\n"
+                   "With --base, the version is a LoRA adapter bound to the weights of REF (their\n"
+                   "digest, recorded in the manifest and the add event): the GGUF must say\n"
+                   "general.type 'adapter' and adapter.type 'lora', and every .lora_a/.lora_b pair\n"
+                   "must name a tensor of the base with the shapes llama.cpp requires. A misfit\n"
+                   "or an unknown base refuses the add (exit status 3 or 4), nothing copied, and one\n"
+                   "'adapter-refused' event. 'airlock run NAME:TAG' then loads base + adapter.\n"
+                   "An adapter GGUF added without --base is refused (exit status 4).\n\n"
                    "  --card FILE        a model card (JSON object: origin, license, date, ...)\n"
                    "  --no-activate      keep the currently active version\n"
                    "  --allow-dangerous  add a dangerous file anyway (a 'scan-override' event)\n"
-                   "  --ack-license ID   acknowledge the model's license ID (recorded)\n\n"
+                   "  --ack-license ID   acknowledge the model's license ID (recorded)\n"
+                   "  --base REF         the file is a LoRA adapter for the model REF\n\n"
                    "example: airlock add stories:1.0 stories260K.gguf --card card.json\n");
             return AL_EXIT_OK;
         default: return al_cli_usage_error("add", "unknown option");
@@ -274,6 +303,8 @@ int al_cmd_add(int argc, char **argv)
         free(rec);
     } else if (rc && scan.license_refused) {
         rc = add_refusal(r, argv[optind], "license-refused", "license", scan.license, &err);
+    } else if (rc && adapter_refused) {
+        rc = adapter_refusal(r, argv[optind], ao.base_ref, argv[optind + 1], rc, &err);
     }
     free(scan.license);
     al_policy_release(&pol);

@@ -35,7 +35,8 @@ int al_cmd_run(int argc, char **argv);
 static int usage(void)
 {
     printf("usage: airlock run REF [PROMPT] [--server URL] [--temperature T] [--top-p P] [--top-k K]\n"
-           "                  [--seed N] [--max-tokens N] [--system TEXT] [--ctx N] [--threads N]\n\n"
+           "                  [--seed N] [--max-tokens N] [--system TEXT] [--ctx N] [--threads N]\n"
+           "                  [--lora-scale S]\n\n"
            "Answers PROMPT with the model REF (name, name:tag, name@sha256:...), writing the\n"
            "tokens as they come. Without PROMPT it reads the prompt from stdin when stdin is\n"
            "not a terminal, and on a terminal starts a chat that keeps the conversation:\n"
@@ -48,7 +49,10 @@ static int usage(void)
            "  --max-tokens N stop after N tokens (default: until the model ends or the context is full)\n"
            "  --system TEXT  a system message first\n"
            "  --ctx N        context in tokens when loading here (default 4096, at most the model's)\n"
-           "  --threads N    CPU threads when loading here (default 2)\n");
+           "  --threads N    CPU threads when loading here (default 2)\n"
+           "  --lora-scale S when REF is a LoRA adapter version ('airlock add --base'), which\n"
+           "                 runs on its base with the adapter applied: the adapter's scale\n"
+           "                 (default 1; 0: the base's own answers; -100..100)\n");
     return AL_EXIT_OK;
 }
 
@@ -440,7 +444,7 @@ static int chat(struct run *r)
     return st;
 }
 
-enum { O_SERVER = 256, O_TEMP, O_TOP_P, O_TOP_K, O_SEED, O_MAX, O_SYSTEM, O_CTX, O_THREADS };
+enum { O_SERVER = 256, O_TEMP, O_TOP_P, O_TOP_K, O_SEED, O_MAX, O_SYSTEM, O_CTX, O_THREADS, O_LORA_SCALE };
 
 int al_cmd_run(int argc, char **argv)
 {
@@ -449,7 +453,8 @@ int al_cmd_run(int argc, char **argv)
         {"top-p", required_argument, NULL, O_TOP_P}, {"top-k", required_argument, NULL, O_TOP_K},
         {"seed", required_argument, NULL, O_SEED}, {"max-tokens", required_argument, NULL, O_MAX},
         {"system", required_argument, NULL, O_SYSTEM}, {"ctx", required_argument, NULL, O_CTX},
-        {"threads", required_argument, NULL, O_THREADS}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+        {"threads", required_argument, NULL, O_THREADS}, {"lora-scale", required_argument, NULL, O_LORA_SCALE},
+        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
     if (al_cli_wants_help(argc, argv))
         return usage();
     struct al_engine_gen_params dp = al_engine_gen_params_default();
@@ -459,7 +464,8 @@ int al_cmd_run(int argc, char **argv)
     r.server = env && *env ? env : NULL;
     int threads = 2, ctx = 4096, ch;
     long long seed = 0;
-    double d = 0;
+    double d = 0, lora_scale = 1;
+    bool lora_scale_set = false;
     const char *system = NULL;
     optind = 0;
     while ((ch = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
@@ -483,6 +489,10 @@ int al_cmd_run(int argc, char **argv)
         case O_SYSTEM: system = optarg; break;
         case O_CTX: st = al_cli_opt_i("run", "--ctx", optarg, 16, 1 << 24, &ctx); break;
         case O_THREADS: st = al_cli_opt_threads("run", optarg, &threads); break;
+        case O_LORA_SCALE:
+            st = al_cli_opt_num("run", "--lora-scale", optarg, -100, 100, &lora_scale);
+            lora_scale_set = true;
+            break;
         default: return al_cli_usage_error("run", "unknown option");
         }
         if (st)
@@ -492,6 +502,8 @@ int al_cmd_run(int argc, char **argv)
     if (rest < 1 || rest > 2)
         return al_cli_usage_error("run", "needs REF and at most one PROMPT (quote it)");
     r.ref = argv[optind];
+    if (lora_scale_set && r.server)
+        return al_cli_usage_error("run", "--lora-scale applies to a model loaded here, not with --server");
     if (system && !(r.system = strdup(system)))
         return AL_EXIT_INTERNAL;
     /* The prompt: the argument, else stdin when it is not a terminal. */
@@ -524,7 +536,16 @@ int al_cmd_run(int argc, char **argv)
     }
     if (!r.server) {
         struct al_model_ref mr;
-        if ((st = al_cli_model_ref(r.ref, &mr)) || (st = al_cli_model_load(&mr, threads, 1, ctx, &r.m)))
+        if ((st = al_cli_model_ref(r.ref, &mr)))
+            goto out;
+        if (lora_scale_set && !mr.lora) {
+            fprintf(stderr, "airlock: error: '%s' is not a LoRA adapter version; --lora-scale applies to one\n",
+                    r.ref);
+            st = AL_EXIT_USAGE;
+            goto out;
+        }
+        mr.lora_scale = (float)lora_scale;
+        if ((st = al_cli_model_load(&mr, threads, 1, ctx, &r.m)))
             goto out;
         struct al_engine_model_info info;
         al_engine_model_info(r.m, &info);

@@ -427,7 +427,9 @@ static const char show_help[] =
     "template, license), the scan verdict recorded when it was added or ingested\n"
     "(and by which scan rules; a line per file that was not ok), the license decision\n"
     "(decision, license, the rule; who acknowledged it) and its events\n"
-    "(provenance). REF: name, name:tag or name@sha256:<hex>.\n\n"
+    "(provenance). A LoRA adapter version shows the weights it is bound to and the\n"
+    "version that has them (its base); a model shows the adapters bound to its\n"
+    "weights. REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
     "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
     "           manifest digest, purl and license, its files with SHA-256 hashes,\n"
@@ -461,6 +463,20 @@ int al_cmd_show(int argc, char **argv)
     if (!rc)
         rc = read_json_blob(r, v.manifest, &manifest, &err);
     json_t *card = rc ? NULL : version_card(manifest, config);
+    /* LoRA: the base this adapter is bound to, or the adapters bound to
+     * this version's weights. */
+    struct al_adapter_binding ab;
+    memset(&ab, 0, sizeof ab);
+    struct al_version base, *adapters = NULL;
+    size_t na = 0;
+    bool base_found = false;
+    const struct al_file *wf = al_repo_pick_weights(files, nf);
+    if (!rc)
+        rc = al_repo_version_adapter(r, &v, &ab, &err);
+    if (!rc && ab.base[0])
+        rc = al_repo_find_base(r, ab.base, &base, &base_found, &err);
+    else if (!rc && wf)
+        rc = al_repo_list_adapters(r, wf->digest, &adapters, &na, &err);
     al_repo_free(r);
     const char *format = json_string_value(json_object_get(json_object_get(config, "config"), "format"));
     if (rc) {
@@ -498,6 +514,17 @@ int al_cmd_show(int argc, char **argv)
             json_object_set_new(j, "gguf", gguf_json(&g));
         json_object_set_new(j, "format", format ? json_string(format) : json_null());
         json_object_set(j, "card", card ? card : json_null());
+        if (ab.base[0]) {
+            json_t *ad = json_pack("{s:s, s:s}", "type", ab.type, "base", ab.base);
+            json_object_set_new(ad, "base_version", base_found ? version_json(&base) : json_null());
+            json_object_set_new(j, "adapter", ad);
+        } else {
+            json_object_set_new(j, "adapter", json_null());
+        }
+        json_t *aa = json_array();
+        for (size_t i = 0; i < na; i++)
+            json_array_append_new(aa, version_json(&adapters[i]));
+        json_object_set_new(j, "adapters", aa);
         print_json(j);
     } else {
         printf("%s:%s%s\n", v.model, v.tags[0] ? v.tags : "-", v.active ? "  (active)" : "");
@@ -517,6 +544,20 @@ int al_cmd_show(int argc, char **argv)
                                                                : (kind ? kind - 3 : files[i].media_type));
         }
         print_card(card);
+        if (ab.base[0]) {
+            printf("  adapter   %s for the weights %s\n", ab.type, ab.base);
+            if (base_found)
+                printf("    base    %s:%s  %s%s\n", base.model, base.tags[0] ? base.tags : "-", base.manifest,
+                       base.active ? "  (active)" : "");
+            else
+                printf("    base    not in the store (removed?)\n");
+        }
+        if (na > 0) {
+            printf("  adapters  (LoRA, bound to these weights)\n");
+            for (size_t i = 0; i < na; i++)
+                printf("    %s:%s  %s%s\n", adapters[i].model, adapters[i].tags[0] ? adapters[i].tags : "-",
+                       adapters[i].manifest, adapters[i].active ? "  (active)" : "");
+        }
         print_delta(ev, ne, v.manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
@@ -533,6 +574,7 @@ out:
     json_decref(card);
     json_decref(manifest);
     json_decref(config);
+    free(adapters);
     free(files);
     al_index_events_free(ev, ne);
     return st;

@@ -6,6 +6,7 @@
 
 #include "cli/cli.h"
 #include "cli/cli_util.h"
+#include "engine/engine.h"
 #include "suite/suite.h"
 
 int al_cli_model_ref(const char *ref, struct al_model_ref *out)
@@ -22,12 +23,22 @@ int al_cli_model_ref(const char *ref, struct al_model_ref *out)
         if (status)
             return status;
         struct al_weights w;
-        enum al_rc rc = al_repo_resolve_weights(r, ref, &w, &err);
+        struct al_adapted ad;
+        enum al_rc rc = al_repo_resolve_adapted(r, ref, &w, &ad, &err);
         al_repo_free(r);
         if (rc)
             return al_cli_fail(&err);
-        snprintf(out->path, sizeof out->path, "%s", w.path);
-        snprintf(out->digest, sizeof out->digest, "%s", w.digest);
+        if (ad.is_adapter) {
+            out->lora = true;
+            out->lora_scale = 1.0f;
+            snprintf(out->lora_path, sizeof out->lora_path, "%s", w.path);
+            snprintf(out->lora_digest, sizeof out->lora_digest, "%s", w.digest);
+            snprintf(out->path, sizeof out->path, "%s", ad.base_path);
+            snprintf(out->digest, sizeof out->digest, "%s", ad.binding.base);
+        } else {
+            snprintf(out->path, sizeof out->path, "%s", w.path);
+            snprintf(out->digest, sizeof out->digest, "%s", w.digest);
+        }
         al_repo_weights_release(&w);
     }
     struct al_gguf_info info;
@@ -40,7 +51,9 @@ int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, in
                       struct al_engine_model **out)
 {
     struct al_err err = AL_ERR_INIT;
-    if (al_suite_model_load(ref->path, ref->digest, ref->n_ctx_train, threads, n_seq, n_ctx, out, &err))
+    struct al_engine_lora lora = {.path = ref->lora_path, .digest = ref->lora_digest, .scale = ref->lora_scale};
+    if (al_suite_model_load(ref->path, ref->digest, ref->lora ? &lora : NULL, ref->lora ? 1 : 0, ref->n_ctx_train,
+                            threads, n_seq, n_ctx, out, &err))
         return al_cli_fail(&err);
     return 0;
 }

@@ -14,10 +14,18 @@ struct al_model_ref {
     char path[AL_LIMIT_PATH];
     char digest[AL_DIGEST_SIZE];
     int n_ctx_train;          /* from the GGUF header; 0 when unknown */
+    /* A LoRA adapter version: path and digest above are its base's weights,
+     * these the adapter's blob, applied at lora_scale (1 unless the caller
+     * sets another before al_cli_model_load). */
+    bool lora;
+    char lora_path[AL_LIMIT_PATH];
+    char lora_digest[AL_DIGEST_SIZE];
+    float lora_scale;
 };
 
 /* REF is a store reference (name, name:tag, name@sha256:...) or, on a build
- * host without a store, the path of a GGUF file (hashed here). Prints the
+ * host without a store, the path of a GGUF file (hashed here). A reference
+ * to an adapter version gives its base and the adapter (al_repo_resolve_adapted). Prints the
  * error and returns the exit status on failure, 0 on success. */
 int al_cli_model_ref(const char *ref, struct al_model_ref *out);
 

@@ -41,6 +41,7 @@
 #define AL_LIMIT_PROMPT_TOKENS   262144           /* one tokenized prompt */
 #define AL_LIMIT_SEQS            64               /* parallel sequences of one model */
 #define AL_LIMIT_QUEUE           4096             /* requests waiting for a sequence */
+#define AL_LIMIT_LORAS           8                /* LoRA adapters applied to one loaded model */
 #define AL_LIMIT_STOP_STRINGS    16               /* stop strings of one request */
 #define AL_LIMIT_STOP_LEN        256u             /* bytes of one stop string */
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */

@@ -81,6 +81,8 @@ static enum al_rc embedder_new(struct al_engine_model *m, struct al_engine_embed
         rc = al_err_set(err, AL_ERR_INTERNAL, "cannot create an embeddings context%s%s", *why ? ": " : "", why);
         goto fail;
     }
+    if ((rc = al_engine_apply_loras(m, e->ctx, err)))
+        goto fail;
     enum llama_pooling_type pt = llama_pooling_type(e->ctx);
     if (pt == LLAMA_POOLING_TYPE_RANK || pt == LLAMA_POOLING_TYPE_NONE) {
         rc = al_err_set(err, AL_ERR_USAGE, "the model's pooling (%s) does not give one vector per text",

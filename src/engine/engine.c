@@ -7,12 +7,24 @@
  * given to llama_model_load_from_file_ptr(). A rename or a replaced directory
  * entry between the check and the load therefore changes nothing. The FILE
  * stays open until the model is freed.
+ *
+ * LoRA adapters are loaded the same way as far as llama.cpp lets us:
+ * llama_adapter_lora_init() takes a path and opens it itself (twice: the
+ * header, then the tensor data). We open the blob, hash that descriptor and
+ * give llama.cpp "/proc/self/fd/<n>": opening that link opens the very file
+ * our descriptor holds, not whatever the blob's name points at by then, so a
+ * rename or replaced entry changes nothing. What is left is a write into
+ * the same file (a read-only blob, so its owner or root only): the file's
+ * size and modification time are compared before the hash and after the
+ * load, and a change refuses the load (docs/internals/engine.md).
  */
 #include "engine/engine_int.h"
 #include "engine/chat.h"
 
 #include <pthread.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "core/limits.h"
@@ -286,6 +298,80 @@ out:
     return rc;
 }
 
+static bool same_stat(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
+}
+
+/* Loads one adapter of m, proven against its digest (see the top). */
+static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lora *l,
+                            struct al_engine_verify_cache *cache, struct llama_adapter_lora **out,
+                            struct al_err *err)
+{
+    if (!l->path || !l->digest || !al_digest_valid(l->digest))
+        return al_err_set(err, AL_ERR_USAGE, "a LoRA adapter needs a blob path and a digest (sha256:<64 hex>)");
+    if (!(l->scale >= -100.0f && l->scale <= 100.0f))
+        return al_err_set(err, AL_ERR_USAGE, "a LoRA scale of %g is outside -100..100", (double)l->scale);
+    struct stat before, now, link;
+    FILE *f = NULL;
+    /* The baseline for the checks after: taken before the hash, so a write
+     * during the hash is seen too. */
+    if (stat(l->path, &before) != 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot open the adapter '%s'", l->path);
+    enum al_rc rc = open_verified(l->path, l->digest, cache, &f, err);
+    if (rc)
+        return rc;
+    int fd = fileno(f);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
+        rc = al_err_set(err, AL_ERR_VERIFY, "the adapter '%s' changed while it was verified; nothing is loaded",
+                        l->path);
+        goto out;
+    }
+    /* The link must lead to our file: without /proc it would not. */
+    if (stat(proc, &link) != 0 || link.st_dev != before.st_dev || link.st_ino != before.st_ino) {
+        rc = al_err_set(err, AL_ERR_IO, "cannot load the adapter '%s' through %s (is /proc mounted?)", l->path,
+                        proc);
+        goto out;
+    }
+    al_engine_llama_clear_error();
+    *out = llama_adapter_lora_init(m->model, proc);
+    if (!*out) {
+        const char *why = al_engine_llama_last_error();
+        rc = al_err_set(err, AL_ERR_CORRUPT, "llama.cpp cannot load the LoRA adapter '%s'%s%s", l->path,
+                        *why ? ": " : "", why);
+        goto out;
+    }
+    if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
+        llama_adapter_lora_free(*out);
+        *out = NULL;
+        rc = al_err_set(err, AL_ERR_VERIFY, "the adapter '%s' changed while it was loaded; nothing is loaded",
+                        l->path);
+        goto out;
+    }
+    al_info("LoRA adapter '%s' (%s) at scale %g", l->path, l->digest, (double)l->scale);
+out:
+    fclose(f);
+    return rc;
+}
+
+enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err)
+{
+    if (m->n_loras == 0)
+        return AL_OK;
+    struct llama_adapter_lora *a[AL_LIMIT_LORAS];
+    float sc[AL_LIMIT_LORAS];
+    for (int i = 0; i < m->n_loras; i++) {
+        a[i] = m->loras[i];
+        sc[i] = m->lora_scales[i];
+    }
+    if (llama_set_adapters_lora(ctx, a, (size_t)m->n_loras, sc) != 0)
+        return al_err_set(err, AL_ERR_INTERNAL, "cannot apply %d LoRA adapters to a context", m->n_loras);
+    return AL_OK;
+}
+
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
                                 const struct al_engine_model_params *params,
                                 struct al_engine_model **out, struct al_err *err)
@@ -329,6 +415,19 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
         goto fail;
     }
     m->vocab = llama_model_get_vocab(m->model);
+    if (p.n_loras < 0 || p.n_loras > AL_LIMIT_LORAS) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "%d LoRA adapters is over the cap of %d (AL_LIMIT_LORAS)", p.n_loras,
+                        AL_LIMIT_LORAS);
+        goto fail;
+    }
+    for (int i = 0; i < p.n_loras; i++) {
+        if ((rc = load_lora(m, &p.loras[i], p.verify_cache, &m->loras[i], err)))
+            goto fail;
+        m->lora_scales[i] = p.loras[i].scale;
+        m->n_loras = i + 1;
+    }
+    m->params.loras = NULL; /* borrowed: not kept */
+    m->params.n_loras = 0;
     m->n_ctx_seq = ctx_per_seq(&p, llama_model_n_ctx_train(m->model));
     if ((int64_t)m->n_ctx_seq * p.n_seq > INT32_MAX / 2) {
         rc = al_err_set(err, AL_ERR_LIMIT, "a context of %d tokens times %d sequences is too large",
@@ -364,6 +463,8 @@ void al_engine_model_free(struct al_engine_model *m)
     al_engine_sched_free(m->sched);
     al_engine_embedder_free(m->embedder);
     al_engine_chat_tmpls_free(m->chat);
+    /* Adapters are freed with their model (llama.h), not before: a context
+     * may still point at them until the scheduler is gone. */
     if (m->model)
         llama_model_free(m->model);
     if (m->file)
@@ -393,6 +494,7 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     if (llama_model_desc(m->model, out->desc, sizeof out->desc) < 0)
         out->desc[0] = '\0';
     snprintf(out->digest, sizeof out->digest, "%s", m->digest);
+    out->n_loras = m->n_loras;
 }
 
 /* ---- tokens ---- */

@@ -20,6 +20,13 @@
  * al_engine_cancel() and al_engine_stats(). Every submitted request gets
  * exactly one al_engine_done_cb call, also when it is cancelled or the model is freed.
  *
+ * LoRA adapters (al_engine_lora) are loaded with the model they adapt and
+ * applied to each of its contexts: a loaded model is a base plus its
+ * adapters at their scales. An adapter blob is verified like the model: it is
+ * opened once and hashed, and llama.cpp, which opens adapters by path only,
+ * is given /proc/self/fd/<n> of that same open file (docs/internals/engine.md
+ * says why nothing can be swapped in between, and what is left).
+ *
  * Embeddings use a second context of the same model, created on first use,
  * with the pooling the model declares (mean pooling when it declares none);
  * vectors come back L2-normalized.
@@ -82,6 +89,15 @@ typedef void al_engine_submitted_cb(void *ud);
 
 /* ---- loading ---- */
 
+/* A LoRA adapter to apply to a model as it is loaded: a GGUF with
+ * general.type "adapter" and adapter.type "lora" whose tensors fit the
+ * model's. */
+struct al_engine_lora {
+    const char *path;    /* the adapter's blob */
+    const char *digest;  /* its expected "sha256:<64 hex>" */
+    float scale;         /* 1: as trained; 0: no effect */
+};
+
 struct al_engine_model_params {
     int threads;       /* CPU threads for decoding; <= 0: 2 */
     int n_ctx;         /* context per sequence in tokens; <= 0: the model's n_ctx_train */
@@ -99,6 +115,11 @@ struct al_engine_model_params {
     /* Jinja chat template used instead of the GGUF's (a bundle's template
      * file); NULL: the GGUF's. Copied by the load (engine/chat.h). */
     const char *chat_template;
+    /* LoRA adapters applied to every context of the model, in order; each
+     * proven against its digest before llama.cpp reads it. Borrowed, read
+     * during the load. Up to AL_LIMIT_LORAS. */
+    const struct al_engine_lora *loras;
+    int n_loras;
 };
 
 /* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
@@ -125,10 +146,13 @@ uint64_t al_engine_kv_bytes(const struct al_engine_model_params *p, const struct
 /* Loads the GGUF at blob_path after proving that its SHA-256 is
  * expected_digest ("sha256:<64 hex>") and starts its scheduler. params may be
  * NULL for the defaults. *out must be NULL; it is the caller's on success and
- * is released with al_engine_model_free().
+ * is released with al_engine_model_free(). The adapters of params->loras are
+ * loaded after the model, each verified the same way.
  * Errors: AL_ERR_USAGE (malformed digest or params), AL_ERR_IO (cannot open or
- * read), AL_ERR_VERIFY (digest mismatch: nothing is loaded), AL_ERR_CORRUPT
- * (llama.cpp refuses the file), AL_ERR_LIMIT (n_seq over AL_LIMIT_SEQS ...),
+ * read), AL_ERR_VERIFY (digest mismatch of the model or an adapter, or an
+ * adapter blob changed while llama.cpp read it: nothing is loaded),
+ * AL_ERR_CORRUPT (llama.cpp refuses the file or an adapter, e.g. one whose
+ * tensors do not fit the model), AL_ERR_LIMIT (more than AL_LIMIT_LORAS adapters), AL_ERR_LIMIT (n_seq over AL_LIMIT_SEQS ...),
  * AL_ERR_NOMEM, AL_ERR_INTERNAL (context or thread creation failed). */
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
                                 const struct al_engine_model_params *params,
@@ -157,6 +181,7 @@ struct al_engine_model_info {
     bool has_chat_template;
     char desc[128];         /* llama.cpp's description, e.g. "llama ?B all F32" */
     char digest[72];        /* the verified "sha256:<hex>" */
+    int n_loras;            /* LoRA adapters applied */
 };
 
 void al_engine_model_info(const struct al_engine_model *m, struct al_engine_model_info *out);

@@ -19,6 +19,7 @@
 #include <llama.h>
 
 #include "core/hash.h"
+#include "core/limits.h"
 #include "engine/engine.h"
 
 struct al_engine_sched; /* sched.c */
@@ -36,7 +37,13 @@ struct al_engine_model {
     pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
     struct al_engine_embedder *embedder;     /* created on first use */
     struct al_engine_chat_tmpls *chat;       /* NULL: no Jinja template (builtin formats only) */
+    struct llama_adapter_lora *loras[AL_LIMIT_LORAS]; /* applied to every context */
+    float lora_scales[AL_LIMIT_LORAS];
+    int n_loras;
 };
+
+/* Applies the model's adapters to a context of it (sched.c, embed.c). */
+enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);
 
 /* Monotonic clock in milliseconds. */
 double al_engine_now_ms(void);

@@ -647,6 +647,8 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
                         m->n_ctx_seq, *why ? ": " : "", why);
         goto fail;
     }
+    if ((rc = al_engine_apply_loras(m, s->ctx, err)))
+        goto fail;
     /* Without a pool of its own, ggml sets up its compute threads on every
      * llama_decode. A persistent pool, as llama-bench and llama-server
      * attach, keeps them (docs/internals/engine.md says what it gained). */

@@ -356,6 +356,11 @@ static void fill_kv(const struct gguf_context *g, struct al_gguf_info *out)
     kv_str(g, "general.license", out->license, sizeof out->license);
     kv_str(g, "tokenizer.ggml.model", out->tokenizer_model, sizeof out->tokenizer_model);
     out->has_chat_template = kv_str(g, "tokenizer.chat_template", NULL, 0);
+    kv_str(g, "general.type", out->general_type, sizeof out->general_type);
+    kv_str(g, "adapter.type", out->adapter_type, sizeof out->adapter_type);
+    int64_t alpha = gguf_find_key(g, "adapter.lora.alpha");
+    if (alpha >= 0 && gguf_get_kv_type(g, alpha) == GGUF_TYPE_FLOAT32)
+        out->lora_alpha = gguf_get_val_f32(g, alpha);
 
     out->file_type_id = -1;
     if (kv_uint(g, "general.file_type", &v) && v <= INT32_MAX) {

@@ -62,6 +62,14 @@ struct al_gguf_info {
     uint32_t head_count, head_count_kv, feed_forward_length;
 
     bool has_chat_template;  /* tokenizer.chat_template is a string */
+
+    /* An adapter (llama.cpp's llama-adapter.cpp reads these): general.type
+     * ("adapter"; "" when absent), adapter.type ("lora"), adapter.lora.alpha
+     * (0 when absent or not an F32, which llama.cpp reads as "no scaling by
+     * alpha / rank"). */
+    char general_type[32];
+    char adapter_type[32];
+    float lora_alpha;
     char tokenizer_model[32]; /* tokenizer.ggml.model: "llama", "gpt2", ... */
 
     struct al_gguf_type_count types[AL_GGUF_TYPES_MAX]; /* by first appearance */

@@ -169,6 +169,10 @@ enum al_rc al_oci_config_build(const struct al_oci_model *m, char **out, struct 
         json_array_append_new(ids, json_string(m->layers[i].digest));
     json_object_set_new(fs, "type", json_string("layers"));
     json_object_set_new(fs, "diffIds", ids);
+    if (m->adapter_base && *m->adapter_base)
+        json_object_set_new(root, "io.airlock.adapter",
+                            json_pack("{s:s, s:s}", "type", m->adapter_type ? m->adapter_type : "lora",
+                                      "baseWeights", m->adapter_base));
     json_object_set_new(root, "descriptor", desc);
     json_object_set_new(root, "config", cfg);
     json_object_set_new(root, "modelfs", fs);
@@ -209,6 +213,10 @@ enum al_rc al_oci_manifest_build(const struct al_oci_model *m, const char *confi
     char *card = card_annotation(m->card_json);
     set_str(ann, AL_ANN_CARD, card);
     free(card);
+    if (m->adapter_base && *m->adapter_base) {
+        set_str(ann, AL_ANN_ADAPTER_TYPE, m->adapter_type ? m->adapter_type : "lora");
+        set_str(ann, AL_ANN_ADAPTER_BASE, m->adapter_base);
+    }
     json_object_set_new(root, "annotations", ann);
     return dump(root, out, err);
 }
@@ -299,6 +307,11 @@ enum al_rc al_oci_manifest_parse(const char *text, size_t len, struct al_oci_man
     if (json_is_object(cj) && (out->card = strdup(card)) == NULL)
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     json_decref(cj);
+    const char *atype = json_string_value(json_object_get(ann, AL_ANN_ADAPTER_TYPE));
+    const char *abase = json_string_value(json_object_get(ann, AL_ANN_ADAPTER_BASE));
+    snprintf(out->adapter_type, sizeof out->adapter_type, "%s",
+             atype && strlen(atype) < sizeof out->adapter_type ? atype : "");
+    snprintf(out->adapter_base, sizeof out->adapter_base, "%s", abase && al_digest_valid(abase) ? abase : "");
     snprintf(out->title, sizeof out->title, "%s", title ? title : "");
     snprintf(out->version, sizeof out->version, "%s", version ? version : "");
     snprintf(out->expires, sizeof out->expires, "%s", expires ? expires : "");

@@ -35,6 +35,8 @@
 #define AL_ANN_LICENSE_ACK  "io.airlock.license-ack" /* pack --ack-license: the license acknowledged */
 #define AL_ANN_CARD         "io.airlock.card" /* the model card whole (compact JSON); its ModelPack fields are
                                                  also in the config's descriptor */
+#define AL_ANN_ADAPTER_TYPE "io.airlock.adapter.type" /* an adapter version: "lora" */
+#define AL_ANN_ADAPTER_BASE "io.airlock.adapter.base" /* the digest of the base's weight file */
 
 struct al_oci_layer {
     char path[AL_LIMIT_FILE_NAME + 1];
@@ -58,6 +60,11 @@ struct al_oci_model {
     const char *expires;      /* ISO 8601 expiry of a bundle's manifest, or NULL */
     const char *previous;     /* digest of the previous version's manifest, or NULL */
     const char *license_ack;  /* the license the packer acknowledged (pack --ack-license), or NULL */
+    /* An adapter version: its type ("lora") and the digest of the base's
+     * weight file it is bound to (manifest annotations, and "io.airlock.adapter"
+     * in the config); NULL for a model. */
+    const char *adapter_type;
+    const char *adapter_base;
     const struct al_oci_layer *layers;
     size_t n_layers;
 };
@@ -90,6 +97,8 @@ struct al_oci_manifest {
     char previous[AL_DIGEST_SIZE];   /* io.airlock.previous */
     char license_ack[72];            /* io.airlock.license-ack ("" when absent or too long) */
     char *card;                      /* AL_ANN_CARD, a JSON object's text (malloc'd), NULL when absent or not one */
+    char adapter_type[16];           /* io.airlock.adapter.type ("" when absent or too long) */
+    char adapter_base[AL_DIGEST_SIZE]; /* io.airlock.adapter.base ("" when absent or not a digest) */
 };
 /* Parses and validates (media types, digests, safe unique paths, caps). */
 enum al_rc al_oci_manifest_parse(const char *json, size_t len, struct al_oci_manifest *out, struct al_err *err);

@@ -237,7 +237,7 @@ static enum al_rc read_card(const char *path, char **out, struct al_err *err)
 }
 
 static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag,
-                        const char *key, const char *check)
+                        const char *key, const char *check, json_t *adapter)
 {
     json_t *files = json_array();
     for (size_t i = 0; i < n; i++)
@@ -245,6 +245,8 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
                                                layers[i].digest, "size", (json_int_t)layers[i].size, "source",
                                                paths[i]));
     json_t *d = json_pack("{s:o, s:s}", "files", files, "tag", tag);
+    if (adapter)
+        json_object_set(d, "adapter", adapter);
     if (check) {
         json_t *c = json_loads(check, 0, NULL);
         if (c == NULL || (!key && !json_is_object(c))) {
@@ -285,10 +287,31 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
     struct al_model_facts facts;
     memset(&facts, 0, sizeof facts);
     bool facts_done = false;
+    struct al_adapter_fit fit = {0};
+    json_t *adapter = NULL;
+    const char *base_ref = opts ? opts->base_ref : NULL;
+    struct al_weights base;
+    memset(&base, 0, sizeof base);
+    size_t n_weights = 0;
     if (layers == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (opts && opts->card_path && (rc = read_card(opts->card_path, &card, err)))
         goto out;
+    /* An adapter: its base first (a model, resolved to its weight file). */
+    if (base_ref) {
+        struct al_adapter_binding bb;
+        struct al_err berr = AL_ERR_INIT;
+        if ((rc = al_repo_resolve_weights(r, base_ref, &base, &berr)) ||
+            (rc = al_repo_version_adapter(r, &base.version, &bb, &berr))) {
+            al_err_set(err, rc, "the base '%s' of the adapter: %s", base_ref, berr.msg);
+            goto refused;
+        }
+        if (bb.base[0]) {
+            rc = al_err_set(err, AL_ERR_INVALID, "the base '%s' is itself an adapter; an adapter's base is a model",
+                            base_ref);
+            goto refused;
+        }
+    }
     for (size_t i = 0; i < n_paths; i++) {
         const char *name = base_name(paths[i]);
         if (!al_oci_path_safe(name)) {
@@ -317,9 +340,33 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
                 facts = f;
                 facts_done = true;
             }
+            n_weights++;
+            if (base_ref && (rc = al_repo_adapter_fits(paths[i], name, base.path, base_ref, &fit, err)))
+                goto refused;
+            /* An adapter added as a model would only fail at its first load. */
+            struct al_gguf_info gi;
+            if (!base_ref && al_gguf_named(name) && al_gguf_inspect(paths[i], &gi, NULL) == AL_OK &&
+                strcmp(gi.general_type, "adapter") == 0) {
+                rc = al_err_set(err, AL_ERR_INVALID,
+                                "'%s' is a %s adapter, not a model; add it with --base REF naming its base model",
+                                paths[i], gi.adapter_type[0] ? gi.adapter_type : "LoRA");
+                goto out;
+            }
         }
         if (opts && opts->check && (rc = opts->check(opts->check_ud, paths[i], name, err)))
             goto out;
+    }
+    if (base_ref && n_weights != 1) {
+        rc = al_err_set(err, AL_ERR_INVALID, "an adapter version holds one GGUF adapter; %zu weight files were given",
+                        n_weights);
+        goto refused;
+    }
+    if (base_ref) {
+        char bref[AL_LIMIT_REF + 80];
+        snprintf(bref, sizeof bref, "%s@%s", base.version.model, base.version.manifest);
+        adapter = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:f}", "type", "lora", "base", base.digest, "base_ref",
+                            base_ref, "base_version", bref, "pairs", (json_int_t)fit.pairs, "rank",
+                            (json_int_t)fit.rank, "alpha", (double)fit.alpha);
     }
     const char *note_kind = NULL;
     if (opts && opts->record && (rc = opts->record(opts->check_ud, &check, &note_kind, &note, err)))
@@ -344,6 +391,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         .name = ref.name, .version = tag, .architecture = facts.architecture,
         .format = facts_done ? "gguf" : opts && opts->format ? opts->format : "", .param_size = facts.param_size, .precision = facts.precision,
         .quantization = facts.quantization, .card_json = card, .layers = layers, .n_layers = n_paths,
+        .adapter_type = base_ref ? "lora" : NULL, .adapter_base = base_ref ? base.digest : NULL,
     };
     char config_digest[AL_DIGEST_SIZE], manifest_digest[AL_DIGEST_SIZE];
     if ((rc = al_oci_config_build(&m, &config, err)) ||
@@ -362,7 +410,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         files[i].size = layers[i].size;
         snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
     }
-    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check);
+    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter);
     if (detail == NULL) {
         free(files);
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -377,7 +425,13 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
     free(files);
 unlock:
     al_store_unlock(r->store, AL_LOCK_GC_SHARED);
+    goto out;
+refused:
+    if (opts && opts->adapter_refused)
+        *opts->adapter_refused = true;
 out:
+    json_decref(adapter);
+    al_repo_weights_release(&base);
     free(note);
     free(check);
     free(detail);

@@ -114,6 +114,13 @@ typedef enum al_rc al_add_record_fn(void *ud, char **detail, const char **note_k
 
 struct al_add_opts {
     const char *card_path;  /* model card JSON, or NULL */
+    /* With base_ref: the version is a LoRA adapter bound to the weights of
+     * that version (al_repo_adapter_fits checks the one GGUF among the
+     * files against them first). A refusal by that check, or a base that
+     * does not resolve, sets *adapter_refused (when non-NULL) so the caller
+     * can record it (al_repo_record_refusal). */
+    const char *base_ref;
+    bool *adapter_refused;
     bool no_activate;       /* leave the active version as it is */
     bool show_progress;
     al_add_check_fn *check; /* NULL: no check */
@@ -257,6 +264,60 @@ void al_repo_weights_release(struct al_weights *w);
 /* The path of v's weight file (al_repo_pick_weights). */
 enum al_rc al_repo_weight_path(struct al_repo *r, const struct al_version *v, char *out, size_t size,
                                struct al_err *err);
+
+/* ---- LoRA adapters (adapter.c) ----
+ * An adapter version is bound to the digest of its base's weight file
+ * (the blob llama.cpp loads as the model), not to a name: any version with
+ * those weights is its base. The binding lives in the version's manifest
+ * (annotations io.airlock.adapter.type and .base), its config and its add
+ * event. */
+
+/* What a LoRA GGUF is, as al_repo_adapter_fits found it. */
+struct al_adapter_fit {
+    size_t pairs;   /* .lora_a/.lora_b pairs, each fitting a base tensor */
+    int64_t rank;   /* of the first pair */
+    float alpha;    /* adapter.lora.alpha (0: none) */
+};
+/* Checks that the GGUF at path (called name in messages) is a LoRA adapter
+ * that fits the model GGUF at base_path (called base_ref): general.type
+ * "adapter" and adapter.type "lora", the base's architecture, only
+ * <tensor>.lora_a/.lora_b pairs (and *_norm.weight, which llama.cpp skips),
+ * each naming a tensor of the base with the shapes llama.cpp's
+ * llama-adapter.cpp requires. AL_ERR_INVALID naming the first misfit; the
+ * errors of al_gguf_inspect_fd and al_gguf_table_fd. Any thread. */
+enum al_rc al_repo_adapter_fits(const char *path, const char *name, const char *base_path, const char *base_ref,
+                                struct al_adapter_fit *out, struct al_err *err);
+
+struct al_adapter_binding {
+    char type[16];               /* "lora"; "" when the version is no adapter */
+    char base[AL_DIGEST_SIZE];   /* the base's weight digest; "" when no adapter */
+};
+/* Reads v's manifest (checked against its digest) for its binding; an
+ * all-empty *out for a model. */
+enum al_rc al_repo_version_adapter(struct al_repo *r, const struct al_version *v, struct al_adapter_binding *out,
+                                   struct al_err *err);
+/* A version whose weight file has digest: the active version of a model
+ * first, else the newest. *found false when none has. */
+enum al_rc al_repo_find_base(struct al_repo *r, const char *digest, struct al_version *out, bool *found,
+                             struct al_err *err);
+/* The adapter versions bound to the weights digest, oldest first; *rows is
+ * malloc'd (NULL when none), the caller frees it. Reads every manifest. */
+enum al_rc al_repo_list_adapters(struct al_repo *r, const char *digest, struct al_version **rows, size_t *n,
+                                 struct al_err *err);
+
+/* A ref resolved for loading when it may be an adapter. */
+struct al_adapted {
+    bool is_adapter;
+    struct al_adapter_binding binding;
+    struct al_version base;      /* the version found with the base's weights */
+    char base_path[AL_LIMIT_PATH]; /* their blob; its digest is binding.base */
+};
+/* al_repo_resolve_weights (into *w: the version's own weight file, for an
+ * adapter the adapter's blob), and for an adapter version its base
+ * (al_repo_find_base). AL_ERR_NOT_FOUND when the base's weights are in no
+ * version any more. On error *w needs no release. */
+enum al_rc al_repo_resolve_adapted(struct al_repo *r, const char *ref, struct al_weights *w,
+                                   struct al_adapted *out, struct al_err *err);
 
 /* ---- events and blobs of changes made above the repo ---- */
 

@@ -30,6 +30,10 @@ struct rref {
     char path[AL_LIMIT_PATH];
     char tmpl_path[AL_LIMIT_PATH];     /* the version's chat template file (*.jinja) blob, "" none */
     char tmpl_digest[AL_DIGEST_SIZE];
+    /* A LoRA adapter version: digest and path above are its base's weights,
+     * these its adapter's blob ("" for a model). */
+    char lora_path[AL_LIMIT_PATH];
+    char lora_digest[AL_DIGEST_SIZE];
     uint64_t size;
     struct al_engine_kv_shape shape;          /* from the GGUF header, for the KV estimate */
     bool pinned;
@@ -133,7 +137,8 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
         return al_err_set(err, AL_ERR_LIMIT, "a model reference of %zu bytes is over the cap of %zu", strlen(ref),
                           sizeof mm->refs->ref - 1);
     struct al_weights w;
-    enum al_rc rc = al_repo_resolve_weights(mm->repo, ref, &w, err);
+    struct al_adapted ad;
+    enum al_rc rc = al_repo_resolve_adapted(mm->repo, ref, &w, &ad, err);
     if (rc)
         return rc;
     struct rref *r = calloc(1, sizeof *r);
@@ -141,12 +146,19 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
         al_repo_weights_release(&w);
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     }
-    snprintf(r->path, sizeof r->path, "%s", w.path);
-    snprintf(r->digest, sizeof r->digest, "%s", w.digest);
+    if (ad.is_adapter) { /* loaded as its base with the adapter applied */
+        snprintf(r->lora_path, sizeof r->lora_path, "%s", w.path);
+        snprintf(r->lora_digest, sizeof r->lora_digest, "%s", w.digest);
+        snprintf(r->path, sizeof r->path, "%s", ad.base_path);
+        snprintf(r->digest, sizeof r->digest, "%s", ad.binding.base);
+    } else {
+        snprintf(r->path, sizeof r->path, "%s", w.path);
+        snprintf(r->digest, sizeof r->digest, "%s", w.digest);
+    }
     snprintf(r->ref, sizeof r->ref, "%s", ref);
     snprintf(r->name, sizeof r->name, "%s", w.version.model);
     snprintf(r->manifest, sizeof r->manifest, "%s", w.version.manifest);
-    r->size = w.version.total_size;
+    r->size = w.version.total_size + (ad.is_adapter ? ad.base.total_size : 0);
     /* A chat template file in the version (a bundle's prompt template)
      * overrides the GGUF's (engine/chat.h). */
     for (size_t i = 0; i < w.n_files; i++) {
@@ -345,6 +357,9 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
     snprintf(path, sizeof path, "%s", r->path);
     snprintf(tmpl_path, sizeof tmpl_path, "%s", r->tmpl_path);
     snprintf(tmpl_digest, sizeof tmpl_digest, "%s", r->tmpl_digest);
+    char lora_path[AL_LIMIT_PATH], lora_digest[AL_DIGEST_SIZE];
+    snprintf(lora_path, sizeof lora_path, "%s", r->lora_path);
+    snprintf(lora_digest, sizeof lora_digest, "%s", r->lora_digest);
     uint64_t r_size = r->size; /* r may be freed by a reload during the load */
     /* The operator's template (serve --chat-template) goes over the version's
      * own, as llama-server's flag goes over the GGUF's. Copied: a reload may
@@ -366,6 +381,11 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
     else
         rc = tmpl_path[0] ? read_template(tmpl_path, tmpl_digest, &tmpl, err) : AL_OK;
     p.chat_template = server_tmpl ? server_tmpl : tmpl;
+    struct al_engine_lora lora = {.path = lora_path, .digest = lora_digest, .scale = 1.0f};
+    if (lora_path[0]) {
+        p.loras = &lora;
+        p.n_loras = 1;
+    }
     if (!rc)
         rc = al_engine_model_load(path, e->digest, &p, &m, err);
     free(tmpl);

@@ -15,6 +15,11 @@
  * `airlock rollback`) is served from then on; versions no reference points at
  * any more are retired: requests in flight finish on them, then they are freed.
  *
+ * A LoRA adapter version ('airlock add --base') is loaded as its base (the
+ * version with the weights it is bound to) with the adapter applied at scale
+ * 1: one loaded model per adapter version, its base's weights loaded again
+ * for it (a base shared in memory by several adapters is not built yet).
+ *
  * Thread-safe. The index is used under the manager's lock only.
  */
 #ifndef AL_SERVE_MODELS_H

@@ -112,9 +112,11 @@ enum al_rc al_suite_load_stored(struct al_repo *r, const struct al_version *v, c
  * bench on this machine: the engine's defaults with threads, n_seq parallel
  * sequences (a queue of n_seq * 4 + 64) and a context of n_ctx tokens, or
  * n_ctx_train when that is known (> 0) and smaller (a model trained for less
- * gives nonsense past it). *out must be NULL; the caller's on success, freed
+ * gives nonsense past it), with the n_loras adapters of loras (may be NULL
+ * with 0) applied. *out must be NULL; the caller's on success, freed
  * with al_engine_model_free. Errors as al_engine_model_load. */
-enum al_rc al_suite_model_load(const char *path, const char *digest, int n_ctx_train, int threads, int n_seq,
+enum al_rc al_suite_model_load(const char *path, const char *digest, const struct al_engine_lora *loras, int n_loras,
+                               int n_ctx_train, int threads, int n_seq,
                                int n_ctx, struct al_engine_model **out, struct al_err *err);
 
 /* Writes a starter suite (suite.json, golden.json) into dir, which must not

@@ -74,6 +74,40 @@ static void test_roundtrip_and_determinism(void **state)
     free(m1);
 }
 
+/* An adapter version's binding: in the config and the manifest's
+ * annotations, read back; a model has none; a malformed base is dropped. */
+static void test_adapter_binding(void **state)
+{
+    struct al_oci_layer layers[1] = {{"lora.gguf", D1, 10, AL_MT_WEIGHT}};
+    struct al_oci_model m = {.name = "m", .version = "1", .layers = layers, .n_layers = 1,
+                             .adapter_type = "lora", .adapter_base = D2};
+    struct al_err err = AL_ERR_INIT;
+    char *c = NULL, *man = NULL;
+    assert_int_equal(al_oci_config_build(&m, &c, &err), AL_OK);
+    assert_non_null(strstr(c, "\"io.airlock.adapter\":{\"baseWeights\":\"" D2 "\",\"type\":\"lora\"}"));
+    assert_int_equal(al_oci_manifest_build(&m, D1, strlen(c), &man, &err), AL_OK);
+    assert_non_null(strstr(man, "\"" AL_ANN_ADAPTER_BASE "\":\"" D2 "\""));
+    struct al_oci_manifest pm;
+    assert_int_equal(al_oci_manifest_parse(man, strlen(man), &pm, &err), AL_OK);
+    assert_string_equal(pm.adapter_type, "lora");
+    assert_string_equal(pm.adapter_base, D2);
+    al_oci_manifest_release(&pm);
+    free(man);
+    man = NULL;
+    m.adapter_base = "sha256:not-a-digest";
+    assert_int_equal(al_oci_manifest_build(&m, D1, strlen(c), &man, &err), AL_OK);
+    assert_int_equal(al_oci_manifest_parse(man, strlen(man), &pm, &err), AL_OK);
+    assert_string_equal(pm.adapter_base, "");
+    al_oci_manifest_release(&pm);
+    free(man);
+    man = NULL;
+    m.adapter_base = NULL;
+    assert_int_equal(al_oci_manifest_build(&m, D1, strlen(c), &man, &err), AL_OK);
+    assert_null(strstr(man, "io.airlock.adapter"));
+    free(man);
+    free(c);
+}
+
 static void test_hostile_manifests(void **state)
 {
     const char *bad[] = {
@@ -102,6 +136,7 @@ int main(void)
         cmocka_unit_test(test_paths_and_types),
         cmocka_unit_test(test_roundtrip_and_determinism),
         cmocka_unit_test(test_hostile_manifests),
+        cmocka_unit_test(test_adapter_binding),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

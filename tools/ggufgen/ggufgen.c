@@ -10,7 +10,8 @@
  * type). The output appears under its name only once complete (.part, rename).
  * Same options and seed: same bytes. --plant writes one NaN or Inf into the
  * finished file (a value, or a quantized block's scale) for the value scan's
- * tests (src/gguf/values.c).
+ * tests (src/gguf/values.c). --lora-for BASE writes a LoRA adapter for a
+ * base model instead (lora.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -30,6 +31,7 @@
 #include <llama.h>
 
 #include "core/version.h"
+#include "lora.h"
 
 #define CHUNK (1u << 18) /* floats per write */
 #define DEFAULT_VOCAB AIRLOCK_LLAMA_SRC "/models/ggml-vocab-llama-spm.gguf"
@@ -45,6 +47,7 @@ struct opts {
     uint64_t seed, params;
     int threads;
     bool verbose;
+    struct lora_opts lora;  /* with lora.base set: write an adapter */
 };
 
 /* The whole of a text file, NUL-terminated, or NULL (a test tool: the
@@ -91,6 +94,14 @@ static void usage(FILE *f)
         "  --plant-tensor NAME where (default: the first 2-D tensor in the file)\n"
         "  --plant-at N        at which element of that tensor, row-major (default 0)\n"
         "  --verbose           show llama.cpp's log while quantizing\n"
+        "LoRA adapters (instead of a model):\n"
+        "  --lora-for BASE     write a LoRA adapter for the model BASE (general.type adapter,\n"
+        "                      <tensor>.lora_a [n_in, rank] and .lora_b [rank, n_out], F32)\n"
+        "  --lora-targets L    block tensors to adapt (default attn_q,attn_v)\n"
+        "  --lora-rank N       rank (default 4)\n"
+        "  --lora-alpha X      adapter.lora.alpha (default: the rank)\n"
+        "  --lora-strength X   standard deviation of the added weights, in units of the\n"
+        "                      generated models' 0.02 (default 1); --seed and --name apply\n"
         "  --help              this text\n",
         DEFAULT_VOCAB);
 }
@@ -488,7 +499,9 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"vocab", 1, 0, 'v'},  {"threads", 1, 0, 'j'},  {"verbose", 0, 0, 'V'},
         {"help", 0, 0, 'h'},   {"plant", 1, 0, 'x'},   {"plant-tensor", 1, 0, 'X'},
         {"plant-at", 1, 0, 'A'}, {"license", 1, 0, 'L'},
-        {"chat-template-file", 1, 0, 'F'}, {0, 0, 0, 0}};
+        {"chat-template-file", 1, 0, 'F'}, {"lora-for", 1, 0, 'B'},
+        {"lora-targets", 1, 0, 'G'}, {"lora-rank", 1, 0, 'R'}, {"lora-alpha", 1, 0, 'Y'},
+        {"lora-strength", 1, 0, 'S'}, {0, 0, 0, 0}};
     long th = 2;
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:t:h", lo, &li)) != -1) {
@@ -532,6 +545,20 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->plant_at = strtoull(optarg, &end, 10);
             ok = errno == 0 && end != optarg && *end == '\0' && optarg[0] != '-';
             break;
+        case 'B': o->lora.base = optarg; break;
+        case 'G': o->lora.targets = optarg; break;
+        case 'R': ok = parse_long(optarg, 1, 4096, &o->lora.rank); break;
+        case 'Y':
+        case 'S': {
+            errno = 0;
+            double v = strtod(optarg, &end);
+            ok = errno == 0 && end != optarg && *end == '\0' && v >= 0 && v < 1e6 && (c == 'S' || v > 0);
+            if (c == 'Y')
+                o->lora.alpha = v;
+            else
+                o->lora.strength = v;
+            break;
+        }
         case 'h': usage(stdout); exit(0);
         default: usage(stderr); return 2;
         }
@@ -575,12 +602,30 @@ static int finish_shape(struct opts *o, int64_t n_vocab)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.vocab = DEFAULT_VOCAB, .name = "airlock-ggufgen", .seed = 1};
+    struct opts o = {.vocab = DEFAULT_VOCAB, .name = "airlock-ggufgen", .seed = 1,
+                     .lora = {.rank = 4, .strength = 1.0}};
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
         return rc;
     if (!o.verbose)
         llama_log_set(quiet_log, NULL); /* also ggml's */
+    if (o.lora.base != NULL) {
+        char lpart[4096];
+        if ((size_t)snprintf(lpart, sizeof lpart, "%s.part", o.out) >= sizeof lpart)
+            return die("output path too long");
+        o.lora.seed = o.seed;
+        o.lora.shown = o.out;
+        if (o.name != NULL && strcmp(o.name, "airlock-ggufgen") != 0)
+            o.lora.name = o.name;
+        if (o.lora.alpha <= 0)
+            o.lora.alpha = (double)o.lora.rank;
+        rc = ggufgen_lora(&o.lora, lpart);
+        if (rc == 0 && rename(lpart, o.out) != 0)
+            rc = die("cannot rename '%s' to '%s': %s", lpart, o.out, strerror(errno));
+        if (rc != 0)
+            unlink(lpart);
+        return rc;
+    }
 
     struct gguf_init_params vp = {.no_alloc = true, .ctx = NULL};
     struct gguf_context *vocab = gguf_init_from_file(o.vocab, vp);
