@@ -11,8 +11,8 @@
 
 #include <math.h>
 
-#define W 640
-#define H 280
+#define W 900 /* the viewBox; the chart is drawn at the page's width (CSS) */
+#define H 320
 #define ML 64 /* margins */
 #define MR 150
 #define MT 20
@@ -41,6 +41,21 @@ static double sum_get(json_t *cell, const char *metric, const char *q)
     return q ? get(json_object_get(s, metric), q) : get(s, metric);
 }
 
+/* An axis label people read at a glance: 16k, 5.4k, 750, 37.5, 0.25; never
+ * the exponent form %g gives (1.073e+04). */
+static void tick(struct al_buf *b, double v)
+{
+    double a = fabs(v);
+    if (a >= 10000)
+        al_buf_addf(b, "%.0fk", v / 1000);
+    else if (a >= 1000)
+        al_buf_addf(b, "%.1fk", v / 1000);
+    else if (a >= 100 || a == 0)
+        al_buf_addf(b, "%.0f", v);
+    else
+        al_buf_addf(b, "%.3g", v);
+}
+
 /* A round axis maximum: 1, 2 or 5 times a power of ten, at least v. */
 static double nice_max(double v)
 {
@@ -62,16 +77,18 @@ static void chart_open(struct al_buf *b, const char *id, const char *title, cons
                        double ymax)
 {
     al_buf_addf(b, "<figure><figcaption>%s</figcaption>\n<svg class=\"chart\" id=\"%s\" xmlns=\"http://www.w3.org/2000/svg\" "
-                   "width=\"%d\" height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\">\n",
-                title, id, W, H, W, H);
+                   "viewBox=\"0 0 %d %d\" role=\"img\">\n",
+                title, id, W, H);
     al_buf_addf(b, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/><line class=\"axis\" x1=\"%d\" "
                    "y1=\"%d\" x2=\"%d\" y2=\"%d\"/>\n",
                 ML, H - MB, W - MR, H - MB, ML, MT, ML, H - MB);
     for (int t = 0; t <= 4; t++) {
         double v = ymax * t / 4;
         al_buf_addf(b, "<line class=\"grid\" x1=\"%d\" y1=\"%.1f\" x2=\"%d\" y2=\"%.1f\"/><text x=\"%d\" y=\"%.1f\" "
-                       "text-anchor=\"end\">%.4g</text>\n",
-                    ML, py(v, ymax), W - MR, py(v, ymax), ML - 6, py(v, ymax) + 4, v);
+                       "text-anchor=\"end\">",
+                    ML, py(v, ymax), W - MR, py(v, ymax), ML - 6, py(v, ymax) + 4);
+        tick(b, v);
+        al_buf_addstr(b, "</text>\n");
     }
     al_buf_addf(b, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">%s</text>\n", (ML + W - MR) / 2, H - 8, xlabel);
     al_buf_addf(b, "<text x=\"14\" y=\"%d\" text-anchor=\"middle\" transform=\"rotate(-90 14 %d)\">%s</text>\n",
@@ -128,9 +145,11 @@ static void chart_latency(struct al_buf *b, json_t *cells)
                     ML + j * bw + 1, py(count[j], ymax), bw - 2, (H - MB) - py(count[j], ymax), lo + j * width,
                     lo + (j + 1) * width, count[j]);
     }
-    for (int t = 0; t <= 4; t++)
-        al_buf_addf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%.4g</text>\n", ML + t * (W - ML - MR) / 4.0,
-                    H - MB + 16, lo + t * (BINS * width) / 4);
+    for (int t = 0; t <= 4; t++) {
+        al_buf_addf(b, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">", ML + t * (W - ML - MR) / 4.0, H - MB + 16);
+        tick(b, lo + t * (BINS * width) / 4);
+        al_buf_addstr(b, "</text>\n");
+    }
     chart_close(b);
 }
 
@@ -277,7 +296,7 @@ enum al_rc al_bench_html(json_t *r, struct al_buf *b, struct al_err *err)
                      "table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #ccc;padding:3px 8px;"
                      "text-align:right;font-size:13px}th{background:#f3f3f3;text-align:left}\n"
                      ".kv td{text-align:left}figure{margin:1.5em 0}figcaption{font-weight:bold;margin-bottom:.3em}\n"
-                     "svg text{font-size:11px;fill:#333}.axis{stroke:#333}.grid{stroke:#e5e5e5}"
+                     "svg.chart{width:100%;height:auto}svg text{font-size:13px;fill:#333}.axis{stroke:#333}.grid{stroke:#e5e5e5}"
                      ".bar{fill:#1f77b4}.ok{color:#080}.fail{color:#c00;font-weight:bold}\n</style></head><body>\n");
     al_buf_addstr(b, "<h1>airlock bench</h1>\n<table class=\"kv\">\n");
     kv_row(b, "model", json_object_get(model, "ref"));
@@ -292,6 +311,15 @@ enum al_rc al_bench_html(json_t *r, struct al_buf *b, struct al_err *err)
     kv_row(b, "llama.cpp", json_object_get(mach, "llama_commit"));
     kv_row(b, "peak RSS, MiB", json_object_get(health, "rss_peak_mb"));
     kv_row(b, "hottest sensor, C", json_object_get(health, "max_temp"));
+    al_buf_addstr(b, "</table>\n");
+    /* The figures the suite's targets are checked against, said as what they
+     * pool, since they are not any one cell's. */
+    double dec, ttft, rss;
+    al_bench_overall(r, &dec, &ttft, &rss);
+    al_buf_addstr(b, "<h2>Summary</h2>\n<table class=\"kv\">\n");
+    al_buf_addf(b, "<tr><th>decode, tokens/s per stream</th><td>%.1f: the median of every request at the lowest "
+                   "concurrency, all prompt lengths together</td></tr>\n", dec);
+    al_buf_addf(b, "<tr><th>TTFT p95, ms</th><td>%.1f: over every request of every cell</td></tr>\n", ttft);
     al_buf_addstr(b, "</table>\n");
     json_t *targets = json_object_get(r, "targets"), *t;
     size_t i;

@@ -182,6 +182,30 @@ out:
     return rc;
 }
 
+/* llama.cpp's description without its guesses: "?B" (a size class it does
+ * not know, as for every generated model) becomes the parameter count, and
+ * "(guessed)" (a file type it inferred) goes: "llama 292.8K all F32". */
+static void describe(char *desc, size_t size, uint64_t n_params)
+{
+    char out[sizeof ((struct al_engine_model_info *)0)->desc] = "", word[64];
+    const char *p = desc;
+    int n = 0;
+    while (sscanf(p, "%63s%n", word, &n) == 1) {
+        p += n;
+        if (strcmp(word, "(guessed)") == 0)
+            continue;
+        if (strcmp(word, "?B") == 0) {
+            double v = (double)n_params;
+            const char *u = v >= 1e9 ? "B" : v >= 1e6 ? "M" : v >= 1e3 ? "K" : "";
+            double d = v >= 1e9 ? 1e9 : v >= 1e6 ? 1e6 : v >= 1e3 ? 1e3 : 1;
+            snprintf(word, sizeof word, n_params ? "%.1f%s" : "?", v / d, u);
+        }
+        size_t k = strlen(out);
+        snprintf(out + k, sizeof out - k, "%s%s", k ? " " : "", word);
+    }
+    snprintf(desc, size, "%s", out);
+}
+
 enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts *o, json_t **out,
                            struct al_err *err)
 {
@@ -195,6 +219,7 @@ enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     struct al_engine_model_info info;
     al_engine_model_info(m, &info);
+    describe(info.desc, sizeof info.desc, info.n_params);
     json_object_set_new(rep, "model",
                         json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "ref", o->model_ref ? o->model_ref : "", "digest",
                                   info.digest, "desc", info.desc, "n_params", (json_int_t)info.n_params, "size_bytes",

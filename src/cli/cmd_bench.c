@@ -199,7 +199,8 @@ static int verdict(json_t *rep, const struct al_suite *s, const char *json_out, 
         bt[i] = (struct al_bench_target){tc[i].name, tc[i].target, tc[i].measured, tc[i].met};
     al_bench_record_targets(rep, dec, ttft, rss, bt, nt);
     int status = outputs(rep, json_out, html_out);
-    printf("decode %.1f tokens/s per stream (median at the lowest concurrency); TTFT p95 %.1f ms; ", dec, ttft);
+    printf("decode %.1f tokens/s per stream (the median of every request at the lowest concurrency, all prompt "
+           "lengths together); TTFT p95 %.1f ms (every request); ", dec, ttft);
     if (rss >= 0)
         printf("peak RSS %.1f MiB\n", rss);
     else

@@ -62,6 +62,16 @@ else
 fi
 
 # the HTML renders from a saved report too
+# The page reads as a person wants it (issue 16): llama.cpp's guesses are not
+# in the description, axis labels have no exponent form, the charts take the
+# page's width, and the summary says what it pools.
+! grep -q '(guessed)\|?B' "$T/a.html" || fail "the description keeps llama.cpp's guesses: $(grep -o 'description</th><td>[^<]*' "$T/a.html")"
+! grep -qE '>-?[0-9.]+e[+-][0-9]+<' "$T/a.html" || fail "an axis label in exponent form: $(grep -oE '>-?[0-9.]+e[+-][0-9]+<' "$T/a.html" | head -3)"
+grep -q 'svg.chart{width:100%' "$T/a.html" && ! grep -q '<svg class="chart"[^>]* width="' "$T/a.html" ||
+    fail "the charts have a fixed width"
+grep -q '<h2>Summary</h2>' "$T/a.html" && qgrep 'all prompt lengths together' "$T/out.txt" ||
+    fail "the summary does not say what it pools"
+ok "HTML: description from the GGUF, readable ticks, page-wide charts, the summary explained"
 airlock bench --from "$T/a.json" --html "$T/b.html" 2>/dev/null
 cmp -s "$T/a.html" "$T/b.html" || fail "--from renders a different page"
 
