@@ -104,6 +104,8 @@ if command -v docker-registry >/dev/null; then
     wait "$reg_pid" 2>/dev/null || true
     trap 'rm -rf "$work"' EXIT
     export AIRLOCK_HOME="$inside"
+
+    export AIRLOCK_HOME="$inside"
 fi
 
 step "air-gapped side: serve the ingested model over the OpenAI-compatible API and ask it"
@@ -153,5 +155,29 @@ run airlock rag query manuals "how often is the impeller seal replaced" -k 3
 run airlock rag query manuals "generator load test" --mode bm25 -k 2 --text
 printf '(the answer comes from the TinyStories fixture, a real model that only knows children'"'"'s stories:\n its words are English but it cannot know the answer; the retrieval and the citations are the point)\n'
 run airlock ask manuals "How often must the generator be tested?" --model stories:260k -k 2 --max-tokens 32 --temperature 0
+
+# Last: an API key in the inside store turns key checks on for every route.
+if [ -f "$work/site.key" ]; then
+    step "every node a mirror: the inside server serves its own store as a registry, and a Pi pulls from it"
+    printf '$ airlock apikey create pis --scopes pull\n'
+    pull_key=$(airlock apikey create pis --scopes pull | tee /dev/stderr | grep -o 'al-[A-Za-z0-9_-]*' | tail -1)
+    printf '$ airlock serve --registry --registry-sign site.key --port 0 &\n'
+    "$bin" serve --registry --registry-sign "$work/site.key" --port 0 -q 2>"$work/mirror.log" &
+    mirror_pid=$!
+    trap 'kill "$mirror_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+    for _ in $(seq 1 300); do grep -q 'airlock: ready' "$work/mirror.log" && break; sleep 0.1; done
+    mirror=$(grep -o 'http://[^ ]*' "$work/mirror.log" | head -1)
+    mirror=${mirror#http://}
+    mirror=${mirror%/}
+    export AIRLOCK_HOME="$work/pi"
+    run airlock init
+    run airlock trust add site --minisign "$work/site.pub" --models 'demo*'
+    printf '$ echo "$KEY" | airlock pull --plain-http --user pi %s/demo:2.0\n' "$mirror"
+    echo "$pull_key" | airlock pull --plain-http --user pi "$mirror/demo:2.0"
+    kill -TERM "$mirror_pid" 2>/dev/null || true
+    wait "$mirror_pid" 2>/dev/null || true
+    trap 'rm -rf "$work"' EXIT
+    export AIRLOCK_HOME="$inside"
+fi
 
 printf '\ndemo finished: stores were in %s (removed)\n' "$work"
