@@ -160,7 +160,9 @@ run airlock ask manuals "How often must the generator be tested?" --model storie
 if [ -f "$work/site.key" ]; then
     step "every node a mirror: the inside server serves its own store as a registry, and a Pi pulls from it"
     printf '$ airlock apikey create pis --scopes pull\n'
-    pull_key=$(airlock apikey create pis --scopes pull | tee /dev/stderr | grep -o 'al-[A-Za-z0-9_-]*' | tail -1)
+    created=$(airlock apikey create pis --scopes pull)
+    printf '%s\n' "$created"
+    pull_key=$(printf '%s\n' "$created" | grep -o 'al-[A-Za-z0-9_-]*' | tail -1)
     printf '$ airlock serve --registry --registry-sign site.key --port 0 &\n'
     "$bin" serve --registry --registry-sign "$work/site.key" --port 0 -q 2>"$work/mirror.log" &
     mirror_pid=$!
