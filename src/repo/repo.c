@@ -237,7 +237,7 @@ static enum al_rc read_card(const char *path, char **out, struct al_err *err)
 }
 
 static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag,
-                        const char *key, const char *check, json_t *adapter)
+                        const char *key, const char *check, json_t *adapter, json_t *quantized)
 {
     json_t *files = json_array();
     for (size_t i = 0; i < n; i++)
@@ -247,6 +247,8 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
     json_t *d = json_pack("{s:o, s:s}", "files", files, "tag", tag);
     if (adapter)
         json_object_set(d, "adapter", adapter);
+    if (quantized)
+        json_object_set(d, "quantized", quantized);
     if (check) {
         json_t *c = json_loads(check, 0, NULL);
         if (c == NULL || (!key && !json_is_object(c))) {
@@ -288,7 +290,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
     memset(&facts, 0, sizeof facts);
     bool facts_done = false;
     struct al_adapter_fit fit = {0};
-    json_t *adapter = NULL;
+    json_t *adapter = NULL, *quantized = NULL;
     const char *base_ref = opts ? opts->base_ref : NULL;
     struct al_weights base;
     memset(&base, 0, sizeof base);
@@ -361,6 +363,13 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
                         n_weights);
         goto refused;
     }
+    if (opts && opts->quantized_json) {
+        quantized = json_loads(opts->quantized_json, 0, NULL);
+        if (!json_is_object(quantized)) {
+            rc = al_err_set(err, AL_ERR_INTERNAL, "the provenance of a quantized version is no JSON object");
+            goto out;
+        }
+    }
     if (base_ref) {
         char bref[AL_LIMIT_REF + 80];
         snprintf(bref, sizeof bref, "%s@%s", base.version.model, base.version.manifest);
@@ -410,7 +419,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         files[i].size = layers[i].size;
         snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
     }
-    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter);
+    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter, quantized);
     if (detail == NULL) {
         free(files);
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -431,6 +440,7 @@ refused:
         *opts->adapter_refused = true;
 out:
     json_decref(adapter);
+    json_decref(quantized);
     al_repo_weights_release(&base);
     free(note);
     free(check);

@@ -121,6 +121,11 @@ struct al_add_opts {
      * can record it (al_repo_record_refusal). */
     const char *base_ref;
     bool *adapter_refused;
+    /* A version derived from another one by the layer above (airlock
+     * quantize): a JSON object recorded as "quantized" in the add event
+     * (source version, source weight digest, type, llama.cpp commit), or
+     * NULL. An invalid object refuses the add (AL_ERR_INTERNAL). */
+    const char *quantized_json;
     bool no_activate;       /* leave the active version as it is */
     bool show_progress;
     al_add_check_fn *check; /* NULL: no check */
