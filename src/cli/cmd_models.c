@@ -16,7 +16,6 @@
 #include "cli/cli_util.h"
 #include "core/limits.h"
 #include "engine/engine.h"
-#include "gguf/gguf.h"
 #include "oci/oci.h"
 #include "policy/policy.h"
 #include "scan/scan.h"
@@ -356,7 +355,7 @@ static enum al_rc quantize_source_ok(const char *src, const struct al_weights *w
                                      struct al_err *err)
 {
     const struct al_file *wf = al_repo_pick_weights(w->files, w->n_files);
-    if (!wf || !al_gguf_named(wf->path))
+    if (!wf || !al_repo_weights_named(wf->path))
         return al_err_set(err, AL_ERR_INVALID, "'%s' is not a GGUF model (its weights are '%s'); quantize takes a "
                           "GGUF model", src, wf ? wf->path : "");
     struct al_gguf_info gi;
