@@ -14,6 +14,7 @@
 #include "bundle/bundle.h"
 #include "cli/cli.h"
 #include "cli/cli_util.h"
+#include "core/fs.h"
 #include "core/limits.h"
 #include "engine/engine.h"
 #include "oci/oci.h"
@@ -329,7 +330,9 @@ static const char quantize_help[] =
     "temporary file under $TMPDIR and added as 'airlock add' adds a file: scanned,\n"
     "its license decided, one 'add' event. That event records the provenance:\n"
     "the source version, the source weights' digest, TYPE and the llama.cpp\n"
-    "commit; 'airlock show' prints it. Only the weight file is carried over.\n\n"
+    "commit; 'airlock show' prints it. The source's other files (tokenizer,\n"
+    "README, license, templates; each checked against its digest) and its model\n"
+    "card come along; files in a folder (a bundle's bench/ suite) do not.\n\n"
     "Refused, with the store unchanged: an unknown TYPE (exit status 2), a\n"
     "source that is not a GGUF model (an adapter, other files), one already\n"
     "quantized to TYPE or to another quantized type (exit status 4), a source\n"
@@ -371,6 +374,53 @@ static enum al_rc quantize_source_ok(const char *src, const struct al_weights *w
         return al_err_set(err, AL_ERR_INVALID, "'%s' is already quantized (%s); quantize from an F32, F16 or BF16 "
                           "version", src, gi.file_type);
     return AL_OK;
+}
+
+/* The source version's other files, carried into the quantized one: each
+ * file beside the weights (a tokenizer, a README card, a license, a
+ * template) read from its blob, checked against its digest (al_repo_read_blob,
+ * up to AL_LIMIT_CARRIED_FILE) and written into dir under its name; files
+ * in a folder (a bundle's bench/ suite: the source's golden recording) and
+ * other GGUFs are left behind. The card of the manifest (AL_ANN_CARD) is
+ * written to dir/.card.json, *card set to it. paths[*n...] get the files. */
+static enum al_rc carry_files(struct al_repo *r, const struct al_weights *w, const char *dir, char **paths,
+                              size_t *n, char *card, size_t card_size, struct al_err *err)
+{
+    enum al_rc rc = AL_OK;
+    for (size_t i = 0; i < w->n_files && !rc; i++) {
+        const struct al_file *f = &w->files[i];
+        if (strcmp(f->digest, w->digest) == 0 || strchr(f->path, '/') || al_repo_weights_named(f->path) ||
+            f->path[0] == '.' || *n >= AL_LIMIT_FILES_PER_MODEL)
+            continue;
+        char *data = NULL;
+        size_t len = 0;
+        char path[AL_LIMIT_PATH];
+        snprintf(path, sizeof path, "%s/%s", dir, f->path);
+        if (!(rc = al_repo_read_blob(r, f->digest, AL_LIMIT_CARRIED_FILE, &data, &len, err)) &&
+            !(rc = al_fs_write_atomic(path, data, len, err))) {
+            paths[*n] = strdup(path);
+            if (!paths[*n])
+                rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            else
+                (*n)++;
+        }
+        free(data);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (rc || (rc = al_repo_read_blob(r, w->version.manifest, AL_LIMIT_MANIFEST, &text, &len, err)))
+        return rc;
+    json_t *m = json_loadb(text, len, 0, NULL);
+    const char *c = json_string_value(json_object_get(json_object_get(m, "annotations"), AL_ANN_CARD));
+    if (c && *c) {
+        snprintf(card, card_size, "%s/.card.json", dir);
+        rc = al_fs_write_atomic(card, c, strlen(c), err);
+        if (rc)
+            card[0] = '\0';
+    }
+    json_decref(m);
+    free(text);
+    return rc;
 }
 
 int al_cmd_quantize(int argc, char **argv)
@@ -424,8 +474,10 @@ int al_cmd_quantize(int argc, char **argv)
     struct al_policy pol;
     bool pol_loaded = false, existed = false;
     struct al_version v;
-    char dir[AL_LIMIT_PATH] = "", out[AL_LIMIT_PATH] = "";
+    char dir[AL_LIMIT_PATH] = "", out[AL_LIMIT_PATH] = "", card[AL_LIMIT_PATH] = "";
     char *prov = NULL;
+    char *paths[AL_LIMIT_FILES_PER_MODEL];
+    size_t np = 0;
     enum al_rc rc = al_repo_resolve_weights(r, src, &w, &err);
     if (!rc && !(rc = al_repo_version_adapter(r, &w.version, &ab, &err)) && ab.base[0])
         rc = al_err_set(&err, AL_ERR_INVALID, "'%s' is a LoRA adapter, not a model; quantize takes a model", src);
@@ -466,8 +518,17 @@ int al_cmd_quantize(int argc, char **argv)
         goto out;
     }
     ao.quantized_json = prov;
-    const char *paths[1] = {out};
-    rc = al_repo_add(r, dst_ref, paths, 1, &ao, &v, &existed, &err);
+    paths[0] = strdup(out);
+    if (!paths[0]) {
+        rc = al_err_set(&err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    np = 1;
+    if ((rc = carry_files(r, &w, dir, paths, &np, card, sizeof card, &err)))
+        goto out;
+    if (card[0])
+        ao.card_path = card;
+    rc = al_repo_add(r, dst_ref, (const char *const *)paths, np, &ao, &v, &existed, &err);
     if (rc && scan.refused) {
         char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
         rc = add_refusal(r, dst_ref, "scan-refused", "scan", rec, &err);
@@ -478,6 +539,12 @@ int al_cmd_quantize(int argc, char **argv)
 out:
     if (out[0])
         unlink(out);
+    for (size_t i = 0; i < np; i++) {
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    if (card[0])
+        unlink(card);
     if (dir[0])
         rmdir(dir);
     free(prov);

@@ -5,7 +5,7 @@
 # whose tensors are of the type asked, byte for byte what the pinned
 # llama-quantize writes from the same file, whose provenance (source
 # version, source weights, type, llama.cpp commit) is in its add event and
-# in show / show --json, and which validate against the source's recorded
+# in show / show --json, which carries the source's other files and card, and which validate against the source's recorded
 # suite tells apart as weights that differ (Q8_0 slightly, every token the
 # same; Q4_0 more). Refused with a clear message, the store byte-identical:
 # an unknown type, a source already of that type or quantized to another,
@@ -24,7 +24,10 @@ airlock quantize --help | qgrep -- '--threads N' || fail "quantize --help names 
 airlock --help 2>&1 | qgrep '^ *quantize ' || fail "airlock --help lists quantize"
 
 "$GEN" --out "$T/g32.gguf" --type f32 --seed 7 "${shape[@]}" 2>/dev/null
-airlock add gen:f32 "$T/g32.gguf" >/dev/null
+mkdir "$T/src"
+printf -- '---\nlicense: mit\n---\n# gen\n' >"$T/src/README.md"
+printf '{"origin": "test_quantize", "license": "mit"}\n' >"$T/card.json"
+airlock add gen:f32 "$T/g32.gguf" "$T/src/README.md" --card "$T/card.json" >/dev/null
 SRCW="sha256:$(sha256sum "$T/g32.gguf" | cut -d' ' -f1)"
 SRCM=$(airlock show gen:f32 --json | json_get 'd["manifest"]')
 
@@ -49,6 +52,15 @@ assert q["source_weights"] == sys.argv[3] and q["llama_cpp"] and q["llama_cpp"] 
     qgrep "quantized $ty from gen@$SRCM (gen:f32)" "$T/show.txt" || fail "show: $(cat "$T/show.txt")"
     qgrep "source weights  $SRCW" "$T/show.txt" || fail "show names the source weights: $(cat "$T/show.txt")"
     qgrep "file type       $ty" "$T/show.txt" || fail "show's file type: $(cat "$T/show.txt")"
+    # the source's other files and card come along
+    echo "$j" | python3 -c '
+import json, sys, hashlib
+d = json.load(sys.stdin)
+f = {x["path"]: x["digest"] for x in d["files"]}
+want = "sha256:" + hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()
+assert f.get("README.md") == want and len(f) == 2, f
+assert d["card"]["origin"] == "test_quantize", d["card"]
+' "$T/src/README.md" || fail "gen:$tag carries README.md and the card: $j"
     # the add event records the provenance
     airlock log --json | python3 -c '
 import json, sys
