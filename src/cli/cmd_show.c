@@ -210,9 +210,24 @@ static void print_delta(const struct al_event *ev, size_t n, const char *digest)
 /* show's line for a version made by 'airlock quantize' (the "quantized"
  * record of its add event): from which version and weights, to what type,
  * with which llama.cpp. */
-static void print_quantized(const struct al_event *ev, size_t n, const char *digest)
+static json_t *version_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
 {
     json_t *q = version_record(ev, n, digest, "quantized", NULL);
+    if (q)
+        return q;
+    /* An ingested version: the provenance its manifest carries. */
+    const char *t = json_string_value(json_object_get(json_object_get(manifest, "annotations"), AL_ANN_QUANTIZED));
+    q = t ? json_loads(t, 0, NULL) : NULL;
+    if (!json_is_object(q)) {
+        json_decref(q);
+        return NULL;
+    }
+    return q;
+}
+
+static void print_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    json_t *q = version_quantized(ev, n, digest, manifest);
     if (q == NULL)
         return;
     printf("  quantized %s from %s (%s)\n", str_or(q, "type", "?"), str_or(q, "source", "?"),
@@ -527,7 +542,7 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "license", lc ? lc : json_null());
         json_t *dl = version_record(ev, ne, v.manifest, "delta", NULL);
         json_object_set_new(j, "delta", dl ? dl : json_null());
-        json_t *qz = version_record(ev, ne, v.manifest, "quantized", NULL);
+        json_t *qz = version_quantized(ev, ne, v.manifest, manifest);
         json_object_set_new(j, "quantized", qz ? qz : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
@@ -578,7 +593,7 @@ int al_cmd_show(int argc, char **argv)
                        adapters[i].manifest, adapters[i].active ? "  (active)" : "");
         }
         print_delta(ev, ne, v.manifest);
-        print_quantized(ev, ne, v.manifest);
+        print_quantized(ev, ne, v.manifest, manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
         if (have_gguf)

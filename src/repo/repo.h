@@ -301,6 +301,10 @@ struct al_adapter_binding {
  * all-empty *out for a model. */
 enum al_rc al_repo_version_adapter(struct al_repo *r, const struct al_version *v, struct al_adapter_binding *out,
                                    struct al_err *err);
+/* The string annotation key of v's manifest (checked against its digest):
+ * *out malloc'd, NULL when absent. For AL_ANN_QUANTIZED. */
+enum al_rc al_repo_version_annotation(struct al_repo *r, const struct al_version *v, const char *key, char **out,
+                                      struct al_err *err);
 /* A version whose weight file has digest: the active version of a model
  * first, else the newest. *found false when none has. */
 enum al_rc al_repo_find_base(struct al_repo *r, const char *digest, struct al_version *out, bool *found,

@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # airlock quantize (issue 20 part 4): a generated F32 model stored as a
-# version is quantized to Q8_0 and Q4_0 through the engine's
-# llama_model_quantize. Each result is a new version that loads and answers,
-# whose tensors are of the type asked, byte for byte what the pinned
-# llama-quantize writes from the same file, whose provenance (source
-# version, source weights, type, llama.cpp commit) is in its add event and
-# in show / show --json, which carries the source's other files and card, and which validate against the source's recorded
-# suite tells apart as weights that differ (Q8_0 slightly, every token the
-# same; Q4_0 more). Refused with a clear message, the store byte-identical:
-# an unknown type, a source already of that type or quantized to another,
-# a LoRA adapter, a version that is no GGUF, and a tampered source blob.
+# version (with a README and a card) is quantized to Q8_0 and Q4_0 through
+# the engine's llama_model_quantize. Each result is a new version that loads
+# and answers, whose tensors are of the type asked, byte for byte what the
+# pinned llama-quantize writes from the same file, that carries the source's
+# README and card, and whose provenance (source version, source weights,
+# type, llama.cpp commit) is in its add event, its manifest and show /
+# show --json. validate against the source's recorded suite tells them apart
+# as weights that differ (Q8_0 slightly, every token the same; Q4_0 more). A
+# signed bundle carries the provenance into a second store. Refused with a
+# clear message, the store byte-identical: an unknown or missing type, a
+# source already of that type or quantized to another, a LoRA adapter, a
+# version that is no GGUF, an unknown source, and a tampered source blob.
 . "$(dirname "$0")/lib.sh"
 GEN="$AL_BUILD/airlock-ggufgen"
 QUANT="$AL_LLAMA_PREFIX/build/bin/llama-quantize"
@@ -103,6 +105,27 @@ d4=$(echo "$V4" | maxdrift)
 awk -v a="$d8" -v b="$d4" 'BEGIN { exit !(a > 0 && a < 0.01 && b > a) }' ||
     fail "drift: Q8_0 $d8 (expected under 0.01), Q4_0 $d4 (expected more): $V8 $V4"
 ok "validate against the F32 source's recording: Q8_0 drifts up to $d8 with every token kept, Q4_0 up to $d4"
+
+# The provenance is in the manifest too: a signed bundle carries it, and a
+# second store shows it after ingest.
+M=$(airlock show gen:q8_0 --json | json_get 'd["manifest"]')
+python3 - "$AIRLOCK_HOME/blobs/sha256/${M#sha256:}" "$SRCW" <<'EOF' || fail "the manifest's io.airlock.quantized"
+import json, sys
+q = json.loads(json.load(open(sys.argv[1]))["annotations"]["io.airlock.quantized"])
+assert q["type"] == "Q8_0" and q["source_weights"] == sys.argv[2], q
+EOF
+airlock key gen -o "$T/build" --no-password >/dev/null
+airlock pack gen:q8_0 -o "$T/q8.tar" --sign "$T/build.key" >/dev/null
+HOME1=$AIRLOCK_HOME
+export AIRLOCK_HOME="$T/home2"
+airlock init >/dev/null
+airlock trust add build --minisign "$T/build.pub" --models '*' >/dev/null
+airlock ingest "$T/q8.tar" >/dev/null || fail "ingest the quantized version"
+airlock show gen >"$T/show2.txt"
+qgrep "quantized Q8_0 from gen@$SRCM (gen:f32)" "$T/show2.txt" || fail "show after ingest: $(cat "$T/show2.txt")"
+[ "$(airlock show gen --json | json_get 'd["quantized"]["source_weights"]')" = "$SRCW" ] || fail "show --json after ingest"
+export AIRLOCK_HOME=$HOME1
+ok "the manifest records the provenance; a signed bundle carries it into another store"
 
 # Refusals: a clear message, the store byte-identical.
 "$GEN" --lora-for "$T/g32.gguf" --out "$T/lora.gguf" 2>/dev/null
