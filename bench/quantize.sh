@@ -25,7 +25,7 @@ threads=${4:-$(nproc)}
 runs=${5:-3}
 bin="$here/$build/airlock"
 gen="$here/$build/airlock-ggufgen"
-[ -x "$bin" ] && [ -x "$gen" ] || { echo "build first: make build" >&2; exit 2; }
+{ [ -x "$bin" ] && [ -x "$gen" ]; } || { echo "build first: make build" >&2; exit 2; }
 prefix=$(sed -n 's/^AIRLOCK_LLAMA_PREFIX:PATH=//p' "$here/$build/CMakeCache.txt")
 quant="$prefix/build/bin/llama-quantize"
 [ -x "$quant" ] || { echo "no llama-quantize at '$quant': build llama.cpp's tools (scripts/bootstrap.sh)" >&2; exit 2; }

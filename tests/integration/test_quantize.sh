@@ -34,7 +34,7 @@ SRCW="sha256:$(sha256sum "$T/g32.gguf" | cut -d' ' -f1)"
 SRCM=$(airlock show gen:f32 --json | json_get 'd["manifest"]')
 
 for ty in Q8_0 Q4_0; do
-    tag=$(echo "$ty" | tr 'A-Z' 'a-z')
+    tag=${ty,,}
     out=$(airlock quantize gen:f32 "gen:$tag" --type "$ty" --threads 1 2>"$T/q.log") ||
         fail "quantize to $ty: $out $(cat "$T/q.log")"
     echo "$out" | qgrep "^quantized gen:$tag " || fail "quantize said: $out"
