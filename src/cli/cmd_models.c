@@ -14,7 +14,9 @@
 #include "bundle/bundle.h"
 #include "cli/cli.h"
 #include "cli/cli_util.h"
+#include "core/fs.h"
 #include "core/limits.h"
+#include "engine/engine.h"
 #include "oci/oci.h"
 #include "policy/policy.h"
 #include "scan/scan.h"
@@ -26,6 +28,7 @@ int al_cmd_rm(int argc, char **argv);
 int al_cmd_activate(int argc, char **argv);
 int al_cmd_rollback(int argc, char **argv);
 int al_cmd_path(int argc, char **argv);
+int al_cmd_quantize(int argc, char **argv);
 
 /* The version by a ref that show and serve take: name:tag with its first
  * tag, or name@digest when it has none; its other tags after. */
@@ -314,6 +317,248 @@ int al_cmd_add(int argc, char **argv)
     if (rc)
         return al_cli_fail(&err);
     print_version_line(existed ? "already present:" : "added", &v);
+    return AL_EXIT_OK;
+}
+
+static const char quantize_help[] =
+    "usage: airlock quantize SRC_REF NAME[:TAG] --type TYPE [--threads N] [--no-activate]\n\n"
+    "Makes a new version NAME:TAG from the weights of the stored version SRC_REF\n"
+    "(an F32, F16 or BF16 GGUF model) quantized to TYPE with the llama.cpp this\n"
+    "binary is built with (llama_model_quantize, as its llama-quantize does).\n"
+    "The source blob is checked against its digest before llama.cpp reads it\n"
+    "(through the descriptor that was hashed). The result is written to a\n"
+    "temporary file under $TMPDIR and added as 'airlock add' adds a file: scanned,\n"
+    "its license decided, one 'add' event. That event and the new manifest (so\n"
+    "its bundles too) record the provenance: the source version, the source\n"
+    "weights' digest, TYPE and the llama.cpp commit; 'airlock show' prints it.\n"
+    "The source's other files (tokenizer, README, license, templates; each\n"
+    "checked against its digest) and its model card come along; files in a\n"
+    "folder (a bundle's bench/ suite) do not.\n\n"
+    "Refused, with the store unchanged: an unknown TYPE (exit status 2), a\n"
+    "source that is not a GGUF model (an adapter, other files), one already\n"
+    "quantized to TYPE or to another quantized type (exit status 4), a source\n"
+    "blob that does not match its digest (exit status 5).\n\n"
+    "  --type TYPE     F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0,\n"
+    "                  Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K\n"
+    "                  (the types that need no importance matrix)\n"
+    "  --threads N     threads for llama.cpp (default: all cores)\n"
+    "  --no-activate   keep the currently active version of NAME\n\n"
+    "example: airlock quantize stories:f32 stories:q8 --type Q8_0\n";
+
+/* Whether a GGUF's file type is one a quantization starts from. */
+static bool unquantized(const char *ft)
+{
+    return strcmp(ft, "F32") == 0 || strcmp(ft, "F16") == 0 || strcmp(ft, "BF16") == 0;
+}
+
+/* The checks of quantize's source, before anything is written: a GGUF
+ * model, not yet quantized. They read the blob's GGUF header only (the
+ * bounded parser of src/gguf); llama.cpp reads it after the digest check
+ * in al_engine_quantize. */
+static enum al_rc quantize_source_ok(const char *src, const struct al_weights *w, const char *type,
+                                     struct al_err *err)
+{
+    const struct al_file *wf = al_repo_pick_weights(w->files, w->n_files);
+    if (!wf || !al_repo_weights_named(wf->path))
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is not a GGUF model (its weights are '%s'); quantize takes a "
+                          "GGUF model", src, wf ? wf->path : "");
+    struct al_gguf_info gi;
+    enum al_rc rc = al_repo_weights_info(w->path, &gi, err);
+    if (rc)
+        return rc;
+    if (gi.general_type[0] && strcmp(gi.general_type, "model") != 0)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is a%s %s, not a GGUF model; quantize takes a model", src,
+                          strcmp(gi.general_type, "adapter") == 0 ? "n" : "", gi.general_type);
+    if (strcmp(gi.file_type, type) == 0)
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is already %s; nothing to quantize", src, type);
+    if (!unquantized(gi.file_type))
+        return al_err_set(err, AL_ERR_INVALID, "'%s' is already quantized (%s); quantize from an F32, F16 or BF16 "
+                          "version", src, gi.file_type);
+    return AL_OK;
+}
+
+/* The source version's other files, carried into the quantized one: each
+ * file beside the weights (a tokenizer, a README card, a license, a
+ * template) read from its blob, checked against its digest (al_repo_read_blob,
+ * up to AL_LIMIT_CARRIED_FILE) and written into dir under its name; files
+ * in a folder (a bundle's bench/ suite: the source's golden recording) and
+ * other GGUFs are left behind. The card of the manifest (AL_ANN_CARD) is
+ * written to dir/.card.json, *card set to it. paths[*n...] get the files. */
+static enum al_rc carry_files(struct al_repo *r, const struct al_weights *w, const char *dir, char **paths,
+                              size_t *n, char *card, size_t card_size, struct al_err *err)
+{
+    enum al_rc rc = AL_OK;
+    for (size_t i = 0; i < w->n_files && !rc; i++) {
+        const struct al_file *f = &w->files[i];
+        if (strcmp(f->digest, w->digest) == 0 || strchr(f->path, '/') || al_repo_weights_named(f->path) ||
+            f->path[0] == '.' || *n >= AL_LIMIT_FILES_PER_MODEL)
+            continue;
+        char *data = NULL;
+        size_t len = 0;
+        char path[AL_LIMIT_PATH];
+        snprintf(path, sizeof path, "%s/%s", dir, f->path);
+        if (!(rc = al_repo_read_blob(r, f->digest, AL_LIMIT_CARRIED_FILE, &data, &len, err)) &&
+            !(rc = al_fs_write_atomic(path, data, len, err))) {
+            paths[*n] = strdup(path);
+            if (!paths[*n])
+                rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            else
+                (*n)++;
+        }
+        free(data);
+    }
+    char *text = NULL;
+    size_t len = 0;
+    if (rc || (rc = al_repo_read_blob(r, w->version.manifest, AL_LIMIT_MANIFEST, &text, &len, err)))
+        return rc;
+    json_t *m = json_loadb(text, len, 0, NULL);
+    const char *c = json_string_value(json_object_get(json_object_get(m, "annotations"), AL_ANN_CARD));
+    if (c && *c) {
+        snprintf(card, card_size, "%s/.card.json", dir);
+        rc = al_fs_write_atomic(card, c, strlen(c), err);
+        if (rc)
+            card[0] = '\0';
+    }
+    json_decref(m);
+    free(text);
+    return rc;
+}
+
+int al_cmd_quantize(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"type", required_argument, NULL, 't'},
+        {"threads", required_argument, NULL, 'j'},
+        {"no-activate", no_argument, NULL, 'n'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *type = NULL;
+    int threads = 0;
+    struct add_scan scan = {0};
+    struct al_add_opts ao = {.show_progress = true, .check = add_scan_file, .record = add_scan_record,
+                             .check_ud = &scan};
+    int c;
+    optind = 0;
+    while ((c = getopt_long(argc, argv, "t:j:nh", opts, NULL)) != -1) {
+        switch (c) {
+        case 't': type = optarg; break;
+        case 'j': {
+            char *end = NULL;
+            long n = strtol(optarg, &end, 10);
+            if (!*optarg || *end || n < 1 || n > 512)
+                return al_cli_usage_error("quantize", "--threads takes a number from 1 to 512, not '%s'", optarg);
+            threads = (int)n;
+            break;
+        }
+        case 'n': ao.no_activate = true; break;
+        case 'h': fputs(quantize_help, stdout); return AL_EXIT_OK;
+        default: return al_cli_usage_error("quantize", "unknown option");
+        }
+    }
+    if (argc - optind != 2)
+        return al_cli_usage_error("quantize", "needs SRC_REF and NAME[:TAG]");
+    if (!type)
+        return al_cli_usage_error("quantize", "needs --type (one of: %s)", al_engine_quant_types());
+    if (al_engine_quant_type(type) < 0)
+        return al_cli_usage_error("quantize", "unknown quantization type '%s' (one of: %s)", type,
+                                  al_engine_quant_types());
+    const char *src = argv[optind], *dst_ref = argv[optind + 1];
+    struct al_repo *r = NULL;
+    int st = al_cli_start("quantize", NULL, false, &r);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    struct al_weights w;
+    memset(&w, 0, sizeof w);
+    struct al_adapter_binding ab;
+    struct al_policy pol;
+    bool pol_loaded = false, existed = false;
+    struct al_version v;
+    char dir[AL_LIMIT_PATH] = "", out[AL_LIMIT_PATH] = "", card[AL_LIMIT_PATH] = "";
+    char *prov = NULL;
+    char *paths[AL_LIMIT_FILES_PER_MODEL];
+    size_t np = 0;
+    enum al_rc rc = al_repo_resolve_weights(r, src, &w, &err);
+    if (!rc && !(rc = al_repo_version_adapter(r, &w.version, &ab, &err)) && ab.base[0])
+        rc = al_err_set(&err, AL_ERR_INVALID, "'%s' is a LoRA adapter, not a model; quantize takes a model", src);
+    if (!rc)
+        rc = quantize_source_ok(src, &w, type, &err);
+    char ppath[AL_LIMIT_PATH];
+    if (!rc && !(rc = al_policy_path(al_repo_home(r), ppath, sizeof ppath, &err)) &&
+        !(rc = al_policy_load(ppath, &pol, &err))) {
+        pol_loaded = true;
+        scan.policy = &pol;
+        struct stat pst;
+        scan.enforce = stat(ppath, &pst) == 0;
+    }
+    if (rc)
+        goto out;
+    /* Outside the store: its tmp/ is swept by others when not locked. */
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/airlock-quantize-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        rc = al_err_sys(&err, AL_ERR_IO, "cannot make a temporary directory '%s'", dir);
+        dir[0] = '\0';
+        goto out;
+    }
+    char name[AL_LIMIT_NAME + 1];
+    snprintf(name, sizeof name, "%.*s", (int)strcspn(dst_ref, ":@"), dst_ref);
+    snprintf(out, sizeof out, "%s/%s-%s.gguf", dir, al_name_valid(name) ? name : "model", type);
+    fprintf(stderr, "quantizing %s (%s) to %s\n", src, w.digest, type);
+    if ((rc = al_engine_quantize(w.path, w.digest, out, type, threads, &err)))
+        goto out;
+    char sref[AL_LIMIT_REF + 80];
+    snprintf(sref, sizeof sref, "%s@%s", w.version.model, w.version.manifest);
+    json_t *pj = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source", sref, "source_ref", src, "source_weights",
+                           w.digest, "type", type, "llama_cpp", al_engine_llama_commit());
+    prov = pj ? json_dumps(pj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+    json_decref(pj);
+    if (!prov) {
+        rc = al_err_set(&err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    ao.quantized_json = prov;
+    paths[0] = strdup(out);
+    if (!paths[0]) {
+        rc = al_err_set(&err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    np = 1;
+    if ((rc = carry_files(r, &w, dir, paths, &np, card, sizeof card, &err)))
+        goto out;
+    if (card[0])
+        ao.card_path = card;
+    rc = al_repo_add(r, dst_ref, (const char *const *)paths, np, &ao, &v, &existed, &err);
+    if (rc && scan.refused) {
+        char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
+        rc = add_refusal(r, dst_ref, "scan-refused", "scan", rec, &err);
+        free(rec);
+    } else if (rc && scan.license_refused) {
+        rc = add_refusal(r, dst_ref, "license-refused", "license", scan.license, &err);
+    }
+out:
+    if (out[0])
+        unlink(out);
+    for (size_t i = 0; i < np; i++) {
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    if (card[0])
+        unlink(card);
+    if (dir[0])
+        rmdir(dir);
+    free(prov);
+    free(scan.license);
+    if (pol_loaded)
+        al_policy_release(&pol);
+    for (size_t i = 0; i < scan.n; i++)
+        al_scan_report_free(scan.reports[i]);
+    al_repo_weights_release(&w);
+    al_repo_free(r);
+    if (rc)
+        return al_cli_fail(&err);
+    print_version_line(existed ? "already present:" : "quantized", &v);
     return AL_EXIT_OK;
 }
 

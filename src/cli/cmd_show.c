@@ -207,6 +207,36 @@ static void print_delta(const struct al_event *ev, size_t n, const char *digest)
     json_decref(d);
 }
 
+/* show's line for a version made by 'airlock quantize' (the "quantized"
+ * record of its add event): from which version and weights, to what type,
+ * with which llama.cpp. */
+static json_t *version_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    json_t *q = version_record(ev, n, digest, "quantized", NULL);
+    if (q)
+        return q;
+    /* An ingested version: the provenance its manifest carries. */
+    const char *t = json_string_value(json_object_get(json_object_get(manifest, "annotations"), AL_ANN_QUANTIZED));
+    q = t ? json_loads(t, 0, NULL) : NULL;
+    if (!json_is_object(q)) {
+        json_decref(q);
+        return NULL;
+    }
+    return q;
+}
+
+static void print_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    json_t *q = version_quantized(ev, n, digest, manifest);
+    if (q == NULL)
+        return;
+    printf("  quantized %s from %s (%s)\n", str_or(q, "type", "?"), str_or(q, "source", "?"),
+           str_or(q, "source_ref", "?"));
+    printf("    source weights  %s\n    llama.cpp       %s\n", str_or(q, "source_weights", "?"),
+           str_or(q, "llama_cpp", "?"));
+    json_decref(q);
+}
+
 static const char ls_help[] =
     "usage: airlock ls [NAME] [--json]\n\n"
     "Lists the models and their versions, oldest first; '*' marks the active one.\n"
@@ -429,7 +459,9 @@ static const char show_help[] =
     "(decision, license, the rule; who acknowledged it) and its events\n"
     "(provenance). A LoRA adapter version shows the weights it is bound to and the\n"
     "version that has them (its base); a model shows the adapters bound to its\n"
-    "weights. REF: name, name:tag or name@sha256:<hex>.\n\n"
+    "weights. A version made by 'airlock quantize' shows its source version, the\n"
+    "source weights' digest, the type and the llama.cpp commit.\n"
+    "REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
     "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
     "           manifest digest, purl and license, its files with SHA-256 hashes,\n"
@@ -510,6 +542,8 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "license", lc ? lc : json_null());
         json_t *dl = version_record(ev, ne, v.manifest, "delta", NULL);
         json_object_set_new(j, "delta", dl ? dl : json_null());
+        json_t *qz = version_quantized(ev, ne, v.manifest, manifest);
+        json_object_set_new(j, "quantized", qz ? qz : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
         json_object_set_new(j, "format", format ? json_string(format) : json_null());
@@ -559,6 +593,7 @@ int al_cmd_show(int argc, char **argv)
                        adapters[i].manifest, adapters[i].active ? "  (active)" : "");
         }
         print_delta(ev, ne, v.manifest);
+        print_quantized(ev, ne, v.manifest, manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
         if (have_gguf)

@@ -14,6 +14,7 @@
 #define AL_LIMIT_INDEX_JSON      (64u << 20)      /* the store's index.json */
 #define AL_LIMIT_FILES_PER_MODEL 256u             /* files in one model version */
 #define AL_LIMIT_FILE_NAME       255u             /* one file name inside a version */
+#define AL_LIMIT_CARRIED_FILE    (64u << 20)      /* a source version's file that quantize carries over */
 #define AL_LIMIT_JSON_DEPTH      64u
 #define AL_LIMIT_GGUF_KV         4096             /* key/value pairs in a GGUF header (ggml checks duplicates pairwise) */
 #define AL_LIMIT_GGUF_TENSORS    16384            /* tensors in a GGUF file (likewise quadratic in ggml) */

@@ -357,6 +357,90 @@ out:
     return rc;
 }
 
+/* The types llama-quantize offers that need no importance matrix (the IQ*
+ * and the 1-2 bit types refuse to run without one). */
+static const struct {
+    const char *name;
+    enum llama_ftype ftype;
+} quant_types[] = {
+    {"F32", LLAMA_FTYPE_ALL_F32},         {"F16", LLAMA_FTYPE_MOSTLY_F16},
+    {"BF16", LLAMA_FTYPE_MOSTLY_BF16},    {"Q8_0", LLAMA_FTYPE_MOSTLY_Q8_0},
+    {"Q6_K", LLAMA_FTYPE_MOSTLY_Q6_K},    {"Q5_K_M", LLAMA_FTYPE_MOSTLY_Q5_K_M},
+    {"Q5_K_S", LLAMA_FTYPE_MOSTLY_Q5_K_S}, {"Q5_1", LLAMA_FTYPE_MOSTLY_Q5_1},
+    {"Q5_0", LLAMA_FTYPE_MOSTLY_Q5_0},    {"Q4_K_M", LLAMA_FTYPE_MOSTLY_Q4_K_M},
+    {"Q4_K_S", LLAMA_FTYPE_MOSTLY_Q4_K_S}, {"Q4_1", LLAMA_FTYPE_MOSTLY_Q4_1},
+    {"Q4_0", LLAMA_FTYPE_MOSTLY_Q4_0},    {"Q3_K_L", LLAMA_FTYPE_MOSTLY_Q3_K_L},
+    {"Q3_K_M", LLAMA_FTYPE_MOSTLY_Q3_K_M}, {"Q3_K_S", LLAMA_FTYPE_MOSTLY_Q3_K_S},
+    {"Q2_K", LLAMA_FTYPE_MOSTLY_Q2_K},
+};
+
+int al_engine_quant_type(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof quant_types / sizeof quant_types[0]; i++)
+        if (strcmp(name, quant_types[i].name) == 0)
+            return (int)quant_types[i].ftype;
+    return -1;
+}
+
+const char *al_engine_quant_types(void)
+{
+    return "F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, "
+           "Q3_K_M, Q3_K_S, Q2_K";
+}
+
+enum al_rc al_engine_quantize(const char *src_path, const char *expected_digest, const char *dst_path,
+                              const char *type, int n_threads, struct al_err *err)
+{
+    if (!src_path || !dst_path || !expected_digest || !al_digest_valid(expected_digest))
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_quantize: bad arguments");
+    int ft = al_engine_quant_type(type);
+    if (ft < 0)
+        return al_err_set(err, AL_ERR_USAGE, "unknown quantization type '%s' (one of: %s)", type ? type : "",
+                          al_engine_quant_types());
+    pthread_once(&backend_once, backend_init);
+    struct stat before, now, link;
+    FILE *f = NULL;
+    /* As load_lora: the baseline before the hash, llama.cpp given the
+     * descriptor's /proc link, the file compared again after. */
+    if (stat(src_path, &before) != 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot open '%s'", src_path);
+    enum al_rc rc = open_verified(src_path, expected_digest, NULL, &f, err);
+    if (rc)
+        return rc;
+    int fd = fileno(f);
+    char proc[64];
+    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+    if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
+        rc = al_err_set(err, AL_ERR_VERIFY, "'%s' changed while it was verified; nothing is quantized", src_path);
+        goto out;
+    }
+    if (stat(proc, &link) != 0 || link.st_dev != before.st_dev || link.st_ino != before.st_ino) {
+        rc = al_err_set(err, AL_ERR_IO, "cannot read '%s' through %s (is /proc mounted?)", src_path, proc);
+        goto out;
+    }
+    struct llama_model_quantize_params qp = llama_model_quantize_default_params();
+    qp.nthread = n_threads > 0 ? n_threads : 0;
+    qp.ftype = (enum llama_ftype)ft;
+    qp.allow_requantize = false;
+    al_engine_llama_clear_error();
+    uint32_t q = llama_model_quantize(proc, dst_path, &qp);
+    if (q != 0) {
+        const char *why = al_engine_llama_last_error();
+        rc = al_err_set(err, AL_ERR_CORRUPT, "llama.cpp cannot quantize '%s' to %s%s%s", src_path, type,
+                        *why ? ": " : "", why);
+        goto out;
+    }
+    if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
+        rc = al_err_set(err, AL_ERR_VERIFY, "'%s' changed while it was quantized; the result is discarded",
+                        src_path);
+        goto out;
+    }
+    al_info("quantized '%s' (%s) to %s", src_path, expected_digest, type);
+out:
+    fclose(f);
+    return rc;
+}
+
 enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err)
 {
     if (m->n_loras == 0)

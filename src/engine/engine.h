@@ -193,6 +193,30 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
 const char *al_engine_llama_commit(void);
 const char *al_engine_system_info(void);
 
+/* ---- quantization ---- */
+
+/* The quantization types al_engine_quantize writes, by llama-quantize's
+ * names ("Q8_0", "Q4_0", "Q4_K_M", ...): those that need no importance
+ * matrix. Returns the llama_ftype number, or -1 for a name not in the list
+ * (case-sensitive). al_engine_quant_types() is the list, comma-separated,
+ * for messages and --help (a static string). */
+int al_engine_quant_type(const char *name);
+const char *al_engine_quant_types(void);
+
+/* Writes a quantized copy of the GGUF model blob at src_path, whose content
+ * must have expected_digest, to dst_path (created or truncated; the caller
+ * removes it on error) with llama.cpp's llama_model_quantize, at the type
+ * named type (al_engine_quant_type) with n_threads threads (<= 0: all
+ * cores). The source is proven as a LoRA adapter is (docs/internals/
+ * engine.md): opened, hashed through that descriptor, and handed to llama.cpp
+ * as /proc/self/fd/<n>, its size and modification time compared before the
+ * hash and after the quantization. AL_ERR_USAGE (unknown type, bad
+ * arguments), AL_ERR_VERIFY (the blob does not match its digest, or changed),
+ * AL_ERR_IO, AL_ERR_CORRUPT (llama.cpp refused or failed; its message).
+ * Blocks for the whole quantization. Any thread. */
+enum al_rc al_engine_quantize(const char *src_path, const char *expected_digest, const char *dst_path,
+                              const char *type, int n_threads, struct al_err *err);
+
 /* ---- text and tokens ---- */
 
 /* Tokenizes len bytes of text. add_special adds BOS/EOS as the model asks;

@@ -217,6 +217,7 @@ enum al_rc al_oci_manifest_build(const struct al_oci_model *m, const char *confi
         set_str(ann, AL_ANN_ADAPTER_TYPE, m->adapter_type ? m->adapter_type : "lora");
         set_str(ann, AL_ANN_ADAPTER_BASE, m->adapter_base);
     }
+    set_str(ann, AL_ANN_QUANTIZED, m->quantized);
     json_object_set_new(root, "annotations", ann);
     return dump(root, out, err);
 }

@@ -37,6 +37,8 @@
                                                  also in the config's descriptor */
 #define AL_ANN_ADAPTER_TYPE "io.airlock.adapter.type" /* an adapter version: "lora" */
 #define AL_ANN_ADAPTER_BASE "io.airlock.adapter.base" /* the digest of the base's weight file */
+#define AL_ANN_QUANTIZED    "io.airlock.quantized" /* a quantized version's provenance: compact JSON (source,
+                                                     source_ref, source_weights, type, llama_cpp) */
 
 struct al_oci_layer {
     char path[AL_LIMIT_FILE_NAME + 1];
@@ -65,6 +67,7 @@ struct al_oci_model {
      * in the config); NULL for a model. */
     const char *adapter_type;
     const char *adapter_base;
+    const char *quantized;    /* AL_ANN_QUANTIZED's text (airlock quantize), or NULL */
     const struct al_oci_layer *layers;
     size_t n_layers;
 };

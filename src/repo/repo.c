@@ -237,7 +237,7 @@ static enum al_rc read_card(const char *path, char **out, struct al_err *err)
 }
 
 static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag,
-                        const char *key, const char *check, json_t *adapter)
+                        const char *key, const char *check, json_t *adapter, json_t *quantized)
 {
     json_t *files = json_array();
     for (size_t i = 0; i < n; i++)
@@ -247,6 +247,8 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
     json_t *d = json_pack("{s:o, s:s}", "files", files, "tag", tag);
     if (adapter)
         json_object_set(d, "adapter", adapter);
+    if (quantized)
+        json_object_set(d, "quantized", quantized);
     if (check) {
         json_t *c = json_loads(check, 0, NULL);
         if (c == NULL || (!key && !json_is_object(c))) {
@@ -288,7 +290,8 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
     memset(&facts, 0, sizeof facts);
     bool facts_done = false;
     struct al_adapter_fit fit = {0};
-    json_t *adapter = NULL;
+    json_t *adapter = NULL, *quantized = NULL;
+    char *qtext = NULL;
     const char *base_ref = opts ? opts->base_ref : NULL;
     struct al_weights base;
     memset(&base, 0, sizeof base);
@@ -361,6 +364,18 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
                         n_weights);
         goto refused;
     }
+    if (opts && opts->quantized_json) {
+        quantized = json_loads(opts->quantized_json, 0, NULL);
+        if (!json_is_object(quantized)) {
+            rc = al_err_set(err, AL_ERR_INTERNAL, "the provenance of a quantized version is no JSON object");
+            goto out;
+        }
+        /* Canonical, as the rest of the manifest. */
+        if (!(qtext = json_dumps(quantized, JSON_COMPACT | JSON_SORT_KEYS))) {
+            rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     if (base_ref) {
         char bref[AL_LIMIT_REF + 80];
         snprintf(bref, sizeof bref, "%s@%s", base.version.model, base.version.manifest);
@@ -392,6 +407,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         .format = facts_done ? "gguf" : opts && opts->format ? opts->format : "", .param_size = facts.param_size, .precision = facts.precision,
         .quantization = facts.quantization, .card_json = card, .layers = layers, .n_layers = n_paths,
         .adapter_type = base_ref ? "lora" : NULL, .adapter_base = base_ref ? base.digest : NULL,
+        .quantized = qtext,
     };
     char config_digest[AL_DIGEST_SIZE], manifest_digest[AL_DIGEST_SIZE];
     if ((rc = al_oci_config_build(&m, &config, err)) ||
@@ -410,7 +426,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         files[i].size = layers[i].size;
         snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
     }
-    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter);
+    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter, quantized);
     if (detail == NULL) {
         free(files);
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -431,6 +447,8 @@ refused:
         *opts->adapter_refused = true;
 out:
     json_decref(adapter);
+    json_decref(quantized);
+    free(qtext);
     al_repo_weights_release(&base);
     free(note);
     free(check);
@@ -618,5 +636,24 @@ enum al_rc al_repo_rm(struct al_repo *r, const char *ref_text, size_t *removed, 
     if (!rc)
         *removed = n;
     free(vs);
+    return rc;
+}
+
+/* Raw, not through al_oci_manifest_parse: an annotation it does not keep. */
+enum al_rc al_repo_version_annotation(struct al_repo *r, const struct al_version *v, const char *key, char **out,
+                                      struct al_err *err)
+{
+    *out = NULL;
+    char *text = NULL;
+    size_t len = 0;
+    enum al_rc rc = al_store_read(r->store, v->manifest, AL_LIMIT_MANIFEST, &text, &len, err);
+    if (rc)
+        return rc;
+    json_t *m = json_loadb(text, len, 0, NULL);
+    free(text);
+    const char *s = json_string_value(json_object_get(json_object_get(m, "annotations"), key));
+    if (s && !(*out = strdup(s)))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    json_decref(m);
     return rc;
 }

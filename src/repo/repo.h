@@ -121,6 +121,11 @@ struct al_add_opts {
      * can record it (al_repo_record_refusal). */
     const char *base_ref;
     bool *adapter_refused;
+    /* A version derived from another one by the layer above (airlock
+     * quantize): a JSON object recorded as "quantized" in the add event
+     * (source version, source weight digest, type, llama.cpp commit), or
+     * NULL. An invalid object refuses the add (AL_ERR_INTERNAL). */
+    const char *quantized_json;
     bool no_activate;       /* leave the active version as it is */
     bool show_progress;
     al_add_check_fn *check; /* NULL: no check */
@@ -296,6 +301,10 @@ struct al_adapter_binding {
  * all-empty *out for a model. */
 enum al_rc al_repo_version_adapter(struct al_repo *r, const struct al_version *v, struct al_adapter_binding *out,
                                    struct al_err *err);
+/* The string annotation key of v's manifest (checked against its digest):
+ * *out malloc'd, NULL when absent. For AL_ANN_QUANTIZED. */
+enum al_rc al_repo_version_annotation(struct al_repo *r, const struct al_version *v, const char *key, char **out,
+                                      struct al_err *err);
 /* A version whose weight file has digest: the active version of a model
  * first, else the newest. *found false when none has. */
 enum al_rc al_repo_find_base(struct al_repo *r, const char *digest, struct al_version *out, bool *found,

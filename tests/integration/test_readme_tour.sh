@@ -2,7 +2,7 @@
 # The README's tour runs as written (issue 16, part 6). Every command of the
 # ```sh blocks between "## A short tour" and the next heading is taken from
 # README.md and run, in order, in one shell, in a scratch directory that holds
-# the files the tour names (model.gguf, legal-lora.gguf, card.json, plain.tar.gz, ...).
+# the files the tour names (model.gguf, legal-lora.gguf, tiny-f32.gguf, card.json, plain.tar.gz, ...).
 # Only what cannot be literal is rewritten, and each rewrite is listed here:
 #   /var/lib/airlock        -> a scratch store
 #   reg.site:5000           -> 127.0.0.1:PORT, a loopback registry (Debian's docker-registry) with TLS from a test CA
@@ -38,6 +38,7 @@ cd "$W"
 cp "$(fixture)" model.gguf
 cp model.gguf model-v2.gguf && python3 "$EDIT" model-v2.gguf --first 1 >/dev/null
 "$GEN" --lora-for model.gguf --out legal-lora.gguf --seed 3 2>/dev/null || fail "ggufgen --lora-for failed"
+cp model.gguf tiny-f32.gguf   # the fixture is F32: the tour quantizes it
 printf '{"version": 1, "merges": []}\n' >tokenizer.json
 printf '{"title": "llama3 (the tour)", "description": "the fixture under another name",\n "licenses": ["MIT"], "origin": "tests"}\n' >card.json
 printf -- '---\nlicense: mit\n---\n# llama3 (the tour)\n' >README.md

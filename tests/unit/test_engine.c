@@ -66,6 +66,62 @@ static char *gen(struct al_engine_model *m, const char *prompt, const struct al_
     return text;
 }
 
+/* Quantization: the type names, an unknown one and a wrong digest refused
+ * before llama.cpp opens anything (no output file), Q8_0 and Q4_0 of the
+ * fixture written, loaded with their digests, and Q8_0 still telling the
+ * golden story's start. */
+static void test_quantize(void **state)
+{
+    if (!have_fixture())
+        skip();
+    assert_int_equal(al_engine_quant_type("Q8_0"), 7);
+    assert_int_equal(al_engine_quant_type("Q4_0"), 2);
+    assert_int_equal(al_engine_quant_type("F16"), 1);
+    assert_int_equal(al_engine_quant_type("q8_0"), -1);
+    assert_int_equal(al_engine_quant_type("IQ2_XXS"), -1); /* needs an importance matrix */
+    assert_int_equal(al_engine_quant_type(NULL), -1);
+    assert_non_null(strstr(al_engine_quant_types(), "Q4_K_M"));
+    char *dir = tu_mkdtemp();
+    char out[4096], digest[AL_DIGEST_SIZE];
+    snprintf(out, sizeof out, "%s/q.gguf", dir);
+    struct al_err err = AL_ERR_INIT;
+    struct stat st;
+    assert_int_equal(al_engine_quantize(fixture, FIXTURE_DIGEST, out, "Q9_9", 1, &err), AL_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "unknown quantization type 'Q9_9'"));
+    assert_int_not_equal(stat(out, &st), 0);
+    al_err_clear(&err);
+    const char *zero = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    assert_int_equal(al_engine_quantize(fixture, zero, out, "Q8_0", 1, &err), AL_ERR_VERIFY);
+    assert_non_null(strstr(err.msg, "does not match its digest"));
+    assert_int_not_equal(stat(out, &st), 0);
+    const char *types[] = {"Q8_0", "Q4_0"};
+    for (size_t i = 0; i < 2; i++) {
+        al_err_clear(&err);
+        if (al_engine_quantize(fixture, FIXTURE_DIGEST, out, types[i], 1, &err))
+            fail_msg("quantize to %s: %s", types[i], err.msg);
+        assert_int_equal(al_sha256_path(out, digest, NULL, NULL, &err), AL_OK);
+        struct al_engine_model_params mp = al_engine_model_params_default();
+        mp.threads = 1;
+        mp.n_ctx = 128;
+        struct al_engine_model *m = NULL;
+        if (al_engine_model_load(out, digest, &mp, &m, &err))
+            fail_msg("load the %s result: %s", types[i], err.msg);
+        struct al_engine_model_info info;
+        al_engine_model_info(m, &info);
+        assert_non_null(strstr(info.desc, types[i]));
+        struct al_engine_gen_params p = tu_greedy(12);
+        struct al_engine_gen_result res;
+        char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+        assert_int_equal(res.n_gen, 12);
+        if (i == 0 && strncmp(text, GOLDEN_TEXT, strlen(", there was a little girl named Lily")) != 0)
+            fail_msg("Q8_0 lost the golden start: '%s'", text);
+        free(text);
+        al_engine_model_free(m);
+    }
+    tu_rmrf(dir);
+    free(dir);
+}
+
 /* (a) the golden output, as llama.cpp's own server gives it */
 /* Loads the fixture with the adapters of loras; the result in *rc. */
 static struct al_engine_model *load_lora(const struct al_engine_lora *loras, int n, enum al_rc *rc,
@@ -813,6 +869,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_lora),
+        cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_digest_mismatch),
         cmocka_unit_test(test_concurrent_same_as_alone),
         cmocka_unit_test(test_stop_strings),
