@@ -66,6 +66,8 @@ struct al_engine_chat_in {
     enum al_engine_tool_choice tool_choice;
     bool parallel_tool_calls;   /* more than one call in one answer */
     const char *call_id_prefix; /* ids given to parsed calls: prefix + index ("call_ab12_0") */
+    bool no_generation_prompt; /* end without the opening of the assistant's turn
+                                  (llama-server's add_generation_prompt: false) */
 };
 
 /* Renders the conversation with m's Jinja template and prepares the grammar,

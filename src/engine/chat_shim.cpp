@@ -219,7 +219,7 @@ extern "C" enum al_rc al_engine_chat_apply(struct al_engine_model *m, const stru
                                                                      : COMMON_CHAT_TOOL_CHOICE_AUTO;
     inputs.parallel_tool_calls = in->parallel_tool_calls;
     inputs.use_jinja = true;
-    inputs.add_generation_prompt = true;
+    inputs.add_generation_prompt = !in->no_generation_prompt;
     inputs.reasoning_format = COMMON_REASONING_FORMAT_NONE;
     const llama_vocab *vocab = m->vocab;
     try {

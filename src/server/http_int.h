@@ -3,7 +3,7 @@
  * microhttpd.h (and gnutls, in tls.c).
  *
  *   http.c         daemon, listening, routing, access check, the finish path
- *   routes_gen.c   /v1/chat/completions and /v1/completions
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
@@ -186,6 +186,8 @@ enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_rag_list(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
+/* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
+enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
