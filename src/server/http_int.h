@@ -9,7 +9,7 @@
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   responses.c    /v1/responses: its input into a chat, the answer back as a response
- *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
+ *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics, props
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
  *   metrics.c      counters and histograms, Prometheus text
@@ -194,6 +194,8 @@ enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body);
+/* llama-server's GET /props (the default model's; a "model" body names another). */
+enum MHD_Result al_server_route_props(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body);
 
 /* ---- ollama.c: Ollama's API (/api/...) ---- */

@@ -58,3 +58,35 @@ body 'd["error"]["code"]' | qgrep limit || fail "messages over the cap: $(cat "$
 [ "$(code "" POST /apply-template "{$MSGS}")" = 401 ] || fail "no key on /apply-template"
 [ "$(code "$CHAT" GET /apply-template)" = 405 ] || fail "GET /apply-template: $(cat "$T/body")"
 ok "POST /apply-template renders the chat's prompt as chat completions do, under the chat scope"
+
+# ---- 2. GET /props: what llama-server's clients read of it ----
+[ "$(code "$CHAT" GET /props)" = 200 ] || fail "/props: $(cat "$T/body")"
+python3 - "$T/body" "$TPL" <<'PY' || fail "/props body: $(cat "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+g = d["default_generation_settings"]
+assert g["n_ctx"] > 0 and d["total_slots"] == 2, d
+p = g["params"]
+assert p["seed"] == 4294967295 and p["n_predict"] == -1 and abs(p["temperature"] - 0.8) < 1e-6, p
+for k in ("top_k", "top_p", "min_p", "repeat_penalty", "presence_penalty", "frequency_penalty"):
+    assert k in p, k
+# the model's name, never a path of the store
+assert d["model_path"] == "stories" and d["model_alias"] == "stories", d
+assert d["chat_template"] == sys.argv[2], d["chat_template"]
+assert d["build_info"].startswith("airlock "), d["build_info"]
+assert d["modalities"] == {"vision": False, "audio": False, "video": False}, d
+PY
+[ "$(code "$EMBED" GET /props)" = 403 ] || fail "embed key on /props: $(cat "$T/body")"
+[ "$(code "" GET /props)" = 401 ] || fail "no key on /props"
+[ "$(code "$CHAT" POST /props '{}')" = 405 ] || fail "POST /props: $(cat "$T/body")"
+serve_stop
+# The server's sampling defaults are the request defaults /props reports; a
+# model without a Jinja template has "" as its chat_template.
+export AIRLOCK_HOME="$T/home2"
+airlock add stories:1.0 "$FIX" >/dev/null
+serve_start stories --port 0 --no-audit --seed 42 --temp 0.5 --n-predict 12 --ctx 128
+get /props
+expect_code 200
+[ "$(jq_py '(d["default_generation_settings"]["params"]["seed"], d["default_generation_settings"]["params"]["n_predict"], d["default_generation_settings"]["params"]["temperature"], d["default_generation_settings"]["n_ctx"], d["total_slots"], d["chat_template"])')" = "(42, 12, 0.5, 128, 1, '')" ] ||
+    fail "/props with --seed 42 --temp 0.5 --n-predict 12 --ctx 128: $BODY"
+ok "GET /props: context, slots, the request defaults, the chat template and the model's name, under the chat scope"
