@@ -3,7 +3,7 @@
  * microhttpd.h (and gnutls, in tls.c).
  *
  *   http.c         daemon, listening, routing, access check, the finish path
- *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /completion, /apply-template
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
@@ -186,6 +186,8 @@ enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_rag_list(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
+/* llama-server's native POST /completion (its shapes, the same generation). */
+enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body);
 /* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
 enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
@@ -245,13 +247,15 @@ void al_server_rag_mark_cited(json_t *citations, const char *text);
  * generation's lock and append one streamed line each; whole runs on the
  * connection's thread and returns the non-streamed body (NULL: out of
  * memory). t0 is the request's start (al_http_now). done gets error NULL, or
- * why the generation failed or was stopped. */
+ * why the generation failed or was stopped. extra is the request's
+ * al_server_gen_opts.extra (borrowed; may be NULL). */
 struct al_server_gen_fmt {
     const char *stream_type; /* Content-Type of a stream */
     void (*piece)(struct al_buf *b, const char *model, const char *text, size_t len);
     void (*done)(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                 const char *error);
-    json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res);
+                 const char *error, json_t *extra);
+    json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res,
+                     json_t *extra);
 };
 
 
@@ -283,6 +287,7 @@ struct al_server_gen_opts {
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
     struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
     const struct al_server_gen_fmt *fmt; /* NULL: OpenAI's shapes; else another API's (ollama.c) */
+    json_t *extra;         /* handed to fmt's done and whole (borrowed; gen.c keeps a reference) */
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
 };

@@ -79,7 +79,81 @@ PY
 [ "$(code "$EMBED" GET /props)" = 403 ] || fail "embed key on /props: $(cat "$T/body")"
 [ "$(code "" GET /props)" = 401 ] || fail "no key on /props"
 [ "$(code "$CHAT" POST /props '{}')" = 405 ] || fail "POST /props: $(cat "$T/body")"
+
+# ---- 3. POST /completion: llama-server's native completion over the same generation ----
+CP='"prompt":"Once upon a time","n_predict":8,"temperature":0'
+[ "$(code "$CHAT" POST /completion "{$CP}")" = 200 ] || fail "/completion: $(cat "$T/body")"
+python3 - "$T/body" "$GOLDEN" <<'PY' || fail "/completion body: $(cat "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert sys.argv[2].startswith(d["content"]) and len(d["content"]) > 10, d["content"]
+assert d["stop"] is True and d["stop_type"] == "limit" and d["model"] == "stories", d
+assert d["tokens_predicted"] == 8 and d["tokens_evaluated"] == 5, d
+assert d["timings"]["predicted_n"] == 8 and d["timings"]["prompt_n"] + d["timings"]["cache_n"] == 5, d
+assert d["generation_settings"]["n_predict"] == 8 and d["generation_settings"]["temperature"] == 0, d
+assert d["truncated"] is False and d["has_new_line"] is False and d["tokens"] == [], d
+PY
+cp "$T/body" "$T/whole.json"
+# The same text as /v1/completions of the same request.
+[ "$(code "$CHAT" POST /v1/completions '{"prompt":"Once upon a time","max_tokens":8,"temperature":0}')" = 200 ] ||
+    fail "/v1/completions: $(cat "$T/body")"
+[ "$(body 'd["choices"][0]["text"]')" = "$(json_get 'd["content"]' <"$T/whole.json")" ] ||
+    fail "/completion and /v1/completions differ: $(cat "$T/body") vs $(cat "$T/whole.json")"
+# Streamed: data events of content with stop false, then one with stop true and the counts; no [DONE].
+curl -sN -H "Authorization: Bearer $CHAT" -d "{$CP,\"stream\":true}" "$BASE/completion" >"$T/sse"
+python3 - "$T/sse" "$T/whole.json" <<'PY' || fail "/completion stream: $(cat "$T/sse")"
+import json, sys
+ev = [json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("data: ")]
+assert not any(l.strip() == "data: [DONE]" for l in open(sys.argv[1]))
+assert all(e["stop"] is False for e in ev[:-1]) and ev[-1]["stop"] is True, ev
+assert "".join(e["content"] for e in ev) == json.load(open(sys.argv[2]))["content"], ev
+assert ev[-1]["tokens_predicted"] == 8 and ev[-1]["stop_type"] == "limit" and ev[-1]["generation_settings"]["stream"], ev[-1]
+PY
+# A prompt of token ids: the same answer as its text.
+TOKS=$(curl -s -H "Authorization: Bearer $CHAT" -d '{"content":"Once upon a time","add_special":true}' "$BASE/tokenize" |
+    json_get 'json.dumps(d["tokens"])')
+[ "$(code "$CHAT" POST /completion "{\"prompt\":$TOKS,\"n_predict\":8,\"temperature\":0}")" = 200 ] ||
+    fail "/completion of tokens: $(cat "$T/body")"
+[ "$(body 'd["content"]')" = "$(json_get 'd["content"]' <"$T/whole.json")" ] || fail "tokens prompt: $(cat "$T/body")"
+[ "$(body 'd["tokens_evaluated"]')" = 5 ] || fail "tokens prompt has another length: $(cat "$T/body")"
+[ "$(code "$CHAT" POST /completion '{"prompt":{"prompt_string":"Once upon a time"},"n_predict":2}')" = 200 ] ||
+    fail "prompt_string: $(cat "$T/body")"
+# seed and temperature: the same seed gives the same text.
+S='"prompt":"Once upon a time","n_predict":12,"temperature":1,"seed":7'
+code "$CHAT" POST /completion "{$S}" >/dev/null; A=$(body 'd["content"]')
+code "$CHAT" POST /completion "{$S}" >/dev/null; [ "$(body 'd["content"]')" = "$A" ] || fail "seed 7 twice differs"
+[ "$(body 'd["generation_settings"]["seed"]')" = 7 ] || fail "seed not reported: $(cat "$T/body")"
+# Refused: other prompt shapes, batches, multimodal data, bad n_predict, over the cap of max_tokens.
+for bad in '{"prompt":["a","b"]}' '{"prompt":[1,"a"]}' '{"prompt":7}' '{}' '{"prompt":[1,-2]}' \
+    '{"prompt":{"prompt_string":"x","multimodal_data":"aGk="}}' '{"prompt":"x","n_predict":0}' \
+    '{"prompt":"x","n_predict":"5"}' '{"prompt":"x","n_predict":100000000}' '{"prompt":"x","stream":"yes"}' \
+    '{"prompt":"x","temperature":9}'; do
+    [ "$(code "$CHAT" POST /completion "$bad")" = 400 ] || fail "$bad: $(cat "$T/body")"
+done
+python3 -c 'import json; print(json.dumps({"prompt": [5] * 300000}))' >"$T/toks.json"
+[ "$(curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $CHAT" -d @"$T/toks.json" "$BASE/completion")" = 400 ] ||
+    fail "token prompt over the cap: $(cat "$T/body")"
+body 'd["error"]["message"]' | qgrep 'AL_LIMIT_PROMPT_TOKENS' || fail "token prompt over the cap: $(cat "$T/body")"
+# Scopes: chat.
+[ "$(code "$EMBED" POST /completion "{$CP}")" = 403 ] || fail "embed key on /completion: $(cat "$T/body")"
+[ "$(code "" POST /completion "{$CP}")" = 401 ] || fail "no key on /completion"
+[ "$(code "$CHAT" GET /completion)" = 405 ] || fail "GET /completion"
+ok "POST /completion: llama-server's shapes, streamed and not, string or token prompts, under the chat scope"
 serve_stop
+# The audit records each route under its own label, with its caller.
+airlock audit tail -n 200 >"$T/audit"
+python3 - "$T/audit" <<'PY' || fail "audit records of llama-server's routes"
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+routes = {(r["route"], r["status"], r["caller"]) for r in recs}
+for want in [("/apply-template", 200, "chatter"), ("/apply-template", 403, "embedder"), ("/props", 200, "chatter"),
+             ("/props", 403, "embedder"), ("/completion", 200, "chatter"), ("/completion", 403, "embedder"),
+             ("/completion", 400, "chatter")]:
+    assert want in routes, (want, sorted(routes))
+assert any(r["route"] == "/completion" and r["status"] == 200 and r["tokens_out"] == 8 for r in recs), recs
+PY
+airlock audit verify | qgrep 'intact' || fail "audit verify"
+ok "the audit names /apply-template, /props and /completion with their callers"
 # The server's sampling defaults are the request defaults /props reports; a
 # model without a Jinja template has "" as its chat_template.
 export AIRLOCK_HOME="$T/home2"
