@@ -978,6 +978,14 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
         json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res, g->extra) : NULL;
         free(text);
+        if (j && g->lp_top >= 0) {
+            /* Log-probabilities asked of another API's route (llama-server's
+             * /completion n_probs): its completion_probabilities, the
+             * "content" list of the OpenAI object. */
+            json_t *lp = whole_logprobs(g);
+            json_object_set(j, "completion_probabilities", json_object_get(lp, "content"));
+            json_decref(lp);
+        }
         return al_http_reply_json(h, 200, j);
     }
     return al_http_reply_json(h, 200, whole_response(g, go->model));

@@ -170,11 +170,14 @@ static json_t *native_timings(const struct al_engine_gen_result *res)
 static json_t *native_final(const char *model, const char *text, const struct al_engine_gen_result *res,
                             json_t *extra)
 {
+    /* truncated: stopped by the sequence's context before n_predict, as llama-server marks it. */
+    json_t *np = json_object_get(json_object_get(extra, "generation_settings"), "n_predict");
+    bool truncated = res->finish == AL_ENGINE_FINISH_LENGTH && res->n_gen < json_integer_value(np);
     json_t *j = json_pack("{s:i, s:s, s:[], s:i, s:b, s:s, s:i, s:i, s:b, s:b, s:s, s:s, s:i, s:o}", "index", 0,
                           "content", text, "tokens", "id_slot", -1, "stop", 1, "model", model, "tokens_predicted",
                           res->n_gen, "tokens_evaluated", res->n_prompt, "has_new_line", strchr(text, '\n') != NULL,
-                          "truncated", 0, "stop_type", native_stop_type(res), "stopping_word", "", "tokens_cached",
-                          res->n_prompt + res->n_gen, "timings", native_timings(res));
+                          "truncated", truncated, "stop_type", native_stop_type(res), "stopping_word", "",
+                          "tokens_cached", res->n_prompt + res->n_gen, "timings", native_timings(res));
     if (j && extra && json_object_update(j, extra) != 0) {
         json_decref(j);
         return NULL;
@@ -316,6 +319,11 @@ enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body)
     json_object_del(b2, "max_completion_tokens");
     json_object_del(b2, "logprobs");
     json_object_del(b2, "n");
+    /* n_probs: the log-probabilities of the answer's tokens, as
+     * /v1/completions' "logprobs": N reads them (0..AL_LIMIT_TOP_PROBS). */
+    json_t *nprobs = json_object_get(body, "n_probs");
+    if (json_is_integer(nprobs) && json_integer_value(nprobs) > 0)
+        json_object_set(b2, "logprobs", nprobs);
     if (json_is_integer(np) && json_integer_value(np) > 0)
         json_object_set(b2, "max_tokens", np);
     else

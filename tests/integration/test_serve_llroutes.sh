@@ -123,6 +123,13 @@ S='"prompt":"Once upon a time","n_predict":12,"temperature":1,"seed":7'
 code "$CHAT" POST /completion "{$S}" >/dev/null; A=$(body 'd["content"]')
 code "$CHAT" POST /completion "{$S}" >/dev/null; [ "$(body 'd["content"]')" = "$A" ] || fail "seed 7 twice differs"
 [ "$(body 'd["generation_settings"]["seed"]')" = 7 ] || fail "seed not reported: $(cat "$T/body")"
+# n_probs: completion_probabilities, one entry per token, with its alternatives.
+[ "$(code "$CHAT" POST /completion '{"prompt":"Once upon a time","n_predict":3,"temperature":0,"n_probs":2}')" = 200 ] ||
+    fail "n_probs: $(cat "$T/body")"
+[ "$(body '[len(t["top_logprobs"]) for t in d["completion_probabilities"]]')" = "[2, 2, 2]" ] || fail "n_probs: $(cat "$T/body")"
+[ "$(body 'd["completion_probabilities"][0]["bytes"] == list(d["completion_probabilities"][0]["token"].encode())')" = True ] ||
+    fail "n_probs bytes: $(cat "$T/body")"
+[ "$(code "$CHAT" POST /completion '{"prompt":"x","n_probs":21}')" = 400 ] || fail "n_probs 21: $(cat "$T/body")"
 # Refused: other prompt shapes, batches, multimodal data, bad n_predict, over the cap of max_tokens.
 for bad in '{"prompt":["a","b"]}' '{"prompt":[1,"a"]}' '{"prompt":7}' '{}' '{"prompt":[1,-2]}' \
     '{"prompt":{"prompt_string":"x","multimodal_data":"aGk="}}' '{"prompt":"x","n_predict":0}' \
@@ -163,4 +170,9 @@ get /props
 expect_code 200
 [ "$(jq_py '(d["default_generation_settings"]["params"]["seed"], d["default_generation_settings"]["params"]["n_predict"], d["default_generation_settings"]["params"]["temperature"], d["default_generation_settings"]["n_ctx"], d["total_slots"], d["chat_template"])')" = "(42, 12, 0.5, 128, 1, '')" ] ||
     fail "/props with --seed 42 --temp 0.5 --n-predict 12 --ctx 128: $BODY"
+# A sequence's context ends the answer before n_predict: truncated, as llama-server marks it.
+post /completion '{"prompt":"Once upon a time","n_predict":200,"temperature":0,"ignore_eos":true}'
+expect_code 200
+[ "$(jq_py '(d["truncated"], d["stop_type"], d["tokens_predicted"] < 200)')" = "(True, 'limit', True)" ] ||
+    fail "context full: $BODY"
 ok "GET /props: context, slots, the request defaults, the chat template and the model's name, under the chat scope"
