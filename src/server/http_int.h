@@ -3,7 +3,8 @@
  * microhttpd.h (and gnutls, in tls.c).
  *
  *   http.c         daemon, listening, routing, access check, the finish path
- *   routes_gen.c   /v1/chat/completions and /v1/completions; /completion, /apply-template
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
+ *   routes_llama.c llama-server's native /completion
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
@@ -242,6 +243,8 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
 void al_server_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
+struct al_server_gen_opts;
+
 /* The response shapes of an API other than OpenAI's (Ollama's NDJSON,
  * ollama.c). piece and done run on the engine's worker thread under the
  * generation's lock and append one streamed line each; whole runs on the
@@ -256,6 +259,9 @@ struct al_server_gen_fmt {
                  const char *error, json_t *extra);
     json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res,
                      json_t *extra);
+    /* NULL, or the request's own fields (a JSON object, the caller's),
+     * made once its parameters are read: al_server_gen_opts.extra. */
+    json_t *(*extra)(const struct al_server_gen_opts *go);
 };
 
 
@@ -291,6 +297,15 @@ struct al_server_gen_opts {
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
 };
+
+/* routes_gen.c: reads "stream" and "stream_options" of body into go; false
+ * with the 400 queued in *res. */
+bool al_server_read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res);
+/* routes_gen.c: the shared tail of the completion routes: body's sampling
+ * parameters (default_max: max_tokens when it sets none), the limits, 'n',
+ * then the generation. Takes go->chat. */
+enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go,
+                                         int default_max);
 
 /* Submits a generation and answers: streaming, a callback response fed by
  * the engine; otherwise waits and replies with the whole completion. */

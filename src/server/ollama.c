@@ -290,9 +290,9 @@ static json_t *generate_whole(const char *model, double t0, const char *text, co
     return j;
 }
 
-static const struct al_server_gen_fmt chat_fmt = {"application/x-ndjson", chat_piece, chat_done, chat_whole};
+static const struct al_server_gen_fmt chat_fmt = {"application/x-ndjson", chat_piece, chat_done, chat_whole, NULL};
 static const struct al_server_gen_fmt generate_fmt = {"application/x-ndjson", generate_piece, generate_done,
-                                                      generate_whole};
+                                                      generate_whole, NULL};
 
 /* Shared tail of chat and generate: options, the prompt cap, the audit text, the generation. */
 static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, const char *param)
