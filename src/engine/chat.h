@@ -42,6 +42,11 @@ bool al_engine_chat_has_template(const struct al_engine_model *m);
  * capability detection: supports_tool_calls). False without a template. */
 bool al_engine_chat_supports_tools(const struct al_engine_model *m);
 
+/* The text of m's Jinja template (its own or the override), as llama.cpp's
+ * library reads it (common_chat_templates_source); NULL without one. Valid
+ * while m is loaded. */
+const char *al_engine_chat_template_text(const struct al_engine_model *m);
+
 /* Whether name is one of llama.cpp's builtin chat formats ("chatml",
  * "llama3", ...: llama_chat_builtin_templates), which the builtin formatter
  * (al_engine_chat_format) applies by name. */
@@ -66,6 +71,8 @@ struct al_engine_chat_in {
     enum al_engine_tool_choice tool_choice;
     bool parallel_tool_calls;   /* more than one call in one answer */
     const char *call_id_prefix; /* ids given to parsed calls: prefix + index ("call_ab12_0") */
+    bool no_generation_prompt; /* end without the opening of the assistant's turn
+                                  (llama-server's add_generation_prompt: false) */
 };
 
 /* Renders the conversation with m's Jinja template and prepares the grammar,

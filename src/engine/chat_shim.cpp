@@ -38,6 +38,7 @@ extern "C" {
 struct al_engine_chat_tmpls {
     common_chat_templates_ptr t;
     bool tools = false; /* supports_tool_calls */
+    std::string source; /* the default template's text */
 };
 
 struct al_engine_chat {
@@ -78,6 +79,7 @@ extern "C" enum al_rc al_engine_chat_tmpls_new(const struct llama_model *model, 
         t->t = common_chat_templates_init(model, override ? override : "");
         auto caps = common_chat_templates_get_caps(t->t.get());
         t->tools = caps["supports_tool_calls"];
+        t->source = common_chat_templates_source(t->t.get(), "");
     } catch (const std::exception &e) {
         delete t;
         return fail(err, AL_ERR_INVALID, "the chat template does not parse", e);
@@ -118,6 +120,11 @@ extern "C" void al_engine_chat_tmpls_free(struct al_engine_chat_tmpls *t)
 extern "C" bool al_engine_chat_has_template(const struct al_engine_model *m)
 {
     return m->chat != nullptr;
+}
+
+extern "C" const char *al_engine_chat_template_text(const struct al_engine_model *m)
+{
+    return m->chat ? m->chat->source.c_str() : nullptr;
 }
 
 extern "C" bool al_engine_chat_supports_tools(const struct al_engine_model *m)
@@ -219,7 +226,7 @@ extern "C" enum al_rc al_engine_chat_apply(struct al_engine_model *m, const stru
                                                                      : COMMON_CHAT_TOOL_CHOICE_AUTO;
     inputs.parallel_tool_calls = in->parallel_tool_calls;
     inputs.use_jinja = true;
-    inputs.add_generation_prompt = true;
+    inputs.add_generation_prompt = !in->no_generation_prompt;
     inputs.reasoning_format = COMMON_REASONING_FORMAT_NONE;
     const llama_vocab *vocab = m->vocab;
     try {

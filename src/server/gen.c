@@ -104,6 +104,7 @@ struct al_server_gen {
     bool msg_open;
     char *model;            /* the name echoed (owned) */
     const struct al_server_gen_fmt *fmt; /* another API's shapes (ollama.c); NULL: OpenAI's */
+    json_t *extra;          /* the fmt's request fields (al_server_gen_opts.extra) */
 };
 
 struct lp_tok {
@@ -174,6 +175,7 @@ static void gen_free(struct al_server_gen *g)
     al_buf_release(&g->text);
     free(g->lp);
     json_decref(g->citations);
+    json_decref(g->extra);
     al_engine_chat_free(g->chat);
     free(g->model);
     pthread_cond_destroy(&g->cv);
@@ -486,7 +488,7 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
                           : cancel_why && strcmp(cancel_why, "timeout") == 0
                               ? "the request took longer than the server allows (limits.timeout_s)"
                               : "the server is shutting down";
-        g->fmt->done(&g->sse, g->model, g->t0, res, failed ? why : NULL);
+        g->fmt->done(&g->sse, g->model, g->t0, res, failed ? why : NULL, g->extra);
     } else if (g->stream) {
         struct al_buf *b = &L->sse;
         if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && cancel_why &&
@@ -813,6 +815,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->chat = go->chat; /* ours now, freed with g */
     g->tools = g->chat && al_engine_chat_parses_tools(g->chat);
     g->fmt = go->fmt;
+    g->extra = json_incref(go->extra);
     if (!(g->model = strdup(go->model))) {
         gen_free(g);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
@@ -973,8 +976,16 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     }
     if (go->fmt) {
         char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
-        json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res) : NULL;
+        json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res, g->extra) : NULL;
         free(text);
+        if (j && g->lp_top >= 0) {
+            /* Log-probabilities asked of another API's route (llama-server's
+             * /completion n_probs): its completion_probabilities, the
+             * "content" list of the OpenAI object. */
+            json_t *lp = whole_logprobs(g);
+            json_object_set(j, "completion_probabilities", json_object_get(lp, "content"));
+            json_decref(lp);
+        }
         return al_http_reply_json(h, 200, j);
     }
     return al_http_reply_json(h, 200, whole_response(g, go->model));

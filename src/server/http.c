@@ -377,6 +377,10 @@ static const struct route {
     {"GET", "/models/", true, "models", false, false, al_server_route_model_get},
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
     {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
+    /* llama-server's own routes */
+    {"POST", "/apply-template", false, "chat", true, false, al_server_route_apply_template},
+    {"GET", "/props", false, "chat", true, false, al_server_route_props},
+    {"POST", "/completion", false, "chat", true, true, al_server_route_completion},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
     {"GET", "/v1/rag", false, "", false, false, al_server_route_rag_list}, /* any valid key; lists its collections */
     {"GET", "/health", false, NULL, false, false, al_server_route_health},

@@ -3,13 +3,14 @@
  * microhttpd.h (and gnutls, in tls.c).
  *
  *   http.c         daemon, listening, routing, access check, the finish path
- *   routes_gen.c   /v1/chat/completions and /v1/completions
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
+ *   routes_llama.c llama-server's native /completion
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   responses.c    /v1/responses: its input into a chat, the answer back as a response
- *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics
+ *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics, props
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
  *   metrics.c      counters and histograms, Prometheus text
@@ -186,12 +187,18 @@ enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_rag_list(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
+/* llama-server's native POST /completion (its shapes, the same generation). */
+enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body);
+/* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
+enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body);
+/* llama-server's GET /props (the default model's; a "model" body names another). */
+enum MHD_Result al_server_route_props(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body);
 
 /* ---- ollama.c: Ollama's API (/api/...) ---- */
@@ -236,18 +243,25 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
 void al_server_rag_mark_cited(json_t *citations, const char *text);
 
 /* ---- gen.c ---- */
+struct al_server_gen_opts;
+
 /* The response shapes of an API other than OpenAI's (Ollama's NDJSON,
  * ollama.c). piece and done run on the engine's worker thread under the
  * generation's lock and append one streamed line each; whole runs on the
  * connection's thread and returns the non-streamed body (NULL: out of
  * memory). t0 is the request's start (al_http_now). done gets error NULL, or
- * why the generation failed or was stopped. */
+ * why the generation failed or was stopped. extra is the request's
+ * al_server_gen_opts.extra (borrowed; may be NULL). */
 struct al_server_gen_fmt {
     const char *stream_type; /* Content-Type of a stream */
     void (*piece)(struct al_buf *b, const char *model, const char *text, size_t len);
     void (*done)(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                 const char *error);
-    json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res);
+                 const char *error, json_t *extra);
+    json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res,
+                     json_t *extra);
+    /* NULL, or the request's own fields (a JSON object, the caller's),
+     * made once its parameters are read: al_server_gen_opts.extra. */
+    json_t *(*extra)(const struct al_server_gen_opts *go);
 };
 
 
@@ -279,9 +293,19 @@ struct al_server_gen_opts {
     json_t *citations;     /* retrieval: the passages, returned with the message (borrowed) */
     struct al_engine_chat *chat; /* a Jinja-rendered chat (tools.c), or NULL; al_server_gen_run takes it */
     const struct al_server_gen_fmt *fmt; /* NULL: OpenAI's shapes; else another API's (ollama.c) */
+    json_t *extra;         /* handed to fmt's done and whole (borrowed; gen.c keeps a reference) */
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
 };
+
+/* routes_gen.c: reads "stream" and "stream_options" of body into go; false
+ * with the 400 queued in *res. */
+bool al_server_read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res);
+/* routes_gen.c: the shared tail of the completion routes: body's sampling
+ * parameters (default_max: max_tokens when it sets none), the limits, 'n',
+ * then the generation. Takes go->chat. */
+enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go,
+                                         int default_max);
 
 /* Submits a generation and answers: streaming, a callback response fed by
  * the engine; otherwise waits and replies with the whole completion. */

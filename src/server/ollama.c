@@ -226,8 +226,9 @@ static void chat_piece(struct al_buf *b, const char *model, const char *text, si
 }
 
 static void chat_done(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                      const char *error)
+                      const char *error, json_t *extra)
 {
+    (void)extra;
     if (error) {
         line_error(b, error);
         return;
@@ -246,8 +247,9 @@ static void generate_piece(struct al_buf *b, const char *model, const char *text
 }
 
 static void generate_done(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                          const char *error)
+                          const char *error, json_t *extra)
 {
+    (void)extra;
     if (error) {
         line_error(b, error);
         return;
@@ -268,25 +270,29 @@ static json_t *whole(const char *model, double t0, const struct al_engine_gen_re
                      (json_int_t)ns(res->gen_ms / 1e3));
 }
 
-static json_t *chat_whole(const char *model, double t0, const char *text, const struct al_engine_gen_result *res)
+static json_t *chat_whole(const char *model, double t0, const char *text, const struct al_engine_gen_result *res,
+                       json_t *extra)
 {
+    (void)extra;
     json_t *j = whole(model, t0, res);
     if (j)
         json_object_set_new(j, "message", json_pack("{s:s, s:s}", "role", "assistant", "content", text));
     return j;
 }
 
-static json_t *generate_whole(const char *model, double t0, const char *text, const struct al_engine_gen_result *res)
+static json_t *generate_whole(const char *model, double t0, const char *text, const struct al_engine_gen_result *res,
+                           json_t *extra)
 {
+    (void)extra;
     json_t *j = whole(model, t0, res);
     if (j)
         json_object_set_new(j, "response", json_string(text));
     return j;
 }
 
-static const struct al_server_gen_fmt chat_fmt = {"application/x-ndjson", chat_piece, chat_done, chat_whole};
+static const struct al_server_gen_fmt chat_fmt = {"application/x-ndjson", chat_piece, chat_done, chat_whole, NULL};
 static const struct al_server_gen_fmt generate_fmt = {"application/x-ndjson", generate_piece, generate_done,
-                                                      generate_whole};
+                                                      generate_whole, NULL};
 
 /* Shared tail of chat and generate: options, the prompt cap, the audit text, the generation. */
 static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, const char *param)

@@ -1,6 +1,8 @@
 /*
  * routes_gen.c: POST /v1/chat/completions and POST /v1/completions. Both read
- * their prompt and parameters here and hand the generation to gen.c.
+ * their prompt and parameters here and hand the generation to gen.c. And
+ * llama-server's POST /apply-template: the chat's prompt, rendered as a chat
+ * completion would render it, without generating.
  */
 #include "server/http_int.h"
 
@@ -32,7 +34,7 @@ bool al_server_prompt_fits(struct al_http_req *h, const char *prompt, const char
     return true;
 }
 
-static bool read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res)
+bool al_server_read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res)
 {
     json_t *st = json_object_get(body, "stream");
     if (st && !json_is_boolean(st) && !json_is_null(st)) {
@@ -45,8 +47,8 @@ static bool read_stream(struct al_http_req *h, json_t *body, struct al_server_ge
     return true;
 }
 
-/* Shared tail of both routes: parameters, limits, then the generation. */
-static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, int default_max)
+enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go,
+                                         int default_max)
 {
     const char *stops[AL_LIMIT_STOP_STRINGS];
     char *grammar = NULL;
@@ -93,7 +95,14 @@ static enum MHD_Result run(struct al_http_req *h, json_t *body, struct al_server
     }
     json_t *jm = json_object_get(body, "model");
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
+    /* A formatter's fields of the request (llama-server's generation_settings). */
+    if (go->fmt && go->fmt->extra && !(go->extra = go->fmt->extra(go))) {
+        free(grammar);
+        al_engine_chat_free(go->chat);
+        return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    }
     res = al_server_gen_run(h, go);
+    json_decref(go->extra);
     free(grammar);
     return res;
 }
@@ -122,12 +131,12 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     if (!al_http_lease(h, body, &res))
         return res;
     struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION, .prompt = json_string_value(jp)};
-    if (!read_stream(h, body, &go, &res))
+    if (!al_server_read_stream(h, body, &go, &res))
         return res;
     if (h->srv->o.audit_text && !(h->prompt = strdup(go.prompt)))
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     /* OpenAI's legacy completions default to 16 tokens. */
-    return run(h, body, &go, 16);
+    return al_server_completion_run(h, body, &go, 16);
 }
 
 /* The text of a message's content: a string, or the text parts of an array
@@ -163,70 +172,133 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
     return al_server_chat_run(h, body, AL_SERVER_GEN_CHAT);
 }
 
+/* The messages of body as the builtin formats read them: (*cm)[i] borrows
+ * (*texts)[i]. Both arrays are the caller's to free (chat_messages_free),
+ * also on failure; false with the 400 queued in *res. */
+static bool chat_messages(struct al_http_req *h, json_t *body, struct al_engine_chat_msg **cm, struct al_buf **texts,
+                          size_t *n, enum MHD_Result *res)
+{
+    json_t *msgs = json_object_get(body, "messages");
+    *n = json_array_size(msgs);
+    if (!json_is_array(msgs) || *n == 0) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL,
+                                   "'messages' must be a non-empty array");
+        return false;
+    }
+    if (*n > AL_LIMIT_CHAT_MSGS) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
+                                   "'messages' has %zu entries; at most %d are allowed", *n, AL_LIMIT_CHAT_MSGS);
+        return false;
+    }
+    *cm = calloc(*n, sizeof **cm);
+    *texts = calloc(*n, sizeof **texts);
+    if (!*cm || !*texts) {
+        *res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < *n; i++)
+        al_buf_init(&(*texts)[i], AL_LIMIT_PROMPT_BYTES);
+    for (size_t i = 0; i < *n; i++) {
+        json_t *m = json_array_get(msgs, i);
+        const char *role = json_string_value(json_object_get(m, "role"));
+        if (!role || !content_text(json_object_get(m, "content"), &(*texts)[i])) {
+            *res = al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL,
+                                       "messages[%zu] needs a 'role' and a 'content' of text", i);
+            return false;
+        }
+        if (al_buf_failed(&(*texts)[i])) {
+            *res = al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
+                                       "messages[%zu] is over the cap of %u bytes", i, AL_LIMIT_PROMPT_BYTES);
+            return false;
+        }
+        (*cm)[i].role = strcmp(role, "developer") == 0 ? "system" : role;
+        (*cm)[i].content = al_buf_str(&(*texts)[i]);
+    }
+    json_t *agp = json_object_get(body, "add_generation_prompt");
+    if (agp && !json_is_boolean(agp) && !json_is_null(agp)) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "add_generation_prompt", NULL,
+                                   "'add_generation_prompt' must be a boolean");
+        return false;
+    }
+    return true;
+}
+
+static void chat_messages_free(struct al_engine_chat_msg *cm, struct al_buf *texts, size_t n)
+{
+    for (size_t i = 0; texts && i < n; i++)
+        al_buf_release(&texts[i]);
+    free(texts);
+    free(cm);
+}
+
+/* With the leased model: the conversation rendered with its Jinja template
+ * (tools.c) into *chat and *prompt, else with the builtin formats into
+ * *prompt (the caller frees both). add_generation_prompt: false ends it
+ * without the opening of the assistant's turn. False with the error queued. */
+static bool chat_render(struct al_http_req *h, json_t *body, const struct al_server_tools *tools,
+                        const struct al_engine_chat_msg *cm, size_t n, struct al_engine_chat **chat, char **prompt,
+                        enum MHD_Result *res)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (!al_server_tools_apply(h, body, tools, chat, res))
+        return false;
+    if (*chat && !(*prompt = strdup(al_engine_chat_prompt(*chat)))) {
+        *res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+        return false;
+    }
+    bool add_gen = !json_is_false(json_object_get(body, "add_generation_prompt"));
+    if (!*chat && al_engine_chat_format(al_serve_lease_engine(h->lease), cm, n, add_gen,
+                                        al_serve_lease_chat_fallback(h->lease), prompt, &err) != AL_OK) {
+        *res = al_http_reply_rc(h, &err, "messages");
+        return false;
+    }
+    return true;
+}
+
+enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body)
+{
+    enum MHD_Result res;
+    struct al_engine_chat_msg *cm = NULL;
+    struct al_buf *texts = NULL;
+    size_t n = 0;
+    char *prompt = NULL;
+    struct al_engine_chat *chat = NULL;
+    struct al_server_tools tools;
+    if (chat_messages(h, body, &cm, &texts, &n, &res) && al_server_tools_read(h, body, &tools, &res) &&
+        al_http_lease(h, body, &res) && chat_render(h, body, &tools, cm, n, &chat, &prompt, &res))
+        res = al_http_reply_json(h, 200, json_pack("{s:s}", "prompt", prompt));
+    al_engine_chat_free(chat);
+    free(prompt);
+    chat_messages_free(cm, texts, n);
+    return res;
+}
+
 enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_server_gen_kind kind)
 {
     enum MHD_Result res;
-    json_t *msgs = json_object_get(body, "messages");
-    size_t n = json_array_size(msgs);
-    if (!json_is_array(msgs) || n == 0)
-        return al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL,
-                                   "'messages' must be a non-empty array");
-    if (n > AL_LIMIT_CHAT_MSGS)
-        return al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
-                                   "'messages' has %zu entries; at most %d are allowed", n, AL_LIMIT_CHAT_MSGS);
-    struct al_engine_chat_msg *cm = calloc(n, sizeof *cm);
-    struct al_buf *texts = calloc(n, sizeof *texts);
+    struct al_engine_chat_msg *cm = NULL;
+    struct al_buf *texts = NULL;
+    size_t n = 0;
     char *prompt = NULL;
     json_t *citations = NULL;
     struct al_engine_chat *chat = NULL;
-    if (!cm || !texts) {
-        res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
+    if (!chat_messages(h, body, &cm, &texts, &n, &res))
         goto out;
-    }
-    for (size_t i = 0; i < n; i++) {
-        json_t *m = json_array_get(msgs, i);
-        const char *role = json_string_value(json_object_get(m, "role"));
-        al_buf_init(&texts[i], AL_LIMIT_PROMPT_BYTES);
-        if (!role || !content_text(json_object_get(m, "content"), &texts[i])) {
-            res = al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL,
-                                      "messages[%zu] needs a 'role' and a 'content' of text", i);
-            goto out;
-        }
-        if (al_buf_failed(&texts[i])) {
-            res = al_http_reply_error(h, 400, "invalid_request_error", "messages", "limit",
-                                      "messages[%zu] is over the cap of %u bytes", i, AL_LIMIT_PROMPT_BYTES);
-            goto out;
-        }
-        cm[i].role = strcmp(role, "developer") == 0 ? "system" : role;
-        cm[i].content = al_buf_str(&texts[i]);
-    }
     struct al_server_tools tools;
     if (!al_server_tools_read(h, body, &tools, &res))
         goto out;
     if (!al_http_lease(h, body, &res))
         goto out;
-    struct al_err err = AL_ERR_INIT;
     json_t *ext = json_object_get(body, "airlock");
     if (ext && !json_is_null(ext)) {
         /* Retrieval: the passages go into the prompt, the citations into the response. */
         if (!al_server_rag_chat(h, body, cm, n, &prompt, &citations, &res))
             goto out;
-    } else {
-        /* A Jinja template (tools.c), else the builtin formats. */
-        if (!al_server_tools_apply(h, body, &tools, &chat, &res))
-            goto out;
-        if (chat && !(prompt = strdup(al_engine_chat_prompt(chat)))) {
-            res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
-            goto out;
-        }
-        if (!chat && al_engine_chat_format(al_serve_lease_engine(h->lease), cm, n, true,
-                                           al_serve_lease_chat_fallback(h->lease), &prompt, &err) != AL_OK) {
-            res = al_http_reply_rc(h, &err, "messages");
-            goto out;
-        }
+    } else if (!chat_render(h, body, &tools, cm, n, &chat, &prompt, &res)) {
+        goto out;
     }
     struct al_server_gen_opts go = {.kind = kind, .prompt = prompt, .citations = citations};
-    if (!read_stream(h, body, &go, &res))
+    if (!al_server_read_stream(h, body, &go, &res))
         goto out;
     if (h->srv->o.audit_text && !(h->prompt = strdup(prompt))) {
         res = al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
@@ -234,13 +306,10 @@ enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_
     }
     go.chat = chat; /* run takes it */
     chat = NULL;
-    res = run(h, body, &go, h->limits.max_tokens);
+    res = al_server_completion_run(h, body, &go, h->limits.max_tokens);
 out:
     al_engine_chat_free(chat);
-    for (size_t i = 0; texts && i < n; i++)
-        al_buf_release(&texts[i]);
-    free(texts);
-    free(cm);
+    chat_messages_free(cm, texts, n);
     free(prompt);
     json_decref(citations);
     return res;

@@ -10,6 +10,7 @@
 #include "core/limits.h"
 #include "core/time.h"
 #include "core/utf8.h"
+#include "core/version.h"
 #include "server/audit_queue.h"
 
 /* OpenAI's model object for id, served by version v, plus llama-server's
@@ -318,6 +319,39 @@ enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body)
                 : al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     free(valid);
     return res;
+}
+
+/* llama-server's GET /props: what its clients read of it (the web UIs and
+ * editor plugins: the context, the slots, the defaults of a request, the
+ * chat template, the model's name). What is left out and why:
+ * docs/internals/server.md. */
+enum MHD_Result al_server_route_props(struct al_http_req *h, json_t *body)
+{
+    enum MHD_Result res;
+    if (!al_http_lease(h, body, &res))
+        return res;
+    struct al_engine_model *m = al_serve_lease_engine(h->lease);
+    struct al_engine_model_info info;
+    al_engine_model_info(m, &info);
+    struct al_engine_gen_params p = al_engine_gen_params_default();
+    al_server_params_defaults(h->srv, &h->limits, &p);
+    const char *tmpl = al_engine_chat_template_text(m);
+    char build[128];
+    snprintf(build, sizeof build, "airlock %s (llama.cpp %s)", AIRLOCK_VERSION, al_engine_llama_commit());
+    json_t *params = json_pack("{s:I, s:f, s:i, s:f, s:f, s:i, s:f, s:f, s:f, s:i, s:b}", "seed",
+                               (json_int_t)p.seed, "temperature", (double)p.temperature, "top_k", p.top_k, "top_p",
+                               (double)p.top_p, "min_p", (double)p.min_p, "n_predict", p.max_tokens,
+                               "repeat_penalty", (double)p.repeat_penalty, "presence_penalty",
+                               (double)p.presence_penalty, "frequency_penalty", (double)p.frequency_penalty,
+                               "repeat_last_n", p.penalty_last_n, "ignore_eos", p.ignore_eos);
+    const char *name = al_serve_lease_name(h->lease);
+    return al_http_reply_json(
+        h, 200,
+        json_pack("{s:{s:i, s:o}, s:i, s:s, s:s, s:{s:b, s:b, s:b}, s:s, s:s, s:b, s:b, s:b}",
+                  "default_generation_settings", "n_ctx", info.n_ctx, "params", params, "total_slots", info.n_seq,
+                  "model_alias", name, "model_path", name, "modalities", "vision", 0, "audio", 0, "video", 0,
+                  "chat_template", tmpl ? tmpl : "", "build_info", build, "endpoint_slots", 0, "endpoint_props", 0,
+                  "endpoint_metrics", 1));
 }
 
 /* 503 while loading, or while the audit cannot write and the server

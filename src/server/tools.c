@@ -172,7 +172,8 @@ bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_
                                        .tools = tools,
                                        .tool_choice = t->choice,
                                        .parallel_tool_calls = t->parallel,
-                                       .call_id_prefix = prefix};
+                                       .call_id_prefix = prefix,
+                                       .no_generation_prompt = json_is_false(json_object_get(body, "add_generation_prompt"))};
         rc = al_engine_chat_apply(m, &in, chat, &err);
     } else {
         al_err_set(&err, rc, "out of memory");
