@@ -105,9 +105,11 @@ while IFS= read -r line; do
         continue ;;
     esac
     set +e
+    t0=$SECONDS
     eval "$cmd" >"$T/out" 2>&1
     st=$?
     set -e
+    echo "  ($((SECONDS - t0)) s)"
     sed 's/^/  /' "$T/out" | head -20
     [ "$st" = 0 ] || { tail -8 "$T/out"; fail "README tour command $n exited $st: $line"; }
     case $cmd in
