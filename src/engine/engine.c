@@ -304,6 +304,36 @@ static bool same_stat(const struct stat *a, const struct stat *b)
            a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec;
 }
 
+/* A file llama.cpp opens by path (an adapter, a quantize source), proven
+ * first: the stat baseline is taken before the hash, so a write during the
+ * hash is seen too; the open, hashed file is then handed over as its
+ * /proc/self/fd link, which must lead to that file. what names the file in
+ * messages ("the adapter 'x'"), doing what the refusal says is not done. On
+ * AL_OK *f (fclose it), *before and proc are the caller's. */
+static enum al_rc open_proven(const char *path, const char *digest, struct al_engine_verify_cache *cache,
+                              const char *what, const char *doing, FILE **f, struct stat *before, char *proc,
+                              size_t proc_size, struct al_err *err)
+{
+    struct stat now, link;
+    *f = NULL;
+    if (stat(path, before) != 0)
+        return al_err_sys(err, AL_ERR_IO, "cannot open %s", what);
+    enum al_rc rc = open_verified(path, digest, cache, f, err);
+    if (rc)
+        return rc;
+    int fd = fileno(*f);
+    snprintf(proc, proc_size, "/proc/self/fd/%d", fd);
+    if (fstat(fd, &now) != 0 || !same_stat(before, &now))
+        rc = al_err_set(err, AL_ERR_VERIFY, "%s changed while it was verified; nothing is %s", what, doing);
+    else if (stat(proc, &link) != 0 || link.st_dev != before->st_dev || link.st_ino != before->st_ino)
+        rc = al_err_set(err, AL_ERR_IO, "cannot read %s through %s (is /proc mounted?)", what, proc);
+    if (rc) {
+        fclose(*f);
+        *f = NULL;
+    }
+    return rc;
+}
+
 /* Loads one adapter of m, proven against its digest (see the top). */
 static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lora *l,
                             struct al_engine_verify_cache *cache, struct llama_adapter_lora **out,
@@ -313,29 +343,14 @@ static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lo
         return al_err_set(err, AL_ERR_USAGE, "a LoRA adapter needs a blob path and a digest (sha256:<64 hex>)");
     if (!(l->scale >= -100.0f && l->scale <= 100.0f))
         return al_err_set(err, AL_ERR_USAGE, "a LoRA scale of %g is outside -100..100", (double)l->scale);
-    struct stat before, now, link;
+    struct stat before, now;
     FILE *f = NULL;
-    /* The baseline for the checks after: taken before the hash, so a write
-     * during the hash is seen too. */
-    if (stat(l->path, &before) != 0)
-        return al_err_sys(err, AL_ERR_IO, "cannot open the adapter '%s'", l->path);
-    enum al_rc rc = open_verified(l->path, l->digest, cache, &f, err);
+    char what[AL_LIMIT_PATH + 16], proc[64];
+    snprintf(what, sizeof what, "the adapter '%s'", l->path);
+    enum al_rc rc = open_proven(l->path, l->digest, cache, what, "loaded", &f, &before, proc, sizeof proc, err);
     if (rc)
         return rc;
     int fd = fileno(f);
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
-        rc = al_err_set(err, AL_ERR_VERIFY, "the adapter '%s' changed while it was verified; nothing is loaded",
-                        l->path);
-        goto out;
-    }
-    /* The link must lead to our file: without /proc it would not. */
-    if (stat(proc, &link) != 0 || link.st_dev != before.st_dev || link.st_ino != before.st_ino) {
-        rc = al_err_set(err, AL_ERR_IO, "cannot load the adapter '%s' through %s (is /proc mounted?)", l->path,
-                        proc);
-        goto out;
-    }
     al_engine_llama_clear_error();
     *out = llama_adapter_lora_init(m->model, proc);
     if (!*out) {
@@ -398,26 +413,14 @@ enum al_rc al_engine_quantize(const char *src_path, const char *expected_digest,
         return al_err_set(err, AL_ERR_USAGE, "unknown quantization type '%s' (one of: %s)", type ? type : "",
                           al_engine_quant_types());
     pthread_once(&backend_once, backend_init);
-    struct stat before, now, link;
+    struct stat before, now;
     FILE *f = NULL;
-    /* As load_lora: the baseline before the hash, llama.cpp given the
-     * descriptor's /proc link, the file compared again after. */
-    if (stat(src_path, &before) != 0)
-        return al_err_sys(err, AL_ERR_IO, "cannot open '%s'", src_path);
-    enum al_rc rc = open_verified(src_path, expected_digest, NULL, &f, err);
+    char what[AL_LIMIT_PATH + 4], proc[64];
+    snprintf(what, sizeof what, "'%s'", src_path);
+    enum al_rc rc = open_proven(src_path, expected_digest, NULL, what, "quantized", &f, &before, proc, sizeof proc, err);
     if (rc)
         return rc;
     int fd = fileno(f);
-    char proc[64];
-    snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-    if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
-        rc = al_err_set(err, AL_ERR_VERIFY, "'%s' changed while it was verified; nothing is quantized", src_path);
-        goto out;
-    }
-    if (stat(proc, &link) != 0 || link.st_dev != before.st_dev || link.st_ino != before.st_ino) {
-        rc = al_err_set(err, AL_ERR_IO, "cannot read '%s' through %s (is /proc mounted?)", src_path, proc);
-        goto out;
-    }
     struct llama_model_quantize_params qp = llama_model_quantize_default_params();
     qp.nthread = n_threads > 0 ? n_threads : 0;
     qp.ftype = (enum llama_ftype)ft;
