@@ -496,7 +496,10 @@ int al_cmd_quantize(int argc, char **argv)
         goto out;
     /* Outside the store: its tmp/ is swept by others when not locked. */
     const char *tmp = getenv("TMPDIR");
-    snprintf(dir, sizeof dir, "%s/airlock-quantize-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if ((rc = al_path_fmt(dir, sizeof dir, &err, "%s/airlock-quantize-XXXXXX", tmp && *tmp ? tmp : "/tmp"))) {
+        dir[0] = '\0';
+        goto out;
+    }
     if (!mkdtemp(dir)) {
         rc = al_err_sys(&err, AL_ERR_IO, "cannot make a temporary directory '%s'", dir);
         dir[0] = '\0';
@@ -504,7 +507,10 @@ int al_cmd_quantize(int argc, char **argv)
     }
     char name[AL_LIMIT_NAME + 1];
     snprintf(name, sizeof name, "%.*s", (int)strcspn(dst_ref, ":@"), dst_ref);
-    snprintf(out, sizeof out, "%s/%s-%s.gguf", dir, al_name_valid(name) ? name : "model", type);
+    if ((rc = al_path_fmt(out, sizeof out, &err, "%s/%s-%s.gguf", dir, al_name_valid(name) ? name : "model", type))) {
+        out[0] = '\0'; /* cut short: not a path to remove */
+        goto out;
+    }
     fprintf(stderr, "quantizing %s (%s) to %s\n", src, w.digest, type);
     if ((rc = al_engine_quantize(w.path, w.digest, out, type, threads, &err)))
         goto out;
