@@ -657,9 +657,13 @@ int al_cmd_rollback(int argc, char **argv) { return activate_like(argc, argv, tr
 
 static const char path_help[] =
     "usage: airlock path REF\n\n"
-    "Prints the path of the version's weight file (its GGUF blob) for other tools,\n"
-    "for example: sha256sum \"$(airlock path stories)\". The blob is read-only.\n";
+    "Prints the path of the version's weight file (its GGUF blob, or the file\n"
+    "stored as its weights when it has no GGUF) for other tools, for example:\n"
+    "sha256sum \"$(airlock path stories)\". The blob is read-only.\n";
 
+/* A store query, not a load: any format has a path (a pickle or safetensors
+ * version too), so this does not go through al_repo_resolve_weights, which
+ * refuses what the engine cannot load. */
 int al_cmd_path(int argc, char **argv)
 {
     if (al_cli_help(argc, argv, path_help))
@@ -669,12 +673,14 @@ int al_cmd_path(int argc, char **argv)
     if (st)
         return st;
     struct al_err err = AL_ERR_INIT;
-    struct al_weights w;
-    enum al_rc rc = al_repo_resolve_weights(r, argv[1], &w, &err);
+    struct al_version v;
+    char path[AL_LIMIT_PATH];
+    enum al_rc rc = al_repo_resolve(r, argv[1], &v, &err);
+    if (!rc)
+        rc = al_repo_weight_path(r, &v, path, sizeof path, &err);
     al_repo_free(r);
     if (rc)
         return al_cli_fail(&err);
-    printf("%s\n", w.path);
-    al_repo_weights_release(&w);
+    printf("%s\n", path);
     return AL_EXIT_OK;
 }

@@ -150,7 +150,10 @@ expect_status 4 airlock run st:1 "Once upon a time"
 echo "$OUT" | qgrep "'st:1' is not a GGUF model: its file 'm.safetensors' is not a GGUF" || fail "run of a non-GGUF: $OUT"
 expect_status 4 timeout 60 "$AIRLOCK_BIN" serve st:1 --port 0
 echo "$OUT" | qgrep "'st:1' is not a GGUF model" || fail "serve of a non-GGUF: $OUT"
-ok "add of a safetensors file warns and labels it; run and serve say it is not a GGUF (exit 4)"
+# `airlock path` is a store query, not a load: it prints a non-GGUF's blob.
+p=$(airlock path st:1) || fail "path of a non-GGUF version refused"
+cmp -s "$p" "$T/m.safetensors" || fail "path of a non-GGUF version: '$p' is not its file"
+ok "add of a safetensors file warns and labels it; run and serve say it is not a GGUF (exit 4); path prints its blob"
 
 # Unlocking a secret key says that scrypt is at work (it takes seconds); the
 # options are checked before a password is asked for.
