@@ -349,198 +349,6 @@ static struct al_server_conn *conn_first_request(struct al_server *s, struct MHD
     return c ? c->dl : NULL;
 }
 
-/* ---- routing ---- */
-
-/* The routes without /v1 that llama-server and many clients use are aliases:
- * the same handler, scope and limits, and the label of the /v1 route
- * (metrics, audit), so an alias is no new route to watch. */
-static const struct route {
-    const char *method, *path;
-    bool prefix;
-    const char *scope; /* NULL: no key needed */
-    bool counted;      /* against limits.concurrent */
-    bool generates;    /* counted in the server's arrivals until submitted (arrivals.h) */
-    enum MHD_Result (*handler)(struct al_http_req *h, json_t *body);
-} routes[] = {
-    {"POST", "/v1/chat/completions", false, "chat", true, true, al_server_route_chat},
-    {"POST", "/v1/responses", false, "chat", true, true, al_server_route_responses},
-    {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
-    {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
-    {"GET", "/v1/models", false, "models", false, false, al_server_route_models},
-    {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
-    /* aliases without /v1 (route_label gives them the /v1 label) */
-    {"POST", "/chat/completions", false, "chat", true, true, al_server_route_chat},
-    {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
-    {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
-    {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
-    {"GET", "/models", false, "models", false, false, al_server_route_models},
-    {"GET", "/models/", true, "models", false, false, al_server_route_model_get},
-    {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
-    {"POST", "/detokenize", false, "chat", true, false, al_server_route_detokenize},
-    /* llama-server's own routes */
-    {"POST", "/apply-template", false, "chat", true, false, al_server_route_apply_template},
-    {"GET", "/props", false, "chat", true, false, al_server_route_props},
-    {"POST", "/completion", false, "chat", true, true, al_server_route_completion},
-    {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
-    {"GET", "/v1/rag", false, "", false, false, al_server_route_rag_list}, /* any valid key; lists its collections */
-    {"GET", "/health", false, NULL, false, false, al_server_route_health},
-    {"GET", "/metrics", false, "metrics", false, false, al_server_route_metrics},
-    /* Ollama's API (ollama.c), under the same keys and scopes */
-    {"POST", "/api/chat", false, "chat", true, true, al_server_route_ollama_chat},
-    {"POST", "/api/generate", false, "chat", true, true, al_server_route_ollama_generate},
-    {"POST", "/api/embed", false, "embed", true, false, al_server_route_ollama_embed},
-    {"POST", "/api/embeddings", false, "embed", true, false, al_server_route_ollama_embeddings},
-    {"GET", "/api/tags", false, "models", false, false, al_server_route_ollama_tags},
-    {"POST", "/api/show", false, "models", false, false, al_server_route_ollama_show},
-    {"GET", "/api/ps", false, "models", false, false, al_server_route_ollama_ps},
-    {"GET", "/api/version", false, NULL, false, false, al_server_route_ollama_version},
-    /* The web chat (routes_webui.c): its files need no key, its API calls do */
-    {"GET", "/", false, NULL, false, false, al_server_route_webui},
-    /* The store as a read-only OCI registry (routes_registry.c; --registry) */
-    {"GET", "/v2/", false, "pull", false, false, al_server_route_registry},
-    {"GET", "/v2/", true, "pull", false, false, al_server_route_registry},
-    {"HEAD", "/v2/", false, "pull", false, false, al_server_route_registry},
-    {"HEAD", "/v2/", true, "pull", false, false, al_server_route_registry},
-    {"GET", "/app.js", false, NULL, false, false, al_server_route_webui},
-    {"GET", "/app.css", false, NULL, false, false, al_server_route_webui},
-};
-
-static const struct route *find_route(const char *method, const char *url, bool *path_known)
-{
-    *path_known = false;
-    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
-        const struct route *r = &routes[i];
-        bool match = r->prefix ? strncmp(url, r->path, strlen(r->path)) == 0 && url[strlen(r->path)]
-                               : strcmp(url, r->path) == 0;
-        if (!match)
-            continue;
-        *path_known = true;
-        if (strcmp(method, r->method) == 0)
-            return r;
-    }
-    return NULL;
-}
-
-static const char *route_label(const struct route *r)
-{
-    if (r->prefix && strcmp(r->path, "/v2/") == 0)
-        return "/v2/{name}/...";
-    if (r->prefix)
-        return strcmp(r->path, "/v1/rag/") == 0 ? "/v1/rag/{collection}/query" : "/v1/models/{id}";
-    /* An alias is labelled as its /v1 route: the table has that route too. */
-    if (strncmp(r->path, "/v1/", 4) != 0 && strncmp(r->path, "/api/", 5) != 0)
-        for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-            if (strncmp(routes[i].path, "/v1", 3) == 0 && strcmp(routes[i].path + 3, r->path) == 0)
-                return routes[i].path;
-    return r->path;
-}
-
-const char *al_http_model_id(const char *url)
-{
-    if (strncmp(url, "/v1/models/", 11) == 0)
-        return url + 11;
-    if (strncmp(url, "/models/", 8) == 0)
-        return url + 8;
-    return NULL;
-}
-
-static const char *bearer_token(struct al_http_req *h)
-{
-    if (h->reg_key[0])
-        return h->reg_key;
-    const char *auth = MHD_lookup_connection_value(h->conn, MHD_HEADER_KIND, "Authorization");
-    return auth && strncasecmp(auth, "Bearer ", 7) == 0 ? auth + 7 : NULL;
-}
-
-/* The key check for a scope and a model (NULL: not checked); false with
- * the refusal queued. A valid key is the caller even when refused, so its
- * 403s are audited under its name. */
-static bool access_check(struct al_http_req *h, const char *scope, const char *model, enum MHD_Result *res)
-{
-    struct al_server *s = h->srv;
-    const char *bearer = bearer_token(h);
-    char identity[128] = "";
-    struct al_err err = AL_ERR_INIT;
-    enum al_rc rc;
-    if (scope && strcmp(scope, "models") == 0) {
-        /* Listing models: any key that may chat or embed. */
-        rc = al_access_check(s->o.access, bearer, "chat", model, identity, &err);
-        if (rc == AL_ERR_DENIED) {
-            al_err_clear(&err);
-            rc = al_access_check(s->o.access, bearer, "embed", model, identity, &err);
-        }
-    } else {
-        rc = al_access_check(s->o.access, bearer, scope, model, identity, &err);
-    }
-    /* An API key names the caller; an open server ("anonymous") keeps the
-     * client certificate's subject when there is one. */
-    if ((rc == AL_OK || rc == AL_ERR_DENIED) && identity[0] && !(s->tls_ca && strcmp(identity, "anonymous") == 0))
-        snprintf(h->caller, sizeof h->caller, "%s", identity);
-    if (rc == AL_OK)
-        return true;
-    /* A refused key names the model it may not use; anything else
-     * (AL_ERR_AUTH: 401, a key table that cannot be read: 500) is the table's. */
-    if (rc == AL_ERR_DENIED)
-        *res = al_http_reply_error(h, 403, "permission_error", model ? "model" : NULL, "permission_denied", "%s",
-                                   err.msg[0] ? err.msg : "this key may not do that");
-    else
-        *res = al_http_reply_rc(h, &err, NULL);
-    return false;
-}
-
-bool al_http_access(struct al_http_req *h, const char *scope, enum MHD_Result *res)
-{
-    if (!h->srv->o.access)
-        return true;
-    return access_check(h, scope, NULL, res);
-}
-
-bool al_http_model_access(struct al_http_req *h, const char *ref, enum MHD_Result *res)
-{
-    if (!h->srv->o.access)
-        return true;
-    return access_check(h, NULL, ref, res);
-}
-
-bool al_http_model_visible(struct al_http_req *h, const char *name)
-{
-    if (!h->srv->o.access)
-        return true;
-    char identity[128];
-    struct al_err err = AL_ERR_INIT;
-    return al_access_check(h->srv->o.access, bearer_token(h), NULL, name, identity, &err) == AL_OK;
-}
-
-bool al_http_scope_allowed(struct al_http_req *h, const char *scope)
-{
-    if (!h->srv->o.access)
-        return true;
-    char identity[128];
-    struct al_err err = AL_ERR_INIT;
-    return al_access_check(h->srv->o.access, bearer_token(h), scope, NULL, identity, &err) == AL_OK;
-}
-
-/* The access hook, before the handler: the client certificate and the
- * route's scope. Models are checked where they are chosen (al_http_lease),
- * once defaults are applied; here only the one a URL names. */
-static bool check_access(struct al_http_req *h, enum MHD_Result *res)
-{
-    struct al_server *s = h->srv;
-    if (s->tls_ca) {
-        char subject[128];
-        if (!al_server_tls_client_subject(h->conn, subject, sizeof subject)) {
-            *res = al_http_reply_error(h, 401, "invalid_request_error", NULL, "client_certificate_required",
-                                       "a valid client certificate is required");
-            return false;
-        }
-        snprintf(h->caller, sizeof h->caller, "%s", subject);
-    }
-    if (!s->o.access || !h->scope)
-        return true;
-    const char *model = al_http_model_id(h->url);
-    return access_check(h, h->scope, model, res);
-}
-
 static enum MHD_Result dispatch(struct al_http_req *h)
 {
     enum MHD_Result res = MHD_NO;
@@ -564,7 +372,7 @@ static enum MHD_Result dispatch(struct al_http_req *h)
                                        "the request body is not a JSON object");
         }
     }
-    if (check_access(h, &res))
+    if (al_http_check_access(h, &res))
         res = h->handler(h, body);
     json_decref(body);
     return res;
@@ -635,8 +443,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         pthread_mutex_unlock(&s->mu);
         al_buf_init(&h->body, h->limits.body_bytes);
         bool known = false;
-        const struct route *r = find_route(method, url, &known);
-        h->route = r ? route_label(r) : "other";
+        const struct al_http_route *r = al_http_find_route(method, url, &known);
+        h->route = r ? al_http_route_label(r) : "other";
         /* Counted as on its way from now until it reaches the engine (or
          * its finish path); then the connection no longer counts as new.
          * In this order, so that the count does not dip between the two. */

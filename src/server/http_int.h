@@ -2,7 +2,9 @@
  * http_int.h: what the files of src/server share. Only src/server includes
  * microhttpd.h (and gnutls, in tls.c).
  *
- *   http.c         daemon, listening, routing, access check, the finish path
+ *   http.c         daemon, listening, the request's life, the finish path
+ *   routes.c       the route table: method, path, scope, limits, handler
+ *   http_access.c  the caller (key, client certificate) and its scopes
  *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
  *   routes_llama.c llama-server's native /completion
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
@@ -140,6 +142,25 @@ bool al_http_client_gone(struct al_http_req *h);
  * none or ""), after checking that the request's key may use that model. On
  * failure the error reply is queued and *res is set: return it. */
 bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res);
+
+/* routes.c */
+struct al_http_route {
+    const char *method, *path;
+    bool prefix;
+    const char *scope; /* NULL: no key needed */
+    bool counted;      /* against limits.concurrent */
+    bool generates;    /* counted in the server's arrivals until submitted (arrivals.h) */
+    enum MHD_Result (*handler)(struct al_http_req *h, json_t *body);
+};
+/* The route for a method and URL, NULL when none; *path_known tells a 405
+ * (the path has a route for another method) from a 404. */
+const struct al_http_route *al_http_find_route(const char *method, const char *url, bool *path_known);
+/* The label of metrics and audit: an alias gets its /v1 route's. */
+const char *al_http_route_label(const struct al_http_route *r);
+
+/* http_access.c: the client certificate and the route's scope, before the
+ * handler runs; false with the refusal queued in *res. */
+bool al_http_check_access(struct al_http_req *h, enum MHD_Result *res);
 
 /* Runs the access check for one more scope (a collection named in the body);
  * false with the refusal (401/403) queued in *res. */

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Scopes per route: `serve --help` names the scope of every route of the
-# server's route table (src/server/http.c, read here so that a new route
+# server's route table (src/server/routes.c, read here so that a new route
 # without its line in the help fails), and /metrics has its own `metrics`
 # scope: a metrics key reads it and nothing else, a chat key is refused,
 # admin still reads it.
@@ -9,10 +9,10 @@
 command -v curl >/dev/null || skip_test "curl missing"
 
 airlock serve --help >"$T/help.txt"
-python3 - "$AL_SRC/src/server/http.c" "$T/help.txt" <<'PY' || fail "serve --help and the route table differ"
+python3 - "$AL_SRC/src/server/routes.c" "$T/help.txt" <<'PY' || fail "serve --help and the route table differ"
 import re, sys
 src = open(sys.argv[1]).read()
-table = src[src.index("} routes[] = {"):]
+table = src[src.index("al_http_routes[] = {"):]
 table = table[:table.index("};")]
 helptext = open(sys.argv[2]).read().splitlines()
 named = {"/v1/models/": "/v1/models/{id}", "/models/": "/models/{id}", "/v1/rag/": "/v1/rag/{collection}/query"}
