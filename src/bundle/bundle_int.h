@@ -49,7 +49,19 @@ struct al_ing_entry {
     unsigned char head[4];    /* the first bytes (a weight's magic, checked in a dry run too) */
     size_t head_len;
     bool exec;                /* the tar entry had an executable bit */
+    struct al_gguf_value_stream *vs;     /* the value scan while it is written (values.c) */
+    struct al_gguf_value_report *values; /* its report when it followed the whole entry: the
+                                            scan gate then does not read the file again */
 };
+
+/* The tensor-value scan of an entry as it is written (gguf.h,
+ * al_gguf_value_stream): begin with the entry's size (best effort: out of
+ * memory or a dry run leaves the gate to read the file), feed what is
+ * written, end when the entry is whole. Freed with the ingest. */
+void al_ing_values_begin(struct al_ing_entry *en, uint64_t size);
+void al_ing_values_feed(struct al_ing_entry *en, const void *data, size_t len);
+void al_ing_values_end(struct al_ing_entry *en);
+void al_ing_values_free(struct al_ing_entry *en);
 
 struct al_ing_sig {
     char name[64];

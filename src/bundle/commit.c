@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gguf/gguf.h"
 #include "policy/policy.h"
 #include "scan/scan.h"
 
@@ -297,6 +298,35 @@ static enum al_rc staged_file(struct al_ing *g, size_t i, const char **name, str
     return rc;
 }
 
+void al_ing_values_begin(struct al_ing_entry *en, uint64_t size)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (en->w != NULL && en->vs == NULL && en->values == NULL)
+        (void)al_gguf_value_stream_new(size, en->name, &en->vs, &err);
+}
+
+void al_ing_values_feed(struct al_ing_entry *en, const void *data, size_t len)
+{
+    al_gguf_value_stream_feed(en->vs, data, len);
+}
+
+void al_ing_values_end(struct al_ing_entry *en)
+{
+    struct al_gguf_value_report rep;
+    if (en->vs != NULL && al_gguf_value_stream_finish(en->vs, &rep) && (en->values = malloc(sizeof rep)) != NULL)
+        *en->values = rep;
+    al_gguf_value_stream_free(en->vs);
+    en->vs = NULL;
+}
+
+void al_ing_values_free(struct al_ing_entry *en)
+{
+    al_gguf_value_stream_free(en->vs);
+    en->vs = NULL;
+    free(en->values);
+    en->values = NULL;
+}
+
 /* Every file of the version is scanned (scan.h) in its temporary file,
  * under its name in the version and with AL_SCAN_EXEC_DANGEROUS: inside a
  * bundle an executable bit (from the tar entry) on an executable or script
@@ -306,7 +336,8 @@ static enum al_rc staged_file(struct al_ing *g, size_t i, const char **name, str
  * override. A warn under the site's `scan: ok` (policy.json) refuses the
  * same way, with the rule named; --allow-dangerous does not lift it. The
  * record of every file goes into the ingest event. A dry run keeps no content
- * and scans nothing. */
+ * and scans nothing. A GGUF's tensor values were checked as it was written
+ * (al_ing_values_*) when that could follow it: they are not read again. */
 static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, struct al_err *err)
 {
     bool native = g->rep->native;
@@ -324,7 +355,7 @@ static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, stru
         if (e == NULL || e->w == NULL)
             continue;
         unsigned flags = AL_SCAN_EXEC_DANGEROUS | (e->exec ? AL_SCAN_EXEC_BIT : 0u);
-        if ((rc = al_scan_file_named(al_blob_writer_path(e->w), name, flags, &reps[done], err)))
+        if ((rc = al_scan_file_values(al_blob_writer_path(e->w), name, flags, e->values, &reps[done], err)))
             break;
         struct al_scan_report *r = reps[done++];
         if (r->verdict == AL_SCAN_WARN && !al_policy_scan_allows(pol, AL_POLICY_SCAN_WARN)) {

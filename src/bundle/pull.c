@@ -117,7 +117,10 @@ static enum al_rc blob_sink(void *ud, const void *data, size_t len, struct al_er
                           en->size > s->g->max_entry ? "per-entry" : "total",
                           en->size > s->g->max_entry ? "--max-entry-size" : "--max-total-size");
     al_progress_add(s->p, len);
-    return al_blob_writer_write(en->w, data, len, err);
+    enum al_rc rc = al_blob_writer_write(en->w, data, len, err);
+    if (!rc)
+        al_ing_values_feed(en, data, len);
+    return rc;
 }
 
 /* Streams one blob into a new entry named name; proves its digest. */
@@ -137,7 +140,10 @@ static enum al_rc fetch_blob(struct al_ing *g, struct al_reg *reg, const char *n
     enum al_rc rc = al_repo_blob_writer_new(g->r, &en->w, err);
     struct blob_sink s = {g, en, p};
     if (!rc)
+        al_ing_values_begin(en, size);
+    if (!rc)
         rc = al_reg_blob_get(reg, digest, size, blob_sink, &s, err);
+    al_ing_values_end(en);
     if (!rc)
         rc = al_blob_writer_digest(en->w, en->digest, NULL, err);
     if (!rc && strcmp(en->digest, digest) != 0)
