@@ -671,11 +671,15 @@ int main(int argc, char **argv)
         gguf_free(vocab);
         return 2;
     }
-    fprintf(stderr,
-            "airlock-ggufgen: %s: vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, heads %ld/%ld, "
-            "ctx %ld, %" PRIu64 " parameters\n",
-            o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.kv_heads, o.ctx,
-            total_params(&o, (uint64_t)n_vocab));
+    if (o.reranker)
+        fprintf(stderr, "airlock-ggufgen: %s: BERT reranker, vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, "
+                "heads %ld, ctx %ld\n", o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.ctx);
+    else
+        fprintf(stderr,
+                "airlock-ggufgen: %s: vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, heads %ld/%ld, "
+                "ctx %ld, %" PRIu64 " parameters\n",
+                o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.kv_heads, o.ctx,
+                total_params(&o, (uint64_t)n_vocab));
 
     char part[4096], tmp[4096];
     if ((size_t)snprintf(part, sizeof part, "%s.part", o.out) >= sizeof part ||
