@@ -101,6 +101,7 @@ static void usage(void)
            "  GET  /props (llama-server's: context, slots, defaults, template)  chat\n"
            "  POST /completion (llama-server's native completion)               chat\n"
            "  POST /v1/embeddings                                               embed\n"
+           "  POST /v1/rerank /rerank /v1/reranking /reranking (a reranker)     embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
            "  POST /chat/completions /completions /responses (no /v1: aliases)  chat\n"
            "  POST /embeddings (alias of /v1/embeddings)                        embed\n"

@@ -47,6 +47,8 @@
 #define AL_LIMIT_STOP_LEN        256u             /* bytes of one stop string */
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
 #define AL_LIMIT_EMBED_INPUTS    2048             /* texts in one embeddings call or request (OpenAI's cap too) */
+#define AL_LIMIT_RERANK_DOCS     1000             /* documents in one rerank call or request (Cohere's cap too) */
+#define AL_LIMIT_RERANK_DOC_BYTES (64u << 10)     /* bytes of one document (or the query) of a rerank request */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
 #define AL_LIMIT_TOOLS           128              /* tools (functions) offered in one request */
 #define AL_LIMIT_TOOLS_BYTES     (256u << 10)     /* those tools, as JSON text */

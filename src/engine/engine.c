@@ -525,7 +525,10 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
      * Jinja engine cannot parse leaves the builtin formats; an override the
      * operator gave must parse. */
     struct al_err terr = AL_ERR_INIT;
-    rc = al_engine_chat_tmpls_new(m->model, p.chat_template, &m->chat, p.chat_template ? err : &terr);
+    /* A reranker never chats: no templates (llama.cpp's chat library would
+     * render one for it from a vocabulary without BOS and EOS pieces). */
+    rc = al_engine_model_is_reranker(m) ? AL_OK
+         : al_engine_chat_tmpls_new(m->model, p.chat_template, &m->chat, p.chat_template ? err : &terr);
     m->params.chat_template = NULL; /* borrowed: not kept */
     if (rc && p.chat_template)
         goto fail;
@@ -549,6 +552,7 @@ void al_engine_model_free(struct al_engine_model *m)
         return;
     al_engine_sched_free(m->sched);
     al_engine_embedder_free(m->embedder);
+    al_engine_ranker_free(m->ranker);
     al_engine_chat_tmpls_free(m->chat);
     /* Adapters are freed with their model (llama.h), not before: a context
      * may still point at them until the scheduler is gone. */

@@ -29,7 +29,9 @@
  *
  * Embeddings use a second context of the same model, created on first use,
  * with the pooling the model declares (mean pooling when it declares none);
- * vectors come back L2-normalized.
+ * vectors come back L2-normalized. A reranker (a GGUF that declares rank
+ * pooling) scores (query, document) pairs on a context of its own
+ * (al_engine_rerank) and cannot generate.
  *
  * All functions are thread-safe unless said otherwise.
  */
@@ -421,5 +423,26 @@ struct al_engine_embed_ctl {
 enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *texts, size_t n,
                                const struct al_engine_embed_ctl *ctl, float *out, size_t *n_tokens,
                                struct al_err *err);
+
+/* ---- reranking ---- */
+
+/* True when m's GGUF declares rank pooling (<arch>.pooling_type 4): a
+ * cross-encoder with a classification head, which scores pairs and neither
+ * generates nor embeds. */
+bool al_engine_model_is_reranker(const struct al_engine_model *m);
+
+/* Scores docs[0..n) against query into scores[0..n) (higher: more relevant),
+ * as llama-server's /rerank does on the same model: the pair is the model's
+ * "rerank" template, else [BOS] query [EOS] [SEP] document [EOS] with the
+ * special tokens the vocabulary adds, and the score is the first output of
+ * the classification head, raw. Runs on the calling thread; serialized with
+ * al_engine_embed on the same model; stopped between batches by ctl as
+ * al_engine_embed_ctl is (scores then must not be used). *n_tokens (may be
+ * NULL) receives the tokens scored. A model that is not a reranker:
+ * AL_ERR_USAGE; n over AL_LIMIT_RERANK_DOCS or a pair over the context of a
+ * sequence: AL_ERR_LIMIT. n == 0 scores nothing. */
+enum al_rc al_engine_rerank(struct al_engine_model *m, const char *query, const char *const *docs, size_t n,
+                            const struct al_engine_embed_ctl *ctl, float *scores, size_t *n_tokens,
+                            struct al_err *err);
 
 #endif

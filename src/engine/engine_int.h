@@ -7,6 +7,7 @@
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
+ *   rerank.c  scores of (query, document) pairs on a third (rank pooling)
  *   chat_shim.cpp  Jinja templates, tool-call grammars and parsing through
  *             llama.cpp's common/chat.h (chat.h is its public side)
  */
@@ -25,6 +26,7 @@
 struct al_engine_sched; /* sched.c */
 struct al_engine_chat_tmpls; /* chat_shim.cpp: a model's parsed Jinja templates */
 struct al_engine_embedder; /* embed.c */
+struct al_engine_ranker; /* rerank.c */
 
 struct al_engine_model {
     struct llama_model *model;
@@ -34,8 +36,9 @@ struct al_engine_model {
     int n_ctx_seq;                    /* context per sequence, resolved */
     char digest[AL_DIGEST_SIZE];
     struct al_engine_sched *sched;
-    pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
+    pthread_mutex_t embed_lock;       /* serializes al_engine_embed and _rerank; guards embedder, ranker */
     struct al_engine_embedder *embedder;     /* created on first use */
+    struct al_engine_ranker *ranker;         /* created on first use (rerank.c) */
     struct al_engine_chat_tmpls *chat;       /* NULL: no Jinja template (builtin formats only) */
     struct llama_adapter_lora *loras[AL_LIMIT_LORAS]; /* applied to every context */
     float lora_scales[AL_LIMIT_LORAS];
@@ -136,5 +139,12 @@ const llama_token *al_engine_chat_preserved(const struct al_engine_chat *c, int 
 
 /* ---- embed.c ---- */
 void al_engine_embedder_free(struct al_engine_embedder *e);
+/* Takes m->embed_lock, asking ctl between waits (embed.c says how). */
+enum al_rc al_engine_embed_lock(struct al_engine_model *m, const struct al_engine_embed_ctl *ctl, struct al_err *err);
+/* ctl's check (AL_OK when ctl or its check is NULL). */
+enum al_rc al_engine_embed_check(const struct al_engine_embed_ctl *ctl, struct al_err *err);
+
+/* ---- rerank.c ---- */
+void al_engine_ranker_free(struct al_engine_ranker *r);
 
 #endif

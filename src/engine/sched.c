@@ -767,6 +767,9 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
     struct al_engine_gen_params dp = al_engine_gen_params_default();
     if (!p)
         p = &dp;
+    if (al_engine_model_is_reranker(m))
+        return al_err_set(err, AL_ERR_USAGE, "the model is a reranker: it scores (query, document) pairs "
+                                             "and cannot generate");
     enum al_rc rc = al_engine_sample_check(p, err);
     if (rc)
         return rc;

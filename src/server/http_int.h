@@ -13,6 +13,7 @@
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   responses.c    /v1/responses: its input into a chat, the answer back as a response
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics, props
+ *   routes_rerank.c  /v1/rerank and its aliases: a reranker's scores of documents
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
  *   metrics.c      counters and histograms, Prometheus text
@@ -213,6 +214,8 @@ enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body);
 /* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
 enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
+/* POST /v1/rerank (and /rerank, /v1/reranking, /reranking): routes_rerank.c. */
+enum MHD_Result al_server_route_rerank(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);

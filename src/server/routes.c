@@ -15,6 +15,7 @@ static const struct al_http_route al_http_routes[] = {
     {"POST", "/v1/responses", false, "chat", true, true, al_server_route_responses},
     {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"POST", "/v1/rerank", false, "embed", true, false, al_server_route_rerank},
     {"GET", "/v1/models", false, "models", false, false, al_server_route_models},
     {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
     /* aliases without /v1 (route_label gives them the /v1 label) */
@@ -22,6 +23,9 @@ static const struct al_http_route al_http_routes[] = {
     {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
     {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"POST", "/rerank", false, "embed", true, false, al_server_route_rerank},
+    {"POST", "/v1/reranking", false, "embed", true, false, al_server_route_rerank},
+    {"POST", "/reranking", false, "embed", true, false, al_server_route_rerank},
     {"GET", "/models", false, "models", false, false, al_server_route_models},
     {"GET", "/models/", true, "models", false, false, al_server_route_model_get},
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
