@@ -265,6 +265,8 @@ enum al_rc al_imp_end(struct al_imp *im, enum al_rc rc, struct al_err *err)
     struct al_ing *g = &im->g;
     al_progress_free(im->p);
     im->p = NULL;
+    if (g->rep)
+        snprintf(g->rep->checks, sizeof g->rep->checks, "%s", g->checks);
     if (rc && im->tried)
         rc = al_ing_record_refusal(g, im->source, rc, err);
     if (g->ents)
