@@ -9,7 +9,9 @@
 # manifest, a blob that is a link out of the directory. `airlock import oci`
 # from our own store's layout copied by real skopeo into a fresh directory
 # and an oci-archive: the same manifest digest, the golden completion; a
-# layout with two refs and no REF names both.
+# layout with two refs and no REF names both. An ORAS layout (a GGUF under
+# its title) imports; an oci-archive with a '..' entry, a symlink, a tampered
+# layer is refused, the store unchanged, one event each.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 command -v skopeo >/dev/null || skip_test "skopeo missing"
@@ -194,3 +196,69 @@ expect_status 5 airlock import oci "$T/lay:stories:1.0" --as tampered:1
 snapshot after
 cmp -s before after || fail "a tampered oci import changed the store"
 ok "two refs and no REF names both; a missing ref and a tampered layer are refused, the store unchanged"
+
+# ---- hand-made archives and an ORAS layout ----
+python3 - "$FIX" <<'EOF'
+import hashlib, io, json, os, sys, tarfile
+gguf = open(sys.argv[1], "rb").read()
+def layout(blobs, layer):
+    def blob(data):
+        h = hashlib.sha256(data).hexdigest()
+        blobs["blobs/sha256/" + h] = data
+        return {"digest": "sha256:" + h, "size": len(data)}
+    cfg = blob(b"{}")
+    man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                      "artifactType": "application/vnd.unknown.artifact.v1",
+                      "config": dict(cfg, mediaType="application/vnd.oci.empty.v1+json"),
+                      "layers": [dict(blob(gguf), **layer)]}).encode()
+    idx = json.dumps({"schemaVersion": 2, "manifests": [dict(blob(man), mediaType="application/vnd.oci.image.manifest.v1+json",
+                      annotations={"org.opencontainers.image.ref.name": "oras:1"})]}).encode()
+    blobs["index.json"] = idx
+    blobs["oci-layout"] = b'{"imageLayoutVersion":"1.0.0"}'
+# ORAS: 'oras push --oci-layout' of a GGUF: the default layer media type, the file name as the title.
+b = {}
+layout(b, {"mediaType": "application/vnd.oci.image.layer.v1.tar",
+           "annotations": {"org.opencontainers.image.title": "stories260K.gguf"}})
+for name, data in b.items():
+    os.makedirs(os.path.dirname(os.path.join("oras", name)) or "oras", exist_ok=True)
+    open(os.path.join("oras", name), "wb").write(data)
+def archive(path, extra):
+    with tarfile.open(path, "w") as t:
+        for name, data in sorted(b.items()):
+            ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+        t.addfile(extra)
+ti = tarfile.TarInfo("../escape"); ti.size = 0
+archive("dotdot.tar", ti)
+ti = tarfile.TarInfo("blobs/sha256/link"); ti.type = tarfile.SYMTYPE; ti.linkname = "/etc/passwd"
+archive("symlink.tar", ti)
+# A tampered layer: the same names, other bytes.
+bad = bytearray(gguf); bad[100000] ^= 1
+with tarfile.open("tampered.tar", "w") as t:
+    for name, data in sorted(b.items()):
+        if data == gguf:
+            data = bytes(bad)
+        ti = tarfile.TarInfo(name); ti.size = len(data); t.addfile(ti, io.BytesIO(data))
+EOF
+expect_status 0 airlock import oci oras --json
+[ "$(printf '%s' "$OUT" | grep '^{' | json_get 'd["version"]["name"]+":"+d["version"]["tag"]')" = oras:1 ] || fail "oras: $OUT"
+airlock show oras:1 --json | json_get '[f["path"] for f in d["files"]]' | qgrep "'stories260K.gguf'" \
+    || fail "the ORAS title is not the file name"
+out=$(airlock run oras:1 "Once upon a time" "${GREEDY[@]}")
+[ "$out" = "$GOLDEN" ] || fail "golden from the ORAS layout: '$out'"
+ok "an ORAS layout (a GGUF under its title) imports and gives the golden text"
+snapshot before
+events=$(airlock log | wc -l)
+for c in "dotdot.tar|4|absolute or '..' path" "symlink.tar|4|not a regular file" "tampered.tar|5|its bytes hash to"; do
+    IFS='|' read -r f st msg <<<"$c"
+    expect_status "$st" airlock import oci "$f" --as bad:1
+    printf '%s' "$OUT" | qgrep -F -- "$msg" || fail "$f: the refusal does not say '$msg': $OUT"
+    snapshot after
+    cmp -s before after || fail "$f changed the store"
+    [ "$(find "$AIRLOCK_HOME/tmp" -type f | wc -l)" -eq 0 ] || fail "$f left temporary files"
+    now=$(airlock log | wc -l)
+    [ "$now" -eq $((events + 1)) ] || fail "$f: expected one new event, got $((now - events))"
+    airlock log | tail -1 | qgrep import-refused || fail "$f: not import-refused"
+    events=$now
+    ok "refused $f (exit $st): $msg"
+done
+airlock log --verify >/dev/null || fail "event chain broken"
