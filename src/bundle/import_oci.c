@@ -445,8 +445,15 @@ enum al_rc al_bundle_import_oci(struct al_repo *r, const char *src, const struct
         goto out;
     imp = json_pack("{s:s, s:s, s:s, s:s, s:s, s:O}", "from", s.archive ? "oci-archive" : "oci", "name", chosen,
                     "path", abs, "manifest", man_d, "config", cd, "media_types", mts);
-    json_t *card = json_pack("{s:s}", "source", im.source);
-    im.g.card = card ? json_dumps(card, JSON_COMPACT) : NULL;
+    /* An airlock manifest's card (io.airlock.card) comes along; source is the import's. */
+    const char *ct = json_string_value(json_object_get(json_object_get(mj, "annotations"), AL_ANN_CARD));
+    json_t *card = ct ? json_loads(ct, JSON_REJECT_DUPLICATES, NULL) : NULL;
+    if (!json_is_object(card)) {
+        json_decref(card);
+        card = json_object();
+    }
+    json_object_set_new(card, "source", json_string(im.source));
+    im.g.card = card ? json_dumps(card, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(card);
     im.g.import = imp ? json_dumps(imp, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     if (!im.g.card || !im.g.import) {

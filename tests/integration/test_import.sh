@@ -156,7 +156,8 @@ refused 3 "no model 'nosuch:1'" import-refused nosuch:1
 airlock log --verify >/dev/null || fail "event chain broken"
 
 # ---- OCI: our own store's layout, copied by skopeo ----
-airlock add stories:1.0 "$FIX" >/dev/null
+printf '{"origin": "karpathy/tinyllamas"}' >card.json
+airlock add stories:1.0 "$FIX" --card card.json >/dev/null
 airlock add stories:2.0 "$FIX" >/dev/null
 MAN=$(airlock show stories:1.0 --json | json_get 'd["manifest"]')
 skopeo copy -q "oci:$AIRLOCK_HOME:stories:1.0" "oci:$T/lay:stories:1.0" >/dev/null 2>sk.err || fail "skopeo: $(cat sk.err)"
@@ -173,6 +174,8 @@ for n in oci-dir:1 oci-tar:1; do
     out=$(airlock run "$n" "Once upon a time" "${GREEDY[@]}")
     [ "$out" = "$GOLDEN" ] || fail "golden from $n: '$out'"
     airlock show "$n" | qgrep "imported  from oci" || fail "show $n does not say the source"
+    [ "$(airlock show "$n" --json | json_get 'd["card"]["origin"]')" = karpathy/tinyllamas ] \
+        || fail "$n: the source's card did not come along"
 done
 expect_status 0 airlock import oci "$T/lay:stories:1.0"
 airlock ls --json | qgrep '"stories"' || fail "the ref name is not the default name: $(airlock ls)"
