@@ -86,6 +86,13 @@ static enum al_rc open_blob(int root, const char *digest, int *fd, struct al_err
     snprintf(rel, sizeof rel, "blobs/sha256-%s", al_digest_hex(digest));
     enum al_rc rc = al_imp_open_beneath(root, rel, false, fd, err);
     if (rc == AL_ERR_NOT_FOUND) {
+        /* Older Ollama versions named their blobs sha256:<hex>. */
+        char old[AL_LIMIT_PATH];
+        snprintf(old, sizeof old, "blobs/sha256:%s", al_digest_hex(digest));
+        al_err_clear(err);
+        rc = al_imp_open_beneath(root, old, false, fd, err);
+    }
+    if (rc == AL_ERR_NOT_FOUND) {
         al_err_clear(err);
         return al_err_set(err, AL_ERR_NOT_FOUND, "blob %s is missing from the models directory (%s)", digest, rel);
     }

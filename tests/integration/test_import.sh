@@ -95,6 +95,11 @@ airlock show stories:260k | qgrep 'imported  from ollama registry.ollama.ai/libr
 airlock log | tail -1 | qgrep ' import ' || fail "no import event: $(airlock log | tail -1)"
 ok "the card keeps template, parameters, system prompt and license; show and the log say where it came from"
 
+# Older Ollama versions named blobs sha256:<hex>.
+mkdir -p old && cp -r "$OM" old/ && for f in old/ollama/blobs/sha256-*; do mv "$f" "${f/sha256-/sha256:}"; done
+expect_status 0 airlock import ollama stories:260k --from old/ollama --as stories:old
+ok "blobs named sha256:<hex> (older Ollama) import too"
+
 # ---- refusals: the store unchanged, one event each ----
 snapshot() {
     (cd "$AIRLOCK_HOME" && find blobs -type f -exec sha256sum {} + | sort && sha256sum index.json) >"$1"
