@@ -222,6 +222,37 @@ enum al_rc al_bundle_pull(struct al_repo *r, const char *src, const struct al_re
                           const struct al_bundle_opts *o, struct al_bundle_pulled *res, struct al_bundle_report *rep,
                           struct al_err *err);
 
+/* ---- imports from other tools' stores (import*.c; docs/internals/import.md) ----
+ * An import is a local operator action like `airlock add`: unsigned by
+ * nature, no trust policy; every blob is re-hashed against its digest and
+ * size while it is copied into the store, then the checks of an ingest run
+ * (weights, scan, license; o: as, allow_dangerous, ack_license, no_activate,
+ * progress, caps; dry_run is refused) and the one commit, an "import" event
+ * whose "import" object says where it came from. A refusal after the store
+ * is locked is one "import-refused" (or "scan-refused", "license-refused")
+ * event; blobs and index.json stay as they were. rep as for ingest. */
+struct al_bundle_imported {
+    char source[AL_LIMIT_PATH + 256];  /* "ollama://HOST/NS/NAME:TAG", "oci:DIR:REF", "oci-archive:FILE:REF" */
+    char manifest[AL_DIGEST_SIZE];     /* the source's manifest (SHA-256 of its bytes) */
+    char media_types[1024];            /* the layers' media types, comma-separated */
+};
+
+/* An Ollama models directory (dir: manifests/, blobs/) and a model in it,
+ * NAME[:TAG], NAMESPACE/NAME[:TAG] or HOST/NAMESPACE/NAME[:TAG]. o->as
+ * defaults to the name as Ollama shows it. */
+enum al_rc al_bundle_import_ollama(struct al_repo *r, const char *dir, const char *name,
+                                   const struct al_bundle_opts *o, struct al_bundle_imported *res,
+                                   struct al_bundle_report *rep, struct al_err *err);
+
+/* An OCI image layout directory or an oci-archive tar (src: PATH[:REF]; a
+ * PATH that exists wins over a ':' in it). The manifest is the one whose
+ * org.opencontainers.image.ref.name is REF, or the only one; several and no
+ * REF, or a REF not there, is AL_ERR_NOT_FOUND listing the refs. Layers are
+ * named as an unsigned pull names them (ModelPack, Docker Model Runner, ORAS
+ * GGUF). o->as defaults to REF when it is a valid NAME[:TAG]. */
+enum al_rc al_bundle_import_oci(struct al_repo *r, const char *src, const struct al_bundle_opts *o,
+                                struct al_bundle_imported *res, struct al_bundle_report *rep, struct al_err *err);
+
 /* ---- the license of a model's files (issue 18; docs/internals/bundle.md) ---- */
 
 /* What a model's files declare: the model card (a file whose base name is

@@ -116,6 +116,13 @@ struct al_ing {
     char *license;            /* the license decision's record (al_bundle_license_json), once decided */
     bool license_refused;     /* the license refused the ingest: "license-refused" */
     struct al_ing_delta delta;
+    /* An import (import.c): a local operator action like add, unsigned by
+     * nature; no trust policy applies, the events are "import" and
+     * "import-refused", the version's model card is card, and the event
+     * records import (JSON object text: where it came from). */
+    bool local;
+    char *card;
+    char *import;
 };
 
 /* Entries an ingest may hold: the bundle's, and the files a delta rebuilds. */
@@ -158,5 +165,13 @@ enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_r
 struct al_ing_entry *al_ing_find(struct al_ing *g, const char *name);
 /* The default cap on one entry and on all: the store's free space less a margin. */
 uint64_t al_ing_default_cap(struct al_repo *r);
+/* pull.c: a new entry whose content is in memory (written to a blob writer
+ * too, checked against checksums.txt when there is one). */
+enum al_rc al_ing_add_mem(struct al_ing *g, const char *name, const char *data, size_t len, struct al_err *err);
+/* pull.c: the file name of layer i of a foreign manifest (ModelPack, Docker
+ * Model Runner, ORAS): its org.cncf.model.filepath or
+ * org.opencontainers.image.title annotation when safe, else model.gguf
+ * (model-<i>.gguf) for a GGUF or weight media type, else layer-<i>. */
+void al_ing_layer_name(struct json_t *layer, size_t i, char *out, size_t size);
 /* Frees what g holds; uncommitted writers remove their tmp files. */
 void al_ing_release(struct al_ing *g);

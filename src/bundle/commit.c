@@ -178,6 +178,14 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
         json_object_set_new(d, "previous", json_string(rep->previous));
     if (rep->overrides[0])
         json_object_set_new(d, "overrides", json_string(rep->overrides));
+    if (g->import) {
+        json_t *im = json_loads(g->import, 0, NULL);
+        if (im == NULL) {
+            json_decref(d);
+            return NULL;
+        }
+        json_object_set_new(d, "import", im);
+    }
     if (rep->threshold)
         json_object_set_new(d, "threshold", json_integer(rep->threshold));
     /* The scan: of the file that refused the ingest, or of every file. */
@@ -209,7 +217,10 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
 enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_rc why, struct al_err *err)
 {
     char *detail = provenance(g, source, "refused", err->msg);
-    const char *kind = g->scan_refused ? "scan-refused" : g->license_refused ? "license-refused" : "ingest-refused";
+    const char *kind = g->scan_refused      ? "scan-refused"
+                       : g->license_refused ? "license-refused"
+                       : g->local           ? "import-refused"
+                                            : "ingest-refused";
     enum al_rc rc = al_repo_record_refusal(g->r, kind, g->rep->name, detail, why, "run the command again to record it",
                                            err);
     free(detail);
@@ -465,7 +476,8 @@ static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *fac
     struct al_oci_model m = {
         .name = g->rep->name, .version = g->rep->tag, .created = created, .architecture = facts->architecture,
         .format = gguf ? "gguf" : "", .param_size = facts->param_size, .precision = facts->precision,
-        .quantization = facts->quantization, .previous = g->rep->previous, .layers = layers, .n_layers = n,
+        .quantization = facts->quantization, .previous = g->rep->previous, .card_json = g->card,
+        .layers = layers, .n_layers = n,
     };
     char *config = NULL, *manifest = NULL;
     enum al_rc rc = al_oci_config_build(&m, &config, err);
@@ -601,7 +613,7 @@ static enum al_rc commit(struct al_ing *g, const char *source, const struct al_m
     struct al_version_commit vc = {
         .name = rep->name, .tag = rep->tag, .manifest = manifest_d, .manifest_size = manifest_size,
         .config = config_d, .seq = rep->seq, .files = files, .n_files = n_files, .no_activate = g->o->no_activate,
-        .event_kind = "ingest", .event_detail = detail,
+        .event_kind = g->local ? "import" : "ingest", .event_detail = detail,
         .note_kind = override ? "ingest-override" : NULL, .note_detail = override,
     };
     if (!(rc = al_repo_commit_version(g->r, &vc, &rep->version, &rep->existed, err)))

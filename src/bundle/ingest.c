@@ -391,6 +391,8 @@ void al_ing_release(struct al_ing *g)
     free(g->scan);
     free(g->scan_refused);
     free(g->license);
+    free(g->card);
+    free(g->import);
     al_oci_manifest_release(&g->man);
     al_trust_release(&g->trust);
     al_ing_delta_release(&g->delta);

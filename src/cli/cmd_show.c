@@ -90,7 +90,8 @@ static json_t *version_record(const struct al_event *ev, size_t n, const char *d
     for (size_t i = n; i-- > 0;) {
         if (strcmp(ev[i].digest, digest) != 0 || ev[i].detail == NULL)
             continue;
-        if (strncmp(ev[i].kind, "add", 3) != 0 && strncmp(ev[i].kind, "ingest", 6) != 0)
+        if (strncmp(ev[i].kind, "add", 3) != 0 && strncmp(ev[i].kind, "ingest", 6) != 0 &&
+            strcmp(ev[i].kind, "import") != 0)
             continue;
         json_t *d = json_loads(ev[i].detail, 0, NULL);
         json_t *sc = json_incref(json_object_get(d, key));
@@ -235,6 +236,21 @@ static void print_quantized(const struct al_event *ev, size_t n, const char *dig
     printf("    source weights  %s\n    llama.cpp       %s\n", str_or(q, "source_weights", "?"),
            str_or(q, "llama_cpp", "?"));
     json_decref(q);
+}
+
+/* show's line for an imported version (the "import" object of its import
+ * event): from which tool's store, where, and the layers' media types. */
+static void print_import(const struct al_event *ev, size_t n, const char *digest)
+{
+    json_t *im = version_record(ev, n, digest, "import", NULL);
+    if (im == NULL)
+        return;
+    printf("  imported  from %s %s (%s), manifest %s; unsigned (a local import, like add)\n", str_or(im, "from", "?"),
+           str_or(im, "name", "?"), str_or(im, "path", "?"), str_or(im, "manifest", "?"));
+    json_t *mts = json_object_get(im, "media_types"), *m;
+    size_t i;
+    json_array_foreach(mts, i, m) printf("    layer   %s\n", json_string_value(m) ? json_string_value(m) : "?");
+    json_decref(im);
 }
 
 static const char ls_help[] =
@@ -542,6 +558,8 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "license", lc ? lc : json_null());
         json_t *dl = version_record(ev, ne, v.manifest, "delta", NULL);
         json_object_set_new(j, "delta", dl ? dl : json_null());
+        json_t *im = version_record(ev, ne, v.manifest, "import", NULL);
+        json_object_set_new(j, "import", im ? im : json_null());
         json_t *qz = version_quantized(ev, ne, v.manifest, manifest);
         json_object_set_new(j, "quantized", qz ? qz : json_null());
         if (have_gguf)
@@ -593,6 +611,7 @@ int al_cmd_show(int argc, char **argv)
                        adapters[i].manifest, adapters[i].active ? "  (active)" : "");
         }
         print_delta(ev, ne, v.manifest);
+        print_import(ev, ne, v.manifest);
         print_quantized(ev, ne, v.manifest, manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
