@@ -4,7 +4,7 @@
 # API on the CPU. The loss on that text goes down (the numbers are printed);
 # the new version's provenance (base weights, the data file's digest, the
 # hyperparameters, the loss curve, the operator) is in show and show --json
-# and in its manifest; its greedy output differs from the base's. A run
+# and in its manifest (so a signed bundle carries it); its greedy output differs from the base's. A run
 # killed (SIGKILL) in the middle of its second epoch resumes from the
 # checkpoint of the first when run again, says so, and finishes. Refused
 # with the store byte-identical: empty data, data too short for one window,
@@ -97,6 +97,20 @@ d = json.load(sys.stdin); f = d["finetuned"]
 assert f["data"][0]["file"] == "data.txt" and f["tokens"]["val_windows"] >= 1, f
 ' || fail "show --json of the fine-tuned version"
 ok "show, show --json and the manifest record base, data digest, hyperparameters, loss curve and operator"
+
+# A signed bundle carries the provenance into a second store.
+airlock key gen -o "$T/build" --no-password >/dev/null
+airlock pack stories:ft -o "$T/ft.tar" --sign "$T/build.key" >/dev/null
+HOME1=$AIRLOCK_HOME
+export AIRLOCK_HOME="$T/home2"
+airlock init >/dev/null
+airlock trust add build --minisign "$T/build.pub" --models '*' >/dev/null
+airlock ingest "$T/ft.tar" >/dev/null || fail "ingest the fine-tuned version"
+airlock show stories >"$T/show2.txt"
+qgrep "data            data.txt  [0-9]* bytes  $DATAD" "$T/show2.txt" || fail "show after ingest: $(cat "$T/show2.txt")"
+[ "$(airlock show stories --json | json_get 'd["finetuned"]["base_weights"]')" = "$BASEW" ] || fail "show --json after ingest"
+export AIRLOCK_HOME=$HOME1
+ok "a signed bundle carries the provenance into another store"
 
 # 4. It loads and answers differently from the base.
 a=$(airlock run stories:base "Once upon a time" "${GREEDY[@]}" 2>/dev/null)
