@@ -544,6 +544,15 @@ int al_cmd_finetune(int argc, char **argv)
         job_dir_remove(j.dir);
     else if ((rc = state_read(&j, &found, &err)))
         goto out;
+    /* The engine proves the checkpoint again as it loads it; this check is
+     * for the message: a damaged checkpoint is no damaged store. */
+    char got[AL_DIGEST_SIZE];
+    if (found && (al_sha256_path(j.ckpt, got, NULL, NULL, &err) || strcmp(got, j.ckpt_digest) != 0)) {
+        al_err_clear(&err);
+        rc = al_err_set(&err, AL_ERR_VERIFY, "the checkpoint '%s' does not match the digest its state recorded (%s); "
+                        "run again with --restart to discard it", j.ckpt, j.ckpt_digest);
+        goto out;
+    }
     if (resume && !found) {
         rc = al_err_set(&err, AL_ERR_NOT_FOUND, "--resume: no checkpoint of this job (base %s, %zu data files, these "
                         "hyperparameters) in '%s'", j.w.digest, j.n_files, j.dir);

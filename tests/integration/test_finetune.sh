@@ -117,7 +117,7 @@ a=$(airlock run stories:base "Once upon a time" "${GREEDY[@]}" 2>/dev/null)
 b=$(airlock run stories:ft "Once upon a time" "${GREEDY[@]}" 2>"$T/run.err") || fail "run stories:ft: $(cat "$T/run.err")"
 echo "  base:       $a"
 echo "  fine-tuned: $b"
-[ -n "$b" ] && [ "$a" != "$b" ] || fail "the fine-tuned version answers as the base does: '$b'"
+if [ -z "$b" ] || [ "$a" = "$b" ]; then fail "the fine-tuned version answers as the base does: '$b'"; fi
 ok "the fine-tuned version loads and its greedy output differs from the base's"
 
 # 5. Refusals: a clear message, the store byte-identical, no checkpoint.
@@ -148,3 +148,27 @@ refused 3 "--resume: no checkpoint of this job" stories:base --data "$T/data.txt
 refused 3 "" nosuch:1 --data "$T/data.txt" "${A[@]}" -o stories:x
 [ -z "$(ls -A "$TMPDIR")" ] || fail "temporary files left behind: $(ls -A "$TMPDIR")"
 ok "refused with the store unchanged: empty data, an empty folder, too short, no GGUF, '../' name, bad ctx, no lr, no checkpoint, unknown base"
+
+# 6. A damaged checkpoint is refused before llama.cpp reads it; --restart
+# discards it and starts afresh.
+FT2=(stories:base --data "$T/data.txt" --epochs 2 --lr 0.001 --threads 2 -o stories:ft2)
+AIRLOCK_FINETUNE_TEST_STALL=2 "$AIRLOCK_BIN" finetune "${FT2[@]}" >/dev/null 2>"$T/k2.err" &
+pid=$!
+for _ in $(seq 1200); do
+    qgrep 'stalled in epoch 2' "$T/k2.err" && break
+    kill -0 "$pid" 2>/dev/null || fail "the run ended before epoch 2: $(cat "$T/k2.err")"
+    sleep 0.1
+done
+kill -9 "$pid"
+wait "$pid" 2>/dev/null || true
+ck=$(echo "$AIRLOCK_HOME"/tmp/finetune/*/epoch-1.gguf)
+[ -f "$ck" ] || fail "no checkpoint of epoch 1: $(cat "$T/k2.err")"
+printf '\x01' | dd of="$ck" bs=1 seek=$(($(stat -c %s "$ck") - 8)) conv=notrunc status=none
+expect_status 5 airlock finetune "${FT2[@]}"
+echo "$OUT" | qgrep "does not match the digest its state recorded" || fail "unclear refusal of a damaged checkpoint: $OUT"
+airlock show stories:ft2 >/dev/null 2>&1 && fail "a damaged checkpoint gave a version"
+airlock finetune "${FT2[@]}" --restart >/dev/null 2>"$T/r2.err" || fail "--restart: $(cat "$T/r2.err")"
+qgrep resuming "$T/r2.err" && fail "--restart resumed: $(cat "$T/r2.err")"
+qgrep '^epoch 2/2' "$T/r2.err" || fail "--restart did not train: $(cat "$T/r2.err")"
+[ -z "$(ls -A "$AIRLOCK_HOME/tmp/finetune")" ] || fail "a checkpoint was left: $(ls -A "$AIRLOCK_HOME/tmp/finetune")"
+ok "a damaged checkpoint is refused (exit 5); --restart discards it and trains afresh"
