@@ -160,6 +160,8 @@ static enum al_rc read_data(struct job *j, const char *arg, struct al_err *err)
     struct stat st;
     if (stat(arg, &st) != 0)
         return al_err_sys(err, AL_ERR_NOT_FOUND, "cannot read the data '%s'", arg);
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return al_err_set(err, AL_ERR_INVALID, "the data '%s' is neither a file nor a folder", arg);
     enum al_rc rc = AL_OK;
     if (!S_ISDIR(st.st_mode)) {
         const char *base = strrchr(arg, '/');
@@ -440,6 +442,9 @@ static char *provenance(const struct job *j, const struct al_engine_ft_result *r
     json_object_set_new(p, "base_ref", json_string(j->base_ref));
     json_object_set_new(p, "operator", json_string(op));
     json_object_set_new(p, "llama_cpp", json_string(al_engine_llama_commit()));
+    /* Not part of the job (a resumed run may use another count), but the
+     * bytes depend on it: the same job at the same count gives the same file. */
+    json_object_set_new(p, "threads", json_integer(j->threads));
     json_object_set_new(p, "tokens", json_pack("{s:I, s:I, s:I, s:I}", "total", (json_int_t)res->n_tokens,
                                                "train_windows", (json_int_t)res->n_train_windows, "val_windows",
                                                (json_int_t)res->n_val_windows, "val_tokens",
