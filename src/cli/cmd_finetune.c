@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/add_checks.h"
 #include "cli/cli.h"
 #include "cli/cli_util.h"
 #include "core/fs.h"
@@ -43,7 +44,9 @@ static const char finetune_help[] =
     "version's provenance (its add event and its manifest, so its bundles\n"
     "too; 'airlock show' prints it) records the base version and weight\n"
     "digest, each data file's name, size and sha256, the hyperparameters, the\n"
-    "loss per epoch, the loss before and after, and the operator.\n\n"
+    "loss per epoch, the loss before and after, and the operator. The base's\n"
+    "other files (README, license, tokenizer, templates) and card come along;\n"
+    "the result is scanned and its license decided as 'airlock add' does.\n\n"
     "Full fine-tuning only: the pinned llama.cpp trains a model's own tensors\n"
     "and cannot train LoRA matrices, so every weight is trained and the result\n"
     "is a complete model (fit for small models such as stories260K).\n\n"
@@ -298,8 +301,8 @@ static enum al_rc state_read(struct job *j, bool *found, struct al_err *err)
     return AL_OK;
 }
 
-/* Removes the job's folder: its state, its checkpoint weights, its partial files. */
-static void job_dir_remove(const char *dir)
+/* Removes a folder's files and the folder. */
+static void dir_remove(const char *dir)
 {
     DIR *d = opendir(dir);
     if (!d)
@@ -310,6 +313,16 @@ static void job_dir_remove(const char *dir)
             unlinkat(dirfd(d), e->d_name, 0);
     closedir(d);
     rmdir(dir);
+}
+
+/* Removes the job's folder: its state, its checkpoint weights, its partial
+ * files, and files/ (the result and the base's files carried with it). */
+static void job_dir_remove(const char *dir)
+{
+    char sub[AL_LIMIT_PATH];
+    if (snprintf(sub, sizeof sub, "%s/files", dir) < (int)sizeof sub)
+        dir_remove(sub);
+    dir_remove(dir);
 }
 
 /* After epoch e: the weights into the job's folder (written to a .part,
@@ -526,7 +539,14 @@ int al_cmd_finetune(int argc, char **argv)
     struct job j = {.n_ctx = 256, .threads = 2, .tty = isatty(STDERR_FILENO) && !getenv("AIRLOCK_NO_PROGRESS")};
     const char *data = NULL, *out_ref = NULL;
     bool resume = false, restart = false, existed = false;
-    struct al_add_opts ao = {.show_progress = false};
+    struct al_cli_add_checks scan = {0};
+    struct al_add_opts ao = {.show_progress = false, .check = al_cli_add_check_file,
+                             .record = al_cli_add_check_record, .check_ud = &scan};
+    struct al_policy pol;
+    bool pol_loaded = false;
+    char *paths[AL_LIMIT_FILES_PER_MODEL];
+    size_t np = 0;
+    char files_dir[AL_LIMIT_PATH] = "", card[AL_LIMIT_PATH] = "";
     int st = parse_args(argc, argv, &j, &data, &out_ref, &resume, &restart, &ao.no_activate);
     if (st)
         return st < 0 ? AL_EXIT_OK : st;
@@ -543,6 +563,14 @@ int al_cmd_finetune(int argc, char **argv)
     enum al_rc rc = al_repo_resolve_weights(r, j.base_ref, &j.w, &err);
     if (!rc && !(rc = base_ok(r, &j, &err)) && !(rc = read_data(&j, data, &err)) && !(rc = job_spec(&j, &err)))
         rc = al_path_fmt(j.dir, sizeof j.dir, &err, "%s/tmp/finetune/%s", al_repo_home(r), j.id);
+    char ppath[AL_LIMIT_PATH];
+    if (!rc && !(rc = al_policy_path(al_repo_home(r), ppath, sizeof ppath, &err)) &&
+        !(rc = al_policy_load(ppath, &pol, &err))) {
+        pol_loaded = true;
+        scan.policy = &pol;
+        struct stat pst;
+        scan.enforce = stat(ppath, &pst) == 0;
+    }
     if (rc)
         goto out;
     if (restart)
@@ -563,12 +591,14 @@ int al_cmd_finetune(int argc, char **argv)
                         "hyperparameters) in '%s'", j.w.digest, j.n_files, j.dir);
         goto out;
     }
-    /* The result goes beside the checkpoints (the store's file system, so
-     * the add can link or copy it cheaply; removed with the job's folder),
-     * named after the new version: the name its manifest records. */
+    /* The result goes beside the checkpoints, in files/ (apart from the
+     * state, whatever the base's files are called; removed with the job's
+     * folder), named after the new version: the name its manifest records. */
     struct al_ref oref;
-    if ((rc = al_index_ref_parse(out_ref, &oref, &err)) || (rc = al_fs_mkdirs(j.dir, 0700, &err)) ||
-        (rc = al_path_fmt(out, sizeof out, &err, "%s/%s.gguf", j.dir, oref.name))) {
+    if ((rc = al_index_ref_parse(out_ref, &oref, &err)) ||
+        (rc = al_path_fmt(files_dir, sizeof files_dir, &err, "%s/files", j.dir)) ||
+        (rc = al_fs_mkdirs(files_dir, 0700, &err)) ||
+        (rc = al_path_fmt(out, sizeof out, &err, "%s/%s.gguf", files_dir, oref.name))) {
         out[0] = '\0';
         goto out;
     }
@@ -603,11 +633,39 @@ int al_cmd_finetune(int argc, char **argv)
         goto out;
     }
     ao.finetuned_json = prov;
-    const char *paths[1] = {out};
-    rc = al_repo_add(r, out_ref, paths, 1, &ao, &v, &existed, &err);
+    /* The base's other files (README card, license, tokenizer, templates)
+     * and card come along, as quantize's do: the license decides again. */
+    if (!(paths[0] = strdup(out))) {
+        rc = al_err_set(&err, AL_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    np = 1;
+    if ((rc = al_cli_carry_files(r, &j.w, files_dir, paths, &np, card, sizeof card, &err)))
+        goto out;
+    if (card[0])
+        ao.card_path = card;
+    rc = al_repo_add(r, out_ref, (const char *const *)paths, np, &ao, &v, &existed, &err);
+    if (rc && scan.refused) {
+        char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
+        rc = al_cli_add_refusal(r, out_ref, "scan-refused", "scan", rec, &err);
+        free(rec);
+    } else if (rc && scan.license_refused) {
+        rc = al_cli_add_refusal(r, out_ref, "license-refused", "license", scan.license, &err);
+    }
 out:
     if (out[0])
         unlink(out);
+    for (size_t i = 0; i < np; i++) {
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    if (card[0])
+        unlink(card);
+    free(scan.license);
+    if (pol_loaded)
+        al_policy_release(&pol);
+    for (size_t i = 0; i < scan.n; i++)
+        al_scan_report_free(scan.reports[i]);
     /* A refused or failed run that left no checkpoint leaves no folder. */
     char sp[AL_LIMIT_PATH];
     if (j.dir[0] && (rc == AL_OK || (snprintf(sp, sizeof sp, "%s/state.json", j.dir) < (int)sizeof sp &&

@@ -253,7 +253,8 @@ static void print_finetuned(const struct al_event *ev, size_t n, const char *dig
     json_t *h = json_object_get(f, "hyperparameters"), *loss = json_object_get(f, "loss");
     printf("  finetuned from %s (%s) by %s\n", str_or(f, "base", "?"), str_or(f, "base_ref", "?"),
            str_or(f, "operator", "?"));
-    printf("    base weights    %s\n    llama.cpp       %s\n", str_or(f, "base_weights", "?"), str_or(f, "llama_cpp", "?"));
+    printf("    base weights    %s\n    llama.cpp       %s\n", str_or(f, "base_weights", "?"),
+           str_or(f, "llama_cpp", "?"));
     printf("    hyperparameters %s, epochs %" JSON_INTEGER_FORMAT ", lr %g, ctx %" JSON_INTEGER_FORMAT ", seed %"
            JSON_INTEGER_FORMAT ", %s\n", str_or(h, "mode", "?"), json_integer_value(json_object_get(h, "epochs")),
            real_at(h, "lr", NULL), json_integer_value(json_object_get(h, "ctx")),

@@ -129,8 +129,8 @@ static enum al_rc check_params(const struct al_engine_ft_params *p, const char *
     if (!(p->lr > 0 && p->lr < 1))
         return al_err_set(err, AL_ERR_USAGE, "a learning rate of %g: it must be above 0 and below 1", (double)p->lr);
     if (p->text_len > AL_LIMIT_FINETUNE_BYTES)
-        return al_err_set(err, AL_ERR_LIMIT, "%zu bytes of training text is over the cap of %u (AL_LIMIT_FINETUNE_BYTES)",
-                          p->text_len, AL_LIMIT_FINETUNE_BYTES);
+        return al_err_set(err, AL_ERR_LIMIT, "%zu bytes of training text is over the cap of %u "
+                          "(AL_LIMIT_FINETUNE_BYTES)", p->text_len, AL_LIMIT_FINETUNE_BYTES);
     return AL_OK;
 }
 

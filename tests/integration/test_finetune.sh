@@ -20,7 +20,9 @@ airlock finetune --help | qgrep -- '--epochs N' || fail "finetune --help names -
 airlock finetune --help | qgrep -- 'cannot train LoRA' || fail "finetune --help says it trains the full model"
 airlock --help 2>&1 | qgrep '^ *finetune ' || fail "airlock --help lists finetune"
 
-airlock add stories:base "$FIX" >/dev/null
+mkdir "$T/src"
+printf -- '---\nlicense: mit\n---\n# stories260K\n' >"$T/src/README.md"
+airlock add stories:base "$FIX" "$T/src/README.md" >/dev/null
 BASEW="sha256:$(sha256sum "$FIX" | cut -d' ' -f1)"
 
 # About 6 KB of a story the base has never seen, repeated with variations.
@@ -96,6 +98,13 @@ import json, sys
 d = json.load(sys.stdin); f = d["finetuned"]
 assert f["data"][0]["file"] == "data.txt" and f["tokens"]["val_windows"] >= 1, f
 ' || fail "show --json of the fine-tuned version"
+airlock show stories:ft --json | python3 -c '
+import json, sys, hashlib
+d = json.load(sys.stdin)
+f = {x["path"]: x["digest"] for x in d["files"]}
+want = "sha256:" + hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()
+assert f.get("README.md") == want and len(f) == 2 and "stories.gguf" in f, f
+' "$T/src/README.md" || fail "stories:ft carries the base's README.md"
 ok "show, show --json and the manifest record base, data digest, hyperparameters, loss curve and operator"
 
 # A signed bundle carries the provenance into a second store.
