@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "cli/bom.h"
@@ -211,19 +212,67 @@ static void print_delta(const struct al_event *ev, size_t n, const char *digest)
 /* show's line for a version made by 'airlock quantize' (the "quantized"
  * record of its add event): from which version and weights, to what type,
  * with which llama.cpp. */
-static json_t *version_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+static json_t *version_derived(const struct al_event *ev, size_t n, const char *digest, json_t *manifest,
+                               const char *key, const char *ann)
 {
-    json_t *q = version_record(ev, n, digest, "quantized", NULL);
+    json_t *q = version_record(ev, n, digest, key, NULL);
     if (q)
         return q;
     /* An ingested version: the provenance its manifest carries. */
-    const char *t = json_string_value(json_object_get(json_object_get(manifest, "annotations"), AL_ANN_QUANTIZED));
+    const char *t = json_string_value(json_object_get(json_object_get(manifest, "annotations"), ann));
     q = t ? json_loads(t, 0, NULL) : NULL;
     if (!json_is_object(q)) {
         json_decref(q);
         return NULL;
     }
     return q;
+}
+
+static json_t *version_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    return version_derived(ev, n, digest, manifest, "quantized", AL_ANN_QUANTIZED);
+}
+
+/* A version made by 'airlock finetune' ("finetuned" of its add event, or
+ * of its manifest): base, data digests, hyperparameters, losses, operator. */
+static json_t *version_finetuned(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    return version_derived(ev, n, digest, manifest, "finetuned", AL_ANN_FINETUNED);
+}
+
+static double real_at(json_t *o, const char *a, const char *b)
+{
+    json_t *x = json_object_get(b ? json_object_get(o, a) : o, b ? b : a);
+    return json_is_number(x) ? json_number_value(x) : NAN;
+}
+
+static void print_finetuned(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    json_t *f = version_finetuned(ev, n, digest, manifest);
+    if (f == NULL)
+        return;
+    json_t *h = json_object_get(f, "hyperparameters"), *loss = json_object_get(f, "loss");
+    printf("  finetuned from %s (%s) by %s\n", str_or(f, "base", "?"), str_or(f, "base_ref", "?"),
+           str_or(f, "operator", "?"));
+    printf("    base weights    %s\n    llama.cpp       %s\n", str_or(f, "base_weights", "?"),
+           str_or(f, "llama_cpp", "?"));
+    printf("    hyperparameters %s, epochs %" JSON_INTEGER_FORMAT ", lr %g, ctx %" JSON_INTEGER_FORMAT ", seed %"
+           JSON_INTEGER_FORMAT ", %s\n", str_or(h, "mode", "?"), json_integer_value(json_object_get(h, "epochs")),
+           real_at(h, "lr", NULL), json_integer_value(json_object_get(h, "ctx")),
+           json_integer_value(json_object_get(h, "seed")), str_or(h, "optimizer", "?"));
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(f, "data"), i, d)
+        printf("    data            %s  %" JSON_INTEGER_FORMAT " bytes  %s\n", str_or(d, "file", "?"),
+               json_integer_value(json_object_get(d, "bytes")), str_or(d, "sha256", "?"));
+    printf("    loss before     train %.4f, held-out %.4f\n", real_at(loss, "before", "train"),
+           real_at(loss, "before", "val"));
+    json_array_foreach(json_object_get(loss, "epochs"), i, d)
+        printf("    epoch %-9" JSON_INTEGER_FORMAT " train %.4f, held-out %.4f\n",
+               json_integer_value(json_object_get(d, "epoch")), real_at(d, "train", NULL), real_at(d, "val", NULL));
+    printf("    loss after      train %.4f, held-out %.4f\n", real_at(loss, "after", "train"),
+           real_at(loss, "after", "val"));
+    json_decref(f);
 }
 
 static void print_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
@@ -476,7 +525,9 @@ static const char show_help[] =
     "(provenance). A LoRA adapter version shows the weights it is bound to and the\n"
     "version that has them (its base); a model shows the adapters bound to its\n"
     "weights. A version made by 'airlock quantize' shows its source version, the\n"
-    "source weights' digest, the type and the llama.cpp commit.\n"
+    "source weights' digest, the type and the llama.cpp commit. One made by\n"
+    "'airlock finetune' shows its base, the training data files' digests, the\n"
+    "hyperparameters, the loss per epoch and before and after, and the operator.\n"
     "REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
     "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
@@ -562,6 +613,8 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "import", im ? im : json_null());
         json_t *qz = version_quantized(ev, ne, v.manifest, manifest);
         json_object_set_new(j, "quantized", qz ? qz : json_null());
+        json_t *ft = version_finetuned(ev, ne, v.manifest, manifest);
+        json_object_set_new(j, "finetuned", ft ? ft : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
         json_object_set_new(j, "format", format ? json_string(format) : json_null());
@@ -613,6 +666,7 @@ int al_cmd_show(int argc, char **argv)
         print_delta(ev, ne, v.manifest);
         print_import(ev, ne, v.manifest);
         print_quantized(ev, ne, v.manifest, manifest);
+        print_finetuned(ev, ne, v.manifest, manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
         if (have_gguf)

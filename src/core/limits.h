@@ -43,6 +43,10 @@
 #define AL_LIMIT_SEQS            64               /* parallel sequences of one model */
 #define AL_LIMIT_QUEUE           4096             /* requests waiting for a sequence */
 #define AL_LIMIT_LORAS           8                /* LoRA adapters applied to one loaded model */
+#define AL_LIMIT_FINETUNE_BYTES  (16u << 20)      /* training text of one 'airlock finetune', all files */
+#define AL_LIMIT_FINETUNE_FILES  1000             /* files of its --data folder */
+#define AL_LIMIT_FINETUNE_EPOCHS 1000             /* epochs of one run */
+#define AL_LIMIT_FINETUNE_CTX    4096             /* tokens of one training window */
 #define AL_LIMIT_STOP_STRINGS    16               /* stop strings of one request */
 #define AL_LIMIT_STOP_LEN        256u             /* bytes of one stop string */
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */

@@ -298,6 +298,14 @@ out:
     return rc;
 }
 
+enum al_rc al_engine_open_verified(const char *path, const char *expected, FILE **out, struct al_err *err)
+{
+    if (!path || !expected || !al_digest_valid(expected) || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_open_verified: bad arguments");
+    pthread_once(&backend_once, backend_init);
+    return open_verified(path, expected, NULL, out, err);
+}
+
 static bool same_stat(const struct stat *a, const struct stat *b)
 {
     return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&

@@ -8,6 +8,7 @@
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
  *   rerank.c  scores of (query, document) pairs on a third (rank pooling)
+ *   finetune.c  full fine-tuning through llama.cpp's training API (finetune.h)
  *   chat_shim.cpp  Jinja templates, tool-call grammars and parsing through
  *             llama.cpp's common/chat.h (chat.h is its public side)
  */
@@ -44,6 +45,11 @@ struct al_engine_model {
     float lora_scales[AL_LIMIT_LORAS];
     int n_loras;
 };
+
+/* Opens path and proves its digest (the verified load's first half, see
+ * engine.c), the stream at offset 0 in *out (NULL on entry; fclose it). Also
+ * initializes llama.cpp's backend and log routing once. finetune.c. */
+enum al_rc al_engine_open_verified(const char *path, const char *expected, FILE **out, struct al_err *err);
 
 /* Applies the model's adapters to a context of it (sched.c, embed.c). */
 enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);

@@ -78,6 +78,9 @@ struct al_ref {
 };
 enum al_rc al_index_ref_parse(const char *text, struct al_ref *out, struct al_err *err);
 bool al_name_valid(const char *name);
+/* Who runs this process, as the event log records it: $AIRLOCK_OPERATOR,
+ * else the user name of the uid, else "uid:<n>". */
+void al_index_operator(char *out, size_t size);
 bool al_tag_valid(const char *tag);
 
 /* ---- versions ---- */

@@ -126,6 +126,11 @@ struct al_add_opts {
      * (source version, source weight digest, type, llama.cpp commit), or
      * NULL. An invalid object refuses the add (AL_ERR_INTERNAL). */
     const char *quantized_json;
+    /* A version trained from another one (airlock finetune): a JSON object
+     * recorded as "finetuned" in the add event and kept in the manifest
+     * (AL_ANN_FINETUNED): base, data digests, hyperparameters, losses,
+     * operator. NULL: none. An invalid object refuses the add. */
+    const char *finetuned_json;
     bool no_activate;       /* leave the active version as it is */
     bool show_progress;
     al_add_check_fn *check; /* NULL: no check */
@@ -302,7 +307,7 @@ struct al_adapter_binding {
 enum al_rc al_repo_version_adapter(struct al_repo *r, const struct al_version *v, struct al_adapter_binding *out,
                                    struct al_err *err);
 /* The string annotation key of v's manifest (checked against its digest):
- * *out malloc'd, NULL when absent. For AL_ANN_QUANTIZED. */
+ * *out malloc'd, NULL when absent. For AL_ANN_QUANTIZED, AL_ANN_FINETUNED. */
 enum al_rc al_repo_version_annotation(struct al_repo *r, const struct al_version *v, const char *key, char **out,
                                       struct al_err *err);
 /* A version whose weight file has digest: the active version of a model
