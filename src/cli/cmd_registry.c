@@ -135,8 +135,11 @@ int al_cmd_push(int argc, char **argv)
                    "OCI referrer of the manifest: listed by the registry's referrers API when it\n"
                    "has one, else in the image index tagged sha256-<hex>. 'airlock pull' checks\n"
                    "it under its trust policy exactly as 'airlock ingest' checks a bundle.\n"
-                   "Without --sign the stored manifest is pushed as it is, unsigned: pullers\n"
-                   "need --allow-unsigned.\n\n"
+                   "Without --sign the stored manifest is pushed as it is, with the signatures\n"
+                   "the version arrived with (a signed bundle's at ingest, a registry's at pull)\n"
+                   "as its referrer: pullers prove the original signers. A version that arrived\n"
+                   "unsigned (add, pull --allow-unsigned) goes unsigned: pullers need\n"
+                   "--allow-unsigned.\n\n"
                    "  -s, --sign KEY        minisign secret key; repeat for k-of-n\n"
                    "  --expires DATE        pullers refuse it after DATE\n"
                    "  --seq N               sequence number (default: as 'airlock export')\n"
@@ -190,8 +193,9 @@ int al_cmd_push(int argc, char **argv)
         printf("pushed %s to %s\n  manifest   %s\n  blobs      %zu sent (%s), %zu already there\n", argv[optind],
                argv[optind + 1], res.manifest, res.blobs_sent, size, res.blobs_skipped);
         if (res.signed_)
-            printf("  signatures referrer %s (%s)\n", res.referrer,
-                   res.referrers_api ? "referrers API" : "fallback tag sha256-<hex>");
+            printf("  signatures referrer %s (%s%s)\n", res.referrer,
+                   res.referrers_api ? "referrers API" : "fallback tag sha256-<hex>",
+                   res.kept ? "; the signatures it arrived with" : "");
         else
             printf("  UNSIGNED: pullers must pass --allow-unsigned; push with --sign KEY to sign it\n");
         printf("next: on another node, airlock pull %s\n", argv[optind + 1]);
