@@ -31,6 +31,7 @@ struct al_reg {
     char cred_src[AL_LIMIT_PATH];
     char *auth;                      /* the Authorization header in force, or NULL */
     char *ca_file;
+    char cert[AL_LIMIT_PATH], key[AL_LIMIT_PATH]; /* the client certificate (mTLS) and its key, or "" */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -282,6 +283,16 @@ enum al_rc al_reg_open(const struct al_reg_ref *ref, const struct al_reg_opts *o
     if (o && o->ca_file)
         r->ca_file = strdup(o->ca_file);
     r->o.ca_file = r->ca_file;
+    snprintf(r->cert, sizeof r->cert, "%s", o && o->cert_file ? o->cert_file : "");
+    snprintf(r->key, sizeof r->key, "%s", o && o->key_file ? o->key_file : "");
+    r->o.cert_file = r->o.key_file = NULL;
+    const char *files[2] = {r->cert, r->key};
+    for (int i = 0; i < 2; i++)
+        if (files[i][0] && access(files[i], R_OK) != 0) {
+            enum al_rc rc = al_err_sys(err, AL_ERR_IO, "cannot read the client certificate file '%s'", files[i]);
+            al_reg_free(r);
+            return rc;
+        }
     snprintf(r->base, sizeof r->base, "%s://%s", r->o.plain_http ? "http" : "https", ref->host);
     r->c = curl_easy_init();
     if (!r->c || (o && o->ca_file && !r->ca_file)) {
@@ -470,6 +481,10 @@ static enum al_rc perform(struct al_reg *r, struct req *q, struct al_err *err)
     curl_easy_setopt(c, CURLOPT_WRITEDATA, q);
     if (r->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
+    if (r->cert[0]) /* PEM; without a key file the key is in the certificate's file, as curl --cert */
+        curl_easy_setopt(c, CURLOPT_SSLCERT, r->cert);
+    if (r->key[0])
+        curl_easy_setopt(c, CURLOPT_SSLKEY, r->key);
     if (strcmp(q->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (q->upload) {
@@ -515,6 +530,8 @@ static void reg_message(struct req *q, char *out, size_t size)
         return;
     json_t *j = json_loadb(q->errbody.data, q->errbody.len, 0, NULL);
     json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
+    if (!e0) /* airlock serve's access hook answers in its own shape: {"error":{"message","code"}} */
+        e0 = json_object_get(j, "error");
     const char *code = json_string_value(json_object_get(e0, "code"));
     const char *msg = json_string_value(json_object_get(e0, "message"));
     if (code || msg)
@@ -529,7 +546,8 @@ static enum al_rc status_error(struct req *q, const char *what, struct al_err *e
     enum al_rc rc = q->status == 401 ? AL_ERR_AUTH : q->status == 403 ? AL_ERR_DENIED
                   : q->status == 404 ? AL_ERR_NOT_FOUND : q->status >= 500 ? AL_ERR_IO : AL_ERR_INVALID;
     return al_err_set(err, rc, "%s: the registry answered %ld to %s %s%s%s", what, q->status, q->method, q->url, m,
-                      q->status == 401 ? "; give credentials: --user NAME (password on stdin) or `skopeo login`"
+                      q->status == 401 && strstr(m, "client certificate") ? "; give one: --cert FILE --key FILE"
+                      : q->status == 401 ? "; give credentials: --user NAME (password on stdin) or `skopeo login`"
                       : "");
 }
 
