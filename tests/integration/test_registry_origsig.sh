@@ -153,3 +153,20 @@ export AIRLOCK_HOME="$T/site-2"
 expect_status 0 airlock push stories:1.0 "$REG/relay/stories:1.0" --plain-http --json
 [ "$(echo "$OUT" | json_get 'd["referrer"]')" = "$REF1" ] || fail "the relayed referrer differs: $OUT"
 ok "a pulled version pushes the same referrer on ($REF1)"
+
+# Both: the original signatures (push without --sign) and a re-signing by B
+# (push --sign b.key) of the same manifest in one repository. Both referrers
+# are listed; their checksums.txt is the same, so a puller trusting only A
+# and one trusting only B each find a good signature.
+export AIRLOCK_HOME="$ONE"
+expect_status 0 airlock push stories:1.0 "$REG/both/stories:1.0" --plain-http
+out=$(airlock push stories:1.0 "$REG/both/stories:1.0" --plain-http --sign b.key --json 2>/dev/null) \
+    || fail "push --sign b.key"
+[ "$(echo "$out" | json_get 'd["manifest"]')" = "$MAN" ] || fail "push --sign changed the manifest: $out"
+for who in a b; do
+    export AIRLOCK_HOME="$T/site-both-$who"
+    airlock init >/dev/null
+    airlock trust add "k$who" --minisign "$who.pub" >/dev/null
+    expect_status 0 airlock pull --plain-http "$REG/both/stories:1.0"
+done
+ok "the original signatures and a re-signing side by side: a store trusting only A and one trusting only B both accept"
