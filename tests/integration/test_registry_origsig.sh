@@ -49,6 +49,8 @@ airlock pack stories:1.0 "$FIX" -o s.tar --sign a.key --seq 7 >/dev/null || fail
 airlock trust add builder --minisign a.pub >/dev/null
 expect_status 0 airlock ingest s.tar
 MAN=$(airlock show stories:1.0 --json | json_get 'd["manifest"]')
+KEPT=$(airlock show stories:1.0 --json | json_get 'd["signatures_kept"][0]')
+airlock show stories:1.0 | qgrep "signatures kept  $KEPT" || fail "show does not name the kept signatures"
 airlock fsck >/dev/null || fail "fsck after an ingest that kept its signatures"
 airlock gc >/dev/null || fail "gc"
 airlock fsck >/dev/null || fail "fsck after gc: the kept signatures were collected"
@@ -57,7 +59,7 @@ airlock fsck >/dev/null || fail "fsck after gc: the kept signatures were collect
 expect_status 0 airlock push stories:1.0 "$REG/models/stories:1.0" --plain-http --json
 echo "$OUT" | json_get 'd["signed"]' | qgrep -i true || fail "push without --sign sent no signatures: $OUT"
 REF1=$(echo "$OUT" | json_get 'd["referrer"]')
-[ -n "$REF1" ] || fail "no referrer digest: $OUT"
+[ "$REF1" = "$KEPT" ] || fail "the pushed referrer $REF1 is not the kept one $KEPT: $OUT"
 [ "$(echo "$OUT" | json_get 'd["manifest"]')" = "$MAN" ] || fail "another manifest was pushed: $OUT"
 ok "push without --sign sends the ingested bundle's signatures ($REF1)"
 
@@ -69,6 +71,8 @@ expect_status 0 airlock pull --plain-http "$REG/models/stories:1.0"
 [ "$(airlock show stories:1.0 --json | json_get 'd["manifest"]')" = "$MAN" ] || fail "store 2: another manifest"
 airlock show stories:1.0 >show.txt
 qgrep "$A_ID" show.txt || fail "show does not name A ($A_ID): $(cat show.txt)"
+[ "$(airlock show stories:1.0 --json | json_get 'd["signatures_kept"][0]')" = "$KEPT" ] \
+    || fail "store 2 keeps another referrer than store 1"
 ok "store 2 (trusts A only) pulls it: same manifest, show names A ($A_ID)"
 
 # Store 3 trusts only B: refused.
