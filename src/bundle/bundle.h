@@ -195,6 +195,7 @@ struct al_bundle_pushed {
     char referrer[AL_DIGEST_SIZE];  /* the signature referrer, "" when unsigned */
     int64_t seq;
     bool signed_;
+    bool kept;                      /* the signatures were those the version arrived with (no keys given) */
     bool referrers_api;             /* the registry lists referrers itself (else the sha256-<hex> tag) */
     size_t blobs_sent, blobs_skipped;
     uint64_t bytes_sent;
@@ -204,7 +205,9 @@ struct al_bundle_pushed {
 /* Pushes the stored version ref to dst (HOST[:PORT]/REPO[:TAG]). With keys in
  * po (po->n_keys > 0) the version is packed as `export` packs it (scan and
  * license checks included) and its signatures go along as a referrer; without,
- * the stored manifest goes as it is, unsigned. po's ref and zstd are ignored. */
+ * the stored manifest goes as it is, with the signatures the version arrived
+ * with (ingest, pull) as their referrers, unsigned when it arrived unsigned.
+ * po's ref and zstd are ignored. */
 enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, const struct al_reg_opts *ro,
                           const struct al_bundle_pack_opts *po, struct al_bundle_pushed *res, struct al_err *err);
 
@@ -292,9 +295,11 @@ enum al_rc al_bundle_license_refuse(const struct al_license_decision *d, const c
 /* The view of a stored version that `push --sign` would put in a registry
  * (registry.h), in memory, for `serve --registry`: packed and signed with
  * po's keys exactly as push packs it (scan and license checks included), the
- * signature referrer built as push builds it. out is the caller's
- * (al_reg_view_release). Errors: those of al_bundle_pack; AL_ERR_USAGE
- * without keys. */
+ * signature referrer built as push builds it. Without keys (po NULL or no
+ * keys), what push without --sign sends: the stored manifest and the first
+ * signatures the version arrived with (referrer "" when it arrived
+ * unsigned). out is the caller's (al_reg_view_release). Errors: those of
+ * al_bundle_pack, al_repo_resolve and the store's reads. */
 enum al_rc al_bundle_view_make(struct al_repo *r, const char *ref, const struct al_bundle_pack_opts *po,
                                struct al_reg_view *out, struct al_err *err);
 

@@ -175,3 +175,41 @@ enum al_rc al_ing_add_mem(struct al_ing *g, const char *name, const char *data, 
 void al_ing_layer_name(struct json_t *layer, size_t i, char *out, size_t size);
 /* Frees what g holds; uncommitted writers remove their tmp files. */
 void al_ing_release(struct al_ing *g);
+
+/* ---- the signature referrer artifact (referrer.c) ---- */
+#define AL_MT_BUNDLE_FILE      "application/vnd.airlock.bundle.file.v1"
+#define AL_BUNDLE_EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" /* "{}" */
+
+/* One small file of a bundle in memory, named as in the bundle. */
+struct al_bundle_part {
+    char name[AL_LIMIT_FILE_NAME + 1];
+    char *data;
+    size_t len;
+    char digest[AL_DIGEST_SIZE];
+};
+/* The referrer manifest over the parts not under blobs/ (malloc'd canonical
+ * JSON; NULL when out of memory). */
+char *al_bundle_referrer_json(const struct al_bundle_part *p, size_t n, const char *subject, uint64_t subject_size);
+/* Frees n parts' data and the array (NULL is a no-op). */
+void al_bundle_parts_free(struct al_bundle_part *p, size_t n);
+
+/* What al_ing_keep_referrer stored: the artifact's manifest and its blobs
+ * (blobs malloc'd, the caller frees it). referrer "" when nothing was kept. */
+struct al_ing_kept {
+    char referrer[AL_DIGEST_SIZE];
+    char (*blobs)[AL_DIGEST_SIZE];
+    size_t n;
+};
+/* Stores the signatures a native signed bundle (or pull) brought as a
+ * referrer artifact of manifest: its files and its manifest as blobs (they
+ * stay unreferenced until the commit records them). Nothing is kept, and
+ * AL_OK, for an unsigned, plain or delta bundle. */
+enum al_rc al_ing_keep_referrer(struct al_ing *g, const char *manifest, uint64_t manifest_size,
+                                struct al_ing_kept *out, struct al_err *err);
+/* Reads a kept referrer artifact back from the store: its files (named by
+ * their titles, each proven against its digest) into *parts (malloc'd; free
+ * with al_bundle_parts_free), the subject's size into *subject_size.
+ * AL_ERR_CORRUPT when it is not a signature artifact of subject. */
+enum al_rc al_bundle_referrer_load(struct al_repo *r, const char *digest, const char *subject,
+                                   struct al_bundle_part **parts, size_t *n, uint64_t *subject_size,
+                                   struct al_err *err);

@@ -562,6 +562,7 @@ static enum al_rc commit(struct al_ing *g, const char *source, const struct al_m
     struct al_oci_layer *layers = calloc(n_files + 1, sizeof *layers);
     struct al_file *files = calloc(n_files + 1, sizeof *files);
     char *detail = NULL, *override = NULL;
+    struct al_ing_kept kept = {.n = 0};
     if (!layers || !files) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
@@ -610,15 +611,21 @@ static enum al_rc commit(struct al_ing *g, const char *source, const struct al_m
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
     }
+    /* The signatures it arrived with stay with the version (referrer.c). */
+    if (rep->native && (rc = al_ing_keep_referrer(g, manifest_d, manifest_size, &kept, err)))
+        goto out;
     struct al_version_commit vc = {
         .name = rep->name, .tag = rep->tag, .manifest = manifest_d, .manifest_size = manifest_size,
         .config = config_d, .seq = rep->seq, .files = files, .n_files = n_files, .no_activate = g->o->no_activate,
         .event_kind = g->local ? "import" : "ingest", .event_detail = detail,
         .note_kind = override ? "ingest-override" : NULL, .note_detail = override,
+        .referrer = kept.referrer[0] ? kept.referrer : NULL,
+        .referrer_blobs = (const char(*)[AL_DIGEST_SIZE])kept.blobs, .n_referrer_blobs = kept.n,
     };
     if (!(rc = al_repo_commit_version(g->r, &vc, &rep->version, &rep->existed, err)))
         rep->accepted = true;
 out:
+    free(kept.blobs);
     free(override);
     free(detail);
     free(layers);

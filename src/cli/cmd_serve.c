@@ -359,8 +359,9 @@ static void reload(int argc, char **argv, struct al_server_config *cfg, struct a
     sd_notify_msg("READY=1");
 }
 
-/* The signing hook of serve --registry-sign (server.h): the version packed
- * and signed as push --sign packs it, from a repo of its own. */
+/* The view hook of serve --registry (server.h), from a repo of its own: with
+ * --registry-sign the version packed and signed as push --sign packs it,
+ * without it what push without --sign sends (the original signatures). */
 struct sign_ctx {
     const char *home;
     struct al_mkey_sec *key;
@@ -374,7 +375,7 @@ static enum al_rc registry_view(void *cls, const char *ref, struct al_reg_view *
     if (rc)
         return rc;
     struct al_mkey_sec *keys[1] = {sc->key};
-    struct al_bundle_pack_opts po = {.ref = ref, .keys = keys, .n_keys = 1};
+    struct al_bundle_pack_opts po = {.ref = ref, .keys = keys, .n_keys = sc->key ? 1 : 0};
     rc = al_bundle_view_make(r, ref, &po, out, err);
     al_repo_free(r);
     return rc;
@@ -445,6 +446,8 @@ int al_cmd_serve(int argc, char **argv)
         }
         if (al_cli_load_secret_key(cfg.registry_sign, &sign.key, &err))
             goto out;
+    }
+    if (cfg.server.registry) { /* without a key: the stored manifests and the signatures they arrived with */
         cfg.server.registry_view = registry_view;
         cfg.server.registry_view_cls = &sign;
     }

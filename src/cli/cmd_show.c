@@ -528,6 +528,8 @@ static const char show_help[] =
     "source weights' digest, the type and the llama.cpp commit. One made by\n"
     "'airlock finetune' shows its base, the training data files' digests, the\n"
     "hyperparameters, the loss per epoch and before and after, and the operator.\n"
+    "A version that arrived signed (ingest, pull) shows the signatures it keeps:\n"
+    "the OCI referrer 'airlock push' sends without --sign.\n"
     "REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
     "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
@@ -576,6 +578,10 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_find_base(r, ab.base, &base, &base_found, &err);
     else if (!rc && wf)
         rc = al_repo_list_adapters(r, wf->digest, &adapters, &na, &err);
+    char(*kept)[AL_DIGEST_SIZE] = NULL; /* the signatures it arrived with (push sends them) */
+    size_t nk = 0;
+    if (!rc)
+        rc = al_repo_version_referrers(r, &v, &kept, &nk, &err);
     al_repo_free(r);
     const char *format = json_string_value(json_object_get(json_object_get(config, "config"), "format"));
     if (rc) {
@@ -630,6 +636,10 @@ int al_cmd_show(int argc, char **argv)
         for (size_t i = 0; i < na; i++)
             json_array_append_new(aa, version_json(&adapters[i]));
         json_object_set_new(j, "adapters", aa);
+        json_t *ka = json_array();
+        for (size_t i = 0; i < nk; i++)
+            json_array_append_new(ka, json_string(kept[i]));
+        json_object_set_new(j, "signatures_kept", ka);
         print_json(j);
     } else {
         printf("%s:%s%s\n", v.model, v.tags[0] ? v.tags : "-", v.active ? "  (active)" : "");
@@ -663,6 +673,8 @@ int al_cmd_show(int argc, char **argv)
                 printf("    %s:%s  %s%s\n", adapters[i].model, adapters[i].tags[0] ? adapters[i].tags : "-",
                        adapters[i].manifest, adapters[i].active ? "  (active)" : "");
         }
+        for (size_t i = 0; i < nk; i++)
+            printf("  signatures kept  %s (the referrer 'airlock push' sends without --sign)\n", kept[i]);
         print_delta(ev, ne, v.manifest);
         print_import(ev, ne, v.manifest);
         print_quantized(ev, ne, v.manifest, manifest);
@@ -682,6 +694,7 @@ out:
     json_decref(card);
     json_decref(manifest);
     json_decref(config);
+    free(kept);
     free(adapters);
     free(files);
     al_index_events_free(ev, ne);

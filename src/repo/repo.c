@@ -495,6 +495,8 @@ enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_com
         rc = al_index_set_tag(r->index, c->name, c->tag, id, err);
     if (!rc && !c->no_activate)
         rc = al_index_set_active(r->index, c->name, id, err);
+    if (!rc && c->referrer)
+        rc = al_index_add_referrer(r->index, id, c->referrer, c->referrer_blobs, c->n_referrer_blobs, err);
     if (!rc) {
         char kind[40];
         snprintf(kind, sizeof kind, "%s%s", c->event_kind, add == AL_ERR_EXISTS ? "-existing" : "");
@@ -506,6 +508,12 @@ enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_com
     if (!rc && out)
         rc = al_index_get_version(r->index, id, out, err);
     return rc;
+}
+
+enum al_rc al_repo_version_referrers(struct al_repo *r, const struct al_version *v, char (**out)[AL_DIGEST_SIZE],
+                                     size_t *n, struct al_err *err)
+{
+    return al_index_referrers(r->index, v->id, out, n, err);
 }
 
 /* ---- pointers ---- */

@@ -171,6 +171,13 @@ struct al_version_commit {
     const char *event_detail; /* JSON object text */
     const char *note_kind;    /* a second event in the same transaction ("ingest-override"), or NULL */
     const char *note_detail;
+    /* The signatures the version arrived with (ingest, pull): the digest of
+     * a referrer artifact's manifest already in the store, or NULL, and the
+     * blobs it lists (also stored); recorded with the version (also one
+     * already there), so gc keeps them and push can send them on. */
+    const char *referrer;
+    const char (*referrer_blobs)[AL_DIGEST_SIZE];
+    size_t n_referrer_blobs;
 };
 enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_commit *c, struct al_version *out,
                                   bool *existed, struct al_err *err);
@@ -203,6 +210,11 @@ enum al_rc al_repo_list_files(struct al_repo *r, const struct al_version *v, str
  * when v is the oldest. */
 enum al_rc al_repo_previous(struct al_repo *r, const struct al_version *v, struct al_version *out,
                             struct al_err *err);
+/* The referrer artifacts (signatures it arrived with) recorded for v, as
+ * digests of their manifests in the store, oldest first; *out malloc'd
+ * (NULL when none), the caller frees it. */
+enum al_rc al_repo_version_referrers(struct al_repo *r, const struct al_version *v, char (**out)[AL_DIGEST_SIZE],
+                                     size_t *n, struct al_err *err);
 /* The highest bundle sequence number ever recorded for model (0 if none). */
 enum al_rc al_repo_max_seq(struct al_repo *r, const char *model, int64_t *seq, struct al_err *err);
 
