@@ -146,6 +146,19 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
             return rc;
         }
     }
+    /* llama-server's extension: a top-level "json_schema", the schema
+     * itself, held to response_format's checks. */
+    json_t *js = json_object_get(body, "json_schema");
+    if (js && !json_is_null(js)) {
+        if (!json_is_object(js))
+            return bad(param, "json_schema", err, "must be an object (a JSON schema)");
+        if (*grammar)
+            return bad(param, "json_schema", err, "cannot be combined with 'grammar' or a 'response_format' schema");
+        if ((rc = al_server_json_schema_to_gbnf(js, grammar, err))) {
+            *param = "json_schema";
+            return rc;
+        }
+    }
     p->grammar = *grammar;
     return AL_OK;
 }

@@ -64,7 +64,16 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
+    struct al_engine_logit_bias *bias = NULL;
+    if (al_server_logit_bias_from_json(body, al_serve_lease_engine(h->lease), &bias, &go->params.n_logit_bias,
+                                       &err) != AL_OK) {
+        free(grammar);
+        al_engine_chat_free(go->chat);
+        return al_http_reply_rc(h, &err, "logit_bias");
+    }
+    go->params.logit_bias = bias;
     if (!al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;
@@ -75,6 +84,7 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     const char *n_why = NULL;
     if (jn && !json_is_null(jn)) {
         if (!json_is_integer(jn) || json_integer_value(jn) < 1 || json_integer_value(jn) > AL_LIMIT_CHOICES) {
+            free(bias);
             free(grammar);
             al_engine_chat_free(go->chat);
             return al_http_reply_error(h, 400, "invalid_request_error", "n", "limit",
@@ -89,6 +99,7 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     else if (!n_why && go->n > 1 && go->kind == AL_SERVER_GEN_RESPONSES)
         n_why = "above 1 is not supported on /v1/responses";
     if (n_why) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL, "'n' %s", n_why);
@@ -97,12 +108,14 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     /* A formatter's fields of the request (llama-server's generation_settings). */
     if (go->fmt && go->fmt->extra && !(go->extra = go->fmt->extra(go))) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     }
     res = al_server_gen_run(h, go);
     json_decref(go->extra);
+    free(bias);
     free(grammar);
     return res;
 }
