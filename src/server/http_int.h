@@ -410,9 +410,10 @@ enum al_rc al_server_logprobs_from_json(json_t *body, bool chat, int *top_n, con
 
 /* ---- json_schema_gbnf.c ---- */
 /* Converts a JSON schema into a GBNF grammar (root rule "root"); schema NULL
- * gives a grammar of any JSON object. *out must be NULL; the caller frees it.
- * Errors: AL_ERR_INVALID (unsupported or malformed schema), AL_ERR_LIMIT. */
-enum al_rc al_server_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err);
+ * gives a grammar of any JSON object. field names the request field it came
+ * in ("response_format"), for the messages. *out must be NULL; the caller
+ * frees it. Errors: AL_ERR_INVALID (unsupported or malformed schema), AL_ERR_LIMIT. */
+enum al_rc al_server_json_schema_to_gbnf(json_t *schema, const char *field, char **out, struct al_err *err);
 
 /* ---- tls.c ---- */
 /* Reads a PEM file into *out (caller frees); capped at 1 MiB. */

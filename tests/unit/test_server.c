@@ -30,7 +30,7 @@ static char *convert(const char *schema_text, enum al_rc want)
     json_t *schema = schema_text ? json_loads(schema_text, 0, NULL) : NULL;
     char *g = NULL;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_server_json_schema_to_gbnf(schema, &g, &err);
+    enum al_rc rc = al_server_json_schema_to_gbnf(schema, "response_format", &g, &err);
     json_decref(schema);
     if (rc != want)
         fail_msg("schema %s: rc %d (%s), wanted %d", schema_text, rc, err.msg, want);
