@@ -47,16 +47,21 @@ static enum al_rc add_entry(struct bias_list *l, const struct al_engine_model *m
                             const char *key, float bias, struct al_err *err)
 {
     long long id = -1;
+    bool key_is_id = false;
     if (key_int) {
         id = json_integer_value(key_int);
     } else {
-        char *end = NULL;
+        /* A key of decimal digits (a minus sign allowed) names a token id, as
+         * llama-server's strtol reads it; any other key is text. */
+        const char *digits = key + (key[0] == '-');
+        bool number = *digits && strspn(digits, "0123456789") == strlen(digits);
         errno = 0;
-        long long v = *key && strspn(key, "0123456789") == strlen(key) ? strtoll(key, &end, 10) : -1;
-        if (end && !*end && errno == 0)
-            id = v;
+        id = number ? strtoll(key, NULL, 10) : -1;
+        if (number && errno)
+            id = -1; /* out of range: refused below */
+        key_is_id = number;
     }
-    if (key_int || id >= 0) {
+    if (key_int || key_is_id) {
         if (id < 0 || id >= n_vocab)
             return al_err_set(err, AL_ERR_INVALID, "'logit_bias' names token %lld; the model has %d tokens", id,
                               n_vocab);
