@@ -323,9 +323,9 @@ struct al_server_gen_opts {
                               with logprobs "completion_probabilities": the tail) and the whole answer */    json_t *response_fields; /* with fmt: the whole answer keeps only these paths
                               (llama-server's response_fields; borrowed); NULL: all */
     const char *echo;      /* the prompt as the answer's "prompt" (the fmt's extra reads it), or NULL */
-    const char *const *prompts; /* with fmt: n_prompts prompts, one generation each (llama-server's
-                              batch of prompts), answered as an array, streamed with their "index";
-                              prompt is prompts[0]; NULL: one prompt */
+    const char *const *prompts; /* n_prompts prompts, one generation each: OpenAI's choices, their
+                              index the prompt's, or with fmt (llama-server's batch) an array of answers,
+                              streamed with their "index"; prompt is prompts[0]; NULL: one prompt */
     int n_prompts;         /* 2..AL_LIMIT_PROMPTS with prompts */
 };
 

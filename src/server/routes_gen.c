@@ -126,9 +126,29 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     json_t *jp = json_object_get(body, "prompt");
     if (json_is_array(jp) && json_array_size(jp) == 1)
         jp = json_array_get(jp, 0);
-    if (!json_is_string(jp))
+    /* An array of strings: one choice a prompt, its index the prompt's. */
+    const char *prompts[AL_LIMIT_PROMPTS];
+    int n_prompts = 0;
+    if (json_is_array(jp) && json_array_size(jp) > AL_LIMIT_PROMPTS)
+        return al_http_reply_error(h, 400, "invalid_request_error", "prompt", "limit",
+                                   "'prompt' has %zu prompts; at most %d are allowed (AL_LIMIT_PROMPTS)",
+                                   json_array_size(jp), AL_LIMIT_PROMPTS);
+    size_t i;
+    json_t *v;
+    json_array_foreach(jp, i, v)
+    {
+        if (!json_is_string(v))
+            return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
+                                       "'prompt' must be a string or an array of strings");
+        prompts[n_prompts++] = json_string_value(v);
+    }
+    if (!json_is_string(jp) && n_prompts < 2)
         return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
-                                   "'prompt' must be a string (or an array of one string)");
+                                   "'prompt' must be a string or an array of strings");
+    json_t *jn = json_object_get(body, "n");
+    if (n_prompts > 1 && json_is_integer(jn) && json_integer_value(jn) > 1)
+        return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL,
+                                   "'n' above 1 cannot be combined with several prompts");
     if (json_is_true(json_object_get(body, "echo")))
         return al_http_reply_error(h, 400, "invalid_request_error", "echo", NULL, "'echo' is not supported");
     json_t *sfx = json_object_get(body, "suffix");
@@ -143,7 +163,12 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
         return al_http_reply_error(h, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
     if (!al_http_lease(h, body, &res))
         return res;
-    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION, .prompt = json_string_value(jp)};
+    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION,
+                                    .prompt = n_prompts ? prompts[0] : json_string_value(jp),
+                                    .prompts = n_prompts ? prompts : NULL, .n_prompts = n_prompts};
+    for (int k = 1; k < n_prompts; k++) /* the first is checked with the parameters */
+        if (!al_server_prompt_fits(h, prompts[k], "prompt", &res))
+            return res;
     if (!al_server_read_stream(h, body, &go, &res))
         return res;
     if (h->srv->o.audit_text && !(h->prompt = strdup(go.prompt)))

@@ -123,6 +123,33 @@ refused '{"prompt":["a",["b",{}]]}' "'prompt' must be a string"
 refused '{"prompt":["a",[1,-2]]}' "'prompt[1]' is not a token id"
 refused '{"prompt":["a",[99999999]]}' "token"
 ok "batches: one answer per prompt with its index, streamed apart; over 16 prompts or malformed, 400"
+# OpenAI's /v1/completions: an array of strings, one choice a prompt.
+OB='"prompt":["Once upon a time","Once upon a time"],"max_tokens":8,"temperature":0'
+[ "$(code POST /v1/completions "{$OB}")" = 200 ] || fail "/v1/completions batch: $(cat "$T/body")"
+python3 - "$T/body" "$T/whole.json" <<'PY' || fail "/v1/completions batch: $(cat "$T/body")"
+import json, sys
+d = json.load(open(sys.argv[1]))
+whole = json.load(open(sys.argv[2]))
+assert [c["index"] for c in d["choices"]] == [0, 1], d
+assert all(c["text"] == whole["content"] for c in d["choices"]), d
+assert d["usage"]["prompt_tokens"] == 10 and d["usage"]["completion_tokens"] == 16, d["usage"]
+PY
+stream "{$OB,\"stream\":true}" /v1/completions
+python3 - "$T/sse" "$T/whole.json" <<'PY' || fail "/v1/completions batch streamed: $(cat "$T/sse")"
+import json, sys
+lines = [l[6:].strip() for l in open(sys.argv[1]) if l.startswith("data: ")]
+assert lines[-1] == "[DONE]", lines[-1]
+ev = [json.loads(l) for l in lines[:-1]]
+whole = json.load(open(sys.argv[2]))
+for i in range(2):
+    mine = [c for e in ev for c in e["choices"] if c["index"] == i]
+    assert "".join(c["text"] for c in mine) == whole["content"], (i, mine)
+    assert mine[-1]["finish_reason"] == "length", mine[-1]
+PY
+refused "{\"prompt\":$(python3 -c 'import json; print(json.dumps(["a"] * 17))')}" "(AL_LIMIT_PROMPTS)" /v1/completions
+refused '{"prompt":["a",[1,2]]}' "'prompt' must be a string or an array of strings" /v1/completions
+refused '{"prompt":["a","b"],"n":2}' "'n' above 1 cannot be combined with several prompts" /v1/completions
+ok "/v1/completions: an array of prompts is one choice each, streamed with their index"
 
 # ---- 5. stop_type: word (with the stopping word), limit ----
 [ "$(code POST /completion "{$CP,\"stop\":[\"zzz\",\"little\"]}")" = 200 ] || fail "stop: $(cat "$T/body")"
