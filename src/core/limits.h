@@ -59,6 +59,8 @@
 #define AL_LIMIT_TOOL_NAME       64               /* a function's name (OpenAI's: [A-Za-z0-9_-]{1,64}) */
 #define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
 #define AL_LIMIT_CHOICES         8                /* choices one completion may ask for ('n') */
+#define AL_LIMIT_LOGIT_BIAS      1024             /* logit_bias entries of one request, and the tokens they bias */
+#define AL_LIMIT_PROMPTS         16               /* prompts of one llama-server /completion request */
 
 /* benchmark and validation suites (src/suite, src/bench, src/loadgen) */
 #define AL_LIMIT_SUITE_FILE      (16u << 20)      /* a suite, golden, recording or bench report JSON */

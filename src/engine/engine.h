@@ -308,12 +308,22 @@ struct al_engine_gen_params {
      * none. Read during al_engine_submit only. With a tool-call grammar,
      * grammar must be NULL. */
     const struct al_engine_chat *chat;
+    /* Biases added to the logits of these tokens before sampling (OpenAI's
+     * logit_bias; -INFINITY bans a token); NULL: none. Every token must be
+     * below the model's n_vocab. Read during al_engine_submit only. */
+    const struct al_engine_logit_bias *logit_bias;
+    int n_logit_bias;        /* up to AL_LIMIT_LOGIT_BIAS */
+};
+
+struct al_engine_logit_bias {
+    int32_t token;
+    float bias;
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, on_submitted NULL. */
+ * n_probs 0, on_probs NULL, on_submitted NULL, no logit_bias. */
 struct al_engine_gen_params al_engine_gen_params_default(void);
 
 enum al_engine_finish {
@@ -336,6 +346,8 @@ struct al_engine_gen_result {
     double gen_ms;     /* first token sampled to the end */
     double ttft_ms;    /* submit to the first token sampled */
     const char *error; /* with AL_ENGINE_FINISH_ERROR: what failed; valid during the callback */
+    int stop_word;     /* with AL_ENGINE_FINISH_STOP: the stop string that ended it (its index in
+                        * params.stop), or -1 (an end-of-generation token) */
 };
 
 /* Called with new text: one token's piece, or several once a held-back part

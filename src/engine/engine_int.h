@@ -112,8 +112,9 @@ void al_engine_stops_release(struct al_engine_stops *st);
 /* Looks for a stop string in text[0..len). Returns the offset of the earliest
  * match, or -1; with no match, *hold gets how many trailing bytes must be held
  * back because they begin some stop string (or an incomplete UTF-8
- * character), so that only text[0..len-*hold) may be emitted. */
-long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold);
+ * character), so that only text[0..len-*hold) may be emitted. On a match,
+ * *which is the index of the stop string found. */
+long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold, int *which);
 
 /* Fills out with the log-probability of tok and the k most likely tokens of
  * logits[0..n_vocab) (softmax over raw logits), into the caller's ids and lps

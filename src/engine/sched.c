@@ -63,6 +63,7 @@ struct al_engine_req {
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
+    int stop_word;             /* the stop string that ended it, or -1 */
     struct al_engine_req *next; /* queue link */
 };
 
@@ -150,7 +151,8 @@ static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struc
                        const char *error)
 {
     double now = al_engine_now_ms();
-    struct al_engine_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
+    struct al_engine_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error,
+                                       .stop_word = why == AL_ENGINE_FINISH_STOP ? r->stop_word : -1};
     if (sl) {
         res.n_cached = sl->n_cached;
         res.n_gen = sl->n_gen;
@@ -332,7 +334,7 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
     sl->n_pending += (size_t)n;
 
     size_t hold = 0;
-    long at = al_engine_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
+    long at = al_engine_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold, &r->stop_word);
     if (at >= 0) {
         emit(sl, (size_t)at, tok);
         sl->n_pending = 0;
@@ -781,6 +783,7 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
     atomic_init(&r->cancel, false);
     r->s = s;
     r->t_submit = al_engine_now_ms();
+    r->stop_word = -1;
     r->max_tokens = p->max_tokens;
     r->cache_prompt = p->cache_prompt;
     r->on_token = on_token;

@@ -64,7 +64,16 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
+    struct al_engine_logit_bias *bias = NULL;
+    if (al_server_logit_bias_from_json(body, al_serve_lease_engine(h->lease), &bias, &go->params.n_logit_bias,
+                                       &err) != AL_OK) {
+        free(grammar);
+        al_engine_chat_free(go->chat);
+        return al_http_reply_rc(h, &err, "logit_bias");
+    }
+    go->params.logit_bias = bias;
     if (!al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;
@@ -75,6 +84,7 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     const char *n_why = NULL;
     if (jn && !json_is_null(jn)) {
         if (!json_is_integer(jn) || json_integer_value(jn) < 1 || json_integer_value(jn) > AL_LIMIT_CHOICES) {
+            free(bias);
             free(grammar);
             al_engine_chat_free(go->chat);
             return al_http_reply_error(h, 400, "invalid_request_error", "n", "limit",
@@ -89,6 +99,7 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     else if (!n_why && go->n > 1 && go->kind == AL_SERVER_GEN_RESPONSES)
         n_why = "above 1 is not supported on /v1/responses";
     if (n_why) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL, "'n' %s", n_why);
@@ -97,12 +108,14 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     /* A formatter's fields of the request (llama-server's generation_settings). */
     if (go->fmt && go->fmt->extra && !(go->extra = go->fmt->extra(go))) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     }
     res = al_server_gen_run(h, go);
     json_decref(go->extra);
+    free(bias);
     free(grammar);
     return res;
 }
@@ -113,9 +126,29 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     json_t *jp = json_object_get(body, "prompt");
     if (json_is_array(jp) && json_array_size(jp) == 1)
         jp = json_array_get(jp, 0);
-    if (!json_is_string(jp))
+    /* An array of strings: one choice a prompt, its index the prompt's. */
+    const char *prompts[AL_LIMIT_PROMPTS];
+    int n_prompts = 0;
+    if (json_is_array(jp) && json_array_size(jp) > AL_LIMIT_PROMPTS)
+        return al_http_reply_error(h, 400, "invalid_request_error", "prompt", "limit",
+                                   "'prompt' has %zu prompts; at most %d are allowed (AL_LIMIT_PROMPTS)",
+                                   json_array_size(jp), AL_LIMIT_PROMPTS);
+    size_t i;
+    json_t *v;
+    json_array_foreach(jp, i, v)
+    {
+        if (!json_is_string(v))
+            return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
+                                       "'prompt' must be a string or an array of strings");
+        prompts[n_prompts++] = json_string_value(v);
+    }
+    if (!json_is_string(jp) && n_prompts < 2)
         return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
-                                   "'prompt' must be a string (or an array of one string)");
+                                   "'prompt' must be a string or an array of strings");
+    json_t *jn = json_object_get(body, "n");
+    if (n_prompts > 1 && json_is_integer(jn) && json_integer_value(jn) > 1)
+        return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL,
+                                   "'n' above 1 cannot be combined with several prompts");
     if (json_is_true(json_object_get(body, "echo")))
         return al_http_reply_error(h, 400, "invalid_request_error", "echo", NULL, "'echo' is not supported");
     json_t *sfx = json_object_get(body, "suffix");
@@ -130,7 +163,12 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
         return al_http_reply_error(h, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
     if (!al_http_lease(h, body, &res))
         return res;
-    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION, .prompt = json_string_value(jp)};
+    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION,
+                                    .prompt = n_prompts ? prompts[0] : json_string_value(jp),
+                                    .prompts = n_prompts ? prompts : NULL, .n_prompts = n_prompts};
+    for (int k = 1; k < n_prompts; k++) /* the first is checked with the parameters */
+        if (!al_server_prompt_fits(h, prompts[k], "prompt", &res))
+            return res;
     if (!al_server_read_stream(h, body, &go, &res))
         return res;
     if (h->srv->o.audit_text && !(h->prompt = strdup(go.prompt)))

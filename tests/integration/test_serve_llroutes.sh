@@ -130,8 +130,8 @@ code "$CHAT" POST /completion "{$S}" >/dev/null; [ "$(body 'd["content"]')" = "$
 [ "$(body 'd["completion_probabilities"][0]["bytes"] == list(d["completion_probabilities"][0]["token"].encode())')" = True ] ||
     fail "n_probs bytes: $(cat "$T/body")"
 [ "$(code "$CHAT" POST /completion '{"prompt":"x","n_probs":21}')" = 400 ] || fail "n_probs 21: $(cat "$T/body")"
-# Refused: other prompt shapes, batches, multimodal data, bad n_predict, over the cap of max_tokens.
-for bad in '{"prompt":["a","b"]}' '{"prompt":[1,"a"]}' '{"prompt":7}' '{}' '{"prompt":[1,-2]}' \
+# Refused: other prompt shapes, multimodal data, bad n_predict, over the cap of max_tokens.
+for bad in '{"prompt":7}' '{}' '{"prompt":[1,-2]}' \
     '{"prompt":{"prompt_string":"x","multimodal_data":"aGk="}}' '{"prompt":"x","n_predict":0}' \
     '{"prompt":"x","n_predict":"5"}' '{"prompt":"x","n_predict":100000000}' '{"prompt":"x","stream":"yes"}' \
     '{"prompt":"x","temperature":9}'; do
