@@ -380,8 +380,13 @@ enum al_rc al_bundle_import_oci(struct al_repo *r, const char *src, const struct
         rc = al_err_set(err, AL_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
         goto out;
     }
-    snprintf(im.source, sizeof im.source, "%s:%s%s%s", s.archive ? "oci-archive" : "oci", abs, ref[0] ? ":" : "",
-             ref);
+    int sn = snprintf(im.source, sizeof im.source, "%s:%s%s%s", s.archive ? "oci-archive" : "oci", abs,
+                      ref[0] ? ":" : "", ref);
+    if (sn < 0 || (size_t)sn >= sizeof im.source) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "the source '%s' is too long to record (at most %zu bytes)", path,
+                        sizeof im.source - 1);
+        goto out;
+    }
     snprintf(res->source, sizeof res->source, "%s", im.source);
     if ((rc = al_imp_lock(&im, err)))
         goto out;
