@@ -54,7 +54,7 @@ enum {
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
-    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS,
+    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS, O_SLOTS, O_NO_SLOTS,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -86,7 +86,8 @@ static const struct option opts[] = {
     {"registry", no_argument, NULL, O_REGISTRY}, {"registry-sign", required_argument, NULL, O_REGISTRY_SIGN},
     {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
     {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
-    {"cors-origins", required_argument, NULL, O_CORS},
+    {"cors-origins", required_argument, NULL, O_CORS}, {"slots", no_argument, NULL, O_SLOTS},
+    {"no-slots", no_argument, NULL, O_NO_SLOTS},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -100,6 +101,8 @@ static void usage(void)
            "  POST /apply-template (llama-server's: the chat's prompt)          chat\n"
            "  GET  /props (llama-server's: context, slots, defaults, template)  chat\n"
            "  POST /completion (llama-server's native completion)               chat\n"
+           "  POST /infill (llama-server's: fill in the middle, FIM models)      chat\n"
+           "  GET  /slots (llama-server's: the sequences, busy or idle)          admin\n"
            "  POST /v1/embeddings                                               embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
            "  POST /chat/completions /completions /responses (no /v1: aliases)  chat\n"
@@ -124,6 +127,8 @@ static void usage(void)
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
            "  --no-webui           serve no web chat at / (404; config: \"webui\": false)\n"
+           "  --slots, --no-slots  serve GET /slots, or answer it 501 (default: served; config:\n"
+           "                       \"slots\": false)\n"
            "  --cors-origins LIST  comma-separated origins (http://localhost:5173) whose browser pages\n"
            "                       may call the API, '*' for any; OPTIONS preflights from them are\n"
            "                       answered, others refused (default: none, no CORS headers)\n"
@@ -207,6 +212,8 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
         case O_NO_WEBUI: c->server.no_webui = true; break;
+        case O_SLOTS: c->server.no_slots = false; break;
+        case O_NO_SLOTS: c->server.no_slots = true; break;
         case O_REGISTRY: c->server.registry = true; break;
         case O_REGISTRY_SIGN: snprintf(c->registry_sign, sizeof c->registry_sign, "%s", optarg); break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;

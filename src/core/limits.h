@@ -53,6 +53,8 @@
 #define AL_LIMIT_TOOL_NAME       64               /* a function's name (OpenAI's: [A-Za-z0-9_-]{1,64}) */
 #define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
 #define AL_LIMIT_CHOICES         8                /* choices one completion may ask for ('n') */
+#define AL_LIMIT_INFILL_EXTRA    256              /* input_extra chunks (files) of one /infill request */
+#define AL_LIMIT_INFILL_FILENAME 1024u            /* bytes of one input_extra chunk's filename */
 
 /* benchmark and validation suites (src/suite, src/bench, src/loadgen) */
 #define AL_LIMIT_SUITE_FILE      (16u << 20)      /* a suite, golden, recording or bench report JSON */

@@ -566,6 +566,7 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     out->n_ctx_train = llama_model_n_ctx_train(m->model);
     out->n_ctx = m->n_ctx_seq;
     out->n_seq = m->params.n_seq;
+    out->n_batch = m->params.n_batch;
     out->n_vocab = llama_vocab_n_tokens(m->vocab);
     out->n_embd = llama_model_n_embd_out(m->model);
     out->n_layer = llama_model_n_layer(m->model);
@@ -618,6 +619,17 @@ enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *t
     }
     return al_err_set(err, AL_ERR_LIMIT, "the text is over the cap of %d tokens (AL_LIMIT_PROMPT_TOKENS)",
                       AL_LIMIT_PROMPT_TOKENS);
+}
+
+void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out)
+{
+    const struct llama_vocab *v = m->vocab;
+    out->pre = llama_vocab_fim_pre(v);
+    out->suf = llama_vocab_fim_suf(v);
+    out->mid = llama_vocab_fim_mid(v);
+    out->rep = llama_vocab_fim_rep(v);
+    out->sep = llama_vocab_fim_sep(v);
+    out->bos = llama_vocab_get_add_bos(v) ? llama_vocab_bos(v) : -1;
 }
 
 enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text, size_t len,

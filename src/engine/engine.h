@@ -172,6 +172,7 @@ struct al_engine_model_info {
     int n_ctx_train;        /* context the model was trained with */
     int n_ctx;              /* context per sequence of the scheduler */
     int n_seq;              /* parallel sequences */
+    int n_batch;            /* most tokens in one llama_decode */
     int n_vocab;
     int n_embd;             /* length of an embedding vector */
     int n_layer;
@@ -255,6 +256,17 @@ enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct a
                                  size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
                                  char **out, struct al_err *err);
 
+/* The model's fill-in-the-middle tokens, as llama.cpp reads them from the
+ * GGUF (tokenizer.ggml.fim_*_token_id, or found by their text such as
+ * "<|fim_prefix|>"); -1 where the model has none. bos is the BOS token when
+ * the model asks for one at the start of a prompt, else -1. */
+struct al_engine_fim {
+    int32_t pre, suf, mid; /* all three: the model can fill in the middle */
+    int32_t rep, sep;      /* optional: repository name, file separator */
+    int32_t bos;
+};
+void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out);
+
 /* ---- generation ---- */
 
 #define AL_ENGINE_SEED_RANDOM UINT32_MAX
@@ -306,6 +318,12 @@ struct al_engine_gen_params {
      * none. Read during al_engine_submit only. With a tool-call grammar,
      * grammar must be NULL. */
     const struct al_engine_chat *chat;
+    /* Non-NULL: the prompt is these n_prompt_tokens token ids as they are
+     * (no BOS added, no text read; the prompt argument is ignored), each
+     * checked against the vocabulary (AL_ERR_INVALID). Read during
+     * al_engine_submit only. */
+    const int32_t *prompt_tokens;
+    size_t n_prompt_tokens;
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
@@ -388,6 +406,11 @@ struct al_engine_stats {
 };
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out);
+
+/* Whether each sequence is busy with a request now (reading its prompt or
+ * generating): busy[i] for i below the count returned, n_seq or cap if
+ * fewer. Any thread; takes the scheduler's lock briefly. */
+int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap);
 
 /* ---- embeddings ---- */
 

@@ -186,13 +186,14 @@ static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engi
     if ((why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH) && sl->n_pending > 0)
         emit(sl, sl->n_pending, sl->next); /* no stop string came: what was held back is text */
     sl->n_pending = 0;
-    sl->req = NULL;
     sl->generating = false;
     sl->last_used = ++s->clock;
     if (why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH)
         s->step_finished++;
-    /* Free before on_done, so that stats read from on_done's waiter agree. */
+    /* Free before on_done, so that stats read from on_done's waiter agree.
+     * sl->req is written under the lock (read so by al_engine_seq_busy). */
     pthread_mutex_lock(&s->lock);
+    sl->req = NULL;
     s->n_active--;
     pthread_mutex_unlock(&s->lock);
     finish_req(s, r, sl, why, error);
@@ -758,6 +759,24 @@ static enum al_rc stops_and_chat(struct al_engine_req *r, const struct al_engine
     return al_engine_stops_init(&r->stops, all, n, err);
 }
 
+/* A prompt given as tokens (p->prompt_tokens): copied, each id checked. */
+static enum al_rc prompt_copy(const struct al_engine_sched *s, const struct al_engine_gen_params *p,
+                              struct al_engine_req *r, struct al_err *err)
+{
+    if (p->n_prompt_tokens > AL_LIMIT_PROMPT_TOKENS)
+        return al_err_set(err, AL_ERR_LIMIT, "a prompt of %zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)",
+                          p->n_prompt_tokens, AL_LIMIT_PROMPT_TOKENS);
+    for (size_t i = 0; i < p->n_prompt_tokens; i++)
+        if (p->prompt_tokens[i] < 0 || p->prompt_tokens[i] >= s->n_vocab)
+            return al_err_set(err, AL_ERR_INVALID, "prompt token %d is not in the vocabulary of %d tokens",
+                              (int)p->prompt_tokens[i], s->n_vocab);
+    if (!(r->prompt = malloc((p->n_prompt_tokens ? p->n_prompt_tokens : 1) * sizeof *r->prompt)))
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
+    memcpy(r->prompt, p->prompt_tokens, p->n_prompt_tokens * sizeof *r->prompt);
+    r->n_prompt = (int)p->n_prompt_tokens;
+    return AL_OK;
+}
+
 static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                          al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
                          al_engine_submitted_cb **submitted, struct al_err *err)
@@ -788,8 +807,11 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->on_probs = p->on_probs;
         r->probs_ud = p->probs_ud;
     }
-    rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
-                                &r->n_prompt, err);
+    if (p->prompt_tokens)
+        rc = prompt_copy(s, p, r, err);
+    else
+        rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
+                                    &r->n_prompt, err);
     if (rc)
         goto fail;
     if (r->n_prompt == 0) {
@@ -878,4 +900,15 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
     out->tokens_gen = atomic_load(&s->tokens_gen);
     out->requests_done = atomic_load(&s->requests_done);
     out->decode_calls = atomic_load(&s->decode_calls);
+}
+
+int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap)
+{
+    struct al_engine_sched *s = m->sched;
+    int n = s->n_seq < cap ? s->n_seq : cap;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < n; i++)
+        busy[i] = s->slots[i].req != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }

@@ -7,6 +7,7 @@
  *   http_access.c  the caller (key, client certificate) and its scopes
  *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
  *   routes_llama.c llama-server's native /completion
+ *   routes_infill.c llama-server's /infill (fill in the middle) and /slots
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
@@ -210,6 +211,12 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
 /* llama-server's native POST /completion (its shapes, the same generation). */
 enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body);
+/* The shapes of /completion's answers, for /infill (routes_infill.c). */
+const struct al_server_gen_fmt *al_server_native_fmt(void);
+/* llama-server's POST /infill: fill in the middle with the model's FIM tokens. */
+enum MHD_Result al_server_route_infill(struct al_http_req *h, json_t *body);
+/* llama-server's GET /slots: one object per sequence (serve --no-slots: 501). */
+enum MHD_Result al_server_route_slots(struct al_http_req *h, json_t *body);
 /* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
 enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
@@ -317,6 +324,8 @@ struct al_server_gen_opts {
     json_t *extra;         /* handed to fmt's done and whole (borrowed; gen.c keeps a reference) */
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
+    const int32_t *prompt_tokens; /* non-NULL: the prompt as token ids (/infill), prompt unused */
+    size_t n_prompt_tokens;
 };
 
 /* routes_gen.c: reads "stream" and "stream_options" of body into go; false

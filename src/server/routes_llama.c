@@ -92,6 +92,11 @@ static json_t *native_settings(const struct al_server_gen_opts *go)
 static const struct al_server_gen_fmt native_fmt = {"text/event-stream", native_piece, native_done, native_whole,
                                                     native_settings};
 
+const struct al_server_gen_fmt *al_server_native_fmt(void)
+{
+    return &native_fmt;
+}
+
 /* A prompt given as token ids, as text the engine tokenizes back to them:
  * special tokens rendered (and read again, parse_special), the BOS the
  * engine adds itself left out. *out is malloc'd; false with the error queued. */

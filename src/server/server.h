@@ -89,6 +89,7 @@ struct al_server_opts {
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
     bool no_webui;           /* no web chat at / (404); served by default */
+    bool no_slots;           /* GET /slots answers 501 (llama-server's --no-slots); served by default */
     bool registry;           /* serve the store (home) read-only under /v2/, the OCI distribution
                                 API's pull half (routes_registry.c); off: /v2/ is 404 */
     /* With registry: makes the signed view of the stored version ref
