@@ -219,6 +219,8 @@ enum MHD_Result al_server_route_infill(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_slots(struct al_http_req *h, json_t *body);
 /* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
 enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
+/* llama-server's POST /v1/chat/completions/input_tokens: {"input_tokens": N}. */
+enum MHD_Result al_server_route_chat_tokens(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
@@ -328,6 +330,9 @@ struct al_server_gen_opts {
     size_t n_prompt_tokens;
 };
 
+/* routes_gen.c: whether body's continue_final_message asks the answer to go
+ * on from the last (assistant) message; checked with the messages. */
+bool al_server_chat_continues(json_t *body);
 /* routes_gen.c: reads "stream" and "stream_options" of body into go; false
  * with the 400 queued in *res. */
 bool al_server_read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res);

@@ -12,6 +12,7 @@
  * (metrics, audit), so an alias is no new route to watch. */
 static const struct al_http_route al_http_routes[] = {
     {"POST", "/v1/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/v1/chat/completions/input_tokens", false, "chat", true, false, al_server_route_chat_tokens},
     {"POST", "/v1/responses", false, "chat", true, true, al_server_route_responses},
     {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
@@ -19,6 +20,7 @@ static const struct al_http_route al_http_routes[] = {
     {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
     /* aliases without /v1 (route_label gives them the /v1 label) */
     {"POST", "/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/chat/completions/input_tokens", false, "chat", true, false, al_server_route_chat_tokens},
     {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
     {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
