@@ -621,6 +621,24 @@ enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *t
                       AL_LIMIT_PROMPT_TOKENS);
 }
 
+enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
+                                     int *n_out, struct al_err *err)
+{
+    int n_vocab = llama_vocab_n_tokens(vocab);
+    if (n > AL_LIMIT_PROMPT_TOKENS)
+        return al_err_set(err, AL_ERR_LIMIT, "a prompt of %zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)", n,
+                          AL_LIMIT_PROMPT_TOKENS);
+    for (size_t i = 0; i < n; i++)
+        if (t[i] < 0 || t[i] >= n_vocab)
+            return al_err_set(err, AL_ERR_INVALID, "prompt token %d is not in the vocabulary of %d tokens", (int)t[i],
+                              n_vocab);
+    if (!(*out = malloc((n ? n : 1) * sizeof **out)))
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory copying a prompt of %zu tokens", n);
+    memcpy(*out, t, n * sizeof **out);
+    *n_out = (int)n;
+    return AL_OK;
+}
+
 void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out)
 {
     const struct llama_vocab *v = m->vocab;

@@ -56,6 +56,10 @@ void al_engine_llama_clear_error(void);
 enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *text, size_t len,
                                   bool add_special, bool parse_special, llama_token **out,
                                   int *n_out, struct al_err *err);
+/* Copies n token ids into a malloc'd array, each checked against the
+ * vocabulary (AL_ERR_INVALID), n against AL_LIMIT_PROMPT_TOKENS. */
+enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
+                                     int *n_out, struct al_err *err);
 
 /* ---- sched.c ---- */
 enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched **out, struct al_err *err);

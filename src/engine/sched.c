@@ -759,24 +759,6 @@ static enum al_rc stops_and_chat(struct al_engine_req *r, const struct al_engine
     return al_engine_stops_init(&r->stops, all, n, err);
 }
 
-/* A prompt given as tokens (p->prompt_tokens): copied, each id checked. */
-static enum al_rc prompt_copy(const struct al_engine_sched *s, const struct al_engine_gen_params *p,
-                              struct al_engine_req *r, struct al_err *err)
-{
-    if (p->n_prompt_tokens > AL_LIMIT_PROMPT_TOKENS)
-        return al_err_set(err, AL_ERR_LIMIT, "a prompt of %zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)",
-                          p->n_prompt_tokens, AL_LIMIT_PROMPT_TOKENS);
-    for (size_t i = 0; i < p->n_prompt_tokens; i++)
-        if (p->prompt_tokens[i] < 0 || p->prompt_tokens[i] >= s->n_vocab)
-            return al_err_set(err, AL_ERR_INVALID, "prompt token %d is not in the vocabulary of %d tokens",
-                              (int)p->prompt_tokens[i], s->n_vocab);
-    if (!(r->prompt = malloc((p->n_prompt_tokens ? p->n_prompt_tokens : 1) * sizeof *r->prompt)))
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
-    memcpy(r->prompt, p->prompt_tokens, p->n_prompt_tokens * sizeof *r->prompt);
-    r->n_prompt = (int)p->n_prompt_tokens;
-    return AL_OK;
-}
-
 static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                          al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
                          al_engine_submitted_cb **submitted, struct al_err *err)
@@ -808,7 +790,7 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->probs_ud = p->probs_ud;
     }
     if (p->prompt_tokens)
-        rc = prompt_copy(s, p, r, err);
+        rc = al_engine_tokens_copy_int(m->vocab, p->prompt_tokens, p->n_prompt_tokens, &r->prompt, &r->n_prompt, err);
     else
         rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
                                     &r->n_prompt, err);
