@@ -34,7 +34,7 @@ struct toks {
 
 static void toks_add(struct toks *t, const int32_t *v, size_t n)
 {
-    if (t->over || t->nomem)
+    if (n == 0 || t->over || t->nomem) /* v may be NULL when n is 0 */
         return;
     if (t->n + n > AL_LIMIT_PROMPT_TOKENS) {
         t->over = true;
@@ -167,11 +167,13 @@ static enum al_rc infill_tokens(struct al_engine_model *m, const struct al_engin
         long suf_take = (long)suf.n < suf_room ? (long)suf.n : suf_room > 0 ? suf_room : 0;
         long extra_room = info.n_ctx - nb - 2 * np;
         long extra_take = (long)extra.n < extra_room ? (long)extra.n : extra_room > 0 ? extra_room : 0;
-        toks_add(out, extra.v + extra.n - (size_t)extra_take, (size_t)extra_take);
+        if (extra_take > 0)
+            toks_add(out, extra.v + extra.n - (size_t)extra_take, (size_t)extra_take);
         if (fim->bos >= 0)
             toks_add1(out, fim->bos);
         toks_add1(out, fim->pre);
-        toks_add(out, pre.v + pre.n - (size_t)pre_take, (size_t)pre_take);
+        if (pre_take > 0)
+            toks_add(out, pre.v + pre.n - (size_t)pre_take, (size_t)pre_take);
         toks_add(out, prompt.v, prompt.n);
         toks_add1(out, fim->suf);
         toks_add(out, suf.v, (size_t)suf_take);

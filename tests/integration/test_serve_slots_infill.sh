@@ -50,6 +50,10 @@ post /infill "$(req)"
 post /infill "$(req '{"prompt": null}' | python3 -c 'import json,sys; d=json.load(sys.stdin); del d["prompt"]; print(json.dumps(d))')"
 expect_code 200
 [ "$(jq_py 'd["tokens_evaluated"]')" = $((NP + NS + 4)) ] || fail "infill without prompt: $BODY"
+# all empty: [BOS] [PRE] [SUF] [MID]
+post /infill '{"input_prefix": "", "input_suffix": "", "n_predict": 2}'
+expect_code 200
+[ "$(jq_py 'd["tokens_evaluated"]')" = 4 ] || fail "empty infill: $BODY"
 # text that spells a special token stays text (the prefix is not read for specials)
 post /infill "$(req '{"input_prefix": "<s></s>"}')"
 expect_code 200
