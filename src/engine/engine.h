@@ -288,6 +288,13 @@ struct al_engine_token_probs {
  * during the call only. */
 typedef void al_engine_probs_cb(void *ud, const struct al_engine_token_probs *tp);
 
+/* Called on the worker thread as a request reads its prompt (llama-server's
+ * return_progress): once when it gets its sequence (processed == cache, the
+ * tokens reused from the KV cache), then after each decode step that read
+ * some of its prompt, the last with processed == total. ms: since the
+ * sequence was assigned. */
+typedef void al_engine_progress_cb(void *ud, int total, int cache, int processed, double ms);
+
 struct al_engine_gen_params {
     int max_tokens;          /* < 0: until the sequence's context is full */
     float temperature;       /* <= 0: greedy (deterministic) */
@@ -324,6 +331,8 @@ struct al_engine_gen_params {
      * al_engine_submit only. */
     const int32_t *prompt_tokens;
     size_t n_prompt_tokens;
+    al_engine_progress_cb *on_progress; /* NULL: none */
+    void *progress_ud;
 };
 
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,

@@ -15,6 +15,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <llama.h>
 
@@ -47,6 +48,9 @@ enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_c
 
 /* Monotonic clock in milliseconds. */
 double al_engine_now_ms(void);
+/* CLOCK_MONOTONIC ms from now, for pthread_cond_timedwait on a condition
+ * set to that clock. */
+struct timespec al_engine_ms_from_now(double ms);
 
 /* The thread's last error line from llama.cpp's log ("" when none). */
 const char *al_engine_llama_last_error(void);

@@ -60,6 +60,8 @@ struct al_engine_req {
     int n_probs;               /* > 0 with on_probs: log-probabilities per token */
     al_engine_probs_cb *on_probs;
     void *probs_ud;
+    al_engine_progress_cb *on_progress;
+    void *progress_ud;
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
@@ -248,6 +250,8 @@ static void slot_start(struct al_engine_sched *s, struct slot *sl)
     sl->generating = false;
     sl->t_start = al_engine_now_ms();
     sl->t_first = 0;
+    if (r->on_progress)
+        r->on_progress(r->progress_ud, r->n_prompt, keep, keep, 0);
     sl->order = ++s->n_assigned;
     atomic_fetch_add(&s->tokens_cached, (uint64_t)keep);
 }
@@ -412,6 +416,9 @@ static void commit_batch(struct al_engine_sched *s)
                        (size_t)sl->n_batch_tokens * sizeof(llama_token));
                 sl->n_cache += sl->n_batch_tokens;
                 sl->n_fed += sl->n_batch_tokens;
+                if (sl->req->on_progress)
+                    sl->req->on_progress(sl->req->progress_ud, sl->req->n_prompt, sl->n_cached, sl->n_fed,
+                                         al_engine_now_ms() - sl->t_start);
             }
         }
         used += (uint64_t)sl->n_cache;
@@ -433,16 +440,6 @@ static void fail_batch(struct al_engine_sched *s, int ret)
         sl->n_cache = 0;
         slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
     }
-}
-
-static struct timespec ms_from_now(double ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long ns = ts.tv_nsec + (long)(ms * 1e6);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    return ts;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -485,7 +482,7 @@ static void admit_wait(struct al_engine_sched *s)
         double ms = s->admit(s->admit_ud, &ai);
         if (!(ms > 0))
             break;
-        struct timespec ts = ms_from_now(ms);
+        struct timespec ts = al_engine_ms_from_now(ms);
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
     }
 }
@@ -789,6 +786,8 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->on_probs = p->on_probs;
         r->probs_ud = p->probs_ud;
     }
+    r->on_progress = p->on_progress;
+    r->progress_ud = p->progress_ud;
     if (p->prompt_tokens)
         rc = al_engine_tokens_copy_int(m->vocab, p->prompt_tokens, p->n_prompt_tokens, &r->prompt, &r->n_prompt, err);
     else

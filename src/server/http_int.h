@@ -326,6 +326,7 @@ struct al_server_gen_opts {
     json_t *extra;         /* handed to fmt's done and whole (borrowed; gen.c keeps a reference) */
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
+    bool progress;         /* return_progress: prompt_progress chunks in a stream (OpenAI's shapes) */
     const int32_t *prompt_tokens; /* non-NULL: the prompt as token ids (/infill), prompt unused */
     size_t n_prompt_tokens;
 };

@@ -93,6 +93,8 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL, "'n' %s", n_why);
     }
+    /* llama-server's return_progress: how far a streamed request has read its prompt. */
+    go->progress = json_is_true(json_object_get(body, "return_progress"));
     json_t *jm = json_object_get(body, "model");
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     /* A formatter's fields of the request (llama-server's generation_settings). */

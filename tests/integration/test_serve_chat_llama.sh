@@ -3,9 +3,10 @@
 # token count (/v1/chat/completions/input_tokens), continue_final_message
 # (the answer goes on from the last assistant message; refused with
 # add_generation_prompt, as llama-server refuses it), two assistant messages
-# at the end refused, and --reasoning off (enable_thinking false in the
-# template). Real server on loopback, curl, the fixture model, a Jinja
-# template of our own so that each prompt is known exactly.
+# at the end refused, --reasoning off (enable_thinking false in the
+# template) and return_progress (prompt_progress chunks per batch). Real
+# server on loopback, curl, the fixture model, a Jinja template of our own
+# so that each prompt is known exactly.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 command -v curl >/dev/null || skip_test "curl missing"
@@ -80,3 +81,40 @@ post /apply-template "{$MSGS}"
 [ "$CODE" = 200 ] && [ "$(jq_py 'd["prompt"]')" = $'[system] Be brief\n[user] Once upon a time\nStory:' ] ||
     fail "--reasoning on: $BODY"
 ok "--reasoning off renders the template with enable_thinking false"
+serve_stop
+
+# ---- 4. return_progress: prompt_progress chunks while a stream reads its prompt ----
+serve_start stories --port 0 --batch 16 --parallel 1
+PB=$(python3 -c 'import json; print(json.dumps({"messages": [{"role": "user", "content": "This is a test" * 10}], "max_tokens": 2, "stream": True, "return_progress": True, "stream_options": {"include_usage": True}}))')
+check_progress() { # FILE REUSED: llama-server's sequence of progress chunks
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+ev = [json.loads(l[6:]) for l in open(sys.argv[1]) if l.startswith("data: {")]
+pp = [e["prompt_progress"] for e in ev if "prompt_progress" in e]
+usage = [e["usage"] for e in ev if e.get("usage")][0]
+assert all(e["choices"] == [] for e in ev if "prompt_progress" in e), ev
+total = usage["prompt_tokens"]
+assert pp and all(p["total"] == total for p in pp), (pp, usage)
+assert pp[0]["cache"] == pp[0]["processed"], pp
+assert all(p["cache"] == pp[0]["cache"] for p in pp), pp
+assert all(b["processed"] > a["processed"] for a, b in zip(pp, pp[1:])), pp
+assert pp[-1]["processed"] == total, pp
+new = total - pp[0]["cache"]
+assert len(pp) == 1 + (new + 15) // 16, (len(pp), new, pp)
+assert (pp[0]["cache"] > 0) == (sys.argv[2] == "1"), pp
+# progress comes before the answer's text
+first_text = next(i for i, e in enumerate(ev) if e["choices"] and e["choices"][0]["delta"].get("content"))
+assert max(i for i, e in enumerate(ev) if "prompt_progress" in e) < first_text, ev
+PY
+}
+curl -sN -d "$PB" "$BASE/v1/chat/completions" >"$T/p1"
+check_progress "$T/p1" 0 || fail "progress, fresh: $(cat "$T/p1")"
+curl -sN -d "$PB" "$BASE/v1/chat/completions" >"$T/p2"
+check_progress "$T/p2" 1 || fail "progress, prompt reused: $(cat "$T/p2")"
+# without it, or not streamed: no progress
+curl -sN -d "$(printf '%s' "$PB" | sed 's/"return_progress": true/"return_progress": false/')" "$BASE/v1/chat/completions" >"$T/p3"
+! grep -q prompt_progress "$T/p3" || fail "progress without return_progress"
+post /v1/chat/completions "$(printf '%s' "$PB" | sed 's/"stream": true/"stream": false/')"
+expect_code 200
+! grep -q prompt_progress <<<"$BODY" || fail "progress in a whole answer"
+ok "return_progress streams prompt_progress per batch of the prompt, as llama-server"
