@@ -130,4 +130,16 @@ serve_start fim --port 0 --no-slots
 code=$(curl -s -o "$T/body" -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$BASE/slots")
 [ "$code" = 501 ] || fail "--no-slots: $code $(cat "$T/body")"
 qgrep "does not support slots endpoint" "$T/body" || fail "--no-slots message: $(cat "$T/body")"
-ok "/slots lists the sequences under the admin scope; --no-slots answers 501"
+serve_stop
+# the config file's "slots": false is --no-slots; --slots wins over it
+printf '{"slots": false}\n' >"$T/noslots.json"
+serve_start fim --port 0 --config "$T/noslots.json"
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$BASE/slots")" = 501 ] || fail "config slots false"
+serve_stop
+serve_start fim --port 0 --config "$T/noslots.json" --slots
+[ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $ADMIN" "$BASE/slots")" = 200 ] || fail "--slots over the config"
+serve_stop
+printf '{"slots": "no"}\n' >"$T/bad.json"
+airlock serve fim --port 0 --config "$T/bad.json" >"$T/out" 2>&1 && fail "config slots \"no\" accepted"
+qgrep "slots" "$T/out" || fail "config slots \"no\": $(cat "$T/out")"
+ok "/slots lists the sequences under the admin scope; --no-slots (config \"slots\": false) answers 501"
