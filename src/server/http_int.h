@@ -5,7 +5,7 @@
  *   http.c         daemon, listening, the request's life, the finish path
  *   routes.c       the route table: method, path, scope, limits, handler
  *   http_access.c  the caller (key, client certificate) and its scopes
- *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template, input_tokens
  *   routes_llama.c llama-server's native /completion
  *   routes_infill.c llama-server's /infill (fill in the middle) and /slots
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions

@@ -2,7 +2,8 @@
  * routes_gen.c: POST /v1/chat/completions and POST /v1/completions. Both read
  * their prompt and parameters here and hand the generation to gen.c. And
  * llama-server's POST /apply-template: the chat's prompt, rendered as a chat
- * completion would render it, without generating.
+ * completion would render it, without generating; and its
+ * /v1/chat/completions/input_tokens: that prompt's token count.
  */
 #include "server/http_int.h"
 
