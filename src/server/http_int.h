@@ -303,6 +303,8 @@ enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_
 
 /* ---- responses.c: the Responses API over the chat path ---- */
 enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body);
+/* llama-server's POST /v1/responses/input_tokens: {"input_tokens": N}. */
+enum MHD_Result al_server_route_responses_tokens(struct al_http_req *h, json_t *body);
 /* The response object: text (len bytes) or, with tools, parsed (the
  * engine's parsed message, borrowed; may be NULL). */
 json_t *al_server_responses_object(const char *id, long long created, const char *model, const char *text, size_t len,

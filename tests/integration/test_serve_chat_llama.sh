@@ -33,7 +33,14 @@ post /v1/chat/completions/input_tokens '{"messages":[]}'
 expect_code 400
 post /v1/chat/completions/input_tokens '{"messages":[{"role":"user","content":7}]}'
 expect_code 400
-ok "/v1/chat/completions/input_tokens counts the chat's prompt tokens"
+# the Responses API's: the same conversation as instructions and input
+post /v1/responses/input_tokens '{"instructions":"Be brief","input":"Once upon a time"}'
+[ "$CODE" = 200 ] && [ "$(jq_py 'd["input_tokens"]')" = "$N" ] || fail "responses input_tokens (want $N): $BODY"
+post /responses/input_tokens '{"input":"x","previous_response_id":"resp_1"}'
+expect_code 400
+post /v1/responses/input_tokens '{"input":7}'
+expect_code 400
+ok "/v1/chat/completions/input_tokens and /v1/responses/input_tokens count the prompt's tokens"
 
 # ---- 2. continue_final_message ----
 PRE='"messages":[{"role":"user","content":"Tell a story"},{"role":"assistant","content":"Once"}]'
