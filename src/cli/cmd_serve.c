@@ -54,7 +54,7 @@ enum {
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
-    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS,
+    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS, O_SLOTS, O_NO_SLOTS, O_REASONING,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -86,7 +86,8 @@ static const struct option opts[] = {
     {"registry", no_argument, NULL, O_REGISTRY}, {"registry-sign", required_argument, NULL, O_REGISTRY_SIGN},
     {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
     {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
-    {"cors-origins", required_argument, NULL, O_CORS},
+    {"cors-origins", required_argument, NULL, O_CORS}, {"slots", no_argument, NULL, O_SLOTS},
+    {"no-slots", no_argument, NULL, O_NO_SLOTS}, {"reasoning", required_argument, NULL, O_REASONING},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -98,8 +99,14 @@ static void usage(void)
            "  POST /v1/chat/completions (tools) /v1/responses                  chat\n"
            "  POST /v1/completions /tokenize /detokenize                        chat\n"
            "  POST /apply-template (llama-server's: the chat's prompt)          chat\n"
+           "  POST /v1/chat/completions/input_tokens (its token count)          chat\n"
+           "  POST /chat/completions/input_tokens (alias)                       chat\n"
+           "  POST /v1/responses/input_tokens (the same for a Responses body)   chat\n"
+           "  POST /responses/input_tokens (alias)                              chat\n"
            "  GET  /props (llama-server's: context, slots, defaults, template)  chat\n"
            "  POST /completion (llama-server's native completion)               chat\n"
+           "  POST /infill (llama-server's: fill in the middle, FIM models)      chat\n"
+           "  GET  /slots (llama-server's: the sequences, busy or idle)          admin\n"
            "  POST /v1/embeddings                                               embed\n"
            "  POST /v1/rerank /rerank /v1/reranking /reranking (a reranker)     embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
@@ -125,6 +132,8 @@ static void usage(void)
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
            "  --no-webui           serve no web chat at / (404; config: \"webui\": false)\n"
+           "  --slots, --no-slots  serve GET /slots, or answer it 501 (default: served; config:\n"
+           "                       \"slots\": false)\n"
            "  --cors-origins LIST  comma-separated origins (http://localhost:5173) whose browser pages\n"
            "                       may call the API, '*' for any; OPTIONS preflights from them are\n"
            "                       answered, others refused (default: none, no CORS headers)\n"
@@ -146,6 +155,9 @@ static void usage(void)
            "                       template; default chatml), or Jinja text that every model is\n"
            "                       rendered with, over its own (as llama-server's flag)\n"
            "  --chat-template-file PATH   that Jinja from a file (at most 64 KiB)\n"
+           "  --reasoning MODE     thinking in templates that offer it: off renders enable_thinking\n"
+           "                       false (an empty thinking block where the template has one), on\n"
+           "                       true, auto (default) the template's own default\n"
            "sampling defaults, for requests that do not set the field (llama-server's flags):\n"
            "  --seed N             seed of every request without one (-1: a fresh one each, the\n"
            "                       default); with it, such requests are reproducible\n"
@@ -208,6 +220,21 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
         case O_NO_WEBUI: c->server.no_webui = true; break;
+        case O_SLOTS: c->server.no_slots = false; break;
+        case O_NO_SLOTS: c->server.no_slots = true; break;
+        case O_REASONING:
+            /* llama-server's words for on and off (is_truthy, is_falsey) */
+            if (strcmp(optarg, "auto") == 0)
+                c->server.reasoning = AL_SERVER_REASONING_AUTO;
+            else if (!strcmp(optarg, "off") || !strcmp(optarg, "disabled") || !strcmp(optarg, "false") ||
+                     !strcmp(optarg, "0"))
+                c->server.reasoning = AL_SERVER_REASONING_OFF;
+            else if (!strcmp(optarg, "on") || !strcmp(optarg, "enabled") || !strcmp(optarg, "true") ||
+                     !strcmp(optarg, "1"))
+                c->server.reasoning = AL_SERVER_REASONING_ON;
+            else
+                st = al_cli_usage_error("serve", "--reasoning must be on, off or auto, not '%s'", optarg);
+            break;
         case O_REGISTRY: c->server.registry = true; break;
         case O_REGISTRY_SIGN: snprintf(c->registry_sign, sizeof c->registry_sign, "%s", optarg); break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;

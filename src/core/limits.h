@@ -61,6 +61,8 @@
 #define AL_LIMIT_CHOICES         8                /* choices one completion may ask for ('n') */
 #define AL_LIMIT_LOGIT_BIAS      1024             /* logit_bias entries of one request, and the tokens they bias */
 #define AL_LIMIT_PROMPTS         16               /* prompts of one llama-server /completion request */
+#define AL_LIMIT_INFILL_EXTRA    256              /* input_extra chunks (files) of one /infill request */
+#define AL_LIMIT_INFILL_FILENAME 1024u            /* bytes of one input_extra chunk's filename */
 
 /* benchmark and validation suites (src/suite, src/bench, src/loadgen) */
 #define AL_LIMIT_SUITE_FILE      (16u << 20)      /* a suite, golden, recording or bench report JSON */

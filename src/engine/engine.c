@@ -108,6 +108,16 @@ double al_engine_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+struct timespec al_engine_ms_from_now(double ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long ns = ts.tv_nsec + (long)(ms * 1e6);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    return ts;
+}
+
 /* ---- verification cache ---- */
 
 #define VCACHE_SLOTS 256
@@ -578,6 +588,7 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     out->n_ctx_train = llama_model_n_ctx_train(m->model);
     out->n_ctx = m->n_ctx_seq;
     out->n_seq = m->params.n_seq;
+    out->n_batch = m->params.n_batch;
     out->n_vocab = llama_vocab_n_tokens(m->vocab);
     out->n_embd = llama_model_n_embd_out(m->model);
     out->n_layer = llama_model_n_layer(m->model);
@@ -630,6 +641,35 @@ enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *t
     }
     return al_err_set(err, AL_ERR_LIMIT, "the text is over the cap of %d tokens (AL_LIMIT_PROMPT_TOKENS)",
                       AL_LIMIT_PROMPT_TOKENS);
+}
+
+enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
+                                     int *n_out, struct al_err *err)
+{
+    int n_vocab = llama_vocab_n_tokens(vocab);
+    if (n > AL_LIMIT_PROMPT_TOKENS)
+        return al_err_set(err, AL_ERR_LIMIT, "a prompt of %zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)", n,
+                          AL_LIMIT_PROMPT_TOKENS);
+    for (size_t i = 0; i < n; i++)
+        if (t[i] < 0 || t[i] >= n_vocab)
+            return al_err_set(err, AL_ERR_INVALID, "prompt token %d is not in the vocabulary of %d tokens", (int)t[i],
+                              n_vocab);
+    if (!(*out = malloc((n ? n : 1) * sizeof **out)))
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory copying a prompt of %zu tokens", n);
+    memcpy(*out, t, n * sizeof **out);
+    *n_out = (int)n;
+    return AL_OK;
+}
+
+void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out)
+{
+    const struct llama_vocab *v = m->vocab;
+    out->pre = llama_vocab_fim_pre(v);
+    out->suf = llama_vocab_fim_suf(v);
+    out->mid = llama_vocab_fim_mid(v);
+    out->rep = llama_vocab_fim_rep(v);
+    out->sep = llama_vocab_fim_sep(v);
+    out->bos = llama_vocab_get_add_bos(v) ? llama_vocab_bos(v) : -1;
 }
 
 enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text, size_t len,

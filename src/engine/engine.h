@@ -174,6 +174,7 @@ struct al_engine_model_info {
     int n_ctx_train;        /* context the model was trained with */
     int n_ctx;              /* context per sequence of the scheduler */
     int n_seq;              /* parallel sequences */
+    int n_batch;            /* most tokens in one llama_decode */
     int n_vocab;
     int n_embd;             /* length of an embedding vector */
     int n_layer;
@@ -257,6 +258,17 @@ enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct a
                                  size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
                                  char **out, struct al_err *err);
 
+/* The model's fill-in-the-middle tokens, as llama.cpp reads them from the
+ * GGUF (tokenizer.ggml.fim_*_token_id, or found by their text such as
+ * "<|fim_prefix|>"); -1 where the model has none. bos is the BOS token when
+ * the model asks for one at the start of a prompt, else -1. */
+struct al_engine_fim {
+    int32_t pre, suf, mid; /* all three: the model can fill in the middle */
+    int32_t rep, sep;      /* optional: repository name, file separator */
+    int32_t bos;
+};
+void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out);
+
 /* ---- generation ---- */
 
 #define AL_ENGINE_SEED_RANDOM UINT32_MAX
@@ -277,6 +289,13 @@ struct al_engine_token_probs {
  * token included, before that token's text goes to al_engine_token_cb. tp is valid
  * during the call only. */
 typedef void al_engine_probs_cb(void *ud, const struct al_engine_token_probs *tp);
+
+/* Called on the worker thread as a request reads its prompt (llama-server's
+ * return_progress): once when it gets its sequence (processed == cache, the
+ * tokens reused from the KV cache), then after each decode step that read
+ * some of its prompt, the last with processed == total. ms: since the
+ * sequence was assigned. */
+typedef void al_engine_progress_cb(void *ud, int total, int cache, int processed, double ms);
 
 struct al_engine_gen_params {
     int max_tokens;          /* < 0: until the sequence's context is full */
@@ -313,6 +332,14 @@ struct al_engine_gen_params {
      * below the model's n_vocab. Read during al_engine_submit only. */
     const struct al_engine_logit_bias *logit_bias;
     int n_logit_bias;        /* up to AL_LIMIT_LOGIT_BIAS */
+    /* Non-NULL: the prompt is these n_prompt_tokens token ids as they are
+     * (no BOS added, no text read; the prompt argument is ignored), each
+     * checked against the vocabulary (AL_ERR_INVALID). Read during
+     * al_engine_submit only. */
+    const int32_t *prompt_tokens;
+    size_t n_prompt_tokens;
+    al_engine_progress_cb *on_progress; /* NULL: none */
+    void *progress_ud;
 };
 
 struct al_engine_logit_bias {
@@ -402,6 +429,11 @@ struct al_engine_stats {
 };
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out);
+
+/* Whether each sequence is busy with a request now (reading its prompt or
+ * generating): busy[i] for i below the count returned, n_seq or cap if
+ * fewer. Any thread; takes the scheduler's lock briefly. */
+int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap);
 
 /* ---- embeddings ---- */
 

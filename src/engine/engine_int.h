@@ -17,6 +17,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <llama.h>
 
@@ -56,6 +57,9 @@ enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_c
 
 /* Monotonic clock in milliseconds. */
 double al_engine_now_ms(void);
+/* CLOCK_MONOTONIC ms from now, for pthread_cond_timedwait on a condition
+ * set to that clock. */
+struct timespec al_engine_ms_from_now(double ms);
 
 /* The thread's last error line from llama.cpp's log ("" when none). */
 const char *al_engine_llama_last_error(void);
@@ -65,6 +69,10 @@ void al_engine_llama_clear_error(void);
 enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *text, size_t len,
                                   bool add_special, bool parse_special, llama_token **out,
                                   int *n_out, struct al_err *err);
+/* Copies n token ids into a malloc'd array, each checked against the
+ * vocabulary (AL_ERR_INVALID), n against AL_LIMIT_PROMPT_TOKENS. */
+enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
+                                     int *n_out, struct al_err *err);
 
 /* ---- sched.c ---- */
 enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched **out, struct al_err *err);

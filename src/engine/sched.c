@@ -60,6 +60,8 @@ struct al_engine_req {
     int n_probs;               /* > 0 with on_probs: log-probabilities per token */
     al_engine_probs_cb *on_probs;
     void *probs_ud;
+    al_engine_progress_cb *on_progress;
+    void *progress_ud;
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
@@ -188,13 +190,14 @@ static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engi
     if ((why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH) && sl->n_pending > 0)
         emit(sl, sl->n_pending, sl->next); /* no stop string came: what was held back is text */
     sl->n_pending = 0;
-    sl->req = NULL;
     sl->generating = false;
     sl->last_used = ++s->clock;
     if (why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH)
         s->step_finished++;
-    /* Free before on_done, so that stats read from on_done's waiter agree. */
+    /* Free before on_done, so that stats read from on_done's waiter agree.
+     * sl->req is written under the lock (read so by al_engine_seq_busy). */
     pthread_mutex_lock(&s->lock);
+    sl->req = NULL;
     s->n_active--;
     pthread_mutex_unlock(&s->lock);
     finish_req(s, r, sl, why, error);
@@ -249,6 +252,8 @@ static void slot_start(struct al_engine_sched *s, struct slot *sl)
     sl->generating = false;
     sl->t_start = al_engine_now_ms();
     sl->t_first = 0;
+    if (r->on_progress)
+        r->on_progress(r->progress_ud, r->n_prompt, keep, keep, 0);
     sl->order = ++s->n_assigned;
     atomic_fetch_add(&s->tokens_cached, (uint64_t)keep);
 }
@@ -413,6 +418,9 @@ static void commit_batch(struct al_engine_sched *s)
                        (size_t)sl->n_batch_tokens * sizeof(llama_token));
                 sl->n_cache += sl->n_batch_tokens;
                 sl->n_fed += sl->n_batch_tokens;
+                if (sl->req->on_progress)
+                    sl->req->on_progress(sl->req->progress_ud, sl->req->n_prompt, sl->n_cached, sl->n_fed,
+                                         al_engine_now_ms() - sl->t_start);
             }
         }
         used += (uint64_t)sl->n_cache;
@@ -434,16 +442,6 @@ static void fail_batch(struct al_engine_sched *s, int ret)
         sl->n_cache = 0;
         slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
     }
-}
-
-static struct timespec ms_from_now(double ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long ns = ts.tv_nsec + (long)(ms * 1e6);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    return ts;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -486,7 +484,7 @@ static void admit_wait(struct al_engine_sched *s)
         double ms = s->admit(s->admit_ud, &ai);
         if (!(ms > 0))
             break;
-        struct timespec ts = ms_from_now(ms);
+        struct timespec ts = al_engine_ms_from_now(ms);
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
     }
 }
@@ -794,8 +792,13 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->on_probs = p->on_probs;
         r->probs_ud = p->probs_ud;
     }
-    rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
-                                &r->n_prompt, err);
+    r->on_progress = p->on_progress;
+    r->progress_ud = p->progress_ud;
+    if (p->prompt_tokens)
+        rc = al_engine_tokens_copy_int(m->vocab, p->prompt_tokens, p->n_prompt_tokens, &r->prompt, &r->n_prompt, err);
+    else
+        rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
+                                    &r->n_prompt, err);
     if (rc)
         goto fail;
     if (r->n_prompt == 0) {
@@ -884,4 +887,15 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
     out->tokens_gen = atomic_load(&s->tokens_gen);
     out->requests_done = atomic_load(&s->requests_done);
     out->decode_calls = atomic_load(&s->decode_calls);
+}
+
+int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap)
+{
+    struct al_engine_sched *s = m->sched;
+    int n = s->n_seq < cap ? s->n_seq : cap;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < n; i++)
+        busy[i] = s->slots[i].req != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }

@@ -488,6 +488,22 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     return ok && !atomic_load(&L->cancel);
 }
 
+/* return_progress (the first choice's): llama-server's chunk with no choices
+ * and prompt_progress {total, cache, processed, time_ms}; worker thread. */
+static void on_progress(void *ud, int total, int cache, int processed, double ms)
+{
+    struct al_server_gen *g = ud, *L = g->lead;
+    pthread_mutex_lock(&L->mu);
+    const char *c = strstr(al_buf_str(&g->head), "\"choices\":[");
+    if (c) {
+        al_buf_add(&L->sse, g->head.data, (size_t)(c - g->head.data) + strlen("\"choices\":["));
+        al_buf_addf(&L->sse, "],\"prompt_progress\":{\"total\":%d,\"cache\":%d,\"processed\":%d,\"time_ms\":%.0f}}\n\n",
+                    total, cache, processed, ms);
+        pthread_cond_signal(&L->cv);
+    }
+    pthread_mutex_unlock(&L->mu);
+}
+
 /* The usage of every choice: the prompt once (each choice has the same
  * prompt), the tokens generated summed, as OpenAI counts n choices. */
 static struct al_engine_gen_result group_usage(const struct al_server_gen *L)
@@ -966,6 +982,13 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         pthread_mutex_unlock(&h->srv->mu);
         struct al_engine_gen_params gp = go->params;
         gp.chat = g->chat;
+        gp.prompt_tokens = go->prompt_tokens;
+        gp.n_prompt_tokens = go->n_prompt_tokens;
+        if (i == 0 && go->progress && go->stream && !go->fmt && !c->tools &&
+            (go->kind == AL_SERVER_GEN_CHAT || go->kind == AL_SERVER_GEN_COMPLETION)) {
+            gp.on_progress = on_progress;
+            gp.progress_ud = c;
+        }
         /* Under a fixed seed the choices would all be the same text: each
          * its own seed, the request's plus its index. */
         if (i > 0 && gp.seed != AL_ENGINE_SEED_RANDOM && !go->prompts) {

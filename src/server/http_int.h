@@ -5,8 +5,9 @@
  *   http.c         daemon, listening, the request's life, the finish path
  *   routes.c       the route table: method, path, scope, limits, handler
  *   http_access.c  the caller (key, client certificate) and its scopes
- *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template, input_tokens
  *   routes_llama.c llama-server's native /completion
+ *   routes_infill.c llama-server's /infill (fill in the middle) and /slots
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
@@ -211,8 +212,16 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
 /* llama-server's native POST /completion (its shapes, the same generation). */
 enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body);
+/* The shapes of /completion's answers, for /infill (routes_infill.c). */
+const struct al_server_gen_fmt *al_server_native_fmt(void);
+/* llama-server's POST /infill: fill in the middle with the model's FIM tokens. */
+enum MHD_Result al_server_route_infill(struct al_http_req *h, json_t *body);
+/* llama-server's GET /slots: one object per sequence (serve --no-slots: 501). */
+enum MHD_Result al_server_route_slots(struct al_http_req *h, json_t *body);
 /* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
 enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
+/* llama-server's POST /v1/chat/completions/input_tokens: {"input_tokens": N}. */
+enum MHD_Result al_server_route_chat_tokens(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
 /* POST /v1/rerank (and /rerank, /v1/reranking, /reranking): routes_rerank.c. */
 enum MHD_Result al_server_route_rerank(struct al_http_req *h, json_t *body);
@@ -299,6 +308,8 @@ enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_
 
 /* ---- responses.c: the Responses API over the chat path ---- */
 enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body);
+/* llama-server's POST /v1/responses/input_tokens: {"input_tokens": N}. */
+enum MHD_Result al_server_route_responses_tokens(struct al_http_req *h, json_t *body);
 /* The response object: text (len bytes) or, with tools, parsed (the
  * engine's parsed message, borrowed; may be NULL). */
 json_t *al_server_responses_object(const char *id, long long created, const char *model, const char *text, size_t len,
@@ -323,15 +334,22 @@ struct al_server_gen_opts {
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
     bool token_ids;        /* with fmt: the generated token ids go to each streamed piece ("tokens",
-                              with logprobs "completion_probabilities": the tail) and the whole answer */    json_t *response_fields; /* with fmt: the whole answer keeps only these paths
+                              with logprobs "completion_probabilities": the tail) and the whole answer */
+    json_t *response_fields; /* with fmt: the whole answer keeps only these paths
                               (llama-server's response_fields; borrowed); NULL: all */
     const char *echo;      /* the prompt as the answer's "prompt" (the fmt's extra reads it), or NULL */
     const char *const *prompts; /* n_prompts prompts, one generation each: OpenAI's choices, their
                               index the prompt's, or with fmt (llama-server's batch) an array of answers,
                               streamed with their "index"; prompt is prompts[0]; NULL: one prompt */
     int n_prompts;         /* 2..AL_LIMIT_PROMPTS with prompts */
+    bool progress;         /* return_progress: prompt_progress chunks in a stream (OpenAI's shapes) */
+    const int32_t *prompt_tokens; /* non-NULL: the prompt as token ids (/infill), prompt unused */
+    size_t n_prompt_tokens;
 };
 
+/* routes_gen.c: whether body's continue_final_message asks the answer to go
+ * on from the last (assistant) message; checked with the messages. */
+bool al_server_chat_continues(json_t *body);
 /* routes_gen.c: reads "stream" and "stream_options" of body into go; false
  * with the 400 queued in *res. */
 bool al_server_read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res);

@@ -12,7 +12,9 @@
  * (metrics, audit), so an alias is no new route to watch. */
 static const struct al_http_route al_http_routes[] = {
     {"POST", "/v1/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/v1/chat/completions/input_tokens", false, "chat", true, false, al_server_route_chat_tokens},
     {"POST", "/v1/responses", false, "chat", true, true, al_server_route_responses},
+    {"POST", "/v1/responses/input_tokens", false, "chat", true, false, al_server_route_responses_tokens},
     {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
     {"POST", "/v1/rerank", false, "embed", true, false, al_server_route_rerank},
@@ -20,7 +22,9 @@ static const struct al_http_route al_http_routes[] = {
     {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
     /* aliases without /v1 (route_label gives them the /v1 label) */
     {"POST", "/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/chat/completions/input_tokens", false, "chat", true, false, al_server_route_chat_tokens},
     {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
+    {"POST", "/responses/input_tokens", false, "chat", true, false, al_server_route_responses_tokens},
     {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
     {"POST", "/rerank", false, "embed", true, false, al_server_route_rerank},
@@ -34,6 +38,8 @@ static const struct al_http_route al_http_routes[] = {
     {"POST", "/apply-template", false, "chat", true, false, al_server_route_apply_template},
     {"GET", "/props", false, "chat", true, false, al_server_route_props},
     {"POST", "/completion", false, "chat", true, true, al_server_route_completion},
+    {"POST", "/infill", false, "chat", true, true, al_server_route_infill},
+    {"GET", "/slots", false, "admin", false, false, al_server_route_slots},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
     {"GET", "/v1/rag", false, "", false, false, al_server_route_rag_list}, /* any valid key; lists its collections */
     {"GET", "/health", false, NULL, false, false, al_server_route_health},

@@ -57,6 +57,8 @@ struct opts {
     int threads;
     bool verbose;
     bool reranker;          /* a BERT reranker (bert.c) instead of a llama model */
+    int n_fim;              /* --fim: token ids of FIM pre, suf, mid[, rep, sep] */
+    long fim[5];
     struct lora_opts lora;  /* with lora.base set: write an adapter */
 };
 
@@ -103,6 +105,9 @@ static void usage(FILE *f)
         "                      itself (f32, f16 tensors) or its block's scale (q8_0, q4_0)\n"
         "  --plant-tensor NAME where (default: the first 2-D tensor in the file)\n"
         "  --plant-at N        at which element of that tensor, row-major (default 0)\n"
+        "  --fim P,S,M[,R,F]   fill-in-the-middle tokens: the ids of the vocabulary's tokens\n"
+        "                      that serve as FIM prefix, suffix, middle (and repository,\n"
+        "                      file separator): tokenizer.ggml.fim_*_token_id\n"
         "  --verbose           show llama.cpp's log while quantizing\n"
         "  --reranker          write a BERT cross-encoder instead: classification head\n"
         "                      (cls, cls.output), bert.pooling_type rank, so llama.cpp\n"
@@ -345,6 +350,11 @@ static int build_meta(const struct opts *o, const struct gguf_context *vocab, in
     gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     if (o->chat_template != NULL)
         gguf_set_val_str(g, "tokenizer.chat_template", o->chat_template);
+    static const char *const fim_keys[] = {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id",
+                                           "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.fim_rep_token_id",
+                                           "tokenizer.ggml.fim_sep_token_id"};
+    for (int i = 0; i < o->n_fim; i++) /* checked against n_vocab in main */
+        gguf_set_val_u32(g, fim_keys[i], (uint32_t)o->fim[i]);
 
     int64_t e = o->embd, ekv = head_dim * o->kv_heads;
     add(tc, g, "token_embd.weight", wt, e, n_vocab);
@@ -512,6 +522,26 @@ out:
     return rc;
 }
 
+/* --fim PRE,SUF,MID[,REP,SEP]: three or five token ids. */
+static bool parse_fim(const char *arg, struct opts *o)
+{
+    o->n_fim = 0;
+    for (const char *p = arg;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno != 0 || end == p || v < 0 || v > INT32_MAX || o->n_fim == 5)
+            return false;
+        o->fim[o->n_fim++] = v;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            return false;
+        p = end + 1;
+    }
+    return o->n_fim == 3 || o->n_fim == 5;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
@@ -524,7 +554,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"plant-at", 1, 0, 'A'}, {"license", 1, 0, 'L'},
         {"chat-template-file", 1, 0, 'F'}, {"lora-for", 1, 0, 'B'},
         {"lora-targets", 1, 0, 'G'}, {"lora-rank", 1, 0, 'R'}, {"lora-alpha", 1, 0, 'Y'},
-        {"lora-strength", 1, 0, 'S'}, {"reranker", 0, 0, 'K'}, {0, 0, 0, 0}};
+        {"lora-strength", 1, 0, 'S'}, {"reranker", 0, 0, 'K'}, {"fim", 1, 0, 'M'}, {0, 0, 0, 0}};
     long th = 2;
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:t:h", lo, &li)) != -1) {
@@ -569,6 +599,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->plant_at = strtoull(optarg, &end, 10);
             ok = errno == 0 && end != optarg && *end == '\0' && optarg[0] != '-';
             break;
+        case 'M': ok = parse_fim(optarg, o); break;
         case 'B': o->lora.base = optarg; break;
         case 'G': o->lora.targets = optarg; break;
         case 'R': ok = parse_long(optarg, 1, 4096, &o->lora.rank); break;
@@ -671,6 +702,11 @@ int main(int argc, char **argv)
         gguf_free(vocab);
         return 2;
     }
+    for (int i = 0; i < o.n_fim; i++)
+        if (o.fim[i] >= n_vocab) {
+            gguf_free(vocab);
+            return die("--fim token %ld is not in the vocabulary of %" PRId64 " tokens", o.fim[i], n_vocab);
+        }
     if (o.reranker)
         fprintf(stderr, "airlock-ggufgen: %s: BERT reranker, vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, "
                 "heads %ld, ctx %ld\n", o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.ctx);
