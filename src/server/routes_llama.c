@@ -125,20 +125,16 @@ static json_t *native_settings(const struct al_server_gen_opts *go)
 static const struct al_server_gen_fmt native_fmt = {"text/event-stream", native_piece, native_done, native_whole,
                                                     native_settings};
 
-/* Appends the text of n token ids to b: special tokens rendered (the engine
- * reads them again, parse_special), a leading BOS left out when skip_bos
- * (the engine adds its own). False with the error queued. */
-static bool ids_text(struct al_http_req *h, const int32_t *toks, size_t n, bool skip_bos, struct al_buf *b,
-                     enum MHD_Result *res)
 const struct al_server_gen_fmt *al_server_native_fmt(void)
 {
     return &native_fmt;
 }
 
-/* A prompt given as token ids, as text the engine tokenizes back to them:
- * special tokens rendered (and read again, parse_special), the BOS the
- * engine adds itself left out. *out is malloc'd; false with the error queued. */
-static bool tokens_prompt(struct al_http_req *h, json_t *arr, char **out, enum MHD_Result *res)
+/* Appends the text of n token ids to b: special tokens rendered (the engine
+ * reads them again, parse_special), a leading BOS left out when skip_bos
+ * (the engine adds its own). False with the error queued. */
+static bool ids_text(struct al_http_req *h, const int32_t *toks, size_t n, bool skip_bos, struct al_buf *b,
+                     enum MHD_Result *res)
 {
     struct al_engine_model *m = al_serve_lease_engine(h->lease);
     struct al_err err = AL_ERR_INIT;
