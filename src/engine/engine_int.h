@@ -4,6 +4,7 @@
  *
  *   engine.c  verified load, model info, tokens, chat templates, log routing
  *   sched.c   the scheduler: queue, sequences, continuous batching
+ *   batch.c   what one step decodes; room in a shared KV cache (sched_int.h)
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
