@@ -125,3 +125,13 @@ expect_code 200
 [ "$(jq_py 'd["choices"][0]["finish_reason"]')" = length ] && [ "$(jq_py 'd["usage"]["completion_tokens"]')" -lt 64 ] ||
     fail "an answer over --ctx-per-seq 64: $BODY"
 ok "--ctx-per-seq 64 ends an answer at 64 tokens of context"
+serve_stop
+
+# The same in the config file; there too parallel defaults to 4.
+printf '{"defaults": {"ctx": 256, "ctx_per_seq": 64}}' >"$T/serve.json"
+serve_start stories --port 0 --config "$T/serve.json"
+get /props
+[ "$(jq_py 'd["default_generation_settings"]["n_ctx"], d["total_slots"]')" = "(64, 4)" ] ||
+    fail "/props with ctx_per_seq 64 in the config: $BODY"
+[ "$(metric airlock_kv_cache_total_cells)" = 256 ] || fail "KV cells: $(metric airlock_kv_cache_total_cells)"
+ok "the config file's ctx_per_seq, and 4 sequences by default"
