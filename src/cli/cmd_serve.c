@@ -50,7 +50,7 @@ static void bound_malloc_arenas(void)
 }
 
 enum {
-    O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
+    O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_CTX_SEQ, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
@@ -68,6 +68,7 @@ static const struct option opts[] = {
     {"host", required_argument, NULL, O_HOST}, {"listen-any", no_argument, NULL, O_ANY},
     {"socket", required_argument, NULL, O_SOCKET}, {"socket-mode", required_argument, NULL, O_SOCKET_MODE},
     {"threads", required_argument, NULL, O_THREADS}, {"ctx", required_argument, NULL, O_CTX},
+    {"ctx-per-seq", required_argument, NULL, O_CTX_SEQ},
     {"batch", required_argument, NULL, O_BATCH}, {"parallel", required_argument, NULL, O_PARALLEL},
     {"queue", required_argument, NULL, O_QUEUE}, {"gpu-layers", required_argument, NULL, O_GPU},
     {"no-mmap", no_argument, NULL, O_NO_MMAP}, {"mlock", no_argument, NULL, O_MLOCK},
@@ -146,7 +147,14 @@ static void usage(void)
            "  --registry-sign KEY  serve each version as 'airlock push --sign KEY' would push it:\n"
            "                       signed, with its signature referrer (config: \"registry_sign_key\")\n"
            "models (per-model settings in the config file's model_settings):\n"
-           "  --threads N --ctx N --batch N --parallel N --queue N --gpu-layers N --no-mmap --mlock\n"
+           "  --threads N --batch N --queue N --gpu-layers N --no-mmap --mlock\n"
+           "  --parallel N         requests a model generates at once (default %d, as llama-server)\n"
+           "  --ctx N              tokens of the model's KV cache, one cache shared by its --parallel\n"
+           "                       sequences (default: the model's training context), as llama-server's\n"
+           "                       --ctx-size; when it is full, the youngest request holding cells fails\n"
+           "                       (500) so that the others finish\n"
+           "  --ctx-per-seq N      most tokens (prompt and answer) one request holds in it (default 0: all\n"
+           "                       of --ctx; llama-server's --kv-unified-per-slot)\n"
            "  --budget-mb N        memory budget for loaded models (weights + KV cache);\n"
            "                       least recently used idle models are unloaded beyond it\n"
            "  --max-models N       most models loaded at once\n"
@@ -187,7 +195,7 @@ static void usage(void)
            "Its limits apply to requests from then on; the address and TLS need a restart.\n"
            "SIGTERM drains and stops. Under systemd (Type=notify) readiness is reported on\n"
            "$NOTIFY_SOCKET. See dist/airlock.service.\n",
-           AL_SERVER_DEFAULT_PORT);
+           AL_SERVER_DEFAULT_PORT, AL_SERVE_DEFAULT_PARALLEL);
 }
 
 /* Builds the configuration: defaults, then the file, then the flags, then
@@ -241,6 +249,7 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_SOCKET_MODE: st = al_cli_opt_mode("serve", "--socket-mode", optarg, &c->server.socket_mode); break;
         case O_THREADS: st = al_cli_opt_threads("serve", optarg, &d->threads); break;
         case O_CTX: st = al_cli_opt_i("serve", "--ctx", optarg, 0, 1 << 24, &d->ctx); break;
+        case O_CTX_SEQ: st = al_cli_opt_i("serve", "--ctx-per-seq", optarg, 0, 1 << 24, &d->ctx_seq); break;
         case O_BATCH: st = al_cli_opt_i("serve", "--batch", optarg, 1, 1 << 20, &d->batch); break;
         case O_PARALLEL: st = al_cli_opt_i("serve", "--parallel", optarg, 1, 64, &d->n_seq); break;
         case O_QUEUE: st = al_cli_opt_i("serve", "--queue", optarg, 1, 4096, &d->queue); break;

@@ -209,6 +209,8 @@ struct al_engine_model_params al_engine_model_params_default(void)
         .n_ctx = 0,
         .n_batch = 512,
         .n_seq = 1,
+        .kv_unified = false,
+        .n_ctx_seq = 0,
         .queue_max = 64,
         .n_gpu_layers = -1,
         .use_mmap = true,
@@ -220,8 +222,9 @@ struct al_engine_model_params al_engine_model_params_default(void)
     return p;
 }
 
-/* The context each sequence gets: asked for, else the model's, else 4096. */
-static int ctx_per_seq(const struct al_engine_model_params *p, int n_ctx_train)
+/* The context asked for, else the model's, else 4096: per sequence, or the
+ * whole cache with kv_unified. */
+static int ctx_size(const struct al_engine_model_params *p, int n_ctx_train)
 {
     if (p->n_ctx > 0)
         return p->n_ctx;
@@ -233,7 +236,7 @@ uint64_t al_engine_kv_bytes(const struct al_engine_model_params *p, const struct
     if (!shape->n_layer || !shape->n_embd || !shape->n_head || !shape->n_head_kv)
         return 0;
     uint64_t n_seq = p->n_seq > 0 ? (uint64_t)p->n_seq : 1;
-    uint64_t cells = (uint64_t)ctx_per_seq(p, (int)shape->n_ctx_train) * n_seq;
+    uint64_t cells = (uint64_t)ctx_size(p, (int)shape->n_ctx_train) * (p->kv_unified ? 1 : n_seq);
     cells = (cells + 255) / 256 * 256;
     uint64_t per_cell = (uint64_t)shape->n_embd / shape->n_head * shape->n_head_kv * 2 /* K, V */ * 2 /* f16 */;
     return cells * per_cell * shape->n_layer;
@@ -533,10 +536,13 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     }
     m->params.loras = NULL; /* borrowed: not kept */
     m->params.n_loras = 0;
-    m->n_ctx_seq = ctx_per_seq(&p, llama_model_n_ctx_train(m->model));
-    if ((int64_t)m->n_ctx_seq * p.n_seq > INT32_MAX / 2) {
+    m->n_ctx = ctx_size(&p, llama_model_n_ctx_train(m->model));
+    m->n_ctx_seq = m->n_ctx;
+    if (p.kv_unified && p.n_ctx_seq > 0 && p.n_ctx_seq < m->n_ctx)
+        m->n_ctx_seq = p.n_ctx_seq;
+    if ((int64_t)m->n_ctx * (p.kv_unified ? 1 : p.n_seq) > INT32_MAX / 2) {
         rc = al_err_set(err, AL_ERR_LIMIT, "a context of %d tokens times %d sequences is too large",
-                        m->n_ctx_seq, p.n_seq);
+                        m->n_ctx, p.n_seq);
         goto fail;
     }
     /* The Jinja template (engine/chat.h). One in the GGUF that llama.cpp's
@@ -555,8 +561,12 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     rc = al_engine_sched_new(m, &m->sched, err);
     if (rc)
         goto fail;
-    al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
-            al_engine_now_ms() - t0, p.n_seq, m->n_ctx_seq);
+    if (p.kv_unified)
+        al_info("loaded '%s' (%s) in %.0f ms: %d sequences sharing %d cells, at most %d each", blob_path,
+                expected_digest, al_engine_now_ms() - t0, p.n_seq, m->n_ctx, m->n_ctx_seq);
+    else
+        al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
+                al_engine_now_ms() - t0, p.n_seq, m->n_ctx_seq);
     *out = m;
     return AL_OK;
 fail:
@@ -589,13 +599,15 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     out->n_ctx = m->n_ctx_seq;
     out->n_seq = m->params.n_seq;
     out->n_batch = m->params.n_batch;
+    out->kv_unified = m->params.kv_unified;
+    out->n_ctx_cells = m->params.kv_unified ? m->n_ctx : m->n_ctx_seq * m->params.n_seq;
     out->n_vocab = llama_vocab_n_tokens(m->vocab);
     out->n_embd = llama_model_n_embd_out(m->model);
     out->n_layer = llama_model_n_layer(m->model);
     out->n_params = llama_model_n_params(m->model);
     out->size_bytes = llama_model_size(m->model);
     struct al_engine_model_params kp = m->params;
-    kp.n_ctx = m->n_ctx_seq;
+    kp.n_ctx = m->params.kv_unified ? m->n_ctx : m->n_ctx_seq;
     struct al_engine_kv_shape shape = {(uint32_t)out->n_layer, (uint32_t)llama_model_n_embd(m->model),
                                 (uint32_t)llama_model_n_head(m->model), (uint32_t)llama_model_n_head_kv(m->model),
                                 (uint32_t)out->n_ctx_train};

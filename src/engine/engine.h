@@ -102,9 +102,18 @@ struct al_engine_lora {
 
 struct al_engine_model_params {
     int threads;       /* CPU threads for decoding; <= 0: 2 */
-    int n_ctx;         /* context per sequence in tokens; <= 0: the model's n_ctx_train */
+    int n_ctx;         /* context in tokens, per sequence or with kv_unified of the whole
+                          cache; <= 0: the model's n_ctx_train */
     int n_batch;       /* most tokens in one llama_decode; <= 0: 512 */
     int n_seq;         /* parallel sequences (requests generating at once); <= 0: 1 */
+    /* One KV cache of n_ctx cells shared by the n_seq sequences (llama.cpp's
+     * kv_unified, as llama-server's slots share theirs) instead of n_ctx
+     * cells for each. A request may then hold up to n_ctx_seq of them, and
+     * when the shared cells run out the youngest request holding some is
+     * stopped (AL_ENGINE_FINISH_ERROR) so that the others finish
+     * (docs/internals/engine.md). */
+    bool kv_unified;
+    int n_ctx_seq;     /* with kv_unified: most cells one request holds; <= 0: all n_ctx */
     int queue_max;     /* requests waiting for a sequence; <= 0: 64; beyond: AL_ERR_BUSY */
     int n_gpu_layers;  /* layers offloaded to a GPU; negative: all (where there is one) */
     bool use_mmap;
@@ -124,8 +133,8 @@ struct al_engine_model_params {
     int n_loras;
 };
 
-/* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
- * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no admission
+/* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, kv_unified
+ * false, n_ctx_seq 0, queue_max 64, n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no admission
  * hook. */
 struct al_engine_model_params al_engine_model_params_default(void);
 
@@ -137,9 +146,10 @@ struct al_engine_kv_shape {
 };
 
 /* Bytes of the KV cache a model of this shape gets under p: K and V in f16
- * for every layer, head_dim = n_embd / n_head per KV head, n_seq sequences of
- * the context al_engine_model_load gives each (p->n_ctx, else n_ctx_train,
- * else 4096), the total rounded up to 256 cells as llama.cpp does. So a
+ * for every layer, head_dim = n_embd / n_head per KV head, for the cells
+ * al_engine_model_load gives it: the context (p->n_ctx, else n_ctx_train,
+ * else 4096), times n_seq unless p->kv_unified, the total rounded up to 256
+ * cells as llama.cpp does. So a
  * memory budget can count a model before it is loaded. 0 when a shape is 0.
  * Not counted: compute buffers (tens of MiB at n_batch 512) and head
  * dimensions that differ from n_embd / n_head. */
@@ -172,9 +182,11 @@ void al_engine_model_free(struct al_engine_model *m);
 
 struct al_engine_model_info {
     int n_ctx_train;        /* context the model was trained with */
-    int n_ctx;              /* context per sequence of the scheduler */
+    int n_ctx;              /* most context one request gets (per sequence) */
     int n_seq;              /* parallel sequences */
     int n_batch;            /* most tokens in one llama_decode */
+    int n_ctx_cells;        /* cells of the KV cache, all sequences */
+    bool kv_unified;        /* one cache shared by the sequences */
     int n_vocab;
     int n_embd;             /* length of an embedding vector */
     int n_layer;
@@ -420,7 +432,7 @@ struct al_engine_stats {
     int n_active;              /* sequences busy with a request */
     int n_queued;              /* requests waiting for a sequence */
     uint64_t kv_cells_used;    /* tokens held in the KV cache, all sequences */
-    uint64_t kv_cells_total;   /* n_seq * n_ctx */
+    uint64_t kv_cells_total;   /* cells of the KV cache (n_seq * n_ctx unless unified) */
     uint64_t tokens_prompt;    /* prompt tokens submitted, cumulative */
     uint64_t tokens_cached;    /* of them reused from the KV cache */
     uint64_t tokens_gen;       /* tokens generated */

@@ -4,6 +4,7 @@
  *
  *   engine.c  verified load, model info, tokens, chat templates, log routing
  *   sched.c   the scheduler: queue, sequences, continuous batching
+ *   batch.c   what one step decodes; room in a shared KV cache (sched_int.h)
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
@@ -35,7 +36,9 @@ struct al_engine_model {
     const struct llama_vocab *vocab;
     FILE *file;                       /* the verified, open blob; kept until free */
     struct al_engine_model_params params;    /* with defaults resolved */
-    int n_ctx_seq;                    /* context per sequence, resolved */
+    int n_ctx_seq;                    /* most context one request gets, resolved */
+    int n_ctx;                        /* the context asked of llama.cpp: per sequence, or the
+                                         whole cache with params.kv_unified */
     char digest[AL_DIGEST_SIZE];
     struct al_engine_sched *sched;
     pthread_mutex_t embed_lock;       /* serializes al_engine_embed and _rerank; guards embedder, ranker */

@@ -1,6 +1,7 @@
 /*
  * sched.c: one scheduler per loaded model. One llama_context with n_seq
- * sequences (slots) and one worker thread running continuous batching.
+ * sequences (slots), their KV cache each its own or one shared (kv_unified,
+ * batch.c), and one worker thread running continuous batching.
  *
  * Each step of the worker:
  *   0. under the lock, when the step would start from idle: ask the admission
@@ -10,7 +11,8 @@
  *      recently used one), pick up a quit request;
  *   2. without the lock: finish cancelled requests; build one batch with the
  *      pending token of every generating slot, then prompt chunks of the slots
- *      still reading their prompt, up to n_batch tokens; llama_decode it;
+ *      still reading their prompt, up to n_batch tokens, within the free cells
+ *      of a shared cache (batch.c); llama_decode it;
  *   3. sample every slot whose logits were requested, stream its text through
  *      the stop-string filter, and finish it on EOS, a stop string, max_tokens
  *      or a full context.
@@ -27,101 +29,11 @@
  * Per token nothing is allocated: the batch is made once, each slot's pending
  * text buffer grows only when a stop string needs it.
  */
-#include "engine/engine_int.h"
-
-#include <stdatomic.h>
-
-#include <ggml-cpu.h>
+#include "engine/sched_int.h"
 
 #include "core/limits.h"
 #include "core/log.h"
 #include "engine/chat.h"
-
-#define PROMPT_STEPS 8 /* the admission hook gets the median of this many recent prompt steps */
-
-struct al_engine_req {
-    atomic_int refs;
-    atomic_bool cancel;
-    struct al_engine_sched *s;
-    llama_token *prompt;
-    int n_prompt;
-    int max_tokens;
-    bool cache_prompt;         /* false: no prefix of the slot's KV cache is reused */
-    struct llama_sampler *smpl;
-    bool greedy_fast;          /* plain greedy: argmax on the logits, chain only as fallback */
-    llama_token *banned;       /* the chain's banned tokens, for greedy_fast */
-    int n_banned;
-    struct al_engine_stops stops;
-    llama_token *preserved;    /* special tokens streamed as text (tool-call markers), sorted */
-    int n_preserved;
-    al_engine_token_cb *on_token;
-    al_engine_done_cb *on_done;
-    void *ud;
-    int n_probs;               /* > 0 with on_probs: log-probabilities per token */
-    al_engine_probs_cb *on_probs;
-    void *probs_ud;
-    al_engine_progress_cb *on_progress;
-    void *progress_ud;
-    int32_t probs_ids[AL_LIMIT_TOP_PROBS];
-    float probs_lps[AL_LIMIT_TOP_PROBS];
-    double t_submit;
-    int stop_word;             /* the stop string that ended it, or -1 */
-    struct al_engine_req *next; /* queue link */
-};
-
-struct slot {
-    llama_seq_id id;
-    struct al_engine_req *req; /* NULL: free */
-    llama_token *cache;        /* tokens in the KV cache, n_ctx_seq of room */
-    int n_cache;
-    int n_fed;                 /* prompt tokens in the cache or the batch */
-    int n_cached;              /* prompt tokens reused from an earlier request */
-    bool generating;
-    llama_token next;          /* sampled, to be decoded at position n_cache */
-    int i_batch;               /* index of this slot's logits in the batch, or -1 */
-    int n_batch_tokens;        /* tokens this slot put in the batch */
-    int n_gen;
-    char *pending;             /* generated text not yet emitted */
-    size_t n_pending, cap_pending;
-    double t_start, t_first;
-    uint64_t last_used;
-    uint64_t order;            /* when the request was assigned: prompts go first come, first served */
-};
-
-struct al_engine_sched {
-    struct al_engine_model *m;
-    struct llama_context *ctx;
-    struct ggml_threadpool *pool;   /* the context's compute threads, kept between steps */
-    al_engine_admit_fn *admit;      /* lock: the admission hook, or NULL */
-    void *admit_ud;                 /* lock */
-    int step_finished;              /* worker: requests the current step finished */
-    int burst_n;                    /* worker: requests finished by the step that left it idle */
-    double burst_end_ms;            /* worker: when */
-    double prompt_step_ms[PROMPT_STEPS]; /* worker: how long the last steps with prompt tokens took */
-    unsigned n_prompt_steps;
-    llama_memory_t mem;
-    struct llama_batch batch;
-    int n_batch, n_seq, n_ctx_seq, queue_max, n_vocab;
-    struct slot *slots;
-    char *piece;               /* scratch for one token's text */
-    struct slot **fresh;       /* scratch: slots assigned in this step */
-    struct slot **reading;     /* scratch: slots reading their prompt, oldest first */
-    int cap_piece;
-    uint64_t clock;
-    uint64_t n_assigned;
-
-    pthread_t thread;
-    bool started;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    bool quit;                                 /* lock */
-    struct al_engine_req *q_head, *q_tail;     /* lock */
-    int n_queued, n_active;                    /* lock */
-
-    atomic_uint cancels;                       /* bumped by al_engine_cancel */
-    unsigned cancels_seen;                     /* worker */
-    atomic_uint_fast64_t tokens_prompt, tokens_cached, tokens_gen, requests_done, decode_calls, kv_used;
-};
 
 static void req_unref(struct al_engine_req *r)
 {
@@ -149,7 +61,7 @@ void al_engine_req_free(struct al_engine_req *r) { req_unref(r); }
 
 /* ---- finishing ---- */
 
-static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struct slot *sl, enum al_engine_finish why,
+static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struct al_engine_slot *sl, enum al_engine_finish why,
                        const char *error)
 {
     double now = al_engine_now_ms();
@@ -174,7 +86,7 @@ static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struc
 }
 
 /* Emits pending[0..n) and keeps the rest. False when the callback cancels. */
-static bool emit(struct slot *sl, size_t n, llama_token tok)
+static bool emit(struct al_engine_slot *sl, size_t n, llama_token tok)
 {
     bool go = true;
     if (n > 0 && sl->req->on_token)
@@ -184,7 +96,8 @@ static bool emit(struct slot *sl, size_t n, llama_token tok)
     return go;
 }
 
-static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engine_finish why, const char *error)
+void al_engine_slot_finish(struct al_engine_sched *s, struct al_engine_slot *sl, enum al_engine_finish why,
+                           const char *error)
 {
     struct al_engine_req *r = sl->req;
     if ((why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH) && sl->n_pending > 0)
@@ -215,12 +128,12 @@ static int common_prefix(const llama_token *a, int na, const llama_token *b, int
 
 /* The free slot for r: the longest shared prefix, ties to the least recently
  * used, so that a slot holding a useful prefix is not overwritten needlessly. */
-static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_req *r)
+static struct al_engine_slot *pick_slot(struct al_engine_sched *s, const struct al_engine_req *r)
 {
-    struct slot *best = NULL;
+    struct al_engine_slot *best = NULL;
     int best_lcp = -1;
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         if (sl->req)
             continue;
         int lcp = common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt);
@@ -234,7 +147,7 @@ static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_
 
 /* Keeps the shared prefix of the slot's cache and drops the rest. At least
  * one prompt token is always decoded again: its logits start the answer. */
-static void slot_start(struct al_engine_sched *s, struct slot *sl)
+static void slot_start(struct al_engine_sched *s, struct al_engine_slot *sl)
 {
     struct al_engine_req *r = sl->req;
     int keep = r->cache_prompt ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
@@ -259,16 +172,6 @@ static void slot_start(struct al_engine_sched *s, struct slot *sl)
 }
 
 /* ---- one step ---- */
-
-static void batch_add(struct llama_batch *b, llama_token t, llama_pos pos, llama_seq_id seq, bool logits)
-{
-    int i = b->n_tokens++;
-    b->token[i] = t;
-    b->pos[i] = pos;
-    b->n_seq_id[i] = 1;
-    b->seq_id[i][0] = seq;
-    b->logits[i] = logits;
-}
 
 static int cmp_token(const void *a, const void *b)
 {
@@ -296,7 +199,7 @@ static const char *token_text(struct al_engine_sched *s, const struct al_engine_
 }
 
 /* Samples the slot's next token and streams its text. */
-static void slot_sample(struct al_engine_sched *s, struct slot *sl)
+static void slot_sample(struct al_engine_sched *s, struct al_engine_slot *sl)
 {
     struct al_engine_req *r = sl->req;
     llama_token tok = LLAMA_TOKEN_NULL;
@@ -320,7 +223,7 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
         r->on_probs(r->probs_ud, &tp);
     }
     if (llama_vocab_is_eog(s->m->vocab, tok)) {
-        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     int n = 0;
@@ -329,7 +232,7 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
         size_t cap = (sl->n_pending + (size_t)n) * 2;
         char *p = realloc(sl->pending, cap);
         if (!p) {
-            slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
+            al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
             return;
         }
         sl->pending = p;
@@ -343,65 +246,18 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
     if (at >= 0) {
         emit(sl, (size_t)at, tok);
         sl->n_pending = 0;
-        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     if (!emit(sl, sl->n_pending - hold, tok) || atomic_load(&r->cancel)) {
-        slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         return;
     }
     if ((r->max_tokens >= 0 && sl->n_gen >= r->max_tokens) || sl->n_cache >= s->n_ctx_seq) {
-        slot_finish(s, sl, AL_ENGINE_FINISH_LENGTH, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_LENGTH, NULL);
         return;
     }
     sl->generating = true;
-}
-
-/* Fills the batch: every generating slot's token first (decode latency must
- * not wait behind long prompts), then prompt chunks while room is left. */
-static void build_batch(struct al_engine_sched *s)
-{
-    struct llama_batch *b = &s->batch;
-    b->n_tokens = 0;
-    for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
-        sl->i_batch = -1;
-        sl->n_batch_tokens = 0;
-        if (sl->req && sl->generating) {
-            sl->i_batch = b->n_tokens;
-            sl->n_batch_tokens = 1;
-            batch_add(b, sl->next, sl->n_cache, sl->id, true);
-        }
-    }
-    /* Prompt chunks first come, first served: the oldest request's prompt
-     * gets the room left, so its first token is not delayed by prompts that
-     * arrived after it (time to first token p95 under load). */
-    int n_reading = 0;
-    for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
-        if (!sl->req || sl->generating)
-            continue;
-        int j = n_reading++;
-        while (j > 0 && s->reading[j - 1]->order > sl->order) {
-            s->reading[j] = s->reading[j - 1];
-            j--;
-        }
-        s->reading[j] = sl;
-    }
-    for (int k = 0; k < n_reading && b->n_tokens < s->n_batch; k++) {
-        struct slot *sl = s->reading[k];
-        int left = sl->req->n_prompt - sl->n_fed;
-        int take = s->n_batch - b->n_tokens;
-        if (take > left)
-            take = left;
-        for (int j = 0; j < take; j++) {
-            int p = sl->n_fed + j;
-            batch_add(b, sl->req->prompt[p], p, sl->id, p == sl->req->n_prompt - 1);
-        }
-        if (sl->n_fed + take == sl->req->n_prompt)
-            sl->i_batch = b->n_tokens - 1;
-        sl->n_batch_tokens = take;
-    }
 }
 
 /* After a successful decode the batch's tokens are in the KV cache. */
@@ -409,7 +265,7 @@ static void commit_batch(struct al_engine_sched *s)
 {
     uint64_t used = 0;
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         if (sl->n_batch_tokens > 0) {
             if (sl->generating) {
                 sl->cache[sl->n_cache++] = sl->next;
@@ -434,13 +290,13 @@ static void fail_batch(struct al_engine_sched *s, int ret)
     snprintf(why, sizeof why, "llama_decode failed (%d)", ret);
     al_warn("%s", why);
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         if (sl->n_batch_tokens == 0)
             continue;
         /* The sequence's cache is unknown now: drop it all. */
         llama_memory_seq_rm(s->mem, sl->id, -1, -1);
         sl->n_cache = 0;
-        slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
     }
 }
 
@@ -509,7 +365,7 @@ static int n_generating(const struct al_engine_sched *s)
 static void *worker(void *arg)
 {
     struct al_engine_sched *s = arg;
-    struct slot **fresh = s->fresh;
+    struct al_engine_slot **fresh = s->fresh;
     for (;;) {
         struct al_engine_req *dropped = NULL;
         int n_fresh = 0;
@@ -554,7 +410,7 @@ static void *worker(void *arg)
                 dropped = r;
                 continue;
             }
-            struct slot *sl = pick_slot(s, r);
+            struct al_engine_slot *sl = pick_slot(s, r);
             sl->req = r;
             s->n_active++;
             fresh[n_fresh++] = sl;
@@ -579,14 +435,14 @@ static void *worker(void *arg)
         for (int i = 0; i < n_fresh; i++)
             slot_start(s, fresh[i]);
         for (int i = 0; i < s->n_seq; i++) {
-            struct slot *sl = &s->slots[i];
+            struct al_engine_slot *sl = &s->slots[i];
             if (sl->req && (quit || atomic_load(&sl->req->cancel)))
-                slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
+                al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         }
         if (quit)
             break;
 
-        build_batch(s);
+        al_engine_sched_fill(s);
         if (s->batch.n_tokens == 0)
             continue;
         double t_step = al_engine_now_ms();
@@ -600,7 +456,7 @@ static void *worker(void *arg)
         }
         commit_batch(s);
         for (int i = 0; i < s->n_seq; i++) {
-            struct slot *sl = &s->slots[i];
+            struct al_engine_slot *sl = &s->slots[i];
             if (sl->req && sl->i_batch >= 0)
                 slot_sample(s, sl);
         }
@@ -631,20 +487,24 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     enum al_rc rc = AL_OK;
 
     struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = (uint32_t)m->n_ctx_seq * (uint32_t)s->n_seq;
+    s->unified = m->params.kv_unified;
+    cp.n_ctx = (uint32_t)m->n_ctx * (uint32_t)(s->unified ? 1 : s->n_seq);
     cp.n_batch = (uint32_t)s->n_batch;
     cp.n_ubatch = s->n_batch < 512 ? (uint32_t)s->n_batch : 512;
     cp.n_seq_max = (uint32_t)s->n_seq;
     cp.n_threads = m->params.threads;
     cp.n_threads_batch = m->params.threads;
-    cp.kv_unified = false; /* each sequence its own n_ctx_seq cells: no request starves another */
+    /* Unified: one cache shared by the sequences, as llama-server's slots
+     * share theirs (batch.c makes room in it). Otherwise each sequence has
+     * its own n_ctx_seq cells and no request starves another. */
+    cp.kv_unified = s->unified;
     cp.no_perf = true;
     al_engine_llama_clear_error();
     s->ctx = llama_init_from_model(m->model, cp);
     if (!s->ctx) {
         const char *why = al_engine_llama_last_error();
-        rc = al_err_set(err, AL_ERR_INTERNAL, "cannot create a context of %d x %d tokens%s%s", s->n_seq,
-                        m->n_ctx_seq, *why ? ": " : "", why);
+        rc = al_err_set(err, AL_ERR_INTERNAL, "cannot create a context of %u tokens for %d sequences%s%s",
+                        cp.n_ctx, s->n_seq, *why ? ": " : "", why);
         goto fail;
     }
     if ((rc = al_engine_apply_loras(m, s->ctx, err)))
@@ -662,6 +522,13 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     if ((int)llama_n_ctx_seq(s->ctx) < m->n_ctx_seq)
         m->n_ctx_seq = (int)llama_n_ctx_seq(s->ctx);
     s->n_ctx_seq = m->n_ctx_seq;
+    if (s->unified) {
+        m->n_ctx = s->n_cells = (int)llama_n_ctx(s->ctx); /* rounded up to 256 by llama.cpp */
+        snprintf(s->full_msg, sizeof s->full_msg,
+                 "the KV cache of %d cells shared by %d sequences (serve --ctx, --parallel) is full: this "
+                 "request, the youngest holding cells, was stopped so that the others finish",
+                 s->n_cells, s->n_seq);
+    }
     s->mem = llama_get_memory(s->ctx);
     s->batch = llama_batch_init(s->n_batch, 0, 1);
     s->slots = calloc((size_t)s->n_seq, sizeof *s->slots);
@@ -672,7 +539,7 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     if (!s->slots || !s->piece || !s->fresh || !s->reading || !s->batch.token)
         goto nomem;
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         sl->id = i;
         sl->cache = malloc((size_t)s->n_ctx_seq * sizeof *sl->cache);
         sl->cap_pending = 2 * AL_LIMIT_STOP_LEN + 256;
@@ -881,7 +748,7 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
     pthread_mutex_unlock(&s->lock);
     out->n_seq = s->n_seq;
     out->kv_cells_used = atomic_load(&s->kv_used);
-    out->kv_cells_total = (uint64_t)s->n_seq * (uint64_t)s->n_ctx_seq;
+    out->kv_cells_total = s->unified ? (uint64_t)s->n_cells : (uint64_t)s->n_seq * (uint64_t)s->n_ctx_seq;
     out->tokens_prompt = atomic_load(&s->tokens_prompt);
     out->tokens_cached = atomic_load(&s->tokens_cached);
     out->tokens_gen = atomic_load(&s->tokens_gen);

@@ -91,13 +91,14 @@ static enum al_rc get_bool(json_t *obj, const char *key, int *out, struct al_err
 
 static enum al_rc settings(json_t *obj, const char *where, struct al_serve_settings *s, struct al_err *err)
 {
-    static const char *const known[] = {"threads", "ctx", "batch", "parallel", "queue", "gpu_layers",
-                                        "mmap", "mlock", NULL};
+    static const char *const known[] = {"threads", "ctx", "ctx_per_seq", "batch", "parallel", "queue",
+                                        "gpu_layers", "mmap", "mlock", NULL};
     enum al_rc rc;
     if (!json_is_object(obj))
         return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be an object", where);
     if ((rc = keys_known(obj, where, known, err)) || (rc = get_int(obj, "threads", 1, 1024, &s->threads, err)) ||
         (rc = get_int(obj, "ctx", 0, 1 << 24, &s->ctx, err)) || (rc = get_int(obj, "batch", 1, 1 << 20, &s->batch, err)) ||
+        (rc = get_int(obj, "ctx_per_seq", 0, 1 << 24, &s->ctx_seq, err)) ||
         (rc = get_int(obj, "parallel", 1, AL_LIMIT_SEQS, &s->n_seq, err)) ||
         (rc = get_int(obj, "queue", 1, AL_LIMIT_QUEUE, &s->queue, err)) ||
         (rc = get_int(obj, "gpu_layers", 0, 100000, &s->gpu_layers, err)) ||

@@ -168,7 +168,7 @@ airlock add stories:1.0 "$FIX" >/dev/null
 serve_start stories --port 0 --no-audit --seed 42 --temp 0.5 --n-predict 12 --ctx 128
 get /props
 expect_code 200
-[ "$(jq_py '(d["default_generation_settings"]["params"]["seed"], d["default_generation_settings"]["params"]["n_predict"], d["default_generation_settings"]["params"]["temperature"], d["default_generation_settings"]["n_ctx"], d["total_slots"], d["chat_template"])')" = "(42, 12, 0.5, 128, 1, '')" ] ||
+[ "$(jq_py '(d["default_generation_settings"]["params"]["seed"], d["default_generation_settings"]["params"]["n_predict"], d["default_generation_settings"]["params"]["temperature"], d["default_generation_settings"]["n_ctx"], d["total_slots"], d["chat_template"])')" = "(42, 12, 0.5, 128, 4, '')" ] ||
     fail "/props with --seed 42 --temp 0.5 --n-predict 12 --ctx 128: $BODY"
 # A sequence's context ends the answer before n_predict: truncated, as llama-server marks it.
 post /completion '{"prompt":"Once upon a time","n_predict":200,"temperature":0,"ignore_eos":true}'
