@@ -219,13 +219,17 @@ modelpack_valid() {
     cfg=$(airlock show "$1" --json | json_get 'd["config"]')
     man=$(airlock show "$1" --json | json_get 'd["manifest"]')
     python3 - "$AIRLOCK_HOME/blobs/sha256/${cfg#sha256:}" "$AIRLOCK_HOME/blobs/sha256/${man#sha256:}" \
-        "$AL_SRC/tests/schemas/modelpack/config-schema.json" <<'PY' || fail "$1: the config is not a valid ModelPack config"
+        "$AL_SRC/tests/schemas/modelpack/config-schema.json" "$AL_SRC/../shared/modelpack/config-schema.json" \
+        <<'PY' || fail "$1: the config is not a valid ModelPack config"
 import json, os, sys
 import jsonschema
 cfg = json.load(open(sys.argv[1]))
 man = json.load(open(sys.argv[2]))
-if os.path.exists(sys.argv[3]):
-    schema = json.load(open(sys.argv[3]))
+# The real schema where a person has put it (with its license): in the tree,
+# or in the steering repo's shared/ beside it. Else our copy of its fields.
+real = [p for p in sys.argv[3:5] if os.path.exists(p)]
+if real:
+    schema = json.load(open(real[0]))
 else:
     # The ModelPack config's properties (model-spec docs/config.md), none other allowed.
     s, a = {"type": "string"}, {"type": "array", "items": {"type": "string"}}
