@@ -39,6 +39,13 @@ cp "$(fixture)" model.gguf
 cp model.gguf model-v2.gguf && python3 "$EDIT" model-v2.gguf --first 1 >/dev/null
 "$GEN" --lora-for model.gguf --out legal-lora.gguf --seed 3 2>/dev/null || fail "ggufgen --lora-for failed"
 cp model.gguf tiny-f32.gguf   # the fixture is F32: the tour quantizes it
+python3 - <<'EOF'   # text for the tour's finetune: a few windows of 256 tokens
+names, things = ["Zorbo", "Quilla", "Mexit", "Pombo"], ["purple kettle", "silver drum", "green lamp", "tiny boat"]
+open("notes.txt", "w").write(" ".join(f"{names[i % 4]} the robot found a {things[(i // 4) % 4]} on the hill."
+                                      for i in range(64)) + "\n")
+EOF
+"$GEN" --reranker --out reranker.gguf --layers 2 --embd 64 --ff 128 --heads 4 --ctx 512 --seed 3 \
+    --vocab "$AL_VOCAB_DIR/ggml-vocab-bert-bge.gguf" 2>/dev/null || fail "ggufgen --reranker failed"
 printf '{"version": 1, "merges": []}\n' >tokenizer.json
 printf '{"title": "llama3 (the tour)", "description": "the fixture under another name",\n "licenses": ["MIT"], "origin": "tests"}\n' >card.json
 printf -- '---\nlicense: mit\n---\n# llama3 (the tour)\n' >README.md
