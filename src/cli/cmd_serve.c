@@ -100,6 +100,8 @@ static void usage(void)
            "  POST /apply-template (llama-server's: the chat's prompt)          chat\n"
            "  GET  /props (llama-server's: context, slots, defaults, template)  chat\n"
            "  POST /completion (llama-server's native completion)               chat\n"
+           "  GET  /lora-adapters (llama-server's: the LoRA adapters; ?model=)  chat\n"
+           "  POST /lora-adapters (llama-server's: their default scales)        admin\n"
            "  POST /v1/embeddings                                               embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
            "  POST /chat/completions /completions /responses (no /v1: aliases)  chat\n"

@@ -335,9 +335,12 @@ static enum al_rc open_proven(const char *path, const char *digest, struct al_en
 }
 
 /* Loads one adapter of m, proven against its digest (see the top). */
+/* With mu (a model being served): llama_adapter_lora_init adds the adapter
+ * to the model's set, which a decode reads as it sizes its graph; the
+ * scheduler's worker holds mu around each llama_decode. */
 static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lora *l,
-                            struct al_engine_verify_cache *cache, struct llama_adapter_lora **out,
-                            struct al_err *err)
+                            struct al_engine_verify_cache *cache, pthread_mutex_t *mu,
+                            struct llama_adapter_lora **out, struct al_err *err)
 {
     if (!l->path || !l->digest || !al_digest_valid(l->digest))
         return al_err_set(err, AL_ERR_USAGE, "a LoRA adapter needs a blob path and a digest (sha256:<64 hex>)");
@@ -352,7 +355,11 @@ static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lo
         return rc;
     int fd = fileno(f);
     al_engine_llama_clear_error();
+    if (mu)
+        pthread_mutex_lock(mu);
     *out = llama_adapter_lora_init(m->model, proc);
+    if (mu)
+        pthread_mutex_unlock(mu);
     if (!*out) {
         const char *why = al_engine_llama_last_error();
         rc = al_err_set(err, AL_ERR_CORRUPT, "llama.cpp cannot load the LoRA adapter '%s'%s%s", l->path,
@@ -360,7 +367,11 @@ static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lo
         goto out;
     }
     if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
+        if (mu)
+            pthread_mutex_lock(mu);
         llama_adapter_lora_free(*out);
+        if (mu)
+            pthread_mutex_unlock(mu);
         *out = NULL;
         rc = al_err_set(err, AL_ERR_VERIFY, "the adapter '%s' changed while it was loaded; nothing is loaded",
                         l->path);
@@ -444,19 +455,86 @@ out:
     return rc;
 }
 
-enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err)
+enum al_rc al_engine_apply_loras(struct al_engine_model *m, struct llama_context *ctx, struct al_err *err)
 {
-    if (m->n_loras == 0)
-        return AL_OK;
     struct llama_adapter_lora *a[AL_LIMIT_LORAS];
     float sc[AL_LIMIT_LORAS];
-    for (int i = 0; i < m->n_loras; i++) {
+    pthread_mutex_lock(&m->lora_mu);
+    int n = m->n_loras;
+    for (int i = 0; i < n; i++) {
         a[i] = m->loras[i];
         sc[i] = m->lora_scales[i];
     }
-    if (llama_set_adapters_lora(ctx, a, (size_t)m->n_loras, sc) != 0)
-        return al_err_set(err, AL_ERR_INTERNAL, "cannot apply %d LoRA adapters to a context", m->n_loras);
+    pthread_mutex_unlock(&m->lora_mu);
+    if (n == 0)
+        return AL_OK;
+    if (llama_set_adapters_lora(ctx, a, (size_t)n, sc) != 0)
+        return al_err_set(err, AL_ERR_INTERNAL, "cannot apply %d LoRA adapters to a context", n);
     return AL_OK;
+}
+
+enum al_rc al_engine_lora_add(struct al_engine_model *m, const char *path, const char *digest, int *id,
+                              struct al_err *err)
+{
+    if (!m || !path || !digest || !id || !al_digest_valid(digest))
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_lora_add: bad arguments");
+    /* One add at a time, so that two requests for the same adapter load it
+     * once; the worker is held (lora_mu) only while llama.cpp links it in. */
+    pthread_mutex_lock(&m->lora_add_mu);
+    enum al_rc rc = AL_OK;
+    int n = m->n_loras; /* only adds change it, and they hold lora_add_mu */
+    for (int i = 0; i < n; i++)
+        if (strcmp(m->lora_digests[i], digest) == 0) {
+            *id = i;
+            goto out;
+        }
+    if (n >= AL_LIMIT_LORAS) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "model %s has %d LoRA adapters loaded, the cap (AL_LIMIT_LORAS)",
+                        m->digest, AL_LIMIT_LORAS);
+        goto out;
+    }
+    struct al_engine_lora l = {.path = path, .digest = digest, .scale = 0.0f};
+    struct llama_adapter_lora *a = NULL;
+    if ((rc = load_lora(m, &l, m->params.verify_cache, &m->lora_mu, &a, err)))
+        goto out;
+    pthread_mutex_lock(&m->lora_mu);
+    m->loras[n] = a;
+    m->lora_scales[n] = 0.0f; /* loaded on demand: applied only where a request asks */
+    snprintf(m->lora_digests[n], sizeof m->lora_digests[n], "%s", digest);
+    m->n_loras = n + 1;
+    pthread_mutex_unlock(&m->lora_mu);
+    *id = n;
+out:
+    pthread_mutex_unlock(&m->lora_add_mu);
+    return rc;
+}
+
+bool al_engine_lora_default(struct al_engine_model *m, const char *digest, float *scale)
+{
+    bool found = false;
+    *scale = 0.0f;
+    pthread_mutex_lock(&m->lora_mu);
+    for (int i = 0; i < m->n_loras && !found; i++)
+        if (strcmp(m->lora_digests[i], digest) == 0) {
+            *scale = m->lora_scales[i];
+            found = true;
+        }
+    pthread_mutex_unlock(&m->lora_mu);
+    return found;
+}
+
+enum al_rc al_engine_lora_set_default(struct al_engine_model *m, int id, float scale, struct al_err *err)
+{
+    if (!(scale >= -100.0f && scale <= 100.0f))
+        return al_err_set(err, AL_ERR_USAGE, "a LoRA scale of %g is outside -100..100", (double)scale);
+    pthread_mutex_lock(&m->lora_mu);
+    enum al_rc rc = AL_OK;
+    if (id < 0 || id >= m->n_loras)
+        rc = al_err_set(err, AL_ERR_USAGE, "no LoRA adapter %d in the model (%d loaded)", id, m->n_loras);
+    else
+        m->lora_scales[id] = scale == 0.0f ? 0.0f : scale;
+    pthread_mutex_unlock(&m->lora_mu);
+    return rc;
 }
 
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
@@ -479,6 +557,8 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     if (!m)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory loading '%s'", blob_path);
     pthread_mutex_init(&m->embed_lock, NULL);
+    pthread_mutex_init(&m->lora_mu, NULL);
+    pthread_mutex_init(&m->lora_add_mu, NULL);
     m->params = p;
     snprintf(m->digest, sizeof m->digest, "%s", expected_digest);
 
@@ -508,9 +588,10 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
         goto fail;
     }
     for (int i = 0; i < p.n_loras; i++) {
-        if ((rc = load_lora(m, &p.loras[i], p.verify_cache, &m->loras[i], err)))
+        if ((rc = load_lora(m, &p.loras[i], p.verify_cache, NULL, &m->loras[i], err)))
             goto fail;
         m->lora_scales[i] = p.loras[i].scale;
+        snprintf(m->lora_digests[i], sizeof m->lora_digests[i], "%s", p.loras[i].digest);
         m->n_loras = i + 1;
     }
     m->params.loras = NULL; /* borrowed: not kept */
@@ -557,6 +638,8 @@ void al_engine_model_free(struct al_engine_model *m)
     if (m->file)
         fclose(m->file);
     pthread_mutex_destroy(&m->embed_lock);
+    pthread_mutex_destroy(&m->lora_mu);
+    pthread_mutex_destroy(&m->lora_add_mu);
     free(m);
 }
 

@@ -37,13 +37,22 @@ struct al_engine_model {
     pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
     struct al_engine_embedder *embedder;     /* created on first use */
     struct al_engine_chat_tmpls *chat;       /* NULL: no Jinja template (builtin formats only) */
-    struct llama_adapter_lora *loras[AL_LIMIT_LORAS]; /* applied to every context */
+    /* LoRA adapters: those of the load, then those al_engine_lora_add
+     * loaded on demand. Entries are appended, never removed, under
+     * lora_mu; lora_scales are the defaults (a request naming none). The
+     * scheduler's worker holds lora_mu around llama_decode, as
+     * llama_adapter_lora_init changes the model's set of adapters. */
+    pthread_mutex_t lora_mu;
+    pthread_mutex_t lora_add_mu;      /* serializes al_engine_lora_add */
+    struct llama_adapter_lora *loras[AL_LIMIT_LORAS];
     float lora_scales[AL_LIMIT_LORAS];
+    char lora_digests[AL_LIMIT_LORAS][AL_DIGEST_SIZE];
     int n_loras;
 };
 
-/* Applies the model's adapters to a context of it (sched.c, embed.c). */
-enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);
+/* Applies the model's adapters at their default scales to a context of it
+ * (embed.c). */
+enum al_rc al_engine_apply_loras(struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);
 
 /* Monotonic clock in milliseconds. */
 double al_engine_now_ms(void);

@@ -24,6 +24,15 @@
  *     during llama_decode or a callback.
  *   - every request gets exactly one on_done, always from the worker thread.
  *
+ * LoRA adapters: llama.cpp applies them to the whole context, so a step
+ * decodes only slots whose requests want the same adapter set (the same
+ * scale for every adapter of the model). The set of the slot served least
+ * recently (ties: the oldest request) goes next; the context's adapters are
+ * switched only when the set changes. So sets take turns step by step and
+ * none starves, and requests of one set are batched together as before.
+ * A slot's cached prefix is reused only by a request of the set that
+ * computed it.
+ *
  * Per token nothing is allocated: the batch is made once, each slot's pending
  * text buffer grows only when a stop string needs it.
  */
@@ -63,6 +72,7 @@ struct al_engine_req {
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
+    float lora[AL_LIMIT_LORAS]; /* the scale of every adapter of the model (0: off) */
     struct al_engine_req *next; /* queue link */
 };
 
@@ -83,6 +93,8 @@ struct slot {
     double t_start, t_first;
     uint64_t last_used;
     uint64_t order;            /* when the request was assigned: prompts go first come, first served */
+    float kv_lora[AL_LIMIT_LORAS]; /* the adapter set its KV cache was computed with */
+    uint64_t served;           /* the step that last decoded it (adapter sets take turns) */
 };
 
 struct al_engine_sched {
@@ -106,6 +118,11 @@ struct al_engine_sched {
     int cap_piece;
     uint64_t clock;
     uint64_t n_assigned;
+    uint64_t n_steps;
+    float cur_lora[AL_LIMIT_LORAS]; /* worker: the adapter set applied to ctx */
+    bool cur_lora_valid;
+    const float *step_lora;         /* worker: the set of the step being built */
+    atomic_uint_fast64_t lora_switches;
 
     pthread_t thread;
     bool started;
@@ -200,6 +217,11 @@ static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engi
 
 /* ---- assignment and prefix reuse ---- */
 
+static bool same_lora(const float *a, const float *b)
+{
+    return memcmp(a, b, AL_LIMIT_LORAS * sizeof *a) == 0; /* zeros are stored as +0 */
+}
+
 static int common_prefix(const llama_token *a, int na, const llama_token *b, int nb)
 {
     int n = na < nb ? na : nb, i = 0;
@@ -218,7 +240,7 @@ static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_
         struct slot *sl = &s->slots[i];
         if (sl->req)
             continue;
-        int lcp = common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt);
+        int lcp = same_lora(sl->kv_lora, r->lora) ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
         if (lcp > best_lcp || (lcp == best_lcp && sl->last_used < best->last_used)) {
             best = sl;
             best_lcp = lcp;
@@ -232,7 +254,9 @@ static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_
 static void slot_start(struct al_engine_sched *s, struct slot *sl)
 {
     struct al_engine_req *r = sl->req;
-    int keep = r->cache_prompt ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
+    int keep = r->cache_prompt && same_lora(sl->kv_lora, r->lora)
+                   ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
+    memcpy(sl->kv_lora, r->lora, sizeof sl->kv_lora);
     if (keep >= r->n_prompt)
         keep = r->n_prompt - 1;
     if (keep < sl->n_cache && !llama_memory_seq_rm(s->mem, sl->id, keep, -1)) {
@@ -360,7 +384,7 @@ static void build_batch(struct al_engine_sched *s)
         struct slot *sl = &s->slots[i];
         sl->i_batch = -1;
         sl->n_batch_tokens = 0;
-        if (sl->req && sl->generating) {
+        if (sl->req && sl->generating && same_lora(sl->req->lora, s->step_lora)) {
             sl->i_batch = b->n_tokens;
             sl->n_batch_tokens = 1;
             batch_add(b, sl->next, sl->n_cache, sl->id, true);
@@ -372,7 +396,7 @@ static void build_batch(struct al_engine_sched *s)
     int n_reading = 0;
     for (int i = 0; i < s->n_seq; i++) {
         struct slot *sl = &s->slots[i];
-        if (!sl->req || sl->generating)
+        if (!sl->req || sl->generating || !same_lora(sl->req->lora, s->step_lora))
             continue;
         int j = n_reading++;
         while (j > 0 && s->reading[j - 1]->order > sl->order) {
@@ -498,6 +522,42 @@ void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, v
     pthread_mutex_unlock(&s->lock);
 }
 
+/* The adapter set of this step: that of the busy slot decoded least
+ * recently, ties to the oldest request. False when no slot is busy. */
+static bool pick_lora(struct al_engine_sched *s)
+{
+    const struct slot *best = NULL;
+    for (int i = 0; i < s->n_seq; i++) {
+        const struct slot *sl = &s->slots[i];
+        if (!sl->req)
+            continue;
+        if (!best || sl->served < best->served || (sl->served == best->served && sl->order < best->order))
+            best = sl;
+    }
+    s->step_lora = best ? best->req->lora : NULL;
+    return best != NULL;
+}
+
+/* Under m->lora_mu: sets the context's adapters to the step's set when it
+ * differs from what the context has (llama.cpp then reserves its graph
+ * again, the cost of a switch). */
+static void apply_lora(struct al_engine_sched *s)
+{
+    if (s->cur_lora_valid && same_lora(s->cur_lora, s->step_lora))
+        return;
+    struct llama_adapter_lora *a[AL_LIMIT_LORAS];
+    float sc[AL_LIMIT_LORAS];
+    int n = s->m->n_loras;
+    for (int i = 0; i < n; i++) {
+        a[i] = s->m->loras[i];
+        sc[i] = s->step_lora[i];
+    }
+    llama_set_adapters_lora(s->ctx, n ? a : NULL, (size_t)n, n ? sc : NULL);
+    memcpy(s->cur_lora, s->step_lora, sizeof s->cur_lora);
+    s->cur_lora_valid = true;
+    atomic_fetch_add(&s->lora_switches, 1);
+}
+
 static int n_generating(const struct al_engine_sched *s)
 {
     int n = 0;
@@ -586,11 +646,20 @@ static void *worker(void *arg)
         if (quit)
             break;
 
+        if (!pick_lora(s))
+            continue;
         build_batch(s);
         if (s->batch.n_tokens == 0)
             continue;
         double t_step = al_engine_now_ms();
+        pthread_mutex_lock(&s->m->lora_mu);
+        apply_lora(s);
         int ret = llama_decode(s->ctx, s->batch);
+        pthread_mutex_unlock(&s->m->lora_mu);
+        s->n_steps++;
+        for (int i = 0; i < s->n_seq; i++)
+            if (s->slots[i].n_batch_tokens > 0)
+                s->slots[i].served = s->n_steps;
         atomic_fetch_add(&s->decode_calls, 1);
         if (s->batch.n_tokens > n_generating(s))
             s->prompt_step_ms[s->n_prompt_steps++ % PROMPT_STEPS] = al_engine_now_ms() - t_step;
@@ -647,8 +716,7 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
                         m->n_ctx_seq, *why ? ": " : "", why);
         goto fail;
     }
-    if ((rc = al_engine_apply_loras(m, s->ctx, err)))
-        goto fail;
+    /* The adapters are applied by each step (apply_lora), for its set. */
     /* Without a pool of its own, ggml sets up its compute threads on every
      * llama_decode. A persistent pool, as llama-bench and llama-server
      * attach, keeps them (docs/internals/engine.md says what it gained). */
@@ -758,6 +826,34 @@ static enum al_rc stops_and_chat(struct al_engine_req *r, const struct al_engine
     return al_engine_stops_init(&r->stops, all, n, err);
 }
 
+/* The scale of every adapter of m for a request asking p->loras (or the
+ * defaults), into out[AL_LIMIT_LORAS]; zeros as +0 so sets compare bytewise. */
+static enum al_rc lora_set(struct al_engine_model *m, const struct al_engine_gen_params *p, float *out,
+                           struct al_err *err)
+{
+    memset(out, 0, AL_LIMIT_LORAS * sizeof *out);
+    pthread_mutex_lock(&m->lora_mu);
+    int n = m->n_loras;
+    if (p->n_loras < 0)
+        memcpy(out, m->lora_scales, (size_t)n * sizeof *out);
+    pthread_mutex_unlock(&m->lora_mu);
+    if (p->n_loras > AL_LIMIT_LORAS)
+        return al_err_set(err, AL_ERR_LIMIT, "%d LoRA adapters is over the cap of %d (AL_LIMIT_LORAS)", p->n_loras,
+                          AL_LIMIT_LORAS);
+    for (int i = 0; i < p->n_loras; i++) {
+        const struct al_engine_lora_use *u = &p->loras[i];
+        if (u->id < 0 || u->id >= n)
+            return al_err_set(err, AL_ERR_USAGE, "no LoRA adapter %d in the model (%d loaded)", u->id, n);
+        if (!(u->scale >= -100.0f && u->scale <= 100.0f))
+            return al_err_set(err, AL_ERR_USAGE, "a LoRA scale of %g is outside -100..100", (double)u->scale);
+        out[u->id] = u->scale;
+    }
+    for (int i = 0; i < AL_LIMIT_LORAS; i++)
+        if (out[i] == 0.0f)
+            out[i] = 0.0f;
+    return AL_OK;
+}
+
 static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
                          al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
                          al_engine_submitted_cb **submitted, struct al_err *err)
@@ -788,6 +884,9 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->on_probs = p->on_probs;
         r->probs_ud = p->probs_ud;
     }
+    rc = lora_set(m, p, r->lora, err);
+    if (rc)
+        goto fail;
     rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
                                 &r->n_prompt, err);
     if (rc)
@@ -878,4 +977,5 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
     out->tokens_gen = atomic_load(&s->tokens_gen);
     out->requests_done = atomic_load(&s->requests_done);
     out->decode_calls = atomic_load(&s->decode_calls);
+    out->lora_switches = atomic_load(&s->lora_switches);
 }

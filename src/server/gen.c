@@ -898,6 +898,10 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         pthread_mutex_unlock(&h->srv->mu);
         struct al_engine_gen_params gp = go->params;
         gp.chat = g->chat;
+        if (h->n_lora_use > 0) { /* lora.c */
+            gp.loras = h->lora_use;
+            gp.n_loras = h->n_lora_use;
+        }
         /* Under a fixed seed the choices would all be the same text: each
          * its own seed, the request's plus its index. */
         if (i > 0 && gp.seed != AL_ENGINE_SEED_RANDOM) {

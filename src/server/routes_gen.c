@@ -64,7 +64,8 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
-    if (!al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
+    if (!al_server_lora_request(h, body, &res) ||
+        !al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;
