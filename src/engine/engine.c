@@ -664,7 +664,9 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     if (llama_model_desc(m->model, out->desc, sizeof out->desc) < 0)
         out->desc[0] = '\0';
     snprintf(out->digest, sizeof out->digest, "%s", m->digest);
+    pthread_mutex_lock((pthread_mutex_t *)&m->lora_mu); /* al_engine_lora_add may run */
     out->n_loras = m->n_loras;
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lora_mu);
 }
 
 /* ---- tokens ---- */

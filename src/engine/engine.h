@@ -186,7 +186,7 @@ struct al_engine_model_info {
     bool has_chat_template;
     char desc[128];         /* llama.cpp's description, e.g. "llama ?B all F32" */
     char digest[72];        /* the verified "sha256:<hex>" */
-    int n_loras;            /* LoRA adapters applied */
+    int n_loras;            /* LoRA adapters loaded (at load and on demand) */
 };
 
 void al_engine_model_info(const struct al_engine_model *m, struct al_engine_model_info *out);

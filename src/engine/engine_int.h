@@ -3,7 +3,9 @@
  * see. This header includes llama.h; only the .c files of src/engine may include it.
  *
  *   engine.c  verified load, model info, tokens, chat templates, log routing
- *   sched.c   the scheduler: queue, sequences, continuous batching
+ *   sched.c   the scheduler: sequences, continuous batching, adapter sets by turns
+ *   submit.c  submitting a request (checks, tokens, sampler, adapter set), stats
+ *             (sched_int.h: the structures those two share)
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context

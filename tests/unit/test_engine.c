@@ -215,6 +215,107 @@ static void test_lora(void **state)
     free(dir);
 }
 
+/* Two requests, each on its own thread. */
+struct gen_job {
+    struct al_engine_model *m;
+    struct al_engine_gen_params p;
+    char *text;
+};
+
+static void *gen_job_run(void *arg)
+{
+    struct gen_job *j = arg;
+    j->text = gen(j->m, GOLDEN_PROMPT, &j->p, NULL);
+    return NULL;
+}
+
+/* Adapters on demand: loaded into a loaded base (al_engine_lora_add; the
+ * same digest again is the same id), picked per request by id and scale (0
+ * and the defaults give the base's golden text), an unknown id refused at
+ * submit; a wrong digest and an adapter of another shape refused by the add;
+ * two requests with different sets at once each give their text alone, the
+ * context's adapters switched between their steps. */
+static void test_lora_on_demand(void **state)
+{
+    if (!have_fixture())
+        skip();
+    char *dir = tu_mkdtemp();
+    char lora[4096], other[4096], other_lora[4096], digest[AL_DIGEST_SIZE], other_digest[AL_DIGEST_SIZE];
+    snprintf(lora, sizeof lora, "%s/lora.gguf", dir);
+    snprintf(other, sizeof other, "%s/other.gguf", dir);
+    snprintf(other_lora, sizeof other_lora, "%s/other-lora.gguf", dir);
+    const char *build = getenv("AL_BUILD");
+    assert_non_null(build);
+    assert_int_equal(tu_system("'%s/airlock-ggufgen' --lora-for '%s' --out '%s' --seed 3 2>/dev/null", build,
+                               fixture, lora), 0);
+    assert_int_equal(tu_system("'%s/airlock-ggufgen' --out '%s' --layers 1 --embd 32 --ff 64 --heads 2 --ctx 128 "
+                               "--vocab '%s/ggml-vocab-llama-spm.gguf' 2>/dev/null", build, other,
+                               getenv("AL_VOCAB_DIR")), 0);
+    assert_int_equal(tu_system("'%s/airlock-ggufgen' --lora-for '%s' --out '%s' 2>/dev/null", build, other,
+                               other_lora), 0);
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_sha256_path(lora, digest, NULL, NULL, &err), AL_OK);
+    assert_int_equal(al_sha256_path(other_lora, other_digest, NULL, NULL, &err), AL_OK);
+    struct al_engine_model_params mp = al_engine_model_params_default();
+    mp.n_ctx = 256;
+    mp.n_seq = 2;
+    struct al_engine_model *m = NULL;
+    if (al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err))
+        fail_msg("load: %s", err.msg);
+    int id = -1, id2 = -1;
+    if (al_engine_lora_add(m, lora, digest, &id, &err))
+        fail_msg("lora_add: %s", err.msg);
+    assert_int_equal(id, 0);
+    assert_int_equal(al_engine_lora_add(m, lora, digest, &id2, &err), AL_OK);
+    assert_int_equal(id2, 0);
+    assert_int_equal(al_engine_lora_add(m, lora, other_digest, &id2, &err), AL_ERR_VERIFY);
+    al_err_clear(&err);
+    assert_int_equal(al_engine_lora_add(m, other_lora, other_digest, &id2, &err), AL_ERR_CORRUPT);
+    al_err_clear(&err);
+
+    struct al_engine_gen_params base = tu_greedy(GOLDEN_TOKENS);
+    char *text = gen(m, GOLDEN_PROMPT, &base, NULL); /* defaults: an added adapter is at 0 */
+    assert_string_equal(text, GOLDEN_TEXT);
+    free(text);
+    struct al_engine_lora_use on = {0, 1.0f}, off = {0, 0.0f}, bad = {1, 1.0f};
+    struct al_engine_gen_params pa = base;
+    pa.loras = &on;
+    pa.n_loras = 1;
+    char *adapted = gen(m, GOLDEN_PROMPT, &pa, NULL);
+    assert_string_not_equal(adapted, GOLDEN_TEXT);
+    pa.loras = &off;
+    text = gen(m, GOLDEN_PROMPT, &pa, NULL);
+    assert_string_equal(text, GOLDEN_TEXT);
+    free(text);
+    pa.loras = &bad;
+    text = NULL;
+    assert_int_equal(al_engine_generate(m, GOLDEN_PROMPT, &pa, &text, NULL, &err), AL_ERR_USAGE);
+    assert_non_null(strstr(err.msg, "no LoRA adapter 1"));
+    al_err_clear(&err);
+
+    /* Both at once: the base and the adapter take turns, step by step. */
+    struct al_engine_stats st0, st1;
+    al_engine_stats(m, &st0);
+    struct gen_job jobs[2] = {{m, base, NULL}, {m, base, NULL}};
+    jobs[1].p.loras = &on;
+    jobs[1].p.n_loras = 1;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, gen_job_run, &jobs[i]);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    assert_string_equal(jobs[0].text, GOLDEN_TEXT);
+    assert_string_equal(jobs[1].text, adapted);
+    al_engine_stats(m, &st1);
+    assert_true(st1.lora_switches > st0.lora_switches);
+    free(jobs[0].text);
+    free(jobs[1].text);
+    free(adapted);
+    al_engine_model_free(m);
+    tu_rmrf(dir);
+    free(dir);
+}
+
 static void test_golden(void **state)
 {
     if (!have_fixture())
@@ -869,6 +970,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_lora),
+        cmocka_unit_test(test_lora_on_demand),
         cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_digest_mismatch),
         cmocka_unit_test(test_concurrent_same_as_alone),
