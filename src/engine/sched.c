@@ -429,20 +429,53 @@ void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, v
     pthread_mutex_unlock(&s->lock);
 }
 
-/* The adapter set of this step: that of the busy slot decoded least
- * recently, ties to the oldest request. False when no slot is busy. */
+/* How long the context keeps its adapter set while other sets wait: long
+ * enough that a switch (llama.cpp reserves its graph again) costs at most
+ * about 1/LORA_QUANTUM_SWITCHES of the time, never more than
+ * LORA_QUANTUM_MAX_MS, so a waiting set always gets its turn. */
+#define LORA_QUANTUM_SWITCHES 10.0
+#define LORA_QUANTUM_MAX_MS 500.0
+
+/* The adapter set of this step: the context's own while it has busy slots
+ * and its quantum lasts, else that of the busy slot decoded least recently,
+ * ties to the oldest request. False when no slot is busy. */
 static bool pick_lora(struct al_engine_sched *s)
 {
     const struct slot *best = NULL;
+    bool cur_busy = false;
     for (int i = 0; i < s->n_seq; i++) {
         const struct slot *sl = &s->slots[i];
         if (!sl->req)
             continue;
+        cur_busy |= s->cur_lora_valid && same_lora(sl->req->lora, s->cur_lora);
         if (!best || sl->served < best->served || (sl->served == best->served && sl->order < best->order))
             best = sl;
     }
-    s->step_lora = best ? best->req->lora : NULL;
-    return best != NULL;
+    if (!best)
+        return false;
+    double quantum = s->switch_ms * LORA_QUANTUM_SWITCHES;
+    if (quantum > LORA_QUANTUM_MAX_MS)
+        quantum = LORA_QUANTUM_MAX_MS;
+    if (cur_busy && al_engine_now_ms() - s->lora_since_ms < quantum)
+        s->step_lora = s->cur_lora;
+    else
+        s->step_lora = best->req->lora;
+    s->step_switches = !s->cur_lora_valid || !same_lora(s->cur_lora, s->step_lora);
+    return true;
+}
+
+/* After a step that generated only (no prompt tokens): its duration feeds
+ * the estimate of what a switch costs. */
+static void lora_timing(struct al_engine_sched *s, double ms)
+{
+    if (!s->step_switches) {
+        s->plain_step_ms = s->plain_step_ms > 0 ? 0.8 * s->plain_step_ms + 0.2 * ms : ms;
+        return;
+    }
+    if (s->plain_step_ms <= 0)
+        return;
+    double extra = ms > s->plain_step_ms ? ms - s->plain_step_ms : 0;
+    s->switch_ms = s->switch_ms > 0 ? 0.8 * s->switch_ms + 0.2 * extra : extra;
 }
 
 /* Under m->lora_mu: sets the context's adapters to the step's set when it
@@ -450,7 +483,7 @@ static bool pick_lora(struct al_engine_sched *s)
  * again, the cost of a switch). */
 static void apply_lora(struct al_engine_sched *s)
 {
-    if (s->cur_lora_valid && same_lora(s->cur_lora, s->step_lora))
+    if (!s->step_switches)
         return;
     struct llama_adapter_lora *a[AL_LIMIT_LORAS];
     float sc[AL_LIMIT_LORAS];
@@ -462,14 +495,16 @@ static void apply_lora(struct al_engine_sched *s)
     llama_set_adapters_lora(s->ctx, n ? a : NULL, (size_t)n, n ? sc : NULL);
     memcpy(s->cur_lora, s->step_lora, sizeof s->cur_lora);
     s->cur_lora_valid = true;
+    s->lora_since_ms = al_engine_now_ms();
     atomic_fetch_add(&s->lora_switches, 1);
 }
 
+/* Generating slots in this step's batch. */
 static int n_generating(const struct al_engine_sched *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_seq; i++)
-        n += s->slots[i].req && s->slots[i].generating;
+        n += s->slots[i].req && s->slots[i].generating && s->slots[i].n_batch_tokens > 0;
     return n;
 }
 
@@ -558,6 +593,7 @@ static void *worker(void *arg)
         build_batch(s);
         if (s->batch.n_tokens == 0)
             continue;
+        bool reads_prompt = s->batch.n_tokens > n_generating(s);
         double t_step = al_engine_now_ms();
         pthread_mutex_lock(&s->m->lora_mu);
         apply_lora(s);
@@ -568,8 +604,10 @@ static void *worker(void *arg)
             if (s->slots[i].n_batch_tokens > 0)
                 s->slots[i].served = s->n_steps;
         atomic_fetch_add(&s->decode_calls, 1);
-        if (s->batch.n_tokens > n_generating(s))
+        if (reads_prompt)
             s->prompt_step_ms[s->n_prompt_steps++ % PROMPT_STEPS] = al_engine_now_ms() - t_step;
+        else if (ret == 0)
+            lora_timing(s, al_engine_now_ms() - t_step);
         if (ret != 0) {
             fail_batch(s, ret);
             continue;

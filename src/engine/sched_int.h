@@ -84,6 +84,10 @@ struct al_engine_sched {
     uint64_t n_steps;
     float cur_lora[AL_LIMIT_LORAS]; /* worker: the adapter set applied to ctx */
     bool cur_lora_valid;
+    bool step_switches;             /* worker: this step changes the context's set */
+    double lora_since_ms;           /* worker: when the context's set was applied */
+    double switch_ms;               /* worker: what a switch adds to a step (moving average) */
+    double plain_step_ms;           /* worker: a step that generates only, without a switch (same) */
     const float *step_lora;         /* worker: the set of the step being built */
     atomic_uint_fast64_t lora_switches;
 
