@@ -241,14 +241,15 @@ static void unlink_entry(struct al_serve_models *mm, struct al_serve_lease *e)
 }
 
 /* Outside mu. An adapter's entry gives back its lease on the base (which its
- * model belongs to), except when the whole manager is freed. */
-static void free_entries(struct al_serve_lease *list)
+ * model belongs to) with release_bases; al_serve_free frees every entry
+ * without it. */
+static void free_entries_ex(struct al_serve_lease *list, bool release_bases)
 {
     while (list) {
         struct al_serve_lease *next = list->next;
         if (list->base) {
             al_info("unloading adapter %s (%s); its base stays", list->name, list->manifest);
-            if (!list->mm->stop)
+            if (release_bases)
                 al_serve_release(list->base);
         } else {
             al_info("unloading model %s (%s)", list->name, list->manifest);
@@ -258,6 +259,8 @@ static void free_entries(struct al_serve_lease *list)
         list = next;
     }
 }
+
+static void free_entries(struct al_serve_lease *list) { free_entries_ex(list, true); }
 
 /* Under mu: marks entries that no reference points at as retired, and pinned
  * ones as pinned; moves idle retired entries to *victims. */
@@ -658,7 +661,7 @@ void al_serve_free(struct al_serve_models *mm)
     pthread_mutex_unlock(&mm->mu);
     if (mm->reaper_started)
         pthread_join(mm->reaper, NULL);
-    free_entries(mm->entries);
+    free_entries_ex(mm->entries, false);
     for (struct rref *r = mm->refs, *next; r; r = next) {
         next = r->next;
         free(r);
