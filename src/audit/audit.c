@@ -513,7 +513,7 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
     char *f[4] = {clean(rec->request_id, AL_LIMIT_AUDIT_FIELD), clean(rec->caller, AL_LIMIT_AUDIT_FIELD),
                   clean(rec->model_digest, AL_LIMIT_AUDIT_FIELD), clean(rec->route, AL_LIMIT_AUDIT_FIELD)};
     char *prompt = a->capture && rec->prompt ? scrubbed(a, rec->prompt) : NULL;
-    char *lora = rec->lora ? clean(rec->lora, AL_LIMIT_AUDIT_FIELD) : NULL;
+    char *lora = rec->lora ? clean(rec->lora, AL_LIMIT_AUDIT_LORA) : NULL;
     char *response = a->capture && rec->response ? scrubbed(a, rec->response) : NULL;
     double lat = isfinite(rec->latency_ms) && rec->latency_ms > 0 ? round(rec->latency_ms * 1000.0) / 1000.0 : 0;
     enum al_rc rc = AL_OK;
