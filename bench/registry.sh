@@ -24,8 +24,8 @@ REG_PID=
 SERVE_PID=
 cleanup() {
     local p
-    [ -z "$SERVE_PID" ] || { kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null; }
-    for p in $REG_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null; done
+    [ -z "$SERVE_PID" ] || { kill "$SERVE_PID" 2>/dev/null && wait "$SERVE_PID" 2>/dev/null || :; }
+    for p in $REG_PID; do kill "$p" 2>/dev/null && wait "$p" 2>/dev/null || :; done
     rm -rf "$work"
 }
 trap cleanup EXIT
@@ -105,7 +105,7 @@ echo "== mirror: airlock serve --registry --registry-sign (store a)"
 rm -rf out
 AIRLOCK_HOME="$work/a" "$bin" serve --port 0 --registry --registry-sign k.key >serve.log 2>&1 &
 SERVE_PID=$!
-for _ in $(seq 1 300); do grep -q "airlock: ready" serve.log && break; sleep 0.1; done
+for _ in $(seq 1 300); do grep -qs "airlock: ready" serve.log && break; sleep 0.1; done
 MIRROR=$(grep -o 'http://[^ ]*' serve.log | head -1)
 MIRROR=${MIRROR#http://}
 t0=$(now)

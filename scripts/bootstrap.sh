@@ -19,6 +19,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 log() { printf 'bootstrap: %s\n' "$*" >&2; }
 die() { printf 'bootstrap: error: %s\n' "$*" >&2; exit 1; }
 
+# strace: test_scan_stream counts what ingest reads back.
 # python3-pytest, python3-requests: llama.cpp's server test suite run against
 # airlock serve (tests/peer/run.py).
 # clang-14, libclang-rt-14-dev (libFuzzer), libomp-14-dev, llvm-14 (llvm-symbolizer):
@@ -29,7 +30,7 @@ DEB_PACKAGES="build-essential pkg-config ca-certificates
  minisign gnupg openssl zstd xxd sqlite3 chromium
  libfaiss-dev libpoppler-glib-dev python3-faiss python3-numpy ghostscript groff-base man-db manpages
  python3-jsonschema bsdiff xdelta3 docker-registry skopeo apache2-utils
- python3-pytest python3-requests
+ python3-pytest python3-requests strace
  clang-14 libclang-rt-14-dev libomp-14-dev llvm-14"
 # Tools that may come from elsewhere (a Node.js not from Debian, say): only
 # installed from Debian when the command is missing. command:package

@@ -258,12 +258,16 @@ enum al_rc al_ing_delta_base(struct al_ing *g, struct al_err *err)
 }
 
 struct sink {
-    struct al_blob_writer *w;
+    struct al_ing_entry *en;
 };
 
 static enum al_rc to_writer(void *ud, const void *data, size_t len, struct al_err *err)
 {
-    return al_blob_writer_write(((struct sink *)ud)->w, data, len, err);
+    struct sink *s = ud;
+    enum al_rc rc = al_blob_writer_write(s->en->w, data, len, err);
+    if (!rc)
+        al_ing_values_feed(s->en, data, len); /* the scan gate need not read it again */
+    return rc;
 }
 
 /* Rebuilds one patched file into a new entry. */
@@ -301,8 +305,10 @@ static enum al_rc rebuild(struct al_ing *g, const struct al_ing_dfile *f, struct
         snprintf(label, sizeof label, "apply %.50s", f->path);
         pr = al_progress_new(label, f->size);
     }
-    struct sink s = {en->w};
+    struct sink s = {en};
+    al_ing_values_begin(en, f->size);
     rc = al_delta_apply(bfd, pfd, f->size, to_writer, &s, pr, err);
+    al_ing_values_end(en);
     al_progress_free(pr);
     if (rc) {
         char why[AL_ERR_MSG_MAX];

@@ -195,6 +195,7 @@ struct al_bundle_pushed {
     char referrer[AL_DIGEST_SIZE];  /* the signature referrer, "" when unsigned */
     int64_t seq;
     bool signed_;
+    bool kept;                      /* the signatures were those the version arrived with (no keys given) */
     bool referrers_api;             /* the registry lists referrers itself (else the sha256-<hex> tag) */
     size_t blobs_sent, blobs_skipped;
     uint64_t bytes_sent;
@@ -204,7 +205,9 @@ struct al_bundle_pushed {
 /* Pushes the stored version ref to dst (HOST[:PORT]/REPO[:TAG]). With keys in
  * po (po->n_keys > 0) the version is packed as `export` packs it (scan and
  * license checks included) and its signatures go along as a referrer; without,
- * the stored manifest goes as it is, unsigned. po's ref and zstd are ignored. */
+ * the stored manifest goes as it is, with the signatures the version arrived
+ * with (ingest, pull) as their referrers, unsigned when it arrived unsigned.
+ * po's ref and zstd are ignored. */
 enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, const struct al_reg_opts *ro,
                           const struct al_bundle_pack_opts *po, struct al_bundle_pushed *res, struct al_err *err);
 
@@ -221,6 +224,37 @@ struct al_bundle_pulled {
 enum al_rc al_bundle_pull(struct al_repo *r, const char *src, const struct al_reg_opts *ro,
                           const struct al_bundle_opts *o, struct al_bundle_pulled *res, struct al_bundle_report *rep,
                           struct al_err *err);
+
+/* ---- imports from other tools' stores (import*.c; docs/internals/import.md) ----
+ * An import is a local operator action like `airlock add`: unsigned by
+ * nature, no trust policy; every blob is re-hashed against its digest and
+ * size while it is copied into the store, then the checks of an ingest run
+ * (weights, scan, license; o: as, allow_dangerous, ack_license, no_activate,
+ * progress, caps; dry_run is refused) and the one commit, an "import" event
+ * whose "import" object says where it came from. A refusal after the store
+ * is locked is one "import-refused" (or "scan-refused", "license-refused")
+ * event; blobs and index.json stay as they were. rep as for ingest. */
+struct al_bundle_imported {
+    char source[AL_LIMIT_PATH + 256];  /* "ollama://HOST/NS/NAME:TAG", "oci:DIR:REF", "oci-archive:FILE:REF" */
+    char manifest[AL_DIGEST_SIZE];     /* the source's manifest (SHA-256 of its bytes) */
+    char media_types[1024];            /* the layers' media types, comma-separated */
+};
+
+/* An Ollama models directory (dir: manifests/, blobs/) and a model in it,
+ * NAME[:TAG], NAMESPACE/NAME[:TAG] or HOST/NAMESPACE/NAME[:TAG]. o->as
+ * defaults to the name as Ollama shows it. */
+enum al_rc al_bundle_import_ollama(struct al_repo *r, const char *dir, const char *name,
+                                   const struct al_bundle_opts *o, struct al_bundle_imported *res,
+                                   struct al_bundle_report *rep, struct al_err *err);
+
+/* An OCI image layout directory or an oci-archive tar (src: PATH[:REF]; a
+ * PATH that exists wins over a ':' in it). The manifest is the one whose
+ * org.opencontainers.image.ref.name is REF, or the only one; several and no
+ * REF, or a REF not there, is AL_ERR_NOT_FOUND listing the refs. Layers are
+ * named as an unsigned pull names them (ModelPack, Docker Model Runner, ORAS
+ * GGUF). o->as defaults to REF when it is a valid NAME[:TAG]. */
+enum al_rc al_bundle_import_oci(struct al_repo *r, const char *src, const struct al_bundle_opts *o,
+                                struct al_bundle_imported *res, struct al_bundle_report *rep, struct al_err *err);
 
 /* ---- the license of a model's files (issue 18; docs/internals/bundle.md) ---- */
 
@@ -261,9 +295,11 @@ enum al_rc al_bundle_license_refuse(const struct al_license_decision *d, const c
 /* The view of a stored version that `push --sign` would put in a registry
  * (registry.h), in memory, for `serve --registry`: packed and signed with
  * po's keys exactly as push packs it (scan and license checks included), the
- * signature referrer built as push builds it. out is the caller's
- * (al_reg_view_release). Errors: those of al_bundle_pack; AL_ERR_USAGE
- * without keys. */
+ * signature referrer built as push builds it. Without keys (po NULL or no
+ * keys), what push without --sign sends: the stored manifest and the first
+ * signatures the version arrived with (referrer "" when it arrived
+ * unsigned). out is the caller's (al_reg_view_release). Errors: those of
+ * al_bundle_pack, al_repo_resolve and the store's reads. */
 enum al_rc al_bundle_view_make(struct al_repo *r, const char *ref, const struct al_bundle_pack_opts *po,
                                struct al_reg_view *out, struct al_err *err);
 

@@ -49,7 +49,19 @@ struct al_ing_entry {
     unsigned char head[4];    /* the first bytes (a weight's magic, checked in a dry run too) */
     size_t head_len;
     bool exec;                /* the tar entry had an executable bit */
+    struct al_gguf_value_stream *vs;     /* the value scan while it is written (values.c) */
+    struct al_gguf_value_report *values; /* its report when it followed the whole entry: the
+                                            scan gate then does not read the file again */
 };
+
+/* The tensor-value scan of an entry as it is written (gguf.h,
+ * al_gguf_value_stream): begin with the entry's size (best effort: out of
+ * memory or a dry run leaves the gate to read the file), feed what is
+ * written, end when the entry is whole. Freed with the ingest. */
+void al_ing_values_begin(struct al_ing_entry *en, uint64_t size);
+void al_ing_values_feed(struct al_ing_entry *en, const void *data, size_t len);
+void al_ing_values_end(struct al_ing_entry *en);
+void al_ing_values_free(struct al_ing_entry *en);
 
 struct al_ing_sig {
     char name[64];
@@ -104,6 +116,13 @@ struct al_ing {
     char *license;            /* the license decision's record (al_bundle_license_json), once decided */
     bool license_refused;     /* the license refused the ingest: "license-refused" */
     struct al_ing_delta delta;
+    /* An import (import.c): a local operator action like add, unsigned by
+     * nature; no trust policy applies, the events are "import" and
+     * "import-refused", the version's model card is card, and the event
+     * records import (JSON object text: where it came from). */
+    bool local;
+    char *card;
+    char *import;
 };
 
 /* Entries an ingest may hold: the bundle's, and the files a delta rebuilds. */
@@ -146,5 +165,51 @@ enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_r
 struct al_ing_entry *al_ing_find(struct al_ing *g, const char *name);
 /* The default cap on one entry and on all: the store's free space less a margin. */
 uint64_t al_ing_default_cap(struct al_repo *r);
+/* pull.c: a new entry whose content is in memory (written to a blob writer
+ * too, checked against checksums.txt when there is one). */
+enum al_rc al_ing_add_mem(struct al_ing *g, const char *name, const char *data, size_t len, struct al_err *err);
+/* pull.c: the file name of layer i of a foreign manifest (ModelPack, Docker
+ * Model Runner, ORAS): its org.cncf.model.filepath or
+ * org.opencontainers.image.title annotation when safe, else model.gguf
+ * (model-<i>.gguf) for a GGUF or weight media type, else layer-<i>. */
+void al_ing_layer_name(struct json_t *layer, size_t i, char *out, size_t size);
 /* Frees what g holds; uncommitted writers remove their tmp files. */
 void al_ing_release(struct al_ing *g);
+
+/* ---- the signature referrer artifact (referrer.c) ---- */
+#define AL_MT_BUNDLE_FILE      "application/vnd.airlock.bundle.file.v1"
+#define AL_BUNDLE_EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a" /* "{}" */
+
+/* One small file of a bundle in memory, named as in the bundle. */
+struct al_bundle_part {
+    char name[AL_LIMIT_FILE_NAME + 1];
+    char *data;
+    size_t len;
+    char digest[AL_DIGEST_SIZE];
+};
+/* The referrer manifest over the parts not under blobs/ (malloc'd canonical
+ * JSON; NULL when out of memory). */
+char *al_bundle_referrer_json(const struct al_bundle_part *p, size_t n, const char *subject, uint64_t subject_size);
+/* Frees n parts' data and the array (NULL is a no-op). */
+void al_bundle_parts_free(struct al_bundle_part *p, size_t n);
+
+/* What al_ing_keep_referrer stored: the artifact's manifest and its blobs
+ * (blobs malloc'd, the caller frees it). referrer "" when nothing was kept. */
+struct al_ing_kept {
+    char referrer[AL_DIGEST_SIZE];
+    char (*blobs)[AL_DIGEST_SIZE];
+    size_t n;
+};
+/* Stores the signatures a native signed bundle (or pull) brought as a
+ * referrer artifact of manifest: its files and its manifest as blobs (they
+ * stay unreferenced until the commit records them). Nothing is kept, and
+ * AL_OK, for an unsigned, plain or delta bundle. */
+enum al_rc al_ing_keep_referrer(struct al_ing *g, const char *manifest, uint64_t manifest_size,
+                                struct al_ing_kept *out, struct al_err *err);
+/* Reads a kept referrer artifact back from the store: its files (named by
+ * their titles, each proven against its digest) into *parts (malloc'd; free
+ * with al_bundle_parts_free), the subject's size into *subject_size.
+ * AL_ERR_CORRUPT when it is not a signature artifact of subject. */
+enum al_rc al_bundle_referrer_load(struct al_repo *r, const char *digest, const char *subject,
+                                   struct al_bundle_part **parts, size_t *n, uint64_t *subject_size,
+                                   struct al_err *err);

@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "gguf/gguf.h"
 #include "policy/policy.h"
 #include "scan/scan.h"
 
@@ -177,6 +178,14 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
         json_object_set_new(d, "previous", json_string(rep->previous));
     if (rep->overrides[0])
         json_object_set_new(d, "overrides", json_string(rep->overrides));
+    if (g->import) {
+        json_t *im = json_loads(g->import, 0, NULL);
+        if (im == NULL) {
+            json_decref(d);
+            return NULL;
+        }
+        json_object_set_new(d, "import", im);
+    }
     if (rep->threshold)
         json_object_set_new(d, "threshold", json_integer(rep->threshold));
     /* The scan: of the file that refused the ingest, or of every file. */
@@ -208,7 +217,10 @@ static char *provenance(struct al_ing *g, const char *source, const char *verdic
 enum al_rc al_ing_record_refusal(struct al_ing *g, const char *source, enum al_rc why, struct al_err *err)
 {
     char *detail = provenance(g, source, "refused", err->msg);
-    const char *kind = g->scan_refused ? "scan-refused" : g->license_refused ? "license-refused" : "ingest-refused";
+    const char *kind = g->scan_refused      ? "scan-refused"
+                       : g->license_refused ? "license-refused"
+                       : g->local           ? "import-refused"
+                                            : "ingest-refused";
     enum al_rc rc = al_repo_record_refusal(g->r, kind, g->rep->name, detail, why, "run the command again to record it",
                                            err);
     free(detail);
@@ -297,6 +309,35 @@ static enum al_rc staged_file(struct al_ing *g, size_t i, const char **name, str
     return rc;
 }
 
+void al_ing_values_begin(struct al_ing_entry *en, uint64_t size)
+{
+    struct al_err err = AL_ERR_INIT;
+    if (en->w != NULL && en->vs == NULL && en->values == NULL)
+        (void)al_gguf_value_stream_new(size, en->name, &en->vs, &err);
+}
+
+void al_ing_values_feed(struct al_ing_entry *en, const void *data, size_t len)
+{
+    al_gguf_value_stream_feed(en->vs, data, len);
+}
+
+void al_ing_values_end(struct al_ing_entry *en)
+{
+    struct al_gguf_value_report rep;
+    if (en->vs != NULL && al_gguf_value_stream_finish(en->vs, &rep) && (en->values = malloc(sizeof rep)) != NULL)
+        *en->values = rep;
+    al_gguf_value_stream_free(en->vs);
+    en->vs = NULL;
+}
+
+void al_ing_values_free(struct al_ing_entry *en)
+{
+    al_gguf_value_stream_free(en->vs);
+    en->vs = NULL;
+    free(en->values);
+    en->values = NULL;
+}
+
 /* Every file of the version is scanned (scan.h) in its temporary file,
  * under its name in the version and with AL_SCAN_EXEC_DANGEROUS: inside a
  * bundle an executable bit (from the tar entry) on an executable or script
@@ -306,7 +347,8 @@ static enum al_rc staged_file(struct al_ing *g, size_t i, const char **name, str
  * override. A warn under the site's `scan: ok` (policy.json) refuses the
  * same way, with the rule named; --allow-dangerous does not lift it. The
  * record of every file goes into the ingest event. A dry run keeps no content
- * and scans nothing. */
+ * and scans nothing. A GGUF's tensor values were checked as it was written
+ * (al_ing_values_*) when that could follow it: they are not read again. */
 static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, struct al_err *err)
 {
     bool native = g->rep->native;
@@ -324,7 +366,7 @@ static enum al_rc check_scan(struct al_ing *g, const struct al_policy *pol, stru
         if (e == NULL || e->w == NULL)
             continue;
         unsigned flags = AL_SCAN_EXEC_DANGEROUS | (e->exec ? AL_SCAN_EXEC_BIT : 0u);
-        if ((rc = al_scan_file_named(al_blob_writer_path(e->w), name, flags, &reps[done], err)))
+        if ((rc = al_scan_file_values(al_blob_writer_path(e->w), name, flags, e->values, &reps[done], err)))
             break;
         struct al_scan_report *r = reps[done++];
         if (r->verdict == AL_SCAN_WARN && !al_policy_scan_allows(pol, AL_POLICY_SCAN_WARN)) {
@@ -434,7 +476,8 @@ static enum al_rc build_plain(struct al_ing *g, const struct al_model_facts *fac
     struct al_oci_model m = {
         .name = g->rep->name, .version = g->rep->tag, .created = created, .architecture = facts->architecture,
         .format = gguf ? "gguf" : "", .param_size = facts->param_size, .precision = facts->precision,
-        .quantization = facts->quantization, .previous = g->rep->previous, .layers = layers, .n_layers = n,
+        .quantization = facts->quantization, .previous = g->rep->previous, .card_json = g->card,
+        .layers = layers, .n_layers = n,
     };
     char *config = NULL, *manifest = NULL;
     enum al_rc rc = al_oci_config_build(&m, &config, err);
@@ -519,6 +562,7 @@ static enum al_rc commit(struct al_ing *g, const char *source, const struct al_m
     struct al_oci_layer *layers = calloc(n_files + 1, sizeof *layers);
     struct al_file *files = calloc(n_files + 1, sizeof *files);
     char *detail = NULL, *override = NULL;
+    struct al_ing_kept kept = {.n = 0};
     if (!layers || !files) {
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
@@ -567,15 +611,21 @@ static enum al_rc commit(struct al_ing *g, const char *source, const struct al_m
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
         goto out;
     }
+    /* The signatures it arrived with stay with the version (referrer.c). */
+    if (rep->native && (rc = al_ing_keep_referrer(g, manifest_d, manifest_size, &kept, err)))
+        goto out;
     struct al_version_commit vc = {
         .name = rep->name, .tag = rep->tag, .manifest = manifest_d, .manifest_size = manifest_size,
         .config = config_d, .seq = rep->seq, .files = files, .n_files = n_files, .no_activate = g->o->no_activate,
-        .event_kind = "ingest", .event_detail = detail,
+        .event_kind = g->local ? "import" : "ingest", .event_detail = detail,
         .note_kind = override ? "ingest-override" : NULL, .note_detail = override,
+        .referrer = kept.referrer[0] ? kept.referrer : NULL,
+        .referrer_blobs = (const char(*)[AL_DIGEST_SIZE])kept.blobs, .n_referrer_blobs = kept.n,
     };
     if (!(rc = al_repo_commit_version(g->r, &vc, &rep->version, &rep->existed, err)))
         rep->accepted = true;
 out:
+    free(kept.blobs);
     free(override);
     free(detail);
     free(layers);

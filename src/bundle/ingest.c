@@ -226,6 +226,8 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
                  strcmp(name, AL_BUNDLE_DELTA_JSON) == 0 ||
                  strncmp(name, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) == 0) &&
                 declared <= AL_LIMIT_MANIFEST && g->kept + declared <= AL_BUNDLE_KEEP_MAX;
+    if (!keep)
+        al_ing_values_begin(en, declared);
     if (keep && (en->mem = malloc(declared + 1)) == NULL) {
         al_sha256_free(h);
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -279,7 +281,9 @@ static enum al_rc stream_entry(struct al_ing *g, struct archive *a, struct archi
             al_sha256_update(h, buf, len);
         else if ((rc = al_blob_writer_write(en->w, buf, len, err)))
             break;
+        al_ing_values_feed(en, buf, len);
     }
+    al_ing_values_end(en);
     if (en->mem) {
         en->mem[en->mem_len] = '\0';
         g->kept += en->mem_len;
@@ -377,6 +381,7 @@ void al_ing_release(struct al_ing *g)
     for (size_t i = 0; i < g->n_ents; i++) {
         al_blob_writer_free(g->ents[i].w);
         free(g->ents[i].mem);
+        al_ing_values_free(&g->ents[i]);
     }
     free(g->ents);
     for (size_t i = 0; i < g->n_sigs; i++)
@@ -386,6 +391,8 @@ void al_ing_release(struct al_ing *g)
     free(g->scan);
     free(g->scan_refused);
     free(g->license);
+    free(g->card);
+    free(g->import);
     al_oci_manifest_release(&g->man);
     al_trust_release(&g->trust);
     al_ing_delta_release(&g->delta);

@@ -739,7 +739,7 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
     char ack[AL_LICENSE_ID_MAX + 1] = "", kept_ack[72] = "";
     struct al_adapter_binding adapter;
     memset(&adapter, 0, sizeof adapter);
-    char *quantized = NULL;
+    char *quantized = NULL, *finetuned = NULL;
     enum al_rc rc = AL_OK;
     if (p.files == NULL)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -790,6 +790,9 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         /* A quantized version leaves with its provenance. */
         if ((rc = al_repo_version_annotation(r, &v, AL_ANN_QUANTIZED, &quantized, err)))
             goto out;
+        /* So does a fine-tuned one. */
+        if ((rc = al_repo_version_annotation(r, &v, AL_ANN_FINETUNED, &finetuned, err)))
+            goto out;
         tag = o->tag ? o->tag : first[0] ? first : "latest";
         if (al_time_parse(v.created, &when, NULL) == AL_OK)
             p.newest = (time_t)when;
@@ -833,6 +836,7 @@ enum al_rc al_bundle_pack(struct al_repo *r, const struct al_bundle_pack_opts *o
         .previous = previous[0] ? previous : NULL, .license_ack = ack[0] ? ack : NULL, .card_json = p.card,
         .layers = layers, .n_layers = p.n, .adapter_type = adapter.base[0] ? adapter.type : NULL,
         .adapter_base = adapter.base[0] ? adapter.base : NULL, .quantized = quantized,
+        .finetuned = finetuned,
     };
     uint8_t raw[AL_SHA256_BYTES];
     al_sha256_buf(config, strlen(config), raw);
@@ -887,6 +891,7 @@ out:
             unlink(p.files[i].patch_src);
     free(p.delta_json);
     free(quantized);
+    free(finetuned);
     free(p.card);
     free(p.files);
     return rc;

@@ -64,9 +64,7 @@ static enum al_rc get_small(struct al_reg *reg, const char *digest, uint64_t siz
     return rc;
 }
 
-/* A new entry whose content is in memory (written to a blob writer as well,
- * as ingest does with every entry). */
-static enum al_rc add_mem_entry(struct al_ing *g, const char *name, const char *data, size_t len, struct al_err *err)
+enum al_rc al_ing_add_mem(struct al_ing *g, const char *name, const char *data, size_t len, struct al_err *err)
 {
     if (g->n_ents >= AL_BUNDLE_MAX_ENTRIES)
         return al_err_set(err, AL_ERR_LIMIT, "more than %u files (AL_BUNDLE_MAX_ENTRIES)", AL_BUNDLE_MAX_ENTRIES);
@@ -117,7 +115,10 @@ static enum al_rc blob_sink(void *ud, const void *data, size_t len, struct al_er
                           en->size > s->g->max_entry ? "per-entry" : "total",
                           en->size > s->g->max_entry ? "--max-entry-size" : "--max-total-size");
     al_progress_add(s->p, len);
-    return al_blob_writer_write(en->w, data, len, err);
+    enum al_rc rc = al_blob_writer_write(en->w, data, len, err);
+    if (!rc)
+        al_ing_values_feed(en, data, len);
+    return rc;
 }
 
 /* Streams one blob into a new entry named name; proves its digest. */
@@ -137,7 +138,10 @@ static enum al_rc fetch_blob(struct al_ing *g, struct al_reg *reg, const char *n
     enum al_rc rc = al_repo_blob_writer_new(g->r, &en->w, err);
     struct blob_sink s = {g, en, p};
     if (!rc)
+        al_ing_values_begin(en, size);
+    if (!rc)
         rc = al_reg_blob_get(reg, digest, size, blob_sink, &s, err);
+    al_ing_values_end(en);
     if (!rc)
         rc = al_blob_writer_digest(en->w, en->digest, NULL, err);
     if (!rc && strcmp(en->digest, digest) != 0)
@@ -228,7 +232,7 @@ static enum al_rc read_referrer(struct al_ing *g, struct al_reg *reg, const char
                 snprintf(s->name, sizeof s->name, "%.63s", name);
                 s->kind = kind, s->text = text, s->len = len;
             } else {
-                rc = add_mem_entry(g, name, text, len, err);
+                rc = al_ing_add_mem(g, name, text, len, err);
                 free(text);
             }
             if (rc)
@@ -295,8 +299,7 @@ static enum al_rc read_signatures(struct al_ing *g, struct al_reg *reg, const ch
     return AL_OK;
 }
 
-/* A layer's file name in an unsigned (plain) pull. */
-static void layer_name(json_t *l, size_t i, char *out, size_t size)
+void al_ing_layer_name(json_t *l, size_t i, char *out, size_t size)
 {
     json_t *ann = json_object_get(l, "annotations");
     const char *n = json_string_value(json_object_get(ann, AL_ANN_FILEPATH));
@@ -334,7 +337,7 @@ static enum al_rc pull_plain(struct al_ing *g, struct al_reg *reg, const char *m
         const char *d = json_string_value(json_object_get(l, "digest"));
         json_int_t sz = json_integer_value(json_object_get(l, "size"));
         char name[AL_LIMIT_FILE_NAME + 1];
-        layer_name(l, i, name, sizeof name);
+        al_ing_layer_name(l, i, name, sizeof name);
         if (!d || !al_digest_valid(d) || sz < 0) {
             rc = al_err_set(err, AL_ERR_INVALID, "layer %zu of the manifest has no valid digest or size", i);
             break;
@@ -366,7 +369,7 @@ static enum al_rc pull_native(struct al_ing *g, struct al_reg *reg, const char *
 {
     char name[AL_LIMIT_FILE_NAME + 1];
     enum al_rc rc;
-    if ((rc = al_bundle_blob_name(man_d, name, err)) || (rc = add_mem_entry(g, name, man, man_len, err)) ||
+    if ((rc = al_bundle_blob_name(man_d, name, err)) || (rc = al_ing_add_mem(g, name, man, man_len, err)) ||
         (rc = al_ing_parse_native(g, err)))
         return rc;
     if (!g->have_man)

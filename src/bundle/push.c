@@ -31,18 +31,11 @@
 #include "registry/registry.h"
 
 #define EMPTY_JSON   "{}"
-#define EMPTY_DIGEST "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a"
-#define MT_FILE      "application/vnd.airlock.bundle.file.v1"
+#define EMPTY_DIGEST AL_BUNDLE_EMPTY_DIGEST
 
-struct part {
-    char name[AL_LIMIT_FILE_NAME + 1];
-    char *data;
-    size_t len;
-    char digest[AL_DIGEST_SIZE];
-};
 
 struct parts {
-    struct part p[AL_BUNDLE_MAX_SIGS + 8]; /* checksums.txt, signatures, oci-layout, index.json, manifest, config */
+    struct al_bundle_part p[AL_BUNDLE_MAX_SIGS + 8]; /* checksums.txt, signatures, oci-layout, index.json, manifest, config */
     size_t n;
 };
 
@@ -53,7 +46,7 @@ static void parts_release(struct parts *ps)
     ps->n = 0;
 }
 
-static struct part *parts_find(struct parts *ps, const char *name)
+static struct al_bundle_part *parts_find(struct parts *ps, const char *name)
 {
     for (size_t i = 0; i < ps->n; i++)
         if (strcmp(ps->p[i].name, name) == 0)
@@ -84,7 +77,7 @@ static enum al_rc read_parts(const char *path, struct parts *ps, struct al_err *
             rc = al_err_set(err, AL_ERR_LIMIT, "the packed bundle has too many small entries");
             goto out;
         }
-        struct part *p = &ps->p[ps->n];
+        struct al_bundle_part *p = &ps->p[ps->n];
         memset(p, 0, sizeof *p);
         snprintf(p->name, sizeof p->name, "%s", name);
         if ((p->data = malloc((size_t)size + 1)) == NULL) {
@@ -111,7 +104,7 @@ out:
 /* Uploads one blob unless the registry has it: from the store when there,
  * else from memory. */
 static enum al_rc put_blob(struct al_repo *r, struct al_reg *reg, const char *digest, uint64_t size,
-                           const struct part *mem, struct al_progress *p, struct al_bundle_pushed *res,
+                           const struct al_bundle_part *mem, struct al_progress *p, struct al_bundle_pushed *res,
                            struct al_err *err)
 {
     bool has = false;
@@ -157,11 +150,11 @@ static enum al_rc push_model(struct al_repo *r, struct al_reg *reg, const char *
         total += m.layers[i].size;
     struct al_progress *p = progress ? al_progress_new("push", total) : NULL;
     char name[AL_LIMIT_FILE_NAME + 1];
-    struct part *cfg = NULL;
+    struct al_bundle_part *cfg = NULL;
     if (ps && al_bundle_blob_name(m.config_digest, name, NULL) == AL_OK)
         cfg = parts_find(ps, name);
     char *cfg_text = NULL;
-    struct part cfg_store;
+    struct al_bundle_part cfg_store;
     if (!cfg) {
         memset(&cfg_store, 0, sizeof cfg_store);
         size_t len = 0;
@@ -185,27 +178,6 @@ static enum al_rc push_model(struct al_repo *r, struct al_reg *reg, const char *
     if (!rc)
         rc = al_reg_manifest_put(reg, tag, AL_MT_MANIFEST, man, man_len, err);
     return rc;
-}
-
-/* The referrer artifact: its manifest JSON (malloc'd, canonical). */
-static char *referrer_manifest(struct parts *ps, const char *subject, uint64_t subject_size)
-{
-    json_t *layers = json_array();
-    for (size_t i = 0; i < ps->n; i++) {
-        const char *n = ps->p[i].name;
-        if (strncmp(n, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) == 0)
-            continue;
-        json_array_append_new(layers, json_pack("{s:s, s:s, s:I, s:{s:s}}", "mediaType", MT_FILE, "digest",
-                                                ps->p[i].digest, "size", (json_int_t)ps->p[i].len, "annotations",
-                                                "org.opencontainers.image.title", n));
-    }
-    json_t *m = json_pack("{s:i, s:s, s:s, s:{s:s, s:s, s:i}, s:o, s:{s:s, s:s, s:I}}", "schemaVersion", 2,
-                          "mediaType", AL_MT_MANIFEST, "artifactType", AL_MT_AIRLOCK_SIGS, "config", "mediaType",
-                          AL_MT_OCI_EMPTY, "digest", EMPTY_DIGEST, "size", 2, "layers", layers, "subject",
-                          "mediaType", AL_MT_MANIFEST, "digest", subject, "size", (json_int_t)subject_size);
-    char *s = m ? json_dumps(m, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-    json_decref(m);
-    return s;
 }
 
 /* Lists the referrer under the fallback tag, merged with what it lists. */
@@ -248,21 +220,21 @@ static enum al_rc fallback_index(struct al_reg *reg, const char *subject, const 
     return rc;
 }
 
-static enum al_rc push_referrer(struct al_reg *reg, struct parts *ps, const char *subject, uint64_t subject_size,
-                                struct al_bundle_pushed *res, struct al_err *err)
+static enum al_rc push_referrer(struct al_reg *reg, const struct al_bundle_part *ps, size_t n, const char *subject,
+                                uint64_t subject_size, struct al_bundle_pushed *res, struct al_err *err)
 {
     enum al_rc rc = AL_OK;
     bool has = false;
     if ((rc = al_reg_blob_exists(reg, EMPTY_DIGEST, &has, err)) ||
         (!has && (rc = al_reg_blob_put_mem(reg, EMPTY_DIGEST, EMPTY_JSON, 2, err))))
         return rc;
-    for (size_t i = 0; i < ps->n && !rc; i++) {
-        if (strncmp(ps->p[i].name, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) == 0)
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (strncmp(ps[i].name, AL_BUNDLE_BLOB_DIR, sizeof AL_BUNDLE_BLOB_DIR - 1) == 0)
             continue;
-        if (!(rc = al_reg_blob_exists(reg, ps->p[i].digest, &has, err)) && !has)
-            rc = al_reg_blob_put_mem(reg, ps->p[i].digest, ps->p[i].data, ps->p[i].len, err);
+        if (!(rc = al_reg_blob_exists(reg, ps[i].digest, &has, err)) && !has)
+            rc = al_reg_blob_put_mem(reg, ps[i].digest, ps[i].data, ps[i].len, err);
     }
-    char *m = rc ? NULL : referrer_manifest(ps, subject, subject_size);
+    char *m = rc ? NULL : al_bundle_referrer_json(ps, n, subject, subject_size);
     if (!rc && !m)
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (!rc) {
@@ -285,6 +257,30 @@ static enum al_rc push_referrer(struct al_reg *reg, struct parts *ps, const char
     free(ix);
     res->referrers_api = listed;
     return listed ? AL_OK : fallback_index(reg, subject, res->referrer, mlen, err);
+}
+
+/* The signatures the version arrived with (kept by ingest or pull), each
+ * referrer artifact as it came: the far side proves the original signers. */
+static enum al_rc push_kept(struct al_repo *r, struct al_reg *reg, const struct al_version *v,
+                            struct al_bundle_pushed *res, struct al_err *err)
+{
+    char(*refs)[AL_DIGEST_SIZE] = NULL;
+    size_t n_refs = 0;
+    enum al_rc rc = al_repo_version_referrers(r, v, &refs, &n_refs, err);
+    for (size_t i = 0; i < n_refs && !rc; i++) {
+        struct al_bundle_part *parts = NULL;
+        size_t n = 0;
+        uint64_t subject_size = 0;
+        if (!(rc = al_bundle_referrer_load(r, refs[i], v->manifest, &parts, &n, &subject_size, err)))
+            rc = push_referrer(reg, parts, n, v->manifest, subject_size, res, err);
+        al_bundle_parts_free(parts, n);
+        if (!rc && strcmp(res->referrer, refs[i]) != 0)
+            rc = al_err_set(err, AL_ERR_CORRUPT, "the kept signatures %s were rebuilt as %s", refs[i], res->referrer);
+        if (!rc)
+            res->signed_ = res->kept = true;
+    }
+    free(refs);
+    return rc;
 }
 
 /* Packs the version as `export --sign` would, its small entries only, into a
@@ -335,7 +331,7 @@ enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, c
         if ((rc = pack_parts(r, ref, po, &ps, &packed, err)))
             goto out;
         char mname[AL_LIMIT_FILE_NAME + 1];
-        struct part *mp = NULL;
+        struct al_bundle_part *mp = NULL;
         if ((rc = al_bundle_blob_name(packed.manifest, mname, err)))
             goto out;
         if ((mp = parts_find(&ps, mname)) == NULL) {
@@ -345,7 +341,7 @@ enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, c
         snprintf(res->manifest, sizeof res->manifest, "%s", packed.manifest);
         res->seq = packed.seq;
         if ((rc = push_model(r, reg, dref.tag, mp->data, mp->len, &ps, po->progress, res, err)) ||
-            (rc = push_referrer(reg, &ps, packed.manifest, mp->len, res, err)))
+            (rc = push_referrer(reg, ps.p, ps.n, packed.manifest, mp->len, res, err)))
             goto out;
         res->signed_ = true;
     } else {
@@ -353,7 +349,8 @@ enum al_rc al_bundle_push(struct al_repo *r, const char *ref, const char *dst, c
             goto out;
         snprintf(res->manifest, sizeof res->manifest, "%s", v.manifest);
         res->seq = v.seq;
-        if ((rc = push_model(r, reg, dref.tag, man, man_len, NULL, po && po->progress, res, err)))
+        if ((rc = push_model(r, reg, dref.tag, man, man_len, NULL, po && po->progress, res, err)) ||
+            (rc = push_kept(r, reg, &v, res, err)))
             goto out;
     }
     snprintf(res->cred_source, sizeof res->cred_source, "%s", al_reg_cred_source(reg));
@@ -373,23 +370,71 @@ static void view_take(struct al_reg_view *v, char *data, size_t len, const char 
     b->len = len;
 }
 
+/* The view without keys: the stored manifest and the first kept referrer. */
+static enum al_rc view_kept(struct al_repo *r, const char *ref, struct al_reg_view *out, struct al_err *err)
+{
+    struct al_version v;
+    char *man = NULL, *rm = NULL, (*refs)[AL_DIGEST_SIZE] = NULL;
+    size_t man_len = 0, rm_len = 0, n_refs = 0, n = 0;
+    struct al_bundle_part *parts = NULL;
+    uint64_t ss = 0;
+    enum al_rc rc = al_repo_resolve(r, ref, &v, err);
+    if (!rc)
+        rc = al_repo_read_blob(r, v.manifest, AL_LIMIT_MANIFEST, &man, &man_len, err);
+    if (!rc)
+        rc = al_repo_version_referrers(r, &v, &refs, &n_refs, err);
+    if (!rc && n_refs > 0 && !(rc = al_bundle_referrer_load(r, refs[0], v.manifest, &parts, &n, &ss, err)))
+        rc = al_repo_read_blob(r, refs[0], AL_LIMIT_MANIFEST, &rm, &rm_len, err);
+    char *empty = rc || !rm ? NULL : strdup(EMPTY_JSON);
+    if (!rc && ((rm && !empty) || !(out->blobs = calloc(n + 3, sizeof *out->blobs))))
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    if (!rc) {
+        snprintf(out->manifest, sizeof out->manifest, "%s", v.manifest);
+        view_take(out, man, man_len, v.manifest);
+        man = NULL;
+        if (rm) {
+            snprintf(out->referrer, sizeof out->referrer, "%s", refs[0]);
+            view_take(out, rm, rm_len, refs[0]);
+            rm = NULL;
+            for (size_t i = 0; i < n; i++) {
+                if (al_reg_view_find(out, parts[i].digest))
+                    continue;
+                view_take(out, parts[i].data, parts[i].len, parts[i].digest);
+                parts[i].data = NULL;
+            }
+            if (!al_reg_view_find(out, EMPTY_DIGEST)) {
+                view_take(out, empty, 2, EMPTY_DIGEST);
+                empty = NULL;
+            }
+        }
+    }
+    if (rc)
+        al_reg_view_release(out);
+    al_bundle_parts_free(parts, n);
+    free(empty);
+    free(rm);
+    free(man);
+    free(refs);
+    return rc;
+}
+
 enum al_rc al_bundle_view_make(struct al_repo *r, const char *ref, const struct al_bundle_pack_opts *po,
                                struct al_reg_view *out, struct al_err *err)
 {
     memset(out, 0, sizeof *out);
     if (!po || po->n_keys == 0)
-        return al_err_set(err, AL_ERR_USAGE, "a signed view needs a key");
+        return view_kept(r, ref, out, err);
     struct parts ps = {.n = 0};
     struct al_bundle_packed packed;
     char mname[AL_LIMIT_FILE_NAME + 1];
-    struct part *mp = NULL;
+    struct al_bundle_part *mp = NULL;
     char *ref_m = NULL, *empty = NULL;
     enum al_rc rc = pack_parts(r, ref, po, &ps, &packed, err);
     if (!rc)
         rc = al_bundle_blob_name(packed.manifest, mname, err);
     if (!rc && (mp = parts_find(&ps, mname)) == NULL)
         rc = al_err_set(err, AL_ERR_INTERNAL, "the packed bundle lacks its manifest");
-    if (!rc && (!(ref_m = referrer_manifest(&ps, packed.manifest, mp->len)) || !(empty = strdup(EMPTY_JSON)) ||
+    if (!rc && (!(ref_m = al_bundle_referrer_json(ps.p, ps.n, packed.manifest, mp->len)) || !(empty = strdup(EMPTY_JSON)) ||
                 !(out->blobs = calloc(ps.n + 2, sizeof *out->blobs))))
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     if (rc)

@@ -113,7 +113,8 @@ static void serial(const char *manifest, char *out, size_t size)
 static void provenance(json_t *props, const struct al_event *ev, size_t n, const char *manifest)
 {
     for (size_t i = n; i-- > 0;) {
-        if (strcmp(ev[i].digest, manifest) != 0 || (strcmp(ev[i].kind, "ingest") && strcmp(ev[i].kind, "add")))
+        if (strcmp(ev[i].digest, manifest) != 0 ||
+            (strcmp(ev[i].kind, "ingest") && strcmp(ev[i].kind, "add") && strcmp(ev[i].kind, "import")))
             continue;
         json_t *d = json_loads(ev[i].detail, 0, NULL);
         add_prop(props, "airlock:entered", ev[i].kind);

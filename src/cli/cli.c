@@ -9,9 +9,9 @@
 
 /* The subcommands; each one's function is defined in cmd_<name>.c. */
 extern al_cmd_fn al_cmd_version, al_cmd_init, al_cmd_add, al_cmd_ls, al_cmd_show, al_cmd_tag, al_cmd_rm,
-    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_quantize, al_cmd_fsck, al_cmd_gc, al_cmd_log;
+    al_cmd_activate, al_cmd_rollback, al_cmd_path, al_cmd_quantize, al_cmd_finetune, al_cmd_fsck, al_cmd_gc, al_cmd_log;
 extern al_cmd_fn al_cmd_key, al_cmd_trust, al_cmd_pack, al_cmd_export, al_cmd_verify, al_cmd_ingest, al_cmd_delta;
-extern al_cmd_fn al_cmd_push, al_cmd_pull;
+extern al_cmd_fn al_cmd_push, al_cmd_pull, al_cmd_import;
 extern al_cmd_fn al_cmd_apikey, al_cmd_audit;
 extern al_cmd_fn al_cmd_validate, al_cmd_bench;
 extern al_cmd_fn al_cmd_serve, al_cmd_run, al_cmd_ps;
@@ -28,6 +28,7 @@ static const struct al_cmd commands[] = {
     {"rollback", al_cmd_rollback, "make the previous version active again"},
     {"rm", al_cmd_rm, "remove versions or models from the index"},
     {"quantize", al_cmd_quantize, "make a quantized version of a stored F32/F16 model (llama.cpp)"},
+    {"finetune", al_cmd_finetune, "train a new version of a stored model on local text (llama.cpp, CPU)"},
     {"path", al_cmd_path, "print the path of a version's weight file"},
     {"fsck", al_cmd_fsck, "re-hash and check the whole store and event log"},
     {"gc", al_cmd_gc, "remove unreferenced blobs and old versions"},
@@ -43,6 +44,7 @@ static const struct al_cmd commands[] = {
     {"ingest", al_cmd_ingest, "verify a bundle and add it to the store"},
     {"push", al_cmd_push, "push a version to an OCI registry, its signatures as a referrer"},
     {"pull", al_cmd_pull, "pull a version from an OCI registry through the checks of ingest"},
+    {"import", al_cmd_import, "import a model from an Ollama models directory or an OCI layout/archive"},
     {"apikey", al_cmd_apikey, "create, list, revoke API keys for the server"},
     {"audit", al_cmd_audit, "verify or tail the server's audit log"},
     {"validate", al_cmd_validate, "check a model or server against the suite's golden outputs"},

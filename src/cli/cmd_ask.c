@@ -16,11 +16,14 @@ int al_cmd_ask(int argc, char **argv);
 static int usage(void)
 {
     printf("usage: airlock ask COLLECTION QUESTION --model REF [-k N] [--mode hybrid|vector|bm25]\n"
-           "                  [--template FILE] [--max-tokens N] [--temperature T] [--json]\n\n"
+           "                  [--template FILE] [--max-tokens N] [--temperature T] [--json]\n"
+           "                  [--rerank REF [--rerank-candidates N]]\n\n"
            "Retrieves the K best passages of COLLECTION (default 5, hybrid), numbers them in a\n"
            "prompt (template '%s' unless --template names a file with {{passages}} and\n"
            "{{question}}; a line '---' separates the system part), generates an answer with\n"
-           "the model REF (greedy unless --temperature) and prints it with the passages it cites.\n",
+           "the model REF (greedy unless --temperature) and prints it with the passages it cites.\n"
+           "--rerank REF: a reranker (a cross-encoder with rank pooling) rescores the first N\n"
+           "fused passages (default max(20, 2k)) against the question and the K best are used.\n",
            AL_RAG_TEMPLATE_VERSION);
     return AL_EXIT_OK;
 }
@@ -73,10 +76,12 @@ int al_cmd_ask(int argc, char **argv)
         {"model", required_argument, NULL, 'M'}, {"mode", required_argument, NULL, 'm'},
         {"template", required_argument, NULL, 'T'}, {"max-tokens", required_argument, NULL, 'n'},
         {"temperature", required_argument, NULL, 'p'}, {"json", no_argument, NULL, 'j'},
-        {"threads", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
+        {"threads", required_argument, NULL, 't'}, {"help", no_argument, NULL, 'h'},
+        {"rerank", required_argument, NULL, 'R'}, {"rerank-candidates", required_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
     struct al_rag_ask_opts ao = {.query = {.k = 5}};
-    const char *model = NULL, *tmpl_path = NULL;
+    const char *model = NULL, *tmpl_path = NULL, *rerank = NULL;
     bool json = false;
     int c, threads = 2;
     struct al_err err = AL_ERR_INIT;
@@ -92,6 +97,11 @@ int al_cmd_ask(int argc, char **argv)
             break;
         case 'k': st = al_cli_opt_i("ask", "-k", optarg, 1, 64, &ao.query.k); break;
         case 'T': tmpl_path = optarg; break;
+        case 'R': rerank = optarg; break;
+        case 'C':
+            st = al_cli_opt_i("ask", "--rerank-candidates", optarg, 1, AL_LIMIT_RERANK_DOCS,
+                              &ao.query.rerank_candidates);
+            break;
         case 'n': st = al_cli_opt_i("ask", "--max-tokens", optarg, 0, 1 << 24, &ao.max_tokens); break;
         case 'p':
             st = al_cli_opt_num("ask", "--temperature", optarg, 0, 100, &temp);
@@ -127,6 +137,8 @@ int al_cmd_ask(int argc, char **argv)
     enum al_rc rc = al_rag_open(home, argv[optind], false, &r, &err);
     if (!rc && ao.query.mode != AL_RAG_BM25)
         rc = al_rag_load_embedder(r, repo, threads, &em, &err);
+    if (!rc && rerank)
+        rc = al_rag_load_reranker(repo, rerank, threads, &ao.query.reranker, &err);
     if (!rc)
         rc = al_rag_resolve_model(repo, model, &gmodel, &err);
     if (!rc)
@@ -146,6 +158,7 @@ int al_cmd_ask(int argc, char **argv)
 out:
     al_rag_answer_release(&a);
     al_engine_model_free(gm);
+    al_engine_model_free(ao.query.reranker);
     al_engine_model_free(em);
     al_rag_free(r);
     al_repo_free(repo);

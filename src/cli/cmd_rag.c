@@ -28,6 +28,9 @@ static const char rag_usage[] =
     "                                        index files and directories (text, Markdown, HTML, PDF)\n"
     "  rm COLL DOC...                        drop documents (by path as added, or digest)\n"
     "  query COLL QUESTION [-k N] [--mode hybrid|vector|bm25] [--json] [--text] [--vector FILE]\n"
+    "        [--rerank REF [--rerank-candidates N]]\n"
+    "                                        --rerank: a reranker REF rescores the first N fused\n"
+    "                                        hits (default max(20, 2k)) and the k best are kept\n"
     "  query COLL --batch FILE [-k N] [--mode M]   one question a line, JSON Lines out\n"
     "  ls [COLL]                             list collections, or a collection's documents\n"
     "  info COLL [--json]                    embedding model, chunker, counts\n"
@@ -70,6 +73,21 @@ static int open_coll(const char *name, bool writable, struct al_rag **out, struc
         return al_cli_fail(&err);
     }
     return 0;
+}
+
+/* Opens the store and loads the reranker ref (NULL: none, *m stays NULL). */
+static int load_reranker(const char *ref, int threads, struct al_engine_model **m)
+{
+    if (!ref)
+        return 0;
+    struct al_repo *repo = NULL;
+    int st = al_cli_open_repo(false, &repo);
+    if (st)
+        return st;
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_rag_load_reranker(repo, ref, threads, m, &err);
+    al_repo_free(repo);
+    return rc ? al_cli_fail(&err) : 0;
 }
 
 /* Opens the store and loads the collection's embedding model. */
@@ -254,14 +272,18 @@ static void print_hits(const struct al_rag_hits *h, bool text)
             printf("  p.%d", x->page);
         if (x->heading[0])
             printf("  [%s]", x->heading);
-        printf("  (bm25 #%d, vector #%d)\n", x->bm25_rank, x->vector_rank);
+        printf("  (bm25 #%d, vector #%d", x->bm25_rank, x->vector_rank);
+        if (h->reranked)
+            printf(", fused #%d, reranked %.4f", x->fused_rank, x->rerank);
+        printf(")\n");
         if (text)
             printf("    %s\n", x->text);
     }
 }
 
 /* One question per line of path; one JSON object per line on stdout. */
-static int query_batch(const char *coll, const char *path, const struct al_rag_query_opts *qo, int threads)
+static int query_batch(const char *coll, const char *path, struct al_rag_query_opts *qo, const char *rerank,
+                       int threads)
 {
     struct al_rag *r = NULL;
     struct al_rag_info info;
@@ -277,6 +299,8 @@ static int query_batch(const char *coll, const char *path, const struct al_rag_q
         goto out;
     }
     if (qo->mode != AL_RAG_BM25 && (st = load_embedder(r, threads, &m)))
+        goto out;
+    if ((st = load_reranker(rerank, threads, &qo->reranker)))
         goto out;
     for (char *line = data, *nl; line && *line; line = nl ? nl + 1 : NULL) {
         nl = strchr(line, '\n');
@@ -299,6 +323,7 @@ static int query_batch(const char *coll, const char *path, const struct al_rag_q
     }
 out:
     free(data);
+    al_engine_model_free(qo->reranker);
     al_engine_model_free(m);
     al_rag_free(r);
     return st;
@@ -309,9 +334,10 @@ static int rag_query(int argc, char **argv)
     static const struct option opts[] = {
         {"mode", required_argument, NULL, 'm'}, {"json", no_argument, NULL, 'j'}, {"text", no_argument, NULL, 'T'},
         {"vector", required_argument, NULL, 'V'}, {"threads", required_argument, NULL, 't'},
-        {"batch", required_argument, NULL, 'b'}, {NULL, 0, NULL, 0},
+        {"batch", required_argument, NULL, 'b'}, {"rerank", required_argument, NULL, 'R'},
+        {"rerank-candidates", required_argument, NULL, 'C'}, {NULL, 0, NULL, 0},
     };
-    const char *batch = NULL;
+    const char *batch = NULL, *rerank = NULL;
     struct al_rag_query_opts qo = {.k = 5};
     bool json = false, text = false;
     const char *vec_path = NULL;
@@ -329,6 +355,11 @@ static int rag_query(int argc, char **argv)
         case 'T': text = true; break;
         case 'V': vec_path = optarg; break;
         case 'b': batch = optarg; break;
+        case 'R': rerank = optarg; break;
+        case 'C':
+            st = al_cli_opt_i("rag query", "--rerank-candidates", optarg, 1, AL_LIMIT_RERANK_DOCS,
+                              &qo.rerank_candidates);
+            break;
         case 't': st = al_cli_opt_threads("rag query", optarg, &threads); break;
         default: return al_cli_usage_error("rag query", "unknown option");
         }
@@ -338,7 +369,7 @@ static int rag_query(int argc, char **argv)
     if (argc - optind != 2 && !((vec_path || batch) && argc - optind == 1))
         return al_cli_usage_error("rag query", "needs COLLECTION and QUESTION");
     if (batch)
-        return query_batch(argv[optind], batch, &qo, threads);
+        return query_batch(argv[optind], batch, &qo, rerank, threads);
     const char *question = argc - optind == 2 ? argv[optind + 1] : NULL;
     struct al_rag *r = NULL;
     struct al_rag_info info;
@@ -347,6 +378,8 @@ static int rag_query(int argc, char **argv)
     if ((st = open_coll(argv[optind], false, &r, &info)))
         return st;
     struct al_rag_hits h = {0};
+    if ((st = load_reranker(rerank, threads, &qo.reranker)))
+        goto out;
     enum al_rc rc;
     if (vec_path) {
         /* A vector made outside, taken to come from the collection's model. */
@@ -377,6 +410,7 @@ static int rag_query(int argc, char **argv)
 out:
     al_rag_hits_release(&h);
     free(vec);
+    al_engine_model_free(qo.reranker);
     al_engine_model_free(m);
     al_rag_free(r);
     return st;

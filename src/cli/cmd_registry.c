@@ -20,7 +20,7 @@ int al_cmd_pull(int argc, char **argv);
 
 #define PASSWORD_MAX 1024u
 
-enum { O_PLAIN = 1000, O_CA, O_USER, O_AUTHFILE, O_JSON, O_UNSIGNED, O_EXPIRED, O_DOWNGRADE, O_DANGEROUS, O_ACK,
+enum { O_PLAIN = 1000, O_CA, O_CERT, O_KEY, O_USER, O_AUTHFILE, O_JSON, O_UNSIGNED, O_EXPIRED, O_DOWNGRADE, O_DANGEROUS, O_ACK,
        O_NOACT, O_MAXE, O_MAXT, O_EXPIRES, O_SEQ };
 
 /* The common registry options; the password of --user is read from stdin. */
@@ -36,6 +36,8 @@ static int reg_opt(const char *cmd, int c, struct reg_cli *rc)
     switch (c) {
     case O_PLAIN: rc->ro.plain_http = true; return 0;
     case O_CA: rc->ro.ca_file = optarg; return 0;
+    case O_CERT: rc->ro.cert_file = optarg; return 0;
+    case O_KEY: rc->ro.key_file = optarg; return 0;
     case O_USER: rc->user = optarg; return 0;
     case O_AUTHFILE: rc->ro.auth_file = optarg; return 0;
     case O_JSON: rc->json = true; return 0;
@@ -45,6 +47,10 @@ static int reg_opt(const char *cmd, int c, struct reg_cli *rc)
 
 static int reg_finish(const char *cmd, struct reg_cli *rc)
 {
+    if (rc->ro.key_file && !rc->ro.cert_file)
+        return al_cli_usage_error(cmd, "--key needs --cert (the client certificate it belongs to)");
+    if (rc->ro.cert_file && rc->ro.plain_http)
+        return al_cli_usage_error(cmd, "--cert is a TLS client certificate: it cannot go with --plain-http");
     if (!rc->user)
         return 0;
     if (isatty(STDIN_FILENO))
@@ -78,12 +84,15 @@ static void reg_wipe(struct reg_cli *rc)
 
 #define REG_LONGOPTS                                                                                                   \
     {"plain-http", no_argument, NULL, O_PLAIN}, {"ca-file", required_argument, NULL, O_CA},                            \
+        {"cert", required_argument, NULL, O_CERT}, {"key", required_argument, NULL, O_KEY},                            \
         {"user", required_argument, NULL, O_USER}, {"authfile", required_argument, NULL, O_AUTHFILE},                  \
         {"json", no_argument, NULL, O_JSON}, {"help", no_argument, NULL, 'h'}
 
 #define REG_HELP                                                                                                       \
     "  --plain-http          talk http:// (a registry without TLS)\n"                                              \
     "  --ca-file PEM         trust this CA for the registry's TLS certificate\n"                                   \
+    "  --cert PEM            present this client certificate (mTLS, as curl --cert)\n"                             \
+    "  --key PEM             its private key, unencrypted (default: in the --cert file)\n"                        \
     "  --user NAME           log in as NAME; the password is read from stdin\n"                                    \
     "  --authfile FILE       credentials from this auth.json (default: ${XDG_RUNTIME_DIR}/\n"                      \
     "                        containers/auth.json, ~/.config/containers/auth.json,\n"                              \
@@ -135,8 +144,11 @@ int al_cmd_push(int argc, char **argv)
                    "OCI referrer of the manifest: listed by the registry's referrers API when it\n"
                    "has one, else in the image index tagged sha256-<hex>. 'airlock pull' checks\n"
                    "it under its trust policy exactly as 'airlock ingest' checks a bundle.\n"
-                   "Without --sign the stored manifest is pushed as it is, unsigned: pullers\n"
-                   "need --allow-unsigned.\n\n"
+                   "Without --sign the stored manifest is pushed as it is, with the signatures\n"
+                   "the version arrived with (a signed bundle's at ingest, a registry's at pull)\n"
+                   "as its referrer: pullers prove the original signers. A version that arrived\n"
+                   "unsigned (add, pull --allow-unsigned) goes unsigned: pullers need\n"
+                   "--allow-unsigned.\n\n"
                    "  -s, --sign KEY        minisign secret key; repeat for k-of-n\n"
                    "  --expires DATE        pullers refuse it after DATE\n"
                    "  --seq N               sequence number (default: as 'airlock export')\n"
@@ -190,8 +202,9 @@ int al_cmd_push(int argc, char **argv)
         printf("pushed %s to %s\n  manifest   %s\n  blobs      %zu sent (%s), %zu already there\n", argv[optind],
                argv[optind + 1], res.manifest, res.blobs_sent, size, res.blobs_skipped);
         if (res.signed_)
-            printf("  signatures referrer %s (%s)\n", res.referrer,
-                   res.referrers_api ? "referrers API" : "fallback tag sha256-<hex>");
+            printf("  signatures referrer %s (%s%s)\n", res.referrer,
+                   res.referrers_api ? "referrers API" : "fallback tag sha256-<hex>",
+                   res.kept ? "; the signatures it arrived with" : "");
         else
             printf("  UNSIGNED: pullers must pass --allow-unsigned; push with --sign KEY to sign it\n");
         printf("next: on another node, airlock pull %s\n", argv[optind + 1]);

@@ -50,11 +50,11 @@ static void bound_malloc_arenas(void)
 }
 
 enum {
-    O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
+    O_PORT = 256, O_HOST, O_ANY, O_SOCKET, O_SOCKET_MODE, O_THREADS, O_CTX, O_CTX_SEQ, O_BATCH, O_PARALLEL, O_QUEUE, O_GPU,
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
-    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS,
+    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS, O_SLOTS, O_NO_SLOTS, O_REASONING,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -68,6 +68,7 @@ static const struct option opts[] = {
     {"host", required_argument, NULL, O_HOST}, {"listen-any", no_argument, NULL, O_ANY},
     {"socket", required_argument, NULL, O_SOCKET}, {"socket-mode", required_argument, NULL, O_SOCKET_MODE},
     {"threads", required_argument, NULL, O_THREADS}, {"ctx", required_argument, NULL, O_CTX},
+    {"ctx-per-seq", required_argument, NULL, O_CTX_SEQ},
     {"batch", required_argument, NULL, O_BATCH}, {"parallel", required_argument, NULL, O_PARALLEL},
     {"queue", required_argument, NULL, O_QUEUE}, {"gpu-layers", required_argument, NULL, O_GPU},
     {"no-mmap", no_argument, NULL, O_NO_MMAP}, {"mlock", no_argument, NULL, O_MLOCK},
@@ -86,7 +87,8 @@ static const struct option opts[] = {
     {"registry", no_argument, NULL, O_REGISTRY}, {"registry-sign", required_argument, NULL, O_REGISTRY_SIGN},
     {"seed", required_argument, NULL, O_SEED}, {"temp", required_argument, NULL, O_TEMP},
     {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
-    {"cors-origins", required_argument, NULL, O_CORS},
+    {"cors-origins", required_argument, NULL, O_CORS}, {"slots", no_argument, NULL, O_SLOTS},
+    {"no-slots", no_argument, NULL, O_NO_SLOTS}, {"reasoning", required_argument, NULL, O_REASONING},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -98,11 +100,18 @@ static void usage(void)
            "  POST /v1/chat/completions (tools) /v1/responses                  chat\n"
            "  POST /v1/completions /tokenize /detokenize                        chat\n"
            "  POST /apply-template (llama-server's: the chat's prompt)          chat\n"
+           "  POST /v1/chat/completions/input_tokens (its token count)          chat\n"
+           "  POST /chat/completions/input_tokens (alias)                       chat\n"
+           "  POST /v1/responses/input_tokens (the same for a Responses body)   chat\n"
+           "  POST /responses/input_tokens (alias)                              chat\n"
            "  GET  /props (llama-server's: context, slots, defaults, template)  chat\n"
            "  POST /completion (llama-server's native completion)               chat\n"
            "  GET  /lora-adapters (llama-server's: the LoRA adapters; ?model=)  chat\n"
            "  POST /lora-adapters (llama-server's: their default scales)        admin\n"
+           "  POST /infill (llama-server's: fill in the middle, FIM models)      chat\n"
+           "  GET  /slots (llama-server's: the sequences, busy or idle)          admin\n"
            "  POST /v1/embeddings                                               embed\n"
+           "  POST /v1/rerank /rerank /v1/reranking /reranking (a reranker)     embed\n"
            "  GET  /v1/models /v1/models/{id}                                   chat or embed\n"
            "  POST /chat/completions /completions /responses (no /v1: aliases)  chat\n"
            "  POST /embeddings (alias of /v1/embeddings)                        embed\n"
@@ -126,6 +135,8 @@ static void usage(void)
            "  --socket PATH        listen on a Unix socket instead; --socket-mode 0660 (octal)\n"
            "  --tls-cert PEM --tls-key PEM   HTTPS; --tls-client-ca PEM: require client certificates\n"
            "  --no-webui           serve no web chat at / (404; config: \"webui\": false)\n"
+           "  --slots, --no-slots  serve GET /slots, or answer it 501 (default: served; config:\n"
+           "                       \"slots\": false)\n"
            "  --cors-origins LIST  comma-separated origins (http://localhost:5173) whose browser pages\n"
            "                       may call the API, '*' for any; OPTIONS preflights from them are\n"
            "                       answered, others refused (default: none, no CORS headers)\n"
@@ -138,7 +149,14 @@ static void usage(void)
            "  --registry-sign KEY  serve each version as 'airlock push --sign KEY' would push it:\n"
            "                       signed, with its signature referrer (config: \"registry_sign_key\")\n"
            "models (per-model settings in the config file's model_settings):\n"
-           "  --threads N --ctx N --batch N --parallel N --queue N --gpu-layers N --no-mmap --mlock\n"
+           "  --threads N --batch N --queue N --gpu-layers N --no-mmap --mlock\n"
+           "  --parallel N         requests a model generates at once (default %d, as llama-server)\n"
+           "  --ctx N              tokens of the model's KV cache, one cache shared by its --parallel\n"
+           "                       sequences (default: the model's training context), as llama-server's\n"
+           "                       --ctx-size; when it is full, the youngest request holding cells fails\n"
+           "                       (500) so that the others finish\n"
+           "  --ctx-per-seq N      most tokens (prompt and answer) one request holds in it (default 0: all\n"
+           "                       of --ctx; llama-server's --kv-unified-per-slot)\n"
            "  --budget-mb N        memory budget for loaded models (weights + KV cache);\n"
            "                       least recently used idle models are unloaded beyond it\n"
            "  --max-models N       most models loaded at once\n"
@@ -147,6 +165,9 @@ static void usage(void)
            "                       template; default chatml), or Jinja text that every model is\n"
            "                       rendered with, over its own (as llama-server's flag)\n"
            "  --chat-template-file PATH   that Jinja from a file (at most 64 KiB)\n"
+           "  --reasoning MODE     thinking in templates that offer it: off renders enable_thinking\n"
+           "                       false (an empty thinking block where the template has one), on\n"
+           "                       true, auto (default) the template's own default\n"
            "sampling defaults, for requests that do not set the field (llama-server's flags):\n"
            "  --seed N             seed of every request without one (-1: a fresh one each, the\n"
            "                       default); with it, such requests are reproducible\n"
@@ -176,7 +197,7 @@ static void usage(void)
            "Its limits apply to requests from then on; the address and TLS need a restart.\n"
            "SIGTERM drains and stops. Under systemd (Type=notify) readiness is reported on\n"
            "$NOTIFY_SOCKET. See dist/airlock.service.\n",
-           AL_SERVER_DEFAULT_PORT);
+           AL_SERVER_DEFAULT_PORT, AL_SERVE_DEFAULT_PARALLEL);
 }
 
 /* Builds the configuration: defaults, then the file, then the flags, then
@@ -209,12 +230,28 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
         case O_HOST: snprintf(c->host, sizeof c->host, "%s", optarg); break;
         case O_ANY: c->server.listen_any = true; break;
         case O_NO_WEBUI: c->server.no_webui = true; break;
+        case O_SLOTS: c->server.no_slots = false; break;
+        case O_NO_SLOTS: c->server.no_slots = true; break;
+        case O_REASONING:
+            /* llama-server's words for on and off (is_truthy, is_falsey) */
+            if (strcmp(optarg, "auto") == 0)
+                c->server.reasoning = AL_SERVER_REASONING_AUTO;
+            else if (!strcmp(optarg, "off") || !strcmp(optarg, "disabled") || !strcmp(optarg, "false") ||
+                     !strcmp(optarg, "0"))
+                c->server.reasoning = AL_SERVER_REASONING_OFF;
+            else if (!strcmp(optarg, "on") || !strcmp(optarg, "enabled") || !strcmp(optarg, "true") ||
+                     !strcmp(optarg, "1"))
+                c->server.reasoning = AL_SERVER_REASONING_ON;
+            else
+                st = al_cli_usage_error("serve", "--reasoning must be on, off or auto, not '%s'", optarg);
+            break;
         case O_REGISTRY: c->server.registry = true; break;
         case O_REGISTRY_SIGN: snprintf(c->registry_sign, sizeof c->registry_sign, "%s", optarg); break;
         case O_SOCKET: snprintf(c->socket, sizeof c->socket, "%s", optarg); break;
         case O_SOCKET_MODE: st = al_cli_opt_mode("serve", "--socket-mode", optarg, &c->server.socket_mode); break;
         case O_THREADS: st = al_cli_opt_threads("serve", optarg, &d->threads); break;
         case O_CTX: st = al_cli_opt_i("serve", "--ctx", optarg, 0, 1 << 24, &d->ctx); break;
+        case O_CTX_SEQ: st = al_cli_opt_i("serve", "--ctx-per-seq", optarg, 0, 1 << 24, &d->ctx_seq); break;
         case O_BATCH: st = al_cli_opt_i("serve", "--batch", optarg, 1, 1 << 20, &d->batch); break;
         case O_PARALLEL: st = al_cli_opt_i("serve", "--parallel", optarg, 1, 64, &d->n_seq); break;
         case O_QUEUE: st = al_cli_opt_i("serve", "--queue", optarg, 1, 4096, &d->queue); break;
@@ -360,8 +397,9 @@ static void reload(int argc, char **argv, struct al_server_config *cfg, struct a
     sd_notify_msg("READY=1");
 }
 
-/* The signing hook of serve --registry-sign (server.h): the version packed
- * and signed as push --sign packs it, from a repo of its own. */
+/* The view hook of serve --registry (server.h), from a repo of its own: with
+ * --registry-sign the version packed and signed as push --sign packs it,
+ * without it what push without --sign sends (the original signatures). */
 struct sign_ctx {
     const char *home;
     struct al_mkey_sec *key;
@@ -375,7 +413,7 @@ static enum al_rc registry_view(void *cls, const char *ref, struct al_reg_view *
     if (rc)
         return rc;
     struct al_mkey_sec *keys[1] = {sc->key};
-    struct al_bundle_pack_opts po = {.ref = ref, .keys = keys, .n_keys = 1};
+    struct al_bundle_pack_opts po = {.ref = ref, .keys = keys, .n_keys = sc->key ? 1 : 0};
     rc = al_bundle_view_make(r, ref, &po, out, err);
     al_repo_free(r);
     return rc;
@@ -446,6 +484,8 @@ int al_cmd_serve(int argc, char **argv)
         }
         if (al_cli_load_secret_key(cfg.registry_sign, &sign.key, &err))
             goto out;
+    }
+    if (cfg.server.registry) { /* without a key: the stored manifests and the signatures they arrived with */
         cfg.server.registry_view = registry_view;
         cfg.server.registry_view_cls = &sign;
     }

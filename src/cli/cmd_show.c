@@ -4,6 +4,7 @@
  */
 #include <getopt.h>
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 
 #include "cli/bom.h"
@@ -90,7 +91,8 @@ static json_t *version_record(const struct al_event *ev, size_t n, const char *d
     for (size_t i = n; i-- > 0;) {
         if (strcmp(ev[i].digest, digest) != 0 || ev[i].detail == NULL)
             continue;
-        if (strncmp(ev[i].kind, "add", 3) != 0 && strncmp(ev[i].kind, "ingest", 6) != 0)
+        if (strncmp(ev[i].kind, "add", 3) != 0 && strncmp(ev[i].kind, "ingest", 6) != 0 &&
+            strcmp(ev[i].kind, "import") != 0)
             continue;
         json_t *d = json_loads(ev[i].detail, 0, NULL);
         json_t *sc = json_incref(json_object_get(d, key));
@@ -210,19 +212,67 @@ static void print_delta(const struct al_event *ev, size_t n, const char *digest)
 /* show's line for a version made by 'airlock quantize' (the "quantized"
  * record of its add event): from which version and weights, to what type,
  * with which llama.cpp. */
-static json_t *version_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+static json_t *version_derived(const struct al_event *ev, size_t n, const char *digest, json_t *manifest,
+                               const char *key, const char *ann)
 {
-    json_t *q = version_record(ev, n, digest, "quantized", NULL);
+    json_t *q = version_record(ev, n, digest, key, NULL);
     if (q)
         return q;
     /* An ingested version: the provenance its manifest carries. */
-    const char *t = json_string_value(json_object_get(json_object_get(manifest, "annotations"), AL_ANN_QUANTIZED));
+    const char *t = json_string_value(json_object_get(json_object_get(manifest, "annotations"), ann));
     q = t ? json_loads(t, 0, NULL) : NULL;
     if (!json_is_object(q)) {
         json_decref(q);
         return NULL;
     }
     return q;
+}
+
+static json_t *version_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    return version_derived(ev, n, digest, manifest, "quantized", AL_ANN_QUANTIZED);
+}
+
+/* A version made by 'airlock finetune' ("finetuned" of its add event, or
+ * of its manifest): base, data digests, hyperparameters, losses, operator. */
+static json_t *version_finetuned(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    return version_derived(ev, n, digest, manifest, "finetuned", AL_ANN_FINETUNED);
+}
+
+static double real_at(json_t *o, const char *a, const char *b)
+{
+    json_t *x = json_object_get(b ? json_object_get(o, a) : o, b ? b : a);
+    return json_is_number(x) ? json_number_value(x) : NAN;
+}
+
+static void print_finetuned(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
+{
+    json_t *f = version_finetuned(ev, n, digest, manifest);
+    if (f == NULL)
+        return;
+    json_t *h = json_object_get(f, "hyperparameters"), *loss = json_object_get(f, "loss");
+    printf("  finetuned from %s (%s) by %s\n", str_or(f, "base", "?"), str_or(f, "base_ref", "?"),
+           str_or(f, "operator", "?"));
+    printf("    base weights    %s\n    llama.cpp       %s\n", str_or(f, "base_weights", "?"),
+           str_or(f, "llama_cpp", "?"));
+    printf("    hyperparameters %s, epochs %" JSON_INTEGER_FORMAT ", lr %g, ctx %" JSON_INTEGER_FORMAT ", seed %"
+           JSON_INTEGER_FORMAT ", %s\n", str_or(h, "mode", "?"), json_integer_value(json_object_get(h, "epochs")),
+           real_at(h, "lr", NULL), json_integer_value(json_object_get(h, "ctx")),
+           json_integer_value(json_object_get(h, "seed")), str_or(h, "optimizer", "?"));
+    size_t i;
+    json_t *d;
+    json_array_foreach(json_object_get(f, "data"), i, d)
+        printf("    data            %s  %" JSON_INTEGER_FORMAT " bytes  %s\n", str_or(d, "file", "?"),
+               json_integer_value(json_object_get(d, "bytes")), str_or(d, "sha256", "?"));
+    printf("    loss before     train %.4f, held-out %.4f\n", real_at(loss, "before", "train"),
+           real_at(loss, "before", "val"));
+    json_array_foreach(json_object_get(loss, "epochs"), i, d)
+        printf("    epoch %-9" JSON_INTEGER_FORMAT " train %.4f, held-out %.4f\n",
+               json_integer_value(json_object_get(d, "epoch")), real_at(d, "train", NULL), real_at(d, "val", NULL));
+    printf("    loss after      train %.4f, held-out %.4f\n", real_at(loss, "after", "train"),
+           real_at(loss, "after", "val"));
+    json_decref(f);
 }
 
 static void print_quantized(const struct al_event *ev, size_t n, const char *digest, json_t *manifest)
@@ -235,6 +285,21 @@ static void print_quantized(const struct al_event *ev, size_t n, const char *dig
     printf("    source weights  %s\n    llama.cpp       %s\n", str_or(q, "source_weights", "?"),
            str_or(q, "llama_cpp", "?"));
     json_decref(q);
+}
+
+/* show's line for an imported version (the "import" object of its import
+ * event): from which tool's store, where, and the layers' media types. */
+static void print_import(const struct al_event *ev, size_t n, const char *digest)
+{
+    json_t *im = version_record(ev, n, digest, "import", NULL);
+    if (im == NULL)
+        return;
+    printf("  imported  from %s %s (%s), manifest %s; unsigned (a local import, like add)\n", str_or(im, "from", "?"),
+           str_or(im, "name", "?"), str_or(im, "path", "?"), str_or(im, "manifest", "?"));
+    json_t *mts = json_object_get(im, "media_types"), *m;
+    size_t i;
+    json_array_foreach(mts, i, m) printf("    layer   %s\n", json_string_value(m) ? json_string_value(m) : "?");
+    json_decref(im);
 }
 
 static const char ls_help[] =
@@ -460,7 +525,11 @@ static const char show_help[] =
     "(provenance). A LoRA adapter version shows the weights it is bound to and the\n"
     "version that has them (its base); a model shows the adapters bound to its\n"
     "weights. A version made by 'airlock quantize' shows its source version, the\n"
-    "source weights' digest, the type and the llama.cpp commit.\n"
+    "source weights' digest, the type and the llama.cpp commit. One made by\n"
+    "'airlock finetune' shows its base, the training data files' digests, the\n"
+    "hyperparameters, the loss per epoch and before and after, and the operator.\n"
+    "A version that arrived signed (ingest, pull) shows the signatures it keeps:\n"
+    "the OCI referrer 'airlock push' sends without --sign.\n"
     "REF: name, name:tag or name@sha256:<hex>.\n\n"
     "  --json   the same as one JSON document\n"
     "  --bom    a CycloneDX 1.6 ML-BOM of the version (JSON): the model with its\n"
@@ -509,6 +578,10 @@ int al_cmd_show(int argc, char **argv)
         rc = al_repo_find_base(r, ab.base, &base, &base_found, &err);
     else if (!rc && wf)
         rc = al_repo_list_adapters(r, wf->digest, &adapters, &na, &err);
+    char(*kept)[AL_DIGEST_SIZE] = NULL; /* the signatures it arrived with (push sends them) */
+    size_t nk = 0;
+    if (!rc)
+        rc = al_repo_version_referrers(r, &v, &kept, &nk, &err);
     al_repo_free(r);
     const char *format = json_string_value(json_object_get(json_object_get(config, "config"), "format"));
     if (rc) {
@@ -542,8 +615,12 @@ int al_cmd_show(int argc, char **argv)
         json_object_set_new(j, "license", lc ? lc : json_null());
         json_t *dl = version_record(ev, ne, v.manifest, "delta", NULL);
         json_object_set_new(j, "delta", dl ? dl : json_null());
+        json_t *im = version_record(ev, ne, v.manifest, "import", NULL);
+        json_object_set_new(j, "import", im ? im : json_null());
         json_t *qz = version_quantized(ev, ne, v.manifest, manifest);
         json_object_set_new(j, "quantized", qz ? qz : json_null());
+        json_t *ft = version_finetuned(ev, ne, v.manifest, manifest);
+        json_object_set_new(j, "finetuned", ft ? ft : json_null());
         if (have_gguf)
             json_object_set_new(j, "gguf", gguf_json(&g));
         json_object_set_new(j, "format", format ? json_string(format) : json_null());
@@ -559,6 +636,10 @@ int al_cmd_show(int argc, char **argv)
         for (size_t i = 0; i < na; i++)
             json_array_append_new(aa, version_json(&adapters[i]));
         json_object_set_new(j, "adapters", aa);
+        json_t *ka = json_array();
+        for (size_t i = 0; i < nk; i++)
+            json_array_append_new(ka, json_string(kept[i]));
+        json_object_set_new(j, "signatures_kept", ka);
         print_json(j);
     } else {
         printf("%s:%s%s\n", v.model, v.tags[0] ? v.tags : "-", v.active ? "  (active)" : "");
@@ -592,8 +673,12 @@ int al_cmd_show(int argc, char **argv)
                 printf("    %s:%s  %s%s\n", adapters[i].model, adapters[i].tags[0] ? adapters[i].tags : "-",
                        adapters[i].manifest, adapters[i].active ? "  (active)" : "");
         }
+        for (size_t i = 0; i < nk; i++)
+            printf("  signatures kept  %s (the referrer 'airlock push' sends without --sign)\n", kept[i]);
         print_delta(ev, ne, v.manifest);
+        print_import(ev, ne, v.manifest);
         print_quantized(ev, ne, v.manifest, manifest);
+        print_finetuned(ev, ne, v.manifest, manifest);
         print_scan(ev, ne, v.manifest);
         print_license(ev, ne, v.manifest);
         if (have_gguf)
@@ -609,6 +694,7 @@ out:
     json_decref(card);
     json_decref(manifest);
     json_decref(config);
+    free(kept);
     free(adapters);
     free(files);
     al_index_events_free(ev, ne);

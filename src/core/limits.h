@@ -43,16 +43,26 @@
 #define AL_LIMIT_SEQS            64               /* parallel sequences of one model */
 #define AL_LIMIT_QUEUE           4096             /* requests waiting for a sequence */
 #define AL_LIMIT_LORAS           8                /* LoRA adapters applied to one loaded model */
+#define AL_LIMIT_FINETUNE_BYTES  (16u << 20)      /* training text of one 'airlock finetune', all files */
+#define AL_LIMIT_FINETUNE_FILES  1000             /* files of its --data folder */
+#define AL_LIMIT_FINETUNE_EPOCHS 1000             /* epochs of one run */
+#define AL_LIMIT_FINETUNE_CTX    4096             /* tokens of one training window */
 #define AL_LIMIT_STOP_STRINGS    16               /* stop strings of one request */
 #define AL_LIMIT_STOP_LEN        256u             /* bytes of one stop string */
 #define AL_LIMIT_GRAMMAR         (256u << 10)     /* a GBNF grammar */
 #define AL_LIMIT_EMBED_INPUTS    2048             /* texts in one embeddings call or request (OpenAI's cap too) */
+#define AL_LIMIT_RERANK_DOCS     1000             /* documents in one rerank call or request (Cohere's cap too) */
+#define AL_LIMIT_RERANK_DOC_BYTES (64u << 10)     /* bytes of one document (or the query) of a rerank request */
 #define AL_LIMIT_CHAT_MSGS       4096             /* messages in one conversation */
 #define AL_LIMIT_TOOLS           128              /* tools (functions) offered in one request */
 #define AL_LIMIT_TOOLS_BYTES     (256u << 10)     /* those tools, as JSON text */
 #define AL_LIMIT_TOOL_NAME       64               /* a function's name (OpenAI's: [A-Za-z0-9_-]{1,64}) */
 #define AL_LIMIT_TOP_PROBS       20               /* top log-probabilities reported per token */
 #define AL_LIMIT_CHOICES         8                /* choices one completion may ask for ('n') */
+#define AL_LIMIT_LOGIT_BIAS      1024             /* logit_bias entries of one request, and the tokens they bias */
+#define AL_LIMIT_PROMPTS         16               /* prompts of one llama-server /completion request */
+#define AL_LIMIT_INFILL_EXTRA    256              /* input_extra chunks (files) of one /infill request */
+#define AL_LIMIT_INFILL_FILENAME 1024u            /* bytes of one input_extra chunk's filename */
 
 /* benchmark and validation suites (src/suite, src/bench, src/loadgen) */
 #define AL_LIMIT_SUITE_FILE      (16u << 20)      /* a suite, golden, recording or bench report JSON */

@@ -65,6 +65,15 @@ enum al_engine_tool_choice {
     AL_ENGINE_TOOLS_REQUIRED, /* the model must call one (grammar from the first token) */
 };
 
+/* Thinking in templates that offer it (llama-server's --reasoning): auto
+ * leaves it to the template; off renders enable_thinking false (an empty
+ * thinking block where the template writes one); on, true. */
+enum al_engine_reasoning {
+    AL_ENGINE_REASONING_AUTO,
+    AL_ENGINE_REASONING_OFF,
+    AL_ENGINE_REASONING_ON,
+};
+
 struct al_engine_chat_in {
     const char *messages;       /* JSON text: OpenAI's messages array */
     const char *tools;          /* JSON text: OpenAI's tools array; NULL or "[]": none */
@@ -73,6 +82,9 @@ struct al_engine_chat_in {
     const char *call_id_prefix; /* ids given to parsed calls: prefix + index ("call_ab12_0") */
     bool no_generation_prompt; /* end without the opening of the assistant's turn
                                   (llama-server's add_generation_prompt: false) */
+    bool continue_final;        /* end inside the last (assistant) message, which the
+                                  answer continues (continue_final_message) */
+    enum al_engine_reasoning reasoning; /* thinking, for templates that offer it */
 };
 
 /* Renders the conversation with m's Jinja template and prepares the grammar,

@@ -226,7 +226,14 @@ extern "C" enum al_rc al_engine_chat_apply(struct al_engine_model *m, const stru
                                                                      : COMMON_CHAT_TOOL_CHOICE_AUTO;
     inputs.parallel_tool_calls = in->parallel_tool_calls;
     inputs.use_jinja = true;
-    inputs.add_generation_prompt = !in->no_generation_prompt;
+    inputs.add_generation_prompt = !in->no_generation_prompt && !in->continue_final;
+    if (in->continue_final)
+        inputs.continue_final_message = COMMON_CHAT_CONTINUATION_AUTO;
+    if (in->reasoning != AL_ENGINE_REASONING_AUTO) {
+        /* As llama-server's --reasoning: the flag and the template's kwarg. */
+        inputs.enable_thinking = in->reasoning == AL_ENGINE_REASONING_ON;
+        inputs.chat_template_kwargs["enable_thinking"] = inputs.enable_thinking ? "true" : "false";
+    }
     inputs.reasoning_format = COMMON_REASONING_FORMAT_NONE;
     const llama_vocab *vocab = m->vocab;
     try {

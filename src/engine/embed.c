@@ -134,7 +134,7 @@ static enum al_rc run_batch(struct al_engine_embedder *e, int n_seqs, size_t fir
     return AL_OK;
 }
 
-static enum al_rc check(const struct al_engine_embed_ctl *ctl, struct al_err *err)
+enum al_rc al_engine_embed_check(const struct al_engine_embed_ctl *ctl, struct al_err *err)
 {
     if (!ctl || !ctl->check)
         return AL_OK;
@@ -148,9 +148,9 @@ static enum al_rc check(const struct al_engine_embed_ctl *ctl, struct al_err *er
  * wait is in slices of AL_ENGINE_EMBED_WAIT_MS, each followed by the
  * caller's check, so a request whose client went away or whose time is up
  * does not queue behind it. */
-static enum al_rc lock_embedder(struct al_engine_model *m, const struct al_engine_embed_ctl *ctl, struct al_err *err)
+enum al_rc al_engine_embed_lock(struct al_engine_model *m, const struct al_engine_embed_ctl *ctl, struct al_err *err)
 {
-    enum al_rc rc = check(ctl, err);
+    enum al_rc rc = al_engine_embed_check(ctl, err);
     if (rc)
         return rc;
     if (!ctl || !ctl->check) {
@@ -170,7 +170,7 @@ static enum al_rc lock_embedder(struct al_engine_model *m, const struct al_engin
             return AL_OK;
         if (e != ETIMEDOUT)
             return al_err_set(err, AL_ERR_INTERNAL, "cannot take the embeddings lock: %s", strerror(e));
-        if ((rc = check(ctl, err)))
+        if ((rc = al_engine_embed_check(ctl, err)))
             return rc;
     }
 }
@@ -194,7 +194,7 @@ static enum al_rc add_text(struct al_engine_model *m, struct al_engine_embedder 
         return rc;
     }
     if (*n_seqs == EMBED_SEQS || e->batch.n_tokens + nt > e->n_batch) {
-        rc = check(ctl, err);
+        rc = al_engine_embed_check(ctl, err);
         if (!rc)
             rc = run_batch(e, *n_seqs, *first, out, err);
         *first = i;
@@ -227,7 +227,7 @@ enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *tex
     if (n > AL_LIMIT_EMBED_INPUTS)
         return al_err_set(err, AL_ERR_LIMIT, "%zu texts is over the cap of %d (AL_LIMIT_EMBED_INPUTS)", n,
                           AL_LIMIT_EMBED_INPUTS);
-    enum al_rc rc = lock_embedder(m, ctl, err);
+    enum al_rc rc = al_engine_embed_lock(m, ctl, err);
     if (rc)
         return rc;
     if (!m->embedder)
@@ -240,7 +240,7 @@ enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *tex
     for (size_t i = 0; rc == AL_OK && i < n; i++)
         rc = add_text(m, e, texts[i] ? texts[i] : "", i, ctl, &first, &n_seqs, out, &tokens, err);
     if (rc == AL_OK && n_seqs > 0)
-        rc = check(ctl, err);
+        rc = al_engine_embed_check(ctl, err);
     if (rc == AL_OK && n_seqs > 0)
         rc = run_batch(e, n_seqs, first, out, err);
     pthread_mutex_unlock(&m->embed_lock);

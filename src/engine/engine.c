@@ -108,6 +108,16 @@ double al_engine_now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+struct timespec al_engine_ms_from_now(double ms)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    long ns = ts.tv_nsec + (long)(ms * 1e6);
+    ts.tv_sec += ns / 1000000000L;
+    ts.tv_nsec = ns % 1000000000L;
+    return ts;
+}
+
 /* ---- verification cache ---- */
 
 #define VCACHE_SLOTS 256
@@ -199,6 +209,8 @@ struct al_engine_model_params al_engine_model_params_default(void)
         .n_ctx = 0,
         .n_batch = 512,
         .n_seq = 1,
+        .kv_unified = false,
+        .n_ctx_seq = 0,
         .queue_max = 64,
         .n_gpu_layers = -1,
         .use_mmap = true,
@@ -210,8 +222,9 @@ struct al_engine_model_params al_engine_model_params_default(void)
     return p;
 }
 
-/* The context each sequence gets: asked for, else the model's, else 4096. */
-static int ctx_per_seq(const struct al_engine_model_params *p, int n_ctx_train)
+/* The context asked for, else the model's, else 4096: per sequence, or the
+ * whole cache with kv_unified. */
+static int ctx_size(const struct al_engine_model_params *p, int n_ctx_train)
 {
     if (p->n_ctx > 0)
         return p->n_ctx;
@@ -223,7 +236,7 @@ uint64_t al_engine_kv_bytes(const struct al_engine_model_params *p, const struct
     if (!shape->n_layer || !shape->n_embd || !shape->n_head || !shape->n_head_kv)
         return 0;
     uint64_t n_seq = p->n_seq > 0 ? (uint64_t)p->n_seq : 1;
-    uint64_t cells = (uint64_t)ctx_per_seq(p, (int)shape->n_ctx_train) * n_seq;
+    uint64_t cells = (uint64_t)ctx_size(p, (int)shape->n_ctx_train) * (p->kv_unified ? 1 : n_seq);
     cells = (cells + 255) / 256 * 256;
     uint64_t per_cell = (uint64_t)shape->n_embd / shape->n_head * shape->n_head_kv * 2 /* K, V */ * 2 /* f16 */;
     return cells * per_cell * shape->n_layer;
@@ -296,6 +309,14 @@ out:
     else
         *out = f;
     return rc;
+}
+
+enum al_rc al_engine_open_verified(const char *path, const char *expected, FILE **out, struct al_err *err)
+{
+    if (!path || !expected || !al_digest_valid(expected) || !out || *out)
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_open_verified: bad arguments");
+    pthread_once(&backend_once, backend_init);
+    return open_verified(path, expected, NULL, out, err);
 }
 
 static bool same_stat(const struct stat *a, const struct stat *b)
@@ -596,17 +617,23 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     }
     m->params.loras = NULL; /* borrowed: not kept */
     m->params.n_loras = 0;
-    m->n_ctx_seq = ctx_per_seq(&p, llama_model_n_ctx_train(m->model));
-    if ((int64_t)m->n_ctx_seq * p.n_seq > INT32_MAX / 2) {
+    m->n_ctx = ctx_size(&p, llama_model_n_ctx_train(m->model));
+    m->n_ctx_seq = m->n_ctx;
+    if (p.kv_unified && p.n_ctx_seq > 0 && p.n_ctx_seq < m->n_ctx)
+        m->n_ctx_seq = p.n_ctx_seq;
+    if ((int64_t)m->n_ctx * (p.kv_unified ? 1 : p.n_seq) > INT32_MAX / 2) {
         rc = al_err_set(err, AL_ERR_LIMIT, "a context of %d tokens times %d sequences is too large",
-                        m->n_ctx_seq, p.n_seq);
+                        m->n_ctx, p.n_seq);
         goto fail;
     }
     /* The Jinja template (engine/chat.h). One in the GGUF that llama.cpp's
      * Jinja engine cannot parse leaves the builtin formats; an override the
      * operator gave must parse. */
     struct al_err terr = AL_ERR_INIT;
-    rc = al_engine_chat_tmpls_new(m->model, p.chat_template, &m->chat, p.chat_template ? err : &terr);
+    /* A reranker never chats: no templates (llama.cpp's chat library would
+     * render one for it from a vocabulary without BOS and EOS pieces). */
+    rc = al_engine_model_is_reranker(m) ? AL_OK
+         : al_engine_chat_tmpls_new(m->model, p.chat_template, &m->chat, p.chat_template ? err : &terr);
     m->params.chat_template = NULL; /* borrowed: not kept */
     if (rc && p.chat_template)
         goto fail;
@@ -615,8 +642,12 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     rc = al_engine_sched_new(m, &m->sched, err);
     if (rc)
         goto fail;
-    al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
-            al_engine_now_ms() - t0, p.n_seq, m->n_ctx_seq);
+    if (p.kv_unified)
+        al_info("loaded '%s' (%s) in %.0f ms: %d sequences sharing %d cells, at most %d each", blob_path,
+                expected_digest, al_engine_now_ms() - t0, p.n_seq, m->n_ctx, m->n_ctx_seq);
+    else
+        al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
+                al_engine_now_ms() - t0, p.n_seq, m->n_ctx_seq);
     *out = m;
     return AL_OK;
 fail:
@@ -630,6 +661,7 @@ void al_engine_model_free(struct al_engine_model *m)
         return;
     al_engine_sched_free(m->sched);
     al_engine_embedder_free(m->embedder);
+    al_engine_ranker_free(m->ranker);
     al_engine_chat_tmpls_free(m->chat);
     /* Adapters are freed with their model (llama.h), not before: a context
      * may still point at them until the scheduler is gone. */
@@ -649,13 +681,16 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     out->n_ctx_train = llama_model_n_ctx_train(m->model);
     out->n_ctx = m->n_ctx_seq;
     out->n_seq = m->params.n_seq;
+    out->n_batch = m->params.n_batch;
+    out->kv_unified = m->params.kv_unified;
+    out->n_ctx_cells = m->params.kv_unified ? m->n_ctx : m->n_ctx_seq * m->params.n_seq;
     out->n_vocab = llama_vocab_n_tokens(m->vocab);
     out->n_embd = llama_model_n_embd_out(m->model);
     out->n_layer = llama_model_n_layer(m->model);
     out->n_params = llama_model_n_params(m->model);
     out->size_bytes = llama_model_size(m->model);
     struct al_engine_model_params kp = m->params;
-    kp.n_ctx = m->n_ctx_seq;
+    kp.n_ctx = m->params.kv_unified ? m->n_ctx : m->n_ctx_seq;
     struct al_engine_kv_shape shape = {(uint32_t)out->n_layer, (uint32_t)llama_model_n_embd(m->model),
                                 (uint32_t)llama_model_n_head(m->model), (uint32_t)llama_model_n_head_kv(m->model),
                                 (uint32_t)out->n_ctx_train};
@@ -703,6 +738,35 @@ enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *t
     }
     return al_err_set(err, AL_ERR_LIMIT, "the text is over the cap of %d tokens (AL_LIMIT_PROMPT_TOKENS)",
                       AL_LIMIT_PROMPT_TOKENS);
+}
+
+enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
+                                     int *n_out, struct al_err *err)
+{
+    int n_vocab = llama_vocab_n_tokens(vocab);
+    if (n > AL_LIMIT_PROMPT_TOKENS)
+        return al_err_set(err, AL_ERR_LIMIT, "a prompt of %zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)", n,
+                          AL_LIMIT_PROMPT_TOKENS);
+    for (size_t i = 0; i < n; i++)
+        if (t[i] < 0 || t[i] >= n_vocab)
+            return al_err_set(err, AL_ERR_INVALID, "prompt token %d is not in the vocabulary of %d tokens", (int)t[i],
+                              n_vocab);
+    if (!(*out = malloc((n ? n : 1) * sizeof **out)))
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory copying a prompt of %zu tokens", n);
+    memcpy(*out, t, n * sizeof **out);
+    *n_out = (int)n;
+    return AL_OK;
+}
+
+void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out)
+{
+    const struct llama_vocab *v = m->vocab;
+    out->pre = llama_vocab_fim_pre(v);
+    out->suf = llama_vocab_fim_suf(v);
+    out->mid = llama_vocab_fim_mid(v);
+    out->rep = llama_vocab_fim_rep(v);
+    out->sep = llama_vocab_fim_sep(v);
+    out->bos = llama_vocab_get_add_bos(v) ? llama_vocab_bos(v) : -1;
 }
 
 enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text, size_t len,

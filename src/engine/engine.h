@@ -34,7 +34,9 @@
  *
  * Embeddings use a second context of the same model, created on first use,
  * with the pooling the model declares (mean pooling when it declares none);
- * vectors come back L2-normalized.
+ * vectors come back L2-normalized. A reranker (a GGUF that declares rank
+ * pooling) scores (query, document) pairs on a context of its own
+ * (al_engine_rerank) and cannot generate.
  *
  * All functions are thread-safe unless said otherwise.
  */
@@ -105,9 +107,18 @@ struct al_engine_lora {
 
 struct al_engine_model_params {
     int threads;       /* CPU threads for decoding; <= 0: 2 */
-    int n_ctx;         /* context per sequence in tokens; <= 0: the model's n_ctx_train */
+    int n_ctx;         /* context in tokens, per sequence or with kv_unified of the whole
+                          cache; <= 0: the model's n_ctx_train */
     int n_batch;       /* most tokens in one llama_decode; <= 0: 512 */
     int n_seq;         /* parallel sequences (requests generating at once); <= 0: 1 */
+    /* One KV cache of n_ctx cells shared by the n_seq sequences (llama.cpp's
+     * kv_unified, as llama-server's slots share theirs) instead of n_ctx
+     * cells for each. A request may then hold up to n_ctx_seq of them, and
+     * when the shared cells run out the youngest request holding some is
+     * stopped (AL_ENGINE_FINISH_ERROR) so that the others finish
+     * (docs/internals/engine.md). */
+    bool kv_unified;
+    int n_ctx_seq;     /* with kv_unified: most cells one request holds; <= 0: all n_ctx */
     int queue_max;     /* requests waiting for a sequence; <= 0: 64; beyond: AL_ERR_BUSY */
     int n_gpu_layers;  /* layers offloaded to a GPU; negative: all (where there is one) */
     bool use_mmap;
@@ -127,8 +138,8 @@ struct al_engine_model_params {
     int n_loras;
 };
 
-/* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, queue_max 64,
- * n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no admission
+/* threads 2, n_ctx 0 (from the model), n_batch 512, n_seq 1, kv_unified
+ * false, n_ctx_seq 0, queue_max 64, n_gpu_layers -1, use_mmap true, use_mlock false, no cache, no admission
  * hook. */
 struct al_engine_model_params al_engine_model_params_default(void);
 
@@ -140,9 +151,10 @@ struct al_engine_kv_shape {
 };
 
 /* Bytes of the KV cache a model of this shape gets under p: K and V in f16
- * for every layer, head_dim = n_embd / n_head per KV head, n_seq sequences of
- * the context al_engine_model_load gives each (p->n_ctx, else n_ctx_train,
- * else 4096), the total rounded up to 256 cells as llama.cpp does. So a
+ * for every layer, head_dim = n_embd / n_head per KV head, for the cells
+ * al_engine_model_load gives it: the context (p->n_ctx, else n_ctx_train,
+ * else 4096), times n_seq unless p->kv_unified, the total rounded up to 256
+ * cells as llama.cpp does. So a
  * memory budget can count a model before it is loaded. 0 when a shape is 0.
  * Not counted: compute buffers (tens of MiB at n_batch 512) and head
  * dimensions that differ from n_embd / n_head. */
@@ -175,8 +187,11 @@ void al_engine_model_free(struct al_engine_model *m);
 
 struct al_engine_model_info {
     int n_ctx_train;        /* context the model was trained with */
-    int n_ctx;              /* context per sequence of the scheduler */
+    int n_ctx;              /* most context one request gets (per sequence) */
     int n_seq;              /* parallel sequences */
+    int n_batch;            /* most tokens in one llama_decode */
+    int n_ctx_cells;        /* cells of the KV cache, all sequences */
+    bool kv_unified;        /* one cache shared by the sequences */
     int n_vocab;
     int n_embd;             /* length of an embedding vector */
     int n_layer;
@@ -286,6 +301,17 @@ enum al_rc al_engine_chat_format(const struct al_engine_model *m, const struct a
                                  size_t n_msgs, bool add_assistant, const char *fallback_tmpl,
                                  char **out, struct al_err *err);
 
+/* The model's fill-in-the-middle tokens, as llama.cpp reads them from the
+ * GGUF (tokenizer.ggml.fim_*_token_id, or found by their text such as
+ * "<|fim_prefix|>"); -1 where the model has none. bos is the BOS token when
+ * the model asks for one at the start of a prompt, else -1. */
+struct al_engine_fim {
+    int32_t pre, suf, mid; /* all three: the model can fill in the middle */
+    int32_t rep, sep;      /* optional: repository name, file separator */
+    int32_t bos;
+};
+void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out);
+
 /* ---- generation ---- */
 
 #define AL_ENGINE_SEED_RANDOM UINT32_MAX
@@ -306,6 +332,13 @@ struct al_engine_token_probs {
  * token included, before that token's text goes to al_engine_token_cb. tp is valid
  * during the call only. */
 typedef void al_engine_probs_cb(void *ud, const struct al_engine_token_probs *tp);
+
+/* Called on the worker thread as a request reads its prompt (llama-server's
+ * return_progress): once when it gets its sequence (processed == cache, the
+ * tokens reused from the KV cache), then after each decode step that read
+ * some of its prompt, the last with processed == total. ms: since the
+ * sequence was assigned. */
+typedef void al_engine_progress_cb(void *ud, int total, int cache, int processed, double ms);
 
 struct al_engine_gen_params {
     int max_tokens;          /* < 0: until the sequence's context is full */
@@ -337,6 +370,19 @@ struct al_engine_gen_params {
      * none. Read during al_engine_submit only. With a tool-call grammar,
      * grammar must be NULL. */
     const struct al_engine_chat *chat;
+    /* Biases added to the logits of these tokens before sampling (OpenAI's
+     * logit_bias; -INFINITY bans a token); NULL: none. Every token must be
+     * below the model's n_vocab. Read during al_engine_submit only. */
+    const struct al_engine_logit_bias *logit_bias;
+    int n_logit_bias;        /* up to AL_LIMIT_LOGIT_BIAS */
+    /* Non-NULL: the prompt is these n_prompt_tokens token ids as they are
+     * (no BOS added, no text read; the prompt argument is ignored), each
+     * checked against the vocabulary (AL_ERR_INVALID). Read during
+     * al_engine_submit only. */
+    const int32_t *prompt_tokens;
+    size_t n_prompt_tokens;
+    al_engine_progress_cb *on_progress; /* NULL: none */
+    void *progress_ud;
     /* The request's adapters: n_loras entries (ids from al_engine_lora_add
      * or the load's order), every other adapter at scale 0. n_loras < 0:
      * the model's default scales. An unknown id or a scale outside
@@ -345,11 +391,16 @@ struct al_engine_gen_params {
     int n_loras;
 };
 
+struct al_engine_logit_bias {
+    int32_t token;
+    float bias;
+};
+
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, on_submitted NULL, n_loras -1 (the model's
- * default adapter scales). */
+ * n_probs 0, on_probs NULL, on_submitted NULL, no logit_bias, n_loras -1
+ * (the model's default adapter scales). */
 struct al_engine_gen_params al_engine_gen_params_default(void);
 
 enum al_engine_finish {
@@ -372,6 +423,8 @@ struct al_engine_gen_result {
     double gen_ms;     /* first token sampled to the end */
     double ttft_ms;    /* submit to the first token sampled */
     const char *error; /* with AL_ENGINE_FINISH_ERROR: what failed; valid during the callback */
+    int stop_word;     /* with AL_ENGINE_FINISH_STOP: the stop string that ended it (its index in
+                        * params.stop), or -1 (an end-of-generation token) */
 };
 
 /* Called with new text: one token's piece, or several once a held-back part
@@ -417,7 +470,7 @@ struct al_engine_stats {
     int n_active;              /* sequences busy with a request */
     int n_queued;              /* requests waiting for a sequence */
     uint64_t kv_cells_used;    /* tokens held in the KV cache, all sequences */
-    uint64_t kv_cells_total;   /* n_seq * n_ctx */
+    uint64_t kv_cells_total;   /* cells of the KV cache (n_seq * n_ctx unless unified) */
     uint64_t tokens_prompt;    /* prompt tokens submitted, cumulative */
     uint64_t tokens_cached;    /* of them reused from the KV cache */
     uint64_t tokens_gen;       /* tokens generated */
@@ -427,6 +480,11 @@ struct al_engine_stats {
 };
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out);
+
+/* Whether each sequence is busy with a request now (reading its prompt or
+ * generating): busy[i] for i below the count returned, n_seq or cap if
+ * fewer. Any thread; takes the scheduler's lock briefly. */
+int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap);
 
 /* ---- embeddings ---- */
 
@@ -460,5 +518,26 @@ struct al_engine_embed_ctl {
 enum al_rc al_engine_embed_ctl(struct al_engine_model *m, const char *const *texts, size_t n,
                                const struct al_engine_embed_ctl *ctl, float *out, size_t *n_tokens,
                                struct al_err *err);
+
+/* ---- reranking ---- */
+
+/* True when m's GGUF declares rank pooling (<arch>.pooling_type 4): a
+ * cross-encoder with a classification head, which scores pairs and neither
+ * generates nor embeds. */
+bool al_engine_model_is_reranker(const struct al_engine_model *m);
+
+/* Scores docs[0..n) against query into scores[0..n) (higher: more relevant),
+ * as llama-server's /rerank does on the same model: the pair is the model's
+ * "rerank" template, else [BOS] query [EOS] [SEP] document [EOS] with the
+ * special tokens the vocabulary adds, and the score is the first output of
+ * the classification head, raw. Runs on the calling thread; serialized with
+ * al_engine_embed on the same model; stopped between batches by ctl as
+ * al_engine_embed_ctl is (scores then must not be used). *n_tokens (may be
+ * NULL) receives the tokens scored. A model that is not a reranker:
+ * AL_ERR_USAGE; n over AL_LIMIT_RERANK_DOCS or a pair over the context of a
+ * sequence: AL_ERR_LIMIT. n == 0 scores nothing. */
+enum al_rc al_engine_rerank(struct al_engine_model *m, const char *query, const char *const *docs, size_t n,
+                            const struct al_engine_embed_ctl *ctl, float *scores, size_t *n_tokens,
+                            struct al_err *err);
 
 #endif

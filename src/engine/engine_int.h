@@ -3,12 +3,15 @@
  * see. This header includes llama.h; only the .c files of src/engine may include it.
  *
  *   engine.c  verified load, model info, tokens, chat templates, log routing
- *   sched.c   the scheduler: sequences, continuous batching, adapter sets by turns
+ *   sched.c   the scheduler: queue, sequences, continuous batching, adapter switches
+ *   batch.c   what one step decodes (its adapter set, by turns); room in a shared KV cache
  *   submit.c  submitting a request (checks, tokens, sampler, adapter set), stats
- *             (sched_int.h: the structures those two share)
+ *             (sched_int.h: the structures those three share)
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
+ *   rerank.c  scores of (query, document) pairs on a third (rank pooling)
+ *   finetune.c  full fine-tuning through llama.cpp's training API (finetune.h)
  *   chat_shim.cpp  Jinja templates, tool-call grammars and parsing through
  *             llama.cpp's common/chat.h (chat.h is its public side)
  */
@@ -17,6 +20,7 @@
 
 #include <pthread.h>
 #include <stdio.h>
+#include <time.h>
 
 #include <llama.h>
 
@@ -27,17 +31,21 @@
 struct al_engine_sched; /* sched.c */
 struct al_engine_chat_tmpls; /* chat_shim.cpp: a model's parsed Jinja templates */
 struct al_engine_embedder; /* embed.c */
+struct al_engine_ranker; /* rerank.c */
 
 struct al_engine_model {
     struct llama_model *model;
     const struct llama_vocab *vocab;
     FILE *file;                       /* the verified, open blob; kept until free */
     struct al_engine_model_params params;    /* with defaults resolved */
-    int n_ctx_seq;                    /* context per sequence, resolved */
+    int n_ctx_seq;                    /* most context one request gets, resolved */
+    int n_ctx;                        /* the context asked of llama.cpp: per sequence, or the
+                                         whole cache with params.kv_unified */
     char digest[AL_DIGEST_SIZE];
     struct al_engine_sched *sched;
-    pthread_mutex_t embed_lock;       /* serializes al_engine_embed; guards embedder */
+    pthread_mutex_t embed_lock;       /* serializes al_engine_embed and _rerank; guards embedder, ranker */
     struct al_engine_embedder *embedder;     /* created on first use */
+    struct al_engine_ranker *ranker;         /* created on first use (rerank.c) */
     struct al_engine_chat_tmpls *chat;       /* NULL: no Jinja template (builtin formats only) */
     /* LoRA adapters: those of the load, then those al_engine_lora_add
      * loaded on demand. Entries are appended, never removed, under
@@ -52,12 +60,20 @@ struct al_engine_model {
     int n_loras;
 };
 
+/* Opens path and proves its digest (the verified load's first half, see
+ * engine.c), the stream at offset 0 in *out (NULL on entry; fclose it). Also
+ * initializes llama.cpp's backend and log routing once. finetune.c. */
+enum al_rc al_engine_open_verified(const char *path, const char *expected, FILE **out, struct al_err *err);
+
 /* Applies the model's adapters at their default scales to a context of it
- * (embed.c). */
+ * (embed.c, rerank.c; the scheduler applies each step's set itself). */
 enum al_rc al_engine_apply_loras(struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);
 
 /* Monotonic clock in milliseconds. */
 double al_engine_now_ms(void);
+/* CLOCK_MONOTONIC ms from now, for pthread_cond_timedwait on a condition
+ * set to that clock. */
+struct timespec al_engine_ms_from_now(double ms);
 
 /* The thread's last error line from llama.cpp's log ("" when none). */
 const char *al_engine_llama_last_error(void);
@@ -67,6 +83,10 @@ void al_engine_llama_clear_error(void);
 enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *text, size_t len,
                                   bool add_special, bool parse_special, llama_token **out,
                                   int *n_out, struct al_err *err);
+/* Copies n token ids into a malloc'd array, each checked against the
+ * vocabulary (AL_ERR_INVALID), n against AL_LIMIT_PROMPT_TOKENS. */
+enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
+                                     int *n_out, struct al_err *err);
 
 /* ---- sched.c ---- */
 enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched **out, struct al_err *err);
@@ -114,8 +134,9 @@ void al_engine_stops_release(struct al_engine_stops *st);
 /* Looks for a stop string in text[0..len). Returns the offset of the earliest
  * match, or -1; with no match, *hold gets how many trailing bytes must be held
  * back because they begin some stop string (or an incomplete UTF-8
- * character), so that only text[0..len-*hold) may be emitted. */
-long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold);
+ * character), so that only text[0..len-*hold) may be emitted. On a match,
+ * *which is the index of the stop string found. */
+long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold, int *which);
 
 /* Fills out with the log-probability of tok and the k most likely tokens of
  * logits[0..n_vocab) (softmax over raw logits), into the caller's ids and lps
@@ -147,5 +168,12 @@ const llama_token *al_engine_chat_preserved(const struct al_engine_chat *c, int 
 
 /* ---- embed.c ---- */
 void al_engine_embedder_free(struct al_engine_embedder *e);
+/* Takes m->embed_lock, asking ctl between waits (embed.c says how). */
+enum al_rc al_engine_embed_lock(struct al_engine_model *m, const struct al_engine_embed_ctl *ctl, struct al_err *err);
+/* ctl's check (AL_OK when ctl or its check is NULL). */
+enum al_rc al_engine_embed_check(const struct al_engine_embed_ctl *ctl, struct al_err *err);
+
+/* ---- rerank.c ---- */
+void al_engine_ranker_free(struct al_engine_ranker *r);
 
 #endif

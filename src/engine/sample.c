@@ -87,6 +87,14 @@ enum al_rc al_engine_sample_check(const struct al_engine_gen_params *p, struct a
             return al_err_set(err, AL_ERR_LIMIT, "stop string %d is over the cap of %u bytes (AL_LIMIT_STOP_LEN)",
                               i, AL_LIMIT_STOP_LEN);
     }
+    if (p->n_logit_bias < 0 || (p->n_logit_bias > 0 && !p->logit_bias))
+        return al_err_set(err, AL_ERR_USAGE, "bad logit_bias");
+    if (p->n_logit_bias > AL_LIMIT_LOGIT_BIAS)
+        return al_err_set(err, AL_ERR_LIMIT, "%d logit biases is over the cap of %d (AL_LIMIT_LOGIT_BIAS)",
+                          p->n_logit_bias, AL_LIMIT_LOGIT_BIAS);
+    for (int i = 0; i < p->n_logit_bias; i++)
+        if (isnan(p->logit_bias[i].bias) || p->logit_bias[i].bias == INFINITY)
+            return al_err_set(err, AL_ERR_USAGE, "logit bias %d is not a number below infinity", i);
     if (p->grammar && strlen(p->grammar) > AL_LIMIT_GRAMMAR)
         return al_err_set(err, AL_ERR_LIMIT, "the grammar is over the cap of %u bytes (AL_LIMIT_GRAMMAR)",
                           AL_LIMIT_GRAMMAR);
@@ -97,7 +105,7 @@ bool al_engine_sample_plain_greedy(const struct al_engine_gen_params *p)
 {
     bool penalties = p->penalty_last_n != 0 &&
                      (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
-    return p->temperature <= 0.0f && !(p->grammar && p->grammar[0]) && !penalties &&
+    return p->temperature <= 0.0f && !(p->grammar && p->grammar[0]) && !penalties && p->n_logit_bias == 0 &&
            !(p->chat && al_engine_chat_parses_tools(p->chat));
 }
 
@@ -201,6 +209,26 @@ enum al_rc al_engine_sample_chain_new(const struct llama_vocab *vocab, const str
         free(bias);
     }
     free(banned);
+    if (p->n_logit_bias > 0) {
+        /* The request's own biases, as llama-server's chain puts them:
+         * before the penalties and the truncations. */
+        llama_logit_bias *bias = calloc((size_t)p->n_logit_bias, sizeof *bias);
+        if (!bias) {
+            llama_sampler_free(chain);
+            return al_err_set(err, AL_ERR_NOMEM, "out of memory building a sampler");
+        }
+        for (int i = 0; i < p->n_logit_bias; i++) {
+            if (p->logit_bias[i].token < 0 || p->logit_bias[i].token >= n_vocab) {
+                free(bias);
+                llama_sampler_free(chain);
+                return al_err_set(err, AL_ERR_INVALID, "logit_bias names token %d; the model has %d tokens",
+                                  (int)p->logit_bias[i].token, n_vocab);
+            }
+            bias[i] = (llama_logit_bias){p->logit_bias[i].token, p->logit_bias[i].bias};
+        }
+        llama_sampler_chain_add(chain, llama_sampler_init_logit_bias(n_vocab, p->n_logit_bias, bias));
+        free(bias);
+    }
 
     bool penalties = p->penalty_last_n != 0 &&
                      (p->repeat_penalty != 1.0f || p->frequency_penalty != 0.0f || p->presence_penalty != 0.0f);
@@ -261,13 +289,15 @@ void al_engine_stops_release(struct al_engine_stops *st)
 /* Invariant kept by the caller: text is what has not been emitted yet, and
  * no stop string can begin in what has (its beginning would have been held
  * back). So a match, if any, lies entirely in text. */
-long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold)
+long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, size_t len, size_t *hold, int *which)
 {
     long best = -1;
     for (int i = 0; i < st->n; i++) {
         const char *hit = memmem(text, len, st->s[i], st->len[i]);
-        if (hit && (best < 0 || hit - text < best))
+        if (hit && (best < 0 || hit - text < best)) {
             best = hit - text;
+            *which = i;
+        }
     }
     if (best >= 0) {
         *hold = 0;

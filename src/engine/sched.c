@@ -1,6 +1,7 @@
 /*
  * sched.c: one scheduler per loaded model. One llama_context with n_seq
- * sequences (slots) and one worker thread running continuous batching.
+ * sequences (slots), their KV cache each its own or one shared (kv_unified,
+ * batch.c), and one worker thread running continuous batching.
  *
  * Each step of the worker:
  *   0. under the lock, when the step would start from idle: ask the admission
@@ -8,9 +9,12 @@
  *   1. under the lock: move queued requests into free slots (the slot whose
  *      KV cache shares the longest prefix with the prompt, else the least
  *      recently used one), pick up a quit request;
- *   2. without the lock: finish cancelled requests; build one batch with the
- *      pending token of every generating slot, then prompt chunks of the slots
- *      still reading their prompt, up to n_batch tokens; llama_decode it;
+ *   2. without the lock: finish cancelled requests; pick the step's adapter
+ *      set and build one batch with the pending token of every generating
+ *      slot of that set, then prompt chunks of its slots still reading their
+ *      prompt, up to n_batch tokens, within the free cells of a shared cache
+ *      (batch.c); switch the context's adapters if the set changed;
+ *      llama_decode it;
  *   3. sample every slot whose logits were requested, stream its text through
  *      the stop-string filter, and finish it on EOS, a stop string, max_tokens
  *      or a full context.
@@ -26,19 +30,15 @@
  *
  * LoRA adapters: llama.cpp applies them to the whole context, so a step
  * decodes only slots whose requests want the same adapter set (the same
- * scale for every adapter of the model). The set of the slot served least
- * recently (ties: the oldest request) goes next; the context's adapters are
- * switched only when the set changes. So sets take turns step by step and
- * none starves, and requests of one set are batched together as before.
+ * scale for every adapter of the model); batch.c picks the set, the worker
+ * switches the context's adapters only when the set changes (apply_lora).
  * A slot's cached prefix is reused only by a request of the set that
- * computed it.
+ * computed it (kv_lora).
  *
  * Per token nothing is allocated: the batch is made once, each slot's pending
  * text buffer grows only when a stop string needs it.
  */
 #include "engine/sched_int.h"
-
-#include <ggml-cpu.h>
 
 #include "core/limits.h"
 #include "core/log.h"
@@ -70,11 +70,12 @@ void al_engine_req_free(struct al_engine_req *r) { al_engine_req_unref(r); }
 
 /* ---- finishing ---- */
 
-static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struct slot *sl, enum al_engine_finish why,
+static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struct al_engine_slot *sl, enum al_engine_finish why,
                        const char *error)
 {
     double now = al_engine_now_ms();
-    struct al_engine_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error};
+    struct al_engine_gen_result res = {.finish = why, .n_prompt = r->n_prompt, .error = error,
+                                       .stop_word = why == AL_ENGINE_FINISH_STOP ? r->stop_word : -1};
     if (sl) {
         res.n_cached = sl->n_cached;
         res.n_gen = sl->n_gen;
@@ -94,7 +95,7 @@ static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struc
 }
 
 /* Emits pending[0..n) and keeps the rest. False when the callback cancels. */
-static bool emit(struct slot *sl, size_t n, llama_token tok)
+static bool emit(struct al_engine_slot *sl, size_t n, llama_token tok)
 {
     bool go = true;
     if (n > 0 && sl->req->on_token)
@@ -104,30 +105,27 @@ static bool emit(struct slot *sl, size_t n, llama_token tok)
     return go;
 }
 
-static void slot_finish(struct al_engine_sched *s, struct slot *sl, enum al_engine_finish why, const char *error)
+void al_engine_slot_finish(struct al_engine_sched *s, struct al_engine_slot *sl, enum al_engine_finish why,
+                           const char *error)
 {
     struct al_engine_req *r = sl->req;
     if ((why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH) && sl->n_pending > 0)
         emit(sl, sl->n_pending, sl->next); /* no stop string came: what was held back is text */
     sl->n_pending = 0;
-    sl->req = NULL;
     sl->generating = false;
     sl->last_used = ++s->clock;
     if (why == AL_ENGINE_FINISH_STOP || why == AL_ENGINE_FINISH_LENGTH)
         s->step_finished++;
-    /* Free before on_done, so that stats read from on_done's waiter agree. */
+    /* Free before on_done, so that stats read from on_done's waiter agree.
+     * sl->req is written under the lock (read so by al_engine_seq_busy). */
     pthread_mutex_lock(&s->lock);
+    sl->req = NULL;
     s->n_active--;
     pthread_mutex_unlock(&s->lock);
     finish_req(s, r, sl, why, error);
 }
 
 /* ---- assignment and prefix reuse ---- */
-
-static bool same_lora(const float *a, const float *b)
-{
-    return memcmp(a, b, AL_LIMIT_LORAS * sizeof *a) == 0; /* zeros are stored as +0 */
-}
 
 static int common_prefix(const llama_token *a, int na, const llama_token *b, int nb)
 {
@@ -139,15 +137,16 @@ static int common_prefix(const llama_token *a, int na, const llama_token *b, int
 
 /* The free slot for r: the longest shared prefix, ties to the least recently
  * used, so that a slot holding a useful prefix is not overwritten needlessly. */
-static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_req *r)
+static struct al_engine_slot *pick_slot(struct al_engine_sched *s, const struct al_engine_req *r)
 {
-    struct slot *best = NULL;
+    struct al_engine_slot *best = NULL;
     int best_lcp = -1;
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         if (sl->req)
             continue;
-        int lcp = same_lora(sl->kv_lora, r->lora) ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
+        int lcp = al_engine_same_lora(sl->kv_lora, r->lora)
+                      ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
         if (lcp > best_lcp || (lcp == best_lcp && sl->last_used < best->last_used)) {
             best = sl;
             best_lcp = lcp;
@@ -158,10 +157,10 @@ static struct slot *pick_slot(struct al_engine_sched *s, const struct al_engine_
 
 /* Keeps the shared prefix of the slot's cache and drops the rest. At least
  * one prompt token is always decoded again: its logits start the answer. */
-static void slot_start(struct al_engine_sched *s, struct slot *sl)
+static void slot_start(struct al_engine_sched *s, struct al_engine_slot *sl)
 {
     struct al_engine_req *r = sl->req;
-    int keep = r->cache_prompt && same_lora(sl->kv_lora, r->lora)
+    int keep = r->cache_prompt && al_engine_same_lora(sl->kv_lora, r->lora)
                    ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
     memcpy(sl->kv_lora, r->lora, sizeof sl->kv_lora);
     if (keep >= r->n_prompt)
@@ -178,21 +177,13 @@ static void slot_start(struct al_engine_sched *s, struct slot *sl)
     sl->generating = false;
     sl->t_start = al_engine_now_ms();
     sl->t_first = 0;
+    if (r->on_progress)
+        r->on_progress(r->progress_ud, r->n_prompt, keep, keep, 0);
     sl->order = ++s->n_assigned;
     atomic_fetch_add(&s->tokens_cached, (uint64_t)keep);
 }
 
 /* ---- one step ---- */
-
-static void batch_add(struct llama_batch *b, llama_token t, llama_pos pos, llama_seq_id seq, bool logits)
-{
-    int i = b->n_tokens++;
-    b->token[i] = t;
-    b->pos[i] = pos;
-    b->n_seq_id[i] = 1;
-    b->seq_id[i][0] = seq;
-    b->logits[i] = logits;
-}
 
 static int cmp_token(const void *a, const void *b)
 {
@@ -220,7 +211,7 @@ static const char *token_text(struct al_engine_sched *s, const struct al_engine_
 }
 
 /* Samples the slot's next token and streams its text. */
-static void slot_sample(struct al_engine_sched *s, struct slot *sl)
+static void slot_sample(struct al_engine_sched *s, struct al_engine_slot *sl)
 {
     struct al_engine_req *r = sl->req;
     llama_token tok = LLAMA_TOKEN_NULL;
@@ -244,7 +235,7 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
         r->on_probs(r->probs_ud, &tp);
     }
     if (llama_vocab_is_eog(s->m->vocab, tok)) {
-        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     int n = 0;
@@ -253,7 +244,7 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
         size_t cap = (sl->n_pending + (size_t)n) * 2;
         char *p = realloc(sl->pending, cap);
         if (!p) {
-            slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
+            al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
             return;
         }
         sl->pending = p;
@@ -263,69 +254,22 @@ static void slot_sample(struct al_engine_sched *s, struct slot *sl)
     sl->n_pending += (size_t)n;
 
     size_t hold = 0;
-    long at = al_engine_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold);
+    long at = al_engine_stops_scan(&r->stops, sl->pending, sl->n_pending, &hold, &r->stop_word);
     if (at >= 0) {
         emit(sl, (size_t)at, tok);
         sl->n_pending = 0;
-        slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_STOP, NULL);
         return;
     }
     if (!emit(sl, sl->n_pending - hold, tok) || atomic_load(&r->cancel)) {
-        slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         return;
     }
     if ((r->max_tokens >= 0 && sl->n_gen >= r->max_tokens) || sl->n_cache >= s->n_ctx_seq) {
-        slot_finish(s, sl, AL_ENGINE_FINISH_LENGTH, NULL);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_LENGTH, NULL);
         return;
     }
     sl->generating = true;
-}
-
-/* Fills the batch: every generating slot's token first (decode latency must
- * not wait behind long prompts), then prompt chunks while room is left. */
-static void build_batch(struct al_engine_sched *s)
-{
-    struct llama_batch *b = &s->batch;
-    b->n_tokens = 0;
-    for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
-        sl->i_batch = -1;
-        sl->n_batch_tokens = 0;
-        if (sl->req && sl->generating && same_lora(sl->req->lora, s->step_lora)) {
-            sl->i_batch = b->n_tokens;
-            sl->n_batch_tokens = 1;
-            batch_add(b, sl->next, sl->n_cache, sl->id, true);
-        }
-    }
-    /* Prompt chunks first come, first served: the oldest request's prompt
-     * gets the room left, so its first token is not delayed by prompts that
-     * arrived after it (time to first token p95 under load). */
-    int n_reading = 0;
-    for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
-        if (!sl->req || sl->generating || !same_lora(sl->req->lora, s->step_lora))
-            continue;
-        int j = n_reading++;
-        while (j > 0 && s->reading[j - 1]->order > sl->order) {
-            s->reading[j] = s->reading[j - 1];
-            j--;
-        }
-        s->reading[j] = sl;
-    }
-    for (int k = 0; k < n_reading && b->n_tokens < s->n_batch; k++) {
-        struct slot *sl = s->reading[k];
-        int left = sl->req->n_prompt - sl->n_fed;
-        int take = s->n_batch - b->n_tokens;
-        if (take > left)
-            take = left;
-        for (int j = 0; j < take; j++) {
-            int p = sl->n_fed + j;
-            batch_add(b, sl->req->prompt[p], p, sl->id, p == sl->req->n_prompt - 1);
-        }
-        if (sl->n_fed + take == sl->req->n_prompt)
-            sl->i_batch = b->n_tokens - 1;
-        sl->n_batch_tokens = take;
-    }
 }
 
 /* After a successful decode the batch's tokens are in the KV cache. */
@@ -333,7 +277,7 @@ static void commit_batch(struct al_engine_sched *s)
 {
     uint64_t used = 0;
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         if (sl->n_batch_tokens > 0) {
             if (sl->generating) {
                 sl->cache[sl->n_cache++] = sl->next;
@@ -342,6 +286,9 @@ static void commit_batch(struct al_engine_sched *s)
                        (size_t)sl->n_batch_tokens * sizeof(llama_token));
                 sl->n_cache += sl->n_batch_tokens;
                 sl->n_fed += sl->n_batch_tokens;
+                if (sl->req->on_progress)
+                    sl->req->on_progress(sl->req->progress_ud, sl->req->n_prompt, sl->n_cached, sl->n_fed,
+                                         al_engine_now_ms() - sl->t_start);
             }
         }
         used += (uint64_t)sl->n_cache;
@@ -355,24 +302,14 @@ static void fail_batch(struct al_engine_sched *s, int ret)
     snprintf(why, sizeof why, "llama_decode failed (%d)", ret);
     al_warn("%s", why);
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         if (sl->n_batch_tokens == 0)
             continue;
         /* The sequence's cache is unknown now: drop it all. */
         llama_memory_seq_rm(s->mem, sl->id, -1, -1);
         sl->n_cache = 0;
-        slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, why);
     }
-}
-
-static struct timespec ms_from_now(double ms)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long ns = ts.tv_nsec + (long)(ms * 1e6);
-    ts.tv_sec += ns / 1000000000L;
-    ts.tv_nsec = ns % 1000000000L;
-    return ts;
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -415,7 +352,7 @@ static void admit_wait(struct al_engine_sched *s)
         double ms = s->admit(s->admit_ud, &ai);
         if (!(ms > 0))
             break;
-        struct timespec ts = ms_from_now(ms);
+        struct timespec ts = al_engine_ms_from_now(ms);
         pthread_cond_timedwait(&s->wake, &s->lock, &ts);
     }
 }
@@ -429,43 +366,8 @@ void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, v
     pthread_mutex_unlock(&s->lock);
 }
 
-/* How long the context keeps its adapter set while other sets wait: long
- * enough that a switch (llama.cpp reserves its graph again) costs at most
- * about 1/LORA_QUANTUM_SWITCHES of the time, never more than
- * LORA_QUANTUM_MAX_MS, so a waiting set always gets its turn. */
-#define LORA_QUANTUM_SWITCHES 10.0
-#define LORA_QUANTUM_MAX_MS 500.0
-
-/* The adapter set of this step: the context's own while it has busy slots
- * and its quantum lasts, else that of the busy slot decoded least recently,
- * ties to the oldest request. False when no slot is busy. */
-static bool pick_lora(struct al_engine_sched *s)
-{
-    const struct slot *best = NULL;
-    bool cur_busy = false;
-    for (int i = 0; i < s->n_seq; i++) {
-        const struct slot *sl = &s->slots[i];
-        if (!sl->req)
-            continue;
-        cur_busy |= s->cur_lora_valid && same_lora(sl->req->lora, s->cur_lora);
-        if (!best || sl->served < best->served || (sl->served == best->served && sl->order < best->order))
-            best = sl;
-    }
-    if (!best)
-        return false;
-    double quantum = s->switch_ms * LORA_QUANTUM_SWITCHES;
-    if (quantum > LORA_QUANTUM_MAX_MS)
-        quantum = LORA_QUANTUM_MAX_MS;
-    if (cur_busy && al_engine_now_ms() - s->lora_since_ms < quantum)
-        s->step_lora = s->cur_lora;
-    else
-        s->step_lora = best->req->lora;
-    s->step_switches = !s->cur_lora_valid || !same_lora(s->cur_lora, s->step_lora);
-    return true;
-}
-
 /* After a step that generated only (no prompt tokens): its duration feeds
- * the estimate of what a switch costs. */
+ * the estimate of what a switch costs (batch.c's quantum). */
 static void lora_timing(struct al_engine_sched *s, double ms)
 {
     if (!s->step_switches) {
@@ -511,7 +413,7 @@ static int n_generating(const struct al_engine_sched *s)
 static void *worker(void *arg)
 {
     struct al_engine_sched *s = arg;
-    struct slot **fresh = s->fresh;
+    struct al_engine_slot **fresh = s->fresh;
     for (;;) {
         struct al_engine_req *dropped = NULL;
         int n_fresh = 0;
@@ -556,7 +458,7 @@ static void *worker(void *arg)
                 dropped = r;
                 continue;
             }
-            struct slot *sl = pick_slot(s, r);
+            struct al_engine_slot *sl = pick_slot(s, r);
             sl->req = r;
             s->n_active++;
             fresh[n_fresh++] = sl;
@@ -581,16 +483,14 @@ static void *worker(void *arg)
         for (int i = 0; i < n_fresh; i++)
             slot_start(s, fresh[i]);
         for (int i = 0; i < s->n_seq; i++) {
-            struct slot *sl = &s->slots[i];
+            struct al_engine_slot *sl = &s->slots[i];
             if (sl->req && (quit || atomic_load(&sl->req->cancel)))
-                slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
+                al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_CANCELLED, NULL);
         }
         if (quit)
             break;
 
-        if (!pick_lora(s))
-            continue;
-        build_batch(s);
+        al_engine_sched_fill(s);
         if (s->batch.n_tokens == 0)
             continue;
         bool reads_prompt = s->batch.n_tokens > n_generating(s);
@@ -614,7 +514,7 @@ static void *worker(void *arg)
         }
         commit_batch(s);
         for (int i = 0; i < s->n_seq; i++) {
-            struct slot *sl = &s->slots[i];
+            struct al_engine_slot *sl = &s->slots[i];
             if (sl->req && sl->i_batch >= 0)
                 slot_sample(s, sl);
         }
@@ -645,20 +545,24 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     enum al_rc rc = AL_OK;
 
     struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = (uint32_t)m->n_ctx_seq * (uint32_t)s->n_seq;
+    s->unified = m->params.kv_unified;
+    cp.n_ctx = (uint32_t)m->n_ctx * (uint32_t)(s->unified ? 1 : s->n_seq);
     cp.n_batch = (uint32_t)s->n_batch;
     cp.n_ubatch = s->n_batch < 512 ? (uint32_t)s->n_batch : 512;
     cp.n_seq_max = (uint32_t)s->n_seq;
     cp.n_threads = m->params.threads;
     cp.n_threads_batch = m->params.threads;
-    cp.kv_unified = false; /* each sequence its own n_ctx_seq cells: no request starves another */
+    /* Unified: one cache shared by the sequences, as llama-server's slots
+     * share theirs (batch.c makes room in it). Otherwise each sequence has
+     * its own n_ctx_seq cells and no request starves another. */
+    cp.kv_unified = s->unified;
     cp.no_perf = true;
     al_engine_llama_clear_error();
     s->ctx = llama_init_from_model(m->model, cp);
     if (!s->ctx) {
         const char *why = al_engine_llama_last_error();
-        rc = al_err_set(err, AL_ERR_INTERNAL, "cannot create a context of %d x %d tokens%s%s", s->n_seq,
-                        m->n_ctx_seq, *why ? ": " : "", why);
+        rc = al_err_set(err, AL_ERR_INTERNAL, "cannot create a context of %u tokens for %d sequences%s%s",
+                        cp.n_ctx, s->n_seq, *why ? ": " : "", why);
         goto fail;
     }
     /* The adapters are applied by each step (apply_lora), for its set. */
@@ -675,6 +579,13 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     if ((int)llama_n_ctx_seq(s->ctx) < m->n_ctx_seq)
         m->n_ctx_seq = (int)llama_n_ctx_seq(s->ctx);
     s->n_ctx_seq = m->n_ctx_seq;
+    if (s->unified) {
+        m->n_ctx = s->n_cells = (int)llama_n_ctx(s->ctx); /* rounded up to 256 by llama.cpp */
+        snprintf(s->full_msg, sizeof s->full_msg,
+                 "the KV cache of %d cells shared by %d sequences (serve --ctx, --parallel) is full: this "
+                 "request, the youngest holding cells, was stopped so that the others finish",
+                 s->n_cells, s->n_seq);
+    }
     s->mem = llama_get_memory(s->ctx);
     s->batch = llama_batch_init(s->n_batch, 0, 1);
     s->slots = calloc((size_t)s->n_seq, sizeof *s->slots);
@@ -685,7 +596,7 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     if (!s->slots || !s->piece || !s->fresh || !s->reading || !s->batch.token)
         goto nomem;
     for (int i = 0; i < s->n_seq; i++) {
-        struct slot *sl = &s->slots[i];
+        struct al_engine_slot *sl = &s->slots[i];
         sl->id = i;
         sl->cache = malloc((size_t)s->n_ctx_seq * sizeof *sl->cache);
         sl->cap_pending = 2 * AL_LIMIT_STOP_LEN + 256;

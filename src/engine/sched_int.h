@@ -1,11 +1,17 @@
 /*
- * sched_int.h: what sched.c (the worker) and submit.c (submitting, stats)
- * share: a request, a slot, the scheduler. Only those two include it.
+ * sched_int.h: the scheduler's state, shared by sched.c (the queue, the
+ * worker, sampling and finishing, switching adapters), batch.c (what one
+ * step decodes: its adapter set, its tokens, room for them in a unified KV
+ * cache) and submit.c (a request's way in, stats). Only these three files
+ * include it.
  */
 #ifndef AL_ENGINE_SCHED_INT_H
 #define AL_ENGINE_SCHED_INT_H
 
 #include <stdatomic.h>
+#include <string.h>
+
+#include <ggml-cpu.h>
 
 #include "engine/engine_int.h"
 
@@ -32,14 +38,17 @@ struct al_engine_req {
     int n_probs;               /* > 0 with on_probs: log-probabilities per token */
     al_engine_probs_cb *on_probs;
     void *probs_ud;
+    al_engine_progress_cb *on_progress;
+    void *progress_ud;
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
     float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
+    int stop_word;             /* the stop string that ended it, or -1 */
     float lora[AL_LIMIT_LORAS]; /* the scale of every adapter of the model (0: off) */
     struct al_engine_req *next; /* queue link */
 };
 
-struct slot {
+struct al_engine_slot {
     llama_seq_id id;
     struct al_engine_req *req; /* NULL: free */
     llama_token *cache;        /* tokens in the KV cache, n_ctx_seq of room */
@@ -58,6 +67,7 @@ struct slot {
     uint64_t order;            /* when the request was assigned: prompts go first come, first served */
     float kv_lora[AL_LIMIT_LORAS]; /* the adapter set its KV cache was computed with */
     uint64_t served;           /* the step that last decoded it (adapter sets take turns) */
+    bool tried;                /* batch.c's scratch: its set was tried for this step */
 };
 
 struct al_engine_sched {
@@ -74,21 +84,24 @@ struct al_engine_sched {
     llama_memory_t mem;
     struct llama_batch batch;
     int n_batch, n_seq, n_ctx_seq, queue_max, n_vocab;
-    struct slot *slots;
+    bool unified;              /* one KV cache of n_cells shared by the sequences (batch.c) */
+    int n_cells;               /* with unified: the cells of the cache */
+    char full_msg[192];        /* the error of a request stopped for room (batch.c) */
+    struct al_engine_slot *slots;
     char *piece;               /* scratch for one token's text */
-    struct slot **fresh;       /* scratch: slots assigned in this step */
-    struct slot **reading;     /* scratch: slots reading their prompt, oldest first */
+    struct al_engine_slot **fresh;       /* scratch: slots assigned in this step */
+    struct al_engine_slot **reading;     /* scratch: slots reading their prompt, oldest first */
     int cap_piece;
     uint64_t clock;
     uint64_t n_assigned;
     uint64_t n_steps;
-    float cur_lora[AL_LIMIT_LORAS]; /* worker: the adapter set applied to ctx */
+    float cur_lora[AL_LIMIT_LORAS];  /* worker: the adapter set applied to ctx */
     bool cur_lora_valid;
+    float step_lora[AL_LIMIT_LORAS]; /* worker: the set of the step being built (batch.c) */
     bool step_switches;             /* worker: this step changes the context's set */
     double lora_since_ms;           /* worker: when the context's set was applied */
     double switch_ms;               /* worker: what a switch adds to a step (moving average) */
     double plain_step_ms;           /* worker: a step that generates only, without a switch (same) */
-    const float *step_lora;         /* worker: the set of the step being built */
     atomic_uint_fast64_t lora_switches;
 
     pthread_t thread;
@@ -106,5 +119,24 @@ struct al_engine_sched {
 
 /* Drops a reference to r; the last frees it. */
 void al_engine_req_unref(struct al_engine_req *r);
+
+/* Whether two adapter sets are the same (zeros are stored as +0). */
+static inline bool al_engine_same_lora(const float *a, const float *b)
+{
+    return memcmp(a, b, AL_LIMIT_LORAS * sizeof *a) == 0;
+}
+
+/* Ends the slot's request with why (error: the message of
+ * AL_ENGINE_FINISH_ERROR, valid during the call): emits held-back text
+ * where the answer is complete, frees the slot, calls on_done. Worker only. */
+void al_engine_slot_finish(struct al_engine_sched *s, struct al_engine_slot *sl, enum al_engine_finish why,
+                           const char *error);
+
+/* Picks the step's adapter set (s->step_lora, s->step_switches) and fills
+ * s->batch with that set's slots: every generating slot's pending token,
+ * then prompt chunks, first come, first served. With a unified KV cache it
+ * first makes room (batch.c says how), which may finish requests. Empty:
+ * nothing to decode. Worker only. */
+void al_engine_sched_fill(struct al_engine_sched *s);
 
 #endif

@@ -1,7 +1,7 @@
 /*
  * submit.c: a request's way into the scheduler (sched.c): its checks, its
  * tokens, sampler chain, stop strings and adapter set, the bounded queue;
- * and the scheduler's statistics.
+ * the scheduler's statistics and which of its sequences are busy.
  */
 #include "engine/sched_int.h"
 
@@ -77,6 +77,9 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
     struct al_engine_gen_params dp = al_engine_gen_params_default();
     if (!p)
         p = &dp;
+    if (al_engine_model_is_reranker(m))
+        return al_err_set(err, AL_ERR_USAGE, "the model is a reranker: it scores (query, document) pairs "
+                                             "and cannot generate");
     enum al_rc rc = al_engine_sample_check(p, err);
     if (rc)
         return rc;
@@ -88,6 +91,7 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
     atomic_init(&r->cancel, false);
     r->s = s;
     r->t_submit = al_engine_now_ms();
+    r->stop_word = -1;
     r->max_tokens = p->max_tokens;
     r->cache_prompt = p->cache_prompt;
     r->on_token = on_token;
@@ -98,11 +102,16 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->on_probs = p->on_probs;
         r->probs_ud = p->probs_ud;
     }
+    r->on_progress = p->on_progress;
+    r->progress_ud = p->progress_ud;
     rc = lora_set(m, p, r->lora, err);
     if (rc)
         goto fail;
-    rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
-                                &r->n_prompt, err);
+    if (p->prompt_tokens)
+        rc = al_engine_tokens_copy_int(m->vocab, p->prompt_tokens, p->n_prompt_tokens, &r->prompt, &r->n_prompt, err);
+    else
+        rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
+                                    &r->n_prompt, err);
     if (rc)
         goto fail;
     if (r->n_prompt == 0) {
@@ -185,11 +194,22 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
     pthread_mutex_unlock(&s->lock);
     out->n_seq = s->n_seq;
     out->kv_cells_used = atomic_load(&s->kv_used);
-    out->kv_cells_total = (uint64_t)s->n_seq * (uint64_t)s->n_ctx_seq;
+    out->kv_cells_total = s->unified ? (uint64_t)s->n_cells : (uint64_t)s->n_seq * (uint64_t)s->n_ctx_seq;
     out->tokens_prompt = atomic_load(&s->tokens_prompt);
     out->tokens_cached = atomic_load(&s->tokens_cached);
     out->tokens_gen = atomic_load(&s->tokens_gen);
     out->requests_done = atomic_load(&s->requests_done);
     out->decode_calls = atomic_load(&s->decode_calls);
     out->lora_switches = atomic_load(&s->lora_switches);
+}
+
+int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap)
+{
+    struct al_engine_sched *s = m->sched;
+    int n = s->n_seq < cap ? s->n_seq : cap;
+    pthread_mutex_lock(&s->lock);
+    for (int i = 0; i < n; i++)
+        busy[i] = s->slots[i].req != NULL;
+    pthread_mutex_unlock(&s->lock);
+    return n;
 }

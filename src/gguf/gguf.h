@@ -181,4 +181,19 @@ enum al_rc al_gguf_scan_values(int fd, const char *name, struct al_gguf_value_re
 enum al_rc al_gguf_scan_values_path(const char *path, struct al_gguf_value_report *out,
                                     struct al_err *err);
 
+/* The same scan on the bytes of a file as they are written, for a writer
+ * that has them in hand (a delta applied, a bundle entry, a pulled blob), so
+ * that the finished file need not be read again. file_size: the bytes the
+ * stream will carry. Feed every byte in order; finish gives the report
+ * al_gguf_scan_values would give on the same bytes, or false when the
+ * stream could not be followed: not a GGUF, a header that does not parse or
+ * is over 32 MiB, a tensor table not in file order, fewer or more bytes than
+ * file_size. Then scan the file. Memory: the header, then one 8 MiB chunk. */
+struct al_gguf_value_stream;
+enum al_rc al_gguf_value_stream_new(uint64_t file_size, const char *name, struct al_gguf_value_stream **out,
+                                    struct al_err *err);
+void al_gguf_value_stream_feed(struct al_gguf_value_stream *s, const void *data, size_t len);
+bool al_gguf_value_stream_finish(struct al_gguf_value_stream *s, struct al_gguf_value_report *out);
+void al_gguf_value_stream_free(struct al_gguf_value_stream *s);
+
 #endif

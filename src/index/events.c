@@ -34,7 +34,7 @@ static void row_hash(const char *prev, int64_t id, const char *time, const char 
     al_hex(raw, sizeof raw, out);
 }
 
-static void actor_name(char *out, size_t size)
+void al_index_operator(char *out, size_t size)
 {
     const char *u = getenv("AIRLOCK_OPERATOR");
     if (u == NULL || *u == '\0') {
@@ -77,7 +77,7 @@ enum al_rc al_index_event_append(struct al_index *ix, const char *kind, const ch
 
     char now[32], actor[64], hash[AL_SHA256_HEX + 1];
     al_time_now_iso(now);
-    actor_name(actor, sizeof actor);
+    al_index_operator(actor, sizeof actor);
     model = model ? model : "";
     digest = digest ? digest : "";
     row_hash(prev, next_id, now, kind, model, digest, actor, detail, hash);

@@ -73,6 +73,14 @@ static const char *const migrations[] = {
     "  expires INTEGER NOT NULL DEFAULT 0,"
     "  revoked TEXT NOT NULL DEFAULT '');"
     "CREATE UNIQUE INDEX api_keys_live_name ON api_keys(name) WHERE revoked='';",
+    /* 3: the signatures a version arrived with (docs/internals/registry.md):
+     * each an OCI referrer artifact in the blob store, one row per blob of
+     * it (its manifest included, digest = referrer), so gc keeps them. */
+    "CREATE TABLE referrers("
+    "  version_id INTEGER NOT NULL REFERENCES versions(id) ON DELETE CASCADE,"
+    "  referrer TEXT NOT NULL,"
+    "  digest TEXT NOT NULL,"
+    "  PRIMARY KEY(version_id, referrer, digest));",
 };
 
 enum al_rc al_index__sqlerr(struct al_index *ix, struct al_err *err, const char *what)
@@ -747,7 +755,7 @@ enum al_rc al_index_referenced(struct al_index *ix, char (**digests)[AL_DIGEST_S
     sqlite3_stmt *st = NULL;
     enum al_rc rc = prepare(ix,
                             "SELECT manifest FROM versions UNION SELECT config FROM versions"
-                            " UNION SELECT digest FROM files ORDER BY 1",
+                            " UNION SELECT digest FROM files UNION SELECT digest FROM referrers ORDER BY 1",
                             &st, err);
     if (rc)
         return rc;
@@ -765,5 +773,58 @@ enum al_rc al_index_referenced(struct al_index *ix, char (**digests)[AL_DIGEST_S
         al_index__col(st, 0, (*digests)[(*n)++], AL_DIGEST_SIZE);
     }
     sqlite3_finalize(st);
+    return rc;
+}
+
+enum al_rc al_index_add_referrer(struct al_index *ix, int64_t version_id, const char *referrer,
+                                 const char (*blobs)[AL_DIGEST_SIZE], size_t n, struct al_err *err)
+{
+    sqlite3_stmt *st = NULL;
+    enum al_rc rc = prepare(ix, "INSERT OR IGNORE INTO referrers(version_id, referrer, digest) VALUES(?,?,?)", &st,
+                            err);
+    for (size_t i = 0; i <= n && !rc; i++) {
+        sqlite3_reset(st);
+        sqlite3_bind_int64(st, 1, version_id);
+        sqlite3_bind_text(st, 2, referrer, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, i < n ? blobs[i] : referrer, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) != SQLITE_DONE)
+            rc = al_index__sqlerr(ix, err, "cannot record a referrer");
+    }
+    sqlite3_finalize(st);
+    return rc;
+}
+
+enum al_rc al_index_referrers(struct al_index *ix, int64_t version_id, char (**out)[AL_DIGEST_SIZE], size_t *n,
+                              struct al_err *err)
+{
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *st = NULL;
+    enum al_rc rc = prepare(ix, "SELECT DISTINCT referrer FROM referrers WHERE version_id=? ORDER BY rowid", &st, err);
+    if (rc)
+        return rc;
+    sqlite3_bind_int64(st, 1, version_id);
+    size_t cap = 0;
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 4;
+            char(*p)[AL_DIGEST_SIZE] = realloc(*out, cap * sizeof *p);
+            if (p == NULL) {
+                rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+                break;
+            }
+            *out = p;
+        }
+        al_index__col(st, 0, (*out)[(*n)++], AL_DIGEST_SIZE);
+    }
+    if (!rc && s != SQLITE_DONE)
+        rc = al_index__sqlerr(ix, err, "cannot list referrers");
+    sqlite3_finalize(st);
+    if (rc) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
+    }
     return rc;
 }

@@ -78,6 +78,9 @@ struct al_ref {
 };
 enum al_rc al_index_ref_parse(const char *text, struct al_ref *out, struct al_err *err);
 bool al_name_valid(const char *name);
+/* Who runs this process, as the event log records it: $AIRLOCK_OPERATOR,
+ * else the user name of the uid, else "uid:<n>". */
+void al_index_operator(char *out, size_t size);
 bool al_tag_valid(const char *tag);
 
 /* ---- versions ---- */
@@ -134,7 +137,17 @@ enum al_rc al_index_previous_version(struct al_index *ix, int64_t version_id, in
 /* The highest sequence number ever recorded for a model (0 if none). */
 enum al_rc al_index_max_seq(struct al_index *ix, const char *model, int64_t *seq, struct al_err *err);
 
-/* Every digest the index references (manifests, configs, files), sorted and
+/* The signatures a version arrived with: a referrer artifact (its manifest's
+ * digest referrer) whose blobs are blobs (its manifest not among them; it is
+ * recorded too). Already recorded rows are kept. */
+enum al_rc al_index_add_referrer(struct al_index *ix, int64_t version_id, const char *referrer,
+                                 const char (*blobs)[AL_DIGEST_SIZE], size_t n, struct al_err *err);
+/* The referrer manifests recorded for a version, oldest first; *out malloc'd
+ * (NULL when none), the caller frees it. */
+enum al_rc al_index_referrers(struct al_index *ix, int64_t version_id, char (**out)[AL_DIGEST_SIZE], size_t *n,
+                              struct al_err *err);
+
+/* Every digest the index references (manifests, configs, files, referrers), sorted and
  * unique; *digests is a malloc'd array of AL_DIGEST_SIZE strings. */
 enum al_rc al_index_referenced(struct al_index *ix, char (**digests)[AL_DIGEST_SIZE], size_t *n,
                                struct al_err *err);

@@ -218,6 +218,7 @@ enum al_rc al_oci_manifest_build(const struct al_oci_model *m, const char *confi
         set_str(ann, AL_ANN_ADAPTER_BASE, m->adapter_base);
     }
     set_str(ann, AL_ANN_QUANTIZED, m->quantized);
+    set_str(ann, AL_ANN_FINETUNED, m->finetuned);
     json_object_set_new(root, "annotations", ann);
     return dump(root, out, err);
 }

@@ -39,6 +39,8 @@
 #define AL_ANN_ADAPTER_BASE "io.airlock.adapter.base" /* the digest of the base's weight file */
 #define AL_ANN_QUANTIZED    "io.airlock.quantized" /* a quantized version's provenance: compact JSON (source,
                                                      source_ref, source_weights, type, llama_cpp) */
+#define AL_ANN_FINETUNED    "io.airlock.finetuned" /* a fine-tuned version's provenance: compact JSON (base,
+                                                     data digests, hyperparameters, losses, operator) */
 
 struct al_oci_layer {
     char path[AL_LIMIT_FILE_NAME + 1];
@@ -68,6 +70,7 @@ struct al_oci_model {
     const char *adapter_type;
     const char *adapter_base;
     const char *quantized;    /* AL_ANN_QUANTIZED's text (airlock quantize), or NULL */
+    const char *finetuned;    /* AL_ANN_FINETUNED's text (airlock finetune), or NULL */
     const struct al_oci_layer *layers;
     size_t n_layers;
 };

@@ -244,7 +244,14 @@ enum al_rc al_rag_query_vec(struct al_rag *r, const float *qvec, int dim, const 
                                                    (c[i].brank ? 1.0 / (RRF_K + c[i].brank) : 0);
     if (!rc && n)
         qsort(c, n, sizeof *c, cmp_cand);
-    size_t nh = n < (size_t)k ? n : (size_t)k;
+    size_t want = (size_t)k;
+    if (q.reranker) {
+        if (!question)
+            rc = rc ? rc : al_err_set(err, AL_ERR_USAGE, "reranking needs the question's text");
+        int rn = q.rerank_candidates > 0 ? q.rerank_candidates : (2 * k > 20 ? 2 * k : 20);
+        want = (size_t)(rn < k ? k : rn > AL_LIMIT_RERANK_DOCS ? AL_LIMIT_RERANK_DOCS : rn);
+    }
+    size_t nh = n < want ? n : want;
     if (!rc && nh && !(out->v = calloc(nh, sizeof *out->v)))
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     for (size_t i = 0; !rc && i < nh; i++) {
@@ -262,6 +269,8 @@ enum al_rc al_rag_query_vec(struct al_rag *r, const float *qvec, int dim, const 
     free(ids);
     free(fs);
     free(ds);
+    if (!rc && q.reranker)
+        rc = al_rag__rerank(out, question, q.reranker, (size_t)k, err);
     if (rc)
         al_rag_hits_release(out);
     out->ms_total = al_rag__now_ms() - t0;
@@ -310,6 +319,10 @@ json_t *al_rag_hits_json(const struct al_rag_hits *h, bool with_text)
                               "start", (json_int_t)x->start, "end", (json_int_t)x->end, "score", x->score,
                               "bm25_rank", x->bm25_rank, "vector_rank", x->vector_rank, "bm25", x->bm25,
                               "cosine", x->cosine);
+        if (o && h->reranked) {
+            json_object_set_new(o, "fused_rank", json_integer(x->fused_rank));
+            json_object_set_new(o, "rerank_score", json_real(x->rerank));
+        }
         if (o && with_text)
             json_object_set_new(o, "text", json_string(x->text));
         json_array_append_new(arr, o);
@@ -321,6 +334,10 @@ json_t *al_rag_hits_json(const struct al_rag_hits *h, bool with_text)
         json_decref(root);
         json_decref(t);
         return NULL;
+    }
+    if (h->reranked) {
+        json_object_set_new(root, "reranked", json_true());
+        json_object_set_new(t, "rerank", json_real(h->ms_rerank));
     }
     json_object_set_new(root, "mode", json_string(al_rag_mode_name(h->mode)));
     json_object_set_new(root, "hits", arr);

@@ -17,7 +17,10 @@
  *
  * Retrieval: BM25 (FTS5), vector (inner product on normalized vectors: exact
  * IndexFlatIP, HNSW from hnsw_threshold chunks on), or hybrid: both fused by
- * reciprocal rank fusion, score = sum of 1 / (60 + rank).
+ * reciprocal rank fusion, score = sum of 1 / (60 + rank). Optionally a
+ * second stage: a reranker (a cross-encoder, al_engine_rerank) scores the
+ * first rerank_candidates of that list against the question, and the k with
+ * the best scores are the hits (rerank.c).
  *
  * An open collection may be queried from several threads at once; changes
  * (add, rm) take an exclusive lock on the collection's directory.
@@ -108,6 +111,12 @@ enum al_rc al_rag_resolve_model(struct al_repo *repo, const char *ref, struct al
 enum al_rc al_rag_load_embedder(struct al_rag *r, struct al_repo *repo, int threads,
                                 struct al_engine_model **out, struct al_err *err);
 
+/* Loads the reranker ref (name, name:tag, name@sha256:..) from the store,
+ * verified like every load, for al_rag_query_opts.reranker. A model that is
+ * not a reranker: AL_ERR_USAGE. */
+enum al_rc al_rag_load_reranker(struct al_repo *repo, const char *ref, int threads, struct al_engine_model **out,
+                                struct al_err *err);
+
 /* ---- ingestion ---- */
 
 struct al_rag_add_stats {
@@ -155,6 +164,8 @@ struct al_rag_query_opts {
     enum al_rag_mode mode;
     int candidates;        /* per retriever before fusion; <= 0: max(50, 4k) */
     int ef_search;         /* HNSW search width; <= 0: max(128, candidates) */
+    struct al_engine_model *reranker; /* NULL: none; else a reranker (al_engine_model_is_reranker) */
+    int rerank_candidates; /* fused hits the reranker scores; <= 0: max(20, 2k); at least k */
 };
 
 struct al_rag_hit {
@@ -168,13 +179,16 @@ struct al_rag_hit {
     double score;          /* the fused score in hybrid mode, else the retriever's */
     int bm25_rank, vector_rank; /* 1-based; 0: not found by that retriever */
     double bm25, cosine;   /* raw scores (bm25: higher is better) */
+    int fused_rank;        /* with a reranker: the rank before reranking (1-based) */
+    double rerank;         /* with a reranker: its score (higher is better) */
 };
 
 struct al_rag_hits {
     struct al_rag_hit *v;
     size_t n;
     enum al_rag_mode mode;
-    double ms_embed, ms_vector, ms_bm25, ms_total;
+    bool reranked;         /* ordered by a reranker's scores */
+    double ms_embed, ms_vector, ms_bm25, ms_rerank, ms_total;
 };
 
 /* Embeds question with embedder (which must be the collection's model, else
@@ -195,7 +209,8 @@ void al_rag_hits_release(struct al_rag_hits *h);
 
 /* The hits as JSON: {"mode":..,"hits":[{"rank","chunk_id","doc","page",
  * "heading","start","end","score","bm25_rank","vector_rank","bm25","cosine",
- * "text"}],"timing_ms":{..}}. New reference; NULL when out of memory. */
+ * "text"}],"timing_ms":{..}}; reranked hits add "fused_rank" and
+ * "rerank_score", the answer "reranked": true and timing_ms "rerank". New reference; NULL when out of memory. */
 json_t *al_rag_hits_json(const struct al_rag_hits *h, bool with_text);
 
 /* ---- answers ---- */

@@ -2,6 +2,7 @@
  * registry.c: the distribution client (registry.h). One curl easy handle per
  * al_reg, reused across requests (keep-alive); every request goes through
  * do_req, which answers one authentication challenge and retries once.
+ * References (al_reg_ref_parse) are parsed in ref.c.
  */
 #include "registry/registry.h"
 
@@ -31,91 +32,11 @@ struct al_reg {
     char cred_src[AL_LIMIT_PATH];
     char *auth;                      /* the Authorization header in force, or NULL */
     char *ca_file;
+    char cert[AL_LIMIT_PATH], key[AL_LIMIT_PATH]; /* the client certificate (mTLS) and its key, or "" */
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static void curl_init(void) { curl_global_init(CURL_GLOBAL_DEFAULT); }
-
-/* ---- references ---- */
-
-static bool repo_valid(const char *s)
-{
-    if (!*s || strlen(s) > AL_REG_REPO_MAX)
-        return false;
-    for (const char *c = s; *c; c++) {
-        bool alnum = (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9');
-        if (alnum)
-            continue;
-        if (*c != '/' && *c != '.' && *c != '_' && *c != '-')
-            return false;
-        /* a separator sits between alphanumerics of one component ("__" allowed) */
-        bool prev = c > s && ((c[-1] >= 'a' && c[-1] <= 'z') || (c[-1] >= '0' && c[-1] <= '9') ||
-                              (*c == '_' && c[-1] == '_'));
-        bool next = (c[1] >= 'a' && c[1] <= 'z') || (c[1] >= '0' && c[1] <= '9') || (*c == '_' && c[1] == '_');
-        if (!prev || !next)
-            return false;
-    }
-    return true;
-}
-
-static bool tag_valid(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > AL_REG_TAG_MAX || !(isalnum((unsigned char)s[0]) || s[0] == '_'))
-        return false;
-    for (const char *c = s; *c; c++)
-        if (!(isalnum((unsigned char)*c) || *c == '_' || *c == '.' || *c == '-'))
-            return false;
-    return true;
-}
-
-enum al_rc al_reg_ref_parse(const char *s, struct al_reg_ref *ref, struct al_err *err)
-{
-    memset(ref, 0, sizeof *ref);
-    if (!s || strncmp(s, "docker://", 9) == 0)
-        s = s ? s + 9 : s;
-    if (!s || !*s)
-        return al_err_set(err, AL_ERR_USAGE, "no registry reference given: HOST[:PORT]/REPO[:TAG|@sha256:HEX]");
-    const char *slash = strchr(s, '/');
-    if (!slash || slash == s || (size_t)(slash - s) > AL_REG_HOST_MAX)
-        return al_err_set(err, AL_ERR_USAGE, "'%s' is not a registry reference: HOST[:PORT]/REPO[:TAG|@sha256:HEX]",
-                          s);
-    snprintf(ref->host, sizeof ref->host, "%.*s", (int)(slash - s), s);
-    for (const char *c = ref->host; *c; c++)
-        if (!(isalnum((unsigned char)*c) || *c == '.' || *c == '-' || *c == ':' || *c == '[' || *c == ']'))
-            return al_err_set(err, AL_ERR_USAGE, "'%s' is not a valid registry host", ref->host);
-    char rest[AL_REG_REPO_MAX + AL_REG_TAG_MAX + AL_DIGEST_SIZE + 4];
-    if (strlen(slash + 1) >= sizeof rest)
-        return al_err_set(err, AL_ERR_USAGE, "registry reference '%s' is too long", s);
-    snprintf(rest, sizeof rest, "%s", slash + 1);
-    char *at = strchr(rest, '@');
-    if (at) {
-        *at = '\0';
-        if (!al_digest_valid(at + 1))
-            return al_err_set(err, AL_ERR_USAGE, "'%s' is not a sha256 digest (sha256:<64 hex>)", at + 1);
-        snprintf(ref->digest, sizeof ref->digest, "%s", at + 1);
-    }
-    char *colon = strrchr(rest, ':');
-    if (colon && !strchr(colon, '/')) {
-        *colon = '\0';
-        if (!tag_valid(colon + 1))
-            return al_err_set(err, AL_ERR_USAGE, "'%s' is not a valid tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127})",
-                              colon + 1);
-        snprintf(ref->tag, sizeof ref->tag, "%.*s", (int)AL_REG_TAG_MAX, colon + 1);
-    }
-    if (!repo_valid(rest))
-        return al_err_set(err, AL_ERR_USAGE, "'%s' is not a valid repository name (lowercase letters, digits, '.', "
-                          "'_', '-', separated by '/')", rest);
-    snprintf(ref->repo, sizeof ref->repo, "%.*s", (int)AL_REG_REPO_MAX, rest);
-    if (!ref->tag[0] && !ref->digest[0])
-        snprintf(ref->tag, sizeof ref->tag, "latest");
-    return AL_OK;
-}
-
-void al_reg_referrers_tag(const char *digest, char out[AL_REG_TAG_MAX + 1])
-{
-    snprintf(out, AL_REG_TAG_MAX + 1, "sha256-%.64s", al_digest_hex(digest) ? al_digest_hex(digest) : "");
-}
 
 /* ---- credentials ---- */
 
@@ -282,6 +203,16 @@ enum al_rc al_reg_open(const struct al_reg_ref *ref, const struct al_reg_opts *o
     if (o && o->ca_file)
         r->ca_file = strdup(o->ca_file);
     r->o.ca_file = r->ca_file;
+    snprintf(r->cert, sizeof r->cert, "%s", o && o->cert_file ? o->cert_file : "");
+    snprintf(r->key, sizeof r->key, "%s", o && o->key_file ? o->key_file : "");
+    r->o.cert_file = r->o.key_file = NULL;
+    const char *files[2] = {r->cert, r->key};
+    for (int i = 0; i < 2; i++)
+        if (files[i][0] && access(files[i], R_OK) != 0) {
+            enum al_rc rc = al_err_sys(err, AL_ERR_IO, "cannot read the client certificate file '%s'", files[i]);
+            al_reg_free(r);
+            return rc;
+        }
     snprintf(r->base, sizeof r->base, "%s://%s", r->o.plain_http ? "http" : "https", ref->host);
     r->c = curl_easy_init();
     if (!r->c || (o && o->ca_file && !r->ca_file)) {
@@ -470,6 +401,10 @@ static enum al_rc perform(struct al_reg *r, struct req *q, struct al_err *err)
     curl_easy_setopt(c, CURLOPT_WRITEDATA, q);
     if (r->ca_file)
         curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
+    if (r->cert[0]) /* PEM; without a key file the key is in the certificate's file, as curl --cert */
+        curl_easy_setopt(c, CURLOPT_SSLCERT, r->cert);
+    if (r->key[0])
+        curl_easy_setopt(c, CURLOPT_SSLKEY, r->key);
     if (strcmp(q->method, "HEAD") == 0) {
         curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     } else if (q->upload) {
@@ -515,6 +450,8 @@ static void reg_message(struct req *q, char *out, size_t size)
         return;
     json_t *j = json_loadb(q->errbody.data, q->errbody.len, 0, NULL);
     json_t *e0 = json_array_get(json_object_get(j, "errors"), 0);
+    if (!e0) /* airlock serve's access hook answers in its own shape: {"error":{"message","code"}} */
+        e0 = json_object_get(j, "error");
     const char *code = json_string_value(json_object_get(e0, "code"));
     const char *msg = json_string_value(json_object_get(e0, "message"));
     if (code || msg)
@@ -529,7 +466,8 @@ static enum al_rc status_error(struct req *q, const char *what, struct al_err *e
     enum al_rc rc = q->status == 401 ? AL_ERR_AUTH : q->status == 403 ? AL_ERR_DENIED
                   : q->status == 404 ? AL_ERR_NOT_FOUND : q->status >= 500 ? AL_ERR_IO : AL_ERR_INVALID;
     return al_err_set(err, rc, "%s: the registry answered %ld to %s %s%s%s", what, q->status, q->method, q->url, m,
-                      q->status == 401 ? "; give credentials: --user NAME (password on stdin) or `skopeo login`"
+                      q->status == 401 && strstr(m, "client certificate") ? "; give one: --cert FILE --key FILE"
+                      : q->status == 401 ? "; give credentials: --user NAME (password on stdin) or `skopeo login`"
                       : "");
 }
 

@@ -59,6 +59,8 @@ enum al_rc al_reg_ref_parse(const char *s, struct al_reg_ref *ref, struct al_err
 struct al_reg_opts {
     bool plain_http;        /* http:// instead of https:// */
     const char *ca_file;    /* PEM CA bundle for TLS, or NULL (the system's) */
+    const char *cert_file;  /* PEM client certificate for mTLS, or NULL; AL_ERR_IO at open when unreadable */
+    const char *key_file;   /* its PEM private key (unencrypted), or NULL: in cert_file */
     const char *user;       /* with password: explicit credentials */
     const char *password;
     const char *auth_file;  /* an auth.json to read credentials from; NULL: the default places */

@@ -237,7 +237,8 @@ static enum al_rc read_card(const char *path, char **out, struct al_err *err)
 }
 
 static char *add_detail(const struct al_oci_layer *layers, size_t n, const char *const *paths, const char *tag,
-                        const char *key, const char *check, json_t *adapter, json_t *quantized)
+                        const char *key, const char *check, json_t *adapter, json_t *quantized,
+                        json_t *finetuned)
 {
     json_t *files = json_array();
     for (size_t i = 0; i < n; i++)
@@ -249,6 +250,8 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
         json_object_set(d, "adapter", adapter);
     if (quantized)
         json_object_set(d, "quantized", quantized);
+    if (finetuned)
+        json_object_set(d, "finetuned", finetuned);
     if (check) {
         json_t *c = json_loads(check, 0, NULL);
         if (c == NULL || (!key && !json_is_object(c))) {
@@ -290,8 +293,8 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
     memset(&facts, 0, sizeof facts);
     bool facts_done = false;
     struct al_adapter_fit fit = {0};
-    json_t *adapter = NULL, *quantized = NULL;
-    char *qtext = NULL;
+    json_t *adapter = NULL, *quantized = NULL, *finetuned = NULL;
+    char *qtext = NULL, *ftext = NULL;
     const char *base_ref = opts ? opts->base_ref : NULL;
     struct al_weights base;
     memset(&base, 0, sizeof base);
@@ -376,6 +379,17 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
             goto out;
         }
     }
+    if (opts && opts->finetuned_json) {
+        finetuned = json_loads(opts->finetuned_json, 0, NULL);
+        if (!json_is_object(finetuned)) {
+            rc = al_err_set(err, AL_ERR_INTERNAL, "the provenance of a fine-tuned version is no JSON object");
+            goto out;
+        }
+        if (!(ftext = json_dumps(finetuned, JSON_COMPACT | JSON_SORT_KEYS))) {
+            rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+            goto out;
+        }
+    }
     if (base_ref) {
         char bref[AL_LIMIT_REF + 80];
         snprintf(bref, sizeof bref, "%s@%s", base.version.model, base.version.manifest);
@@ -407,7 +421,7 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         .format = facts_done ? "gguf" : opts && opts->format ? opts->format : "", .param_size = facts.param_size, .precision = facts.precision,
         .quantization = facts.quantization, .card_json = card, .layers = layers, .n_layers = n_paths,
         .adapter_type = base_ref ? "lora" : NULL, .adapter_base = base_ref ? base.digest : NULL,
-        .quantized = qtext,
+        .quantized = qtext, .finetuned = ftext,
     };
     char config_digest[AL_DIGEST_SIZE], manifest_digest[AL_DIGEST_SIZE];
     if ((rc = al_oci_config_build(&m, &config, err)) ||
@@ -426,7 +440,8 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         files[i].size = layers[i].size;
         snprintf(files[i].media_type, sizeof files[i].media_type, "%s", layers[i].media_type);
     }
-    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter, quantized);
+    detail = add_detail(layers, n_paths, paths, tag, opts ? opts->check_key : NULL, check, adapter, quantized,
+                         finetuned);
     if (detail == NULL) {
         free(files);
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
@@ -449,6 +464,8 @@ out:
     json_decref(adapter);
     json_decref(quantized);
     free(qtext);
+    json_decref(finetuned);
+    free(ftext);
     al_repo_weights_release(&base);
     free(note);
     free(check);
@@ -478,6 +495,8 @@ enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_com
         rc = al_index_set_tag(r->index, c->name, c->tag, id, err);
     if (!rc && !c->no_activate)
         rc = al_index_set_active(r->index, c->name, id, err);
+    if (!rc && c->referrer)
+        rc = al_index_add_referrer(r->index, id, c->referrer, c->referrer_blobs, c->n_referrer_blobs, err);
     if (!rc) {
         char kind[40];
         snprintf(kind, sizeof kind, "%s%s", c->event_kind, add == AL_ERR_EXISTS ? "-existing" : "");
@@ -489,6 +508,12 @@ enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_com
     if (!rc && out)
         rc = al_index_get_version(r->index, id, out, err);
     return rc;
+}
+
+enum al_rc al_repo_version_referrers(struct al_repo *r, const struct al_version *v, char (**out)[AL_DIGEST_SIZE],
+                                     size_t *n, struct al_err *err)
+{
+    return al_index_referrers(r->index, v->id, out, n, err);
 }
 
 /* ---- pointers ---- */

@@ -126,6 +126,11 @@ struct al_add_opts {
      * (source version, source weight digest, type, llama.cpp commit), or
      * NULL. An invalid object refuses the add (AL_ERR_INTERNAL). */
     const char *quantized_json;
+    /* A version trained from another one (airlock finetune): a JSON object
+     * recorded as "finetuned" in the add event and kept in the manifest
+     * (AL_ANN_FINETUNED): base, data digests, hyperparameters, losses,
+     * operator. NULL: none. An invalid object refuses the add. */
+    const char *finetuned_json;
     bool no_activate;       /* leave the active version as it is */
     bool show_progress;
     al_add_check_fn *check; /* NULL: no check */
@@ -166,6 +171,13 @@ struct al_version_commit {
     const char *event_detail; /* JSON object text */
     const char *note_kind;    /* a second event in the same transaction ("ingest-override"), or NULL */
     const char *note_detail;
+    /* The signatures the version arrived with (ingest, pull): the digest of
+     * a referrer artifact's manifest already in the store, or NULL, and the
+     * blobs it lists (also stored); recorded with the version (also one
+     * already there), so gc keeps them and push can send them on. */
+    const char *referrer;
+    const char (*referrer_blobs)[AL_DIGEST_SIZE];
+    size_t n_referrer_blobs;
 };
 enum al_rc al_repo_commit_version(struct al_repo *r, const struct al_version_commit *c, struct al_version *out,
                                   bool *existed, struct al_err *err);
@@ -198,6 +210,11 @@ enum al_rc al_repo_list_files(struct al_repo *r, const struct al_version *v, str
  * when v is the oldest. */
 enum al_rc al_repo_previous(struct al_repo *r, const struct al_version *v, struct al_version *out,
                             struct al_err *err);
+/* The referrer artifacts (signatures it arrived with) recorded for v, as
+ * digests of their manifests in the store, oldest first; *out malloc'd
+ * (NULL when none), the caller frees it. */
+enum al_rc al_repo_version_referrers(struct al_repo *r, const struct al_version *v, char (**out)[AL_DIGEST_SIZE],
+                                     size_t *n, struct al_err *err);
 /* The highest bundle sequence number ever recorded for model (0 if none). */
 enum al_rc al_repo_max_seq(struct al_repo *r, const char *model, int64_t *seq, struct al_err *err);
 
@@ -302,7 +319,7 @@ struct al_adapter_binding {
 enum al_rc al_repo_version_adapter(struct al_repo *r, const struct al_version *v, struct al_adapter_binding *out,
                                    struct al_err *err);
 /* The string annotation key of v's manifest (checked against its digest):
- * *out malloc'd, NULL when absent. For AL_ANN_QUANTIZED. */
+ * *out malloc'd, NULL when absent. For AL_ANN_QUANTIZED, AL_ANN_FINETUNED. */
 enum al_rc al_repo_version_annotation(struct al_repo *r, const struct al_version *v, const char *key, char **out,
                                       struct al_err *err);
 /* A version whose weight file has digest: the active version of a model

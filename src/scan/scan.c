@@ -95,7 +95,7 @@ static void check_template(void *ud, const char *key, const char *text, size_t l
     }
 }
 
-void al_scan__gguf(int fd, struct al_scan_report *r)
+void al_scan__gguf(int fd, const struct al_gguf_value_report *values, struct al_scan_report *r)
 {
     struct al_gguf_info info;
     struct al_err err = AL_ERR_INIT;
@@ -112,7 +112,9 @@ void al_scan__gguf(int fd, struct al_scan_report *r)
         al_scan__add(r, AL_SCAN_WARN, NULL, AL_SCAN_NO_OFFSET, NULL, NULL, "tensor values not checked: out of memory");
         return;
     }
-    if (al_gguf_scan_values(fd, r->file, v, &err)) {
+    if (values)
+        *v = *values;
+    else if (al_gguf_scan_values(fd, r->file, v, &err)) {
         al_scan__add(r, AL_SCAN_DANGEROUS, NULL, AL_SCAN_NO_OFFSET, NULL, NULL, "%s", err.msg);
         free(v);
         return;
@@ -217,11 +219,12 @@ static void scan_safetensors(const uint8_t *d, size_t n, struct al_scan_report *
 }
 
 /* Dispatch on the mapped bytes of an open regular file. */
-static void scan_bytes(int fd, const uint8_t *d, size_t n, mode_t mode, unsigned flags, struct al_scan_report *r)
+static void scan_bytes(int fd, const uint8_t *d, size_t n, mode_t mode, unsigned flags,
+                       const struct al_gguf_value_report *values, struct al_scan_report *r)
 {
     const char *kind = magic_kind(d, n);
     if (n >= 4 && memcmp(d, "GGUF", 4) == 0)
-        al_scan__gguf(fd, r);
+        al_scan__gguf(fd, values, r);
     else if (kind && strcmp(kind, "zip") == 0 && al_scan__torch_zip(fd, r))
         return;
     else if (kind)
@@ -239,6 +242,13 @@ enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report 
 
 enum al_rc al_scan_file_named(const char *path, const char *name, unsigned flags, struct al_scan_report **out,
                               struct al_err *err)
+{
+    return al_scan_file_values(path, name, flags, NULL, out, err);
+}
+
+enum al_rc al_scan_file_values(const char *path, const char *name, unsigned flags,
+                               const struct al_gguf_value_report *values, struct al_scan_report **out,
+                               struct al_err *err)
 {
     enum al_rc rc = AL_OK;
     struct al_scan_report *r = NULL;
@@ -274,7 +284,7 @@ enum al_rc al_scan_file_named(const char *path, const char *name, unsigned flags
     /* A bundle's entry sits in a temporary file without its tar mode: the
      * caller says whether the entry had an executable bit. */
     mode_t mode = (flags & AL_SCAN_EXEC_BIT) ? st.st_mode | S_IXUSR : st.st_mode;
-    scan_bytes(fd, n ? map : (const uint8_t *)"", n, mode, flags, r);
+    scan_bytes(fd, n ? map : (const uint8_t *)"", n, mode, flags, values, r);
     *out = r;
     r = NULL;
 out:

@@ -86,6 +86,14 @@ enum al_rc al_scan_file(const char *path, unsigned flags, struct al_scan_report 
 enum al_rc al_scan_file_named(const char *path, const char *name, unsigned flags, struct al_scan_report **out,
                               struct al_err *err);
 
+/* The same with a GGUF's tensor-value report made as the file was written
+ * (gguf.h, al_gguf_value_stream: the same report as reading it again), so
+ * the values are not read a second time; NULL: they are read. */
+struct al_gguf_value_report;
+enum al_rc al_scan_file_values(const char *path, const char *name, unsigned flags,
+                               const struct al_gguf_value_report *values, struct al_scan_report **out,
+                               struct al_err *err);
+
 /* A file's whole report, as `airlock scan --json` prints it: {"file","kind",
  * "verdict","findings":[every finding kept],"findings_omitted"}. A new
  * reference, NULL when out of memory. */

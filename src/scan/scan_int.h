@@ -23,7 +23,9 @@ int al_scan__torch_zip(int fd, struct al_scan_report *r);
 
 /* The GGUF path: the gguf module's structure check, then its tensor-value
  * check (al_gguf_scan_values: NaN, Inf, data past the end: dangerous; a type
- * it cannot check: warn). */
-void al_scan__gguf(int fd, struct al_scan_report *r);
+ * it cannot check: warn). values: that check's report when it was made as
+ * the file was written (al_gguf_value_stream), else NULL. */
+struct al_gguf_value_report;
+void al_scan__gguf(int fd, const struct al_gguf_value_report *values, struct al_scan_report *r);
 
 #endif

@@ -105,6 +105,7 @@ static void overlay(struct al_serve_settings *dst, const struct al_serve_setting
     if (src->n_seq >= 0) dst->n_seq = src->n_seq;
     if (src->queue >= 0) dst->queue = src->queue;
     if (src->gpu_layers >= 0) dst->gpu_layers = src->gpu_layers;
+    if (src->ctx_seq >= 0) dst->ctx_seq = src->ctx_seq;
     if (src->mmap >= 0) dst->mmap = src->mmap;
     if (src->mlock >= 0) dst->mlock = src->mlock;
 }
@@ -119,7 +120,9 @@ static struct al_engine_model_params params_for(const struct al_serve_models *mm
     if (s.threads > 0) p.threads = s.threads;
     if (s.ctx > 0) p.n_ctx = s.ctx;
     if (s.batch > 0) p.n_batch = s.batch;
-    if (s.n_seq > 0) p.n_seq = s.n_seq;
+    p.n_seq = s.n_seq > 0 ? s.n_seq : AL_SERVE_DEFAULT_PARALLEL;
+    p.kv_unified = true; /* ctx is the whole cache, shared by the sequences */
+    if (s.ctx_seq > 0) p.n_ctx_seq = s.ctx_seq;
     if (s.queue > 0) p.queue_max = s.queue;
     if (s.gpu_layers >= 0) p.n_gpu_layers = s.gpu_layers;
     if (s.mmap >= 0) p.use_mmap = s.mmap;
@@ -455,8 +458,8 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
 
     free_entries(victims);
     victims = NULL;
-    al_info("loading model %s (%s) threads=%d ctx=%d batch=%d parallel=%d, about %.1f MiB with its KV cache",
-            e->name, e->manifest, p.threads, p.n_ctx, p.n_batch, p.n_seq, (double)need / (1 << 20));
+    al_info("loading model %s (%s) threads=%d ctx=%d (shared) batch=%d parallel=%d, about %.1f MiB with its KV "
+            "cache", e->name, e->manifest, p.threads, p.n_ctx, p.n_batch, p.n_seq, (double)need / (1 << 20));
     struct al_engine_model *m = NULL;
     char *tmpl = NULL;
     if (tmpl_nomem)

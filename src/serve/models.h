@@ -39,13 +39,19 @@
 struct al_serve_models;
 struct al_serve_lease;
 
-/* Settings of one model; -1 (or for the booleans -1) means "inherit". */
+/* Settings of one model; -1 (or for the booleans -1) means "inherit". Every
+ * model's sequences (n_seq, AL_SERVE_DEFAULT_PARALLEL unless set) share one
+ * KV cache of ctx cells, as llama-server's slots share theirs; ctx_seq caps
+ * the cells one request holds (0: all of them; llama-server's
+ * --kv-unified-per-slot). */
 struct al_serve_settings {
-    int threads, ctx, batch, n_seq, queue, gpu_layers;
+    int threads, ctx, batch, n_seq, queue, gpu_layers, ctx_seq;
     int mmap, mlock; /* -1, 0, 1 */
 };
 
-#define AL_SERVE_SETTINGS_UNSET {-1, -1, -1, -1, -1, -1, -1, -1}
+#define AL_SERVE_SETTINGS_UNSET {-1, -1, -1, -1, -1, -1, -1, -1, -1}
+
+#define AL_SERVE_DEFAULT_PARALLEL 4 /* sequences of a model, as llama-server's slots */
 
 struct al_serve_override {
     char name[129];                  /* a model name (not a ref) */

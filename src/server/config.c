@@ -91,13 +91,14 @@ static enum al_rc get_bool(json_t *obj, const char *key, int *out, struct al_err
 
 static enum al_rc settings(json_t *obj, const char *where, struct al_serve_settings *s, struct al_err *err)
 {
-    static const char *const known[] = {"threads", "ctx", "batch", "parallel", "queue", "gpu_layers",
-                                        "mmap", "mlock", NULL};
+    static const char *const known[] = {"threads", "ctx", "ctx_per_seq", "batch", "parallel", "queue",
+                                        "gpu_layers", "mmap", "mlock", NULL};
     enum al_rc rc;
     if (!json_is_object(obj))
         return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be an object", where);
     if ((rc = keys_known(obj, where, known, err)) || (rc = get_int(obj, "threads", 1, 1024, &s->threads, err)) ||
         (rc = get_int(obj, "ctx", 0, 1 << 24, &s->ctx, err)) || (rc = get_int(obj, "batch", 1, 1 << 20, &s->batch, err)) ||
+        (rc = get_int(obj, "ctx_per_seq", 0, 1 << 24, &s->ctx_seq, err)) ||
         (rc = get_int(obj, "parallel", 1, AL_LIMIT_SEQS, &s->n_seq, err)) ||
         (rc = get_int(obj, "queue", 1, AL_LIMIT_QUEUE, &s->queue, err)) ||
         (rc = get_int(obj, "gpu_layers", 0, 100000, &s->gpu_layers, err)) ||
@@ -111,7 +112,7 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "chat_template_file", "limits",
                                       "drain_timeout_s", "audit_text", "audit_fail", "stream_interval_ms", "webui",
-                                      "registry", "registry_sign_key", "cors_origins", "sampling", NULL};
+                                      "slots", "registry", "registry_sign_key", "cors_origins", "sampling", NULL};
     static const char *const sampling_keys[] = {"seed", "temperature", "n_predict", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
@@ -228,13 +229,15 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
                 return rc;
         }
     }
-    int mb = -1, audit_text = c->server.audit_text, webui = !c->server.no_webui, registry = c->server.registry;
+    int mb = -1, audit_text = c->server.audit_text, webui = !c->server.no_webui, slots = !c->server.no_slots,
+        registry = c->server.registry;
     if ((rc = get_int(root, "memory_budget_mb", 0, 1 << 30, &mb, err)) ||
         (rc = get_int(root, "max_models", 0, 1024, &c->models.max_loaded, err)) ||
         (rc = get_num(root, "keep_alive_s", &c->models.keep_alive_s, err)) ||
         (rc = get_num(root, "drain_timeout_s", &c->drain_timeout_s, err)) ||
         (rc = get_num(root, "stream_interval_ms", &c->server.stream_interval_ms, err)) ||
         (rc = get_bool(root, "audit_text", &audit_text, err)) || (rc = get_bool(root, "webui", &webui, err)) ||
+        (rc = get_bool(root, "slots", &slots, err)) ||
         (rc = get_bool(root, "registry", &registry, err)) ||
         (rc = get_str(root, "registry_sign_key", c->registry_sign, sizeof c->registry_sign, err)))
         return rc;
@@ -257,6 +260,7 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
         c->models.budget_bytes = (uint64_t)mb << 20;
     c->server.audit_text = audit_text;
     c->server.no_webui = !webui;
+    c->server.no_slots = !slots;
     if ((v = json_object_get(root, "limits"))) {
         struct al_server_limits *l = &c->server.limits;
         int body = (int)l->body_bytes;

@@ -19,7 +19,7 @@
  *     "drain_timeout_s": 30,
  *     "audit_text": false,
  *     "audit_fail": "closed",
- *     "webui": true,
+ *     "webui": true, "slots": true,
  *     "registry": false, "registry_sign_key": "site.key",
  *     "cors_origins": ["http://localhost:5173"],
  *     "sampling": {"seed": 42, "temperature": 0.8, "n_predict": 256}
@@ -28,6 +28,7 @@
  * refuses every request but /health with 503 until it can; "open" serves and
  * counts the records it loses (a loss marker in the log says how many).
  * webui: false serves no web chat at / (as --no-webui).
+ * slots: false answers GET /slots 501 (as --no-slots).
  * registry: true serves the store read-only under /v2/ (as --registry);
  * registry_sign_key signs what it serves (as --registry-sign).
  * chat_template: one of llama.cpp's builtin names ("chatml", "llama3", ...) is

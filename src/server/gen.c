@@ -51,6 +51,8 @@
 #include "core/utf8.h"
 
 #define TICK_MS 50
+/* choices: OpenAI's 'n', or llama-server's batch of prompts */
+#define MAX_CHOICES (AL_LIMIT_CHOICES > AL_LIMIT_PROMPTS ? AL_LIMIT_CHOICES : AL_LIMIT_PROMPTS)
 
 struct al_server_gen {
     atomic_int refs;
@@ -73,7 +75,8 @@ struct al_server_gen {
     bool done;              /* lead: every choice has finished */
     bool fin;               /* this choice has finished (on_done, or never submitted) */
     struct al_server_gen *lead; /* the first choice (itself for the first) */
-    struct al_server_gen *choices[AL_LIMIT_CHOICES]; /* lead: every choice, [0] itself */
+    struct al_server_gen *choices[MAX_CHOICES]; /* lead: every choice, [0] itself */
+    bool prompts;           /* lead: each choice has a prompt of its own (al_server_gen_opts.prompts) */
     int n_choices, n_fin;   /* lead: choices asked for, finished */
     int index;              /* this choice's index */
     bool error_sent;        /* lead: a stream's error event is out */
@@ -105,6 +108,7 @@ struct al_server_gen {
     char *model;            /* the name echoed (owned) */
     const struct al_server_gen_fmt *fmt; /* another API's shapes (ollama.c); NULL: OpenAI's */
     json_t *extra;          /* the fmt's request fields (al_server_gen_opts.extra) */
+    bool ids;               /* the token ids are recorded in lp (al_server_gen_opts.token_ids) */
 };
 
 struct lp_tok {
@@ -294,7 +298,7 @@ static void on_probs(void *ud, const struct al_engine_token_probs *tp)
         struct lp_tok *t = &g->lp[g->n_lp++];
         t->id = tp->token;
         t->logprob = tp->logprob;
-        t->n = tp->n < g->lp_top ? tp->n : g->lp_top;
+        t->n = tp->n < g->lp_top ? tp->n : g->lp_top > 0 ? g->lp_top : 0; /* ids only: none */
         for (int k = 0; k < t->n; k++) {
             t->ids[k] = tp->ids[k];
             t->lps[k] = tp->logprobs[k];
@@ -353,11 +357,10 @@ static void add_entry(const struct al_server_gen *g, struct al_buf *b, int32_t i
     al_buf_addch(b, ']');
 }
 
-/* The logprobs object for tokens [from, to) of g->lp; advances g->lp_off. */
-static void add_logprobs(struct al_server_gen *g, struct al_buf *b, size_t from, size_t to)
+/* The entries [{id, token, logprob, bytes, top_logprobs}] of tokens [from, to). */
+static void add_content(const struct al_server_gen *g, struct al_buf *b, size_t from, size_t to)
 {
-    char p[256];
-    al_buf_addstr(b, "{\"content\":[");
+    al_buf_addch(b, '[');
     for (size_t i = from; i < to; i++) {
         const struct lp_tok *t = &g->lp[i];
         al_buf_addstr(b, i > from ? "," : "");
@@ -371,6 +374,14 @@ static void add_logprobs(struct al_server_gen *g, struct al_buf *b, size_t from,
         al_buf_addstr(b, "]}");
     }
     al_buf_addch(b, ']');
+}
+
+/* The logprobs object for tokens [from, to) of g->lp; advances g->lp_off. */
+static void add_logprobs(struct al_server_gen *g, struct al_buf *b, size_t from, size_t to)
+{
+    char p[256];
+    al_buf_addstr(b, "{\"content\":");
+    add_content(g, b, from, to);
     if (g->kind == AL_SERVER_GEN_CHAT) {
         al_buf_addstr(b, ",\"refusal\":null}");
         return;
@@ -425,8 +436,26 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         g->t_first = now;
     g->t_last = now;
     al_buf_add(&g->text, piece, len);
-    if (g->stream && g->fmt) {
-        g->fmt->piece(&g->sse, g->model, piece, len);
+    if (g->stream && g->fmt && g->ids) {
+        /* The tokens this piece's text came from, and their probabilities. */
+        struct al_buf t;
+        al_buf_init(&t, AL_LIMIT_PROMPT_BYTES);
+        al_buf_addf(&t, "\"index\":%d,\"tokens\":[", g->index);
+        for (size_t i = g->lp_sent; i < g->n_lp; i++)
+            al_buf_addf(&t, "%s%d", i > g->lp_sent ? "," : "", g->lp[i].id);
+        al_buf_addch(&t, ']');
+        if (g->lp_top >= 0) {
+            al_buf_addstr(&t, ",\"completion_probabilities\":");
+            add_content(g, &t, g->lp_sent, g->n_lp);
+        }
+        g->lp_sent = g->n_lp;
+        if (al_buf_failed(&t))
+            g->lp_nomem = true;
+        else
+            g->fmt->piece(&L->sse, L->model, piece, len, al_buf_str(&t));
+        al_buf_release(&t);
+    } else if (g->stream && g->fmt) {
+        g->fmt->piece(&L->sse, L->model, piece, len, NULL);
     } else if (g->stream && g->tools) {
         tool_deltas(g, true);
     } else if (g->stream && g->kind == AL_SERVER_GEN_RESPONSES) {
@@ -459,13 +488,34 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
     return ok && !atomic_load(&L->cancel);
 }
 
+/* return_progress (the first choice's): llama-server's chunk with no choices
+ * and prompt_progress {total, cache, processed, time_ms}; worker thread. */
+static void on_progress(void *ud, int total, int cache, int processed, double ms)
+{
+    struct al_server_gen *g = ud, *L = g->lead;
+    pthread_mutex_lock(&L->mu);
+    const char *c = strstr(al_buf_str(&g->head), "\"choices\":[");
+    if (c) {
+        al_buf_add(&L->sse, g->head.data, (size_t)(c - g->head.data) + strlen("\"choices\":["));
+        al_buf_addf(&L->sse, "],\"prompt_progress\":{\"total\":%d,\"cache\":%d,\"processed\":%d,\"time_ms\":%.0f}}\n\n",
+                    total, cache, processed, ms);
+        pthread_cond_signal(&L->cv);
+    }
+    pthread_mutex_unlock(&L->mu);
+}
+
 /* The usage of every choice: the prompt once (each choice has the same
  * prompt), the tokens generated summed, as OpenAI counts n choices. */
 static struct al_engine_gen_result group_usage(const struct al_server_gen *L)
 {
     struct al_engine_gen_result r = L->res;
-    for (int i = 1; i < L->n_choices; i++)
+    for (int i = 1; i < L->n_choices; i++) {
         r.n_gen += L->choices[i]->res.n_gen;
+        if (L->prompts) {
+            r.n_prompt += L->choices[i]->res.n_prompt;
+            r.n_cached += L->choices[i]->res.n_cached;
+        }
+    }
     return r;
 }
 
@@ -488,7 +538,7 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
                           : cancel_why && strcmp(cancel_why, "timeout") == 0
                               ? "the request took longer than the server allows (limits.timeout_s)"
                               : "the server is shutting down";
-        g->fmt->done(&g->sse, g->model, g->t0, res, failed ? why : NULL, g->extra);
+        g->fmt->done(&L->sse, L->model, g->t0, res, failed ? why : NULL, L->extra, g->index);
     } else if (g->stream) {
         struct al_buf *b = &L->sse;
         if (res->finish == AL_ENGINE_FINISH_ERROR || (res->finish == AL_ENGINE_FINISH_CANCELLED && cancel_why &&
@@ -786,6 +836,36 @@ static json_t *whole_response(struct al_server_gen *g, const char *model)
                      "cached_tokens", u.n_cached, "system_fingerprint", g->fingerprint);
 }
 
+/* One choice's whole answer in another API's shape (go->fmt): the fmt's
+ * object, with the choice's log-probabilities (llama-server's /completion
+ * n_probs: completion_probabilities, the "content" list of the OpenAI
+ * object), its token ids, and only the response_fields asked for. */
+static json_t *fmt_whole(struct al_server_gen *c, const struct al_server_gen_opts *go)
+{
+    struct al_server_gen *L = c->lead;
+    char *text = al_utf8_valid_dup(c->text.data ? c->text.data : "", c->text.len, NULL);
+    json_t *j = text ? go->fmt->whole(go->model, L->t0, text, &c->res, L->extra) : NULL;
+    free(text);
+    if (j && L->prompts)
+        json_object_set_new(j, "index", json_integer(c->index));
+    if (j && c->lp_top >= 0) {
+        json_t *lp = whole_logprobs(c);
+        json_object_set(j, "completion_probabilities", json_object_get(lp, "content"));
+        json_decref(lp);
+    }
+    json_t *ids = j && c->ids ? json_array() : NULL;
+    for (size_t i = 0; ids && i < c->n_lp; i++)
+        json_array_append_new(ids, json_integer(c->lp[i].id));
+    if (ids)
+        json_object_set_new(j, "tokens", ids);
+    if (j && go->response_fields) {
+        json_t *picked = al_server_response_fields_pick(j, go->response_fields);
+        json_decref(j);
+        j = picked;
+    }
+    return j;
+}
+
 enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_gen_opts *go)
 {
     struct al_server_gen *g = calloc(1, sizeof *g);
@@ -816,6 +896,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->tools = g->chat && al_engine_chat_parses_tools(g->chat);
     g->fmt = go->fmt;
     g->extra = json_incref(go->extra);
+    g->ids = go->fmt && go->token_ids;
     if (!(g->model = strdup(go->model))) {
         gen_free(g);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
@@ -838,7 +919,8 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         return al_http_reply_error(h, 400, "invalid_request_error", "model", NULL, "the model name is too long");
     /* The choices: the lead is the first; the others have their own text,
      * result and head (the same but for "index"). */
-    int n = go->n > 1 ? go->n : 1;
+    int n = go->prompts ? go->n_prompts : go->n > 1 ? go->n : 1;
+    g->prompts = go->prompts != NULL;
     g->lead = g;
     g->choices[0] = g;
     g->n_choices = n;
@@ -859,6 +941,8 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         c->m = g->m;
         c->lp_top = g->lp_top;
         c->has_stop = g->has_stop;
+        c->fmt = g->fmt;
+        c->ids = g->ids;
         memcpy(c->id, g->id, sizeof c->id);
         memcpy(c->fingerprint, g->fingerprint, sizeof c->fingerprint);
         al_buf_init(&c->head, 4096);
@@ -902,13 +986,20 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             gp.loras = h->lora_use;
             gp.n_loras = h->n_lora_use;
         }
+        gp.prompt_tokens = go->prompt_tokens;
+        gp.n_prompt_tokens = go->n_prompt_tokens;
+        if (i == 0 && go->progress && go->stream && !go->fmt && !c->tools &&
+            (go->kind == AL_SERVER_GEN_CHAT || go->kind == AL_SERVER_GEN_COMPLETION)) {
+            gp.on_progress = on_progress;
+            gp.progress_ud = c;
+        }
         /* Under a fixed seed the choices would all be the same text: each
          * its own seed, the request's plus its index. */
-        if (i > 0 && gp.seed != AL_ENGINE_SEED_RANDOM) {
+        if (i > 0 && gp.seed != AL_ENGINE_SEED_RANDOM && !go->prompts) {
             uint32_t seed = gp.seed + (uint32_t)i;
             gp.seed = seed == AL_ENGINE_SEED_RANDOM ? 0 : seed;
         }
-        if (c->lp_top >= 0) {
+        if (c->lp_top >= 0 || g->ids) {
             gp.n_probs = c->lp_top > 0 ? c->lp_top : 1;
             gp.on_probs = on_probs;
             gp.probs_ud = c;
@@ -918,7 +1009,8 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             gp.submitted_ud = h->srv->arrivals;
             h->arriving = false;
         }
-        rc = al_engine_submit(al_serve_lease_engine(h->lease), go->prompt, &gp, on_token, on_done, c, &c->req, &err);
+        rc = al_engine_submit(al_serve_lease_engine(h->lease), go->prompts ? go->prompts[i] : go->prompt, &gp,
+                              on_token, on_done, c, &c->req, &err);
         if (rc) {
             atomic_fetch_sub(&g->refs, 1);
             pthread_mutex_lock(&h->srv->mu);
@@ -978,19 +1070,18 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             return al_http_reply_error(h, 500, "server_error", NULL, "limit",
                                        "the response is over the cap of %u bytes", AL_LIMIT_PROMPT_BYTES);
     }
+    if (go->fmt && !go->prompts)
+        return al_http_reply_json(h, 200, fmt_whole(g->choices[0], go));
     if (go->fmt) {
-        char *text = al_utf8_valid_dup(g->text.data ? g->text.data : "", g->text.len, NULL);
-        json_t *j = text ? go->fmt->whole(go->model, g->t0, text, &g->res, g->extra) : NULL;
-        free(text);
-        if (j && g->lp_top >= 0) {
-            /* Log-probabilities asked of another API's route (llama-server's
-             * /completion n_probs): its completion_probabilities, the
-             * "content" list of the OpenAI object. */
-            json_t *lp = whole_logprobs(g);
-            json_object_set(j, "completion_probabilities", json_object_get(lp, "content"));
-            json_decref(lp);
+        json_t *arr = json_array();
+        for (int i = 0; arr && i < n; i++) {
+            json_t *j = fmt_whole(g->choices[i], go);
+            if (!j || json_array_append_new(arr, j) != 0) {
+                json_decref(arr);
+                arr = NULL;
+            }
         }
-        return al_http_reply_json(h, 200, j);
+        return al_http_reply_json(h, 200, arr);
     }
     return al_http_reply_json(h, 200, whole_response(g, go->model));
 }

@@ -5,14 +5,16 @@
  *   http.c         daemon, listening, the request's life, the finish path
  *   routes.c       the route table: method, path, scope, limits, handler
  *   http_access.c  the caller (key, client certificate) and its scopes
- *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template
+ *   routes_gen.c   /v1/chat/completions and /v1/completions; /apply-template, input_tokens
  *   routes_llama.c llama-server's native /completion
+ *   routes_infill.c llama-server's /infill (fill in the middle) and /slots
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   responses.c    /v1/responses: its input into a chat, the answer back as a response
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics, props
+ *   routes_rerank.c  /v1/rerank and its aliases: a reranker's scores of documents
  *   params.c       sampling parameters and response_format from a request body
  *   json_schema_gbnf.c  JSON schema to GBNF
  *   metrics.c      counters and histograms, Prometheus text
@@ -217,9 +219,19 @@ enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body);
 /* llama-server's native POST /completion (its shapes, the same generation). */
 enum MHD_Result al_server_route_completion(struct al_http_req *h, json_t *body);
+/* The shapes of /completion's answers, for /infill (routes_infill.c). */
+const struct al_server_gen_fmt *al_server_native_fmt(void);
+/* llama-server's POST /infill: fill in the middle with the model's FIM tokens. */
+enum MHD_Result al_server_route_infill(struct al_http_req *h, json_t *body);
+/* llama-server's GET /slots: one object per sequence (serve --no-slots: 501). */
+enum MHD_Result al_server_route_slots(struct al_http_req *h, json_t *body);
 /* llama-server's POST /apply-template: {"prompt": the rendered chat}. */
 enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *body);
+/* llama-server's POST /v1/chat/completions/input_tokens: {"input_tokens": N}. */
+enum MHD_Result al_server_route_chat_tokens(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
+/* POST /v1/rerank (and /rerank, /v1/reranking, /reranking): routes_rerank.c. */
+enum MHD_Result al_server_route_rerank(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);
@@ -294,9 +306,11 @@ struct al_server_gen_opts;
  * al_server_gen_opts.extra (borrowed; may be NULL). */
 struct al_server_gen_fmt {
     const char *stream_type; /* Content-Type of a stream */
-    void (*piece)(struct al_buf *b, const char *model, const char *text, size_t len);
+    /* tail: NULL, or JSON members ("k":v,...) for the piece's object:
+     * its token ids and log-probabilities (al_server_gen_opts.token_ids) */
+    void (*piece)(struct al_buf *b, const char *model, const char *text, size_t len, const char *tail);
     void (*done)(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                 const char *error, json_t *extra);
+                 const char *error, json_t *extra, int index);
     json_t *(*whole)(const char *model, double t0, const char *text, const struct al_engine_gen_result *res,
                      json_t *extra);
     /* NULL, or the request's own fields (a JSON object, the caller's),
@@ -313,6 +327,8 @@ enum MHD_Result al_server_chat_run(struct al_http_req *h, json_t *body, enum al_
 
 /* ---- responses.c: the Responses API over the chat path ---- */
 enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body);
+/* llama-server's POST /v1/responses/input_tokens: {"input_tokens": N}. */
+enum MHD_Result al_server_route_responses_tokens(struct al_http_req *h, json_t *body);
 /* The response object: text (len bytes) or, with tools, parsed (the
  * engine's parsed message, borrowed; may be NULL). */
 json_t *al_server_responses_object(const char *id, long long created, const char *model, const char *text, size_t len,
@@ -336,8 +352,23 @@ struct al_server_gen_opts {
     json_t *extra;         /* handed to fmt's done and whole (borrowed; gen.c keeps a reference) */
     int n;                 /* choices (OpenAI's 'n'), 1..AL_LIMIT_CHOICES; 0: one. More than one
                               only for OpenAI's chat and completions, without tools or retrieval */
+    bool token_ids;        /* with fmt: the generated token ids go to each streamed piece ("tokens",
+                              with logprobs "completion_probabilities": the tail) and the whole answer */
+    json_t *response_fields; /* with fmt: the whole answer keeps only these paths
+                              (llama-server's response_fields; borrowed); NULL: all */
+    const char *echo;      /* the prompt as the answer's "prompt" (the fmt's extra reads it), or NULL */
+    const char *const *prompts; /* n_prompts prompts, one generation each: OpenAI's choices, their
+                              index the prompt's, or with fmt (llama-server's batch) an array of answers,
+                              streamed with their "index"; prompt is prompts[0]; NULL: one prompt */
+    int n_prompts;         /* 2..AL_LIMIT_PROMPTS with prompts */
+    bool progress;         /* return_progress: prompt_progress chunks in a stream (OpenAI's shapes) */
+    const int32_t *prompt_tokens; /* non-NULL: the prompt as token ids (/infill), prompt unused */
+    size_t n_prompt_tokens;
 };
 
+/* routes_gen.c: whether body's continue_final_message asks the answer to go
+ * on from the last (assistant) message; checked with the messages. */
+bool al_server_chat_continues(json_t *body);
 /* routes_gen.c: reads "stream" and "stream_options" of body into go; false
  * with the 400 queued in *res. */
 bool al_server_read_stream(struct al_http_req *h, json_t *body, struct al_server_gen_opts *go, enum MHD_Result *res);
@@ -385,6 +416,22 @@ bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_
 enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limits *lim, struct al_engine_gen_params *p,
                                const char *stops[], char **grammar, const char **param, struct al_err *err);
 
+/* ---- llparams.c: llama-server's own request fields ---- */
+/* body's "logit_bias": {token id or text: bias} (OpenAI's form, ids as
+ * decimal keys) or [[token id or text, bias], ...] (llama-server's); a
+ * text's tokens each get the bias, false is minus infinity (banned). *out
+ * (NULL on entry, caller frees) gets *n_out entries, NULL when none. At most
+ * AL_LIMIT_LOGIT_BIAS entries and tokens (AL_ERR_LIMIT); an id outside the
+ * vocabulary or a malformed entry: AL_ERR_INVALID. */
+enum al_rc al_server_logit_bias_from_json(json_t *body, const struct al_engine_model *m,
+                                          struct al_engine_logit_bias **out, int *n_out, struct al_err *err);
+/* "response_fields": null, or an array of at most 64 paths ("a/b"). */
+enum al_rc al_server_response_fields_check(json_t *fields, struct al_err *err);
+/* The fields of res that fields names, each under its whole path (a new
+ * reference); res itself (a new reference) when fields is empty or not an
+ * array; NULL when out of memory. */
+json_t *al_server_response_fields_pick(json_t *res, json_t *fields);
+
 /* The server's sampling defaults (al_server_sampling: serve --seed, --temp,
  * --n-predict) into p, before the request's own fields are read over them:
  * max_tokens only when n_predict is set, capped by lim->max_tokens. */
@@ -403,9 +450,10 @@ enum al_rc al_server_logprobs_from_json(json_t *body, bool chat, int *top_n, con
 
 /* ---- json_schema_gbnf.c ---- */
 /* Converts a JSON schema into a GBNF grammar (root rule "root"); schema NULL
- * gives a grammar of any JSON object. *out must be NULL; the caller frees it.
- * Errors: AL_ERR_INVALID (unsupported or malformed schema), AL_ERR_LIMIT. */
-enum al_rc al_server_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err);
+ * gives a grammar of any JSON object. field names the request field it came
+ * in ("response_format"), for the messages. *out must be NULL; the caller
+ * frees it. Errors: AL_ERR_INVALID (unsupported or malformed schema), AL_ERR_LIMIT. */
+enum al_rc al_server_json_schema_to_gbnf(json_t *schema, const char *field, char **out, struct al_err *err);
 
 /* ---- tls.c ---- */
 /* Reads a PEM file into *out (caller frees); capped at 1 MiB. */

@@ -36,12 +36,13 @@ struct conv {
     int next;
     struct al_err *err;
     enum al_rc rc;
+    const char *field;      /* the request field the schema came in, for messages */
 };
 
 static void fail(struct conv *c, enum al_rc rc, const char *what)
 {
     if (!c->rc)
-        c->rc = al_err_set(c->err, rc, "response_format: %s", what);
+        c->rc = al_err_set(c->err, rc, "%s: %s", c->field, what);
 }
 
 /* s as a GBNF string literal. */
@@ -258,9 +259,9 @@ static int visit(struct conv *c, json_t *schema, int depth)
     return emit(c, &b);
 }
 
-enum al_rc al_server_json_schema_to_gbnf(json_t *schema, char **out, struct al_err *err)
+enum al_rc al_server_json_schema_to_gbnf(json_t *schema, const char *field, char **out, struct al_err *err)
 {
-    struct conv c = {.err = err};
+    struct conv c = {.err = err, .field = field};
     al_buf_init(&c.out, AL_LIMIT_GRAMMAR);
     al_buf_addstr(&c.out, base_rules);
     if (!schema) {
@@ -270,8 +271,8 @@ enum al_rc al_server_json_schema_to_gbnf(json_t *schema, char **out, struct al_e
         al_buf_addf(&c.out, "root ::= r%d\n", r);
     }
     if (!c.rc && al_buf_failed(&c.out))
-        c.rc = al_err_set(err, AL_ERR_LIMIT, "response_format: the grammar is over the cap of %u bytes (AL_LIMIT_GRAMMAR)",
-                          AL_LIMIT_GRAMMAR);
+        c.rc = al_err_set(err, AL_ERR_LIMIT, "%s: the grammar is over the cap of %u bytes (AL_LIMIT_GRAMMAR)",
+                          field, AL_LIMIT_GRAMMAR);
     if (c.rc) {
         al_buf_release(&c.out);
         return c.rc;

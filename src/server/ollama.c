@@ -217,8 +217,9 @@ static void line_error(struct al_buf *b, const char *error)
     al_buf_addstr(b, "}\n");
 }
 
-static void chat_piece(struct al_buf *b, const char *model, const char *text, size_t len)
+static void chat_piece(struct al_buf *b, const char *model, const char *text, size_t len, const char *tail)
 {
+    (void)tail;
     line_head(b, model);
     al_buf_addstr(b, "\"message\":{\"role\":\"assistant\",\"content\":");
     al_server_json_escape(b, text, len);
@@ -226,9 +227,10 @@ static void chat_piece(struct al_buf *b, const char *model, const char *text, si
 }
 
 static void chat_done(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                      const char *error, json_t *extra)
+                      const char *error, json_t *extra, int index)
 {
     (void)extra;
+    (void)index;
     if (error) {
         line_error(b, error);
         return;
@@ -238,8 +240,9 @@ static void chat_done(struct al_buf *b, const char *model, double t0, const stru
     line_stats(b, t0, res);
 }
 
-static void generate_piece(struct al_buf *b, const char *model, const char *text, size_t len)
+static void generate_piece(struct al_buf *b, const char *model, const char *text, size_t len, const char *tail)
 {
+    (void)tail;
     line_head(b, model);
     al_buf_addstr(b, "\"response\":");
     al_server_json_escape(b, text, len);
@@ -247,9 +250,10 @@ static void generate_piece(struct al_buf *b, const char *model, const char *text
 }
 
 static void generate_done(struct al_buf *b, const char *model, double t0, const struct al_engine_gen_result *res,
-                          const char *error, json_t *extra)
+                          const char *error, json_t *extra, int index)
 {
     (void)extra;
+    (void)index;
     if (error) {
         line_error(b, error);
         return;

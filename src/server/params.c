@@ -131,18 +131,31 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
             json_t *schema = json_object_get(rf, "schema");
             if (schema && !json_is_null(schema) && !json_is_object(schema))
                 return bad(param, "response_format", err, "has a 'schema' that is not an object");
-            rc = al_server_json_schema_to_gbnf(json_is_object(schema) ? schema : NULL, grammar, err);
+            rc = al_server_json_schema_to_gbnf(json_is_object(schema) ? schema : NULL, "response_format", grammar, err);
         } else if (strcmp(type, "json_schema") == 0) {
             json_t *js = json_object_get(rf, "json_schema");
             json_t *schema = json_object_get(js, "schema");
             if (!json_is_object(schema))
                 return bad(param, "response_format", err, "needs json_schema.schema, an object");
-            rc = al_server_json_schema_to_gbnf(schema, grammar, err);
+            rc = al_server_json_schema_to_gbnf(schema, "response_format", grammar, err);
         } else if (strcmp(type, "text") != 0) {
             return bad(param, "response_format", err, "type must be 'text', 'json_object' or 'json_schema'");
         }
         if (rc) {
             *param = "response_format";
+            return rc;
+        }
+    }
+    /* llama-server's extension: a top-level "json_schema", the schema
+     * itself, held to response_format's checks. */
+    json_t *js = json_object_get(body, "json_schema");
+    if (js && !json_is_null(js)) {
+        if (!json_is_object(js))
+            return bad(param, "json_schema", err, "must be an object (a JSON schema)");
+        if (*grammar)
+            return bad(param, "json_schema", err, "cannot be combined with 'grammar' or a 'response_format' schema");
+        if ((rc = al_server_json_schema_to_gbnf(js, "json_schema", grammar, err))) {
+            *param = "json_schema";
             return rc;
         }
     }

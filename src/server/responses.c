@@ -103,12 +103,15 @@ static bool input_messages(json_t *input, json_t *msgs, const char **why)
     return true;
 }
 
-enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body)
+/* The Responses body as a chat completion's: NULL with the 400 queued in *res. */
+static json_t *to_chat(struct al_http_req *h, json_t *body, enum MHD_Result *res)
 {
     json_t *prev = json_object_get(body, "previous_response_id");
-    if (prev && !json_is_null(prev))
-        return BAD("previous_response_id", NULL,
+    if (prev && !json_is_null(prev)) {
+        *res = BAD("previous_response_id", NULL,
                    "'previous_response_id' is not supported: nothing is stored; send the whole conversation in 'input'");
+        return NULL;
+    }
     json_t *chat = json_object();
     json_t *msgs = json_array();
     json_object_set_new(chat, "messages", msgs);
@@ -122,7 +125,8 @@ enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body)
         input_messages(json_object_get(body, "input"), msgs, &why);
     if (why) {
         json_decref(chat);
-        return BAD("input", NULL, "%s", why);
+        *res = BAD("input", NULL, "%s", why);
+        return NULL;
     }
     json_t *tools = json_object_get(body, "tools");
     if (json_is_array(tools) && json_array_size(tools) > 0) {
@@ -135,7 +139,8 @@ enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body)
             if (!type || strcmp(type, "function") != 0) {
                 json_decref(ct);
                 json_decref(chat);
-                return BAD("tools", NULL, "tools[%zu]: only tools of type 'function' are supported", i);
+                *res = BAD("tools", NULL, "tools[%zu]: only tools of type 'function' are supported", i);
+                return NULL;
             }
             json_t *fn = json_object();
             const char *keys[] = {"name", "description", "parameters"};
@@ -147,7 +152,8 @@ enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body)
         json_object_set_new(chat, "tools", ct);
     } else if (tools && !json_is_null(tools) && !json_is_array(tools)) {
         json_decref(chat);
-        return BAD("tools", NULL, "'tools' must be an array");
+        *res = BAD("tools", NULL, "'tools' must be an array");
+        return NULL;
     }
     json_t *tc = json_object_get(body, "tool_choice");
     if (json_is_object(tc) && json_is_string(json_object_get(tc, "name")))
@@ -168,9 +174,32 @@ enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body)
     const char *ft = json_string_value(json_object_get(fmt, "type"));
     if (ft && strcmp(ft, "text") != 0) {
         json_decref(chat);
-        return BAD("text", NULL, "only text.format 'text' is supported");
+        *res = BAD("text", NULL, "only text.format 'text' is supported");
+        return NULL;
     }
-    enum MHD_Result res = al_server_chat_run(h, chat, AL_SERVER_GEN_RESPONSES);
+    return chat;
+}
+
+enum MHD_Result al_server_route_responses(struct al_http_req *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *chat = to_chat(h, body, &res);
+    if (!chat)
+        return res;
+    res = al_server_chat_run(h, chat, AL_SERVER_GEN_RESPONSES);
+    json_decref(chat);
+    return res;
+}
+
+/* llama-server's POST /v1/responses/input_tokens: the token count of the
+ * prompt the same body would have, as /v1/chat/completions/input_tokens. */
+enum MHD_Result al_server_route_responses_tokens(struct al_http_req *h, json_t *body)
+{
+    enum MHD_Result res;
+    json_t *chat = to_chat(h, body, &res);
+    if (!chat)
+        return res;
+    res = al_server_route_chat_tokens(h, chat);
     json_decref(chat);
     return res;
 }

@@ -12,16 +12,24 @@
  * (metrics, audit), so an alias is no new route to watch. */
 static const struct al_http_route al_http_routes[] = {
     {"POST", "/v1/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/v1/chat/completions/input_tokens", false, "chat", true, false, al_server_route_chat_tokens},
     {"POST", "/v1/responses", false, "chat", true, true, al_server_route_responses},
+    {"POST", "/v1/responses/input_tokens", false, "chat", true, false, al_server_route_responses_tokens},
     {"POST", "/v1/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/v1/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"POST", "/v1/rerank", false, "embed", true, false, al_server_route_rerank},
     {"GET", "/v1/models", false, "models", false, false, al_server_route_models},
     {"GET", "/v1/models/", true, "models", false, false, al_server_route_model_get},
     /* aliases without /v1 (route_label gives them the /v1 label) */
     {"POST", "/chat/completions", false, "chat", true, true, al_server_route_chat},
+    {"POST", "/chat/completions/input_tokens", false, "chat", true, false, al_server_route_chat_tokens},
     {"POST", "/responses", false, "chat", true, true, al_server_route_responses},
+    {"POST", "/responses/input_tokens", false, "chat", true, false, al_server_route_responses_tokens},
     {"POST", "/completions", false, "chat", true, true, al_server_route_completions},
     {"POST", "/embeddings", false, "embed", true, false, al_server_route_embeddings},
+    {"POST", "/rerank", false, "embed", true, false, al_server_route_rerank},
+    {"POST", "/v1/reranking", false, "embed", true, false, al_server_route_rerank},
+    {"POST", "/reranking", false, "embed", true, false, al_server_route_rerank},
     {"GET", "/models", false, "models", false, false, al_server_route_models},
     {"GET", "/models/", true, "models", false, false, al_server_route_model_get},
     {"POST", "/tokenize", false, "chat", true, false, al_server_route_tokenize},
@@ -32,6 +40,8 @@ static const struct al_http_route al_http_routes[] = {
     {"POST", "/completion", false, "chat", true, true, al_server_route_completion},
     {"GET", "/lora-adapters", false, "chat", false, false, al_server_route_lora_list},
     {"POST", "/lora-adapters", false, "admin", false, false, al_server_route_lora_set}, /* every request's defaults */
+    {"POST", "/infill", false, "chat", true, true, al_server_route_infill},
+    {"GET", "/slots", false, "admin", false, false, al_server_route_slots},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */
     {"GET", "/v1/rag", false, "", false, false, al_server_route_rag_list}, /* any valid key; lists its collections */
     {"GET", "/health", false, NULL, false, false, al_server_route_health},

@@ -2,7 +2,8 @@
  * routes_gen.c: POST /v1/chat/completions and POST /v1/completions. Both read
  * their prompt and parameters here and hand the generation to gen.c. And
  * llama-server's POST /apply-template: the chat's prompt, rendered as a chat
- * completion would render it, without generating.
+ * completion would render it, without generating; and its
+ * /v1/chat/completions/input_tokens: that prompt's token count.
  */
 #include "server/http_int.h"
 
@@ -64,8 +65,17 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);
     }
+    struct al_engine_logit_bias *bias = NULL;
+    if (al_server_logit_bias_from_json(body, al_serve_lease_engine(h->lease), &bias, &go->params.n_logit_bias,
+                                       &err) != AL_OK) {
+        free(grammar);
+        al_engine_chat_free(go->chat);
+        return al_http_reply_rc(h, &err, "logit_bias");
+    }
+    go->params.logit_bias = bias;
     if (!al_server_lora_request(h, body, &res) ||
         !al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return res;
@@ -76,6 +86,7 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     const char *n_why = NULL;
     if (jn && !json_is_null(jn)) {
         if (!json_is_integer(jn) || json_integer_value(jn) < 1 || json_integer_value(jn) > AL_LIMIT_CHOICES) {
+            free(bias);
             free(grammar);
             al_engine_chat_free(go->chat);
             return al_http_reply_error(h, 400, "invalid_request_error", "n", "limit",
@@ -90,20 +101,25 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     else if (!n_why && go->n > 1 && go->kind == AL_SERVER_GEN_RESPONSES)
         n_why = "above 1 is not supported on /v1/responses";
     if (n_why) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL, "'n' %s", n_why);
     }
+    /* llama-server's return_progress: how far a streamed request has read its prompt. */
+    go->progress = json_is_true(json_object_get(body, "return_progress"));
     json_t *jm = json_object_get(body, "model");
     go->model = json_is_string(jm) ? json_string_value(jm) : al_serve_lease_name(h->lease);
     /* A formatter's fields of the request (llama-server's generation_settings). */
     if (go->fmt && go->fmt->extra && !(go->extra = go->fmt->extra(go))) {
+        free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     }
     res = al_server_gen_run(h, go);
     json_decref(go->extra);
+    free(bias);
     free(grammar);
     return res;
 }
@@ -114,9 +130,29 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
     json_t *jp = json_object_get(body, "prompt");
     if (json_is_array(jp) && json_array_size(jp) == 1)
         jp = json_array_get(jp, 0);
-    if (!json_is_string(jp))
+    /* An array of strings: one choice a prompt, its index the prompt's. */
+    const char *prompts[AL_LIMIT_PROMPTS];
+    int n_prompts = 0;
+    if (json_is_array(jp) && json_array_size(jp) > AL_LIMIT_PROMPTS)
+        return al_http_reply_error(h, 400, "invalid_request_error", "prompt", "limit",
+                                   "'prompt' has %zu prompts; at most %d are allowed (AL_LIMIT_PROMPTS)",
+                                   json_array_size(jp), AL_LIMIT_PROMPTS);
+    size_t i;
+    json_t *v;
+    json_array_foreach(jp, i, v)
+    {
+        if (!json_is_string(v))
+            return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
+                                       "'prompt' must be a string or an array of strings");
+        prompts[n_prompts++] = json_string_value(v);
+    }
+    if (!json_is_string(jp) && n_prompts < 2)
         return al_http_reply_error(h, 400, "invalid_request_error", "prompt", NULL,
-                                   "'prompt' must be a string (or an array of one string)");
+                                   "'prompt' must be a string or an array of strings");
+    json_t *jn = json_object_get(body, "n");
+    if (n_prompts > 1 && json_is_integer(jn) && json_integer_value(jn) > 1)
+        return al_http_reply_error(h, 400, "invalid_request_error", "n", NULL,
+                                   "'n' above 1 cannot be combined with several prompts");
     if (json_is_true(json_object_get(body, "echo")))
         return al_http_reply_error(h, 400, "invalid_request_error", "echo", NULL, "'echo' is not supported");
     json_t *sfx = json_object_get(body, "suffix");
@@ -131,7 +167,12 @@ enum MHD_Result al_server_route_completions(struct al_http_req *h, json_t *body)
         return al_http_reply_error(h, 400, "invalid_request_error", "best_of", NULL, "'best_of' must be 1");
     if (!al_http_lease(h, body, &res))
         return res;
-    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION, .prompt = json_string_value(jp)};
+    struct al_server_gen_opts go = {.kind = AL_SERVER_GEN_COMPLETION,
+                                    .prompt = n_prompts ? prompts[0] : json_string_value(jp),
+                                    .prompts = n_prompts ? prompts : NULL, .n_prompts = n_prompts};
+    for (int k = 1; k < n_prompts; k++) /* the first is checked with the parameters */
+        if (!al_server_prompt_fits(h, prompts[k], "prompt", &res))
+            return res;
     if (!al_server_read_stream(h, body, &go, &res))
         return res;
     if (h->srv->o.audit_text && !(h->prompt = strdup(go.prompt)))
@@ -171,6 +212,39 @@ static bool content_text(json_t *c, struct al_buf *b)
 enum MHD_Result al_server_route_chat(struct al_http_req *h, json_t *body)
 {
     return al_server_chat_run(h, body, AL_SERVER_GEN_CHAT);
+}
+
+/* continue_final_message (vLLM's and transformers' name): the answer goes on
+ * from the last, assistant, message instead of opening a new turn. As
+ * llama-server: true, "content" or "reasoning_content" ask for it, and it
+ * needs add_generation_prompt false; without it, two assistant messages at
+ * the end are refused (llama-server would continue the last one). False
+ * with the 400 queued in *res. */
+bool al_server_chat_continues(json_t *body)
+{
+    json_t *c = json_object_get(body, "continue_final_message");
+    return json_is_true(c) || (json_is_string(c) && (strcmp(json_string_value(c), "content") == 0 ||
+                                                     strcmp(json_string_value(c), "reasoning_content") == 0));
+}
+
+static bool chat_continuation(struct al_http_req *h, json_t *body, const struct al_engine_chat_msg *cm, size_t n,
+                              enum MHD_Result *res)
+{
+    json_t *c = json_object_get(body, "continue_final_message");
+    const char *why = NULL;
+    if (c && !json_is_null(c) && !json_is_boolean(c) && !json_is_string(c))
+        why = "'continue_final_message' must be a boolean";
+    else if (al_server_chat_continues(body) && !json_is_false(json_object_get(body, "add_generation_prompt")))
+        why = "Cannot set both add_generation_prompt and continue_final_message to true.";
+    else if (al_server_chat_continues(body) && strcmp(cm[n - 1].role, "assistant") != 0)
+        why = "continue_final_message needs an assistant message last";
+    else if (!al_server_chat_continues(body) && n >= 2 && strcmp(cm[n - 1].role, "assistant") == 0 &&
+             strcmp(cm[n - 2].role, "assistant") == 0)
+        why = "Cannot have 2 or more assistant messages at the end of the list.";
+    if (!why)
+        return true;
+    *res = al_http_reply_error(h, 400, "invalid_request_error", "messages", NULL, "%s", why);
+    return false;
 }
 
 /* The messages of body as the builtin formats read them: (*cm)[i] borrows
@@ -221,7 +295,7 @@ static bool chat_messages(struct al_http_req *h, json_t *body, struct al_engine_
                                    "'add_generation_prompt' must be a boolean");
         return false;
     }
-    return true;
+    return chat_continuation(h, body, *cm, *n, res);
 }
 
 static void chat_messages_free(struct al_engine_chat_msg *cm, struct al_buf *texts, size_t n)
@@ -268,6 +342,35 @@ enum MHD_Result al_server_route_apply_template(struct al_http_req *h, json_t *bo
     if (chat_messages(h, body, &cm, &texts, &n, &res) && al_server_tools_read(h, body, &tools, &res) &&
         al_http_lease(h, body, &res) && chat_render(h, body, &tools, cm, n, &chat, &prompt, &res))
         res = al_http_reply_json(h, 200, json_pack("{s:s}", "prompt", prompt));
+    al_engine_chat_free(chat);
+    free(prompt);
+    chat_messages_free(cm, texts, n);
+    return res;
+}
+
+/* llama-server's POST /v1/chat/completions/input_tokens: the prompt's token
+ * count (BOS included, as a chat completion counts it), nothing generated. */
+enum MHD_Result al_server_route_chat_tokens(struct al_http_req *h, json_t *body)
+{
+    enum MHD_Result res;
+    struct al_engine_chat_msg *cm = NULL;
+    struct al_buf *texts = NULL;
+    size_t n = 0;
+    char *prompt = NULL;
+    struct al_engine_chat *chat = NULL;
+    struct al_server_tools tools;
+    if (chat_messages(h, body, &cm, &texts, &n, &res) && al_server_tools_read(h, body, &tools, &res) &&
+        al_http_lease(h, body, &res) && chat_render(h, body, &tools, cm, n, &chat, &prompt, &res)) {
+        int32_t *toks = NULL;
+        size_t nt = 0;
+        struct al_err err = AL_ERR_INIT;
+        if (al_engine_tokenize(al_serve_lease_engine(h->lease), prompt, strlen(prompt), true, true, &toks, &nt, &err))
+            res = al_http_reply_rc(h, &err, "messages");
+        else
+            res = al_http_reply_json(h, 200, json_pack("{s:I, s:s}", "input_tokens", (json_int_t)nt, "object",
+                                                       "response.input_tokens"));
+        free(toks);
+    }
     al_engine_chat_free(chat);
     free(prompt);
     chat_messages_free(cm, texts, n);

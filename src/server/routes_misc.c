@@ -350,8 +350,8 @@ enum MHD_Result al_server_route_props(struct al_http_req *h, json_t *body)
         json_pack("{s:{s:i, s:o}, s:i, s:s, s:s, s:{s:b, s:b, s:b}, s:s, s:s, s:b, s:b, s:b}",
                   "default_generation_settings", "n_ctx", info.n_ctx, "params", params, "total_slots", info.n_seq,
                   "model_alias", name, "model_path", name, "modalities", "vision", 0, "audio", 0, "video", 0,
-                  "chat_template", tmpl ? tmpl : "", "build_info", build, "endpoint_slots", 0, "endpoint_props", 0,
-                  "endpoint_metrics", 1));
+                  "chat_template", tmpl ? tmpl : "", "build_info", build, "endpoint_slots", !h->srv->o.no_slots,
+                  "endpoint_props", 0, "endpoint_metrics", 1));
 }
 
 /* 503 while loading, or while the audit cannot write and the server

@@ -9,7 +9,7 @@
  *                                              fallback index
  *   GET|HEAD /v2/<name>/blobs/<digest>         with Range; the store's file
  *                                              sent zero-copy (sendfile)
- *   GET  /v2/<name>/tags/list
+ *   GET  /v2/<name>/tags/list                 n and last, Link rel="next"
  *   GET  /v2/<name>/referrers/<digest>         the OCI 1.1 referrers API
  *
  * A repository is a model of the store, named exactly as the store names it
@@ -27,6 +27,7 @@
  * the URL's digest matched it byte for byte.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
@@ -415,6 +416,81 @@ static enum MHD_Result send_manifest(struct al_http_req *h, const char *digest, 
     return reply(h, 200, r, mt);
 }
 
+static int tag_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* GET /v2/<name>/tags/list[?n=N&last=TAG]: the model's tags in lexical
+ * order (the distribution spec's), those after last, at most n (and at most
+ * REG_TAGS_MAX); when more follow, a Link header with rel="next" for the
+ * next page, as the spec and distribution give it. n=0 is an empty list. */
+static enum MHD_Result tags_list(struct al_http_req *h, const char *name, const struct al_version *vs, size_t nv)
+{
+    const char *ns = MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "n");
+    const char *last = MHD_lookup_connection_value(h->conn, MHD_GET_ARGUMENT_KIND, "last");
+    size_t n = REG_TAGS_MAX;
+    /* The page without n: REG_TAGS_MAX, or AIRLOCK_REGISTRY_TAGS_PAGE (the
+     * tests use 2, so that clients must follow Link). */
+    const char *pe = getenv("AIRLOCK_REGISTRY_TAGS_PAGE");
+    if (pe && *pe) {
+        unsigned long long v = strtoull(pe, NULL, 10);
+        n = v >= 1 && v < REG_TAGS_MAX ? (size_t)v : REG_TAGS_MAX;
+    }
+    if (ns) {
+        char *end = NULL;
+        errno = 0;
+        unsigned long long v = strtoull(ns, &end, 10);
+        if (!*ns || *end || errno || ns[0] == '-' || ns[0] == '+')
+            return reg_error(h, 400, "PAGINATION_NUMBER_INVALID", "n must be a number of tags, not '%.32s'", ns);
+        n = v < REG_TAGS_MAX ? (size_t)v : REG_TAGS_MAX;
+    }
+    if (last && strlen(last) > AL_REG_TAG_MAX)
+        return reg_error(h, 400, "TAG_INVALID", "last is over %d characters", AL_REG_TAG_MAX);
+    /* Every tag of the model (comma-separated per version), copied out. */
+    size_t total = 0;
+    for (size_t i = 0; i < nv; i++)
+        for (const char *p = vs[i].tags; *p; p++)
+            total += *p == ',';
+    total += nv;
+    char **all = calloc(total + 1, sizeof *all);
+    size_t na = 0;
+    for (size_t i = 0; all && i < nv; i++)
+        for (const char *p = vs[i].tags; *p;) {
+            const char *c = strchr(p, ',');
+            size_t len = c ? (size_t)(c - p) : strlen(p);
+            if (len && (all[na] = strndup(p, len)) != NULL)
+                na++;
+            p += len + (c ? 1 : 0);
+        }
+    if (!all)
+        return MHD_NO;
+    qsort(all, na, sizeof *all, tag_cmp);
+    json_t *tags = json_array();
+    size_t i = 0;
+    while (i < na && last && strcmp(all[i], last) <= 0)
+        i++;
+    for (; i < na && json_array_size(tags) < n; i++)
+        json_array_append_new(tags, json_string(all[i]));
+    char link[AL_LIMIT_NAME + AL_REG_TAG_MAX + 96] = "";
+    size_t shown = json_array_size(tags);
+    if (i < na && shown > 0)
+        snprintf(link, sizeof link, "</v2/%s/tags/list?n=%zu&last=%s>; rel=\"next\"", name, n,
+                 json_string_value(json_array_get(tags, shown - 1)));
+    for (size_t k = 0; k < na; k++)
+        free(all[k]);
+    free(all);
+    json_t *j = json_pack("{s:s, s:o}", "name", name, "tags", tags);
+    char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    json_decref(j);
+    struct MHD_Response *r = s ? MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE) : NULL;
+    if (s && !r)
+        free(s);
+    if (r && link[0])
+        MHD_add_response_header(r, "Link", link);
+    return reply(h, 200, r, "application/json");
+}
+
 /* ---- the route ---- */
 
 static enum MHD_Result serve_name(struct al_http_req *h, struct al_repo *repo, enum kind k, const char *name,
@@ -431,22 +507,9 @@ static enum MHD_Result serve_name(struct al_http_req *h, struct al_repo *repo, e
         return reg_error(h, 404, "NAME_UNKNOWN", "repository '%s' is not a model of this store", name);
     }
     if (k == K_TAGS) {
-        json_t *tags = json_array();
-        for (size_t i = 0; i < nv; i++)
-            for (const char *p = vs[i].tags; *p && json_array_size(tags) < REG_TAGS_MAX;) {
-                const char *c = strchr(p, ',');
-                size_t len = c ? (size_t)(c - p) : strlen(p);
-                json_array_append_new(tags, json_stringn(p, len));
-                p += len + (c ? 1 : 0);
-            }
+        res = tags_list(h, name, vs, nv);
         free(vs);
-        json_t *j = json_pack("{s:s, s:o}", "name", name, "tags", tags);
-        char *s = j ? json_dumps(j, JSON_COMPACT) : NULL;
-        json_decref(j);
-        struct MHD_Response *r = s ? MHD_create_response_from_buffer(strlen(s), s, MHD_RESPMEM_MUST_FREE) : NULL;
-        if (s && !r)
-            free(s);
-        return reply(h, 200, r, "application/json");
+        return res;
     }
     bool by_digest = strncmp(ref, "sha256:", 7) == 0;
     if (by_digest && !digest_valid(ref)) {

@@ -61,6 +61,14 @@ struct al_server_limits {
 /* Sampling defaults for the requests that do not set the field themselves
  * (serve --seed, --temp, --n-predict; llama-server's flags of those names):
  * a fixed seed makes requests without one reproducible. */
+/* Thinking in chat templates that offer it (llama-server's --reasoning):
+ * auto is the template's default, off renders enable_thinking false. */
+enum al_server_reasoning {
+    AL_SERVER_REASONING_AUTO,
+    AL_SERVER_REASONING_OFF,
+    AL_SERVER_REASONING_ON,
+};
+
 struct al_server_sampling {
     bool seed_set;
     uint32_t seed;
@@ -89,6 +97,8 @@ struct al_server_opts {
                                   once); 0: every token as it comes. Default 5 */
     const char *home;        /* AIRLOCK_HOME: document collections (rag/); NULL: no retrieval */
     bool no_webui;           /* no web chat at / (404); served by default */
+    enum al_server_reasoning reasoning; /* thinking in chat templates (serve --reasoning) */
+    bool no_slots;           /* GET /slots answers 501 (llama-server's --no-slots); served by default */
     bool registry;           /* serve the store (home) read-only under /v2/, the OCI distribution
                                 API's pull half (routes_registry.c); off: /v2/ is 404 */
     /* With registry: makes the signed view of the stored version ref

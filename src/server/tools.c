@@ -173,7 +173,11 @@ bool al_server_tools_apply(struct al_http_req *h, json_t *body, const struct al_
                                        .tool_choice = t->choice,
                                        .parallel_tool_calls = t->parallel,
                                        .call_id_prefix = prefix,
-                                       .no_generation_prompt = json_is_false(json_object_get(body, "add_generation_prompt"))};
+                                       .no_generation_prompt = json_is_false(json_object_get(body, "add_generation_prompt")),
+                                       .continue_final = al_server_chat_continues(body),
+                                       .reasoning = h->srv->o.reasoning == AL_SERVER_REASONING_OFF  ? AL_ENGINE_REASONING_OFF
+                                                    : h->srv->o.reasoning == AL_SERVER_REASONING_ON ? AL_ENGINE_REASONING_ON
+                                                                                                    : AL_ENGINE_REASONING_AUTO};
         rc = al_engine_chat_apply(m, &in, chat, &err);
     } else {
         al_err_set(&err, rc, "out of memory");

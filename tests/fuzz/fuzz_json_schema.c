@@ -15,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *schema = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &je);
     char *gbnf = NULL;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_server_json_schema_to_gbnf(json_is_object(schema) ? schema : NULL, &gbnf, &err);
+    enum al_rc rc = al_server_json_schema_to_gbnf(json_is_object(schema) ? schema : NULL, "response_format", &gbnf, &err);
     if (rc == AL_OK) {
         if (gbnf == NULL || strstr(gbnf, "root ::=") == NULL)
             abort();

@@ -51,6 +51,42 @@ hdr = json.dumps({"w": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}).
 with open("model.safetensors", "wb") as f:
     f.write(struct.pack("<Q", len(hdr)) + hdr + b"\0" * 8)
 EOF
+# What other tools keep (import ollama, import oci): an Ollama models directory
+# and an oci-archive in Docker Model Runner's media types, the fixture as the weights.
+python3 - model.gguf <<'EOF'
+import hashlib, io, json, os, sys, tarfile
+gguf = open(sys.argv[1], "rb").read()
+def put(d, data):
+    h = hashlib.sha256(data).hexdigest()
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, "sha256-" + h), "wb").write(data)
+    return {"digest": "sha256:" + h, "size": len(data)}
+cfg = put("ollama-models/blobs", b'{"model_format":"gguf"}')
+layers = [dict(put("ollama-models/blobs", data), mediaType="application/vnd.ollama.image." + kind)
+          for kind, data in (("model", gguf), ("template", b"{{ .Prompt }}"), ("params", b'{"temperature":0.7}'),
+                             ("license", b"MIT License"))]
+os.makedirs("ollama-models/manifests/registry.ollama.ai/library/llama3.2")
+json.dump({"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+           "config": dict(cfg, mediaType="application/vnd.docker.container.image.v1+json"), "layers": layers},
+          open("ollama-models/manifests/registry.ollama.ai/library/llama3.2/1b", "w"))
+blobs = {}
+def blob(data):
+    h = hashlib.sha256(data).hexdigest()
+    blobs["blobs/sha256/" + h] = data
+    return {"digest": "sha256:" + h, "size": len(data)}
+config = blob(b'{"config":{"format":"gguf"},"descriptor":{}}')
+man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "config": dict(config, mediaType="application/vnd.docker.ai.model.config.v0.1+json"),
+                  "layers": [dict(blob(gguf), mediaType="application/vnd.docker.ai.gguf.v3")]}).encode()
+index = json.dumps({"schemaVersion": 2, "manifests": [
+    dict(blob(man), mediaType="application/vnd.oci.image.manifest.v1+json",
+         annotations={"org.opencontainers.image.ref.name": "tinyllama:dmr"})]}).encode()
+with tarfile.open("llama3-dmr.tar", "w") as t:
+    for name, data in [("oci-layout", b'{"imageLayoutVersion":"1.0.0"}'), ("index.json", index)] + sorted(blobs.items()):
+        ti = tarfile.TarInfo(name)
+        ti.size = len(data)
+        t.addfile(ti, io.BytesIO(data))
+EOF
 printf 'The pump seal is replaced every 2000 hours of running.\n' >docs/pump.txt
 printf 'The generator is load tested once a month.\n' >docs/generator.txt
 

@@ -9,9 +9,11 @@ command -v node >/dev/null || skip_test "node missing"
 FIX=$(fixture)
 secs=${AL_LOAD_SECONDS:-60}
 airlock add stories:1.0 "$FIX" >/dev/null
+# 8 sequences share the KV cache: 8192 cells are 1024 for each, so no
+# request is stopped for room (engine.md).
 cat >"$T/serve.json" <<'JSON'
 {"listen": {"host": "127.0.0.1", "port": 0}, "models": ["stories"],
- "defaults": {"parallel": 8, "ctx": 1024, "threads": 2}, "keep_alive_s": -1,
+ "defaults": {"parallel": 8, "ctx": 8192, "threads": 2}, "keep_alive_s": -1,
  "limits": {"max_tokens": 512, "concurrent": 32}}
 JSON
 serve_start --config "$T/serve.json"

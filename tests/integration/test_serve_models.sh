@@ -8,15 +8,15 @@
 command -v curl >/dev/null || skip_test "curl missing"
 gen="$AL_BUILD/airlock-ggufgen"
 for m in a b c; do
-    # Q4_0 keeps the weights small (about 3 MiB); 4 sequences of 8192 cells
-    # make a KV cache of 2 layers x 32768 cells x 32 dims x K,V x 2 bytes = 8 MiB.
+    # Q4_0 keeps the weights small (about 3 MiB); a KV cache of 32768 cells,
+    # shared by 4 sequences, is 2 layers x 32768 cells x 32 dims x K,V x 2 bytes = 8 MiB.
     "$gen" --out "$T/$m.gguf" --type q4_0 --seed "$RANDOM" --layers 2 --embd 64 --heads 4 --kv-heads 2 --ctx 8192 \
         --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf" 2>/dev/null || fail "generating model $m"
     airlock add "$m:1" "$T/$m.gguf" >/dev/null
 done
 kv=$((2 * 32768 * 32 * 2 * 2))
 size=$(stat -c %s "$T/a.gguf")
-common=(--port 0 --ctx 8192 --parallel 4 --max-tokens 8000)
+common=(--port 0 --ctx 32768 --parallel 4 --max-tokens 8000)
 
 # loaded: the names of the loaded models, sorted, on one line.
 loaded() { curl -s "$BASE/metrics" | sed -n 's/^airlock_model_loaded{model="\([^"]*\)".*/\1/p' | sort | tr '\n' ' ' | sed 's/ $//'; }

@@ -109,8 +109,14 @@ bin=${AIRLOCK_BIN:?AIRLOCK_BIN unset: the path of the airlock binary}
 help=$("$bin" serve --help 2>&1 || true)
 airlock_has() { [[ "$help" == *"$1 "* || "$help" == *"$1,"* || "$help" == *"$1"$'\n'* ]]; }
 
-# llama-server's --ctx-size is shared by its slots; airlock's --ctx is per sequence.
+# llama-server's --ctx-size is its KV cache's cells, as airlock's --ctx. Its
+# slots share them with --kv-unified (and by default, where --parallel is
+# not given); otherwise each slot has ctx-size / parallel of its own, which
+# airlock's --ctx-per-seq caps a request at, in its always shared cache.
 parallel=$(get --parallel -np)
+unified=no
+for f in "${flags[@]}"; do [ "$f" = --kv-unified ] && unified=yes; done
+[ -n "$parallel" ] || unified=yes
 args=()
 alias_list=$(get --alias -a)
 for i in "${!flags[@]}"; do
@@ -125,7 +131,9 @@ for i in "${!flags[@]}"; do
         # requests, serves /metrics, applies templates through llama.cpp's Jinja
         --offline | --no-ui | --cont-batching | --metrics | --jinja | --no-jinja) continue ;;
         --ctx-size | -c)
-            args+=(--ctx "$((v / ${parallel:-1}))"); continue ;;
+            args+=(--ctx "$v")
+            [ "$unified" = yes ] || args+=(--ctx-per-seq "$((v / parallel))")
+            continue ;;
         --batch-size | -b) args+=(--batch "$v"); continue ;;
         --threads | -t) args+=(--threads "$v"); continue ;;
         --parallel | -np) args+=(--parallel "$v"); continue ;;

@@ -904,6 +904,37 @@ static void test_tokens_and_chat(void **state)
     assert_int_equal(al_engine_chat_format(m, msgs, 2, true, "no-such-template", &chat, &err), AL_ERR_INVALID);
     assert_null(chat);
 
+    /* A prompt given as token ids is that prompt: BOS and all, as tokenized. */
+    struct al_engine_gen_params pt = tu_greedy(8);
+    char *want = gen(m, GOLDEN_PROMPT, &pt, NULL);
+    toks = NULL;
+    assert_int_equal(al_engine_tokenize(m, GOLDEN_PROMPT, strlen(GOLDEN_PROMPT), true, true, &toks, &n, &err), AL_OK);
+    pt.prompt_tokens = toks;
+    pt.n_prompt_tokens = n;
+    char *got = gen(m, "ignored", &pt, NULL);
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    /* ... each id checked against the vocabulary, none at all refused */
+    toks[1] = 99999;
+    al_err_clear(&err);
+    assert_int_equal(al_engine_submit(m, "", &pt, NULL, NULL, NULL, NULL, &err), AL_ERR_INVALID);
+    toks[1] = -1;
+    al_err_clear(&err);
+    assert_int_equal(al_engine_submit(m, "", &pt, NULL, NULL, NULL, NULL, &err), AL_ERR_INVALID);
+    pt.n_prompt_tokens = 0;
+    al_err_clear(&err);
+    assert_int_equal(al_engine_submit(m, "", &pt, NULL, NULL, NULL, NULL, &err), AL_ERR_INVALID);
+    free(toks);
+    /* The fixture has no FIM tokens; it wants a BOS. One sequence, idle. */
+    struct al_engine_fim fim;
+    al_engine_fim_tokens(m, &fim);
+    assert_true(fim.pre == -1 && fim.suf == -1 && fim.mid == -1 && fim.rep == -1 && fim.sep == -1);
+    assert_true(fim.bos >= 0);
+    bool busy[4] = {true, true, true, true};
+    assert_int_equal(al_engine_seq_busy(m, busy, 4), 1);
+    assert_false(busy[0]);
+
     /* A prompt longer than a sequence's context is refused up front. */
     char *big = malloc(4000);
     for (int i = 0; i < 3999; i++)

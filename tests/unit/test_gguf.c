@@ -378,6 +378,62 @@ static void test_tensor_info(void **state)
     expect_bad(b.d, b.len, AL_ERR_INVALID, "duplicate tensor name");
 }
 
+/* The stream scan of data[0..len) fed in pieces of step bytes. When it
+ * follows the stream to its end, the file scan of the same bytes must have
+ * succeeded with the very same report: returns whether it did. */
+static bool stream_matches(const void *data, size_t len, size_t step, enum al_rc file_rc,
+                           const struct al_gguf_value_report *want)
+{
+    struct al_gguf_value_stream *vs = NULL;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_gguf_value_stream_new(len, "s.gguf", &vs, &err), AL_OK);
+    for (size_t at = 0; at < len; at += step)
+        al_gguf_value_stream_feed(vs, (const char *)data + at, len - at < step ? len - at : step);
+    struct al_gguf_value_report got;
+    bool done = al_gguf_value_stream_finish(vs, &got);
+    al_gguf_value_stream_free(vs);
+    if (!done)
+        return false;
+    if (file_rc != AL_OK)
+        fail_msg("the stream scan finished where the file scan failed (%d)", (int)file_rc);
+    if (got.n_tensors != want->n_tensors || got.tensors_checked != want->tensors_checked ||
+        got.bytes_checked != want->bytes_checked || got.n_findings != want->n_findings ||
+        got.n_listed != want->n_listed)
+        fail_msg("stream (step %zu): %lld tensors, %lld checked, %llu bytes, %llu findings; file: %lld, %lld, %llu, "
+                 "%llu", step, (long long)got.n_tensors, (long long)got.tensors_checked,
+                 (unsigned long long)got.bytes_checked, (unsigned long long)got.n_findings,
+                 (long long)want->n_tensors, (long long)want->tensors_checked,
+                 (unsigned long long)want->bytes_checked, (unsigned long long)want->n_findings);
+    for (int i = 0; i < got.n_listed; i++) {
+        const struct al_gguf_finding *a = &got.findings[i], *b = &want->findings[i];
+        if (strcmp(a->tensor, b->tensor) != 0 || strcmp(a->type, b->type) != 0 || a->offset != b->offset ||
+            strcmp(a->what, b->what) != 0)
+            fail_msg("stream finding %d: '%s' %s at %llu: %s; file: '%s' %s at %llu: %s", i, a->tensor, a->type,
+                     (unsigned long long)a->offset, a->what, b->tensor, b->type, (unsigned long long)b->offset,
+                     b->what);
+    }
+    return true;
+}
+
+/* Whether the stream scan follows data to its end in pieces of a few sizes,
+ * each time with the file scan's report. */
+static bool stream_all_steps(const void *data, size_t len, enum al_rc file_rc, const struct al_gguf_value_report *want)
+{
+    static const size_t steps[] = {1, 7, 4099, (1u << 20) + 3};
+    bool all = true, any = false;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+        if (steps[i] == 1 && len > (256u << 10))
+            continue; /* byte by byte only for small files */
+        bool done = stream_matches(data, len, steps[i], file_rc, want);
+        all = all && done;
+        any = any || done;
+    }
+    bool whole = stream_matches(data, len, len ? len : 1, file_rc, want);
+    if (any != whole || all != whole)
+        fail_msg("the stream scan followed some piece sizes and not others");
+    return whole;
+}
+
 /* Every byte set to a few nasty values in turn: no crash, an answer. */
 static void test_byte_mutations(void **state)
 {
@@ -403,6 +459,8 @@ static void test_byte_mutations(void **state)
             assert_true(rc2 == AL_OK || rc2 == AL_ERR_INVALID || rc2 == AL_ERR_LIMIT);
             if (rc2 == AL_OK)
                 assert_true(rep.n_listed <= AL_GGUF_FINDINGS_MAX && rep.bytes_checked <= m.len);
+            /* and the stream scan: the same report whenever it follows */
+            (void)stream_all_steps(m.d, m.len, rc2, &rep);
         }
     }
 }
@@ -418,6 +476,21 @@ static enum al_rc scan_bytes(const void *data, size_t len, struct al_gguf_value_
     enum al_rc rc = al_gguf_scan_values_path(path, rep, &err);
     if (rc != AL_OK)
         print_message("scan: %s\n", err.msg);
+    (void)stream_all_steps(data, len, rc, rep);
+    return rc;
+}
+
+/* The file scan of path, and the stream scan of its bytes, which must
+ * follow it to the end with the same report. */
+static enum al_rc scan_path_and_stream(const char *path, struct al_gguf_value_report *rep, struct al_err *err)
+{
+    enum al_rc rc = al_gguf_scan_values_path(path, rep, err);
+    size_t len;
+    char *data = tu_read_file(path, &len);
+    assert_non_null(data);
+    if (!stream_all_steps(data, len, rc, rep))
+        fail_msg("the stream scan did not follow '%s' (a GGUF written by ggml)", path);
+    free(data);
     return rc;
 }
 
@@ -579,7 +652,7 @@ static void test_values_generated(void **state)
         gen(path, c[k].opts);
         struct al_gguf_value_report rep;
         struct al_err err = AL_ERR_INIT;
-        assert_int_equal(al_gguf_scan_values_path(path, &rep, &err), AL_OK);
+        assert_int_equal(scan_path_and_stream(path, &rep, &err), AL_OK);
         assert_int_equal(rep.n_tensors, 12);
         assert_int_equal(rep.tensors_checked, 12);
         assert_true(rep.bytes_checked > 32000 * 32 / 2);

@@ -8,6 +8,9 @@
 #define D1 "sha256:1111111111111111111111111111111111111111111111111111111111111111"
 #define D2 "sha256:2222222222222222222222222222222222222222222222222222222222222222"
 #define D3 "sha256:3333333333333333333333333333333333333333333333333333333333333333"
+#define D4 "sha256:4444444444444444444444444444444444444444444444444444444444444444"
+#define D5 "sha256:5555555555555555555555555555555555555555555555555555555555555555"
+#define D6 "sha256:6666666666666666666666666666666666666666666666666666666666666666"
 
 static void test_ref_parse(void **state)
 {
@@ -88,6 +91,41 @@ static void test_versions_tags_active(void **state)
     size_t n = 0;
     assert_int_equal(al_index_referenced(ix, &refs, &n, &err), AL_OK);
     assert_int_equal(n, 3);
+    free(refs);
+    al_index_free(ix);
+    tu_rmrf(dir);
+    free(dir);
+}
+
+/* The signature referrers a version arrived with (schema 3): listed per
+ * version, counted as referenced (gc keeps them), gone with the version. */
+static void test_referrers(void **state)
+{
+    char *dir;
+    struct al_index *ix = open_ix(&dir);
+    struct al_err err = AL_ERR_INIT;
+    struct al_file f = {"m.gguf", D3, 10, "application/vnd.cncf.model.weight.v1.raw"};
+    const char blobs[2][AL_DIGEST_SIZE] = {D4, D5};
+    int64_t a = 0;
+    assert_int_equal(al_index_begin(ix, &err), AL_OK);
+    assert_int_equal(al_index_add_version(ix, "m", D1, 100, D2, 0, &f, 1, &a, &err), AL_OK);
+    assert_int_equal(al_index_add_referrer(ix, a, D6, blobs, 2, &err), AL_OK);
+    assert_int_equal(al_index_add_referrer(ix, a, D6, blobs, 2, &err), AL_OK); /* again: kept once */
+    assert_int_equal(al_index_commit(ix, &err), AL_OK);
+    char(*refs)[AL_DIGEST_SIZE] = NULL;
+    size_t n = 0;
+    assert_int_equal(al_index_referrers(ix, a, &refs, &n, &err), AL_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(refs[0], D6);
+    free(refs);
+    assert_int_equal(al_index_referenced(ix, &refs, &n, &err), AL_OK);
+    assert_int_equal(n, 6); /* manifest, config, file, the referrer and its two blobs */
+    free(refs);
+    assert_int_equal(al_index_begin(ix, &err), AL_OK);
+    assert_int_equal(al_index_remove_version(ix, a, &err), AL_OK);
+    assert_int_equal(al_index_commit(ix, &err), AL_OK);
+    assert_int_equal(al_index_referenced(ix, &refs, &n, &err), AL_OK);
+    assert_int_equal(n, 0);
     free(refs);
     al_index_free(ix);
     tu_rmrf(dir);
@@ -184,6 +222,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ref_parse),
         cmocka_unit_test(test_versions_tags_active),
+        cmocka_unit_test(test_referrers),
         cmocka_unit_test(test_event_chain),
         cmocka_unit_test(test_open_modes),
     };

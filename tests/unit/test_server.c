@@ -3,11 +3,13 @@
  * it writes must parse in llama.cpp and constrain real output: checked on the
  * fixture model), the sampling parameters of a request body, the config file,
  * the audit writer queue, request framing, JSON body errors, the receive
- * deadlines of connections, the arrivals as the schedulers' admission hook.
+ * deadlines of connections, the arrivals as the schedulers' admission hook,
+ * llama-server's logit_bias and response_fields (llparams.c).
  */
 #include "testutil.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,7 +32,7 @@ static char *convert(const char *schema_text, enum al_rc want)
     json_t *schema = schema_text ? json_loads(schema_text, 0, NULL) : NULL;
     char *g = NULL;
     struct al_err err = AL_ERR_INIT;
-    enum al_rc rc = al_server_json_schema_to_gbnf(schema, &g, &err);
+    enum al_rc rc = al_server_json_schema_to_gbnf(schema, "response_format", &g, &err);
     json_decref(schema);
     if (rc != want)
         fail_msg("schema %s: rc %d (%s), wanted %d", schema_text, rc, err.msg, want);
@@ -490,11 +492,134 @@ static void test_gather_arrivals(void **state)
     al_server_arrivals_free(a);
 }
 
+/* logit_bias (llparams.c) read into the engine's entries, the engine's own
+ * checks of them and their effect on a greedy answer; a stop string's index
+ * in the result; response_fields' nested paths. */
+static json_t *lb_body(const char *lb)
+{
+    char text[4096];
+    snprintf(text, sizeof text, "{\"logit_bias\":%s}", lb);
+    json_t *b = json_loads(text, 0, NULL);
+    assert_non_null(b);
+    return b;
+}
+
+static enum al_rc lb_parse(struct al_engine_model *m, const char *lb, struct al_engine_logit_bias **out, int *n)
+{
+    json_t *b = lb_body(lb);
+    struct al_err err = AL_ERR_INIT;
+    enum al_rc rc = al_server_logit_bias_from_json(b, m, out, n, &err);
+    json_decref(b);
+    return rc;
+}
+
+static void test_llparams(void **state)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s", tu_fixture("stories260K.gguf"));
+    struct al_engine_model *m = NULL;
+    struct al_err err = AL_ERR_INIT;
+    assert_int_equal(al_engine_model_load(path, FIXTURE_DIGEST, NULL, &m, &err), AL_OK);
+    struct al_engine_logit_bias *lb = NULL;
+    int n = 0;
+    assert_int_equal(lb_parse(m, "{\"5\":-2.5,\"7\":false}", &lb, &n), AL_OK);
+    assert_int_equal(n, 2);
+    assert_int_equal(lb[0].token, 5);
+    assert_true(lb[0].bias == -2.5f);
+    assert_int_equal(lb[1].token, 7);
+    assert_true(isinf(lb[1].bias) && lb[1].bias < 0);
+    free(lb);
+    lb = NULL;
+    /* a text: each of its tokens, without BOS */
+    assert_int_equal(lb_parse(m, "[[\" the little\",1],[9,2]]", &lb, &n), AL_OK);
+    int32_t *toks = NULL;
+    size_t nt = 0;
+    assert_int_equal(al_engine_tokenize(m, " the little", 11, false, false, &toks, &nt, &err), AL_OK);
+    assert_int_equal(n, (int)nt + 1);
+    for (size_t i = 0; i < nt; i++)
+        assert_int_equal(lb[i].token, toks[i]);
+    assert_int_equal(lb[nt].token, 9);
+    free(toks);
+    free(lb);
+    lb = NULL;
+    assert_int_equal(lb_parse(m, "{}", &lb, &n), AL_OK);
+    assert_null(lb);
+    const char *bad[] = {"1", "\"x\"", "{\"5\":\"x\"}", "{\"5\":true}", "[[5]]", "[5]", "[[5,1,2]]", "[[{},1]]",
+                         "{\"-1\":1}", "{\"99999999\":1}", "[[-3,1]]", "{\"\":1}", "{\"5\":1e7}"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        if (lb_parse(m, bad[i], &lb, &n) != AL_ERR_INVALID)
+            fail_msg("logit_bias %s was not refused", bad[i]);
+    assert_null(lb);
+
+    /* The engine: a token biased up is the greedy choice; its checks. */
+    struct al_engine_gen_params p = al_engine_gen_params_default();
+    p.temperature = 0;
+    p.max_tokens = 4;
+    char *text = NULL;
+    struct al_engine_gen_result res;
+    assert_int_equal(al_engine_generate(m, "Once upon a time", &p, &text, &res, &err), AL_OK);
+    struct al_engine_logit_bias ban = {300, 100};
+    p.logit_bias = &ban;
+    p.n_logit_bias = 1;
+    char *text2 = NULL, piece[64];
+    int np = al_engine_token_piece(m, 300, true, piece, sizeof piece - 1);
+    assert_true(np > 0);
+    piece[np] = 0;
+    assert_int_equal(al_engine_generate(m, "Once upon a time", &p, &text2, &res, &err), AL_OK);
+    assert_true(strncmp(text2, piece, (size_t)np) == 0);
+    assert_string_not_equal(text, text2);
+    free(text2);
+    text2 = NULL;
+    ban.token = 1 << 30;
+    assert_int_equal(al_engine_generate(m, "Once upon a time", &p, &text2, &res, &err), AL_ERR_INVALID);
+    ban.token = 5;
+    ban.bias = NAN;
+    err = (struct al_err)AL_ERR_INIT;
+    assert_int_equal(al_engine_generate(m, "Once upon a time", &p, &text2, &res, &err), AL_ERR_USAGE);
+    p.n_logit_bias = AL_LIMIT_LOGIT_BIAS + 1;
+    err = (struct al_err)AL_ERR_INIT;
+    assert_int_equal(al_engine_generate(m, "Once upon a time", &p, &text2, &res, &err), AL_ERR_LIMIT);
+
+    /* stop_word: the index of the stop string that ended the answer. */
+    p = al_engine_gen_params_default();
+    p.temperature = 0;
+    p.max_tokens = 16;
+    char word[8] = "";
+    memcpy(word, text + 3, 3); /* three bytes the greedy answer holds */
+    const char *stops[] = {"zzzz", word};
+    p.stop = stops;
+    p.n_stop = 2;
+    err = (struct al_err)AL_ERR_INIT;
+    assert_int_equal(al_engine_generate(m, "Once upon a time", &p, &text2, &res, &err), AL_OK);
+    assert_int_equal(res.finish, AL_ENGINE_FINISH_STOP);
+    assert_int_equal(res.stop_word, 1);
+    free(text2);
+    free(text);
+    al_engine_model_free(m);
+
+    json_t *doc = json_loads("{\"a\":1,\"b\":{\"c\":[2],\"d\":{\"e\":3}}}", 0, NULL);
+    json_t *fields = json_loads("[\"a\",\"b/d/e\",\"b/c\",\"b/x\",\"a/b\"]", 0, NULL);
+    json_t *got = al_server_response_fields_pick(doc, fields);
+    char *s = json_dumps(got, JSON_COMPACT | JSON_SORT_KEYS);
+    assert_string_equal(s, "{\"a\":1,\"b/c\":[2],\"b/d/e\":3}");
+    free(s);
+    json_decref(got);
+    json_decref(fields);
+    fields = json_loads("[]", 0, NULL);
+    got = al_server_response_fields_pick(doc, fields);
+    assert_ptr_equal(got, doc);
+    json_decref(got);
+    json_decref(fields);
+    json_decref(doc);
+    (void)state;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gbnf_shapes),
         cmocka_unit_test(test_gbnf_on_model),
+        cmocka_unit_test(test_llparams),
         cmocka_unit_test(test_params),
         cmocka_unit_test(test_config),
         cmocka_unit_test(test_audit_queue),

@@ -11,7 +11,8 @@
  * Same options and seed: same bytes. --plant writes one NaN or Inf into the
  * finished file (a value, or a quantized block's scale) for the value scan's
  * tests (src/gguf/values.c). --lora-for BASE writes a LoRA adapter for a
- * base model instead (lora.c).
+ * base model instead (lora.c); --reranker a BERT cross-encoder with a
+ * classification head and rank pooling (bert.c).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -31,10 +32,18 @@
 #include <llama.h>
 
 #include "core/version.h"
+#include "bert.h"
 #include "lora.h"
 
 #define CHUNK (1u << 18) /* floats per write */
 #define DEFAULT_VOCAB AIRLOCK_LLAMA_SRC "/models/ggml-vocab-llama-spm.gguf"
+#define BERT_VOCAB AIRLOCK_LLAMA_SRC "/models/ggml-vocab-bert-bge.gguf"
+/* A reranker's weights are Normal(0, 0.02 * BERT_WEIGHT_SCALE): at 0.02 the
+ * first token's output hardly depends on the other tokens, and documents
+ * would score alike to 1e-4; post-layer norms keep the larger ones bounded. */
+#ifndef BERT_WEIGHT_SCALE
+#define BERT_WEIGHT_SCALE 10.0f
+#endif
 
 enum wtype { W_F32, W_F16, W_Q8_0, W_Q4_0 };
 
@@ -47,6 +56,9 @@ struct opts {
     uint64_t seed, params;
     int threads;
     bool verbose;
+    bool reranker;          /* a BERT reranker (bert.c) instead of a llama model */
+    int n_fim;              /* --fim: token ids of FIM pre, suf, mid[, rep, sep] */
+    long fim[5];
     struct lora_opts lora;  /* with lora.base set: write an adapter */
 };
 
@@ -93,7 +105,14 @@ static void usage(FILE *f)
         "                      itself (f32, f16 tensors) or its block's scale (q8_0, q4_0)\n"
         "  --plant-tensor NAME where (default: the first 2-D tensor in the file)\n"
         "  --plant-at N        at which element of that tensor, row-major (default 0)\n"
+        "  --fim P,S,M[,R,F]   fill-in-the-middle tokens: the ids of the vocabulary's tokens\n"
+        "                      that serve as FIM prefix, suffix, middle (and repository,\n"
+        "                      file separator): tokenizer.ggml.fim_*_token_id\n"
         "  --verbose           show llama.cpp's log while quantizing\n"
+        "  --reranker          write a BERT cross-encoder instead: classification head\n"
+        "                      (cls, cls.output), bert.pooling_type rank, so llama.cpp\n"
+        "                      gives one score per (query, document); f32 or f16; the\n"
+        "                      vocabulary defaults to %s\n"
         "LoRA adapters (instead of a model):\n"
         "  --lora-for BASE     write a LoRA adapter for the model BASE (general.type adapter,\n"
         "                      <tensor>.lora_a [n_in, rank] and .lora_b [rank, n_out], F32)\n"
@@ -103,7 +122,7 @@ static void usage(FILE *f)
         "  --lora-strength X   standard deviation of the added weights, in units of the\n"
         "                      generated models' 0.02 (default 1); --seed and --name apply\n"
         "  --help              this text\n",
-        DEFAULT_VOCAB);
+        DEFAULT_VOCAB, BERT_VOCAB);
 }
 
 static int die(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -254,7 +273,7 @@ static void rng_fill(struct rng *r, float *out, size_t n)
 
 /* Streams one tensor's data (random, or ones for norms) then the padding. */
 static int write_tensor(FILE *f, const struct ggml_tensor *t, uint64_t seed, uint64_t index,
-                        size_t alignment, float *fbuf, ggml_fp16_t *hbuf)
+                        size_t alignment, float scale, float *fbuf, ggml_fp16_t *hbuf)
 {
     struct rng r;
     rng_seed(&r, seed, index + 1);
@@ -267,6 +286,9 @@ static int write_tensor(FILE *f, const struct ggml_tensor *t, uint64_t seed, uin
                 fbuf[i] = 1.0f;
         else
             rng_fill(&r, fbuf, n);
+        if (!ones && scale != 1.0f)
+            for (size_t i = 0; i < n; i++)
+                fbuf[i] *= scale;
         size_t w;
         if (t->type == GGML_TYPE_F16) {
             ggml_fp32_to_fp16_row(fbuf, hbuf, (int64_t)n);
@@ -328,6 +350,11 @@ static int build_meta(const struct opts *o, const struct gguf_context *vocab, in
     gguf_set_val_f32(g, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
     if (o->chat_template != NULL)
         gguf_set_val_str(g, "tokenizer.chat_template", o->chat_template);
+    static const char *const fim_keys[] = {"tokenizer.ggml.fim_pre_token_id", "tokenizer.ggml.fim_suf_token_id",
+                                           "tokenizer.ggml.fim_mid_token_id", "tokenizer.ggml.fim_rep_token_id",
+                                           "tokenizer.ggml.fim_sep_token_id"};
+    for (int i = 0; i < o->n_fim; i++) /* checked against n_vocab in main */
+        gguf_set_val_u32(g, fim_keys[i], (uint32_t)o->fim[i]);
 
     int64_t e = o->embd, ekv = head_dim * o->kv_heads;
     add(tc, g, "token_embd.weight", wt, e, n_vocab);
@@ -358,7 +385,7 @@ static int build_meta(const struct opts *o, const struct gguf_context *vocab, in
 static int write_model(const struct opts *o, const struct gguf_context *vocab, int64_t n_vocab,
                        enum ggml_type wt, const char *path)
 {
-    size_t n_tensors = 3 + 9 * (size_t)o->layers + 1;
+    size_t n_tensors = o->reranker ? ggufgen_bert_n_tensors(o->layers) : 3 + 9 * (size_t)o->layers + 1;
     struct ggml_init_params ip = {
         .mem_size = n_tensors * ggml_tensor_overhead() + 4096, .mem_buffer = NULL, .no_alloc = true};
     struct ggml_context *tc = ggml_init(ip);
@@ -371,7 +398,12 @@ static int write_model(const struct opts *o, const struct gguf_context *vocab, i
         die("out of memory");
         goto out;
     }
-    build_meta(o, vocab, n_vocab, wt, g, tc);
+    if (o->reranker) {
+        struct bert_shape bs = {o->layers, o->embd, o->ff, o->heads, o->ctx, o->name};
+        ggufgen_bert_meta(&bs, vocab, n_vocab, wt, g, tc);
+    } else {
+        build_meta(o, vocab, n_vocab, wt, g, tc);
+    }
     f = fopen(path, "wb");
     if (f == NULL) {
         die("cannot create '%s': %s", path, strerror(errno));
@@ -384,7 +416,8 @@ static int write_model(const struct opts *o, const struct gguf_context *vocab, i
     size_t align = gguf_get_alignment(g);
     for (int64_t i = 0; i < gguf_get_n_tensors(g); i++) {
         struct ggml_tensor *t = ggml_get_tensor(tc, gguf_get_tensor_name(g, i));
-        if (write_tensor(f, t, o->seed, (uint64_t)i, align, fbuf, hbuf) != 0) {
+        if (write_tensor(f, t, o->seed, (uint64_t)i, align, o->reranker ? BERT_WEIGHT_SCALE : 1.0f, fbuf,
+                         hbuf) != 0) {
             die("cannot write '%s': %s", path, strerror(errno));
             goto out;
         }
@@ -489,6 +522,26 @@ out:
     return rc;
 }
 
+/* --fim PRE,SUF,MID[,REP,SEP]: three or five token ids. */
+static bool parse_fim(const char *arg, struct opts *o)
+{
+    o->n_fim = 0;
+    for (const char *p = arg;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (errno != 0 || end == p || v < 0 || v > INT32_MAX || o->n_fim == 5)
+            return false;
+        o->fim[o->n_fim++] = v;
+        if (*end == '\0')
+            break;
+        if (*end != ',')
+            return false;
+        p = end + 1;
+    }
+    return o->n_fim == 3 || o->n_fim == 5;
+}
+
 static int parse_args(int argc, char **argv, struct opts *o)
 {
     static const struct option lo[] = {
@@ -501,7 +554,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         {"plant-at", 1, 0, 'A'}, {"license", 1, 0, 'L'},
         {"chat-template-file", 1, 0, 'F'}, {"lora-for", 1, 0, 'B'},
         {"lora-targets", 1, 0, 'G'}, {"lora-rank", 1, 0, 'R'}, {"lora-alpha", 1, 0, 'Y'},
-        {"lora-strength", 1, 0, 'S'}, {0, 0, 0, 0}};
+        {"lora-strength", 1, 0, 'S'}, {"reranker", 0, 0, 'K'}, {"fim", 1, 0, 'M'}, {0, 0, 0, 0}};
     long th = 2;
     int c, li = -1;
     while ((c = getopt_long(argc, argv, "o:t:h", lo, &li)) != -1) {
@@ -535,6 +588,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
         case 'v': o->vocab = optarg; break;
         case 'j': ok = parse_long(optarg, 1, 256, &th); break;
         case 'V': o->verbose = true; break;
+        case 'K': o->reranker = true; break;
         case 'x':
             o->plant = optarg;
             ok = strcmp(optarg, "nan") == 0 || strcmp(optarg, "inf") == 0;
@@ -545,6 +599,7 @@ static int parse_args(int argc, char **argv, struct opts *o)
             o->plant_at = strtoull(optarg, &end, 10);
             ok = errno == 0 && end != optarg && *end == '\0' && optarg[0] != '-';
             break;
+        case 'M': ok = parse_fim(optarg, o); break;
         case 'B': o->lora.base = optarg; break;
         case 'G': o->lora.targets = optarg; break;
         case 'R': ok = parse_long(optarg, 1, 4096, &o->lora.rank); break;
@@ -595,6 +650,10 @@ static int finish_shape(struct opts *o, int64_t n_vocab)
         return die("--embd %ld must be a multiple of --heads %ld with an even head size", o->embd, o->heads);
     if (o->heads % o->kv_heads != 0)
         return die("--kv-heads %ld must divide --heads %ld", o->kv_heads, o->heads);
+    if (o->reranker && (o->type != W_F32 && o->type != W_F16))
+        return die("--reranker writes f32 or f16 only");
+    if (o->reranker && o->kv_heads != o->heads)
+        return die("--reranker has no --kv-heads (BERT's keys and values have every head)");
     if (o->type >= W_Q8_0 && (o->embd % 32 != 0 || o->ff % 32 != 0))
         return die("quantized types need --embd and --ff multiples of 32");
     return 0;
@@ -602,7 +661,7 @@ static int finish_shape(struct opts *o, int64_t n_vocab)
 
 int main(int argc, char **argv)
 {
-    struct opts o = {.vocab = DEFAULT_VOCAB, .name = "airlock-ggufgen", .seed = 1,
+    struct opts o = {.vocab = NULL, .name = "airlock-ggufgen", .seed = 1,
                      .lora = {.rank = 4, .strength = 1.0}};
     int rc = parse_args(argc, argv, &o);
     if (rc != 0)
@@ -627,6 +686,8 @@ int main(int argc, char **argv)
         return rc;
     }
 
+    if (o.vocab == NULL)
+        o.vocab = o.reranker ? BERT_VOCAB : DEFAULT_VOCAB;
     struct gguf_init_params vp = {.no_alloc = true, .ctx = NULL};
     struct gguf_context *vocab = gguf_init_from_file(o.vocab, vp);
     if (vocab == NULL)
@@ -641,11 +702,20 @@ int main(int argc, char **argv)
         gguf_free(vocab);
         return 2;
     }
-    fprintf(stderr,
-            "airlock-ggufgen: %s: vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, heads %ld/%ld, "
-            "ctx %ld, %" PRIu64 " parameters\n",
-            o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.kv_heads, o.ctx,
-            total_params(&o, (uint64_t)n_vocab));
+    for (int i = 0; i < o.n_fim; i++)
+        if (o.fim[i] >= n_vocab) {
+            gguf_free(vocab);
+            return die("--fim token %ld is not in the vocabulary of %" PRId64 " tokens", o.fim[i], n_vocab);
+        }
+    if (o.reranker)
+        fprintf(stderr, "airlock-ggufgen: %s: BERT reranker, vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, "
+                "heads %ld, ctx %ld\n", o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.ctx);
+    else
+        fprintf(stderr,
+                "airlock-ggufgen: %s: vocab %" PRId64 ", layers %ld, embd %ld, ff %ld, heads %ld/%ld, "
+                "ctx %ld, %" PRIu64 " parameters\n",
+                o.out, n_vocab, o.layers, o.embd, o.ff, o.heads, o.kv_heads, o.ctx,
+                total_params(&o, (uint64_t)n_vocab));
 
     char part[4096], tmp[4096];
     if ((size_t)snprintf(part, sizeof part, "%s.part", o.out) >= sizeof part ||
