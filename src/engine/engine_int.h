@@ -2,7 +2,8 @@
  * engine_int.h: what the files of src/engine share and nothing outside may
  * see. This header includes llama.h; only the .c files of src/engine may include it.
  *
- *   engine.c  verified load, model info, tokens, chat templates, log routing
+ *   engine.c  verified load, model info, chat templates, log routing
+ *   tokens.c  tokenizing, detokenizing, token-id prompts, FIM tokens
  *   sched.c   the scheduler: queue, sequences, continuous batching, adapter switches
  *   batch.c   what one step decodes (its adapter set, by turns); room in a shared KV cache
  *   submit.c  submitting a request (checks, tokens, sampler, adapter set), stats
