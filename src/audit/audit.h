@@ -6,7 +6,8 @@
  * A record line, keys in this order:
  *   {"seq":N,"time":"...Z","request_id":"..","caller":"..","model_digest":"..",
  *    "route":"..","status":200,"tokens_in":..,"tokens_out":..,"latency_ms":..,
- *    ["prompt":"..","response":"..",]"prev":"<hex>","hash":"<hex>"}
+ *    ["lora":"name@sha256:..*scale,..",]["prompt":"..","response":"..",]
+ *    "prev":"<hex>","hash":"<hex>"}
  * hash is SHA-256 of the line's own bytes with the ',"hash":"<64 hex>"' member
  * cut out (so: everything before it, then '}'); prev is the hash of the
  * record before (64 zeros for the first). seq counts records from 1 over the
@@ -63,6 +64,7 @@ struct al_audit_record {
     int tokens_in, tokens_out;
     double latency_ms;
     const char *prompt, *response; /* NULL unless capture */
+    const char *lora;              /* the LoRA adapters that answered, "name@digest*scale,..."; NULL: none */
 };
 
 /* Appends one record (string fields over AL_LIMIT_AUDIT_FIELD are cut,

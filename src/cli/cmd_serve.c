@@ -106,6 +106,8 @@ static void usage(void)
            "  POST /responses/input_tokens (alias)                              chat\n"
            "  GET  /props (llama-server's: context, slots, defaults, template)  chat\n"
            "  POST /completion (llama-server's native completion)               chat\n"
+           "  GET  /lora-adapters (llama-server's: the LoRA adapters; ?model=)  chat\n"
+           "  POST /lora-adapters (llama-server's: their default scales)        admin\n"
            "  POST /infill (llama-server's: fill in the middle, FIM models)      chat\n"
            "  GET  /slots (llama-server's: the sequences, busy or idle)          admin\n"
            "  POST /v1/embeddings                                               embed\n"

@@ -76,6 +76,7 @@
 #define AL_LIMIT_APIKEY_NAME     64u              /* an API key's name */
 #define AL_LIMIT_APIKEY_LIST     512u             /* its scopes or model patterns, comma-separated */
 #define AL_LIMIT_AUDIT_FIELD     256u             /* one string field of an audit record (longer: cut) */
+#define AL_LIMIT_AUDIT_LORA      2048u            /* an audit record's lora field: AL_LIMIT_LORAS x name@digest*scale */
 #define AL_LIMIT_AUDIT_TEXT      (64u << 10)      /* a captured prompt or response (longer: cut) */
 #define AL_LIMIT_AUDIT_LINE      (1u << 20)       /* one line of an audit file, when read back */
 #define AL_LIMIT_SCRUB_PATTERNS  64               /* extra PII patterns in the patterns file */

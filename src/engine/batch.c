@@ -1,10 +1,21 @@
 /*
- * batch.c: what one step of the scheduler decodes, and room for it in a
- * unified KV cache.
+ * batch.c: what one step of the scheduler decodes (its adapter set, its
+ * tokens), and room for it in a unified KV cache.
  *
- * A batch holds the pending token of every generating slot first (decode
- * latency must not wait behind long prompts), then prompt chunks, the oldest
- * request's first, up to n_batch tokens.
+ * LoRA adapters apply to the whole llama_context, so a step decodes the
+ * slots of one adapter set only (the same scale for every adapter of the
+ * model). The context keeps its set for a quantum while its slots are busy
+ * (10x the measured cost of a switch, at most 500 ms: llama.cpp reserves its
+ * graph again on a switch); then the set of the busy slot decoded least
+ * recently goes, ties to the oldest request. So sets take turns, none
+ * starves, and the requests of one set are batched together. When the set
+ * picked cannot decode anything (its prompts wait for room in a unified
+ * cache), the other sets are tried, least recently served first, before a
+ * request is stopped for room.
+ *
+ * A batch holds the pending token of every generating slot of the set first
+ * (decode latency must not wait behind long prompts), then the set's prompt
+ * chunks, the oldest request's first, up to n_batch tokens.
  *
  * With a unified cache (kv_unified) the n_seq sequences share n_cells cells.
  * Every token a sequence holds takes one cell, free slots included (their
@@ -15,8 +26,9 @@
  *   1. the tokens a free slot keeps are dropped, least recently used first
  *      (llama-server's try_clear_idle_slots);
  *   2. a prompt is fed only when its whole rest fits beside the generating
- *      tokens and the rests of the older prompts fed in this step; a younger
- *      prompt never overtakes an older one that waits for room;
+ *      tokens (of every set: each needs a cell at its turn) and the rests of
+ *      the older prompts (of every set too); a younger prompt never
+ *      overtakes an older one that waits for room;
  *   3. when the generating slots need more cells than are free, or nothing
  *      at all can be decoded, the youngest request that holds cells is
  *      stopped with AL_ENGINE_FINISH_ERROR (s->full_msg) and its cells freed,
@@ -91,6 +103,13 @@ static int evict_youngest(struct al_engine_sched *s)
     return n;
 }
 
+/* Whether the slot's request belongs to this step's adapter set. */
+static bool in_step(const struct al_engine_sched *s, const struct al_engine_slot *sl)
+{
+    return sl->req && al_engine_same_lora(sl->req->lora, s->step_lora);
+}
+
+/* Generating slots of every set: each needs one cell at its set's turn. */
 static int n_generating(const struct al_engine_sched *s)
 {
     int n = 0;
@@ -122,7 +141,7 @@ static void fill(struct al_engine_sched *s)
         struct al_engine_slot *sl = &s->slots[i];
         sl->i_batch = -1;
         sl->n_batch_tokens = 0;
-        if (sl->req && sl->generating) {
+        if (in_step(s, sl) && sl->generating) {
             sl->i_batch = b->n_tokens;
             sl->n_batch_tokens = 1;
             batch_add(b, sl->next, sl->n_cache, sl->id, true);
@@ -130,7 +149,9 @@ static void fill(struct al_engine_sched *s)
     }
     /* Prompt chunks first come, first served: the oldest request's prompt
      * gets the room left, so its first token is not delayed by prompts that
-     * arrived after it (time to first token p95 under load). */
+     * arrived after it (time to first token p95 under load). The prompts of
+     * other sets are not fed, but an older one keeps its room in a unified
+     * cache, so that a younger prompt never overtakes it there either. */
     int n_reading = 0;
     for (int i = 0; i < s->n_seq; i++) {
         struct al_engine_slot *sl = &s->slots[i];
@@ -154,6 +175,8 @@ static void fill(struct al_engine_sched *s)
                 break; /* it waits for room, and the younger prompts behind it */
             avail -= left;
         }
+        if (!in_step(s, sl))
+            continue;
         int take = s->n_batch - b->n_tokens;
         if (take > left)
             take = left;
@@ -167,12 +190,81 @@ static void fill(struct al_engine_sched *s)
     }
 }
 
+/* How long the context keeps its adapter set while other sets wait: long
+ * enough that a switch costs at most about 1/LORA_QUANTUM_SWITCHES of the
+ * time, never more than LORA_QUANTUM_MAX_MS, so a waiting set always gets
+ * its turn. */
+#define LORA_QUANTUM_SWITCHES 10.0
+#define LORA_QUANTUM_MAX_MS 500.0
+
+/* The busy slot decoded least recently, ties to the oldest request, among
+ * those whose set was not tried in this step; NULL: none. */
+static struct al_engine_slot *least_served(struct al_engine_sched *s)
+{
+    struct al_engine_slot *best = NULL;
+    for (int i = 0; i < s->n_seq; i++) {
+        struct al_engine_slot *sl = &s->slots[i];
+        if (sl->req && !sl->tried &&
+            (!best || sl->served < best->served || (sl->served == best->served && sl->order < best->order)))
+            best = sl;
+    }
+    return best;
+}
+
+/* Makes set the step's set, marks its slots tried. */
+static void step_set(struct al_engine_sched *s, const float *set)
+{
+    memcpy(s->step_lora, set, sizeof s->step_lora);
+    s->step_switches = !s->cur_lora_valid || !al_engine_same_lora(s->cur_lora, s->step_lora);
+    for (int i = 0; i < s->n_seq; i++)
+        if (in_step(s, &s->slots[i]))
+            s->slots[i].tried = true;
+}
+
+/* The step's first choice of set: the context's own while it has busy
+ * slots and its quantum lasts, else that of least_served. False when no
+ * slot is busy. */
+static bool pick_lora(struct al_engine_sched *s)
+{
+    bool cur_busy = false;
+    for (int i = 0; i < s->n_seq; i++) {
+        struct al_engine_slot *sl = &s->slots[i];
+        sl->tried = false;
+        cur_busy |= sl->req && s->cur_lora_valid && al_engine_same_lora(sl->req->lora, s->cur_lora);
+    }
+    struct al_engine_slot *best = least_served(s);
+    if (!best)
+        return false;
+    double quantum = s->switch_ms * LORA_QUANTUM_SWITCHES;
+    if (quantum > LORA_QUANTUM_MAX_MS)
+        quantum = LORA_QUANTUM_MAX_MS;
+    if (cur_busy && al_engine_now_ms() - s->lora_since_ms < quantum)
+        step_set(s, s->cur_lora);
+    else
+        step_set(s, best->req->lora);
+    return true;
+}
+
 void al_engine_sched_fill(struct al_engine_sched *s)
 {
     for (;;) {
+        s->batch.n_tokens = 0;
+        if (!pick_lora(s))
+            return;
         fill(s);
         if (!s->unified || s->batch.n_tokens > 0)
             return;
+        /* The set's prompts wait for room (or its requests were stopped
+         * for it): another set may still decode. */
+        for (;;) {
+            struct al_engine_slot *next = least_served(s);
+            if (!next)
+                break;
+            step_set(s, next->req->lora);
+            fill(s);
+            if (s->batch.n_tokens > 0)
+                return;
+        }
         /* Nothing fits: no slot generates, and the oldest prompt's rest is
          * over the free cells, even with every free slot's tokens dropped.
          * Another request holds the cells it needs. */

@@ -29,6 +29,7 @@ struct al_engine_embedder {
     struct llama_batch batch;
     int n_batch;
     int n_embd;
+    pthread_mutex_t *lora_mu;   /* the model's: held around llama_decode (engine_int.h) */
 };
 
 void al_engine_embedder_free(struct al_engine_embedder *e)
@@ -62,6 +63,7 @@ static enum al_rc embedder_new(struct al_engine_model *m, struct al_engine_embed
         return al_err_set(err, AL_ERR_NOMEM, "out of memory creating an embeddings context");
     enum al_rc rc = AL_OK;
     e->n_batch = m->n_ctx_seq;
+    e->lora_mu = &m->lora_mu;
     e->n_embd = llama_model_n_embd_out(m->model);
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)e->n_batch;
@@ -118,7 +120,9 @@ static enum al_rc run_batch(struct al_engine_embedder *e, int n_seqs, size_t fir
 {
     if (e->mem)
         llama_memory_clear(e->mem, true);
+    pthread_mutex_lock(e->lora_mu);
     int ret = llama_decode(e->ctx, e->batch);
+    pthread_mutex_unlock(e->lora_mu);
     if (ret != 0)
         return al_err_set(err, AL_ERR_INTERNAL, "llama_decode failed (%d) computing embeddings", ret);
     for (int s = 0; s < n_seqs; s++) {

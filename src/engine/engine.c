@@ -1,6 +1,6 @@
 /*
- * engine.c: the verified load, model information, tokens and chat templates,
- * and the routing of llama.cpp's log into ours.
+ * engine.c: the verified load, model information, chat templates, and the
+ * routing of llama.cpp's log into ours (tokens are in tokens.c).
  *
  * The verified load opens the blob once and never by name again: the digest
  * is computed on that descriptor, the stream is rewound and the same FILE is
@@ -356,9 +356,12 @@ static enum al_rc open_proven(const char *path, const char *digest, struct al_en
 }
 
 /* Loads one adapter of m, proven against its digest (see the top). */
+/* With mu (a model being served): llama_adapter_lora_init adds the adapter
+ * to the model's set, which a decode reads as it sizes its graph; the
+ * scheduler's worker holds mu around each llama_decode. */
 static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lora *l,
-                            struct al_engine_verify_cache *cache, struct llama_adapter_lora **out,
-                            struct al_err *err)
+                            struct al_engine_verify_cache *cache, pthread_mutex_t *mu,
+                            struct llama_adapter_lora **out, struct al_err *err)
 {
     if (!l->path || !l->digest || !al_digest_valid(l->digest))
         return al_err_set(err, AL_ERR_USAGE, "a LoRA adapter needs a blob path and a digest (sha256:<64 hex>)");
@@ -373,7 +376,11 @@ static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lo
         return rc;
     int fd = fileno(f);
     al_engine_llama_clear_error();
+    if (mu)
+        pthread_mutex_lock(mu);
     *out = llama_adapter_lora_init(m->model, proc);
+    if (mu)
+        pthread_mutex_unlock(mu);
     if (!*out) {
         const char *why = al_engine_llama_last_error();
         rc = al_err_set(err, AL_ERR_CORRUPT, "llama.cpp cannot load the LoRA adapter '%s'%s%s", l->path,
@@ -381,7 +388,11 @@ static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lo
         goto out;
     }
     if (fstat(fd, &now) != 0 || !same_stat(&before, &now)) {
+        if (mu)
+            pthread_mutex_lock(mu);
         llama_adapter_lora_free(*out);
+        if (mu)
+            pthread_mutex_unlock(mu);
         *out = NULL;
         rc = al_err_set(err, AL_ERR_VERIFY, "the adapter '%s' changed while it was loaded; nothing is loaded",
                         l->path);
@@ -465,19 +476,86 @@ out:
     return rc;
 }
 
-enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err)
+enum al_rc al_engine_apply_loras(struct al_engine_model *m, struct llama_context *ctx, struct al_err *err)
 {
-    if (m->n_loras == 0)
-        return AL_OK;
     struct llama_adapter_lora *a[AL_LIMIT_LORAS];
     float sc[AL_LIMIT_LORAS];
-    for (int i = 0; i < m->n_loras; i++) {
+    pthread_mutex_lock(&m->lora_mu);
+    int n = m->n_loras;
+    for (int i = 0; i < n; i++) {
         a[i] = m->loras[i];
         sc[i] = m->lora_scales[i];
     }
-    if (llama_set_adapters_lora(ctx, a, (size_t)m->n_loras, sc) != 0)
-        return al_err_set(err, AL_ERR_INTERNAL, "cannot apply %d LoRA adapters to a context", m->n_loras);
+    pthread_mutex_unlock(&m->lora_mu);
+    if (n == 0)
+        return AL_OK;
+    if (llama_set_adapters_lora(ctx, a, (size_t)n, sc) != 0)
+        return al_err_set(err, AL_ERR_INTERNAL, "cannot apply %d LoRA adapters to a context", n);
     return AL_OK;
+}
+
+enum al_rc al_engine_lora_add(struct al_engine_model *m, const char *path, const char *digest, int *id,
+                              struct al_err *err)
+{
+    if (!m || !path || !digest || !id || !al_digest_valid(digest))
+        return al_err_set(err, AL_ERR_USAGE, "al_engine_lora_add: bad arguments");
+    /* One add at a time, so that two requests for the same adapter load it
+     * once; the worker is held (lora_mu) only while llama.cpp links it in. */
+    pthread_mutex_lock(&m->lora_add_mu);
+    enum al_rc rc = AL_OK;
+    int n = m->n_loras; /* only adds change it, and they hold lora_add_mu */
+    for (int i = 0; i < n; i++)
+        if (strcmp(m->lora_digests[i], digest) == 0) {
+            *id = i;
+            goto out;
+        }
+    if (n >= AL_LIMIT_LORAS) {
+        rc = al_err_set(err, AL_ERR_LIMIT, "model %s has %d LoRA adapters loaded, the cap (AL_LIMIT_LORAS)",
+                        m->digest, AL_LIMIT_LORAS);
+        goto out;
+    }
+    struct al_engine_lora l = {.path = path, .digest = digest, .scale = 0.0f};
+    struct llama_adapter_lora *a = NULL;
+    if ((rc = load_lora(m, &l, m->params.verify_cache, &m->lora_mu, &a, err)))
+        goto out;
+    pthread_mutex_lock(&m->lora_mu);
+    m->loras[n] = a;
+    m->lora_scales[n] = 0.0f; /* loaded on demand: applied only where a request asks */
+    snprintf(m->lora_digests[n], sizeof m->lora_digests[n], "%s", digest);
+    m->n_loras = n + 1;
+    pthread_mutex_unlock(&m->lora_mu);
+    *id = n;
+out:
+    pthread_mutex_unlock(&m->lora_add_mu);
+    return rc;
+}
+
+bool al_engine_lora_default(struct al_engine_model *m, const char *digest, float *scale)
+{
+    bool found = false;
+    *scale = 0.0f;
+    pthread_mutex_lock(&m->lora_mu);
+    for (int i = 0; i < m->n_loras && !found; i++)
+        if (strcmp(m->lora_digests[i], digest) == 0) {
+            *scale = m->lora_scales[i];
+            found = true;
+        }
+    pthread_mutex_unlock(&m->lora_mu);
+    return found;
+}
+
+enum al_rc al_engine_lora_set_default(struct al_engine_model *m, int id, float scale, struct al_err *err)
+{
+    if (!(scale >= -100.0f && scale <= 100.0f))
+        return al_err_set(err, AL_ERR_USAGE, "a LoRA scale of %g is outside -100..100", (double)scale);
+    pthread_mutex_lock(&m->lora_mu);
+    enum al_rc rc = AL_OK;
+    if (id < 0 || id >= m->n_loras)
+        rc = al_err_set(err, AL_ERR_USAGE, "no LoRA adapter %d in the model (%d loaded)", id, m->n_loras);
+    else
+        m->lora_scales[id] = scale == 0.0f ? 0.0f : scale;
+    pthread_mutex_unlock(&m->lora_mu);
+    return rc;
 }
 
 enum al_rc al_engine_model_load(const char *blob_path, const char *expected_digest,
@@ -500,6 +578,8 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     if (!m)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory loading '%s'", blob_path);
     pthread_mutex_init(&m->embed_lock, NULL);
+    pthread_mutex_init(&m->lora_mu, NULL);
+    pthread_mutex_init(&m->lora_add_mu, NULL);
     m->params = p;
     snprintf(m->digest, sizeof m->digest, "%s", expected_digest);
 
@@ -529,9 +609,10 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
         goto fail;
     }
     for (int i = 0; i < p.n_loras; i++) {
-        if ((rc = load_lora(m, &p.loras[i], p.verify_cache, &m->loras[i], err)))
+        if ((rc = load_lora(m, &p.loras[i], p.verify_cache, NULL, &m->loras[i], err)))
             goto fail;
         m->lora_scales[i] = p.loras[i].scale;
+        snprintf(m->lora_digests[i], sizeof m->lora_digests[i], "%s", p.loras[i].digest);
         m->n_loras = i + 1;
     }
     m->params.loras = NULL; /* borrowed: not kept */
@@ -589,6 +670,8 @@ void al_engine_model_free(struct al_engine_model *m)
     if (m->file)
         fclose(m->file);
     pthread_mutex_destroy(&m->embed_lock);
+    pthread_mutex_destroy(&m->lora_mu);
+    pthread_mutex_destroy(&m->lora_add_mu);
     free(m);
 }
 
@@ -616,129 +699,9 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
     if (llama_model_desc(m->model, out->desc, sizeof out->desc) < 0)
         out->desc[0] = '\0';
     snprintf(out->digest, sizeof out->digest, "%s", m->digest);
+    pthread_mutex_lock((pthread_mutex_t *)&m->lora_mu); /* al_engine_lora_add may run */
     out->n_loras = m->n_loras;
-}
-
-/* ---- tokens ---- */
-
-enum al_rc al_engine_tokenize_int(const struct llama_vocab *vocab, const char *text, size_t len,
-                                  bool add_special, bool parse_special, llama_token **out,
-                                  int *n_out, struct al_err *err)
-{
-    if (len > AL_LIMIT_PROMPT_BYTES)
-        return al_err_set(err, AL_ERR_LIMIT, "a text of %zu bytes is over the cap of %u (AL_LIMIT_PROMPT_BYTES)",
-                          len, AL_LIMIT_PROMPT_BYTES);
-    /* A token covers at least one byte; the specials added come on top. */
-    int cap = (int)len + 8;
-    if (cap > AL_LIMIT_PROMPT_TOKENS + 8)
-        cap = AL_LIMIT_PROMPT_TOKENS + 8;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        llama_token *t = malloc((size_t)cap * sizeof *t);
-        if (!t)
-            return al_err_set(err, AL_ERR_NOMEM, "out of memory tokenizing %zu bytes", len);
-        int n = llama_tokenize(vocab, text, (int32_t)len, t, cap, add_special, parse_special);
-        if (n >= 0) {
-            if (n > AL_LIMIT_PROMPT_TOKENS) {
-                free(t);
-                break;
-            }
-            *out = t;
-            *n_out = n;
-            return AL_OK;
-        }
-        free(t);
-        if (n == INT32_MIN || -n > AL_LIMIT_PROMPT_TOKENS)
-            break;
-        cap = -n;
-    }
-    return al_err_set(err, AL_ERR_LIMIT, "the text is over the cap of %d tokens (AL_LIMIT_PROMPT_TOKENS)",
-                      AL_LIMIT_PROMPT_TOKENS);
-}
-
-enum al_rc al_engine_tokens_copy_int(const struct llama_vocab *vocab, const int32_t *t, size_t n, llama_token **out,
-                                     int *n_out, struct al_err *err)
-{
-    int n_vocab = llama_vocab_n_tokens(vocab);
-    if (n > AL_LIMIT_PROMPT_TOKENS)
-        return al_err_set(err, AL_ERR_LIMIT, "a prompt of %zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)", n,
-                          AL_LIMIT_PROMPT_TOKENS);
-    for (size_t i = 0; i < n; i++)
-        if (t[i] < 0 || t[i] >= n_vocab)
-            return al_err_set(err, AL_ERR_INVALID, "prompt token %d is not in the vocabulary of %d tokens", (int)t[i],
-                              n_vocab);
-    if (!(*out = malloc((n ? n : 1) * sizeof **out)))
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory copying a prompt of %zu tokens", n);
-    memcpy(*out, t, n * sizeof **out);
-    *n_out = (int)n;
-    return AL_OK;
-}
-
-void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim *out)
-{
-    const struct llama_vocab *v = m->vocab;
-    out->pre = llama_vocab_fim_pre(v);
-    out->suf = llama_vocab_fim_suf(v);
-    out->mid = llama_vocab_fim_mid(v);
-    out->rep = llama_vocab_fim_rep(v);
-    out->sep = llama_vocab_fim_sep(v);
-    out->bos = llama_vocab_get_add_bos(v) ? llama_vocab_bos(v) : -1;
-}
-
-enum al_rc al_engine_tokenize(const struct al_engine_model *m, const char *text, size_t len,
-                              bool add_special, bool parse_special,
-                              int32_t **out, size_t *n_out, struct al_err *err)
-{
-    llama_token *t = NULL;
-    int n = 0;
-    enum al_rc rc = al_engine_tokenize_int(m->vocab, text, len, add_special, parse_special, &t, &n, err);
-    if (rc)
-        return rc;
-    *out = t; /* llama_token is int32_t */
-    *n_out = (size_t)n;
-    return AL_OK;
-}
-
-int al_engine_token_piece(const struct al_engine_model *m, int32_t token, bool special, char *out, size_t size)
-{
-    if (size == 0 || token < 0 || token >= llama_vocab_n_tokens(m->vocab))
-        return -1;
-    char tmp[256];
-    int n = llama_token_to_piece(m->vocab, token, tmp, (int32_t)sizeof tmp, 0, special);
-    if (n < 0)
-        n = 0; /* a piece over 256 bytes: none of the vocabularies we know has one */
-    size_t k = (size_t)n < size - 1 ? (size_t)n : size - 1;
-    memcpy(out, tmp, k);
-    out[k] = '\0';
-    return n;
-}
-
-enum al_rc al_engine_detokenize(const struct al_engine_model *m, const int32_t *tokens, size_t n,
-                                bool special, char **out, size_t *len_out, struct al_err *err)
-{
-    if (n > AL_LIMIT_PROMPT_TOKENS)
-        return al_err_set(err, AL_ERR_LIMIT, "%zu tokens is over the cap of %d (AL_LIMIT_PROMPT_TOKENS)", n,
-                          AL_LIMIT_PROMPT_TOKENS);
-    int n_vocab = llama_vocab_n_tokens(m->vocab);
-    for (size_t i = 0; i < n; i++)
-        if (tokens[i] < 0 || tokens[i] >= n_vocab)
-            return al_err_set(err, AL_ERR_INVALID, "token %" PRId32 " is not in the vocabulary of %d tokens",
-                              tokens[i], n_vocab);
-    size_t cap = n * 8 + 16;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        char *s = malloc(cap + 1);
-        if (!s)
-            return al_err_set(err, AL_ERR_NOMEM, "out of memory detokenizing %zu tokens", n);
-        int r = llama_detokenize(m->vocab, tokens, (int32_t)n, s, (int32_t)cap, false, special);
-        if (r >= 0) {
-            s[r] = '\0';
-            *out = s;
-            *len_out = (size_t)r;
-            return AL_OK;
-        }
-        free(s);
-        cap = (size_t)-(int64_t)r;
-    }
-    return al_err_set(err, AL_ERR_INTERNAL, "cannot detokenize %zu tokens", n);
+    pthread_mutex_unlock((pthread_mutex_t *)&m->lora_mu);
 }
 
 /* ---- chat templates ---- */

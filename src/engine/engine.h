@@ -20,9 +20,14 @@
  * al_engine_cancel() and al_engine_stats(). Every submitted request gets
  * exactly one al_engine_done_cb call, also when it is cancelled or the model is freed.
  *
- * LoRA adapters (al_engine_lora) are loaded with the model they adapt and
- * applied to each of its contexts: a loaded model is a base plus its
- * adapters at their scales. An adapter blob is verified like the model: it is
+ * LoRA adapters (al_engine_lora) are loaded with the model they adapt, or
+ * later, on demand (al_engine_lora_add), into the same model: one base in
+ * memory and any number of adapters. Each request names the adapters it
+ * wants and their scales (al_engine_gen_params.loras), else gets the
+ * model's default scales. llama.cpp applies adapters per context, to a
+ * whole llama_decode, so one step of the scheduler decodes only sequences
+ * that want the same adapters; sets take turns (the sequence served least
+ * recently goes next), so none starves (docs/internals/engine.md). An adapter blob is verified like the model: it is
  * opened once and hashed, and llama.cpp, which opens adapters by path only,
  * is given /proc/self/fd/<n> of that same open file (docs/internals/engine.md
  * says why nothing can be swapped in between, and what is left).
@@ -196,7 +201,7 @@ struct al_engine_model_info {
     bool has_chat_template;
     char desc[128];         /* llama.cpp's description, e.g. "llama ?B all F32" */
     char digest[72];        /* the verified "sha256:<hex>" */
-    int n_loras;            /* LoRA adapters applied */
+    int n_loras;            /* LoRA adapters loaded (at load and on demand) */
 };
 
 void al_engine_model_info(const struct al_engine_model *m, struct al_engine_model_info *out);
@@ -231,6 +236,32 @@ const char *al_engine_quant_types(void);
  * Blocks for the whole quantization. Any thread. */
 enum al_rc al_engine_quantize(const char *src_path, const char *expected_digest, const char *dst_path,
                               const char *type, int n_threads, struct al_err *err);
+
+/* ---- LoRA adapters on demand ---- */
+
+/* Loads the LoRA adapter at path, proven against digest as at load, into the
+ * loaded model m, with a default scale of 0 (it applies only to requests
+ * that name it). *id is its index, for al_engine_gen_params.loras. An adapter
+ * of that digest loaded already: its id, nothing read again. Blocks for the
+ * load (a decode of m waits only while llama.cpp links it in). Errors:
+ * those of the load's adapters (AL_ERR_VERIFY, AL_ERR_CORRUPT for one that
+ * does not fit m, AL_ERR_IO), AL_ERR_LIMIT (AL_LIMIT_LORAS loaded). */
+enum al_rc al_engine_lora_add(struct al_engine_model *m, const char *path, const char *digest, int *id,
+                              struct al_err *err);
+
+/* Sets the default scale of adapter id (what requests naming no adapters
+ * get from then on). AL_ERR_USAGE: no such id, a scale outside -100..100. */
+enum al_rc al_engine_lora_set_default(struct al_engine_model *m, int id, float scale, struct al_err *err);
+
+/* The default scale of the adapter with digest in *scale; false (and 0)
+ * when it is not loaded into m. */
+bool al_engine_lora_default(struct al_engine_model *m, const char *digest, float *scale);
+
+/* One adapter of a request: its id in the model and its scale. */
+struct al_engine_lora_use {
+    int id;
+    float scale;
+};
 
 /* ---- text and tokens ---- */
 
@@ -352,6 +383,12 @@ struct al_engine_gen_params {
     size_t n_prompt_tokens;
     al_engine_progress_cb *on_progress; /* NULL: none */
     void *progress_ud;
+    /* The request's adapters: n_loras entries (ids from al_engine_lora_add
+     * or the load's order), every other adapter at scale 0. n_loras < 0:
+     * the model's default scales. An unknown id or a scale outside
+     * -100..100: AL_ERR_USAGE. Read during al_engine_submit only. */
+    const struct al_engine_lora_use *loras;
+    int n_loras;
 };
 
 struct al_engine_logit_bias {
@@ -362,7 +399,8 @@ struct al_engine_logit_bias {
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, on_submitted NULL, no logit_bias. */
+ * n_probs 0, on_probs NULL, on_submitted NULL, no logit_bias, n_loras -1
+ * (the model's default adapter scales). */
 struct al_engine_gen_params al_engine_gen_params_default(void);
 
 enum al_engine_finish {
@@ -438,6 +476,7 @@ struct al_engine_stats {
     uint64_t tokens_gen;       /* tokens generated */
     uint64_t requests_done;
     uint64_t decode_calls;     /* llama_decode calls */
+    uint64_t lora_switches;    /* steps that changed the context's adapter set */
 };
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out);

@@ -2,9 +2,12 @@
  * engine_int.h: what the files of src/engine share and nothing outside may
  * see. This header includes llama.h; only the .c files of src/engine may include it.
  *
- *   engine.c  verified load, model info, tokens, chat templates, log routing
- *   sched.c   the scheduler: queue, sequences, continuous batching
- *   batch.c   what one step decodes; room in a shared KV cache (sched_int.h)
+ *   engine.c  verified load, model info, chat templates, log routing
+ *   tokens.c  tokenizing, detokenizing, token-id prompts, FIM tokens
+ *   sched.c   the scheduler: queue, sequences, continuous batching, adapter switches
+ *   batch.c   what one step decodes (its adapter set, by turns); room in a shared KV cache
+ *   submit.c  submitting a request (checks, tokens, sampler, adapter set), stats
+ *             (sched_int.h: the structures those three share)
  *   generate.c  the synchronous wrapper
  *   sample.c  sampler chains, stop strings, UTF-8 boundaries
  *   embed.c   embeddings on a second context
@@ -45,8 +48,16 @@ struct al_engine_model {
     struct al_engine_embedder *embedder;     /* created on first use */
     struct al_engine_ranker *ranker;         /* created on first use (rerank.c) */
     struct al_engine_chat_tmpls *chat;       /* NULL: no Jinja template (builtin formats only) */
-    struct llama_adapter_lora *loras[AL_LIMIT_LORAS]; /* applied to every context */
+    /* LoRA adapters: those of the load, then those al_engine_lora_add
+     * loaded on demand. Entries are appended, never removed, under
+     * lora_mu; lora_scales are the defaults (a request naming none). The
+     * scheduler's worker holds lora_mu around llama_decode, as
+     * llama_adapter_lora_init changes the model's set of adapters. */
+    pthread_mutex_t lora_mu;
+    pthread_mutex_t lora_add_mu;      /* serializes al_engine_lora_add */
+    struct llama_adapter_lora *loras[AL_LIMIT_LORAS];
     float lora_scales[AL_LIMIT_LORAS];
+    char lora_digests[AL_LIMIT_LORAS][AL_DIGEST_SIZE];
     int n_loras;
 };
 
@@ -55,8 +66,9 @@ struct al_engine_model {
  * initializes llama.cpp's backend and log routing once. finetune.c. */
 enum al_rc al_engine_open_verified(const char *path, const char *expected, FILE **out, struct al_err *err);
 
-/* Applies the model's adapters to a context of it (sched.c, embed.c). */
-enum al_rc al_engine_apply_loras(const struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);
+/* Applies the model's adapters at their default scales to a context of it
+ * (embed.c, rerank.c; the scheduler applies each step's set itself). */
+enum al_rc al_engine_apply_loras(struct al_engine_model *m, struct llama_context *ctx, struct al_err *err);
 
 /* Monotonic clock in milliseconds. */
 double al_engine_now_ms(void);

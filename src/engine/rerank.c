@@ -36,6 +36,7 @@ struct al_engine_ranker {
     llama_memory_t mem;
     struct llama_batch batch;
     int n_batch;
+    pthread_mutex_t *lora_mu;   /* the model's: held around llama_decode (engine_int.h) */
 };
 
 void al_engine_ranker_free(struct al_engine_ranker *r)
@@ -64,6 +65,7 @@ static enum al_rc ranker_new(struct al_engine_model *m, struct al_engine_ranker 
     if (!r)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory creating a reranking context");
     enum al_rc rc = AL_OK;
+    r->lora_mu = &m->lora_mu;
     r->n_batch = m->n_ctx_seq;
     struct llama_context_params cp = llama_context_default_params();
     cp.n_ctx = (uint32_t)r->n_batch;
@@ -176,7 +178,9 @@ static enum al_rc run_batch(struct al_engine_ranker *r, int n_seqs, size_t first
 {
     if (r->mem)
         llama_memory_clear(r->mem, true);
+    pthread_mutex_lock(r->lora_mu);
     int ret = llama_decode(r->ctx, r->batch);
+    pthread_mutex_unlock(r->lora_mu);
     if (ret != 0)
         return al_err_set(err, AL_ERR_INTERNAL, "llama_decode failed (%d) scoring documents", ret);
     for (int s = 0; s < n_seqs; s++) {

@@ -38,6 +38,7 @@ struct al_engine_gen_params al_engine_gen_params_default(void)
         .add_bos = true,
         .parse_special = true,
         .cache_prompt = true,
+        .n_loras = -1,
     };
     return p;
 }

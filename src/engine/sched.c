@@ -9,10 +9,12 @@
  *   1. under the lock: move queued requests into free slots (the slot whose
  *      KV cache shares the longest prefix with the prompt, else the least
  *      recently used one), pick up a quit request;
- *   2. without the lock: finish cancelled requests; build one batch with the
- *      pending token of every generating slot, then prompt chunks of the slots
- *      still reading their prompt, up to n_batch tokens, within the free cells
- *      of a shared cache (batch.c); llama_decode it;
+ *   2. without the lock: finish cancelled requests; pick the step's adapter
+ *      set and build one batch with the pending token of every generating
+ *      slot of that set, then prompt chunks of its slots still reading their
+ *      prompt, up to n_batch tokens, within the free cells of a shared cache
+ *      (batch.c); switch the context's adapters if the set changed;
+ *      llama_decode it;
  *   3. sample every slot whose logits were requested, stream its text through
  *      the stop-string filter, and finish it on EOS, a stop string, max_tokens
  *      or a full context.
@@ -26,6 +28,13 @@
  *     during llama_decode or a callback.
  *   - every request gets exactly one on_done, always from the worker thread.
  *
+ * LoRA adapters: llama.cpp applies them to the whole context, so a step
+ * decodes only slots whose requests want the same adapter set (the same
+ * scale for every adapter of the model); batch.c picks the set, the worker
+ * switches the context's adapters only when the set changes (apply_lora).
+ * A slot's cached prefix is reused only by a request of the set that
+ * computed it (kv_lora).
+ *
  * Per token nothing is allocated: the batch is made once, each slot's pending
  * text buffer grows only when a stop string needs it.
  */
@@ -35,7 +44,7 @@
 #include "core/log.h"
 #include "engine/chat.h"
 
-static void req_unref(struct al_engine_req *r)
+void al_engine_req_unref(struct al_engine_req *r)
 {
     if (!r || atomic_fetch_sub(&r->refs, 1) != 1)
         return;
@@ -57,7 +66,7 @@ void al_engine_cancel(struct al_engine_req *r)
     atomic_fetch_add(&r->s->cancels, 1);
 }
 
-void al_engine_req_free(struct al_engine_req *r) { req_unref(r); }
+void al_engine_req_free(struct al_engine_req *r) { al_engine_req_unref(r); }
 
 /* ---- finishing ---- */
 
@@ -82,7 +91,7 @@ static void finish_req(struct al_engine_sched *s, struct al_engine_req *r, struc
     atomic_fetch_add(&s->requests_done, 1);
     if (r->on_done)
         r->on_done(r->ud, &res);
-    req_unref(r);
+    al_engine_req_unref(r);
 }
 
 /* Emits pending[0..n) and keeps the rest. False when the callback cancels. */
@@ -136,7 +145,8 @@ static struct al_engine_slot *pick_slot(struct al_engine_sched *s, const struct 
         struct al_engine_slot *sl = &s->slots[i];
         if (sl->req)
             continue;
-        int lcp = common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt);
+        int lcp = al_engine_same_lora(sl->kv_lora, r->lora)
+                      ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
         if (lcp > best_lcp || (lcp == best_lcp && sl->last_used < best->last_used)) {
             best = sl;
             best_lcp = lcp;
@@ -150,7 +160,9 @@ static struct al_engine_slot *pick_slot(struct al_engine_sched *s, const struct 
 static void slot_start(struct al_engine_sched *s, struct al_engine_slot *sl)
 {
     struct al_engine_req *r = sl->req;
-    int keep = r->cache_prompt ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
+    int keep = r->cache_prompt && al_engine_same_lora(sl->kv_lora, r->lora)
+                   ? common_prefix(sl->cache, sl->n_cache, r->prompt, r->n_prompt) : 0;
+    memcpy(sl->kv_lora, r->lora, sizeof sl->kv_lora);
     if (keep >= r->n_prompt)
         keep = r->n_prompt - 1;
     if (keep < sl->n_cache && !llama_memory_seq_rm(s->mem, sl->id, keep, -1)) {
@@ -354,11 +366,47 @@ void al_engine_set_admit(struct al_engine_model *m, al_engine_admit_fn *admit, v
     pthread_mutex_unlock(&s->lock);
 }
 
+/* After a step that generated only (no prompt tokens): its duration feeds
+ * the estimate of what a switch costs (batch.c's quantum). */
+static void lora_timing(struct al_engine_sched *s, double ms)
+{
+    if (!s->step_switches) {
+        s->plain_step_ms = s->plain_step_ms > 0 ? 0.8 * s->plain_step_ms + 0.2 * ms : ms;
+        return;
+    }
+    if (s->plain_step_ms <= 0)
+        return;
+    double extra = ms > s->plain_step_ms ? ms - s->plain_step_ms : 0;
+    s->switch_ms = s->switch_ms > 0 ? 0.8 * s->switch_ms + 0.2 * extra : extra;
+}
+
+/* Under m->lora_mu: sets the context's adapters to the step's set when it
+ * differs from what the context has (llama.cpp then reserves its graph
+ * again, the cost of a switch). */
+static void apply_lora(struct al_engine_sched *s)
+{
+    if (!s->step_switches)
+        return;
+    struct llama_adapter_lora *a[AL_LIMIT_LORAS];
+    float sc[AL_LIMIT_LORAS];
+    int n = s->m->n_loras;
+    for (int i = 0; i < n; i++) {
+        a[i] = s->m->loras[i];
+        sc[i] = s->step_lora[i];
+    }
+    llama_set_adapters_lora(s->ctx, n ? a : NULL, (size_t)n, n ? sc : NULL);
+    memcpy(s->cur_lora, s->step_lora, sizeof s->cur_lora);
+    s->cur_lora_valid = true;
+    s->lora_since_ms = al_engine_now_ms();
+    atomic_fetch_add(&s->lora_switches, 1);
+}
+
+/* Generating slots in this step's batch. */
 static int n_generating(const struct al_engine_sched *s)
 {
     int n = 0;
     for (int i = 0; i < s->n_seq; i++)
-        n += s->slots[i].req && s->slots[i].generating;
+        n += s->slots[i].req && s->slots[i].generating && s->slots[i].n_batch_tokens > 0;
     return n;
 }
 
@@ -445,11 +493,21 @@ static void *worker(void *arg)
         al_engine_sched_fill(s);
         if (s->batch.n_tokens == 0)
             continue;
+        bool reads_prompt = s->batch.n_tokens > n_generating(s);
         double t_step = al_engine_now_ms();
+        pthread_mutex_lock(&s->m->lora_mu);
+        apply_lora(s);
         int ret = llama_decode(s->ctx, s->batch);
+        pthread_mutex_unlock(&s->m->lora_mu);
+        s->n_steps++;
+        for (int i = 0; i < s->n_seq; i++)
+            if (s->slots[i].n_batch_tokens > 0)
+                s->slots[i].served = s->n_steps;
         atomic_fetch_add(&s->decode_calls, 1);
-        if (s->batch.n_tokens > n_generating(s))
+        if (reads_prompt)
             s->prompt_step_ms[s->n_prompt_steps++ % PROMPT_STEPS] = al_engine_now_ms() - t_step;
+        else if (ret == 0)
+            lora_timing(s, al_engine_now_ms() - t_step);
         if (ret != 0) {
             fail_batch(s, ret);
             continue;
@@ -507,8 +565,7 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
                         cp.n_ctx, s->n_seq, *why ? ": " : "", why);
         goto fail;
     }
-    if ((rc = al_engine_apply_loras(m, s->ctx, err)))
-        goto fail;
+    /* The adapters are applied by each step (apply_lora), for its set. */
     /* Without a pool of its own, ggml sets up its compute threads on every
      * llama_decode. A persistent pool, as llama-bench and llama-server
      * attach, keeps them (docs/internals/engine.md says what it gained). */
@@ -591,178 +648,4 @@ void al_engine_sched_free(struct al_engine_sched *s)
     pthread_cond_destroy(&s->wake);
     pthread_mutex_destroy(&s->lock);
     free(s);
-}
-
-/* ---- submitting ---- */
-
-/* al_engine_submit less the refusal's on_submitted: *submitted is called
- * and set NULL under the lock as the request is queued, so that the worker
- * (and its admission hook) never sees a queued request its host still
- * counts as on its way. */
-/* The request's stop strings (its own and its chat format's) and the
- * tokens its chat streams as text although special. */
-static enum al_rc stops_and_chat(struct al_engine_req *r, const struct al_engine_gen_params *p, struct al_err *err)
-{
-    int n_extra = 0, n_pres = 0;
-    const char *const *extra = p->chat ? al_engine_chat_stops(p->chat, &n_extra) : NULL;
-    const llama_token *pres = p->chat ? al_engine_chat_preserved(p->chat, &n_pres) : NULL;
-    if (n_pres > 0) {
-        if (!(r->preserved = malloc((size_t)n_pres * sizeof *pres)))
-            return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
-        memcpy(r->preserved, pres, (size_t)n_pres * sizeof *pres);
-        r->n_preserved = n_pres;
-    }
-    if (n_extra == 0)
-        return al_engine_stops_init(&r->stops, p->stop, p->n_stop, err);
-    if (p->n_stop + n_extra > AL_LIMIT_STOP_STRINGS + 8)
-        return al_err_set(err, AL_ERR_LIMIT, "too many stop strings with the chat format's own");
-    const char *all[AL_LIMIT_STOP_STRINGS + 8];
-    int n = 0;
-    for (int i = 0; i < p->n_stop; i++)
-        all[n++] = p->stop[i];
-    for (int i = 0; i < n_extra; i++)
-        all[n++] = extra[i];
-    return al_engine_stops_init(&r->stops, all, n, err);
-}
-
-static enum al_rc submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                         al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud, struct al_engine_req **out,
-                         al_engine_submitted_cb **submitted, struct al_err *err)
-{
-    if (!m || !prompt || (out && *out))
-        return al_err_set(err, AL_ERR_USAGE, "al_engine_submit: bad arguments");
-    struct al_engine_gen_params dp = al_engine_gen_params_default();
-    if (!p)
-        p = &dp;
-    if (al_engine_model_is_reranker(m))
-        return al_err_set(err, AL_ERR_USAGE, "the model is a reranker: it scores (query, document) pairs "
-                                             "and cannot generate");
-    enum al_rc rc = al_engine_sample_check(p, err);
-    if (rc)
-        return rc;
-    struct al_engine_sched *s = m->sched;
-    struct al_engine_req *r = calloc(1, sizeof *r);
-    if (!r)
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory submitting a request");
-    atomic_init(&r->refs, 1);
-    atomic_init(&r->cancel, false);
-    r->s = s;
-    r->t_submit = al_engine_now_ms();
-    r->stop_word = -1;
-    r->max_tokens = p->max_tokens;
-    r->cache_prompt = p->cache_prompt;
-    r->on_token = on_token;
-    r->on_done = on_done;
-    r->ud = ud;
-    if (p->n_probs > 0 && p->on_probs) {
-        r->n_probs = p->n_probs;
-        r->on_probs = p->on_probs;
-        r->probs_ud = p->probs_ud;
-    }
-    r->on_progress = p->on_progress;
-    r->progress_ud = p->progress_ud;
-    if (p->prompt_tokens)
-        rc = al_engine_tokens_copy_int(m->vocab, p->prompt_tokens, p->n_prompt_tokens, &r->prompt, &r->n_prompt, err);
-    else
-        rc = al_engine_tokenize_int(m->vocab, prompt, strlen(prompt), p->add_bos, p->parse_special, &r->prompt,
-                                    &r->n_prompt, err);
-    if (rc)
-        goto fail;
-    if (r->n_prompt == 0) {
-        rc = al_err_set(err, AL_ERR_INVALID, "the prompt has no tokens");
-        goto fail;
-    }
-    if (r->n_prompt >= s->n_ctx_seq) {
-        rc = al_err_set(err, AL_ERR_LIMIT, "a prompt of %d tokens does not fit the context of %d tokens per sequence",
-                        r->n_prompt, s->n_ctx_seq);
-        goto fail;
-    }
-    rc = al_engine_sample_chain_new(m->vocab, p, &r->smpl, err);
-    if (rc)
-        goto fail;
-    if (al_engine_sample_plain_greedy(p)) {
-        rc = al_engine_sample_banned(m->vocab, p, &r->banned, &r->n_banned, err);
-        if (rc)
-            goto fail;
-        r->greedy_fast = true;
-    }
-    rc = stops_and_chat(r, p, err);
-    if (rc)
-        goto fail;
-
-    pthread_mutex_lock(&s->lock);
-    if (s->quit) {
-        pthread_mutex_unlock(&s->lock);
-        rc = al_err_set(err, AL_ERR_BUSY, "the model is being unloaded");
-        goto fail;
-    }
-    if (s->n_queued >= s->queue_max) {
-        pthread_mutex_unlock(&s->lock);
-        rc = al_err_set(err, AL_ERR_BUSY, "%d requests are waiting already (the queue's bound): try again later",
-                        s->n_queued);
-        goto fail;
-    }
-    if (out)
-        atomic_fetch_add(&r->refs, 1);
-    /* Once queued, the worker may finish and free r (when the caller keeps
-     * no handle): read what we need first. */
-    int n_prompt = r->n_prompt;
-    if (s->q_tail)
-        s->q_tail->next = r;
-    else
-        s->q_head = r;
-    s->q_tail = r;
-    s->n_queued++;
-    if (*submitted)
-        (*submitted)(p->submitted_ud);
-    *submitted = NULL;
-    pthread_cond_signal(&s->wake);
-    pthread_mutex_unlock(&s->lock);
-    atomic_fetch_add(&s->tokens_prompt, (uint64_t)n_prompt);
-    if (out)
-        *out = r;
-    return AL_OK;
-fail:
-    req_unref(r);
-    return rc;
-}
-
-enum al_rc al_engine_submit(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                            al_engine_token_cb *on_token, al_engine_done_cb *on_done, void *ud,
-                            struct al_engine_req **out, struct al_err *err)
-{
-    al_engine_submitted_cb *submitted = p ? p->on_submitted : NULL;
-    enum al_rc rc = submit(m, prompt, p, on_token, on_done, ud, out, &submitted, err);
-    if (submitted)
-        submitted(p->submitted_ud); /* refused before it was queued */
-    return rc;
-}
-
-void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out)
-{
-    struct al_engine_sched *s = m->sched;
-    memset(out, 0, sizeof *out);
-    pthread_mutex_lock(&s->lock);
-    out->n_active = s->n_active;
-    out->n_queued = s->n_queued;
-    pthread_mutex_unlock(&s->lock);
-    out->n_seq = s->n_seq;
-    out->kv_cells_used = atomic_load(&s->kv_used);
-    out->kv_cells_total = s->unified ? (uint64_t)s->n_cells : (uint64_t)s->n_seq * (uint64_t)s->n_ctx_seq;
-    out->tokens_prompt = atomic_load(&s->tokens_prompt);
-    out->tokens_cached = atomic_load(&s->tokens_cached);
-    out->tokens_gen = atomic_load(&s->tokens_gen);
-    out->requests_done = atomic_load(&s->requests_done);
-    out->decode_calls = atomic_load(&s->decode_calls);
-}
-
-int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap)
-{
-    struct al_engine_sched *s = m->sched;
-    int n = s->n_seq < cap ? s->n_seq : cap;
-    pthread_mutex_lock(&s->lock);
-    for (int i = 0; i < n; i++)
-        busy[i] = s->slots[i].req != NULL;
-    pthread_mutex_unlock(&s->lock);
-    return n;
 }

@@ -1,12 +1,15 @@
 /*
  * sched_int.h: the scheduler's state, shared by sched.c (the queue, the
- * worker, sampling and finishing) and batch.c (what one step decodes, and
- * room for it in a unified KV cache). Only these two files include it.
+ * worker, sampling and finishing, switching adapters), batch.c (what one
+ * step decodes: its adapter set, its tokens, room for them in a unified KV
+ * cache) and submit.c (a request's way in, stats). Only these three files
+ * include it.
  */
 #ifndef AL_ENGINE_SCHED_INT_H
 #define AL_ENGINE_SCHED_INT_H
 
 #include <stdatomic.h>
+#include <string.h>
 
 #include <ggml-cpu.h>
 
@@ -41,6 +44,7 @@ struct al_engine_req {
     float probs_lps[AL_LIMIT_TOP_PROBS];
     double t_submit;
     int stop_word;             /* the stop string that ended it, or -1 */
+    float lora[AL_LIMIT_LORAS]; /* the scale of every adapter of the model (0: off) */
     struct al_engine_req *next; /* queue link */
 };
 
@@ -61,6 +65,9 @@ struct al_engine_slot {
     double t_start, t_first;
     uint64_t last_used;
     uint64_t order;            /* when the request was assigned: prompts go first come, first served */
+    float kv_lora[AL_LIMIT_LORAS]; /* the adapter set its KV cache was computed with */
+    uint64_t served;           /* the step that last decoded it (adapter sets take turns) */
+    bool tried;                /* batch.c's scratch: its set was tried for this step */
 };
 
 struct al_engine_sched {
@@ -87,6 +94,15 @@ struct al_engine_sched {
     int cap_piece;
     uint64_t clock;
     uint64_t n_assigned;
+    uint64_t n_steps;
+    float cur_lora[AL_LIMIT_LORAS];  /* worker: the adapter set applied to ctx */
+    bool cur_lora_valid;
+    float step_lora[AL_LIMIT_LORAS]; /* worker: the set of the step being built (batch.c) */
+    bool step_switches;             /* worker: this step changes the context's set */
+    double lora_since_ms;           /* worker: when the context's set was applied */
+    double switch_ms;               /* worker: what a switch adds to a step (moving average) */
+    double plain_step_ms;           /* worker: a step that generates only, without a switch (same) */
+    atomic_uint_fast64_t lora_switches;
 
     pthread_t thread;
     bool started;
@@ -101,15 +117,26 @@ struct al_engine_sched {
     atomic_uint_fast64_t tokens_prompt, tokens_cached, tokens_gen, requests_done, decode_calls, kv_used;
 };
 
+/* Drops a reference to r; the last frees it. */
+void al_engine_req_unref(struct al_engine_req *r);
+
+/* Whether two adapter sets are the same (zeros are stored as +0). */
+static inline bool al_engine_same_lora(const float *a, const float *b)
+{
+    return memcmp(a, b, AL_LIMIT_LORAS * sizeof *a) == 0;
+}
+
 /* Ends the slot's request with why (error: the message of
  * AL_ENGINE_FINISH_ERROR, valid during the call): emits held-back text
  * where the answer is complete, frees the slot, calls on_done. Worker only. */
 void al_engine_slot_finish(struct al_engine_sched *s, struct al_engine_slot *sl, enum al_engine_finish why,
                            const char *error);
 
-/* Fills s->batch for one step: every generating slot's pending token, then
- * prompt chunks, first come, first served. With a unified KV cache it first
- * makes room (batch.c says how), which may finish requests. Worker only. */
+/* Picks the step's adapter set (s->step_lora, s->step_switches) and fills
+ * s->batch with that set's slots: every generating slot's pending token,
+ * then prompt chunks, first come, first served. With a unified KV cache it
+ * first makes room (batch.c says how), which may finish requests. Empty:
+ * nothing to decode. Worker only. */
 void al_engine_sched_fill(struct al_engine_sched *s);
 
 #endif

@@ -34,6 +34,8 @@ struct rref {
      * these its adapter's blob ("" for a model). */
     char lora_path[AL_LIMIT_PATH];
     char lora_digest[AL_DIGEST_SIZE];
+    char base_ref[336];                /* its base as "name@<manifest>"; "" for a model */
+    uint64_t lora_size;
     uint64_t size;
     struct al_engine_kv_shape shape;          /* from the GGUF header, for the KV estimate */
     bool pinned;
@@ -54,6 +56,11 @@ struct al_serve_lease {
     double last_used;
     bool pinned, retired;
     uint64_t bytes;
+    /* An adapter version: a lease on its base's entry, whose model it
+     * shares, and its adapter's id in that model (-1 for a model). */
+    struct al_serve_lease *base;
+    int lora_id;
+    char lora_digest[AL_DIGEST_SIZE];
     struct al_serve_lease *next;
 };
 
@@ -154,6 +161,8 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
         snprintf(r->lora_digest, sizeof r->lora_digest, "%s", w.digest);
         snprintf(r->path, sizeof r->path, "%s", ad.base_path);
         snprintf(r->digest, sizeof r->digest, "%s", ad.binding.base);
+        snprintf(r->base_ref, sizeof r->base_ref, "%s@%s", ad.base.model, ad.base.manifest);
+        r->lora_size = w.version.total_size;
     } else {
         snprintf(r->path, sizeof r->path, "%s", w.path);
         snprintf(r->digest, sizeof r->digest, "%s", w.digest);
@@ -234,16 +243,27 @@ static void unlink_entry(struct al_serve_models *mm, struct al_serve_lease *e)
         }
 }
 
-static void free_entries(struct al_serve_lease *list)
+/* Outside mu. An adapter's entry gives back its lease on the base (which its
+ * model belongs to) with release_bases; al_serve_free frees every entry
+ * without it. */
+static void free_entries_ex(struct al_serve_lease *list, bool release_bases)
 {
     while (list) {
         struct al_serve_lease *next = list->next;
-        al_info("unloading model %s (%s)", list->name, list->manifest);
-        al_engine_model_free(list->m);
+        if (list->base) {
+            al_info("unloading adapter %s (%s); its base stays", list->name, list->manifest);
+            if (release_bases)
+                al_serve_release(list->base);
+        } else {
+            al_info("unloading model %s (%s)", list->name, list->manifest);
+            al_engine_model_free(list->m);
+        }
         free(list);
         list = next;
     }
 }
+
+static void free_entries(struct al_serve_lease *list) { free_entries_ex(list, true); }
 
 /* Under mu: marks entries that no reference points at as retired, and pinned
  * ones as pinned; moves idle retired entries to *victims. */
@@ -300,6 +320,66 @@ static enum al_rc make_room(struct al_serve_models *mm, uint64_t need, struct al
     }
 }
 
+/* Under mu, which it releases: the entry of the adapter version r, sharing
+ * the model of its base's entry (acquired, and loaded, for it): the adapter
+ * is loaded into that model (al_engine_lora_add) and counts only its own
+ * bytes. Other acquirers of the adapter wait while it is E_LOADING. */
+static enum al_rc acquire_adapter(struct al_serve_models *mm, struct rref *r, struct al_serve_lease **out,
+                                  struct al_err *err)
+{
+    struct al_serve_lease *e = calloc(1, sizeof *e);
+    if (!e) {
+        pthread_mutex_unlock(&mm->mu);
+        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    }
+    e->mm = mm;
+    snprintf(e->name, sizeof e->name, "%s", r->name);
+    snprintf(e->manifest, sizeof e->manifest, "%s", r->manifest);
+    snprintf(e->digest, sizeof e->digest, "%s", r->digest);
+    snprintf(e->lora_digest, sizeof e->lora_digest, "%s", r->lora_digest);
+    e->state = E_LOADING;
+    e->leases = 1;
+    e->lora_id = -1;
+    e->bytes = r->lora_size;
+    e->pinned = r->pinned;
+    e->next = mm->entries;
+    mm->entries = e;
+    char base_ref[sizeof r->base_ref], path[AL_LIMIT_PATH];
+    snprintf(base_ref, sizeof base_ref, "%s", r->base_ref);
+    snprintf(path, sizeof path, "%s", r->lora_path);
+    pthread_mutex_unlock(&mm->mu);
+
+    struct al_serve_lease *base = NULL;
+    int id = -1;
+    enum al_rc rc = al_serve_acquire(mm, base_ref, &base, err);
+    if (!rc && strcmp(base->digest, e->digest) != 0) /* the binding, checked on what is loaded */
+        rc = al_err_set(err, AL_ERR_INVALID, "the adapter %s is bound to the weights %s, and '%s' has %s", e->name,
+                        e->digest, base_ref, base->digest);
+    if (!rc)
+        rc = al_engine_lora_add(base->m, path, e->lora_digest, &id, err);
+    if (!rc)
+        al_info("adapter %s (%s) on the loaded base %s: LoRA id %d", e->name, e->lora_digest, base->name, id);
+
+    pthread_mutex_lock(&mm->mu);
+    if (rc) {
+        unlink_entry(mm, e);
+        free(e);
+    } else {
+        e->base = base;
+        e->m = base->m;
+        e->lora_id = id;
+        e->info = base->info;
+        e->state = E_READY;
+        e->last_used = now_s();
+        *out = e;
+    }
+    pthread_cond_broadcast(&mm->cv);
+    pthread_mutex_unlock(&mm->mu);
+    if (rc)
+        al_serve_release(base);
+    return rc;
+}
+
 enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct al_serve_lease **out,
                             struct al_err *err)
 {
@@ -336,6 +416,10 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
         *out = e;
         goto out_unlock;
     }
+    if (r->lora_path[0]) {
+        rc = acquire_adapter(mm, r, out, err); /* unlocks */
+        return rc;
+    }
     struct al_engine_model_params p = params_for(mm, r->name);
     uint64_t need = r->size + al_engine_kv_bytes(&p, &r->shape);
     rc = make_room(mm, need, &victims, err);
@@ -352,6 +436,7 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
     snprintf(e->digest, sizeof e->digest, "%s", r->digest);
     e->state = E_LOADING;
     e->leases = 1;
+    e->lora_id = -1;
     e->bytes = need;
     e->pinned = r->pinned;
     e->next = mm->entries;
@@ -446,6 +531,51 @@ void al_serve_set_admit(struct al_serve_models *mm, al_engine_admit_fn *admit, v
 }
 
 struct al_engine_model *al_serve_lease_engine(const struct al_serve_lease *l) { return l->m; }
+int al_serve_lease_lora_id(const struct al_serve_lease *l) { return l->lora_id; }
+const char *al_serve_lease_lora_digest(const struct al_serve_lease *l) { return l->lora_digest; }
+
+enum al_rc al_serve_adapters(struct al_serve_models *mm, const char *digest, struct al_serve_adapter **rows,
+                             size_t *n, struct al_err *err)
+{
+    *rows = NULL;
+    *n = 0;
+    struct al_version *vs = NULL;
+    size_t nv = 0;
+    pthread_mutex_lock(&mm->mu);
+    enum al_rc rc = al_repo_list_adapters(mm->repo, digest, &vs, &nv, err);
+    struct al_serve_adapter *out = rc || nv == 0 ? NULL : calloc(nv, sizeof *out);
+    if (!rc && nv && !out)
+        rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
+    for (size_t i = 0; out && i < nv && !rc; i++) {
+        struct al_serve_adapter *a = &out[i];
+        snprintf(a->name, sizeof a->name, "%s", vs[i].model);
+        snprintf(a->tags, sizeof a->tags, "%s", vs[i].tags);
+        snprintf(a->manifest, sizeof a->manifest, "%s", vs[i].manifest);
+        snprintf(a->base, sizeof a->base, "%s", digest);
+        rc = al_repo_weight_path(mm->repo, &vs[i], a->path, sizeof a->path, err);
+        const char *slash = strrchr(a->path, '/'); /* a blob is named by its digest: blobs/sha256/<hex> */
+        if (!rc)
+            snprintf(a->digest, sizeof a->digest, "sha256:%s", slash ? slash + 1 : a->path);
+    }
+    pthread_mutex_unlock(&mm->mu);
+    free(vs);
+    if (rc) {
+        free(out);
+        return rc;
+    }
+    *rows = out;
+    *n = out ? nv : 0;
+    return AL_OK;
+}
+
+enum al_rc al_serve_adapter_load(struct al_serve_lease *l, const struct al_serve_adapter *a, int *id,
+                                 struct al_err *err)
+{
+    if (strcmp(a->base, l->digest) != 0)
+        return al_err_set(err, AL_ERR_INVALID, "the adapter %s is bound to the weights %s, not to %s's (%s)", a->name,
+                          a->base, l->name, l->digest);
+    return al_engine_lora_add(l->m, a->path, a->digest, id, err);
+}
 const char *al_serve_lease_name(const struct al_serve_lease *l) { return l->name; }
 const char *al_serve_lease_digest(const struct al_serve_lease *l) { return l->digest; }
 const char *al_serve_lease_chat_fallback(const struct al_serve_lease *l)
@@ -534,7 +664,7 @@ void al_serve_free(struct al_serve_models *mm)
     pthread_mutex_unlock(&mm->mu);
     if (mm->reaper_started)
         pthread_join(mm->reaper, NULL);
-    free_entries(mm->entries);
+    free_entries_ex(mm->entries, false);
     for (struct rref *r = mm->refs, *next; r; r = next) {
         next = r->next;
         free(r);
@@ -629,7 +759,7 @@ void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn,
             continue;
         struct al_serve_loaded lm = {e->name, e->manifest, e->digest, &e->info, e->m,
                                      e->leases, e->pinned, e->retired, now - e->last_used, e->bytes,
-                                     mm->cfg.keep_alive_s};
+                                     mm->cfg.keep_alive_s, e->base ? e->base->name : NULL};
         fn(ud, &lm);
     }
     pthread_mutex_unlock(&mm->mu);

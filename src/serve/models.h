@@ -15,10 +15,14 @@
  * `airlock rollback`) is served from then on; versions no reference points at
  * any more are retired: requests in flight finish on them, then they are freed.
  *
- * A LoRA adapter version ('airlock add --base') is loaded as its base (the
- * version with the weights it is bound to) with the adapter applied at scale
- * 1: one loaded model per adapter version, its base's weights loaded again
- * for it (a base shared in memory by several adapters is not built yet).
+ * A LoRA adapter version ('airlock add --base') has an entry of its own that
+ * holds a lease on its base's entry (the version with the weights it is
+ * bound to, loaded once) and shares its engine model: the adapter is loaded
+ * into that model (al_engine_lora_add) and requests through the adapter's
+ * name apply it at scale 1 (al_serve_lease_lora_id), while requests through
+ * the base's name, or naming other adapters by id (al_serve_adapters), run
+ * on the same model. An adapter's entry counts only its own bytes; its base
+ * stays loaded while it is.
  *
  * Thread-safe. The index is used under the manager's lock only.
  */
@@ -119,6 +123,33 @@ const char *al_serve_lease_name(const struct al_serve_lease *l);     /* model na
 const char *al_serve_lease_digest(const struct al_serve_lease *l);   /* the weight blob's digest */
 const char *al_serve_lease_chat_fallback(const struct al_serve_lease *l);
 
+/* With an adapter version's lease: its LoRA id in the engine model (which is
+ * its base's) and its blob's digest; -1 and "" for a model. */
+int al_serve_lease_lora_id(const struct al_serve_lease *l);
+const char *al_serve_lease_lora_digest(const struct al_serve_lease *l);
+
+/* An adapter version bound to a base's weights, as the store lists it. */
+struct al_serve_adapter {
+    char name[129];              /* its model name */
+    char tags[512];              /* comma-separated */
+    char manifest[72];
+    char digest[72];             /* the adapter blob's "sha256:<hex>" */
+    char base[72];               /* the weights digest it is bound to */
+    char path[4096];             /* the blob */
+};
+
+/* The adapter versions bound to the weights digest (al_serve_lease_digest),
+ * oldest first: their index is the id of llama-server's /lora-adapters and
+ * of a request's "lora". *rows malloc'd (NULL when none; caller frees). */
+enum al_rc al_serve_adapters(struct al_serve_models *mm, const char *digest, struct al_serve_adapter **rows,
+                             size_t *n, struct al_err *err);
+
+/* Loads a (once per model) into the lease's engine model; *id is its id
+ * there (al_engine_gen_params.loras). AL_ERR_INVALID when a is bound to
+ * other weights than the lease's; the errors of al_engine_lora_add. */
+enum al_rc al_serve_adapter_load(struct al_serve_lease *l, const struct al_serve_adapter *a, int *id,
+                                 struct al_err *err);
+
 /* Calls fn for every loaded model, under the manager's lock (fn must be quick
  * and must not call back into the manager). */
 struct al_serve_loaded {
@@ -130,6 +161,7 @@ struct al_serve_loaded {
     double idle_s;
     uint64_t mem_bytes; /* what it counts against the budget: tensors and KV cache */
     double keep_alive_s; /* unloaded after idle this long unless pinned; < 0: never */
+    const char *base;    /* an adapter version: its base's name (engine and info are the base's); NULL */
 };
 typedef void al_serve_loaded_fn(void *ud, const struct al_serve_loaded *m);
 void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn, void *ud);

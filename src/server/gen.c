@@ -982,6 +982,10 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         pthread_mutex_unlock(&h->srv->mu);
         struct al_engine_gen_params gp = go->params;
         gp.chat = g->chat;
+        if (h->n_lora_use > 0) { /* lora.c */
+            gp.loras = h->lora_use;
+            gp.n_loras = h->n_lora_use;
+        }
         gp.prompt_tokens = go->prompt_tokens;
         gp.n_prompt_tokens = go->n_prompt_tokens;
         if (i == 0 && go->progress && go->stream && !go->fmt && !c->tools &&

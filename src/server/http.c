@@ -296,6 +296,7 @@ bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
         return false;
     }
     snprintf(h->model_digest, sizeof h->model_digest, "%s", al_serve_lease_digest(h->lease));
+    al_server_lora_lease(h);
     return true;
 }
 
@@ -366,7 +367,8 @@ static enum MHD_Result dispatch(struct al_http_req *h)
             al_server_json_body_error(data, h->body.len, &je, msg, sizeof msg);
             return al_http_reply_error(h, 400, "invalid_request_error", NULL, "invalid_json", "%s", msg);
         }
-        if (!json_is_object(body)) {
+        /* POST /lora-adapters takes an array, as llama-server's does. */
+        if (!json_is_object(body) && !(json_is_array(body) && h->handler == al_server_route_lora_set)) {
             json_decref(body);
             return al_http_reply_error(h, 400, "invalid_request_error", NULL, "invalid_json",
                                        "the request body is not a JSON object");
@@ -542,11 +544,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
         al_server_metrics_client_gone(s->metrics);
     al_server_metrics_request(s->metrics, h->route, status, secs);
     al_server_metrics_tokens(s->metrics, h->tokens_in, h->tokens_out);
+    if (h->lora[0] && status < 400)
+        al_server_lora_count(h);
     if (s->o.audit) {
         struct al_audit_record rec = {
             .request_id = h->id, .caller = h->caller, .model_digest = h->model_digest[0] ? h->model_digest : NULL,
             .route = h->route, .status = status, .tokens_in = h->tokens_in, .tokens_out = h->tokens_out,
-            .latency_ms = secs * 1000, .prompt = s->o.audit_text ? h->prompt : NULL,
+            .latency_ms = secs * 1000, .lora = h->lora[0] ? h->lora : NULL,
+            .prompt = s->o.audit_text ? h->prompt : NULL,
             .response = s->o.audit_text ? text : NULL};
         al_server_audit_queue_post(s->audit_q, &rec);
     }

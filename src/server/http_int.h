@@ -36,6 +36,7 @@
 
 #include "core/buf.h"
 #include "core/hash.h"
+#include "core/limits.h"
 #include "engine/chat.h"
 #include "engine/engine.h"
 #include "server/arrivals.h"
@@ -97,6 +98,12 @@ struct al_http_req {
     bool arriving;              /* in srv->arrivals: al_engine_submit uncounts it (on_submitted) */
     char caller[128];
     char model_digest[AL_DIGEST_SIZE];
+    /* The LoRA adapters of the request (lora.c): an adapter version's name,
+     * or its "lora" list; n_lora_use 0: the model's default scales. lora is
+     * "name@digest*scale,..." for the audit log, "" when none. */
+    struct al_engine_lora_use lora_use[AL_LIMIT_LORAS];
+    int n_lora_use;
+    char lora[AL_LIMIT_LORAS * (AL_LIMIT_NAME + 96)];
     int tokens_in, tokens_out;
     struct al_serve_lease *lease;
     struct al_serve_lease *embed_lease; /* a collection's embedding model (retrieval) */
@@ -232,6 +239,18 @@ enum MHD_Result al_server_route_detokenize(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_health(struct al_http_req *h, json_t *body);
 /* llama-server's GET /props (the default model's; a "model" body names another). */
 enum MHD_Result al_server_route_props(struct al_http_req *h, json_t *body);
+
+/* ---- lora.c: LoRA adapters per request (llama-server's extension) ---- */
+/* After a lease: an adapter version's name asks for its adapter at scale 1. */
+void al_server_lora_lease(struct al_http_req *h);
+/* The body's "lora" list, if any, into h->lora_use (loading the adapters
+ * into the leased model); false with the 400 queued in *res. */
+bool al_server_lora_request(struct al_http_req *h, json_t *body, enum MHD_Result *res);
+/* At the end of an answered request: counts it for each adapter it named
+ * (/metrics). */
+void al_server_lora_count(struct al_http_req *h);
+enum MHD_Result al_server_route_lora_list(struct al_http_req *h, json_t *body);
+enum MHD_Result al_server_route_lora_set(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body);
 
 /* ---- ollama.c: Ollama's API (/api/...) ---- */

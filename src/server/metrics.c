@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #define MAX_PAIRS 128
+#define MAX_LORAS 64
 
 static const double ttft_bounds[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 static const double tok_bounds[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1};
@@ -33,6 +34,11 @@ struct al_server_metrics {
     int n_pairs;
     uint64_t tokens_in, tokens_out, cancelled, client_gone;
     struct hist ttft, tok, req;
+    struct {
+        char name[129], digest[72];
+        uint64_t n;
+    } loras[MAX_LORAS];
+    int n_loras;
 };
 
 enum al_rc al_server_metrics_new(struct al_server_metrics **out, struct al_err *err)
@@ -115,6 +121,22 @@ void al_server_metrics_client_gone(struct al_server_metrics *m)
     pthread_mutex_unlock(&m->mu);
 }
 
+void al_server_metrics_lora(struct al_server_metrics *m, const char *name, const char *digest)
+{
+    pthread_mutex_lock(&m->mu);
+    int i = 0;
+    while (i < m->n_loras && !(strcmp(m->loras[i].name, name) == 0 && strcmp(m->loras[i].digest, digest) == 0))
+        i++;
+    if (i == m->n_loras && m->n_loras < MAX_LORAS) {
+        snprintf(m->loras[i].name, sizeof m->loras[i].name, "%s", name);
+        snprintf(m->loras[i].digest, sizeof m->loras[i].digest, "%s", digest);
+        m->n_loras++;
+    }
+    if (i < m->n_loras)
+        m->loras[i].n++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 static void render_hist(struct al_buf *b, const char *name, const char *help, const struct hist *h)
 {
     al_buf_addf(b, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
@@ -148,5 +170,10 @@ void al_server_metrics_render(struct al_server_metrics *m, struct al_buf *b)
     render_hist(b, "airlock_time_per_output_token_seconds", "Mean time between generated tokens, per request.",
                 &m->tok);
     render_hist(b, "airlock_request_duration_seconds", "Arrival to the end of the response.", &m->req);
+    al_buf_addstr(b, "# HELP airlock_lora_requests_total Requests answered with a LoRA adapter.\n"
+                     "# TYPE airlock_lora_requests_total counter\n");
+    for (int i = 0; i < m->n_loras; i++)
+        al_buf_addf(b, "airlock_lora_requests_total{adapter=\"%s\",digest=\"%s\"} %" PRIu64 "\n", m->loras[i].name,
+                    m->loras[i].digest, m->loras[i].n);
     pthread_mutex_unlock(&m->mu);
 }

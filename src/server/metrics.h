@@ -22,6 +22,10 @@ void al_server_metrics_cancelled(struct al_server_metrics *m);
 /* A request whose client went away before its response ended. */
 void al_server_metrics_client_gone(struct al_server_metrics *m);
 
+/* One request answered with the LoRA adapter name@digest (a store's
+ * version, so the table stays small: at most 64 adapters are counted). */
+void al_server_metrics_lora(struct al_server_metrics *m, const char *name, const char *digest);
+
 /* Appends every metric in the text format. */
 void al_server_metrics_render(struct al_server_metrics *m, struct al_buf *out);
 

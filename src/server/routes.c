@@ -38,6 +38,8 @@ static const struct al_http_route al_http_routes[] = {
     {"POST", "/apply-template", false, "chat", true, false, al_server_route_apply_template},
     {"GET", "/props", false, "chat", true, false, al_server_route_props},
     {"POST", "/completion", false, "chat", true, true, al_server_route_completion},
+    {"GET", "/lora-adapters", false, "chat", false, false, al_server_route_lora_list},
+    {"POST", "/lora-adapters", false, "admin", false, false, al_server_route_lora_set}, /* every request's defaults */
     {"POST", "/infill", false, "chat", true, true, al_server_route_infill},
     {"GET", "/slots", false, "admin", false, false, al_server_route_slots},
     {"POST", "/v1/rag/", true, "rag", true, false, al_server_route_rag_query}, /* scope rag:{collection} */

@@ -73,7 +73,8 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
         return al_http_reply_rc(h, &err, "logit_bias");
     }
     go->params.logit_bias = bias;
-    if (!al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
+    if (!al_server_lora_request(h, body, &res) ||
+        !al_server_prompt_fits(h, go->prompt, go->kind != AL_SERVER_GEN_COMPLETION ? "messages" : "prompt", &res)) {
         free(bias);
         free(grammar);
         al_engine_chat_free(go->chat);

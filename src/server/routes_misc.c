@@ -385,6 +385,8 @@ struct gauges {
 static void model_gauges(void *ud, const struct al_serve_loaded *lm)
 {
     struct gauges *g = ud;
+    if (lm->base)
+        return; /* an adapter version: its base's model, counted as the base */
     struct al_engine_stats st;
     al_engine_stats(lm->engine, &st);
     const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",

@@ -123,98 +123,6 @@ static void test_quantize(void **state)
 }
 
 /* (a) the golden output, as llama.cpp's own server gives it */
-/* Loads the fixture with the adapters of loras; the result in *rc. */
-static struct al_engine_model *load_lora(const struct al_engine_lora *loras, int n, enum al_rc *rc,
-                                         struct al_err *err)
-{
-    struct al_engine_model_params mp = al_engine_model_params_default();
-    mp.n_ctx = 256;
-    mp.loras = loras;
-    mp.n_loras = n;
-    struct al_engine_model *m = NULL;
-    *rc = al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, err);
-    return m;
-}
-
-/* LoRA adapters: applied at their scale (0 is the base's own text), each
- * blob proven against its digest before llama.cpp opens it; one for a model
- * of another shape, or a model given as adapter, refused by llama.cpp; more
- * than AL_LIMIT_LORAS refused. */
-static void test_lora(void **state)
-{
-    if (!have_fixture())
-        skip();
-    char *dir = tu_mkdtemp();
-    char lora[4096], other[4096], other_lora[4096], digest[AL_DIGEST_SIZE], other_digest[AL_DIGEST_SIZE];
-    snprintf(lora, sizeof lora, "%s/lora.gguf", dir);
-    snprintf(other, sizeof other, "%s/other.gguf", dir);
-    snprintf(other_lora, sizeof other_lora, "%s/other-lora.gguf", dir);
-    const char *build = getenv("AL_BUILD");
-    assert_non_null(build);
-    assert_int_equal(tu_system("'%s/airlock-ggufgen' --lora-for '%s' --out '%s' --seed 3 2>/dev/null", build,
-                               fixture, lora), 0);
-    assert_int_equal(tu_system("'%s/airlock-ggufgen' --out '%s' --layers 1 --embd 32 --ff 64 --heads 2 --ctx 128 "
-                               "--vocab '%s/ggml-vocab-llama-spm.gguf' 2>/dev/null", build, other,
-                               getenv("AL_VOCAB_DIR")), 0);
-    assert_int_equal(tu_system("'%s/airlock-ggufgen' --lora-for '%s' --out '%s' 2>/dev/null", build, other,
-                               other_lora), 0);
-    struct al_err err = AL_ERR_INIT;
-    assert_int_equal(al_sha256_path(lora, digest, NULL, NULL, &err), AL_OK);
-    assert_int_equal(al_sha256_path(other_lora, other_digest, NULL, NULL, &err), AL_OK);
-
-    enum al_rc rc;
-    struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
-    struct al_engine_lora l = {.path = lora, .digest = digest, .scale = 0.0f};
-    struct al_engine_model *m = load_lora(&l, 1, &rc, &err);
-    assert_int_equal(rc, AL_OK);
-    struct al_engine_model_info info;
-    al_engine_model_info(m, &info);
-    assert_int_equal(info.n_loras, 1);
-    char *text = gen(m, GOLDEN_PROMPT, &p, NULL);
-    assert_string_equal(text, GOLDEN_TEXT);
-    free(text);
-    al_engine_model_free(m);
-    l.scale = 1.0f;
-    m = load_lora(&l, 1, &rc, &err);
-    assert_int_equal(rc, AL_OK);
-    text = gen(m, GOLDEN_PROMPT, &p, NULL);
-    assert_string_not_equal(text, GOLDEN_TEXT);
-    free(text);
-    al_engine_model_free(m);
-
-    /* Another adapter's digest: nothing is loaded. */
-    l.digest = other_digest;
-    al_err_clear(&err);
-    assert_null(load_lora(&l, 1, &rc, &err));
-    assert_int_equal(rc, AL_ERR_VERIFY);
-    assert_non_null(strstr(err.msg, "does not match its digest"));
-    /* Proven, but for another shape: llama.cpp refuses it. */
-    l.path = other_lora;
-    al_err_clear(&err);
-    assert_null(load_lora(&l, 1, &rc, &err));
-    assert_int_equal(rc, AL_ERR_CORRUPT);
-    assert_non_null(strstr(err.msg, "cannot load the LoRA adapter"));
-    /* A model is no adapter. */
-    l.path = fixture;
-    l.digest = FIXTURE_DIGEST;
-    al_err_clear(&err);
-    assert_null(load_lora(&l, 1, &rc, &err));
-    assert_int_equal(rc, AL_ERR_CORRUPT);
-    /* Caps: the count and the scale. */
-    struct al_engine_lora many[AL_LIMIT_LORAS + 1];
-    for (int i = 0; i <= AL_LIMIT_LORAS; i++)
-        many[i] = (struct al_engine_lora){.path = lora, .digest = digest, .scale = 1.0f};
-    al_err_clear(&err);
-    assert_null(load_lora(many, AL_LIMIT_LORAS + 1, &rc, &err));
-    assert_int_equal(rc, AL_ERR_LIMIT);
-    many[0].scale = 1000.0f;
-    al_err_clear(&err);
-    assert_null(load_lora(many, 1, &rc, &err));
-    assert_int_equal(rc, AL_ERR_USAGE);
-    tu_rmrf(dir);
-    free(dir);
-}
-
 static void test_golden(void **state)
 {
     if (!have_fixture())
@@ -899,7 +807,6 @@ int main(void)
         al_log_set_level(AL_LOG_DEBUG);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_golden),
-        cmocka_unit_test(test_lora),
         cmocka_unit_test(test_quantize),
         cmocka_unit_test(test_digest_mismatch),
         cmocka_unit_test(test_concurrent_same_as_alone),
