@@ -555,7 +555,7 @@ enum al_rc al_serve_adapters(struct al_serve_models *mm, const char *digest, str
         rc = al_repo_weight_path(mm->repo, &vs[i], a->path, sizeof a->path, err);
         const char *slash = strrchr(a->path, '/'); /* a blob is named by its digest: blobs/sha256/<hex> */
         if (!rc)
-            snprintf(a->digest, sizeof a->digest, "sha256:%s", slash ? slash + 1 : a->path);
+            snprintf(a->digest, sizeof a->digest, "sha256:%.64s", slash ? slash + 1 : a->path);
     }
     pthread_mutex_unlock(&mm->mu);
     free(vs);
