@@ -200,6 +200,21 @@ def listed(diffs, tid):
     return next((why for pat, why in diffs if fnmatch.fnmatchcase(tid, pat)), None)
 
 
+# Tests left out of the baseline (never recorded, never a regression):
+# their outcome depends on timing on a loaded machine, not on airlock.
+# test_completion_unified sends 4 requests at once into one KV cache of 256
+# cells and expects all to finish in some cases: true when they run in
+# lockstep, false when one arrives 40 or more decode steps late (a CI machine
+# running other tests beside it): the cache overflows and the youngest
+# request is stopped (llama-server fails them all). It passes on a quiet
+# machine and is counted with the others.
+UNGATED = ["unit/test_completion.py::test_completion_unified*"]
+
+
+def ungated(tid):
+    return any(fnmatch.fnmatchcase(tid, pat) for pat in UNGATED)
+
+
 def read_baseline(path):
     if not os.path.exists(path):
         return None
@@ -283,7 +298,7 @@ def main():
             elif not res[t]:
                 print(f"peer: FAIL: the {t} run produced no results (log: {work}/{t}.log)")
                 failed = True
-        passed = {tid for tid, o in res["airlock"].items() if o == "passed"}
+        passed = {tid for tid, o in res["airlock"].items() if o == "passed" and not ungated(tid)}
         subset = bool(args.k or args.files)
         if args.record:
             if failed or subset:
@@ -299,6 +314,7 @@ def main():
                 print(f"peer: FAIL: no baseline at {args.baseline} (run.py --record writes it)")
                 failed = True
             else:
+                base = {tid for tid in base if not ungated(tid)}
                 if subset:  # only the baseline's tests that this run collected
                     base &= set(res["airlock"])
                 lost = sorted(base - passed)
