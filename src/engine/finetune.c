@@ -237,8 +237,8 @@ enum al_rc al_engine_finetune(const struct al_engine_ft_params *p, const char *o
     fill_windows(dtrain, tok, starts, NULL, ntr, p->n_ctx);
     fill_windows(dval, tok, starts + ntr, NULL, nva, p->n_ctx);
     cur = &ft;
-    int todo = p->epochs - p->start_epoch;
-    ft.steps_left = 2 * (ntr + nva) + (int64_t)todo * (ntr + nva);
+    int epochs_left = p->epochs - p->start_epoch;
+    ft.steps_left = 2 * (ntr + nva) + (int64_t)epochs_left * (ntr + nva);
     ft.t0_ms = al_engine_now_ms();
     ft.epoch = p->start_epoch;
     res->train_before = pass(&ft, dtrain, false);
