@@ -40,9 +40,8 @@
  * lead's "done" means every choice is done; a choice's own end is "fin". With
  * one choice the lead is the only choice and nothing changes.
  */
-#include "server/http_int.h"
+#include "server/gen_int.h"
 
-#include <math.h>
 #include <sched.h>
 #include <time.h>
 
@@ -51,112 +50,6 @@
 #include "core/utf8.h"
 
 #define TICK_MS 50
-/* choices: OpenAI's 'n', or llama-server's batch of prompts */
-#define MAX_CHOICES (AL_LIMIT_CHOICES > AL_LIMIT_PROMPTS ? AL_LIMIT_CHOICES : AL_LIMIT_PROMPTS)
-
-struct al_server_gen {
-    atomic_int refs;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct al_server *srv;
-    struct al_http_req *h;      /* NULL after the finish path */
-    enum al_server_gen_kind kind;
-    bool stream, include_usage;
-    char id[48];
-    char fingerprint[20];   /* fp_ and the weights' digest, shortened */
-    long long created;
-    struct al_buf head;     /* `data: {"id":...,"choices":[{"index":0,` */
-    struct al_buf sse;      /* bytes not yet given to libmicrohttpd */
-    size_t sse_off;
-    struct al_buf text;     /* the whole text */
-    struct al_engine_req *req;
-    atomic_bool cancel;
-    const char *cancel_why; /* "timeout", "client", "shutdown" */
-    bool done;              /* lead: every choice has finished */
-    bool fin;               /* this choice has finished (on_done, or never submitted) */
-    struct al_server_gen *lead; /* the first choice (itself for the first) */
-    struct al_server_gen *choices[MAX_CHOICES]; /* lead: every choice, [0] itself */
-    bool prompts;           /* lead: each choice has a prompt of its own (al_server_gen_opts.prompts) */
-    int n_choices, n_fin;   /* lead: choices asked for, finished */
-    int index;              /* this choice's index */
-    bool error_sent;        /* lead: a stream's error event is out */
-    struct al_engine_gen_result res;
-    char error[256];
-    double t0, t_first, t_last;
-    int n_pieces;
-    double interval_s;      /* coalescing (see above); 0: every token */
-    double t_flush;         /* when the connection thread last took events */
-    bool idle_wait;         /* it waits with nothing due: the next token wakes it */
-    /* log-probabilities (the request asked for them: lp_top >= 0) */
-    struct al_engine_model *m; /* for the tokens' text; leased until the finish path */
-    int lp_top;             /* alternatives per token to report */
-    bool has_stop;          /* stop strings: tokens past the returned text are left out */
-    struct lp_tok *lp;      /* every sampled token, from on_probs */
-    size_t n_lp, cap_lp, lp_sent; /* recorded; already sent (streaming) */
-    size_t lp_off;          /* text offset of the next token to format */
-    bool lp_nomem;
-    json_t *citations;      /* retrieval: the passages, returned with the message */
-    /* tool calls (tools.c): the answer is parsed by llama.cpp's chat library;
-     * a stream sends its deltas (content, tool_calls) instead of raw text */
-    struct al_engine_chat *chat; /* owned; NULL: plain text */
-    bool tools;             /* chat parses tool calls */
-    size_t n_calls;         /* tool calls parsed so far */
-    /* the Responses API (responses.c): its events' numbering, whether the
-     * message item is open, the model's name for the final object */
-    int seq;
-    bool msg_open;
-    char *model;            /* the name echoed (owned) */
-    const struct al_server_gen_fmt *fmt; /* another API's shapes (ollama.c); NULL: OpenAI's */
-    json_t *extra;          /* the fmt's request fields (al_server_gen_opts.extra) */
-    bool ids;               /* the token ids are recorded in lp (al_server_gen_opts.token_ids) */
-};
-
-struct lp_tok {
-    int32_t id;
-    float logprob;
-    int n;
-    int32_t ids[AL_LIMIT_TOP_PROBS];
-    float lps[AL_LIMIT_TOP_PROBS];
-};
-
-void al_server_json_escape(struct al_buf *b, const char *s, size_t len)
-{
-    static const char hex[] = "0123456789abcdef";
-    al_buf_addch(b, '"');
-    size_t run = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x80) {
-            /* Model output may be any bytes; JSON text is UTF-8. */
-            size_t n = al_utf8_char_len(s + i, len - i);
-            if (n > 0) {
-                i += n - 1;
-                continue;
-            }
-            al_buf_add(b, s + run, i - run);
-            al_buf_add(b, "\\ufffd", 6);
-            run = i + 1;
-            continue;
-        }
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        al_buf_add(b, s + run, i - run);
-        run = i + 1;
-        switch (c) {
-        case '"': al_buf_add(b, "\\\"", 2); break;
-        case '\\': al_buf_add(b, "\\\\", 2); break;
-        case '\n': al_buf_add(b, "\\n", 2); break;
-        case '\r': al_buf_add(b, "\\r", 2); break;
-        case '\t': al_buf_add(b, "\\t", 2); break;
-        default: {
-            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            al_buf_add(b, u, 6);
-        }
-        }
-    }
-    al_buf_add(b, s + run, len - run);
-    al_buf_addch(b, '"');
-}
 
 /* A choice other than the lead: what is its own. */
 static void choice_free(struct al_server_gen *c)
@@ -269,164 +162,6 @@ static void add_usage(struct al_buf *b, const struct al_engine_gen_result *r)
                 r->n_prompt, r->n_gen, r->n_prompt + r->n_gen, r->n_cached);
 }
 
-/* ---- log-probabilities ----
- * Every sampled token's probabilities arrive in on_probs (the engine calls it
- * before the token's text reaches on_token). Completions get OpenAI's legacy
- * object {tokens, token_logprobs, top_logprobs: [{text: logprob}], text_offset}
- * and, as llama-server adds, "content": [{id, token, logprob, bytes,
- * top_logprobs: [{id, token, logprob, bytes}]}], whose ids tell apart tokens
- * with the same text. Chat gets OpenAI's {content: [...], refusal: null}, the
- * entries with "id" too. A token's text is its piece with special tokens
- * rendered; "bytes" are its raw bytes, "token" the same with bytes that are
- * not valid UTF-8 (a piece of a multi-byte character) as U+FFFD. */
-
-static void on_probs(void *ud, const struct al_engine_token_probs *tp)
-{
-    struct al_server_gen *g = ud;
-    pthread_mutex_lock(&g->lead->mu);
-    if (g->n_lp == g->cap_lp && !g->lp_nomem) {
-        size_t cap = g->cap_lp ? g->cap_lp * 2 : 64;
-        struct lp_tok *t = realloc(g->lp, cap * sizeof *t);
-        if (t) {
-            g->lp = t;
-            g->cap_lp = cap;
-        } else {
-            g->lp_nomem = true;
-        }
-    }
-    if (!g->lp_nomem) {
-        struct lp_tok *t = &g->lp[g->n_lp++];
-        t->id = tp->token;
-        t->logprob = tp->logprob;
-        t->n = tp->n < g->lp_top ? tp->n : g->lp_top > 0 ? g->lp_top : 0; /* ids only: none */
-        for (int k = 0; k < t->n; k++) {
-            t->ids[k] = tp->ids[k];
-            t->lps[k] = tp->logprobs[k];
-        }
-    }
-    pthread_mutex_unlock(&g->lead->mu);
-}
-
-/* The piece as a JSON string, invalid UTF-8 bytes as U+FFFD. */
-static void add_text(struct al_buf *b, const char *p, size_t len)
-{
-    char out[4 * 256];
-    size_t o = 0;
-    for (size_t i = 0; i < len;) {
-        size_t n = al_utf8_char_len(p + i, len - i);
-        if (n) {
-            memcpy(out + o, p + i, n);
-            o += n;
-            i += n;
-        } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
-            i++;
-        }
-    }
-    al_server_json_escape(b, out, o);
-}
-
-static void add_lp(struct al_buf *b, float lp)
-{
-    /* 9 significant digits give the float back exactly; JSON has no -Infinity. */
-    al_buf_addf(b, "%.9g", isfinite(lp) ? (double)lp : -9999.0);
-}
-
-static size_t piece(const struct al_server_gen *g, int32_t id, char *buf, size_t size)
-{
-    int n = al_engine_token_piece(g->m, id, true, buf, size);
-    if (n < 0)
-        n = 0;
-    buf[(size_t)n < size ? (size_t)n : size - 1] = '\0';
-    return strlen(buf);
-}
-
-/* {id, token, logprob, bytes} */
-static void add_entry(const struct al_server_gen *g, struct al_buf *b, int32_t id, float lp)
-{
-    char p[256];
-    size_t n = piece(g, id, p, sizeof p);
-    al_buf_addf(b, "{\"id\":%d,\"token\":", id);
-    add_text(b, p, n);
-    al_buf_addstr(b, ",\"logprob\":");
-    add_lp(b, lp);
-    al_buf_addstr(b, ",\"bytes\":[");
-    for (size_t i = 0; i < n; i++)
-        al_buf_addf(b, "%s%u", i ? "," : "", (unsigned char)p[i]);
-    al_buf_addch(b, ']');
-}
-
-/* The entries [{id, token, logprob, bytes, top_logprobs}] of tokens [from, to). */
-static void add_content(const struct al_server_gen *g, struct al_buf *b, size_t from, size_t to)
-{
-    al_buf_addch(b, '[');
-    for (size_t i = from; i < to; i++) {
-        const struct lp_tok *t = &g->lp[i];
-        al_buf_addstr(b, i > from ? "," : "");
-        add_entry(g, b, t->id, t->logprob);
-        al_buf_addstr(b, ",\"top_logprobs\":[");
-        for (int k = 0; k < t->n; k++) {
-            al_buf_addstr(b, k ? "," : "");
-            add_entry(g, b, t->ids[k], t->lps[k]);
-            al_buf_addch(b, '}');
-        }
-        al_buf_addstr(b, "]}");
-    }
-    al_buf_addch(b, ']');
-}
-
-/* The logprobs object for tokens [from, to) of g->lp; advances g->lp_off. */
-static void add_logprobs(struct al_server_gen *g, struct al_buf *b, size_t from, size_t to)
-{
-    char p[256];
-    al_buf_addstr(b, "{\"content\":");
-    add_content(g, b, from, to);
-    if (g->kind == AL_SERVER_GEN_CHAT) {
-        al_buf_addstr(b, ",\"refusal\":null}");
-        return;
-    }
-    al_buf_addstr(b, ",\"tokens\":[");
-    for (size_t i = from; i < to; i++) {
-        size_t n = piece(g, g->lp[i].id, p, sizeof p);
-        al_buf_addstr(b, i > from ? "," : "");
-        add_text(b, p, n);
-    }
-    al_buf_addstr(b, "],\"token_logprobs\":[");
-    for (size_t i = from; i < to; i++) {
-        al_buf_addstr(b, i > from ? "," : "");
-        add_lp(b, g->lp[i].logprob);
-    }
-    al_buf_addstr(b, "],\"top_logprobs\":[");
-    for (size_t i = from; i < to; i++) {
-        const struct lp_tok *t = &g->lp[i];
-        char seen[AL_LIMIT_TOP_PROBS][256];
-        al_buf_addstr(b, i > from ? ",{" : "{");
-        int w = 0;
-        for (int k = 0; k < t->n; k++) {
-            /* An object holds each text once: the likelier token keeps it. */
-            size_t n = piece(g, t->ids[k], seen[w], sizeof seen[w]);
-            bool dup = false;
-            for (int j = 0; j < w && !dup; j++)
-                dup = strcmp(seen[j], seen[w]) == 0;
-            if (dup)
-                continue;
-            al_buf_addstr(b, w ? "," : "");
-            add_text(b, seen[w], n);
-            al_buf_addch(b, ':');
-            add_lp(b, t->lps[k]);
-            w++;
-        }
-        al_buf_addch(b, '}');
-    }
-    al_buf_addstr(b, "],\"text_offset\":[");
-    for (size_t i = from; i < to; i++) {
-        al_buf_addf(b, "%s%zu", i > from ? "," : "", g->lp_off);
-        g->lp_off += piece(g, g->lp[i].id, p, sizeof p);
-    }
-    al_buf_addstr(b, "]}");
-}
-
 static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
 {
     struct al_server_gen *g = ud, *L = g->lead;
@@ -446,7 +181,7 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         al_buf_addch(&t, ']');
         if (g->lp_top >= 0) {
             al_buf_addstr(&t, ",\"completion_probabilities\":");
-            add_content(g, &t, g->lp_sent, g->n_lp);
+            al_server_gen_lp_content(g, &t, g->lp_sent, g->n_lp);
         }
         g->lp_sent = g->n_lp;
         if (al_buf_failed(&t))
@@ -471,7 +206,7 @@ static bool on_token(void *ud, const char *piece, size_t len, int32_t token)
         al_buf_addstr(b, g->kind == AL_SERVER_GEN_CHAT ? "},\"logprobs\":" : ",\"logprobs\":");
         if (g->lp_top >= 0 && g->n_lp > g->lp_sent) {
             /* The tokens whose text this chunk carries. */
-            add_logprobs(g, b, g->lp_sent, g->n_lp);
+            al_server_gen_lp_object(g, b, g->lp_sent, g->n_lp);
             g->lp_sent = g->n_lp;
         } else {
             al_buf_addstr(b, "null");
@@ -566,7 +301,7 @@ static void on_done(void *ud, const struct al_engine_gen_result *res)
             /* Tokens without text: an end-of-generation token (listed, as llama-server
              * does); with stop strings, the held-back tokens of the stop string (not). */
             if (g->lp_top >= 0 && g->n_lp > g->lp_sent && !g->has_stop)
-                add_logprobs(g, b, g->lp_sent, g->n_lp);
+                al_server_gen_lp_object(g, b, g->lp_sent, g->n_lp);
             else
                 al_buf_addstr(b, "null");
             g->lp_sent = g->n_lp;
@@ -760,30 +495,6 @@ static void resp_done(struct al_server_gen *g)
                               json_pack("{s:o}", "response", r));
 }
 
-/* The whole logprobs object, or JSON null. With stop strings, the tokens from
- * the one where the returned text ends are left out (they made the stop string). */
-static json_t *whole_logprobs(struct al_server_gen *g)
-{
-    if (g->lp_top < 0)
-        return json_null();
-    size_t keep = g->n_lp, len = g->text.len, off = 0;
-    if (g->has_stop) {
-        char p[256];
-        for (keep = 0; keep < g->n_lp && off < len; keep++)
-            off += piece(g, g->lp[keep].id, p, sizeof p);
-    }
-    struct al_buf b;
-    al_buf_init(&b, 256u << 20);
-    g->lp_off = 0;
-    add_logprobs(g, &b, 0, keep);
-    json_error_t je;
-    json_t *j = al_buf_failed(&b) ? NULL : json_loadb(b.data, b.len, 0, &je);
-    if (!j)
-        al_log(AL_LOG_WARN, "logprobs of %s could not be encoded", g->id);
-    al_buf_release(&b);
-    return j ? j : json_null();
-}
-
 /* One choice of a whole answer, with its index. */
 static json_t *whole_choice(struct al_server_gen *g)
 {
@@ -796,16 +507,16 @@ static json_t *whole_choice(struct al_server_gen *g)
     }
     if (g->kind == AL_SERVER_GEN_CHAT && parsed) {
         choice = json_pack("{s:i, s:o, s:o, s:s}", "index", g->index, "message", parsed, "logprobs",
-                           whole_logprobs(g), "finish_reason", finish_reason(g));
+                           al_server_gen_lp_whole(g), "finish_reason", finish_reason(g));
     } else if (g->kind == AL_SERVER_GEN_CHAT) {
         choice = json_pack("{s:i, s:{s:s, s:s}, s:o, s:s}", "index", g->index, "message", "role", "assistant",
-                           "content", text, "logprobs", whole_logprobs(g), "finish_reason", finish_reason(g));
+                           "content", text, "logprobs", al_server_gen_lp_whole(g), "finish_reason", finish_reason(g));
         if (choice && g->citations) { /* retrieval: the passages, marked when the answer cites them */
             al_server_rag_mark_cited(g->citations, text);
             json_object_set(json_object_get(choice, "message"), "citations", g->citations);
         }
     } else {
-        choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", g->index, "logprobs", whole_logprobs(g),
+        choice = json_pack("{s:s, s:i, s:o, s:s}", "text", text, "index", g->index, "logprobs", al_server_gen_lp_whole(g),
                            "finish_reason", finish_reason(g));
     }
     free(text);
@@ -849,7 +560,7 @@ static json_t *fmt_whole(struct al_server_gen *c, const struct al_server_gen_opt
     if (j && L->prompts)
         json_object_set_new(j, "index", json_integer(c->index));
     if (j && c->lp_top >= 0) {
-        json_t *lp = whole_logprobs(c);
+        json_t *lp = al_server_gen_lp_whole(c);
         json_object_set(j, "completion_probabilities", json_object_get(lp, "content"));
         json_decref(lp);
     }
@@ -1001,7 +712,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         }
         if (c->lp_top >= 0 || g->ids) {
             gp.n_probs = c->lp_top > 0 ? c->lp_top : 1;
-            gp.on_probs = on_probs;
+            gp.on_probs = al_server_gen_on_probs;
             gp.probs_ud = c;
         }
         if (h->arriving) {

@@ -11,6 +11,7 @@
  *   routes_rag.c   /v1/rag/{collection}/query, retrieval inside chat completions
  *   routes_registry.c  /v2/: the store as a read-only OCI registry (serve --registry)
  *   gen.c          a generation in flight: engine callbacks, the SSE queue
+ *   gen_json.c     its JSON text: escaping, log-probabilities (gen_int.h)
  *   tools.c        tools and tool_choice in chat; Jinja templates (engine/chat.h)
  *   responses.c    /v1/responses: its input into a chat, the answer back as a response
  *   routes_misc.c  models, embeddings, tokenize, detokenize, health, metrics, props
