@@ -6,6 +6,8 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 TSAN_BUILD ?= build-tsan
 FUZZ_BUILD ?= build-fuzz
+ARM64_BUILD  ?= build-arm64
+VULKAN_BUILD ?= build-vulkan
 # make fuzz: seconds per harness; make fuzz-smoke (part of make test): the same, short.
 FUZZ_SECONDS ?= 60
 FUZZ_SMOKE_SECONDS ?= 5
@@ -14,7 +16,7 @@ FUZZ_CXX   ?= clang++-14
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan bench-pickle bench-delta soak faults clean deps fuzz fuzz-build fuzz-smoke
+.PHONY: all build asan tsan test test-unit test-asan test-tsan lint demo bench bench-scan bench-pickle bench-delta soak faults clean deps fuzz fuzz-build fuzz-smoke arm64 test-arm64 test-arm64-ci vulkan test-vulkan cuda
 
 all: build
 
@@ -91,6 +93,47 @@ fuzz: fuzz-build
 fuzz-smoke: fuzz-build
 	@scripts/fuzz.sh $(FUZZ_BUILD) $(FUZZ_SMOKE_SECONDS) $(FUZZ_TARGETS)
 
+# make arm64: airlock and the pinned llama.cpp cross-built for aarch64 (the
+# Raspberry Pi 5: Cortex-A76 options, never this machine's), with Debian's
+# cross toolchain and arm64 multiarch libraries (bootstrap.sh deps-arm64).
+# make test-arm64: the unit tests and the integration tests a Pi runs on its
+# own, under qemu-aarch64 (CMAKE_CROSSCOMPILING_EMULATOR; no binfmt needed).
+# test-arm64-ci: the part .ci/run runs (docs/internals/platforms.md says why).
+$(ARM64_BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lock cmake/aarch64-linux-gnu.cmake
+	@overlay=$$(scripts/bootstrap.sh deps-arm64) && prefix=$$(scripts/bootstrap.sh llama-arm64) && \
+	cmake -S . -B $(ARM64_BUILD) -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake \
+	  -DAIRLOCK_LLAMA_PREFIX="$$prefix" -DAIRLOCK_PKG_OVERLAY="$$overlay" $(CMAKE_ARGS) >/dev/null && \
+	touch $@
+
+arm64: $(ARM64_BUILD)/.configured
+	@cmake --build $(ARM64_BUILD) -j $(JOBS)
+
+test-arm64: arm64
+	@cd $(ARM64_BUILD) && ctest --output-on-failure -j $(JOBS)
+
+ARM64_CI_TESTS ?= ^unit/|integration/test_serve_openai|integration/test_bundle_corpus
+test-arm64-ci: arm64
+	@cd $(ARM64_BUILD) && ctest --output-on-failure -j $(JOBS) -R '$(ARM64_CI_TESTS)'
+
+# make vulkan: airlock on a llama.cpp built with its Vulkan backend; make
+# test-vulkan: the golden-output and validate tests with every layer on the
+# first Vulkan device, here Mesa's lavapipe (docs/internals/platforms.md).
+$(VULKAN_BUILD)/.configured: CMakeLists.txt scripts/bootstrap.sh deps/llama.cpp.lock
+	@prefix=$$(scripts/bootstrap.sh llama-vulkan) && \
+	cmake -S . -B $(VULKAN_BUILD) -DAIRLOCK_LLAMA_PREFIX="$$prefix" $(CMAKE_ARGS) >/dev/null && \
+	touch $@
+
+vulkan: $(VULKAN_BUILD)/.configured
+	@cmake --build $(VULKAN_BUILD) -j $(JOBS)
+
+test-vulkan: vulkan
+	@cd $(VULKAN_BUILD) && ctest --output-on-failure -L vulkan
+
+# make cuda: the same with llama.cpp's CUDA backend, where nvcc is present
+# (scripts/build-cuda.sh; the plan for CUDA and ROCm is in platforms.md).
+cuda:
+	@scripts/build-cuda.sh
+
 test-unit: build
 	@cd $(BUILD) && ctest --output-on-failure -L unit -j $(JOBS)
 
@@ -128,4 +171,4 @@ bench-delta: build
 	@nice -n 10 bench/delta.sh "$(BUILD)"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD) $(FUZZ_BUILD) $(ARM64_BUILD) $(VULKAN_BUILD)

@@ -2,13 +2,20 @@
 # bootstrap.sh: install what the build needs, then fetch, verify and build the
 # pinned llama.cpp into a cache outside the tree.
 #
-#   scripts/bootstrap.sh deps        install missing Debian packages
-#   scripts/bootstrap.sh llama       build llama.cpp (cached), print its prefix
-#   scripts/bootstrap.sh all         both (default)
+#   scripts/bootstrap.sh deps          install missing Debian packages
+#   scripts/bootstrap.sh llama         build llama.cpp (cached), print its prefix
+#   scripts/bootstrap.sh all           both (default)
+#   scripts/bootstrap.sh deps-arm64    the aarch64 cross toolchain, qemu-user and
+#                                      the arm64 libraries (make arm64)
+#   scripts/bootstrap.sh llama-arm64   llama.cpp for the Raspberry Pi 5 (Cortex-A76)
+#   scripts/bootstrap.sh deps-vulkan   the Vulkan loader, glslc, Mesa's lavapipe
+#   scripts/bootstrap.sh llama-vulkan  llama.cpp with the Vulkan backend (make vulkan)
+#   scripts/bootstrap.sh llama-cuda    llama.cpp with the CUDA backend, where nvcc is
+#                                      (make cuda, scripts/build-cuda.sh)
 #
 # The cache lives in $AIRLOCK_CACHE_DIR (default ~/.cache/airlock) and is keyed
-# by the npm tarball's SHA-256 and the CPU features the build was made for, so
-# a second run reuses it. AIRLOCK_LLAMA_DIR=/path/to/llama.cpp builds from a
+# by the npm tarball's SHA-256, the variant and the CPU features or options the
+# build was made for, so a second run reuses it. AIRLOCK_LLAMA_DIR=/path/to/llama.cpp builds from a
 # checkout of your own instead of the pinned source.
 set -euo pipefail
 
@@ -36,22 +43,81 @@ DEB_PACKAGES="build-essential pkg-config ca-certificates
 # installed from Debian when the command is missing. command:package
 DEB_COMMANDS="cmake:cmake git:git curl:curl python3:python3 node:nodejs npm:npm"
 
-install_deps() {
-    local missing=()
-    for p in $DEB_PACKAGES; do
+# The arm64 side of every library airlock links (Debian multiarch), the cross
+# toolchain and qemu-user to run the result. Two -dev packages are not
+# co-installable with their amd64 twins (libgpgme-dev's gpg-error/assuan
+# chain, libpoppler-glib-dev): their runtime libraries are installed the
+# normal way, and the -dev packages themselves are unpacked (headers, .pc
+# files, the link-time .so names) into an overlay the arm64 build reads
+# through PKG_CONFIG_PATH, so the host's own -dev packages stay as they are.
+ARM64_PACKAGES="crossbuild-essential-arm64 qemu-user
+ libssl-dev:arm64 libsqlite3-dev:arm64 libarchive-dev:arm64 libzstd-dev:arm64
+ libmicrohttpd-dev:arm64 libjansson-dev:arm64 libcurl4-openssl-dev:arm64
+ libcmocka-dev:arm64 libfaiss-dev:arm64 libgnutls28-dev:arm64
+ libgpgme11:arm64 libpoppler-glib8:arm64 libpoppler-dev:arm64
+ libglib2.0-dev:arm64 libcairo2-dev:arm64 libgomp1:arm64 libstdc++6:arm64"
+ARM64_OVERLAY_DEBS="libgpgme-dev libassuan-dev libgpg-error-dev libpoppler-glib-dev"
+# Vulkan: the loader's headers, the shader compiler llama.cpp's build runs,
+# and Mesa's drivers, lavapipe (a real Vulkan device on the CPU) among them.
+VULKAN_PACKAGES="libvulkan-dev glslc spirv-headers mesa-vulkan-drivers vulkan-tools"
+
+apt_install() {
+    local missing=() p
+    for p in "$@"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
             || missing+=("$p")
     done
-    for cp in $DEB_COMMANDS; do
-        command -v "${cp%%:*}" >/dev/null 2>&1 || missing+=("${cp#*:}")
-    done
-    [ ${#missing[@]} -eq 0 ] && { log "Debian packages: all present"; return 0; }
+    [ ${#missing[@]} -eq 0 ] && return 0
     log "installing Debian packages: ${missing[*]}"
     local sudo=""
     [ "$(id -u)" -eq 0 ] || sudo="sudo"
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
         "${missing[@]}" >/dev/null
+}
+
+install_deps() {
+    local want=() cp
+    # shellcheck disable=SC2206
+    want=($DEB_PACKAGES)
+    for cp in $DEB_COMMANDS; do
+        command -v "${cp%%:*}" >/dev/null 2>&1 || want+=("${cp#*:}")
+    done
+    apt_install "${want[@]}"
+    log "Debian packages: ready"
+}
+
+cache_dir() { echo "${AIRLOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/airlock}"; }
+
+install_arm64_deps() {
+    local sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+        log "adding the arm64 architecture to dpkg"
+        $sudo dpkg --add-architecture arm64
+        $sudo apt-get update -qq
+    fi
+    # shellcheck disable=SC2086
+    apt_install $ARM64_PACKAGES
+    local overlay; overlay="$(cache_dir)/arm64-overlay"
+    local stamp; stamp=$(printf '%s' "$ARM64_OVERLAY_DEBS" | sha256sum | cut -c1-8)
+    [ -f "$overlay/.complete-$stamp" ] && return 0
+    rm -rf "$overlay"; mkdir -p "$overlay/debs"
+    local d
+    for d in $ARM64_OVERLAY_DEBS; do
+        (cd "$overlay/debs" && apt-get download -qq -o APT::Sandbox::User=root "$d:arm64") \
+            || die "apt-get download $d:arm64 failed"
+    done
+    for d in "$overlay"/debs/*.deb; do dpkg-deb -x "$d" "$overlay"; done
+    local lib="$overlay/usr/lib/aarch64-linux-gnu" f t
+    # .pc files point at the overlay; the link-time names at the installed libraries.
+    sed -i -E "s#^(prefix|exec_prefix|libdir|includedir)=/usr#\\1=$overlay/usr#" "$lib"/pkgconfig/*.pc
+    for f in "$lib"/*.so; do
+        t=$(readlink "$f"); [ -n "$t" ] && ln -sf "/usr/lib/aarch64-linux-gnu/${t##*/}" "$f"
+    done
+    rm -rf "$overlay/debs"
+    touch "$overlay/.complete-$stamp"
+    log "arm64 overlay: $ARM64_OVERLAY_DEBS unpacked into $overlay"
 }
 
 # CMake options for the CPU features this machine reports. GGML_NATIVE stays
@@ -75,18 +141,43 @@ cpu_flags() {
     echo "$opts"
 }
 
+# build_llama [native|arm64|vulkan]: one cached llama.cpp build per variant.
 build_llama() {
-    local cache="${AIRLOCK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/airlock}"
-    local opts key prefix src
-    opts=$(cpu_flags)
-    key="${NPM_TARBALL_SHA256:0:16}-$(printf '%s' "$opts" | sha256sum | cut -c1-8)"
+    local variant="${1:-native}"
+    local cache opts key prefix src targets
+    cache=$(cache_dir)
+    # Libraries airlock links; the native build adds the tools the tests and
+    # benchmarks compare against.
+    targets="llama ggml llama-common"
+    case "$variant" in
+    native)
+        opts=$(cpu_flags)
+        targets="$targets llama-bench llama-server llama-quantize llama-embedding llama-completion"
+        key="${NPM_TARBALL_SHA256:0:16}-$(printf '%s' "$opts" | sha256sum | cut -c1-8)" ;;
+    arm64)
+        # The Pi 5's Cortex-A76: Armv8.2-A with dot product and half floats,
+        # never the build host's flags. The toolchain file is part of the key.
+        opts="-DCMAKE_TOOLCHAIN_FILE=$here/cmake/aarch64-linux-gnu.cmake -DGGML_NATIVE=OFF"
+        opts="$opts -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16"
+        key="${NPM_TARBALL_SHA256:0:16}-arm64-$( (printf '%s' "${opts#* }"; cat "$here/cmake/aarch64-linux-gnu.cmake") | sha256sum | cut -c1-8)" ;;
+    vulkan)
+        opts="$(cpu_flags) -DGGML_VULKAN=ON"
+        key="${NPM_TARBALL_SHA256:0:16}-vulkan-$(printf '%s' "$opts" | sha256sum | cut -c1-8)" ;;
+    cuda)
+        # Compute capabilities: Turing to Hopper unless the site names its
+        # own (AIRLOCK_CUDA_ARCHS="90" for an H100 rack builds in a fraction
+        # of the time). Never "native": the build host may have no GPU.
+        opts="$(cpu_flags) -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${AIRLOCK_CUDA_ARCHS:-75;80;86;89;90}"
+        key="${NPM_TARBALL_SHA256:0:16}-cuda-$(printf '%s' "$opts" | sha256sum | cut -c1-8)" ;;
+    *) die "unknown llama.cpp variant: $variant" ;;
+    esac
     if [ -n "${AIRLOCK_LLAMA_DIR:-}" ]; then
         src=$(cd "$AIRLOCK_LLAMA_DIR" && pwd)
-        key="custom-$(printf '%s' "$src $opts" | sha256sum | cut -c1-16)"
+        key="custom-$variant-$(printf '%s' "$src $opts" | sha256sum | cut -c1-16)"
     fi
     prefix="$cache/llama.cpp-$key"
     if [ -f "$prefix/.complete" ]; then
-        log "llama.cpp: cached in $prefix"
+        log "llama.cpp ($variant): cached in $prefix"
         echo "$prefix"; return 0
     fi
     mkdir -p "$cache"
@@ -99,7 +190,7 @@ build_llama() {
         flock 9
     fi
     if [ -f "$prefix/.complete" ]; then
-        log "llama.cpp: cached in $prefix"
+        log "llama.cpp ($variant): cached in $prefix"
         echo "$prefix"; return 0
     fi
     # Build in place; .complete is written last, so an interrupted build is
@@ -123,7 +214,7 @@ build_llama() {
         rm -rf "$work/package" "$tgz"
         src="$work/src"
     fi
-    log "llama.cpp: building from $src (this takes several minutes once)"
+    log "llama.cpp ($variant): building from $src (this takes several minutes once)"
     # shellcheck disable=SC2086
     cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=Release \
         -DBUILD_SHARED_LIBS=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=ON \
@@ -135,19 +226,29 @@ build_llama() {
     # parsers) that src/engine/chat_shim.cpp links. llama-server depends on it,
     # so caches built before it was named here have it too: the cache key
     # stays the same.
-    cmake --build "$work/build" -j "$(nproc)" --target llama ggml llama-common llama-bench llama-server \
-        llama-quantize llama-embedding llama-completion >"$work/build.log" 2>&1 \
+    # shellcheck disable=SC2086
+    cmake --build "$work/build" -j "$(nproc)" --target $targets >"$work/build.log" 2>&1 \
         || { tail -30 "$work/build.log" >&2; die "llama.cpp build failed (log: $work/build.log)"; }
     printf '%s\n' "$opts" >"$work/cpu-options"
+    echo "$variant" >"$work/variant"
     echo "$src" >"$work/source"
     touch "$work/.complete"
-    log "llama.cpp: built into $prefix"
+    log "llama.cpp ($variant): built into $prefix"
     echo "$prefix"
 }
 
 case "${1:-all}" in
     deps) install_deps ;;
-    llama) build_llama ;;
-    all) install_deps; build_llama ;;
-    *) die "usage: $0 [deps|llama|all]" ;;
+    llama) build_llama native ;;
+    all) install_deps; build_llama native ;;
+    deps-arm64) install_arm64_deps; echo "$(cache_dir)/arm64-overlay" ;;
+    llama-arm64) install_arm64_deps; build_llama arm64 ;;
+    deps-vulkan) apt_install $VULKAN_PACKAGES ;;
+    llama-vulkan) apt_install $VULKAN_PACKAGES; build_llama vulkan ;;
+    llama-cuda)
+        command -v nvcc >/dev/null 2>&1 || PATH="/usr/local/cuda/bin:$PATH"
+        command -v nvcc >/dev/null 2>&1 \
+            || die "nvcc not found: install the CUDA toolkit (docs/internals/platforms.md)"
+        build_llama cuda ;;
+    *) die "usage: $0 [deps|llama|all|deps-arm64|llama-arm64|deps-vulkan|llama-vulkan|llama-cuda]" ;;
 esac

@@ -104,7 +104,7 @@ static char *fts_query(struct al_rag *r, const char *q)
             dup = strcmp(words[j], w) == 0;
         if (dup)
             continue;
-        snprintf(words[nw], sizeof words[nw], "%s", w);
+        memcpy(words[nw], all[i], sizeof words[nw]); /* same size, NUL inside */
         df[nw] = 0;
         if (r->info.chunks > MATCH_BUDGET && al_rag_db_term_df(r->db, w, &df[nw], NULL))
             df[nw] = 0;

@@ -4,10 +4,12 @@
 
 SERVE_PID=
 SERVE_LOGS=()
+# Under an emulator (make test-arm64) every wait is AL_TIME_SCALE times longer.
+TIME_SCALE=${AL_TIME_SCALE:-1}
 serve_stop() {
     if [ -n "$SERVE_PID" ] && kill -0 "$SERVE_PID" 2>/dev/null; then
         kill -TERM "$SERVE_PID" 2>/dev/null || true
-        for _ in $(seq 1 600); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 1 $((600 * TIME_SCALE))); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
         kill -KILL "$SERVE_PID" 2>/dev/null || true
     fi
     SERVE_PID=
@@ -32,12 +34,12 @@ serve_start() {
     SERVE_LOGS+=("$SERVE_LOG")
     "$AIRLOCK_BIN" serve "$@" >"$SERVE_LOG" 2>&1 &
     SERVE_PID=$!
-    for _ in $(seq 1 600); do
+    for _ in $(seq 1 $((600 * TIME_SCALE))); do
         if grep -q "airlock: ready" "$SERVE_LOG"; then break; fi
         kill -0 "$SERVE_PID" 2>/dev/null || { cat "$SERVE_LOG" >&2; fail "airlock serve exited at start"; }
         sleep 0.1
     done
-    grep -q "airlock: ready" "$SERVE_LOG" || { cat "$SERVE_LOG" >&2; fail "airlock serve not ready in 60 s"; }
+    grep -q "airlock: ready" "$SERVE_LOG" || { cat "$SERVE_LOG" >&2; fail "airlock serve not ready in $((60 * TIME_SCALE)) s"; }
     BASE=$(grep -o 'https\?://[^ ]*' "$SERVE_LOG" | head -1 || true)
 }
 
@@ -65,7 +67,7 @@ has_event() { grep -q '^data: {' "$1" 2>/dev/null; }
 # after SECS seconds. Tests order events by what the server reports (a
 # metric, a streamed event, a log line), never by sleeping a guessed time.
 wait_until() {
-    local secs=$1 what=$2; shift 2
+    local secs=$(($1 * TIME_SCALE)) what=$2; shift 2
     local end=$((SECONDS + secs))
     until "$@"; do
         [ "$SECONDS" -lt "$end" ] || fail "waited ${secs} s for $what"
