@@ -39,6 +39,7 @@ struct al_bench_opts {
     int gen_tokens;
     int requests;             /* per cell; <= 0: 4 x concurrency, at least 4 */
     int threads;              /* recorded (the model is loaded with them) */
+    int gpu_layers;           /* the same: layers on a GPU device (0: the CPU alone) */
     const char *const *texts; /* base texts prompts are cut from; at least one */
     size_t n_texts;
     const char *model_ref;    /* recorded: what the user asked for */

@@ -309,6 +309,7 @@ enum al_rc al_bench_html(json_t *r, struct al_buf *b, struct al_err *err)
     kv_row(b, "CPUs", json_object_get(mach, "n_cpus"));
     kv_row(b, "threads", json_object_get(mach, "threads"));
     kv_row(b, "llama.cpp", json_object_get(mach, "llama_commit"));
+    kv_row(b, "runs on", json_object_get(model, "runs_on"));
     kv_row(b, "peak RSS, MiB", json_object_get(health, "rss_peak_mb"));
     kv_row(b, "hottest sensor, C", json_object_get(health, "max_temp"));
     al_buf_addstr(b, "</table>\n");

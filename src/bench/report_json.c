@@ -58,21 +58,37 @@ int al_bench_cell_requests(const struct al_bench_opts *o, int concurrency)
     return concurrency * 4 > 4 ? concurrency * 4 : 4;
 }
 
+/* The compute devices of this build and machine (engine/devices.c). */
+static json_t *devices_json(void)
+{
+    struct al_engine_device d[8];
+    int n = al_engine_devices(d, 8);
+    json_t *a = json_array();
+    for (int i = 0; a && i < n; i++)
+        json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:I}", "name", d[i].name, "description", d[i].description,
+                                           "type", d[i].type, "mem_total", (json_int_t)d[i].mem_total));
+    return a;
+}
+
 json_t *al_bench_report_new(const struct al_bench_opts *o, const char *kind)
 {
     struct al_machine m;
     al_health_machine(&m);
     char when[32];
     al_time_format((int64_t)time(NULL), 0, AL_TIME_SECONDS, when, sizeof when);
-    return json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:s}, "
-                     "s:{s:o, s:o, s:i, s:i}, s:[]}",
-                     "format", AL_BENCH_FORMAT, "started_at", when, "kind", kind, "machine", "cpu_model", m.cpu_model,
-                     "cpu_flags", m.cpu_flags, "n_cpus", m.n_cpus, "kernel", m.kernel, "hostname", m.hostname,
-                     "mem_total", (json_int_t)m.mem_total, "llama_commit", al_engine_llama_commit(), "system_info",
-                     al_engine_system_info(), "threads", o->threads, "airlock_version", AIRLOCK_VERSION, "settings",
-                     "concurrency", int_list(o->concurrency, o->n_concurrency), "prompt_lengths",
-                     int_list(o->prompt_lengths, o->n_prompt_lengths), "gen_tokens", o->gen_tokens, "requests",
-                     o->requests, "cells");
+    json_t *rep = json_pack("{s:s, s:s, s:s, s:{s:s, s:s, s:i, s:s, s:s, s:I, s:s, s:s, s:i, s:s, s:i}, "
+                            "s:{s:o, s:o, s:i, s:i}, s:[]}",
+                            "format", AL_BENCH_FORMAT, "started_at", when, "kind", kind, "machine", "cpu_model",
+                            m.cpu_model, "cpu_flags", m.cpu_flags, "n_cpus", m.n_cpus, "kernel", m.kernel, "hostname",
+                            m.hostname, "mem_total", (json_int_t)m.mem_total, "llama_commit", al_engine_llama_commit(),
+                            "system_info", al_engine_system_info(), "threads", o->threads, "airlock_version",
+                            AIRLOCK_VERSION, "gpu_layers", o->gpu_layers, "settings", "concurrency",
+                            int_list(o->concurrency, o->n_concurrency), "prompt_lengths",
+                            int_list(o->prompt_lengths, o->n_prompt_lengths), "gen_tokens", o->gen_tokens, "requests",
+                            o->requests, "cells");
+    if (rep)
+        json_object_set_new(json_object_get(rep, "machine"), "devices", devices_json());
+    return rep;
 }
 
 static json_t *pcts(double *v, size_t n)

@@ -220,10 +220,13 @@ enum al_rc al_bench_engine(struct al_engine_model *m, const struct al_bench_opts
     struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     describe(info.desc, sizeof info.desc, info.n_params);
+    char where[256];
+    int on_device = al_engine_model_placement(m, where, sizeof where);
     json_object_set_new(rep, "model",
-                        json_pack("{s:s, s:s, s:s, s:I, s:I, s:i}", "ref", o->model_ref ? o->model_ref : "", "digest",
-                                  info.digest, "desc", info.desc, "n_params", (json_int_t)info.n_params, "size_bytes",
-                                  (json_int_t)info.size_bytes, "n_ctx", info.n_ctx));
+                        json_pack("{s:s, s:s, s:s, s:I, s:I, s:i, s:s, s:i}", "ref", o->model_ref ? o->model_ref : "",
+                                  "digest", info.digest, "desc", info.desc, "n_params", (json_int_t)info.n_params,
+                                  "size_bytes", (json_int_t)info.size_bytes, "n_ctx", info.n_ctx, "runs_on", where,
+                                  "gpu_layers", on_device));
     int counter = 0;
     double t_run = now_ms();
     /* One warm-up request: graph allocation and cold caches stay out of the

@@ -34,6 +34,8 @@ static void usage(void)
            "  --gen-tokens N            tokens generated per request (default 64)\n"
            "  --requests N              requests per cell (default 4 x concurrency)\n"
            "  -t, --threads N           CPU threads (default 2)\n"
+           "  -g, --gpu-layers N        layers on the GPU, where the build has a GPU backend\n"
+           "                            (make vulkan) and the machine a device (default 0)\n"
            "  --json OUT                the report with every raw sample\n"
            "  --html OUT                a self-contained HTML report with charts\n"
            "  --from REPORT.json        render --html from a saved report, run nothing\n"
@@ -122,7 +124,7 @@ static int outputs(json_t *rep, const char *json_out, const char *html_out)
 /* The grid as given on the command line; zeros take the suite's. */
 struct grid {
     const int *conc, *lens;
-    int n_conc, n_lens, gen, requests, threads;
+    int n_conc, n_lens, gen, requests, threads, gpu_layers;
 };
 
 /* The suite: --suite DIR, else the one stored with REF, else the defaults.
@@ -176,6 +178,7 @@ static int measure(const char *ref, const char *server, const struct al_bench_op
     int max_c, max_len;
     al_bench_extent(o, &max_c, &max_len);
     int st = al_cli_model_ref(ref, &mr);
+    mr.gpu_layers = o->gpu_layers;
     if (!st && al_bench_fits(o, mr.n_ctx_train, &err))
         st = al_cli_fail(&err);
     if (!st)
@@ -228,7 +231,8 @@ static int run(const char *ref, const char *server, const char *suite_dir, const
     int st = pick_suite(suite_dir, ref, &s);
     if (st)
         goto out;
-    struct al_bench_opts o = {.threads = g->threads, .progress = true, .model_ref = ref ? ref : server};
+    struct al_bench_opts o = {.threads = g->threads, .gpu_layers = g->gpu_layers, .progress = true,
+                              .model_ref = ref ? ref : server};
     fill_opts(&o, g, s);
     if (!(st = measure(ref, server, &o, &rep)))
         st = verdict(rep, s, json_out, html_out);
@@ -247,14 +251,15 @@ int al_cmd_bench(int argc, char **argv)
         {"threads", required_argument, NULL, 't'},     {"json", required_argument, NULL, 'j'},
         {"html", required_argument, NULL, 'H'},        {"from", required_argument, NULL, 'f'},
         {"compare", no_argument, NULL, 'C'},           {"threshold", required_argument, NULL, 'T'},
-        {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0}};
+        {"gpu-layers", required_argument, NULL, 'g'},  {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
     const char *suite_dir = NULL, *server = NULL, *json_out = NULL, *html_out = NULL, *from = NULL;
     int conc[AL_BENCH_LEVELS_MAX], n_conc = 0, lens[AL_BENCH_LEVELS_MAX], n_lens = 0;
-    int gen = 0, requests = -1, threads = 2, c;
+    int gen = 0, requests = -1, threads = 2, gpu_layers = 0, c;
     bool do_compare = false;
     double threshold = 5;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:g:h", opts, NULL)) != -1) {
         int st = 0;
         switch (c) {
         case 's': suite_dir = optarg; break;
@@ -272,6 +277,7 @@ int al_cmd_bench(int argc, char **argv)
         case 'n': st = al_cli_opt_i("bench", "--gen-tokens", optarg, 1, AL_LIMIT_GOLDEN_TOKENS, &gen); break;
         case 'r': st = al_cli_opt_i("bench", "--requests", optarg, 1, AL_LIMIT_BENCH_REQUESTS, &requests); break;
         case 't': st = al_cli_opt_threads("bench", optarg, &threads); break;
+        case 'g': st = al_cli_opt_i("bench", "--gpu-layers", optarg, 0, 100000, &gpu_layers); break;
         case 'T': st = al_cli_opt_num("bench", "--threshold", optarg, 0, 1000, &threshold); break;
         case 'h': usage(); return AL_EXIT_OK;
         default: return al_cli_usage_error("bench", "unknown option");
@@ -298,6 +304,6 @@ int al_cmd_bench(int argc, char **argv)
     if (optind + (ref ? 1 : 0) < argc)
         return al_cli_usage_error("bench", "too many arguments");
     struct grid g = {.conc = conc, .n_conc = n_conc, .lens = lens, .n_lens = n_lens, .gen = gen,
-                     .requests = requests, .threads = threads};
+                     .requests = requests, .threads = threads, .gpu_layers = gpu_layers};
     return run(ref, server, suite_dir, &g, json_out, html_out);
 }

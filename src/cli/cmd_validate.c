@@ -40,6 +40,9 @@ static void usage(void)
            "                  with logprobs) instead of loading REF; REF then only names the\n"
            "                  stored suite\n"
            "  -t, --threads N CPU threads (default 2)\n"
+           "  -g, --gpu-layers N  layers on the GPU, where the build has a GPU backend\n"
+           "                  (make vulkan) and the machine a device (default 0); the\n"
+           "                  suite's tolerance absorbs the backends' float differences\n"
            "  --init-suite DIR  write a starter suite into DIR\n");
 }
 
@@ -95,13 +98,13 @@ int al_cmd_validate(int argc, char **argv)
     static const struct option opts[] = {
         {"suite", required_argument, NULL, 's'},  {"record", no_argument, NULL, 'r'},
         {"server", required_argument, NULL, 'S'}, {"threads", required_argument, NULL, 't'},
-        {"init-suite", required_argument, NULL, 'i'}, {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+        {"init-suite", required_argument, NULL, 'i'}, {"gpu-layers", required_argument, NULL, 'g'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
     const char *suite_dir = NULL, *server = NULL, *init = NULL;
     bool record = false;
-    int threads = 2, c;
+    int threads = 2, gpu_layers = 0, c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "t:g:h", opts, NULL)) != -1) {
         if (c == 's') {
             suite_dir = optarg;
         } else if (c == 'r') {
@@ -112,6 +115,10 @@ int al_cmd_validate(int argc, char **argv)
             init = optarg;
         } else if (c == 't') {
             int st = al_cli_opt_threads("validate", optarg, &threads);
+            if (st)
+                return st;
+        } else if (c == 'g') {
+            int st = al_cli_opt_i("validate", "--gpu-layers", optarg, 0, 100000, &gpu_layers);
             if (st)
                 return st;
         } else if (c == 'h') {

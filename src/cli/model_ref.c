@@ -53,8 +53,11 @@ int al_cli_model_load(const struct al_model_ref *ref, int threads, int n_seq, in
     struct al_err err = AL_ERR_INIT;
     struct al_engine_lora lora = {.path = ref->lora_path, .digest = ref->lora_digest, .scale = ref->lora_scale};
     if (al_suite_model_load(ref->path, ref->digest, ref->lora ? &lora : NULL, ref->lora ? 1 : 0, ref->n_ctx_train,
-                            threads, n_seq, n_ctx, out, &err))
+                            threads, ref->gpu_layers, n_seq, n_ctx, out, &err))
         return al_cli_fail(&err);
+    char where[256];
+    if (al_engine_model_placement(*out, where, sizeof where) > 0 || ref->gpu_layers != 0)
+        fprintf(stderr, "model runs on %s\n", where);
     return 0;
 }
 

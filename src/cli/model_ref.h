@@ -21,6 +21,7 @@ struct al_model_ref {
     char lora_path[AL_LIMIT_PATH];
     char lora_digest[AL_DIGEST_SIZE];
     float lora_scale;
+    int gpu_layers;           /* layers offloaded to a GPU (--gpu-layers); 0 by default, as serve */
 };
 
 /* REF is a store reference (name, name:tag, name@sha256:...) or, on a build

@@ -648,6 +648,9 @@ enum al_rc al_engine_model_load(const char *blob_path, const char *expected_dige
     else
         al_info("loaded '%s' (%s) in %.0f ms: %d sequences of %d tokens", blob_path, expected_digest,
                 al_engine_now_ms() - t0, p.n_seq, m->n_ctx_seq);
+    char where[256];
+    al_engine_model_placement(m, where, sizeof where);
+    al_info("'%s' runs on %s", blob_path, where);
     *out = m;
     return AL_OK;
 fail:

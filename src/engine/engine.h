@@ -213,6 +213,24 @@ void al_engine_model_info(const struct al_engine_model *m, struct al_engine_mode
 const char *al_engine_llama_commit(void);
 const char *al_engine_system_info(void);
 
+/* A compute device of this build (devices.c): the CPU, and GPUs where the
+ * build has a GPU backend (make vulkan) and the machine shows a device. */
+struct al_engine_device {
+    char name[64];          /* "CPU", "Vulkan0" */
+    char description[128];  /* "llvmpipe (LLVM 15.0.6, 256 bits)" */
+    char type[8];           /* "cpu", "gpu", "igpu", "accel" */
+    bool offload;           /* --gpu-layers puts layers here */
+    uint64_t mem_free, mem_total; /* bytes, as the backend reports them */
+};
+
+/* Fills out[0..max) in llama.cpp's order; returns how many. */
+int al_engine_devices(struct al_engine_device *out, int max);
+
+/* Where a loaded model's layers run, as one line ("Vulkan0 (llvmpipe ...):
+ * 5 of 5 layers and the output", "CPU: all 5 layers"); returns the number
+ * of layers on a device (0: CPU only). */
+int al_engine_model_placement(const struct al_engine_model *m, char *buf, size_t n);
+
 /* ---- quantization ---- */
 
 /* The quantization types al_engine_quantize writes, by llama-quantize's

@@ -13,6 +13,7 @@
  *   embed.c   embeddings on a second context
  *   rerank.c  scores of (query, document) pairs on a third (rank pooling)
  *   finetune.c  full fine-tuning through llama.cpp's training API (finetune.h)
+ *   devices.c  compute devices (CPU, GPU backends) and a model's placement
  *   chat_shim.cpp  Jinja templates, tool-call grammars and parsing through
  *             llama.cpp's common/chat.h (chat.h is its public side)
  */

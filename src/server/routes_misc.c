@@ -423,6 +423,20 @@ enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body)
     }
     gauge_head(&b, "airlock_models_loaded", "Model versions loaded.");
     al_buf_addf(&b, "airlock_models_loaded %d\n", loaded);
+    /* GPU memory, where the build has a GPU backend and the machine a device
+     * (make vulkan); the CPU's memory is the node's and is not repeated here. */
+    struct al_engine_device devs[8];
+    int nd = al_engine_devices(devs, 8), n_gpu = 0;
+    for (int i = 0; i < nd; i++)
+        n_gpu += devs[i].offload;
+    if (n_gpu)
+        gauge_head(&b, "airlock_device_memory_bytes", "Memory of a GPU device, by state (total, free).");
+    for (int i = 0; i < nd; i++)
+        if (devs[i].offload)
+            al_buf_addf(&b,
+                        "airlock_device_memory_bytes{device=\"%s\",state=\"total\"} %" PRIu64 "\n"
+                        "airlock_device_memory_bytes{device=\"%s\",state=\"free\"} %" PRIu64 "\n",
+                        devs[i].name, devs[i].mem_total, devs[i].name, devs[i].mem_free);
     pthread_mutex_lock(&s->mu);
     int in_flight = s->in_flight;
     pthread_mutex_unlock(&s->mu);

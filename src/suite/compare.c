@@ -77,6 +77,10 @@ static void cond_note(const struct al_golden_cond *a, const struct al_golden_con
     if (strcmp(a->system_info, b->system_info) != 0)
         NOTE("%sCPU features differ (%s vs %s)", len ? "; " : "", a->cpu_model[0] ? a->cpu_model : "unknown",
              b->cpu_model[0] ? b->cpu_model : "unknown");
+    /* Another backend computes in another order: float differences expected */
+    const char *da = a->device[0] ? a->device : "CPU", *db = b->device[0] ? b->device : "CPU";
+    if (strcmp(da, db) != 0)
+        NOTE("%sdevice %s (recorded) vs %s", len ? "; " : "", da, db);
     if (strcmp(a->model_digest, b->model_digest) != 0)
         NOTE("%smodel %.19s (recorded) vs %.19s", len ? "; " : "", a->model_digest[0] ? a->model_digest : "unknown",
              b->model_digest[0] ? b->model_digest : "unknown");

@@ -223,6 +223,11 @@ enum al_rc al_golden_run_engine(struct al_engine_model *m, const struct al_suite
     snprintf(run->cond.model_digest, sizeof run->cond.model_digest, "%s", info.digest);
     snprintf(run->cond.model_desc, sizeof run->cond.model_desc, "%s", info.desc);
     run->cond.threads = threads;
+    char where[sizeof run->cond.device];
+    if (al_engine_model_placement(m, where, sizeof where) > 0)
+        snprintf(run->cond.device, sizeof run->cond.device, "%s", where);
+    else
+        snprintf(run->cond.device, sizeof run->cond.device, "CPU");
     /* A first request pays for graph allocation and cold caches: keep it out
      * of the figures the targets are checked against. */
     struct al_engine_gen_params wp = al_engine_gen_params_default();

@@ -17,10 +17,11 @@
 
 static json_t *cond_json(const struct al_golden_cond *c)
 {
-    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s}", "source", c->source, "llama_commit",
+    return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s}", "source", c->source, "llama_commit",
                      c->llama_commit, "system_info", c->system_info, "cpu_model", c->cpu_model, "cpu_flags",
                      c->cpu_flags, "model_digest", c->model_digest, "model_desc", c->model_desc, "airlock_version",
-                     c->airlock_version, "threads", c->threads, "recorded_at", c->recorded_at);
+                     c->airlock_version, "threads", c->threads, "recorded_at", c->recorded_at, "device",
+                     c->device[0] ? c->device : "CPU");
 }
 
 static json_t *num_or_null(double v) { return v >= 0 ? json_real(v) : json_null(); }
@@ -218,6 +219,7 @@ static enum al_rc golden_parse(const char *path, json_t *j, struct al_golden_run
     get_str(cond, "model_desc", c->model_desc, sizeof c->model_desc);
     get_str(cond, "airlock_version", c->airlock_version, sizeof c->airlock_version);
     get_str(cond, "recorded_at", c->recorded_at, sizeof c->recorded_at);
+    get_str(cond, "device", c->device, sizeof c->device);
     c->threads = (int)json_integer_value(json_object_get(cond, "threads"));
     run->top_k = (int)json_integer_value(json_object_get(j, "top_k"));
     run->decode_tps = get_real(meas, "decode_tps");

@@ -376,13 +376,14 @@ enum al_rc al_suite_write_json(const char *dir, const char *file, json_t *j, str
 }
 
 enum al_rc al_suite_model_load(const char *path, const char *digest, const struct al_engine_lora *loras, int n_loras,
-                               int n_ctx_train, int threads, int n_seq, int n_ctx, struct al_engine_model **out,
-                               struct al_err *err)
+                               int n_ctx_train, int threads, int gpu_layers, int n_seq, int n_ctx,
+                               struct al_engine_model **out, struct al_err *err)
 {
     struct al_engine_model_params mp = al_engine_model_params_default();
     mp.loras = loras;
     mp.n_loras = n_loras;
     mp.threads = threads;
+    mp.n_gpu_layers = gpu_layers;
     mp.n_seq = n_seq;
     mp.queue_max = n_seq * 4 + 64;
     mp.n_ctx = n_ctx_train > 0 && n_ctx_train < n_ctx ? n_ctx_train : n_ctx;

@@ -113,10 +113,11 @@ enum al_rc al_suite_load_stored(struct al_repo *r, const struct al_version *v, c
  * sequences (a queue of n_seq * 4 + 64) and a context of n_ctx tokens, or
  * n_ctx_train when that is known (> 0) and smaller (a model trained for less
  * gives nonsense past it), with the n_loras adapters of loras (may be NULL
- * with 0) applied. *out must be NULL; the caller's on success, freed
+ * with 0) applied and gpu_layers layers on a GPU device (0: the CPU alone;
+ * negative: all, where the build and the machine have a device). *out must be NULL; the caller's on success, freed
  * with al_engine_model_free. Errors as al_engine_model_load. */
 enum al_rc al_suite_model_load(const char *path, const char *digest, const struct al_engine_lora *loras, int n_loras,
-                               int n_ctx_train, int threads, int n_seq,
+                               int n_ctx_train, int threads, int gpu_layers, int n_seq,
                                int n_ctx, struct al_engine_model **out, struct al_err *err);
 
 /* Writes a starter suite (suite.json, golden.json) into dir, which must not
@@ -176,6 +177,9 @@ struct al_golden_cond {
     char airlock_version[32];
     int threads;
     char recorded_at[32];     /* ISO 8601 UTC */
+    /* Where the layers ran: "CPU", or the GPU device ("Vulkan0 (llvmpipe
+     * ...)"); empty in recordings made before it was kept (the CPU). */
+    char device[192];
 };
 
 struct al_golden_run {
