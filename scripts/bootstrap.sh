@@ -144,7 +144,7 @@ cpu_flags() {
 # build_llama [native|arm64|vulkan]: one cached llama.cpp build per variant.
 build_llama() {
     local variant="${1:-native}"
-    local cache opts key prefix src targets
+    local cache opts key prefix src targets patches="" p
     cache=$(cache_dir)
     # Libraries airlock links; the native build adds the tools the tests and
     # benchmarks compare against.
@@ -159,10 +159,15 @@ build_llama() {
         # never the build host's flags. The toolchain file is part of the key.
         opts="-DCMAKE_TOOLCHAIN_FILE=$here/cmake/aarch64-linux-gnu.cmake -DGGML_NATIVE=OFF"
         opts="$opts -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16"
+        targets="$targets llama-quantize"  # test_validate's Q8_0 copy, under qemu
         key="${NPM_TARBALL_SHA256:0:16}-arm64-$( (printf '%s' "${opts#* }"; cat "$here/cmake/aarch64-linux-gnu.cmake") | sha256sum | cut -c1-8)" ;;
     vulkan)
+        # v0.4.0's Vulkan backend uses VK_EXT_layer_settings unguarded, which
+        # Debian 12's headers (1.3.239) lack: deps/patches guards it as the
+        # backend guards its other newer features. The patch is in the key.
         opts="$(cpu_flags) -DGGML_VULKAN=ON"
-        key="${NPM_TARBALL_SHA256:0:16}-vulkan-$(printf '%s' "$opts" | sha256sum | cut -c1-8)" ;;
+        patches="$here/deps/patches/llama.cpp-vulkan-headers-1.3.239.patch"
+        key="${NPM_TARBALL_SHA256:0:16}-vulkan-$( (printf '%s' "$opts"; cat $patches) | sha256sum | cut -c1-8)" ;;
     cuda)
         # Compute capabilities: Turing to Hopper unless the site names its
         # own (AIRLOCK_CUDA_ARCHS="90" for an H100 rack builds in a fraction
@@ -213,6 +218,10 @@ build_llama() {
         case "$head" in "$LLAMA_COMMIT"*) ;; *) die "bundle HEAD $head is not $LLAMA_COMMIT" ;; esac
         rm -rf "$work/package" "$tgz"
         src="$work/src"
+        for p in $patches; do
+            git -C "$src" apply "$p" || die "patch $p does not apply to llama.cpp $LLAMA_COMMIT"
+            log "llama.cpp ($variant): applied ${p##*/}"
+        done
     fi
     log "llama.cpp ($variant): building from $src (this takes several minutes once)"
     # shellcheck disable=SC2086

@@ -9,6 +9,8 @@ source "$(dirname "$0")/lib.sh"
 F=$(fixture)
 TAMPER="$(dirname "$0")/gguf_tamper.py"
 QUANT="$AL_LLAMA_PREFIX/build/bin/llama-quantize"
+# make test-arm64: the prefix's tools are aarch64 too, run by the emulator
+quant() { ${AL_EMULATOR:-} "$QUANT" "$@"; }
 S="$T/suite"
 
 airlock validate --init-suite "$S" >/dev/null
@@ -55,7 +57,7 @@ echo "$OUT" | qgrep "weights differ" || fail "tampering not diagnosed as weights
 ok "a tampered tensor fails: $(echo "$OUT" | grep '^result')"
 
 # another quantization of the same model: told apart from the identical copy
-"$QUANT" "$F" "$T/q8.gguf" q8_0 >"$T/quant.log" 2>&1 || { cat "$T/quant.log"; fail "llama-quantize"; }
+quant "$F" "$T/q8.gguf" q8_0 >"$T/quant.log" 2>&1 || { cat "$T/quant.log"; fail "llama-quantize"; }
 expect_status 1 airlock validate -t 1 -t 1 "$T/q8.gguf" --suite "$S"
 [ "$(echo "$OUT" | grep -c 'weights-differ')" -ge 3 ] || fail "q8_0 not seen as differing weights: $OUT"
 echo "$OUT" | qgrep "another quantization" || fail "q8_0 drift not recognized as slight: $OUT"
