@@ -178,6 +178,7 @@ int al_cmd_validate(int argc, char **argv)
     } else {
         struct al_model_ref mr;
         status = al_cli_model_ref(ref, &mr);
+        mr.gpu_layers = gpu_layers;
         if (!status)
             status = al_cli_model_load(&mr, threads, 1, 4096, &m);
         if (status)

@@ -25,18 +25,32 @@ expect_code 200
 [ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "golden text with every layer on Vulkan: $BODY"
 grep -q "runs on Vulkan0 (llvmpipe" "$SERVE_LOG" || { cat "$SERVE_LOG"; fail "the Vulkan device is not logged"; }
 grep -q "offloaded 6/6 layers to GPU" "$SERVE_LOG" || { cat "$SERVE_LOG"; fail "llama.cpp did not offload every layer"; }
+# what the tampered case below must not show, shown here by a good load
+grep -q "Vulkan0 model buffer" "$SERVE_LOG" || { cat "$SERVE_LOG"; fail "no Vulkan0 model buffer in the -v log"; }
 total=$(metric 'airlock_device_memory_bytes{device="Vulkan0",state="total"}')
 [ -n "$total" ] && [ "$total" -gt 0 ] || fail "no device memory in /metrics: $(curl -s "$BASE/metrics" | grep device)"
 serve_stop
-ok "serve --gpu-layers 99 on $(grep -o 'runs on Vulkan0 ([^)]*)' "$SERVE_LOG" | head -1): the golden text"
+ok "serve --gpu-layers 99: $(grep -o 'runs on Vulkan0.*' "$SERVE_LOG" | head -1); the golden text"
 
-# validate: recorded on the CPU, checked on the device within the tolerance
+# validate: recorded on the CPU, checked on the device within the tolerance.
+# Every token must match; log-probabilities drift with the position (another
+# summation order, part of it in F16, compounding through the KV cache): up
+# to 0.017 by token 28 of 32 on lavapipe, over the starter suite's 0.01. A
+# suite meant to pass on GPU nodes sets 0.05 (docs/internals/platforms.md);
+# the starter's 0.01 stays right for CPU-to-CPU checks.
 S="$T/suite"
 airlock validate --init-suite "$S" >/dev/null
+python3 - "$S/suite.json" <<'PY'
+import json, sys
+p = sys.argv[1]; s = json.load(open(p)); s["golden"]["tolerance"]["logprob"] = 0.05
+json.dump(s, open(p, "w"), indent=2)
+PY
 airlock validate -t 2 stories --suite "$S" --record >"$T/rec.txt" || fail "record on the CPU: $(cat "$T/rec.txt")"
 airlock validate -t 2 stories --suite "$S" --gpu-layers 99 >"$T/val.txt" 2>&1 || fail "validate on Vulkan: $(cat "$T/val.txt")"
 grep -q "device CPU (recorded) vs Vulkan0" "$T/val.txt" || fail "the device change is not named: $(cat "$T/val.txt")"
-grep -q "^result: PASSED" "$T/val.txt" || fail "validate on Vulkan did not pass: $(cat "$T/val.txt")"
+grep -q "^result: all 4 prompts pass" "$T/val.txt" || fail "validate on Vulkan did not pass: $(cat "$T/val.txt")"
+[ "$(grep -c 'all 32 tokens match' "$T/val.txt")" = 4 ] || fail "a token differs on Vulkan: $(cat "$T/val.txt")"
+grep -E '^  (ok|FAIL) ' "$T/val.txt"
 ok "validate with every layer on Vulkan: $(grep '^result' "$T/val.txt")"
 
 # a tampered blob: refused by the digest check, before llama.cpp allocates a
