@@ -601,6 +601,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->t0 = h->t0;
     g->m = al_serve_lease_engine(h->lease);
     g->lp_top = go->logprobs;
+    g->post = go->logprobs >= 0 && go->params.post_sampling_probs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
     g->chat = go->chat; /* ours now, freed with g */
@@ -651,6 +652,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         c->t0 = g->t0;
         c->m = g->m;
         c->lp_top = g->lp_top;
+        c->post = g->post;
         c->has_stop = g->has_stop;
         c->fmt = g->fmt;
         c->ids = g->ids;
@@ -715,6 +717,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             gp.on_probs = al_server_gen_on_probs;
             gp.probs_ud = c;
         }
+        gp.post_sampling_probs = c->post;
         if (h->arriving) {
             gp.on_submitted = al_server_arrivals_submitted;
             gp.submitted_ud = h->srv->arrivals;
