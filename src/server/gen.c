@@ -671,9 +671,11 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
                                             "response", "created_at", (json_int_t)g->created, "status", "in_progress",
                                             "model", go->model, "output"));
     for (int i = 0; i < n && go->stream && go->kind == AL_SERVER_GEN_CHAT && !go->fmt; i++) {
-        /* The first chunk of each choice names the role, as OpenAI's does. */
+        /* The first chunk of each choice names the role, as OpenAI's does,
+         * its content null as llama-server's (OpenAI's is "" there, null in
+         * a tool call's chunks): every content delta a client sees holds text. */
         al_buf_add(&g->sse, g->choices[i]->head.data, g->choices[i]->head.len);
-        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
+        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":null");
         if (g->citations) { /* retrieval: the passages come first, without "cited" (not known yet) */
             char *cj = json_dumps(g->citations, JSON_COMPACT);
             if (cj) {
