@@ -337,13 +337,20 @@ void al_engine_fim_tokens(const struct al_engine_model *m, struct al_engine_fim 
 /* The log-probabilities of one sampled token, for golden recordings and API
  * logprobs. Computed as llama-server does for n_probs: a softmax over the raw
  * logits of the whole vocabulary (before any sampler), natural logarithm.
- * ids/logprobs hold the n most likely tokens, most likely first. */
+ * ids/logprobs hold the n most likely tokens, most likely first.
+ * With post_sampling (al_engine_gen_params.post_sampling_probs) the figures
+ * are instead probabilities (0..1, not logarithms) of the candidates the
+ * sampler chain left, as its draw saw them (llama-server's
+ * post_sampling_probs): tokens the chain ruled out (probability 0) are not
+ * among the n, which may then be fewer than asked for; a greedy chain gives
+ * the chosen token 1 and no other. */
 struct al_engine_token_probs {
     int32_t token;          /* the sampled token */
-    float logprob;          /* its log-probability */
+    float logprob;          /* its log-probability (with post_sampling: its probability) */
     int n;                  /* entries in ids and logprobs */
     const int32_t *ids;
     const float *logprobs;
+    bool post_sampling;     /* the figures are probabilities after the sampler chain */
 };
 
 /* Called on the worker thread for every sampled token, an end-of-generation
@@ -382,6 +389,8 @@ struct al_engine_gen_params {
     int n_probs;             /* > 0: top log-probabilities per token, up to AL_LIMIT_TOP_PROBS */
     al_engine_probs_cb *on_probs;   /* with n_probs > 0: receives them; NULL: none are computed */
     void *probs_ud;          /* passed to on_probs */
+    bool post_sampling_probs; /* on_probs gets probabilities after the sampler chain
+                              * (al_engine_token_probs.post_sampling), not raw log-probabilities */
     /* An applied chat (engine/chat.h) whose tool-call grammar (with its
      * triggers), extra stop strings and preserved tokens (special tokens
      * streamed as text, so the parser sees tool-call markers) apply; NULL:
@@ -417,7 +426,7 @@ struct al_engine_logit_bias {
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, on_submitted NULL, no logit_bias, n_loras -1
+ * n_probs 0, on_probs NULL, post_sampling_probs false, on_submitted NULL, no logit_bias, n_loras -1
  * (the model's default adapter scales). */
 struct al_engine_gen_params al_engine_gen_params_default(void);
 

@@ -146,6 +146,17 @@ long al_engine_stops_scan(const struct al_engine_stops *st, const char *text, si
 void al_engine_probs_compute(const float *logits, int n_vocab, llama_token tok, int k, int32_t *ids, float *lps,
                       struct al_engine_token_probs *out);
 
+/* What llama_sampler_sample does (no backend sampler), keeping what the
+ * chain leaves: applies chain to logits[0..n_vocab) copied into cand (n_vocab
+ * entries of scratch), accepts and returns the token drawn, and fills out
+ * with the probabilities of the draw (post_sampling: the chosen token's and
+ * the k likeliest above 0, into ids and ps of k entries, most likely first).
+ * greedy: the chain ends with the greedy sampler, which computes none: the
+ * chosen token gets 1, as llama-server's chain gives it at temperature 0. */
+llama_token al_engine_sample_post(struct llama_sampler *chain, const float *logits, int n_vocab, bool greedy,
+                                  llama_token_data *cand, int k, int32_t *ids, float *ps,
+                                  struct al_engine_token_probs *out);
+
 /* ---- chat_shim.cpp (C linkage; nothing throws) ---- */
 
 /* Parses model's chat template(s), or override (Jinja text) instead, with

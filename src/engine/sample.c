@@ -356,4 +356,47 @@ void al_engine_probs_compute(const float *logits, int n_vocab, llama_token tok, 
     out->n = n;
     out->ids = ids;
     out->logprobs = lps;
+    out->post_sampling = false;
+}
+
+llama_token al_engine_sample_post(struct llama_sampler *chain, const float *logits, int n_vocab, bool greedy,
+                                  llama_token_data *cand, int k, int32_t *ids, float *ps,
+                                  struct al_engine_token_probs *out)
+{
+    for (int i = 0; i < n_vocab; i++)
+        cand[i] = (llama_token_data){i, logits[i], 0.0f};
+    llama_token_data_array cur = {cand, (size_t)n_vocab, -1, false};
+    llama_sampler_apply(chain, &cur);
+    if (cur.selected < 0 || cur.selected >= (int64_t)cur.size)
+        cur.selected = 0; /* llama_sampler_sample asserts it; no chain of ours leaves it so */
+    llama_token tok = cur.data[cur.selected].id;
+    llama_sampler_accept(chain, tok);
+    if (greedy) {
+        /* llama-server's chain at temperature 0 sets every other logit to
+         * minus infinity before its draw: the chosen token has it all. */
+        for (size_t i = 0; i < cur.size; i++)
+            cur.data[i].p = 0.0f;
+        cur.data[cur.selected].p = 1.0f;
+    }
+    int n = 0;
+    for (size_t i = 0; i < cur.size && k > 0; i++) {
+        float v = cur.data[i].p;
+        if (!(v > 0.0f) || (n == k && v <= ps[n - 1]))
+            continue;
+        int j = n < k ? n++ : n - 1;
+        while (j > 0 && ps[j - 1] < v) {
+            ps[j] = ps[j - 1];
+            ids[j] = ids[j - 1];
+            j--;
+        }
+        ps[j] = v;
+        ids[j] = cur.data[i].id;
+    }
+    out->token = tok;
+    out->logprob = cur.data[cur.selected].p;
+    out->n = n;
+    out->ids = ids;
+    out->logprobs = ps;
+    out->post_sampling = true;
+    return tok;
 }

@@ -215,7 +215,15 @@ static void slot_sample(struct al_engine_sched *s, struct al_engine_slot *sl)
 {
     struct al_engine_req *r = sl->req;
     llama_token tok = LLAMA_TOKEN_NULL;
-    if (r->greedy_fast) {
+    struct al_engine_token_probs tp = {.token = LLAMA_TOKEN_NULL};
+    if (r->on_probs && r->post_sampling && !s->cand && !(s->cand = malloc((size_t)s->n_vocab * sizeof *s->cand))) {
+        al_engine_slot_finish(s, sl, AL_ENGINE_FINISH_ERROR, "out of memory");
+        return;
+    }
+    if (r->on_probs && r->post_sampling) {
+        tok = al_engine_sample_post(r->smpl, llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->greedy,
+                                    s->cand, r->n_probs, r->probs_ids, r->probs_lps, &tp);
+    } else if (r->greedy_fast) {
         tok = al_engine_sample_greedy_fast(llama_get_logits_ith(s->ctx, sl->i_batch), s->n_vocab, r->banned,
                                            r->n_banned);
         if (tok != LLAMA_TOKEN_NULL)
@@ -229,9 +237,9 @@ static void slot_sample(struct al_engine_sched *s, struct al_engine_slot *sl)
     atomic_fetch_add(&s->tokens_gen, 1);
     sl->next = tok;
     if (r->on_probs) {
-        struct al_engine_token_probs tp;
-        al_engine_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab), tok,
-                         r->n_probs, r->probs_ids, r->probs_lps, &tp);
+        if (!r->post_sampling)
+            al_engine_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab),
+                                    tok, r->n_probs, r->probs_ids, r->probs_lps, &tp);
         r->on_probs(r->probs_ud, &tp);
     }
     if (llama_vocab_is_eog(s->m->vocab, tok)) {
@@ -637,6 +645,7 @@ void al_engine_sched_free(struct al_engine_sched *s)
         free(s->slots);
     }
     free(s->piece);
+    free(s->cand);
     free(s->fresh);
     free(s->reading);
     if (s->batch.token)

@@ -38,6 +38,8 @@ struct al_engine_req {
     int n_probs;               /* > 0 with on_probs: log-probabilities per token */
     al_engine_probs_cb *on_probs;
     void *probs_ud;
+    bool post_sampling;        /* with on_probs: probabilities after the chain (sample.c) */
+    bool greedy;               /* the chain ends with the greedy sampler (temperature <= 0) */
     al_engine_progress_cb *on_progress;
     void *progress_ud;
     int32_t probs_ids[AL_LIMIT_TOP_PROBS];
@@ -89,6 +91,8 @@ struct al_engine_sched {
     char full_msg[192];        /* the error of a request stopped for room (batch.c) */
     struct al_engine_slot *slots;
     char *piece;               /* scratch for one token's text */
+    llama_token_data *cand;    /* worker: n_vocab candidates for post-sampling probabilities,
+                                * made on first use */
     struct al_engine_slot **fresh;       /* scratch: slots assigned in this step */
     struct al_engine_slot **reading;     /* scratch: slots reading their prompt, oldest first */
     int cap_piece;

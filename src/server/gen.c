@@ -601,6 +601,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
     g->t0 = h->t0;
     g->m = al_serve_lease_engine(h->lease);
     g->lp_top = go->logprobs;
+    g->post = go->logprobs >= 0 && go->params.post_sampling_probs;
     g->has_stop = go->params.n_stop > 0;
     g->citations = json_incref(go->citations);
     g->chat = go->chat; /* ours now, freed with g */
@@ -651,6 +652,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
         c->t0 = g->t0;
         c->m = g->m;
         c->lp_top = g->lp_top;
+        c->post = g->post;
         c->has_stop = g->has_stop;
         c->fmt = g->fmt;
         c->ids = g->ids;
@@ -669,9 +671,11 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
                                             "response", "created_at", (json_int_t)g->created, "status", "in_progress",
                                             "model", go->model, "output"));
     for (int i = 0; i < n && go->stream && go->kind == AL_SERVER_GEN_CHAT && !go->fmt; i++) {
-        /* The first chunk of each choice names the role, as OpenAI's does. */
+        /* The first chunk of each choice names the role, as OpenAI's does,
+         * its content null as llama-server's (OpenAI's is "" there, null in
+         * a tool call's chunks): every content delta a client sees holds text. */
         al_buf_add(&g->sse, g->choices[i]->head.data, g->choices[i]->head.len);
-        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":\"\"");
+        al_buf_addstr(&g->sse, "\"delta\":{\"role\":\"assistant\",\"content\":null");
         if (g->citations) { /* retrieval: the passages come first, without "cited" (not known yet) */
             char *cj = json_dumps(g->citations, JSON_COMPACT);
             if (cj) {
@@ -715,6 +719,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             gp.on_probs = al_server_gen_on_probs;
             gp.probs_ud = c;
         }
+        gp.post_sampling_probs = c->post;
         if (h->arriving) {
             gp.on_submitted = al_server_arrivals_submitted;
             gp.submitted_ud = h->srv->arrivals;

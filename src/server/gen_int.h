@@ -49,6 +49,8 @@ struct al_server_gen {
     /* log-probabilities (the request asked for them: lp_top >= 0) */
     struct al_engine_model *m; /* for the tokens' text; leased until the finish path */
     int lp_top;             /* alternatives per token to report */
+    bool post;              /* the figures are probabilities after the sampler chain
+                             * (llama-server's post_sampling_probs): "prob", "top_probs" */
     bool has_stop;          /* stop strings: tokens past the returned text are left out */
     struct lp_tok *lp;      /* every sampled token, from on_probs */
     size_t n_lp, cap_lp, lp_sent; /* recorded; already sent (streaming) */

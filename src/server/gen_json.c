@@ -57,7 +57,12 @@ void al_server_json_escape(struct al_buf *b, const char *s, size_t len)
  * with the same text. Chat gets OpenAI's {content: [...], refusal: null}, the
  * entries with "id" too. A token's text is its piece with special tokens
  * rendered; "bytes" are its raw bytes, "token" the same with bytes that are
- * not valid UTF-8 (a piece of a multi-byte character) as U+FFFD. */
+ * not valid UTF-8 (a piece of a multi-byte character) as U+FFFD.
+ * With llama-server's post_sampling_probs (g->post) the figures are the
+ * probabilities the sampler chain left (engine.h): the "content" entries
+ * have "prob" and "top_probs" in place of "logprob" and "top_logprobs", as
+ * llama-server writes them on every route; the legacy completions lists
+ * (token_logprobs, top_logprobs) carry their natural logarithms. */
 
 void al_server_gen_on_probs(void *ud, const struct al_engine_token_probs *tp)
 {
@@ -121,14 +126,20 @@ static size_t piece(const struct al_server_gen *g, int32_t id, char *buf, size_t
     return strlen(buf);
 }
 
-/* {id, token, logprob, bytes} */
+/* A figure as a log-probability: with g->post the engine gave a probability. */
+static float as_lp(const struct al_server_gen *g, float v)
+{
+    return g->post ? logf(v) : v;
+}
+
+/* {id, token, logprob, bytes}; with g->post {id, token, prob, bytes} */
 static void add_entry(const struct al_server_gen *g, struct al_buf *b, int32_t id, float lp)
 {
     char p[256];
     size_t n = piece(g, id, p, sizeof p);
     al_buf_addf(b, "{\"id\":%d,\"token\":", id);
     add_text(b, p, n);
-    al_buf_addstr(b, ",\"logprob\":");
+    al_buf_addstr(b, g->post ? ",\"prob\":" : ",\"logprob\":");
     add_lp(b, lp);
     al_buf_addstr(b, ",\"bytes\":[");
     for (size_t i = 0; i < n; i++)
@@ -144,7 +155,7 @@ void al_server_gen_lp_content(const struct al_server_gen *g, struct al_buf *b, s
         const struct lp_tok *t = &g->lp[i];
         al_buf_addstr(b, i > from ? "," : "");
         add_entry(g, b, t->id, t->logprob);
-        al_buf_addstr(b, ",\"top_logprobs\":[");
+        al_buf_addstr(b, g->post ? ",\"top_probs\":[" : ",\"top_logprobs\":[");
         for (int k = 0; k < t->n; k++) {
             al_buf_addstr(b, k ? "," : "");
             add_entry(g, b, t->ids[k], t->lps[k]);
@@ -174,7 +185,7 @@ void al_server_gen_lp_object(struct al_server_gen *g, struct al_buf *b, size_t f
     al_buf_addstr(b, "],\"token_logprobs\":[");
     for (size_t i = from; i < to; i++) {
         al_buf_addstr(b, i > from ? "," : "");
-        add_lp(b, g->lp[i].logprob);
+        add_lp(b, as_lp(g, g->lp[i].logprob));
     }
     al_buf_addstr(b, "],\"top_logprobs\":[");
     for (size_t i = from; i < to; i++) {
@@ -193,7 +204,7 @@ void al_server_gen_lp_object(struct al_server_gen *g, struct al_buf *b, size_t f
             al_buf_addstr(b, w ? "," : "");
             add_text(b, seen[w], n);
             al_buf_addch(b, ':');
-            add_lp(b, t->lps[k]);
+            add_lp(b, as_lp(g, t->lps[k]));
             w++;
         }
         al_buf_addch(b, '}');

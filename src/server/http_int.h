@@ -426,6 +426,10 @@ enum al_rc al_server_params_from_json(json_t *body, const struct al_server_limit
  * vocabulary or a malformed entry: AL_ERR_INVALID. */
 enum al_rc al_server_logit_bias_from_json(json_t *body, const struct al_engine_model *m,
                                           struct al_engine_logit_bias **out, int *n_out, struct al_err *err);
+/* body's "post_sampling_probs" (llama-server's): a boolean, absent or null
+ * false; with log-probabilities asked for, they are the probabilities after
+ * the sampler chain (gen_json.c). *param names the field on error. */
+enum al_rc al_server_post_sampling_from_json(json_t *body, bool *out, const char **param, struct al_err *err);
 /* "response_fields": null, or an array of at most 64 paths ("a/b"). */
 enum al_rc al_server_response_fields_check(json_t *fields, struct al_err *err);
 /* The fields of res that fields names, each under its whole path (a new

@@ -1,7 +1,8 @@
 /*
  * llparams.c: request fields that llama-server reads beyond OpenAI's
- * sampling parameters (params.c): logit_bias in both of its forms, and the
- * response_fields filter of its native /completion answer.
+ * sampling parameters (params.c): logit_bias in both of its forms,
+ * post_sampling_probs, and the response_fields filter of its native
+ * /completion answer.
  */
 #include "server/http_int.h"
 
@@ -140,6 +141,17 @@ enum al_rc al_server_logit_bias_from_json(json_t *body, const struct al_engine_m
     }
     *out = l.v;
     *n_out = l.n;
+    return AL_OK;
+}
+
+enum al_rc al_server_post_sampling_from_json(json_t *body, bool *out, const char **param, struct al_err *err)
+{
+    json_t *v = json_object_get(body, "post_sampling_probs");
+    *out = json_is_true(v);
+    if (v && !json_is_null(v) && !json_is_boolean(v)) {
+        *param = "post_sampling_probs";
+        return al_err_set(err, AL_ERR_INVALID, "'post_sampling_probs' must be a boolean");
+    }
     return AL_OK;
 }
 

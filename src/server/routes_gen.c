@@ -60,7 +60,8 @@ enum MHD_Result al_server_completion_run(struct al_http_req *h, json_t *body, st
     go->params.max_tokens = default_max;
     al_server_params_defaults(h->srv, &h->limits, &go->params);
     if (al_server_params_from_json(body, &h->limits, &go->params, stops, &grammar, &param, &err) != AL_OK ||
-        al_server_logprobs_from_json(body, go->kind != AL_SERVER_GEN_COMPLETION, &go->logprobs, &param, &err) != AL_OK) {
+        al_server_logprobs_from_json(body, go->kind != AL_SERVER_GEN_COMPLETION, &go->logprobs, &param, &err) != AL_OK ||
+        al_server_post_sampling_from_json(body, &go->params.post_sampling_probs, &param, &err) != AL_OK) {
         free(grammar);
         al_engine_chat_free(go->chat);
         return al_http_reply_rc(h, &err, param);

@@ -106,15 +106,15 @@ static json_t *native_settings(const struct al_server_gen_opts *go)
     json_t *stop = json_array();
     for (int i = 0; stop && i < p->n_stop; i++)
         json_array_append_new(stop, json_string(p->stop[i]));
-    json_t *j = json_pack("{s:{s:I, s:f, s:i, s:f, s:f, s:i, s:f, s:f, s:f, s:i, s:b, s:b, s:s, s:o, s:i, s:f, "
-                          "s:f}}",
+    json_t *j = json_pack("{s:{s:I, s:f, s:i, s:f, s:f, s:i, s:f, s:f, s:f, s:i, s:b, s:b, s:s, s:o, s:i, s:b, "
+                          "s:f, s:f}}",
                           "generation_settings", "seed", (json_int_t)p->seed, "temperature", (double)p->temperature,
                           "top_k", p->top_k, "top_p", (double)p->top_p, "min_p", (double)p->min_p, "n_predict",
                           p->max_tokens, "repeat_penalty", (double)p->repeat_penalty, "presence_penalty",
                           (double)p->presence_penalty, "frequency_penalty", (double)p->frequency_penalty,
                           "repeat_last_n", p->penalty_last_n, "ignore_eos", p->ignore_eos, "stream", go->stream,
                           "model", go->model, "stop", stop, "n_probs", go->logprobs > 0 ? go->logprobs : 0,
-                          "adaptive_target", -1.0, "adaptive_decay", 0.9);
+                          "post_sampling_probs", p->post_sampling_probs, "adaptive_target", -1.0, "adaptive_decay", 0.9);
     if (j && go->echo && json_object_set_new(j, "prompt", json_string(go->echo)) != 0) {
         json_decref(j);
         return NULL;

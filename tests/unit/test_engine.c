@@ -801,6 +801,77 @@ static void test_token_probs(void **state)
     al_engine_model_free(m);
 }
 
+/* post_sampling_probs: the probabilities the chain left for its draw. */
+struct post_seen {
+    int n;
+    int32_t tokens[64];
+    bool ok;
+    int top_k;           /* the chain's top_k: at most that many candidates */
+};
+
+static void on_post(void *ud, const struct al_engine_token_probs *tp)
+{
+    struct post_seen *ps = ud;
+    double sum = 0;
+    bool ok = tp->post_sampling && tp->n >= 1 && tp->n <= ps->top_k && tp->logprob > 0.0f && tp->logprob <= 1.0f;
+    for (int i = 0; i < tp->n; i++) {
+        ok = ok && tp->logprobs[i] > 0.0f && (i == 0 || tp->logprobs[i] <= tp->logprobs[i - 1]);
+        ok = ok && (tp->ids[i] != tp->token || tp->logprobs[i] == tp->logprob);
+        sum += tp->logprobs[i];
+    }
+    /* Fewer than asked for (5): all the chain left, summing to 1. */
+    ps->ok = ps->ok && ok && (tp->n == 5 || fabs(sum - 1.0) < 1e-4);
+    if (ps->n < 64)
+        ps->tokens[ps->n] = tp->token;
+    ps->n++;
+}
+
+static void test_post_sampling_probs(void **state)
+{
+    if (!have_fixture())
+        skip();
+    struct al_engine_model *m = load(1, 4);
+    /* Greedy: the golden text, each token alone with probability 1. */
+    struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
+    struct post_seen ps = {.ok = true, .top_k = 1};
+    p.n_probs = 5;
+    p.on_probs = on_post;
+    p.probs_ud = &ps;
+    p.post_sampling_probs = true;
+    struct al_engine_gen_result res;
+    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_string_equal(text, GOLDEN_TEXT);
+    free(text);
+    assert_true(ps.ok);
+    assert_int_equal(ps.n, res.n_gen);
+    /* Sampled under a seed with top_k 2: at most two candidates summing to
+     * 1, and the same draw as without post_sampling_probs. */
+    p = al_engine_gen_params_default();
+    p.max_tokens = 16;
+    p.temperature = 1.0f;
+    p.top_k = 2;
+    p.seed = 4242;
+    p.cache_prompt = false;
+    p.n_probs = 5;
+    p.on_probs = on_post;
+    p.post_sampling_probs = true;
+    struct post_seen post = {.ok = true, .top_k = 2};
+    p.probs_ud = &post;
+    char *a = gen(m, GOLDEN_PROMPT, &p, &res);
+    struct probs_seen pre = {.ok = true};
+    p.post_sampling_probs = false;
+    p.on_probs = on_probs;
+    p.probs_ud = &pre;
+    char *b = gen(m, GOLDEN_PROMPT, &p, &res);
+    assert_true(post.ok);
+    assert_string_equal(a, b);
+    assert_int_equal(post.n, pre.n);
+    assert_memory_equal(post.tokens, pre.tokens, (size_t)(post.n < 64 ? post.n : 64) * sizeof post.tokens[0]);
+    free(a);
+    free(b);
+    al_engine_model_free(m);
+}
+
 int main(void)
 {
     if (getenv("AL_ENGINE_DEBUG"))
@@ -819,6 +890,7 @@ int main(void)
         cmocka_unit_test(test_prefix_reuse),
         cmocka_unit_test(test_tokens_and_chat),
         cmocka_unit_test(test_token_probs),
+        cmocka_unit_test(test_post_sampling_probs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
