@@ -6,6 +6,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "bench/bench.h"
 #include "cli/cli.h"
@@ -171,6 +172,10 @@ static int measure(const char *ref, const char *server, const struct al_bench_op
     for (int i = 0; i < o->n_prompt_lengths; i++)
         fprintf(stderr, "%s%d", i ? "," : " ", o->prompt_lengths[i]);
     fprintf(stderr, ", %d tokens each, %d threads\n", o->gen_tokens, o->threads);
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (!server && cores > 0 && o->threads != cores)
+        fprintf(stderr, "bench: %d threads on %ld cores: decoding is usually fastest with threads = cores "
+                        "(-t %ld; a Pi 5: -t 4, docs/internals/platforms.md)\n", o->threads, cores, cores);
     if (server)
         return al_bench_server(server, o, rep, &err) ? al_cli_fail(&err) : 0;
     struct al_model_ref mr;
