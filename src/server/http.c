@@ -563,6 +563,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     al_server_gen_unref(h->gen);
     al_serve_release(h->lease);
     al_serve_release(h->embed_lease);
+    al_serve_release(h->rerank_lease);
     if (h->counted) {
         pthread_mutex_lock(&s->mu);
         if (--s->in_flight == 0)
