@@ -109,6 +109,7 @@ struct al_http_req {
     struct al_serve_lease *lease;
     struct al_serve_lease *embed_lease; /* a collection's embedding model (retrieval) */
     struct al_serve_lease *rerank_lease; /* the reranker a retrieval names ("rerank") */
+    char reranker[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2]; /* its "name@digest" for the audit log, "" when none */
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
     bool ollama;                /* under /api/: errors in Ollama's shape {"error": "..."} */

@@ -252,6 +252,8 @@ static bool lease_reranker(struct al_http_req *h, const char *ref, enum MHD_Resu
             *res = al_http_reply_rc(h, &err, "rerank");
         return false;
     }
+    snprintf(h->reranker, sizeof h->reranker, "%s@%s", al_serve_lease_name(h->rerank_lease),
+             al_serve_lease_digest(h->rerank_lease));
     if (!al_engine_model_is_reranker(al_serve_lease_engine(h->rerank_lease))) {
         *res = al_http_reply_error(h, 400, "invalid_request_error", "rerank", "not_reranker",
                                    "model '%s' is not a reranker: its GGUF declares no rank pooling "

@@ -9,6 +9,7 @@
 # key needs the embed scope and the model in its patterns (403 otherwise); an
 # unknown model is 404, a model that is not a reranker, a malformed "rerank",
 # rerank_candidates without a reranker or over AL_LIMIT_RERANK_DOCS are 400s.
+# The audit record of a reranked retrieval names the reranker's weights.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/serve_lib.sh"
 command -v curl >/dev/null || skip_test "curl missing"
@@ -132,3 +133,16 @@ ok "chat with a reranked retrieval cites the CLI's reranked passages; 403 withou
 
 serve_stop
 airlock audit verify >/dev/null || fail "audit verify"
+# the audit names the reranker (its weights), beside the model digest of the request
+RRD="sha256:$(sha256sum "$T/rr.gguf" | cut -d' ' -f1)"
+python3 - "$RRD" "$AIRLOCK_HOME"/audit/audit-*.jsonl <<'PY' || fail "the audit does not record the reranker"
+import json, sys
+recs = [json.loads(l) for p in sys.argv[2:] for l in open(p) if l.strip()]
+q = [r for r in recs if r["route"] == "/v1/rag/{collection}/query" and r["status"] == 200]
+rr = [r for r in q if "reranker" in r]
+assert rr and all(r["reranker"] == "rr@" + sys.argv[1] for r in rr), rr
+assert len(rr) < len(q), "a query without rerank recorded a reranker"
+chat = [r for r in recs if r["route"] == "/v1/chat/completions" and r["status"] == 200]
+assert any(r.get("reranker") == "rr@" + sys.argv[1] for r in chat), chat
+PY
+ok "the audit records the reranker's weights (name@digest) for reranked retrievals only"
