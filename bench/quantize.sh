@@ -12,8 +12,9 @@
 #   llama-quantize BLOB OUT TYPE THREADS
 #   airlock quantize bench:f32 bench:qN --type TYPE --threads THREADS
 # airlock's figure is the whole command: the source blob hashed before
-# llama.cpp reads it, the same llama_model_quantize, then the result added
-# (scanned, hashed while copied, fsync'd, one event). The outputs are
+# llama.cpp reads it, the same llama_model_quantize (writing into the store's
+# tmp/), then the result added where it lies (scanned, hashed, fsync'd,
+# renamed, one event). The outputs are
 # compared byte for byte. Prints a table with the median of RUNS and writes
 # bench/results/quantize.json.
 set -euo pipefail

@@ -514,10 +514,12 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
                   clean(rec->model_digest, AL_LIMIT_AUDIT_FIELD), clean(rec->route, AL_LIMIT_AUDIT_FIELD)};
     char *prompt = a->capture && rec->prompt ? scrubbed(a, rec->prompt) : NULL;
     char *lora = rec->lora ? clean(rec->lora, AL_LIMIT_AUDIT_LORA) : NULL;
+    char *reranker = rec->reranker ? clean(rec->reranker, AL_LIMIT_AUDIT_FIELD) : NULL;
     char *response = a->capture && rec->response ? scrubbed(a, rec->response) : NULL;
     double lat = isfinite(rec->latency_ms) && rec->latency_ms > 0 ? round(rec->latency_ms * 1000.0) / 1000.0 : 0;
     enum al_rc rc = AL_OK;
-    if (!f[0] || !f[1] || !f[2] || !f[3] || (rec->lora && !lora) || (a->capture && rec->prompt && !prompt) ||
+    if (!f[0] || !f[1] || !f[2] || !f[3] || (rec->lora && !lora) || (rec->reranker && !reranker) ||
+        (a->capture && rec->prompt && !prompt) ||
         (a->capture && rec->response && !response))
         rc = al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&a->mu);
@@ -537,6 +539,8 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
         json_object_set_new(j, "latency_ms", json_real(lat));
         if (lora)
             json_object_set_new(j, "lora", json_string(lora));
+        if (reranker)
+            json_object_set_new(j, "reranker", json_string(reranker));
         if (prompt)
             json_object_set_new(j, "prompt", json_string(prompt));
         if (response)
@@ -575,6 +579,7 @@ enum al_rc al_audit_append(struct al_audit *a, const struct al_audit_record *rec
     free(line);
     free(prompt);
     free(lora);
+    free(reranker);
     free(response);
     for (int i = 0; i < 4; i++)
         free(f[i]);

@@ -65,6 +65,7 @@ struct al_audit_record {
     double latency_ms;
     const char *prompt, *response; /* NULL unless capture */
     const char *lora;              /* the LoRA adapters that answered, "name@digest*scale,..."; NULL: none */
+    const char *reranker;          /* the reranker that ordered a retrieval's passages, "name@digest"; NULL: none */
 };
 
 /* Appends one record (string fields over AL_LIMIT_AUDIT_FIELD are cut,

@@ -196,9 +196,12 @@ static const char quantize_help[] =
     "(an F32, F16 or BF16 GGUF model) quantized to TYPE with the llama.cpp this\n"
     "binary is built with (llama_model_quantize, as its llama-quantize does).\n"
     "The source blob is checked against its digest before llama.cpp reads it\n"
-    "(through the descriptor that was hashed). The result is written to a\n"
-    "temporary file under $TMPDIR and added as 'airlock add' adds a file: scanned,\n"
-    "its license decided, one 'add' event. That event and the new manifest (so\n"
+    "(through the descriptor that was hashed). llama.cpp writes the result into\n"
+    "the store's tmp/ (locked while it is written; a crash leaves it to be\n"
+    "swept), and it is added where it lies as 'airlock add' adds a file: scanned,\n"
+    "its license decided, hashed and committed (not copied), one 'add' event.\n"
+    "The source's other files and the card are copied through $TMPDIR.\n"
+    "That event and the new manifest (so\n"
     "its bundles too) record the provenance: the source version, the source\n"
     "weights' digest, TYPE and the llama.cpp commit; 'airlock show' prints it.\n"
     "The source's other files (tokenizer, README, license, templates; each\n"
@@ -299,9 +302,11 @@ int al_cmd_quantize(int argc, char **argv)
     struct al_policy pol;
     bool pol_loaded = false, existed = false;
     struct al_version v;
-    char dir[AL_LIMIT_PATH] = "", out[AL_LIMIT_PATH] = "", card[AL_LIMIT_PATH] = "";
+    char dir[AL_LIMIT_PATH] = "", card[AL_LIMIT_PATH] = "", qname[AL_LIMIT_NAME + 32];
     char *prov = NULL;
     char *paths[AL_LIMIT_FILES_PER_MODEL];
+    struct al_blob_writer *spools[AL_LIMIT_FILES_PER_MODEL] = {NULL};
+    const char *names[AL_LIMIT_FILES_PER_MODEL] = {NULL};
     size_t np = 0;
     enum al_rc rc = al_repo_resolve_weights(r, src, &w, &err);
     if (!rc && !(rc = al_repo_version_adapter(r, &w.version, &ab, &err)) && ab.base[0])
@@ -318,7 +323,8 @@ int al_cmd_quantize(int argc, char **argv)
     }
     if (rc)
         goto out;
-    /* Outside the store: its tmp/ is swept by others when not locked. */
+    /* The carried files and the card: outside the store, whose tmp/ is swept
+     * of what nobody holds locked. The result goes into a spool (below). */
     const char *tmp = getenv("TMPDIR");
     if ((rc = al_path_fmt(dir, sizeof dir, &err, "%s/airlock-quantize-XXXXXX", tmp && *tmp ? tmp : "/tmp"))) {
         dir[0] = '\0';
@@ -331,12 +337,15 @@ int al_cmd_quantize(int argc, char **argv)
     }
     char name[AL_LIMIT_NAME + 1];
     snprintf(name, sizeof name, "%.*s", (int)strcspn(dst_ref, ":@"), dst_ref);
-    if ((rc = al_path_fmt(out, sizeof out, &err, "%s/%s-%s.gguf", dir, al_name_valid(name) ? name : "model", type))) {
-        out[0] = '\0'; /* cut short: not a path to remove */
+    snprintf(qname, sizeof qname, "%s-%s.gguf", al_name_valid(name) ? name : "model", type);
+    /* llama.cpp writes the result straight into the store's tmp/, into a
+     * locked file that the add adopts (hashes where it lies, commits) rather
+     * than copies: docs/internals/engine.md, "Quantization". */
+    if ((rc = al_repo_spool_new(r, &spools[0], &err)))
         goto out;
-    }
+    const char *qpath = al_repo_spool_path(spools[0]);
     fprintf(stderr, "quantizing %s (%s) to %s\n", src, w.digest, type);
-    if ((rc = al_engine_quantize(w.path, w.digest, out, type, threads, &err)))
+    if ((rc = al_engine_quantize(w.path, w.digest, qpath, type, threads, &err)))
         goto out;
     char sref[AL_LIMIT_REF + 80];
     snprintf(sref, sizeof sref, "%s@%s", w.version.model, w.version.manifest);
@@ -349,7 +358,10 @@ int al_cmd_quantize(int argc, char **argv)
         goto out;
     }
     ao.quantized_json = prov;
-    paths[0] = strdup(out);
+    ao.spools = spools;
+    names[0] = qname;
+    ao.names = names;
+    paths[0] = strdup(qpath);
     if (!paths[0]) {
         rc = al_err_set(&err, AL_ERR_NOMEM, "out of memory");
         goto out;
@@ -368,12 +380,15 @@ int al_cmd_quantize(int argc, char **argv)
         rc = al_cli_add_refusal(r, dst_ref, "license-refused", "license", scan.license, &err);
     }
 out:
-    if (out[0])
-        unlink(out);
+    /* A spool's file is removed by its free unless the add committed it; its
+     * path is not unlinked here, as after a commit the name may be another
+     * writer's. */
     for (size_t i = 0; i < np; i++) {
-        unlink(paths[i]);
+        if (!spools[i])
+            unlink(paths[i]);
         free(paths[i]);
     }
+    al_repo_spool_free(spools[0]);
     if (card[0])
         unlink(card);
     if (dir[0])

@@ -126,6 +126,7 @@ static void usage(void)
            "  GET  / /app.js /app.css (the web chat; its API calls need keys)   none\n"
            "  GET  /v2/ /v2/{name}/... (also HEAD; with --registry)              pull\n"
            "Chat completions that retrieve from a collection also need rag:{collection}.\n"
+           "A retrieval that names a reranker (\"rerank\": MODEL) also needs embed.\n"
            "REFs (name, name:tag, name@sha256:...) are loaded at start and never unloaded for\n"
            "idleness; the first is the default model. Other models load on first request.\n\n"
            "listening (default 127.0.0.1:%d):\n"

@@ -270,7 +270,7 @@ enum al_rc al_rag_query_vec(struct al_rag *r, const float *qvec, int dim, const 
     free(fs);
     free(ds);
     if (!rc && q.reranker)
-        rc = al_rag__rerank(out, question, q.reranker, (size_t)k, err);
+        rc = al_rag__rerank(out, question, q.reranker, q.rerank_ctl, (size_t)k, err);
     if (rc)
         al_rag_hits_release(out);
     out->ms_total = al_rag__now_ms() - t0;

@@ -166,6 +166,8 @@ struct al_rag_query_opts {
     int ef_search;         /* HNSW search width; <= 0: max(128, candidates) */
     struct al_engine_model *reranker; /* NULL: none; else a reranker (al_engine_model_is_reranker) */
     int rerank_candidates; /* fused hits the reranker scores; <= 0: max(20, 2k); at least k */
+    const struct al_engine_embed_ctl *rerank_ctl; /* NULL: never stopped; else the reranking stops
+                              between pairs when its check says so, the query failing with its code */
 };
 
 struct al_rag_hit {

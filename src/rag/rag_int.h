@@ -217,8 +217,9 @@ enum al_rc al_rag__bump_generation(struct al_rag *r, int64_t *gen, struct al_err
 double al_rag__now_ms(void);
 
 /* rerank.c: reorders h (hits with their texts) by reranker's scores of
- * question and keeps the k best; h is unchanged on failure. */
-enum al_rc al_rag__rerank(struct al_rag_hits *h, const char *question, struct al_engine_model *reranker, size_t k,
-                          struct al_err *err);
+ * question and keeps the k best; h is unchanged on failure. ctl (may be
+ * NULL) stops the scoring between pairs (al_engine_rerank). */
+enum al_rc al_rag__rerank(struct al_rag_hits *h, const char *question, struct al_engine_model *reranker,
+                          const struct al_engine_embed_ctl *ctl, size_t k, struct al_err *err);
 
 #endif

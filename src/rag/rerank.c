@@ -20,8 +20,8 @@ static int by_score(const void *a, const void *b)
     return x->at < y->at ? -1 : x->at > y->at;
 }
 
-enum al_rc al_rag__rerank(struct al_rag_hits *h, const char *question, struct al_engine_model *reranker, size_t k,
-                          struct al_err *err)
+enum al_rc al_rag__rerank(struct al_rag_hits *h, const char *question, struct al_engine_model *reranker,
+                          const struct al_engine_embed_ctl *ctl, size_t k, struct al_err *err)
 {
     size_t n = h->n;
     if (n == 0)
@@ -35,7 +35,7 @@ enum al_rc al_rag__rerank(struct al_rag_hits *h, const char *question, struct al
         texts[i] = h->v[i].text ? h->v[i].text : "";
     double t = al_rag__now_ms();
     if (!rc)
-        rc = al_engine_rerank(reranker, question, texts, n, NULL, scores, NULL, err);
+        rc = al_engine_rerank(reranker, question, texts, n, ctl, scores, NULL, err);
     h->ms_rerank = al_rag__now_ms() - t;
     if (!rc) {
         for (size_t i = 0; i < n; i++)

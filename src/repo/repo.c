@@ -271,6 +271,21 @@ static char *add_detail(const struct al_oci_layer *layers, size_t n, const char 
     return s;
 }
 
+enum al_rc al_repo_spool_new(struct al_repo *r, struct al_blob_writer **out, struct al_err *err)
+{
+    return al_blob_writer_new(r->store, out, err);
+}
+
+const char *al_repo_spool_path(const struct al_blob_writer *sp)
+{
+    return al_blob_writer_path(sp);
+}
+
+void al_repo_spool_free(struct al_blob_writer *sp)
+{
+    al_blob_writer_free(sp);
+}
+
 enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *const *paths, size_t n_paths,
                        const struct al_add_opts *opts, struct al_version *out, bool *existed,
                        struct al_err *err)
@@ -319,7 +334,12 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
         }
     }
     for (size_t i = 0; i < n_paths; i++) {
-        const char *name = base_name(paths[i]);
+        const char *name = opts && opts->names && opts->names[i] ? opts->names[i] : base_name(paths[i]);
+        struct al_blob_writer *sp = opts && opts->spools ? opts->spools[i] : NULL;
+        if (sp && strcmp(paths[i], al_blob_writer_path(sp)) != 0) {
+            rc = al_err_set(err, AL_ERR_INTERNAL, "'%s' is not the file of its spool", paths[i]);
+            goto out;
+        }
         if (!al_oci_path_safe(name)) {
             rc = al_err_set(err, AL_ERR_INVALID, "'%s' is not a usable file name", paths[i]);
             goto out;
@@ -411,7 +431,14 @@ enum al_rc al_repo_add(struct al_repo *r, const char *ref_text, const char *cons
             snprintf(label, sizeof label, "%.40s", layers[i].path); /* display only */
             p = al_progress_new(label, stat(paths[i], &st) == 0 ? (uint64_t)st.st_size : 0);
         }
-        rc = al_store_import_file(r->store, paths[i], layers[i].digest, &layers[i].size, p, err);
+        struct al_blob_writer *sp = opts && opts->spools ? opts->spools[i] : NULL;
+        if (sp) { /* in tmp/ already: hashed where it lies, then the one commit */
+            rc = al_blob_writer_adopt(sp, p, err);
+            if (!rc)
+                rc = al_blob_writer_commit(sp, NULL, layers[i].digest, &layers[i].size, err);
+        } else {
+            rc = al_store_import_file(r->store, paths[i], layers[i].digest, &layers[i].size, p, err);
+        }
         al_progress_free(p);
     }
     if (rc)

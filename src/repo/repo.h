@@ -142,7 +142,29 @@ struct al_add_opts {
      * ...; the CLI names it from the scan), or NULL. Read after check and
      * record ran, so they may fill the string it points to. */
     const char *format;
+    /* spools[i] (spools non-NULL and the entry too): paths[i] is that
+     * spool's file (al_repo_spool_path), already in the store's tmp/; it is
+     * checked and scanned there like any file, then adopted where it lies
+     * (hashed, then the blob writer's one commit) instead of copied. A
+     * paths[i] other than the spool's path: AL_ERR_INTERNAL. */
+    struct al_blob_writer *const *spools;
+    /* names[i] (names non-NULL and the entry too): the file's name in the
+     * version, in place of paths[i]'s base name (a spool's is blob.XXXXXX). */
+    const char *const *names;
 };
+
+/* A spool: an empty file in r's store's tmp/ for a library that writes its
+ * output to a path it opens itself (llama_model_quantize), so that
+ * al_repo_add adopts the bytes instead of copying them (al_add_opts.spools).
+ * It is a blob writer's file: flock'd while the spool lives, so no sweep
+ * removes it; a crash leaves it unlocked, and the next al_store_open sweeps
+ * it as debris. The store is unchanged until the add commits. *out must be
+ * NULL; al_repo_spool_free removes the file unless an add committed it. */
+enum al_rc al_repo_spool_new(struct al_repo *r, struct al_blob_writer **out, struct al_err *err);
+/* The spool's file; borrowed until al_repo_spool_free. */
+const char *al_repo_spool_path(const struct al_blob_writer *sp);
+/* NULL is a no-op. */
+void al_repo_spool_free(struct al_blob_writer *sp);
 
 /* Imports files as a new version of NAME[:TAG] (TAG defaults to "latest").
  * Each file keeps its base name inside the version; names must be unique.

@@ -76,6 +76,7 @@ static void item_free(struct item *it)
     free((char *)it->rec.prompt);
     free((char *)it->rec.response);
     free((char *)it->rec.lora);
+    free((char *)it->rec.reranker);
     free(it);
 }
 
@@ -213,10 +214,12 @@ void al_server_audit_queue_post(struct al_server_audit_queue *q, const struct al
         it->rec.prompt = dup_or_null(rec->prompt, AL_LIMIT_AUDIT_TEXT);
         it->rec.response = dup_or_null(rec->response, AL_LIMIT_AUDIT_TEXT);
         it->rec.lora = dup_or_null(rec->lora, AL_LIMIT_AUDIT_LORA);
+        it->rec.reranker = dup_or_null(rec->reranker, AL_LIMIT_AUDIT_FIELD);
     }
     if (!it || (rec->request_id && !it->rec.request_id) || (rec->caller && !it->rec.caller) ||
         (rec->model_digest && !it->rec.model_digest) || (rec->route && !it->rec.route) ||
-        (rec->prompt && !it->rec.prompt) || (rec->response && !it->rec.response) || (rec->lora && !it->rec.lora)) {
+        (rec->prompt && !it->rec.prompt) || (rec->response && !it->rec.response) || (rec->lora && !it->rec.lora) ||
+        (rec->reranker && !it->rec.reranker)) {
         /* No memory for a copy: write it here, as before the queue. */
         if (it)
             item_free(it);

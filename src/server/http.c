@@ -551,6 +551,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
             .request_id = h->id, .caller = h->caller, .model_digest = h->model_digest[0] ? h->model_digest : NULL,
             .route = h->route, .status = status, .tokens_in = h->tokens_in, .tokens_out = h->tokens_out,
             .latency_ms = secs * 1000, .lora = h->lora[0] ? h->lora : NULL,
+            .reranker = h->reranker[0] ? h->reranker : NULL,
             .prompt = s->o.audit_text ? h->prompt : NULL,
             .response = s->o.audit_text ? text : NULL};
         al_server_audit_queue_post(s->audit_q, &rec);
@@ -563,6 +564,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     al_server_gen_unref(h->gen);
     al_serve_release(h->lease);
     al_serve_release(h->embed_lease);
+    al_serve_release(h->rerank_lease);
     if (h->counted) {
         pthread_mutex_lock(&s->mu);
         if (--s->in_flight == 0)

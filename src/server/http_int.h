@@ -108,6 +108,8 @@ struct al_http_req {
     int tokens_in, tokens_out;
     struct al_serve_lease *lease;
     struct al_serve_lease *embed_lease; /* a collection's embedding model (retrieval) */
+    struct al_serve_lease *rerank_lease; /* the reranker a retrieval names ("rerank") */
+    char reranker[AL_LIMIT_NAME + AL_DIGEST_SIZE + 2]; /* its "name@digest" for the audit log, "" when none */
     struct al_server_gen *gen;         /* a generation, held until the finish path */
     char *prompt;               /* for audit text capture */
     bool ollama;                /* under /api/: errors in Ollama's shape {"error": "..."} */
@@ -233,6 +235,15 @@ enum MHD_Result al_server_route_chat_tokens(struct al_http_req *h, json_t *body)
 enum MHD_Result al_server_route_embeddings(struct al_http_req *h, json_t *body);
 /* POST /v1/rerank (and /rerank, /v1/reranking, /reranking): routes_rerank.c. */
 enum MHD_Result al_server_route_rerank(struct al_http_req *h, json_t *body);
+/* routes_rerank.c: the check (al_engine_embed_ctl) that stops a reranking on
+ * the request's thread when its client went away, its timeout passed or the
+ * server stops; why is then "client", "timeout" or "shutdown" (for
+ * al_http_reply_stopped), NULL while it goes on. */
+struct al_server_rerank_watch {
+    struct al_http_req *h;
+    const char *why;
+};
+enum al_rc al_server_rerank_check(void *ud, struct al_err *err);
 enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body);
 enum MHD_Result al_server_route_tokenize(struct al_http_req *h, json_t *body);
@@ -285,7 +296,8 @@ bool al_server_rag_url_collection(const char *url, char *out, size_t size);
 void al_server_rag_free(struct al_server_rag *sr);
 
 /* Retrieval for a chat completion whose body carries "airlock":
- * {"collection", "k", "mode"}: checks the rag:COLLECTION scope, embeds the
+ * {"collection", "k", "mode", "rerank", "rerank_candidates"}: checks the
+ * rag:COLLECTION scope (and with "rerank" the embed scope), embeds the
  * last user message with the collection's model (leased from the model
  * manager) and rewrites the prompt with the numbered passages (the template
  * of `airlock ask`). On success *prompt is the new prompt (malloc'd) and

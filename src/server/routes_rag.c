@@ -1,14 +1,22 @@
 /*
  * routes_rag.c: retrieval over the HTTP API.
  *
- *   POST /v1/rag/{collection}/query  {"query": "...", "k": 5, "mode": "hybrid"}
+ *   POST /v1/rag/{collection}/query  {"query": "...", "k": 5, "mode": "hybrid",
+ *                                     "rerank": "MODEL", "rerank_candidates": N}
  *       -> {"object": "rag.query", "collection", "mode", "hits": [{rank, chunk_id, doc, page, heading,
- *           start, end, score, bm25_rank, vector_rank, bm25, cosine, text}], "timing_ms"}
- *   POST /v1/chat/completions with {"airlock": {"collection": "manuals", "k": 4, "mode": "hybrid"}}
+ *           start, end, score, bm25_rank, vector_rank, bm25, cosine, text}], "timing_ms"}; with
+ *           "rerank", "reranked": true, "reranker" and each hit's fused_rank and rerank_score
+ *   POST /v1/chat/completions with {"airlock": {"collection": "manuals", "k": 4, "mode": "hybrid",
+ *                                               "rerank": "MODEL", "rerank_candidates": N}}
  *       -> the last user message is the question; the passages go into the prompt with the template of
  *          `airlock ask`; choices[0].message.citations lists them.
  *   GET /v1/rag -> {"object": "list", "data": [{"id", "object": "rag.collection"}]}: the collections
  *       the key may query (any valid key may ask).
+ *
+ * "rerank" names a reranker (a model with rank pooling) that rescores the
+ * first rerank_candidates fused hits, as `airlock rag query --rerank
+ * --rerank-candidates` does; it serves the request as /v1/rerank's model
+ * would, so the key needs the embed scope and the model in its patterns too.
  *
  * The first two need the key's scope rag:COLLECTION (or rag:*, or admin). The question
  * is embedded with the collection's own model, "name@manifest" exactly as
@@ -170,11 +178,38 @@ static bool lease_embedder(struct al_http_req *h, struct al_rag *r, enum MHD_Res
     return true;
 }
 
-/* k and mode of a query object; false with the reply queued. */
+/* k, mode, rerank and rerank_candidates of a query object; *rerank is the
+ * reranker named (borrowed from o), NULL when none. Shapes only: the model
+ * is leased by retrieve. False with the reply queued. */
 static bool query_opts(struct al_http_req *h, json_t *o, int def_k, int max_k, struct al_rag_query_opts *qo,
-                       enum MHD_Result *res)
+                       const char **rerank, enum MHD_Result *res)
 {
     memset(qo, 0, sizeof *qo);
+    *rerank = NULL;
+    json_t *jr = json_object_get(o, "rerank");
+    if (jr && !json_is_null(jr)) {
+        if (!json_is_string(jr) || json_string_length(jr) == 0 || json_string_length(jr) > AL_LIMIT_REF) {
+            *res = al_http_reply_error(h, 400, "invalid_request_error", "rerank", NULL,
+                                       "'rerank' must name a reranking model (a string of 1..%d bytes)", AL_LIMIT_REF);
+            return false;
+        }
+        *rerank = json_string_value(jr);
+    }
+    json_t *jn = json_object_get(o, "rerank_candidates");
+    if (jn && !json_is_null(jn)) {
+        if (!*rerank) {
+            *res = al_http_reply_error(h, 400, "invalid_request_error", "rerank_candidates", NULL,
+                                       "'rerank_candidates' needs a reranker in 'rerank'");
+            return false;
+        }
+        if (!json_is_integer(jn) || json_integer_value(jn) < 1 || json_integer_value(jn) > AL_LIMIT_RERANK_DOCS) {
+            *res = al_http_reply_error(h, 400, "invalid_request_error", "rerank_candidates", "limit",
+                                       "'rerank_candidates' must be an integer 1..%d (AL_LIMIT_RERANK_DOCS)",
+                                       AL_LIMIT_RERANK_DOCS);
+            return false;
+        }
+        qo->rerank_candidates = (int)json_integer_value(jn);
+    }
     qo->k = def_k;
     json_t *jk = json_object_get(o, "k");
     if (jk && !json_is_null(jk)) {
@@ -197,19 +232,65 @@ static bool query_opts(struct al_http_req *h, json_t *o, int def_k, int max_k, s
     return true;
 }
 
-/* Retrieves; false with the reply queued. */
+/* Leases the reranker ref into h->rerank_lease. It serves the request as
+ * /v1/rerank's model does: the key needs the embed scope (that route's) and
+ * ref in its model patterns, and ref must be a reranker. */
+static bool lease_reranker(struct al_http_req *h, const char *ref, enum MHD_Result *res)
+{
+    if (strncmp(ref, "rag/", 4) == 0) {
+        *res = al_http_reply_error(h, 404, "invalid_request_error", "rerank", "model_not_found",
+                                   "'%s' is a collection snapshot, not a model", ref);
+        return false;
+    }
+    if (!al_http_access(h, "embed", res) || !al_http_model_access(h, ref, res))
+        return false;
+    struct al_err err = AL_ERR_INIT;
+    if (al_serve_acquire(h->srv->mm, ref, &h->rerank_lease, &err) != AL_OK) {
+        if (err.rc == AL_ERR_NOT_FOUND)
+            *res = al_http_reply_error(h, 404, "invalid_request_error", "rerank", "model_not_found", "%s", err.msg);
+        else
+            *res = al_http_reply_rc(h, &err, "rerank");
+        return false;
+    }
+    snprintf(h->reranker, sizeof h->reranker, "%s@%s", al_serve_lease_name(h->rerank_lease),
+             al_serve_lease_digest(h->rerank_lease));
+    if (!al_engine_model_is_reranker(al_serve_lease_engine(h->rerank_lease))) {
+        *res = al_http_reply_error(h, 400, "invalid_request_error", "rerank", "not_reranker",
+                                   "model '%s' is not a reranker: its GGUF declares no rank pooling "
+                                   "(<arch>.pooling_type 4, a cross-encoder with a classification head)",
+                                   al_serve_lease_name(h->rerank_lease));
+        return false;
+    }
+    return true;
+}
+
+/* Retrieves, reranked by rerank when not NULL; false with the reply queued. */
 static bool retrieve(struct al_http_req *h, const char *name, const char *question, const struct al_rag_query_opts *qo,
-                     struct al_rag_hits *hits, enum MHD_Result *res)
+                     const char *rerank, struct al_rag_hits *hits, enum MHD_Result *res)
 {
     struct al_rag *r = NULL;
     if (!collection(h, name, &r, res))
         return false;
     if (qo->mode != AL_RAG_BM25 && !lease_embedder(h, r, res))
         return false;
+    struct al_rag_query_opts q = *qo;
+    struct al_server_rerank_watch w = {.h = h};
+    struct al_engine_embed_ctl ctl = {.check = al_server_rerank_check, .ud = &w};
+    if (rerank) {
+        if (!lease_reranker(h, rerank, res))
+            return false;
+        q.reranker = al_serve_lease_engine(h->rerank_lease);
+        q.rerank_ctl = &ctl;
+    }
     struct al_err err = AL_ERR_INIT;
     struct al_engine_model *embed = h->embed_lease ? al_serve_lease_engine(h->embed_lease) : NULL;
-    if (al_rag_query(r, embed, question, qo, hits, &err) != AL_OK) {
-        *res = al_http_reply_rc(h, &err, "query");
+    if (al_rag_query(r, embed, question, &q, hits, &err) != AL_OK) {
+        if (w.why) {
+            al_server_metrics_cancelled(h->srv->metrics);
+            *res = al_http_reply_stopped(h, w.why);
+        } else {
+            *res = al_http_reply_rc(h, &err, "query");
+        }
         return false;
     }
     return true;
@@ -225,12 +306,13 @@ enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body)
     if (!json_is_string(jq) || json_string_length(jq) == 0)
         return al_http_reply_error(h, 400, "invalid_request_error", "query", NULL, "'query' must be a non-empty string");
     struct al_rag_query_opts qo;
-    if (!query_opts(h, body, 5, AL_LIMIT_RAG_K, &qo, &res))
+    const char *rerank = NULL;
+    if (!query_opts(h, body, 5, AL_LIMIT_RAG_K, &qo, &rerank, &res))
         return res;
     if (h->srv->o.audit_text && !(h->prompt = strdup(json_string_value(jq))))
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     struct al_rag_hits hits;
-    if (!retrieve(h, name, json_string_value(jq), &qo, &hits, &res))
+    if (!retrieve(h, name, json_string_value(jq), &qo, rerank, &hits, &res))
         return res;
     json_t *j = al_rag_hits_json(&hits, true);
     al_rag_hits_release(&hits);
@@ -238,6 +320,8 @@ enum MHD_Result al_server_route_rag_query(struct al_http_req *h, json_t *body)
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     json_object_set_new(j, "object", json_string("rag.query"));
     json_object_set_new(j, "collection", json_string(name));
+    if (h->rerank_lease)
+        json_object_set_new(j, "reranker", json_string(al_serve_lease_name(h->rerank_lease)));
     return al_http_reply_json(h, 200, j);
 }
 
@@ -270,7 +354,8 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
     if (!al_http_access(h, scope, res))
         return false;
     struct al_rag_query_opts qo;
-    if (!query_opts(h, ext, 4, 64, &qo, res))
+    const char *rerank = NULL;
+    if (!query_opts(h, ext, 4, 64, &qo, &rerank, res))
         return false;
     size_t at = n;
     for (size_t i = n; i-- > 0 && at == n;)
@@ -283,7 +368,7 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
     }
     const char *question = msgs[at].content;
     struct al_rag_hits hits;
-    if (!retrieve(h, name, question, &qo, &hits, res))
+    if (!retrieve(h, name, question, &qo, rerank, &hits, res))
         return false;
     struct al_engine_model_info gi;
     al_engine_model_info(al_serve_lease_engine(h->lease), &gi);
@@ -307,11 +392,15 @@ bool al_server_rag_chat(struct al_http_req *h, json_t *body, const struct al_eng
     json_t *arr = json_array();
     for (size_t i = 0; arr && i < hits.n; i++) {
         const struct al_rag_hit *x = &hits.v[i];
-        json_array_append_new(arr, json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:f, s:s, s:s, s:b}", "index",
-                                             (json_int_t)(i + 1), "collection", name, "chunk_id", x->chunk_id, "doc",
-                                             x->doc, "page", x->page, "heading", x->heading, "start",
-                                             (json_int_t)x->start, "end", (json_int_t)x->end, "score", x->score,
-                                             "text", x->text, "template", version, "cited", 0));
+        json_t *c = json_pack("{s:I, s:s, s:s, s:s, s:i, s:s, s:I, s:I, s:f, s:s, s:s, s:b}", "index",
+                              (json_int_t)(i + 1), "collection", name, "chunk_id", x->chunk_id, "doc", x->doc, "page",
+                              x->page, "heading", x->heading, "start", (json_int_t)x->start, "end",
+                              (json_int_t)x->end, "score", x->score, "text", x->text, "template", version, "cited", 0);
+        if (c && hits.reranked) {
+            json_object_set_new(c, "fused_rank", json_integer(x->fused_rank));
+            json_object_set_new(c, "rerank_score", json_real(x->rerank));
+        }
+        json_array_append_new(arr, c);
     }
     al_rag_hits_release(&hits);
     if (!arr) {

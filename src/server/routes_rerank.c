@@ -34,15 +34,11 @@ static int by_score(const void *a, const void *b)
     return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/* Stops the scoring when the client goes, the time is up or the server stops. */
-struct rerank_watch {
-    struct al_http_req *h;
-    const char *why;
-};
-
-static enum al_rc rerank_check(void *ud, struct al_err *err)
+/* Stops the scoring when the client goes, the time is up or the server
+ * stops (the rag routes' reranking too: http_int.h). */
+enum al_rc al_server_rerank_check(void *ud, struct al_err *err)
 {
-    struct rerank_watch *w = ud;
+    struct al_server_rerank_watch *w = ud;
     struct al_http_req *h = w->h;
     if (al_http_client_gone(h))
         w->why = "client";
@@ -172,8 +168,8 @@ enum MHD_Result al_server_route_rerank(struct al_http_req *h, json_t *body)
         return al_http_reply_error(h, 500, "server_error", NULL, "nomem", "out of memory");
     }
     struct al_err err = AL_ERR_INIT;
-    struct rerank_watch w = {.h = h};
-    struct al_engine_embed_ctl ctl = {.check = rerank_check, .ud = &w};
+    struct al_server_rerank_watch w = {.h = h};
+    struct al_engine_embed_ctl ctl = {.check = al_server_rerank_check, .ud = &w};
     size_t tokens = 0;
     enum al_rc rc = al_engine_rerank(m, json_string_value(q), docs, n, &ctl, scores, &tokens, &err);
     if (rc) {

@@ -86,6 +86,19 @@ enum al_rc al_blob_writer_digest(struct al_blob_writer *w, char digest[AL_DIGEST
 const char *al_blob_writer_path(const struct al_blob_writer *w);
 /* Frees; removes the temporary file unless committed. NULL is a no-op. */
 void al_blob_writer_free(struct al_blob_writer *w);
+/* Adopts what another writer put in the writer's temporary file: for a
+ * library that writes its output to a path it opens itself
+ * (llama_model_quantize), given al_blob_writer_path, so the bytes land in
+ * tmp/ under the writer's flock and are not copied again. Nothing may have
+ * been written through al_blob_writer_write. Checks that the path still
+ * names the writer's own file (the inode its lock is on: the library must
+ * truncate and write it in place, not replace it), then hashes it as it lies
+ * (one read, from the page cache when just written). Commit follows as for
+ * any writer (fsync, read-only, the rename into place); free without a
+ * commit removes the file. AL_ERR_INVALID for a replaced file, AL_ERR_IO
+ * when it cannot be read or changes while it is hashed, AL_ERR_INTERNAL
+ * after writes. */
+enum al_rc al_blob_writer_adopt(struct al_blob_writer *w, struct al_progress *progress, struct al_err *err);
 
 /* Imports a local regular file (al_fs_open_regular: a FIFO or device is
  * refused without blocking) in one read pass (hash while copying), or as a reflink

@@ -12,11 +12,15 @@
 # clear message, the store byte-identical: an unknown or missing type, a
 # source already of that type or quantized to another, a LoRA adapter, a
 # version that is no GGUF, an unknown source, and a tampered source blob.
+# The result is written by llama.cpp into the store's tmp/ and adopted there
+# (hashed where it lies, committed), not copied: nothing is left in tmp/ or
+# $TMPDIR; a commit that fails (EIO at its fsync) leaves the store as it was,
+# and one killed there leaves only debris in tmp/ that the next open sweeps.
 . "$(dirname "$0")/lib.sh"
 GEN="$AL_BUILD/airlock-ggufgen"
 QUANT="$AL_LLAMA_PREFIX/build/bin/llama-quantize"
 GREEDY=(--temperature 0 --max-tokens 8)
-# quantize writes its temporary file under $TMPDIR: this test's own.
+# quantize copies the source's other files through $TMPDIR: this test's own.
 export TMPDIR="$T/qtmp"
 mkdir "$TMPDIR"
 shape=(--layers 2 --embd 64 --ff 192 --heads 4 --kv-heads 2 --ctx 256 --vocab "$AL_VOCAB_DIR/ggml-vocab-llama-spm.gguf")
@@ -38,6 +42,8 @@ for ty in Q8_0 Q4_0; do
     out=$(airlock quantize gen:f32 "gen:$tag" --type "$ty" --threads 1 2>"$T/q.log") ||
         fail "quantize to $ty: $out $(cat "$T/q.log")"
     echo "$out" | qgrep "^quantized gen:$tag " || fail "quantize said: $out"
+    left="$(ls -A "$AIRLOCK_HOME/tmp")$(ls -A "$TMPDIR")"
+    [ -z "$left" ] || fail "files left behind in the store's tmp/ or \$TMPDIR: $left"
     j=$(airlock show "gen:$tag" --json)
     # the tensor types asked: the file type, and the type of most parameters
     echo "$j" | python3 -c '
@@ -61,8 +67,9 @@ d = json.load(sys.stdin)
 f = {x["path"]: x["digest"] for x in d["files"]}
 want = "sha256:" + hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()
 assert f.get("README.md") == want and len(f) == 2, f
+assert "gen-" + sys.argv[2] + ".gguf" in f, f  # the name given, not the spool file name
 assert d["card"]["origin"] == "test_quantize", d["card"]
-' "$T/src/README.md" || fail "gen:$tag carries README.md and the card: $j"
+' "$T/src/README.md" "$ty" || fail "gen:$tag carries README.md and the card: $j"
     # the add event records the provenance
     airlock log --json | python3 -c '
 import json, sys
@@ -148,6 +155,43 @@ refused 4 "'gen-lora:1' is a LoRA adapter, not a model" gen-lora:1 gen:x --type 
 refused 4 "'notes:1' is not a GGUF model" notes:1 gen:x --type Q8_0
 refused 3 "" nosuch:1 gen:x --type Q8_0
 ok "refused with the store unchanged: unknown type, no type, already Q8_0, already quantized, an adapter, no GGUF, unknown source"
+
+# The adoption's commit under faults (the shim of tests/faults): the first
+# fsync under the store's tmp/ is the spool's, in al_blob_writer_commit.
+SHIM="$AL_BUILD/faultshim.so"
+faulted() { # faulted MODE: quantize gen:f32 to gen:f1 with that fsync failing
+    rm -f "$T/fault.rep"
+    set +e
+    (env LD_PRELOAD="$SHIM" FAULT_PREFIX="$AIRLOCK_HOME/tmp" FAULT_OPS=fsync FAULT_N=1 FAULT_MODE="$1" \
+        FAULT_REPORT="$T/fault.rep" "$AIRLOCK_BIN" quantize gen:f32 gen:f1 --type Q8_0 --threads 1 >"$T/fault.out" 2>&1; exit $?) \
+        2>/dev/null # no "Killed" line from the shell
+    FST=$?
+    set -e
+    grep -q "^1 fsync $AIRLOCK_HOME/tmp/blob\." "$T/fault.rep" 2>/dev/null # the shim loaded and hit the spool
+}
+state >"$T/before"
+if [ -f "$SHIM" ] && faulted eio; then
+    [ "$FST" = 7 ] && qgrep "cannot fsync '$AIRLOCK_HOME/tmp/blob\." "$T/fault.out" ||
+        fail "EIO at the spool's fsync: exit $FST, $(cat "$T/fault.out")"
+    state | diff "$T/before" - >/dev/null || fail "a failed commit changed the store: $(state | diff "$T/before" -)"
+    faulted kill || fail "the kill did not fire: $(cat "$T/fault.rep" 2>/dev/null)"
+    [ "$FST" = 137 ] || fail "killed at the spool's fsync: exit $FST, $(cat "$T/fault.out")"
+    left=$(ls -A "$AIRLOCK_HOME/tmp")
+    [[ "$left" =~ ^blob\.[A-Za-z0-9]{6}$ ]] || fail "after the kill, tmp/ holds: $left"
+    # (besides the spool, the index's SQLite -wal and -shm that a killed process leaves open)
+    state | grep -vE " \./(tmp/blob\.|airlock\.db-(wal|shm)$)" | diff "$T/before" - >/dev/null ||
+        fail "a killed quantize changed the store: $(state | diff "$T/before" -)"
+    airlock fsck >/dev/null || fail "fsck after the kill"
+    rm -rf "$TMPDIR"/airlock-quantize-* # the killed process's copies of the carried files, outside the store
+    touch -d '1 minute ago' "$AIRLOCK_HOME/tmp/$left" # crash debris is swept once older than 5 s
+    airlock quantize gen:f32 gen:f1 --type Q8_0 --threads 1 >/dev/null 2>&1 || fail "quantize after the kill"
+    [ -z "$(ls -A "$AIRLOCK_HOME/tmp")" ] || fail "the debris was not swept: $(ls -A "$AIRLOCK_HOME/tmp")"
+    cmp -s "$(airlock path gen:f1)" "$(airlock path gen:q8_0)" || fail "gen:f1 differs from gen:q8_0"
+    airlock rm gen:f1 >/dev/null
+    ok "the spool's commit: EIO leaves the store unchanged; a kill leaves debris in tmp/ that the next open sweeps"
+else
+    skip_part "faultshim not preloadable here (sanitizer or emulator build): the spool under faults"
+fi
 
 # A tampered source blob is refused before llama.cpp reads it.
 BLOB="$AIRLOCK_HOME/blobs/sha256/${SRCW#sha256:}"

@@ -53,7 +53,7 @@ static void append(struct al_audit *a, int i)
     char id[32];
     snprintf(id, sizeof id, "req-%d", i);
     struct al_audit_record r = {id, "alice", "sha256:00", "/v1/chat/completions", 200, 10 + i, 20, 1.25 * i,
-                                "hi", "hello", NULL};
+                                "hi", "hello", NULL, NULL};
     struct al_err err = AL_ERR_INIT;
     if (al_audit_append(a, &r, &err))
         fail_msg("append: %s", err.msg);

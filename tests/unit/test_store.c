@@ -106,6 +106,80 @@ static void test_import_file_and_sweep(void **state)
     free(home);
 }
 
+/* Writes data at path in place, as a library given the path does (fopen "wb"
+ * truncates the existing file: the same inode). */
+static void write_in_place(const char *path, const char *data, size_t len)
+{
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* al_blob_writer_adopt: what another wrote at the writer's path is hashed
+ * where it lies and committed; a file put in its place, or a writer that was
+ * written through, is refused, and freeing removes the file. */
+static void test_writer_adopt(void **state)
+{
+    char *home = tu_mkdtemp();
+    struct al_err err = AL_ERR_INIT;
+    struct al_store *s = NULL;
+    assert_int_equal(al_store_open(home, true, &s, &err), AL_OK);
+    struct al_blob_writer *w = NULL;
+    assert_int_equal(al_blob_writer_new(s, &w, &err), AL_OK);
+    char path[4096];
+    snprintf(path, sizeof path, "%s", al_blob_writer_path(w));
+    write_in_place(path, "abc", 3);
+    assert_int_equal(al_store_sweep_tmp(s), 0); /* locked by the writer, not debris */
+    assert_int_equal(tu_system("touch -d '1 hour ago' '%s'", path), 0);
+    assert_int_equal(al_store_sweep_tmp(s), 0); /* old, still locked */
+    assert_int_equal(al_blob_writer_adopt(w, NULL, &err), AL_OK);
+    char d[AL_DIGEST_SIZE];
+    uint64_t size = 0;
+    assert_int_equal(al_blob_writer_commit(w, NULL, d, &size, &err), AL_OK);
+    assert_string_equal(d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    assert_int_equal(size, 3);
+    assert_int_equal(al_store_verify(s, d, NULL, NULL, &err), AL_OK);
+    assert_int_equal(access(path, F_OK), -1);
+    al_blob_writer_free(w);
+
+    /* another file renamed over the writer's: not the inode it locked */
+    w = NULL;
+    assert_int_equal(al_blob_writer_new(s, &w, &err), AL_OK);
+    snprintf(path, sizeof path, "%s", al_blob_writer_path(w));
+    char other[4096];
+    snprintf(other, sizeof other, "%s/other", home);
+    tu_write_file(other, "xyz", 3);
+    assert_int_equal(rename(other, path), 0);
+    assert_int_equal(al_blob_writer_adopt(w, NULL, &err), AL_ERR_INVALID);
+    assert_non_null(strstr(err.msg, "was replaced by another file"));
+    al_err_clear(&err);
+    al_blob_writer_free(w);
+    assert_int_equal(access(path, F_OK), -1); /* free removed it */
+
+    /* written through the writer: adopting would drop those bytes */
+    w = NULL;
+    assert_int_equal(al_blob_writer_new(s, &w, &err), AL_OK);
+    assert_int_equal(al_blob_writer_write(w, "q", 1, &err), AL_OK);
+    assert_int_equal(al_blob_writer_adopt(w, NULL, &err), AL_ERR_INTERNAL);
+    al_err_clear(&err);
+    al_blob_writer_free(w);
+
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s/tmp", home);
+    DIR *dir = opendir(tmp);
+    assert_non_null(dir);
+    struct dirent *e;
+    int left = 0;
+    while ((e = readdir(dir)) != NULL)
+        left += e->d_name[0] != '.';
+    closedir(dir);
+    assert_int_equal(left, 0);
+    al_store_free(s);
+    tu_rmrf(home);
+    free(home);
+}
+
 static void test_bad_digest_path(void **state)
 {
     char *home = tu_mkdtemp();
@@ -125,6 +199,7 @@ int main(void)
         cmocka_unit_test(test_put_read_verify),
         cmocka_unit_test(test_writer_mismatch_leaves_nothing),
         cmocka_unit_test(test_import_file_and_sweep),
+        cmocka_unit_test(test_writer_adopt),
         cmocka_unit_test(test_bad_digest_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -42,7 +42,7 @@ int main(int argc, char **argv)
         char id[32];
         snprintf(id, sizeof id, "req-%ld", i);
         struct al_audit_record r = {id, "alice", "sha256:0123", "/v1/completions", 200, 12, 34, 5.5 + (double)i,
-                                    prompt, "a response", NULL};
+                                    prompt, "a response", NULL, NULL};
         if (al_audit_append(a, &r, &err)) {
             fprintf(stderr, "airlock-auditgen: %s\n", err.msg);
             rc = 1;
