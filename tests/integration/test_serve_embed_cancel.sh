@@ -23,6 +23,12 @@ PY
 small='{"model":"emb","input":"a cat"}'
 big() { curl -s -o "$1" -w '%{http_code}' --max-time 120 -H 'Content-Type: application/json' -d @"$T/big.json" "$BASE/v1/embeddings"; }
 in_flight() { for _ in $(seq 1 300); do [ "$(metric airlock_requests_in_flight)" = "$1" ] && return 0; sleep 0.1; done; return 1; }
+# A request is in flight from its headers on, while its body still uploads;
+# it holds the model's lease only once the body is in and the embedding
+# starts. Waiting for in_flight alone let the client below hang up during
+# the upload (a flake seen in CI): the request then never reached the
+# embedding and nothing was cancelled.
+embedding() { for _ in $(seq 1 300); do [ "$(metric airlock_model_leases)" = 1 ] && return 0; sleep 0.1; done; return 1; }
 
 # ---- the cap on texts, and --timeout ----
 serve_start emb --port 0 --ctx 512 --max-body 16000000 --timeout 2
@@ -38,7 +44,7 @@ serve_stop
 # ---- a client that goes away frees the embedding lock ----
 serve_start emb --port 0 --ctx 512 --max-body 16000000 --timeout 600
 curl -s -o /dev/null --max-time 120 -d @"$T/big.json" "$BASE/v1/embeddings" & client=$!
-in_flight 1 || fail "the big request never started"
+embedding || fail "the big request never started embedding"
 kill "$client"; wait "$client" 2>/dev/null || true   # the client hangs up
 in_flight 0 || fail "the abandoned request still runs"
 code=$(curl -s -o "$T/r3.json" -w '%{http_code}' --max-time 60 -d "$small" "$BASE/v1/embeddings") || code="none in 60 s"
@@ -50,7 +56,7 @@ serve_stop
 # ---- SIGTERM during a big request: out within the drain timeout ----
 serve_start emb --port 0 --ctx 512 --max-body 16000000 --timeout 600 --drain-timeout 1
 (big "$T/r4.json" >"$T/r4.code" || true) & client=$!
-in_flight 1 || fail "the big request never started"
+embedding || fail "the big request never started embedding"
 kill -TERM "$SERVE_PID"
 for _ in $(seq 1 150); do kill -0 "$SERVE_PID" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$SERVE_PID" 2>/dev/null && fail "still running 15 s after SIGTERM with --drain-timeout 1"
