@@ -32,6 +32,18 @@ total=$(metric 'airlock_device_memory_bytes{device="Vulkan0",state="total"}')
 serve_stop
 ok "serve --gpu-layers 99: $(grep -o 'runs on Vulkan0.*' "$SERVE_LOG" | head -1); the golden text"
 
+# bench: the report says where the model ran
+airlock bench stories --concurrency 1 --prompt-lengths 16 --gen-tokens 8 --requests 2 --gpu-layers 99 \
+    --json "$T/bench.json" >/dev/null 2>"$T/bench.err" || fail "bench on Vulkan: $(cat "$T/bench.err")"
+python3 - "$T/bench.json" <<'PY' || fail "bench report: $(head -c 600 "$T/bench.json")"
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["model"]["runs_on"].startswith("Vulkan0 (llvmpipe"), r["model"]
+assert r["model"]["gpu_layers"] == 5 and r["machine"]["gpu_layers"] == 99, r["model"]
+assert any(d["name"] == "Vulkan0" and d["type"] == "gpu" for d in r["machine"]["devices"]), r["machine"]["devices"]
+PY
+ok "bench --gpu-layers 99 reports: $(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["model"]["runs_on"])' "$T/bench.json")"
+
 # validate: recorded on the CPU, checked on the device within the tolerance.
 # Every token must match; log-probabilities drift with the position (another
 # summation order, part of it in F16, compounding through the KV cache): up

@@ -11,6 +11,10 @@ grid=(--concurrency 1,2 --prompt-lengths 16,48 --gen-tokens 12 --requests 3 -t 1
 airlock bench "$F" "${grid[@]}" --json "$T/a.json" --html "$T/a.html" >"$T/out.txt" 2>"$T/err.txt" \
     || fail "bench: $(cat "$T/out.txt" "$T/err.txt")"
 grep -q "c=2   len=48" "$T/err.txt" || fail "no progress line per cell: $(cat "$T/err.txt")"
+if [ "$(nproc)" != 1 ]; then
+    qgrep "1 threads on $(nproc) cores: decoding is usually fastest with threads = cores" "$T/err.txt" ||
+        fail "no threads-vs-cores hint at -t 1: $(cat "$T/err.txt")"
+fi
 grep -q "^decode .* tokens/s per stream" "$T/out.txt" || fail "no summary: $(cat "$T/out.txt")"
 python3 - "$T/a.json" <<'PY' || fail "report content"
 import json, sys
@@ -19,6 +23,9 @@ assert r["format"] == "airlock-bench/1" and r["kind"] == "engine"
 m = r["machine"]
 assert m["cpu_model"] and m["n_cpus"] >= 1 and m["threads"] == 1 and m["llama_commit"] and m["system_info"]
 assert r["model"]["digest"].startswith("sha256:270cba1b")
+# where the model ran: the CPU build's one device, all 5 layers on it
+assert r["model"]["runs_on"] == "CPU: all 5 layers" and r["model"]["gpu_layers"] == 0, r["model"]
+assert m["gpu_layers"] == 0 and [d["type"] for d in m["devices"]] == ["cpu"], m["devices"]
 assert len(r["cells"]) == 4, len(r["cells"])
 for c in r["cells"]:
     assert c["n_ok"] == 3 and c["n_errors"] == 0, c
@@ -73,6 +80,7 @@ grep -q '<h2>Summary</h2>' "$T/a.html" && qgrep 'all prompt lengths together' "$
     fail "the summary does not say what it pools"
 ok "HTML: description from the GGUF, readable ticks, page-wide charts, the summary explained"
 airlock bench --from "$T/a.json" --html "$T/b.html" 2>/dev/null
+qgrep '<th>runs on</th><td>CPU: all 5 layers</td>' "$T/a.html" || fail "the HTML report does not say where the model ran"
 cmp -s "$T/a.html" "$T/b.html" || fail "--from renders a different page"
 
 # targets
