@@ -164,9 +164,15 @@ enum al_rc al_index_verify_events(struct al_index *ix, al_chain_problem_fn *fn, 
 {
     struct al_event *rows = NULL;
     size_t n = 0;
-    enum al_rc rc = al_index_list_events(ix, NULL, NULL, &rows, &n, err);
+    /* The rows and SQLite's sequence from one snapshot: read apart, an event
+     * appended between them (a tag by another process) looked deleted. */
+    enum al_rc rc = al_index_read_begin(ix, err);
     if (rc)
         return rc;
+    if ((rc = al_index_list_events(ix, NULL, NULL, &rows, &n, err))) {
+        al_index_read_end(ix);
+        return rc;
+    }
     size_t problems = 0;
     char msg[256], expect_prev[AL_SHA256_HEX + 1], h[AL_SHA256_HEX + 1];
     memcpy(expect_prev, zero_hash, sizeof expect_prev);
@@ -204,6 +210,7 @@ enum al_rc al_index_verify_events(struct al_index *ix, al_chain_problem_fn *fn, 
         sqlite3_step(st) == SQLITE_ROW)
         seq = sqlite3_column_int64(st, 0);
     sqlite3_finalize(st);
+    al_index_read_end(ix);
     if (seq > expect_id - 1) {
         snprintf(msg, sizeof msg, "event%s %" PRId64 "%s missing at the end of the log (deleted)",
                  seq > expect_id ? "s from" : "", expect_id, seq > expect_id ? " on" : " is");

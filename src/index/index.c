@@ -346,6 +346,13 @@ void al_index_rollback(struct al_index *ix)
     }
 }
 
+enum al_rc al_index_read_begin(struct al_index *ix, struct al_err *err)
+{
+    return exec(ix, "SAVEPOINT al_read", err);
+}
+
+void al_index_read_end(struct al_index *ix) { sqlite3_exec(ix->db, "RELEASE al_read", NULL, NULL, NULL); }
+
 /* ---- helpers ---- */
 
 static enum al_rc prepare(struct al_index *ix, const char *sql, sqlite3_stmt **st, struct al_err *err)

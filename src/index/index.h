@@ -69,6 +69,12 @@ enum al_rc al_index_never_recorded(struct al_index *ix, bool *out, struct al_err
 enum al_rc al_index_begin(struct al_index *ix, struct al_err *err);
 enum al_rc al_index_commit(struct al_index *ix, struct al_err *err);
 void al_index_rollback(struct al_index *ix);
+/* A consistent view for several reads: between read_begin and read_end every
+ * statement sees the same commit, not the ones other processes make
+ * meanwhile (a SAVEPOINT: they nest). Nothing may be written inside one,
+ * since al_index_begin cannot start within it. */
+enum al_rc al_index_read_begin(struct al_index *ix, struct al_err *err);
+void al_index_read_end(struct al_index *ix);
 
 /* ---- references: name, name:tag, name@sha256:<hex> ---- */
 struct al_ref {

@@ -238,7 +238,11 @@ static enum al_rc check_for_gc(struct al_repo *r, struct reporter *rp, struct al
     size_t nv = 0;
     char(*refs)[AL_DIGEST_SIZE] = NULL;
     size_t n_refs = 0;
-    enum al_rc rc = al_index_list_versions(r->index, NULL, &vs, &nv, err);
+    /* One snapshot: a tag or rm committed between two reads is no damage. */
+    enum al_rc rc = al_index_read_begin(r->index, err);
+    if (rc)
+        return rc;
+    rc = al_index_list_versions(r->index, NULL, &vs, &nv, err);
     if (!rc)
         rc = al_index_referenced(r->index, &refs, &n_refs, err);
     for (size_t i = 0; i < nv && !rc; i++)
@@ -248,6 +252,7 @@ static enum al_rc check_for_gc(struct al_repo *r, struct reporter *rp, struct al
             report(rp, AL_FSCK_DAMAGE, "blob %s is missing", refs[i]);
     if (!rc)
         al_index_verify_events(r->index, chain_problem, rp, NULL, NULL);
+    al_index_read_end(r->index);
     free(refs);
     free(vs);
     return rc;
