@@ -2,7 +2,8 @@
 # soak.sh [BUILD_DIR]: `airlock serve` under mixed load for SOAK_SECONDS
 # (default 1800) on loopback: completions, streams cut off by their clients,
 # embeddings, retrieval queries, API keys created and revoked, SIGHUP reloads.
-# Fails when RSS, open descriptors or threads grow (tolerances in soak.py),
+# Fails when RSS (not under ASan: see below), open descriptors or threads
+# grow (tolerances in soak.py),
 # on any unexpected HTTP status, when SIGTERM does not stop the server
 # cleanly, or when the audit log does not verify afterwards.
 # The report (every sample) goes to $SOAK_OUT (default: a temporary file,
@@ -51,6 +52,11 @@ grep -q "airlock: ready" "$LOG" || { cat "$LOG" >&2; echo "soak: the server did 
 BASE=$(grep -o 'http://[^ ]*' "$LOG" | head -1)
 
 OUT=${SOAK_OUT:-$T/soak.json}
+# Under AddressSanitizer RSS measures no leak: freed memory waits in its
+# quarantine (256 MiB by default) and its allocator keeps what it got, so
+# RSS climbs for minutes. LeakSanitizer's check at the server's exit (the
+# log check below) finds leaks in that build; RSS is reported, not gated.
+if ldd "$AIRLOCK_BIN" 2>/dev/null | grep libasan >/dev/null; then export SOAK_RSS_GATE=0; fi
 st=0
 python3 "$SRC/tests/soak/soak.py" "$BASE" "$PID" "$SOAK_SECONDS" "$AIRLOCK_BIN" "$TOKEN" "$OUT" || st=$?
 [ -n "${SOAK_OUT:-}" ] && echo "soak: report in $OUT"
