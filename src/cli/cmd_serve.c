@@ -54,7 +54,7 @@ enum {
     O_NO_MMAP, O_MLOCK, O_BUDGET, O_MAX_MODELS, O_KEEP_ALIVE, O_TEMPLATE, O_CERT, O_KEY, O_CA, O_MAX_TOKENS,
     O_MAX_BODY, O_MAX_PROMPT, O_MAX_CONC, O_TIMEOUT, O_DRAIN, O_REQUIRE_KEY, O_NO_AUDIT, O_AUDIT_TEXT,
     O_AUDIT_DAYS, O_STREAM_INTERVAL, O_RECV_TIMEOUT, O_AUDIT_FAIL, O_NO_WEBUI, O_REGISTRY, O_REGISTRY_SIGN,
-    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS, O_SLOTS, O_NO_SLOTS, O_REASONING,
+    O_SEED, O_TEMP, O_N_PREDICT, O_TEMPLATE_FILE, O_CORS, O_SLOTS, O_NO_SLOTS, O_REASONING, O_ALIAS, O_TAGS,
 };
 
 /* Access and audit settings: flags only (they need a restart to change). */
@@ -89,6 +89,7 @@ static const struct option opts[] = {
     {"n-predict", required_argument, NULL, O_N_PREDICT}, {"chat-template-file", required_argument, NULL, O_TEMPLATE_FILE},
     {"cors-origins", required_argument, NULL, O_CORS}, {"slots", no_argument, NULL, O_SLOTS},
     {"no-slots", no_argument, NULL, O_NO_SLOTS}, {"reasoning", required_argument, NULL, O_REASONING},
+    {"alias", required_argument, NULL, O_ALIAS}, {"tags", required_argument, NULL, O_TAGS},
     {"quiet", no_argument, NULL, 'q'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0},
 };
 
@@ -128,7 +129,13 @@ static void usage(void)
            "Chat completions that retrieve from a collection also need rag:{collection}.\n"
            "A retrieval that names a reranker (\"rerank\": MODEL) also needs embed.\n"
            "REFs (name, name:tag, name@sha256:...) are loaded at start and never unloaded for\n"
-           "idleness; the first is the default model. Other models load on first request.\n\n"
+           "idleness; the first is the default model. Other models load on first request.\n"
+           "  --alias [REF=]A,B    other names requests may give for REF (default: the first\n"
+           "                       REF), as llama-server's --alias; /v1/models lists it under the\n"
+           "                       first in sort order. An API key's model patterns are checked\n"
+           "                       against REF, not the alias. Repeat for more models (config:\n"
+           "                       \"aliases\")\n"
+           "  --tags [REF=]X,Y     the tags /v1/models shows for REF (config: \"tags\")\n\n"
            "listening (default 127.0.0.1:%d):\n"
            "  --host ADDR          address to listen on; not loopback needs --listen-any\n"
            "  --port N             TCP port (0: any free one, printed at start)\n"
@@ -245,6 +252,11 @@ static int build_config(int argc, char **argv, struct al_server_config *c, int *
                 c->server.reasoning = AL_SERVER_REASONING_ON;
             else
                 st = al_cli_usage_error("serve", "--reasoning must be on, off or auto, not '%s'", optarg);
+            break;
+        case O_ALIAS:
+        case O_TAGS:
+            if (al_serve_alias_set(c->models.aliases, &c->models.n_aliases, optarg, ch == O_TAGS, &err) != AL_OK)
+                st = al_cli_usage_error("serve", "%s", err.msg);
             break;
         case O_REGISTRY: c->server.registry = true; break;
         case O_REGISTRY_SIGN: snprintf(c->registry_sign, sizeof c->registry_sign, "%s", optarg); break;

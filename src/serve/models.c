@@ -196,6 +196,73 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
     return AL_OK;
 }
 
+/* Under mu: the reference name stands for (cfg's aliases), or name. */
+static const char *unalias(const struct al_serve_models *mm, const char *name)
+{
+    const struct al_serve_alias *a = al_serve_alias_lookup(mm->cfg.aliases, mm->cfg.n_aliases, name);
+    if (!a)
+        return name;
+    return a->ref[0] ? a->ref : mm->cfg.n_pinned ? mm->cfg.pinned[0] : name;
+}
+
+/* Under mu: cfg's aliases each stand for a model of the store, and none is
+ * the name of another model (its requests would go to the alias). */
+static enum al_rc check_aliases(struct al_serve_models *mm, const struct al_serve_config *cfg, struct al_err *err)
+{
+    enum al_rc rc = al_serve_alias_check_unique(cfg->aliases, cfg->n_aliases, err);
+    for (int i = 0; i < cfg->n_aliases && !rc; i++) {
+        const struct al_serve_alias *a = &cfg->aliases[i];
+        const char *target = a->ref[0] ? a->ref : cfg->n_pinned ? cfg->pinned[0] : NULL;
+        if (!target)
+            return al_err_set(err, AL_ERR_USAGE, "--alias and --tags without REF= are for the default model, "
+                                                 "and none is named: give one (airlock serve REF --alias A) or "
+                                                 "write REF=%s", a->names[0] ? a->names : a->tags);
+        struct al_version v, other;
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_repo_resolve(mm->repo, target, &v, &e2) != AL_OK)
+            return al_err_set(err, AL_ERR_USAGE, "the aliases or tags of '%s': %s", target, e2.msg);
+        for (const char *p = a->names; *p && !rc;) {
+            size_t l = strcspn(p, ",");
+            char name[AL_SERVE_ALIAS_NAME + 1];
+            snprintf(name, sizeof name, "%.*s", (int)l, p);
+            if (strcmp(name, v.model) != 0 && al_repo_resolve(mm->repo, name, &other, &e2) == AL_OK)
+                rc = al_err_set(err, AL_ERR_USAGE,
+                                "alias '%s' of '%s' is the name of another model in the store; choose another "
+                                "alias, or serve that model under its own name", name, target);
+            p += l + (p[l] == ',');
+        }
+    }
+    return rc;
+}
+
+enum al_rc al_serve_unalias(struct al_serve_models *mm, const char *name, char *out, size_t size, struct al_err *err)
+{
+    pthread_mutex_lock(&mm->mu);
+    const char *ref = unalias(mm, name);
+    enum al_rc rc = (size_t)snprintf(out, size, "%s", ref) >= size
+                        ? al_err_set(err, AL_ERR_LIMIT, "a model reference over %zu bytes", size - 1)
+                        : AL_OK;
+    pthread_mutex_unlock(&mm->mu);
+    return rc;
+}
+
+bool al_serve_alias_of(struct al_serve_models *mm, const char *name, struct al_serve_alias *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&mm->mu);
+    for (int i = 0; i < mm->cfg.n_aliases && !found; i++) {
+        const struct al_serve_alias *a = &mm->cfg.aliases[i];
+        const char *target = a->ref[0] ? a->ref : mm->cfg.n_pinned ? mm->cfg.pinned[0] : "";
+        size_t len = strcspn(target, ":@");
+        if (len == strlen(name) && strncmp(target, name, len) == 0) {
+            *out = *a;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&mm->mu);
+    return found;
+}
+
 /* Reads a chat template blob and proves its digest (it is handed to the
  * engine as text, so it is checked here as the weights are there). *out is
  * the caller's. Over AL_LIMIT_CHAT_TEMPLATE: AL_ERR_LIMIT. */
@@ -393,6 +460,7 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
         }
         ref = mm->cfg.pinned[0];
     }
+    ref = unalias(mm, ref);
     struct rref *r = NULL;
     rc = resolve(mm, ref, false, &r, err);
     if (rc)
@@ -635,7 +703,7 @@ enum al_rc al_serve_new(const char *home, const struct al_serve_config *cfg, str
         goto fail;
     }
     rc = al_repo_open(home, false, &mm->repo, err);
-    if (rc)
+    if (rc || (rc = check_aliases(mm, cfg, err)))
         goto fail;
     mm->vcache = al_engine_verify_cache_new();
     if (!mm->vcache) {
@@ -724,6 +792,12 @@ enum al_rc al_serve_reload(struct al_serve_models *mm, const struct al_serve_con
     if (cfg->chat_template && !tmpl)
         return al_err_set(err, AL_ERR_NOMEM, "out of memory");
     pthread_mutex_lock(&mm->mu);
+    enum al_rc crc = check_aliases(mm, cfg, err);
+    if (crc) { /* the configuration stays as it was */
+        pthread_mutex_unlock(&mm->mu);
+        free(tmpl);
+        return crc;
+    }
     mm->cfg = *cfg;
     mm->cfg.chat_template = NULL;
     free(mm->chat_template); /* models loaded from now on get the new one */
@@ -820,7 +894,7 @@ enum al_rc al_serve_exists(struct al_serve_models *mm, const char *ref, struct a
 {
     pthread_mutex_lock(&mm->mu);
     struct rref *r = NULL;
-    enum al_rc rc = resolve(mm, ref, false, &r, err);
+    enum al_rc rc = resolve(mm, unalias(mm, ref), false, &r, err);
     pthread_mutex_unlock(&mm->mu);
     return rc;
 }
@@ -858,7 +932,7 @@ enum al_rc al_serve_versions(struct al_serve_models *mm, const char *ref, struct
     if (ref) {
         struct al_weights w;
         pthread_mutex_lock(&mm->mu);
-        rc = al_repo_resolve_weights(mm->repo, ref, &w, err);
+        rc = al_repo_resolve_weights(mm->repo, unalias(mm, ref), &w, err);
         pthread_mutex_unlock(&mm->mu);
         if (rc)
             return rc;

@@ -35,6 +35,7 @@
 
 #include "core/err.h"
 #include "engine/engine.h"
+#include "serve/aliases.h"
 
 struct al_serve_models;
 struct al_serve_lease;
@@ -71,6 +72,8 @@ struct al_serve_config {
     int max_loaded;                      /* 0: no cap */
     double keep_alive_s;                 /* < 0: forever */
     char chat_fallback[64];              /* builtin format for models without a template; "" = chatml */
+    struct al_serve_alias aliases[AL_SERVE_MAX_ALIASES]; /* serve --alias, --tags (aliases.h) */
+    int n_aliases;
     const char *chat_template;           /* Jinja for every model, over its own (serve --chat-template
                                             TEXT or --chat-template-file); NULL: none. Borrowed for the
                                             call of al_serve_new/al_serve_reload: the manager copies it */
@@ -80,11 +83,23 @@ struct al_serve_config {
 void al_serve_config_default(struct al_serve_config *c);
 
 /* Opens the store at home (not created) and starts the idle reaper. Pinned
- * models are not loaded yet: call al_serve_preload(). */
+ * models are not loaded yet: call al_serve_preload(). Refuses (AL_ERR_USAGE)
+ * aliases that stand for nothing, or that are the name of another model in
+ * the store (a request for it would be ambiguous); al_serve_reload too. */
 enum al_rc al_serve_new(const char *home, const struct al_serve_config *cfg, struct al_serve_models **out,
                          struct al_err *err);
 /* Frees every model (requests in flight finish as cancelled). NULL: no-op. */
 void al_serve_free(struct al_serve_models *mm);
+
+/* The reference name stands for when it is an alias (aliases.h), else name
+ * itself, copied into out: what a caller checks an API key against before
+ * it acquires by that reference (acquire, exists and versions also take
+ * aliases). AL_ERR_LIMIT when out is too small. */
+enum al_rc al_serve_unalias(struct al_serve_models *mm, const char *name, char *out, size_t size, struct al_err *err);
+
+/* The aliases and tags the operator gave the model called name (its
+ * entry's reference names that model), copied into *out; false when none. */
+bool al_serve_alias_of(struct al_serve_models *mm, const char *name, struct al_serve_alias *out);
 
 /* Loads the pinned models. Errors of the first failing one. */
 enum al_rc al_serve_preload(struct al_serve_models *mm, struct al_err *err);

@@ -107,12 +107,50 @@ static enum al_rc settings(json_t *obj, const char *where, struct al_serve_setti
     return AL_OK;
 }
 
+/* "aliases" or "tags": {"REF": ["a", "b"] or "a,b"}, as serve --alias REF=a,b. */
+static enum al_rc name_lists(struct al_server_config *c, json_t *obj, bool tags, struct al_err *err)
+{
+    const char *key = tags ? "tags" : "aliases";
+    if (!json_is_object(obj))
+        return al_err_set(err, AL_ERR_INVALID, "config: '%s' must be an object of model references", key);
+    const char *ref;
+    json_t *v;
+    json_object_foreach(obj, ref, v)
+    {
+        char spec[AL_LIMIT_REF + 1 + AL_SERVE_ALIAS_TEXT];
+        size_t used = (size_t)snprintf(spec, sizeof spec, "%s=", ref);
+        size_t i;
+        json_t *x;
+        if (json_is_string(v)) {
+            used += (size_t)snprintf(spec + used, used < sizeof spec ? sizeof spec - used : 0, "%s",
+                                     json_string_value(v));
+        } else if (json_is_array(v) && json_array_size(v) > 0) {
+            json_array_foreach(v, i, x)
+            {
+                if (!json_is_string(x))
+                    return al_err_set(err, AL_ERR_INVALID, "config: %s.%s[%zu] must be a string", key, ref, i);
+                used += (size_t)snprintf(spec + used, used < sizeof spec ? sizeof spec - used : 0, "%s%s",
+                                         i ? "," : "", json_string_value(x));
+            }
+        } else {
+            return al_err_set(err, AL_ERR_INVALID, "config: %s.%s must be a string or an array of strings", key, ref);
+        }
+        if (used >= sizeof spec)
+            return al_err_set(err, AL_ERR_LIMIT, "config: %s.%s is too long", key, ref);
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_serve_alias_set(c->models.aliases, &c->models.n_aliases, spec, tags, &e2) != AL_OK)
+            return al_err_set(err, AL_ERR_INVALID, "config: %s", e2.msg);
+    }
+    return AL_OK;
+}
+
 static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err *err)
 {
     static const char *const top[] = {"listen", "tls", "models", "defaults", "model_settings", "memory_budget_mb",
                                       "max_models", "keep_alive_s", "chat_template", "chat_template_file", "limits",
                                       "drain_timeout_s", "audit_text", "audit_fail", "stream_interval_ms", "webui",
-                                      "slots", "registry", "registry_sign_key", "cors_origins", "sampling", NULL};
+                                      "slots", "registry", "registry_sign_key", "cors_origins", "sampling", "aliases",
+                                      "tags", NULL};
     static const char *const sampling_keys[] = {"seed", "temperature", "n_predict", NULL};
     static const char *const listen_keys[] = {"host", "port", "listen_any", "socket", "socket_mode", NULL};
     static const char *const tls_keys[] = {"cert", "key", "client_ca", NULL};
@@ -209,6 +247,10 @@ static enum al_rc apply(struct al_server_config *c, json_t *root, struct al_err 
             sd->temperature = (float)temp;
         }
     }
+    if ((v = json_object_get(root, "aliases")) && (rc = name_lists(c, v, false, err)))
+        return rc;
+    if ((v = json_object_get(root, "tags")) && (rc = name_lists(c, v, true, err)))
+        return rc;
     if ((v = json_object_get(root, "defaults")) && (rc = settings(v, "defaults", &c->models.defaults, err)))
         return rc;
     if ((v = json_object_get(root, "model_settings"))) {

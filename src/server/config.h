@@ -22,7 +22,8 @@
  *     "webui": true, "slots": true,
  *     "registry": false, "registry_sign_key": "site.key",
  *     "cors_origins": ["http://localhost:5173"],
- *     "sampling": {"seed": 42, "temperature": 0.8, "n_predict": 256}
+ *     "sampling": {"seed": 42, "temperature": 0.8, "n_predict": 256},
+ *     "aliases": {"stories": ["tiny", "code"]}, "tags": {"stories": "chat,small"}
  *   }
  * audit_fail: while the audit log cannot be written (a full disk), "closed"
  * refuses every request but /health with 503 until it can; "open" serves and
@@ -36,6 +37,9 @@
  * Jinja that every model is rendered with, over its own (as llama-server's
  * --chat-template); chat_template_file reads that Jinja from a file (at most
  * AL_LIMIT_CHAT_TEMPLATE bytes). The Jinja is checked when it is read.
+ * aliases, tags: other names a model is served under and the tags /v1/models
+ * shows for it, by reference (as --alias REF=a,b and --tags REF=x,y;
+ * serve/aliases.h).
  * Unknown keys are errors, so that a typo does not pass silently.
  */
 #ifndef AL_SERVER_CONFIG_H

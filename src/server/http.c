@@ -284,6 +284,12 @@ bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
         }
         named = def;
     }
+    char real[AL_LIMIT_REF + 1]; /* what an alias (serve --alias) stands for */
+    if (al_serve_unalias(h->srv->mm, named, real, sizeof real, &err) != AL_OK) {
+        *res = al_http_reply_rc(h, &err, "model");
+        return false;
+    }
+    named = real;
     if (strncmp(named, "rag/", 4) == 0) {
         *res = al_http_reply_error(h, 404, "invalid_request_error", "model", "model_not_found",
                                    "'%s' is a collection snapshot, not a model", named);

@@ -28,6 +28,12 @@ static bool access_check(struct al_http_req *h, const char *scope, const char *m
     char identity[128] = "";
     struct al_err err = AL_ERR_INIT;
     enum al_rc rc;
+    /* A key's patterns are for the model an alias stands for (serve --alias):
+     * an alias renames, it grants nothing. */
+    char real[AL_LIMIT_REF + 1];
+    if (model && al_serve_unalias(s->mm, model, real, sizeof real, &err) == AL_OK)
+        model = real;
+    al_err_clear(&err);
     if (scope && strcmp(scope, "models") == 0) {
         /* Listing models: any key that may chat or embed. */
         rc = al_access_check(s->o.access, bearer, "chat", model, identity, &err);

@@ -13,22 +13,40 @@
 #include "core/version.h"
 #include "server/audit_queue.h"
 
+static json_t *list_array(const char *list)
+{
+    json_t *a = json_array();
+    for (const char *p = list; *p;) {
+        size_t len = strcspn(p, ",");
+        json_array_append_new(a, json_stringn(p, len));
+        p += len + (p[len] == ',');
+    }
+    return a;
+}
+
 /* OpenAI's model object for id, served by version v, plus llama-server's
- * "aliases" (the other names a request may give for it: name:tag for each
- * tag of the version, and name@manifest) and "tags" (the version's tags).
- * created: the version's creation time (Unix seconds; 0 when unreadable). */
-static json_t *model_object(const char *id, const struct al_serve_version *v)
+ * "aliases" and "tags". Where the operator named them (serve --alias,
+ * --tags, given as al), those; otherwise the other names a request may give
+ * for it (name:tag for each tag of the version, and name@manifest) and the
+ * version's tags. created: the version's creation time (Unix seconds; 0
+ * when unreadable). */
+static json_t *model_object(const char *id, const struct al_serve_version *v, const struct al_serve_alias *al)
 {
     int64_t t = 0;
     struct al_err err = AL_ERR_INIT;
     if (al_time_parse(v->created, &t, &err) != AL_OK)
         t = 0;
-    json_t *aliases = json_array(), *tags = json_array();
+    if (al && al->names[0])
+        return json_pack("{s:s, s:s, s:I, s:s, s:o, s:o}", "id", id, "object", "model", "created", (json_int_t)t,
+                         "owned_by", "airlock", "aliases", list_array(al->names), "tags",
+                         list_array(al->tags[0] ? al->tags : v->tags));
+    json_t *aliases = json_array(), *tags = al && al->tags[0] ? list_array(al->tags) : json_array();
     char ref[sizeof v->name + sizeof v->tags + 2];
     for (const char *p = v->tags; *p;) {
         size_t len = strcspn(p, ",");
         if (len > 0) {
-            json_array_append_new(tags, json_stringn(p, len));
+            if (!(al && al->tags[0]))
+                json_array_append_new(tags, json_stringn(p, len));
             snprintf(ref, sizeof ref, "%s:%.*s", v->name, (int)len, p);
             if (strcmp(ref, id) != 0)
                 json_array_append_new(aliases, json_string(ref));
@@ -54,9 +72,21 @@ enum MHD_Result al_server_route_models(struct al_http_req *h, json_t *body)
     json_t *data = json_array();
     /* Collection snapshots are not models; a key sees only the models its
      * patterns admit. One entry per model: its active version. */
-    for (size_t i = 0; i < n; i++)
-        if (strncmp(v[i].name, "rag/", 4) != 0 && al_http_model_visible(h, v[i].name))
-            json_array_append_new(data, model_object(v[i].name, &v[i]));
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(v[i].name, "rag/", 4) == 0 || !al_http_model_visible(h, v[i].name))
+            continue;
+        /* Named by the operator: listed under the first alias in sort order,
+         * as llama-server does. */
+        struct al_serve_alias al;
+        bool named = al_serve_alias_of(h->srv->mm, v[i].name, &al);
+        char first[AL_SERVE_ALIAS_NAME + 1];
+        const char *id = v[i].name;
+        if (named && al.names[0]) {
+            snprintf(first, sizeof first, "%.*s", (int)strcspn(al.names, ","), al.names);
+            id = first;
+        }
+        json_array_append_new(data, model_object(id, &v[i], named ? &al : NULL));
+    }
     free(v);
     return al_http_reply_json(h, 200, json_pack("{s:s, s:o}", "object", "list", "data", data));
 }
@@ -69,7 +99,9 @@ enum MHD_Result al_server_route_model_get(struct al_http_req *h, json_t *body)
     struct al_err err = AL_ERR_INIT;
     if (al_serve_versions(h->srv->mm, id, &v, &n, &err) != AL_OK)
         return al_http_reply_rc(h, &err, "model");
-    json_t *j = model_object(id, v);
+    struct al_serve_alias al;
+    bool named = al_serve_alias_of(h->srv->mm, v->name, &al);
+    json_t *j = model_object(id, v, named ? &al : NULL);
     free(v);
     return al_http_reply_json(h, 200, j);
 }

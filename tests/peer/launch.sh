@@ -137,6 +137,7 @@ for i in "${!flags[@]}"; do
         --batch-size | -b) args+=(--batch "$v"); continue ;;
         --threads | -t) args+=(--threads "$v"); continue ;;
         --parallel | -np) args+=(--parallel "$v"); continue ;;
+        -n) args+=(--n-predict "$v"); continue ;;
         --n-gpu-layers | -ngl) args+=(--gpu-layers "$v"); continue ;;
         --verbose) args+=(-v); continue ;;
         --api-key)
@@ -154,9 +155,10 @@ for i in "${!flags[@]}"; do
         --ubatch-size | -ub | -ctk | -ctv | -fa | --kv-unified | --swa-full | --no-slots | \
             --cache-ram | --no-cache-idle-slots | --sleep-idle-seconds | --backend_sampling | --no-mmproj)
             note "dropping $f${v:+ $v}: llama-server tuning with no airlock equivalent" ;;
-        # llama-server's defaults for requests that give none: airlock has no
-        # server-wide setting for them yet (issue 17)
-        --temp | --seed | --n-predict | -n | --reasoning-format | --reasoning | --tags | --embedding)
+        # airlock serve takes --temp, --seed, --n-predict, --reasoning and
+        # --tags by these names (above); what is left has no airlock
+        # equivalent that changes what a client sees
+        --reasoning-format | --embedding)
             note "dropping $f${v:+ $v}: airlock serve has no such option" ;;
         *) refuse "$f${v:+ $v}: llama-server's option has no airlock equivalent" ;;
     esac
