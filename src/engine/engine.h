@@ -248,7 +248,9 @@ const char *al_engine_quant_types(void);
  * cores). The source is proven as a LoRA adapter is (docs/internals/
  * engine.md): opened, hashed through that descriptor, and handed to llama.cpp
  * as /proc/self/fd/<n>, its size and modification time compared before the
- * hash and after the quantization. AL_ERR_USAGE (unknown type, bad
+ * hash and after the quantization; the hash runs on a helper thread beside
+ * the quantization, and a digest that does not match fails the call (the
+ * result is discarded: nothing derived from unproven bytes is kept). AL_ERR_USAGE (unknown type, bad
  * arguments), AL_ERR_VERIFY (the blob does not match its digest, or changed),
  * AL_ERR_IO, AL_ERR_CORRUPT (llama.cpp refused or failed; its message).
  * Blocks for the whole quantization. Any thread. */

@@ -197,7 +197,8 @@ else
     ok "the spool's commit: EIO leaves the store unchanged; a kill leaves debris in tmp/ that the next open sweeps"
 fi
 
-# A tampered source blob is refused before llama.cpp reads it.
+# A tampered source blob is refused: its hash runs beside the quantization,
+# and what llama.cpp wrote from it is discarded, never added.
 BLOB="$AIRLOCK_HOME/blobs/sha256/${SRCW#sha256:}"
 [ -f "$BLOB" ] || fail "no blob $BLOB"
 chmod u+w "$BLOB"
@@ -205,4 +206,5 @@ printf '\x01' | dd of="$BLOB" bs=1 seek=$(($(stat -c %s "$BLOB") - 8)) conv=notr
 state >"$T/before"
 refused 5 "does not match its digest" gen:f32 gen:t --type Q8_0
 [ -z "$(ls -A "$TMPDIR")" ] || fail "temporary files left behind: $(ls -A "$TMPDIR")"
+[ -z "$(ls -A "$AIRLOCK_HOME/tmp" 2>/dev/null)" ] || fail "the quantized file left in the store's tmp/: $(ls -A "$AIRLOCK_HOME/tmp")"
 ok "a tampered source blob is refused, nothing added"
