@@ -35,7 +35,8 @@ export AIRLOCK_NO_PROGRESS=1 AIRLOCK_HOME="$work/home"
 "$bin" add bench:1 "$work/base.gguf" >/dev/null
 "$bin" add bench-a:1 "$work/a.gguf" --base bench:1 >/dev/null
 "$bin" add bench-b:1 "$work/b.gguf" --base bench:1 >/dev/null
-"$bin" serve bench:1 --port 0 --parallel "$clients" --threads "$threads" --no-audit >"$work/serve.log" 2>&1 &
+# One KV cache of room for every request at once (the generated model's own context is 512).
+"$bin" serve bench:1 --port 0 --parallel "$clients" --ctx $((clients * (tokens + 32))) --threads "$threads" --no-audit >"$work/serve.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 600); do grep -q 'airlock: ready' "$work/serve.log" && break; sleep 0.1; done
 base=$(grep -o 'http://[^ ]*' "$work/serve.log" | head -1)
