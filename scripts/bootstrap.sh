@@ -149,31 +149,35 @@ build_llama() {
     # Libraries airlock links; the native build adds the tools the tests and
     # benchmarks compare against.
     targets="llama ggml llama-common"
+    # Every variant: per-sequence LoRA scales (llama_set_adapters_lora_seq),
+    # so that requests with different adapters decode in one batch
+    # (docs/internals/engine.md). Patches are part of each key.
+    patches="$here/deps/patches/llama.cpp-lora-per-sequence.patch"
     case "$variant" in
     native)
         opts=$(cpu_flags)
         targets="$targets llama-bench llama-server llama-quantize llama-embedding llama-completion"
-        key="${NPM_TARBALL_SHA256:0:16}-$(printf '%s' "$opts" | sha256sum | cut -c1-8)" ;;
+        key="${NPM_TARBALL_SHA256:0:16}-$( (printf '%s' "$opts"; cat $patches) | sha256sum | cut -c1-8)" ;;
     arm64)
         # The Pi 5's Cortex-A76: Armv8.2-A with dot product and half floats,
         # never the build host's flags. The toolchain file is part of the key.
         opts="-DCMAKE_TOOLCHAIN_FILE=$here/cmake/aarch64-linux-gnu.cmake -DGGML_NATIVE=OFF"
         opts="$opts -DGGML_CPU_ARM_ARCH=armv8.2-a+dotprod+fp16"
         targets="$targets llama-quantize"  # test_validate's Q8_0 copy, under qemu
-        key="${NPM_TARBALL_SHA256:0:16}-arm64-$( (printf '%s' "${opts#* }"; cat "$here/cmake/aarch64-linux-gnu.cmake") | sha256sum | cut -c1-8)" ;;
+        key="${NPM_TARBALL_SHA256:0:16}-arm64-$( (printf '%s' "${opts#* }"; cat "$here/cmake/aarch64-linux-gnu.cmake" $patches) | sha256sum | cut -c1-8)" ;;
     vulkan)
         # v0.4.0's Vulkan backend uses VK_EXT_layer_settings unguarded, which
         # Debian 12's headers (1.3.239) lack: deps/patches guards it as the
         # backend guards its other newer features. The patch is in the key.
         opts="$(cpu_flags) -DGGML_VULKAN=ON"
-        patches="$here/deps/patches/llama.cpp-vulkan-headers-1.3.239.patch"
+        patches="$patches $here/deps/patches/llama.cpp-vulkan-headers-1.3.239.patch"
         key="${NPM_TARBALL_SHA256:0:16}-vulkan-$( (printf '%s' "$opts"; cat $patches) | sha256sum | cut -c1-8)" ;;
     cuda)
         # Compute capabilities: Turing to Hopper unless the site names its
         # own (AIRLOCK_CUDA_ARCHS="90" for an H100 rack builds in a fraction
         # of the time). Never "native": the build host may have no GPU.
         opts="$(cpu_flags) -DGGML_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=${AIRLOCK_CUDA_ARCHS:-75;80;86;89;90}"
-        key="${NPM_TARBALL_SHA256:0:16}-cuda-$(printf '%s' "$opts" | sha256sum | cut -c1-8)" ;;
+        key="${NPM_TARBALL_SHA256:0:16}-cuda-$( (printf '%s' "$opts"; cat $patches) | sha256sum | cut -c1-8)" ;;
     *) die "unknown llama.cpp variant: $variant" ;;
     esac
     if [ -n "${AIRLOCK_LLAMA_DIR:-}" ]; then

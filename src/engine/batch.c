@@ -2,9 +2,13 @@
  * batch.c: what one step of the scheduler decodes (its adapter set, its
  * tokens), and room for it in a unified KV cache.
  *
- * LoRA adapters apply to the whole llama_context, so a step decodes the
- * slots of one adapter set only (the same scale for every adapter of the
- * model). The context keeps its set for a quantum while its slots are busy
+ * LoRA adapters: with airlock's llama.cpp patch (llama_set_adapters_lora_seq,
+ * s->lora_per_seq) a step decodes every busy slot whatever its adapter set:
+ * llama.cpp scales each adapter's product per token, by the sequence's
+ * request. Without it, adapters apply to the whole llama_context, so a step
+ * decodes the slots of one adapter set only (the same scale for every
+ * adapter of the model), and the rest of this paragraph is how sets take
+ * turns. The context keeps its set for a quantum while its slots are busy
  * (10x the measured cost of a switch, at most 500 ms: llama.cpp reserves its
  * graph again on a switch); then the set of the busy slot decoded least
  * recently goes, ties to the oldest request. So sets take turns, none
@@ -106,7 +110,7 @@ static int evict_youngest(struct al_engine_sched *s)
 /* Whether the slot's request belongs to this step's adapter set. */
 static bool in_step(const struct al_engine_sched *s, const struct al_engine_slot *sl)
 {
-    return sl->req && al_engine_same_lora(sl->req->lora, s->step_lora);
+    return sl->req && (s->lora_per_seq || al_engine_same_lora(sl->req->lora, s->step_lora));
 }
 
 /* Generating slots of every set: each needs one cell at its set's turn. */
@@ -226,6 +230,15 @@ static void step_set(struct al_engine_sched *s, const float *set)
  * slot is busy. */
 static bool pick_lora(struct al_engine_sched *s)
 {
+    if (s->lora_per_seq) { /* every set in one step; sched.c's apply_lora sets the scales */
+        bool busy = false;
+        for (int i = 0; i < s->n_seq; i++) {
+            busy |= s->slots[i].req != NULL;
+            s->slots[i].tried = s->slots[i].req != NULL;
+        }
+        s->step_switches = false;
+        return busy;
+    }
     bool cur_busy = false;
     for (int i = 0; i < s->n_seq; i++) {
         struct al_engine_slot *sl = &s->slots[i];

@@ -506,6 +506,7 @@ struct al_engine_stats {
     uint64_t requests_done;
     uint64_t decode_calls;     /* llama_decode calls */
     uint64_t lora_switches;    /* steps that changed the context's adapter set */
+    uint64_t lora_mixed_steps; /* steps that decoded sequences of different adapter sets together */
 };
 
 void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *out);

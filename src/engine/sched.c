@@ -28,10 +28,13 @@
  *     during llama_decode or a callback.
  *   - every request gets exactly one on_done, always from the worker thread.
  *
- * LoRA adapters: llama.cpp applies them to the whole context, so a step
- * decodes only slots whose requests want the same adapter set (the same
- * scale for every adapter of the model); batch.c picks the set, the worker
- * switches the context's adapters only when the set changes (apply_lora).
+ * LoRA adapters: with airlock's llama.cpp patch a step decodes every busy
+ * slot, each sequence at its request's scales (apply_lora_seq); the graph is
+ * rebuilt only when the adapters in use change. Without it llama.cpp applies
+ * them to the whole context, so a step decodes only slots whose requests
+ * want the same adapter set (the same scale for every adapter of the model);
+ * batch.c picks the set, the worker switches the context's adapters only
+ * when the set changes (apply_lora).
  * A slot's cached prefix is reused only by a request of the set that
  * computed it (kv_lora).
  *
@@ -388,11 +391,63 @@ static void lora_timing(struct al_engine_sched *s, double ms)
     s->switch_ms = s->switch_ms > 0 ? 0.8 * s->switch_ms + 0.2 * extra : extra;
 }
 
+/* Under m->lora_mu, per-sequence mode: the adapters some request of the
+ * batch uses, each sequence's scales for them. A change in which adapters
+ * are used is a switch (llama.cpp reserves its graph again); the scales
+ * alone are an input of the graph and cost nothing. */
+static void apply_lora_seq(struct al_engine_sched *s)
+{
+#ifdef LLAMA_HAS_ADAPTERS_LORA_SEQ
+    struct llama_adapter_lora *a[AL_LIMIT_LORAS];
+    int used[AL_LIMIT_LORAS], k = 0;
+    float mask[AL_LIMIT_LORAS] = {0};
+    for (int i = 0; i < s->m->n_loras; i++) {
+        bool any = false;
+        for (int j = 0; j < s->n_seq && !any; j++) {
+            const struct al_engine_slot *sl = &s->slots[j];
+            any = sl->req && sl->n_batch_tokens > 0 && sl->req->lora[i] != 0.0f;
+        }
+        if (any) {
+            a[k] = s->m->loras[i];
+            used[k++] = i;
+            mask[i] = 1.0f;
+        }
+    }
+    const float *first = NULL;
+    bool mixed = false;
+    for (int j = 0; j < s->n_seq; j++) {
+        const struct al_engine_slot *sl = &s->slots[j];
+        for (int u = 0; u < k; u++)
+            s->lora_scales[(size_t)sl->id * (size_t)k + (size_t)u] = sl->req ? sl->req->lora[used[u]] : 0.0f;
+        if (sl->req && sl->n_batch_tokens > 0) {
+            mixed |= first && !al_engine_same_lora(first, sl->req->lora);
+            first = first ? first : sl->req->lora;
+        }
+    }
+    if (mixed)
+        atomic_fetch_add(&s->lora_mixed_steps, 1);
+    llama_set_adapters_lora_seq(s->ctx, k ? a : NULL, (size_t)k, k ? s->lora_scales : NULL, k ? s->n_seq : 0);
+    s->step_switches = !s->cur_lora_valid || !al_engine_same_lora(s->cur_lora, mask);
+    if (s->step_switches) {
+        memcpy(s->cur_lora, mask, sizeof s->cur_lora);
+        s->cur_lora_valid = true;
+        s->lora_since_ms = al_engine_now_ms();
+        atomic_fetch_add(&s->lora_switches, 1);
+    }
+#else
+    (void)s;
+#endif
+}
+
 /* Under m->lora_mu: sets the context's adapters to the step's set when it
  * differs from what the context has (llama.cpp then reserves its graph
  * again, the cost of a switch). */
 static void apply_lora(struct al_engine_sched *s)
 {
+    if (s->lora_per_seq) {
+        apply_lora_seq(s);
+        return;
+    }
     if (!s->step_switches)
         return;
     struct llama_adapter_lora *a[AL_LIMIT_LORAS];
@@ -601,8 +656,14 @@ enum al_rc al_engine_sched_new(struct al_engine_model *m, struct al_engine_sched
     s->piece = malloc((size_t)s->cap_piece);
     s->fresh = calloc((size_t)s->n_seq, sizeof *s->fresh);
     s->reading = calloc((size_t)s->n_seq, sizeof *s->reading);
-    if (!s->slots || !s->piece || !s->fresh || !s->reading || !s->batch.token)
+    s->lora_scales = calloc((size_t)s->n_seq * AL_LIMIT_LORAS, sizeof *s->lora_scales);
+    if (!s->slots || !s->piece || !s->fresh || !s->reading || !s->lora_scales || !s->batch.token)
         goto nomem;
+#ifdef LLAMA_HAS_ADAPTERS_LORA_SEQ
+    /* AIRLOCK_LORA_TURNS=1: sets take turns as without the patch (to measure one against the other). */
+    const char *turns = getenv("AIRLOCK_LORA_TURNS");
+    s->lora_per_seq = !(turns && strcmp(turns, "1") == 0);
+#endif
     for (int i = 0; i < s->n_seq; i++) {
         struct al_engine_slot *sl = &s->slots[i];
         sl->id = i;
@@ -648,6 +709,7 @@ void al_engine_sched_free(struct al_engine_sched *s)
     free(s->cand);
     free(s->fresh);
     free(s->reading);
+    free(s->lora_scales);
     if (s->batch.token)
         llama_batch_free(s->batch);
     if (s->ctx)

@@ -106,7 +106,12 @@ struct al_engine_sched {
     double lora_since_ms;           /* worker: when the context's set was applied */
     double switch_ms;               /* worker: what a switch adds to a step (moving average) */
     double plain_step_ms;           /* worker: a step that generates only, without a switch (same) */
-    atomic_uint_fast64_t lora_switches;
+    atomic_uint_fast64_t lora_switches, lora_mixed_steps;
+    /* Per-sequence adapters (llama_set_adapters_lora_seq, airlock's llama.cpp
+     * patch): one step decodes every set together, each sequence's tokens at
+     * its own request's scales. False: sets take turns (batch.c). */
+    bool lora_per_seq;
+    float *lora_scales;             /* worker: n_seq x AL_LIMIT_LORAS, the step's scales */
 
     pthread_t thread;
     bool started;

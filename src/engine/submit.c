@@ -203,6 +203,7 @@ void al_engine_stats(const struct al_engine_model *m, struct al_engine_stats *ou
     out->requests_done = atomic_load(&s->requests_done);
     out->decode_calls = atomic_load(&s->decode_calls);
     out->lora_switches = atomic_load(&s->lora_switches);
+    out->lora_mixed_steps = atomic_load(&s->lora_mixed_steps);
 }
 
 int al_engine_seq_busy(const struct al_engine_model *m, bool *busy, int cap)

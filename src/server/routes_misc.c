@@ -423,9 +423,11 @@ static void model_gauges(void *ud, const struct al_serve_loaded *lm)
     al_engine_stats(lm->engine, &st);
     const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",
                            "airlock_sequences", "airlock_kv_cache_used_cells", "airlock_kv_cache_total_cells",
-                           "airlock_model_weight_bytes", "airlock_model_leases", "airlock_model_memory_bytes"};
+                           "airlock_model_weight_bytes", "airlock_model_leases", "airlock_model_memory_bytes",
+                           "airlock_lora_switches_total", "airlock_lora_mixed_steps_total"};
     uint64_t vals[] = {1, (uint64_t)st.n_queued, (uint64_t)st.n_active, (uint64_t)st.n_seq, st.kv_cells_used,
-                       st.kv_cells_total, lm->info->size_bytes, (uint64_t)lm->leases, lm->mem_bytes};
+                       st.kv_cells_total, lm->info->size_bytes, (uint64_t)lm->leases, lm->mem_bytes,
+                       st.lora_switches, st.lora_mixed_steps};
     g->count++;
     al_buf_addf(g->b, "%s{model=\"%s\",digest=\"%s\"} %" PRIu64 "\n", names[g->pass], lm->name, lm->digest,
                 vals[g->pass]);
@@ -441,14 +443,20 @@ enum MHD_Result al_server_route_metrics(struct al_http_req *h, json_t *body)
         "A model version is loaded.", "Requests waiting for a sequence.", "Sequences generating.",
         "Parallel sequences of the model.", "KV-cache cells in use (tokens).", "KV-cache cells in all.",
         "Bytes of the model's tensors.", "Requests holding the model.",
-        "Bytes the model counts against the memory budget: tensors and KV cache."};
+        "Bytes the model counts against the memory budget: tensors and KV cache.",
+        "Decode steps that changed the LoRA adapters in the model's context (a graph rebuilt).",
+        "Decode steps that held sequences of different LoRA adapter sets at once."};
     static const char *names[] = {"airlock_model_loaded", "airlock_queue_depth", "airlock_active_sequences",
                                   "airlock_sequences", "airlock_kv_cache_used_cells", "airlock_kv_cache_total_cells",
                                   "airlock_model_weight_bytes", "airlock_model_leases",
-                                  "airlock_model_memory_bytes"};
+                                  "airlock_model_memory_bytes", "airlock_lora_switches_total",
+                                  "airlock_lora_mixed_steps_total"};
     int loaded = 0;
-    for (int pass = 0; pass < 9; pass++) {
-        gauge_head(&b, names[pass], helps[pass]);
+    for (int pass = 0; pass < 11; pass++) {
+        if (pass < 9)
+            gauge_head(&b, names[pass], helps[pass]);
+        else
+            al_buf_addf(&b, "# HELP %s %s\n# TYPE %s counter\n", names[pass], helps[pass], names[pass]);
         struct gauges g = {&b, pass, 0};
         al_serve_foreach_loaded(s->mm, model_gauges, &g);
         loaded = g.count;

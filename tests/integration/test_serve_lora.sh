@@ -116,6 +116,7 @@ for i in $(seq 0 11); do
 done
 ok "12 concurrent requests alternating the base and two adapters each answer as alone"
 
+
 # Evidence that the base is loaded once: one load, one model in /metrics.
 [ "$(grep -c 'loading model stories ' "$SERVE_LOG")" = 1 ] || fail "the base loaded more than once: $(grep 'loading model' "$SERVE_LOG")"
 qgrep 'adapter la (.*) on the loaded base stories' "$SERVE_LOG" || fail "la loaded into the base"
@@ -127,6 +128,24 @@ n=$(awk -v d="$LAD" '$1 == "airlock_lora_requests_total{adapter=\"la\",digest=\"
 n=$(awk -v d="$LBD" '$1 == "airlock_lora_requests_total{adapter=\"lb\",digest=\"" d "\"}" {print $2}' "$T/metrics.txt")
 [ "$n" = 7 ] || fail "lb's requests in /metrics: '$n': $(grep lora "$T/metrics.txt")"
 ok "the base is loaded once; /metrics counts requests per adapter"
+
+# Different adapter sets share decode steps: with llama.cpp's per-sequence
+# adapter scales (deps/patches) one step holds sequences of la and lb, where
+# sets took turns before (the counter stayed 0). Two long streams, one per
+# adapter (2 x 205 tokens within the 512 cells), both generating before the
+# counter is read.
+mixed_steps() { curl -s "$BASE/metrics" | awk '$1 ~ /^airlock_lora_mixed_steps_total\{model="stories"/ {print $2}'; }
+m0=$(mixed_steps)
+for k in 0 1; do
+    curl -sN -H 'Content-Type: application/json' -d "{\"prompt\":\"$PROMPT\",\"max_tokens\":200,\"temperature\":0,\"stream\":true,\"ignore_eos\":true,\"lora\":[{\"id\":$k,\"scale\":1}]}" \
+        "$BASE/v1/completions" >"$T/mix$k.txt" &
+    eval "mp$k=\$!"
+done
+wait_until 120 "both streams generating" sh -c "grep -q '^data: {' '$T/mix0.txt' && grep -q '^data: {' '$T/mix1.txt'"
+mixed_more() { [ "$(mixed_steps)" -gt "${m0:-0}" ]; }
+wait_until 60 "a step holding both adapters" mixed_more
+wait "$mp0" && wait "$mp1" || fail "a mixed stream failed"
+ok "two adapters decoded in the same steps: $(( $(mixed_steps) - ${m0:-0} )) mixed steps"
 
 # POST /lora-adapters: the default scales (llama-server's), here without keys.
 post /lora-adapters '[{"id":1,"scale":1}]'

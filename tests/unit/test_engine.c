@@ -66,8 +66,9 @@ static char *gen(struct al_engine_model *m, const char *prompt, const struct al_
     return text;
 }
 
-/* Quantization: the type names, an unknown one and a wrong digest refused
- * before llama.cpp opens anything (no output file), Q8_0 and Q4_0 of the
+/* Quantization: the type names, an unknown one refused before llama.cpp
+ * opens anything (no output file), a wrong digest refused (the hash runs
+ * beside llama.cpp, so its output is left to the caller), Q8_0 and Q4_0 of the
  * fixture written, loaded with their digests, and Q8_0 still telling the
  * golden story's start. */
 static void test_quantize(void **state)
@@ -91,9 +92,12 @@ static void test_quantize(void **state)
     assert_int_not_equal(stat(out, &st), 0);
     al_err_clear(&err);
     const char *zero = "sha256:0000000000000000000000000000000000000000000000000000000000000000";
+    /* The hash runs beside the quantization: what llama.cpp wrote is the
+     * caller's to remove (airlock quantize's spool; test_quantize.sh checks
+     * that nothing is kept). */
     assert_int_equal(al_engine_quantize(fixture, zero, out, "Q8_0", 1, &err), AL_ERR_VERIFY);
     assert_non_null(strstr(err.msg, "does not match its digest"));
-    assert_int_not_equal(stat(out, &st), 0);
+    unlink(out);
     const char *types[] = {"Q8_0", "Q4_0"};
     for (size_t i = 0; i < 2; i++) {
         al_err_clear(&err);
