@@ -66,7 +66,9 @@ int al_engine_model_placement(const struct al_engine_model *m, char *buf, size_t
         return 0;
     }
     snprintf(buf, n, "%s (%s): %d of %d layers%s%s", devs[first].name, devs[first].description, on_dev, n_layer,
-             want < 0 || want > n_layer ? " and the output" : ", the rest on the CPU",
+             want < 0 || want > n_layer ? " and the output"
+             : want == n_layer          ? ", the output layer on the CPU"
+                                        : ", the rest on the CPU",
              n_gpu > 1 ? ", split over every GPU device" : "");
     return on_dev;
 }
