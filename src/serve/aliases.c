@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "repo/repo.h"
+
 static bool name_ok(const char *p, size_t len)
 {
     if (len == 0 || len > AL_SERVE_ALIAS_NAME)
@@ -122,4 +124,53 @@ enum al_rc al_serve_alias_check_unique(const struct al_serve_alias *t, int n, st
             p += l + (p[l] == ',');
         }
     return AL_OK;
+}
+
+const char *al_serve_alias_target(const struct al_serve_alias *t, int n, const char *def, const char *name)
+{
+    const struct al_serve_alias *a = al_serve_alias_lookup(t, n, name);
+    if (!a)
+        return name;
+    return a->ref[0] ? a->ref : def ? def : name;
+}
+
+const struct al_serve_alias *al_serve_alias_for_model(const struct al_serve_alias *t, int n, const char *def,
+                                                      const char *model)
+{
+    for (int i = 0; i < n; i++) {
+        const char *target = t[i].ref[0] ? t[i].ref : def ? def : "";
+        size_t len = strcspn(target, ":@"); /* the name part of name:tag, name@digest */
+        if (len == strlen(model) && strncmp(target, model, len) == 0)
+            return &t[i];
+    }
+    return NULL;
+}
+
+enum al_rc al_serve_alias_check(const struct al_serve_alias *t, int n, const char *def, struct al_repo *repo,
+                                struct al_err *err)
+{
+    enum al_rc rc = al_serve_alias_check_unique(t, n, err);
+    for (int i = 0; i < n && !rc; i++) {
+        const struct al_serve_alias *a = &t[i];
+        const char *target = a->ref[0] ? a->ref : def;
+        if (!target)
+            return al_err_set(err, AL_ERR_USAGE, "--alias and --tags without REF= are for the default model, "
+                                                 "and none is named: give one (airlock serve REF --alias A) or "
+                                                 "write REF=%s", a->names[0] ? a->names : a->tags);
+        struct al_version v, other;
+        struct al_err e2 = AL_ERR_INIT;
+        if (al_repo_resolve(repo, target, &v, &e2) != AL_OK)
+            return al_err_set(err, AL_ERR_USAGE, "the aliases or tags of '%s': %s", target, e2.msg);
+        for (const char *p = a->names; *p && !rc;) {
+            size_t l = strcspn(p, ",");
+            char name[AL_SERVE_ALIAS_NAME + 1];
+            snprintf(name, sizeof name, "%.*s", (int)l, p);
+            if (strcmp(name, v.model) != 0 && al_repo_resolve(repo, name, &other, &e2) == AL_OK)
+                rc = al_err_set(err, AL_ERR_USAGE,
+                                "alias '%s' of '%s' is the name of another model in the store; choose another "
+                                "alias, or serve that model under its own name", name, target);
+            p += l + (p[l] == ',');
+        }
+    }
+    return rc;
 }

@@ -9,8 +9,9 @@
  * lists such a model under its first alias in sort order, with every alias
  * and the tags (llama-server's "aliases" and "tags").
  *
- * Pure data: the model manager (models.h) keeps a table in its
- * configuration and looks names up under its lock.
+ * Functions of the table alone (and the store's index, for the check): the
+ * model manager (models.h) keeps a table in its configuration and calls
+ * them under its lock.
  */
 #ifndef AL_SERVE_ALIASES_H
 #define AL_SERVE_ALIASES_H
@@ -43,5 +44,24 @@ const struct al_serve_alias *al_serve_alias_lookup(const struct al_serve_alias *
 
 /* The same name given to two entries: AL_ERR_USAGE naming it. */
 enum al_rc al_serve_alias_check_unique(const struct al_serve_alias *t, int n, struct al_err *err);
+
+/* In the functions below def is the default model's reference (the first
+ * REF), which entries without "REF=" stand for; NULL when there is none. */
+
+/* The reference name stands for, or name itself when it is no alias. */
+const char *al_serve_alias_target(const struct al_serve_alias *t, int n, const char *def, const char *name);
+
+/* The entry whose reference names the model called model (its name part,
+ * before ':' or '@'); NULL when none. */
+const struct al_serve_alias *al_serve_alias_for_model(const struct al_serve_alias *t, int n, const char *def,
+                                                      const char *model);
+
+/* Every entry stands for a model of repo's store, and none of its names is
+ * the name of another model there (a request for it would be ambiguous);
+ * names unique (al_serve_alias_check_unique). AL_ERR_USAGE naming the
+ * problem. */
+struct al_repo;
+enum al_rc al_serve_alias_check(const struct al_serve_alias *t, int n, const char *def, struct al_repo *repo,
+                                struct al_err *err);
 
 #endif

@@ -11,6 +11,7 @@
  *   outside the lock (freeing joins the scheduler's worker).
  */
 #include "serve/models.h"
+#include "serve/models_int.h"
 
 #include <pthread.h>
 #include <time.h>
@@ -64,22 +65,6 @@ struct al_serve_lease {
     struct al_serve_lease *next;
 };
 
-struct al_serve_models {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;        /* an entry finished loading; or stop */
-    struct al_repo *repo;
-    struct al_serve_config cfg;   /* cfg.chat_template is NULL: the copy is chat_template */
-    char *chat_template;          /* the operator's Jinja for every model (owned), or NULL */
-    struct al_engine_verify_cache *vcache;
-    al_engine_admit_fn *admit;    /* every model's admission hook (al_serve_set_admit) */
-    void *admit_ud;
-    struct rref *refs;
-    struct al_serve_lease *entries;
-    bool preload_done;
-    bool stop;
-    pthread_t reaper;
-    bool reaper_started;
-};
 
 static double now_s(void)
 {
@@ -196,49 +181,16 @@ static enum al_rc resolve(struct al_serve_models *mm, const char *ref, bool pinn
     return AL_OK;
 }
 
-/* Under mu: the reference name stands for (cfg's aliases), or name. */
-static const char *unalias(const struct al_serve_models *mm, const char *name)
-{
-    const struct al_serve_alias *a = al_serve_alias_lookup(mm->cfg.aliases, mm->cfg.n_aliases, name);
-    if (!a)
-        return name;
-    return a->ref[0] ? a->ref : mm->cfg.n_pinned ? mm->cfg.pinned[0] : name;
-}
-
-/* Under mu: cfg's aliases each stand for a model of the store, and none is
- * the name of another model (its requests would go to the alias). */
+/* Under mu (the repo is the manager's). */
 static enum al_rc check_aliases(struct al_serve_models *mm, const struct al_serve_config *cfg, struct al_err *err)
 {
-    enum al_rc rc = al_serve_alias_check_unique(cfg->aliases, cfg->n_aliases, err);
-    for (int i = 0; i < cfg->n_aliases && !rc; i++) {
-        const struct al_serve_alias *a = &cfg->aliases[i];
-        const char *target = a->ref[0] ? a->ref : cfg->n_pinned ? cfg->pinned[0] : NULL;
-        if (!target)
-            return al_err_set(err, AL_ERR_USAGE, "--alias and --tags without REF= are for the default model, "
-                                                 "and none is named: give one (airlock serve REF --alias A) or "
-                                                 "write REF=%s", a->names[0] ? a->names : a->tags);
-        struct al_version v, other;
-        struct al_err e2 = AL_ERR_INIT;
-        if (al_repo_resolve(mm->repo, target, &v, &e2) != AL_OK)
-            return al_err_set(err, AL_ERR_USAGE, "the aliases or tags of '%s': %s", target, e2.msg);
-        for (const char *p = a->names; *p && !rc;) {
-            size_t l = strcspn(p, ",");
-            char name[AL_SERVE_ALIAS_NAME + 1];
-            snprintf(name, sizeof name, "%.*s", (int)l, p);
-            if (strcmp(name, v.model) != 0 && al_repo_resolve(mm->repo, name, &other, &e2) == AL_OK)
-                rc = al_err_set(err, AL_ERR_USAGE,
-                                "alias '%s' of '%s' is the name of another model in the store; choose another "
-                                "alias, or serve that model under its own name", name, target);
-            p += l + (p[l] == ',');
-        }
-    }
-    return rc;
+    return al_serve_alias_check(cfg->aliases, cfg->n_aliases, cfg->n_pinned ? cfg->pinned[0] : NULL, mm->repo, err);
 }
 
 enum al_rc al_serve_unalias(struct al_serve_models *mm, const char *name, char *out, size_t size, struct al_err *err)
 {
     pthread_mutex_lock(&mm->mu);
-    const char *ref = unalias(mm, name);
+    const char *ref = al_serve__unalias(mm, name);
     enum al_rc rc = (size_t)snprintf(out, size, "%s", ref) >= size
                         ? al_err_set(err, AL_ERR_LIMIT, "a model reference over %zu bytes", size - 1)
                         : AL_OK;
@@ -248,19 +200,13 @@ enum al_rc al_serve_unalias(struct al_serve_models *mm, const char *name, char *
 
 bool al_serve_alias_of(struct al_serve_models *mm, const char *name, struct al_serve_alias *out)
 {
-    bool found = false;
     pthread_mutex_lock(&mm->mu);
-    for (int i = 0; i < mm->cfg.n_aliases && !found; i++) {
-        const struct al_serve_alias *a = &mm->cfg.aliases[i];
-        const char *target = a->ref[0] ? a->ref : mm->cfg.n_pinned ? mm->cfg.pinned[0] : "";
-        size_t len = strcspn(target, ":@");
-        if (len == strlen(name) && strncmp(target, name, len) == 0) {
-            *out = *a;
-            found = true;
-        }
-    }
+    const struct al_serve_alias *a = al_serve_alias_for_model(mm->cfg.aliases, mm->cfg.n_aliases,
+                                                              mm->cfg.n_pinned ? mm->cfg.pinned[0] : NULL, name);
+    if (a)
+        *out = *a;
     pthread_mutex_unlock(&mm->mu);
-    return found;
+    return a != NULL;
 }
 
 /* Reads a chat template blob and proves its digest (it is handed to the
@@ -460,7 +406,7 @@ enum al_rc al_serve_acquire(struct al_serve_models *mm, const char *ref, struct 
         }
         ref = mm->cfg.pinned[0];
     }
-    ref = unalias(mm, ref);
+    ref = al_serve__unalias(mm, ref);
     struct rref *r = NULL;
     rc = resolve(mm, ref, false, &r, err);
     if (rc)
@@ -839,45 +785,6 @@ void al_serve_foreach_loaded(struct al_serve_models *mm, al_serve_loaded_fn *fn,
     pthread_mutex_unlock(&mm->mu);
 }
 
-enum al_rc al_serve_names(struct al_serve_models *mm, char ***names, size_t *n, struct al_err *err)
-{
-    struct al_version *rows = NULL;
-    size_t nrows = 0;
-    pthread_mutex_lock(&mm->mu);
-    enum al_rc rc = al_repo_list_versions(mm->repo, NULL, &rows, &nrows, err);
-    pthread_mutex_unlock(&mm->mu);
-    if (rc)
-        return rc;
-    char **out = calloc(nrows + 1, sizeof *out);
-    size_t k = 0;
-    for (size_t i = 0; out && i < nrows; i++) {
-        if (!rows[i].active)
-            continue;
-        bool dup = false;
-        for (size_t j = 0; j < k && !dup; j++)
-            dup = strcmp(out[j], rows[i].model) == 0;
-        if (!dup && !(out[k] = strdup(rows[i].model))) {
-            al_serve_names_free(out, k);
-            out = NULL;
-        } else if (!dup) {
-            k++;
-        }
-    }
-    free(rows);
-    if (!out)
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    *names = out;
-    *n = k;
-    return AL_OK;
-}
-
-void al_serve_names_free(char **names, size_t n)
-{
-    for (size_t i = 0; names && i < n; i++)
-        free(names[i]);
-    free(names);
-}
-
 enum al_rc al_serve_default_ref(struct al_serve_models *mm, char *out, size_t size, struct al_err *err)
 {
     pthread_mutex_lock(&mm->mu);
@@ -894,79 +801,7 @@ enum al_rc al_serve_exists(struct al_serve_models *mm, const char *ref, struct a
 {
     pthread_mutex_lock(&mm->mu);
     struct rref *r = NULL;
-    enum al_rc rc = resolve(mm, unalias(mm, ref), false, &r, err);
+    enum al_rc rc = resolve(mm, al_serve__unalias(mm, ref), false, &r, err);
     pthread_mutex_unlock(&mm->mu);
     return rc;
-}
-
-static void version_row(struct al_serve_version *o, const struct al_version *v, const char *weights)
-{
-    memset(o, 0, sizeof *o);
-    snprintf(o->name, sizeof o->name, "%s", v->model);
-    snprintf(o->tags, sizeof o->tags, "%s", v->tags);
-    snprintf(o->manifest, sizeof o->manifest, "%s", v->manifest);
-    snprintf(o->created, sizeof o->created, "%s", v->created);
-    o->size = v->total_size;
-    struct al_gguf_info gi;
-    struct al_err gerr = AL_ERR_INIT;
-    if (!weights || al_repo_weights_info(weights, &gi, &gerr) != AL_OK)
-        return; /* not a GGUF, or unreadable: the index's fields only */
-    snprintf(o->arch, sizeof o->arch, "%s", gi.arch);
-    snprintf(o->file_type, sizeof o->file_type, "%s", gi.file_type);
-    snprintf(o->license, sizeof o->license, "%s", gi.license);
-    o->n_params = gi.n_params;
-    o->context_length = gi.context_length;
-    o->embedding_length = gi.embedding_length;
-    o->block_count = gi.block_count;
-    o->head_count = gi.head_count;
-    o->vocab_size = gi.vocab_size;
-    o->has_chat_template = gi.has_chat_template;
-}
-
-enum al_rc al_serve_versions(struct al_serve_models *mm, const char *ref, struct al_serve_version **rows, size_t *n,
-                             struct al_err *err)
-{
-    enum al_rc rc;
-    *rows = NULL;
-    *n = 0;
-    if (ref) {
-        struct al_weights w;
-        pthread_mutex_lock(&mm->mu);
-        rc = al_repo_resolve_weights(mm->repo, unalias(mm, ref), &w, err);
-        pthread_mutex_unlock(&mm->mu);
-        if (rc)
-            return rc;
-        struct al_serve_version *o = malloc(sizeof *o);
-        if (o)
-            version_row(o, &w.version, w.path);
-        al_repo_weights_release(&w);
-        if (!o)
-            return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-        *rows = o;
-        *n = 1;
-        return AL_OK;
-    }
-    struct al_version *vs = NULL;
-    size_t nv = 0;
-    pthread_mutex_lock(&mm->mu);
-    rc = al_repo_list_versions(mm->repo, NULL, &vs, &nv, err);
-    struct al_serve_version *out = rc ? NULL : calloc(nv + 1, sizeof *out);
-    size_t k = 0;
-    for (size_t i = 0; out && i < nv; i++) {
-        if (!vs[i].active)
-            continue;
-        char path[AL_LIMIT_PATH];
-        struct al_err perr = AL_ERR_INIT;
-        bool have = al_repo_weight_path(mm->repo, &vs[i], path, sizeof path, &perr) == AL_OK;
-        version_row(&out[k++], &vs[i], have ? path : NULL);
-    }
-    pthread_mutex_unlock(&mm->mu);
-    free(vs);
-    if (rc)
-        return rc;
-    if (!out)
-        return al_err_set(err, AL_ERR_NOMEM, "out of memory");
-    *rows = out;
-    *n = k;
-    return AL_OK;
 }
