@@ -140,7 +140,10 @@ while IFS= read -r line; do
     case $cmd in
     'airlock serve '*)
         log="$T/serve.${#SERVE_PIDS[@]}.log"
-        eval "$cmd" >"$log" 2>&1 &
+        # exec: $! must be the server itself. Through the airlock function
+        # the background subshell forked it, and stopping the subshell left
+        # the server running after the test (seen in CI: two per run).
+        eval "exec \"\$AIRLOCK_BIN\" ${cmd#airlock }" >"$log" 2>&1 &
         SERVE_PIDS+=($!)
         SERVE_LOGS+=("$log")
         wait_until 60 "airlock serve to be ready: $(cat "$log")" grep -q 'airlock: ready' "$log"
