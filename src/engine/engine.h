@@ -393,6 +393,8 @@ struct al_engine_gen_params {
     void *probs_ud;          /* passed to on_probs */
     bool post_sampling_probs; /* on_probs gets probabilities after the sampler chain
                               * (al_engine_token_probs.post_sampling), not raw log-probabilities */
+    bool probs_ids_only;     /* on_probs gets the sampled token's id alone (n 0, logprob 0): no
+                              * softmax over the vocabulary is computed (a stream's token ids) */
     /* An applied chat (engine/chat.h) whose tool-call grammar (with its
      * triggers), extra stop strings and preserved tokens (special tokens
      * streamed as text, so the parser sees tool-call markers) apply; NULL:
@@ -428,7 +430,7 @@ struct al_engine_logit_bias {
 /* max_tokens -1, temperature 0.8, top_p 0.95, min_p 0.05, top_k 40,
  * penalties off (1, 0, 0, last_n 64), seed random, no grammar, no stop
  * strings, ignore_eos false, add_bos, parse_special and cache_prompt true,
- * n_probs 0, on_probs NULL, post_sampling_probs false, on_submitted NULL, no logit_bias, n_loras -1
+ * n_probs 0, on_probs NULL, post_sampling_probs and probs_ids_only false, on_submitted NULL, no logit_bias, n_loras -1
  * (the model's default adapter scales). */
 struct al_engine_gen_params al_engine_gen_params_default(void);
 

@@ -240,7 +240,9 @@ static void slot_sample(struct al_engine_sched *s, struct al_engine_slot *sl)
     atomic_fetch_add(&s->tokens_gen, 1);
     sl->next = tok;
     if (r->on_probs) {
-        if (!r->post_sampling)
+        if (r->ids_only)
+            tp.token = tok;
+        else if (!r->post_sampling)
             al_engine_probs_compute(llama_get_logits_ith(s->ctx, sl->i_batch), llama_vocab_n_tokens(s->m->vocab),
                                     tok, r->n_probs, r->probs_ids, r->probs_lps, &tp);
         r->on_probs(r->probs_ud, &tp);

@@ -39,6 +39,7 @@ struct al_engine_req {
     al_engine_probs_cb *on_probs;
     void *probs_ud;
     bool post_sampling;        /* with on_probs: probabilities after the chain (sample.c) */
+    bool ids_only;             /* with on_probs: the token id alone, no probabilities computed */
     bool greedy;               /* the chain ends with the greedy sampler (temperature <= 0) */
     al_engine_progress_cb *on_progress;
     void *progress_ud;

@@ -101,7 +101,8 @@ static enum al_rc submit(struct al_engine_model *m, const char *prompt, const st
         r->n_probs = p->n_probs;
         r->on_probs = p->on_probs;
         r->probs_ud = p->probs_ud;
-        r->post_sampling = p->post_sampling_probs;
+        r->post_sampling = p->post_sampling_probs && !p->probs_ids_only;
+        r->ids_only = p->probs_ids_only;
         r->greedy = p->temperature <= 0.0f;
     }
     r->on_progress = p->on_progress;

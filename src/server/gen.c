@@ -718,6 +718,7 @@ enum MHD_Result al_server_gen_run(struct al_http_req *h, const struct al_server_
             gp.n_probs = c->lp_top > 0 ? c->lp_top : 1;
             gp.on_probs = al_server_gen_on_probs;
             gp.probs_ud = c;
+            gp.probs_ids_only = c->lp_top < 0; /* the stream's "tokens": no figures wanted */
         }
         gp.post_sampling_probs = c->post;
         if (h->arriving) {
