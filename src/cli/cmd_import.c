@@ -11,6 +11,7 @@
 #include "bundle/bundle.h"
 #include "cli/cli.h"
 #include "cli/cli_util.h"
+#include "cli/verdict.h"
 
 int al_cmd_import(int argc, char **argv);
 
@@ -124,21 +125,9 @@ int al_cmd_import(int argc, char **argv)
                           : al_bundle_import_oci(r, what, &bo, &res, &rep, &err);
     al_repo_free(r);
     if (json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:s, s:s}", "source", res.source, "verdict",
-                              e ? "refused" : "accepted", "manifest", res.manifest, "media_types", res.media_types,
-                              "checks", rep.checks);
-        if (e)
-            json_object_set_new(j, "reason", json_string(err.msg));
-        else
-            json_object_set_new(j, "version", json_pack("{s:s, s:s, s:s, s:b, s:b}", "name", rep.version.model, "tag",
-                                                        rep.tag, "manifest", rep.version.manifest, "active",
-                                                        rep.version.active, "existed", rep.existed));
-        if (rep.overrides[0])
-            json_object_set_new(j, "overrides", json_string(rep.overrides));
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        json_decref(j);
+        al_cli_print_verdict(json_pack("{s:s, s:s, s:s, s:s}", "source", res.source, "manifest", res.manifest,
+                                       "media_types", res.media_types, "checks", rep.checks),
+                             e, &err, &rep);
     }
     if (e) {
         st = al_cli_fail(&err);

@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "cli/cli_key.h"
 #include "cli/cli_util.h"
+#include "cli/verdict.h"
 #include "core/limits.h"
 #include "registry/registry.h"
 
@@ -302,20 +303,9 @@ int al_cmd_pull(int argc, char **argv)
     al_repo_free(r);
     reg_wipe(&rc);
     if (rc.json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:b, s:s}", "source", src, "verdict", e ? "refused" : "accepted",
-                              "manifest", res.manifest, "signed", res.signed_, "checks", rep.checks);
-        if (e)
-            json_object_set_new(j, "reason", json_string(err.msg));
-        else
-            json_object_set_new(j, "version", json_pack("{s:s, s:s, s:s, s:b, s:b}", "name", rep.version.model, "tag",
-                                                        rep.tag, "manifest", rep.version.manifest, "active",
-                                                        rep.version.active, "existed", rep.existed));
-        if (rep.overrides[0])
-            json_object_set_new(j, "overrides", json_string(rep.overrides));
-        char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
-        printf("%s\n", s ? s : "{}");
-        free(s);
-        json_decref(j);
+        al_cli_print_verdict(json_pack("{s:s, s:s, s:b, s:s}", "source", src, "manifest", res.manifest, "signed",
+                                       res.signed_, "checks", rep.checks),
+                             e, &err, &rep);
     }
     if (e) {
         if (!rc.json)
