@@ -123,6 +123,22 @@ enum al_rc al_cli_add_refusal(struct al_repo *r, const char *ref, const char *ki
     return rc;
 }
 
+bool al_cli_add_checks_refused(struct al_repo *r, const char *ref, const struct al_cli_add_checks *c,
+                               enum al_rc *rc, struct al_err *err)
+{
+    if (c->refused) {
+        char *rec = al_scan_record_json((const struct al_scan_report *const *)&c->refused, 1);
+        *rc = al_cli_add_refusal(r, ref, "scan-refused", "scan", rec, err);
+        free(rec);
+        return true;
+    }
+    if (c->license_refused) {
+        *rc = al_cli_add_refusal(r, ref, "license-refused", "license", c->license, err);
+        return true;
+    }
+    return false;
+}
+
 /* The source version's other files, carried into the quantized one: each
  * file beside the weights (a tokenizer, a README card, a license, a
  * template) read from its blob, checked against its digest (al_repo_read_blob,

@@ -49,6 +49,12 @@ enum al_rc al_cli_add_check_record(void *ud, char **detail, const char **note_ki
 enum al_rc al_cli_add_refusal(struct al_repo *r, const char *ref, const char *kind, const char *key,
                               const char *record, struct al_err *err);
 
+/* After al_repo_add failed with *rc: when these checks refused it (the scan
+ * or the license), records that refusal (al_cli_add_refusal, into *rc) and
+ * returns true; false when the failure was another's. */
+bool al_cli_add_checks_refused(struct al_repo *r, const char *ref, const struct al_cli_add_checks *c,
+                               enum al_rc *rc, struct al_err *err);
+
 /* The source version's other files, carried into a version made from it:
  * each file beside the weights (a tokenizer, a README card, a license, a
  * template) read from its blob, checked against its digest (al_repo_read_blob,

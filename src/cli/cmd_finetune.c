@@ -645,13 +645,8 @@ int al_cmd_finetune(int argc, char **argv)
     if (card[0])
         ao.card_path = card;
     rc = al_repo_add(r, out_ref, (const char *const *)paths, np, &ao, &v, &existed, &err);
-    if (rc && scan.refused) {
-        char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
-        rc = al_cli_add_refusal(r, out_ref, "scan-refused", "scan", rec, &err);
-        free(rec);
-    } else if (rc && scan.license_refused) {
-        rc = al_cli_add_refusal(r, out_ref, "license-refused", "license", scan.license, &err);
-    }
+    if (rc)
+        (void)al_cli_add_checks_refused(r, out_ref, &scan, &rc, &err);
 out:
     if (out[0])
         unlink(out);

@@ -170,13 +170,7 @@ int al_cmd_add(int argc, char **argv)
     scan.enforce = stat(ppath, &pst) == 0;
     rc = al_repo_add(r, argv[optind], (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1), &ao, &v,
                      &existed, &err);
-    if (rc && scan.refused) {
-        char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
-        rc = al_cli_add_refusal(r, argv[optind], "scan-refused", "scan", rec, &err);
-        free(rec);
-    } else if (rc && scan.license_refused) {
-        rc = al_cli_add_refusal(r, argv[optind], "license-refused", "license", scan.license, &err);
-    } else if (rc && adapter_refused) {
+    if (rc && !al_cli_add_checks_refused(r, argv[optind], &scan, &rc, &err) && adapter_refused) {
         rc = adapter_refusal(r, argv[optind], ao.base_ref, argv[optind + 1], rc, &err);
     }
     free(scan.license);
@@ -372,13 +366,8 @@ int al_cmd_quantize(int argc, char **argv)
     if (card[0])
         ao.card_path = card;
     rc = al_repo_add(r, dst_ref, (const char *const *)paths, np, &ao, &v, &existed, &err);
-    if (rc && scan.refused) {
-        char *rec = al_scan_record_json((const struct al_scan_report *const *)&scan.refused, 1);
-        rc = al_cli_add_refusal(r, dst_ref, "scan-refused", "scan", rec, &err);
-        free(rec);
-    } else if (rc && scan.license_refused) {
-        rc = al_cli_add_refusal(r, dst_ref, "license-refused", "license", scan.license, &err);
-    }
+    if (rc)
+        (void)al_cli_add_checks_refused(r, dst_ref, &scan, &rc, &err);
 out:
     /* A spool's file is removed by its free unless the add committed it; its
      * path is not unlinked here, as after a commit the name may be another
