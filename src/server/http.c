@@ -262,6 +262,18 @@ bool al_http_client_gone(struct al_http_req *h)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
 }
 
+const char *al_http_stop_reason(struct al_http_req *h)
+{
+    if (al_http_client_gone(h))
+        return "client";
+    if (h->limits.timeout_s > 0 && al_http_now() - h->t0 > h->limits.timeout_s)
+        return "timeout";
+    pthread_mutex_lock(&h->srv->mu);
+    bool stopping = h->srv->stopping;
+    pthread_mutex_unlock(&h->srv->mu);
+    return stopping ? "shutdown" : NULL;
+}
+
 bool al_http_lease(struct al_http_req *h, json_t *body, enum MHD_Result *res)
 {
     json_t *jm = body ? json_object_get(body, "model") : NULL;

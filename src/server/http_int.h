@@ -150,6 +150,11 @@ void al_http_cors_headers(struct al_http_req *h, struct MHD_Response *r);
 /* True once the peer has closed its side of the connection. */
 bool al_http_client_gone(struct al_http_req *h);
 
+/* Why long work for h (an embedding, a reranking) should stop now: "client"
+ * (gone), "timeout" (limits.timeout_s is up) or "shutdown" (the server is
+ * stopping); NULL while it may go on. Asked between batches. */
+const char *al_http_stop_reason(struct al_http_req *h);
+
 /* Acquires the model named by body's "model" (or the default when it names
  * none or ""), after checking that the request's key may use that model. On
  * failure the error reply is queued and *res is set: return it. */

@@ -130,18 +130,7 @@ struct embed_watch {
 static enum al_rc embed_check(void *ud, struct al_err *err)
 {
     struct embed_watch *w = ud;
-    struct al_http_req *h = w->h;
-    if (al_http_client_gone(h))
-        w->why = "client";
-    else if (h->limits.timeout_s > 0 && al_http_now() - h->t0 > h->limits.timeout_s)
-        w->why = "timeout";
-    else {
-        pthread_mutex_lock(&h->srv->mu);
-        bool stopping = h->srv->stopping;
-        pthread_mutex_unlock(&h->srv->mu);
-        if (stopping)
-            w->why = "shutdown";
-    }
+    w->why = al_http_stop_reason(w->h);
     return w->why ? al_err_set(err, AL_ERR_BUSY, "embedding stopped (%s)", w->why) : AL_OK;
 }
 
