@@ -9,8 +9,9 @@
 # model with its first tensor changed, shipped as a signed delta. Each round,
 # for each binary: a fresh store with the base added (so the base blob is not
 # in the page cache, as in a real store), then `airlock ingest` of the delta
-# timed with /usr/bin/time (wall, user, sys); then `cp` of the result and
-# `sync`, timed. Rounds interleave the contenders so load hits them alike.
+# timed with /usr/bin/time (wall, user, sys); and `cp` of the result and
+# `sync`, timed. Rounds interleave the contenders so load hits them alike,
+# each round in another order (see below).
 # Prints one line per measurement and the median ratio cp/ingest per binary.
 # COLD=1 (as root) drops the page cache before each ingest and each cp, so
 # both read from the disk: cp's source is otherwise the file just generated,
@@ -44,25 +45,41 @@ export AIRLOCK_HOME="$w/host"
 echo "model $(stat -c %s b.gguf) bytes; delta $(stat -c %s b.tar) bytes"
 
 : >times.txt
-for i in $(seq "$runs"); do
-    for spec in $bins; do
-        label=${spec%%=*} bin=${spec#*=}
-        rm -rf gap
-        export AIRLOCK_HOME="$w/gap"
-        "$bin" init >/dev/null
-        "$bin" trust add k --minisign k.pub >/dev/null
-        "$bin" add bench:base base.gguf >/dev/null 2>&1
-        cold
-        /usr/bin/time -f "$label $i ingest %e %U %S" "$bin" ingest b.tar >/dev/null 2>>times.txt
-        tail -1 times.txt
-    done
+# One round runs every contender and cp once. The order turns each round (a
+# round's first contender is the next one's last), and each run waits SETTLE
+# seconds first: this VM's disk is slower for a while after heavy writes (the
+# host writes them back), so a fixed order favoured whoever went first, by up
+# to 2x (measured 2026-12-07: the second of two identical binaries always lost).
+settle=${SETTLE:-5}
+run_ingest() { # run_ingest LABEL BIN ROUND
+    rm -rf gap
+    export AIRLOCK_HOME="$w/gap"
+    "$2" init >/dev/null
+    "$2" trust add k --minisign k.pub >/dev/null
+    "$2" add bench:base base.gguf >/dev/null 2>&1
+    cold
+    sleep "$settle"
+    /usr/bin/time -f "$1 $3 ingest %e %U %S" "$2" ingest b.tar >/dev/null 2>>times.txt
+    tail -1 times.txt
+}
+run_cp() { # run_cp ROUND
     rm -f cp.out
     cold
+    sleep "$settle"
+    local s
     s=$(date +%s.%N)
     cp b.gguf cp.out
     sync
-    echo "cp $i $(python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')")" | tee -a times.txt
+    echo "cp $1 $(python3 -c "print(f'{$(date +%s.%N) - $s:.2f}')")" | tee -a times.txt
     rm -f cp.out
+}
+read -r -a order <<<"$bins cp"
+for i in $(seq "$runs"); do
+    n=${#order[@]}
+    for ((k = 0; k < n; k++)); do
+        spec=${order[$(((i - 1 + k) % n))]}
+        if [ "$spec" = cp ]; then run_cp "$i"; else run_ingest "${spec%%=*}" "${spec#*=}" "$i"; fi
+    done
 done
 python3 - times.txt <<'EOF'
 import statistics, sys
