@@ -45,6 +45,12 @@ int al_engine_devices(struct al_engine_device *out, int max)
     return k;
 }
 
+bool al_engine_model_on_vulkan(const struct al_engine_model *m)
+{
+    char line[256];
+    return al_engine_model_placement(m, line, sizeof line) > 0 && strncmp(line, "Vulkan", 6) == 0;
+}
+
 int al_engine_model_placement(const struct al_engine_model *m, char *buf, size_t n)
 {
     struct al_engine_device devs[8];

@@ -367,6 +367,15 @@ static enum al_rc load_lora(struct al_engine_model *m, const struct al_engine_lo
         return al_err_set(err, AL_ERR_USAGE, "a LoRA adapter needs a blob path and a digest (sha256:<64 hex>)");
     if (!(l->scale >= -100.0f && l->scale <= 100.0f))
         return al_err_set(err, AL_ERR_USAGE, "a LoRA scale of %g is outside -100..100", (double)l->scale);
+    /* ggml-vulkan (with lavapipe at least) crashes the process at the first
+     * decode after a context's adapters change (docs/internals/platforms.md):
+     * a clear refusal instead, unless the site has proven its driver. */
+    const char *allow = getenv("AIRLOCK_VULKAN_LORA");
+    if (al_engine_model_on_vulkan(m) && !(allow && strcmp(allow, "1") == 0))
+        return al_err_set(err, AL_ERR_USAGE, "LoRA adapters are not served on a model offloaded to Vulkan: "
+                          "llama.cpp's Vulkan backend crashes when a context's adapters change; serve this model "
+                          "with --gpu-layers 0 to use adapters (or set AIRLOCK_VULKAN_LORA=1 on a driver proven "
+                          "to work)");
     struct stat before, now;
     FILE *f = NULL;
     char what[AL_LIMIT_PATH + 16], proc[64];

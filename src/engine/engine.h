@@ -231,6 +231,9 @@ int al_engine_devices(struct al_engine_device *out, int max);
  * of layers on a device (0: CPU only). */
 int al_engine_model_placement(const struct al_engine_model *m, char *buf, size_t n);
 
+/* True when some of m's layers run on a Vulkan device. */
+bool al_engine_model_on_vulkan(const struct al_engine_model *m);
+
 /* ---- quantization ---- */
 
 /* The quantization types al_engine_quantize writes, by llama-quantize's

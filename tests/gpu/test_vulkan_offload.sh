@@ -4,7 +4,9 @@
 # airlock serve --gpu-layers 99 logs the device, answers the golden request
 # and shows the device's memory in /metrics; airlock validate passes a suite
 # recorded on the CPU within its tolerance with every layer on the device;
-# a tampered blob is refused before any weight reaches the device.
+# a tampered blob is refused before any weight reaches the device; a LoRA
+# adapter on the offloaded model is refused cleanly (ggml-vulkan crashes when
+# a context's adapters change), and served with --gpu-layers 0.
 . "$AL_SRC/tests/integration/lib.sh"
 . "$AL_SRC/tests/integration/serve_lib.sh"
 F=$(fixture)
@@ -31,6 +33,33 @@ total=$(metric 'airlock_device_memory_bytes{device="Vulkan0",state="total"}')
 [ -n "$total" ] && [ "$total" -gt 0 ] || fail "no device memory in /metrics: $(curl -s "$BASE/metrics" | grep device)"
 serve_stop
 ok "serve --gpu-layers 99: $(grep -o 'runs on Vulkan0.*' "$SERVE_LOG" | head -1); the golden text"
+
+# LoRA on a model offloaded to Vulkan: ggml-vulkan (lavapipe) kills the
+# process at the first decode after a context's adapters change, so airlock
+# refuses adapters there with a 400 that says what to do, and goes on
+# serving; with --gpu-layers 0 the same build serves the adapter.
+"$AL_BUILD/airlock-ggufgen" --lora-for "$F" --out "$T/la.gguf" --seed 3 2>/dev/null
+airlock add la:1 "$T/la.gguf" --base stories:1.0 >/dev/null
+serve_start stories --port 0 --gpu-layers 99
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":8,"temperature":0,"lora":[{"id":0,"scale":1}]}'
+expect_code 400
+echo "$BODY" | qgrep "not served on a model offloaded to Vulkan" || fail "the adapter refusal: $BODY"
+echo "$BODY" | qgrep -- "--gpu-layers 0" || fail "the refusal does not say what to do: $BODY"
+post /v1/completions '{"model":"la:1","prompt":"Once upon a time","max_tokens":8,"temperature":0}'
+expect_code 400
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] || fail "the base after a refused adapter: $BODY"
+serve_stop
+serve_start stories --port 0 --gpu-layers 0
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0,"lora":[{"id":0,"scale":1}]}'
+expect_code 200
+LA=$(jq_py 'd["choices"][0]["text"]')
+post /v1/completions '{"model":"stories","prompt":"Once upon a time","max_tokens":40,"temperature":0}'
+expect_code 200
+[ "$(jq_py 'd["choices"][0]["text"]')" = "$GOLDEN" ] && [ "$LA" != "$GOLDEN" ] || fail "--gpu-layers 0: adapter '$LA', base: $BODY"
+serve_stop
+ok "LoRA on Vulkan: refused with a 400 that names --gpu-layers 0, the server goes on; served with --gpu-layers 0"
 
 # bench: the report says where the model ran
 airlock bench stories --concurrency 1 --prompt-lengths 16 --gen-tokens 8 --requests 2 --gpu-layers 99 \
