@@ -108,7 +108,15 @@ assert not any(l.strip() == "data: [DONE]" for l in open(sys.argv[1]))
 assert all(e["stop"] is False for e in ev[:-1]) and ev[-1]["stop"] is True, ev
 assert "".join(e["content"] for e in ev) == json.load(open(sys.argv[2]))["content"], ev
 assert ev[-1]["tokens_predicted"] == 8 and ev[-1]["stop_type"] == "limit" and ev[-1]["generation_settings"]["stream"], ev[-1]
+ids = [t for e in ev[:-1] for t in e["tokens"]]
+assert len(ids) == 8, ev
+open(sys.argv[1] + ".ids", "w").write(json.dumps(ids))
 PY
+# Each event's "tokens" are the ids of its text (computed without any
+# probabilities: engine.h's probs_ids_only): they detokenize to the content.
+[ "$(code "$CHAT" POST /detokenize "{\"tokens\":$(cat "$T/sse.ids")}")" = 200 ] || fail "/detokenize: $(cat "$T/body")"
+[ "$(body 'd["content"]')" = "$(json_get 'd["content"]' <"$T/whole.json")" ] ||
+    fail "the streamed token ids $(cat "$T/sse.ids") detokenize to '$(body 'd["content"]')'"
 # A prompt of token ids: the same answer as its text.
 TOKS=$(curl -s -H "Authorization: Bearer $CHAT" -d '{"content":"Once upon a time","add_special":true}' "$BASE/tokenize" |
     json_get 'json.dumps(d["tokens"])')
