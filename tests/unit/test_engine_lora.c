@@ -276,10 +276,8 @@ static void submit_both(struct al_engine_model *m, const struct al_engine_gen_pa
  * both answers, the younger request (the adapter's) is stopped with the
  * cache's message and the older one, of the other set, finishes as alone:
  * room is counted over every set, not only the step's. */
-static void test_lora_unified(void **state)
+static void lora_unified(bool turns)
 {
-    if (!have_fixture())
-        skip();
     char *dir = tu_mkdtemp();
     char lora[4096], digest[AL_DIGEST_SIZE];
     snprintf(lora, sizeof lora, "%s/lora.gguf", dir);
@@ -294,7 +292,11 @@ static void test_lora_unified(void **state)
     mp.n_seq = 2;
     mp.kv_unified = true;
     struct al_engine_model *m = NULL;
-    if (al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err))
+    if (turns)
+        setenv("AIRLOCK_LORA_TURNS", "1", 1); /* read as the model's scheduler starts */
+    enum al_rc rc = al_engine_model_load(fixture, FIXTURE_DIGEST, &mp, &m, &err);
+    unsetenv("AIRLOCK_LORA_TURNS");
+    if (rc)
         fail_msg("load: %s", err.msg);
     int id = -1;
     if (al_engine_lora_add(m, lora, digest, &id, &err))
@@ -318,6 +320,11 @@ static void test_lora_unified(void **state)
     assert_string_equal(b.text, adapted);
     al_engine_stats(m, &st1);
     assert_true(st1.lora_switches >= st0.lora_switches + 2); /* to the base, to the adapter at least */
+    /* Taking turns, a step never holds both sets; per sequence, both share steps. */
+    if (turns)
+        assert_int_equal(st1.lora_mixed_steps, st0.lora_mixed_steps);
+    else
+        assert_true(st1.lora_mixed_steps > st0.lora_mixed_steps);
 
     /* 200 tokens each (ignore_eos) after a prompt of 5: 410 cells of 256.
      * At the same pace, neither reaches 200 while the other holds under 51
@@ -345,6 +352,22 @@ static void test_lora_unified(void **state)
     free(dir);
 }
 
+static void test_lora_unified(void **state)
+{
+    if (!have_fixture())
+        skip();
+    lora_unified(false);
+}
+
+/* The same with the old turns (AIRLOCK_LORA_TURNS=1, batch.c's pick_lora):
+ * the path a llama.cpp without airlock's per-sequence patch takes. */
+static void test_lora_unified_turns(void **state)
+{
+    if (!have_fixture())
+        skip();
+    lora_unified(true);
+}
+
 int main(void)
 {
     if (getenv("AL_ENGINE_DEBUG"))
@@ -353,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_lora),
         cmocka_unit_test(test_lora_on_demand),
         cmocka_unit_test(test_lora_unified),
+        cmocka_unit_test(test_lora_unified_turns),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
