@@ -56,16 +56,6 @@ static struct al_engine_model *load(int n_seq, int queue_max)
     return m;
 }
 
-static char *gen(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                 struct al_engine_gen_result *res)
-{
-    char *text = NULL;
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_generate(m, prompt, p, &text, res, &err))
-        fail_msg("generate: %s", err.msg);
-    return text;
-}
-
 /* Quantization: the type names, an unknown one refused before llama.cpp
  * opens anything (no output file), a wrong digest refused (the hash runs
  * beside llama.cpp, so its output is left to the caller), Q8_0 and Q4_0 of the
@@ -115,7 +105,7 @@ static void test_quantize(void **state)
         assert_non_null(strstr(info.desc, types[i]));
         struct al_engine_gen_params p = tu_greedy(12);
         struct al_engine_gen_result res;
-        char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+        char *text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
         assert_int_equal(res.n_gen, 12);
         if (i == 0 && strncmp(text, GOLDEN_TEXT, strlen(", there was a little girl named Lily")) != 0)
             fail_msg("Q8_0 lost the golden start: '%s'", text);
@@ -141,7 +131,7 @@ static void test_golden(void **state)
 
     struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
     struct al_engine_gen_result res;
-    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    char *text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     if (strncmp(text, GOLDEN_TEXT, strlen(GOLDEN_TEXT)) != 0)
         fail_msg("golden output differs:\n got: '%s'\nwant: '%s'", text, GOLDEN_TEXT);
     assert_string_equal(text, GOLDEN_TEXT);
@@ -258,7 +248,7 @@ static void test_concurrent_same_as_alone(void **state)
     struct al_engine_gen_params p = tu_greedy(48);
     char *alone[4];
     for (int i = 0; i < 4; i++)
-        alone[i] = gen(m, prompts[i], &p, NULL);
+        alone[i] = tu_gen(m, prompts[i], &p, NULL);
 
     /* Fresh model, so no prefix is reused and all four prompts are computed. */
     al_engine_model_free(m);
@@ -295,7 +285,7 @@ static void test_stop_strings(void **state)
     p.stop = stop1;
     p.n_stop = 1;
     struct al_engine_gen_result res;
-    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    char *text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_string_equal(text, ", there was a little girl named ");
     assert_int_equal(res.finish, AL_ENGINE_FINISH_STOP);
     free(text);
@@ -316,12 +306,12 @@ static void test_stop_strings(void **state)
     p.stop = stop3;
     p.n_stop = 1;
     p.max_tokens = GOLDEN_TOKENS;
-    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
 
     p = tu_greedy(3);
-    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, 3);
     assert_string_equal(text, ", there was");
@@ -330,13 +320,13 @@ static void test_stop_strings(void **state)
     /* ignore_eos: the story would end well before 240 tokens; it does not. */
     p = tu_greedy(240);
     p.ignore_eos = true;
-    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, 240);
     free(text);
     /* Past the sequence's context (256): "length", at the context's end. */
     p.max_tokens = -1;
-    text = gen(m, GOLDEN_PROMPT, &p, &res);
+    text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_prompt + res.n_gen, 256 + 1);
     free(text);
@@ -447,7 +437,7 @@ static void test_grammar(void **state)
     for (uint32_t seed = 1; seed <= 4; seed++) {
         p.seed = seed;
         struct al_engine_gen_result res;
-        char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+        char *text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
         if (strcmp(text, "yes") != 0 && strcmp(text, "no") != 0)
             fail_msg("grammar not obeyed: '%s'", text);
         assert_int_equal(res.finish, AL_ENGINE_FINISH_STOP);
@@ -471,13 +461,13 @@ static void test_seeded_sampling(void **state)
     p.repeat_penalty = 1.1f;
     p.presence_penalty = 0.5f;
     p.seed = 1234;
-    char *a = gen(m, GOLDEN_PROMPT, &p, NULL);
-    char *b = gen(m, GOLDEN_PROMPT, &p, NULL);
+    char *a = tu_gen(m, GOLDEN_PROMPT, &p, NULL);
+    char *b = tu_gen(m, GOLDEN_PROMPT, &p, NULL);
     assert_string_equal(a, b);
     int differ = 0;
     for (uint32_t seed = 1; seed <= 3; seed++) {
         p.seed = seed;
-        char *c = gen(m, GOLDEN_PROMPT, &p, NULL);
+        char *c = tu_gen(m, GOLDEN_PROMPT, &p, NULL);
         differ += strcmp(a, c) != 0;
         free(c);
     }
@@ -525,7 +515,7 @@ static void test_embeddings(void **state)
         assert_true(fabsf(v[d + k] - w[k]) < 1e-5f);
     /* Generation still works beside the embeddings context. */
     struct al_engine_gen_params p = tu_greedy(GOLDEN_TOKENS);
-    char *text = gen(m, GOLDEN_PROMPT, &p, NULL);
+    char *text = tu_gen(m, GOLDEN_PROMPT, &p, NULL);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
     free(v);
@@ -657,15 +647,15 @@ static void test_prefix_reuse(void **state)
 
     struct al_engine_gen_params p = tu_greedy(8);
     struct al_engine_gen_result r1, r2, r3;
-    char *t1 = gen(m, q1, &p, &r1);
+    char *t1 = tu_gen(m, q1, &p, &r1);
     assert_int_equal(r1.n_cached, 0);
-    char *t2 = gen(m, q2, &p, &r2);
+    char *t2 = tu_gen(m, q2, &p, &r2);
     assert_true(r2.n_cached >= (int)n_sys - 1);
     assert_true(r2.n_prompt - r2.n_cached < r1.n_prompt - r1.n_cached);
     /* The same prompt again: all but its last token come from the cache, and
      * the answer is the same. (q2 went into q1's slot, the one sharing the
      * longest prefix, so it is q2 that is whole in the cache now.) */
-    char *t3 = gen(m, q2, &p, &r3);
+    char *t3 = tu_gen(m, q2, &p, &r3);
     assert_int_equal(r3.n_cached, r3.n_prompt - 1);
     assert_string_equal(t2, t3);
     struct al_engine_stats st;
@@ -717,12 +707,12 @@ static void test_tokens_and_chat(void **state)
 
     /* A prompt given as token ids is that prompt: BOS and all, as tokenized. */
     struct al_engine_gen_params pt = tu_greedy(8);
-    char *want = gen(m, GOLDEN_PROMPT, &pt, NULL);
+    char *want = tu_gen(m, GOLDEN_PROMPT, &pt, NULL);
     toks = NULL;
     assert_int_equal(al_engine_tokenize(m, GOLDEN_PROMPT, strlen(GOLDEN_PROMPT), true, true, &toks, &n, &err), AL_OK);
     pt.prompt_tokens = toks;
     pt.n_prompt_tokens = n;
-    char *got = gen(m, "ignored", &pt, NULL);
+    char *got = tu_gen(m, "ignored", &pt, NULL);
     assert_string_equal(got, want);
     free(got);
     free(want);
@@ -789,7 +779,7 @@ static void test_token_probs(void **state)
     p.on_probs = on_probs;
     p.probs_ud = &ps;
     struct al_engine_gen_result res;
-    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    char *text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_string_equal(text, GOLDEN_TEXT);
     assert_true(ps.ok);
     assert_int_equal(ps.n, res.n_gen);
@@ -843,7 +833,7 @@ static void test_post_sampling_probs(void **state)
     p.probs_ud = &ps;
     p.post_sampling_probs = true;
     struct al_engine_gen_result res;
-    char *text = gen(m, GOLDEN_PROMPT, &p, &res);
+    char *text = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
     assert_true(ps.ok);
@@ -861,12 +851,12 @@ static void test_post_sampling_probs(void **state)
     p.post_sampling_probs = true;
     struct post_seen post = {.ok = true, .top_k = 2};
     p.probs_ud = &post;
-    char *a = gen(m, GOLDEN_PROMPT, &p, &res);
+    char *a = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     struct probs_seen pre = {.ok = true};
     p.post_sampling_probs = false;
     p.on_probs = on_probs;
     p.probs_ud = &pre;
-    char *b = gen(m, GOLDEN_PROMPT, &p, &res);
+    char *b = tu_gen(m, GOLDEN_PROMPT, &p, &res);
     assert_true(post.ok);
     assert_string_equal(a, b);
     assert_int_equal(post.n, pre.n);

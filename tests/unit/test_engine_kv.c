@@ -14,16 +14,6 @@
 
 #define FIXTURE_DIGEST "sha256:270cba1bd5109f42d03350f60406024560464db173c0e387d91f0426d3bd256d"
 
-static char *gen(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                 struct al_engine_gen_result *res)
-{
-    char *text = NULL;
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_generate(m, prompt, p, &text, res, &err))
-        fail_msg("generate: %s", err.msg);
-    return text;
-}
-
 /* A finished request's sequence keeps its tokens for prefix reuse, in cells
  * the other sequences share. When a generating sequence or a new prompt
  * finds too few cells free, the idle tokens are dropped (least recently used
@@ -46,22 +36,22 @@ static void test_idle_tokens_make_room(void **state)
     bp.add_bos = false;
     struct al_engine_gen_result res;
 
-    char *a1 = gen(m, "Once upon a time", &ap, &res);       /* sequence 0 */
-    char *b_alone = gen(m, "The dog", &bp, &res);           /* sequence 1: 32 cells kept */
+    char *a1 = tu_gen(m, "Once upon a time", &ap, &res);       /* sequence 0 */
+    char *b_alone = tu_gen(m, "The dog", &bp, &res);           /* sequence 1: 32 cells kept */
     /* A again, 250 tokens: 255 cells with B's 32 kept is more than 256,
      * so B's kept tokens go while A generates. */
-    char *a_long = gen(m, "Once upon a time", &longp, &res);
+    char *a_long = tu_gen(m, "Once upon a time", &longp, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_gen, 250);
     assert_true(res.n_cached > 0); /* A's own prefix was reused */
     /* B again: its tokens went, and its prompt finds one cell free: A's
      * kept tokens go before the prompt is fed. */
-    char *b = gen(m, "The dog", &bp, &res);
+    char *b = tu_gen(m, "The dog", &bp, &res);
     assert_int_equal(res.finish, AL_ENGINE_FINISH_LENGTH);
     assert_int_equal(res.n_cached, 0);
     assert_string_equal(b, b_alone);
     /* A's prefix went too: computed again, the same text. */
-    char *a2 = gen(m, "Once upon a time", &ap, &res);
+    char *a2 = tu_gen(m, "Once upon a time", &ap, &res);
     assert_int_equal(res.n_cached, 0);
     assert_string_equal(a2, a1);
     struct al_engine_stats st;

@@ -39,16 +39,6 @@ static bool have_fixture(void)
     return true;
 }
 
-static char *gen(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
-                 struct al_engine_gen_result *res)
-{
-    char *text = NULL;
-    struct al_err err = AL_ERR_INIT;
-    if (al_engine_generate(m, prompt, p, &text, res, &err))
-        fail_msg("generate: %s", err.msg);
-    return text;
-}
-
 /* Loads the fixture with the adapters of loras; the result in *rc. */
 static struct al_engine_model *load_lora(const struct al_engine_lora *loras, int n, enum al_rc *rc,
                                          struct al_err *err)
@@ -96,14 +86,14 @@ static void test_lora(void **state)
     struct al_engine_model_info info;
     al_engine_model_info(m, &info);
     assert_int_equal(info.n_loras, 1);
-    char *text = gen(m, GOLDEN_PROMPT, &p, NULL);
+    char *text = tu_gen(m, GOLDEN_PROMPT, &p, NULL);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
     al_engine_model_free(m);
     l.scale = 1.0f;
     m = load_lora(&l, 1, &rc, &err);
     assert_int_equal(rc, AL_OK);
-    text = gen(m, GOLDEN_PROMPT, &p, NULL);
+    text = tu_gen(m, GOLDEN_PROMPT, &p, NULL);
     assert_string_not_equal(text, GOLDEN_TEXT);
     free(text);
     al_engine_model_free(m);
@@ -151,7 +141,7 @@ struct gen_job {
 static void *gen_job_run(void *arg)
 {
     struct gen_job *j = arg;
-    j->text = gen(j->m, GOLDEN_PROMPT, &j->p, NULL);
+    j->text = tu_gen(j->m, GOLDEN_PROMPT, &j->p, NULL);
     return NULL;
 }
 
@@ -200,17 +190,17 @@ static void test_lora_on_demand(void **state)
     al_err_clear(&err);
 
     struct al_engine_gen_params base = tu_greedy(GOLDEN_TOKENS);
-    char *text = gen(m, GOLDEN_PROMPT, &base, NULL); /* defaults: an added adapter is at 0 */
+    char *text = tu_gen(m, GOLDEN_PROMPT, &base, NULL); /* defaults: an added adapter is at 0 */
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
     struct al_engine_lora_use on = {0, 1.0f}, off = {0, 0.0f}, bad = {1, 1.0f};
     struct al_engine_gen_params pa = base;
     pa.loras = &on;
     pa.n_loras = 1;
-    char *adapted = gen(m, GOLDEN_PROMPT, &pa, NULL);
+    char *adapted = tu_gen(m, GOLDEN_PROMPT, &pa, NULL);
     assert_string_not_equal(adapted, GOLDEN_TEXT);
     pa.loras = &off;
-    text = gen(m, GOLDEN_PROMPT, &pa, NULL);
+    text = tu_gen(m, GOLDEN_PROMPT, &pa, NULL);
     assert_string_equal(text, GOLDEN_TEXT);
     free(text);
     pa.loras = &bad;
@@ -307,7 +297,7 @@ static void lora_unified(bool turns)
     struct al_engine_gen_params base = tu_greedy(GOLDEN_TOKENS), ad = base;
     ad.loras = &on;
     ad.n_loras = 1;
-    char *adapted = gen(m, GOLDEN_PROMPT, &ad, NULL);
+    char *adapted = tu_gen(m, GOLDEN_PROMPT, &ad, NULL);
     assert_string_not_equal(adapted, GOLDEN_TEXT);
     struct al_engine_stats st0, st1;
     al_engine_stats(m, &st0);
@@ -336,7 +326,7 @@ static void lora_unified(bool turns)
     lad.loras = &on;
     lad.n_loras = 1;
     struct al_engine_gen_result res;
-    char *alone = gen(m, GOLDEN_PROMPT, &lbase, &res);
+    char *alone = tu_gen(m, GOLDEN_PROMPT, &lbase, &res);
     assert_int_equal(res.n_gen, 200);
     submit_both(m, &lbase, &a, &lad, &b);
     assert_int_equal(a.res.finish, AL_ENGINE_FINISH_LENGTH);

@@ -1,8 +1,9 @@
 /*
- * tu_engine.h: driving the real scheduler from a test: greedy parameters, a
- * collector for one request (its text, its result, and a gate that holds the
- * worker in the token callback), and submit. Shared by test_engine.c and
- * test_server.c. Header-only (static inline), like tu_model.h.
+ * tu_engine.h: driving the real scheduler from a test: greedy parameters, one
+ * whole generation, a collector for one request (its text, its result, and a
+ * gate that holds the worker in the token callback), and submit. Shared by
+ * the test_engine*.c and test_server.c. Header-only (static inline), like
+ * tu_model.h.
  */
 #ifndef AL_TU_ENGINE_H
 #define AL_TU_ENGINE_H
@@ -21,6 +22,18 @@ static inline struct al_engine_gen_params tu_greedy(int max_tokens)
     p.temperature = 0;
     p.max_tokens = max_tokens;
     return p;
+}
+
+/* One greedy or sampled generation to the end: its text (the caller frees
+ * it), *res when not NULL; a failure fails the test with the engine's message. */
+static inline char *tu_gen(struct al_engine_model *m, const char *prompt, const struct al_engine_gen_params *p,
+                           struct al_engine_gen_result *res)
+{
+    char *text = NULL;
+    struct al_err err = AL_ERR_INIT;
+    if (al_engine_generate(m, prompt, p, &text, res, &err))
+        fail_msg("generate: %s", err.msg);
+    return text;
 }
 
 /* What one request's callbacks saw; every field under mu. */
